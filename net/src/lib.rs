@@ -1,0 +1,1 @@
+//! Virtual networking for zones (etherstubs, VNICs, bandwidth, anti-spoofing). Built in the networking issue.

@@ -1,0 +1,30 @@
+//! The container engine: everything between an OCI bundle and a running init.
+//!
+//! One module per mechanism (crun style), so you always know where a syscall lives:
+//! - `spec`: load and validate config.json
+//! - `state`: state.json, the state directory, status, the exec fifo
+//! - `container`: the operations (create, start, kill, delete, state, list) used by every CLI
+//! - `process`: the fork sequence (clone3, the second fork for PID/time namespaces, the channel)
+//! - `init`: what the container's init does between clone and execve
+//! - `namespaces`: namespace flags, joining by path, id maps
+//! - `mounts`: the mount option table and one mount; `rootfs`: prepare, pivot_root, finish;
+//!   `devices`: /dev
+//! - `capabilities`, `rlimits`, `user`, `seccomp`, `hooks`, `console`: one mechanism each
+//! - `sys`: small safe wrappers around raw syscalls the crates do not cover
+
+pub mod capabilities;
+pub mod console;
+pub mod container;
+pub mod devices;
+pub mod hooks;
+pub mod init;
+pub mod mounts;
+pub mod namespaces;
+pub mod process;
+pub mod rlimits;
+pub mod rootfs;
+pub mod seccomp;
+pub mod spec;
+pub mod state;
+pub mod sys;
+pub mod user;

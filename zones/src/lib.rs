@@ -1,0 +1,1 @@
+//! The zone model. Built in the zones issue.
