@@ -18,3 +18,6 @@ pub fn apply(_caps: &LinuxCapabilities) -> Result<(), CapsError> {
 pub fn drop_bounding(_caps: &LinuxCapabilities) -> Result<(), CapsError> {
     todo!("capabilities::drop_bounding")
 }
+pub fn all_known() -> Vec<String> {
+    todo!()
+}

@@ -1,1 +1,567 @@
-//! container
+//! The container operations every front-end uses: create, start, kill, delete, state, list.
+//! Errors keep runc's wording where callers match substrings ("does not exist",
+//! "container not running", "container with given ID already exists").
+
+use std::fs;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{open, OFlag};
+use nix::sys::signal::Signal;
+use nix::sys::stat::Mode;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
+use zones_cgroup::Cgroup;
+
+use super::init::{self, InitContext};
+use super::process::{self, Channel, Msg};
+use super::spec::{self, SpecError};
+use super::state::{self, ContainerState, StateError, Status};
+use super::sys::{self, Forked};
+use super::{console, hooks, namespaces, rlimits};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error("cgroup: {0}")]
+    Cgroup(String),
+    #[error("{0}")]
+    Create(String),
+    #[error("container not running")]
+    NotRunning,
+    #[error("cannot delete container {id} that is not stopped: {status}")]
+    NotStopped { id: String, status: Status },
+    #[error("cannot start container {id}: it is {status}, not created")]
+    NotCreated { id: String, status: Status },
+    #[error("{0}")]
+    Hook(String),
+    #[error("{0}")]
+    Signal(String),
+}
+
+type Result<T> = std::result::Result<T, ContainerError>;
+
+/// What `create` needs besides the bundle.
+#[derive(Default)]
+pub struct CreateOpts {
+    pub root: PathBuf,
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    /// A connected console socket given by the caller itself (`runz run` in the foreground).
+    pub console_fd: Option<OwnedFd>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: i32,
+}
+
+/// A container that `create` has set up.
+pub struct Created {
+    /// Host pid of init, blocked on the exec fifo.
+    pub pid: Pid,
+}
+
+/// The state JSON given to hooks on stdin.
+pub fn hook_state(id: &str, pid: i32, status: &str, bundle: &Path, spec: &Spec) -> String {
+    serde_json::json!({
+        "ociVersion": spec::OCI_VERSION,
+        "id": id,
+        "status": status,
+        "pid": pid,
+        "bundle": bundle,
+        "annotations": spec.annotations().clone().unwrap_or_default(),
+    })
+    .to_string()
+}
+
+/// Undo a half-made create: kill what was forked, remove the cgroup and the state directory.
+struct Cleanup<'a> {
+    dir: &'a Path,
+    cgroup: Option<Cgroup>,
+    pids: Vec<Pid>,
+    armed: bool,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        for pid in &self.pids {
+            let _ = nix::sys::signal::kill(*pid, Signal::SIGKILL);
+            let _ = waitpid(*pid, None);
+        }
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.kill_all(libc::SIGKILL);
+            let _ = cg.remove();
+        }
+        let _ = fs::remove_dir_all(self.dir);
+    }
+}
+
+/// Create a container: everything in config.json but the user process, which waits for `start`.
+pub fn create(opts: CreateOpts) -> Result<Created> {
+    let bundle = fs::canonicalize(&opts.bundle)
+        .map_err(|e| ContainerError::Create(format!("bundle {}: {e}", opts.bundle.display())))?;
+    let spec = spec::load(&bundle)?;
+    spec::validate(&spec)?;
+    let rootfs = spec::rootfs_path(&spec, &bundle)?;
+    let process = spec.process().as_ref().expect("validated");
+    let terminal = process.terminal().unwrap_or(false);
+    let has_console = opts.console_socket.is_some() || opts.console_fd.is_some();
+    if terminal && !has_console {
+        return Err(ContainerError::Create(
+            "process.terminal is true but no --console-socket was given to receive the pty".into(),
+        ));
+    }
+    if !terminal && has_console {
+        return Err(ContainerError::Create(
+            "--console-socket was given but process.terminal is false".into(),
+        ));
+    }
+    state::check_id(&opts.id)?;
+    if state::dir(&opts.root, &opts.id).exists() {
+        return Err(StateError::Exists.into());
+    }
+    // Open what init needs before anything is made, so bad input leaves nothing behind.
+    let console = match (opts.console_fd, &opts.console_socket) {
+        (Some(fd), _) => Some(fd),
+        (None, Some(path)) => {
+            Some(console::connect_socket(path).map_err(|e| ContainerError::Create(e.to_string()))?)
+        }
+        (None, None) => None,
+    };
+    let joins = namespaces::open_joins(spec::namespaces(&spec))
+        .map_err(|e| ContainerError::Create(e.to_string()))?;
+
+    let dir = state::create_dir(&opts.root, &opts.id)?;
+    let mut cleanup = Cleanup {
+        dir: &dir,
+        cgroup: None,
+        pids: Vec::new(),
+        armed: true,
+    };
+    let cgroup = make_cgroup(&spec, &opts.id)?;
+    cleanup.cgroup = Some(cgroup.clone());
+    let fifo = make_fifo(&dir)?;
+    let (parent_ch, child_ch) =
+        process::pair().map_err(|e| ContainerError::Create(e.to_string()))?;
+    let (preserve_fds, extra_env) = listen_fds(opts.preserve_fds);
+
+    let cgroup_fd = cgroup.v2_dir_fd();
+    let (forked, in_cgroup) = sys::fork_with_flags(0, cgroup_fd.as_ref().map(|fd| fd.as_raw_fd()))
+        .map_err(|e| ContainerError::Create(format!("clone: {e}")))?;
+    let child = match forked {
+        Forked::Child => {
+            drop(parent_ch);
+            let ctx = InitContext {
+                spec: &spec,
+                id: &opts.id,
+                bundle: &bundle,
+                rootfs: &rootfs,
+                channel: &child_ch,
+                joins: &joins,
+                fifo: &fifo,
+                console: console.as_ref(),
+                no_pivot: opts.no_pivot,
+                no_new_keyring: opts.no_new_keyring,
+                preserve_fds,
+                extra_env: &extra_env,
+            };
+            init::child_main(&ctx)
+        }
+        Forked::Parent(pid) => pid,
+    };
+    cleanup.pids.push(child);
+    drop(child_ch);
+    drop(console);
+    let init_pid = drive_child(
+        &spec,
+        &opts.id,
+        &bundle,
+        &cgroup,
+        in_cgroup,
+        child,
+        &parent_ch,
+        &mut cleanup,
+    )?;
+
+    let pid_start = sys::proc_stat(init_pid.as_raw())
+        .map(|s| s.start_time)
+        .ok_or_else(|| ContainerError::Create("init exited during create".into()))?;
+    let st = ContainerState {
+        id: opts.id.clone(),
+        pid: init_pid.as_raw(),
+        pid_start,
+        bundle: bundle.clone(),
+        rootfs,
+        created: state::now_rfc3339(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        owner: owner_name(),
+        started: false,
+        cgroup: Some(cgroup),
+        config: spec,
+    };
+    st.save(&opts.root)?;
+    if let Some(pf) = &opts.pid_file {
+        write_pid_file(pf, init_pid)?;
+    }
+    cleanup.armed = false;
+    Ok(Created { pid: init_pid })
+}
+
+fn make_cgroup(spec: &Spec, id: &str) -> Result<Cgroup> {
+    let path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+    let mut cg =
+        Cgroup::resolve(path.as_deref(), id).map_err(|e| ContainerError::Cgroup(e.to_string()))?;
+    cg.create()
+        .map_err(|e| ContainerError::Cgroup(e.to_string()))?;
+    if let Err(e) = cg.apply(&spec::resources(spec)) {
+        let _ = cg.remove();
+        return Err(ContainerError::Cgroup(e.to_string()));
+    }
+    Ok(cg)
+}
+
+fn make_fifo(dir: &Path) -> Result<OwnedFd> {
+    let path = dir.join(state::EXEC_FIFO);
+    nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o622))
+        .map_err(|e| ContainerError::Create(format!("mkfifo {}: {e}", path.display())))?;
+    let fd = open(&path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| ContainerError::Create(format!("open {}: {e}", path.display())))?;
+    // SAFETY: `open` just returned this fd and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Socket activation: fds named by LISTEN_FDS are passed on too, and the process is told so.
+fn listen_fds(preserve: i32) -> (i32, Vec<String>) {
+    match std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+    {
+        Some(n) if n > 0 => (
+            preserve + n,
+            vec![format!("LISTEN_FDS={n}"), "LISTEN_PID=1".to_string()],
+        ),
+        _ => (preserve, Vec::new()),
+    }
+}
+
+/// The parent's side of the handshake, until init reports `Ready`. Returns init's pid.
+#[allow(clippy::too_many_arguments)]
+fn drive_child(
+    spec: &Spec,
+    id: &str,
+    bundle: &Path,
+    cgroup: &Cgroup,
+    in_cgroup: bool,
+    child: Pid,
+    ch: &Channel,
+    cleanup: &mut Cleanup,
+) -> Result<Pid> {
+    let fail = |m: String| ContainerError::Create(m);
+    if !in_cgroup {
+        cgroup
+            .add_pid(child.as_raw())
+            .map_err(|e| ContainerError::Cgroup(e.to_string()))?;
+    }
+    let process = spec.process().as_ref().expect("validated");
+    if let Some(limits) = process.rlimits() {
+        rlimits::apply(child, limits).map_err(|e| fail(e.to_string()))?;
+    }
+    if let Some(adj) = process.oom_score_adj() {
+        fs::write(
+            format!("/proc/{}/oom_score_adj", child.as_raw()),
+            adj.to_string(),
+        )
+        .map_err(|e| fail(format!("set oom_score_adj {adj}: {e}")))?;
+    }
+    ch.send(&Msg::Go).map_err(|e| fail(e.to_string()))?;
+    let mut init_pid = child;
+    loop {
+        let msg = match ch.recv() {
+            Ok(m) => m,
+            Err(e) => return Err(fail(e.to_string())),
+        };
+        match msg {
+            Msg::WriteIdMaps => {
+                let linux = spec.linux().as_ref();
+                let uid = linux
+                    .and_then(|l| l.uid_mappings().clone())
+                    .unwrap_or_default();
+                let gid = linux
+                    .and_then(|l| l.gid_mappings().clone())
+                    .unwrap_or_default();
+                namespaces::write_id_maps(child, &uid, &gid).map_err(|e| fail(e.to_string()))?;
+                ch.send(&Msg::Go).map_err(|e| fail(e.to_string()))?;
+            }
+            Msg::InitPid(p) => {
+                init_pid = Pid::from_raw(p);
+                cleanup.pids.push(init_pid);
+                // The intermediate process exits once it has forked init.
+                match waitpid(child, None) {
+                    Ok(WaitStatus::Exited(_, 0)) => {}
+                    other => return Err(fail(format!("intermediate process: {other:?}"))),
+                }
+                cleanup.pids.retain(|p| *p != child);
+            }
+            Msg::RunHooks => {
+                let state = hook_state(id, init_pid.as_raw(), "creating", bundle, spec);
+                let r = run_runtime_hooks(spec, &state);
+                match r {
+                    Ok(()) => ch.send(&Msg::HooksDone).map_err(|e| fail(e.to_string()))?,
+                    Err(e) => {
+                        let _ = ch.send(&Msg::Error(e.to_string()));
+                        return Err(e);
+                    }
+                }
+            }
+            Msg::Ready => return Ok(init_pid),
+            Msg::Error(e) => return Err(fail(e)),
+            Msg::Go | Msg::HooksDone => return Err(fail(format!("unexpected {msg:?} from init"))),
+        }
+    }
+}
+
+#[allow(deprecated)]
+fn run_runtime_hooks(spec: &Spec, state: &str) -> Result<()> {
+    let Some(h) = spec.hooks().as_ref() else {
+        return Ok(());
+    };
+    for (kind, list) in [
+        ("prestart", h.prestart()),
+        ("createRuntime", h.create_runtime()),
+    ] {
+        if let Some(list) = list {
+            hooks::run(kind, list, state).map_err(|e| ContainerError::Hook(e.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
+fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
+    state::write_atomic(path, pid.as_raw().to_string().as_bytes())
+        .map_err(|e| ContainerError::Create(format!("write pid file {}: {e}", path.display())))
+}
+
+fn owner_name() -> String {
+    let uid = nix::unistd::getuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
+}
+
+/// Load a container and its live status.
+pub fn state(root: &Path, id: &str) -> Result<(ContainerState, Status)> {
+    let st = ContainerState::load(root, id)?;
+    let status = st.status(root);
+    Ok((st, status))
+}
+
+/// All containers under `root` with their status. Unreadable ones are skipped.
+pub fn list(root: &Path) -> Vec<(ContainerState, Status)> {
+    state::list_ids(root)
+        .into_iter()
+        .filter_map(|id| state(root, &id).ok())
+        .collect()
+}
+
+/// Release init from the exec fifo so it runs the user process; then the poststart hooks.
+pub fn start(root: &Path, id: &str) -> Result<()> {
+    let _lock = state::lock(root, id)?;
+    let (mut st, status) = state(root, id)?;
+    if status != Status::Created {
+        return Err(ContainerError::NotCreated {
+            id: id.to_string(),
+            status,
+        });
+    }
+    let fifo_path = state::dir(root, id).join(state::EXEC_FIFO);
+    let fifo = open(
+        &fifo_path,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| ContainerError::Create(format!("open exec fifo: {e}")))?;
+    // SAFETY: `open` just returned this fd and nothing else owns it.
+    let fifo = unsafe { OwnedFd::from_raw_fd(fifo) };
+    let pidfd = sys::pidfd_open(Pid::from_raw(st.pid)).map_err(|_| ContainerError::NotRunning)?;
+    wait_released(&fifo, &pidfd)?;
+    let _ = fs::remove_file(&fifo_path);
+    st.started = true;
+    st.save(root)?;
+    if let Some(list) = st
+        .config
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.poststart().clone())
+    {
+        let hs = hook_state(id, st.pid, "running", &st.bundle, &st.config);
+        if let Err(e) = hooks::run("poststart", &list, &hs) {
+            let _ = kill(root, id, libc::SIGKILL, true);
+            return Err(ContainerError::Hook(e.to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// Wait until init has written its byte into the fifo, or has died.
+fn wait_released(fifo: &OwnedFd, pidfd: &OwnedFd) -> Result<()> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    loop {
+        let mut fds = [
+            PollFd::new(fifo.as_fd(), PollFlags::POLLIN),
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(ContainerError::Create(format!("poll exec fifo: {e}"))),
+            Ok(_) => {}
+        }
+        let fifo_ready = fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLIN));
+        let init_gone = fds[1].revents().is_some_and(|r| !r.is_empty());
+        if fifo_ready {
+            let mut b = [0u8; 1];
+            match nix::unistd::read(fifo.as_raw_fd(), &mut b) {
+                Ok(1) if b[0] == b'0' => return Ok(()),
+                Err(nix::Error::EAGAIN) => continue,
+                other => {
+                    return Err(ContainerError::Create(format!(
+                        "exec fifo: unexpected read {other:?}"
+                    )))
+                }
+            }
+        }
+        if init_gone {
+            return Err(ContainerError::Create(
+                "the container's init exited before start".into(),
+            ));
+        }
+    }
+}
+
+/// Send `sig` to init, or with `all` to every process in the container's cgroup (which also
+/// works after init has exited, for leftovers).
+pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
+    let (st, status) = state(root, id)?;
+    if all {
+        if let Some(cg) = &st.cgroup {
+            return cg
+                .kill_all(sig)
+                .map_err(|e| ContainerError::Signal(format!("kill --all: {e}")));
+        }
+    }
+    if status == Status::Stopped {
+        return Err(ContainerError::NotRunning);
+    }
+    let pidfd = sys::pidfd_open(Pid::from_raw(st.pid)).map_err(|_| ContainerError::NotRunning)?;
+    if !st.init_alive() {
+        return Err(ContainerError::NotRunning);
+    }
+    sys::pidfd_send_signal(&pidfd, sig).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ESRCH) {
+            ContainerError::NotRunning
+        } else {
+            ContainerError::Signal(format!("kill {} with signal {sig}: {e}", st.pid))
+        }
+    })
+}
+
+/// Delete a stopped container (or, with `force`, any). Unknown ids are fine with `force`.
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
+    let lock = match state::lock(root, id) {
+        Ok(l) => l,
+        Err(StateError::NotExist) if force => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let (st, status) = match state(root, id) {
+        Ok(s) => s,
+        Err(ContainerError::State(StateError::NotExist)) if force => {
+            // A create that died half-way: nothing but the directory is left.
+            let _ = fs::remove_dir_all(state::dir(root, id));
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    match status {
+        Status::Stopped => {}
+        Status::Created => stop_now(&st)?,
+        Status::Running | Status::Paused | Status::Creating if force => stop_now(&st)?,
+        _ => {
+            return Err(ContainerError::NotStopped {
+                id: id.to_string(),
+                status,
+            })
+        }
+    }
+    if let Some(cg) = &st.cgroup {
+        let _ = cg.kill_all(libc::SIGKILL);
+        cg.remove()
+            .map_err(|e| ContainerError::Cgroup(format!("remove cgroup of {id}: {e}")))?;
+    }
+    if let Some(list) = st
+        .config
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.poststop().clone())
+    {
+        let hs = hook_state(id, 0, "stopped", &st.bundle, &st.config);
+        if let Err(e) = hooks::run("poststop", &list, &hs) {
+            crate::log::warn(&e.to_string());
+        }
+    }
+    fs::remove_dir_all(state::dir(root, id)).map_err(|e| StateError::Io {
+        id: id.to_string(),
+        reason: format!("remove state directory: {e}"),
+    })?;
+    drop(lock);
+    Ok(())
+}
+
+/// SIGKILL everything in the container (thawing it if paused) and wait for init to be gone.
+fn stop_now(st: &ContainerState) -> Result<()> {
+    if let Some(cg) = &st.cgroup {
+        let _ = cg.kill_all(libc::SIGKILL);
+        let _ = cg.thaw();
+    }
+    if let Ok(pidfd) = sys::pidfd_open(Pid::from_raw(st.pid)) {
+        if st.init_alive() {
+            let _ = sys::pidfd_send_signal(&pidfd, libc::SIGKILL);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while st.init_alive() {
+        if Instant::now() > deadline {
+            return Err(ContainerError::Signal(format!(
+                "init {} of {} did not exit after SIGKILL",
+                st.pid, st.id
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+/// Wait for init (our child) in the foreground, passing on termination signals, and return
+/// its exit code the way a shell reports it (128+n for a signal).
+pub fn wait_foreground(pid: Pid) -> i32 {
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::__WALL)) {
+            Ok(WaitStatus::Exited(_, code)) => return code,
+            Ok(WaitStatus::Signaled(_, sig, _)) => return 128 + sig as i32,
+            Ok(_) => continue,
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => return 255,
+        }
+    }
+}

@@ -5,7 +5,11 @@ use oci_spec::runtime::Hook;
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
     #[error("{kind} hook {path}: {reason}")]
-    Failed { kind: String, path: String, reason: String },
+    Failed {
+        kind: String,
+        path: String,
+        reason: String,
+    },
 }
 
 /// Run `hooks` in order; `kind` (e.g. "poststart") is only for messages. `state_json` goes to stdin.

@@ -1,1 +1,403 @@
-//! init
+//! What the forked processes do between clone and execve.
+//!
+//! The child of `runz create` first waits for the parent (cgroup joined, rlimits and
+//! oom_score_adj set), joins namespaces given by path, creates a user namespace and has the parent
+//! write its id maps, unshares the remaining new namespaces, and — only when a PID or time
+//! namespace must be entered — forks the real init with `CLONE_PARENT` (so init is a child of
+//! `runz create` and is adopted by the caller's subreaper) and exits. Init then sets up the
+//! rootfs, hooks, console, identity, capabilities and seccomp, reports `Ready`, and blocks on the
+//! exec fifo until `runz start`.
+//!
+//! Everything here runs in a single-threaded process after fork: no threads exist to hold locks.
+
+use std::ffi::CString;
+use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::sched::CloneFlags;
+use nix::unistd::{Gid, Uid};
+use oci_spec::runtime::{LinuxNamespaceType as Ns, Spec};
+
+use super::namespaces::{self, ToJoin};
+use super::process::{Channel, Msg};
+use super::sys::{self, Forked};
+use super::{capabilities, console, hooks, rootfs, seccomp, user};
+
+/// What the parent hands to its child at fork.
+pub struct InitContext<'a> {
+    pub spec: &'a Spec,
+    pub id: &'a str,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub channel: &'a Channel,
+    pub joins: &'a [ToJoin],
+    /// O_PATH fd of the exec fifo; init opens it for writing through /proc/self/fd.
+    pub fifo: &'a OwnedFd,
+    /// Where the pty master goes when process.terminal is set.
+    pub console: Option<&'a OwnedFd>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    /// Extra fds (3..3+n) passed to the process.
+    pub preserve_fds: i32,
+    /// Extra env (LISTEN_FDS/LISTEN_PID when socket activation passes fds through).
+    pub extra_env: &'a [String],
+}
+
+/// The child's entry point; never returns.
+pub fn child_main(ctx: &InitContext) -> ! {
+    let code = match intermediate(ctx) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = ctx.channel.send(&Msg::Error(e));
+            1
+        }
+    };
+    // SAFETY: _exit ends this forked process without running the parent's atexit handlers or
+    // destructors, which belong to the parent's copy of the state.
+    unsafe { libc::_exit(code) }
+}
+
+fn intermediate(ctx: &InitContext) -> Result<(), String> {
+    ctx.channel.expect(&Msg::Go)?;
+    let spec = ctx.spec;
+    namespaces::join(ctx.joins, &[]).map_err(|e| e.to_string())?;
+    if super::spec::new_namespace(spec, Ns::User) {
+        namespaces::unshare_new(CloneFlags::CLONE_NEWUSER).map_err(|e| e.to_string())?;
+        // The parent writes our maps from outside the namespace.
+        ctx.channel
+            .send(&Msg::WriteIdMaps)
+            .map_err(|e| format!("ask for id maps: {e}"))?;
+        ctx.channel.expect(&Msg::Go)?;
+        become_root()?;
+    }
+    let rest = namespaces::new_flags(
+        spec,
+        &[
+            Ns::Mount,
+            Ns::Uts,
+            Ns::Ipc,
+            Ns::Network,
+            Ns::Cgroup,
+            Ns::Pid,
+            Ns::Time,
+        ],
+    );
+    namespaces::unshare_new(rest).map_err(|e| e.to_string())?;
+    if rest.contains(namespaces::flag(Ns::Time)) {
+        namespaces::write_time_offsets(spec).map_err(|e| e.to_string())?;
+    }
+    let joined_pid_or_time = ctx
+        .joins
+        .iter()
+        .any(|j| matches!(j.typ, Ns::Pid | Ns::Time));
+    let must_fork = rest.intersects(CloneFlags::CLONE_NEWPID | namespaces::flag(Ns::Time))
+        || joined_pid_or_time;
+    if !must_fork {
+        return init(ctx);
+    }
+    match sys::fork_with_flags(libc::CLONE_PARENT as u64, None) {
+        Ok((Forked::Parent(pid), _)) => ctx
+            .channel
+            .send(&Msg::InitPid(pid.as_raw()))
+            .map_err(|e| format!("report init pid: {e}")),
+        Ok((Forked::Child, _)) => match init(ctx) {
+            Ok(()) => unreachable!("init returns only on error"),
+            Err(e) => {
+                let _ = ctx.channel.send(&Msg::Error(e));
+                // SAFETY: see child_main.
+                unsafe { libc::_exit(1) }
+            }
+        },
+        Err(e) => Err(format!("fork init into the new pid namespace: {e}")),
+    }
+}
+
+/// After the maps are written: become uid/gid 0 of the new user namespace.
+fn become_root() -> Result<(), String> {
+    nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+        .map_err(|e| format!("setresgid 0 in the user namespace (is gid 0 mapped?): {e}"))?;
+    nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+        .map_err(|e| format!("setresuid 0 in the user namespace (is uid 0 mapped?): {e}"))
+}
+
+/// The container's init: returns only with an error.
+fn init(ctx: &InitContext) -> Result<(), String> {
+    let spec = ctx.spec;
+    let process = spec.process().as_ref().ok_or("process is missing")?;
+    if !ctx.no_new_keyring {
+        join_session_keyring(ctx.id)?;
+    }
+    set_names(spec)?;
+    let has_mntns = super::spec::has_namespace(spec, Ns::Mount);
+    let opts = rootfs::RootfsOptions {
+        terminal: process.terminal().unwrap_or(false),
+        in_user_ns: super::spec::has_namespace(spec, Ns::User),
+        new_cgroup_ns: super::spec::new_namespace(spec, Ns::Cgroup),
+        has_mount_ns: has_mntns,
+    };
+    if has_mntns {
+        rootfs::prepare(spec, ctx.rootfs, &opts).map_err(|e| e.to_string())?;
+    }
+    let hooks = spec.hooks().as_ref();
+    #[allow(deprecated)]
+    let parent_hooks = hooks.is_some_and(|h| {
+        h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+    });
+    if parent_hooks {
+        ctx.channel
+            .send(&Msg::RunHooks)
+            .map_err(|e| e.to_string())?;
+        ctx.channel.expect(&Msg::HooksDone)?;
+    }
+    if let Some(list) = hooks.and_then(|h| h.create_container().as_ref()) {
+        let state = super::container::hook_state(
+            ctx.id,
+            std::process::id() as i32,
+            "creating",
+            ctx.bundle,
+            spec,
+        );
+        hooks::run("createContainer", list, &state).map_err(|e| e.to_string())?;
+    }
+    if has_mntns {
+        rootfs::enter(ctx.rootfs, ctx.no_pivot).map_err(|e| e.to_string())?;
+    } else {
+        chroot_into(ctx.rootfs)?;
+    }
+    if let Some(sock) = ctx.console {
+        let sock = sock
+            .try_clone()
+            .map_err(|e| format!("console socket: {e}"))?;
+        console::setup_pty(sock, process.console_size().as_ref()).map_err(|e| e.to_string())?;
+    }
+    apply_sysctl(spec)?;
+    if has_mntns {
+        rootfs::finish(spec).map_err(|e| e.to_string())?;
+    }
+    prepare_fds(ctx.preserve_fds)?;
+    let exec = prepare_identity_and_exec(ctx)?;
+    ctx.channel.send(&Msg::Ready).map_err(|e| e.to_string())?;
+    wait_for_start(ctx.fifo)?;
+    if let Some(list) = hooks.and_then(|h| h.start_container().as_ref()) {
+        let state = super::container::hook_state(
+            ctx.id,
+            std::process::id() as i32,
+            "running",
+            ctx.bundle,
+            spec,
+        );
+        hooks::run("startContainer", list, &state).map_err(|e| e.to_string())?;
+    }
+    if let Some(filters) = &exec.late_seccomp {
+        seccomp::install(filters).map_err(|e| e.to_string())?;
+    }
+    let err = nix::unistd::execve(&exec.path, &exec.argv, &exec.env).unwrap_err();
+    // After start nobody listens on the channel: tell the user on the process's stderr.
+    let msg = format!(
+        "runz: exec {}: {err}",
+        exec.path.to_string_lossy().into_owned()
+    );
+    eprintln!("{msg}");
+    // SAFETY: see child_main; 127 is the shell's "command could not be run".
+    unsafe { libc::_exit(127) }
+}
+
+/// Everything needed for the final execve, resolved while errors can still fail `create`.
+struct Exec {
+    path: CString,
+    argv: Vec<CString>,
+    env: Vec<CString>,
+    late_seccomp: Option<Vec<seccompiler::BpfProgram>>,
+}
+
+/// Bounding set, seccomp (early without NNP), user switch, cwd, executable, capabilities, NNP.
+fn prepare_identity_and_exec(ctx: &InitContext) -> Result<Exec, String> {
+    let spec = ctx.spec;
+    let process = spec.process().as_ref().ok_or("process is missing")?;
+    let filters = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(profile) => Some(seccomp::compile(profile).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if let Some(caps) = process.capabilities() {
+        capabilities::drop_bounding(caps).map_err(|e| e.to_string())?;
+    }
+    // Without no_new_privs, seccomp needs CAP_SYS_ADMIN: install it before dropping privileges.
+    let late_seccomp = match filters {
+        Some(f) if !nnp => {
+            seccomp::install(&f).map_err(|e| e.to_string())?;
+            None
+        }
+        other => other,
+    };
+    user::switch(process.user()).map_err(|e| e.to_string())?;
+    let cwd = process.cwd();
+    nix::unistd::chdir(cwd.as_path())
+        .map_err(|e| format!("chdir to cwd {:?} set in config.json: {e}", cwd))?;
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    env.extend(ctx.extra_env.iter().cloned());
+    let args = process.args().as_deref().unwrap_or(&[]);
+    let path = find_executable(&args[0], &env)?;
+    if let Some(caps) = process.capabilities() {
+        capabilities::apply(caps).map_err(|e| e.to_string())?;
+    }
+    if nnp {
+        nix::sys::prctl::set_no_new_privs().map_err(|e| format!("set no_new_privs: {e}"))?;
+    }
+    Ok(Exec {
+        path: cstring(path.as_os_str().as_encoded_bytes())?,
+        argv: args
+            .iter()
+            .map(|a| cstring(a.as_bytes()))
+            .collect::<Result<_, _>>()?,
+        env: env
+            .iter()
+            .map(|a| cstring(a.as_bytes()))
+            .collect::<Result<_, _>>()?,
+        late_seccomp,
+    })
+}
+
+fn cstring(b: &[u8]) -> Result<CString, String> {
+    CString::new(b).map_err(|_| format!("{:?} contains a NUL byte", String::from_utf8_lossy(b)))
+}
+
+/// Resolve args[0] like runc: a path with '/' is taken as is (relative to cwd), otherwise it is
+/// searched in the process's PATH.
+pub fn find_executable(name: &str, env: &[String]) -> Result<PathBuf, String> {
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return if is_executable(&p) {
+            Ok(p)
+        } else {
+            Err(format!(
+                "exec: {name:?}: stat {name}: no such file or executable"
+            ))
+        };
+    }
+    let path_var = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path_var
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(name))
+        .find(|p| is_executable(p))
+        .ok_or_else(|| format!("exec: {name:?}: executable file not found in $PATH"))
+}
+
+fn is_executable(p: &Path) -> bool {
+    fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn set_names(spec: &Spec) -> Result<(), String> {
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).map_err(|e| format!("set hostname {h:?}: {e}"))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        let c = cstring(d.as_bytes())?;
+        // SAFETY: setdomainname reads `len` bytes from a valid NUL-terminated buffer.
+        let r = unsafe { libc::setdomainname(c.as_ptr(), d.len()) };
+        if r != 0 {
+            return Err(format!(
+                "set domainname {d:?}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn chroot_into(rootfs: &Path) -> Result<(), String> {
+    nix::unistd::chroot(rootfs).map_err(|e| format!("chroot {}: {e}", rootfs.display()))?;
+    nix::unistd::chdir("/").map_err(|e| format!("chdir /: {e}"))
+}
+
+/// linux.sysctl: written under the container's /proc/sys, in its namespaces.
+fn apply_sysctl(spec: &Spec) -> Result<(), String> {
+    let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
+        return Ok(());
+    };
+    for (key, value) in map {
+        if key.contains("..") || key.starts_with('/') {
+            return Err(format!("sysctl {key:?}: not a sysctl name"));
+        }
+        let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+        fs::write(&path, value.as_bytes()).map_err(|e| format!("sysctl {key}={value}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Join a new session keyring named after the container, as runc does (ENOSYS is ignored).
+fn join_session_keyring(id: &str) -> Result<(), String> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    let name = cstring(format!("_ses.{id}").as_bytes())?;
+    // SAFETY: keyctl(JOIN_SESSION_KEYRING, name) reads a valid NUL-terminated string.
+    let r = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ENOSYS) {
+            return Err(format!("join session keyring: {e}"));
+        }
+    }
+    Ok(())
+}
+
+/// fds 0..3+n stay open across execve; every other inherited fd closes on exec.
+fn prepare_fds(preserve: i32) -> Result<(), String> {
+    let keep = 3 + preserve.max(0);
+    let fds: Vec<i32> = fs::read_dir("/proc/self/fd")
+        .map_err(|e| format!("list /proc/self/fd: {e}"))?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in fds {
+        if fd < 3 {
+            continue;
+        }
+        let flags = if fd < keep {
+            nix::fcntl::FdFlag::empty()
+        } else {
+            nix::fcntl::FdFlag::FD_CLOEXEC
+        };
+        // EBADF: the fd of the directory listing itself, already closed.
+        let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(flags));
+    }
+    Ok(())
+}
+
+/// Block until `runz start` opens the fifo for reading, then release it with one byte.
+fn wait_for_start(fifo: &OwnedFd) -> Result<(), String> {
+    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("open exec fifo: {e}"))?;
+    use std::io::Write;
+    (&f).write_all(b"0")
+        .map_err(|e| format!("write exec fifo: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn executables_are_found_in_path_or_refused_like_runc() {
+        let env = vec!["PATH=/nonexistent:/bin:/usr/bin".to_string()];
+        let sh = find_executable("sh", &env).unwrap();
+        assert!(sh.ends_with("sh"));
+        let e = find_executable("nope-not-here", &env).unwrap_err();
+        assert_eq!(
+            e,
+            "exec: \"nope-not-here\": executable file not found in $PATH"
+        );
+        assert!(find_executable("/bin/sh", &[]).is_ok());
+        assert!(find_executable("/etc/passwd", &[]).is_err());
+    }
+}

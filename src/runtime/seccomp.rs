@@ -19,3 +19,12 @@ pub fn compile(_profile: &LinuxSeccomp) -> Result<Vec<BpfProgram>, SeccompError>
 pub fn install(_filters: &[BpfProgram]) -> Result<(), SeccompError> {
     todo!("seccomp::install")
 }
+pub fn supported_actions() -> Vec<&'static str> {
+    todo!()
+}
+pub fn supported_operators() -> Vec<&'static str> {
+    todo!()
+}
+pub fn supported_archs() -> Vec<&'static str> {
+    todo!()
+}
