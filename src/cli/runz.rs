@@ -52,11 +52,10 @@ struct Cli {
 enum Command {
     /// Write a default config.json (like `runc spec`).
     Spec {
+        /// Write config.json here. With the global --rootless, the spec is for a rootless
+        /// container (user namespace, no network namespace).
         #[arg(long, short = 'b', default_value = ".")]
         bundle: PathBuf,
-        /// Write a spec for a rootless container (user namespace, no network namespace).
-        #[arg(long)]
-        rootless: bool,
     },
     /// Create a container: set everything up; the process waits for `start`.
     Create(CreateArgs),
@@ -186,8 +185,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
     }
     let root = cli.root.clone();
     match cli.command {
-        Command::Spec { bundle, rootless } => {
-            let rootless = rootless || cli.rootless.as_deref() == Some("true");
+        Command::Spec { bundle } => {
+            let rootless = cli.rootless.as_deref() == Some("true");
             write_spec(&bundle, rootless)?;
         }
         Command::Create(a) => {
