@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Install every Debian package the tests and the demo need.
+#
+# Idempotent and quiet: when everything is already installed it only runs one dpkg-query and
+# exits, without touching the network. Otherwise it runs `apt-get update` once and installs the
+# missing packages, non-interactively. Add packages to PACKAGES as later issues need them.
+set -euo pipefail
+
+PACKAGES=(
+    busybox-static   # the test and demo rootfs (scripts/mk-rootfs.sh)
+    ca-certificates  # cargo fetching crates over https on a fresh machine
+    iproute2         # network tests compare against `ip` output
+    procps           # ps/pgrep for debugging leaks; check-leaks itself reads /proc
+    python3          # scripts/mk-rootfs.sh (fast symlinks) and mk-bundle.sh (config.json edits)
+)
+
+missing=()
+# One dpkg-query for all packages; unknown packages print nothing on stdout.
+installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${PACKAGES[@]}" 2>/dev/null || true)
+for p in "${PACKAGES[@]}"; do
+    if ! grep -qx "$p install ok installed" <<<"$installed"; then
+        missing+=("$p")
+    fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing packages: ${missing[*]}; run as root: apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+log=$(mktemp /tmp/install-deps.XXXXXX)
+trap 'rm -f "$log"' EXIT
+apt_opts=(-q -y -o Dpkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confold)
+if ! { apt-get "${apt_opts[@]}" update &&
+        apt-get "${apt_opts[@]}" install --no-install-recommends "${missing[@]}"; } >"$log" 2>&1 </dev/null; then
+    cat "$log" >&2
+    echo "install-deps: apt-get failed installing: ${missing[*]}" >&2
+    exit 1
+fi
