@@ -49,7 +49,10 @@ fn create_start_kill_delete_walk_through_the_states() {
         &b.id,
     ]);
     assert!(out.status.success(), "create: {}", stderr(&out));
-    assert!(out.stdout.is_empty(), "create must print nothing on success");
+    assert!(
+        out.stdout.is_empty(),
+        "create must print nothing on success"
+    );
     let st = b.state();
     assert_eq!(st["status"], "created");
     assert_eq!(st["id"], json!(b.id));
@@ -79,7 +82,11 @@ fn create_start_kill_delete_walk_through_the_states() {
     assert_eq!(b.state()["pid"], 0);
     // Killing a stopped container says it is not running.
     let out = b.runz(&["kill", &b.id, "KILL"]);
-    assert!(stderr(&out).contains("container not running"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("container not running"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = b.delete();
     assert!(out.status.success(), "delete: {}", stderr(&out));
@@ -128,9 +135,15 @@ fn a_created_container_can_be_deleted_and_unknown_ids_are_fine_with_force() {
     assert!(b.create().status.success());
     let pid = b.state()["pid"].as_i64().unwrap();
     assert!(b.delete().status.success());
-    assert!(!std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists()
-        || std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z")));
-    assert!(b.runz(&["delete", "--force", "runz-test-never-was"]).status.success());
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map_or(true, |s| s.contains(") Z"))
+    );
+    assert!(b
+        .runz(&["delete", "--force", "runz-test-never-was"])
+        .status
+        .success());
     let out = b.runz(&["delete", "runz-test-never-was"]);
     assert!(stderr(&out).contains("does not exist"));
 }
@@ -221,7 +234,10 @@ fn assert_no_container(b: &Bundle) {
     let out = b.runz(&["state", &b.id]);
     assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
     assert!(!b.root.join(&b.id).exists(), "state dir left behind");
-    assert!(b.cgroup_dirs().iter().all(|d| !d.exists()), "cgroup left behind");
+    assert!(
+        b.cgroup_dirs().iter().all(|d| !d.exists()),
+        "cgroup left behind"
+    );
 }
 
 #[test]
@@ -268,7 +284,12 @@ fn spec_writes_a_runc_like_config_and_refuses_to_overwrite() {
     assert_eq!(v["root"]["path"], "rootfs");
     let out = b.runz(&["spec", "--bundle", dir.to_str().unwrap()]);
     assert!(!out.status.success());
-    let out = b.runz(&["spec", "--rootless", "--bundle", b.dir.join("rootfs/tmp").to_str().unwrap()]);
+    let out = b.runz(&[
+        "spec",
+        "--rootless",
+        "--bundle",
+        b.dir.join("rootfs/tmp").to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(b.dir.join("rootfs/tmp/config.json")).unwrap())
@@ -293,8 +314,20 @@ fn features_lists_what_is_implemented() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ociVersionMin"], "1.0.0");
     assert!(v["hooks"].as_array().unwrap().len() == 6);
-    assert!(v["linux"]["namespaces"].as_array().unwrap().contains(&json!("user")));
-    assert!(v["mountOptions"].as_array().unwrap().contains(&json!("nosuid")));
-    assert!(v["linux"]["capabilities"].as_array().unwrap().contains(&json!("CAP_SYS_ADMIN")));
-    assert!(v["linux"]["seccomp"]["actions"].as_array().unwrap().contains(&json!("SCMP_ACT_ERRNO")));
+    assert!(v["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("user")));
+    assert!(v["mountOptions"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("nosuid")));
+    assert!(v["linux"]["capabilities"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("CAP_SYS_ADMIN")));
+    assert!(v["linux"]["seccomp"]["actions"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("SCMP_ACT_ERRNO")));
 }

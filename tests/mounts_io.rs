@@ -36,8 +36,10 @@ fn mounts_are_made_in_order_with_their_flags() {
     std::fs::create_dir_all(&host_dir).unwrap();
     std::fs::write(host_dir.join("hello"), "from the host\n").unwrap();
     let mut mounts = b.spec["mounts"].as_array().unwrap().clone();
-    mounts.push(json!({"destination": "/data", "type": "tmpfs", "source": "tmpfs",
-                       "options": ["nosuid", "nodev", "noexec", "size=1m", "mode=750"]}));
+    mounts.push(
+        json!({"destination": "/data", "type": "tmpfs", "source": "tmpfs",
+                       "options": ["nosuid", "nodev", "noexec", "size=1m", "mode=750"]}),
+    );
     mounts.push(json!({"destination": "/mnt/host", "type": "bind",
                        "source": host_dir, "options": ["rbind", "ro"]}));
     b.set("/mounts", json!(mounts));
@@ -59,7 +61,14 @@ fn mounts_are_made_in_order_with_their_flags() {
     assert_eq!(lines.next(), Some("from the host"));
     assert_eq!(lines.next(), Some("readonly"));
     assert_eq!(lines.next(), Some("750"));
-    let size_kb: u64 = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let size_kb: u64 = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(size_kb, 1024);
     // Nothing the container mounted is visible on the host.
     assert!(common::mounts_under(&b.dir).is_empty());
@@ -72,7 +81,10 @@ fn masked_and_readonly_paths_and_readonly_root() {
     }
     let mut b = Bundle::new("masked");
     b.set("/root/readonly", json!(true));
-    b.set("/linux/maskedPaths", json!(["/proc/kcore", "/proc/scsi", "/etc/secret-dir"]));
+    b.set(
+        "/linux/maskedPaths",
+        json!(["/proc/kcore", "/proc/scsi", "/etc/secret-dir"]),
+    );
     b.set("/linux/readonlyPaths", json!(["/proc/sys"]));
     std::fs::create_dir_all(b.dir.join("rootfs/etc/secret-dir")).unwrap();
     std::fs::write(b.dir.join("rootfs/etc/secret-dir/key"), "s3cret").unwrap();
@@ -111,10 +123,22 @@ fn dev_has_the_default_devices_and_the_spec_devices() {
          readlink /dev/ptmx /dev/fd /dev/stdin; echo hi > /dev/null && echo null-ok",
     );
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("/dev/null character special file 1:3 666"), "{out}");
-    assert!(out.contains("/dev/zero character special file 1:5"), "{out}");
-    assert!(out.contains("/dev/fuse character special file a:e5 666"), "{out}");
-    assert!(out.contains("pts/ptmx") && out.contains("/proc/self/fd"), "{out}");
+    assert!(
+        out.contains("/dev/null character special file 1:3 666"),
+        "{out}"
+    );
+    assert!(
+        out.contains("/dev/zero character special file 1:5"),
+        "{out}"
+    );
+    assert!(
+        out.contains("/dev/fuse character special file a:e5 666"),
+        "{out}"
+    );
+    assert!(
+        out.contains("pts/ptmx") && out.contains("/proc/self/fd"),
+        "{out}"
+    );
     assert!(out.contains("null-ok"));
 }
 
@@ -126,10 +150,23 @@ fn no_pivot_still_gives_the_rootfs() {
     let mut b = Bundle::new("no-pivot");
     b.args(&["sh", "-c", "cat /etc/hostname; ls /"]);
     b.write();
-    let out = b.runz(&["run", "--no-pivot", "--bundle", b.dir.to_str().unwrap(), &b.id]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = b.runz(&[
+        "run",
+        "--no-pivot",
+        "--bundle",
+        b.dir.to_str().unwrap(),
+        &b.id,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("bin") && !text.contains("runz-tests"), "{text}");
+    assert!(
+        text.contains("bin") && !text.contains("runz-tests"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -146,9 +183,7 @@ fn all_six_hook_kinds_run_with_the_state_on_stdin() {
     // createContainer and startContainer run inside the container: the log must be reachable
     // there too, so they write into the rootfs' /tmp, which is the same file on the host.
     let inner = b.dir.join("rootfs/tmp/hooks.log");
-    let inner_hook = |kind: &str, path: &str| {
-        json!([{"path": "/bin/sh", "args": ["sh", "-c", format!("read s; echo \"{kind} $s\" >> {path}")]}])
-    };
+    let inner_hook = |kind: &str, path: &str| json!([{"path": "/bin/sh", "args": ["sh", "-c", format!("read s; echo \"{kind} $s\" >> {path}")]}]);
     b.set(
         "/hooks",
         json!({
@@ -162,12 +197,26 @@ fn all_six_hook_kinds_run_with_the_state_on_stdin() {
     );
     b.args(&["true"]);
     let out = b.run();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let outer = std::fs::read_to_string(&log).unwrap();
     let inner = std::fs::read_to_string(&inner).unwrap();
-    let kinds: Vec<&str> = outer.lines().map(|l| l.split(' ').next().unwrap()).collect();
-    assert_eq!(kinds, ["prestart", "createRuntime", "poststart", "poststop"], "{outer}");
-    let kinds: Vec<&str> = inner.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    let kinds: Vec<&str> = outer
+        .lines()
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["prestart", "createRuntime", "poststart", "poststop"],
+        "{outer}"
+    );
+    let kinds: Vec<&str> = inner
+        .lines()
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
     assert_eq!(kinds, ["createContainer", "startContainer"], "{inner}");
     for line in outer.lines().chain(inner.lines()) {
         let json = line.split_once(' ').unwrap().1;
@@ -215,7 +264,11 @@ fn a_terminal_is_relayed_in_the_foreground() {
     b.set("/process/terminal", json!(true));
     b.args(&["sh", "-c", "tty; test -t 0 && echo stdin-is-tty"]);
     let out = b.run();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("/dev/pts/0"), "{text}");
     assert!(text.contains("stdin-is-tty"), "{text}");
@@ -241,9 +294,14 @@ fn the_console_socket_receives_the_pty_master() {
         sock.to_str().unwrap(),
         &b.id,
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (conn, _) = listener.accept().unwrap();
-    let master = zones_linux::runtime::console::recv_master(&std::os::fd::OwnedFd::from(conn)).unwrap();
+    let master =
+        zones_linux::runtime::console::recv_master(&std::os::fd::OwnedFd::from(conn)).unwrap();
     assert!(b.start().status.success());
     let mut f = std::fs::File::from(master);
     let mut buf = [0u8; 256];
@@ -278,18 +336,28 @@ fn cgroup_resources_are_applied_beneath_the_callers_cgroup() {
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
     let path_of = |text: &str, ctrl: &str| {
         text.lines()
-            .find(|l| l.split(':').nth(1).is_some_and(|c| c.split(',').any(|x| x == ctrl)))
+            .find(|l| {
+                l.split(':')
+                    .nth(1)
+                    .is_some_and(|c| c.split(',').any(|x| x == ctrl))
+            })
             .map(|l| l.splitn(3, ':').nth(2).unwrap().to_string())
             .unwrap()
     };
     let mem = path_of(&cg, "memory");
     let own_mem = path_of(&own, "memory");
-    assert!(mem.starts_with(&own_mem) && mem.ends_with(&b.id), "{mem} not beneath {own_mem}");
+    assert!(
+        mem.starts_with(&own_mem) && mem.ends_with(&b.id),
+        "{mem} not beneath {own_mem}"
+    );
     let read = |ctrl: &str, file: &str| {
-        std::fs::read_to_string(format!("/sys/fs/cgroup/{ctrl}{}/{file}", path_of(&cg, ctrl)))
-            .unwrap()
-            .trim()
-            .to_string()
+        std::fs::read_to_string(format!(
+            "/sys/fs/cgroup/{ctrl}{}/{file}",
+            path_of(&cg, ctrl)
+        ))
+        .unwrap()
+        .trim()
+        .to_string()
     };
     assert_eq!(read("memory", "memory.limit_in_bytes"), "67108864");
     assert_eq!(read("pids", "pids.max"), "50");

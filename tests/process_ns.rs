@@ -82,10 +82,16 @@ fn rlimits_are_set() {
                {"type": "RLIMIT_NPROC", "soft": 300, "hard": 400}]),
     );
     let out = sh(&mut b, "cat /proc/self/limits");
-    let line = out.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
     let nums: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
     assert_eq!(nums, ["1000", "2000"]);
-    let line = out.lines().find(|l| l.starts_with("Max processes")).unwrap();
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("Max processes"))
+        .unwrap();
     let nums: Vec<&str> = line.split_whitespace().skip(2).take(2).collect();
     assert_eq!(nums, ["300", "400"]);
 }
@@ -117,14 +123,16 @@ fn pid_uts_hostname_domainname_cwd_and_env() {
     b.set("/hostname", json!("zone-one"));
     b.set("/domainname", json!("example.test"));
     b.set("/process/cwd", json!("/tmp"));
-    b.set("/process/env", json!(["PATH=/bin:/usr/bin", "GREETING=hi there"]));
+    b.set(
+        "/process/env",
+        json!(["PATH=/bin:/usr/bin", "GREETING=hi there"]),
+    );
     let out = sh(
         &mut b,
         "echo pid=$$; hostname; cat /proc/sys/kernel/domainname; pwd; echo \"$GREETING\"",
     );
     assert_eq!(
-        out,
-        "pid=1\nzone-one\nexample.test\n/tmp\nhi there\n",
+        out, "pid=1\nzone-one\nexample.test\n/tmp\nhi there\n",
         "unexpected view"
     );
 }
@@ -149,7 +157,10 @@ fn user_namespace_maps_are_written() {
     );
     // Files in the rootfs belong to host root, which maps to nobody: keep the process root.
     let out = sh(&mut b, "cat /proc/self/uid_map /proc/self/gid_map; id -u");
-    let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     assert_eq!(lines[0], ["0", "100000", "65536"]);
     assert_eq!(lines[1], ["0", "100000", "65536"]);
     assert_eq!(lines[2], ["0"]);
@@ -199,7 +210,10 @@ fn oom_score_adj_and_sysctl_are_applied() {
     let mut b = Bundle::new("oom-sysctl");
     b.set("/process/oomScoreAdj", json!(500));
     b.set("/linux/sysctl", json!({"net.ipv4.ip_forward": "1"}));
-    let out = sh(&mut b, "cat /proc/self/oom_score_adj /proc/sys/net/ipv4/ip_forward");
+    let out = sh(
+        &mut b,
+        "cat /proc/self/oom_score_adj /proc/sys/net/ipv4/ip_forward",
+    );
     assert_eq!(out, "500\n1\n");
 }
 
@@ -235,9 +249,15 @@ fn preserved_fds_reach_the_process() {
     let file = std::fs::File::open(&data).unwrap();
     let raw = std::os::fd::AsRawFd::as_raw_fd(&file);
     let mut cmd = std::process::Command::new(common::runz_bin());
-    cmd.args(["--root", b.root.to_str().unwrap(), "run", "--preserve-fds", "1"])
-        .args(["--bundle", b.dir.to_str().unwrap(), &b.id])
-        .stdin(std::process::Stdio::null());
+    cmd.args([
+        "--root",
+        b.root.to_str().unwrap(),
+        "run",
+        "--preserve-fds",
+        "1",
+    ])
+    .args(["--bundle", b.dir.to_str().unwrap(), &b.id])
+    .stdin(std::process::Stdio::null());
     // SAFETY: dup2 is async-signal-safe; it runs in the forked child before exec.
     unsafe {
         cmd.pre_exec(move || {
@@ -248,6 +268,10 @@ fn preserved_fds_reach_the_process() {
         });
     }
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "through fd 3\n");
 }
