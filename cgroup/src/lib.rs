@@ -13,6 +13,11 @@ pub struct Cgroup {}
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Stats {}
+impl Stats {
+    pub fn oom_kills(&self) -> u64 {
+        todo!()
+    }
+}
 
 impl Cgroup {
     pub fn resolve(_p: Option<&Path>, _id: &str) -> Result<Self, CgroupError> {
@@ -43,6 +48,9 @@ impl Cgroup {
         todo!()
     }
     pub fn kill_all(&self, _signal: i32) -> Result<(), CgroupError> {
+        todo!()
+    }
+    pub fn stats(&self) -> Result<Stats, CgroupError> {
         todo!()
     }
     pub fn remove(&self) -> Result<(), CgroupError> {

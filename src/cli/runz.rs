@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use oci_spec::runtime::{LinuxResources, Process};
 
 use crate::log;
 use crate::runtime::container::{self, CreateOpts};
@@ -103,6 +104,118 @@ enum Command {
     },
     /// Print what this runtime supports, as runtime-spec Features JSON.
     Features,
+    /// Run a new process inside a running container.
+    Exec(ExecArgs),
+    /// Freeze every process of a container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// List the processes of a container.
+    Ps {
+        #[arg(long, short = 'f', default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+        id: String,
+        /// Accepted for runc compatibility (ps(1) arguments); the table has fixed columns.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Change the resource limits of a container.
+    Update(UpdateArgs),
+    /// Print resource usage (--stats) or stream it, with OOM events, every --interval.
+    Events {
+        id: String,
+        /// Print one stats object and exit.
+        #[arg(long)]
+        stats: bool,
+        /// How often to sample, e.g. 5s, 500ms, 1m.
+        #[arg(long, default_value = "5s")]
+        interval: String,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ExecArgs {
+    id: String,
+    /// The command and its arguments (when --process is not given).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+    /// A process.json with the whole process to run.
+    #[arg(long, short = 'p')]
+    process: Option<PathBuf>,
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    #[arg(long = "pidfd-socket")]
+    pidfd_socket: Option<PathBuf>,
+    /// Return once the process runs, instead of waiting for it.
+    #[arg(long, short = 'd')]
+    detach: bool,
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// Allocate a pseudo-terminal.
+    #[arg(long, short = 't')]
+    tty: bool,
+    /// Working directory inside the container.
+    #[arg(long)]
+    cwd: Option<PathBuf>,
+    /// Set an environment variable (KEY=VALUE); repeatable.
+    #[arg(long, short = 'e')]
+    env: Vec<String>,
+    /// UID[:GID] to run as.
+    #[arg(long, short = 'u')]
+    user: Option<String>,
+    /// Additional group ids; repeatable.
+    #[arg(long = "additional-gids", short = 'g')]
+    additional_gids: Vec<u32>,
+    /// Add a capability (e.g. CAP_NET_ADMIN); repeatable.
+    #[arg(long, short = 'c')]
+    cap: Vec<String>,
+    /// Set no_new_privs for the process.
+    #[arg(long = "no-new-privs")]
+    no_new_privs: bool,
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: i32,
+    /// Exec even when the container is paused.
+    #[arg(long = "ignore-paused")]
+    ignore_paused: bool,
+    /// Accepted for runc compatibility; SELinux is not supported.
+    #[arg(long = "process-label", hide = true)]
+    process_label: Option<String>,
+    /// Accepted for runc compatibility; AppArmor is not supported.
+    #[arg(long, hide = true)]
+    apparmor: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct UpdateArgs {
+    id: String,
+    /// LinuxResources JSON from a file, or - for stdin.
+    #[arg(long, short = 'r')]
+    resources: Option<PathBuf>,
+    #[arg(long = "blkio-weight")]
+    blkio_weight: Option<u16>,
+    #[arg(long = "cpu-period")]
+    cpu_period: Option<u64>,
+    #[arg(long = "cpu-quota")]
+    cpu_quota: Option<i64>,
+    #[arg(long = "cpu-share")]
+    cpu_share: Option<u64>,
+    #[arg(long = "cpu-rt-period")]
+    cpu_rt_period: Option<u64>,
+    #[arg(long = "cpu-rt-runtime")]
+    cpu_rt_runtime: Option<i64>,
+    #[arg(long = "cpuset-cpus")]
+    cpuset_cpus: Option<String>,
+    #[arg(long = "cpuset-mems")]
+    cpuset_mems: Option<String>,
+    /// Memory limit, bytes or with a suffix (k, m, g).
+    #[arg(long)]
+    memory: Option<String>,
+    #[arg(long = "memory-reservation")]
+    memory_reservation: Option<String>,
+    #[arg(long = "memory-swap")]
+    memory_swap: Option<String>,
+    #[arg(long = "pids-limit")]
+    pids_limit: Option<i64>,
 }
 
 #[derive(Args, Debug)]
@@ -214,6 +327,23 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Features => {
             println!("{}", serde_json::to_string_pretty(&features())?);
         }
+        Command::Exec(a) => return exec(&root, a),
+        Command::Pause { id } => container::pause(&root, &id)?,
+        Command::Resume { id } => container::resume(&root, &id)?,
+        Command::Ps {
+            format,
+            id,
+            ps_args: _,
+        } => ps(&root, &id, &format)?,
+        Command::Update(a) => {
+            let res = update_resources(&a)?;
+            container::update(&root, &a.id, &res)?;
+        }
+        Command::Events {
+            id,
+            stats,
+            interval,
+        } => events(&root, &id, stats, &interval)?,
     }
     Ok(0)
 }
@@ -489,5 +619,314 @@ mod tests {
         ));
         let c = parse(&["runz", "--rootless", "false", "state", "c"]);
         assert_eq!(c.rootless.as_deref(), Some("false"));
+    }
+}
+
+/// `runz exec`: run a process in the container; in the foreground wait for it.
+fn exec(root: &Path, a: ExecArgs) -> Result<i32> {
+    let (st, _) = container::state(root, &a.id)?;
+    let process = match &a.process {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("read process file {}", path.display()))?;
+            serde_json::from_str::<Process>(&text)
+                .with_context(|| format!("parse process file {}", path.display()))?
+        }
+        None => process_from_flags(st.config.process().clone().unwrap_or_default(), &a)?,
+    };
+    if let Some(p) = &a.pidfd_socket {
+        log::debug(&format!(
+            "--pidfd-socket {} accepted; no pidfd is sent yet",
+            p.display()
+        ));
+    }
+    let terminal = process.terminal().unwrap_or(false);
+    let own_console = !a.detach && terminal && a.console_socket.is_none();
+    let (ours, theirs) = console_pair(own_console)?;
+    let pid = container::exec(container::ExecOpts {
+        root: root.to_path_buf(),
+        id: a.id.clone(),
+        process,
+        console_socket: a.console_socket.clone(),
+        console_fd: theirs,
+        pid_file: a.pid_file.clone(),
+        preserve_fds: a.preserve_fds,
+        ignore_paused: a.ignore_paused,
+    })?;
+    if a.detach {
+        return Ok(0);
+    }
+    Ok(match ours {
+        Some(sock) => console::relay(console::recv_master(&sock)?, pid)?,
+        None => container::wait_foreground(pid),
+    })
+}
+
+/// A socketpair to hold the pty ourselves, when `wanted`.
+fn console_pair(wanted: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    if !wanted {
+        return Ok((None, None));
+    }
+    let (x, y) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
+    Ok((Some(x), Some(y)))
+}
+
+/// The process of `runz exec` without --process: the container's process with the command and
+/// the flags' changes, as runc builds it.
+fn process_from_flags(mut p: Process, a: &ExecArgs) -> Result<Process> {
+    if a.command.is_empty() {
+        bail!("exec: no command given: pass the command after the container id, or --process FILE");
+    }
+    p.set_args(Some(a.command.clone()));
+    p.set_terminal(Some(a.tty));
+    if let Some(cwd) = &a.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    let mut env = p.env().clone().unwrap_or_default();
+    for kv in &a.env {
+        let key = kv.split('=').next().unwrap_or(kv);
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(kv.clone());
+    }
+    p.set_env(Some(env));
+    let mut user = p.user().clone();
+    if let Some(u) = &a.user {
+        let (uid, gid) = match u.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (u.as_str(), None),
+        };
+        user.set_uid(
+            uid.parse()
+                .with_context(|| format!("--user {u:?}: expected UID[:GID] as numbers"))?,
+        );
+        if let Some(g) = gid {
+            user.set_gid(
+                g.parse()
+                    .with_context(|| format!("--user {u:?}: expected UID[:GID] as numbers"))?,
+            );
+        }
+    }
+    if !a.additional_gids.is_empty() {
+        user.set_additional_gids(Some(a.additional_gids.clone()));
+    }
+    p.set_user(user);
+    if !a.cap.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        for name in &a.cap {
+            let cap: oci_spec::runtime::Capability =
+                serde_json::from_value(serde_json::json!(name)).map_err(|_| {
+                    anyhow::anyhow!("--cap {name:?}: not a capability name like CAP_NET_ADMIN")
+                })?;
+            for set in [
+                caps.bounding().clone(),
+                caps.effective().clone(),
+                caps.permitted().clone(),
+            ]
+            .iter()
+            .enumerate()
+            {
+                let mut s = set.1.clone().unwrap_or_default();
+                s.insert(cap);
+                match set.0 {
+                    0 => caps.set_bounding(Some(s)),
+                    1 => caps.set_effective(Some(s)),
+                    _ => caps.set_permitted(Some(s)),
+                };
+            }
+        }
+        p.set_capabilities(Some(caps));
+    }
+    if a.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    Ok(p)
+}
+
+fn ps(root: &Path, id: &str, format: &str) -> Result<()> {
+    let pids = container::pids(root, id)?;
+    if format == "json" {
+        print!("{}", serde_json::to_string(&pids)?);
+        return Ok(());
+    }
+    println!("{:<8} {:<8} {:<8} {:<5} CMD", "UID", "PID", "PPID", "STAT");
+    for pid in pids {
+        let Ok(p) = procfs::process::Process::new(pid) else {
+            continue;
+        };
+        let (Ok(stat), uid) = (p.stat(), p.uid().unwrap_or(0)) else {
+            continue;
+        };
+        let cmd = p
+            .cmdline()
+            .ok()
+            .filter(|c| !c.is_empty())
+            .map(|c| c.join(" "))
+            .unwrap_or_else(|| format!("[{}]", stat.comm));
+        println!("{uid:<8} {pid:<8} {:<8} {:<5} {cmd}", stat.ppid, stat.state);
+    }
+    Ok(())
+}
+
+/// A size in bytes: a number with an optional k/m/g suffix; -1 means unlimited.
+fn parse_bytes(flag: &str, s: &str) -> Result<i64> {
+    let lower = s.to_ascii_lowercase();
+    let (num, mult) = match lower.trim_end_matches('b').chars().last() {
+        Some('k') => (&lower[..lower.find('k').unwrap()], 1i64 << 10),
+        Some('m') => (&lower[..lower.find('m').unwrap()], 1 << 20),
+        Some('g') => (&lower[..lower.find('g').unwrap()], 1 << 30),
+        _ => (lower.trim_end_matches('b'), 1),
+    };
+    let n: i64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{flag} {s:?}: expected a size like 512m, 2g or bytes"))?;
+    Ok(if n < 0 { -1 } else { n * mult })
+}
+
+/// The LinuxResources of `runz update`: from --resources, then each flag on top.
+fn update_resources(a: &UpdateArgs) -> Result<LinuxResources> {
+    let mut res: LinuxResources = match &a.resources {
+        Some(p) if p.as_os_str() == "-" => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+            serde_json::from_str(&text).context("--resources -: invalid LinuxResources JSON")?
+        }
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("read --resources {}", p.display()))?;
+            serde_json::from_str(&text).with_context(|| {
+                format!("--resources {}: invalid LinuxResources JSON", p.display())
+            })?
+        }
+        None => LinuxResources::default(),
+    };
+    let mut mem = res.memory().clone().unwrap_or_default();
+    let mut mem_set = res.memory().is_some();
+    if let Some(v) = &a.memory {
+        mem.set_limit(Some(parse_bytes("--memory", v)?));
+        mem_set = true;
+    }
+    if let Some(v) = &a.memory_reservation {
+        mem.set_reservation(Some(parse_bytes("--memory-reservation", v)?));
+        mem_set = true;
+    }
+    if let Some(v) = &a.memory_swap {
+        mem.set_swap(Some(parse_bytes("--memory-swap", v)?));
+        mem_set = true;
+    }
+    if mem_set {
+        res.set_memory(Some(mem));
+    }
+    let mut cpu = res.cpu().clone().unwrap_or_default();
+    let cpu_flags = a.cpu_period.is_some()
+        || a.cpu_quota.is_some()
+        || a.cpu_share.is_some()
+        || a.cpu_rt_period.is_some()
+        || a.cpu_rt_runtime.is_some()
+        || a.cpuset_cpus.is_some()
+        || a.cpuset_mems.is_some();
+    if let Some(v) = a.cpu_period {
+        cpu.set_period(Some(v));
+    }
+    if let Some(v) = a.cpu_quota {
+        cpu.set_quota(Some(v));
+    }
+    if let Some(v) = a.cpu_share {
+        cpu.set_shares(Some(v));
+    }
+    if let Some(v) = a.cpu_rt_period {
+        cpu.set_realtime_period(Some(v));
+    }
+    if let Some(v) = a.cpu_rt_runtime {
+        cpu.set_realtime_runtime(Some(v));
+    }
+    if let Some(v) = &a.cpuset_cpus {
+        cpu.set_cpus(Some(v.clone()));
+    }
+    if let Some(v) = &a.cpuset_mems {
+        cpu.set_mems(Some(v.clone()));
+    }
+    if cpu_flags {
+        res.set_cpu(Some(cpu));
+    }
+    if let Some(v) = a.pids_limit {
+        let mut p = oci_spec::runtime::LinuxPids::default();
+        p.set_limit(v);
+        res.set_pids(Some(p));
+    }
+    if let Some(w) = a.blkio_weight {
+        let mut b = res.block_io().clone().unwrap_or_default();
+        b.set_weight(Some(w));
+        res.set_block_io(Some(b));
+    }
+    Ok(res)
+}
+
+/// A Go-style duration: 5s, 500ms, 1m30s, 2h.
+fn parse_duration(s: &str) -> Result<std::time::Duration> {
+    let bad = || anyhow::anyhow!("--interval {s:?}: expected a duration like 5s, 500ms or 1m");
+    let mut total = std::time::Duration::ZERO;
+    let mut rest = s;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let n: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let secs = match &rest[..unit_len] {
+            "ns" => n / 1e9,
+            "us" | "µs" => n / 1e6,
+            "ms" => n / 1e3,
+            "s" => n,
+            "m" => n * 60.0,
+            "h" => n * 3600.0,
+            _ => return Err(bad()),
+        };
+        total += std::time::Duration::from_secs_f64(secs);
+        rest = &rest[unit_len..];
+    }
+    if total.is_zero() {
+        bail!("--interval {s:?}: must be more than zero");
+    }
+    Ok(total)
+}
+
+/// `runz events`: one stats object, or a stream every interval until the container stops.
+fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<()> {
+    let every = parse_duration(interval)?;
+    let emit = |kind: &str, data: serde_json::Value| -> Result<()> {
+        let line = serde_json::json!({ "type": kind, "id": id, "data": data });
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}")?;
+        out.flush()?;
+        Ok(())
+    };
+    if once {
+        return emit("stats", serde_json::to_value(container::stats(root, id)?)?);
+    }
+    let mut last_oom = None;
+    loop {
+        let stats = match container::stats(root, id) {
+            Ok(s) => s,
+            Err(container::ContainerError::NotRunning) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let ooms = stats.oom_kills();
+        if last_oom.is_some_and(|n| ooms > n) {
+            emit("oom", serde_json::Value::Null)?;
+        }
+        last_oom = Some(ooms);
+        emit("stats", serde_json::to_value(&stats)?)?;
+        std::thread::sleep(every);
     }
 }

@@ -565,3 +565,285 @@ pub fn wait_foreground(pid: Pid) -> i32 {
         }
     }
 }
+
+/// What `exec` runs inside a container.
+pub struct ExecOpts {
+    pub root: PathBuf,
+    pub id: String,
+    pub process: oci_spec::runtime::Process,
+    pub console_socket: Option<PathBuf>,
+    pub console_fd: Option<OwnedFd>,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: i32,
+    pub ignore_paused: bool,
+}
+
+/// Run another process in a running container: it joins every namespace and the cgroup of the
+/// container and gets the identity, capabilities and seccomp filter of `opts.process`. Returns
+/// once the process has called execve (or with the reason it could not).
+pub fn exec(opts: ExecOpts) -> Result<Pid> {
+    let (st, status) = state(&opts.root, &opts.id)?;
+    match status {
+        Status::Running | Status::Created => {}
+        Status::Paused if opts.ignore_paused => {}
+        Status::Paused => {
+            return Err(ContainerError::Create(
+                "cannot exec in a paused container (use --ignore-paused to override)".into(),
+            ))
+        }
+        _ => return Err(ContainerError::NotRunning),
+    }
+    let process = &opts.process;
+    check_process(process)?;
+    let terminal = process.terminal().unwrap_or(false);
+    let has_console = opts.console_socket.is_some() || opts.console_fd.is_some();
+    if terminal != has_console {
+        return Err(ContainerError::Create(if terminal {
+            "process.terminal is true but no --console-socket was given to receive the pty".into()
+        } else {
+            "--console-socket was given but process.terminal is false".into()
+        }));
+    }
+    let console = match (opts.console_fd, &opts.console_socket) {
+        (Some(fd), _) => Some(fd),
+        (None, Some(path)) => {
+            Some(console::connect_socket(path).map_err(|e| ContainerError::Create(e.to_string()))?)
+        }
+        (None, None) => None,
+    };
+    let (joins, enter_pid_ns) = container_namespaces(&st)?;
+    if !st.init_alive() {
+        return Err(ContainerError::NotRunning);
+    }
+    let (parent_ch, child_ch) =
+        process::pair().map_err(|e| ContainerError::Create(e.to_string()))?;
+    let (preserve_fds, extra_env) = listen_fds(opts.preserve_fds);
+    let cgroup_fd = st.cgroup.as_ref().and_then(|c| c.v2_dir_fd());
+    let (forked, in_cgroup) = sys::fork_with_flags(0, cgroup_fd.as_ref().map(|fd| fd.as_raw_fd()))
+        .map_err(|e| ContainerError::Create(format!("clone: {e}")))?;
+    let child = match forked {
+        Forked::Child => {
+            drop(parent_ch);
+            let ctx = init::ExecContext {
+                spec: &st.config,
+                process,
+                channel: &child_ch,
+                joins: &joins,
+                enter_pid_ns,
+                console: console.as_ref(),
+                preserve_fds,
+                extra_env: &extra_env,
+            };
+            init::exec_child_main(&ctx)
+        }
+        Forked::Parent(pid) => pid,
+    };
+    drop(child_ch);
+    drop(console);
+    let mut pids = vec![child];
+    let result = drive_exec(&st, process, in_cgroup, child, &parent_ch, &mut pids);
+    match result {
+        Ok(pid) => {
+            if let Some(pf) = &opts.pid_file {
+                write_pid_file(pf, pid)?;
+            }
+            Ok(pid)
+        }
+        Err(e) => {
+            for p in pids {
+                let _ = nix::sys::signal::kill(p, Signal::SIGKILL);
+                let _ = waitpid(p, None);
+            }
+            Err(e)
+        }
+    }
+}
+
+fn check_process(p: &oci_spec::runtime::Process) -> Result<()> {
+    if p.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(SpecError::Invalid("process.args must not be empty".into()).into());
+    }
+    if !p.cwd().is_absolute() {
+        return Err(SpecError::Invalid(format!(
+            "process.cwd {:?} must be an absolute path",
+            p.cwd()
+        ))
+        .into());
+    }
+    if let Some(limits) = p.rlimits() {
+        rlimits::validate(limits).map_err(|e| SpecError::Invalid(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// The namespaces of a running container to join (user first), and whether a PID or time
+/// namespace among them needs the extra fork.
+fn container_namespaces(st: &ContainerState) -> Result<(Vec<namespaces::ToJoin>, bool)> {
+    let mut specs = Vec::new();
+    for ns in spec::namespaces(&st.config) {
+        let path = PathBuf::from(format!(
+            "/proc/{}/ns/{}",
+            st.pid,
+            namespaces::proc_name(ns.typ())
+        ));
+        if namespaces::is_own(&path, ns.typ()) {
+            continue;
+        }
+        let mut n = ns.clone();
+        n.set_path(Some(path));
+        specs.push(n);
+    }
+    let joins =
+        namespaces::open_joins(&specs).map_err(|e| ContainerError::Create(e.to_string()))?;
+    let fork = joins.iter().any(|j| {
+        matches!(
+            j.typ,
+            oci_spec::runtime::LinuxNamespaceType::Pid
+                | oci_spec::runtime::LinuxNamespaceType::Time
+        )
+    });
+    Ok((joins, fork))
+}
+
+fn drive_exec(
+    st: &ContainerState,
+    process: &oci_spec::runtime::Process,
+    in_cgroup: bool,
+    child: Pid,
+    ch: &Channel,
+    pids: &mut Vec<Pid>,
+) -> Result<Pid> {
+    let fail = |m: String| ContainerError::Create(m);
+    if let (false, Some(cg)) = (in_cgroup, &st.cgroup) {
+        cg.add_pid(child.as_raw())
+            .map_err(|e| ContainerError::Cgroup(e.to_string()))?;
+    }
+    if let Some(limits) = process.rlimits() {
+        rlimits::apply(child, limits).map_err(|e| fail(e.to_string()))?;
+    }
+    if let Some(adj) = process.oom_score_adj() {
+        fs::write(
+            format!("/proc/{}/oom_score_adj", child.as_raw()),
+            adj.to_string(),
+        )
+        .map_err(|e| fail(format!("set oom_score_adj {adj}: {e}")))?;
+    }
+    ch.send(&Msg::Go).map_err(|e| fail(e.to_string()))?;
+    let mut pid = child;
+    let mut ready = false;
+    loop {
+        match ch.recv() {
+            Ok(Msg::InitPid(p)) => {
+                pid = Pid::from_raw(p);
+                pids.push(pid);
+                match waitpid(child, None) {
+                    Ok(WaitStatus::Exited(_, 0)) => {}
+                    other => return Err(fail(format!("exec intermediate process: {other:?}"))),
+                }
+                pids.retain(|p| *p != child);
+            }
+            Ok(Msg::Ready) => ready = true,
+            Ok(Msg::Error(e)) => return Err(fail(e)),
+            Ok(other) => return Err(fail(format!("unexpected {other:?} from exec"))),
+            // The channel closes on execve: the process runs.
+            Err(process::ChannelError::Eof) if ready => return Ok(pid),
+            Err(e) => return Err(fail(e.to_string())),
+        }
+    }
+}
+
+/// Freeze every process of a running container.
+pub fn pause(root: &Path, id: &str) -> Result<()> {
+    let (st, status) = state(root, id)?;
+    if !matches!(status, Status::Running | Status::Created) {
+        return Err(ContainerError::NotRunning);
+    }
+    cgroup_of(&st)?
+        .freeze()
+        .map_err(|e| ContainerError::Cgroup(format!("pause {id}: {e}")))
+}
+
+/// Thaw a paused container.
+pub fn resume(root: &Path, id: &str) -> Result<()> {
+    let (st, status) = state(root, id)?;
+    if status != Status::Paused {
+        return Err(ContainerError::Create(format!(
+            "cannot resume container {id}: it is {status}, not paused"
+        )));
+    }
+    cgroup_of(&st)?
+        .thaw()
+        .map_err(|e| ContainerError::Cgroup(format!("resume {id}: {e}")))
+}
+
+/// Host pids of every process in the container.
+pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>> {
+    let (st, _) = state(root, id)?;
+    cgroup_of(&st)?
+        .pids()
+        .map_err(|e| ContainerError::Cgroup(e.to_string()))
+}
+
+/// Apply new resource limits to a created, running or paused container, and remember them.
+pub fn update(root: &Path, id: &str, res: &oci_spec::runtime::LinuxResources) -> Result<()> {
+    let _lock = state::lock(root, id)?;
+    let (mut st, status) = state(root, id)?;
+    if status == Status::Stopped {
+        return Err(ContainerError::NotRunning);
+    }
+    cgroup_of(&st)?
+        .apply(res)
+        .map_err(|e| ContainerError::Cgroup(format!("update {id}: {e}")))?;
+    if let Some(linux) = st.config.linux_mut() {
+        let merged = merge_resources(linux.resources().clone().unwrap_or_default(), res);
+        linux.set_resources(Some(merged));
+    }
+    st.save(root)?;
+    Ok(())
+}
+
+/// `base` with every field that `new` sets replaced.
+fn merge_resources(
+    mut base: oci_spec::runtime::LinuxResources,
+    new: &oci_spec::runtime::LinuxResources,
+) -> oci_spec::runtime::LinuxResources {
+    if new.memory().is_some() {
+        base.set_memory(new.memory().clone());
+    }
+    if new.cpu().is_some() {
+        base.set_cpu(new.cpu().clone());
+    }
+    if new.pids().is_some() {
+        base.set_pids(new.pids().clone());
+    }
+    if new.block_io().is_some() {
+        base.set_block_io(new.block_io().clone());
+    }
+    if new.hugepage_limits().is_some() {
+        base.set_hugepage_limits(new.hugepage_limits().clone());
+    }
+    if new.network().is_some() {
+        base.set_network(new.network().clone());
+    }
+    if new.unified().is_some() {
+        base.set_unified(new.unified().clone());
+    }
+    base
+}
+
+/// Resource usage of the container, in runc's `events --stats` shape.
+pub fn stats(root: &Path, id: &str) -> Result<zones_cgroup::Stats> {
+    let (st, status) = state(root, id)?;
+    if status == Status::Stopped {
+        return Err(ContainerError::NotRunning);
+    }
+    cgroup_of(&st)?
+        .stats()
+        .map_err(|e| ContainerError::Cgroup(e.to_string()))
+}
+
+fn cgroup_of(st: &ContainerState) -> Result<&Cgroup> {
+    st.cgroup
+        .as_ref()
+        .ok_or_else(|| ContainerError::Cgroup(format!("container {} has no cgroup", st.id)))
+}

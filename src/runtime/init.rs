@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
 use nix::unistd::{Gid, Uid};
-use oci_spec::runtime::{LinuxNamespaceType as Ns, Spec};
+use oci_spec::runtime::{LinuxNamespaceType as Ns, Process, Spec};
 
 use super::namespaces::{self, ToJoin};
 use super::process::{Channel, Msg};
@@ -114,6 +114,70 @@ fn intermediate(ctx: &InitContext) -> Result<(), String> {
     }
 }
 
+/// What `runz exec` hands to its child: the container's namespaces to join and the process.
+pub struct ExecContext<'a> {
+    /// The container's config (its seccomp profile applies to exec'd processes too).
+    pub spec: &'a Spec,
+    pub process: &'a Process,
+    pub channel: &'a Channel,
+    /// The container's namespaces, user first.
+    pub joins: &'a [ToJoin],
+    /// Whether the container has its own PID namespace (then a second fork enters it).
+    pub enter_pid_ns: bool,
+    pub console: Option<&'a OwnedFd>,
+    pub preserve_fds: i32,
+    pub extra_env: &'a [String],
+}
+
+/// The exec child's entry point; never returns.
+pub fn exec_child_main(ctx: &ExecContext) -> ! {
+    let code = match exec_intermediate(ctx) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = ctx.channel.send(&Msg::Error(e));
+            1
+        }
+    };
+    // SAFETY: see child_main.
+    unsafe { libc::_exit(code) }
+}
+
+fn exec_intermediate(ctx: &ExecContext) -> Result<(), String> {
+    ctx.channel.expect(&Msg::Go)?;
+    namespaces::join(ctx.joins, &[]).map_err(|e| e.to_string())?;
+    if !ctx.enter_pid_ns {
+        return exec_in_container(ctx);
+    }
+    match sys::fork_with_flags(libc::CLONE_PARENT as u64, None) {
+        Ok((Forked::Parent(pid), _)) => ctx
+            .channel
+            .send(&Msg::InitPid(pid.as_raw()))
+            .map_err(|e| format!("report process pid: {e}")),
+        Ok((Forked::Child, _)) => {
+            let e = exec_in_container(ctx).unwrap_err();
+            let _ = ctx.channel.send(&Msg::Error(e));
+            // SAFETY: see child_main.
+            unsafe { libc::_exit(1) }
+        }
+        Err(e) => Err(format!("fork into the container's pid namespace: {e}")),
+    }
+}
+
+/// Inside every namespace of the container: console, identity, then execve. The channel closes
+/// on a successful exec, which is how the parent learns the process runs.
+fn exec_in_container(ctx: &ExecContext) -> Result<(), String> {
+    if let Some(sock) = ctx.console {
+        let sock = sock
+            .try_clone()
+            .map_err(|e| format!("console socket: {e}"))?;
+        console::setup_pty(sock, ctx.process.console_size().as_ref()).map_err(|e| e.to_string())?;
+    }
+    prepare_fds(ctx.preserve_fds)?;
+    let exec = prepare_identity_and_exec(ctx.spec, ctx.process, ctx.extra_env)?;
+    ctx.channel.send(&Msg::Ready).map_err(|e| e.to_string())?;
+    Err(exec.run())
+}
+
 /// After the maps are written: become uid/gid 0 of the new user namespace.
 fn become_root() -> Result<(), String> {
     nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
@@ -178,7 +242,7 @@ fn init(ctx: &InitContext) -> Result<(), String> {
         rootfs::finish(spec).map_err(|e| e.to_string())?;
     }
     prepare_fds(ctx.preserve_fds)?;
-    let exec = prepare_identity_and_exec(ctx)?;
+    let exec = prepare_identity_and_exec(spec, process, ctx.extra_env)?;
     ctx.channel.send(&Msg::Ready).map_err(|e| e.to_string())?;
     wait_for_start(ctx.fifo)?;
     if let Some(list) = hooks.and_then(|h| h.start_container().as_ref()) {
@@ -191,16 +255,9 @@ fn init(ctx: &InitContext) -> Result<(), String> {
         );
         hooks::run("startContainer", list, &state).map_err(|e| e.to_string())?;
     }
-    if let Some(filters) = &exec.late_seccomp {
-        seccomp::install(filters).map_err(|e| e.to_string())?;
-    }
-    let err = nix::unistd::execve(&exec.path, &exec.argv, &exec.env).unwrap_err();
+    let err = exec.run();
     // After start nobody listens on the channel: tell the user on the process's stderr.
-    let msg = format!(
-        "runz: exec {}: {err}",
-        exec.path.to_string_lossy().into_owned()
-    );
-    eprintln!("{msg}");
+    eprintln!("runz: {err}");
     // SAFETY: see child_main; 127 is the shell's "command could not be run".
     unsafe { libc::_exit(127) }
 }
@@ -213,10 +270,25 @@ struct Exec {
     late_seccomp: Option<Vec<seccompiler::BpfProgram>>,
 }
 
+impl Exec {
+    /// Install the late seccomp filter and execve; returns only the error.
+    fn run(&self) -> String {
+        if let Some(filters) = &self.late_seccomp {
+            if let Err(e) = seccomp::install(filters) {
+                return e.to_string();
+            }
+        }
+        let err = nix::unistd::execve(&self.path, &self.argv, &self.env).unwrap_err();
+        format!("exec {}: {err}", self.path.to_string_lossy())
+    }
+}
+
 /// Bounding set, seccomp (early without NNP), user switch, cwd, executable, capabilities, NNP.
-fn prepare_identity_and_exec(ctx: &InitContext) -> Result<Exec, String> {
-    let spec = ctx.spec;
-    let process = spec.process().as_ref().ok_or("process is missing")?;
+fn prepare_identity_and_exec(
+    spec: &Spec,
+    process: &Process,
+    extra_env: &[String],
+) -> Result<Exec, String> {
     let filters = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         Some(profile) => Some(seccomp::compile(profile).map_err(|e| e.to_string())?),
         None => None,
@@ -238,7 +310,7 @@ fn prepare_identity_and_exec(ctx: &InitContext) -> Result<Exec, String> {
     nix::unistd::chdir(cwd.as_path())
         .map_err(|e| format!("chdir to cwd {:?} set in config.json: {e}", cwd))?;
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
-    env.extend(ctx.extra_env.iter().cloned());
+    env.extend(extra_env.iter().cloned());
     let args = process.args().as_deref().unwrap_or(&[]);
     let path = find_executable(&args[0], &env)?;
     if let Some(caps) = process.capabilities() {
