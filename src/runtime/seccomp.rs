@@ -1,23 +1,1951 @@
 //! OCI seccomp profile → BPF programs (seccompiler), and installing them.
+//!
+//! # How one OCI profile becomes several stacked filters
+//!
+//! libseccomp builds one BPF program in which every rule carries its own action. seccompiler
+//! builds programs with exactly one *match* action and one *mismatch* action each, so a profile
+//! is split into several filters and the kernel combines them: for every syscall it runs all
+//! installed filters and keeps the result with the highest precedence
+//! (KILL_PROCESS > KILL_THREAD > TRAP > ERRNO > USER_NOTIF > TRACE > LOG > ALLOW); between two
+//! results of the same kind (two ERRNOs with different errnos) the most recently installed
+//! filter wins.
+//!
+//! With `D` the default action and `R(c)` the rules that match a call `c` (syscall number and
+//! every argument condition of the rule), we install:
+//!
+//! * one *action filter* per distinct rule action `A` other than ALLOW:
+//!   `A` if some rule with action `A` matches, else ALLOW;
+//! * one *default filter* (omitted when `D` is ALLOW):
+//!   ALLOW if *any* rule (whatever its action) matches, else `D`;
+//! * one *ABI guard* (hand-written, 8 instructions): KILL_PROCESS for any call that is not a
+//!   native x86_64 call (i386, x32), ALLOW otherwise; syscall -1 passes, as in libseccomp.
+//!
+//! The combined result is therefore `D` when `R(c)` is empty (the default filter says `D`, every
+//! action filter says ALLOW), and the highest-precedence action in `R(c)` otherwise (the default
+//! filter says ALLOW). So a syscall named with ALLOW under a default ERRNO is allowed, and a
+//! syscall with several rules on different arguments gets, per call, the action of the rule
+//! that matches. When rules with *different* actions match the very same call, libseccomp's
+//! answer depends on how it happens to build its decision tree; here it is well defined: the
+//! highest-precedence action wins, and between two ERRNO (or two TRACE) rules with different
+//! values the one whose action appears first in the profile wins (its filter is installed later).
+//!
+//! Like runc, a rule whose action equals the default action is dropped (libseccomp refuses such
+//! rules), and a rule that has several conditions on the same argument index is split into one
+//! rule per condition, OR'ed (runc's historical behaviour, kept for compatibility).
+//!
+//! ## Installing stacked filters
+//!
+//! Every filter already installed also filters the `seccomp(2)` calls that install the next
+//! ones. [`compile`] orders the filters so that each filter that could deny
+//! `seccomp(SECCOMP_SET_MODE_FILTER, flags, …)` is installed last (the argument check uses the
+//! profile's flags; conditions on the pointer argument count as "may match"). A profile where
+//! two filters could deny that call cannot be installed as stacked filters and is refused.
+//! This reordering can only change the ERRNO/TRACE tie rule above, and only for rules on
+//! `seccomp` itself.
+//!
+//! ## Architectures
+//!
+//! The host is x86_64 and seccompiler embeds an arch check in each program. `SCMP_ARCH_X86_64`
+//! and `SCMP_ARCH_NATIVE` are the filtered ABI. `SCMP_ARCH_X86` and `SCMP_ARCH_X32` are accepted
+//! but *not* filtered per rule: i386 (`int 0x80`) calls and x32 calls (syscall numbers with bit
+//! 30 set) kill the process. This is stricter than libseccomp, never laxer, and it closes the x32
+//! hole seccompiler alone would leave (x32 numbers match no rule). Other architectures in the
+//! list (ARM, MIPS, …) can never occur on an x86_64 kernel and are ignored, which is exactly
+//! what libseccomp does with them. Unknown architecture names are rejected by oci-spec when the
+//! profile is parsed.
+//!
+//! ## Syscall names
+//!
+//! Names are resolved with the complete x86_64 table at the bottom of this file (kernel 6.18).
+//! As in runc, names unknown on x86_64 (`socketcall`, `ipc`, or newer than the table) are
+//! skipped, not errors.
+//!
+//! ## Actions and values
+//!
+//! `SCMP_ACT_KILL` is KILL_THREAD. ERRNO returns `errnoRet` (EPERM when absent, the default
+//! action uses `defaultErrnoRet`); TRACE passes `errnoRet` (EPERM when absent) to the tracer.
+//! As the runtime spec requires, `errnoRet` on any other action is an error; values above 65535
+//! do not fit the seccomp return data and are refused (the kernel itself clamps errnos above
+//! 4095). `SCMP_ACT_NOTIFY` is refused with the names of the syscalls concerned.
+//! `SCMP_CMP_MASKED_EQ` follows libseccomp: `(arg & value) == valueTwo`; when `valueTwo` has
+//! bits outside the mask the condition can never hold and its rule is dropped. All comparisons
+//! are on the full 64-bit argument, as libseccomp does on 64-bit ABIs.
+//!
+//! ## Flags
+//!
+//! TSYNC, LOG and SPEC_ALLOW are passed to `seccomp(2)` for every filter ([`filter_flags`],
+//! [`install_with_flags`]). WAIT_KILLABLE_RECV only has a meaning for a notify listener, which
+//! is never created (NOTIFY is refused); the kernel rejects it without one, so it is ignored,
+//! as libseccomp does when no rule uses NOTIFY.
 
-use oci_spec::runtime::LinuxSeccomp;
-use seccompiler::BpfProgram;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use nix::errno::Errno;
+use oci_spec::runtime::{
+    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag,
+    LinuxSeccompOperator, LinuxSyscall,
+};
+use seccompiler::{
+    sock_filter, BackendError, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp,
+    SeccompCondition, SeccompFilter, SeccompRule, TargetArch,
+};
 
 /// Why a seccomp profile could not be compiled or installed.
 #[derive(Debug, thiserror::Error)]
 pub enum SeccompError {
     #[error("seccomp: {0}")]
     Invalid(String),
+    #[error("seccomp: action SCMP_ACT_NOTIFY for {syscalls} is not supported yet")]
+    NotifyUnsupported { syscalls: String },
+    #[error("seccomp: defaultAction SCMP_ACT_NOTIFY is not supported")]
+    NotifyDefault,
+    #[error("seccomp: errnoRet {value} of {place} does not fit the 16-bit seccomp return data (max 65535)")]
+    ErrnoRetRange { place: String, value: u32 },
+    #[error("seccomp: {place} sets errnoRet {value}, but action {action} takes no errno")]
+    ErrnoRetUnexpected {
+        place: String,
+        action: LinuxSeccompAction,
+        value: u32,
+    },
+    #[error("seccomp: argument index {index} in {place} is out of range (0-5)")]
+    ArgIndex { place: String, index: usize },
+    #[error("seccomp: the profile denies seccomp(2) itself in {filters}; these stacked filters cannot all be installed")]
+    Unorderable { filters: String },
+    #[error("seccomp: generating BPF for the {filter} filter: {source}")]
+    Bpf {
+        filter: String,
+        #[source]
+        source: BackendError,
+    },
+    #[error("seccomp: filter {index} has {len} instructions; a filter has 1 to 4096")]
+    FilterLength { index: usize, len: usize },
+    #[error("seccomp: installing filter {index} of {count} failed: {errno}{hint}")]
+    Install {
+        index: usize,
+        count: usize,
+        errno: Errno,
+        hint: &'static str,
+    },
+    #[error(
+        "seccomp: installing filter {index} with TSYNC: thread {tid} could not be synchronized"
+    )]
+    ThreadSync { index: usize, tid: i64 },
 }
 
+/// Largest classic BPF program the kernel accepts (`BPF_MAXINSNS`).
+const BPF_MAXINSNS: usize = 4096;
+
+/// `AUDIT_ARCH_X86_64`: `EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE`.
+const AUDIT_ARCH_X86_64: u32 = 62 | 0x8000_0000 | 0x4000_0000;
+/// `__X32_SYSCALL_BIT`: x32 calls reach the filter as x86_64 calls with this bit in the number.
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+/// Offsets in `struct seccomp_data`.
+const SECCOMP_DATA_NR_OFFSET: u32 = 0;
+const SECCOMP_DATA_ARCH_OFFSET: u32 = 4;
+
 /// Compile an OCI profile into the filters to install, in install order.
-pub fn compile(_profile: &LinuxSeccomp) -> Result<Vec<BpfProgram>, SeccompError> {
-    todo!("seccomp::compile")
+///
+/// The order matters (see the module documentation); install them with
+/// [`install_with_flags`] and the profile's [`filter_flags`], or [`install`].
+pub fn compile(profile: &LinuxSeccomp) -> Result<Vec<BpfProgram>, SeccompError> {
+    let policy = Policy::from_profile(profile)?;
+    let plans = order_for_install(policy.plans(), filter_flags(profile))?;
+    let mut filters = Vec::with_capacity(plans.len() + 1);
+    filters.push(abi_guard());
+    for plan in &plans {
+        filters.push(plan.to_bpf()?);
+    }
+    Ok(filters)
 }
 
 /// Install compiled filters on the calling thread (no_new_privs or CAP_SYS_ADMIN needed).
-pub fn install(_filters: &[BpfProgram]) -> Result<(), SeccompError> {
-    todo!("seccomp::install")
+///
+/// Uses no seccomp(2) flags; see [`install_with_flags`] to honour the profile's flags.
+pub fn install(filters: &[BpfProgram]) -> Result<(), SeccompError> {
+    install_with_flags(filters, FilterFlags::default())
+}
+
+/// Install compiled filters in the given order with `seccomp(SECCOMP_SET_MODE_FILTER, flags)`.
+///
+/// Needs no_new_privs already set, or CAP_SYS_ADMIN. Allocates nothing unless it fails, so it
+/// is usable right before `execve` in a freshly forked child.
+pub fn install_with_flags(filters: &[BpfProgram], flags: FilterFlags) -> Result<(), SeccompError> {
+    let count = filters.len();
+    for (index, filter) in filters.iter().enumerate() {
+        install_one(filter, flags, index + 1, count)?;
+    }
+    Ok(())
+}
+
+/// The seccomp(2) flags a profile asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FilterFlags(libc::c_ulong);
+
+impl FilterFlags {
+    /// The raw `SECCOMP_FILTER_FLAG_*` bits passed to seccomp(2).
+    pub const fn bits(self) -> libc::c_ulong {
+        self.0
+    }
+}
+
+/// The seccomp(2) flags for a profile's `flags` list (WAIT_KILLABLE_RECV is dropped: it needs a
+/// notify listener, which is never created).
+pub fn filter_flags(profile: &LinuxSeccomp) -> FilterFlags {
+    let bits = profile
+        .flags()
+        .iter()
+        .flatten()
+        .fold(0, |bits, flag| bits | flag_bits(*flag));
+    FilterFlags(bits)
+}
+
+fn flag_bits(flag: LinuxSeccompFilterFlag) -> libc::c_ulong {
+    match flag {
+        LinuxSeccompFilterFlag::SeccompFilterFlagTsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
+        LinuxSeccompFilterFlag::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
+        LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+        LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => 0,
+    }
+}
+
+/// Actions accepted in profiles, for the `features` command.
+pub fn supported_actions() -> Vec<&'static str> {
+    vec![
+        "SCMP_ACT_ALLOW",
+        "SCMP_ACT_ERRNO",
+        "SCMP_ACT_KILL",
+        "SCMP_ACT_KILL_PROCESS",
+        "SCMP_ACT_KILL_THREAD",
+        "SCMP_ACT_LOG",
+        "SCMP_ACT_TRACE",
+        "SCMP_ACT_TRAP",
+    ]
+}
+
+/// Argument operators accepted in profiles, for the `features` command.
+pub fn supported_operators() -> Vec<&'static str> {
+    vec![
+        "SCMP_CMP_EQ",
+        "SCMP_CMP_GE",
+        "SCMP_CMP_GT",
+        "SCMP_CMP_LE",
+        "SCMP_CMP_LT",
+        "SCMP_CMP_MASKED_EQ",
+        "SCMP_CMP_NE",
+    ]
+}
+
+/// Host architectures accepted in profiles, for the `features` command. Only x86_64 calls are
+/// filtered rule by rule; i386 and x32 calls kill the process (see the module documentation).
+pub fn supported_archs() -> Vec<&'static str> {
+    vec!["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32"]
+}
+
+/// Filter flags the profile format knows, for the `features` command.
+pub fn known_flags() -> Vec<&'static str> {
+    vec![
+        "SECCOMP_FILTER_FLAG_TSYNC",
+        "SECCOMP_FILTER_FLAG_LOG",
+        "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+    ]
+}
+
+/// Filter flags that take effect when installing, for the `features` command.
+pub fn supported_flags() -> Vec<&'static str> {
+    vec![
+        "SECCOMP_FILTER_FLAG_TSYNC",
+        "SECCOMP_FILTER_FLAG_LOG",
+        "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+    ]
+}
+
+/// A resolved action, with its return data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Action {
+    KillProcess,
+    KillThread,
+    Trap,
+    Errno(u16),
+    Trace(u16),
+    Log,
+    Allow,
+}
+
+impl Action {
+    /// Whether the syscall is executed under this action (so seccomp(2) still works).
+    fn runs_syscall(self) -> bool {
+        matches!(self, Action::Log | Action::Allow)
+    }
+}
+
+impl From<Action> for SeccompAction {
+    fn from(action: Action) -> Self {
+        match action {
+            Action::KillProcess => SeccompAction::KillProcess,
+            Action::KillThread => SeccompAction::KillThread,
+            Action::Trap => SeccompAction::Trap,
+            Action::Errno(errno) => SeccompAction::Errno(u32::from(errno)),
+            Action::Trace(value) => SeccompAction::Trace(u32::from(value)),
+            Action::Log => SeccompAction::Log,
+            Action::Allow => SeccompAction::Allow,
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::KillProcess => f.write_str("SCMP_ACT_KILL_PROCESS"),
+            Action::KillThread => f.write_str("SCMP_ACT_KILL_THREAD"),
+            Action::Trap => f.write_str("SCMP_ACT_TRAP"),
+            Action::Errno(errno) => write!(f, "SCMP_ACT_ERRNO({errno})"),
+            Action::Trace(value) => write!(f, "SCMP_ACT_TRACE({value})"),
+            Action::Log => f.write_str("SCMP_ACT_LOG"),
+            Action::Allow => f.write_str("SCMP_ACT_ALLOW"),
+        }
+    }
+}
+
+/// Resolve an OCI action and its errnoRet; `None` for SCMP_ACT_NOTIFY.
+fn resolve_action(
+    action: LinuxSeccompAction,
+    errno_ret: Option<u32>,
+    place: &dyn Fn() -> String,
+) -> Result<Option<Action>, SeccompError> {
+    let data = || {
+        let value = errno_ret.unwrap_or(libc::EPERM as u32);
+        u16::try_from(value).map_err(|_| SeccompError::ErrnoRetRange {
+            place: place(),
+            value,
+        })
+    };
+    let resolved = match action {
+        LinuxSeccompAction::ScmpActErrno => return Ok(Some(Action::Errno(data()?))),
+        LinuxSeccompAction::ScmpActTrace => return Ok(Some(Action::Trace(data()?))),
+        LinuxSeccompAction::ScmpActNotify => return Ok(None),
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
+            Action::KillThread
+        }
+        LinuxSeccompAction::ScmpActKillProcess => Action::KillProcess,
+        LinuxSeccompAction::ScmpActTrap => Action::Trap,
+        LinuxSeccompAction::ScmpActLog => Action::Log,
+        LinuxSeccompAction::ScmpActAllow => Action::Allow,
+    };
+    match errno_ret {
+        Some(value) => Err(SeccompError::ErrnoRetUnexpected {
+            place: place(),
+            action,
+            value,
+        }),
+        None => Ok(Some(resolved)),
+    }
+}
+
+/// One argument comparison; `value` is `valueTwo` for MASKED_EQ (the mask is in the operator).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cond {
+    index: u8,
+    op: Op,
+    value: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Ne,
+    Lt,
+    Le,
+    Eq,
+    Ge,
+    Gt,
+    MaskedEq(u64),
+}
+
+impl Cond {
+    /// Parse one OCI argument; `None` when the comparison can never hold.
+    fn from_arg(
+        arg: &LinuxSeccompArg,
+        place: &dyn Fn() -> String,
+    ) -> Result<Option<Self>, SeccompError> {
+        let index = u8::try_from(arg.index())
+            .ok()
+            .filter(|index| *index <= 5)
+            .ok_or_else(|| SeccompError::ArgIndex {
+                place: place(),
+                index: arg.index(),
+            })?;
+        let (op, value) = match arg.op() {
+            LinuxSeccompOperator::ScmpCmpNe => (Op::Ne, arg.value()),
+            LinuxSeccompOperator::ScmpCmpLt => (Op::Lt, arg.value()),
+            LinuxSeccompOperator::ScmpCmpLe => (Op::Le, arg.value()),
+            LinuxSeccompOperator::ScmpCmpEq => (Op::Eq, arg.value()),
+            LinuxSeccompOperator::ScmpCmpGe => (Op::Ge, arg.value()),
+            LinuxSeccompOperator::ScmpCmpGt => (Op::Gt, arg.value()),
+            LinuxSeccompOperator::ScmpCmpMaskedEq => {
+                let mask = arg.value();
+                let wanted = arg.value_two().unwrap_or(0);
+                if wanted & !mask != 0 {
+                    return Ok(None);
+                }
+                (Op::MaskedEq(mask), wanted)
+            }
+        };
+        Ok(Some(Cond { index, op, value }))
+    }
+
+    /// Whether the comparison holds for an argument value.
+    fn holds(self, arg: u64) -> bool {
+        match self.op {
+            Op::Ne => arg != self.value,
+            Op::Lt => arg < self.value,
+            Op::Le => arg <= self.value,
+            Op::Eq => arg == self.value,
+            Op::Ge => arg >= self.value,
+            Op::Gt => arg > self.value,
+            Op::MaskedEq(mask) => arg & mask == self.value,
+        }
+    }
+
+    /// Truth for a call whose first `known.len()` arguments are known.
+    fn truth(self, known: &[u64]) -> Truth {
+        match known.get(usize::from(self.index)) {
+            Some(arg) if self.holds(*arg) => Truth::Yes,
+            Some(_) => Truth::No,
+            None => Truth::Maybe,
+        }
+    }
+
+    fn to_seccompiler(self) -> Result<SeccompCondition, BackendError> {
+        let op = match self.op {
+            Op::Ne => SeccompCmpOp::Ne,
+            Op::Lt => SeccompCmpOp::Lt,
+            Op::Le => SeccompCmpOp::Le,
+            Op::Eq => SeccompCmpOp::Eq,
+            Op::Ge => SeccompCmpOp::Ge,
+            Op::Gt => SeccompCmpOp::Gt,
+            Op::MaskedEq(mask) => SeccompCmpOp::MaskedEq(mask),
+        };
+        SeccompCondition::new(self.index, SeccompCmpArgLen::Qword, op, self.value)
+    }
+}
+
+/// Three-valued result of matching a call whose arguments are partly known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Truth {
+    No,
+    Maybe,
+    Yes,
+}
+
+/// The condition sets (OR'ed; each one AND'ed) of one OCI syscall entry.
+fn condition_sets(
+    args: &[LinuxSeccompArg],
+    place: &dyn Fn() -> String,
+) -> Result<Vec<Vec<Cond>>, SeccompError> {
+    let conds = args
+        .iter()
+        .map(|arg| Cond::from_arg(arg, place))
+        .collect::<Result<Vec<_>, _>>()?;
+    let shares_index = args
+        .iter()
+        .enumerate()
+        .any(|(i, arg)| args[..i].iter().any(|other| other.index() == arg.index()));
+    if shares_index {
+        // runc: one rule per condition when an argument index repeats.
+        return Ok(conds.into_iter().flatten().map(|cond| vec![cond]).collect());
+    }
+    Ok(conds
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .into_iter()
+        .collect())
+}
+
+/// Which calls of one syscall match: every call, or any of several AND'ed condition sets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Match {
+    Always,
+    AnyOf(Vec<Vec<Cond>>),
+}
+
+impl Match {
+    fn truth(&self, known: &[u64]) -> Truth {
+        let Match::AnyOf(sets) = self else {
+            return Truth::Yes;
+        };
+        let set_truth = |set: &Vec<Cond>| {
+            set.iter()
+                .fold(Truth::Yes, |acc, cond| match (acc, cond.truth(known)) {
+                    (Truth::No, _) | (_, Truth::No) => Truth::No,
+                    (Truth::Yes, Truth::Yes) => Truth::Yes,
+                    _ => Truth::Maybe,
+                })
+        };
+        sets.iter()
+            .fold(Truth::No, |acc, set| match (acc, set_truth(set)) {
+                (Truth::Yes, _) | (_, Truth::Yes) => Truth::Yes,
+                (Truth::No, Truth::No) => Truth::No,
+                _ => Truth::Maybe,
+            })
+    }
+}
+
+/// Add one condition set (empty: unconditional) for syscall `nr`.
+fn add_rule(rules: &mut BTreeMap<i64, Match>, nr: i64, conds: &[Cond]) {
+    if conds.is_empty() {
+        rules.insert(nr, Match::Always);
+        return;
+    }
+    match rules.entry(nr).or_insert_with(|| Match::AnyOf(Vec::new())) {
+        Match::Always => {}
+        Match::AnyOf(sets) => {
+            if !sets.iter().any(|set| set.as_slice() == conds) {
+                sets.push(conds.to_vec());
+            }
+        }
+    }
+}
+
+/// One resolved rule: `action` for syscall `nr` when all `conds` hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Entry {
+    action: Action,
+    nr: i64,
+    conds: Vec<Cond>,
+}
+
+/// A profile with actions resolved, names resolved and unusable rules dropped.
+#[derive(Debug)]
+struct Policy {
+    default: Action,
+    entries: Vec<Entry>,
+}
+
+impl Policy {
+    fn from_profile(profile: &LinuxSeccomp) -> Result<Self, SeccompError> {
+        let default = resolve_action(
+            profile.default_action(),
+            profile.default_errno_ret(),
+            &|| "defaultAction".to_string(),
+        )?
+        .ok_or(SeccompError::NotifyDefault)?;
+        let mut entries = Vec::new();
+        let mut notified = Vec::new();
+        for (i, syscall) in profile.syscalls().iter().flatten().enumerate() {
+            let place = || format!("syscalls[{i}] ({})", syscall.names().join(", "));
+            match resolve_action(syscall.action(), syscall.errno_ret(), &place)? {
+                None => notified.extend(syscall.names().iter().map(|name| format!("{name:?}"))),
+                Some(action) => entries.extend(Self::entries_of(syscall, action, default, &place)?),
+            }
+        }
+        if !notified.is_empty() {
+            return Err(SeccompError::NotifyUnsupported {
+                syscalls: notified.join(", "),
+            });
+        }
+        Ok(Policy { default, entries })
+    }
+
+    /// The entries of one OCI syscall rule (none when its action is the default one).
+    fn entries_of(
+        syscall: &LinuxSyscall,
+        action: Action,
+        default: Action,
+        place: &dyn Fn() -> String,
+    ) -> Result<Vec<Entry>, SeccompError> {
+        let sets = condition_sets(syscall.args().as_deref().unwrap_or_default(), place)?;
+        if action == default {
+            return Ok(Vec::new());
+        }
+        let numbers = syscall
+            .names()
+            .iter()
+            .filter_map(|name| syscall_number(name));
+        Ok(numbers
+            .flat_map(|nr| {
+                sets.iter().map(move |conds| Entry {
+                    action,
+                    nr,
+                    conds: conds.clone(),
+                })
+            })
+            .collect())
+    }
+
+    fn rules_where(&self, keep: impl Fn(&Entry) -> bool) -> BTreeMap<i64, Match> {
+        let mut rules = BTreeMap::new();
+        for entry in self.entries.iter().filter(|entry| keep(entry)) {
+            add_rule(&mut rules, entry.nr, &entry.conds);
+        }
+        rules
+    }
+
+    /// The filters, before install ordering: action filters, the action that appears first in
+    /// the profile last (so it wins same-kind ties), then the default filter.
+    fn plans(&self) -> Vec<Plan> {
+        let mut actions: Vec<Action> = Vec::new();
+        for entry in &self.entries {
+            if entry.action != Action::Allow && !actions.contains(&entry.action) {
+                actions.push(entry.action);
+            }
+        }
+        let mut plans: Vec<Plan> = actions
+            .iter()
+            .rev()
+            .map(|&action| Plan {
+                on_match: action,
+                on_mismatch: Action::Allow,
+                rules: self.rules_where(|entry| entry.action == action),
+            })
+            .collect();
+        if self.default != Action::Allow {
+            plans.push(Plan {
+                on_match: Action::Allow,
+                on_mismatch: self.default,
+                rules: self.rules_where(|_| true),
+            });
+        }
+        plans
+    }
+}
+
+/// One filter to generate: `on_match` for calls matching `rules`, `on_mismatch` otherwise.
+#[derive(Debug)]
+struct Plan {
+    on_match: Action,
+    on_mismatch: Action,
+    rules: BTreeMap<i64, Match>,
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.on_match == Action::Allow {
+            write!(f, "default {}", self.on_mismatch)
+        } else {
+            write!(f, "{} rules", self.on_match)
+        }
+    }
+}
+
+impl Plan {
+    /// Whether this filter may stop `seccomp(SECCOMP_SET_MODE_FILTER, flags, …)`.
+    fn may_block_install(&self, flags: FilterFlags) -> bool {
+        let known = [u64::from(libc::SECCOMP_SET_MODE_FILTER), flags.bits()];
+        let truth = self
+            .rules
+            .get(&libc::SYS_seccomp)
+            .map_or(Truth::No, |rule| rule.truth(&known));
+        (truth != Truth::No && !self.on_match.runs_syscall())
+            || (truth != Truth::Yes && !self.on_mismatch.runs_syscall())
+    }
+
+    fn to_bpf(&self) -> Result<BpfProgram, SeccompError> {
+        let wrap = |source| SeccompError::Bpf {
+            filter: self.to_string(),
+            source,
+        };
+        let mut rules = BTreeMap::new();
+        for (nr, matching) in &self.rules {
+            let list = match matching {
+                Match::Always => Vec::new(),
+                Match::AnyOf(sets) => sets
+                    .iter()
+                    .map(|set| {
+                        let conds = set.iter().map(|cond| cond.to_seccompiler());
+                        SeccompRule::new(conds.collect::<Result<_, _>>()?)
+                    })
+                    .collect::<Result<_, _>>()
+                    .map_err(wrap)?,
+            };
+            rules.insert(*nr, list);
+        }
+        let filter = SeccompFilter::new(
+            rules,
+            self.on_mismatch.into(),
+            self.on_match.into(),
+            TargetArch::x86_64,
+        )
+        .map_err(wrap)?;
+        BpfProgram::try_from(filter).map_err(wrap)
+    }
+}
+
+/// Put the (at most one) filter that may deny the installing seccomp(2) call last.
+fn order_for_install(plans: Vec<Plan>, flags: FilterFlags) -> Result<Vec<Plan>, SeccompError> {
+    let (blocking, mut ordered): (Vec<Plan>, Vec<Plan>) = plans
+        .into_iter()
+        .partition(|plan| plan.may_block_install(flags));
+    if blocking.len() > 1 {
+        let names: Vec<String> = blocking.iter().map(Plan::to_string).collect();
+        return Err(SeccompError::Unorderable {
+            filters: names.join(" and "),
+        });
+    }
+    ordered.extend(blocking);
+    Ok(ordered)
+}
+
+/// Kill the process on any call that is not a native x86_64 call (i386, x32); syscall -1
+/// falls through like in libseccomp.
+fn abi_guard() -> BpfProgram {
+    let stmt = |code: u32, k: u32| sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jump = |code: u32, k: u32, jt: u8, jf: u8| sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    let load = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let ret = libc::BPF_RET | libc::BPF_K;
+    vec![
+        stmt(load, SECCOMP_DATA_ARCH_OFFSET),
+        jump(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            AUDIT_ARCH_X86_64,
+            1,
+            0,
+        ),
+        stmt(ret, libc::SECCOMP_RET_KILL_PROCESS),
+        stmt(load, SECCOMP_DATA_NR_OFFSET),
+        jump(
+            libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K,
+            X32_SYSCALL_BIT,
+            0,
+            2,
+        ),
+        jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, u32::MAX, 1, 0),
+        stmt(ret, libc::SECCOMP_RET_KILL_PROCESS),
+        stmt(ret, libc::SECCOMP_RET_ALLOW),
+    ]
+}
+
+/// Install one filter; `number` counts from 1 for messages.
+fn install_one(
+    filter: &BpfProgram,
+    flags: FilterFlags,
+    number: usize,
+    count: usize,
+) -> Result<(), SeccompError> {
+    let len = u16::try_from(filter.len())
+        .ok()
+        .filter(|len| *len > 0 && usize::from(*len) <= BPF_MAXINSNS)
+        .ok_or(SeccompError::FilterLength {
+            index: number,
+            len: filter.len(),
+        })?;
+    let prog = libc::sock_fprog {
+        len,
+        filter: filter.as_ptr().cast::<libc::sock_filter>().cast_mut(),
+    };
+    // SAFETY: `prog` points to `len` initialized instructions; seccompiler's `sock_filter` is
+    // `repr(C)` with the kernel's layout (u16, u8, u8, u32). The kernel only reads the program
+    // (copying it) during the call, while `filter` and `prog` are alive.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags.bits(),
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    match rc {
+        0 => Ok(()),
+        tid if tid > 0 => Err(SeccompError::ThreadSync { index: number, tid }),
+        _ => {
+            let errno = Errno::last();
+            Err(SeccompError::Install {
+                index: number,
+                count,
+                errno,
+                hint: install_hint(errno),
+            })
+        }
+    }
+}
+
+fn install_hint(errno: Errno) -> &'static str {
+    match errno {
+        Errno::EACCES => {
+            " (set no_new_privs first, or keep CAP_SYS_ADMIN until seccomp is installed)"
+        }
+        Errno::EINVAL => " (a flag or the program was refused by the kernel)",
+        Errno::ENOMEM => " (the filters together exceed the kernel's 32768-instruction limit)",
+        Errno::EPERM | Errno::ENOSYS => " (a filter installed earlier denies seccomp(2))",
+        _ => "",
+    }
+}
+
+/// The x86_64 number of a syscall name, `None` when x86_64 has no such syscall.
+fn syscall_number(name: &str) -> Option<i64> {
+    X86_64_SYSCALLS
+        .binary_search_by(|(known, _)| (*known).cmp(name))
+        .ok()
+        .map(|i| X86_64_SYSCALLS[i].1)
+}
+
+/// x86_64 syscall numbers by name, sorted by name (byte order) for binary search: the common
+/// and 64-bit entries of syscall_64.tbl up to Linux 6.18 (the x32-only entries 512-547 are not
+/// x86_64 syscalls).
+const X86_64_SYSCALLS: &[(&str, i64)] = &[
+    ("_sysctl", 156),
+    ("accept", 43),
+    ("accept4", 288),
+    ("access", 21),
+    ("acct", 163),
+    ("add_key", 248),
+    ("adjtimex", 159),
+    ("afs_syscall", 183),
+    ("alarm", 37),
+    ("arch_prctl", 158),
+    ("bind", 49),
+    ("bpf", 321),
+    ("brk", 12),
+    ("cachestat", 451),
+    ("capget", 125),
+    ("capset", 126),
+    ("chdir", 80),
+    ("chmod", 90),
+    ("chown", 92),
+    ("chroot", 161),
+    ("clock_adjtime", 305),
+    ("clock_getres", 229),
+    ("clock_gettime", 228),
+    ("clock_nanosleep", 230),
+    ("clock_settime", 227),
+    ("clone", 56),
+    ("clone3", 435),
+    ("close", 3),
+    ("close_range", 436),
+    ("connect", 42),
+    ("copy_file_range", 326),
+    ("creat", 85),
+    ("create_module", 174),
+    ("delete_module", 176),
+    ("dup", 32),
+    ("dup2", 33),
+    ("dup3", 292),
+    ("epoll_create", 213),
+    ("epoll_create1", 291),
+    ("epoll_ctl", 233),
+    ("epoll_ctl_old", 214),
+    ("epoll_pwait", 281),
+    ("epoll_pwait2", 441),
+    ("epoll_wait", 232),
+    ("epoll_wait_old", 215),
+    ("eventfd", 284),
+    ("eventfd2", 290),
+    ("execve", 59),
+    ("execveat", 322),
+    ("exit", 60),
+    ("exit_group", 231),
+    ("faccessat", 269),
+    ("faccessat2", 439),
+    ("fadvise64", 221),
+    ("fallocate", 285),
+    ("fanotify_init", 300),
+    ("fanotify_mark", 301),
+    ("fchdir", 81),
+    ("fchmod", 91),
+    ("fchmodat", 268),
+    ("fchmodat2", 452),
+    ("fchown", 93),
+    ("fchownat", 260),
+    ("fcntl", 72),
+    ("fdatasync", 75),
+    ("fgetxattr", 193),
+    ("file_getattr", 468),
+    ("file_setattr", 469),
+    ("finit_module", 313),
+    ("flistxattr", 196),
+    ("flock", 73),
+    ("fork", 57),
+    ("fremovexattr", 199),
+    ("fsconfig", 431),
+    ("fsetxattr", 190),
+    ("fsmount", 432),
+    ("fsopen", 430),
+    ("fspick", 433),
+    ("fstat", 5),
+    ("fstatfs", 138),
+    ("fsync", 74),
+    ("ftruncate", 77),
+    ("futex", 202),
+    ("futex_requeue", 456),
+    ("futex_wait", 455),
+    ("futex_waitv", 449),
+    ("futex_wake", 454),
+    ("futimesat", 261),
+    ("get_kernel_syms", 177),
+    ("get_mempolicy", 239),
+    ("get_robust_list", 274),
+    ("get_thread_area", 211),
+    ("getcpu", 309),
+    ("getcwd", 79),
+    ("getdents", 78),
+    ("getdents64", 217),
+    ("getegid", 108),
+    ("geteuid", 107),
+    ("getgid", 104),
+    ("getgroups", 115),
+    ("getitimer", 36),
+    ("getpeername", 52),
+    ("getpgid", 121),
+    ("getpgrp", 111),
+    ("getpid", 39),
+    ("getpmsg", 181),
+    ("getppid", 110),
+    ("getpriority", 140),
+    ("getrandom", 318),
+    ("getresgid", 120),
+    ("getresuid", 118),
+    ("getrlimit", 97),
+    ("getrusage", 98),
+    ("getsid", 124),
+    ("getsockname", 51),
+    ("getsockopt", 55),
+    ("gettid", 186),
+    ("gettimeofday", 96),
+    ("getuid", 102),
+    ("getxattr", 191),
+    ("getxattrat", 464),
+    ("init_module", 175),
+    ("inotify_add_watch", 254),
+    ("inotify_init", 253),
+    ("inotify_init1", 294),
+    ("inotify_rm_watch", 255),
+    ("io_cancel", 210),
+    ("io_destroy", 207),
+    ("io_getevents", 208),
+    ("io_pgetevents", 333),
+    ("io_setup", 206),
+    ("io_submit", 209),
+    ("io_uring_enter", 426),
+    ("io_uring_register", 427),
+    ("io_uring_setup", 425),
+    ("ioctl", 16),
+    ("ioperm", 173),
+    ("iopl", 172),
+    ("ioprio_get", 252),
+    ("ioprio_set", 251),
+    ("kcmp", 312),
+    ("kexec_file_load", 320),
+    ("kexec_load", 246),
+    ("keyctl", 250),
+    ("kill", 62),
+    ("landlock_add_rule", 445),
+    ("landlock_create_ruleset", 444),
+    ("landlock_restrict_self", 446),
+    ("lchown", 94),
+    ("lgetxattr", 192),
+    ("link", 86),
+    ("linkat", 265),
+    ("listen", 50),
+    ("listmount", 458),
+    ("listxattr", 194),
+    ("listxattrat", 465),
+    ("llistxattr", 195),
+    ("lookup_dcookie", 212),
+    ("lremovexattr", 198),
+    ("lseek", 8),
+    ("lsetxattr", 189),
+    ("lsm_get_self_attr", 459),
+    ("lsm_list_modules", 461),
+    ("lsm_set_self_attr", 460),
+    ("lstat", 6),
+    ("madvise", 28),
+    ("map_shadow_stack", 453),
+    ("mbind", 237),
+    ("membarrier", 324),
+    ("memfd_create", 319),
+    ("memfd_secret", 447),
+    ("migrate_pages", 256),
+    ("mincore", 27),
+    ("mkdir", 83),
+    ("mkdirat", 258),
+    ("mknod", 133),
+    ("mknodat", 259),
+    ("mlock", 149),
+    ("mlock2", 325),
+    ("mlockall", 151),
+    ("mmap", 9),
+    ("modify_ldt", 154),
+    ("mount", 165),
+    ("mount_setattr", 442),
+    ("move_mount", 429),
+    ("move_pages", 279),
+    ("mprotect", 10),
+    ("mq_getsetattr", 245),
+    ("mq_notify", 244),
+    ("mq_open", 240),
+    ("mq_timedreceive", 243),
+    ("mq_timedsend", 242),
+    ("mq_unlink", 241),
+    ("mremap", 25),
+    ("mseal", 462),
+    ("msgctl", 71),
+    ("msgget", 68),
+    ("msgrcv", 70),
+    ("msgsnd", 69),
+    ("msync", 26),
+    ("munlock", 150),
+    ("munlockall", 152),
+    ("munmap", 11),
+    ("name_to_handle_at", 303),
+    ("nanosleep", 35),
+    ("newfstatat", 262),
+    ("nfsservctl", 180),
+    ("open", 2),
+    ("open_by_handle_at", 304),
+    ("open_tree", 428),
+    ("open_tree_attr", 467),
+    ("openat", 257),
+    ("openat2", 437),
+    ("pause", 34),
+    ("perf_event_open", 298),
+    ("personality", 135),
+    ("pidfd_getfd", 438),
+    ("pidfd_open", 434),
+    ("pidfd_send_signal", 424),
+    ("pipe", 22),
+    ("pipe2", 293),
+    ("pivot_root", 155),
+    ("pkey_alloc", 330),
+    ("pkey_free", 331),
+    ("pkey_mprotect", 329),
+    ("poll", 7),
+    ("ppoll", 271),
+    ("prctl", 157),
+    ("pread64", 17),
+    ("preadv", 295),
+    ("preadv2", 327),
+    ("prlimit64", 302),
+    ("process_madvise", 440),
+    ("process_mrelease", 448),
+    ("process_vm_readv", 310),
+    ("process_vm_writev", 311),
+    ("pselect6", 270),
+    ("ptrace", 101),
+    ("putpmsg", 182),
+    ("pwrite64", 18),
+    ("pwritev", 296),
+    ("pwritev2", 328),
+    ("query_module", 178),
+    ("quotactl", 179),
+    ("quotactl_fd", 443),
+    ("read", 0),
+    ("readahead", 187),
+    ("readlink", 89),
+    ("readlinkat", 267),
+    ("readv", 19),
+    ("reboot", 169),
+    ("recvfrom", 45),
+    ("recvmmsg", 299),
+    ("recvmsg", 47),
+    ("remap_file_pages", 216),
+    ("removexattr", 197),
+    ("removexattrat", 466),
+    ("rename", 82),
+    ("renameat", 264),
+    ("renameat2", 316),
+    ("request_key", 249),
+    ("restart_syscall", 219),
+    ("rmdir", 84),
+    ("rseq", 334),
+    ("rt_sigaction", 13),
+    ("rt_sigpending", 127),
+    ("rt_sigprocmask", 14),
+    ("rt_sigqueueinfo", 129),
+    ("rt_sigreturn", 15),
+    ("rt_sigsuspend", 130),
+    ("rt_sigtimedwait", 128),
+    ("rt_tgsigqueueinfo", 297),
+    ("sched_get_priority_max", 146),
+    ("sched_get_priority_min", 147),
+    ("sched_getaffinity", 204),
+    ("sched_getattr", 315),
+    ("sched_getparam", 143),
+    ("sched_getscheduler", 145),
+    ("sched_rr_get_interval", 148),
+    ("sched_setaffinity", 203),
+    ("sched_setattr", 314),
+    ("sched_setparam", 142),
+    ("sched_setscheduler", 144),
+    ("sched_yield", 24),
+    ("seccomp", 317),
+    ("security", 185),
+    ("select", 23),
+    ("semctl", 66),
+    ("semget", 64),
+    ("semop", 65),
+    ("semtimedop", 220),
+    ("sendfile", 40),
+    ("sendmmsg", 307),
+    ("sendmsg", 46),
+    ("sendto", 44),
+    ("set_mempolicy", 238),
+    ("set_mempolicy_home_node", 450),
+    ("set_robust_list", 273),
+    ("set_thread_area", 205),
+    ("set_tid_address", 218),
+    ("setdomainname", 171),
+    ("setfsgid", 123),
+    ("setfsuid", 122),
+    ("setgid", 106),
+    ("setgroups", 116),
+    ("sethostname", 170),
+    ("setitimer", 38),
+    ("setns", 308),
+    ("setpgid", 109),
+    ("setpriority", 141),
+    ("setregid", 114),
+    ("setresgid", 119),
+    ("setresuid", 117),
+    ("setreuid", 113),
+    ("setrlimit", 160),
+    ("setsid", 112),
+    ("setsockopt", 54),
+    ("settimeofday", 164),
+    ("setuid", 105),
+    ("setxattr", 188),
+    ("setxattrat", 463),
+    ("shmat", 30),
+    ("shmctl", 31),
+    ("shmdt", 67),
+    ("shmget", 29),
+    ("shutdown", 48),
+    ("sigaltstack", 131),
+    ("signalfd", 282),
+    ("signalfd4", 289),
+    ("socket", 41),
+    ("socketpair", 53),
+    ("splice", 275),
+    ("stat", 4),
+    ("statfs", 137),
+    ("statmount", 457),
+    ("statx", 332),
+    ("swapoff", 168),
+    ("swapon", 167),
+    ("symlink", 88),
+    ("symlinkat", 266),
+    ("sync", 162),
+    ("sync_file_range", 277),
+    ("syncfs", 306),
+    ("sysfs", 139),
+    ("sysinfo", 99),
+    ("syslog", 103),
+    ("tee", 276),
+    ("tgkill", 234),
+    ("time", 201),
+    ("timer_create", 222),
+    ("timer_delete", 226),
+    ("timer_getoverrun", 225),
+    ("timer_gettime", 224),
+    ("timer_settime", 223),
+    ("timerfd_create", 283),
+    ("timerfd_gettime", 287),
+    ("timerfd_settime", 286),
+    ("times", 100),
+    ("tkill", 200),
+    ("truncate", 76),
+    ("tuxcall", 184),
+    ("umask", 95),
+    ("umount2", 166),
+    ("uname", 63),
+    ("unlink", 87),
+    ("unlinkat", 263),
+    ("unshare", 272),
+    ("uprobe", 336),
+    ("uretprobe", 335),
+    ("uselib", 134),
+    ("userfaultfd", 323),
+    ("ustat", 136),
+    ("utime", 132),
+    ("utimensat", 280),
+    ("utimes", 235),
+    ("vfork", 58),
+    ("vhangup", 153),
+    ("vmsplice", 278),
+    ("vserver", 236),
+    ("wait4", 61),
+    ("waitid", 247),
+    ("write", 1),
+    ("writev", 20),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::signal::Signal;
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::unistd::{fork, ForkResult};
+    use serde_json::json;
+
+    /// A path whose parent never exists: unfiltered mkdir/truncate on it fail with ENOENT.
+    const MISSING: &std::ffi::CStr = c"/runz-test-seccomp-no-such-dir/x";
+    /// Child exit codes for setup failures, distinct from errno values used in the tests.
+    const SETUP_FAILED: i32 = 200;
+    const INSTALL_FAILED: i32 = 201;
+
+    fn profile(value: serde_json::Value) -> LinuxSeccomp {
+        serde_json::from_value(value).expect("test profile parses")
+    }
+
+    fn policy(value: serde_json::Value) -> Result<Policy, SeccompError> {
+        Policy::from_profile(&profile(value))
+    }
+
+    /// errno of a raw syscall result, 0 when it succeeded.
+    fn errno_of(rc: libc::c_long) -> i32 {
+        if rc == -1 {
+            Errno::last() as i32
+        } else {
+            0
+        }
+    }
+
+    /// errno of an argument-less syscall, 0 when it succeeded.
+    fn no_arg_errno(nr: libc::c_long) -> i32 {
+        // SAFETY: the callers pass syscalls that take no arguments.
+        errno_of(unsafe { libc::syscall(nr) })
+    }
+
+    fn mkdir_errno(mode: u32) -> i32 {
+        // SAFETY: mkdir on a valid C string; the parent directory does not exist.
+        errno_of(unsafe { libc::syscall(libc::SYS_mkdir, MISSING.as_ptr(), mode) })
+    }
+
+    fn truncate_errno(length: u64) -> i32 {
+        // SAFETY: truncate on a valid C string; the path does not exist.
+        errno_of(unsafe { libc::syscall(libc::SYS_truncate, MISSING.as_ptr(), length) })
+    }
+
+    /// Fork; the child installs `filters` (after no_new_privs if `nnp`) and exits with the
+    /// result of `probe`. The child only makes raw syscalls and leaves with `_exit`.
+    fn run_filtered(
+        filters: &[BpfProgram],
+        flags: FilterFlags,
+        nnp: bool,
+        probe: impl Fn() -> i32,
+    ) -> WaitStatus {
+        // SAFETY: the child touches no locks or allocator on the success path: raw prctl,
+        // seccomp and the probe's raw syscalls, then `_exit`.
+        match unsafe { fork() }.expect("fork") {
+            ForkResult::Child => {
+                // SAFETY: prctl with integer arguments; no core dump for SIGSYS kills.
+                let code = unsafe {
+                    if libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) != 0
+                        || (nnp && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+                    {
+                        SETUP_FAILED
+                    } else if install_with_flags(filters, flags).is_err() {
+                        INSTALL_FAILED
+                    } else {
+                        probe()
+                    }
+                };
+                // SAFETY: leave the child without running the parent's atexit handlers.
+                unsafe { libc::_exit(code) }
+            }
+            ForkResult::Parent { child } => waitpid(child, None).expect("waitpid"),
+        }
+    }
+
+    /// Compile `value` and run `probe` under it with its flags and no_new_privs.
+    fn run_profile(value: serde_json::Value, probe: impl Fn() -> i32) -> WaitStatus {
+        let profile = profile(value);
+        let filters = compile(&profile).expect("profile compiles");
+        run_filtered(&filters, filter_flags(&profile), true, probe)
+    }
+
+    fn exit_code(status: WaitStatus) -> i32 {
+        match status {
+            WaitStatus::Exited(_, code) => code,
+            other => panic!("child did not exit normally: {other:?}"),
+        }
+    }
+
+    fn assert_sigsys(status: WaitStatus) {
+        assert!(
+            matches!(status, WaitStatus::Signaled(_, Signal::SIGSYS, _)),
+            "expected death by SIGSYS, got {status:?}"
+        );
+    }
+
+    // ---- the syscall table -------------------------------------------------------------
+
+    #[test]
+    fn syscall_table_is_sorted_unique_and_agrees_with_libc() {
+        assert!(X86_64_SYSCALLS.windows(2).all(|w| w[0].0 < w[1].0));
+        let mut numbers: Vec<i64> = X86_64_SYSCALLS.iter().map(|(_, nr)| *nr).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        assert_eq!(numbers.len(), X86_64_SYSCALLS.len());
+        for (name, nr) in [
+            ("read", libc::SYS_read),
+            ("mkdir", libc::SYS_mkdir),
+            ("personality", libc::SYS_personality),
+            ("seccomp", libc::SYS_seccomp),
+            ("clone3", libc::SYS_clone3),
+            ("exit_group", libc::SYS_exit_group),
+            ("mseal", libc::SYS_mseal),
+        ] {
+            assert_eq!(syscall_number(name), Some(nr), "{name}");
+        }
+        assert_eq!(syscall_number("file_setattr"), Some(469));
+        assert_eq!(syscall_number("socketcall"), None);
+        assert_eq!(syscall_number(""), None);
+    }
+
+    // ---- parsing and validation ----------------------------------------------------------
+
+    #[test]
+    fn actions_resolve_like_runc() {
+        let none = || "test".to_string();
+        let cases = [
+            (LinuxSeccompAction::ScmpActKill, None, Action::KillThread),
+            (
+                LinuxSeccompAction::ScmpActKillThread,
+                None,
+                Action::KillThread,
+            ),
+            (
+                LinuxSeccompAction::ScmpActKillProcess,
+                None,
+                Action::KillProcess,
+            ),
+            (LinuxSeccompAction::ScmpActTrap, None, Action::Trap),
+            (LinuxSeccompAction::ScmpActErrno, None, Action::Errno(1)),
+            (
+                LinuxSeccompAction::ScmpActErrno,
+                Some(38),
+                Action::Errno(38),
+            ),
+            (LinuxSeccompAction::ScmpActErrno, Some(0), Action::Errno(0)),
+            (LinuxSeccompAction::ScmpActTrace, None, Action::Trace(1)),
+            (LinuxSeccompAction::ScmpActTrace, Some(7), Action::Trace(7)),
+            (LinuxSeccompAction::ScmpActLog, None, Action::Log),
+            (LinuxSeccompAction::ScmpActAllow, None, Action::Allow),
+        ];
+        for (action, errno_ret, expected) in cases {
+            let got = resolve_action(action, errno_ret, &none).expect("resolves");
+            assert_eq!(got, Some(expected), "{action} {errno_ret:?}");
+        }
+        let notify = resolve_action(LinuxSeccompAction::ScmpActNotify, None, &none);
+        assert_eq!(notify.expect("notify resolves to None"), None);
+    }
+
+    #[test]
+    fn errno_ret_is_validated() {
+        let err = policy(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 70000}]}))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "seccomp: errnoRet 70000 of syscalls[0] (mkdir) does not fit the 16-bit seccomp \
+             return data (max 65535)"
+        );
+        let err = policy(json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["getpid", "read"], "action": "SCMP_ACT_ALLOW", "errnoRet": 1}]}))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "seccomp: syscalls[0] (getpid, read) sets errnoRet 1, but action SCMP_ACT_ALLOW \
+             takes no errno"
+        );
+        let err =
+            policy(json!({"defaultAction": "SCMP_ACT_KILL", "defaultErrnoRet": 1})).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "seccomp: defaultAction sets errnoRet 1, but action SCMP_ACT_KILL takes no errno"
+        );
+        let ok = policy(json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38}));
+        assert_eq!(ok.expect("valid").default, Action::Errno(38));
+    }
+
+    #[test]
+    fn notify_is_refused_naming_the_syscalls() {
+        let err = policy(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "seccomp: action SCMP_ACT_NOTIFY for \"mkdir\" is not supported yet"
+        );
+        let err = policy(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir", "rmdir"], "action": "SCMP_ACT_NOTIFY"},
+            {"names": ["getpid"], "action": "SCMP_ACT_ERRNO"},
+            {"names": ["open"], "action": "SCMP_ACT_NOTIFY"}]}))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "seccomp: action SCMP_ACT_NOTIFY for \"mkdir\", \"rmdir\", \"open\" is not supported yet"
+        );
+        let err = policy(json!({"defaultAction": "SCMP_ACT_NOTIFY"})).unwrap_err();
+        assert!(matches!(err, SeccompError::NotifyDefault), "{err}");
+    }
+
+    #[test]
+    fn arg_index_above_five_is_refused() {
+        let err = policy(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO",
+             "args": [{"index": 6, "value": 1, "op": "SCMP_CMP_EQ"}]}]}))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "seccomp: argument index 6 in syscalls[0] (mkdir) is out of range (0-5)"
+        );
+    }
+
+    #[test]
+    fn unknown_syscalls_are_skipped() {
+        let policy = policy(json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["socketcall", "mkdir", "no_such_call"], "action": "SCMP_ACT_ALLOW"}]}))
+        .expect("unknown names are not errors");
+        assert_eq!(
+            policy.entries,
+            vec![Entry {
+                action: Action::Allow,
+                nr: libc::SYS_mkdir,
+                conds: vec![]
+            }]
+        );
+    }
+
+    #[test]
+    fn rules_with_the_default_action_are_dropped() {
+        let policy = policy(json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"},
+            {"names": ["rmdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}))
+        .expect("valid");
+        assert_eq!(policy.entries.len(), 1);
+        assert_eq!(policy.entries[0].action, Action::Errno(38));
+    }
+
+    #[test]
+    fn operators_parse_and_evaluate_like_libseccomp() {
+        let cond = |op: &str, value: u64, value_two: Option<u64>| {
+            let arg: LinuxSeccompArg = serde_json::from_value(
+                json!({"index": 1, "value": value, "valueTwo": value_two, "op": op}),
+            )
+            .expect("arg parses");
+            Cond::from_arg(&arg, &|| "test".to_string()).expect("valid")
+        };
+        let holds = |c: Option<Cond>, arg: u64| c.expect("satisfiable").holds(arg);
+        assert!(holds(cond("SCMP_CMP_NE", 5, None), 4) && !holds(cond("SCMP_CMP_NE", 5, None), 5));
+        assert!(holds(cond("SCMP_CMP_LT", 5, None), 4) && !holds(cond("SCMP_CMP_LT", 5, None), 5));
+        assert!(holds(cond("SCMP_CMP_LE", 5, None), 5) && !holds(cond("SCMP_CMP_LE", 5, None), 6));
+        assert!(holds(cond("SCMP_CMP_EQ", 5, None), 5) && !holds(cond("SCMP_CMP_EQ", 5, None), 4));
+        assert!(holds(cond("SCMP_CMP_GE", 5, None), 5) && !holds(cond("SCMP_CMP_GE", 5, None), 4));
+        assert!(holds(cond("SCMP_CMP_GT", 5, None), 6) && !holds(cond("SCMP_CMP_GT", 5, None), 5));
+        let masked = cond("SCMP_CMP_MASKED_EQ", 0xff00, Some(0x1200));
+        assert_eq!(masked.map(|c| c.op), Some(Op::MaskedEq(0xff00)));
+        assert!(holds(masked, 0x12ab) && !holds(masked, 0x13ab));
+        // valueTwo outside the mask: (arg & 0xff) can never be 0x100.
+        assert_eq!(cond("SCMP_CMP_MASKED_EQ", 0xff, Some(0x100)), None);
+    }
+
+    #[test]
+    fn conditions_on_one_index_are_split_like_runc() {
+        let args = |list: serde_json::Value| -> Vec<LinuxSeccompArg> {
+            serde_json::from_value(list).expect("args parse")
+        };
+        let place = || "test".to_string();
+        let and = condition_sets(
+            &args(json!([{"index": 0, "value": 1, "op": "SCMP_CMP_GE"},
+                         {"index": 1, "value": 9, "op": "SCMP_CMP_LE"}])),
+            &place,
+        )
+        .expect("valid");
+        assert_eq!(and.len(), 1);
+        assert_eq!(and[0].len(), 2);
+        let or = condition_sets(
+            &args(json!([{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
+                         {"index": 0, "value": 2, "op": "SCMP_CMP_EQ"},
+                         {"index": 0, "value": 1, "valueTwo": 2, "op": "SCMP_CMP_MASKED_EQ"}])),
+            &place,
+        )
+        .expect("valid");
+        assert_eq!(
+            or.len(),
+            2,
+            "the impossible masked condition is dropped: {or:?}"
+        );
+        let never = condition_sets(
+            &args(json!([{"index": 0, "value": 1, "valueTwo": 2, "op": "SCMP_CMP_MASKED_EQ"}])),
+            &place,
+        )
+        .expect("valid");
+        assert!(never.is_empty());
+        assert_eq!(
+            condition_sets(&[], &place).expect("valid"),
+            vec![Vec::new()]
+        );
+    }
+
+    #[test]
+    fn flags_map_to_seccomp_bits() {
+        let profile = profile(json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": [
+            "SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
+            "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}));
+        assert_eq!(filter_flags(&profile).bits(), 0b111);
+    }
+
+    #[test]
+    fn features_lists_parse_as_oci_names() {
+        use std::str::FromStr;
+        for action in supported_actions() {
+            let parsed = LinuxSeccompAction::from_str(action).expect("known action");
+            assert!(resolve_action(parsed, None, &String::new)
+                .expect("ok")
+                .is_some());
+        }
+        for op in supported_operators() {
+            LinuxSeccompOperator::from_str(op).expect("known operator");
+        }
+        for arch in supported_archs() {
+            oci_spec::runtime::Arch::from_str(arch).expect("known arch");
+        }
+        for flag in known_flags() {
+            LinuxSeccompFilterFlag::from_str(flag).expect("known flag");
+        }
+        assert!(supported_flags()
+            .iter()
+            .all(|flag| known_flags().contains(flag)));
+        assert_eq!(supported_operators().len(), 7);
+    }
+
+    #[test]
+    fn architectures_are_accepted() {
+        let filters = compile(&profile(json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32",
+                              "SCMP_ARCH_AARCH64"]})))
+        .expect("compiles");
+        assert_eq!(filters, vec![abi_guard()]);
+        let parsed: Result<LinuxSeccomp, _> = serde_json::from_value(
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_Z80"]}),
+        );
+        assert!(
+            parsed.is_err(),
+            "unknown architecture names are refused at parse time"
+        );
+    }
+
+    // ---- filter construction -----------------------------------------------------------
+
+    #[test]
+    fn allow_list_profile_is_guard_plus_default_filter() {
+        let filters = compile(&profile(
+            json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["read", "write", "exit_group"], "action": "SCMP_ACT_ALLOW"}]}),
+        ))
+        .expect("compiles");
+        assert_eq!(filters.len(), 2);
+        assert_eq!(filters[0], abi_guard());
+    }
+
+    #[test]
+    fn one_filter_per_distinct_action() {
+        let policy = policy(json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+            {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["rmdir"], "action": "SCMP_ACT_KILL"},
+            {"names": ["chdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}))
+        .expect("valid");
+        let plans = policy.plans();
+        let names: Vec<String> = plans.iter().map(Plan::to_string).collect();
+        assert_eq!(
+            names,
+            [
+                "SCMP_ACT_KILL_THREAD rules",
+                "SCMP_ACT_ERRNO(38) rules",
+                "default SCMP_ACT_ERRNO(1)"
+            ]
+        );
+        assert_eq!(plans[1].rules.len(), 2);
+        assert_eq!(
+            plans[2].rules.len(),
+            4,
+            "the default filter knows every named syscall"
+        );
+    }
+
+    #[test]
+    fn unconditional_rule_absorbs_conditional_ones() {
+        let mut rules = BTreeMap::new();
+        let cond = Cond {
+            index: 0,
+            op: Op::Eq,
+            value: 1,
+        };
+        add_rule(&mut rules, 1, &[cond]);
+        add_rule(&mut rules, 1, &[cond]);
+        assert_eq!(rules[&1], Match::AnyOf(vec![vec![cond]]));
+        add_rule(&mut rules, 1, &[]);
+        add_rule(&mut rules, 1, &[cond]);
+        assert_eq!(rules[&1], Match::Always);
+    }
+
+    #[test]
+    fn filter_denying_seccomp_is_installed_last() {
+        let policy = policy(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"},
+            {"names": ["seccomp"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}))
+        .expect("valid");
+        let plans = policy.plans();
+        assert_eq!(plans[0].on_match, Action::Errno(13), "profile order first");
+        let ordered = order_for_install(plans, FilterFlags::default()).expect("orderable");
+        let order: Vec<Action> = ordered.iter().map(|plan| plan.on_match).collect();
+        assert_eq!(order, [Action::Errno(1), Action::Errno(13)]);
+    }
+
+    #[test]
+    fn seccomp_install_check_uses_known_arguments() {
+        let plans = |value: serde_json::Value| policy(value).expect("valid").plans();
+        // seccomp allowed only for SECCOMP_SET_MODE_STRICT (0): the default filter blocks us.
+        let strict_only = plans(json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["seccomp"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]}]}));
+        assert!(strict_only[0].may_block_install(FilterFlags::default()));
+        // Allowed for SECCOMP_SET_MODE_FILTER with no flags: not blocking, unless we pass flags.
+        let filter_mode = plans(json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["seccomp"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
+                      {"index": 1, "value": 0, "op": "SCMP_CMP_EQ"}]}]}));
+        assert!(!filter_mode[0].may_block_install(FilterFlags::default()));
+        assert!(filter_mode[0].may_block_install(FilterFlags(libc::SECCOMP_FILTER_FLAG_LOG)));
+        // A condition on the pointer argument is unknown: "may match".
+        let pointer = plans(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["seccomp"], "action": "SCMP_ACT_TRAP",
+             "args": [{"index": 2, "value": 0, "op": "SCMP_CMP_NE"}]}]}));
+        assert!(pointer[0].may_block_install(FilterFlags::default()));
+        // LOG lets the call run.
+        let logged = plans(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["seccomp"], "action": "SCMP_ACT_LOG"}]}));
+        assert!(!logged[0].may_block_install(FilterFlags::default()));
+    }
+
+    #[test]
+    fn two_filters_denying_seccomp_are_refused() {
+        let err = compile(&profile(
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["seccomp"], "action": "SCMP_ACT_ERRNO"},
+            {"names": ["seccomp"], "action": "SCMP_ACT_TRAP",
+             "args": [{"index": 2, "value": 0, "op": "SCMP_CMP_NE"}]}]}),
+        ))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "seccomp: the profile denies seccomp(2) itself in SCMP_ACT_TRAP rules and \
+             SCMP_ACT_ERRNO(1) rules; these stacked filters cannot all be installed"
+        );
+    }
+
+    // ---- in the kernel (forked children) -----------------------------------------------
+
+    #[test]
+    fn kernel_baseline_without_filter() {
+        assert_eq!(
+            exit_code(run_filtered(&[], FilterFlags::default(), true, || {
+                mkdir_errno(0o755)
+            })),
+            libc::ENOENT
+        );
+    }
+
+    #[test]
+    fn kernel_default_allow_with_mkdir_errno() {
+        let rules = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]});
+        assert_eq!(
+            exit_code(run_profile(rules.clone(), || mkdir_errno(0o755))),
+            libc::EPERM
+        );
+        assert_eq!(
+            exit_code(run_profile(rules, || truncate_errno(0))),
+            libc::ENOENT
+        );
+    }
+
+    #[test]
+    fn kernel_default_errno_with_allow_list() {
+        // getpid allowed, getuid ERRNO(ENOSYS), anything else the default EACCES.
+        let rules = json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": libc::EACCES,
+            "syscalls": [
+            {"names": ["exit_group", "exit", "getpid"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["getuid"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS}]});
+        let probe = || {
+            // SAFETY: argument-less raw syscall.
+            let pid = unsafe { libc::syscall(libc::SYS_getpid) };
+            let uid_errno = no_arg_errno(libc::SYS_getuid);
+            let ppid_errno = no_arg_errno(libc::SYS_getppid);
+            match (pid > 0, uid_errno, ppid_errno) {
+                (true, libc::ENOSYS, libc::EACCES) => 0,
+                (false, _, _) => 1,
+                (_, libc::ENOSYS, _) => 3,
+                _ => 2,
+            }
+        };
+        assert_eq!(exit_code(run_profile(rules, probe)), 0);
+    }
+
+    #[test]
+    fn kernel_allow_list_of_every_syscall_fits_and_works() {
+        let mut names: Vec<&str> = X86_64_SYSCALLS.iter().map(|(name, _)| *name).collect();
+        names.retain(|name| *name != "mkdir");
+        let rules = json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": names, "action": "SCMP_ACT_ALLOW"},
+            {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS,
+             "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}]});
+        let filters = compile(&profile(rules.clone())).expect("compiles");
+        assert!(filters.iter().all(|filter| filter.len() < BPF_MAXINSNS));
+        assert_eq!(
+            exit_code(run_profile(rules.clone(), || mkdir_errno(0o755))),
+            libc::EPERM
+        );
+        assert_eq!(
+            exit_code(run_profile(rules, || truncate_errno(0))),
+            libc::ENOENT
+        );
+    }
+
+    #[test]
+    fn kernel_argument_condition() {
+        // personality(0xffffffff) only queries; everything else is EPERM.
+        let rules = json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+            {"names": ["exit_group"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 0xffff_ffff_u64, "op": "SCMP_CMP_EQ"}]}]});
+        let probe = || {
+            // SAFETY: personality query, then a change the filter must refuse.
+            let (query, change) = unsafe {
+                (
+                    libc::syscall(libc::SYS_personality, 0xffff_ffff_u64),
+                    libc::syscall(libc::SYS_personality, 0_u64),
+                )
+            };
+            match (query >= 0, errno_of(change)) {
+                (true, libc::EPERM) => 0,
+                (false, _) => 1,
+                _ => 2,
+            }
+        };
+        assert_eq!(exit_code(run_profile(rules, probe)), 0);
+    }
+
+    #[test]
+    fn kernel_operators_compare_all_64_bits() {
+        const HIGH: u64 = 0x1_0000_0005;
+        /// (op, value, valueTwo, [(probe, matches)]) on truncate's 64-bit length argument.
+        type Case = (&'static str, u64, Option<u64>, [(u64, bool); 4]);
+        let cases: [Case; 7] = [
+            (
+                "SCMP_CMP_EQ",
+                HIGH,
+                None,
+                [(HIGH, true), (5, false), (HIGH + 1, false), (0, false)],
+            ),
+            (
+                "SCMP_CMP_NE",
+                HIGH,
+                None,
+                [(HIGH, false), (5, true), (HIGH + 1, true), (0, true)],
+            ),
+            (
+                "SCMP_CMP_LT",
+                HIGH,
+                None,
+                [
+                    (HIGH, false),
+                    (5, true),
+                    (HIGH + 1, false),
+                    (1 << 40, false),
+                ],
+            ),
+            (
+                "SCMP_CMP_LE",
+                HIGH,
+                None,
+                [(HIGH, true), (6, true), (HIGH + 1, false), (1 << 33, false)],
+            ),
+            (
+                "SCMP_CMP_GT",
+                HIGH,
+                None,
+                [(HIGH, false), (6, false), (HIGH + 1, true), (1 << 33, true)],
+            ),
+            (
+                "SCMP_CMP_GE",
+                HIGH,
+                None,
+                [(HIGH, true), (6, false), (HIGH + 1, true), (4, false)],
+            ),
+            (
+                "SCMP_CMP_MASKED_EQ",
+                0xf_0000_00f0,
+                Some(0x1_0000_0020),
+                [
+                    (0x1_0000_0020, true),
+                    (0x1_ffff_ff2f, true),
+                    (0x20, false),
+                    (0x1_0000_0030, false),
+                ],
+            ),
+        ];
+        for (op, value, value_two, probes) in cases {
+            let rules = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                {"names": ["truncate"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EACCES,
+                 "args": [{"index": 1, "value": value, "valueTwo": value_two, "op": op}]}]});
+            for (length, matches) in probes {
+                let expected = if matches { libc::EACCES } else { libc::ENOENT };
+                let got = exit_code(run_profile(rules.clone(), move || truncate_errno(length)));
+                assert_eq!(
+                    got, expected,
+                    "{op} {value:#x} {value_two:?} on {length:#x}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn kernel_masked_eq_on_mode() {
+        let rules = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EACCES,
+             "args": [{"index": 1, "value": 0o700, "valueTwo": 0o500, "op": "SCMP_CMP_MASKED_EQ"}]}]});
+        assert_eq!(
+            exit_code(run_profile(rules.clone(), || mkdir_errno(0o555))),
+            libc::EACCES
+        );
+        assert_eq!(
+            exit_code(run_profile(rules, || mkdir_errno(0o755))),
+            libc::ENOENT
+        );
+    }
+
+    #[test]
+    fn kernel_same_syscall_in_several_rules() {
+        let rules = json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": libc::EROFS,
+            "syscalls": [
+            {"names": ["exit_group"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["truncate"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 1, "value": 1, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["truncate"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EACCES,
+             "args": [{"index": 1, "value": 2, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["truncate"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS,
+             "args": [{"index": 1, "value": 3, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["truncate"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EROFS,
+             "args": [{"index": 1, "value": 4, "op": "SCMP_CMP_EQ"}]}]});
+        for (length, expected) in [
+            (1, libc::ENOENT),
+            (2, libc::EACCES),
+            (3, libc::ENOSYS),
+            (4, libc::EROFS),
+            (5, libc::EROFS),
+        ] {
+            let got = exit_code(run_profile(rules.clone(), move || truncate_errno(length)));
+            assert_eq!(got, expected, "truncate length {length}");
+        }
+    }
+
+    #[test]
+    fn kernel_kill_actions_send_sigsys() {
+        for action in [
+            "SCMP_ACT_KILL",
+            "SCMP_ACT_KILL_THREAD",
+            "SCMP_ACT_KILL_PROCESS",
+            "SCMP_ACT_TRAP",
+        ] {
+            let rules = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                {"names": ["getppid"], "action": action}]});
+            // SAFETY: argument-less raw syscall.
+            let status = run_profile(rules, || unsafe { libc::syscall(libc::SYS_getppid) } as i32);
+            assert_sigsys(status);
+        }
+    }
+
+    #[test]
+    fn kernel_default_kill_spares_allowed_syscalls() {
+        let rules = json!({"defaultAction": "SCMP_ACT_KILL_PROCESS", "syscalls": [
+            {"names": ["exit_group", "truncate"], "action": "SCMP_ACT_ALLOW"}]});
+        assert_eq!(
+            exit_code(run_profile(rules.clone(), || truncate_errno(0))),
+            libc::ENOENT
+        );
+        assert_sigsys(run_profile(rules, || mkdir_errno(0o755)));
+    }
+
+    #[test]
+    fn kernel_x32_calls_are_killed() {
+        let rules = json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]});
+        let x32_getpid = i64::from(X32_SYSCALL_BIT) | libc::SYS_getpid;
+        // SAFETY: a raw syscall with an x32 number and no arguments.
+        assert_sigsys(run_profile(
+            rules.clone(),
+            move || unsafe { libc::syscall(x32_getpid) } as i32,
+        ));
+        // SAFETY: syscall -1 only fails with ENOSYS.
+        let minus_one = run_profile(rules, || errno_of(unsafe { libc::syscall(-1) }));
+        assert_eq!(exit_code(minus_one), libc::ENOSYS);
+    }
+
+    #[test]
+    fn kernel_install_order_keeps_seccomp_callable() {
+        let rules = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"},
+            {"names": ["seccomp"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EACCES}]});
+        let probe = || {
+            // SAFETY: seccomp with a null program only fails (here: denied by the filter).
+            let rc =
+                unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, 0) };
+            match (errno_of(rc), mkdir_errno(0o755)) {
+                (libc::EACCES, libc::EPERM) => 0,
+                (libc::EACCES, _) => 2,
+                _ => 1,
+            }
+        };
+        assert_eq!(exit_code(run_profile(rules, probe)), 0);
+    }
+
+    #[test]
+    fn kernel_install_with_cap_sys_admin_without_no_new_privs() {
+        assert_eq!(nix::unistd::geteuid().as_raw(), 0, "this test runs as root");
+        let filters = compile(&profile(
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}),
+        ))
+        .expect("compiles");
+        let status = run_filtered(&filters, FilterFlags::default(), false, || {
+            mkdir_errno(0o755)
+        });
+        assert_eq!(exit_code(status), libc::EPERM);
+    }
+
+    #[test]
+    fn kernel_flags_are_applied() {
+        let rules = json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "flags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
+                      "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]});
+        assert_eq!(
+            exit_code(run_profile(rules, || mkdir_errno(0o755))),
+            libc::EPERM
+        );
+    }
+
+    #[test]
+    fn install_errors_name_the_filter() {
+        let err = install(&[Vec::new()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "seccomp: filter 1 has 0 instructions; a filter has 1 to 4096"
+        );
+    }
 }
 pub fn supported_actions() -> Vec<&'static str> {
     todo!()
