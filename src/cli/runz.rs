@@ -411,6 +411,7 @@ fn run(root: &Path, a: CreateArgs, detach: bool, keep: bool) -> Result<i32> {
     let code = match ours {
         Some(sock) => {
             let master = console::recv_master(&sock)?;
+            container::forward_signals(created.pid);
             console::relay(master, created.pid)?
         }
         None => container::wait_foreground(created.pid),
@@ -507,6 +508,8 @@ fn features() -> serde_json::Value {
                 "actions": seccomp::supported_actions(),
                 "operators": seccomp::supported_operators(),
                 "archs": seccomp::supported_archs(),
+                "knownFlags": seccomp::known_flags(),
+                "supportedFlags": seccomp::supported_flags(),
             },
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
@@ -657,7 +660,11 @@ fn exec(root: &Path, a: ExecArgs) -> Result<i32> {
         return Ok(0);
     }
     Ok(match ours {
-        Some(sock) => console::relay(console::recv_master(&sock)?, pid)?,
+        Some(sock) => {
+            let master = console::recv_master(&sock)?;
+            container::forward_signals(pid);
+            console::relay(master, pid)?
+        }
         None => container::wait_foreground(pid),
     })
 }

@@ -458,6 +458,3 @@ pub(crate) mod test_fork {
         }
     }
 }
-pub fn all_known() -> Vec<String> {
-    todo!()
-}

@@ -910,19 +910,3 @@ mod tests {
         assert_eq!(after.output_flags, before.output_flags);
     }
 }
-
-pub fn connect_socket(_p: &std::path::Path) -> Result<std::os::fd::OwnedFd, ConsoleError> {
-    todo!()
-}
-pub fn setup_pty(
-    _s: std::os::fd::OwnedFd,
-    _b: Option<&oci_spec::runtime::Box>,
-) -> Result<(), ConsoleError> {
-    todo!()
-}
-pub fn recv_master(_s: &std::os::fd::OwnedFd) -> Result<std::os::fd::OwnedFd, ConsoleError> {
-    todo!()
-}
-pub fn relay(_m: std::os::fd::OwnedFd, _c: nix::unistd::Pid) -> Result<i32, ConsoleError> {
-    todo!()
-}

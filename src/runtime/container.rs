@@ -552,9 +552,44 @@ fn stop_now(st: &ContainerState) -> Result<()> {
     Ok(())
 }
 
+/// The process signals are passed on to while runz waits in the foreground.
+static FORWARD_TO: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn forward_signal(sig: libc::c_int) {
+    let pid = FORWARD_TO.load(std::sync::atomic::Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe; pid is a plain integer.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// From now on, pass SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 that runz receives on
+/// to `pid`, as runc does in the foreground.
+pub fn forward_signals(pid: Pid) {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+    FORWARD_TO.store(pid.as_raw(), std::sync::atomic::Ordering::Relaxed);
+    let act = SigAction::new(
+        SigHandler::Handler(forward_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
+        // SAFETY: the handler only loads an atomic and calls kill(2), both async-signal-safe.
+        let _ = unsafe { sigaction(sig, &act) };
+    }
+}
+
 /// Wait for init (our child) in the foreground, passing on termination signals, and return
 /// its exit code the way a shell reports it (128+n for a signal).
 pub fn wait_foreground(pid: Pid) -> i32 {
+    forward_signals(pid);
     loop {
         match waitpid(pid, Some(WaitPidFlag::__WALL)) {
             Ok(WaitStatus::Exited(_, code)) => return code,

@@ -267,14 +267,14 @@ struct Exec {
     path: CString,
     argv: Vec<CString>,
     env: Vec<CString>,
-    late_seccomp: Option<Vec<seccompiler::BpfProgram>>,
+    late_seccomp: Option<(Vec<seccompiler::BpfProgram>, seccomp::FilterFlags)>,
 }
 
 impl Exec {
     /// Install the late seccomp filter and execve; returns only the error.
     fn run(&self) -> String {
-        if let Some(filters) = &self.late_seccomp {
-            if let Err(e) = seccomp::install(filters) {
+        if let Some((filters, flags)) = &self.late_seccomp {
+            if let Err(e) = seccomp::install_with_flags(filters, *flags) {
                 return e.to_string();
             }
         }
@@ -290,7 +290,10 @@ fn prepare_identity_and_exec(
     extra_env: &[String],
 ) -> Result<Exec, String> {
     let filters = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(profile) => Some(seccomp::compile(profile).map_err(|e| e.to_string())?),
+        Some(profile) => Some((
+            seccomp::compile(profile).map_err(|e| e.to_string())?,
+            seccomp::filter_flags(profile),
+        )),
         None => None,
     };
     let nnp = process.no_new_privileges().unwrap_or(false);
@@ -299,8 +302,8 @@ fn prepare_identity_and_exec(
     }
     // Without no_new_privs, seccomp needs CAP_SYS_ADMIN: install it before dropping privileges.
     let late_seccomp = match filters {
-        Some(f) if !nnp => {
-            seccomp::install(&f).map_err(|e| e.to_string())?;
+        Some((f, flags)) if !nnp => {
+            seccomp::install_with_flags(&f, flags).map_err(|e| e.to_string())?;
             None
         }
         other => other,

@@ -1947,12 +1947,3 @@ mod tests {
         );
     }
 }
-pub fn supported_actions() -> Vec<&'static str> {
-    todo!()
-}
-pub fn supported_operators() -> Vec<&'static str> {
-    todo!()
-}
-pub fn supported_archs() -> Vec<&'static str> {
-    todo!()
-}
