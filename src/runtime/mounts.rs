@@ -576,7 +576,7 @@ pub fn open_parent_in_root(
 pub struct MountContext<'a> {
     /// `O_PATH` descriptor of the (already self-bind-mounted) rootfs.
     pub root: BorrowedFd<'a>,
-    /// Host path of the rootfs; only used to turn descriptors back into in-root paths.
+    /// Host path of the rootfs (informational; all resolution goes through `root`).
     pub rootfs: &'a Path,
     /// Relative bind sources are relative to this directory (the bundle); else to the cwd.
     pub bundle: Option<&'a Path>,
