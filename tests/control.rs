@@ -54,8 +54,19 @@ fn exec_flags_set_env_cwd_user_and_caps() {
     }
     let b = running("exec-flags");
     let out = b.runz(&[
-        "exec", "--env", "FOO=bar", "--cwd", "/tmp", "--user", "1000:1000",
-        "--additional-gids", "7", &b.id, "sh", "-c", "echo $FOO; pwd; id -u; id -g; cat /proc/self/status",
+        "exec",
+        "--env",
+        "FOO=bar",
+        "--cwd",
+        "/tmp",
+        "--user",
+        "1000:1000",
+        "--additional-gids",
+        "7",
+        &b.id,
+        "sh",
+        "-c",
+        "echo $FOO; pwd; id -u; id -g; cat /proc/self/status",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let o = text(&out.stdout);
@@ -82,8 +93,13 @@ fn exec_with_a_process_file_detached_writes_the_pid_file() {
     std::fs::write(&pf, process.to_string()).unwrap();
     let pid_file = b.dir.join("exec.pid");
     let out = b.runz(&[
-        "exec", "--process", pf.to_str().unwrap(), "--detach", "--pid-file",
-        pid_file.to_str().unwrap(), &b.id,
+        "exec",
+        "--process",
+        pf.to_str().unwrap(),
+        "--detach",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &b.id,
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
@@ -95,7 +111,10 @@ fn exec_with_a_process_file_detached_writes_the_pid_file() {
     assert!(pids.contains(&pid), "{pids:?}");
     assert!(pids.contains(&(b.state()["pid"].as_i64().unwrap() as i32)));
     let table = text(&b.runz(&["ps", &b.id]).stdout);
-    assert!(table.starts_with("UID") && table.contains("sleep"), "{table}");
+    assert!(
+        table.starts_with("UID") && table.contains("sleep"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -121,7 +140,11 @@ fn exec_errors_are_clear() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let out = b.runz(&["exec", &b.id, "true"]);
-    assert!(text(&out.stderr).contains("container not running"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("container not running"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -132,7 +155,11 @@ fn exec_with_a_tty_in_the_foreground() {
     let b = running("exec-tty");
     let out = b.runz(&["exec", "--tty", &b.id, "tty"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("/dev/pts/"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("/dev/pts/"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[test]
@@ -146,7 +173,11 @@ fn pause_and_resume_freeze_the_container() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(b.state()["status"], "paused");
     let out = b.runz(&["exec", &b.id, "true"]);
-    assert!(text(&out.stderr).contains("paused"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("paused"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(!b.runz(&["pause", &b.id]).status.success() || b.state()["status"] == "paused");
     let out = b.runz(&["resume", &b.id]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -164,14 +195,21 @@ fn update_changes_the_limits() {
     let b = running("update");
     let pid = b.state()["pid"].as_i64().unwrap();
     let res = b.dir.join("res.json");
-    std::fs::write(&res, json!({"memory": {"limit": 33554432}, "pids": {"limit": 20}}).to_string())
-        .unwrap();
+    std::fs::write(
+        &res,
+        json!({"memory": {"limit": 33554432}, "pids": {"limit": 20}}).to_string(),
+    )
+    .unwrap();
     let out = b.runz(&["update", "--resources", res.to_str().unwrap(), &b.id]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     let path_of = |ctrl: &str| {
         cg.lines()
-            .find(|l| l.split(':').nth(1).is_some_and(|c| c.split(',').any(|x| x == ctrl)))
+            .find(|l| {
+                l.split(':')
+                    .nth(1)
+                    .is_some_and(|c| c.split(',').any(|x| x == ctrl))
+            })
             .map(|l| l.splitn(3, ':').nth(2).unwrap().to_string())
             .unwrap()
     };
@@ -205,7 +243,10 @@ fn events_stats_prints_one_object_in_runcs_shape() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["type"], "stats");
     assert_eq!(v["id"], json!(b.id));
-    assert!(v["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0, "{v}");
+    assert!(
+        v["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0,
+        "{v}"
+    );
     assert!(v["data"]["pids"]["current"].as_u64().unwrap() >= 1, "{v}");
     assert!(v["data"]["cpu"]["usage"]["total"].is_u64(), "{v}");
 }

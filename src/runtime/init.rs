@@ -200,6 +200,8 @@ fn init(ctx: &InitContext) -> Result<(), String> {
         in_user_ns: super::spec::has_namespace(spec, Ns::User),
         new_cgroup_ns: super::spec::new_namespace(spec, Ns::Cgroup),
         has_mount_ns: has_mntns,
+        cgroup: None,
+        bundle: Some(ctx.bundle.to_path_buf()),
     };
     if has_mntns {
         rootfs::prepare(spec, ctx.rootfs, &opts).map_err(|e| e.to_string())?;
@@ -226,20 +228,19 @@ fn init(ctx: &InitContext) -> Result<(), String> {
         );
         hooks::run("createContainer", list, &state).map_err(|e| e.to_string())?;
     }
-    if has_mntns {
-        rootfs::enter(ctx.rootfs, ctx.no_pivot).map_err(|e| e.to_string())?;
-    } else {
-        chroot_into(ctx.rootfs)?;
-    }
+    rootfs::enter(ctx.rootfs, ctx.no_pivot, has_mntns).map_err(|e| e.to_string())?;
     if let Some(sock) = ctx.console {
         let sock = sock
             .try_clone()
             .map_err(|e| format!("console socket: {e}"))?;
         console::setup_pty(sock, process.console_size().as_ref()).map_err(|e| e.to_string())?;
     }
+    if has_mntns {
+        rootfs::finalize(spec).map_err(|e| e.to_string())?;
+    }
     apply_sysctl(spec)?;
     if has_mntns {
-        rootfs::finish(spec).map_err(|e| e.to_string())?;
+        rootfs::protect_paths(spec).map_err(|e| e.to_string())?;
     }
     prepare_fds(ctx.preserve_fds)?;
     let exec = prepare_identity_and_exec(spec, process, ctx.extra_env)?;
@@ -386,11 +387,6 @@ fn set_names(spec: &Spec) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-fn chroot_into(rootfs: &Path) -> Result<(), String> {
-    nix::unistd::chroot(rootfs).map_err(|e| format!("chroot {}: {e}", rootfs.display()))?;
-    nix::unistd::chdir("/").map_err(|e| format!("chdir /: {e}"))
 }
 
 /// linux.sysctl: written under the container's /proc/sys, in its namespaces.
