@@ -95,8 +95,8 @@ fn available(h: &Hierarchy) -> Result<Vec<String>, CgroupError> {
     Ok(text.split_whitespace().map(str::to_string).collect())
 }
 
-/// Applies `r` to the v2 cgroup `h`. Device rules need an eBPF program on v2
-/// and are not applied here (see the crate report); network is refused.
+/// Applies `r` to the v2 cgroup `h`: device rules become an eBPF filter,
+/// network is refused, the rest goes through libcgroups.
 pub(crate) fn apply(h: &Hierarchy, r: &LinuxResources) -> Result<(), CgroupError> {
     if let Some(n) = r.network() {
         if n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty()) {
@@ -114,6 +114,9 @@ pub(crate) fn apply(h: &Hierarchy, r: &LinuxResources) -> Result<(), CgroupError
                 path: h.path.clone(),
             });
         }
+    }
+    if let Some(devices) = r.devices() {
+        crate::devices_bpf::apply(&h.dir, devices)?;
     }
     let mut r = r.clone();
     // pids.limit 0 means "unset" (runc on v1); libcgroups would write 1.
