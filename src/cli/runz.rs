@@ -923,12 +923,11 @@ fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<()> {
     }
     let mut last_oom = None;
     loop {
-        let stats = match container::stats(root, id) {
+        let (stats, ooms) = match container::stats_and_ooms(root, id) {
             Ok(s) => s,
             Err(container::ContainerError::NotRunning) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        let ooms = stats.oom_kills();
         if last_oom.is_some_and(|n| ooms > n) {
             emit("oom", serde_json::Value::Null)?;
         }

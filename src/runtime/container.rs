@@ -877,6 +877,19 @@ pub fn stats(root: &Path, id: &str) -> Result<zones_cgroup::Stats> {
         .map_err(|e| ContainerError::Cgroup(e.to_string()))
 }
 
+/// Stats and the OOM-kill count together, for `events` in streaming mode.
+pub fn stats_and_ooms(root: &Path, id: &str) -> Result<(zones_cgroup::Stats, u64)> {
+    let (st, status) = state(root, id)?;
+    if status == Status::Stopped {
+        return Err(ContainerError::NotRunning);
+    }
+    let cg = cgroup_of(&st)?;
+    let stats = cg
+        .stats()
+        .map_err(|e| ContainerError::Cgroup(e.to_string()))?;
+    Ok((stats, cg.oom_kills()))
+}
+
 fn cgroup_of(st: &ContainerState) -> Result<&Cgroup> {
     st.cgroup
         .as_ref()

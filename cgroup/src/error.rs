@@ -1,0 +1,103 @@
+//! The one error type of this crate.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while resolving, creating, configuring or
+/// tearing down a cgroup. Every variant names the offending path or value.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    /// An I/O operation on a cgroup file or directory failed.
+    #[error("cannot {op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing a value into a cgroup file failed.
+    #[error("cannot write {value:?} to {path}: {source}")]
+    Write {
+        path: PathBuf,
+        value: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A cgroup file held something we could not parse.
+    #[error("cannot parse {path}: unexpected content {content:?}")]
+    Parse { path: PathBuf, content: String },
+    /// A line of /proc/self/cgroup or /proc/self/mountinfo is malformed.
+    #[error("malformed {source_name} line: {line:?}")]
+    ProcLine {
+        source_name: &'static str,
+        line: String,
+    },
+    /// The cgroups path given in the spec is unusable.
+    #[error("invalid cgroupsPath {path:?}: {reason}")]
+    InvalidPath { path: String, reason: &'static str },
+    /// A `slice:prefix:name` cgroups path was given; only cgroupfs is implemented.
+    #[error(
+        "systemd cgroup driver not supported yet (cgroupsPath {0:?} is in slice:prefix:name form)"
+    )]
+    SystemdPath(String),
+    /// No cgroup filesystem is mounted at all.
+    #[error("no cgroup hierarchy is mounted (nothing usable in /proc/self/cgroup and /proc/self/mountinfo)")]
+    NoHierarchy,
+    /// The spec asks for a resource whose controller is not available here.
+    #[error(
+        "{resource} requested but the {controller} cgroup controller is not available for {path}"
+    )]
+    MissingController {
+        resource: &'static str,
+        controller: String,
+        path: PathBuf,
+    },
+    /// A resource value is out of range or inconsistent.
+    #[error("invalid {resource} value {value}: {reason}")]
+    InvalidValue {
+        resource: &'static str,
+        value: String,
+        reason: String,
+    },
+    /// The request cannot be expressed on this cgroup version.
+    #[error("{0}")]
+    Unsupported(String),
+    /// libcgroups failed to apply cgroup v2 resources.
+    #[error("cannot apply cgroup v2 resources to {path}: {source}")]
+    V2Apply {
+        path: PathBuf,
+        #[source]
+        source: libcgroups::v2::manager::V2ManagerError,
+    },
+    /// The freezer did not reach the wanted state in time.
+    #[error("cgroup {path} did not become {wanted} (last state {state:?})")]
+    FreezeTimeout {
+        path: PathBuf,
+        wanted: &'static str,
+        state: String,
+    },
+    /// Sending a signal to a cgroup member failed.
+    #[error("cannot send signal {signal} to pid {pid}: {source}")]
+    Signal {
+        pid: i32,
+        signal: i32,
+        #[source]
+        source: nix::Error,
+    },
+    /// rmdir kept failing (the cgroup still has members) until the deadline.
+    #[error("cannot remove cgroup {path}: {source} (gave up after retrying)")]
+    Busy {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl CgroupError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        CgroupError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}
