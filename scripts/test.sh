@@ -47,7 +47,7 @@ else
     test_args=(--workspace --lib --bins)
 fi
 echo "==> cargo test ${test_args[*]}"
-cargo test "${test_args[@]}" -- --test-threads=2 2>&1 | tee "$log"
+cargo test --no-fail-fast "${test_args[@]}" -- --test-threads=2 2>&1 | tee "$log"
 if [ "${PIPESTATUS[0]}" -ne 0 ]; then
     echo "==> FAILED: cargo test" >&2
     failed_steps+=("cargo test")

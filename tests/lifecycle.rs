@@ -194,7 +194,8 @@ fn bad_input_fails_cleanly_and_leaves_nothing() {
     let b = Bundle::new("bad-json");
     b.write();
     std::fs::write(b.dir.join("config.json"), "{ not json").unwrap();
-    let out = b.create();
+    // Not b.create(): it would write the good spec again.
+    let out = b.runz(&["create", "--bundle", b.dir.to_str().unwrap(), &b.id]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("config.json"), "{}", stderr(&out));
     assert_no_container(&b);

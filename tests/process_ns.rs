@@ -258,10 +258,11 @@ fn preserved_fds_reach_the_process() {
     ])
     .args(["--bundle", b.dir.to_str().unwrap(), &b.id])
     .stdin(std::process::Stdio::null());
-    // SAFETY: dup2 is async-signal-safe; it runs in the forked child before exec.
+    // SAFETY: dup2 and fcntl are async-signal-safe; they run in the forked child before exec.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(raw, 3) < 0 {
+            // dup2 onto itself would keep close-on-exec: clear it explicitly.
+            if libc::dup2(raw, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())

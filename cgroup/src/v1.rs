@@ -152,10 +152,20 @@ pub(crate) fn apply(cg: &Cgroup, r: &LinuxResources) -> Result<(), CgroupError> 
 }
 
 /// New cpuset cgroups start with empty cpus/mems, which makes joining them
-/// fail; copy the parent's values into every directory `create()` made.
+/// fail. Fill every empty level from the mount point down to this cgroup from its parent —
+/// not only the directories this `create()` made: a parent made concurrently by another
+/// caller may not have been seeded yet when we look at it.
 pub(crate) fn seed_cpuset(h: &Hierarchy) -> Result<(), CgroupError> {
-    for d in &h.created {
-        let Some(parent) = d.parent() else { continue };
+    let Ok(rel) = h.dir.strip_prefix(&h.mount_point) else {
+        return Ok(());
+    };
+    let mut levels = vec![h.mount_point.clone()];
+    for part in rel.components() {
+        let next = levels.last().expect("starts non-empty").join(part);
+        levels.push(next);
+    }
+    for pair in levels.windows(2) {
+        let (parent, d) = (&pair[0], &pair[1]);
         for file in ["cpuset.cpus", "cpuset.mems"] {
             let Some(own) = fsutil::read_opt(&d.join(file))? else {
                 continue;

@@ -233,6 +233,9 @@ fn make_fifo(dir: &Path) -> Result<OwnedFd> {
     let path = dir.join(state::EXEC_FIFO);
     nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o622))
         .map_err(|e| ContainerError::Create(format!("mkfifo {}: {e}", path.display())))?;
+    // Not subject to our umask: init may have switched to any user by the time it opens it.
+    fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o622))
+        .map_err(|e| ContainerError::Create(format!("chmod {}: {e}", path.display())))?;
     let fd = open(&path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| ContainerError::Create(format!("open {}: {e}", path.display())))?;
     // SAFETY: `open` just returned this fd and nothing else owns it.

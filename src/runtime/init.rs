@@ -245,22 +245,36 @@ fn init(ctx: &InitContext) -> Result<(), String> {
     prepare_fds(ctx.preserve_fds)?;
     let exec = prepare_identity_and_exec(spec, process, ctx.extra_env)?;
     ctx.channel.send(&Msg::Ready).map_err(|e| e.to_string())?;
+    // From here on `runz create` has returned: nobody reads the channel, so failures go to the
+    // process's stderr, which is what the caller of `runz start` sees.
+    let err = match after_start(ctx, &exec) {
+        Ok(()) => unreachable!("after_start returns only on error"),
+        Err(e) => e,
+    };
+    eprintln!("runz: {err}");
+    // SAFETY: see child_main; 127 is the shell's "command could not be run".
+    unsafe { libc::_exit(127) }
+}
+
+/// Wait for `runz start`, run the startContainer hooks and execve. Returns only the error.
+fn after_start(ctx: &InitContext, exec: &Exec) -> Result<(), String> {
     wait_for_start(ctx.fifo)?;
-    if let Some(list) = hooks.and_then(|h| h.start_container().as_ref()) {
+    if let Some(list) = ctx
+        .spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().as_ref())
+    {
         let state = super::container::hook_state(
             ctx.id,
             std::process::id() as i32,
             "running",
             ctx.bundle,
-            spec,
+            ctx.spec,
         );
         hooks::run("startContainer", list, &state).map_err(|e| e.to_string())?;
     }
-    let err = exec.run();
-    // After start nobody listens on the channel: tell the user on the process's stderr.
-    eprintln!("runz: {err}");
-    // SAFETY: see child_main; 127 is the shell's "command could not be run".
-    unsafe { libc::_exit(127) }
+    Err(exec.run())
 }
 
 /// Everything needed for the final execve, resolved while errors can still fail `create`.

@@ -62,9 +62,15 @@ pub fn fork_with_flags(flags: u64, cgroup_fd: Option<RawFd>) -> io::Result<(Fork
 }
 
 fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> io::Result<Forked> {
+    // With CLONE_PARENT the kernel takes the exit signal from the caller and refuses any other.
+    let exit_signal = if flags & libc::CLONE_PARENT as u64 != 0 {
+        0
+    } else {
+        libc::SIGCHLD as u64
+    };
     let args = CloneArgs {
         flags,
-        exit_signal: libc::SIGCHLD as u64,
+        exit_signal,
         cgroup: cgroup_fd.map(|fd| fd as u64).unwrap_or(0),
         ..Default::default()
     };

@@ -161,7 +161,7 @@ pub struct Bundle {
 
 impl Bundle {
     /// A new bundle: a private copy of the busybox rootfs and the default spec of `runz spec`
-    /// with terminal=false, args ["true"] and cgroupsPath "runz-test-<pid>/<id>".
+    /// with terminal=false, args ["true"], a writable root and cgroupsPath "runz-test-<pid>/<id>".
     ///
     /// If `runz spec` fails or writes no valid config.json, a built-in copy of runc's default
     /// spec is used instead (see [`fallback_spec`]), and a note is printed.
@@ -201,6 +201,8 @@ impl Bundle {
         bundle
             .set("/process/terminal", json!(false))
             .set("/process/args", json!(["true"]))
+            // Tests write into the rootfs (e.g. /tmp); tests of a read-only root set it back.
+            .set("/root/readonly", json!(false))
             .set("/linux/cgroupsPath", json!(cgroups_path));
         bundle.write();
         bundle
