@@ -20,8 +20,7 @@ fn run_sh(b: &mut Bundle, script: &str) -> (i32, String, String) {
 fn mount_opts<'a>(mountinfo: &'a str, dest: &str) -> &'a str {
     mountinfo
         .lines()
-        .filter(|l| l.split_whitespace().nth(4) == Some(dest))
-        .last()
+        .rfind(|l| l.split_whitespace().nth(4) == Some(dest))
         .and_then(|l| l.split_whitespace().nth(5))
         .unwrap_or_else(|| panic!("{dest} not mounted:\n{mountinfo}"))
 }

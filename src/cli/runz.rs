@@ -523,108 +523,6 @@ fn features() -> serde_json::Value {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(args: &[&str]) -> Cli {
-        Cli::try_parse_from(normalise_args(args.iter().map(|s| s.into()))).unwrap()
-    }
-
-    #[test]
-    fn signals_parse_as_number_name_or_sig_name() {
-        assert_eq!(parse_signal("9").unwrap(), 9);
-        assert_eq!(parse_signal("KILL").unwrap(), 9);
-        assert_eq!(parse_signal("SIGKILL").unwrap(), 9);
-        assert_eq!(parse_signal("term").unwrap(), 15);
-        assert!(parse_signal("NOPE")
-            .unwrap_err()
-            .to_string()
-            .contains("NOPE"));
-        assert!(parse_signal("0").is_err());
-    }
-
-    #[test]
-    fn containerd_create_argv_parses() {
-        let c = parse(&[
-            "runz",
-            "--root",
-            "/run/containerd/runc/default",
-            "--log",
-            "/b/log.json",
-            "--log-format",
-            "json",
-            "create",
-            "--bundle",
-            "/b",
-            "--pid-file",
-            "/b/init.pid",
-            "--console-socket",
-            "/tmp/s",
-            "c1",
-        ]);
-        assert_eq!(c.root, PathBuf::from("/run/containerd/runc/default"));
-        assert_eq!(c.log_format, "json");
-        match c.command {
-            Command::Create(a) => {
-                assert_eq!(a.id, "c1");
-                assert_eq!(a.bundle, PathBuf::from("/b"));
-                assert_eq!(a.pid_file, Some(PathBuf::from("/b/init.pid")));
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn flags_after_the_id_and_equals_forms_parse() {
-        let c = parse(&[
-            "runz",
-            "--root=/r",
-            "create",
-            "c2",
-            "--bundle",
-            "/b",
-            "--preserve-fds=2",
-        ]);
-        match c.command {
-            Command::Create(a) => {
-                assert_eq!(a.id, "c2");
-                assert_eq!(a.preserve_fds, 2);
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(matches!(
-            parse(&["runz", "delete", "c2", "--force"]).command,
-            Command::Delete { force: true, .. }
-        ));
-    }
-
-    #[test]
-    fn kill_all_short_and_long_and_single_dash_flags_parse() {
-        match parse(&["runz", "kill", "-a", "c", "9"]).command {
-            Command::Kill { all, signal, .. } => {
-                assert!(all);
-                assert_eq!(signal.as_deref(), Some("9"));
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(matches!(
-            parse(&["runz", "kill", "--all", "c", "KILL"]).command,
-            Command::Kill { all: true, .. }
-        ));
-        assert!(matches!(
-            parse(&["runz", "run", "-no-subreaper", "-d", "c"]).command,
-            Command::Run {
-                detach: true,
-                no_subreaper: true,
-                ..
-            }
-        ));
-        let c = parse(&["runz", "--rootless", "false", "state", "c"]);
-        assert_eq!(c.rootless.as_deref(), Some("false"));
-    }
-}
-
 /// `runz exec`: run a process in the container; in the foreground wait for it.
 fn exec(root: &Path, a: ExecArgs) -> Result<i32> {
     let (st, _) = container::state(root, &a.id)?;
@@ -811,7 +709,7 @@ fn update_resources(a: &UpdateArgs) -> Result<LinuxResources> {
         }
         None => LinuxResources::default(),
     };
-    let mut mem = res.memory().clone().unwrap_or_default();
+    let mut mem = (*res.memory()).unwrap_or_default();
     let mut mem_set = res.memory().is_some();
     if let Some(v) = &a.memory {
         mem.set_limit(Some(parse_bytes("--memory", v)?));
@@ -934,5 +832,107 @@ fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<()> {
         last_oom = Some(ooms);
         emit("stats", serde_json::to_value(&stats)?)?;
         std::thread::sleep(every);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(normalise_args(args.iter().map(|s| s.into()))).unwrap()
+    }
+
+    #[test]
+    fn signals_parse_as_number_name_or_sig_name() {
+        assert_eq!(parse_signal("9").unwrap(), 9);
+        assert_eq!(parse_signal("KILL").unwrap(), 9);
+        assert_eq!(parse_signal("SIGKILL").unwrap(), 9);
+        assert_eq!(parse_signal("term").unwrap(), 15);
+        assert!(parse_signal("NOPE")
+            .unwrap_err()
+            .to_string()
+            .contains("NOPE"));
+        assert!(parse_signal("0").is_err());
+    }
+
+    #[test]
+    fn containerd_create_argv_parses() {
+        let c = parse(&[
+            "runz",
+            "--root",
+            "/run/containerd/runc/default",
+            "--log",
+            "/b/log.json",
+            "--log-format",
+            "json",
+            "create",
+            "--bundle",
+            "/b",
+            "--pid-file",
+            "/b/init.pid",
+            "--console-socket",
+            "/tmp/s",
+            "c1",
+        ]);
+        assert_eq!(c.root, PathBuf::from("/run/containerd/runc/default"));
+        assert_eq!(c.log_format, "json");
+        match c.command {
+            Command::Create(a) => {
+                assert_eq!(a.id, "c1");
+                assert_eq!(a.bundle, PathBuf::from("/b"));
+                assert_eq!(a.pid_file, Some(PathBuf::from("/b/init.pid")));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_after_the_id_and_equals_forms_parse() {
+        let c = parse(&[
+            "runz",
+            "--root=/r",
+            "create",
+            "c2",
+            "--bundle",
+            "/b",
+            "--preserve-fds=2",
+        ]);
+        match c.command {
+            Command::Create(a) => {
+                assert_eq!(a.id, "c2");
+                assert_eq!(a.preserve_fds, 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["runz", "delete", "c2", "--force"]).command,
+            Command::Delete { force: true, .. }
+        ));
+    }
+
+    #[test]
+    fn kill_all_short_and_long_and_single_dash_flags_parse() {
+        match parse(&["runz", "kill", "-a", "c", "9"]).command {
+            Command::Kill { all, signal, .. } => {
+                assert!(all);
+                assert_eq!(signal.as_deref(), Some("9"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["runz", "kill", "--all", "c", "KILL"]).command,
+            Command::Kill { all: true, .. }
+        ));
+        assert!(matches!(
+            parse(&["runz", "run", "-no-subreaper", "-d", "c"]).command,
+            Command::Run {
+                detach: true,
+                no_subreaper: true,
+                ..
+            }
+        ));
+        let c = parse(&["runz", "--rootless", "false", "state", "c"]);
+        assert_eq!(c.rootless.as_deref(), Some("false"));
     }
 }

@@ -846,13 +846,13 @@ fn merge_resources(
     new: &oci_spec::runtime::LinuxResources,
 ) -> oci_spec::runtime::LinuxResources {
     if new.memory().is_some() {
-        base.set_memory(new.memory().clone());
+        base.set_memory(*new.memory());
     }
     if new.cpu().is_some() {
         base.set_cpu(new.cpu().clone());
     }
     if new.pids().is_some() {
-        base.set_pids(new.pids().clone());
+        base.set_pids(*new.pids());
     }
     if new.block_io().is_some() {
         base.set_block_io(new.block_io().clone());
