@@ -1,0 +1,351 @@
+//! The rest of the runtime-spec surface: time and cgroup namespaces, rootfsPropagation,
+//! consoleSize, all five capability sets, poststart/poststop failure semantics, seccomp errnoRet
+//! and argument conditions, socket activation, session keyrings, absolute cgroupsPath, and the
+//! global flags that are refused.
+
+mod common;
+
+use common::{require_root, Bundle};
+use serde_json::json;
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn run_sh(b: &mut Bundle, script: &str) -> String {
+    b.args(&["sh", "-c", script]);
+    let out = b.run();
+    assert!(
+        out.status.success(),
+        "script {script:?}: {:?}\nstderr: {}",
+        out.status,
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn with_namespace(b: &mut Bundle, typ: &str) {
+    let mut ns = b.spec["linux"]["namespaces"].as_array().unwrap().clone();
+    ns.retain(|n| n["type"] != typ);
+    ns.push(json!({ "type": typ }));
+    b.set("/linux/namespaces", json!(ns));
+}
+
+#[test]
+fn time_namespace_offsets_shift_the_boottime_clock() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("timens");
+    with_namespace(&mut b, "time");
+    b.set(
+        "/linux/timeOffsets",
+        json!({"boottime": {"secs": 864000, "nanosecs": 0}}),
+    );
+    let host_uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let out = run_sh(&mut b, "cat /proc/uptime; readlink /proc/self/ns/time");
+    let inner: f64 = out.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(
+        inner >= host_uptime + 864000.0 - 5.0,
+        "uptime {inner} not shifted from {host_uptime}"
+    );
+    let host_ns = std::fs::read_link("/proc/self/ns/time").unwrap();
+    assert!(!out.contains(&host_ns.display().to_string()));
+}
+
+#[test]
+fn cgroup_namespace_roots_the_view_at_the_containers_cgroup() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("cgroupns");
+    with_namespace(&mut b, "cgroup");
+    let out = run_sh(&mut b, "cat /proc/self/cgroup");
+    for line in out.lines() {
+        let path = line.splitn(3, ':').nth(2).unwrap();
+        assert_eq!(path, "/", "{line} is not rooted at the namespace");
+    }
+    let mut b = Bundle::new("no-cgroupns");
+    let mut ns = b.spec["linux"]["namespaces"].as_array().unwrap().clone();
+    ns.retain(|n| n["type"] != "cgroup");
+    b.set("/linux/namespaces", json!(ns));
+    let out = run_sh(&mut b, "cat /proc/self/cgroup");
+    assert!(out.contains(&b.id), "{out}");
+}
+
+#[test]
+fn rootfs_propagation_is_applied_to_root() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("propagation");
+    b.set("/linux/rootfsPropagation", json!("shared"));
+    let out = run_sh(&mut b, "awk '$5 == \"/\"' /proc/self/mountinfo");
+    assert!(out.contains("shared:"), "{out}");
+    let mut b = Bundle::new("propagation-private");
+    b.set("/linux/rootfsPropagation", json!("private"));
+    let out = run_sh(&mut b, "awk '$5 == \"/\"' /proc/self/mountinfo");
+    assert!(
+        !out.contains("shared:") && !out.contains("master:"),
+        "{out}"
+    );
+}
+
+#[test]
+fn console_size_reaches_the_terminal() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("console-size");
+    b.set("/process/terminal", json!(true));
+    b.set("/process/consoleSize", json!({"height": 33, "width": 101}));
+    let out = run_sh(&mut b, "stty size");
+    assert!(out.contains("33 101"), "{out:?}");
+}
+
+#[test]
+fn inheritable_and_ambient_capabilities_are_raised() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("ambient");
+    let set = json!(["CAP_NET_BIND_SERVICE", "CAP_CHOWN"]);
+    b.set(
+        "/process/capabilities",
+        json!({"bounding": set, "effective": set, "permitted": set,
+               "inheritable": ["CAP_NET_BIND_SERVICE"], "ambient": ["CAP_NET_BIND_SERVICE"]}),
+    );
+    b.set("/process/user", json!({"uid": 1000, "gid": 1000}));
+    let out = run_sh(&mut b, "grep ^Cap /proc/self/status");
+    // CAP_NET_BIND_SERVICE is bit 10 (0x400); as uid 1000 after execve only the ambient set
+    // survives into permitted and effective.
+    assert!(out.contains("CapInh:\t0000000000000400"), "{out}");
+    assert!(out.contains("CapAmb:\t0000000000000400"), "{out}");
+    assert!(out.contains("CapEff:\t0000000000000400"), "{out}");
+    assert!(out.contains("CapBnd:\t0000000000000401"), "{out}");
+}
+
+#[test]
+fn a_failing_poststart_hook_fails_start_and_stops_the_container() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("poststart-fail");
+    b.set(
+        "/hooks",
+        json!({"poststart": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 9"]}]}),
+    );
+    b.args(&["sleep", "1000"]);
+    b.write();
+    assert!(b.create().status.success());
+    let out = b.start();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("poststart"),
+        "{}",
+        text(&out.stderr)
+    );
+    for _ in 0..300 {
+        if b.state()["status"] == "stopped" {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!(
+        "container still {} after a failed poststart",
+        b.state()["status"]
+    );
+}
+
+#[test]
+fn a_failing_poststop_hook_is_only_a_warning() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("poststop-fail");
+    b.set(
+        "/hooks",
+        json!({"poststop": [{"path": "/bin/sh", "args": ["sh", "-c", "echo poststop-broke >&2; exit 4"]}]}),
+    );
+    b.write();
+    assert!(b.create().status.success());
+    let out = b.delete();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("poststop"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!b.runz(&["state", &b.id]).status.success());
+}
+
+#[test]
+fn seccomp_errno_ret_and_argument_conditions() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("seccomp-args");
+    // personality(0xffffffff) queries the persona: allowed; any other persona gets ENOSYS(38)...
+    // simpler to observe: mkdir gets EROFS(30) through errnoRet, and chmod with mode 0777
+    // (args[1] == 0o777) gets EACCES while other modes work.
+    b.set(
+        "/linux/seccomp",
+        json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [
+          {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 30},
+          {"names": ["fchmodat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
+           "args": [{"index": 2, "value": 511, "op": "SCMP_CMP_EQ"}]},
+          {"names": ["chmod"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
+           "args": [{"index": 1, "value": 511, "op": "SCMP_CMP_EQ"}]}
+        ]}),
+    );
+    let out = run_sh(
+        &mut b,
+        "mkdir /tmp/d 2>&1; touch /tmp/f; chmod 644 /tmp/f && echo chmod644-ok; chmod 777 /tmp/f 2>&1 || echo chmod777-denied",
+    );
+    assert!(out.contains("Read-only file system"), "{out}");
+    assert!(out.contains("chmod644-ok"), "{out}");
+    assert!(out.contains("chmod777-denied"), "{out}");
+
+    let mut b = Bundle::new("seccomp-notify");
+    b.set(
+        "/linux/seccomp",
+        json!({"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}),
+    );
+    b.write();
+    let out = b.create();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("SCMP_ACT_NOTIFY"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!b.root.join(&b.id).exists());
+}
+
+#[test]
+fn socket_activation_fds_are_passed_on() {
+    if !require_root() {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let mut b = Bundle::new("listen-fds");
+    b.args(&["sh", "-c", "echo $LISTEN_FDS $LISTEN_PID; cat <&3"]);
+    b.write();
+    let data = b.dir.join("fd3.txt");
+    std::fs::write(&data, "activated\n").unwrap();
+    let file = std::fs::File::open(&data).unwrap();
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&file);
+    let mut cmd = std::process::Command::new(common::runz_bin());
+    cmd.args(["--root", b.root.to_str().unwrap(), "run"])
+        .args(["--bundle", b.dir.to_str().unwrap(), &b.id])
+        .env("LISTEN_FDS", "1")
+        .stdin(std::process::Stdio::null());
+    // SAFETY: dup2 and fcntl are async-signal-safe; they run in the forked child before exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(raw, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "1 1\nactivated\n");
+}
+
+#[test]
+fn a_session_keyring_is_made_unless_no_new_keyring() {
+    if !require_root() {
+        return;
+    }
+    // /proc/keys is masked by the default spec: unmask it to look.
+    let mut b = Bundle::new("keyring");
+    b.set("/linux/maskedPaths", json!([]));
+    b.args(&["sh", "-c", "cat /proc/keys"]);
+    let out = b.run();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!("_ses.{}", b.id)),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let mut b = Bundle::new("no-keyring");
+    b.set("/linux/maskedPaths", json!([]));
+    b.args(&["sh", "-c", "cat /proc/keys"]);
+    b.write();
+    let out = b.runz(&[
+        "run",
+        "--no-new-keyring",
+        "--bundle",
+        b.dir.to_str().unwrap(),
+        &b.id,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stdout).contains("_ses."),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn an_absolute_cgroups_path_is_taken_from_each_hierarchy_root() {
+    if !require_root() {
+        return;
+    }
+    // Absolute, but still beneath this test's own memory cgroup (the other hierarchies put the
+    // test process at their root, so anything is beneath it there).
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let own_mem = own
+        .lines()
+        .find(|l| l.split(':').nth(1) == Some("memory"))
+        .map(|l| l.splitn(3, ':').nth(2).unwrap().to_string())
+        .unwrap();
+    let mut b = Bundle::new("abs-cgroup");
+    let abs = format!(
+        "{}/{}/{}",
+        own_mem.trim_end_matches('/'),
+        common::cgroup_prefix(),
+        b.id
+    );
+    b.set("/linux/cgroupsPath", json!(abs));
+    b.args(&["sleep", "1000"]);
+    b.write();
+    assert!(b.create().status.success());
+    let pid = b.state()["pid"].as_i64().unwrap();
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(
+        cg.lines().any(|l| l.ends_with(&format!(":memory:{abs}"))),
+        "{cg}"
+    );
+    assert!(
+        cg.lines().any(|l| l.ends_with(&format!(":pids:{abs}"))),
+        "{cg}"
+    );
+    assert!(b.delete().status.success() || b.runz(&["delete", "-f", &b.id]).status.success());
+}
+
+#[test]
+fn refused_global_flags_say_why() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new("systemd-flag");
+    let out = b.runz(&["--systemd-cgroup", "state", &b.id]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("systemd"),
+        "{}",
+        text(&out.stderr)
+    );
+}
