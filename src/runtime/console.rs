@@ -335,7 +335,7 @@ fn relay_io(
         copy_winsize(input, master.as_fd());
     }
     set_nonblocking(master.as_fd()).map_err(sys("set the pty master non-blocking"))?;
-    let pidfd = super::hooks::pidfd_open(child.as_raw());
+    let pidfd = super::sys::pidfd_open(child).ok();
     let mut r = Relay {
         master,
         input: Some(input),

@@ -6,7 +6,7 @@
 //! stdin (writable), stderr (readable) and a pidfd of the hook (exits), bounded by the timeout.
 
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, ChildStderr, ChildStdin, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -202,7 +202,7 @@ impl<'a> HookIo<'a> {
             pending: state,
             stderr,
             tail: Vec::new(),
-            pidfd: pidfd_open(pid),
+            pidfd: super::sys::pidfd_open(nix::unistd::Pid::from_raw(pid)).ok(),
         })
     }
 
@@ -341,18 +341,6 @@ fn set_nonblocking(fd: i32) -> nix::Result<()> {
     let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
     fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
     Ok(())
-}
-
-/// A pidfd for `pid` (readable once it exits), or None when the kernel lacks pidfd_open.
-pub(crate) fn pidfd_open(pid: i32) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd (O_CLOEXEC) or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return None;
-    }
-    let fd = i32::try_from(fd).ok()?;
-    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
-    Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Blocks SIGPIPE for the current thread while writing to a pipe the hook may have closed, so
