@@ -347,3 +347,96 @@ fn refused_global_flags_say_why() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn scheduler_io_priority_and_personality_are_applied() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("sched");
+    b.set(
+        "/process/scheduler",
+        json!({"policy": "SCHED_BATCH", "nice": 7}),
+    );
+    b.set(
+        "/process/ioPriority",
+        json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0}),
+    );
+    b.set("/linux/personality", json!({"domain": "LINUX32"}));
+    // /proc/self/stat: field 19 is nice, 41 is policy (3 = SCHED_BATCH); uname -m under LINUX32
+    // reports i686; ioprio is read from the host side below.
+    let out = run_sh(&mut b, "awk '{print $19, $41}' /proc/self/stat; uname -m");
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("7 3"), "{out}");
+    assert_eq!(lines.next(), Some("i686"), "{out}");
+}
+
+#[test]
+fn exec_cpu_affinity_is_applied_to_exec() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("affinity");
+    b.args(&["sleep", "1000"]);
+    b.write();
+    assert!(b.create().status.success());
+    assert!(b.start().status.success());
+    let process = json!({
+        "user": {"uid": 0, "gid": 0}, "cwd": "/", "args": ["grep", "Cpus_allowed_list", "/proc/self/status"],
+        "env": ["PATH=/bin"], "execCPUAffinity": {"initial": "0", "final": "1"}
+    });
+    let pf = b.dir.join("p.json");
+    std::fs::write(&pf, process.to_string()).unwrap();
+    let out = b.runz(&["exec", "--process", pf.to_str().unwrap(), &b.id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).split_whitespace().last(), Some("1"));
+}
+
+#[test]
+fn recursive_read_only_covers_submounts() {
+    if !require_root() {
+        return;
+    }
+    use nix::mount::{mount, MsFlags};
+    let mut b = Bundle::new("rro");
+    let host = b.dir.join("hostdir");
+    let sub = host.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    // A submount on the host side; the bundle's Drop unmounts everything under its dir.
+    mount(
+        Some("tmpfs"),
+        &sub,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("size=1m"),
+    )
+    .unwrap();
+    let mut mounts = b.spec["mounts"].as_array().unwrap().clone();
+    mounts.push(json!({"destination": "/mnt/r", "type": "bind", "source": host, "options": ["rbind", "rro"]}));
+    b.set("/mounts", json!(mounts));
+    let out = run_sh(
+        &mut b,
+        "touch /mnt/r/a 2>/dev/null && echo top-rw || echo top-ro; \
+         touch /mnt/r/sub/b 2>/dev/null && echo sub-rw || echo sub-ro",
+    );
+    assert_eq!(out, "top-ro\nsub-ro\n");
+}
+
+#[test]
+fn features_output_matches_the_runtime_spec_schema() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new("features-schema");
+    let out = b.runz(&["features"]);
+    assert!(out.status.success());
+    // oci-spec's Features type is the schema: unknown shapes fail to deserialize.
+    let f: oci_spec::runtime::Features = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(f.oci_version_min(), "1.0.0");
+    let linux = f.linux().as_ref().unwrap();
+    assert!(linux.namespaces().as_ref().unwrap().len() == 8);
+    let mount_opts = f.mount_options().as_ref().unwrap();
+    assert!(mount_opts.iter().any(|o| o == "rro"));
+    let seccomp = linux.seccomp().as_ref().unwrap();
+    assert_eq!(seccomp.enabled(), &Some(true));
+}

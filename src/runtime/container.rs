@@ -752,6 +752,9 @@ fn drive_exec(
     pids: &mut Vec<Pid>,
 ) -> Result<Pid> {
     let fail = |m: String| ContainerError::Create(m);
+    if let Some(a) = process.exec_cpu_affinity() {
+        super::sched::set_initial_affinity(child.as_raw(), a).map_err(|e| fail(e.to_string()))?;
+    }
     if let (false, Some(cg)) = (in_cgroup, &st.cgroup) {
         cg.add_pid(child.as_raw())
             .map_err(|e| ContainerError::Cgroup(e.to_string()))?;

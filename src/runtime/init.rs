@@ -23,7 +23,7 @@ use oci_spec::runtime::{LinuxNamespaceType as Ns, Process, Spec};
 use super::namespaces::{self, ToJoin};
 use super::process::{Channel, Msg};
 use super::sys::{self, Forked};
-use super::{capabilities, console, hooks, rootfs, seccomp, user};
+use super::{capabilities, console, hooks, rootfs, sched, seccomp, user};
 
 /// What the parent hands to its child at fork.
 pub struct InitContext<'a> {
@@ -173,6 +173,9 @@ fn exec_in_container(ctx: &ExecContext) -> Result<(), String> {
         console::setup_pty(sock, ctx.process.console_size().as_ref()).map_err(|e| e.to_string())?;
     }
     prepare_fds(ctx.preserve_fds)?;
+    if let Some(a) = ctx.process.exec_cpu_affinity() {
+        sched::set_final_affinity(a).map_err(|e| e.to_string())?;
+    }
     let exec = prepare_identity_and_exec(ctx.spec, ctx.process, ctx.extra_env)?;
     ctx.channel.send(&Msg::Ready).map_err(|e| e.to_string())?;
     Err(exec.run())
@@ -312,6 +315,15 @@ fn prepare_identity_and_exec(
         None => None,
     };
     let nnp = process.no_new_privileges().unwrap_or(false);
+    if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
+        sched::set_personality(p).map_err(|e| e.to_string())?;
+    }
+    if let Some(s) = process.scheduler() {
+        sched::set_scheduler(s).map_err(|e| e.to_string())?;
+    }
+    if let Some(p) = process.io_priority() {
+        sched::set_io_priority(p).map_err(|e| e.to_string())?;
+    }
     if let Some(caps) = process.capabilities() {
         capabilities::drop_bounding(caps).map_err(|e| e.to_string())?;
     }

@@ -9,7 +9,8 @@
 //! - `namespaces`: namespace flags, joining by path, id maps
 //! - `mounts`: the mount option table and one mount; `rootfs`: prepare, pivot_root, finish;
 //!   `devices`: /dev
-//! - `capabilities`, `rlimits`, `user`, `seccomp`, `hooks`, `console`: one mechanism each
+//! - `capabilities`, `rlimits`, `user`, `seccomp`, `hooks`, `console`, `sched` (scheduler,
+//!   I/O priority, personality, CPU affinity): one mechanism each
 //! - `sys`: small safe wrappers around raw syscalls the crates do not cover
 
 pub mod capabilities;
@@ -23,6 +24,7 @@ pub mod namespaces;
 pub mod process;
 pub mod rlimits;
 pub mod rootfs;
+pub mod sched;
 pub mod seccomp;
 pub mod spec;
 pub mod state;
