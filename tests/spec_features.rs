@@ -440,3 +440,32 @@ fn features_output_matches_the_runtime_spec_schema() {
     let seccomp = linux.seccomp().as_ref().unwrap();
     assert_eq!(seccomp.enabled(), &Some(true));
 }
+
+#[test]
+fn the_pidfd_socket_receives_a_pidfd_of_init() {
+    if !require_root() {
+        return;
+    }
+    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::os::unix::net::UnixListener;
+    let mut b = Bundle::new("pidfd-socket");
+    b.args(&["sleep", "1000"]);
+    b.write();
+    let sock = b.dir.join("pidfd.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let out = b.runz(&[
+        "create",
+        "--bundle",
+        b.dir.to_str().unwrap(),
+        "--pidfd-socket",
+        sock.to_str().unwrap(),
+        &b.id,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (conn, _) = listener.accept().unwrap();
+    let pidfd = zones_linux::runtime::console::recv_master(&OwnedFd::from(conn)).unwrap();
+    // A pidfd's fdinfo names the process it refers to.
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())).unwrap();
+    let pid = b.state()["pid"].as_i64().unwrap();
+    assert!(info.contains(&format!("Pid:\t{pid}")), "{info}");
+}

@@ -227,7 +227,7 @@ struct CreateArgs {
     /// Unix socket that receives the pty master when process.terminal is true.
     #[arg(long = "console-socket")]
     console_socket: Option<PathBuf>,
-    /// Unix socket that receives a pidfd of init (accepted; the pidfd is not sent yet).
+    /// Unix socket that receives a pidfd of init.
     #[arg(long = "pidfd-socket")]
     pidfd_socket: Option<PathBuf>,
     /// File to write init's pid to (digits only, written atomically).
@@ -303,7 +303,6 @@ fn dispatch(cli: Cli) -> Result<i32> {
             write_spec(&bundle, rootless)?;
         }
         Command::Create(a) => {
-            check_pidfd_socket(&a)?;
             container::create(create_opts(&root, a, None))?;
         }
         Command::Start { id } => container::start(&root, &id)?,
@@ -348,16 +347,6 @@ fn dispatch(cli: Cli) -> Result<i32> {
     Ok(0)
 }
 
-fn check_pidfd_socket(a: &CreateArgs) -> Result<()> {
-    if let Some(p) = &a.pidfd_socket {
-        log::debug(&format!(
-            "--pidfd-socket {} accepted; no pidfd is sent yet",
-            p.display()
-        ));
-    }
-    Ok(())
-}
-
 fn create_opts(root: &Path, a: CreateArgs, console_fd: Option<OwnedFd>) -> CreateOpts {
     CreateOpts {
         root: root.to_path_buf(),
@@ -366,6 +355,7 @@ fn create_opts(root: &Path, a: CreateArgs, console_fd: Option<OwnedFd>) -> Creat
         pid_file: a.pid_file,
         console_socket: a.console_socket,
         console_fd,
+        pidfd_socket: a.pidfd_socket,
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
@@ -399,7 +389,6 @@ fn run(root: &Path, a: CreateArgs, detach: bool, keep: bool) -> Result<i32> {
     } else {
         (None, None)
     };
-    check_pidfd_socket(&a)?;
     let created = container::create(create_opts(root, a, theirs))?;
     if let Err(e) = container::start(root, &id) {
         let _ = container::delete(root, &id, true);
@@ -535,12 +524,6 @@ fn exec(root: &Path, a: ExecArgs) -> Result<i32> {
         }
         None => process_from_flags(st.config.process().clone().unwrap_or_default(), &a)?,
     };
-    if let Some(p) = &a.pidfd_socket {
-        log::debug(&format!(
-            "--pidfd-socket {} accepted; no pidfd is sent yet",
-            p.display()
-        ));
-    }
     let terminal = process.terminal().unwrap_or(false);
     let own_console = !a.detach && terminal && a.console_socket.is_none();
     let (ours, theirs) = console_pair(own_console)?;
@@ -550,6 +533,7 @@ fn exec(root: &Path, a: ExecArgs) -> Result<i32> {
         process,
         console_socket: a.console_socket.clone(),
         console_fd: theirs,
+        pidfd_socket: a.pidfd_socket.clone(),
         pid_file: a.pid_file.clone(),
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,

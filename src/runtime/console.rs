@@ -128,7 +128,7 @@ fn setup_pty_at(
             console.display()
         )))?;
     }
-    send_master(&socket, pty.master.as_fd(), &pty.name)?;
+    send_fd(&socket, pty.master.as_fd(), &pty.name)?;
     drop(pty.master);
     drop(socket);
     become_session_leader()?;
@@ -227,13 +227,14 @@ fn set_winsize(fd: BorrowedFd<'_>, ws: &libc::winsize) -> nix::Result<()> {
     Errno::result(r).map(drop)
 }
 
-/// The one sendmsg of the protocol: payload = name, SCM_RIGHTS = [master].
-fn send_master(sock: &OwnedFd, master: BorrowedFd<'_>, name: &str) -> Result<(), ConsoleError> {
+/// The one sendmsg of runc's fd-passing protocol: payload = a name, SCM_RIGHTS = [fd]. Used
+/// for the pty master on the console socket and for init's pidfd on the pidfd socket.
+pub fn send_fd(sock: &OwnedFd, fd: BorrowedFd<'_>, name: &str) -> Result<(), ConsoleError> {
     let iov = [IoSlice::new(name.as_bytes())];
-    let fds = [master.as_raw_fd()];
+    let fds = [fd.as_raw_fd()];
     let cmsg = [ControlMessage::ScmRights(&fds)];
     let n = sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None)
-        .map_err(sys("send the pty master over the console socket"))?;
+        .map_err(sys(&format!("send {name} over the socket")))?;
     if n != name.len() {
         return Err(ConsoleError::Io(format!(
             "console socket: short send ({n} of {} bytes)",

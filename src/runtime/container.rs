@@ -56,6 +56,8 @@ pub struct CreateOpts {
     pub console_socket: Option<PathBuf>,
     /// A connected console socket given by the caller itself (`runz run` in the foreground).
     pub console_fd: Option<OwnedFd>,
+    /// Unix socket that receives a pidfd of init once it is set up.
+    pub pidfd_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
@@ -139,6 +141,7 @@ pub fn create(opts: CreateOpts) -> Result<Created> {
     };
     let joins = namespaces::open_joins(spec::namespaces(&spec))
         .map_err(|e| ContainerError::Create(e.to_string()))?;
+    let pidfd_sock = connect_pidfd_socket(opts.pidfd_socket.as_deref())?;
 
     let dir = state::create_dir(&opts.root, &opts.id)?;
     let mut cleanup = Cleanup {
@@ -212,8 +215,28 @@ pub fn create(opts: CreateOpts) -> Result<Created> {
     if let Some(pf) = &opts.pid_file {
         write_pid_file(pf, init_pid)?;
     }
+    send_pidfd(pidfd_sock.as_ref(), init_pid)?;
     cleanup.armed = false;
     Ok(Created { pid: init_pid })
+}
+
+fn connect_pidfd_socket(path: Option<&Path>) -> Result<Option<OwnedFd>> {
+    path.map(|p| {
+        console::connect_socket(p)
+            .map_err(|e| ContainerError::Create(format!("--pidfd-socket: {e}")))
+    })
+    .transpose()
+}
+
+/// Hand a pidfd of `pid` to whoever listens on the --pidfd-socket (runc's protocol).
+fn send_pidfd(sock: Option<&OwnedFd>, pid: Pid) -> Result<()> {
+    let Some(sock) = sock else {
+        return Ok(());
+    };
+    let pidfd =
+        sys::pidfd_open(pid).map_err(|e| ContainerError::Create(format!("pidfd of {pid}: {e}")))?;
+    console::send_fd(sock, pidfd.as_fd(), "pidfd")
+        .map_err(|e| ContainerError::Create(format!("--pidfd-socket: {e}")))
 }
 
 fn make_cgroup(spec: &Spec, id: &str) -> Result<Cgroup> {
@@ -611,6 +634,7 @@ pub struct ExecOpts {
     pub process: oci_spec::runtime::Process,
     pub console_socket: Option<PathBuf>,
     pub console_fd: Option<OwnedFd>,
+    pub pidfd_socket: Option<PathBuf>,
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: i32,
     pub ignore_paused: bool,
@@ -649,6 +673,7 @@ pub fn exec(opts: ExecOpts) -> Result<Pid> {
         }
         (None, None) => None,
     };
+    let pidfd_sock = connect_pidfd_socket(opts.pidfd_socket.as_deref())?;
     let (joins, enter_pid_ns) = container_namespaces(&st)?;
     if !st.init_alive() {
         return Err(ContainerError::NotRunning);
@@ -685,6 +710,7 @@ pub fn exec(opts: ExecOpts) -> Result<Pid> {
             if let Some(pf) = &opts.pid_file {
                 write_pid_file(pf, pid)?;
             }
+            send_pidfd(pidfd_sock.as_ref(), pid)?;
             Ok(pid)
         }
         Err(e) => {
