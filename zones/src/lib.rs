@@ -3,3 +3,4 @@
 //! ([`templates`]).
 
 pub mod model;
+pub mod state;
