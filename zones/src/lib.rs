@@ -1,1 +1,7 @@
-//! The zone model. Built in the zones issue.
+//! The zone model: configuration ([`model`]), the zonecfg command language ([`lang`]), the
+//! persistent store ([`store`]), the state machine ([`state`]) and the `create` templates
+//! ([`templates`]).
+
+pub mod model;
+pub mod state;
+pub mod store;
