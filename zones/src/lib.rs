@@ -3,5 +3,7 @@
 //! ([`templates`]).
 
 pub mod model;
+pub mod privileges;
+pub mod spec;
 pub mod state;
 pub mod store;

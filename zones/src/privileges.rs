@@ -1,0 +1,215 @@
+//! `limitpriv`: illumos privilege sets for a zone, mapped onto Linux capabilities.
+//!
+//! The value is a comma list as in illumos: `default`, `all`, `none`, privilege names, and
+//! names prefixed with `-` or `!` to take one away, e.g. `default,sys_time,-net_rawaccess`.
+//! illumos privilege names map to the capability that grants the same power on Linux
+//! (`sys_time` → CAP_SYS_TIME, `net_rawaccess` → CAP_NET_RAW, `proc_priocntl` → CAP_SYS_NICE,
+//! `sys_mount` → CAP_SYS_ADMIN, …); Linux names (`cap_sys_admin` or `sys_admin`) work too.
+
+use std::collections::BTreeSet;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PrivError {
+    #[error("limitpriv {value:?}: unknown privilege {name:?}; use default, all, none, an illumos privilege like sys_time or a Linux capability like cap_sys_admin")]
+    Unknown { value: String, name: String },
+}
+
+/// The capabilities of a zone's root with `limitpriv=default` (illumos's default zone set: a
+/// root that administers its own zone but not the machine). CAP_SYS_BOOT is safe in a PID
+/// namespace: reboot(2) there only ends the zone's init, which is how a zone reboots itself.
+pub const DEFAULT: &[&str] = &[
+    "CAP_AUDIT_WRITE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_KILL",
+    "CAP_LEASE",
+    "CAP_MKNOD",
+    "CAP_NET_ADMIN",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_RAW",
+    "CAP_SETFCAP",
+    "CAP_SETGID",
+    "CAP_SETPCAP",
+    "CAP_SETUID",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TTY_CONFIG",
+];
+
+/// Every capability a zone may be given with `all`. Module loading, raw I/O and the MAC
+/// capabilities stay with the global zone whatever limitpriv says, as illumos keeps
+/// `sys_config`-class privileges out of non-global zones.
+pub const ALL: &[&str] = &[
+    "CAP_AUDIT_CONTROL",
+    "CAP_AUDIT_READ",
+    "CAP_AUDIT_WRITE",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_KILL",
+    "CAP_LEASE",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_MKNOD",
+    "CAP_NET_ADMIN",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_RAW",
+    "CAP_PERFMON",
+    "CAP_SETFCAP",
+    "CAP_SETGID",
+    "CAP_SETPCAP",
+    "CAP_SETUID",
+    "CAP_SYSLOG",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_WAKE_ALARM",
+];
+
+/// illumos privilege → Linux capability.
+const ILLUMOS: &[(&str, &str)] = &[
+    ("contract_event", "CAP_SYS_RESOURCE"),
+    ("file_chown", "CAP_CHOWN"),
+    ("file_chown_self", "CAP_CHOWN"),
+    ("file_dac_execute", "CAP_DAC_OVERRIDE"),
+    ("file_dac_read", "CAP_DAC_READ_SEARCH"),
+    ("file_dac_search", "CAP_DAC_READ_SEARCH"),
+    ("file_dac_write", "CAP_DAC_OVERRIDE"),
+    ("file_owner", "CAP_FOWNER"),
+    ("file_setid", "CAP_FSETID"),
+    ("ipc_dac_read", "CAP_IPC_OWNER"),
+    ("ipc_dac_write", "CAP_IPC_OWNER"),
+    ("ipc_owner", "CAP_IPC_OWNER"),
+    ("net_bindmlp", "CAP_NET_BIND_SERVICE"),
+    ("net_config", "CAP_NET_ADMIN"),
+    ("net_icmpaccess", "CAP_NET_RAW"),
+    ("net_mac_aware", "CAP_NET_ADMIN"),
+    ("net_privaddr", "CAP_NET_BIND_SERVICE"),
+    ("net_rawaccess", "CAP_NET_RAW"),
+    ("proc_audit", "CAP_AUDIT_WRITE"),
+    ("proc_chroot", "CAP_SYS_CHROOT"),
+    ("proc_lock_memory", "CAP_IPC_LOCK"),
+    ("proc_owner", "CAP_SYS_PTRACE"),
+    ("proc_priocntl", "CAP_SYS_NICE"),
+    ("proc_session", "CAP_KILL"),
+    ("proc_setid", "CAP_SETUID"),
+    ("proc_taskid", "CAP_SETPCAP"),
+    ("sys_acct", "CAP_SYS_PACCT"),
+    ("sys_admin", "CAP_SYS_ADMIN"),
+    ("sys_audit", "CAP_AUDIT_CONTROL"),
+    ("sys_devices", "CAP_MKNOD"),
+    ("sys_ipc_config", "CAP_SYS_RESOURCE"),
+    ("sys_mount", "CAP_SYS_ADMIN"),
+    ("sys_resource", "CAP_SYS_RESOURCE"),
+    ("sys_time", "CAP_SYS_TIME"),
+];
+
+/// The capabilities `limitpriv` gives (sorted). `None` means `default`.
+pub fn capabilities(limitpriv: Option<&str>) -> Result<Vec<String>, PrivError> {
+    let value = limitpriv.unwrap_or("default");
+    let mut set: BTreeSet<String> = BTreeSet::new();
+    for raw in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (remove, name) = match raw.strip_prefix(['-', '!']) {
+            Some(n) => (true, n),
+            None => (false, raw),
+        };
+        let names: Vec<String> = match name.to_ascii_lowercase().as_str() {
+            "default" | "zone" => DEFAULT.iter().map(|s| s.to_string()).collect(),
+            "all" => ALL.iter().map(|s| s.to_string()).collect(),
+            "none" => {
+                if !remove {
+                    set.clear();
+                }
+                Vec::new()
+            }
+            other => vec![lookup(other).ok_or_else(|| PrivError::Unknown {
+                value: value.to_string(),
+                name: name.to_string(),
+            })?],
+        };
+        for n in names {
+            if remove {
+                set.remove(&n);
+            } else {
+                set.insert(n);
+            }
+        }
+    }
+    Ok(set.into_iter().collect())
+}
+
+fn lookup(name: &str) -> Option<String> {
+    if let Some((_, cap)) = ILLUMOS.iter().find(|(p, _)| *p == name) {
+        return Some(cap.to_string());
+    }
+    let cap = format!(
+        "CAP_{}",
+        name.strip_prefix("cap_")
+            .unwrap_or(name)
+            .to_ascii_uppercase()
+    );
+    ALL.contains(&cap.as_str()).then_some(cap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_the_zone_set() {
+        let caps = capabilities(None).unwrap();
+        assert!(caps.contains(&"CAP_SYS_BOOT".to_string()));
+        assert!(!caps.contains(&"CAP_SYS_ADMIN".to_string()));
+        assert!(!caps.contains(&"CAP_SYS_TIME".to_string()));
+        assert_eq!(caps.len(), DEFAULT.len());
+    }
+
+    #[test]
+    fn illumos_names_add_and_remove() {
+        let caps = capabilities(Some("default,sys_time,-net_rawaccess,cap_sys_admin")).unwrap();
+        assert!(caps.contains(&"CAP_SYS_TIME".to_string()));
+        assert!(caps.contains(&"CAP_SYS_ADMIN".to_string()));
+        assert!(!caps.contains(&"CAP_NET_RAW".to_string()));
+    }
+
+    #[test]
+    fn none_and_all() {
+        assert!(capabilities(Some("none")).unwrap().is_empty());
+        assert_eq!(
+            capabilities(Some("none,proc_chroot")).unwrap(),
+            vec!["CAP_SYS_CHROOT"]
+        );
+        let all = capabilities(Some("all")).unwrap();
+        assert!(!all.contains(&"CAP_SYS_MODULE".to_string()));
+        assert_eq!(all.len(), ALL.len());
+    }
+
+    #[test]
+    fn unknown_names_are_refused_with_the_value() {
+        let e = capabilities(Some("default,dtrace_kernel")).unwrap_err();
+        assert!(e.to_string().contains("\"dtrace_kernel\""), "{e}");
+        assert!(capabilities(Some("sys_module")).is_err());
+    }
+}

@@ -1,0 +1,621 @@
+//! A zone as an OCI runtime spec: what the engine runs when a zone boots.
+//!
+//! The bundle is the zonepath: `<zonepath>/root` is the rootfs and `<zonepath>/config.json` the
+//! spec made here. The mapping, zone concept → OCI:
+//! - zonename → hostname; brand `linux` → `/sbin/init` (+ bootargs) as PID 1 of a new PID
+//!   namespace; brand `app` → the image's entrypoint and cmd.
+//! - ip-type exclusive → a network namespace of its own (the netns is made empty here; the
+//!   networking layer fills it); shared → the host's network stack.
+//! - limitpriv → the capability sets ([`crate::privileges`]).
+//! - capped-memory physical/swap → memory limit/swap; capped-cpu ncpus → CFS quota over a
+//!   100 ms period; dedicated-cpu → a cpuset; cpu-shares → cpu shares; max-processes and
+//!   max-lwps → pids.max.
+//! - fs resources → bind (`lofs`) or filesystem mounts with illumos option names mapped
+//!   (`nodevices` → nodev, `nosetuid` → nosuid); device resources → device nodes + allow rules.
+//! - The cgroup is `<cgroup_parent>/<zonename>`.
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    Capability, LinuxCapabilities, LinuxCpu, LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType,
+    LinuxMemory, LinuxNamespace, LinuxNamespaceType, LinuxPids, LinuxResources, LinuxSeccomp,
+    Mount, PosixRlimitType, Spec,
+};
+
+use crate::model::{Brand, IpType, Zone};
+use crate::privileges;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("zone {zone}: {what}")]
+    Invalid { zone: String, what: String },
+    #[error(transparent)]
+    Privileges(#[from] privileges::PrivError),
+}
+
+/// The process an `app` zone runs, from its image's config.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AppProcess {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: Option<String>,
+}
+
+/// What the spec needs besides the zone's configuration.
+#[derive(Debug, Clone, Default)]
+pub struct SpecOptions {
+    /// The parent of every zone's cgroup (relative: beneath the caller's own cgroup).
+    pub cgroup_parent: String,
+    /// `zoneadm boot -- ARGS`: replace bootargs for this boot.
+    pub boot_args: Option<Vec<String>>,
+    /// The process of an `app` zone.
+    pub app: Option<AppProcess>,
+    /// A network namespace prepared beforehand (by the networking layer) to join.
+    pub netns: Option<PathBuf>,
+}
+
+const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const CFS_PERIOD: u64 = 100_000;
+
+fn invalid(zone: &Zone, what: impl Into<String>) -> SpecError {
+    SpecError::Invalid {
+        zone: zone.zonename.clone(),
+        what: what.into(),
+    }
+}
+
+/// Build the OCI spec of `zone`.
+pub fn zone_spec(zone: &Zone, opts: &SpecOptions) -> Result<Spec, SpecError> {
+    let mut spec = Spec::default();
+    spec.set_version("1.3.0".to_string());
+    spec.set_hostname(Some(zone.zonename.clone()));
+    let mut root = oci_spec::runtime::Root::default();
+    root.set_path(PathBuf::from("root"));
+    root.set_readonly(Some(false));
+    spec.set_root(Some(root));
+    spec.set_process(Some(process(zone, opts)?));
+    spec.set_mounts(Some(mounts(zone)?));
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    linux.set_namespaces(Some(namespaces(zone, opts)));
+    linux.set_cgroups_path(Some(PathBuf::from(format!(
+        "{}/{}",
+        opts.cgroup_parent.trim_end_matches('/'),
+        zone.zonename
+    ))));
+    let (devices, rules) = devices(zone)?;
+    linux.set_devices(Some(devices));
+    linux.set_resources(Some(resources(zone, rules)?));
+    linux.set_seccomp(Some(default_seccomp()));
+    spec.set_linux(Some(linux));
+    let mut ann = std::collections::HashMap::new();
+    ann.insert("org.zones.name".to_string(), zone.zonename.clone());
+    ann.insert("org.zones.uuid".to_string(), zone.uuid.clone());
+    ann.insert(
+        "org.zones.brand".to_string(),
+        brand_name(zone.brand).to_string(),
+    );
+    spec.set_annotations(Some(ann));
+    Ok(spec)
+}
+
+fn brand_name(b: Brand) -> &'static str {
+    match b {
+        Brand::Linux => "linux",
+        Brand::App => "app",
+    }
+}
+
+fn process(zone: &Zone, opts: &SpecOptions) -> Result<oci_spec::runtime::Process, SpecError> {
+    let mut p = oci_spec::runtime::Process::default();
+    let mut env = vec![
+        PATH_ENV.to_string(),
+        "TERM=xterm".to_string(),
+        "container=zone".to_string(),
+        format!("ZONENAME={}", zone.zonename),
+    ];
+    let args = match zone.brand {
+        Brand::Linux => {
+            let mut args = vec!["/sbin/init".to_string()];
+            match &opts.boot_args {
+                Some(a) => args.extend(a.iter().cloned()),
+                None => args.extend(
+                    zone.bootargs
+                        .as_deref()
+                        .unwrap_or("")
+                        .split_whitespace()
+                        .map(String::from),
+                ),
+            }
+            args
+        }
+        Brand::App => {
+            let app = opts.app.clone().unwrap_or_default();
+            let mut args = app.args.clone();
+            if let Some(extra) = &opts.boot_args {
+                args.extend(extra.iter().cloned());
+            }
+            if args.is_empty() {
+                return Err(invalid(
+                    zone,
+                    "brand app needs a process: install it from an image with an entrypoint or cmd",
+                ));
+            }
+            for e in &app.env {
+                let key = e.split('=').next().unwrap_or(e);
+                env.retain(|x| x.split('=').next() != Some(key));
+                env.push(e.clone());
+            }
+            if let Some(cwd) = app.cwd.filter(|c| c.starts_with('/')) {
+                p.set_cwd(PathBuf::from(cwd));
+            }
+            args
+        }
+    };
+    p.set_args(Some(args));
+    p.set_env(Some(env));
+    p.set_terminal(Some(true));
+    p.set_no_new_privileges(Some(false));
+    p.set_capabilities(Some(capabilities(zone.limitpriv.as_deref())?));
+    let nofile = oci_spec::runtime::PosixRlimitBuilder::default()
+        .typ(PosixRlimitType::RlimitNofile)
+        .soft(1024u64)
+        .hard(4096u64)
+        .build()
+        .expect("all fields set");
+    p.set_rlimits(Some(vec![nofile]));
+    Ok(p)
+}
+
+/// The capability sets of a zone's processes: bounding = permitted = effective = limitpriv.
+pub fn capabilities(limitpriv: Option<&str>) -> Result<LinuxCapabilities, SpecError> {
+    let names = privileges::capabilities(limitpriv)?;
+    let set: std::collections::HashSet<Capability> = names
+        .iter()
+        .filter_map(|n| serde_json::from_value(serde_json::Value::String(n.clone())).ok())
+        .collect();
+    let mut caps = LinuxCapabilities::default();
+    caps.set_bounding(Some(set.clone()));
+    caps.set_effective(Some(set.clone()));
+    caps.set_permitted(Some(set));
+    caps.set_inheritable(Some(Default::default()));
+    caps.set_ambient(Some(Default::default()));
+    Ok(caps)
+}
+
+fn namespaces(zone: &Zone, opts: &SpecOptions) -> Vec<LinuxNamespace> {
+    let mut types = vec![
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Cgroup,
+    ];
+    if zone.ip_type == IpType::Exclusive {
+        types.push(LinuxNamespaceType::Network);
+    }
+    types
+        .into_iter()
+        .map(|t| {
+            let mut ns = LinuxNamespace::default();
+            ns.set_typ(t);
+            if t == LinuxNamespaceType::Network {
+                ns.set_path(opts.netns.clone());
+            }
+            ns
+        })
+        .collect()
+}
+
+fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
+    let mut m = Mount::default();
+    m.set_destination(PathBuf::from(dest));
+    m.set_typ(Some(typ.to_string()));
+    m.set_source(Some(PathBuf::from(source)));
+    m.set_options(Some(options.iter().map(|s| s.to_string()).collect()));
+    m
+}
+
+/// The platform mounts of every zone, then its fs resources in order.
+fn mounts(zone: &Zone) -> Result<Vec<Mount>, SpecError> {
+    let mut v = vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        ),
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        ),
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        ),
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", "ro"],
+        ),
+        mount(
+            "/run",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "nodev", "mode=755", "size=65536k"],
+        ),
+    ];
+    for fs in &zone.fs {
+        let dir = fs
+            .dir
+            .as_deref()
+            .ok_or_else(|| invalid(zone, "fs resource without dir"))?;
+        let special = fs
+            .special
+            .as_deref()
+            .ok_or_else(|| invalid(zone, format!("fs {dir}: special is not set")))?;
+        let typ = fs.fs_type.as_deref().unwrap_or("lofs");
+        let mut options: Vec<String> = fs.options.iter().map(|o| fs_option(o)).collect();
+        let (typ, source) = match typ {
+            "lofs" | "bind" => {
+                if !options.iter().any(|o| o == "rbind" || o == "bind") {
+                    options.insert(0, "rbind".to_string());
+                }
+                ("bind".to_string(), special.to_string())
+            }
+            other => (other.to_string(), special.to_string()),
+        };
+        let mut m = Mount::default();
+        m.set_destination(PathBuf::from(dir));
+        m.set_typ(Some(typ));
+        m.set_source(Some(PathBuf::from(source)));
+        m.set_options(Some(options));
+        v.push(m);
+    }
+    Ok(v)
+}
+
+/// illumos mount option names → Linux ones; others pass through.
+fn fs_option(o: &str) -> String {
+    match o {
+        "nodevices" => "nodev",
+        "devices" => "dev",
+        "nosetuid" => "nosuid",
+        "setuid" => "suid",
+        "noexec" => "noexec",
+        other => other,
+    }
+    .to_string()
+}
+
+/// device resources: each `match` names a host device node that appears in the zone.
+fn devices(zone: &Zone) -> Result<(Vec<LinuxDevice>, Vec<LinuxDeviceCgroup>), SpecError> {
+    let mut devices = Vec::new();
+    let mut rules = Vec::new();
+    for d in &zone.device {
+        let path = d
+            .match_
+            .as_deref()
+            .ok_or_else(|| invalid(zone, "device resource without match"))?;
+        let meta = std::fs::metadata(path)
+            .map_err(|e| invalid(zone, format!("device match {path}: {e}")))?;
+        let ft = meta.file_type();
+        let typ = if ft.is_char_device() {
+            LinuxDeviceType::C
+        } else if ft.is_block_device() {
+            LinuxDeviceType::B
+        } else {
+            return Err(invalid(
+                zone,
+                format!("device match {path}: not a device node"),
+            ));
+        };
+        let rdev = meta.rdev();
+        let (major, minor) = (
+            nix::sys::stat::major(rdev) as i64,
+            nix::sys::stat::minor(rdev) as i64,
+        );
+        let mut dev = LinuxDevice::default();
+        dev.set_path(PathBuf::from(path));
+        dev.set_typ(typ);
+        dev.set_major(major);
+        dev.set_minor(minor);
+        dev.set_file_mode(Some(meta.mode() & 0o777));
+        dev.set_uid(Some(0));
+        dev.set_gid(Some(0));
+        devices.push(dev);
+        let mut rule = LinuxDeviceCgroup::default();
+        rule.set_allow(true);
+        rule.set_typ(Some(typ));
+        rule.set_major(Some(major));
+        rule.set_minor(Some(minor));
+        rule.set_access(Some("rwm".to_string()));
+        rules.push(rule);
+    }
+    Ok((devices, rules))
+}
+
+fn resources(
+    zone: &Zone,
+    device_rules: Vec<LinuxDeviceCgroup>,
+) -> Result<LinuxResources, SpecError> {
+    let mut res = LinuxResources::default();
+    let mut deny = LinuxDeviceCgroup::default();
+    deny.set_allow(false);
+    deny.set_access(Some("rwm".to_string()));
+    let mut rules = vec![deny];
+    rules.extend(device_rules);
+    res.set_devices(Some(rules));
+    if let Some(m) = &zone.capped_memory {
+        let mut mem = LinuxMemory::default();
+        if let Some(p) = m.physical {
+            mem.set_limit(Some(p.bytes() as i64));
+        }
+        if let Some(s) = m.swap {
+            // illumos's swap cap bounds all virtual memory: memory + swap together.
+            mem.set_swap(Some(s.bytes() as i64));
+        }
+        if mem.limit().is_some() || mem.swap().is_some() {
+            res.set_memory(Some(mem));
+        }
+    }
+    let mut cpu = LinuxCpu::default();
+    let mut cpu_set = false;
+    if let Some(n) = zone.capped_cpu.as_ref().and_then(|c| c.ncpus) {
+        cpu.set_period(Some(CFS_PERIOD));
+        cpu.set_quota(Some((n.hundredths() as u64 * CFS_PERIOD / 100) as i64));
+        cpu_set = true;
+    }
+    if let Some(shares) = zone.rctl_limit("zone.cpu-shares") {
+        // illumos shares are relative like cgroup shares; 1 share is the smallest weight.
+        cpu.set_shares(Some(shares.max(2)));
+        cpu_set = true;
+    }
+    if let Some(r) = zone.dedicated_cpu.as_ref().and_then(|d| d.ncpus) {
+        let online = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        if r.min > online {
+            return Err(invalid(
+                zone,
+                format!(
+                    "dedicated-cpu ncpus={}: only {online} CPUs are online",
+                    r.min
+                ),
+            ));
+        }
+        let n = r.max.min(online).max(1);
+        cpu.set_cpus(Some(if n == 1 {
+            "0".to_string()
+        } else {
+            format!("0-{}", n - 1)
+        }));
+        cpu_set = true;
+    }
+    if cpu_set {
+        res.set_cpu(Some(cpu));
+    }
+    let procs = [
+        zone.rctl_limit("zone.max-processes"),
+        zone.rctl_limit("zone.max-lwps"),
+    ]
+    .into_iter()
+    .flatten()
+    .min();
+    if let Some(n) = procs {
+        let mut pids = LinuxPids::default();
+        pids.set_limit(n.min(i64::MAX as u64) as i64);
+        res.set_pids(Some(pids));
+    }
+    Ok(res)
+}
+
+/// The seccomp profile of every zone: everything is allowed but the calls that reach past the
+/// zone into the machine (modules, kexec, swap, clock and keyring administration, BPF, perf,
+/// raw handles), which fail with EPERM as they would for a process without the privilege.
+pub fn default_seccomp() -> LinuxSeccomp {
+    const DENIED: &[&str] = &[
+        "acct",
+        "add_key",
+        "bpf",
+        "clock_adjtime",
+        "clock_settime",
+        "create_module",
+        "delete_module",
+        "finit_module",
+        "get_kernel_syms",
+        "init_module",
+        "ioperm",
+        "iopl",
+        "kcmp",
+        "kexec_file_load",
+        "kexec_load",
+        "keyctl",
+        "lookup_dcookie",
+        "move_pages",
+        "nfsservctl",
+        "open_by_handle_at",
+        "perf_event_open",
+        "query_module",
+        "quotactl",
+        "request_key",
+        "settimeofday",
+        "swapoff",
+        "swapon",
+        "sysfs",
+        "_sysctl",
+        "uselib",
+        "userfaultfd",
+        "ustat",
+        "vm86",
+        "vm86old",
+    ];
+    serde_json::from_value(serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": DENIED, "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    }))
+    .expect("the built-in profile is valid")
+}
+
+/// Where a zone's bundle lives: its zonepath (under `altroot`).
+pub fn bundle_dir(altroot: &Path, zonepath: &Path) -> PathBuf {
+    altroot.join(zonepath.strip_prefix("/").unwrap_or(zonepath))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Value;
+
+    fn zone() -> Zone {
+        let mut z = Zone::new("web");
+        z.set_global("zonepath", &Value::simple("/zones/web"))
+            .unwrap();
+        z
+    }
+
+    fn opts() -> SpecOptions {
+        SpecOptions {
+            cgroup_parent: "zones".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_linux_zone_runs_init_in_its_own_namespaces() {
+        let s = zone_spec(&zone(), &opts()).unwrap();
+        assert_eq!(s.hostname().as_deref(), Some("web"));
+        let p = s.process().as_ref().unwrap();
+        assert_eq!(p.args().as_ref().unwrap(), &vec!["/sbin/init".to_string()]);
+        let ns: Vec<_> = s
+            .linux()
+            .as_ref()
+            .unwrap()
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|n| n.typ())
+            .collect();
+        assert!(ns.contains(&LinuxNamespaceType::Pid));
+        assert!(ns.contains(&LinuxNamespaceType::Network));
+        assert_eq!(
+            s.linux().as_ref().unwrap().cgroups_path().as_deref(),
+            Some(Path::new("zones/web"))
+        );
+        assert_eq!(s.root().as_ref().unwrap().path(), Path::new("root"));
+    }
+
+    #[test]
+    fn caps_and_resources_follow_the_configuration() {
+        let mut z = zone();
+        z.set_global("limitpriv", &Value::simple("default,sys_time"))
+            .unwrap();
+        z.set_global("max-processes", &Value::simple("100"))
+            .unwrap();
+        z.set_global("cpu-shares", &Value::simple("50")).unwrap();
+        let mut mem = crate::model::CappedMemory::default();
+        mem.physical = Some(crate::model::values::Size::parse("physical", "512m").unwrap());
+        z.capped_memory = Some(mem);
+        z.capped_cpu = Some(crate::model::CappedCpu {
+            ncpus: Some(crate::model::Ncpus::parse("ncpus", "1.5").unwrap()),
+        });
+        let s = zone_spec(&z, &opts()).unwrap();
+        let caps = s
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .clone()
+            .unwrap();
+        assert!(caps
+            .bounding()
+            .as_ref()
+            .unwrap()
+            .contains(&Capability::SysTime));
+        assert!(!caps
+            .bounding()
+            .as_ref()
+            .unwrap()
+            .contains(&Capability::SysAdmin));
+        let r = s.linux().as_ref().unwrap().resources().clone().unwrap();
+        assert_eq!(r.memory().unwrap().limit(), Some(512 << 20));
+        assert_eq!(r.cpu().as_ref().unwrap().quota(), Some(150_000));
+        assert_eq!(r.cpu().as_ref().unwrap().shares(), Some(50));
+        assert_eq!(r.pids().unwrap().limit(), 100);
+    }
+
+    #[test]
+    fn fs_resources_become_mounts_with_linux_option_names() {
+        let mut z = zone();
+        z.fs.push(crate::model::Fs {
+            dir: Some("/data".into()),
+            special: Some("/srv/data".into()),
+            raw: None,
+            fs_type: Some("lofs".into()),
+            options: vec!["ro".into(), "nodevices".into()],
+        });
+        let s = zone_spec(&z, &opts()).unwrap();
+        let m = s.mounts().as_ref().unwrap().last().unwrap().clone();
+        assert_eq!(m.destination(), Path::new("/data"));
+        assert_eq!(m.typ().as_deref(), Some("bind"));
+        assert_eq!(
+            m.options().clone().unwrap(),
+            vec!["rbind".to_string(), "ro".into(), "nodev".into()]
+        );
+    }
+
+    #[test]
+    fn shared_ip_zones_use_the_host_network_and_app_zones_need_a_process() {
+        let mut z = zone();
+        z.set_global("ip-type", &Value::simple("shared")).unwrap();
+        z.set_global("brand", &Value::simple("app")).unwrap();
+        assert!(zone_spec(&z, &opts())
+            .unwrap_err()
+            .to_string()
+            .contains("brand app"));
+        let mut o = opts();
+        o.app = Some(AppProcess {
+            args: vec!["/bin/sh".into(), "-c".into(), "echo hi".into()],
+            env: vec!["A=1".into()],
+            cwd: Some("/tmp".into()),
+        });
+        let s = zone_spec(&z, &o).unwrap();
+        let ns = s.linux().as_ref().unwrap().namespaces().clone().unwrap();
+        assert!(!ns.iter().any(|n| n.typ() == LinuxNamespaceType::Network));
+        let p = s.process().as_ref().unwrap();
+        assert_eq!(p.args().as_ref().unwrap()[0], "/bin/sh");
+        assert!(p.env().as_ref().unwrap().contains(&"A=1".to_string()));
+        assert_eq!(p.cwd(), Path::new("/tmp"));
+    }
+
+    #[test]
+    fn the_default_seccomp_profile_parses() {
+        let s = default_seccomp();
+        assert_eq!(s.syscalls().as_ref().unwrap()[0].names().len(), 34);
+    }
+}
