@@ -538,8 +538,10 @@ mod tests {
         z.set_global("max-processes", &Value::simple("100"))
             .unwrap();
         z.set_global("cpu-shares", &Value::simple("50")).unwrap();
-        let mut mem = crate::model::CappedMemory::default();
-        mem.physical = Some(crate::model::values::Size::parse("physical", "512m").unwrap());
+        let mem = crate::model::CappedMemory {
+            physical: Some(crate::model::values::Size::parse("physical", "512m").unwrap()),
+            ..Default::default()
+        };
         z.capped_memory = Some(mem);
         z.capped_cpu = Some(crate::model::CappedCpu {
             ncpus: Some(crate::model::Ncpus::parse("ncpus", "1.5").unwrap()),
