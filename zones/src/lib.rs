@@ -6,4 +6,5 @@ pub mod model;
 pub mod privileges;
 pub mod spec;
 pub mod state;
+pub mod storage;
 pub mod store;
