@@ -1,0 +1,123 @@
+//! A zone on the container engine: its bundle (zonepath with `root/` and `config.json`) and the
+//! create/start/delete calls, with the console pty held by the caller (the supervisor).
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::unistd::Pid;
+use zones::model::Zone;
+use zones::spec::{AppProcess, SpecOptions};
+use zones::store::Store;
+
+use super::ZonePaths;
+use crate::runtime::container::{self, CreateOpts};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("zone '{zone}': {msg}")]
+    Zone { zone: String, msg: String },
+    #[error(transparent)]
+    Container(#[from] container::ContainerError),
+    #[error(transparent)]
+    Spec(#[from] zones::spec::SpecError),
+    #[error(transparent)]
+    Store(#[from] zones::store::StoreError),
+}
+
+fn zone_err(zone: &str, msg: impl std::fmt::Display) -> EngineError {
+    EngineError::Zone {
+        zone: zone.to_string(),
+        msg: msg.to_string(),
+    }
+}
+
+/// The zonepath of `zone` on this host (under the store's alternate root).
+pub fn zonepath(store: &Store, zone: &Zone) -> Result<PathBuf, EngineError> {
+    let zp = zone
+        .zonepath
+        .as_deref()
+        .ok_or_else(|| zone_err(&zone.zonename, "zonepath is not set"))?;
+    Ok(zones::spec::bundle_dir(store.altroot(), zp))
+}
+
+/// The rootfs of an installed zone: `<zonepath>/root`.
+pub fn zone_root(store: &Store, zone: &Zone) -> Result<PathBuf, EngineError> {
+    Ok(zonepath(store, zone)?.join("root"))
+}
+
+/// The process an app-brand zone runs, recorded at install from its image (`app.json`).
+fn app_process(bundle: &Path) -> Option<AppProcess> {
+    let text = std::fs::read_to_string(bundle.join("app.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Write `<zonepath>/config.json` for this boot.
+pub fn write_bundle(
+    store: &Store,
+    zone: &Zone,
+    boot_args: Option<Vec<String>>,
+) -> Result<PathBuf, EngineError> {
+    let bundle = zonepath(store, zone)?;
+    if !bundle.join("root").is_dir() {
+        return Err(zone_err(
+            &zone.zonename,
+            format!("{}/root is missing: is the zone installed?", bundle.display()),
+        ));
+    }
+    let opts = SpecOptions {
+        cgroup_parent: store.cgroup_parent()?,
+        boot_args,
+        app: app_process(&bundle),
+        netns: None,
+    };
+    let spec = zones::spec::zone_spec(zone, &opts)?;
+    let json = serde_json::to_vec_pretty(&spec).map_err(|e| zone_err(&zone.zonename, e))?;
+    crate::runtime::state::write_atomic(&bundle.join("config.json"), &json)
+        .map_err(|e| zone_err(&zone.zonename, format!("write config.json: {e}")))?;
+    Ok(bundle)
+}
+
+/// Create the zone's container (init waits for start). Returns init's pid and the pty master.
+pub fn create(paths: &ZonePaths, bundle: &Path) -> Result<(Pid, OwnedFd), EngineError> {
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| zone_err(&paths.name, format!("console socketpair: {e}")))?;
+    // A leftover container of a crashed supervisor would block the id.
+    let _ = container::delete(&paths.runz_root, &paths.name, true);
+    let created = container::create(CreateOpts {
+        root: paths.runz_root.clone(),
+        id: paths.name.clone(),
+        bundle: bundle.to_path_buf(),
+        console_fd: Some(theirs),
+        no_new_keyring: false,
+        ..Default::default()
+    })?;
+    let master = crate::runtime::console::recv_master(&ours)
+        .map_err(|e| zone_err(&paths.name, format!("console: {e}")))?;
+    Ok((created.pid, master))
+}
+
+/// Let the zone's init run.
+pub fn start(paths: &ZonePaths) -> Result<(), EngineError> {
+    Ok(container::start(&paths.runz_root, &paths.name)?)
+}
+
+/// Kill everything in the zone and remove its container (cgroup, state).
+pub fn destroy(paths: &ZonePaths) -> Result<(), EngineError> {
+    Ok(container::delete(&paths.runz_root, &paths.name, true)?)
+}
+
+/// Send `sig` to the zone's init.
+pub fn signal_init(paths: &ZonePaths, sig: i32) -> Result<(), EngineError> {
+    Ok(container::kill(&paths.runz_root, &paths.name, sig, false)?)
+}
+
+/// Send `sig` to every process of the zone.
+pub fn signal_all(paths: &ZonePaths, sig: i32) -> Result<(), EngineError> {
+    Ok(container::kill(&paths.runz_root, &paths.name, sig, true)?)
+}

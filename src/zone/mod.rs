@@ -1,0 +1,129 @@
+//! Zones on the engine: the glue between the zone model (`zones` crate) and the container
+//! engine (`runtime`).
+//!
+//! - `engine`: a zone's bundle (spec from `zones::spec`), create/start/delete through
+//!   `runtime::container`.
+//! - `supervisor`: zoneadmd, one single-threaded process per ready or running zone: parent of the
+//!   zone's init, owner of its console, handler of halt/shutdown/reboot requests.
+//! - `control`: the request/response protocol between zoneadm and zoneadmd.
+//! - `admin`: what zoneadm's verbs do (install, boot, halt, list, ...).
+//! - `login`: zlogin (a process inside the zone, or the console).
+//!
+//! Runtime files of zone NAME live in `ALTROOT/run/zones/NAME/`: `zoneadmd.lock` (held by the
+//! supervisor for its whole life), `zoneadmd.pid`, `control.sock`, `console.sock`, `zone.json`
+//! (zoneid, init pid) and `zoneadmd.log`. The engine's container state is under
+//! `ALTROOT/run/zones/.runz/NAME/`.
+
+pub mod admin;
+pub mod control;
+pub mod engine;
+pub mod login;
+pub mod supervisor;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use zones::store::Store;
+
+/// Where one zone's runtime files are.
+#[derive(Debug, Clone)]
+pub struct ZonePaths {
+    pub name: String,
+    /// `ALTROOT/run/zones/NAME`.
+    pub run: PathBuf,
+    /// The runz state root of every zone: `ALTROOT/run/zones/.runz`.
+    pub runz_root: PathBuf,
+}
+
+impl ZonePaths {
+    pub fn new(store: &Store, name: &str) -> ZonePaths {
+        let base = store.run_dir();
+        ZonePaths {
+            name: name.to_string(),
+            run: base.join(name),
+            runz_root: base.join(".runz"),
+        }
+    }
+
+    pub fn lock_file(&self) -> PathBuf {
+        self.run.join("zoneadmd.lock")
+    }
+
+    pub fn pid_file(&self) -> PathBuf {
+        self.run.join("zoneadmd.pid")
+    }
+
+    pub fn control_sock(&self) -> PathBuf {
+        self.run.join("control.sock")
+    }
+
+    pub fn console_sock(&self) -> PathBuf {
+        self.run.join("console.sock")
+    }
+
+    pub fn info_file(&self) -> PathBuf {
+        self.run.join("zone.json")
+    }
+
+    pub fn log_file(&self) -> PathBuf {
+        self.run.join("zoneadmd.log")
+    }
+}
+
+/// What the supervisor publishes about a live zone.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ZoneInfo {
+    /// The zone id (illumos: a small number given at ready; the global zone is 0).
+    pub zoneid: u32,
+    /// Host pid of the zone's init (0 while none runs).
+    pub init_pid: i32,
+    /// Pid of the supervisor.
+    pub supervisor_pid: i32,
+}
+
+impl ZoneInfo {
+    pub fn load(paths: &ZonePaths) -> Option<ZoneInfo> {
+        let text = std::fs::read_to_string(paths.info_file()).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub fn save(&self, paths: &ZonePaths) -> std::io::Result<()> {
+        let json = serde_json::to_vec(self).map_err(std::io::Error::other)?;
+        crate::runtime::state::write_atomic(&paths.info_file(), &json)
+    }
+}
+
+/// Whether a supervisor holds the zone (its lock file is locked by a live process).
+pub fn supervisor_alive(paths: &ZonePaths) -> bool {
+    use nix::fcntl::{Flock, FlockArg};
+    let Ok(f) = std::fs::OpenOptions::new().read(true).open(paths.lock_file()) else {
+        return false;
+    };
+    match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+        Ok(_unlocked_on_drop) => false,
+        Err((_, nix::Error::EWOULDBLOCK)) => true,
+        Err(_) => false,
+    }
+}
+
+/// The smallest zone id not used by another live zone under `run_dir`.
+pub fn free_zoneid(run_dir: &Path, me: &str) -> u32 {
+    let used: Vec<u32> = std::fs::read_dir(run_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name() != me)
+        .filter_map(|e| {
+            let text = std::fs::read_to_string(e.path().join("zone.json")).ok()?;
+            let info: ZoneInfo = serde_json::from_str(&text).ok()?;
+            let name = e.file_name().into_string().ok()?;
+            let paths = ZonePaths {
+                name,
+                run: e.path(),
+                runz_root: run_dir.join(".runz"),
+            };
+            supervisor_alive(&paths).then_some(info.zoneid)
+        })
+        .collect();
+    (1..).find(|id| !used.contains(id)).expect("u32 has room")
+}

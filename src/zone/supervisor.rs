@@ -1,0 +1,662 @@
+//! zoneadmd: the supervisor of one zone.
+//!
+//! One small single-threaded process per ready or running zone, started by `zoneadm ready` or
+//! `zoneadm boot` and detached from it. It is the parent of the zone's init (the engine forks
+//! init with CLONE_PARENT), so it reaps it and knows how it ended; it owns the console pty and
+//! keeps the last 64 KiB of output for `zlogin -C` clients, who may come and go and stay
+//! attached across reboots; it answers halt/shutdown/reboot requests on `control.sock`; and it
+//! keeps the zone's state in the store true.
+//!
+//! A zone's init ending by SIGHUP means reboot(2) was called inside the zone (the kernel's
+//! answer to a reboot in a PID namespace): the zone boots again. Any other end takes the zone
+//! down to installed, and the supervisor exits.
+
+use std::collections::VecDeque;
+use std::fs;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{Flock, FlockArg};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use zones::model::Brand;
+use zones::state::ZoneState;
+use zones::store::Store;
+
+use super::control::{parse_request, reply_line, Reply, Request};
+use super::{engine, free_zoneid, ZoneInfo, ZonePaths};
+
+/// How much recent console output a newly attached console client is shown.
+const RING: usize = 64 * 1024;
+/// How long a halt waits for the zone's processes to die after SIGKILL.
+const HALT_WAIT: Duration = Duration::from_secs(10);
+
+/// What the supervisor does first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartMode {
+    /// Set up the zone; init waits for `boot`.
+    Ready,
+    /// Set up and start init.
+    Boot,
+}
+
+/// What happens when init ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterExit {
+    Down,
+    Reboot,
+}
+
+struct Supervisor {
+    store: Store,
+    paths: ZonePaths,
+    boot_args: Option<Vec<String>>,
+    info: ZoneInfo,
+    init: Option<Pid>,
+    started: bool,
+    master: Option<OwnedFd>,
+    ring: VecDeque<u8>,
+    clients: Vec<UnixStream>,
+    control: UnixListener,
+    console: UnixListener,
+    /// Requests answered when the zone is down (halt, shutdown) or back up (reboot).
+    waiting: Vec<UnixStream>,
+    after_exit: AfterExit,
+    deadline: Option<Instant>,
+    done: bool,
+}
+
+/// Start a supervisor for `name`, detached from the caller (double fork + setsid), and wait
+/// until the zone is ready or booted, or until it reports why not.
+///
+/// The caller must be single-threaded: the supervisor is a fork of it, not an exec.
+pub fn spawn(
+    store: &Store,
+    name: &str,
+    mode: StartMode,
+    boot_args: Option<Vec<String>>,
+) -> Result<(), String> {
+    let paths = ZonePaths::new(store, name);
+    fs::create_dir_all(&paths.run).map_err(|e| format!("{}: {e}", paths.run.display()))?;
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
+    // SAFETY: the caller is single-threaded (zoneadm has no threads), so the child may run
+    // arbitrary code.
+    match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
+        nix::unistd::ForkResult::Child => {
+            drop(rd);
+            let _ = nix::unistd::setsid();
+            // SAFETY: as above; the grandchild becomes the supervisor, the child exits at once
+            // so the supervisor is adopted by init (or the nearest subreaper).
+            match unsafe { nix::unistd::fork() } {
+                Ok(nix::unistd::ForkResult::Child) => {
+                    let code = run(store.clone(), paths, mode, boot_args, wr);
+                    // SAFETY: leave without running the parent's destructors twice.
+                    unsafe { libc::_exit(code) }
+                }
+                // SAFETY: as above.
+                _ => unsafe { libc::_exit(0) },
+            }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(wr);
+            let _ = waitpid(child, None);
+            let mut msg = String::new();
+            let _ = fs::File::from(rd).read_to_string(&mut msg);
+            match msg.trim() {
+                "ok" => Ok(()),
+                "" => Err(format!(
+                    "zoneadmd of zone '{name}' exited before reporting; see {}",
+                    paths.log_file().display()
+                )),
+                other => Err(other.strip_prefix("error ").unwrap_or(other).to_string()),
+            }
+        }
+    }
+}
+
+/// The supervisor's life; returns its exit code.
+fn run(
+    store: Store,
+    paths: ZonePaths,
+    mode: StartMode,
+    boot_args: Option<Vec<String>>,
+    notify: OwnedFd,
+) -> i32 {
+    quiet_stdio(&paths);
+    set_name("zoneadmd");
+    let report = |msg: &str| {
+        let mut f = fs::File::from(notify.try_clone().expect("dup notify fd"));
+        let _ = f.write_all(msg.as_bytes());
+    };
+    let lock = match take_lock(&paths) {
+        Ok(l) => l,
+        Err(e) => {
+            report(&format!("error {e}"));
+            return 1;
+        }
+    };
+    let mut sup = match Supervisor::new(store, paths, boot_args) {
+        Ok(s) => s,
+        Err(e) => {
+            report(&format!("error {e}"));
+            return 1;
+        }
+    };
+    let first = match mode {
+        StartMode::Ready => sup.make_ready(),
+        StartMode::Boot => sup.make_ready().and_then(|()| sup.boot()),
+    };
+    if let Err(e) = first {
+        log(&format!("zone '{}': {e}", sup.paths.name));
+        sup.teardown();
+        report(&format!("error {e}"));
+        return 1;
+    }
+    report("ok");
+    drop(notify);
+    let code = match sup.event_loop() {
+        Ok(()) => 0,
+        Err(e) => {
+            log(&format!("zone '{}': {e}", sup.paths.name));
+            1
+        }
+    };
+    sup.teardown();
+    drop(lock);
+    code
+}
+
+/// stdin from /dev/null, stdout and stderr to the zone's zoneadmd.log.
+fn quiet_stdio(paths: &ZonePaths) {
+    if let Ok(null) = fs::File::open("/dev/null") {
+        let _ = nix::unistd::dup2(null.as_raw_fd(), 0);
+    }
+    if let Ok(log) = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(paths.log_file())
+    {
+        let _ = nix::unistd::dup2(log.as_raw_fd(), 1);
+        let _ = nix::unistd::dup2(log.as_raw_fd(), 2);
+    }
+}
+
+fn set_name(name: &str) {
+    let c = std::ffi::CString::new(name).expect("no NUL");
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c.as_ptr()) };
+}
+
+fn log(msg: &str) {
+    eprintln!("{} zoneadmd: {msg}", crate::runtime::state::now_rfc3339());
+}
+
+fn take_lock(paths: &ZonePaths) -> Result<Flock<fs::File>, String> {
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(paths.lock_file())
+        .map_err(|e| format!("{}: {e}", paths.lock_file().display()))?;
+    Flock::lock(f, FlockArg::LockExclusiveNonblock).map_err(|_| {
+        format!(
+            "zone '{}' already has a zoneadmd (lock {} is held)",
+            paths.name,
+            paths.lock_file().display()
+        )
+    })
+}
+
+fn listen(path: &Path) -> Result<UnixListener, String> {
+    let _ = fs::remove_file(path);
+    let l = UnixListener::bind(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    l.set_nonblocking(true).map_err(|e| e.to_string())?;
+    Ok(l)
+}
+
+impl Supervisor {
+    fn new(
+        store: Store,
+        paths: ZonePaths,
+        boot_args: Option<Vec<String>>,
+    ) -> Result<Supervisor, String> {
+        let control = listen(&paths.control_sock())?;
+        let console = listen(&paths.console_sock())?;
+        let _ = fs::write(paths.pid_file(), std::process::id().to_string());
+        let info = ZoneInfo {
+            zoneid: free_zoneid(&store.run_dir(), &paths.name),
+            init_pid: 0,
+            supervisor_pid: std::process::id() as i32,
+        };
+        info.save(&paths).map_err(|e| e.to_string())?;
+        Ok(Supervisor {
+            store,
+            paths,
+            boot_args,
+            info,
+            init: None,
+            started: false,
+            master: None,
+            ring: VecDeque::with_capacity(RING),
+            clients: Vec::new(),
+            control,
+            console,
+            waiting: Vec::new(),
+            after_exit: AfterExit::Down,
+            deadline: None,
+            done: false,
+        })
+    }
+
+    fn set_state(&self, state: ZoneState) -> Result<(), String> {
+        let lock = self.store.lock(&self.paths.name).map_err(|e| e.to_string())?;
+        self.store
+            .set_state(&lock, state)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Bundle, create: init waits on the exec fifo; the zone is ready.
+    fn make_ready(&mut self) -> Result<(), String> {
+        let zone = self
+            .store
+            .load(&self.paths.name)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{}: No such zone configured", self.paths.name))?;
+        let bundle =
+            engine::write_bundle(&self.store, &zone, self.boot_args.clone()).map_err(|e| e.to_string())?;
+        let (pid, master) = engine::create(&self.paths, &bundle).map_err(|e| e.to_string())?;
+        self.init = Some(pid);
+        self.started = false;
+        set_nonblocking(master.as_fd());
+        self.master = Some(master);
+        self.info.init_pid = pid.as_raw();
+        self.info.save(&self.paths).map_err(|e| e.to_string())?;
+        self.set_state(ZoneState::Ready)
+    }
+
+    /// Release init.
+    fn boot(&mut self) -> Result<(), String> {
+        engine::start(&self.paths).map_err(|e| e.to_string())?;
+        self.started = true;
+        self.set_state(ZoneState::Running)
+    }
+
+    fn event_loop(&mut self) -> Result<(), String> {
+        let mut mask = SigSet::empty();
+        for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+            mask.add(s);
+        }
+        mask.thread_block().map_err(|e| e.to_string())?;
+        // SAFETY: ignoring SIGPIPE only changes what a write to a gone console client returns.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+        let mut sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+            .map_err(|e| e.to_string())?;
+        // An init that died before the mask was set is reaped here.
+        self.reap()?;
+        while !self.done {
+            let timeout = match self.deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    PollTimeout::try_from(left.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::ZERO)
+                }
+                None => PollTimeout::NONE,
+            };
+            let ready = self.poll_once(&sigfd, timeout)?;
+            if ready.signal {
+                while let Ok(Some(info)) = sigfd.read_signal() {
+                    match info.ssi_signo as i32 {
+                        libc::SIGCHLD => {}
+                        _ => self.begin_halt(),
+                    }
+                }
+                self.reap()?;
+            }
+            if ready.control {
+                self.accept_control()?;
+            }
+            if ready.console {
+                self.accept_console();
+            }
+            if ready.master {
+                self.pump_master();
+            }
+            for i in ready.clients.into_iter().rev() {
+                self.pump_client(i);
+            }
+            if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                log(&format!(
+                    "zone '{}': shutdown timed out; halting",
+                    self.paths.name
+                ));
+                self.deadline = None;
+                let _ = engine::signal_all(&self.paths, libc::SIGKILL);
+            }
+        }
+        Ok(())
+    }
+
+    fn poll_once(&self, sigfd: &SignalFd, timeout: PollTimeout) -> Result<Ready, String> {
+        let mut fds = vec![
+            PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.control.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.console.as_fd(), PollFlags::POLLIN),
+        ];
+        let master_at = self.master.as_ref().map(|m| {
+            fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
+        let first_client = fds.len();
+        for c in &self.clients {
+            fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(format!("poll: {e}")),
+        }
+        let hit = |i: usize| fds[i].revents().is_some_and(|r| !r.is_empty());
+        Ok(Ready {
+            signal: hit(0),
+            control: hit(1),
+            console: hit(2),
+            master: master_at.is_some_and(hit),
+            clients: (first_client..fds.len())
+                .filter(|i| hit(*i))
+                .map(|i| i - first_client)
+                .collect(),
+        })
+    }
+
+    /// Reap children; when init is among them, decide what comes next.
+    fn reap(&mut self) -> Result<(), String> {
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
+                Ok(WaitStatus::StillAlive) | Err(nix::Error::ECHILD) => return Ok(()),
+                Ok(status) => {
+                    if status.pid().is_some() && status.pid() == self.init {
+                        self.init_exited(status)?;
+                    }
+                }
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(format!("waitpid: {e}")),
+            }
+        }
+    }
+
+    fn init_exited(&mut self, status: WaitStatus) -> Result<(), String> {
+        log(&format!("zone '{}': init ended: {status:?}", self.paths.name));
+        self.init = None;
+        self.deadline = None;
+        self.pump_master();
+        self.master = None;
+        let rebooted_itself = matches!(status, WaitStatus::Signaled(_, Signal::SIGHUP, _));
+        let reboot = self.after_exit == AfterExit::Reboot || rebooted_itself;
+        self.after_exit = AfterExit::Down;
+        let _ = self.set_state(ZoneState::Down);
+        if let Err(e) = engine::destroy(&self.paths) {
+            log(&format!("zone '{}': {e}", self.paths.name));
+        }
+        if reboot {
+            let again = self.make_ready().and_then(|()| self.boot());
+            match again {
+                Ok(()) => {
+                    self.answer_waiting(&Reply::Ok);
+                    return Ok(());
+                }
+                Err(e) => {
+                    log(&format!("zone '{}': reboot failed: {e}", self.paths.name));
+                    self.answer_waiting(&Reply::Error(format!("reboot failed: {e}")));
+                }
+            }
+        } else {
+            self.answer_waiting(&Reply::Ok);
+        }
+        self.done = true;
+        Ok(())
+    }
+
+    fn answer_waiting(&mut self, r: &Reply) {
+        for mut c in self.waiting.drain(..) {
+            let _ = c.write_all(reply_line(r).as_bytes());
+        }
+    }
+
+    fn accept_control(&mut self) -> Result<(), String> {
+        let (stream, _) = match self.control.accept() {
+            Ok(s) => s,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(format!("control socket: {e}")),
+        };
+        let _ = stream.set_nonblocking(false);
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut line = String::new();
+        if BufReader::new(&stream).read_line(&mut line).is_err() {
+            return Ok(());
+        }
+        let mut stream = stream;
+        let req = match parse_request(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = stream.write_all(reply_line(&Reply::Error(e)).as_bytes());
+                return Ok(());
+            }
+        };
+        match self.handle(req) {
+            Ok(true) => {
+                let _ = stream.write_all(reply_line(&Reply::Ok).as_bytes());
+            }
+            Ok(false) => self.waiting.push(stream),
+            Err(e) => {
+                let _ = stream.write_all(reply_line(&Reply::Error(e)).as_bytes());
+            }
+        }
+        Ok(())
+    }
+
+    /// Act on a request: Ok(true) when done now, Ok(false) when answered later.
+    fn handle(&mut self, req: Request) -> Result<bool, String> {
+        match req {
+            Request::Ping => Ok(true),
+            Request::Boot => {
+                if self.started {
+                    return Err("already running".into());
+                }
+                self.boot()?;
+                Ok(true)
+            }
+            Request::Halt => {
+                self.begin_halt();
+                Ok(false)
+            }
+            Request::Reboot => {
+                self.after_exit = AfterExit::Reboot;
+                self.kill_all();
+                Ok(false)
+            }
+            Request::Shutdown {
+                timeout_secs,
+                reboot,
+            } => {
+                if !self.started {
+                    self.begin_halt();
+                    return Ok(false);
+                }
+                self.after_exit = if reboot {
+                    AfterExit::Reboot
+                } else {
+                    AfterExit::Down
+                };
+                let _ = self.set_state(ZoneState::ShuttingDown);
+                let sig = self.shutdown_signal(reboot);
+                engine::signal_init(&self.paths, sig).map_err(|e| e.to_string())?;
+                self.deadline = Some(Instant::now() + Duration::from_secs(timeout_secs));
+                Ok(false)
+            }
+        }
+    }
+
+    fn begin_halt(&mut self) {
+        self.after_exit = AfterExit::Down;
+        self.kill_all();
+    }
+
+    /// SIGKILL everything in the zone (thawing it first); init's end arrives as SIGCHLD.
+    fn kill_all(&mut self) {
+        let _ = self.set_state(ZoneState::ShuttingDown);
+        if let Err(e) = engine::signal_all(&self.paths, libc::SIGKILL) {
+            log(&format!("zone '{}': kill: {e}", self.paths.name));
+        }
+        // A created (never started) init is blocked on the fifo; SIGKILL reaches it too.
+        self.deadline = Some(Instant::now() + HALT_WAIT);
+    }
+
+    /// The signal that asks the zone's init to stop (or restart), by brand and init.
+    fn shutdown_signal(&self, reboot: bool) -> i32 {
+        let zone = self.store.load(&self.paths.name).ok().flatten();
+        if zone.as_ref().is_some_and(|z| z.brand == Brand::App) {
+            return libc::SIGTERM;
+        }
+        let root = zone
+            .as_ref()
+            .and_then(|z| engine::zone_root(&self.store, z).ok());
+        let init = root
+            .map(|r| {
+                fs::read_link(r.join("sbin/init"))
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default();
+        if init.contains("busybox") {
+            // busybox init: SIGTERM reboots, SIGUSR2 powers off.
+            if reboot {
+                libc::SIGTERM
+            } else {
+                libc::SIGUSR2
+            }
+        } else if init.contains("systemd") {
+            // systemd: SIGINT is ctrl-alt-del (reboot), SIGRTMIN+4 powers off.
+            if reboot {
+                libc::SIGINT
+            } else {
+                libc::SIGRTMIN() + 4
+            }
+        } else {
+            libc::SIGTERM
+        }
+    }
+
+    fn accept_console(&mut self) {
+        while let Ok((mut c, _)) = self.console.accept() {
+            let (a, b) = self.ring.as_slices();
+            let _ = c.write_all(a);
+            let _ = c.write_all(b);
+            let _ = c.set_nonblocking(true);
+            self.clients.push(c);
+        }
+    }
+
+    /// Console output: into the ring and out to every attached client.
+    fn pump_master(&mut self) {
+        let Some(m) = &self.master else { return };
+        let mut buf = [0u8; 4096];
+        loop {
+            match nix::unistd::read(m.as_raw_fd(), &mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    let data = &buf[..n];
+                    self.ring.extend(data);
+                    let excess = self.ring.len().saturating_sub(RING);
+                    self.ring.drain(..excess);
+                    self.clients
+                        .retain_mut(|c| !matches!(c.write_all(data), Err(e) if e.kind() != ErrorKind::WouldBlock));
+                }
+                Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => return,
+                // EIO: no process holds the slave open (init is gone or has not opened it).
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Console input from client `i` to the zone; a closed client is dropped.
+    fn pump_client(&mut self, i: usize) {
+        let mut buf = [0u8; 4096];
+        let n = match self.clients[i].read(&mut buf) {
+            Ok(0) => {
+                self.clients.remove(i);
+                return;
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+            Err(_) => {
+                self.clients.remove(i);
+                return;
+            }
+        };
+        if let Some(m) = &self.master {
+            let _ = write_all_fd(m.as_fd(), &buf[..n]);
+        }
+    }
+
+    /// Leave nothing behind: the container, the runtime files, and the state says installed.
+    fn teardown(&mut self) {
+        if self.init.is_some() {
+            let _ = engine::signal_all(&self.paths, libc::SIGKILL);
+            if let Some(pid) = self.init.take() {
+                let _ = waitpid(pid, None);
+            }
+        }
+        let _ = engine::destroy(&self.paths);
+        for c in self.clients.drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+        let _ = self.set_state(ZoneState::Installed);
+        for f in [
+            self.paths.control_sock(),
+            self.paths.console_sock(),
+            self.paths.pid_file(),
+            self.paths.info_file(),
+        ] {
+            let _ = fs::remove_file(f);
+        }
+        self.answer_waiting(&Reply::Ok);
+    }
+}
+
+struct Ready {
+    signal: bool,
+    control: bool,
+    console: bool,
+    master: bool,
+    clients: Vec<usize>,
+}
+
+fn set_nonblocking(fd: BorrowedFd) {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    if let Ok(flags) = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL) {
+        let _ = fcntl(
+            fd.as_raw_fd(),
+            FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+        );
+    }
+}
+
+/// Write all of `data` to a non-blocking fd, waiting briefly when it is full.
+fn write_all_fd(fd: BorrowedFd, mut data: &[u8]) -> std::io::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while !data.is_empty() {
+        match nix::unistd::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(nix::Error::EAGAIN) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
