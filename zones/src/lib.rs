@@ -2,6 +2,8 @@
 //! persistent store ([`store`]), the state machine ([`state`]) and the `create` templates
 //! ([`templates`]).
 
+pub mod lang;
 pub mod model;
 pub mod state;
 pub mod store;
+pub mod templates;
