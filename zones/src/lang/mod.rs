@@ -60,8 +60,6 @@ pub enum LangError {
     Ambiguous(ResourceType),
     #[error("{0}: confirmation needed; use -F in a non-interactive session")]
     NeedForce(String),
-    #[error("zonepath {path} is already used by zone '{other}'", path = .path.display())]
-    ZonepathInUse { path: PathBuf, other: String },
     #[error("{0}")]
     Usage(String),
     #[error("{}: {source}", .path.display())]

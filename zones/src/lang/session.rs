@@ -227,29 +227,11 @@ impl<'s> Session<'s> {
         }
     }
 
-    /// Checks the configuration and that no other zone uses (a path overlapping) its zonepath.
+    /// Checks the configuration. Like illumos zonecfg, this does not look at other zones:
+    /// two zones sharing a zonepath is refused by zoneadm (install, clone, move), see
+    /// [`Store::zonepath_user`].
     fn check(&self) -> Result<(), LangError> {
-        let zone = self.zone()?;
-        zone.verify()?;
-        let path = zone
-            .zonepath
-            .as_deref()
-            .unwrap_or(std::path::Path::new("/"));
-        for other in self.store.list()? {
-            if other.name == self.name || other.name == zone.zonename {
-                continue;
-            }
-            if other
-                .zonepath
-                .as_deref()
-                .is_some_and(|p| p.starts_with(path) || path.starts_with(p))
-            {
-                return Err(LangError::ZonepathInUse {
-                    path: path.to_path_buf(),
-                    other: other.name,
-                });
-            }
-        }
+        self.zone()?.verify()?;
         Ok(())
     }
 

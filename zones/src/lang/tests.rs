@@ -363,9 +363,13 @@ fn verify_and_zonepath_conflicts() {
     ok(&store, "a", BASE);
     ok(&store, "a", "verify");
     assert_eq!(err(&store, "b", "create; verify"), "zonepath not specified");
+    // Like illumos, zonecfg lets two zones share a zonepath; zoneadm refuses to install one.
+    ok(&store, "b", "create; set zonepath=/zones/a/sub");
     assert_eq!(
-        err(&store, "b", "create; set zonepath=/zones/a/sub"),
-        "zonepath /zones/a/sub is already used by zone 'a'"
+        store
+            .zonepath_user("b", std::path::Path::new("/zones/a/sub"))
+            .unwrap(),
+        Some("a".to_string())
     );
     assert_eq!(
         err(
@@ -606,11 +610,9 @@ fn export_round_trips_through_f() {
         "{exported}"
     );
     assert!(exported.contains("set physical=1536M\n"), "{exported}");
-    // Replay on another zone (with its own zonepath), export again: equal but for that.
-    let replay = exported.replace("/zones/rich", "/zones/copy");
-    ok(&store, "copy", &replay);
-    let again = ok(&store, "copy", "export");
-    assert_eq!(again, replay);
+    // Replay on another zone, export again: the same text (the name is not part of it).
+    ok(&store, "copy", &exported);
+    assert_eq!(ok(&store, "copy", "export"), exported);
     let (a, b) = (
         store.load("rich").unwrap().unwrap(),
         store.load("copy").unwrap().unwrap(),
