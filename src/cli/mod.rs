@@ -2,3 +2,4 @@
 //! the text a user reads. Nothing below `runtime/` knows about clap.
 
 pub mod runz;
+pub mod zonecfg;

@@ -79,6 +79,8 @@ pub trait Console {
     fn err(&mut self, text: &str);
     /// Asks a yes/no question; `None` when nobody can answer (non-interactive).
     fn confirm(&mut self, question: &str) -> Option<bool>;
+    /// True when [`Console::confirm`] can get an answer (an interactive session).
+    fn can_confirm(&self) -> bool;
 }
 
 /// The `help` text, for all commands or one.

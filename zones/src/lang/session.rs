@@ -216,6 +216,7 @@ impl<'s> Session<'s> {
         }
         match self.commit() {
             Ok(()) => Ok(Flow::Exit),
+            Err(e) if !con.can_confirm() => Err(e),
             Err(e) => {
                 con.err(&format!("zonecfg: {e}\n"));
                 match con.confirm("Configuration not saved; really quit") {

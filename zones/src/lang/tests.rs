@@ -24,6 +24,9 @@ impl Console for TestConsole {
     fn err(&mut self, text: &str) {
         self.err.push_str(text);
     }
+    fn can_confirm(&self) -> bool {
+        self.interactive
+    }
     fn confirm(&mut self, question: &str) -> Option<bool> {
         if !self.interactive {
             return None;
@@ -659,4 +662,24 @@ fn info_of_resources_with_filters() {
         "{all}"
     );
     assert!(all.contains("fs-allowed: ext4,xfs\n"), "{all}");
+}
+
+#[test]
+fn failed_commit_at_exit_asks_once_interactively() {
+    let root = TempRoot::new("lang-exitfail");
+    let store = root.store();
+    let mut s = Session::open(&store, "a").unwrap();
+    let mut con = TestConsole {
+        interactive: true,
+        answers: [false, true].into(),
+        ..Default::default()
+    };
+    s.run(&parse("create").unwrap().remove(0).cmd, &mut con)
+        .unwrap();
+    let exit = parse("exit").unwrap().remove(0).cmd;
+    assert_eq!(s.run(&exit, &mut con).unwrap(), Flow::Continue);
+    assert_eq!(con.err, "zonecfg: zonepath not specified\n");
+    assert_eq!(s.run(&exit, &mut con).unwrap(), Flow::Exit);
+    assert_eq!(con.asked, ["Configuration not saved; really quit"; 2]);
+    assert!(store.list().unwrap().is_empty());
 }
