@@ -2,3 +2,6 @@
 //! the text a user reads. Nothing below `runtime/` knows about clap.
 
 pub mod runz;
+pub mod zlogin;
+pub mod zoneadm;
+pub mod zonecfg;

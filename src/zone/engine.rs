@@ -62,7 +62,10 @@ pub fn write_bundle(
     if !bundle.join("root").is_dir() {
         return Err(zone_err(
             &zone.zonename,
-            format!("{}/root is missing: is the zone installed?", bundle.display()),
+            format!(
+                "{}/root is missing: is the zone installed?",
+                bundle.display()
+            ),
         ));
     }
     let opts = SpecOptions {

@@ -96,7 +96,10 @@ impl ZoneInfo {
 /// Whether a supervisor holds the zone (its lock file is locked by a live process).
 pub fn supervisor_alive(paths: &ZonePaths) -> bool {
     use nix::fcntl::{Flock, FlockArg};
-    let Ok(f) = std::fs::OpenOptions::new().read(true).open(paths.lock_file()) else {
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .open(paths.lock_file())
+    else {
         return false;
     };
     match Flock::lock(f, FlockArg::LockExclusiveNonblock) {

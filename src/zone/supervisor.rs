@@ -67,7 +67,8 @@ struct Supervisor {
     console: UnixListener,
     /// Requests answered when the zone is down (halt, shutdown) or back up (reboot).
     waiting: Vec<UnixStream>,
-    after_exit: AfterExit,
+    /// What was asked for when init ends; with no request, init's own way of ending decides.
+    after_exit: Option<AfterExit>,
     deadline: Option<Instant>,
     done: bool,
 }
@@ -248,14 +249,17 @@ impl Supervisor {
             control,
             console,
             waiting: Vec::new(),
-            after_exit: AfterExit::Down,
+            after_exit: None,
             deadline: None,
             done: false,
         })
     }
 
     fn set_state(&self, state: ZoneState) -> Result<(), String> {
-        let lock = self.store.lock(&self.paths.name).map_err(|e| e.to_string())?;
+        let lock = self
+            .store
+            .lock(&self.paths.name)
+            .map_err(|e| e.to_string())?;
         self.store
             .set_state(&lock, state)
             .map_err(|e| e.to_string())
@@ -268,8 +272,8 @@ impl Supervisor {
             .load(&self.paths.name)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("{}: No such zone configured", self.paths.name))?;
-        let bundle =
-            engine::write_bundle(&self.store, &zone, self.boot_args.clone()).map_err(|e| e.to_string())?;
+        let bundle = engine::write_bundle(&self.store, &zone, self.boot_args.clone())
+            .map_err(|e| e.to_string())?;
         let (pid, master) = engine::create(&self.paths, &bundle).map_err(|e| e.to_string())?;
         self.init = Some(pid);
         self.started = false;
@@ -289,13 +293,18 @@ impl Supervisor {
 
     fn event_loop(&mut self) -> Result<(), String> {
         let mut mask = SigSet::empty();
-        for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        for s in [
+            Signal::SIGCHLD,
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGHUP,
+        ] {
             mask.add(s);
         }
         mask.thread_block().map_err(|e| e.to_string())?;
         // SAFETY: ignoring SIGPIPE only changes what a write to a gone console client returns.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-        let mut sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
             .map_err(|e| e.to_string())?;
         // An init that died before the mask was set is reaped here.
         self.reap()?;
@@ -303,7 +312,8 @@ impl Supervisor {
             let timeout = match self.deadline {
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
-                    PollTimeout::try_from(left.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::ZERO)
+                    PollTimeout::try_from(left.as_millis().min(60_000) as i32)
+                        .unwrap_or(PollTimeout::ZERO)
                 }
                 None => PollTimeout::NONE,
             };
@@ -389,14 +399,22 @@ impl Supervisor {
     }
 
     fn init_exited(&mut self, status: WaitStatus) -> Result<(), String> {
-        log(&format!("zone '{}': init ended: {status:?}", self.paths.name));
+        log(&format!(
+            "zone '{}': init ended: {status:?}",
+            self.paths.name
+        ));
         self.init = None;
         self.deadline = None;
         self.pump_master();
         self.master = None;
         let rebooted_itself = matches!(status, WaitStatus::Signaled(_, Signal::SIGHUP, _));
-        let reboot = self.after_exit == AfterExit::Reboot || rebooted_itself;
-        self.after_exit = AfterExit::Down;
+        // An explicit request wins over how init ended: a shutdown that races with a reboot
+        // from inside the zone still takes the zone down.
+        let reboot = match self.after_exit.take() {
+            Some(AfterExit::Reboot) => true,
+            Some(AfterExit::Down) => false,
+            None => rebooted_itself,
+        };
         let _ = self.set_state(ZoneState::Down);
         if let Err(e) = engine::destroy(&self.paths) {
             log(&format!("zone '{}': {e}", self.paths.name));
@@ -474,7 +492,7 @@ impl Supervisor {
                 Ok(false)
             }
             Request::Reboot => {
-                self.after_exit = AfterExit::Reboot;
+                self.after_exit = Some(AfterExit::Reboot);
                 self.kill_all();
                 Ok(false)
             }
@@ -486,11 +504,11 @@ impl Supervisor {
                     self.begin_halt();
                     return Ok(false);
                 }
-                self.after_exit = if reboot {
+                self.after_exit = Some(if reboot {
                     AfterExit::Reboot
                 } else {
                     AfterExit::Down
-                };
+                });
                 let _ = self.set_state(ZoneState::ShuttingDown);
                 let sig = self.shutdown_signal(reboot);
                 engine::signal_init(&self.paths, sig).map_err(|e| e.to_string())?;
@@ -501,7 +519,7 @@ impl Supervisor {
     }
 
     fn begin_halt(&mut self) {
-        self.after_exit = AfterExit::Down;
+        self.after_exit = Some(AfterExit::Down);
         self.kill_all();
     }
 

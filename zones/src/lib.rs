@@ -2,9 +2,11 @@
 //! persistent store ([`store`]), the state machine ([`state`]) and the `create` templates
 //! ([`templates`]).
 
+pub mod lang;
 pub mod model;
 pub mod privileges;
 pub mod spec;
 pub mod state;
 pub mod storage;
 pub mod store;
+pub mod templates;

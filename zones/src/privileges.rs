@@ -41,7 +41,6 @@ pub const DEFAULT: &[&str] = &[
     "CAP_SYS_CHROOT",
     "CAP_SYS_NICE",
     "CAP_SYS_PTRACE",
-    "CAP_SYS_RESOURCE",
     "CAP_SYS_TTY_CONFIG",
 ];
 

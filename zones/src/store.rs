@@ -219,6 +219,21 @@ impl Store {
         Ok(self.list()?.into_iter().find(|e| e.uuid == uuid))
     }
 
+    /// Another zone (not `name`) whose zonepath is `path`, inside it, or contains it. zoneadm
+    /// refuses install, clone and move into such a path (illumos `crosscheck_zonepaths`).
+    pub fn zonepath_user(&self, name: &str, path: &Path) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .find(|e| {
+                e.name != name
+                    && e.zonepath
+                        .as_deref()
+                        .is_some_and(|p| p.starts_with(path) || path.starts_with(p))
+            })
+            .map(|e| e.name))
+    }
+
     /// The configuration of zone `name`, `None` when it is not configured.
     pub fn load(&self, name: &str) -> Result<Option<Zone>, StoreError> {
         if self.entry(name)?.is_none() {

@@ -1,0 +1,85 @@
+//! `zlogin`: log into a running zone, run a command in it, or attach to its console.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use zones::store::Store;
+
+use crate::zone::login::{self, LoginOpts};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "zlogin",
+    about = "Log into a zone, run a command in it, or attach to its console (illumos zlogin)",
+    disable_version_flag = true,
+    trailing_var_arg = true
+)]
+struct Cli {
+    /// Alternate root of the zone state.
+    #[arg(short = 'R')]
+    altroot: Option<PathBuf>,
+    /// Attach to the zone's console.
+    #[arg(short = 'C')]
+    console: bool,
+    /// No escape character.
+    #[arg(short = 'E')]
+    no_escape: bool,
+    /// The escape character (default ~): ESC followed by . disconnects from the console.
+    #[arg(short = 'e')]
+    escape: Option<char>,
+    /// Log in as this user of the zone.
+    #[arg(short = 'l')]
+    user: Option<String>,
+    /// Safe login: no login shell profile.
+    #[arg(short = 'S')]
+    safe: bool,
+    zone: String,
+    /// The command to run (none: an interactive login shell).
+    #[arg(allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+/// Entry point of the `zlogin` binary.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("zlogin: {e:#}");
+            1
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    let store = Store::open(cli.altroot.as_deref())?;
+    if cli.console {
+        if !cli.command.is_empty() {
+            anyhow::bail!("-C takes no command");
+        }
+        let escape = if cli.no_escape {
+            0
+        } else {
+            let c = cli.escape.unwrap_or('~');
+            u8::try_from(c)
+                .map_err(|_| anyhow::anyhow!("-e {c:?}: the escape must be one ASCII character"))?
+        };
+        login::console(&store, &cli.zone, escape)?;
+        return Ok(0);
+    }
+    Ok(login::login(
+        &store,
+        &LoginOpts {
+            zone: cli.zone,
+            user: cli.user,
+            command: cli.command,
+            safe: cli.safe,
+        },
+    )?)
+}

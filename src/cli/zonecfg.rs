@@ -1,0 +1,311 @@
+//! `zonecfg`: configure a zone, as on illumos.
+//!
+//! ```text
+//! zonecfg [-R altroot] -z zone                    interactive (stdin is a tty)
+//! zonecfg [-R altroot] -z zone "cmd; cmd; ..."    one-shot (argv words are joined with spaces)
+//! zonecfg [-R altroot] -z zone -f file            command file ("-" is stdin)
+//! zonecfg help
+//! ```
+//!
+//! With no command and stdin not a tty, commands are read from stdin like a command file.
+//! Non-interactive sessions stop at the first error without committing, and commit at the end
+//! when there are changes. The prompt goes to stdout, errors to stderr. Exit codes: 0 ok,
+//! 1 error, 2 usage.
+
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::PathBuf;
+
+use zones::lang::{self, parse, Console, Flow, LangError, Session};
+use zones::store::Store;
+
+const USAGE: &str = "usage:\tzonecfg [-R altroot] -z <zone> (interactive)\n\
+\tzonecfg [-R altroot] -z <zone> <command>\n\
+\tzonecfg [-R altroot] -z <zone> -f <command-file>\n\
+\tzonecfg [-R altroot] -u <uuid> ...\n\
+\tzonecfg help\n";
+
+const EXIT_OK: i32 = 0;
+const EXIT_ERROR: i32 = 1;
+const EXIT_USAGE: i32 = 2;
+
+/// Entry point of the `zonecfg` binary; returns the exit code.
+pub fn main() -> i32 {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    run(&args)
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Opts {
+    altroot: Option<PathBuf>,
+    zone: Option<String>,
+    uuid: Option<String>,
+    file: Option<String>,
+    command: Vec<String>,
+    help: bool,
+}
+
+fn parse_args(args: &[String]) -> Result<Opts, String> {
+    let mut o = Opts::default();
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        i += 1;
+        let mut value = |flag: &str| -> Result<String, String> {
+            let attached = &a[flag.len()..];
+            if !attached.is_empty() {
+                return Ok(attached.to_string());
+            }
+            let v = args
+                .get(i)
+                .cloned()
+                .ok_or_else(|| format!("option {flag} requires an argument"))?;
+            i += 1;
+            Ok(v)
+        };
+        match a.as_str() {
+            "-h" | "--help" | "-?" => o.help = true,
+            "--" => {
+                o.command = args[i..].to_vec();
+                break;
+            }
+            _ if a.starts_with("-R") => o.altroot = Some(PathBuf::from(value("-R")?)),
+            _ if a.starts_with("-z") => o.zone = Some(value("-z")?),
+            _ if a.starts_with("-u") => o.uuid = Some(value("-u")?),
+            _ if a.starts_with("-f") => o.file = Some(value("-f")?),
+            _ if a.starts_with('-') && a.len() > 1 => return Err(format!("illegal option {a}")),
+            _ => {
+                o.command = args[i - 1..].to_vec();
+                break;
+            }
+        }
+    }
+    if o.file.is_some() && !o.command.is_empty() {
+        return Err("-f and a command exclude each other".into());
+    }
+    if o.zone.is_some() && o.uuid.is_some() {
+        return Err("-z and -u exclude each other".into());
+    }
+    Ok(o)
+}
+
+fn usage(msg: &str) -> i32 {
+    if !msg.is_empty() {
+        eprintln!("zonecfg: {msg}");
+    }
+    eprint!("{USAGE}");
+    EXIT_USAGE
+}
+
+/// Runs zonecfg with `args` (without the program name).
+pub fn run(args: &[String]) -> i32 {
+    let opts = match parse_args(args) {
+        Ok(o) => o,
+        Err(msg) => return usage(&msg),
+    };
+    let no_zone = opts.zone.is_none() && opts.uuid.is_none();
+    if opts.help || (no_zone && opts.command.first().is_some_and(|c| c == "help")) {
+        print!("{USAGE}\n{}", lang::help(None));
+        return EXIT_OK;
+    }
+    if no_zone {
+        return usage("a zone is required: -z <zone>");
+    }
+    let store = match Store::open(opts.altroot.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return usage(&e.to_string()),
+    };
+    let name = match zone_name(&store, &opts) {
+        Ok(n) => n,
+        Err(e) => return fail(None, &e),
+    };
+    let mut session = match Session::open(&store, &name) {
+        Ok(s) => s,
+        Err(e) => return fail(None, &e),
+    };
+    if let Some(file) = &opts.file {
+        return run_file(&mut session, file);
+    }
+    if !opts.command.is_empty() {
+        return run_text(&mut session, &opts.command.join(" "), None);
+    }
+    if io::stdin().is_terminal() {
+        return interactive(&mut session, &name);
+    }
+    run_file(&mut session, "-")
+}
+
+fn zone_name(store: &Store, opts: &Opts) -> Result<String, LangError> {
+    if let Some(z) = &opts.zone {
+        return Ok(z.clone());
+    }
+    let uuid = opts.uuid.as_deref().unwrap_or_default();
+    match store.find_uuid(uuid)? {
+        Some(e) => Ok(e.name),
+        None => Err(LangError::Usage(format!(
+            "uuid {uuid}: No such zone configured"
+        ))),
+    }
+}
+
+/// Prints an error the illumos way: in a command file, `On line N of FILE:` first.
+fn fail(place: Option<(usize, &str)>, e: &dyn std::fmt::Display) -> i32 {
+    if let Some((line, file)) = place {
+        eprintln!("On line {line} of {file}:");
+    }
+    eprintln!("zonecfg: {e}");
+    EXIT_ERROR
+}
+
+fn run_file(session: &mut Session, file: &str) -> i32 {
+    let mut text = String::new();
+    let read = if file == "-" {
+        io::stdin().read_to_string(&mut text).map(|_| ())
+    } else {
+        std::fs::read_to_string(file).map(|t| text = t)
+    };
+    if let Err(e) = read {
+        return fail(None, &format!("{file}: {e}"));
+    }
+    run_text(session, &text, Some(file))
+}
+
+/// A non-interactive session over `text`: parse all, run until the first error, commit at the
+/// end if needed.
+fn run_text(session: &mut Session, text: &str, file: Option<&str>) -> i32 {
+    let place = |line: usize| file.map(|f| (line, f));
+    let stmts = match parse(text) {
+        Ok(s) => s,
+        Err(e) => return fail(place(e.line), &e),
+    };
+    let mut con = StdConsole { interactive: false };
+    for st in &stmts {
+        match session.run(&st.cmd, &mut con) {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Exit) => return EXIT_OK,
+            Err(e) => return fail(place(st.line), &e),
+        }
+    }
+    match session.finish(&mut con) {
+        Ok(()) => EXIT_OK,
+        Err(e) => fail(None, &e),
+    }
+}
+
+fn interactive(session: &mut Session, name: &str) -> i32 {
+    let mut con = StdConsole { interactive: true };
+    if !session.exists() {
+        eprintln!("{name}: No such zone configured");
+        println!("Use 'create' to begin configuring a new zone.");
+    }
+    loop {
+        con.out(&session.prompt());
+        let Some(line) = read_line() else {
+            println!();
+            return match session.finish(&mut con) {
+                Ok(()) => EXIT_OK,
+                Err(e) => fail(None, &e),
+            };
+        };
+        let stmts = match parse(&line) {
+            Ok(s) => s,
+            Err(e) => {
+                fail(None, &e);
+                continue;
+            }
+        };
+        for st in &stmts {
+            match session.run(&st.cmd, &mut con) {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Exit) => return EXIT_OK,
+                Err(e) => {
+                    fail(None, &e);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// One line of stdin, `None` at end of input.
+fn read_line() -> Option<String> {
+    let mut line = String::new();
+    match io::stdin().read_line(&mut line) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(line),
+    }
+}
+
+struct StdConsole {
+    interactive: bool,
+}
+
+impl Console for StdConsole {
+    fn out(&mut self, text: &str) {
+        let mut out = io::stdout().lock();
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    }
+
+    fn err(&mut self, text: &str) {
+        eprint!("{text}");
+    }
+
+    fn can_confirm(&self) -> bool {
+        self.interactive
+    }
+
+    fn confirm(&mut self, question: &str) -> Option<bool> {
+        if !self.interactive {
+            return None;
+        }
+        self.out(&format!("{question} (y/[n])? "));
+        let answer = read_line()?;
+        Some(matches!(answer.trim(), "y" | "Y" | "yes" | "YES"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &[&str]) -> Vec<String> {
+        s.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn argv_forms() {
+        let o = parse_args(&args(&[
+            "-R",
+            "/alt",
+            "-z",
+            "a",
+            "add",
+            "net;",
+            "set",
+            "physical=x;",
+            "end",
+        ]))
+        .unwrap();
+        assert_eq!(o.altroot, Some(PathBuf::from("/alt")));
+        assert_eq!(o.zone.as_deref(), Some("a"));
+        assert_eq!(o.command.join(" "), "add net; set physical=x; end");
+        let o = parse_args(&args(&["-za", "-f", "cfg"])).unwrap();
+        assert_eq!(
+            (o.zone.as_deref(), o.file.as_deref()),
+            (Some("a"), Some("cfg"))
+        );
+        let o = parse_args(&args(&["-z", "a", "--", "-x"])).unwrap();
+        assert_eq!(o.command, ["-x"]);
+        assert!(parse_args(&args(&["-h"])).unwrap().help);
+        assert_eq!(parse_args(&args(&["-q"])).unwrap_err(), "illegal option -q");
+        assert_eq!(
+            parse_args(&args(&["-z"])).unwrap_err(),
+            "option -z requires an argument"
+        );
+        assert_eq!(
+            parse_args(&args(&["-z", "a", "-f", "x", "info"])).unwrap_err(),
+            "-f and a command exclude each other"
+        );
+        assert!(parse_args(&args(&["-z", "a", "-u", "u"])).is_err());
+    }
+}

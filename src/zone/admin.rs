@@ -1,0 +1,491 @@
+//! What zoneadm's verbs do. Each one: lock the zone, check the state table, record the
+//! in-progress state, do the work, record the final state. Refusals happen before anything on
+//! disk changes.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use zones::model::{Brand, IpType, Zone};
+use zones::state::{self, Verb, ZoneState};
+use zones::store::{Store, ZoneLock};
+
+use super::control::{self, Request};
+use super::supervisor::{self, StartMode};
+use super::{engine, supervisor_alive, ZoneInfo, ZonePaths};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    Store(#[from] zones::store::StoreError),
+    #[error(transparent)]
+    State(#[from] zones::state::StateError),
+    #[error(transparent)]
+    Storage(#[from] zones::storage::StorageError),
+    #[error(transparent)]
+    Control(#[from] control::ControlError),
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
+    #[error("zone '{zone}': {msg}")]
+    Zone { zone: String, msg: String },
+}
+
+type Result<T> = std::result::Result<T, AdminError>;
+
+fn zerr(zone: &str, msg: impl std::fmt::Display) -> AdminError {
+    AdminError::Zone {
+        zone: zone.to_string(),
+        msg: msg.to_string(),
+    }
+}
+
+/// How long zoneadm waits for a supervisor to finish a halt or reboot.
+const CONTROL_WAIT: Duration = Duration::from_secs(60);
+
+/// Load a configured zone with its lock and state.
+fn open(store: &Store, name: &str) -> Result<(Zone, ZoneLock, ZoneState)> {
+    let lock = store.lock(name)?;
+    let zone = store
+        .load(name)?
+        .ok_or_else(|| zones::store::StoreError::NoSuchZone(name.to_string()))?;
+    let st = store
+        .state(name)?
+        .ok_or_else(|| zones::store::StoreError::NoSuchZone(name.to_string()))?;
+    Ok((zone, lock, st))
+}
+
+/// The state to act on: a live-looking state whose supervisor is gone is really `down`.
+pub fn effective_state(store: &Store, name: &str, recorded: ZoneState) -> ZoneState {
+    let live = matches!(
+        recorded,
+        ZoneState::Ready | ZoneState::Running | ZoneState::ShuttingDown
+    );
+    if live && !supervisor_alive(&ZonePaths::new(store, name)) {
+        ZoneState::Down
+    } else {
+        recorded
+    }
+}
+
+/// `zoneadm verify`: the configuration is complete and its zonepath usable.
+pub fn verify(store: &Store, name: &str) -> Result<()> {
+    let (zone, _lock, st) = open(store, name)?;
+    state::check(name, st, Verb::Verify)?;
+    zone.verify().map_err(|e| zerr(name, e))?;
+    check_zonepath(store, &zone, false)?;
+    Ok(())
+}
+
+/// The zonepath must be set, not used by another zone, and (for a new install) empty.
+fn check_zonepath(store: &Store, zone: &Zone, must_be_empty: bool) -> Result<PathBuf> {
+    let name = &zone.zonename;
+    let zp = zone
+        .zonepath
+        .as_deref()
+        .ok_or_else(|| zerr(name, "zonepath is not set; use zonecfg to set it"))?;
+    if let Some(other) = store.zonepath_user(name, zp)? {
+        return Err(zerr(
+            name,
+            format!(
+                "zonepath {} overlaps the zonepath of zone '{other}'",
+                zp.display()
+            ),
+        ));
+    }
+    let host = engine::zonepath(store, zone)?;
+    if must_be_empty {
+        if let Ok(mut entries) = fs::read_dir(&host) {
+            if entries.next().is_some() {
+                return Err(zerr(
+                    name,
+                    format!(
+                        "zonepath {} exists and is not empty; remove its contents or choose another zonepath",
+                        host.display()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(host)
+}
+
+/// `zoneadm install -d PATH`: the root filesystem from a directory or a (gzip) tar archive.
+/// The zone is `incomplete` while the copy runs, so an interrupted install never looks
+/// installed.
+pub fn install(store: &Store, name: &str, source: &Path) -> Result<()> {
+    let (zone, lock, st) = open(store, name)?;
+    let t = state::check(name, st, Verb::Install)?;
+    zone.verify().map_err(|e| zerr(name, e))?;
+    zones::storage::source_kind(source)?;
+    let host = check_zonepath(store, &zone, true)?;
+    store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;
+    fs::create_dir_all(&host).map_err(|e| zerr(name, format!("{}: {e}", host.display())))?;
+    let _ = fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(0o700));
+    zones::storage::populate(source, &host.join("root"))?;
+    store.set_state(&lock, t.to.unwrap_or(ZoneState::Installed))?;
+    Ok(())
+}
+
+/// `zoneadm uninstall`: remove the root filesystem; the zone is configured again.
+pub fn uninstall(store: &Store, name: &str) -> Result<()> {
+    let (zone, lock, st) = open(store, name)?;
+    let t = state::check(name, effective_state(store, name, st), Verb::Uninstall)?;
+    store.set_state(&lock, ZoneState::Incomplete)?;
+    let host = engine::zonepath(store, &zone)?;
+    remove_zone_files(&host)?;
+    store.set_state(&lock, t.to.unwrap_or(ZoneState::Configured))?;
+    Ok(())
+}
+
+fn remove_zone_files(host: &Path) -> Result<()> {
+    zones::storage::remove_tree(&host.join("root"))?;
+    for f in ["config.json", "app.json", "SUNWdetached.json"] {
+        let _ = fs::remove_file(host.join(f));
+    }
+    let _ = fs::remove_dir(host);
+    Ok(())
+}
+
+/// `zoneadm ready`: a supervisor sets the zone up; init waits for boot.
+pub fn ready(store: &Store, name: &str) -> Result<()> {
+    let (_zone, lock, st) = open(store, name)?;
+    state::check(name, effective_state(store, name, st), Verb::Ready)?;
+    drop(lock);
+    supervisor::spawn(store, name, StartMode::Ready, None).map_err(|e| zerr(name, e))
+}
+
+/// `zoneadm boot [-- ARGS]`.
+pub fn boot(store: &Store, name: &str, args: Option<Vec<String>>) -> Result<()> {
+    let (zone, lock, st) = open(store, name)?;
+    let st = effective_state(store, name, st);
+    state::check(name, st, Verb::Boot)?;
+    if zone.brand == Brand::Linux && !engine::zone_root(store, &zone)?.join("sbin/init").exists() {
+        return Err(zerr(
+            name,
+            "brand linux boots /sbin/init, which the zone's root does not have",
+        ));
+    }
+    drop(lock);
+    if st == ZoneState::Ready {
+        return Ok(control::request(
+            &ZonePaths::new(store, name),
+            &Request::Boot,
+            CONTROL_WAIT,
+        )?);
+    }
+    supervisor::spawn(store, name, StartMode::Boot, args).map_err(|e| zerr(name, e))
+}
+
+/// `zoneadm halt`: everything in the zone is killed; the zone is installed again.
+pub fn halt(store: &Store, name: &str) -> Result<()> {
+    let (_zone, lock, st) = open(store, name)?;
+    let eff = effective_state(store, name, st);
+    state::check(name, eff, Verb::Halt)?;
+    let paths = ZonePaths::new(store, name);
+    drop(lock);
+    if eff != ZoneState::Down {
+        return Ok(control::request(&paths, &Request::Halt, CONTROL_WAIT)?);
+    }
+    // The supervisor is gone: clean up after it.
+    let _ = engine::signal_all(&paths, libc::SIGKILL);
+    let _ = engine::destroy(&paths);
+    let lock = store.lock(name)?;
+    store.set_state(&lock, ZoneState::Installed)?;
+    let _ = fs::remove_file(paths.info_file());
+    Ok(())
+}
+
+/// `zoneadm shutdown [-r]`: ask init to stop (and with `reboot` to come back), halting after
+/// `timeout`.
+pub fn shutdown(store: &Store, name: &str, reboot: bool, timeout: Duration) -> Result<()> {
+    let (_zone, lock, st) = open(store, name)?;
+    state::check(name, effective_state(store, name, st), Verb::Shutdown)?;
+    drop(lock);
+    let req = Request::Shutdown {
+        timeout_secs: timeout.as_secs().max(1),
+        reboot,
+    };
+    Ok(control::request(
+        &ZonePaths::new(store, name),
+        &req,
+        timeout + CONTROL_WAIT,
+    )?)
+}
+
+/// `zoneadm reboot`: halt and boot again.
+pub fn reboot(store: &Store, name: &str) -> Result<()> {
+    let (_zone, lock, st) = open(store, name)?;
+    state::check(name, effective_state(store, name, st), Verb::Reboot)?;
+    drop(lock);
+    Ok(control::request(
+        &ZonePaths::new(store, name),
+        &Request::Reboot,
+        CONTROL_WAIT,
+    )?)
+}
+
+/// `zoneadm clone SOURCE`: install this zone as a copy of an installed, halted zone.
+pub fn clone(store: &Store, name: &str, source: &str) -> Result<()> {
+    let src_zone = store
+        .load(source)?
+        .ok_or_else(|| zones::store::StoreError::NoSuchZone(source.to_string()))?;
+    let src_state = store
+        .state(source)?
+        .ok_or_else(|| zones::store::StoreError::NoSuchZone(source.to_string()))?;
+    state::check_clone_source(source, effective_state(store, source, src_state))?;
+    let (zone, lock, st) = open(store, name)?;
+    let t = state::check(name, st, Verb::Clone)?;
+    zone.verify().map_err(|e| zerr(name, e))?;
+    let host = check_zonepath(store, &zone, true)?;
+    let src_root = engine::zone_root(store, &src_zone)?;
+    store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;
+    fs::create_dir_all(&host).map_err(|e| zerr(name, format!("{}: {e}", host.display())))?;
+    zones::storage::populate(&src_root, &host.join("root"))?;
+    let src_app = engine::zonepath(store, &src_zone)?.join("app.json");
+    if src_app.exists() {
+        let _ = fs::copy(src_app, host.join("app.json"));
+    }
+    store.set_state(&lock, t.to.unwrap_or(ZoneState::Installed))?;
+    Ok(())
+}
+
+/// `zoneadm move NEWPATH`: move an installed zone's files and record the new zonepath.
+pub fn move_zone(store: &Store, name: &str, new_path: &Path) -> Result<()> {
+    let (mut zone, lock, st) = open(store, name)?;
+    state::check(name, st, Verb::Move)?;
+    if !new_path.is_absolute() {
+        return Err(zerr(
+            name,
+            format!(
+                "move {}: the new zonepath must be absolute",
+                new_path.display()
+            ),
+        ));
+    }
+    let old_host = engine::zonepath(store, &zone)?;
+    let mut moved = zone.clone();
+    moved.zonepath = Some(new_path.to_path_buf());
+    let new_host = check_zonepath(store, &moved, true)?;
+    if let Some(parent) = new_host.parent() {
+        fs::create_dir_all(parent).map_err(|e| zerr(name, format!("{}: {e}", parent.display())))?;
+    }
+    let _ = fs::remove_dir(&new_host);
+    fs::rename(&old_host, &new_host).map_err(|e| {
+        zerr(
+            name,
+            format!(
+                "move {} to {}: {e} (moves across filesystems are not supported)",
+                old_host.display(),
+                new_host.display()
+            ),
+        )
+    })?;
+    zone.zonepath = Some(new_path.to_path_buf());
+    store.save(&lock, &zone)?;
+    Ok(())
+}
+
+/// `zoneadm detach`: the zone's files stay, with its configuration beside them, and the zone
+/// is only configured here.
+pub fn detach(store: &Store, name: &str) -> Result<()> {
+    let (zone, lock, st) = open(store, name)?;
+    let t = state::check(name, st, Verb::Detach)?;
+    let host = engine::zonepath(store, &zone)?;
+    let json = serde_json::to_vec_pretty(&zone).map_err(|e| zerr(name, e))?;
+    zones::store::write_atomic(&host, "SUNWdetached.json", &json)?;
+    store.set_state(&lock, t.to.unwrap_or(ZoneState::Configured))?;
+    Ok(())
+}
+
+/// `zoneadm attach [-F]`: take over the files at the zonepath.
+pub fn attach(store: &Store, name: &str, force: bool) -> Result<()> {
+    let (zone, lock, st) = open(store, name)?;
+    let verb = if force {
+        Verb::AttachForce
+    } else {
+        Verb::Attach
+    };
+    let t = state::check(name, st, verb)?;
+    let host = engine::zonepath(store, &zone)?;
+    if !host.join("root").is_dir() {
+        return Err(zerr(
+            name,
+            format!("{}/root does not exist: nothing to attach", host.display()),
+        ));
+    }
+    if !force && !host.join("SUNWdetached.json").exists() {
+        return Err(zerr(
+            name,
+            format!(
+                "{} was not detached (no SUNWdetached.json); use attach -F to take it anyway",
+                host.display()
+            ),
+        ));
+    }
+    let _ = fs::remove_file(host.join("SUNWdetached.json"));
+    store.set_state(&lock, t.to.unwrap_or(ZoneState::Installed))?;
+    Ok(())
+}
+
+/// `zoneadm mark incomplete`.
+pub fn mark_incomplete(store: &Store, name: &str) -> Result<()> {
+    let (_zone, lock, st) = open(store, name)?;
+    let t = state::check(name, st, Verb::MarkIncomplete)?;
+    store.set_state(&lock, t.to.unwrap_or(ZoneState::Incomplete))?;
+    Ok(())
+}
+
+/// `zoneadm boot-all`: boot every installed zone with autoboot=true. Returns the failures.
+pub fn boot_all(store: &Store) -> Vec<AdminError> {
+    let mut errors = Vec::new();
+    for e in store.list().unwrap_or_default() {
+        let autoboot = store
+            .load(&e.name)
+            .ok()
+            .flatten()
+            .is_some_and(|z| z.autoboot);
+        if autoboot && e.state == ZoneState::Installed {
+            if let Err(err) = boot(store, &e.name, None) {
+                errors.push(err);
+            }
+        }
+    }
+    errors
+}
+
+/// `zoneadm shutdown-all`: shut down every running zone.
+pub fn shutdown_all(store: &Store, timeout: Duration) -> Vec<AdminError> {
+    let mut errors = Vec::new();
+    for e in store.list().unwrap_or_default() {
+        if effective_state(store, &e.name, e.state) == ZoneState::Running {
+            if let Err(err) = shutdown(store, &e.name, false, timeout) {
+                errors.push(err);
+            }
+        }
+    }
+    errors
+}
+
+/// One line of `zoneadm list`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ListEntry {
+    /// `None` prints as `-` (the zone has no id: it is not ready or running).
+    pub zoneid: Option<u32>,
+    pub zonename: String,
+    pub state: String,
+    pub zonepath: String,
+    pub uuid: String,
+    pub brand: String,
+    #[serde(rename = "ip-type")]
+    pub ip_type: String,
+}
+
+/// Which zones `list` shows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListScope {
+    /// -c: every configured zone.
+    pub configured: bool,
+    /// -i: installed zones too.
+    pub installed: bool,
+}
+
+/// The zones to list, the global zone first, as illumos does.
+pub fn list(store: &Store, scope: ListScope, only: Option<&str>) -> Result<Vec<ListEntry>> {
+    let mut out = vec![ListEntry {
+        zoneid: Some(0),
+        zonename: "global".into(),
+        state: "running".into(),
+        zonepath: "/".into(),
+        uuid: String::new(),
+        brand: "linux".into(),
+        ip_type: "shared".into(),
+    }];
+    for e in store.list()? {
+        if only.is_some_and(|n| n != e.name) {
+            continue;
+        }
+        let st = effective_state(store, &e.name, e.state);
+        let shown = only.is_some()
+            || scope.configured
+            || (scope.installed && st != ZoneState::Configured && st != ZoneState::Incomplete)
+            || matches!(
+                st,
+                ZoneState::Ready | ZoneState::Running | ZoneState::ShuttingDown | ZoneState::Down
+            );
+        if !shown {
+            continue;
+        }
+        let zoneid = matches!(
+            st,
+            ZoneState::Ready | ZoneState::Running | ZoneState::ShuttingDown
+        )
+        .then(|| ZoneInfo::load(&ZonePaths::new(store, &e.name)).map(|i| i.zoneid))
+        .flatten();
+        out.push(ListEntry {
+            zoneid,
+            zonename: e.name.clone(),
+            state: st.to_string(),
+            zonepath: e
+                .zonepath
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            uuid: e.uuid.clone(),
+            brand: match e.brand {
+                Brand::Linux => "linux".into(),
+                Brand::App => "app".into(),
+            },
+            ip_type: match e.ip_type {
+                IpType::Exclusive => "excl".into(),
+                IpType::Shared => "shared".into(),
+            },
+        });
+    }
+    if only.is_some() {
+        out.retain(|e| Some(e.zonename.as_str()) == only);
+    }
+    Ok(out)
+}
+
+/// `\:` and `\\` escaping of one parsable field (illumos `zoneadm list -p`).
+pub fn escape_field(s: &str) -> String {
+    s.replace('\\', "\\\\").replace(':', "\\:")
+}
+
+/// One `zoneadm list -p` line: `zoneid:zonename:state:zonepath:uuid:brand:ip-type`.
+pub fn parsable_line(e: &ListEntry) -> String {
+    let id = e.zoneid.map_or("-".to_string(), |i| i.to_string());
+    [
+        id,
+        escape_field(&e.zonename),
+        e.state.clone(),
+        escape_field(&e.zonepath),
+        e.uuid.clone(),
+        e.brand.clone(),
+        e.ip_type.clone(),
+    ]
+    .join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsable_lines_escape_colons_and_backslashes() {
+        let e = ListEntry {
+            zoneid: None,
+            zonename: "web".into(),
+            state: "installed".into(),
+            zonepath: "/zones/a:b\\c".into(),
+            uuid: "u-1".into(),
+            brand: "linux".into(),
+            ip_type: "excl".into(),
+        };
+        assert_eq!(
+            parsable_line(&e),
+            "-:web:installed:/zones/a\\:b\\\\c:u-1:linux:excl"
+        );
+    }
+}

@@ -1,0 +1,125 @@
+//! The zonecfg command language: [`lexer`], [`parser`] into [`Command`]s, and a [`Session`]
+//! that interprets them over a zone's configuration (global scope and resource scope), with
+//! [`print`] for `info` and `export`.
+
+pub mod lexer;
+pub mod parser;
+pub mod print;
+mod session;
+
+use std::path::PathBuf;
+
+pub use parser::{parse, Command, CreateSource, Filter, Stmt};
+pub use session::{Flow, Session};
+
+use crate::model::{ModelError, ResourceType};
+use crate::state::{StateError, ZoneState};
+use crate::store::StoreError;
+
+/// A syntax error, with the line (from 1) it is on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{msg}")]
+pub struct ParseError {
+    pub line: usize,
+    pub msg: String,
+}
+
+/// Why a zonecfg command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LangError {
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}: No such zone configured")]
+    NoSuchZone(String),
+    #[error("The {cmd} command only makes sense in the {scope} scope.")]
+    Scope { cmd: String, scope: &'static str },
+    #[error("{0} resource incomplete; use 'end' to finish it or 'cancel' to drop it")]
+    ResourceIncomplete(ResourceType),
+    #[error("Zone {0} already exists; create not allowed (use 'create -F' to overwrite it).")]
+    Exists(String),
+    #[error("Zone {zone} already installed; {what} not allowed.")]
+    Installed { zone: String, what: String },
+    #[error("Zone {zone} is {state}; set zonename not allowed.")]
+    CannotRename { zone: String, state: ZoneState },
+    #[error("zone '{0}' already exists; set zonename not allowed")]
+    NameTaken(String),
+    #[error("No {resource} resource matches {filters}.")]
+    NoMatch {
+        resource: ResourceType,
+        filters: String,
+    },
+    #[error("No {0} resource exists.")]
+    NoneExists(ResourceType),
+    #[error("More than one {0} resource matches; give more properties to select just one.")]
+    Ambiguous(ResourceType),
+    #[error("{0}: confirmation needed; use -F in a non-interactive session")]
+    NeedForce(String),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0} is not supported")]
+    Unsupported(String),
+}
+
+/// Where a session writes and how it asks questions.
+pub trait Console {
+    /// Normal output (stdout).
+    fn out(&mut self, text: &str);
+    /// Diagnostics (stderr), for messages printed before a question.
+    fn err(&mut self, text: &str);
+    /// Asks a yes/no question; `None` when nobody can answer (non-interactive).
+    fn confirm(&mut self, question: &str) -> Option<bool>;
+    /// True when [`Console::confirm`] can get an answer (an interactive session).
+    fn can_confirm(&self) -> bool;
+}
+
+/// The `help` text, for all commands or one.
+pub fn help(topic: Option<&str>) -> String {
+    const USAGE: [(&str, &str); 16] = [
+        ("add", "add <resource-type>\t(global scope)\n\tadd <property-name> <property-value>\t(resource scope)"),
+        ("cancel", "cancel\t(resource scope: drop the resource being edited)"),
+        ("clear", "clear <property-name>"),
+        ("commit", "commit\t(verify, then write the configuration)"),
+        ("create", "create [-F] [ -b | -t <template> ]\t(-b: blank; -t: copy a configured zone, or SUNWdefault/SUNWblank)"),
+        ("delete", "delete [-F]\t(remove the configuration now; the zone must be configured, not installed)"),
+        ("end", "end\t(resource scope: check the resource and add it)"),
+        ("exit", "exit [-F]\t(commit if needed and leave; -F leaves without committing)"),
+        ("export", "export [-f <output-file>]\t(print commands that recreate this configuration)"),
+        ("help", "help [<command>]"),
+        ("info", "info [<property-name> | <resource-type> [<property-name>=<value>]*]"),
+        ("remove", "remove [-F] <resource-type> [<property-name>=<value>]*\t(global scope)\n\tremove <property-name> <property-value>\t(resource scope)"),
+        ("revert", "revert [-F]\t(back to the last committed configuration)"),
+        ("select", "select <resource-type> [<property-name>=<value>]*"),
+        ("set", "set <property-name>=<property-value>"),
+        ("verify", "verify"),
+    ];
+    const TAIL: &str = "\nResource types: fs, net, anet, device, rctl, attr, dedicated-cpu, capped-cpu, capped-memory\n\
+Global properties: zonename, zonepath, brand (linux|app), autoboot, bootargs, pool, limitpriv,\n\
+\tscheduling-class, ip-type (exclusive|shared), hostid, fs-allowed, cpu-shares, max-lwps,\n\
+\tmax-processes, max-msg-ids, max-sem-ids, max-shm-ids, max-shm-memory\n\
+Values: simple (quoted with \"\" if needed), lists [a,b], complex (name=value,...)\n";
+    match topic.and_then(|t| USAGE.iter().find(|(c, _)| *c == t)) {
+        Some((_, u)) => format!("usage:\n\t{u}\n"),
+        None => {
+            let mut s = String::from("usage:\n");
+            for (_, u) in USAGE {
+                s.push_str(&format!("\t{u}\n"));
+            }
+            s.push_str(TAIL);
+            s
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
