@@ -10,6 +10,9 @@
 #
 # Env: RUNZ (runz binary; default target/debug/runz, else target/release/runz), IT_TIMEOUT
 # (seconds per command, default 30). Prints "integration: N passed, N failed (containerd)".
+#
+# Single-quoted container commands are expanded in the container; functions run via helpers.
+# shellcheck disable=SC2016,SC2329
 set -uo pipefail
 
 IT_NAME=containerd
@@ -36,16 +39,17 @@ EXEC() { C task exec --fifo-dir "$IT_RUN/fifo" "$@"; }
 newid() {
     ID="$1-$IT_PID"
     CONTAINERS+=("$ID")
+    ropts
 }
 
-# ctr run with runz: RUN_OPTS then the caller's options, image, id, args.
-run_opts() {
-    local id=$1
-    echo --runc-binary "$RUNZ" --runc-root "$RUNC_ROOT" --fifo-dir "$IT_RUN/fifo" \
-        --cgroup "$CG_PARENT/$id"
+# newid NAME also sets RO: the `ctr run` options that make runz the runtime of container ID.
+ropts() {
+    RO=(--runc-binary "$RUNZ" --runc-root "$RUNC_ROOT" --fifo-dir "$IT_RUN/fifo"
+        --cgroup "$CG_PARENT/$ID")
 }
 
 task_status() { C task ls 2>/dev/null | awk -v id="$1" '$1 == id { print $3 }'; }
+is_status() { [ "$(task_status "$1")" = "$2" ]; }
 task_pid() { C task ls 2>/dev/null | awk -v id="$1" '$1 == id { print $2 }'; }
 # freezer_state ID: "frozen" or "thawed", from the v1 freezer or the cgroup2 cgroup.freeze
 # (runz uses cgroup.freeze in the unified hierarchy on a hybrid host, like crun; runc the v1 one).
@@ -155,22 +159,19 @@ expect "ctr images import (local OCI archive)" 0 "unpacking $IMG" \
 
 # --- ctr run (foreground): output and exit code ----------------------------------------------
 newid fg
-# shellcheck disable=SC2046
 expect "ctr run --rm: output of the container" 7 '^hello from runz uid=0 pid=1$' \
-    C run --rm $(run_opts "$ID") "$IMG" "$ID" \
+    C run --rm "${RO[@]}" "$IMG" "$ID" \
     sh -c 'echo "hello from runz uid=$(id -u) pid=$$"; exit 7'
 expect_eq "ctr run --rm: exit code is the container's" "$RC" 7
 # The shim passes cgroupsPath = --cgroup; runz created it and put the container in it.
 expect "ctr run --rm: container is gone" 0 '^$' C container ls -q
 newid cg
-# shellcheck disable=SC2046
 expect "ctr run: container is in its cgroup (cgroupsPath from --cgroup)" 0 "^[0-9]+:memory:$CG_PARENT/$ID\$" \
-    C run --rm $(run_opts "$ID") "$IMG" "$ID" cat /proc/self/cgroup
+    C run --rm "${RO[@]}" "$IMG" "$ID" cat /proc/self/cgroup
 
 # --- ctr run -d, task ls, state under --runc-root --------------------------------------------
 newid d1; d1=$ID
-# shellcheck disable=SC2046
-expect "ctr run -d" 0 '' C run -d --null-io $(run_opts "$d1") "$IMG" "$d1" sleep 1000
+expect "ctr run -d" 0 '' C run -d --null-io "${RO[@]}" "$IMG" "$d1" sleep 1000
 expect "ctr task ls: RUNNING" 0 "^$d1 +[0-9]+ +RUNNING" C task ls
 expect "runz state (runz --root = --runc-root/<ns>): running" 0 '"status": ?"running"' \
     "$RUNZ" --root "$RUNZ_STATE" state "$d1"
@@ -189,9 +190,8 @@ if [ "$RC" -eq 0 ] && grep -q '^/dev/pts/[0-9]' <<<"$OUT" && grep -q '^stdin-is-
 else
     fail "ctr task exec -t: a pty from --console-socket" "exit status: $RC" "output: $OUT"
 fi
-# shellcheck disable=SC2046
 newid tty
-run with_tty ctr -a "$SOCK" -n "$NS" run --rm -t $(run_opts "$ID") "$IMG" "$ID" \
+run with_tty ctr -a "$SOCK" -n "$NS" run --rm -t "${RO[@]}" "$IMG" "$ID" \
     sh -c 'tty; exit 4'
 if [ "$RC" -eq 4 ] && grep -q '/dev/pts/0$' <<<"$OUT"; then
     pass "ctr run -t: the container's stdio is a pty, exit code passed through"
@@ -225,7 +225,7 @@ expect "ctr task metrics: the shim finds the container's cgroup" 0 'memory\.usag
 
 # --- kill (SIGKILL), delete -------------------------------------------------------------------
 expect "ctr task kill -s SIGKILL" 0 '' C task kill -s SIGKILL "$d1"
-wait_for 10 sh -c "ctr -a '$SOCK' -n '$NS' task ls | grep -E '^$d1 .*STOPPED'"
+wait_for 10 is_status "$d1" STOPPED
 expect_eq "killed: ctr task ls says STOPPED" "$(task_status "$d1")" STOPPED
 expect "ctr task delete: exit status 137" 0 'exit code 137' C task delete "$d1"
 expect "deleted: runz state says the container does not exist" nz 'does not exist' \
@@ -236,11 +236,10 @@ expect "ctr container delete" 0 '' C container delete "$d1"
 
 # --- default SIGTERM, restart of the same container, kill --all -------------------------------
 newid kx; kx=$ID
-# shellcheck disable=SC2046
-expect "ctr run -d (traps SIGTERM)" 0 '' C run -d --null-io $(run_opts "$kx") "$IMG" "$kx" \
+expect "ctr run -d (traps SIGTERM)" 0 '' C run -d --null-io "${RO[@]}" "$IMG" "$kx" \
     sh -c 'trap "exit 3" TERM; while :; do sleep 0.1; done'
 expect "ctr task kill (default SIGTERM)" 0 '' C task kill "$kx"
-wait_for 10 sh -c "ctr -a '$SOCK' -n '$NS' task ls | grep -E '^$kx .*STOPPED'"
+wait_for 10 is_status "$kx" STOPPED
 expect "SIGTERM reached the trap: exit status 3" 0 'exit code 3"?$' C task delete "$kx"
 expect "restart the same container: ctr task start -d" 0 '' C task start -d --null-io --fifo-dir "$IT_RUN/fifo" "$kx"
 expect_eq "restarted: RUNNING" "$(task_status "$kx")" RUNNING
@@ -250,7 +249,7 @@ expect "ctr task exec -d (one more process for kill --all)" 0 '' \
 kx_pid=$(task_pid "$kx")
 shim_pid=$(ps -o ppid= -p "$kx_pid" | tr -d ' ')
 expect "ctr task kill --all -s SIGKILL" 0 '' C task kill --all -s SIGKILL "$kx"
-wait_for 10 sh -c "ctr -a '$SOCK' -n '$NS' task ls | grep -E '^$kx .*STOPPED'"
+wait_for 10 is_status "$kx" STOPPED
 expect_eq "kill --all: STOPPED" "$(task_status "$kx")" STOPPED
 expect_eq "kill --all: the exec'd process is gone too" "$(pgrep -P "$shim_pid" -x sleep)" ""
 expect "kill --all: exit status 137" 0 'exit code 137' C task delete "$kx"
@@ -258,10 +257,9 @@ expect "ctr container delete (after the restart)" 0 '' C container delete "$kx"
 
 # --- a failing create: the runtime's error reaches the ctr user -------------------------------
 newid bad; bad=$ID
-# shellcheck disable=SC2046
 expect "ctr run of a missing executable: 'OCI runtime create failed' with runz's reason" nz \
     'OCI runtime create failed: .*exec: "nope": executable file not found' \
-    C run --rm $(run_opts "$bad") "$IMG" "$bad" nope
+    C run --rm "${RO[@]}" "$IMG" "$bad" nope
 T=10 C container delete "$bad" >/dev/null 2>&1
 expect "failed create left no runz container" 0 '^$' "$RUNZ" --root "$RUNZ_STATE" list -q
 

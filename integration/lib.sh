@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # lib.sh: shared helpers for the integration scripts (sourced, not run).
 #
 # A script sets IT_NAME, sources this file, calls it_init, registers its cleanup with
@@ -8,7 +9,7 @@
 # Everything a script creates is named after "runz-it-<pid>": /var/tmp/runz-it-<pid>/ (work:
 # roots, images, configs, logs) and /run/runz-it-<pid>/ (runtime state, sockets), cgroups
 # "<own cgroup>/runz-it-<pid>/..." in every hierarchy. scripts/check-leaks.sh looks for leftovers.
-# Every external command runs under timeout(1).
+# Every external command runs under timeout(1). IT_VERBOSE=1 shows the output of every check.
 
 IT_PID=$$
 IT_TAG=runz-it-$IT_PID
@@ -128,6 +129,9 @@ expect() {
     else
         [ "$RC" -eq "$want_rc" ] && rc_ok=1
     fi
+    if [ -n "${IT_VERBOSE:-}" ]; then
+        printf '%s\n' "$OUT" | sed 's/^/#   | /'
+    fi
     if [ "$rc_ok" -eq 1 ] && grep -Eq -- "$re" <<<"$OUT"; then
         pass "$name"
         return 0
@@ -148,10 +152,12 @@ expect_eq() {
 }
 
 # wait_for SECONDS CMD...: polls CMD (itself bounded) every 0.1 s until it succeeds.
+# A shell function CMD must bound its own commands (with t).
 wait_for() {
-    local deadline=$((SECONDS + $1))
+    local deadline=$((SECONDS + $1)) bound=t
     shift
-    while ! T=5 t "$@" >/dev/null 2>&1; do
+    [ "$(type -t "$1")" = function ] && bound=
+    while ! T=5 $bound "$@" >/dev/null 2>&1; do
         [ "$SECONDS" -ge "$deadline" ] && return 1
         sleep 0.1
     done
@@ -187,9 +193,9 @@ it_cgroup_dirs() {
 
 # Kill whatever is still in our cgroups, then remove them (children first).
 it_remove_cgroups() {
-    local d procs i
+    local d procs
     for d in $(it_cgroup_dirs); do
-        for i in $(seq 50); do
+        for _ in $(seq 50); do
             procs=$(find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null)
             [ -z "$procs" ] && break
             # A frozen cgroup must be thawed for SIGKILL to take effect.
@@ -208,9 +214,10 @@ it_remove_cgroups() {
 it_unmount_under() {
     local dir=$1 m
     [ -n "$dir" ] || return 0
-    for m in $(awk -v d="$dir" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r); do
+    while IFS= read -r m; do
+        [ -n "$m" ] || continue
         umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || it_log "could not unmount $m"
-    done
+    done < <(awk -v d="$dir" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r)
     return 0
 }
 
@@ -239,9 +246,9 @@ it_pids_with() {
 
 # Stop PID: SIGTERM, wait up to SECONDS (default 10), then SIGKILL.
 it_stop_pid() {
-    local pid=$1 secs=${2:-10} i
+    local pid=$1 secs=${2:-10}
     kill -TERM "$pid" 2>/dev/null || return 0
-    for i in $(seq $((secs * 10))); do
+    for _ in $(seq $((secs * 10))); do
         kill -0 "$pid" 2>/dev/null || return 0
         sleep 0.1
     done
