@@ -9,7 +9,9 @@
 # even when a check fails. The busybox image is built locally (integration/mk-oci-image.sh).
 #
 # Env: RUNZ (runz binary; default target/debug/runz, else target/release/runz), IT_TIMEOUT
-# (seconds per command, default 30). Prints "integration: N passed, N failed (containerd)".
+# (seconds per command, default 30), IT_VERBOSE=1 (show every command's output), IT_PROBE=FILE
+# (for manual probing: start containerd, import the image, then source FILE instead of the
+# checks; the cleanup still runs). Prints "integration: N passed, N failed (containerd)".
 #
 # Single-quoted container commands are expanded in the container; functions run via helpers.
 # shellcheck disable=SC2016,SC2329
