@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # check-leaks.sh: fail, listing them, if the tests left anything behind.
 #
-# Everything a test makes carries "runz-test" in its name (see tests/common/mod.rs), so we look
-# for: mounts, cgroups, processes, state dirs under /run, and bundle dirs in /var/tmp/runz-tests.
+# Everything a test makes carries "runz-test" in its name (see tests/common/mod.rs), and
+# everything an integration script makes "runz-it-<pid>" (integration/lib.sh), so we look for:
+# mounts, cgroups, processes (runz, containerd, shims, conmon, podman, container processes),
+# state dirs under /run, bundle dirs in /var/tmp, runz containers whose bundle is one of ours
+# in runz's default root (where podman's runz keeps them).
 set -uo pipefail
 
 leaks=()
@@ -11,7 +14,7 @@ leaks=()
 # no characters that need escaping).
 while read -r _ _ _ _ mnt _; do
     case $mnt in
-    *runz-test*) leaks+=("mount: $mnt") ;;
+    *runz-test* | *runz-it-*) leaks+=("mount: $mnt") ;;
     esac
 done </proc/self/mountinfo
 
@@ -19,7 +22,8 @@ done </proc/self/mountinfo
 if [ -d /sys/fs/cgroup ]; then
     # Command substitution waits for find to exit, so find's own argv is gone before the
     # process scan below.
-    found=$(find /sys/fs/cgroup -maxdepth 6 -type d -name 'runz-test*' 2>/dev/null)
+    found=$(find /sys/fs/cgroup -maxdepth 8 -type d \( -name 'runz-test*' -o -name 'runz-it-*' \) \
+        -prune 2>/dev/null)
     while IFS= read -r d; do
         [ -n "$d" ] && leaks+=("cgroup: $d")
     done <<<"$found"
@@ -35,13 +39,21 @@ for p in /proc/[0-9]*; do
     mapfile -d '' args <"$p/cmdline" 2>/dev/null || continue
     cmd="${args[*]}"
     case $cmd in
-    *runz-test*) leaks+=("process: $pid $cmd") ;;
+    *runz-test* | *runz-it-*) leaks+=("process: $pid $cmd") ;;
     esac
 done
 
-# State dirs of the tests' `runz --root`.
-for d in /run/runz-test*; do
+# State dirs of the tests' `runz --root`, and the integration scripts' state and work dirs.
+for d in /run/runz-test* /run/runz-it-* /var/tmp/runz-it-*; do
     [ -e "$d" ] && leaks+=("state dir: $d")
+done
+
+# runz containers of the podman test in runz's default root (podman passes no --root).
+for f in /run/runz/*/state.json; do
+    [ -e "$f" ] || continue
+    if grep -q 'runz-it-' "$f" 2>/dev/null; then
+        leaks+=("runz container: ${f%/state.json}")
+    fi
 done
 
 # Bundles, rootfs caches.

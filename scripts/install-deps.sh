@@ -7,9 +7,13 @@
 set -euo pipefail
 
 PACKAGES=(
+    bsdutils         # script(1): a pty for `ctr task exec -t` / `podman exec -t` (integration/)
     busybox-static   # the test and demo rootfs (scripts/mk-rootfs.sh)
     ca-certificates  # cargo fetching crates over https on a fresh machine
+    conmon           # podman's container monitor: runs `runz create` and `runz exec`
+    containerd       # integration/containerd.sh: private containerd, ctr, containerd-shim-runc-v2
     iproute2         # network tests compare against `ip` output
+    podman           # integration/podman.sh (with --runtime runz; its crun/runc stay unused)
     procps           # ps/pgrep for debugging leaks; check-leaks itself reads /proc
     python3          # scripts/mk-rootfs.sh (fast symlinks) and mk-bundle.sh (config.json edits)
 )

@@ -3,14 +3,16 @@
 # "tests: N passed, N failed"; the exit status is non-zero if any step failed.
 #
 # Steps: install-deps, cargo fmt --check, cargo clippy -D warnings, cargo build (runz),
-# cargo test --workspace (root integration tests included), check-leaks.
+# cargo test --workspace (root integration tests included), integration/*.sh (runz under a
+# private containerd and podman; root only), check-leaks. The final count includes the
+# integration scripts' checks (each prints "integration: N passed, N failed (NAME)").
 # Runs with no stdin and CI=true on a fresh clone. Integration tests need root; as a normal
 # user only the unit tests (lib and bin targets) run.
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
-cd "$repo"
+cd "$repo" || exit 1
 exec </dev/null
 
 failed_steps=()
@@ -40,7 +42,8 @@ step "cargo clippy" cargo clippy --workspace --all-targets --quiet -- -D warning
 step "cargo build" cargo build --workspace --bins --quiet
 
 log=$(mktemp /tmp/cargo-test-log.XXXXXX)
-trap 'rm -f "$log"' EXIT
+integ_log=$(mktemp /tmp/integration-log.XXXXXX)
+trap 'rm -f "$log" "$integ_log"' EXIT
 if [ "$root" -eq 1 ]; then
     test_args=(--workspace)
 else
@@ -51,6 +54,20 @@ cargo test --no-fail-fast "${test_args[@]}" -- --test-threads=2 2>&1 | tee "$log
 if [ "${PIPESTATUS[0]}" -ne 0 ]; then
     echo "==> FAILED: cargo test" >&2
     failed_steps+=("cargo test")
+fi
+
+# runz as the runtime of containerd and podman. Each script bounds every command it runs and
+# cleans up after itself; the outer timeout only guards against a hung cleanup.
+if [ "$root" -eq 1 ]; then
+    for script in containerd podman; do
+        echo "==> integration/$script.sh"
+        RUNZ="$repo/target/debug/runz" timeout -k 10 900 "$repo/integration/$script.sh" 2>&1 |
+            tee -a "$integ_log"
+        if [ "${PIPESTATUS[0]}" -ne 0 ]; then
+            echo "==> FAILED: integration/$script.sh" >&2
+            failed_steps+=("integration/$script.sh")
+        fi
+    done
 fi
 
 if [ "$root" -eq 1 ]; then
@@ -66,6 +83,12 @@ read -r passed failed < <(awk '
         }
     }
     END { print p + 0, f + 0 }' "$log")
+# Plus "integration: 12 passed, 0 failed (NAME...)" from each integration script.
+read -r ipassed ifailed < <(awk '
+    /^integration: [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
+    END { print p + 0, f + 0 }' "$integ_log")
+passed=$((passed + ipassed))
+failed=$((failed + ifailed))
 
 if [ "${#failed_steps[@]}" -gt 0 ]; then
     echo "failed steps: ${failed_steps[*]}"
