@@ -107,8 +107,10 @@ pub fn spawn(
         nix::unistd::ForkResult::Parent { child } => {
             drop(wr);
             let _ = waitpid(child, None);
+            // One line, not EOF: a ready zone's init (forked by the supervisor, not yet
+            // exec'd) still holds the write end.
             let mut msg = String::new();
-            let _ = fs::File::from(rd).read_to_string(&mut msg);
+            let _ = BufReader::new(fs::File::from(rd)).read_line(&mut msg);
             match msg.trim() {
                 "ok" => Ok(()),
                 "" => Err(format!(
@@ -138,14 +140,14 @@ fn run(
     let lock = match take_lock(&paths) {
         Ok(l) => l,
         Err(e) => {
-            report(&format!("error {e}"));
+            report(&format!("error {e}\n"));
             return 1;
         }
     };
     let mut sup = match Supervisor::new(store, paths, boot_args) {
         Ok(s) => s,
         Err(e) => {
-            report(&format!("error {e}"));
+            report(&format!("error {e}\n"));
             return 1;
         }
     };
@@ -156,10 +158,10 @@ fn run(
     if let Err(e) = first {
         log(&format!("zone '{}': {e}", sup.paths.name));
         sup.teardown();
-        report(&format!("error {e}"));
+        report(&format!("error {}\n", e.replace('\n', " ")));
         return 1;
     }
-    report("ok");
+    report("ok\n");
     drop(notify);
     let code = match sup.event_loop() {
         Ok(()) => 0,

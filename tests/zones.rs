@@ -1,0 +1,532 @@
+//! Zones end to end through the real binaries: zonecfg → zoneadm install → boot → zlogin →
+//! reboot → shutdown → halt → clone → uninstall → delete, `zoneadm list -p` parsed field by
+//! field, ten zones at once, and bad input that changes nothing.
+//!
+//! Every test gets its own alternate root (-R) under /var/tmp/runz-tests and puts its zone
+//! cgroups beneath the test process's own cgroup (ZONES_CGROUP_PARENT is relative).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::require_root;
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// An alternate root with a busybox image to install from; everything is halted and removed
+/// on drop.
+struct Host {
+    root: PathBuf,
+    image: PathBuf,
+    cgroup_parent: String,
+}
+
+fn bin(name: &str) -> PathBuf {
+    common::runz_bin().with_file_name(name)
+}
+
+impl Host {
+    fn new(tag: &str) -> Host {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let root = PathBuf::from(format!(
+            "/var/tmp/runz-tests/zones-{}-{tag}-{n}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let image = root.join("image");
+        common::copy_tree(&common::busybox_rootfs(), &image).unwrap();
+        std::fs::write(
+            image.join("etc/inittab"),
+            "::sysinit:/bin/hostname -F /etc/hostname\n::askfirst:-/bin/sh\n::shutdown:/bin/echo zone going down\n",
+        )
+        .unwrap();
+        Host {
+            root,
+            image,
+            cgroup_parent: format!("{}/zones-{tag}-{n}", common::cgroup_prefix()),
+        }
+    }
+
+    fn cmd(&self, prog: &str, args: &[&str]) -> Output {
+        let out = Command::new(bin(prog))
+            .arg("-R")
+            .arg(&self.root)
+            .args(args)
+            .env("ZONES_CGROUP_PARENT", &self.cgroup_parent)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        out
+    }
+
+    fn ok(&self, prog: &str, args: &[&str]) -> String {
+        let out = self.cmd(prog, args);
+        assert!(
+            out.status.success(),
+            "{prog} {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn fails(&self, prog: &str, args: &[&str]) -> String {
+        let out = self.cmd(prog, args);
+        assert!(!out.status.success(), "{prog} {args:?} succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    fn configure(&self, zone: &str) {
+        let zp = format!("/zones/{zone}");
+        self.ok(
+            "zonecfg",
+            &[
+                "-z",
+                zone,
+                &format!("create; set zonepath={zp}; set max-processes=100"),
+            ],
+        );
+    }
+
+    fn install(&self, zone: &str) {
+        self.configure(zone);
+        self.ok(
+            "zoneadm",
+            &["-z", zone, "install", "-d", self.image.to_str().unwrap()],
+        );
+    }
+
+    /// `zoneadm list -cp`, parsed: zone name → fields.
+    fn list(&self) -> Vec<Vec<String>> {
+        self.ok("zoneadm", &["list", "-cp"])
+            .lines()
+            .map(split_parsable)
+            .collect()
+    }
+
+    fn state(&self, zone: &str) -> String {
+        self.list()
+            .into_iter()
+            .find(|f| f[1] == zone)
+            .map(|f| f[2].clone())
+            .unwrap_or_else(|| "absent".into())
+    }
+
+    /// The zones' parent cgroup in every hierarchy (beneath the test's own cgroups).
+    fn cgroup_parents(&self) -> Vec<PathBuf> {
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        own.lines()
+            .filter_map(|line| {
+                let mut parts = line.splitn(3, ':');
+                let (_, ctrl, path) = (parts.next()?, parts.next()?, parts.next()?);
+                let dir = match ctrl.split(',').next().filter(|c| !c.is_empty()) {
+                    Some(c) => Path::new("/sys/fs/cgroup").join(c.trim_start_matches("name=")),
+                    None => Path::new("/sys/fs/cgroup/unified").to_path_buf(),
+                };
+                Some(
+                    dir.join(path.trim_start_matches('/'))
+                        .join(&self.cgroup_parent),
+                )
+            })
+            .collect()
+    }
+
+    fn zone_root(&self, zone: &str) -> PathBuf {
+        self.root.join("zones").join(zone).join("root")
+    }
+}
+
+/// Split a `zoneadm list -p` line on unescaped colons and unescape the fields.
+fn split_parsable(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    fields.last_mut().unwrap().push(n);
+                }
+            }
+            ':' => fields.push(String::new()),
+            c => fields.last_mut().unwrap().push(c),
+        }
+    }
+    fields
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let zones = std::fs::read_dir(self.root.join("run/zones"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| !n.starts_with('.'));
+        for z in zones {
+            let _ = self.cmd("zoneadm", &["-z", &z, "halt"]);
+            if let Ok(pid) =
+                std::fs::read_to_string(self.root.join(format!("run/zones/{z}/zoneadmd.pid")))
+            {
+                if let Ok(pid) = pid.trim().parse::<i32>() {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+        for parent in self.cgroup_parents() {
+            let _ = std::fs::remove_dir(&parent);
+        }
+    }
+}
+
+#[test]
+fn the_full_zone_lifecycle() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("life");
+    h.configure("web");
+    let uuid = h.list().into_iter().find(|f| f[1] == "web").unwrap()[4].clone();
+    assert_eq!(h.state("web"), "configured");
+    h.ok("zoneadm", &["-z", "web", "verify"]);
+    h.ok(
+        "zoneadm",
+        &["-z", "web", "install", "-d", h.image.to_str().unwrap()],
+    );
+    assert_eq!(h.state("web"), "installed");
+    assert!(h.zone_root("web").join("bin/busybox").exists());
+
+    h.ok("zoneadm", &["-z", "web", "boot"]);
+    let fields: Vec<Vec<String>> = h.list();
+    assert_eq!(
+        fields[0],
+        ["0", "global", "running", "/", "", "linux", "shared"]
+    );
+    let web = fields.iter().find(|f| f[1] == "web").unwrap();
+    assert_eq!(web.len(), 7, "{web:?}");
+    let zoneid: u32 = web[0].parse().expect("a running zone has a numeric id");
+    assert!(zoneid > 0);
+    assert_eq!(web[2], "running");
+    assert_eq!(web[3], "/zones/web");
+    assert_eq!(web[4], uuid);
+    assert_eq!(web[5], "linux");
+    assert_eq!(web[6], "excl");
+    // Default `list` shows running zones.
+    let names = h.ok("zoneadm", &["list"]);
+    assert_eq!(names, "global\nweb\n");
+
+    // Inside: the hostname is the zone's name, PID 1 is its init, no host process is visible.
+    let out = h.ok(
+        "zlogin",
+        &[
+            "web",
+            "hostname; cat /proc/1/comm; ls /proc | grep -c '^[0-9]'",
+        ],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "web");
+    assert_eq!(lines[1], "init");
+    let visible: usize = lines[2].parse().unwrap();
+    assert!(visible < 10, "the zone sees {visible} processes");
+    // zlogin returns the command's exit status and passes stdin/stdout.
+    let out = h.cmd("zlogin", &["web", "exit 42"]);
+    assert_eq!(out.status.code(), Some(42));
+    // zlogin -l user.
+    assert_eq!(h.ok("zlogin", &["-l", "zone", "web", "id -u"]), "1000\n");
+
+    // reboot: a new init, same zone id.
+    let init_before = std::fs::read_to_string(h.root.join("run/zones/web/zone.json")).unwrap();
+    h.ok("zoneadm", &["-z", "web", "reboot"]);
+    assert_eq!(h.state("web"), "running");
+    let init_after = std::fs::read_to_string(h.root.join("run/zones/web/zone.json")).unwrap();
+    assert_ne!(init_before, init_after);
+    assert_eq!(h.ok("zlogin", &["web", "hostname"]), "web\n");
+
+    // reboot(2) from inside the zone brings it back.
+    let _ = h.cmd("zlogin", &["web", "reboot"]);
+    for _ in 0..500 {
+        let now =
+            std::fs::read_to_string(h.root.join("run/zones/web/zone.json")).unwrap_or_default();
+        if now != init_after && h.state("web") == "running" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(h.ok("zlogin", &["web", "hostname"]), "web\n");
+
+    // shutdown: init is asked to stop, the zone goes to installed.
+    h.ok("zoneadm", &["-z", "web", "shutdown", "-t", "20"]);
+    assert_eq!(h.state("web"), "installed");
+    let err = h.fails("zlogin", &["web", "true"]);
+    assert!(err.contains("login allowed only to running zones"), "{err}");
+
+    // boot and halt.
+    h.ok("zoneadm", &["-z", "web", "boot"]);
+    h.ok("zoneadm", &["-z", "web", "halt"]);
+    assert_eq!(h.state("web"), "installed");
+
+    // clone into a second zone.
+    h.configure("web2");
+    h.ok("zoneadm", &["-z", "web2", "clone", "web"]);
+    assert_eq!(h.state("web2"), "installed");
+    assert!(h.zone_root("web2").join("bin/busybox").exists());
+    h.ok("zoneadm", &["-z", "web2", "boot"]);
+    assert_eq!(h.ok("zlogin", &["web2", "hostname"]), "web2\n");
+    h.ok("zoneadm", &["-z", "web2", "halt"]);
+
+    // uninstall and delete.
+    for z in ["web", "web2"] {
+        h.ok("zoneadm", &["-z", z, "uninstall", "-F"]);
+        assert_eq!(h.state(z), "configured");
+        assert!(!h.zone_root(z).exists());
+        h.ok("zonecfg", &["-z", z, "delete", "-F"]);
+        assert_eq!(h.state(z), "absent");
+    }
+    assert_eq!(h.list().len(), 1, "only global is left");
+}
+
+#[test]
+fn ready_then_boot_and_the_console() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("ready");
+    h.install("con");
+    h.ok("zoneadm", &["-z", "con", "ready"]);
+    assert_eq!(h.state("con"), "ready");
+    let err = h.fails("zlogin", &["con", "true"]);
+    assert!(err.contains("'ready'"), "{err}");
+    h.ok("zoneadm", &["-z", "con", "boot"]);
+    assert_eq!(h.state("con"), "running");
+    // The console: press Enter for busybox's askfirst shell, run a command, detach with ~.
+    let mut child = Command::new(bin("zlogin"))
+        .arg("-R")
+        .arg(&h.root)
+        .args(["-C", "con"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let stdin = child.stdin.as_mut().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        stdin.write_all(b"\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        stdin.write_all(b"echo console-$((6*7))\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        stdin.write_all(b"~.").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("console-42"), "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[Connected to zone 'con' console]"));
+    // The zone is still running after the console client left.
+    assert_eq!(h.state("con"), "running");
+    h.ok("zoneadm", &["-z", "con", "halt"]);
+}
+
+#[test]
+fn ten_zones_at_once_leave_nothing_behind() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("ten");
+    let names: Vec<String> = (0..10).map(|i| format!("z{i}")).collect();
+    for n in &names {
+        h.install(n);
+    }
+    for n in &names {
+        h.ok("zoneadm", &["-z", n, "boot"]);
+    }
+    let running: Vec<Vec<String>> = h.list().into_iter().filter(|f| f[2] == "running").collect();
+    assert_eq!(running.len(), 11, "global + 10");
+    let mut ids: Vec<u32> = running.iter().map(|f| f[0].parse().unwrap()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 11, "zone ids are unique");
+    for n in &names {
+        assert_eq!(h.ok("zlogin", &[n, "hostname"]), format!("{n}\n"));
+    }
+    for n in &names {
+        h.ok("zoneadm", &["-z", n, "halt"]);
+        h.ok("zoneadm", &["-z", n, "uninstall", "-F"]);
+    }
+    assert!(h
+        .list()
+        .iter()
+        .all(|f| f[1] == "global" || f[2] == "configured"));
+    // No zone cgroup is left: the parent (like /zones on a host) may stay, empty.
+    for parent in h.cgroup_parents() {
+        let children: Vec<_> = std::fs::read_dir(&parent)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| e.path())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(children.is_empty(), "zone cgroups left: {children:?}");
+    }
+    // No supervisor is left (zombies aside: the machine's pid 1 may not reap them).
+    for n in &names {
+        assert!(!h.root.join(format!("run/zones/{n}/control.sock")).exists());
+    }
+}
+
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("bad");
+    h.configure("web");
+    let snapshot = || {
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(h.root.join("etc/zones"))
+            .unwrap()
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let before = snapshot();
+    // boot of a configured-only zone
+    let err = h.fails("zoneadm", &["-z", "web", "boot"]);
+    assert!(
+        err.contains("zone 'web': must be installed before boot."),
+        "{err}"
+    );
+    // halt of an installed... of a configured zone
+    assert!(h.fails("zoneadm", &["-z", "web", "halt"]).contains("'web'"));
+    // unknown zone
+    assert!(h.fails("zoneadm", &["-z", "nope", "boot"]).contains("nope"));
+    // install from something that is not a root filesystem
+    let junk = h.root.join("junk");
+    std::fs::write(&junk, "not an archive").unwrap();
+    let err = h.fails(
+        "zoneadm",
+        &["-z", "web", "install", "-d", junk.to_str().unwrap()],
+    );
+    assert!(err.contains("not a directory, a tar archive"), "{err}");
+    // a zonepath that exists and is not empty
+    let zp = h.root.join("zones/web");
+    std::fs::create_dir_all(&zp).unwrap();
+    std::fs::write(zp.join("stray"), "x").unwrap();
+    let err = h.fails(
+        "zoneadm",
+        &["-z", "web", "install", "-d", h.image.to_str().unwrap()],
+    );
+    assert!(err.contains("exists and is not empty"), "{err}");
+    assert_eq!(snapshot(), before, "a refused command changed the store");
+    std::fs::remove_dir_all(&zp).unwrap();
+    // uninstall of a running zone
+    h.ok(
+        "zoneadm",
+        &["-z", "web", "install", "-d", h.image.to_str().unwrap()],
+    );
+    h.ok("zoneadm", &["-z", "web", "boot"]);
+    let err = h.fails("zoneadm", &["-z", "web", "uninstall", "-F"]);
+    assert!(err.contains("running"), "{err}");
+    assert_eq!(h.state("web"), "running");
+    // a second boot
+    let err = h.fails("zoneadm", &["-z", "web", "boot"]);
+    assert!(err.contains("running"), "{err}");
+    h.ok("zoneadm", &["-z", "web", "halt"]);
+}
+
+#[test]
+fn an_interrupted_install_leaves_the_zone_incomplete() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("crash");
+    h.configure("big");
+    // A large source so the copy is still running when zoneadm is killed.
+    let src = h.root.join("big-src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..400 {
+        std::fs::write(src.join(format!("f{i}")), vec![7u8; 256 * 1024]).unwrap();
+    }
+    let mut child = Command::new(bin("zoneadm"))
+        .arg("-R")
+        .arg(&h.root)
+        .args(["-z", "big", "install", "-d", src.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    for _ in 0..500 {
+        if h.zone_root("big").exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let status = child.wait().unwrap();
+    let st = h.state("big");
+    if status.success() {
+        // The machine was faster than the kill: then it must be fully installed.
+        assert_eq!(st, "installed");
+    } else {
+        assert_eq!(st, "incomplete", "killed mid-install but the zone is {st}");
+        // An incomplete zone can be uninstalled and installed again.
+        h.ok("zoneadm", &["-z", "big", "uninstall", "-F"]);
+        assert_eq!(h.state("big"), "configured");
+    }
+}
+
+#[test]
+fn list_formats() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("list");
+    h.install("a");
+    h.configure("b");
+    let out = h.ok("zoneadm", &["list", "-iv"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].contains("ID") && lines[0].contains("NAME") && lines[0].contains("STATUS"));
+    assert!(
+        out.contains(" a ")
+            || out.contains(" a\t")
+            || lines
+                .iter()
+                .any(|l| l.split_whitespace().nth(1) == Some("a"))
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.split_whitespace().nth(1) == Some("b")),
+        "-i hides configured zones"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&h.ok("zoneadm", &["list", "-c", "-j"])).unwrap();
+    let names: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|z| z["zonename"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["global", "a", "b"]);
+    assert_eq!(json[1]["state"], "installed");
+    assert_eq!(json[2]["zoneid"], serde_json::Value::Null);
+    assert_eq!(
+        split_parsable("-:a\\:b:installed:/z\\\\p:u:linux:excl")[1],
+        "a:b"
+    );
+}
