@@ -1,5 +1,10 @@
 #!/usr/bin/env bash
-# demo.sh: build runz (release) and run a busybox container with it, then clean up.
+# demo.sh: the main job. Build the tools (release), make a busybox image, configure a zone,
+# install it, boot it, log into it, show it, halt it, and remove it again.
+#
+# Embedded defaults: directory storage under the zone's zonepath, no network, the zone's
+# cgroups under /zones. All zone state lives in an alternate root (-R) that is removed at the
+# end, so the demo leaves the host as it found it.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -7,27 +12,49 @@ repo=$(dirname "$here")
 cd "$repo"
 
 if [ "$(id -u)" -ne 0 ]; then
-    echo "demo: runz needs root; run: sudo $0" >&2
+    echo "demo: zones need root; run: sudo $0" >&2
     exit 1
 fi
 "$here/install-deps.sh"
 
-echo "demo: building runz (cargo build --release)"
-cargo build --release --quiet --bin runz
-export RUNZ=$repo/target/release/runz
+echo "demo: building zonecfg, zoneadm, zlogin and runz (cargo build --release)"
+cargo build --release --quiet --bins
+bin=$repo/target/release
 
-id="runz-demo-$$"
-work=/var/tmp/runz-demo
-bundle=$work/$id
-state=/run/runz-demo
+alt=/var/tmp/zones-demo-$$
+zone=demo
 cleanup() {
-    "$RUNZ" --root "$state" delete --force "$id" >/dev/null 2>&1 || true
-    rm -rf "$bundle"
-    rmdir "$work" "$state" 2>/dev/null || true
+    "$bin/zoneadm" -R "$alt" -z "$zone" halt >/dev/null 2>&1 || true
+    rm -rf "$alt"
+    for d in /sys/fs/cgroup/*/zones /sys/fs/cgroup/unified/zones; do
+        rmdir "$d" 2>/dev/null || true
+    done
 }
 trap cleanup EXIT
 
-"$here/mk-bundle.sh" "$bundle"
-echo "demo: runz run --bundle $bundle $id"
-"$RUNZ" --root "$state" run --bundle "$bundle" "$id" </dev/null
-echo "demo: container $id exited with status 0"
+run() {
+    echo "+ $*"
+    "$@"
+}
+
+echo "demo: building a busybox image"
+"$here/mk-rootfs.sh" "$alt/images/busybox" >/dev/null
+cat >"$alt/images/busybox/etc/inittab" <<'EOF'
+::sysinit:/bin/hostname -F /etc/hostname
+::askfirst:-/bin/sh
+::shutdown:/bin/echo "zone shutting down"
+EOF
+
+run "$bin/zonecfg" -R "$alt" -z "$zone" \
+    "create; set zonepath=/zones/$zone; set max-processes=256; add capped-memory; set physical=256m; end"
+run "$bin/zonecfg" -R "$alt" -z "$zone" info
+run "$bin/zoneadm" -R "$alt" -z "$zone" install -d "$alt/images/busybox"
+run "$bin/zoneadm" -R "$alt" -z "$zone" boot
+run "$bin/zoneadm" -R "$alt" list -v
+run "$bin/zlogin" -R "$alt" "$zone" \
+    'echo "Hello from zone $(hostname): PID 1 is $(cat /proc/1/comm), $(ls /proc | grep -c "^[0-9]") processes visible"'
+run "$bin/zoneadm" -R "$alt" -z "$zone" halt
+run "$bin/zoneadm" -R "$alt" list -cp
+run "$bin/zoneadm" -R "$alt" -z "$zone" uninstall -F
+run "$bin/zonecfg" -R "$alt" -z "$zone" delete -F
+echo "demo: done"
