@@ -530,3 +530,179 @@ fn list_formats() {
         "a:b"
     );
 }
+
+#[test]
+fn zlogin_runs_with_the_zones_bounding_set_seccomp_and_cgroup() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("zlogin-priv");
+    h.install("p");
+    h.ok("zonecfg", &["-z", "p", "set limitpriv=default,sys_time"]);
+    h.ok("zoneadm", &["-z", "p", "boot"]);
+    let out = h.ok("zlogin", &["p", "cat /proc/self/status /proc/self/cgroup"]);
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let bnd = u64::from_str_radix(&field("CapBnd"), 16).unwrap();
+    assert_eq!(
+        bnd & (1 << 21),
+        0,
+        "CAP_SYS_ADMIN must not be in a zone's bounding set"
+    );
+    assert_eq!(
+        bnd & (1 << 16),
+        0,
+        "CAP_SYS_MODULE must not be in a zone's bounding set"
+    );
+    assert_ne!(
+        bnd & (1 << 22),
+        0,
+        "CAP_SYS_BOOT lets the zone reboot itself"
+    );
+    assert_ne!(bnd & (1 << 25), 0, "limitpriv sys_time gives CAP_SYS_TIME");
+    assert_eq!(field("Seccomp"), "2", "the zone's seccomp filter applies");
+    // The zone has its own cgroup namespace rooted at its cgroup: every line ends in ":/".
+    let cg_lines: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(":/") && l.split(':').count() == 3)
+        .collect();
+    assert!(
+        !cg_lines.is_empty() && cg_lines.iter().all(|l| l.ends_with(":/")),
+        "{out}"
+    );
+    // The zone's seccomp profile refuses what reaches past the zone.
+    let out = h.cmd("zlogin", &["p", "swapoff -a 2>&1; echo rc=$?"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("rc=1") || text.contains("not permitted"),
+        "{text}"
+    );
+    h.ok("zoneadm", &["-z", "p", "halt"]);
+}
+
+#[test]
+fn move_detach_attach_and_mark() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("move");
+    h.install("m");
+    h.ok("zoneadm", &["-z", "m", "move", "/zones/moved"]);
+    assert!(h.root.join("zones/moved/root/bin/busybox").exists());
+    assert!(!h.root.join("zones/m").exists());
+    let row = h.list().into_iter().find(|f| f[1] == "m").unwrap();
+    assert_eq!(row[3], "/zones/moved");
+    h.ok("zoneadm", &["-z", "m", "boot"]);
+    assert_eq!(h.ok("zlogin", &["m", "hostname"]), "m\n");
+    let err = h.fails("zoneadm", &["-z", "m", "detach"]);
+    assert!(err.contains("running"), "{err}");
+    h.ok("zoneadm", &["-z", "m", "halt"]);
+    h.ok("zoneadm", &["-z", "m", "detach"]);
+    assert_eq!(h.state("m"), "configured");
+    assert!(h.root.join("zones/moved/SUNWdetached.json").exists());
+    h.ok("zoneadm", &["-z", "m", "attach"]);
+    assert_eq!(h.state("m"), "installed");
+    h.ok("zoneadm", &["-z", "m", "mark", "incomplete"]);
+    assert_eq!(h.state("m"), "incomplete");
+    let err = h.fails("zoneadm", &["-z", "m", "boot"]);
+    assert!(err.contains("is incomplete"), "{err}");
+    h.ok("zoneadm", &["-z", "m", "uninstall", "-F"]);
+    assert_eq!(h.state("m"), "configured");
+}
+
+#[test]
+fn boot_all_and_shutdown_all_follow_autoboot() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("all");
+    h.install("auto");
+    h.install("manual");
+    h.ok("zonecfg", &["-z", "auto", "set autoboot=true"]);
+    h.ok("zoneadm", &["boot-all"]);
+    assert_eq!(h.state("auto"), "running");
+    assert_eq!(h.state("manual"), "installed");
+    h.ok("zoneadm", &["shutdown-all", "-t", "20"]);
+    assert_eq!(h.state("auto"), "installed");
+}
+
+#[test]
+fn an_app_zone_runs_one_program() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("app");
+    h.ok(
+        "zonecfg",
+        &[
+            "-z",
+            "svc",
+            "create; set zonepath=/zones/svc; set brand=app; set bootargs=\"/bin/sleep 1000\"",
+        ],
+    );
+    h.ok(
+        "zoneadm",
+        &["-z", "svc", "install", "-d", h.image.to_str().unwrap()],
+    );
+    h.ok("zoneadm", &["-z", "svc", "boot"]);
+    assert_eq!(h.state("svc"), "running");
+    let out = h.ok("zlogin", &["svc", "cat /proc/1/cmdline | tr '\\0' ' '"]);
+    assert_eq!(out.trim(), "/bin/sleep 1000");
+    h.ok("zoneadm", &["-z", "svc", "halt"]);
+    // An app zone's program ending takes the zone down.
+    h.ok("zonecfg", &["-z", "svc", "set bootargs=\"/bin/sleep 1\""]);
+    h.ok("zoneadm", &["-z", "svc", "boot"]);
+    for _ in 0..1000 {
+        if h.state("svc") == "installed" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(h.state("svc"), "installed");
+}
+
+#[test]
+fn the_console_stays_attached_across_a_reboot() {
+    if !require_root() {
+        return;
+    }
+    use std::io::{Read, Write};
+    let h = Host::new("con-reboot");
+    h.install("cr");
+    h.ok("zoneadm", &["-z", "cr", "boot"]);
+    let mut child = Command::new(bin("zlogin"))
+        .arg("-R")
+        .arg(&h.root)
+        .args(["-C", "cr"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    h.ok("zoneadm", &["-z", "cr", "reboot"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    {
+        let stdin = child.stdin.as_mut().unwrap();
+        stdin.write_all(b"\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        stdin.write_all(b"echo after-$((40+2))-reboot\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        stdin.write_all(b"~.").unwrap();
+    }
+    let mut text = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    let _ = child.wait();
+    assert!(text.contains("after-42-reboot"), "{text}");
+    h.ok("zoneadm", &["-z", "cr", "halt"]);
+}

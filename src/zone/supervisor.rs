@@ -433,9 +433,9 @@ impl Supervisor {
                     self.answer_waiting(&Reply::Error(format!("reboot failed: {e}")));
                 }
             }
-        } else {
-            self.answer_waiting(&Reply::Ok);
         }
+        // Requests waiting for the zone to be down are answered by teardown, once the state
+        // really says installed.
         self.done = true;
         Ok(())
     }

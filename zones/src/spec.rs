@@ -132,13 +132,23 @@ fn process(zone: &Zone, opts: &SpecOptions) -> Result<oci_spec::runtime::Process
         Brand::App => {
             let app = opts.app.clone().unwrap_or_default();
             let mut args = app.args.clone();
+            // Without an image's entrypoint, bootargs is the program to run.
+            if args.is_empty() {
+                args.extend(
+                    zone.bootargs
+                        .as_deref()
+                        .unwrap_or("")
+                        .split_whitespace()
+                        .map(String::from),
+                );
+            }
             if let Some(extra) = &opts.boot_args {
                 args.extend(extra.iter().cloned());
             }
             if args.is_empty() {
                 return Err(invalid(
                     zone,
-                    "brand app needs a process: install it from an image with an entrypoint or cmd",
+                    "brand app needs a process: install it from an image with an entrypoint or cmd, or set bootargs to the program to run",
                 ));
             }
             for e in &app.env {
