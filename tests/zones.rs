@@ -181,6 +181,11 @@ impl Drop for Host {
         let _ = std::fs::remove_dir_all(&self.root);
         for parent in self.cgroup_parents() {
             let _ = std::fs::remove_dir(&parent);
+            // The per-process prefix too, once no other test uses it (rmdir of a non-empty
+            // cgroup fails, which is what keeps a sibling's safe).
+            if let Some(prefix) = parent.parent() {
+                let _ = std::fs::remove_dir(prefix);
+            }
         }
     }
 }
