@@ -1,0 +1,351 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmarks of runz against runc (and crun where it runs), and of zones.
+
+Every figure is a median over N runs with min and max, the peers measured alternately
+(A B A B ...) in the same run, so a noisy machine slows both alike; the table reports the
+ratio to the peer. Writes bench/results/latest.md and bench/results/latest.svg.
+
+Usage: bench.py --runz PATH --zoneadm PATH --zonecfg PATH --zlogin PATH --out DIR [--runs N]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+BASE = "/var/tmp/runz-bench"
+
+
+def sh(cmd, check=True, **kw):
+    return subprocess.run(cmd, check=check, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          stdin=subprocess.DEVNULL, **kw)
+
+
+def timed(cmd):
+    t = time.perf_counter()
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       stdin=subprocess.DEVNULL)
+    dt = time.perf_counter() - t
+    if r.returncode != 0:
+        raise RuntimeError(f"{cmd}: {r.stderr.decode().strip()}")
+    return dt
+
+
+def stats(samples):
+    ms = [s * 1000 for s in samples]
+    return {"median": statistics.median(ms), "min": min(ms), "max": max(ms), "n": len(ms)}
+
+
+def make_bundle(path, runz, args, cgroup):
+    os.makedirs(path, exist_ok=True)
+    sh([os.path.join(os.path.dirname(__file__), "..", "scripts", "mk-rootfs.sh"),
+        os.path.join(path, "rootfs")])
+    sh([runz, "spec", "--bundle", path])
+    with open(os.path.join(path, "config.json")) as f:
+        c = json.load(f)
+    c["process"]["terminal"] = False
+    c["process"]["args"] = args
+    c["linux"]["cgroupsPath"] = cgroup
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(c, f)
+
+
+def runtimes(runz):
+    rts = {"runz": [runz, "--root", "/run/runz-bench"]}
+    if shutil.which("runc"):
+        rts["runc"] = ["runc", "--root", "/run/runc-bench"]
+    crun_note = None
+    if shutil.which("crun"):
+        rts["crun"] = ["crun", "--root", "/run/crun-bench"]
+    return rts, crun_note
+
+
+def alternate(rts, make_cmds, runs, per_run=None):
+    """Run each runtime's command list alternately; returns name -> list of seconds."""
+    out = {n: [] for n in rts}
+    failed = {}
+    for i in range(runs):
+        for name, rt in rts.items():
+            if name in failed:
+                continue
+            try:
+                total = 0.0
+                for cmd in make_cmds(name, rt, i):
+                    total += timed(cmd)
+                out[name].append(total)
+            except RuntimeError as e:
+                failed[name] = str(e).splitlines()[-1][:200]
+            finally:
+                if per_run:
+                    per_run(name, rt, i)
+    return out, failed
+
+
+def bench_run(rts, bundle, runs):
+    def cmds(name, rt, i):
+        return [rt + ["run", "--bundle", bundle, f"b-{name}-{i}"]]
+    return alternate(rts, cmds, runs)
+
+
+def bench_steps(rts, bundle, runs):
+    res = {}
+    failed = {}
+    for step in ("create", "start", "delete"):
+        res[step] = {n: [] for n in rts}
+    for i in range(runs):
+        for name, rt in rts.items():
+            if name in failed:
+                continue
+            cid = f"s-{name}-{i}"
+            try:
+                res["create"][name].append(timed(rt + ["create", "--bundle", bundle, cid]))
+                res["start"][name].append(timed(rt + ["start", cid]))
+                res["delete"][name].append(timed(rt + ["delete", "-f", cid]))
+            except RuntimeError as e:
+                failed[name] = str(e).splitlines()[-1][:200]
+                subprocess.run(rt + ["delete", "-f", cid], capture_output=True)
+    return res, failed
+
+
+def bench_exec(rts, bundle_sleep, runs):
+    res = {n: [] for n in rts}
+    failed = {}
+    live = {}
+    for name, rt in rts.items():
+        cid = f"e-{name}"
+        r = subprocess.run(rt + ["run", "-d", "--bundle", bundle_sleep, cid], capture_output=True,
+                           stdin=subprocess.DEVNULL)
+        if r.returncode == 0:
+            live[name] = cid
+        else:
+            failed[name] = r.stderr.decode().strip().splitlines()[-1][:200]
+    for i in range(runs):
+        for name, cid in live.items():
+            res[name].append(timed(rts[name] + ["exec", cid, "/bin/true"]))
+    for name, cid in live.items():
+        subprocess.run(rts[name] + ["delete", "-f", cid], capture_output=True)
+    return res, failed
+
+
+def peak_rss(rts, bundle):
+    out = {}
+    for name, rt in rts.items():
+        r = subprocess.run(["/usr/bin/time", "-f", "%M"] + rt +
+                           ["run", "--bundle", bundle, f"rss-{name}"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        if r.returncode == 0:
+            out[name] = int(r.stderr.decode().strip().splitlines()[-1])
+    return out
+
+
+def stripped_size(path):
+    with tempfile.TemporaryDirectory() as d:
+        p = os.path.join(d, "bin")
+        shutil.copy(path, p)
+        sh(["strip", p])
+        return os.path.getsize(p)
+
+
+def zone_bench(a, runs):
+    """Boot to first zlogin, halt, supervisor RSS; then N zones at once."""
+    alt = os.path.join(BASE, "zones")
+    shutil.rmtree(alt, ignore_errors=True)
+    img = os.path.join(alt, "image")
+    sh([os.path.join(os.path.dirname(__file__), "..", "scripts", "mk-rootfs.sh"), img])
+    with open(os.path.join(img, "etc/inittab"), "w") as f:
+        f.write("::sysinit:/bin/hostname -F /etc/hostname\n::askfirst:-/bin/sh\n")
+    env = dict(os.environ, ZONES_CGROUP_PARENT="runz-bench-zones")
+    R = ["-R", alt]
+
+    def z(*args):
+        r = subprocess.run(list(args), env=env, capture_output=True, stdin=subprocess.DEVNULL)
+        if r.returncode != 0:
+            raise RuntimeError(f"{args}: {r.stderr.decode().strip()}")
+        return r.stdout.decode()
+
+    z(a.zonecfg, *R, "-z", "b", "create; set zonepath=/zones/b")
+    z(a.zoneadm, *R, "-z", "b", "install", "-d", img)
+    boot, halt, rss = [], [], []
+    for _ in range(runs):
+        t = time.perf_counter()
+        z(a.zoneadm, *R, "-z", "b", "boot")
+        z(a.zlogin, *R, "b", "true")
+        boot.append(time.perf_counter() - t)
+        info = json.load(open(os.path.join(alt, "run/zones/b/zone.json")))
+        with open(f"/proc/{info['supervisor_pid']}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    rss.append(int(line.split()[1]))
+        t = time.perf_counter()
+        z(a.zoneadm, *R, "-z", "b", "halt")
+        halt.append(time.perf_counter() - t)
+    many = int(a.zones)
+    for i in range(many):
+        z(a.zonecfg, *R, "-z", f"m{i}", f"create; set zonepath=/zones/m{i}")
+        z(a.zoneadm, *R, "-z", f"m{i}", "clone", "b")
+    mem_before = meminfo_used()
+    t = time.perf_counter()
+    for i in range(many):
+        z(a.zoneadm, *R, "-z", f"m{i}", "boot")
+    up = time.perf_counter() - t
+    mem_after = meminfo_used()
+    t = time.perf_counter()
+    for i in range(many):
+        z(a.zoneadm, *R, "-z", f"m{i}", "halt")
+    down = time.perf_counter() - t
+    for i in range(many):
+        z(a.zoneadm, *R, "-z", f"m{i}", "uninstall", "-F")
+    z(a.zoneadm, *R, "-z", "b", "uninstall", "-F")
+    shutil.rmtree(alt, ignore_errors=True)
+    for root, dirs, _ in os.walk("/sys/fs/cgroup", topdown=False):
+        for d in dirs:
+            if d == "runz-bench-zones":
+                try:
+                    os.rmdir(os.path.join(root, d))
+                except OSError:
+                    pass
+    return {"boot": stats(boot), "halt": stats(halt),
+            "rss_kb": statistics.median(rss) if rss else None,
+            "many": many, "many_up_s": up, "many_down_s": down,
+            "many_mem_mib": (mem_after - mem_before) / 1024}
+
+
+def meminfo_used():
+    m = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            k, v = line.split(":")
+            m[k] = int(v.split()[0])
+    return m["MemTotal"] - m["MemAvailable"]
+
+
+def profile(runz, bundle):
+    if not shutil.which("strace"):
+        return "strace is not installed"
+    r = subprocess.run(["strace", "-f", "-c", "-o", "/dev/stderr", runz, "--root", "/run/runz-bench",
+                        "run", "--bundle", bundle, "prof"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    return r.stderr.decode()
+
+
+def fmt(s):
+    return f"{s['median']:.2f} ms ({s['min']:.2f}–{s['max']:.2f})"
+
+
+def ratio_row(label, res, failed):
+    cells = [label]
+    base = res.get("runz")
+    for name in ("runz", "runc", "crun"):
+        if name in failed:
+            cells.append(f"fails: {failed[name]}")
+        elif res.get(name):
+            s = stats(res[name])
+            if name != "runz" and base:
+                r = statistics.median(base) / statistics.median(res[name])
+                cells.append(f"{fmt(s)}; runz = {r:.2f}x")
+            else:
+                cells.append(fmt(s))
+        else:
+            cells.append("n/a")
+    return "| " + " | ".join(cells) + " |"
+
+
+def svg(rows, path):
+    """A small grouped bar chart of median ms per benchmark and runtime."""
+    colors = {"runz": "#2b7bb9", "runc": "#d95f02", "crun": "#1b9e77"}
+    width, bar, gap = 720, 22, 40
+    height = 60 + len(rows) * (3 * bar + gap)
+    vmax = max([v for _, vals in rows for v in vals.values()] + [1])
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           'font-family="sans-serif" font-size="12">',
+           '<text x="10" y="20" font-size="14">Median time (ms), lower is better</text>']
+    y = 40
+    for label, vals in rows:
+        out.append(f'<text x="10" y="{y + bar}">{label}</text>')
+        for i, (name, v) in enumerate(vals.items()):
+            w = int(420 * v / vmax)
+            yy = y + i * bar
+            out.append(f'<rect x="200" y="{yy}" width="{w}" height="{bar - 4}" fill="{colors[name]}"/>')
+            out.append(f'<text x="{205 + w}" y="{yy + bar - 8}">{name} {v:.2f}</text>')
+        y += 3 * bar + gap
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out))
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--runz", required=True)
+    p.add_argument("--zoneadm", required=True)
+    p.add_argument("--zonecfg", required=True)
+    p.add_argument("--zlogin", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--zones", type=int, default=100)
+    a = p.parse_args()
+    shutil.rmtree(BASE, ignore_errors=True)
+    os.makedirs(a.out, exist_ok=True)
+    rts, _ = runtimes(a.runz)
+    true_bundle = os.path.join(BASE, "true")
+    sleep_bundle = os.path.join(BASE, "sleep")
+    make_bundle(true_bundle, a.runz, ["/bin/true"], "runz-bench/true")
+    make_bundle(sleep_bundle, a.runz, ["/bin/sleep", "1000"], "runz-bench/sleep")
+
+    run_res, run_failed = bench_run(rts, true_bundle, a.runs)
+    steps, steps_failed = bench_steps(rts, true_bundle, a.runs)
+    exec_res, exec_failed = bench_exec(rts, sleep_bundle, a.runs)
+    rss = peak_rss({k: v for k, v in rts.items() if k not in run_failed}, true_bundle)
+    sizes = {"runz": stripped_size(a.runz)}
+    for n in ("runc", "crun"):
+        if shutil.which(n):
+            sizes[n] = stripped_size(shutil.which(n))
+    zones = zone_bench(a, a.runs)
+    prof = profile(a.runz, true_bundle)
+    shutil.rmtree(BASE, ignore_errors=True)
+
+    lines = ["# Benchmark results", "",
+             f"Machine: {os.cpu_count()} CPUs, kernel {os.uname().release}; "
+             f"{a.runs} runs per figure, peers alternated; median (min–max).", "",
+             "## Runtimes on this host (hybrid cgroup v1)", "",
+             "| benchmark | runz | runc | crun |", "|---|---|---|---|",
+             ratio_row("run /bin/true", run_res, run_failed)]
+    for step in ("create", "start", "delete"):
+        lines.append(ratio_row(f"{step} (-f)" if step == "delete" else step, steps[step], steps_failed))
+    lines.append(ratio_row("exec /bin/true", exec_res, exec_failed))
+    lines.append("| peak RSS of `run` | " + " | ".join(
+        f"{rss[n] / 1024:.1f} MiB" if n in rss else "n/a" for n in ("runz", "runc", "crun")) + " |")
+    lines.append("| stripped binary | " + " | ".join(
+        f"{sizes[n] / 2**20:.2f} MiB" if n in sizes else "n/a" for n in ("runz", "runc", "crun")) + " |")
+    lines += ["", "crun 1.8 refuses this host's hybrid cgroups (the unified mount has a controller); "
+              "the comparison with crun belongs in the cgroup-v2 guest, which is not part of this run yet.",
+              "", "## Zones (directory storage, no network)", "",
+              "| benchmark | result |", "|---|---|",
+              f"| `zoneadm boot` until `zlogin Z true` succeeds | {fmt(zones['boot'])} |",
+              f"| `zoneadm halt` | {fmt(zones['halt'])} |",
+              f"| zoneadmd RSS | {zones['rss_kb'] / 1024:.2f} MiB |" if zones["rss_kb"] else "| zoneadmd RSS | n/a |",
+              f"| {zones['many']} zones booted one after another | {zones['many_up_s']:.2f} s, "
+              f"{zones['many_mem_mib']:.0f} MiB host memory |",
+              f"| ... and halted | {zones['many_down_s']:.2f} s |",
+              "", "## Where `runz run` spends its time (strace -f -c)", "", "```", prof.strip(), "```", ""]
+    md = os.path.join(a.out, "latest.md")
+    with open(md, "w") as f:
+        f.write("\n".join(lines))
+    rows = []
+    for label, res, failed in (("run /bin/true", run_res, run_failed),
+                               ("create", steps["create"], steps_failed),
+                               ("start", steps["start"], steps_failed),
+                               ("delete -f", steps["delete"], steps_failed),
+                               ("exec /bin/true", exec_res, exec_failed)):
+        rows.append((label, {n: statistics.median(v) * 1000 for n, v in res.items()
+                             if v and n not in failed}))
+    svg(rows, os.path.join(a.out, "latest.svg"))
+    print(open(md).read())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
