@@ -53,7 +53,7 @@ enum Cmd {
         /// The root filesystem to install from.
         #[arg(short = 'd')]
         source: Option<PathBuf>,
-        /// An image (not available yet: use -d).
+        /// An image from the image store (imgadm import), by name or id.
         #[arg(short = 'i')]
         image: Option<String>,
     },
@@ -84,7 +84,7 @@ enum Cmd {
     Reboot,
     /// Install this zone as a copy of another, halted zone.
     Clone {
-        /// Copy (the only method for directory storage).
+        /// copy: the source's storage backend decides (a snapshot or clone where it can).
         #[arg(short = 'm', default_value = "copy")]
         method: String,
         source: String,
@@ -166,11 +166,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             let name = need()?;
             match (source, image) {
                 (Some(s), _) => admin::install(&store, &name, &s)?,
-                (None, Some(i)) => anyhow::bail!(
-                    "install -i {i}: installing from images is not available yet; use -d PATH with a root filesystem directory or tar archive"
-                ),
+                (None, Some(i)) => admin::install_image(&store, &name, &i)?,
                 (None, None) => anyhow::bail!(
-                    "install: give the root filesystem with -d PATH (a directory or a tar archive)"
+                    "install: give the root filesystem with -d PATH (a directory or a tar archive) or an image with -i IMAGE"
                 ),
             }
         }
@@ -198,7 +196,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Clone { method, source } => {
             if method != "copy" {
                 anyhow::bail!(
-                    "clone -m {method}: only the copy method is available for this storage"
+                    "clone -m {method}: only -m copy is supported (the storage backend decides how)"
                 );
             }
             admin::clone(&store, &need()?, &source)?

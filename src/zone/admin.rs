@@ -24,6 +24,8 @@ pub enum AdminError {
     #[error(transparent)]
     Storage(#[from] zones::storage::StorageError),
     #[error(transparent)]
+    Image(#[from] zones::image::ImageError),
+    #[error(transparent)]
     Control(#[from] control::ControlError),
     #[error(transparent)]
     Engine(#[from] engine::EngineError),
@@ -127,6 +129,47 @@ pub fn install(store: &Store, name: &str, source: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `zoneadm install -i IMAGE`: the zone's root from an image in the image store, made by the
+/// zone's storage backend (`storage` property; overlay when unset). An `app` zone also gets
+/// `<zonepath>/app.json` from the image's config. A failed install leaves the zone configured.
+pub fn install_image(store: &Store, name: &str, image: &str) -> Result<()> {
+    let (zone, lock, st) = open(store, name)?;
+    let t = state::check(name, st, Verb::Install)?;
+    zone.verify().map_err(|e| zerr(name, e))?;
+    let images = zones::image::ImageStore::open(store.altroot());
+    let m = images.get(image)?;
+    let kind = match zone.storage.as_deref() {
+        Some(s) => zones::storage::Kind::parse(s)?,
+        None => zones::storage::Kind::Overlay,
+    };
+    let host = check_zonepath(store, &zone, true)?;
+    store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;
+    let made = (|| -> Result<()> {
+        fs::create_dir_all(&host).map_err(|e| zerr(name, format!("{}: {e}", host.display())))?;
+        let _ = fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        let rootfs = images.rootfs(&m.id);
+        let image = zones::storage::ImageRef {
+            id: &m.id,
+            rootfs: &rootfs,
+        };
+        zones::storage::provision(&kind, &image, &host, name)?;
+        if zone.brand == Brand::App {
+            let json =
+                serde_json::to_vec_pretty(&m.config.app_process()).map_err(|e| zerr(name, e))?;
+            zones::store::write_atomic(&host, "app.json", &json)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = made {
+        let _ = zones::storage::destroy(&host);
+        let _ = remove_zone_files(&host);
+        store.set_state(&lock, ZoneState::Configured)?;
+        return Err(e);
+    }
+    store.set_state(&lock, t.to.unwrap_or(ZoneState::Installed))?;
+    Ok(())
+}
+
 /// `zoneadm uninstall`: remove the root filesystem; the zone is configured again.
 pub fn uninstall(store: &Store, name: &str) -> Result<()> {
     let (zone, lock, st) = open(store, name)?;
@@ -139,6 +182,7 @@ pub fn uninstall(store: &Store, name: &str) -> Result<()> {
 }
 
 fn remove_zone_files(host: &Path) -> Result<()> {
+    zones::storage::destroy(host)?;
     zones::storage::remove_tree(&host.join("root"))?;
     for f in ["config.json", "app.json", "SUNWdetached.json"] {
         let _ = fs::remove_file(host.join(f));
@@ -160,7 +204,9 @@ pub fn boot(store: &Store, name: &str, args: Option<Vec<String>>) -> Result<()> 
     let (zone, lock, st) = open(store, name)?;
     let st = effective_state(store, name, st);
     state::check(name, st, Verb::Boot)?;
-    if zone.brand == Brand::Linux && !engine::zone_root(store, &zone)?.join("sbin/init").exists() {
+    if zone.brand == Brand::Linux
+        && !zones::storage::root_has(&engine::zonepath(store, &zone)?, "sbin/init")
+    {
         return Err(zerr(
             name,
             "brand linux boots /sbin/init, which the zone's root does not have",
@@ -238,10 +284,21 @@ pub fn clone(store: &Store, name: &str, source: &str) -> Result<()> {
     let t = state::check(name, st, Verb::Clone)?;
     zone.verify().map_err(|e| zerr(name, e))?;
     let host = check_zonepath(store, &zone, true)?;
-    let src_root = engine::zone_root(store, &src_zone)?;
+    let src_host = engine::zonepath(store, &src_zone)?;
     store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;
-    fs::create_dir_all(&host).map_err(|e| zerr(name, format!("{}: {e}", host.display())))?;
-    zones::storage::populate(&src_root, &host.join("root"))?;
+    let made = (|| -> Result<()> {
+        fs::create_dir_all(&host).map_err(|e| zerr(name, format!("{}: {e}", host.display())))?;
+        // The source's backend clones; a zone installed from a directory is copied.
+        if zones::storage::clone_zone(&src_host, &host, name)?.is_none() {
+            zones::storage::populate(&src_host.join("root"), &host.join("root"))?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = made {
+        let _ = remove_zone_files(&host);
+        store.set_state(&lock, ZoneState::Configured)?;
+        return Err(e);
+    }
     let src_app = engine::zonepath(store, &src_zone)?.join("app.json");
     if src_app.exists() {
         let _ = fs::copy(src_app, host.join("app.json"));

@@ -274,6 +274,9 @@ impl Supervisor {
             .load(&self.paths.name)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("{}: No such zone configured", self.paths.name))?;
+        // The zone's root (an overlay, ...) is mounted while the zone is up.
+        let zonepath = engine::zonepath(&self.store, &zone).map_err(|e| e.to_string())?;
+        zones::storage::activate(&zonepath).map_err(|e| e.to_string())?;
         let bundle = engine::write_bundle(&self.store, &zone, self.boot_args.clone())
             .map_err(|e| e.to_string())?;
         let (pid, master) = engine::create(&self.paths, &bundle).map_err(|e| e.to_string())?;
@@ -434,8 +437,8 @@ impl Supervisor {
                 }
             }
         }
-        // Requests waiting for the zone to be down are answered by teardown, once the state
-        // really says installed.
+        // Halt and shutdown are answered by teardown, once the zone is really installed
+        // again (its storage unmounted): an uninstall right after must not race with it.
         self.done = true;
         Ok(())
     }
@@ -631,6 +634,7 @@ impl Supervisor {
             }
         }
         let _ = engine::destroy(&self.paths);
+        self.deactivate_storage();
         for c in self.clients.drain(..) {
             let _ = c.shutdown(std::net::Shutdown::Both);
         }
@@ -644,6 +648,23 @@ impl Supervisor {
             let _ = fs::remove_file(f);
         }
         self.answer_waiting(&Reply::Ok);
+    }
+}
+
+impl Supervisor {
+    /// Unmount what `make_ready` mounted for the zone's root.
+    fn deactivate_storage(&self) {
+        let zonepath = self
+            .store
+            .load(&self.paths.name)
+            .ok()
+            .flatten()
+            .and_then(|z| engine::zonepath(&self.store, &z).ok());
+        if let Some(zp) = zonepath {
+            if let Err(e) = zones::storage::deactivate(&zp) {
+                log(&format!("zone '{}': storage: {e}", self.paths.name));
+            }
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! persistent store ([`store`]), the state machine ([`state`]) and the `create` templates
 //! ([`templates`]).
 
+pub mod image;
 pub mod lang;
 pub mod model;
 pub mod privileges;

@@ -105,7 +105,8 @@ pub fn help(topic: Option<&str>) -> String {
     ];
     const TAIL: &str = "\nResource types: fs, net, anet, device, rctl, attr, dedicated-cpu, capped-cpu, capped-memory\n\
 Global properties: zonename, zonepath, brand (linux|app), autoboot, bootargs, pool, limitpriv,\n\
-\tscheduling-class, ip-type (exclusive|shared), hostid, fs-allowed, cpu-shares, max-lwps,\n\
+\tscheduling-class, ip-type (exclusive|shared), hostid, fs-allowed,\n\
+\tstorage (overlay|dir|btrfs[:PATH]|zfs:POOL/DATASET), cpu-shares, max-lwps,\n\
 \tmax-processes, max-msg-ids, max-sem-ids, max-shm-ids, max-shm-memory\n\
 Values: simple (quoted with \"\" if needed), lists [a,b], complex (name=value,...)\n";
     match topic.and_then(|t| USAGE.iter().find(|(c, _)| *c == t)) {

@@ -234,7 +234,7 @@ const fn alias(
 }
 
 /// The global properties, in `info` order (rctl aliases follow, see [`RCTL_ALIASES`]).
-pub const GLOBAL_PROPS: [&str; 11] = [
+pub const GLOBAL_PROPS: [&str; 12] = [
     "zonename",
     "zonepath",
     "brand",
@@ -246,6 +246,7 @@ pub const GLOBAL_PROPS: [&str; 11] = [
     "ip-type",
     "hostid",
     "fs-allowed",
+    "storage",
 ];
 
 /// A zone configuration.
@@ -276,6 +277,9 @@ pub struct Zone {
     pub hostid: Option<Hostid>,
     #[serde(default)]
     pub fs_allowed: Vec<String>,
+    /// Storage backend for installs from an image (`zones::storage::Kind`); unset: overlay.
+    #[serde(default)]
+    pub storage: Option<String>,
     #[serde(default)]
     pub fs: Vec<Fs>,
     #[serde(default)]
@@ -313,6 +317,7 @@ impl Zone {
             ip_type: IpType::default(),
             hostid: None,
             fs_allowed: Vec::new(),
+            storage: None,
             fs: Vec::new(),
             net: Vec::new(),
             anet: Vec::new(),
@@ -360,6 +365,10 @@ impl Zone {
             "scheduling-class" => self.scheduling_class = Some(checked_word(prop, v)?),
             "ip-type" => self.ip_type = IpType::parse(v)?,
             "hostid" => self.hostid = Some(Hostid::parse(prop, v)?),
+            "storage" => {
+                crate::storage::Kind::parse(v).map_err(|e| invalid(prop, v, &e.to_string()))?;
+                self.storage = Some(v.to_string());
+            }
             _ => return Err(unknown_global(prop)),
         }
         Ok(())
@@ -416,6 +425,7 @@ impl Zone {
             "ip-type" => self.ip_type = IpType::default(),
             "hostid" => self.hostid = None,
             "fs-allowed" => self.fs_allowed.clear(),
+            "storage" => self.storage = None,
             _ => return Err(unknown_global(prop)),
         }
         Ok(())
@@ -449,6 +459,7 @@ impl Zone {
             "ip-type" => self.ip_type.to_string(),
             "hostid" => self.hostid.map(|h| h.to_string()).unwrap_or_default(),
             "fs-allowed" => self.fs_allowed.join(","),
+            "storage" => opt(&self.storage),
             _ => return None,
         })
     }

@@ -1,6 +1,14 @@
 //! Putting a root filesystem at `<zonepath>/root`: from a directory (a faithful copy: modes,
 //! owners, times, symlinks, device nodes, hard links kept as links) or a tar archive (plain or
-//! gzip). The copy-on-write backends (overlay, btrfs, zfs) build on this in the images work.
+//! gzip); and, for zones installed from an image, the storage backends ([`Backend`]):
+//! `overlay` (the default: the image's rootfs as the lower dir, the zone's changes in
+//! `<zonepath>/upper`), `dir` (a copy), `btrfs` (a snapshot of the image's subvolume) and
+//! `zfs` (a clone of the image dataset's `@final`).
+//!
+//! A zone installed from an image has `<zonepath>/storage.json` ([`Record`]): which backend,
+//! which image, and what the backend made. The supervisor calls [`activate`] before the
+//! zone's container is created and [`deactivate`] at teardown; a zone without a record (one
+//! installed with `-d`) is a plain directory and needs neither.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -9,12 +17,24 @@ use std::io::{self, Read};
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+mod backend;
+pub mod btrfs;
+pub mod dir;
+pub mod overlay;
+pub mod zfs;
+
+pub use backend::*;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("{}: {source}", .path.display())]
     Io { path: PathBuf, source: io::Error },
     #[error("{}: {msg}", .path.display())]
     Bad { path: PathBuf, msg: String },
+    #[error("storage '{value}': {why}")]
+    BadKind { value: String, why: String },
+    #[error("{cmd}: {msg}")]
+    Command { cmd: String, msg: String },
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {

@@ -1,0 +1,145 @@
+//! Writing images: an OCI image layout or a docker-archive directory from a root filesystem
+//! (one gzip layer). The start of `imgadm create`, and how the tests make their images.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+
+use serde_json::json;
+
+use super::digest::Digest;
+use super::{ImageConfig, ImageError};
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ImageError + '_ {
+    move |source| ImageError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A reproducible tar of `rootfs` (sorted, numeric owners kept, mtimes kept).
+pub fn tar_rootfs(rootfs: &Path) -> Result<Vec<u8>, ImageError> {
+    let mut b = tar::Builder::new(Vec::new());
+    b.follow_symlinks(false);
+    b.mode(tar::HeaderMode::Complete);
+    b.append_dir_all(".", rootfs).map_err(io_err(rootfs))?;
+    b.into_inner().map_err(io_err(rootfs))
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(data).expect("writing to a Vec");
+    gz.finish().expect("writing to a Vec")
+}
+
+fn put_blob(layout: &Path, data: &[u8]) -> Result<Digest, ImageError> {
+    let d = Digest::of_bytes(data);
+    let dir = layout.join("blobs/sha256");
+    fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let path = dir.join(d.hex());
+    fs::write(&path, data).map_err(io_err(&path))?;
+    Ok(d)
+}
+
+fn config_json(cfg: &ImageConfig, diff_ids: &[Digest]) -> serde_json::Value {
+    json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {
+            "Entrypoint": cfg.entrypoint,
+            "Cmd": cfg.cmd,
+            "Env": cfg.env,
+            "WorkingDir": cfg.workdir.clone().unwrap_or_default(),
+            "User": cfg.user.clone().unwrap_or_default(),
+        },
+        "rootfs": {"type": "layers", "diff_ids": diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>()},
+    })
+}
+
+/// Write an OCI image layout at `out` whose layers are the given uncompressed tars (each
+/// stored gzip-compressed). Returns the manifest digest.
+pub fn write_oci_layout(
+    layers: &[Vec<u8>],
+    out: &Path,
+    name: &str,
+    cfg: &ImageConfig,
+) -> Result<Digest, ImageError> {
+    fs::create_dir_all(out).map_err(io_err(out))?;
+    let mut descs = Vec::new();
+    let mut diffs = Vec::new();
+    for tar in layers {
+        diffs.push(Digest::of_bytes(tar));
+        let gz = gzip(tar);
+        let d = put_blob(out, &gz)?;
+        descs.push(json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": d.to_string(),
+            "size": gz.len(),
+        }));
+    }
+    let config = serde_json::to_vec(&config_json(cfg, &diffs)).expect("json");
+    let cd = put_blob(out, &config)?;
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd.to_string(), "size": config.len()},
+        "layers": descs,
+    }))
+    .expect("json");
+    let md = put_blob(out, &manifest)?;
+    let index = json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": md.to_string(),
+            "size": manifest.len(),
+            "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": "latest"},
+        }],
+    });
+    let p = out.join("index.json");
+    fs::write(&p, serde_json::to_vec(&index).expect("json")).map_err(io_err(&p))?;
+    let p = out.join("oci-layout");
+    fs::write(&p, br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io_err(&p))?;
+    Ok(md)
+}
+
+/// Write a docker-archive directory (the legacy `docker save` layout: `<id>/layer.tar`,
+/// `<config digest>.json`, `manifest.json`). Returns the config digest (docker's image id).
+pub fn write_docker_dir(
+    layers: &[Vec<u8>],
+    out: &Path,
+    tag: &str,
+    cfg: &ImageConfig,
+) -> Result<Digest, ImageError> {
+    fs::create_dir_all(out).map_err(io_err(out))?;
+    let mut names = Vec::new();
+    let mut diffs = Vec::new();
+    for tar in layers {
+        let d = Digest::of_bytes(tar);
+        let dir = out.join(d.hex());
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let p = dir.join("layer.tar");
+        fs::write(&p, tar).map_err(io_err(&p))?;
+        names.push(format!("{}/layer.tar", d.hex()));
+        diffs.push(d);
+    }
+    let config = serde_json::to_vec(&config_json(cfg, &diffs)).expect("json");
+    let cd = Digest::of_bytes(&config);
+    let p = out.join(format!("{}.json", cd.hex()));
+    fs::write(&p, &config).map_err(io_err(&p))?;
+    let manifest =
+        json!([{"Config": format!("{}.json", cd.hex()), "RepoTags": [tag], "Layers": names}]);
+    let p = out.join("manifest.json");
+    fs::write(&p, serde_json::to_vec(&manifest).expect("json")).map_err(io_err(&p))?;
+    Ok(cd)
+}
+
+/// Tar up a directory (an image layout or docker dir) as an archive file.
+pub fn tar_dir(dir: &Path, out: &Path) -> Result<(), ImageError> {
+    let f = fs::File::create(out).map_err(io_err(out))?;
+    let mut b = tar::Builder::new(f);
+    b.follow_symlinks(false);
+    b.append_dir_all(".", dir).map_err(io_err(dir))?;
+    b.into_inner().map_err(io_err(out))?;
+    Ok(())
+}

@@ -1,0 +1,563 @@
+//! Images: import (OCI image layout, oci-archive, docker-archive, plain rootfs tarball), the
+//! image store, and what an `app` zone takes from an image's configuration.
+//!
+//! The store is `ALTROOT/var/lib/zones/images/<id>/` with `rootfs/` (all layers applied) and
+//! `manifest.json` ([`ImageManifest`]). An import is built in a staging directory beside it
+//! (`.import-<pid>-<n>`) and renamed into place only when every layer has been verified and
+//! applied, so a failed import leaves nothing and never touches another image. Imports and
+//! deletes hold `images/.lock`.
+
+pub mod build;
+pub mod digest;
+pub mod layer;
+pub mod source;
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::spec::AppProcess;
+use digest::{Digest, HashingReader};
+use layer::Compression;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("{}: {source}", .path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{}: {why}", .path.display())]
+    BadImage { path: PathBuf, why: String },
+    #[error("layer {layer}: entry '{entry}': {why}")]
+    BadLayer {
+        layer: String,
+        entry: String,
+        why: String,
+    },
+    #[error("digest '{digest}': {why}")]
+    BadDigest { digest: String, why: String },
+    #[error("{what}: digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        what: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{what}: unknown media type '{media_type}'")]
+    MediaType { what: String, media_type: String },
+    #[error("image {id} is already imported (as '{name}')")]
+    Exists { id: String, name: String },
+    #[error("image name '{name}' is already used by image {id}")]
+    NameTaken { name: String, id: String },
+    #[error("{0}: no such image")]
+    NotFound(String),
+    #[error("'{key}' matches several images: {ids}; give more of the id")]
+    Ambiguous { key: String, ids: String },
+    #[error("image '{name}' ({id}) is used by zone(s): {zones}")]
+    InUse {
+        name: String,
+        id: String,
+        zones: String,
+    },
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> ImageError + '_ {
+    move |source| ImageError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What an image says to run: kept for `app` zones.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageConfig {
+    #[serde(default)]
+    pub entrypoint: Vec<String>,
+    #[serde(default)]
+    pub cmd: Vec<String>,
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default)]
+    pub workdir: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+impl ImageConfig {
+    /// From the `config` object of an OCI/docker image configuration.
+    pub fn from_json(v: &Value) -> ImageConfig {
+        let strings = |k: &str| -> Vec<String> {
+            v[k].as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let text = |k: &str| v[k].as_str().filter(|s| !s.is_empty()).map(str::to_string);
+        ImageConfig {
+            entrypoint: strings("Entrypoint"),
+            cmd: strings("Cmd"),
+            env: strings("Env"),
+            workdir: text("WorkingDir"),
+            user: text("User"),
+        }
+    }
+
+    /// The process of an `app` zone: entrypoint then cmd (a shell when the image names none).
+    pub fn app_process(&self) -> AppProcess {
+        let mut args: Vec<String> = self.entrypoint.iter().chain(&self.cmd).cloned().collect();
+        if args.is_empty() {
+            args.push("/bin/sh".into());
+        }
+        AppProcess {
+            args,
+            env: self.env.clone(),
+            cwd: self.workdir.clone(),
+        }
+    }
+}
+
+/// Where an image came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceType {
+    OciLayout,
+    OciArchive,
+    DockerArchive,
+    Rootfs,
+}
+
+/// `images/<id>/manifest.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageManifest {
+    /// 64 hex digits: the manifest digest (OCI), the config digest (docker-archive), or the
+    /// digest of the tarball (rootfs).
+    pub id: String,
+    pub name: String,
+    pub source: SourceType,
+    /// The path imported from.
+    pub origin: String,
+    /// Seconds since the epoch.
+    pub imported: u64,
+    #[serde(default)]
+    pub os: Option<String>,
+    #[serde(default)]
+    pub architecture: Option<String>,
+    /// Layer digests (uncompressed, `diff_ids`) in order.
+    #[serde(default)]
+    pub layers: Vec<String>,
+    /// Bytes of regular files in the rootfs.
+    pub size: u64,
+    #[serde(default)]
+    pub config: ImageConfig,
+}
+
+impl ImageManifest {
+    /// The first 12 hex digits, as `list` shows.
+    pub fn short_id(&self) -> &str {
+        &self.id[..self.id.len().min(12)]
+    }
+}
+
+/// How to import.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// The path is a plain root filesystem (tarball, gzip/zstd tarball, or directory).
+    pub rootfs: bool,
+    pub name: Option<String>,
+}
+
+/// The image store of one (alternate) root.
+#[derive(Debug, Clone)]
+pub struct ImageStore {
+    dir: PathBuf,
+}
+
+/// Removes a staging directory unless the import succeeded.
+struct Staging(Option<PathBuf>);
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = crate::storage::remove_tree(&p);
+        }
+    }
+}
+
+impl ImageStore {
+    /// `ALTROOT/var/lib/zones/images` (touches nothing).
+    pub fn open(altroot: &Path) -> ImageStore {
+        ImageStore {
+            dir: altroot.join("var/lib/zones/images"),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The rootfs of image `id`.
+    pub fn rootfs(&self, id: &str) -> PathBuf {
+        self.dir.join(id).join("rootfs")
+    }
+
+    fn lock(&self) -> Result<Flock<fs::File>, ImageError> {
+        fs::create_dir_all(&self.dir).map_err(io_at(&self.dir))?;
+        let path = self.dir.join(".lock");
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_at(&path))?;
+        Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| io_at(&path)(e.into()))
+    }
+
+    /// Every imported image, by name.
+    pub fn list(&self) -> Result<Vec<ImageManifest>, ImageError> {
+        let rd = match fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_at(&self.dir)(e)),
+        };
+        let mut out = Vec::new();
+        for e in rd {
+            let e = e.map_err(io_at(&self.dir))?;
+            if e.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let path = e.path().join("manifest.json");
+            if let Ok(text) = fs::read(&path) {
+                let m: ImageManifest =
+                    serde_json::from_slice(&text).map_err(|err| ImageError::BadImage {
+                        path: path.clone(),
+                        why: err.to_string(),
+                    })?;
+                out.push(m);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// An image by name, full id, or unique id prefix.
+    pub fn get(&self, key: &str) -> Result<ImageManifest, ImageError> {
+        let all = self.list()?;
+        if let Some(m) = all.iter().find(|m| m.name == key || m.id == key) {
+            return Ok(m.clone());
+        }
+        let key_hex = key.strip_prefix("sha256:").unwrap_or(key);
+        let hits: Vec<&ImageManifest> = all
+            .iter()
+            .filter(|m| key_hex.len() >= 4 && m.id.starts_with(key_hex))
+            .collect();
+        match hits.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(ImageError::NotFound(key.to_string())),
+            many => Err(ImageError::Ambiguous {
+                key: key.to_string(),
+                ids: many
+                    .iter()
+                    .map(|m| m.short_id())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    /// Import the image at `path`.
+    pub fn import(&self, path: &Path, opts: &ImportOptions) -> Result<ImageManifest, ImageError> {
+        let _lock = self.lock()?;
+        let meta = fs::metadata(path).map_err(io_at(path))?;
+        let staging = self
+            .dir
+            .join(format!(".import-{}-{}", std::process::id(), now_nanos()));
+        fs::create_dir(&staging).map_err(io_at(&staging))?;
+        let guard = Staging(Some(staging.clone()));
+        let rootfs = staging.join("rootfs");
+        fs::create_dir(&rootfs).map_err(io_at(&rootfs))?;
+        let _ = fs::set_permissions(&rootfs, std::os::unix::fs::PermissionsExt::from_mode(0o755));
+        let origin = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let mut manifest = if opts.rootfs {
+            self.import_rootfs(path, &meta, &rootfs, opts)?
+        } else {
+            let (dir, source) = if meta.is_dir() {
+                (path.to_path_buf(), None)
+            } else {
+                let dir = staging.join("archive");
+                unpack_archive(path, &dir)?;
+                (dir, Some(()))
+            };
+            let resolved = source::resolve(&dir)?;
+            let source = match (resolved.format, source) {
+                (source::Format::OciLayout, None) => SourceType::OciLayout,
+                (source::Format::OciLayout, Some(())) => SourceType::OciArchive,
+                (source::Format::DockerArchive, _) => SourceType::DockerArchive,
+            };
+            let name = opts
+                .name
+                .clone()
+                .or(resolved.name.clone())
+                .unwrap_or_else(|| default_name(path));
+            self.check_new(resolved.id.hex(), &name)?;
+            let mut layers = Vec::new();
+            for l in &resolved.layers {
+                layers.push(apply_layer(l, &rootfs)?.to_string());
+            }
+            if dir.starts_with(&staging) {
+                crate::storage::remove_tree(&dir).map_err(|e| ImageError::BadImage {
+                    path: dir.clone(),
+                    why: e.to_string(),
+                })?;
+            }
+            ImageManifest {
+                id: resolved.id.hex().to_string(),
+                name,
+                source,
+                origin: String::new(),
+                imported: 0,
+                os: resolved.os,
+                architecture: resolved.architecture,
+                layers,
+                size: 0,
+                config: resolved.config,
+            }
+        };
+        manifest.origin = origin.display().to_string();
+        manifest.imported = now_nanos() / 1_000_000_000;
+        manifest.size = tree_size(&rootfs);
+        let json = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
+        crate::store::write_atomic(&staging, "manifest.json", &json).map_err(|e| {
+            ImageError::BadImage {
+                path: staging.clone(),
+                why: e.to_string(),
+            }
+        })?;
+        let dest = self.dir.join(&manifest.id);
+        fs::rename(&staging, &dest).map_err(io_at(&dest))?;
+        std::mem::forget(guard);
+        Ok(manifest)
+    }
+
+    fn import_rootfs(
+        &self,
+        path: &Path,
+        meta: &fs::Metadata,
+        rootfs: &Path,
+        opts: &ImportOptions,
+    ) -> Result<ImageManifest, ImageError> {
+        let id = if meta.is_dir() {
+            Digest::of_bytes(format!("{}:{}", path.display(), now_nanos()).as_bytes())
+        } else {
+            Digest::of_file(path).map_err(io_at(path))?
+        };
+        let name = opts.name.clone().unwrap_or_else(|| default_name(path));
+        self.check_new(id.hex(), &name)?;
+        let mut layers = Vec::new();
+        if meta.is_dir() {
+            crate::storage::copy_tree(path, rootfs).map_err(|e| ImageError::BadImage {
+                path: path.to_path_buf(),
+                why: e.to_string(),
+            })?;
+        } else {
+            let l = source::Layer {
+                blob: path.to_path_buf(),
+                digest: None,
+                diff_id: None,
+                media_type: String::new(),
+            };
+            layers.push(apply_layer(&l, rootfs)?.to_string());
+        }
+        Ok(ImageManifest {
+            id: id.hex().to_string(),
+            name,
+            source: SourceType::Rootfs,
+            origin: String::new(),
+            imported: 0,
+            os: Some("linux".into()),
+            architecture: None,
+            layers,
+            size: 0,
+            config: ImageConfig::default(),
+        })
+    }
+
+    /// Refuse an id already imported or a name already taken.
+    fn check_new(&self, id: &str, name: &str) -> Result<(), ImageError> {
+        for m in self.list()? {
+            if m.id == id {
+                return Err(ImageError::Exists {
+                    id: m.id,
+                    name: m.name,
+                });
+            }
+            if m.name == name {
+                return Err(ImageError::NameTaken {
+                    name: name.to_string(),
+                    id: m.id,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Delete an image; `users` are the zones installed from it (the delete is refused).
+    pub fn delete(&self, key: &str, users: &[String]) -> Result<ImageManifest, ImageError> {
+        let _lock = self.lock()?;
+        let m = self.get(key)?;
+        if !users.is_empty() {
+            return Err(ImageError::InUse {
+                name: m.name.clone(),
+                id: m.short_id().to_string(),
+                zones: users.join(", "),
+            });
+        }
+        let dir = self.dir.join(&m.id);
+        // Out of sight first, so a crash mid-removal leaves no half image in `list`.
+        let trash = self.dir.join(format!(".delete-{}-{}", m.id, now_nanos()));
+        fs::rename(&dir, &trash).map_err(io_at(&dir))?;
+        crate::storage::remove_tree(&trash).map_err(|e| ImageError::BadImage {
+            path: trash.clone(),
+            why: e.to_string(),
+        })?;
+        Ok(m)
+    }
+
+    /// Remove leftovers of interrupted imports and deletes (staging dirs whose process is
+    /// gone). Returns what was removed.
+    pub fn clean_staging(&self) -> Result<Vec<PathBuf>, ImageError> {
+        let _lock = self.lock()?;
+        let mut removed = Vec::new();
+        for e in fs::read_dir(&self.dir).map_err(io_at(&self.dir))?.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let stale = if let Some(rest) = n.strip_prefix(".import-") {
+                let pid: i32 = rest
+                    .split('-')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0);
+                pid <= 0 || nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err()
+            } else {
+                n.starts_with(".delete-")
+            };
+            if stale {
+                let _ = crate::storage::remove_tree(&e.path());
+                removed.push(e.path());
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Verify a layer's blob digest (before reading it as tar), apply it, and check its diff_id.
+/// Returns the digest of the uncompressed tar.
+fn apply_layer(l: &source::Layer, rootfs: &Path) -> Result<Digest, ImageError> {
+    let what = l.blob.display().to_string();
+    if let Some(want) = &l.digest {
+        let got = Digest::of_file(&l.blob).map_err(io_at(&l.blob))?;
+        if &got != want {
+            return Err(ImageError::DigestMismatch {
+                what,
+                expected: want.to_string(),
+                actual: got.to_string(),
+            });
+        }
+    }
+    let declared = if l.media_type.ends_with("+zstd") {
+        Some(Compression::Zstd)
+    } else if l.media_type.ends_with("gzip") {
+        Some(Compression::Gzip)
+    } else {
+        None
+    };
+    let comp = Compression::of_file(&l.blob).map_err(io_at(&l.blob))?;
+    if declared.is_some_and(|d| d != comp) {
+        return Err(ImageError::BadImage {
+            path: l.blob.clone(),
+            why: format!("media type {} but the content is {comp:?}", l.media_type),
+        });
+    }
+    let f = fs::File::open(&l.blob).map_err(io_at(&l.blob))?;
+    let decoded = comp.decoder(f).map_err(io_at(&l.blob))?;
+    let mut hashing = HashingReader::new(decoded);
+    layer::apply(&mut hashing, rootfs, &what)?;
+    hashing.drain().map_err(|e| ImageError::BadImage {
+        path: l.blob.clone(),
+        why: format!("truncated or corrupt: {e}"),
+    })?;
+    let got = hashing.digest();
+    if let Some(want) = &l.diff_id {
+        if &got != want {
+            return Err(ImageError::DigestMismatch {
+                what: format!("{what} (uncompressed)"),
+                expected: want.to_string(),
+                actual: got.to_string(),
+            });
+        }
+    }
+    Ok(got)
+}
+
+/// Unpack an oci-archive or docker-archive (plain or compressed tar) into `dir`. The tar
+/// crate's `unpack` refuses entries that would land outside `dir`.
+fn unpack_archive(path: &Path, dir: &Path) -> Result<(), ImageError> {
+    fs::create_dir_all(dir).map_err(io_at(dir))?;
+    let comp = Compression::of_file(path).map_err(io_at(path))?;
+    let f = fs::File::open(path).map_err(io_at(path))?;
+    let mut ar = tar::Archive::new(comp.decoder(f).map_err(io_at(path))?);
+    ar.set_preserve_permissions(false);
+    ar.set_unpack_xattrs(false);
+    ar.unpack(dir).map_err(|e| ImageError::BadImage {
+        path: path.to_path_buf(),
+        why: format!("not a readable image archive (truncated?): {e}"),
+    })
+}
+
+fn default_name(path: &Path) -> String {
+    let n = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "image".into());
+    for ext in [".tar.gz", ".tgz", ".tar.zst", ".tar", ".oci"] {
+        if let Some(s) = n.strip_suffix(ext) {
+            return s.to_string();
+        }
+    }
+    n
+}
+
+fn tree_size(path: &Path) -> u64 {
+    let Ok(m) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if m.is_dir() {
+        fs::read_dir(path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| tree_size(&e.path()))
+            .sum()
+    } else if m.is_file() && m.nlink() <= 1 {
+        m.len()
+    } else if m.is_file() {
+        // Hard links: count each link's share.
+        m.len() / m.nlink()
+    } else {
+        0
+    }
+}
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,208 @@
+use super::build::*;
+use super::layer::tests::{tar_of, tmp, E};
+use super::*;
+
+fn cfg() -> ImageConfig {
+    ImageConfig {
+        entrypoint: vec!["/bin/echo".into()],
+        cmd: vec!["hello".into()],
+        env: vec!["PATH=/bin".into(), "A=1".into()],
+        workdir: Some("/srv".into()),
+        user: Some("1000".into()),
+    }
+}
+
+fn two_layers() -> Vec<Vec<u8>> {
+    vec![
+        tar_of(&[
+            E::Dir("etc/"),
+            E::File("etc/passwd", "root\n"),
+            E::File("etc/old", "x"),
+        ]),
+        tar_of(&[E::File("etc/.wh.old", ""), E::File("etc/new", "n")]),
+    ]
+}
+
+fn check_rootfs(store: &ImageStore, m: &ImageManifest) {
+    let r = store.rootfs(&m.id);
+    assert_eq!(fs::read_to_string(r.join("etc/passwd")).unwrap(), "root\n");
+    assert_eq!(fs::read_to_string(r.join("etc/new")).unwrap(), "n");
+    assert!(!r.join("etc/old").exists());
+    assert!(!r.join("etc/.wh.old").exists());
+}
+
+fn staging_left(store: &ImageStore) -> Vec<String> {
+    fs::read_dir(store.dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ".lock")
+        .collect()
+}
+
+#[test]
+fn import_by_every_route() {
+    let t = tmp("img-routes");
+    let store = ImageStore::open(&t.0.join("alt"));
+    // OCI layout directory.
+    let layout = t.0.join("layout");
+    let md = write_oci_layout(&two_layers(), &layout, "example.org/app:1", &cfg()).unwrap();
+    let m = store.import(&layout, &ImportOptions::default()).unwrap();
+    assert_eq!(m.id, md.hex());
+    assert_eq!(m.name, "example.org/app:1");
+    assert_eq!(m.source, SourceType::OciLayout);
+    assert_eq!(m.layers.len(), 2);
+    assert_eq!(m.config, cfg());
+    check_rootfs(&store, &m);
+    let p = m.config.app_process();
+    assert_eq!(p.args, ["/bin/echo", "hello"]);
+    assert_eq!(p.cwd.as_deref(), Some("/srv"));
+    // The same again: refused, nothing new.
+    let e = store
+        .import(&layout, &ImportOptions::default())
+        .unwrap_err();
+    assert!(e.to_string().contains("already imported"), "{e}");
+    // oci-archive (under another name: same content, so delete the first).
+    let archive = t.0.join("app.oci.tar");
+    tar_dir(&layout, &archive).unwrap();
+    store.delete("example.org/app:1", &[]).unwrap();
+    let m = store
+        .import(
+            &archive,
+            &ImportOptions {
+                rootfs: false,
+                name: Some("arch".into()),
+            },
+        )
+        .unwrap();
+    assert_eq!(m.source, SourceType::OciArchive);
+    assert_eq!(m.name, "arch");
+    check_rootfs(&store, &m);
+    // docker-archive.
+    let ddir = t.0.join("docker");
+    let cd = write_docker_dir(&two_layers(), &ddir, "docker.io/x/app:2", &cfg()).unwrap();
+    let dtar = t.0.join("app-docker.tar");
+    tar_dir(&ddir, &dtar).unwrap();
+    let m = store.import(&dtar, &ImportOptions::default()).unwrap();
+    assert_eq!(m.source, SourceType::DockerArchive);
+    assert_eq!(m.id, cd.hex());
+    assert_eq!(m.name, "docker.io/x/app:2");
+    assert_eq!(m.config.user.as_deref(), Some("1000"));
+    check_rootfs(&store, &m);
+    // Plain rootfs tarball, gzip.
+    let gz = t.0.join("base.tar.gz");
+    fs::write(&gz, gzip(&two_layers()[0])).unwrap();
+    let m = store
+        .import(
+            &gz,
+            &ImportOptions {
+                rootfs: true,
+                name: None,
+            },
+        )
+        .unwrap();
+    assert_eq!(m.source, SourceType::Rootfs);
+    assert_eq!(m.name, "base");
+    assert!(store.rootfs(&m.id).join("etc/old").exists());
+    // Lookup by name, id prefix; list.
+    assert_eq!(store.get(&m.id[..8]).unwrap().name, "base");
+    assert_eq!(store.list().unwrap().len(), 3);
+    assert!(staging_left(&store).iter().all(|n| !n.starts_with('.')));
+    // In use: refused, naming the zones.
+    let e = store
+        .delete("base", &["web".into(), "db".into()])
+        .unwrap_err();
+    assert!(e.to_string().contains("web, db"), "{e}");
+    store.delete("base", &[]).unwrap();
+    assert!(matches!(store.get("base"), Err(ImageError::NotFound(_))));
+}
+
+fn assert_fails_clean(store: &ImageStore, path: &Path, rootfs: bool, expect: &str) {
+    let before = store.list().unwrap();
+    let e = store
+        .import(path, &ImportOptions { rootfs, name: None })
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(expect), "expected '{expect}' in: {e}");
+    assert_eq!(store.list().unwrap(), before, "another image was touched");
+    assert!(
+        staging_left(store)
+            .iter()
+            .all(|n| !n.starts_with(".import")),
+        "partial import left: {:?}",
+        staging_left(store)
+    );
+}
+
+#[test]
+fn bad_images_fail_cleanly() {
+    let t = tmp("img-bad");
+    let store = ImageStore::open(&t.0.join("alt"));
+    let good = t.0.join("good");
+    write_oci_layout(&two_layers(), &good, "good", &cfg()).unwrap();
+    store.import(&good, &ImportOptions::default()).unwrap();
+
+    // A layer blob whose content does not match its digest.
+    let l = t.0.join("corrupt");
+    let md = write_oci_layout(&[tar_of(&[E::File("a", "1")])], &l, "c", &cfg()).unwrap();
+    let manifest: Value =
+        serde_json::from_slice(&fs::read(l.join("blobs/sha256").join(md.hex())).unwrap()).unwrap();
+    let ld = Digest::parse(manifest["layers"][0]["digest"].as_str().unwrap()).unwrap();
+    fs::write(l.join("blobs/sha256").join(ld.hex()), gzip(b"other")).unwrap();
+    assert_fails_clean(&store, &l, false, "digest mismatch");
+
+    // An unknown layer media type (manifest rewritten, index re-pointed).
+    let u = t.0.join("unknown");
+    let md = write_oci_layout(&[tar_of(&[E::File("a", "1")])], &u, "u", &cfg()).unwrap();
+    let mp = u.join("blobs/sha256").join(md.hex());
+    let text = fs::read_to_string(&mp)
+        .unwrap()
+        .replace("layer.v1.tar+gzip", "layer.v9.squashfs");
+    let nd = Digest::of_bytes(text.as_bytes());
+    fs::write(u.join("blobs/sha256").join(nd.hex()), &text).unwrap();
+    let idx = fs::read_to_string(u.join("index.json"))
+        .unwrap()
+        .replace(md.hex(), nd.hex());
+    fs::write(u.join("index.json"), idx).unwrap();
+    assert_fails_clean(
+        &store,
+        &u,
+        false,
+        "unknown media type 'application/vnd.oci.image.layer.v9.squashfs'",
+    );
+
+    // A truncated oci-archive.
+    let full = t.0.join("full.tar");
+    tar_dir(&good, &full).unwrap();
+    let bytes = fs::read(&full).unwrap();
+    let cut = t.0.join("cut.tar");
+    fs::write(&cut, &bytes[..bytes.len() / 2 + 100]).unwrap();
+    assert_fails_clean(&store, &cut, false, "");
+
+    // A layer that escapes, in an otherwise valid image: refused, nothing written outside.
+    let e = t.0.join("escape");
+    write_oci_layout(
+        &[tar_of(&[
+            E::Sym("x", "/"),
+            E::File("x/escaped-by-test", "pwned"),
+        ])],
+        &e,
+        "e",
+        &cfg(),
+    )
+    .unwrap();
+    assert_fails_clean(&store, &e, false, "goes through the symlink 'x'");
+    assert!(!Path::new("/escaped-by-test").exists());
+
+    // A truncated rootfs tarball.
+    let rt = tar_of(&[E::File("big", &"y".repeat(100_000))]);
+    let rp = t.0.join("trunc.tar");
+    fs::write(&rp, &rt[..50_000]).unwrap();
+    assert_fails_clean(&store, &rp, true, "");
+
+    // Not an image at all.
+    let junk = t.0.join("junkdir");
+    fs::create_dir(&junk).unwrap();
+    assert_fails_clean(&store, &junk, false, "neither an OCI image layout");
+    assert_eq!(store.list().unwrap().len(), 1);
+}

@@ -1,0 +1,146 @@
+//! `overlay`: the image's rootfs is the lower dir, shared by every zone made from it; each
+//! zone's changes go to `<zonepath>/upper` (with `<zonepath>/work`). Mounted at
+//! `<zonepath>/root` by the supervisor while the zone is ready or running.
+
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use nix::mount::{umount2, MntFlags, MsFlags};
+
+use super::{
+    copy_tree, is_mount_point, remove_tree, Backend, ImageRef, Kind, Record, StorageError,
+};
+
+pub struct Overlay;
+
+fn mkdirs(zonepath: &Path) -> Result<(), StorageError> {
+    for d in ["root", "upper", "work"] {
+        let p = zonepath.join(d);
+        fs::create_dir_all(&p).map_err(|e| StorageError::Io { path: p, source: e })?;
+    }
+    // The zone's / is upper's mode: keep the usual 0755.
+    let _ = fs::set_permissions(
+        zonepath.join("upper"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    );
+    Ok(())
+}
+
+/// An overlay whiteout: a 0/0 character device.
+pub fn is_whiteout(m: &fs::Metadata) -> bool {
+    m.file_type().is_char_device() && m.rdev() == 0
+}
+
+fn option_path(p: &Path) -> Result<String, StorageError> {
+    let s = p.display().to_string();
+    if s.contains([',', ':']) {
+        return Err(StorageError::Bad {
+            path: p.to_path_buf(),
+            msg: "overlay cannot use a path with ',' or ':'".into(),
+        });
+    }
+    Ok(s)
+}
+
+impl Backend for Overlay {
+    fn provision(
+        &self,
+        image: &ImageRef,
+        zonepath: &Path,
+        _zone: &str,
+    ) -> Result<Record, StorageError> {
+        option_path(image.rootfs)?;
+        option_path(zonepath)?;
+        mkdirs(zonepath)?;
+        Ok(Record {
+            kind: Kind::Overlay,
+            image: Some(image.id.to_string()),
+            lower: Some(image.rootfs.to_path_buf()),
+            dataset: None,
+        })
+    }
+
+    fn clone_zone(
+        &self,
+        src: &Path,
+        src_rec: &Record,
+        zonepath: &Path,
+        _zone: &str,
+    ) -> Result<Record, StorageError> {
+        mkdirs(zonepath)?;
+        copy_tree(&src.join("upper"), &zonepath.join("upper"))?;
+        Ok(Record {
+            kind: Kind::Overlay,
+            image: src_rec.image.clone(),
+            lower: src_rec.lower.clone(),
+            dataset: None,
+        })
+    }
+
+    fn activate(&self, zonepath: &Path, rec: &Record) -> Result<(), StorageError> {
+        let root = zonepath.join("root");
+        if is_mount_point(&root) {
+            return Ok(());
+        }
+        let lower = rec.lower.as_deref().ok_or_else(|| StorageError::Bad {
+            path: zonepath.join("storage.json"),
+            msg: "overlay record without a lower dir".into(),
+        })?;
+        if !lower.is_dir() {
+            return Err(StorageError::Bad {
+                path: lower.to_path_buf(),
+                msg: "the zone's image is gone (was it deleted?)".into(),
+            });
+        }
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            option_path(lower)?,
+            option_path(&zonepath.join("upper"))?,
+            option_path(&zonepath.join("work"))?
+        );
+        nix::mount::mount(
+            Some("overlay"),
+            &root,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(opts.as_str()),
+        )
+        .map_err(|e| StorageError::Bad {
+            path: root.clone(),
+            msg: format!("mount overlay ({opts}): {e}"),
+        })
+    }
+
+    fn deactivate(&self, zonepath: &Path, _rec: &Record) -> Result<(), StorageError> {
+        unmount(&zonepath.join("root"))
+    }
+
+    fn destroy(&self, zonepath: &Path, _rec: &Record) -> Result<(), StorageError> {
+        for d in ["root", "upper", "work"] {
+            remove_tree(&zonepath.join(d))?;
+        }
+        Ok(())
+    }
+}
+
+/// Unmount `path` if it is a mount point; a busy mount is detached (it goes when its last
+/// user does).
+pub fn unmount(path: &Path) -> Result<(), StorageError> {
+    if !is_mount_point(path) {
+        return Ok(());
+    }
+    match umount2(path, MntFlags::empty()) {
+        Ok(()) => Ok(()),
+        Err(nix::Error::EBUSY) => {
+            umount2(path, MntFlags::MNT_DETACH).map_err(|e| StorageError::Bad {
+                path: path.to_path_buf(),
+                msg: format!("umount: {e}"),
+            })
+        }
+        Err(e) => Err(StorageError::Bad {
+            path: path.to_path_buf(),
+            msg: format!("umount: {e}"),
+        }),
+    }
+}
