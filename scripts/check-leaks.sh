@@ -36,10 +36,20 @@ for p in /proc/[0-9]*; do
     [ "$pid" = "$self" ] && continue
     [ "$pid" = "$BASHPID" ] && continue
     args=()
-    mapfile -d '' args <"$p/cmdline" 2>/dev/null || continue
+    mapfile -d '' args 2>/dev/null <"$p/cmdline" || continue
     cmd="${args[*]}"
     case $cmd in
-    *runz-test* | *runz-it-*) leaks+=("process: $pid $cmd") ;;
+    *runz-test* | *runz-it-*)
+        leaks+=("process: $pid $cmd")
+        continue
+        ;;
+    esac
+    # Container processes (e.g. a CRI pod's `sleep 2147483647`) don't carry our names in
+    # their argv, but they sit in one of our cgroups.
+    cgroups=()
+    mapfile -t cgroups 2>/dev/null <"$p/cgroup" || continue
+    case "${cgroups[*]}" in
+    *runz-test* | *runz-it-*) leaks+=("process in a test cgroup: $pid $cmd") ;;
     esac
 done
 

@@ -15,6 +15,7 @@ PACKAGES=(
     iproute2         # network tests compare against `ip` output
     podman           # integration/podman.sh (with --runtime runz; its crun/runc stay unused)
     procps           # ps/pgrep for debugging leaks; check-leaks itself reads /proc
+    protobuf-compiler # protoc: the k8s-cri crate compiles the CRI protobufs (integration/cri-test)
     python3          # scripts/mk-rootfs.sh (fast symlinks) and mk-bundle.sh (config.json edits)
 )
 
