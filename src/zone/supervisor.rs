@@ -433,9 +433,9 @@ impl Supervisor {
                     self.answer_waiting(&Reply::Error(format!("reboot failed: {e}")));
                 }
             }
-        } else {
-            self.answer_waiting(&Reply::Ok);
         }
+        // A halt or shutdown is answered by teardown, once the state says installed: an
+        // answer here would let zoneadm see the zone `down` for a moment.
         self.done = true;
         Ok(())
     }
