@@ -5,3 +5,4 @@ pub mod runz;
 pub mod zlogin;
 pub mod zoneadm;
 pub mod zonecfg;
+pub mod zonestat;

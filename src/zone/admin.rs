@@ -225,6 +225,30 @@ pub fn reboot(store: &Store, name: &str) -> Result<()> {
     )?)
 }
 
+/// `zoneadm apply`: the stored caps take effect in the running zone, without a reboot.
+pub fn apply(store: &Store, name: &str) -> Result<()> {
+    let (zone, _lock, _st) = open(store, name)?;
+    apply_live(store, &zone)
+}
+
+/// Apply `zone`'s caps to its ready or running instance (live re-capping, also behind
+/// `zonecfg -r`). A cap the kernel refuses leaves the caps in force unchanged.
+pub fn apply_live(store: &Store, zone: &Zone) -> Result<()> {
+    let name = &zone.zonename;
+    let recorded = store
+        .state(name)?
+        .ok_or_else(|| zones::store::StoreError::NoSuchZone(name.to_string()))?;
+    let st = effective_state(store, name, recorded);
+    if !matches!(st, ZoneState::Ready | ZoneState::Running) {
+        return Err(zerr(
+            name,
+            format!("the zone is {st}: live changes need a ready or running zone"),
+        ));
+    }
+    engine::update_caps(&ZonePaths::new(store, name), zone)?;
+    Ok(())
+}
+
 /// `zoneadm clone SOURCE`: install this zone as a copy of an installed, halted zone.
 pub fn clone(store: &Store, name: &str, source: &str) -> Result<()> {
     let src_zone = store

@@ -10,7 +10,7 @@ mod session;
 use std::path::PathBuf;
 
 pub use parser::{parse, Command, CreateSource, Filter, Stmt};
-pub use session::{Flow, Session};
+pub use session::{CommitHook, Flow, Session};
 
 use crate::model::{ModelError, ResourceType};
 use crate::state::{StateError, ZoneState};
@@ -69,6 +69,9 @@ pub enum LangError {
     },
     #[error("{0} is not supported")]
     Unsupported(String),
+    /// Live reconfiguration (`zonecfg -r`) could not apply the change to the running zone.
+    #[error("{0}; the configuration was not committed")]
+    Live(String),
 }
 
 /// Where a session writes and how it asks questions.
