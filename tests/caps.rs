@@ -531,3 +531,36 @@ fn zonestat_reports_usage_and_caps_from_the_cgroup_files() {
     let err = h.fails("zonestat", &["-z", "nope", "1", "1"]);
     assert!(err.contains("nope: No such zone configured"), "{err}");
 }
+
+#[test]
+fn bad_caps_are_refused_with_the_reason() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("bad");
+    for (cfg, reason) in [
+        ("add capped-cpu; set ncpus=0; end", "ncpus \"0\""),
+        ("add capped-memory; set physical=12x; end", "\"12x\""),
+        (
+            "add capped-memory; set physical=100t; end",
+            "more than this host has",
+        ),
+        ("add capped-cpu; set ncpus=4096; end", "CPUs are online"),
+        ("add dedicated-cpu; set ncpus=4096; end", "CPUs are online"),
+        (
+            "set cpu-shares=5; add dedicated-cpu; set ncpus=1; end",
+            "cannot be used together with cpu-shares",
+        ),
+    ] {
+        let err = h.fails(
+            "zonecfg",
+            &[
+                "-z",
+                "b",
+                &format!("create; set zonepath=/zones/b; {cfg}; commit"),
+            ],
+        );
+        assert!(err.contains(reason), "{cfg}: {err}");
+        assert_eq!(h.state("b"), "absent", "{cfg} was committed");
+    }
+}

@@ -27,6 +27,8 @@ pub enum AdminError {
     Control(#[from] control::ControlError),
     #[error(transparent)]
     Engine(#[from] engine::EngineError),
+    #[error(transparent)]
+    Spec(#[from] zones::spec::SpecError),
     #[error("zone '{zone}': {msg}")]
     Zone { zone: String, msg: String },
 }
@@ -73,6 +75,7 @@ pub fn verify(store: &Store, name: &str) -> Result<()> {
     let (zone, _lock, st) = open(store, name)?;
     state::check(name, st, Verb::Verify)?;
     zone.verify().map_err(|e| zerr(name, e))?;
+    zones::spec::check_host(&zone)?;
     check_zonepath(store, &zone, false)?;
     Ok(())
 }

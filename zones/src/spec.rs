@@ -79,6 +79,75 @@ fn invalid(zone: &Zone, what: impl Into<String>) -> SpecError {
     }
 }
 
+/// The caps of `zone` measured against this host: refused when a memory cap exceeds the
+/// host's memory (swap: memory + swap), or capped-cpu / dedicated-cpu asks for more CPUs than
+/// are online. `zonecfg verify`/`commit` and `zoneadm verify` run it.
+pub fn check_host(zone: &Zone) -> Result<(), SpecError> {
+    let online = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    let (mem, swap) = host_memory();
+    check_host_with(zone, online, mem, swap)
+}
+
+/// MemTotal and SwapTotal of /proc/meminfo, bytes (`u64::MAX` when unreadable: no check).
+fn host_memory() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+    };
+    match field("MemTotal:") {
+        Some(m) => (m, field("SwapTotal:").unwrap_or(0)),
+        None => (u64::MAX, 0),
+    }
+}
+
+fn check_host_with(zone: &Zone, online: u32, mem: u64, swap: u64) -> Result<(), SpecError> {
+    let gib = |b: u64| format!("{:.1}G", b as f64 / (1u64 << 30) as f64);
+    if let Some(m) = &zone.capped_memory {
+        for (prop, v, host) in [
+            ("physical", m.physical, mem),
+            ("locked", m.locked, mem),
+            ("swap", m.swap, mem.saturating_add(swap)),
+        ] {
+            if let Some(v) = v.filter(|v| v.bytes() > host) {
+                return Err(invalid(
+                    zone,
+                    format!(
+                        "capped-memory {prop}={}: more than this host has ({})",
+                        gib(v.bytes()),
+                        gib(host)
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(n) = zone.capped_cpu.as_ref().and_then(|c| c.ncpus) {
+        if n.hundredths() > online * 100 {
+            return Err(invalid(
+                zone,
+                format!(
+                    "capped-cpu ncpus={}: only {online} CPUs are online",
+                    f64::from(n.hundredths()) / 100.0
+                ),
+            ));
+        }
+    }
+    if let Some(r) = zone.dedicated_cpu.as_ref().and_then(|d| d.ncpus) {
+        if r.min > online {
+            return Err(invalid(
+                zone,
+                format!(
+                    "dedicated-cpu ncpus={}: only {online} CPUs are online",
+                    r.min
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Build the OCI spec of `zone`.
 pub fn zone_spec(zone: &Zone, opts: &SpecOptions) -> Result<Spec, SpecError> {
     let mut spec = Spec::default();
@@ -686,6 +755,33 @@ mod tests {
             (u["memory.high"].as_str(), u["cpu.weight"].as_str()),
             ("max", "100")
         );
+    }
+
+    #[test]
+    fn caps_beyond_the_host_are_refused() {
+        let mut z = zone();
+        z.capped_memory = Some(crate::model::CappedMemory {
+            physical: Some(crate::model::values::Size::parse("physical", "2g").unwrap()),
+            swap: Some(crate::model::values::Size::parse("swap", "3g").unwrap()),
+            ..Default::default()
+        });
+        assert!(check_host_with(&z, 2, 4 << 30, 0).is_ok());
+        let err = check_host_with(&z, 2, 1 << 30, 4 << 30)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("physical=2.0G") && err.contains("(1.0G)"),
+            "{err}"
+        );
+        let err = check_host_with(&z, 2, 2 << 30, 0).unwrap_err().to_string();
+        assert!(err.contains("swap=3.0G"), "{err}");
+        z.capped_memory = None;
+        z.capped_cpu = Some(crate::model::CappedCpu {
+            ncpus: Some(crate::model::Ncpus::parse("ncpus", "2.5").unwrap()),
+        });
+        let err = check_host_with(&z, 2, 1 << 30, 0).unwrap_err().to_string();
+        assert!(err.contains("ncpus=2.5: only 2 CPUs"), "{err}");
+        assert!(check_host_with(&z, 4, 1 << 30, 0).is_ok());
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub enum LangError {
     State(#[from] StateError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Spec(#[from] crate::spec::SpecError),
     #[error("{0}: No such zone configured")]
     NoSuchZone(String),
     #[error("The {cmd} command only makes sense in the {scope} scope.")]

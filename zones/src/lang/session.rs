@@ -252,6 +252,7 @@ impl<'s> Session<'s> {
     /// [`Store::zonepath_user`].
     fn check(&self) -> Result<(), LangError> {
         self.zone()?.verify()?;
+        crate::spec::check_host(self.zone()?)?;
         Ok(())
     }
 
