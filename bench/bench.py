@@ -27,12 +27,15 @@ def sh(cmd, check=True, **kw):
 
 
 def timed(cmd):
-    t = time.perf_counter()
-    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                       stdin=subprocess.DEVNULL)
-    dt = time.perf_counter() - t
-    if r.returncode != 0:
-        raise RuntimeError(f"{cmd}: {r.stderr.decode().strip()}")
+    # stderr to a file, not a pipe: after `create` the container's init holds the runtime's
+    # stdio until `start`, so a pipe would never reach EOF.
+    with tempfile.TemporaryFile() as err:
+        t = time.perf_counter()
+        r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL)
+        dt = time.perf_counter() - t
+        if r.returncode != 0:
+            err.seek(0)
+            raise RuntimeError(f"{cmd}: {err.read().decode().strip()}")
     return dt
 
 
@@ -118,12 +121,11 @@ def bench_exec(rts, bundle_sleep, runs):
     live = {}
     for name, rt in rts.items():
         cid = f"e-{name}"
-        r = subprocess.run(rt + ["run", "-d", "--bundle", bundle_sleep, cid], capture_output=True,
-                           stdin=subprocess.DEVNULL)
-        if r.returncode == 0:
+        try:
+            timed(rt + ["run", "-d", "--bundle", bundle_sleep, cid])
             live[name] = cid
-        else:
-            failed[name] = r.stderr.decode().strip().splitlines()[-1][:200]
+        except RuntimeError as e:
+            failed[name] = str(e).splitlines()[-1][:200]
     for i in range(runs):
         for name, cid in live.items():
             res[name].append(timed(rts[name] + ["exec", cid, "/bin/true"]))

@@ -6,3 +6,4 @@ pub mod runz;
 pub mod zlogin;
 pub mod zoneadm;
 pub mod zonecfg;
+pub mod zonestat;

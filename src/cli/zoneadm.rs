@@ -82,6 +82,8 @@ enum Cmd {
     },
     /// Halt and boot the zone.
     Reboot,
+    /// Apply the configured resource caps to the running zone, without a reboot.
+    Apply,
     /// Install this zone as a copy of another, halted zone.
     Clone {
         /// copy: the source's storage backend decides (a snapshot or clone where it can).
@@ -193,6 +195,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             admin::shutdown(&store, &need()?, reboot, Duration::from_secs(timeout))?
         }
         Cmd::Reboot => admin::reboot(&store, &need()?)?,
+        Cmd::Apply => admin::apply(&store, &need()?)?,
         Cmd::Clone { method, source } => {
             if method != "copy" {
                 anyhow::bail!(

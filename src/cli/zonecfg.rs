@@ -4,6 +4,9 @@
 //! zonecfg [-R altroot] -z zone                    interactive (stdin is a tty)
 //! zonecfg [-R altroot] -z zone "cmd; cmd; ..."    one-shot (argv words are joined with spaces)
 //! zonecfg [-R altroot] -z zone -f file            command file ("-" is stdin)
+//! zonecfg [-R altroot] -z zone -r ...              live: commit applies the caps to the
+//!                                                  running zone first (a refusal commits
+//!                                                  nothing), then saves them
 //! zonecfg help
 //! ```
 //!
@@ -21,6 +24,7 @@ use zones::store::Store;
 const USAGE: &str = "usage:\tzonecfg [-R altroot] -z <zone> (interactive)\n\
 \tzonecfg [-R altroot] -z <zone> <command>\n\
 \tzonecfg [-R altroot] -z <zone> -f <command-file>\n\
+\tzonecfg [-R altroot] -z <zone> -r ... (live: apply to the running zone)\n\
 \tzonecfg [-R altroot] -u <uuid> ...\n\
 \tzonecfg help\n";
 
@@ -42,6 +46,8 @@ struct Opts {
     file: Option<String>,
     command: Vec<String>,
     help: bool,
+    /// -r: live reconfiguration of the running zone.
+    live: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Opts, String> {
@@ -64,6 +70,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         };
         match a.as_str() {
             "-h" | "--help" | "-?" => o.help = true,
+            "-r" => o.live = true,
             "--" => {
                 o.command = args[i..].to_vec();
                 break;
@@ -122,6 +129,12 @@ pub fn run(args: &[String]) -> i32 {
         Ok(s) => s,
         Err(e) => return fail(None, &e),
     };
+    if opts.live {
+        let store = &store;
+        session.set_before_commit(Box::new(move |zone| {
+            crate::zone::admin::apply_live(store, zone).map_err(|e| e.to_string())
+        }));
+    }
     if let Some(file) = &opts.file {
         return run_file(&mut session, file);
     }

@@ -29,6 +29,8 @@ pub enum AdminError {
     Control(#[from] control::ControlError),
     #[error(transparent)]
     Engine(#[from] engine::EngineError),
+    #[error(transparent)]
+    Spec(#[from] zones::spec::SpecError),
     #[error("zone '{zone}': {msg}")]
     Zone { zone: String, msg: String },
 }
@@ -75,6 +77,7 @@ pub fn verify(store: &Store, name: &str) -> Result<()> {
     let (zone, _lock, st) = open(store, name)?;
     state::check(name, st, Verb::Verify)?;
     zone.verify().map_err(|e| zerr(name, e))?;
+    zones::spec::check_host(&zone)?;
     check_zonepath(store, &zone, false)?;
     Ok(())
 }
@@ -269,6 +272,30 @@ pub fn reboot(store: &Store, name: &str) -> Result<()> {
         &Request::Reboot,
         CONTROL_WAIT,
     )?)
+}
+
+/// `zoneadm apply`: the stored caps take effect in the running zone, without a reboot.
+pub fn apply(store: &Store, name: &str) -> Result<()> {
+    let (zone, _lock, _st) = open(store, name)?;
+    apply_live(store, &zone)
+}
+
+/// Apply `zone`'s caps to its ready or running instance (live re-capping, also behind
+/// `zonecfg -r`). A cap the kernel refuses leaves the caps in force unchanged.
+pub fn apply_live(store: &Store, zone: &Zone) -> Result<()> {
+    let name = &zone.zonename;
+    let recorded = store
+        .state(name)?
+        .ok_or_else(|| zones::store::StoreError::NoSuchZone(name.to_string()))?;
+    let st = effective_state(store, name, recorded);
+    if !matches!(st, ZoneState::Ready | ZoneState::Running) {
+        return Err(zerr(
+            name,
+            format!("the zone is {st}: live changes need a ready or running zone"),
+        ));
+    }
+    engine::update_caps(&ZonePaths::new(store, name), zone)?;
+    Ok(())
 }
 
 /// `zoneadm clone SOURCE`: install this zone as a copy of an installed, halted zone.

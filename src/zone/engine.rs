@@ -73,12 +73,59 @@ pub fn write_bundle(
         boot_args,
         app: app_process(&bundle),
         netns: None,
+        cgroup_v2: cgroup_v2(),
     };
     let spec = zones::spec::zone_spec(zone, &opts)?;
     let json = serde_json::to_vec_pretty(&spec).map_err(|e| zone_err(&zone.zonename, e))?;
     crate::runtime::state::write_atomic(&bundle.join("config.json"), &json)
         .map_err(|e| zone_err(&zone.zonename, format!("write config.json: {e}")))?;
     Ok(bundle)
+}
+
+/// Whether the host runs pure cgroup v2 (the caps then use v2-only files).
+fn cgroup_v2() -> bool {
+    zones_cgroup::mode() == zones_cgroup::Mode::V2
+}
+
+/// Apply `zone`'s caps to its running container (live re-capping). The memory cap, the one
+/// the kernel may refuse (a v1 limit below what the zone uses), goes first and alone, so a
+/// refusal leaves every cap as it was.
+pub fn update_caps(paths: &ZonePaths, zone: &Zone) -> Result<(), EngineError> {
+    let all = zones::spec::zone_resources(zone, cgroup_v2())?;
+    let (memory, rest) = split_memory(all);
+    if memory.memory().is_some() || memory.unified().is_some() {
+        container::update(&paths.runz_root, &paths.name, &memory).map_err(|e| {
+            zone_err(
+                &paths.name,
+                format!("the memory cap was refused (is it below what the zone uses?): {e}"),
+            )
+        })?;
+    }
+    container::update(&paths.runz_root, &paths.name, &rest)?;
+    Ok(())
+}
+
+/// `res` as (its memory caps, everything else).
+fn split_memory(
+    mut res: oci_spec::runtime::LinuxResources,
+) -> (
+    oci_spec::runtime::LinuxResources,
+    oci_spec::runtime::LinuxResources,
+) {
+    let mut memory = oci_spec::runtime::LinuxResources::default();
+    memory.set_memory(*res.memory());
+    res.set_memory(None);
+    if let Some(mut u) = res.unified().clone() {
+        let mem: std::collections::HashMap<String, String> = u
+            .iter()
+            .filter(|(k, _)| k.starts_with("memory."))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        u.retain(|k, _| !k.starts_with("memory."));
+        memory.set_unified((!mem.is_empty()).then_some(mem));
+        res.set_unified((!u.is_empty()).then_some(u));
+    }
+    (memory, res)
 }
 
 /// Create the zone's container (init waits for start). Returns init's pid and the pty master.

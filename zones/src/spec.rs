@@ -7,9 +7,17 @@
 //! - ip-type exclusive → a network namespace of its own (the netns is made empty here; the
 //!   networking layer fills it); shared → the host's network stack.
 //! - limitpriv → the capability sets ([`crate::privileges`]).
-//! - capped-memory physical/swap → memory limit/swap; capped-cpu ncpus → CFS quota over a
-//!   100 ms period; dedicated-cpu → a cpuset; cpu-shares → cpu shares; max-processes and
-//!   max-lwps → pids.max.
+//! - capped-memory physical/swap → memory limit/swap (on pure cgroup v2 also memory.high,
+//!   1/16 below the cap, so the zone is throttled and reclaimed before the OOM killer acts);
+//!   capped-memory locked → RLIMIT_MEMLOCK of init (inherited by every process; there is no
+//!   cgroup counter for locked memory); capped-cpu ncpus (= zone.cpu-cap / 100) → CFS quota
+//!   over a 100 ms period; dedicated-cpu → a cpuset; cpu-shares (zone.cpu-shares) → cpu.weight
+//!   1:1 on v2, and the same proportion on v1 (`cpu.shares` = shares × 1024 / 100, so the
+//!   SmartOS default of 100 equals the kernel default); max-processes and max-lwps → pids.max
+//!   (the smaller of the two: pids.max counts tasks, i.e. lwps; max-processes has no exact
+//!   Linux equivalent).
+//! - memory.oom.group is deliberately left off: it would make an OOM inside the zone kill the
+//!   zone's init too, where a zone is expected to lose only the offending process.
 //! - fs resources → bind (`lofs`) or filesystem mounts with illumos option names mapped
 //!   (`nodevices` → nodev, `nosetuid` → nosuid); device resources → device nodes + allow rules.
 //! - The cgroup is `<cgroup_parent>/<zonename>`.
@@ -53,16 +61,91 @@ pub struct SpecOptions {
     pub app: Option<AppProcess>,
     /// A network namespace prepared beforehand (by the networking layer) to join.
     pub netns: Option<PathBuf>,
+    /// The host runs pure cgroup v2: caps may use v2-only files (cpu.weight, memory.high).
+    pub cgroup_v2: bool,
 }
 
 const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const CFS_PERIOD: u64 = 100_000;
+/// v1 `cpu.shares` of one zone share: the SmartOS default of 100 shares is the kernel's 1024.
+const V1_SHARES_PER_SHARE: u64 = 1024;
+/// The zone share count that stands for the kernel's default weight.
+const DEFAULT_SHARES: u64 = 100;
 
 fn invalid(zone: &Zone, what: impl Into<String>) -> SpecError {
     SpecError::Invalid {
         zone: zone.zonename.clone(),
         what: what.into(),
     }
+}
+
+/// The caps of `zone` measured against this host: refused when a memory cap exceeds the
+/// host's memory (swap: memory + swap), or capped-cpu / dedicated-cpu asks for more CPUs than
+/// are online. `zonecfg verify`/`commit` and `zoneadm verify` run it.
+pub fn check_host(zone: &Zone) -> Result<(), SpecError> {
+    let online = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    let (mem, swap) = host_memory();
+    check_host_with(zone, online, mem, swap)
+}
+
+/// MemTotal and SwapTotal of /proc/meminfo, bytes (`u64::MAX` when unreadable: no check).
+fn host_memory() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+    };
+    match field("MemTotal:") {
+        Some(m) => (m, field("SwapTotal:").unwrap_or(0)),
+        None => (u64::MAX, 0),
+    }
+}
+
+fn check_host_with(zone: &Zone, online: u32, mem: u64, swap: u64) -> Result<(), SpecError> {
+    let gib = |b: u64| format!("{:.1}G", b as f64 / (1u64 << 30) as f64);
+    if let Some(m) = &zone.capped_memory {
+        for (prop, v, host) in [
+            ("physical", m.physical, mem),
+            ("locked", m.locked, mem),
+            ("swap", m.swap, mem.saturating_add(swap)),
+        ] {
+            if let Some(v) = v.filter(|v| v.bytes() > host) {
+                return Err(invalid(
+                    zone,
+                    format!(
+                        "capped-memory {prop}={}: more than this host has ({})",
+                        gib(v.bytes()),
+                        gib(host)
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(n) = zone.capped_cpu.as_ref().and_then(|c| c.ncpus) {
+        if n.hundredths() > online * 100 {
+            return Err(invalid(
+                zone,
+                format!(
+                    "capped-cpu ncpus={}: only {online} CPUs are online",
+                    f64::from(n.hundredths()) / 100.0
+                ),
+            ));
+        }
+    }
+    if let Some(r) = zone.dedicated_cpu.as_ref().and_then(|d| d.ncpus) {
+        if r.min > online {
+            return Err(invalid(
+                zone,
+                format!(
+                    "dedicated-cpu ncpus={}: only {online} CPUs are online",
+                    r.min
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Build the OCI spec of `zone`.
@@ -85,7 +168,9 @@ pub fn zone_spec(zone: &Zone, opts: &SpecOptions) -> Result<Spec, SpecError> {
     ))));
     let (devices, rules) = devices(zone)?;
     linux.set_devices(Some(devices));
-    linux.set_resources(Some(resources(zone, rules)?));
+    let mut res = resources(zone, opts.cgroup_v2, false)?;
+    res.set_devices(Some(device_rules(rules)));
+    linux.set_resources(Some(res));
     linux.set_seccomp(Some(default_seccomp()));
     spec.set_linux(Some(linux));
     let mut ann = std::collections::HashMap::new();
@@ -173,7 +258,17 @@ fn process(zone: &Zone, opts: &SpecOptions) -> Result<oci_spec::runtime::Process
         .hard(4096u64)
         .build()
         .expect("all fields set");
-    p.set_rlimits(Some(vec![nofile]));
+    let mut rlimits = vec![nofile];
+    if let Some(locked) = zone.capped_memory.as_ref().and_then(|m| m.locked) {
+        let memlock = oci_spec::runtime::PosixRlimitBuilder::default()
+            .typ(PosixRlimitType::RlimitMemlock)
+            .soft(locked.bytes())
+            .hard(locked.bytes())
+            .build()
+            .expect("all fields set");
+        rlimits.push(memlock);
+    }
+    p.set_rlimits(Some(rlimits));
     Ok(p)
 }
 
@@ -370,29 +465,50 @@ fn devices(zone: &Zone) -> Result<(Vec<LinuxDevice>, Vec<LinuxDeviceCgroup>), Sp
     Ok((devices, rules))
 }
 
-fn resources(
-    zone: &Zone,
-    device_rules: Vec<LinuxDeviceCgroup>,
-) -> Result<LinuxResources, SpecError> {
-    let mut res = LinuxResources::default();
+/// The device rules of a zone: everything denied but its device resources.
+fn device_rules(allowed: Vec<LinuxDeviceCgroup>) -> Vec<LinuxDeviceCgroup> {
     let mut deny = LinuxDeviceCgroup::default();
     deny.set_allow(false);
     deny.set_access(Some("rwm".to_string()));
     let mut rules = vec![deny];
-    rules.extend(device_rules);
-    res.set_devices(Some(rules));
-    if let Some(m) = &zone.capped_memory {
-        let mut mem = LinuxMemory::default();
-        if let Some(p) = m.physical {
-            mem.set_limit(Some(p.bytes() as i64));
+    rules.extend(allowed);
+    rules
+}
+
+/// The caps of a running zone, for a live update (`zoneadm apply`, `zonecfg -r`): like the
+/// boot-time ones, but a cap the configuration no longer has is written as "no cap" (so
+/// removing it takes effect), and device rules are left alone.
+pub fn zone_resources(zone: &Zone, cgroup_v2: bool) -> Result<LinuxResources, SpecError> {
+    resources(zone, cgroup_v2, true)
+}
+
+/// `live`: also write the uncapped value of every unset cap.
+fn resources(zone: &Zone, v2: bool, live: bool) -> Result<LinuxResources, SpecError> {
+    let mut res = LinuxResources::default();
+    let mut unified = std::collections::HashMap::new();
+    let physical = zone.capped_memory.as_ref().and_then(|m| m.physical);
+    let swap = zone.capped_memory.as_ref().and_then(|m| m.swap);
+    let mut mem = LinuxMemory::default();
+    if let Some(p) = physical {
+        mem.set_limit(Some(p.bytes() as i64));
+        if v2 {
+            let high = p.bytes() - p.bytes() / 16;
+            unified.insert("memory.high".to_string(), high.to_string());
         }
-        if let Some(s) = m.swap {
-            // illumos's swap cap bounds all virtual memory: memory + swap together.
-            mem.set_swap(Some(s.bytes() as i64));
+    } else if live {
+        mem.set_limit(Some(-1));
+        if v2 {
+            unified.insert("memory.high".to_string(), "max".to_string());
         }
-        if mem.limit().is_some() || mem.swap().is_some() {
-            res.set_memory(Some(mem));
-        }
+    }
+    if let Some(s) = swap {
+        // illumos's swap cap bounds all virtual memory: memory + swap together, as OCI's.
+        mem.set_swap(Some(s.bytes() as i64));
+    } else if live && physical.is_none() {
+        mem.set_swap(Some(-1));
+    }
+    if mem.limit().is_some() || mem.swap().is_some() {
+        res.set_memory(Some(mem));
     }
     let mut cpu = LinuxCpu::default();
     let mut cpu_set = false;
@@ -400,24 +516,40 @@ fn resources(
         cpu.set_period(Some(CFS_PERIOD));
         cpu.set_quota(Some((n.hundredths() as u64 * CFS_PERIOD / 100) as i64));
         cpu_set = true;
-    }
-    if let Some(shares) = zone.rctl_limit("zone.cpu-shares") {
-        // illumos shares are relative like cgroup shares; 1 share is the smallest weight.
-        cpu.set_shares(Some(shares.max(2)));
+    } else if live {
+        cpu.set_quota(Some(-1));
         cpu_set = true;
     }
-    if let Some(r) = zone.dedicated_cpu.as_ref().and_then(|d| d.ncpus) {
-        let online = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-        if r.min > online {
+    let shares = zone
+        .rctl_limit("zone.cpu-shares")
+        .or(live.then_some(DEFAULT_SHARES));
+    if let Some(shares) = shares {
+        if v2 {
+            unified.insert(
+                "cpu.weight".to_string(),
+                shares.clamp(1, 10_000).to_string(),
+            );
+        } else {
+            let v1 = shares.saturating_mul(V1_SHARES_PER_SHARE) / DEFAULT_SHARES;
+            cpu.set_shares(Some(v1.clamp(2, 262_144)));
+            cpu_set = true;
+        }
+    }
+    let online = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    let cpus = match zone.dedicated_cpu.as_ref().and_then(|d| d.ncpus) {
+        Some(r) if r.min > online => {
             return Err(invalid(
                 zone,
                 format!(
                     "dedicated-cpu ncpus={}: only {online} CPUs are online",
                     r.min
                 ),
-            ));
+            ))
         }
-        let n = r.max.min(online).max(1);
+        Some(r) => Some(r.max.min(online).max(1)),
+        None => live.then_some(online),
+    };
+    if let Some(n) = cpus {
         cpu.set_cpus(Some(if n == 1 {
             "0".to_string()
         } else {
@@ -435,10 +567,17 @@ fn resources(
     .into_iter()
     .flatten()
     .min();
-    if let Some(n) = procs {
+    let pids_limit = match procs {
+        Some(n) => Some(n.min(i64::MAX as u64) as i64),
+        None => live.then_some(-1),
+    };
+    if let Some(n) = pids_limit {
         let mut pids = LinuxPids::default();
-        pids.set_limit(n.min(i64::MAX as u64) as i64);
+        pids.set_limit(n);
         res.set_pids(Some(pids));
+    }
+    if !unified.is_empty() {
+        res.set_unified(Some(unified));
     }
     Ok(res)
 }
@@ -577,8 +716,82 @@ mod tests {
         let r = s.linux().as_ref().unwrap().resources().clone().unwrap();
         assert_eq!(r.memory().unwrap().limit(), Some(512 << 20));
         assert_eq!(r.cpu().as_ref().unwrap().quota(), Some(150_000));
-        assert_eq!(r.cpu().as_ref().unwrap().shares(), Some(50));
+        assert_eq!(r.cpu().as_ref().unwrap().shares(), Some(512));
         assert_eq!(r.pids().unwrap().limit(), 100);
+    }
+
+    #[test]
+    fn v2_uses_cpu_weight_and_memory_high_and_locked_is_an_rlimit() {
+        let mut z = zone();
+        z.set_global("cpu-shares", &Value::simple("200")).unwrap();
+        z.capped_memory = Some(crate::model::CappedMemory {
+            physical: Some(crate::model::values::Size::parse("physical", "64m").unwrap()),
+            locked: Some(crate::model::values::Size::parse("locked", "4m").unwrap()),
+            ..Default::default()
+        });
+        let mut o = opts();
+        o.cgroup_v2 = true;
+        let s = zone_spec(&z, &o).unwrap();
+        let r = s.linux().as_ref().unwrap().resources().clone().unwrap();
+        let u = r.unified().clone().unwrap();
+        assert_eq!(u["cpu.weight"], "200");
+        assert_eq!(u["memory.high"], (60u64 << 20).to_string());
+        assert!(!u.contains_key("memory.oom.group"));
+        assert_eq!(r.cpu().as_ref().and_then(|c| c.shares()), None);
+        let rl = s.process().as_ref().unwrap().rlimits().clone().unwrap();
+        let memlock = rl
+            .iter()
+            .find(|l| l.typ() == PosixRlimitType::RlimitMemlock)
+            .unwrap();
+        assert_eq!((memlock.soft(), memlock.hard()), (4 << 20, 4 << 20));
+        // v1: the same proportion in cpu.shares, no v2-only files.
+        let s = zone_spec(&z, &opts()).unwrap();
+        let r = s.linux().as_ref().unwrap().resources().clone().unwrap();
+        assert_eq!(r.cpu().as_ref().unwrap().shares(), Some(2048));
+        assert!(r.unified().is_none());
+    }
+
+    #[test]
+    fn live_resources_lift_the_caps_a_zone_no_longer_has() {
+        let r = zone_resources(&zone(), false).unwrap();
+        assert_eq!(r.memory().unwrap().limit(), Some(-1));
+        assert_eq!(r.cpu().as_ref().unwrap().quota(), Some(-1));
+        assert_eq!(r.cpu().as_ref().unwrap().shares(), Some(1024));
+        assert_eq!(r.pids().unwrap().limit(), -1);
+        assert!(r.devices().is_none(), "device rules are not re-applied");
+        let r = zone_resources(&zone(), true).unwrap();
+        let u = r.unified().clone().unwrap();
+        assert_eq!(
+            (u["memory.high"].as_str(), u["cpu.weight"].as_str()),
+            ("max", "100")
+        );
+    }
+
+    #[test]
+    fn caps_beyond_the_host_are_refused() {
+        let mut z = zone();
+        z.capped_memory = Some(crate::model::CappedMemory {
+            physical: Some(crate::model::values::Size::parse("physical", "2g").unwrap()),
+            swap: Some(crate::model::values::Size::parse("swap", "3g").unwrap()),
+            ..Default::default()
+        });
+        assert!(check_host_with(&z, 2, 4 << 30, 0).is_ok());
+        let err = check_host_with(&z, 2, 1 << 30, 4 << 30)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("physical=2.0G") && err.contains("(1.0G)"),
+            "{err}"
+        );
+        let err = check_host_with(&z, 2, 2 << 30, 0).unwrap_err().to_string();
+        assert!(err.contains("swap=3.0G"), "{err}");
+        z.capped_memory = None;
+        z.capped_cpu = Some(crate::model::CappedCpu {
+            ncpus: Some(crate::model::Ncpus::parse("ncpus", "2.5").unwrap()),
+        });
+        let err = check_host_with(&z, 2, 1 << 30, 0).unwrap_err().to_string();
+        assert!(err.contains("ncpus=2.5: only 2 CPUs"), "{err}");
+        assert!(check_host_with(&z, 4, 1 << 30, 0).is_ok());
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod session;
 use std::path::PathBuf;
 
 pub use parser::{parse, Command, CreateSource, Filter, Stmt};
-pub use session::{Flow, Session};
+pub use session::{CommitHook, Flow, Session};
 
 use crate::model::{ModelError, ResourceType};
 use crate::state::{StateError, ZoneState};
@@ -35,6 +35,8 @@ pub enum LangError {
     State(#[from] StateError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Spec(#[from] crate::spec::SpecError),
     #[error("{0}: No such zone configured")]
     NoSuchZone(String),
     #[error("The {cmd} command only makes sense in the {scope} scope.")]
@@ -69,6 +71,9 @@ pub enum LangError {
     },
     #[error("{0} is not supported")]
     Unsupported(String),
+    /// Live reconfiguration (`zonecfg -r`) could not apply the change to the running zone.
+    #[error("{0}; the configuration was not committed")]
+    Live(String),
 }
 
 /// Where a session writes and how it asks questions.

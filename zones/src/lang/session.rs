@@ -37,6 +37,19 @@ pub struct Session<'s> {
     config: Option<Zone>,
     edit: Option<Edit>,
     dirty: bool,
+    before_commit: Option<HookBox<'s>>,
+}
+
+/// Called with the configuration about to be committed; an error stops the commit (live
+/// reconfiguration applies the change to the running zone here).
+pub type CommitHook<'s> = Box<dyn FnMut(&Zone) -> Result<(), String> + 's>;
+
+struct HookBox<'s>(CommitHook<'s>);
+
+impl std::fmt::Debug for HookBox<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommitHook")
+    }
 }
 
 impl<'s> Session<'s> {
@@ -53,7 +66,13 @@ impl<'s> Session<'s> {
             state,
             edit: None,
             dirty: false,
+            before_commit: None,
         })
+    }
+
+    /// Run `hook` on every commit, before anything is written; its error aborts the commit.
+    pub fn set_before_commit(&mut self, hook: CommitHook<'s>) {
+        self.before_commit = Some(HookBox(hook));
     }
 
     /// True when a configuration exists (on disk or created in this session).
@@ -233,6 +252,7 @@ impl<'s> Session<'s> {
     /// [`Store::zonepath_user`].
     fn check(&self) -> Result<(), LangError> {
         self.zone()?.verify()?;
+        crate::spec::check_host(self.zone()?)?;
         Ok(())
     }
 
@@ -248,6 +268,9 @@ impl<'s> Session<'s> {
             return Ok(());
         }
         self.check()?;
+        if let Some(HookBox(hook)) = self.before_commit.as_mut() {
+            hook(&zone).map_err(LangError::Live)?;
+        }
         let renamed = self.committed.is_some() && zone.zonename != self.name;
         if renamed {
             let (old, new) = self.lock_pair(&self.name, &zone.zonename)?;

@@ -1,0 +1,566 @@
+//! Resource caps of zones, enforced and measured: capped-memory (OOM inside the zone only),
+//! max-lwps (a bounded fork bomb stops at the cap), capped-cpu (a busy loop gets at most its
+//! share of CPU time), cpu-shares (two zones on one contended CPU split it about 2:1), live
+//! re-capping (`zoneadm apply`, `zonecfg -r`) and zonestat's numbers against the cgroup files.
+//!
+//! Each test has its own alternate root (-R) under /var/tmp/runz-tests and puts its zone
+//! cgroups beneath the test process's own cgroup. CPU figures are CPU time the kernel accounted
+//! to the zone's cgroup (cpuacct / cpu.stat) divided by the wall time of the same window: an
+//! enforcement measurement with wide margins, not a timing race.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::require_root;
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+fn bin(name: &str) -> PathBuf {
+    common::runz_bin().with_file_name(name)
+}
+
+/// An alternate root with a busybox image; its zones are halted and everything removed on drop.
+struct Host {
+    root: PathBuf,
+    image: PathBuf,
+    cgroup_parent: String,
+}
+
+impl Host {
+    fn new(tag: &str) -> Host {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let root = PathBuf::from(format!(
+            "/var/tmp/runz-tests/caps-{}-{tag}-{n}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let image = root.join("image");
+        common::copy_tree(&common::busybox_rootfs(), &image).unwrap();
+        std::fs::write(
+            image.join("etc/inittab"),
+            "::sysinit:/bin/hostname -F /etc/hostname\n::askfirst:-/bin/sh\n",
+        )
+        .unwrap();
+        Host {
+            root,
+            image,
+            cgroup_parent: format!("{}/caps-{tag}-{n}", common::cgroup_prefix()),
+        }
+    }
+
+    fn cmd(&self, prog: &str, args: &[&str]) -> Output {
+        Command::new(bin(prog))
+            .arg("-R")
+            .arg(&self.root)
+            .args(args)
+            .env("ZONES_CGROUP_PARENT", &self.cgroup_parent)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, prog: &str, args: &[&str]) -> String {
+        let out = self.cmd(prog, args);
+        assert!(
+            out.status.success(),
+            "{prog} {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn fails(&self, prog: &str, args: &[&str]) -> String {
+        let out = self.cmd(prog, args);
+        assert!(
+            !out.status.success(),
+            "{prog} {args:?} succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Configure (with the extra zonecfg commands `cfg`), install and boot `zone`.
+    fn boot(&self, zone: &str, cfg: &str) {
+        self.ok(
+            "zonecfg",
+            &[
+                "-z",
+                zone,
+                &format!("create; set zonepath=/zones/{zone}; {cfg}"),
+            ],
+        );
+        self.ok(
+            "zoneadm",
+            &["-z", zone, "install", "-d", self.image.to_str().unwrap()],
+        );
+        self.ok("zoneadm", &["-z", zone, "boot"]);
+    }
+
+    /// The host directory of `zone`'s cgroup in the v1 hierarchy of `controller` (or the
+    /// unified one for "").
+    fn cgroup_dir(&self, zone: &str, controller: &str) -> PathBuf {
+        self.parent_dir(controller).join(zone)
+    }
+
+    fn parent_dir(&self, controller: &str) -> PathBuf {
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        for line in own.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (_, ctrls, path) = (parts.next().unwrap(), parts.next().unwrap(), parts.next());
+            let path = path.unwrap().trim_start_matches('/');
+            let hit = if controller.is_empty() {
+                ctrls.is_empty()
+            } else {
+                ctrls.split(',').any(|c| c == controller)
+            };
+            if hit {
+                let mount = if controller.is_empty() {
+                    if Path::new("/sys/fs/cgroup/unified").is_dir() {
+                        PathBuf::from("/sys/fs/cgroup/unified")
+                    } else {
+                        PathBuf::from("/sys/fs/cgroup")
+                    }
+                } else {
+                    Path::new("/sys/fs/cgroup").join(ctrls)
+                };
+                return mount.join(path).join(&self.cgroup_parent);
+            }
+        }
+        panic!("no cgroup hierarchy with {controller:?}");
+    }
+
+    fn cg_read(&self, zone: &str, controller: &str, file: &str) -> String {
+        let p = self.cgroup_dir(zone, controller).join(file);
+        std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .trim()
+            .to_string()
+    }
+
+    fn cg_u64(&self, zone: &str, controller: &str, file: &str) -> u64 {
+        let text = self.cg_read(zone, controller, file);
+        text.parse()
+            .unwrap_or_else(|_| panic!("{file} of {zone}: {text:?} is not a number"))
+    }
+
+    /// A `key value` line of a flat-keyed cgroup file (memory.oom_control, pids.events, cpu.stat).
+    fn cg_key(&self, zone: &str, controller: &str, file: &str, key: &str) -> u64 {
+        let text = self.cg_read(zone, controller, file);
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{file} of {zone} has no {key}: {text}"))
+    }
+
+    /// CPU nanoseconds the zone's cgroup has used.
+    fn cpu_ns(&self, zone: &str) -> u64 {
+        self.cg_u64(zone, "cpuacct", "cpuacct.usage")
+    }
+
+    fn state(&self, zone: &str) -> String {
+        self.ok("zoneadm", &["list", "-cp"])
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.get(1) == Some(&zone)).then(|| f[2].to_string())
+            })
+            .unwrap_or_else(|| "absent".into())
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let zones = std::fs::read_dir(self.root.join("run/zones"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| !n.starts_with('.'));
+        for z in zones {
+            let _ = self.cmd("zoneadm", &["-z", &z, "halt"]);
+            if let Ok(pid) =
+                std::fs::read_to_string(self.root.join(format!("run/zones/{z}/zoneadmd.pid")))
+            {
+                if let Ok(pid) = pid.trim().parse::<i32>() {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        for line in own.lines() {
+            let ctrls = line.split(':').nth(1).unwrap_or_default();
+            let ctrl = ctrls.split(',').next().unwrap_or_default();
+            if ctrl.starts_with("name=") {
+                continue;
+            }
+            let ctrl = if ctrls.is_empty() { "" } else { ctrls };
+            let _ = std::fs::remove_dir(self.parent_dir(ctrl));
+        }
+    }
+}
+
+/// The fraction of one CPU the zone used over `window`, from its cgroup's CPU time.
+fn cpu_fraction(h: &Host, zone: &str, window: Duration) -> f64 {
+    let (u0, t0) = (h.cpu_ns(zone), Instant::now());
+    std::thread::sleep(window);
+    let (u1, t1) = (h.cpu_ns(zone), Instant::now());
+    (u1 - u0) as f64 / (t1 - t0).as_nanos() as f64
+}
+
+/// Start an endless busy loop in `zone`, detached from zlogin (killed with the zone).
+fn start_busy_loop(h: &Host, zone: &str, pin: Option<u32>) {
+    let lp = "while :; do :; done";
+    let cmd = match pin {
+        Some(cpu) => format!("taskset -c {cpu} sh -c '{lp}' </dev/null >/dev/null 2>&1 &"),
+        None => format!("sh -c '{lp}' </dev/null >/dev/null 2>&1 &"),
+    };
+    h.ok("zlogin", &[zone, &cmd]);
+}
+
+#[test]
+fn a_memory_cap_oom_kills_inside_the_zone_only() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("mem");
+    h.boot(
+        "m",
+        "add capped-memory; set physical=64m; set locked=4m; end",
+    );
+    // capped-memory locked is init's RLIMIT_MEMLOCK.
+    let limits = h.ok("zlogin", &["m", "grep 'locked memory' /proc/1/limits"]);
+    assert_eq!(
+        limits.split_whitespace().nth(3),
+        Some("4194304"),
+        "init's memlock limit: {limits}"
+    );
+    assert_eq!(
+        h.cg_u64("m", "memory", "memory.limit_in_bytes"),
+        64 << 20,
+        "the cap is the cgroup's limit"
+    );
+    // awk holds 256 strings of 1 MiB each: 256 MiB of anonymous memory.
+    let alloc = "awk 'BEGIN { s = sprintf(\"%1048576s\", \"\"); \
+                 for (i = 0; i < 256; i++) a[i] = s i; print \"allocated\" }'; echo rc=$?";
+    let out = h.cmd("zlogin", &["m", alloc]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains("allocated"),
+        "256 MiB fit under a 64 MiB cap: {text}"
+    );
+    assert!(
+        text.contains("rc=137"),
+        "the allocator was not SIGKILLed: {text}"
+    );
+    assert!(h.cg_key("m", "memory", "memory.oom_control", "oom_kill") >= 1);
+    assert!(h.cg_u64("m", "memory", "memory.max_usage_in_bytes") <= 64 << 20);
+    // The zone's init and the zone survive; so does this (host) process, obviously.
+    assert_eq!(h.state("m"), "running");
+    assert_eq!(h.ok("zlogin", &["m", "cat /proc/1/comm"]), "init\n");
+}
+
+#[test]
+fn max_lwps_stops_a_fork_bomb_and_the_zone_stays_usable() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("pids");
+    h.boot("p", "set max-lwps=64");
+    assert_eq!(h.cg_read("p", "pids", "pids.max"), "64");
+    // A bounded fork bomb: 200 sleepers wanted, forks fail at the cap. The count uses shell
+    // builtins only (a glob), as no fork is possible while the cap is reached.
+    let bomb = "(i=0; while [ $i -lt 200 ]; do sleep 600 </dev/null >/dev/null 2>&1 & \
+                i=$((i+1)); done) 2>/dev/null; set -- /proc/[0-9]*; echo tasks=$#";
+    let out = h.cmd("zlogin", &["p", bomb]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let tasks: usize = text
+        .lines()
+        .find_map(|l| l.strip_prefix("tasks="))
+        .unwrap_or_else(|| panic!("no count: {text}"))
+        .parse()
+        .unwrap();
+    eprintln!("max-lwps 64: the fork bomb stopped at {tasks} tasks");
+    assert!(
+        (50..=64).contains(&tasks),
+        "the zone holds {tasks} tasks under max-lwps=64"
+    );
+    assert!(h.cg_u64("p", "pids", "pids.current") <= 64);
+    assert!(
+        h.cg_key("p", "pids", "pids.events", "max") >= 1,
+        "no fork was refused"
+    );
+    // Kill the sleepers (kill -1 spares init and the caller); the zone works again.
+    let _ = h.cmd("zlogin", &["p", "kill -9 -1"]);
+    let mut current = u64::MAX;
+    for _ in 0..500 {
+        current = h.cg_u64("p", "pids", "pids.current");
+        if current < 10 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(current < 10, "{current} tasks left after kill -1");
+    assert_eq!(h.ok("zlogin", &["p", "echo $((6*7))"]), "42\n");
+    assert_eq!(h.state("p"), "running");
+}
+
+#[test]
+fn capped_cpu_holds_a_busy_loop_to_its_cap() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("cpu");
+    h.boot("c", "add capped-cpu; set ncpus=0.5; end");
+    assert_eq!(h.cg_read("c", "cpu", "cpu.cfs_quota_us"), "50000");
+    assert_eq!(h.cg_read("c", "cpu", "cpu.cfs_period_us"), "100000");
+    start_busy_loop(&h, "c", None);
+    let used = cpu_fraction(&h, "c", Duration::from_secs(3));
+    eprintln!("capped-cpu 0.5: the busy loop used {used:.3} CPU");
+    assert!(used <= 0.6, "a zone capped at 0.5 CPU used {used:.2} CPU");
+    assert!(used >= 0.2, "the busy loop hardly ran ({used:.2} CPU)");
+    assert!(h.cg_key("c", "cpu", "cpu.stat", "nr_throttled") > 0);
+}
+
+#[test]
+fn cpu_shares_split_a_contended_cpu_two_to_one() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("shares");
+    h.boot("big", "set cpu-shares=200");
+    h.boot("small", "set cpu-shares=100");
+    let (b, s) = (
+        h.cg_u64("big", "cpu", "cpu.shares"),
+        h.cg_u64("small", "cpu", "cpu.shares"),
+    );
+    assert_eq!(b, 2 * s, "cpu.shares {b} and {s}");
+    // Both loops on CPU 0, so they compete for it.
+    start_busy_loop(&h, "big", Some(0));
+    start_busy_loop(&h, "small", Some(0));
+    let (b0, s0) = (h.cpu_ns("big"), h.cpu_ns("small"));
+    std::thread::sleep(Duration::from_secs(3));
+    let (b1, s1) = (h.cpu_ns("big"), h.cpu_ns("small"));
+    let ratio = (b1 - b0) as f64 / (s1 - s0).max(1) as f64;
+    eprintln!("cpu-shares 200:100 on CPU 0: {ratio:.2}:1");
+    assert!(
+        (1.4..=2.8).contains(&ratio),
+        "shares 200:100 split CPU 0 {ratio:.2}:1 ({} vs {} ns)",
+        b1 - b0,
+        s1 - s0
+    );
+}
+
+#[test]
+fn live_recapping_takes_effect_persists_and_survives_reboot() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("live");
+    h.boot("l", "add capped-memory; set physical=64m; end");
+    let limit = || h.cg_u64("l", "memory", "memory.limit_in_bytes");
+    let stored = || h.ok("zonecfg", &["-z", "l", "info capped-memory"]);
+    assert_eq!(limit(), 64 << 20);
+    // zonecfg -r: raise, in force at once and on disk.
+    h.ok(
+        "zonecfg",
+        &[
+            "-z",
+            "l",
+            "-r",
+            "select capped-memory; set physical=128m; end; commit",
+        ],
+    );
+    assert_eq!(limit(), 128 << 20);
+    assert!(stored().contains("128M"), "{}", stored());
+    // A plain zonecfg changes only the configuration; zoneadm apply brings it into force.
+    h.ok(
+        "zonecfg",
+        &["-z", "l", "select capped-memory; set physical=96m; end"],
+    );
+    assert_eq!(limit(), 128 << 20);
+    h.ok("zoneadm", &["-z", "l", "apply"]);
+    assert_eq!(limit(), 96 << 20);
+    // Lower it live, and the process cap too.
+    h.ok(
+        "zonecfg",
+        &[
+            "-z",
+            "l",
+            "-r",
+            "select capped-memory; set physical=48m; end; set max-lwps=100",
+        ],
+    );
+    assert_eq!(limit(), 48 << 20);
+    assert_eq!(h.cg_read("l", "pids", "pids.max"), "100");
+    // A cap below what the zone uses (32 MiB of unswappable tmpfs) is refused by the kernel:
+    // the error is reported, the old cap stays in force and on disk.
+    h.ok(
+        "zlogin",
+        &[
+            "l",
+            "dd if=/dev/zero of=/dev/shm/fill bs=1M count=32 2>/dev/null",
+        ],
+    );
+    let err = h.fails(
+        "zonecfg",
+        &[
+            "-z",
+            "l",
+            "-r",
+            "select capped-memory; set physical=16m; end",
+        ],
+    );
+    eprintln!("refused: {err}");
+    assert!(err.contains("not committed"), "{err}");
+    assert_eq!(limit(), 48 << 20);
+    assert!(stored().contains("48M"), "{}", stored());
+    h.ok("zlogin", &["l", "rm /dev/shm/fill"]);
+    // The caps survive a reboot.
+    h.ok("zoneadm", &["-z", "l", "reboot"]);
+    assert_eq!(limit(), 48 << 20);
+    assert_eq!(h.cg_read("l", "pids", "pids.max"), "100");
+    // Removing the cap lifts it in the running zone.
+    h.ok("zonecfg", &["-z", "l", "-r", "remove capped-memory"]);
+    assert!(limit() > 1 << 40, "the memory cap is still {}", limit());
+    // zoneadm apply needs a live zone.
+    h.ok("zoneadm", &["-z", "l", "halt"]);
+    let err = h.fails("zoneadm", &["-z", "l", "apply"]);
+    assert!(err.contains("installed"), "{err}");
+}
+
+#[test]
+fn zonestat_reports_usage_and_caps_from_the_cgroup_files() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("stat");
+    h.boot(
+        "s1",
+        "add capped-memory; set physical=64m; end; add capped-cpu; set ncpus=0.5; end; \
+         set max-lwps=50",
+    );
+    h.boot("s2", "");
+    // Reach s1's memory cap once, so zonestat has a hit and an OOM kill to show.
+    let _ = h.cmd(
+        "zlogin",
+        &["s1", "awk 'BEGIN { s = sprintf(\"%1048576s\", \"\"); for (i = 0; i < 128; i++) a[i] = s i }'"],
+    );
+    let out = h.ok("zonestat", &["-j", "1", "1"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "one report: {out}");
+    let report: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    let zones = report["zones"].as_array().unwrap();
+    let names: Vec<&str> = zones
+        .iter()
+        .map(|z| z["zonename"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["s1", "s2"]);
+    let s1 = &zones[0];
+    let quota = h.cg_u64("s1", "cpu", "cpu.cfs_quota_us") as f64;
+    let period = h.cg_u64("s1", "cpu", "cpu.cfs_period_us") as f64;
+    assert_eq!(s1["cpu"]["cap"].as_f64(), Some(quota / period));
+    assert_eq!(
+        s1["physical-memory"]["cap"].as_u64(),
+        Some(h.cg_u64("s1", "memory", "memory.limit_in_bytes"))
+    );
+    assert_eq!(
+        s1["physical-memory"]["failcnt"].as_u64(),
+        Some(h.cg_u64("s1", "memory", "memory.failcnt"))
+    );
+    assert!(
+        s1["physical-memory"]["failcnt"].as_u64().unwrap() > 0,
+        "the cap was reached"
+    );
+    assert_eq!(
+        s1["physical-memory"]["oom_kills"].as_u64(),
+        Some(h.cg_key("s1", "memory", "memory.oom_control", "oom_kill"))
+    );
+    assert_eq!(
+        s1["lwps"]["cap"].as_u64().map(|c| c.to_string()),
+        Some(h.cg_read("s1", "pids", "pids.max"))
+    );
+    for (z, name) in zones.iter().zip(["s1", "s2"]) {
+        // The zones are idle: the task count is stable, memory use nearly so.
+        assert_eq!(
+            z["lwps"]["used"].as_u64(),
+            Some(h.cg_u64(name, "pids", "pids.current"))
+        );
+        let used = z["physical-memory"]["used"].as_u64().unwrap();
+        let file = h.cg_u64(name, "memory", "memory.usage_in_bytes");
+        assert!(
+            used.abs_diff(file) <= (1 << 20).max(file / 4),
+            "{name}: zonestat says {used} bytes, the cgroup {file}"
+        );
+        let cpu = z["cpu"]["used"].as_f64().unwrap();
+        assert!(
+            (0.0..0.5).contains(&cpu),
+            "{name} is idle but used {cpu} CPU"
+        );
+    }
+    let s2 = &zones[1];
+    assert!(s2["cpu"]["cap"].is_null() && s2["physical-memory"]["cap"].is_null());
+    assert!(s2["lwps"]["cap"].is_null());
+    // -p: interval:summary:ZONE:cpu:cpu-cap:mem:mem-cap:swap:swap-cap:lwps:lwps-cap
+    let out = h.ok("zonestat", &["-p", "-z", "s1", "1", "1"]);
+    let f: Vec<&str> = out.trim().split(':').collect();
+    assert_eq!(f[..3], ["interval", "summary", "s1"], "{out}");
+    assert_eq!((f[4], f[6], f[10]), ("0.5", "67108864", "50"), "{out}");
+    // The default report has a line per zone; the Prometheus text has the caps.
+    let out = h.ok("zonestat", &["1", "1"]);
+    eprintln!("{out}");
+    assert!(out.contains("SUMMARY") && out.lines().any(|l| l.trim_start().starts_with("s2")));
+    let prom = h.ok("zonestat", &["--prometheus"]);
+    assert!(
+        prom.contains("zone_memory_cap_bytes{zone=\"s1\"} 67108864\n"),
+        "{prom}"
+    );
+    assert!(prom.contains("zone_lwps_cap{zone=\"s1\"} 50\n"), "{prom}");
+    // Bad input.
+    let err = h.fails("zonestat", &["0"]);
+    assert!(err.contains("interval \"0\""), "{err}");
+    let err = h.fails("zonestat", &["-z", "nope", "1", "1"]);
+    assert!(err.contains("nope: No such zone configured"), "{err}");
+}
+
+#[test]
+fn bad_caps_are_refused_with_the_reason() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("bad");
+    for (cfg, reason) in [
+        ("add capped-cpu; set ncpus=0; end", "ncpus \"0\""),
+        ("add capped-memory; set physical=12x; end", "\"12x\""),
+        (
+            "add capped-memory; set physical=100t; end",
+            "more than this host has",
+        ),
+        ("add capped-cpu; set ncpus=4096; end", "CPUs are online"),
+        ("add dedicated-cpu; set ncpus=4096; end", "CPUs are online"),
+        (
+            "set cpu-shares=5; add dedicated-cpu; set ncpus=1; end",
+            "cannot be used together with cpu-shares",
+        ),
+    ] {
+        let err = h.fails(
+            "zonecfg",
+            &[
+                "-z",
+                "b",
+                &format!("create; set zonepath=/zones/b; {cfg}; commit"),
+            ],
+        );
+        assert!(err.contains(reason), "{cfg}: {err}");
+        assert_eq!(h.state("b"), "absent", "{cfg} was committed");
+    }
+}
