@@ -53,6 +53,8 @@ def make_bundle(path, runz, args, cgroup):
         c = json.load(f)
     c["process"]["terminal"] = False
     c["process"]["args"] = args
+    # The oldest version every peer accepts (crun 1.8 refuses 1.3.0 as unknown).
+    c["ociVersion"] = "1.0.2"
     c["linux"]["cgroupsPath"] = cgroup
     with open(os.path.join(path, "config.json"), "w") as f:
         json.dump(c, f)
