@@ -190,6 +190,7 @@ pub fn halt(store: &Store, name: &str) -> Result<()> {
     // The supervisor is gone: clean up after it.
     let _ = engine::signal_all(&paths, libc::SIGKILL);
     let _ = engine::destroy(&paths);
+    super::network::teardown(&paths);
     let lock = store.lock(name)?;
     store.set_state(&lock, ZoneState::Installed)?;
     let _ = fs::remove_file(paths.info_file());

@@ -8,6 +8,8 @@
 //! - `control`: the request/response protocol between zoneadm and zoneadmd.
 //! - `admin`: what zoneadm's verbs do (install, boot, halt, list, ...).
 //! - `login`: zlogin (a process inside the zone, or the console).
+//! - `network`: an exclusive-IP zone's namespace and anet links; `datalinks`: dladm's
+//!   etherstubs and VNICs.
 //!
 //! Runtime files of zone NAME live in `ALTROOT/run/zones/NAME/`: `zoneadmd.lock` (held by the
 //! supervisor for its whole life), `zoneadmd.pid`, `control.sock`, `console.sock`, `zone.json`
@@ -16,8 +18,10 @@
 
 pub mod admin;
 pub mod control;
+pub mod datalinks;
 pub mod engine;
 pub mod login;
+pub mod network;
 pub mod supervisor;
 
 use std::path::{Path, PathBuf};

@@ -30,7 +30,7 @@ use zones::state::ZoneState;
 use zones::store::Store;
 
 use super::control::{parse_request, reply_line, Reply, Request};
-use super::{engine, free_zoneid, ZoneInfo, ZonePaths};
+use super::{engine, free_zoneid, network, ZoneInfo, ZonePaths};
 
 /// How much recent console output a newly attached console client is shown.
 const RING: usize = 64 * 1024;
@@ -274,7 +274,8 @@ impl Supervisor {
             .load(&self.paths.name)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("{}: No such zone configured", self.paths.name))?;
-        let bundle = engine::write_bundle(&self.store, &zone, self.boot_args.clone())
+        let netns = network::setup(&self.store, &zone, &self.paths).map_err(|e| e.to_string())?;
+        let bundle = engine::write_bundle(&self.store, &zone, self.boot_args.clone(), netns)
             .map_err(|e| e.to_string())?;
         let (pid, master) = engine::create(&self.paths, &bundle).map_err(|e| e.to_string())?;
         self.init = Some(pid);
@@ -421,6 +422,8 @@ impl Supervisor {
         if let Err(e) = engine::destroy(&self.paths) {
             log(&format!("zone '{}': {e}", self.paths.name));
         }
+        // Before anyone waiting for the halt hears back.
+        network::teardown(&self.paths);
         if reboot {
             let again = self.make_ready().and_then(|()| self.boot());
             match again {
@@ -631,6 +634,7 @@ impl Supervisor {
             }
         }
         let _ = engine::destroy(&self.paths);
+        network::teardown(&self.paths);
         for c in self.clients.drain(..) {
             let _ = c.shutdown(std::net::Shutdown::Both);
         }
