@@ -53,6 +53,16 @@ for p in /proc/[0-9]*; do
     esac
 done
 
+# Network links in the host namespace: test etherstubs/VNICs are named rzt<pid>..., a zone's
+# anet host end zv<hash> and a VNIC's bridge port vp<hash> (tests/network.rs). Namespace files
+# (nsfs mounts under /run/runz-test-net-* and the test altroots) show up as mounts above.
+for l in /sys/class/net/*; do
+    name=${l##*/}
+    case $name in
+    rzt[0-9]* | zv[0-9a-f]????????? | vp[0-9a-f]?????????) leaks+=("link: $name") ;;
+    esac
+done
+
 # State dirs of the tests' `runz --root`, and the integration scripts' state and work dirs.
 for d in /run/runz-test* /run/runz-it-* /var/tmp/runz-it-*; do
     [ -e "$d" ] && leaks+=("state dir: $d")

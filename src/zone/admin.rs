@@ -234,11 +234,19 @@ pub fn halt(store: &Store, name: &str) -> Result<()> {
     let paths = ZonePaths::new(store, name);
     drop(lock);
     if eff != ZoneState::Down {
-        return Ok(control::request(&paths, &Request::Halt, CONTROL_WAIT)?);
+        control::request(&paths, &Request::Halt, CONTROL_WAIT)?;
+        // The supervisor answers when init is gone, then tears down and exits: wait for
+        // that, so the zone is installed (and its links gone) when halt returns.
+        let until = std::time::Instant::now() + CONTROL_WAIT;
+        while supervisor_alive(&paths) && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        return Ok(());
     }
     // The supervisor is gone: clean up after it.
     let _ = engine::signal_all(&paths, libc::SIGKILL);
     let _ = engine::destroy(&paths);
+    super::network::teardown(&paths);
     let lock = store.lock(name)?;
     store.set_state(&lock, ZoneState::Installed)?;
     let _ = fs::remove_file(paths.info_file());

@@ -52,11 +52,13 @@ fn app_process(bundle: &Path) -> Option<AppProcess> {
     serde_json::from_str(&text).ok()
 }
 
-/// Write `<zonepath>/config.json` for this boot.
+/// Write `<zonepath>/config.json` for this boot; `netns` is the namespace the zone joins
+/// (made by `network::setup`), `None` for a new empty one.
 pub fn write_bundle(
     store: &Store,
     zone: &Zone,
     boot_args: Option<Vec<String>>,
+    netns: Option<PathBuf>,
 ) -> Result<PathBuf, EngineError> {
     let bundle = zonepath(store, zone)?;
     if !bundle.join("root").is_dir() {
@@ -72,7 +74,7 @@ pub fn write_bundle(
         cgroup_parent: store.cgroup_parent()?,
         boot_args,
         app: app_process(&bundle),
-        netns: None,
+        netns,
         cgroup_v2: cgroup_v2(),
     };
     let spec = zones::spec::zone_spec(zone, &opts)?;

@@ -9,6 +9,8 @@
 //! - `admin`: what zoneadm's verbs do (install, boot, halt, list, ...).
 //! - `login`: zlogin (a process inside the zone, or the console).
 //! - `stat`: zonestat's data (usage and caps from the zone's cgroup).
+//! - `network`: an exclusive-IP zone's namespace and anet links; `datalinks`: dladm's
+//!   etherstubs and VNICs.
 //!
 //! Runtime files of zone NAME live in `ALTROOT/run/zones/NAME/`: `zoneadmd.lock` (held by the
 //! supervisor for its whole life), `zoneadmd.pid`, `control.sock`, `console.sock`, `zone.json`
@@ -17,8 +19,10 @@
 
 pub mod admin;
 pub mod control;
+pub mod datalinks;
 pub mod engine;
 pub mod login;
+pub mod network;
 pub mod stat;
 pub mod supervisor;
 

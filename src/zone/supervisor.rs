@@ -30,7 +30,7 @@ use zones::state::ZoneState;
 use zones::store::Store;
 
 use super::control::{parse_request, reply_line, Reply, Request};
-use super::{engine, free_zoneid, ZoneInfo, ZonePaths};
+use super::{engine, free_zoneid, network, ZoneInfo, ZonePaths};
 
 /// How much recent console output a newly attached console client is shown.
 const RING: usize = 64 * 1024;
@@ -277,7 +277,8 @@ impl Supervisor {
         // The zone's root (an overlay, ...) is mounted while the zone is up.
         let zonepath = engine::zonepath(&self.store, &zone).map_err(|e| e.to_string())?;
         zones::storage::activate(&zonepath).map_err(|e| e.to_string())?;
-        let bundle = engine::write_bundle(&self.store, &zone, self.boot_args.clone())
+        let netns = network::setup(&self.store, &zone, &self.paths).map_err(|e| e.to_string())?;
+        let bundle = engine::write_bundle(&self.store, &zone, self.boot_args.clone(), netns)
             .map_err(|e| e.to_string())?;
         let (pid, master) = engine::create(&self.paths, &bundle).map_err(|e| e.to_string())?;
         self.init = Some(pid);
@@ -424,6 +425,8 @@ impl Supervisor {
         if let Err(e) = engine::destroy(&self.paths) {
             log(&format!("zone '{}': {e}", self.paths.name));
         }
+        // Before anyone waiting for the halt hears back.
+        network::teardown(&self.paths);
         if reboot {
             let again = self.make_ready().and_then(|()| self.boot());
             match again {
@@ -635,6 +638,7 @@ impl Supervisor {
         }
         let _ = engine::destroy(&self.paths);
         self.deactivate_storage();
+        network::teardown(&self.paths);
         for c in self.clients.drain(..) {
             let _ = c.shutdown(std::net::Shutdown::Both);
         }

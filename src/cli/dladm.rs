@@ -1,0 +1,248 @@
+//! `dladm`: etherstubs and VNICs (illumos Crossbow's datalink administration), recorded in
+//! `ALTROOT/etc/zones/datalinks` and made again by `dladm up` (or at zone boot) when missing.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use zones::store::Store;
+use zones_net::Netlink;
+
+use crate::zone::datalinks;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "dladm",
+    about = "Administer datalinks: etherstubs and VNICs (illumos dladm)",
+    disable_version_flag = true
+)]
+struct Cli {
+    /// Alternate root: the datalink records live under it (the links are the host's).
+    #[arg(short = 'R', global = true)]
+    altroot: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// A virtual switch with no uplink (a Linux bridge).
+    CreateEtherstub {
+        name: String,
+    },
+    /// Remove an etherstub no VNIC or zone uses.
+    DeleteEtherstub {
+        name: String,
+    },
+    /// List etherstubs.
+    ShowEtherstub {
+        #[arg(short = 'p')]
+        parsable: bool,
+        #[arg(short = 'o')]
+        fields: Option<String>,
+        name: Option<String>,
+    },
+    /// A VNIC over LINK (an etherstub or another link).
+    CreateVnic {
+        #[arg(short = 'l')]
+        link: String,
+        /// A MAC address, or auto/random.
+        #[arg(short = 'm')]
+        mac: Option<String>,
+        #[arg(short = 'v')]
+        vlan: Option<u16>,
+        name: String,
+    },
+    DeleteVnic {
+        name: String,
+    },
+    /// List VNICs: LINK OVER MACADDRESS STATE.
+    ShowVnic {
+        #[arg(short = 'p')]
+        parsable: bool,
+        #[arg(short = 'o')]
+        fields: Option<String>,
+        name: Option<String>,
+    },
+    /// Make again every recorded etherstub and VNIC that is missing (after a host reboot).
+    Up,
+}
+
+/// `\:` and `\\` escaping of one parsable field.
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace(':', "\\:")
+}
+
+/// Rows of `fields` (upper case in the header) as a table or, with `parsable`, `:`-joined.
+fn print_table(
+    all: &[&str],
+    fields: Option<&str>,
+    parsable: bool,
+    rows: &[Vec<String>],
+) -> Result<(), String> {
+    let wanted: Vec<usize> = match fields {
+        None => (0..all.len()).collect(),
+        Some(f) => f
+            .split(',')
+            .map(|n| {
+                all.iter()
+                    .position(|a| a.eq_ignore_ascii_case(n.trim()))
+                    .ok_or_else(|| {
+                        format!(
+                            "unknown field '{n}' (fields: {})",
+                            all.join(",").to_lowercase()
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    if parsable {
+        if fields.is_none() {
+            return Err("-p requires -o".into());
+        }
+        for r in rows {
+            let line: Vec<String> = wanted.iter().map(|i| escape(&r[*i])).collect();
+            println!("{}", line.join(":"));
+        }
+        return Ok(());
+    }
+    let widths: Vec<usize> = wanted
+        .iter()
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[*i].len())
+                .chain([all[*i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let fmt = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+            .trim_end()
+            .to_string()
+    };
+    println!("{}", fmt(wanted.iter().map(|i| all[*i]).collect()));
+    for r in rows {
+        println!("{}", fmt(wanted.iter().map(|i| r[*i].as_str()).collect()));
+    }
+    Ok(())
+}
+
+fn state_of(nl: &mut Option<Netlink>, name: &str) -> String {
+    let link = nl.as_mut().and_then(|n| n.link(name).ok().flatten());
+    match link {
+        Some(l) if l.up => "up".into(),
+        Some(_) => "down".into(),
+        None => "missing".into(),
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let store = Store::open(cli.altroot.as_deref()).map_err(|e| e.to_string())?;
+    let e = |e: datalinks::DatalinkError| e.to_string();
+    match cli.command {
+        Cmd::CreateEtherstub { name } => datalinks::create_etherstub(&store, &name).map_err(e),
+        Cmd::DeleteEtherstub { name } => datalinks::delete_etherstub(&store, &name).map_err(e),
+        Cmd::CreateVnic {
+            link,
+            mac,
+            vlan,
+            name,
+        } => {
+            if let Some(v) = vlan.filter(|v| *v != 0) {
+                return Err(format!(
+                    "VLAN {v}: this kernel has neither 802.1q nor bridge vlan_filtering"
+                ));
+            }
+            datalinks::create_vnic(&store, &link, &name, mac.as_deref())
+                .map(drop)
+                .map_err(e)
+        }
+        Cmd::DeleteVnic { name } => datalinks::delete_vnic(&store, &name).map_err(e),
+        Cmd::ShowEtherstub {
+            parsable,
+            fields,
+            name,
+        } => {
+            let d = datalinks::load(&store).map_err(e)?;
+            if let Some(n) = &name {
+                if !d.etherstubs.contains(n) {
+                    return Err(format!("etherstub '{n}' does not exist"));
+                }
+            }
+            let rows: Vec<Vec<String>> = d
+                .etherstubs
+                .iter()
+                .filter(|s| name.as_ref().is_none_or(|n| n == *s))
+                .map(|s| vec![s.clone()])
+                .collect();
+            print_table(&["LINK"], fields.as_deref(), parsable, &rows)
+        }
+        Cmd::ShowVnic {
+            parsable,
+            fields,
+            name,
+        } => {
+            let d = datalinks::load(&store).map_err(e)?;
+            if let Some(n) = &name {
+                if !d.vnics.iter().any(|v| &v.name == n) {
+                    return Err(format!("VNIC '{n}' does not exist"));
+                }
+            }
+            let mut nl = Netlink::open().ok();
+            let rows: Vec<Vec<String>> = d
+                .vnics
+                .iter()
+                .filter(|v| name.as_ref().is_none_or(|n| *n == v.name))
+                .map(|v| {
+                    vec![
+                        v.name.clone(),
+                        v.over.clone(),
+                        v.mac.clone(),
+                        state_of(&mut nl, &v.name),
+                    ]
+                })
+                .collect();
+            print_table(
+                &["LINK", "OVER", "MACADDRESS", "STATE"],
+                fields.as_deref(),
+                parsable,
+                &rows,
+            )
+        }
+        Cmd::Up => {
+            for l in datalinks::restore(&store).map_err(e)? {
+                println!("{l}");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Run dladm with the process's arguments; returns the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => 0,
+        Err(msg) => {
+            eprintln!("dladm: {msg}");
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsable_fields_escape() {
+        assert_eq!(escape("02:00"), "02\\:00");
+        assert!(print_table(&["LINK"], None, true, &[]).is_err());
+        assert!(print_table(&["LINK"], Some("nope"), false, &[]).is_err());
+    }
+}

@@ -1,0 +1,429 @@
+//! Zone networking end to end through the real binaries: dladm etherstubs and VNICs, zones
+//! with anets on them that ping each other (bounded: busybox ping with a count and a
+//! deadline), isolation between etherstubs, teardown at halt (also after kill -9 of the
+//! supervisor), and bad input that leaves nothing behind.
+//!
+//! Etherstubs and VNICs live in the host namespace under test names (`rzt<pid><tag>`); the
+//! zones' addresses (10.213.x.y/24) exist only inside the zones' own namespaces.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::require_root;
+use zones_linux::zone::network::host_link_name;
+use zones_net::Netlink;
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+fn bin(name: &str) -> PathBuf {
+    common::runz_bin().with_file_name(name)
+}
+
+/// An alternate root with a busybox image; zones halted, test links deleted on drop.
+struct Host {
+    root: PathBuf,
+    image: PathBuf,
+    cgroup_parent: String,
+    tag: String,
+}
+
+impl Host {
+    fn new(tag: &str) -> Host {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let root = PathBuf::from(format!(
+            "/var/tmp/runz-tests/net-{}-{tag}-{n}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let image = root.join("image");
+        common::copy_tree(&common::busybox_rootfs(), &image).unwrap();
+        std::fs::write(image.join("etc/inittab"), "::askfirst:-/bin/sh\n").unwrap();
+        Host {
+            root,
+            image,
+            cgroup_parent: format!("{}/net-{tag}-{n}", common::cgroup_prefix()),
+            tag: format!("rzt{}{n}", std::process::id()),
+        }
+    }
+
+    /// A link name for this test: `rzt<pid><n><suffix>`, within 15 bytes.
+    fn link(&self, suffix: &str) -> String {
+        let name = format!("{}{suffix}", self.tag);
+        assert!(name.len() <= 15, "{name}");
+        name
+    }
+
+    fn cmd(&self, prog: &str, args: &[&str]) -> Output {
+        Command::new(bin(prog))
+            .arg("-R")
+            .arg(&self.root)
+            .args(args)
+            .env("ZONES_CGROUP_PARENT", &self.cgroup_parent)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, prog: &str, args: &[&str]) -> String {
+        let out = self.cmd(prog, args);
+        assert!(
+            out.status.success(),
+            "{prog} {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn fails(&self, prog: &str, args: &[&str]) -> String {
+        let out = self.cmd(prog, args);
+        assert!(!out.status.success(), "{prog} {args:?} succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Configure and install a zone with one anet `net0` on `stub`.
+    fn zone(&self, zone: &str, stub: &str, addr: &str, extra: &str) {
+        self.ok(
+            "zonecfg",
+            &[
+                "-z",
+                zone,
+                &format!(
+                    "create; set zonepath=/zones/{zone}; set max-processes=100; \
+                     add anet; set linkname=net0; set lower-link={stub}; \
+                     set allowed-address={addr}; {extra} end"
+                ),
+            ],
+        );
+        self.ok(
+            "zoneadm",
+            &["-z", zone, "install", "-d", self.image.to_str().unwrap()],
+        );
+    }
+
+    fn netns_file(&self, zone: &str) -> PathBuf {
+        self.root.join(format!("run/zones/{zone}/netns"))
+    }
+
+    fn state(&self, zone: &str) -> String {
+        self.ok("zoneadm", &["list", "-cp"])
+            .lines()
+            .map(|l| l.split(':').map(str::to_string).collect::<Vec<_>>())
+            .find(|f| f[1] == zone)
+            .map(|f| f[2].clone())
+            .unwrap_or_default()
+    }
+}
+
+fn host_link_exists(name: &str) -> bool {
+    Netlink::open().unwrap().link(name).unwrap().is_some()
+}
+
+fn mounted(path: &std::path::Path) -> bool {
+    common::mount_points().iter().any(|m| m == path)
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let zones = std::fs::read_dir(self.root.join("run/zones"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| !n.starts_with('.'));
+        for z in zones {
+            let _ = self.cmd("zoneadm", &["-z", &z, "halt"]);
+        }
+        // Test links only: everything named with this host's tag.
+        if let Ok(mut nl) = Netlink::open() {
+            for l in nl.links().unwrap_or_default() {
+                if l.name.starts_with(&self.tag) {
+                    let _ = nl.delete_link(&l.name);
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+        // The zones' parent cgroup in every hierarchy (beneath the test's own cgroups).
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        for line in own.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (Some(_), Some(ctrl), Some(path)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let dir = match ctrl.split(',').next().filter(|c| !c.is_empty()) {
+                Some(c) => {
+                    std::path::Path::new("/sys/fs/cgroup").join(c.trim_start_matches("name="))
+                }
+                None => std::path::Path::new("/sys/fs/cgroup/unified").to_path_buf(),
+            };
+            let _ = std::fs::remove_dir(
+                dir.join(path.trim_start_matches('/'))
+                    .join(&self.cgroup_parent),
+            );
+        }
+    }
+}
+
+#[test]
+fn zones_on_one_etherstub_ping_each_other_and_not_across_stubs() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("ping");
+    let s1 = h.link("s1");
+    let s2 = h.link("s2");
+    h.ok("dladm", &["create-etherstub", &s1]);
+    h.ok("dladm", &["create-etherstub", &s2]);
+    assert_eq!(
+        h.ok("dladm", &["show-etherstub", "-p", "-o", "link"]),
+        format!("{s1}\n{s2}\n")
+    );
+    h.zone("za", &s1, "10.213.0.1/24", "set mac-address=2:8:20:d:1:1;");
+    h.zone("zb", &s1, "10.213.0.2/24", "set defrouter=10.213.0.1;");
+    h.zone("zc", &s2, "10.213.0.3/24", "");
+    for z in ["za", "zb", "zc"] {
+        h.ok("zoneadm", &["-z", z, "boot"]);
+    }
+    // The zone's link: its name, MAC and address, set before init ran.
+    assert_eq!(
+        h.ok("zlogin", &["za", "cat /sys/class/net/net0/address"]),
+        "02:08:20:0d:01:01\n"
+    );
+    let addrs = h.ok("zlogin", &["za", "ip -4 addr show dev net0"]);
+    assert!(addrs.contains("inet 10.213.0.1/24"), "{addrs}");
+    let routes = h.ok("zlogin", &["zb", "ip route"]);
+    assert!(routes.contains("default via 10.213.0.1"), "{routes}");
+    // The host end is a port of the etherstub.
+    let mut nl = Netlink::open().unwrap();
+    let stub = nl.require(&s1).unwrap();
+    let port = nl.require(&host_link_name("za", "net0")).unwrap();
+    assert_eq!(port.master, Some(stub.index));
+
+    // Same etherstub: reachable both ways.
+    h.ok("zlogin", &["za", "ping -c 2 -w 10 10.213.0.2"]);
+    h.ok("zlogin", &["zb", "ping -c 2 -w 10 10.213.0.1"]);
+    // Another etherstub: not reachable (no route, no switch between them).
+    let out = h.cmd("zlogin", &["zc", "ping -c 2 -w 3 10.213.0.1"]);
+    assert!(!out.status.success(), "zc reached za across etherstubs");
+    let out = h.cmd("zlogin", &["za", "ping -c 2 -w 3 10.213.0.3"]);
+    assert!(!out.status.success(), "za reached zc across etherstubs");
+
+    // An etherstub in use cannot be deleted.
+    let err = h.fails("dladm", &["delete-etherstub", &s1]);
+    assert!(err.contains("in use by"), "{err}");
+
+    for z in ["za", "zb", "zc"] {
+        h.ok("zoneadm", &["-z", z, "halt"]);
+        assert!(!host_link_exists(&host_link_name(z, "net0")), "{z}");
+        assert!(!h.netns_file(z).exists(), "{z}");
+        assert!(!mounted(&h.netns_file(z)), "{z}");
+    }
+    // Booting again works (nothing left from the first boot gets in the way).
+    h.ok("zoneadm", &["-z", "za", "boot"]);
+    h.ok("zoneadm", &["-z", "za", "halt"]);
+    h.ok("dladm", &["delete-etherstub", &s1]);
+    h.ok("dladm", &["delete-etherstub", &s2]);
+    assert!(!host_link_exists(&s1));
+    assert_eq!(h.ok("dladm", &["show-etherstub", "-p", "-o", "link"]), "");
+}
+
+#[test]
+fn halt_after_kill_9_of_the_supervisor_removes_the_links() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("kill");
+    let s = h.link("s");
+    h.ok("dladm", &["create-etherstub", &s]);
+    h.zone("zk", &s, "10.213.1.1/24", "");
+    h.ok("zoneadm", &["-z", "zk", "boot"]);
+    let host_end = host_link_name("zk", "net0");
+    assert!(host_link_exists(&host_end));
+    assert!(mounted(&h.netns_file("zk")));
+    let pid: i32 = std::fs::read_to_string(h.root.join("run/zones/zk/zoneadmd.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    for _ in 0..500 {
+        if h.state("zk") == "down" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // The links outlive the supervisor until halt cleans up after it.
+    assert!(host_link_exists(&host_end));
+    h.ok("zoneadm", &["-z", "zk", "halt"]);
+    assert_eq!(h.state("zk"), "installed");
+    assert!(!host_link_exists(&host_end));
+    assert!(!mounted(&h.netns_file("zk")));
+    assert!(!h.netns_file("zk").exists());
+    // A recorded etherstub that went missing is made again at boot.
+    Netlink::open().unwrap().delete_link(&s).unwrap();
+    h.ok("zoneadm", &["-z", "zk", "boot"]);
+    assert!(host_link_exists(&s));
+    h.ok("zoneadm", &["-z", "zk", "halt"]);
+    h.ok("dladm", &["delete-etherstub", &s]);
+}
+
+#[test]
+fn bad_network_input_is_refused_and_leaves_nothing() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("bad");
+    let s = h.link("s");
+    h.ok("dladm", &["create-etherstub", &s]);
+
+    // A lower-link that does not exist.
+    let missing = h.link("nope");
+    h.zone("zm", &missing, "10.213.2.1/24", "");
+    let err = h.fails("zoneadm", &["-z", "zm", "boot"]);
+    assert!(
+        err.contains(&format!("lower-link '{missing}' does not exist")),
+        "{err}"
+    );
+    assert_eq!(h.state("zm"), "installed");
+    assert!(!h.netns_file("zm").exists());
+
+    // A MAC another zone uses.
+    h.zone(
+        "z1",
+        &s,
+        "10.213.2.2/24",
+        "set mac-address=02:08:20:0d:02:02;",
+    );
+    h.zone(
+        "z2",
+        &s,
+        "10.213.2.3/24",
+        "set mac-address=02:08:20:0d:02:02;",
+    );
+    h.ok("zoneadm", &["-z", "z1", "boot"]);
+    let err = h.fails("zoneadm", &["-z", "z2", "boot"]);
+    assert!(
+        err.contains("mac-address 02:08:20:0d:02:02 is already used by zone 'z1'"),
+        "{err}"
+    );
+    assert!(!host_link_exists(&host_link_name("z2", "net0")));
+    assert!(!h.netns_file("z2").exists());
+    h.ok("zoneadm", &["-z", "z1", "halt"]);
+
+    // A lower-link name too long for an interface.
+    let out = h.cmd(
+        "zonecfg",
+        &[
+            "-z",
+            "zl",
+            "create; set zonepath=/zones/zl; add anet; set linkname=net0; \
+             set lower-link=a-name-far-too-long-for-linux; end",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    if out.status.success() {
+        h.ok(
+            "zoneadm",
+            &["-z", "zl", "install", "-d", h.image.to_str().unwrap()],
+        );
+        let err = h.fails("zoneadm", &["-z", "zl", "boot"]);
+        assert!(err.contains("longer than 15 bytes"), "{err}");
+    } else {
+        assert!(text.contains("a-name-far-too-long-for-linux"), "{text}");
+    }
+
+    // ip-type=shared is refused.
+    h.ok(
+        "zonecfg",
+        &[
+            "-z",
+            "zs",
+            "create; set zonepath=/zones/zs; set ip-type=shared",
+        ],
+    );
+    h.ok(
+        "zoneadm",
+        &["-z", "zs", "install", "-d", h.image.to_str().unwrap()],
+    );
+    let err = h.fails("zoneadm", &["-z", "zs", "boot"]);
+    assert!(err.contains("ip-type=shared is not supported"), "{err}");
+
+    // dladm: a VNIC over a missing link, a duplicate etherstub, a name too long.
+    let err = h.fails("dladm", &["create-vnic", "-l", &missing, &h.link("v")]);
+    assert!(
+        err.contains(&format!("link '{missing}' does not exist")),
+        "{err}"
+    );
+    let err = h.fails("dladm", &["create-etherstub", &s]);
+    assert!(err.contains("already exists"), "{err}");
+    let err = h.fails("dladm", &["create-etherstub", "a-name-far-too-long"]);
+    assert!(err.contains("longer than 15 bytes"), "{err}");
+
+    // No link left behind: none with this test's tag but the etherstub, no zone's host end.
+    let left: Vec<String> = Netlink::open()
+        .unwrap()
+        .links()
+        .unwrap()
+        .into_iter()
+        .map(|l| l.name)
+        .filter(|n| {
+            (n.starts_with(&h.tag) && *n != s)
+                || ["zm", "z1", "z2", "zl", "zs"]
+                    .iter()
+                    .any(|z| *n == host_link_name(z, "net0"))
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    h.ok("dladm", &["delete-etherstub", &s]);
+}
+
+#[test]
+fn dladm_vnics_over_an_etherstub() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("vnic");
+    let s = h.link("s");
+    let v = h.link("v");
+    h.ok("dladm", &["create-etherstub", &s]);
+    h.ok(
+        "dladm",
+        &["create-vnic", "-l", &s, "-m", "2:8:20:d:3:1", &v],
+    );
+    assert_eq!(
+        h.ok(
+            "dladm",
+            &["show-vnic", "-p", "-o", "link,over,macaddress,state"]
+        ),
+        format!("{v}:{s}:02\\:08\\:20\\:0d\\:03\\:01:up\n")
+    );
+    let mut nl = Netlink::open().unwrap();
+    assert_eq!(
+        nl.require(&v).unwrap().mac.as_deref(),
+        Some("02:08:20:0d:03:01")
+    );
+    let err = h.fails(
+        "dladm",
+        &["create-vnic", "-l", &s, "-m", "2:8:20:d:3:1", &h.link("w")],
+    );
+    assert!(err.contains("already used by link"), "{err}");
+    let err = h.fails("dladm", &["delete-etherstub", &s]);
+    assert!(err.contains(&format!("in use by VNIC '{v}'")), "{err}");
+    // Missing links come back with `dladm up`.
+    nl.delete_link(&v).unwrap();
+    assert_eq!(h.ok("dladm", &["up"]), format!("{v}\n"));
+    assert!(host_link_exists(&v));
+    h.ok("dladm", &["delete-vnic", &v]);
+    assert!(!host_link_exists(&v));
+    h.ok("dladm", &["delete-etherstub", &s]);
+    assert_eq!(h.ok("dladm", &["show-vnic", "-p", "-o", "link"]), "");
+}
