@@ -469,3 +469,34 @@ fn the_pidfd_socket_receives_a_pidfd_of_init() {
     let pid = b.state()["pid"].as_i64().unwrap();
     assert!(info.contains(&format!("Pid:\t{pid}")), "{info}");
 }
+
+#[test]
+fn id_mapped_mounts_show_files_through_the_mapping() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("idmap");
+    let host = b.dir.join("owned");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("f"), "x").unwrap();
+    // The file belongs to root on disk.
+    let mut mounts = b.spec["mounts"].as_array().unwrap().clone();
+    mounts.push(
+        json!({"destination": "/mapped", "type": "bind", "source": host,
+                       "options": ["bind"],
+                       "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+                       "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}),
+    );
+    mounts.push(
+        json!({"destination": "/plain", "type": "bind", "source": host, "options": ["bind"]}),
+    );
+    b.set("/mounts", json!(mounts));
+    let out = run_sh(&mut b, "stat -c %u:%g /mapped/f /plain/f");
+    // Through the mapping (container 0 -> host 1000) the on-disk owner 0 is seen as 1000, as a
+    // process in a user namespace mapping host 1000 to its root would see its own root; the
+    // plain bind shows the owner as it is.
+    assert_eq!(out, "1000:1000\n0:0\n");
+    // The host file is untouched.
+    let meta = std::fs::metadata(host.join("f")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 0);
+}

@@ -503,7 +503,7 @@ fn features() -> serde_json::Value {
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },
-            "mountExtensions": { "idmap": { "enabled": false } },
+            "mountExtensions": { "idmap": { "enabled": true } },
         },
         "annotations": {
             "io.github.zones-linux.runz.version": env!("CARGO_PKG_VERSION"),

@@ -142,6 +142,7 @@ pub fn create(opts: CreateOpts) -> Result<Created> {
     let joins = namespaces::open_joins(spec::namespaces(&spec))
         .map_err(|e| ContainerError::Create(e.to_string()))?;
     let pidfd_sock = connect_pidfd_socket(opts.pidfd_socket.as_deref())?;
+    let idmaps = super::idmap::prepare(&spec).map_err(|e| ContainerError::Create(e.to_string()))?;
 
     let dir = state::create_dir(&opts.root, &opts.id)?;
     let mut cleanup = Cleanup {
@@ -176,6 +177,7 @@ pub fn create(opts: CreateOpts) -> Result<Created> {
                 no_new_keyring: opts.no_new_keyring,
                 preserve_fds,
                 extra_env: &extra_env,
+                idmap: &idmaps,
             };
             init::child_main(&ctx)
         }

@@ -43,6 +43,8 @@ pub struct InitContext<'a> {
     pub preserve_fds: i32,
     /// Extra env (LISTEN_FDS/LISTEN_PID when socket activation passes fds through).
     pub extra_env: &'a [String],
+    /// Per spec mount, the user namespace of an id-mapped mount (made by the parent).
+    pub idmap: &'a [Option<OwnedFd>],
 }
 
 /// The child's entry point; never returns.
@@ -205,6 +207,11 @@ fn init(ctx: &InitContext) -> Result<(), String> {
         has_mount_ns: has_mntns,
         cgroup: None,
         bundle: Some(ctx.bundle.to_path_buf()),
+        idmap_userns: ctx
+            .idmap
+            .iter()
+            .map(|fd| fd.as_ref().map(|f| f.as_raw_fd()))
+            .collect(),
     };
     if has_mntns {
         rootfs::prepare(spec, ctx.rootfs, &opts).map_err(|e| e.to_string())?;

@@ -18,6 +18,7 @@ pub mod console;
 pub mod container;
 pub mod devices;
 pub mod hooks;
+pub mod idmap;
 pub mod init;
 pub mod mounts;
 pub mod namespaces;

@@ -188,7 +188,7 @@ const REC_ATTR_TABLE: &[(&str, bool, u64)] = &[
 const EXTENSION_TABLE: &[&str] = &["tmpcopyup", "idmap", "ridmap"];
 
 /// Options that are parsed but not implemented; kept out of `known_options` (and `features`).
-const UNIMPLEMENTED_OPTIONS: &[&str] = &["idmap", "ridmap"];
+const UNIMPLEMENTED_OPTIONS: &[&str] = &[];
 
 /// Extensions that need runtime work beyond `mount(2)` flags.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -586,6 +586,8 @@ pub struct MountContext<'a> {
     pub new_cgroup_ns: bool,
     /// Host cgroup layout; discovered from /proc/self on first use if None.
     pub cgroup: Option<&'a CgroupLayout>,
+    /// For an id-mapped mount: the user namespace (an open descriptor) holding its mappings.
+    pub idmap_userns: Option<std::os::fd::RawFd>,
 }
 
 /// Mounts one spec entry into the rootfs. Read-only on tmpfs and on `/dev` is deferred to
@@ -600,11 +602,20 @@ pub fn mount_one(ctx: &MountContext<'_>, m: &Mount) -> Result<(), MountError> {
         });
     }
     let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
-    if opts.extra.idmap || opts.extra.ridmap || m.uid_mappings().is_some() {
-        return Err(MountError::Unsupported {
-            dest: dest.clone(),
-            what: "an id-mapped mount (idmap/ridmap/uidMappings)".into(),
-        });
+    if opts.extra.idmap
+        || opts.extra.ridmap
+        || m.uid_mappings().is_some()
+        || m.gid_mappings().is_some()
+    {
+        return match ctx.idmap_userns {
+            Some(userns) => mount_bind_idmapped(ctx, m, &opts, userns),
+            None => Err(MountError::Unsupported {
+                dest: dest.clone(),
+                what: "an id-mapped mount without the user namespace of its mappings (a bind \
+                       mount with uidMappings/gidMappings, or idmap in a user namespace)"
+                    .into(),
+            }),
+        };
     }
     let typ = m.typ().as_deref().unwrap_or("");
     let is_bind = opts.bind || typ == "bind";
@@ -648,6 +659,39 @@ fn bind_source(ctx: &MountContext<'_>, m: &Mount) -> Result<PathBuf, MountError>
         (false, Some(b)) => b.join(src),
         _ => src,
     })
+}
+
+/// An id-mapped bind mount: the source cloned, marked with the mapping's user namespace, and
+/// moved onto the destination (see [`crate::runtime::idmap`]); then flags as for any bind.
+fn mount_bind_idmapped(
+    ctx: &MountContext<'_>,
+    m: &Mount,
+    opts: &MountOptions,
+    userns: std::os::fd::RawFd,
+) -> Result<(), MountError> {
+    let dest = m.destination();
+    let src = bind_source(ctx, m)?;
+    let kind = if src.is_dir() {
+        NodeKind::Dir
+    } else {
+        NodeKind::File
+    };
+    let target = open_in_root(ctx.root, dest, Some(kind))?;
+    // SAFETY: the caller keeps the user namespace descriptor open for the whole of prepare.
+    let userns = unsafe { BorrowedFd::borrow_raw(userns) };
+    let recursive = opts.rbind || opts.extra.ridmap;
+    crate::runtime::idmap::mount(dest, &src, target.fd.as_fd(), userns, recursive).map_err(
+        |e| MountError::Unsupported {
+            dest: dest.clone(),
+            what: e.to_string(),
+        },
+    )?;
+    let target = open_in_root(ctx.root, &target.path, None)?;
+    let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    if !extra.is_empty() {
+        remount_bind(target.fd.as_fd(), dest, opts.flags, opts.clear)?;
+    }
+    finish_mount(&target, dest, opts)
 }
 
 fn mount_bind(ctx: &MountContext<'_>, m: &Mount, opts: &MountOptions) -> Result<(), MountError> {

@@ -87,6 +87,9 @@ pub struct RootfsOptions {
     pub cgroup: Option<CgroupLayout>,
     /// Bundle directory: relative bind-mount sources are relative to it (else to the cwd).
     pub bundle: Option<PathBuf>,
+    /// Per spec mount (by index), the user namespace an id-mapped mount uses
+    /// ([`crate::runtime::idmap::prepare`]); the descriptors stay open in the caller.
+    pub idmap_userns: Vec<Option<std::os::fd::RawFd>>,
 }
 
 /// `linux.rootfsPropagation` as mount flags; None when unset or empty.
@@ -173,15 +176,17 @@ pub fn prepare(spec: &Spec, rootfs: &Path, opts: &RootfsOptions) -> Result<(), R
         rootfs: rootfs.to_path_buf(),
         source,
     })?;
-    let ctx = MountContext {
+    let mut ctx = MountContext {
         root: root.as_fd(),
         rootfs,
         bundle: opts.bundle.as_deref(),
         in_user_ns: opts.in_user_ns,
         new_cgroup_ns: opts.new_cgroup_ns,
         cgroup: opts.cgroup.as_ref(),
+        idmap_userns: None,
     };
     for (index, m) in mounts_list.iter().enumerate() {
+        ctx.idmap_userns = opts.idmap_userns.get(index).copied().flatten();
         mounts::mount_one(&ctx, m).map_err(|source| RootfsError::Mount {
             index,
             dest: m.destination().clone(),
