@@ -4,6 +4,8 @@
 //! zonecfg [-R altroot] -z zone                    interactive (stdin is a tty)
 //! zonecfg [-R altroot] -z zone "cmd; cmd; ..."    one-shot (argv words are joined with spaces)
 //! zonecfg [-R altroot] -z zone -f file            command file ("-" is stdin)
+//! zonecfg [-R altroot] -z zone export -j           the configuration as JSON
+//! zonecfg [-R altroot] -z zone import -j file      replace it with a JSON document ("-": stdin)
 //! zonecfg help
 //! ```
 //!
@@ -15,12 +17,14 @@
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::PathBuf;
 
-use zones::lang::{self, parse, Console, Flow, LangError, Session};
+use zones::lang::{self, json, parse, Console, Flow, LangError, Session};
 use zones::store::Store;
 
 const USAGE: &str = "usage:\tzonecfg [-R altroot] -z <zone> (interactive)\n\
 \tzonecfg [-R altroot] -z <zone> <command>\n\
 \tzonecfg [-R altroot] -z <zone> -f <command-file>\n\
+\tzonecfg [-R altroot] -z <zone> export -j\n\
+\tzonecfg [-R altroot] -z <zone> import -j <json-file>\n\
 \tzonecfg [-R altroot] -u <uuid> ...\n\
 \tzonecfg help\n";
 
@@ -122,6 +126,9 @@ pub fn run(args: &[String]) -> i32 {
         Ok(s) => s,
         Err(e) => return fail(None, &e),
     };
+    if let Some(code) = json_command(&mut session, &name, &opts.command) {
+        return code;
+    }
     if let Some(file) = &opts.file {
         return run_file(&mut session, file);
     }
@@ -167,6 +174,38 @@ fn run_file(session: &mut Session, file: &str) -> i32 {
         return fail(None, &format!("{file}: {e}"));
     }
     run_text(session, &text, Some(file))
+}
+
+/// `export -j` and `import -j FILE` (JSON, see `zones::lang::json`); `None` for anything else.
+fn json_command(session: &mut Session, name: &str, command: &[String]) -> Option<i32> {
+    let words: Vec<&str> = command.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["export", "-j"] => Some(match session.config() {
+            Some(z) => {
+                StdConsole { interactive: false }.out(&json::export_json(z));
+                EXIT_OK
+            }
+            None => fail(None, &LangError::NoSuchZone(name.to_string())),
+        }),
+        ["import", "-j", file] => {
+            let mut text = String::new();
+            let read = if *file == "-" {
+                io::stdin().read_to_string(&mut text).map(|_| ())
+            } else {
+                std::fs::read_to_string(file).map(|t| text = t)
+            };
+            if let Err(e) = read {
+                return Some(fail(None, &format!("{file}: {e}")));
+            }
+            let mut con = StdConsole { interactive: false };
+            Some(match json::import(session, &text, &mut con) {
+                Ok(()) => EXIT_OK,
+                Err(e) => fail(None, &format!("{file}: {e}")),
+            })
+        }
+        ["export" | "import", "-j", ..] => Some(usage("usage: export -j | import -j <json-file>")),
+        _ => None,
+    }
 }
 
 /// A non-interactive session over `text`: parse all, run until the first error, commit at the
