@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use zones::store::Store;
 
 use crate::zone::admin::{self, ListScope};
+use crate::zone::query;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -103,12 +104,28 @@ enum Cmd {
     /// Boot every installed zone whose autoboot is true.
     #[command(name = "boot-all")]
     BootAll,
+    /// Print the zone as one JSON document: configuration, state, zoneid, init pid, uuid.
+    Get,
+    /// Print the names of zones whose `get` document matches every field=value (dotted
+    /// paths reach into resources: capped-memory.physical=1G, fs.dir=/data).
+    Lookup {
+        /// Print the matching zones' `get` documents as a JSON array.
+        #[arg(short = 'j', long = "json")]
+        json: bool,
+        /// field=value conditions, all of which must hold.
+        filters: Vec<String>,
+    },
     /// Shut down every running zone.
     #[command(name = "shutdown-all")]
     ShutdownAll {
         #[arg(short = 't', default_value_t = 60)]
         timeout: u64,
     },
+}
+
+/// The clap definition of `zoneadm` (for generated man pages and shell completions).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }
 
 /// Entry point of the `zoneadm` binary.
@@ -209,6 +226,24 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 anyhow::bail!("mark {state}: only 'mark incomplete' is supported");
             }
             admin::mark_incomplete(&store, &need()?)?
+        }
+        Cmd::Get => {
+            let doc = query::get(&store, &need()?)?;
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+        Cmd::Lookup { json, filters } => {
+            let filters = filters
+                .iter()
+                .map(|f| query::Filter::parse(f))
+                .collect::<Result<Vec<_>, _>>()?;
+            let docs = query::lookup(&store, &filters)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&docs)?);
+            } else {
+                for d in &docs {
+                    println!("{}", query::zonename(d));
+                }
+            }
         }
         Cmd::BootAll => {
             let errors = admin::boot_all(&store);

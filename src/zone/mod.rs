@@ -8,6 +8,7 @@
 //! - `control`: the request/response protocol between zoneadm and zoneadmd.
 //! - `admin`: what zoneadm's verbs do (install, boot, halt, list, ...).
 //! - `login`: zlogin (a process inside the zone, or the console).
+//! - `query`: `zoneadm get` and `lookup` (a zone as one JSON document).
 //!
 //! Runtime files of zone NAME live in `ALTROOT/run/zones/NAME/`: `zoneadmd.lock` (held by the
 //! supervisor for its whole life), `zoneadmd.pid`, `control.sock`, `console.sock`, `zone.json`
@@ -18,6 +19,7 @@ pub mod admin;
 pub mod control;
 pub mod engine;
 pub mod login;
+pub mod query;
 pub mod supervisor;
 
 use std::path::{Path, PathBuf};
