@@ -392,3 +392,130 @@ fn make_install_puts_binaries_man_pages_and_completions_under_the_prefix() {
         assert!(bash.contains("boot\\-all") || bash.contains("boot-all"));
     }
 }
+
+#[test]
+fn provision_from_a_manifest_and_get_matches_it() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("prov", true);
+    let data = h.root.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("hello"), "from the host\n").unwrap();
+    let manifest = serde_json::json!({
+        "alias": "web", "autoboot": true, "image_path": h.image,
+        "max_physical_memory": 256, "cpu_cap": 150, "cpu_shares": 50, "max_lwps": 300,
+        "filesystems": [{"type": "lofs", "source": data, "target": "/data", "options": ["ro"]}]
+    });
+    let file = h.root.join("web.json");
+    std::fs::write(&file, manifest.to_string()).unwrap();
+    let f = file.to_str().unwrap();
+    assert!(h
+        .ok("zoneadm", &["validate", "-f", f])
+        .contains("valid manifest for zone web"));
+    assert_eq!(h.ok("zoneadm", &["provision", "-f", f]), "web\n");
+
+    let doc = h.get("web");
+    assert_eq!(doc["state"], "running", "{doc}");
+    assert_eq!(doc["autoboot"], true);
+    assert_eq!(doc["zonepath"], "/zones/web");
+    assert!(doc["init-pid"].as_i64().is_some_and(|p| p > 0));
+    assert_eq!(doc["capped-memory"]["physical"], "256M", "{doc}");
+    assert_eq!(doc["capped-cpu"]["ncpus"], "1.5", "{doc}");
+    assert_eq!(doc["fs"][0]["dir"], "/data");
+    let rctls = doc["rctl"].to_string();
+    assert!(
+        rctls.contains("zone.cpu-shares") && rctls.contains("zone.max-lwps"),
+        "{rctls}"
+    );
+    assert_eq!(
+        h.ok(
+            "zoneadm",
+            &["lookup", "capped-cpu.ncpus=1.5", "state=running"]
+        ),
+        "web\n"
+    );
+    // The filesystem is there, read-only.
+    let out = h.ok(
+        "zlogin",
+        &[
+            "web",
+            "cat /data/hello; touch /data/x 2>/dev/null && echo writable || echo ro",
+        ],
+    );
+    assert_eq!(out, "from the host\nro\n");
+    // A second provision of the same name is refused and changes nothing.
+    let out = h.cmd("zoneadm", &["provision", "-f", f]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    assert_eq!(h.get("web")["state"], "running");
+}
+
+#[test]
+fn validate_reports_every_problem_with_its_path() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("valid", false);
+    let file = h.root.join("bad.json");
+    std::fs::write(
+        &file,
+        r#"{"zonename": "web", "image": "x", "brand": "solaris", "max_physical_memory": "lots",
+            "filesystems": [{"type": "lofs", "target": "/a", "source": "/b", "mode": 1}]}"#,
+    )
+    .unwrap();
+    for verb in ["validate", "provision"] {
+        let out = h.cmd("zoneadm", &[verb, "-f", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("3 problems"), "{err}");
+        for path in [
+            "$.brand: ",
+            "$.max_physical_memory: ",
+            "$.filesystems[0].mode: ",
+        ] {
+            assert!(err.contains(path), "{path} not in {err}");
+        }
+    }
+    assert_eq!(h.ok("zoneadm", &["lookup"]), "", "nothing was configured");
+}
+
+#[test]
+fn a_provision_failing_at_boot_leaves_nothing() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("undo", true);
+    // A root without /sbin/init installs but cannot boot.
+    std::fs::remove_file(h.image.join("sbin/init")).unwrap();
+    let file = h.root.join("m.json");
+    let manifest = serde_json::json!({
+        "zonename": "broken", "image_path": h.image, "max_physical_memory": 128
+    });
+    std::fs::write(&file, manifest.to_string()).unwrap();
+    let out = h.cmd("zoneadm", &["provision", "-f", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("failed at boot"), "{err}");
+    assert!(err.contains("configuration deleted"), "{err}");
+    assert_eq!(h.ok("zoneadm", &["lookup"]), "");
+    assert!(
+        !h.root.join("zones/broken").exists(),
+        "the zonepath is left"
+    );
+    assert!(!h.root.join("etc/zones/broken.json").exists());
+    assert!(
+        !h.root.join("run/zones/broken").exists(),
+        "run files are left"
+    );
+    for parent in h.cgroup_parents() {
+        let left: Vec<_> = std::fs::read_dir(&parent)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.path())
+            .collect();
+        assert!(left.is_empty(), "cgroups left: {left:?}");
+    }
+}

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use zones::store::Store;
 
 use crate::zone::admin::{self, ListScope};
-use crate::zone::query;
+use crate::zone::{manifest, query};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -114,6 +114,18 @@ enum Cmd {
         json: bool,
         /// field=value conditions, all of which must hold.
         filters: Vec<String>,
+    },
+    /// Check a JSON zone manifest (docs/manifest.schema.json); reports every problem at once.
+    Validate {
+        /// The manifest ("-": stdin).
+        #[arg(short = 'f')]
+        file: String,
+    },
+    /// Configure, install and boot a zone from a JSON manifest; a failed step undoes the others.
+    Provision {
+        /// The manifest ("-": stdin).
+        #[arg(short = 'f')]
+        file: String,
     },
     /// Shut down every running zone.
     #[command(name = "shutdown-all")]
@@ -245,6 +257,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
         }
+        Cmd::Validate { file } => {
+            let plan = manifest::validate(&store, &read_input(&file)?)?;
+            println!("{}: valid manifest for zone {}", file, plan.zone.zonename);
+        }
+        Cmd::Provision { file } => {
+            let name = manifest::provision(&store, &read_input(&file)?)?;
+            println!("{name}");
+        }
         Cmd::BootAll => {
             let errors = admin::boot_all(&store);
             for e in &errors {
@@ -261,6 +281,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// The contents of `file`, or stdin for "-".
+fn read_input(file: &str) -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    if file == "-" {
+        std::io::stdin().read_to_string(&mut text)?;
+    } else {
+        text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+    }
+    Ok(text)
 }
 
 /// Ask on the terminal; without one (scripts, CI) the answer is no.

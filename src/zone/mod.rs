@@ -19,6 +19,7 @@ pub mod admin;
 pub mod control;
 pub mod engine;
 pub mod login;
+pub mod manifest;
 pub mod query;
 pub mod supervisor;
 
