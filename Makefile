@@ -27,12 +27,13 @@ BINS := runz zoneadm zlogin zonecfg imgadm
 # (zonecfg parses its argv by hand: its page is docs/man/zonecfg.1).
 CLAP_BINS := runz zoneadm zlogin imgadm
 
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 ifeq ($(BUILD),debug)
 CARGO_FLAGS :=
-TARGET := target/debug
+TARGET := $(TARGET_DIR)/debug
 else
 CARGO_FLAGS := --release
-TARGET := target/release
+TARGET := $(TARGET_DIR)/release
 endif
 GEN := $(TARGET)/generated
 

@@ -390,6 +390,27 @@ fn make_install_puts_binaries_man_pages_and_completions_under_the_prefix() {
         assert!(page.contains("lookup"), "{page}");
         let bash = std::fs::read_to_string(p("share/bash-completion/completions/zoneadm")).unwrap();
         assert!(bash.contains("boot\\-all") || bash.contains("boot-all"));
+        // The host service, staged under DESTDIR: the unit calls the installed zoneadm.
+        let status = Command::new("make")
+            .current_dir(repo())
+            .args(["-s", "install-service", "PREFIX=/usr"])
+            .arg(format!("DESTDIR={}", prefix.0.display()))
+            .stdin(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let unit = std::fs::read_to_string(p("usr/lib/systemd/system/zones.service")).unwrap();
+        assert!(
+            unit.contains("ExecStart=/usr/bin/zoneadm boot-all"),
+            "{unit}"
+        );
+        assert!(
+            unit.contains("ExecStop=/usr/bin/zoneadm shutdown-all"),
+            "{unit}"
+        );
+        assert!(!unit.contains("@BINDIR@"), "{unit}");
+        let init = std::fs::metadata(p("usr/share/zones/zones.init")).unwrap();
+        assert!(std::os::unix::fs::PermissionsExt::mode(&init.permissions()) & 0o111 != 0);
     }
 }
 
