@@ -67,6 +67,10 @@ done
 for d in /run/runz-test* /run/runz-it-* /var/tmp/runz-it-*; do
     [ -e "$d" ] && leaks+=("state dir: $d")
 done
+# Temp altroots and install prefixes of the unit and zonecfg/provisioning tests.
+for d in "${TMPDIR:-/tmp}"/runz-test-*; do
+    [ -e "$d" ] && leaks+=("temp dir: $d")
+done
 
 # runz containers of the podman test in runz's default root (podman passes no --root).
 for f in /run/runz/*/state.json; do

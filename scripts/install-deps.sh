@@ -13,6 +13,7 @@ PACKAGES=(
     conmon           # podman's container monitor: runs `runz create` and `runz exec`
     containerd       # integration/containerd.sh: private containerd, ctr, containerd-shim-runc-v2
     iproute2         # network tests compare against `ip` output
+    make             # make install (tests/provisioning.rs installs into a temp prefix)
     podman           # integration/podman.sh (with --runtime runz; its crun/runc stay unused)
     procps           # ps/pgrep for debugging leaks; check-leaks itself reads /proc
     protobuf-compiler # protoc: the k8s-cri crate compiles the CRI protobufs (integration/cri-test)

@@ -52,6 +52,11 @@ enum Cmd {
     },
 }
 
+/// The clap definition of `imgadm` (for generated man pages and shell completions).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 /// Entry point of the `imgadm` binary.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {

@@ -244,6 +244,11 @@ struct CreateArgs {
     preserve_fds: i32,
 }
 
+/// The clap definition of `runz` (for generated man pages and shell completions).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 /// Entry point of the `runz` binary: returns the process exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse_from(normalise_args(std::env::args_os())) {

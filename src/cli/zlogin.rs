@@ -39,6 +39,11 @@ struct Cli {
     command: Vec<String>,
 }
 
+/// The clap definition of `zlogin` (for generated man pages and shell completions).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 /// Entry point of the `zlogin` binary.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {

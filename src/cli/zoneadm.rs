@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use zones::store::Store;
 
 use crate::zone::admin::{self, ListScope};
+use crate::zone::{manifest, query};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -105,12 +106,40 @@ enum Cmd {
     /// Boot every installed zone whose autoboot is true.
     #[command(name = "boot-all")]
     BootAll,
+    /// Print the zone as one JSON document: configuration, state, zoneid, init pid, uuid.
+    Get,
+    /// Print the names of zones whose `get` document matches every field=value (dotted
+    /// paths reach into resources: capped-memory.physical=1G, fs.dir=/data).
+    Lookup {
+        /// Print the matching zones' `get` documents as a JSON array.
+        #[arg(short = 'j', long = "json")]
+        json: bool,
+        /// field=value conditions, all of which must hold.
+        filters: Vec<String>,
+    },
+    /// Check a JSON zone manifest (docs/manifest.schema.json); reports every problem at once.
+    Validate {
+        /// The manifest ("-": stdin).
+        #[arg(short = 'f')]
+        file: String,
+    },
+    /// Configure, install and boot a zone from a JSON manifest; a failed step undoes the others.
+    Provision {
+        /// The manifest ("-": stdin).
+        #[arg(short = 'f')]
+        file: String,
+    },
     /// Shut down every running zone.
     #[command(name = "shutdown-all")]
     ShutdownAll {
         #[arg(short = 't', default_value_t = 60)]
         timeout: u64,
     },
+}
+
+/// The clap definition of `zoneadm` (for generated man pages and shell completions).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }
 
 /// Entry point of the `zoneadm` binary.
@@ -213,6 +242,32 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             }
             admin::mark_incomplete(&store, &need()?)?
         }
+        Cmd::Get => {
+            let doc = query::get(&store, &need()?)?;
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+        Cmd::Lookup { json, filters } => {
+            let filters = filters
+                .iter()
+                .map(|f| query::Filter::parse(f))
+                .collect::<Result<Vec<_>, _>>()?;
+            let docs = query::lookup(&store, &filters)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&docs)?);
+            } else {
+                for d in &docs {
+                    println!("{}", query::zonename(d));
+                }
+            }
+        }
+        Cmd::Validate { file } => {
+            let plan = manifest::validate(&store, &read_input(&file)?)?;
+            println!("{}: valid manifest for zone {}", file, plan.zone.zonename);
+        }
+        Cmd::Provision { file } => {
+            let name = manifest::provision(&store, &read_input(&file)?)?;
+            println!("{name}");
+        }
         Cmd::BootAll => {
             let errors = admin::boot_all(&store);
             for e in &errors {
@@ -229,6 +284,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// The contents of `file`, or stdin for "-".
+fn read_input(file: &str) -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    if file == "-" {
+        std::io::stdin().read_to_string(&mut text)?;
+    } else {
+        text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+    }
+    Ok(text)
 }
 
 /// Ask on the terminal; without one (scripts, CI) the answer is no.

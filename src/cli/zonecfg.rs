@@ -7,6 +7,8 @@
 //! zonecfg [-R altroot] -z zone -r ...              live: commit applies the caps to the
 //!                                                  running zone first (a refusal commits
 //!                                                  nothing), then saves them
+//! zonecfg [-R altroot] -z zone export -j           the configuration as JSON
+//! zonecfg [-R altroot] -z zone import -j file      replace it with a JSON document ("-": stdin)
 //! zonecfg help
 //! ```
 //!
@@ -18,13 +20,15 @@
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::PathBuf;
 
-use zones::lang::{self, parse, Console, Flow, LangError, Session};
+use zones::lang::{self, json, parse, Console, Flow, LangError, Session};
 use zones::store::Store;
 
 const USAGE: &str = "usage:\tzonecfg [-R altroot] -z <zone> (interactive)\n\
 \tzonecfg [-R altroot] -z <zone> <command>\n\
 \tzonecfg [-R altroot] -z <zone> -f <command-file>\n\
 \tzonecfg [-R altroot] -z <zone> -r ... (live: apply to the running zone)\n\
+\tzonecfg [-R altroot] -z <zone> export -j\n\
+\tzonecfg [-R altroot] -z <zone> import -j <json-file>\n\
 \tzonecfg [-R altroot] -u <uuid> ...\n\
 \tzonecfg help\n";
 
@@ -135,6 +139,9 @@ pub fn run(args: &[String]) -> i32 {
             crate::zone::admin::apply_live(store, zone).map_err(|e| e.to_string())
         }));
     }
+    if let Some(code) = json_command(&mut session, &name, &opts.command) {
+        return code;
+    }
     if let Some(file) = &opts.file {
         return run_file(&mut session, file);
     }
@@ -180,6 +187,38 @@ fn run_file(session: &mut Session, file: &str) -> i32 {
         return fail(None, &format!("{file}: {e}"));
     }
     run_text(session, &text, Some(file))
+}
+
+/// `export -j` and `import -j FILE` (JSON, see `zones::lang::json`); `None` for anything else.
+fn json_command(session: &mut Session, name: &str, command: &[String]) -> Option<i32> {
+    let words: Vec<&str> = command.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["export", "-j"] => Some(match session.config() {
+            Some(z) => {
+                StdConsole { interactive: false }.out(&json::export_json(z));
+                EXIT_OK
+            }
+            None => fail(None, &LangError::NoSuchZone(name.to_string())),
+        }),
+        ["import", "-j", file] => {
+            let mut text = String::new();
+            let read = if *file == "-" {
+                io::stdin().read_to_string(&mut text).map(|_| ())
+            } else {
+                std::fs::read_to_string(file).map(|t| text = t)
+            };
+            if let Err(e) = read {
+                return Some(fail(None, &format!("{file}: {e}")));
+            }
+            let mut con = StdConsole { interactive: false };
+            Some(match json::import(session, &text, &mut con) {
+                Ok(()) => EXIT_OK,
+                Err(e) => fail(None, &format!("{file}: {e}")),
+            })
+        }
+        ["export" | "import", "-j", ..] => Some(usage("usage: export -j | import -j <json-file>")),
+        _ => None,
+    }
 }
 
 /// A non-interactive session over `text`: parse all, run until the first error, commit at the

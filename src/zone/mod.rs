@@ -11,6 +11,7 @@
 //! - `stat`: zonestat's data (usage and caps from the zone's cgroup).
 //! - `network`: an exclusive-IP zone's namespace and anet links; `datalinks`: dladm's
 //!   etherstubs and VNICs.
+//! - `query`: `zoneadm get` and `lookup` (a zone as one JSON document).
 //!
 //! Runtime files of zone NAME live in `ALTROOT/run/zones/NAME/`: `zoneadmd.lock` (held by the
 //! supervisor for its whole life), `zoneadmd.pid`, `control.sock`, `console.sock`, `zone.json`
@@ -22,7 +23,9 @@ pub mod control;
 pub mod datalinks;
 pub mod engine;
 pub mod login;
+pub mod manifest;
 pub mod network;
+pub mod query;
 pub mod stat;
 pub mod supervisor;
 

@@ -1,0 +1,74 @@
+# Build, install and test the zones tools.
+#
+#   make                      release binaries (cargo build --release)
+#   make install              binaries, man pages and shell completions under $(DESTDIR)$(PREFIX)
+#   make install-service      the host service: systemd unit and init script (see integration/service)
+#   make test                 scripts/test.sh (every check; root for the integration tests)
+#   make bench                bench/run.sh (runz vs runc/crun, zones; root)
+#
+# PREFIX (default /usr/local) and DESTDIR (staging root for packagers) place the files.
+# BUILD=debug installs debug binaries (faster to build; what the tests use).
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BUILD ?= release
+CARGO ?= cargo
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+INITDIR ?= $(PREFIX)/share/zones
+
+BINDIR := $(DESTDIR)$(PREFIX)/bin
+MANDIR := $(DESTDIR)$(PREFIX)/share/man/man1
+BASHDIR := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+ZSHDIR := $(DESTDIR)$(PREFIX)/share/zsh/site-functions
+FISHDIR := $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+
+BINS := runz zoneadm zlogin zonecfg imgadm
+# Commands whose man page and completions are generated from their clap definitions
+# (zonecfg parses its argv by hand: its page is docs/man/zonecfg.1).
+CLAP_BINS := runz zoneadm zlogin imgadm
+
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+ifeq ($(BUILD),debug)
+CARGO_FLAGS :=
+TARGET := $(TARGET_DIR)/debug
+else
+CARGO_FLAGS := --release
+TARGET := $(TARGET_DIR)/release
+endif
+GEN := $(TARGET)/generated
+
+.PHONY: all build generate install install-service test bench clean
+
+all: build
+
+build:
+	$(CARGO) build $(CARGO_FLAGS) --bins -p zones-linux
+
+generate:
+	$(CARGO) run $(CARGO_FLAGS) --quiet -p zones-gen -- $(GEN) >/dev/null
+
+install: build generate
+	install -d $(BINDIR) $(MANDIR) $(BASHDIR) $(ZSHDIR) $(FISHDIR)
+	for b in $(BINS); do install -m 0755 $(TARGET)/$$b $(BINDIR)/$$b || exit 1; done
+	for b in $(CLAP_BINS); do \
+		install -m 0644 $(GEN)/man/man1/$$b.1 $(MANDIR)/$$b.1 && \
+		install -m 0644 $(GEN)/completions/bash/$$b $(BASHDIR)/$$b && \
+		install -m 0644 $(GEN)/completions/zsh/_$$b $(ZSHDIR)/_$$b && \
+		install -m 0644 $(GEN)/completions/fish/$$b.fish $(FISHDIR)/$$b.fish || exit 1; \
+	done
+	install -m 0644 docs/man/zonecfg.1 $(MANDIR)/zonecfg.1
+
+install-service:
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(INITDIR)
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' integration/service/zones.service \
+		>$(DESTDIR)$(SYSTEMDUNITDIR)/zones.service
+	install -m 0755 integration/service/zones.init $(DESTDIR)$(INITDIR)/zones.init
+
+test:
+	scripts/test.sh
+
+bench:
+	bench/run.sh
+
+clean:
+	$(CARGO) clean
