@@ -304,3 +304,39 @@ fn kill_all_reaches_leftovers_after_init_exited() {
     }
     panic!("kill --all left processes");
 }
+
+#[test]
+fn pause_of_a_stopped_container_is_refused_with_runcs_words() {
+    if !require_root() {
+        return;
+    }
+    let b = Bundle::new("pause-stopped");
+    b.write();
+    assert!(b.create().status.success());
+    assert!(b.runz(&["kill", &b.id, "KILL"]).status.success());
+    for _ in 0..300 {
+        if b.state()["status"] == "stopped" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = b.runz(&["pause", &b.id]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("container not running"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = b.runz(&["update", "--memory", "64m", &b.id]);
+    assert!(
+        text(&out.stderr).contains("container not running"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = b.runz(&["pause", "runz-test-no-such"]);
+    assert!(
+        text(&out.stderr).contains("does not exist"),
+        "{}",
+        text(&out.stderr)
+    );
+}
