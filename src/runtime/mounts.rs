@@ -187,17 +187,14 @@ const REC_ATTR_TABLE: &[(&str, bool, u64)] = &[
 /// Runtime extensions that are not kernel flags.
 const EXTENSION_TABLE: &[&str] = &["tmpcopyup", "idmap", "ridmap"];
 
-/// Options that are parsed but not implemented; kept out of `known_options` (and `features`).
-const UNIMPLEMENTED_OPTIONS: &[&str] = &[];
-
 /// Extensions that need runtime work beyond `mount(2)` flags.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MountExtensions {
     /// `tmpcopyup`: copy the directory's previous contents into the new tmpfs.
     pub tmpcopyup: bool,
-    /// `idmap`: id-mapped mount (not implemented: needs a userns fd from the parent).
+    /// `idmap`: id-mapped mount (the user namespace comes from the parent, see `idmap.rs`).
     pub idmap: bool,
-    /// `ridmap`: recursive id-mapped mount (not implemented).
+    /// `ridmap`: recursive id-mapped mount.
     pub ridmap: bool,
 }
 
@@ -315,11 +312,7 @@ pub fn known_options() -> Vec<&'static str> {
     let mut v: Vec<&'static str> = FLAG_TABLE.iter().map(|(n, _, _)| *n).collect();
     v.extend(PROPAGATION_TABLE.iter().map(|(n, _)| *n));
     v.extend(REC_ATTR_TABLE.iter().map(|(n, _, _)| *n));
-    v.extend(
-        EXTENSION_TABLE
-            .iter()
-            .filter(|e| !UNIMPLEMENTED_OPTIONS.contains(e)),
-    );
+    v.extend(EXTENSION_TABLE.iter());
     v.sort_unstable();
     v
 }
@@ -1558,7 +1551,7 @@ pub(crate) mod tests {
         ] {
             assert!(k.contains(&must), "{must}");
         }
-        assert!(!k.contains(&"idmap"));
+        assert!(k.contains(&"idmap") && k.contains(&"ridmap"));
         let mut d = k.clone();
         d.dedup();
         assert_eq!(d.len(), k.len());
