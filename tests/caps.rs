@@ -11,78 +11,24 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::require_root;
+use common::zonehost::ZoneHost;
 
-static SEQ: AtomicUsize = AtomicUsize::new(0);
+/// A zone host with a busybox image; see `common::zonehost`.
+struct Host(ZoneHost);
 
-fn bin(name: &str) -> PathBuf {
-    common::runz_bin().with_file_name(name)
-}
-
-/// An alternate root with a busybox image; its zones are halted and everything removed on drop.
-struct Host {
-    root: PathBuf,
-    image: PathBuf,
-    cgroup_parent: String,
+impl std::ops::Deref for Host {
+    type Target = ZoneHost;
+    fn deref(&self) -> &ZoneHost {
+        &self.0
+    }
 }
 
 impl Host {
     fn new(tag: &str) -> Host {
-        let n = SEQ.fetch_add(1, Ordering::SeqCst);
-        let root = PathBuf::from(format!(
-            "/var/tmp/runz-tests/caps-{}-{tag}-{n}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
-        let image = root.join("image");
-        common::copy_tree(&common::busybox_rootfs(), &image).unwrap();
-        std::fs::write(
-            image.join("etc/inittab"),
-            "::sysinit:/bin/hostname -F /etc/hostname\n::askfirst:-/bin/sh\n",
-        )
-        .unwrap();
-        Host {
-            root,
-            image,
-            cgroup_parent: format!("{}/caps-{tag}-{n}", common::cgroup_prefix()),
-        }
-    }
-
-    fn cmd(&self, prog: &str, args: &[&str]) -> Output {
-        Command::new(bin(prog))
-            .arg("-R")
-            .arg(&self.root)
-            .args(args)
-            .env("ZONES_CGROUP_PARENT", &self.cgroup_parent)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, prog: &str, args: &[&str]) -> String {
-        let out = self.cmd(prog, args);
-        assert!(
-            out.status.success(),
-            "{prog} {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn fails(&self, prog: &str, args: &[&str]) -> String {
-        let out = self.cmd(prog, args);
-        assert!(
-            !out.status.success(),
-            "{prog} {args:?} succeeded: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        Host(ZoneHost::new("caps", tag, true))
     }
 
     /// Configure (with the extra zonecfg commands `cfg`), install and boot `zone`.
@@ -161,51 +107,6 @@ impl Host {
     /// CPU nanoseconds the zone's cgroup has used.
     fn cpu_ns(&self, zone: &str) -> u64 {
         self.cg_u64(zone, "cpuacct", "cpuacct.usage")
-    }
-
-    fn state(&self, zone: &str) -> String {
-        self.ok("zoneadm", &["list", "-cp"])
-            .lines()
-            .find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.get(1) == Some(&zone)).then(|| f[2].to_string())
-            })
-            .unwrap_or_else(|| "absent".into())
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let zones = std::fs::read_dir(self.root.join("run/zones"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| !n.starts_with('.'));
-        for z in zones {
-            let _ = self.cmd("zoneadm", &["-z", &z, "halt"]);
-            if let Ok(pid) =
-                std::fs::read_to_string(self.root.join(format!("run/zones/{z}/zoneadmd.pid")))
-            {
-                if let Ok(pid) = pid.trim().parse::<i32>() {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                }
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.root);
-        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        for line in own.lines() {
-            let ctrls = line.split(':').nth(1).unwrap_or_default();
-            let ctrl = ctrls.split(',').next().unwrap_or_default();
-            if ctrl.starts_with("name=") {
-                continue;
-            }
-            let ctrl = if ctrls.is_empty() { "" } else { ctrls };
-            let _ = std::fs::remove_dir(self.parent_dir(ctrl));
-        }
     }
 }
 

@@ -7,86 +7,34 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::require_root;
+use common::zonehost::ZoneHost;
 use serde_json::Value;
 use zones::image::build;
 use zones::image::ImageConfig;
 
-static SEQ: AtomicUsize = AtomicUsize::new(0);
+/// A zone host with a busybox rootfs (`image`) to make images from; see `common::zonehost`.
+struct Host(ZoneHost);
 
-/// An alternate root with a busybox rootfs and images made from it; zones halted, mounts
-/// undone and everything removed on drop.
-struct Host {
-    root: PathBuf,
-    rootfs: PathBuf,
-    cgroup_parent: String,
-}
-
-fn bin(name: &str) -> PathBuf {
-    common::runz_bin().with_file_name(name)
+impl std::ops::Deref for Host {
+    type Target = ZoneHost;
+    fn deref(&self) -> &ZoneHost {
+        &self.0
+    }
 }
 
 impl Host {
     fn new(tag: &str) -> Host {
-        let n = SEQ.fetch_add(1, Ordering::SeqCst);
-        let root = PathBuf::from(format!(
-            "/var/tmp/runz-tests/images-{}-{tag}-{n}",
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&root);
-        fs::create_dir_all(&root).unwrap();
-        let rootfs = root.join("src-rootfs");
-        common::copy_tree(&common::busybox_rootfs(), &rootfs).unwrap();
-        fs::write(
-            rootfs.join("etc/inittab"),
-            "::sysinit:/bin/hostname -F /etc/hostname\n::askfirst:-/bin/sh\n",
-        )
-        .unwrap();
-        Host {
-            root,
-            rootfs,
-            cgroup_parent: format!("{}/images-{tag}-{n}", common::cgroup_prefix()),
-        }
+        Host(ZoneHost::new("images", tag, true))
     }
 
-    fn cmd(&self, prog: &str, args: &[&str]) -> Output {
-        Command::new(bin(prog))
-            .arg("-R")
-            .arg(&self.root)
-            .args(args)
-            .env("ZONES_CGROUP_PARENT", &self.cgroup_parent)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, prog: &str, args: &[&str]) -> String {
-        let out = self.cmd(prog, args);
-        assert!(
-            out.status.success(),
-            "{prog} {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn fails(&self, prog: &str, args: &[&str]) -> String {
-        let out = self.cmd(prog, args);
-        assert!(!out.status.success(), "{prog} {args:?} succeeded");
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
-
-    /// The busybox rootfs as one layer, plus a second layer with `/etc/route` = `route`.
     fn layers(&self, route: &str) -> Vec<Vec<u8>> {
         let extra = self.root.join(format!("extra-{route}"));
         fs::create_dir_all(extra.join("etc")).unwrap();
         fs::write(extra.join("etc/route"), route).unwrap();
         vec![
-            build::tar_rootfs(&self.rootfs).unwrap(),
+            build::tar_rootfs(&self.image).unwrap(),
             build::tar_rootfs(&extra).unwrap(),
         ]
     }
@@ -128,58 +76,6 @@ impl Host {
             ],
         );
     }
-
-    fn state(&self, zone: &str) -> String {
-        self.ok("zoneadm", &["list", "-cp"])
-            .lines()
-            .find(|l| l.split(':').nth(1) == Some(zone))
-            .and_then(|l| l.split(':').nth(2).map(str::to_string))
-            .unwrap_or_else(|| "absent".into())
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let zones = fs::read_dir(self.root.join("run/zones"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| !n.starts_with('.'));
-        for z in zones {
-            let _ = self.cmd("zoneadm", &["-z", &z, "halt"]);
-            if let Ok(pid) =
-                fs::read_to_string(self.root.join(format!("run/zones/{z}/zoneadmd.pid")))
-            {
-                if let Ok(pid) = pid.trim().parse::<i32>() {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                }
-            }
-        }
-        for m in common::mounts_under(&self.root).into_iter().rev() {
-            let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
-        }
-        let _ = fs::remove_dir_all(&self.root);
-        let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        for line in own.lines() {
-            let mut parts = line.splitn(3, ':');
-            let (Some(_), Some(ctrl), Some(path)) = (parts.next(), parts.next(), parts.next())
-            else {
-                continue;
-            };
-            let dir = match ctrl.split(',').next().filter(|c| !c.is_empty()) {
-                Some(c) => Path::new("/sys/fs/cgroup").join(c.trim_start_matches("name=")),
-                None => PathBuf::from("/sys/fs/cgroup/unified"),
-            };
-            let _ = fs::remove_dir(
-                dir.join(path.trim_start_matches('/'))
-                    .join(&self.cgroup_parent),
-            );
-        }
-    }
 }
 
 fn cfg() -> ImageConfig {
@@ -217,7 +113,7 @@ fn imgadm_imports_by_every_route() {
     let rootfs_tgz = h.root.join("rootfs.tar.gz");
     fs::write(
         &rootfs_tgz,
-        build::gzip(&build::tar_rootfs(&h.rootfs).unwrap()),
+        build::gzip(&build::tar_rootfs(&h.image).unwrap()),
     )
     .unwrap();
 
@@ -258,7 +154,7 @@ fn imgadm_imports_by_every_route() {
         assert!(rootfs.join("bin/busybox").is_file(), "{name}: no busybox");
         assert_eq!(
             fs::read_link(rootfs.join("bin/sh")).unwrap(),
-            fs::read_link(h.rootfs.join("bin/sh")).unwrap()
+            fs::read_link(h.image.join("bin/sh")).unwrap()
         );
         match route {
             Some(r) => {

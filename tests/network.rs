@@ -9,43 +9,38 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::require_root;
+use common::zonehost::{mounted, ZoneHost};
 use zones_linux::zone::network::host_link_name;
 use zones_net::Netlink;
 
-static SEQ: AtomicUsize = AtomicUsize::new(0);
-
-fn bin(name: &str) -> PathBuf {
-    common::runz_bin().with_file_name(name)
+/// A zone host with a busybox image whose test links carry `tag`; see `common::zonehost`.
+struct Host {
+    zones: ZoneHost,
+    tag: String,
 }
 
-/// An alternate root with a busybox image; zones halted, test links deleted on drop.
-struct Host {
-    root: PathBuf,
-    image: PathBuf,
-    cgroup_parent: String,
-    tag: String,
+impl std::ops::Deref for Host {
+    type Target = ZoneHost;
+    fn deref(&self) -> &ZoneHost {
+        &self.zones
+    }
 }
 
 impl Host {
     fn new(tag: &str) -> Host {
-        let n = SEQ.fetch_add(1, Ordering::SeqCst);
-        let root = PathBuf::from(format!(
-            "/var/tmp/runz-tests/net-{}-{tag}-{n}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
-        let image = root.join("image");
-        common::copy_tree(&common::busybox_rootfs(), &image).unwrap();
-        std::fs::write(image.join("etc/inittab"), "::askfirst:-/bin/sh\n").unwrap();
+        let zones = ZoneHost::new("net", tag, true);
+        // The host's sequence number is the last component of its root's name.
+        let n = zones
+            .root
+            .to_string_lossy()
+            .rsplit('-')
+            .next()
+            .unwrap()
+            .to_string();
         Host {
-            root,
-            image,
-            cgroup_parent: format!("{}/net-{tag}-{n}", common::cgroup_prefix()),
+            zones,
             tag: format!("rzt{}{n}", std::process::id()),
         }
     }
@@ -55,34 +50,6 @@ impl Host {
         let name = format!("{}{suffix}", self.tag);
         assert!(name.len() <= 15, "{name}");
         name
-    }
-
-    fn cmd(&self, prog: &str, args: &[&str]) -> Output {
-        Command::new(bin(prog))
-            .arg("-R")
-            .arg(&self.root)
-            .args(args)
-            .env("ZONES_CGROUP_PARENT", &self.cgroup_parent)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, prog: &str, args: &[&str]) -> String {
-        let out = self.cmd(prog, args);
-        assert!(
-            out.status.success(),
-            "{prog} {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn fails(&self, prog: &str, args: &[&str]) -> String {
-        let out = self.cmd(prog, args);
-        assert!(!out.status.success(), "{prog} {args:?} succeeded");
-        String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
     /// Configure and install a zone with one anet `net0` on `stub`.
@@ -108,63 +75,22 @@ impl Host {
     fn netns_file(&self, zone: &str) -> PathBuf {
         self.root.join(format!("run/zones/{zone}/netns"))
     }
-
-    fn state(&self, zone: &str) -> String {
-        self.ok("zoneadm", &["list", "-cp"])
-            .lines()
-            .map(|l| l.split(':').map(str::to_string).collect::<Vec<_>>())
-            .find(|f| f[1] == zone)
-            .map(|f| f[2].clone())
-            .unwrap_or_default()
-    }
 }
 
 fn host_link_exists(name: &str) -> bool {
     Netlink::open().unwrap().link(name).unwrap().is_some()
 }
 
-fn mounted(path: &std::path::Path) -> bool {
-    common::mount_points().iter().any(|m| m == path)
-}
-
 impl Drop for Host {
     fn drop(&mut self) {
-        let zones = std::fs::read_dir(self.root.join("run/zones"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| !n.starts_with('.'));
-        for z in zones {
-            let _ = self.cmd("zoneadm", &["-z", &z, "halt"]);
-        }
-        // Test links only: everything named with this host's tag.
+        // Halt first so the zones' own teardown runs, then any test link that is left.
+        self.zones.halt_all();
         if let Ok(mut nl) = Netlink::open() {
             for l in nl.links().unwrap_or_default() {
                 if l.name.starts_with(&self.tag) {
                     let _ = nl.delete_link(&l.name);
                 }
             }
-        }
-        let _ = std::fs::remove_dir_all(&self.root);
-        // The zones' parent cgroup in every hierarchy (beneath the test's own cgroups).
-        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-        for line in own.lines() {
-            let mut parts = line.splitn(3, ':');
-            let (Some(_), Some(ctrl), Some(path)) = (parts.next(), parts.next(), parts.next())
-            else {
-                continue;
-            };
-            let dir = match ctrl.split(',').next().filter(|c| !c.is_empty()) {
-                Some(c) => {
-                    std::path::Path::new("/sys/fs/cgroup").join(c.trim_start_matches("name="))
-                }
-                None => std::path::Path::new("/sys/fs/cgroup/unified").to_path_buf(),
-            };
-            let _ = std::fs::remove_dir(
-                dir.join(path.trim_start_matches('/'))
-                    .join(&self.cgroup_parent),
-            );
         }
     }
 }

@@ -10,94 +10,28 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::require_root;
+use common::zonehost::{bin, ZoneHost};
 use serde_json::Value;
-
-static SEQ: AtomicUsize = AtomicUsize::new(0);
-
-fn bin(name: &str) -> PathBuf {
-    common::runz_bin().with_file_name(name)
-}
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// An alternate root (with a busybox image when `image` is true); every zone is halted and
-/// everything removed on drop.
-struct Host {
-    root: PathBuf,
-    image: PathBuf,
-    cgroup_parent: String,
+/// A zone host (with a busybox image when asked); see `common::zonehost`.
+struct Host(ZoneHost);
+
+impl std::ops::Deref for Host {
+    type Target = ZoneHost;
+    fn deref(&self) -> &ZoneHost {
+        &self.0
+    }
 }
 
 impl Host {
     fn new(tag: &str, image: bool) -> Host {
-        let n = SEQ.fetch_add(1, Ordering::SeqCst);
-        let root = PathBuf::from(format!(
-            "/var/tmp/runz-tests/prov-{}-{tag}-{n}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
-        let img = root.join("image");
-        if image {
-            common::copy_tree(&common::busybox_rootfs(), &img).unwrap();
-            std::fs::write(
-                img.join("etc/inittab"),
-                "::sysinit:/bin/hostname -F /etc/hostname\n::askfirst:-/bin/sh\n",
-            )
-            .unwrap();
-        }
-        Host {
-            root,
-            image: img,
-            cgroup_parent: format!("{}/prov-{tag}-{n}", common::cgroup_prefix()),
-        }
-    }
-
-    fn cmd_in(&self, prog: &str, args: &[&str], input: Option<&str>) -> Output {
-        let mut child = Command::new(bin(prog))
-            .arg("-R")
-            .arg(&self.root)
-            .args(args)
-            .env("ZONES_CGROUP_PARENT", &self.cgroup_parent)
-            .stdin(if input.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        if let Some(text) = input {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(text.as_bytes())
-                .unwrap();
-        }
-        child.wait_with_output().unwrap()
-    }
-
-    fn cmd(&self, prog: &str, args: &[&str]) -> Output {
-        self.cmd_in(prog, args, None)
-    }
-
-    fn ok(&self, prog: &str, args: &[&str]) -> String {
-        let out = self.cmd(prog, args);
-        assert!(
-            out.status.success(),
-            "{prog} {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        Host(ZoneHost::new("prov", tag, image))
     }
 
     fn get(&self, zone: &str) -> Value {
@@ -131,44 +65,6 @@ impl Host {
             .stdin(Stdio::null())
             .output()
             .unwrap()
-    }
-
-    fn cgroup_parents(&self) -> Vec<PathBuf> {
-        common::own_cgroup_dirs()
-            .into_iter()
-            .map(|d| d.join(&self.cgroup_parent))
-            .collect()
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let zones = std::fs::read_dir(self.root.join("run/zones"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| !n.starts_with('.'));
-        for z in zones {
-            let _ = self.cmd("zoneadm", &["-z", &z, "halt"]);
-            if let Ok(pid) =
-                std::fs::read_to_string(self.root.join(format!("run/zones/{z}/zoneadmd.pid")))
-            {
-                if let Ok(pid) = pid.trim().parse::<i32>() {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                }
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.root);
-        for parent in self.cgroup_parents() {
-            let _ = std::fs::remove_dir(&parent);
-            if let Some(prefix) = parent.parent() {
-                let _ = std::fs::remove_dir(prefix);
-            }
-        }
     }
 }
 

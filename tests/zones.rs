@@ -7,76 +7,25 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
 use common::require_root;
+use common::zonehost::{bin, split_parsable, ZoneHost};
 
-static SEQ: AtomicUsize = AtomicUsize::new(0);
+/// A zone host with a busybox image; see `common::zonehost`.
+struct Host(ZoneHost);
 
-/// An alternate root with a busybox image to install from; everything is halted and removed
-/// on drop.
-struct Host {
-    root: PathBuf,
-    image: PathBuf,
-    cgroup_parent: String,
-}
-
-fn bin(name: &str) -> PathBuf {
-    common::runz_bin().with_file_name(name)
+impl std::ops::Deref for Host {
+    type Target = ZoneHost;
+    fn deref(&self) -> &ZoneHost {
+        &self.0
+    }
 }
 
 impl Host {
     fn new(tag: &str) -> Host {
-        let n = SEQ.fetch_add(1, Ordering::SeqCst);
-        let root = PathBuf::from(format!(
-            "/var/tmp/runz-tests/zones-{}-{tag}-{n}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
-        let image = root.join("image");
-        common::copy_tree(&common::busybox_rootfs(), &image).unwrap();
-        std::fs::write(
-            image.join("etc/inittab"),
-            "::sysinit:/bin/hostname -F /etc/hostname\n::askfirst:-/bin/sh\n::shutdown:/bin/echo zone going down\n",
-        )
-        .unwrap();
-        Host {
-            root,
-            image,
-            cgroup_parent: format!("{}/zones-{tag}-{n}", common::cgroup_prefix()),
-        }
-    }
-
-    fn cmd(&self, prog: &str, args: &[&str]) -> Output {
-        let out = Command::new(bin(prog))
-            .arg("-R")
-            .arg(&self.root)
-            .args(args)
-            .env("ZONES_CGROUP_PARENT", &self.cgroup_parent)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        out
-    }
-
-    fn ok(&self, prog: &str, args: &[&str]) -> String {
-        let out = self.cmd(prog, args);
-        assert!(
-            out.status.success(),
-            "{prog} {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn fails(&self, prog: &str, args: &[&str]) -> String {
-        let out = self.cmd(prog, args);
-        assert!(!out.status.success(), "{prog} {args:?} succeeded");
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        Host(ZoneHost::new("zones", tag, true))
     }
 
     fn configure(&self, zone: &str) {
@@ -99,94 +48,8 @@ impl Host {
         );
     }
 
-    /// `zoneadm list -cp`, parsed: zone name → fields.
-    fn list(&self) -> Vec<Vec<String>> {
-        self.ok("zoneadm", &["list", "-cp"])
-            .lines()
-            .map(split_parsable)
-            .collect()
-    }
-
-    fn state(&self, zone: &str) -> String {
-        self.list()
-            .into_iter()
-            .find(|f| f[1] == zone)
-            .map(|f| f[2].clone())
-            .unwrap_or_else(|| "absent".into())
-    }
-
-    /// The zones' parent cgroup in every hierarchy (beneath the test's own cgroups).
-    fn cgroup_parents(&self) -> Vec<PathBuf> {
-        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-        own.lines()
-            .filter_map(|line| {
-                let mut parts = line.splitn(3, ':');
-                let (_, ctrl, path) = (parts.next()?, parts.next()?, parts.next()?);
-                let dir = match ctrl.split(',').next().filter(|c| !c.is_empty()) {
-                    Some(c) => Path::new("/sys/fs/cgroup").join(c.trim_start_matches("name=")),
-                    None => Path::new("/sys/fs/cgroup/unified").to_path_buf(),
-                };
-                Some(
-                    dir.join(path.trim_start_matches('/'))
-                        .join(&self.cgroup_parent),
-                )
-            })
-            .collect()
-    }
-
     fn zone_root(&self, zone: &str) -> PathBuf {
         self.root.join("zones").join(zone).join("root")
-    }
-}
-
-/// Split a `zoneadm list -p` line on unescaped colons and unescape the fields.
-fn split_parsable(line: &str) -> Vec<String> {
-    let mut fields = vec![String::new()];
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                if let Some(n) = chars.next() {
-                    fields.last_mut().unwrap().push(n);
-                }
-            }
-            ':' => fields.push(String::new()),
-            c => fields.last_mut().unwrap().push(c),
-        }
-    }
-    fields
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let zones = std::fs::read_dir(self.root.join("run/zones"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| !n.starts_with('.'));
-        for z in zones {
-            let _ = self.cmd("zoneadm", &["-z", &z, "halt"]);
-            if let Ok(pid) =
-                std::fs::read_to_string(self.root.join(format!("run/zones/{z}/zoneadmd.pid")))
-            {
-                if let Ok(pid) = pid.trim().parse::<i32>() {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                }
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.root);
-        for parent in self.cgroup_parents() {
-            let _ = std::fs::remove_dir(&parent);
-            // The per-process prefix too, once no other test uses it (rmdir of a non-empty
-            // cgroup fails, which is what keeps a sibling's safe).
-            if let Some(prefix) = parent.parent() {
-                let _ = std::fs::remove_dir(prefix);
-            }
-        }
     }
 }
 

@@ -18,6 +18,8 @@
 //! scripts/check-leaks.sh verifies that nothing is left.
 #![allow(dead_code)]
 
+pub mod zonehost;
+
 use std::fs;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
