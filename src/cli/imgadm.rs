@@ -59,20 +59,7 @@ pub fn command() -> clap::Command {
 
 /// Entry point of the `imgadm` binary.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
-        }
-    };
-    match dispatch(cli) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("imgadm: {e:#}");
-            1
-        }
-    }
+    super::run_main("imgadm", dispatch)
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<()> {

@@ -46,20 +46,7 @@ pub fn command() -> clap::Command {
 
 /// Entry point of the `zlogin` binary.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
-        }
-    };
-    match run(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("zlogin: {e:#}");
-            1
-        }
-    }
+    super::run_main("zlogin", run)
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {

@@ -144,20 +144,7 @@ pub fn command() -> clap::Command {
 
 /// Entry point of the `zoneadm` binary.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
-        }
-    };
-    match dispatch(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("zoneadm: {e:#}");
-            1
-        }
-    }
+    super::run_main("zoneadm", dispatch)
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<i32> {

@@ -53,20 +53,7 @@ struct Cli {
 
 /// Entry point of the `zonestat` binary.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
-        }
-    };
-    match run(cli) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("zonestat: {e:#}");
-            1
-        }
-    }
+    super::run_main("zonestat", run)
 }
 
 /// Seconds with an optional s/m/h suffix; `None` for `inf`.
