@@ -455,7 +455,7 @@ fn list(root: &Path, format: &str, quiet: bool) -> Result<()> {
             "{:<20} {:<8} {:<10} {:<40} {:<32} {}",
             st.id,
             pid,
-            s,
+            s.to_string(),
             st.bundle.display(),
             st.created,
             st.owner
