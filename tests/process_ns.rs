@@ -240,35 +240,12 @@ fn preserved_fds_reach_the_process() {
     if !require_root() {
         return;
     }
-    use std::os::unix::process::CommandExt;
     let mut b = Bundle::new("preserve-fds");
     b.args(&["sh", "-c", "cat <&3"]);
     b.write();
     let data = b.dir.join("fd3.txt");
     std::fs::write(&data, "through fd 3\n").unwrap();
-    let file = std::fs::File::open(&data).unwrap();
-    let raw = std::os::fd::AsRawFd::as_raw_fd(&file);
-    let mut cmd = std::process::Command::new(common::runz_bin());
-    cmd.args([
-        "--root",
-        b.root.to_str().unwrap(),
-        "run",
-        "--preserve-fds",
-        "1",
-    ])
-    .args(["--bundle", b.dir.to_str().unwrap(), &b.id])
-    .stdin(std::process::Stdio::null());
-    // SAFETY: dup2 and fcntl are async-signal-safe; they run in the forked child before exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            // dup2 onto itself would keep close-on-exec: clear it explicitly.
-            if libc::dup2(raw, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let out = cmd.output().unwrap();
+    let out = common::run_with_fd3(&b, &data, &["--preserve-fds", "1"], &[]);
     assert!(
         out.status.success(),
         "{}",

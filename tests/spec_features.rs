@@ -235,29 +235,12 @@ fn socket_activation_fds_are_passed_on() {
     if !require_root() {
         return;
     }
-    use std::os::unix::process::CommandExt;
     let mut b = Bundle::new("listen-fds");
     b.args(&["sh", "-c", "echo $LISTEN_FDS $LISTEN_PID; cat <&3"]);
     b.write();
     let data = b.dir.join("fd3.txt");
     std::fs::write(&data, "activated\n").unwrap();
-    let file = std::fs::File::open(&data).unwrap();
-    let raw = std::os::fd::AsRawFd::as_raw_fd(&file);
-    let mut cmd = std::process::Command::new(common::runz_bin());
-    cmd.args(["--root", b.root.to_str().unwrap(), "run"])
-        .args(["--bundle", b.dir.to_str().unwrap(), &b.id])
-        .env("LISTEN_FDS", "1")
-        .stdin(std::process::Stdio::null());
-    // SAFETY: dup2 and fcntl are async-signal-safe; they run in the forked child before exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::dup2(raw, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let out = cmd.output().unwrap();
+    let out = common::run_with_fd3(&b, &data, &[], &[("LISTEN_FDS", "1")]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "1 1\nactivated\n");
 }

@@ -712,3 +712,30 @@ fn remove_cgroup_prefixes() {
         let _ = fs::remove_dir(d.join(cgroup_prefix()));
     }
 }
+
+/// `runz --root R run EXTRA... --bundle B ID` with `file` open on fd 3 of runz (for
+/// --preserve-fds and socket-activation tests) and `env` added to runz's environment.
+pub fn run_with_fd3(b: &Bundle, file: &Path, extra: &[&str], env: &[(&str, &str)]) -> Output {
+    use std::os::unix::process::CommandExt;
+    let file = fs::File::open(file).unwrap();
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&file);
+    let mut cmd = Command::new(runz_bin());
+    cmd.args(["--root", b.root.to_str().unwrap(), "run"])
+        .args(extra)
+        .args(["--bundle", b.dir.to_str().unwrap(), &b.id])
+        .envs(env.iter().copied())
+        .stdin(Stdio::null());
+    // SAFETY: dup2 and fcntl are async-signal-safe; they run in the forked child before exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // dup2 onto itself would keep close-on-exec: clear it explicitly.
+            if libc::dup2(raw, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    drop(file);
+    out
+}
