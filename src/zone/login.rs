@@ -148,6 +148,8 @@ fn login_process(root: &Path, base: &Process, opts: &LoginOpts, tty: bool) -> Re
     u.set_gid(user.gid);
     p.set_user(u);
     p.set_console_size(None);
+    // A zlogin session can never gain privileges through setuid files (secure by default).
+    p.set_no_new_privileges(Some(true));
     Ok(p)
 }
 
