@@ -434,7 +434,11 @@ fn zlogin_runs_with_the_zones_bounding_set_seccomp_and_cgroup() {
     );
     assert_ne!(bnd & (1 << 25), 0, "limitpriv sys_time gives CAP_SYS_TIME");
     assert_eq!(field("Seccomp"), "2", "the zone's seccomp filter applies");
-    assert_eq!(field("NoNewPrivs"), "1", "zlogin sessions run with no_new_privs");
+    assert_eq!(
+        field("NoNewPrivs"),
+        "1",
+        "zlogin sessions run with no_new_privs"
+    );
     // The zone has its own cgroup namespace rooted at its cgroup: every line ends in ":/".
     let cg_lines: Vec<&str> = out
         .lines()
