@@ -679,12 +679,7 @@ fn mount_bind_idmapped(
             what: e.to_string(),
         },
     )?;
-    let target = open_in_root(ctx.root, &target.path, None)?;
-    let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
-    if !extra.is_empty() {
-        remount_bind(target.fd.as_fd(), dest, opts.flags, opts.clear)?;
-    }
-    finish_mount(&target, dest, opts)
+    finish_bind(ctx, &target.path, dest, opts)
 }
 
 fn mount_bind(ctx: &MountContext<'_>, m: &Mount, opts: &MountOptions) -> Result<(), MountError> {
@@ -733,8 +728,33 @@ fn bind_from(
         None,
     )
     .map_err(|source| mount_err(src.display().to_string(), dest, "bind", flags, "", source))?;
-    // The new mount sits on top of the old fd: reopen to get the mount itself.
-    let target = open_in_root(ctx.root, &target.path, None)?;
+    finish_bind(ctx, &target.path, dest, opts)
+}
+
+/// A readable directory handle on what `fd` (an O_PATH handle) points to now.
+fn open_dir_of(fd: BorrowedFd<'_>, dest: &Path) -> Result<OwnedFd, MountError> {
+    openat_fd(
+        Some(fd),
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+        Mode::empty(),
+    )
+    .map_err(|source| MountError::Resolve {
+        path: dest.to_path_buf(),
+        source,
+    })
+}
+
+/// After a bind lands on `path`: the remaining flags (a remount, since a bind ignores them),
+/// propagation and recursive attributes. The new mount sits on top of any descriptor opened
+/// before it, so the path is opened again.
+fn finish_bind(
+    ctx: &MountContext<'_>,
+    path: &Path,
+    dest: &Path,
+    opts: &MountOptions,
+) -> Result<(), MountError> {
+    let target = open_in_root(ctx.root, path, None)?;
     let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() {
         remount_bind(target.fd.as_fd(), dest, opts.flags, opts.clear)?;
@@ -826,18 +846,7 @@ fn mount_fs(
         .map(|st| st.st_mode & 0o7777);
     // For tmpcopyup: a readable handle on the directory that the tmpfs is about to cover.
     let lower = if opts.extra.tmpcopyup && fstype == "tmpfs" {
-        Some(
-            openat_fd(
-                Some(target.fd.as_fd()),
-                ".",
-                OFlag::O_RDONLY | OFlag::O_DIRECTORY,
-                Mode::empty(),
-            )
-            .map_err(|source| MountError::Resolve {
-                path: dest.clone(),
-                source,
-            })?,
-        )
+        Some(open_dir_of(target.fd.as_fd(), dest)?)
     } else {
         None
     };
@@ -855,16 +864,7 @@ fn mount_fs(
             let _ = chmod_fd(mounted.fd.as_fd(), mode);
         }
         if let Some(lower) = lower {
-            let upper = openat_fd(
-                Some(mounted.fd.as_fd()),
-                ".",
-                OFlag::O_RDONLY | OFlag::O_DIRECTORY,
-                Mode::empty(),
-            )
-            .map_err(|source| MountError::Resolve {
-                path: dest.clone(),
-                source,
-            })?;
+            let upper = open_dir_of(mounted.fd.as_fd(), dest)?;
             copy_dir(lower.as_fd(), upper.as_fd(), Path::new("")).map_err(|(path, source)| {
                 MountError::CopyUp {
                     dest: dest.clone(),
