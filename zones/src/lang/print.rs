@@ -159,7 +159,8 @@ mod tests {
         assert_eq!(
             info_all(&z),
             "zonename: a\nzonepath: /zones/a\nbrand: linux\nautoboot: false\nbootargs: \npool: \n\
-             limitpriv: \nscheduling-class: \nip-type: exclusive\nhostid: \nfs-allowed: \nstorage: \n\
+             limitpriv: \nscheduling-class: \nip-type: exclusive\nhostid: \nfs-allowed: \nstorage: \nquota: \nuserns: \n\
+             hostname: \nresolvers: \n\
              [cpu-shares: 5]\n\
              fs:\n\tdir: /data\n\tspecial: /export/data\n\traw not specified\n\ttype: lofs\n\toptions: [ro]\n\
              rctl:\n\tname: zone.cpu-shares\n\tvalue: (priv=privileged,limit=5,action=none)\n"

@@ -15,8 +15,10 @@ pub use resources::{
     Rctl, RctlAction, RctlPriv, RctlValue, Resource, ResourceProps, ResourceType,
     FORBIDDEN_FS_TYPES, ZONE_RCTLS,
 };
-use values::{invalid, parse_bool, parse_uint, validate_abs_path, validate_text, Hostid, Size};
-pub use values::{new_uuid, validate_zone_name, CpuRange, Ncpus};
+use values::{
+    invalid, parse_bool, parse_uint, validate_abs_path, validate_hostname, validate_text, Hostid,
+};
+pub use values::{new_uuid, validate_zone_name, Bandwidth, CpuRange, Ncpus, Size};
 
 /// What is wrong with a configuration, a property or a value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -234,7 +236,7 @@ const fn alias(
 }
 
 /// The global properties, in `info` order (rctl aliases follow, see [`RCTL_ALIASES`]).
-pub const GLOBAL_PROPS: [&str; 12] = [
+pub const GLOBAL_PROPS: [&str; 16] = [
     "zonename",
     "zonepath",
     "brand",
@@ -247,6 +249,10 @@ pub const GLOBAL_PROPS: [&str; 12] = [
     "hostid",
     "fs-allowed",
     "storage",
+    "quota",
+    "userns",
+    "hostname",
+    "resolvers",
 ];
 
 /// A zone configuration.
@@ -280,6 +286,18 @@ pub struct Zone {
     /// Storage backend for installs from an image (`zones::storage::Kind`); unset: overlay.
     #[serde(default)]
     pub storage: Option<String>,
+    /// Disk quota of the zone's root (this project's property; enforced by zfs and btrfs).
+    #[serde(default)]
+    pub quota: Option<Size>,
+    /// Run the zone in its own user namespace; `None` means the brand's default.
+    #[serde(default)]
+    pub userns: Option<bool>,
+    /// The zone's host name (`/etc/hostname`, `/etc/hosts`, UTS); unset: the zone name.
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// DNS resolvers written to the zone's `/etc/resolv.conf`.
+    #[serde(default)]
+    pub resolvers: Vec<String>,
     #[serde(default)]
     pub fs: Vec<Fs>,
     #[serde(default)]
@@ -318,6 +336,10 @@ impl Zone {
             hostid: None,
             fs_allowed: Vec::new(),
             storage: None,
+            quota: None,
+            userns: None,
+            hostname: None,
+            resolvers: Vec::new(),
             fs: Vec::new(),
             net: Vec::new(),
             anet: Vec::new(),
@@ -342,6 +364,9 @@ impl Zone {
         }
         if prop == "fs-allowed" {
             return self.set_fs_allowed(value);
+        }
+        if prop == "resolvers" {
+            return self.set_resolvers(value);
         }
         let v = simple(prop, value)?;
         match prop {
@@ -369,6 +394,12 @@ impl Zone {
                 crate::storage::Kind::parse(v).map_err(|e| invalid(prop, v, &e.to_string()))?;
                 self.storage = Some(v.to_string());
             }
+            "quota" => self.quota = Some(Size::parse(prop, v)?),
+            "userns" => self.userns = Some(parse_bool(prop, v)?),
+            "hostname" => {
+                validate_hostname(prop, v)?;
+                self.hostname = Some(v.to_string());
+            }
             _ => return Err(unknown_global(prop)),
         }
         Ok(())
@@ -386,6 +417,18 @@ impl Zone {
             }
         }
         self.fs_allowed = types;
+        Ok(())
+    }
+
+    fn set_resolvers(&mut self, value: &Value) -> Result<(), ModelError> {
+        let mut ips = Vec::new();
+        for item in list_items("resolvers", value)? {
+            for ip in item.split(',').filter(|t| !t.is_empty()) {
+                values::validate_ip("resolvers", ip)?;
+                ips.push(ip.to_string());
+            }
+        }
+        self.resolvers = ips;
         Ok(())
     }
 
@@ -426,6 +469,10 @@ impl Zone {
             "hostid" => self.hostid = None,
             "fs-allowed" => self.fs_allowed.clear(),
             "storage" => self.storage = None,
+            "quota" => self.quota = None,
+            "userns" => self.userns = None,
+            "hostname" => self.hostname = None,
+            "resolvers" => self.resolvers.clear(),
             _ => return Err(unknown_global(prop)),
         }
         Ok(())
@@ -460,6 +507,10 @@ impl Zone {
             "hostid" => self.hostid.map(|h| h.to_string()).unwrap_or_default(),
             "fs-allowed" => self.fs_allowed.join(","),
             "storage" => opt(&self.storage),
+            "quota" => self.quota.map(|q| q.to_string()).unwrap_or_default(),
+            "userns" => self.userns.map(|u| u.to_string()).unwrap_or_default(),
+            "hostname" => opt(&self.hostname),
+            "resolvers" => self.resolvers.join(","),
             _ => return None,
         })
     }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::values::{
     invalid, parse_uint, validate_abs_path, validate_ip, validate_ip_prefix, validate_link_name,
-    validate_mac, validate_text, CpuRange, Ncpus, Size,
+    validate_mac, validate_text, Bandwidth, CpuRange, Ncpus, Size,
 };
 use super::{ModelError, Value};
 
@@ -430,6 +430,44 @@ pub struct Anet {
     pub mac_address: Option<String>,
     pub vlan_id: Option<u16>,
     pub mtu: Option<u32>,
+    /// Bandwidth cap in each direction (dladm `maxbw`).
+    pub maxbw: Option<Bandwidth>,
+    /// `low`, `medium` or `high` (dladm `priority`).
+    pub priority: Option<String>,
+    /// Comma list of `mac-nospoof`, `ip-nospoof`, `dhcp-nospoof`, `restricted` (dladm
+    /// `protection`); unset means none.
+    pub link_protection: Option<String>,
+}
+
+/// dladm link priorities.
+pub const LINK_PRIORITIES: [&str; 3] = ["low", "medium", "high"];
+/// dladm link protection types.
+pub const LINK_PROTECTIONS: [&str; 4] = ["mac-nospoof", "ip-nospoof", "dhcp-nospoof", "restricted"];
+
+/// Checks a `link-protection` value: a comma list of [`LINK_PROTECTIONS`] (or `none`).
+pub fn validate_link_protection(what: &str, text: &str) -> Result<(), ModelError> {
+    if text == "none" {
+        return Ok(());
+    }
+    for item in text.split(',') {
+        if !LINK_PROTECTIONS.contains(&item) {
+            return Err(invalid(
+                what,
+                item,
+                "a comma list of mac-nospoof, ip-nospoof, dhcp-nospoof, restricted (or none)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a link `priority` value.
+pub fn validate_priority(what: &str, text: &str) -> Result<(), ModelError> {
+    if LINK_PRIORITIES.contains(&text) {
+        Ok(())
+    } else {
+        Err(invalid(what, text, "low, medium or high"))
+    }
 }
 
 impl ResourceProps for Anet {
@@ -455,6 +493,11 @@ impl ResourceProps for Anet {
                 let v = parse_uint(&what, simple(&what, value)?, 68, 65535)?;
                 self.mtu = Some(u32::try_from(v).unwrap_or(1500));
             }
+            "maxbw" => self.maxbw = Some(Bandwidth::parse(&what, simple(&what, value)?)?),
+            "priority" => self.priority = Some(checked(&what, value, validate_priority)?),
+            "link-protection" => {
+                self.link_protection = Some(checked(&what, value, validate_link_protection)?)
+            }
             _ => return Err(self.unknown(prop)),
         }
         Ok(())
@@ -468,6 +511,9 @@ impl ResourceProps for Anet {
             "mac-address" => self.mac_address = None,
             "vlan-id" => self.vlan_id = None,
             "mtu" => self.mtu = None,
+            "maxbw" => self.maxbw = None,
+            "priority" => self.priority = None,
+            "link-protection" => self.link_protection = None,
             _ => return Err(self.unknown(prop)),
         }
         Ok(())
@@ -481,6 +527,9 @@ impl ResourceProps for Anet {
             simple_prop("mac-address", &self.mac_address),
             simple_prop("vlan-id", &self.vlan_id),
             simple_prop("mtu", &self.mtu),
+            simple_prop("maxbw", &self.maxbw),
+            simple_prop("priority", &self.priority),
+            simple_prop("link-protection", &self.link_protection),
         ]
     }
     fn required(&self) -> &'static [&'static str] {

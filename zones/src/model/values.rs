@@ -98,6 +98,73 @@ impl fmt::Display for Size {
     }
 }
 
+/// A link bandwidth in bits per second, written like dladm's `maxbw`: `10M`, `1.5G`, `500K`,
+/// or a plain number of Mbit/s (`100` is 100 Mbit/s, as on illumos). Decimal units (k = 1000).
+/// Printed in the largest exact unit (`10M`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Bandwidth(u64);
+
+impl Bandwidth {
+    const EXPECTED: &'static str =
+        "a bandwidth like 10M, 1.5G or 500K (bits per second; a plain number is Mbit/s)";
+    const UNITS: [(char, u64); 3] = [('G', 1_000_000_000), ('M', 1_000_000), ('K', 1_000)];
+    /// The smallest cap a shaper can hold steadily (illumos refuses below 1.2 Mbit/s; we allow 64K).
+    pub const MIN: u64 = 64_000;
+
+    /// A bandwidth of exactly `bps` bits per second.
+    pub fn from_bps(bps: u64) -> Bandwidth {
+        Bandwidth(bps)
+    }
+
+    /// Bits per second.
+    pub fn bps(self) -> u64 {
+        self.0
+    }
+
+    /// Parses `text`; `what` names the property in errors.
+    pub fn parse(what: &str, text: &str) -> Result<Bandwidth, ModelError> {
+        let lower = text.trim().to_ascii_lowercase();
+        let body = lower
+            .strip_suffix("bps")
+            .or_else(|| lower.strip_suffix("bit"))
+            .unwrap_or(&lower);
+        let (number, mult): (&str, u128) = match body.chars().last() {
+            Some('k') => (&body[..body.len() - 1], 1_000),
+            Some('m') => (&body[..body.len() - 1], 1_000_000),
+            Some('g') => (&body[..body.len() - 1], 1_000_000_000),
+            Some('t') => (&body[..body.len() - 1], 1_000_000_000_000),
+            _ => (body, 1_000_000),
+        };
+        let bps = split_decimal(number).and_then(|(int, frac)| {
+            let int_value: u128 = if int.is_empty() { 0 } else { int.parse().ok()? };
+            let frac_value: u128 = if frac.is_empty() {
+                0
+            } else {
+                frac.parse().ok()?
+            };
+            let frac_scale = 10u128.checked_pow(u32::try_from(frac.len()).ok()?)?;
+            let total = int_value.checked_mul(mult)? + frac_value * mult / frac_scale;
+            u64::try_from(total).ok()
+        });
+        match bps {
+            Some(b) if b >= Self::MIN => Ok(Bandwidth(b)),
+            Some(_) => Err(invalid(what, text, "a bandwidth of at least 64K")),
+            None => Err(invalid(what, text, Self::EXPECTED)),
+        }
+    }
+}
+
+impl fmt::Display for Bandwidth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (unit, scale) in Self::UNITS {
+            if self.0 >= scale && self.0 % scale == 0 {
+                return write!(f, "{}{}", self.0 / scale, unit);
+            }
+        }
+        write!(f, "{}", self.0)
+    }
+}
+
 /// A number of CPUs with two decimals, as `capped-cpu ncpus` takes it (`.75`, `1.5`, `3`).
 /// Stored in hundredths, which is also the illumos `zone.cpu-cap` percentage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -225,6 +292,7 @@ string_serde!(Size, "size");
 string_serde!(Ncpus, "ncpus");
 string_serde!(CpuRange, "ncpus");
 string_serde!(Hostid, "hostid");
+string_serde!(Bandwidth, "maxbw");
 
 /// `true` or `false` (any case).
 pub fn parse_bool(what: &str, text: &str) -> Result<bool, ModelError> {
@@ -268,6 +336,26 @@ pub fn validate_zone_name(name: &str) -> Result<(), ModelError> {
             "zonename",
             name,
             "at most 64 letters, digits, '_', '.' or '-', starting with a letter or digit",
+        ));
+    }
+    Ok(())
+}
+
+/// A host name (RFC 1123): dot-separated labels of letters, digits and `-`, each 1 to 63
+/// characters not starting or ending with `-`; at most 64 characters in all (the UTS limit).
+pub fn validate_hostname(what: &str, text: &str) -> Result<(), ModelError> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if text.is_empty() || text.len() > 64 || !text.split('.').all(label_ok) {
+        return Err(invalid(
+            what,
+            text,
+            "a host name of letters, digits, '-' and '.' (at most 64 characters)",
         ));
     }
     Ok(())
@@ -391,6 +479,31 @@ pub fn new_uuid() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bandwidths_parse_like_dladm_maxbw() {
+        let p = |t| Bandwidth::parse("maxbw", t).map(Bandwidth::bps);
+        assert_eq!(p("10M"), Ok(10_000_000));
+        assert_eq!(p("10m"), Ok(10_000_000));
+        assert_eq!(p("1.5G"), Ok(1_500_000_000));
+        assert_eq!(p("500K"), Ok(500_000));
+        assert_eq!(p("100"), Ok(100_000_000));
+        assert_eq!(Bandwidth::from_bps(10_000_000).to_string(), "10M");
+        assert_eq!(Bandwidth::from_bps(1_500_000).to_string(), "1500K");
+        let e = Bandwidth::parse("anet maxbw", "10x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"10x\"") && e.contains("10M"), "{e}");
+        assert!(Bandwidth::parse("maxbw", "1K").is_err());
+    }
+
+    #[test]
+    fn hostnames_follow_rfc1123() {
+        assert!(validate_hostname("hostname", "web-1.example.com").is_ok());
+        for bad in ["", "-a", "a-", "a..b", "a_b", &"x".repeat(65)] {
+            assert!(validate_hostname("hostname", bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn sizes_parse_in_every_unit() {
