@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use zones::store::Store;
 
 use crate::zone::admin::{self, ListScope};
-use crate::zone::{manifest, query};
+use crate::zone::{events, manifest, query};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -124,10 +124,45 @@ enum Cmd {
         file: String,
     },
     /// Configure, install and boot a zone from a JSON manifest; a failed step undoes the others.
+    #[command(
+        after_help = "Examples:\n  zoneadm provision -f web.json\n  zoneadm validate -f web.json && zoneadm provision -f - < web.json"
+    )]
     Provision {
         /// The manifest ("-": stdin).
         #[arg(short = 'f')]
         file: String,
+    },
+    /// Change a zone from a partial manifest: caps, autoboot and metadata apply to the running
+    /// zone at once, the rest at its next boot (the output says which).
+    #[command(
+        after_help = "Examples:\n  echo '{\"max_physical_memory\": 512}' | zoneadm -z web update -f -\n  zoneadm -z web update -j -f changes.json"
+    )]
+    Update {
+        /// The partial manifest ("-": stdin).
+        #[arg(short = 'f')]
+        file: String,
+        /// Print the report as JSON.
+        #[arg(short = 'j', long = "json")]
+        json: bool,
+    },
+    /// Print zones' state changes as JSON lines (every zone, or the -z zone); with -F keep
+    /// printing new ones.
+    #[command(
+        after_help = "Examples:\n  zoneadm events\n  zoneadm -z web events -F -n\n  zoneadm events -F -t 60 -c 2"
+    )]
+    Events {
+        /// Follow: keep printing changes as they happen.
+        #[arg(short = 'F', long = "follow")]
+        follow: bool,
+        /// Only changes from now on (skip the recorded history).
+        #[arg(short = 'n', long = "new")]
+        new_only: bool,
+        /// Stop following after this many seconds.
+        #[arg(short = 't', long = "timeout")]
+        timeout: Option<u64>,
+        /// Stop after this many events.
+        #[arg(short = 'c', long = "count")]
+        count: Option<usize>,
     },
     /// Shut down every running zone.
     #[command(name = "shutdown-all")]
@@ -204,11 +239,21 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Ready => admin::ready(&store, &need()?)?,
         Cmd::Boot { args } => {
             let args = (!args.is_empty()).then_some(args);
-            admin::boot(&store, &need()?, args)?
+            let name = need()?;
+            admin::boot(&store, &name, args)?;
+            follow_autoboot(&store, &name, true)?;
         }
-        Cmd::Halt => admin::halt(&store, &need()?)?,
+        Cmd::Halt => {
+            let name = need()?;
+            admin::halt(&store, &name)?;
+            follow_autoboot(&store, &name, false)?;
+        }
         Cmd::Shutdown { reboot, timeout } => {
-            admin::shutdown(&store, &need()?, reboot, Duration::from_secs(timeout))?
+            let name = need()?;
+            admin::shutdown(&store, &name, reboot, Duration::from_secs(timeout))?;
+            if !reboot {
+                follow_autoboot(&store, &name, false)?;
+            }
         }
         Cmd::Reboot => admin::reboot(&store, &need()?)?,
         Cmd::Apply => admin::apply(&store, &need()?)?,
@@ -255,6 +300,29 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             let name = manifest::provision(&store, &read_input(&file)?)?;
             println!("{name}");
         }
+        Cmd::Update { file, json } => {
+            let report = manifest::update(&store, &need()?, &read_input(&file)?)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_update(&report);
+            }
+        }
+        Cmd::Events {
+            follow,
+            new_only,
+            timeout,
+            count,
+        } => {
+            let opts = events::Options {
+                zone: zone.clone(),
+                follow,
+                new_only,
+                timeout: timeout.map(Duration::from_secs),
+                count,
+            };
+            events::stream(&store, &opts, &mut std::io::stdout().lock())?;
+        }
         Cmd::BootAll => {
             let errors = admin::boot_all(&store);
             for e in &errors {
@@ -271,6 +339,35 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// With `autoboot = follow` in zones.conf, an operator's boot sets the zone's autoboot and a
+/// halt or shutdown clears it (SmartOS vmadm start/stop), so the host service brings back
+/// exactly the zones that were running. boot-all and shutdown-all (the service) leave it.
+fn follow_autoboot(store: &Store, name: &str, autoboot: bool) -> anyhow::Result<()> {
+    if store.conf()?.get("autoboot") != Some("follow") {
+        return Ok(());
+    }
+    let lock = store.lock(name)?;
+    if let Some(mut zone) = store.load(name)? {
+        if zone.autoboot != autoboot {
+            zone.autoboot = autoboot;
+            store.save(&lock, &zone)?;
+        }
+    }
+    Ok(())
+}
+
+fn print_update(r: &manifest::UpdateReport) {
+    let line = |what: &str, keys: &[String]| {
+        if !keys.is_empty() {
+            println!("{what}: {}", keys.join(", "));
+        }
+    };
+    println!("zone {} ({}) updated", r.zone, r.state);
+    line("applied now", &r.live);
+    line("needs a reboot", &r.reboot);
+    line("stored (applies at boot)", &r.stored);
 }
 
 /// The contents of `file`, or stdin for "-".

@@ -77,7 +77,8 @@ pub fn write_bundle(
         netns,
         cgroup_v2: cgroup_v2(),
     };
-    let spec = zones::spec::zone_spec(zone, &opts)?;
+    let mut spec = zones::spec::zone_spec(zone, &opts)?;
+    super::metadata::add_mount(&mut spec, &ZonePaths::new(store, &zone.zonename));
     let json = serde_json::to_vec_pretty(&spec).map_err(|e| zone_err(&zone.zonename, e))?;
     crate::runtime::state::write_atomic(&bundle.join("config.json"), &json)
         .map_err(|e| zone_err(&zone.zonename, format!("write config.json: {e}")))?;

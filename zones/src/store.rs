@@ -283,15 +283,18 @@ impl Store {
         check_lock(lock, &zone.zonename)?;
         validate_zone_name(&zone.zonename)?;
         self.write_zone(zone)?;
-        self.update_index(|zones| {
-            let state = zones
-                .iter()
-                .find(|e| e.name == zone.zonename)
-                .map_or(ZoneState::Configured, |e| e.state);
+        let (entry, new) = self.update_index(|zones| {
+            let found = zones.iter().find(|e| e.name == zone.zonename);
+            let new = found.is_none();
+            let state = found.map_or(ZoneState::Configured, |e| e.state);
             let entry = entry_for(zone, state);
             upsert(zones, &zone.zonename, entry.clone());
-            Ok(entry)
-        })
+            Ok((entry, new))
+        })?;
+        if new {
+            self.record_event(&entry.name, &entry.uuid, None, entry.state);
+        }
+        Ok(entry)
     }
 
     /// Renames zone `old` to `zone.zonename` (locked by `new`), keeping its state and its place
@@ -316,14 +319,61 @@ impl Store {
 
     /// Records the state of the locked zone.
     pub fn set_state(&self, lock: &ZoneLock, state: ZoneState) -> Result<(), StoreError> {
-        self.update_index(|zones| {
+        let (uuid, previous) = self.update_index(|zones| {
             let e = zones
                 .iter_mut()
                 .find(|e| e.name == lock.name)
                 .ok_or_else(|| StoreError::NoSuchZone(lock.name.clone()))?;
-            e.state = state;
-            Ok(())
-        })
+            let previous = std::mem::replace(&mut e.state, state);
+            Ok((e.uuid.clone(), previous))
+        })?;
+        if previous != state {
+            self.record_event(&lock.name, &uuid, Some(previous), state);
+        }
+        Ok(())
+    }
+
+    /// `ALTROOT/run/zones/events`: every state change, one JSON object a line (`zoneadm
+    /// events` reads it).
+    pub fn events_file(&self) -> PathBuf {
+        self.run_dir().join("events")
+    }
+
+    fn record_deleted(&self, name: &str) {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.append_event(serde_json::json!({
+            "time_ms": ms, "zone": name, "state": "deleted", "previous": "configured",
+        }));
+    }
+
+    /// Appends a state change to [`Store::events_file`] (best effort: a lost event never fails
+    /// the change itself). One `write` of a line opened `O_APPEND` keeps concurrent writers'
+    /// lines whole.
+    fn record_event(&self, name: &str, uuid: &str, previous: Option<ZoneState>, state: ZoneState) {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.append_event(serde_json::json!({
+            "time_ms": ms, "zone": name, "uuid": uuid,
+            "state": state.to_string(),
+            "previous": previous.map(|p| p.to_string()),
+        }));
+    }
+
+    fn append_event(&self, line: serde_json::Value) {
+        let mut text = line.to_string();
+        text.push('\n');
+        let _ = fs::create_dir_all(self.run_dir());
+        if let Ok(mut f) = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o644)
+            .open(self.events_file())
+        {
+            let _ = f.write_all(text.as_bytes());
+        }
     }
 
     /// Removes the locked zone from the index, then its configuration file.
@@ -336,6 +386,7 @@ impl Store {
             }
             Ok(())
         })?;
+        self.record_deleted(&lock.name);
         self.remove_file(&self.zone_file(&lock.name))
     }
 
