@@ -736,6 +736,11 @@ fn undo(store: &Store, name: &str, installed: bool) -> String {
             Err(e) => done.push(format!("uninstall failed: {e}")),
         }
     }
+    // A supervisor that failed to boot the zone leaves its lock and log behind.
+    let paths = ZonePaths::new(store, name);
+    if !super::supervisor_alive(&paths) {
+        let _ = std::fs::remove_dir_all(&paths.run);
+    }
     if let Err(e) = metadata::remove(store, name) {
         done.push(format!("metadata removal failed: {e}"));
     }
