@@ -252,17 +252,20 @@ fn make_install_puts_binaries_man_pages_and_completions_under_the_prefix() {
     assert!(status.success());
     let mut expect: Vec<String> = Vec::new();
     if has_make {
-        for b in ["runz", "zoneadm", "zlogin", "zonecfg", "imgadm"] {
+        for b in [
+            "runz", "zoneadm", "zlogin", "zonecfg", "imgadm", "dladm", "zonestat",
+        ] {
             expect.push(format!("bin/{b}"));
             expect.push(format!("share/man/man1/{b}.1"));
         }
-        for b in ["runz", "zoneadm", "zlogin", "imgadm"] {
+        expect.push("bin/mdata-get".into());
+        for b in ["runz", "zoneadm", "zlogin", "imgadm", "dladm", "zonestat"] {
             expect.push(format!("share/bash-completion/completions/{b}"));
             expect.push(format!("share/zsh/site-functions/_{b}"));
             expect.push(format!("share/fish/vendor_completions.d/{b}.fish"));
         }
     } else {
-        for b in ["runz", "zoneadm", "zlogin", "imgadm"] {
+        for b in ["runz", "zoneadm", "zlogin", "imgadm", "dladm", "zonestat"] {
             expect.push(format!("gen/man/man1/{b}.1"));
             expect.push(format!("gen/completions/bash/{b}"));
             expect.push(format!("gen/completions/zsh/_{b}"));
@@ -284,6 +287,15 @@ fn make_install_puts_binaries_man_pages_and_completions_under_the_prefix() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("lookup"));
         let page = std::fs::read_to_string(p("share/man/man1/zoneadm.1")).unwrap();
         assert!(page.contains("lookup"), "{page}");
+        assert!(page.contains("update") && page.contains("events"), "{page}");
+        // The installed mdata-get is static: it runs in a zone without host libraries.
+        let file = std::fs::read(p("bin/mdata-get")).unwrap();
+        assert!(file.starts_with(b"\x7fELF"));
+        let out = Command::new(p("bin/mdata-get"))
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
         let bash = std::fs::read_to_string(p("share/bash-completion/completions/zoneadm")).unwrap();
         assert!(bash.contains("boot\\-all") || bash.contains("boot-all"));
         // The host service, staged under DESTDIR: the unit calls the installed zoneadm.
@@ -822,4 +834,73 @@ fn autoboot_follow_and_the_host_service_bring_back_what_was_running() {
     h.ok("zoneadm", &["-z", "c", "boot"]);
     assert_eq!(h.get("c")["autoboot"], false);
     h.ok("zoneadm", &["-z", "c", "halt"]);
+}
+
+/// Every binary and every subcommand: `--help` exits 0 with usage and examples (and no
+/// colour when not on a terminal), a bad option or subcommand exits 2.
+#[test]
+fn every_command_has_help_with_examples_and_usage_errors_exit_2() {
+    let run = |b: &str, args: &[&str]| {
+        Command::new(bin(b))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let clis: [(&str, clap::Command, bool); 6] = [
+        ("zoneadm", zones_linux::cli::zoneadm::command(), true),
+        ("dladm", zones_linux::cli::dladm::command(), true),
+        ("imgadm", zones_linux::cli::imgadm::command(), true),
+        ("zlogin", zones_linux::cli::zlogin::command(), false),
+        ("zonestat", zones_linux::cli::zonestat::command(), false),
+        ("runz", zones_linux::cli::runz::command(), false),
+    ];
+    let mut checked = 0;
+    for (b, cmd, sub_examples) in clis {
+        let out = run(b, &["--help"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{b} --help");
+        assert!(text.contains("Usage:"), "{b}: {text}");
+        assert!(text.contains("Examples:"), "{b} --help has no examples");
+        assert!(
+            !text.contains('\x1b'),
+            "{b} --help is coloured off a terminal"
+        );
+        let out = run(b, &["--no-such-option"]);
+        assert_eq!(out.status.code(), Some(2), "{b} --no-such-option: {out:?}");
+        assert!(!String::from_utf8_lossy(&out.stderr).contains('\x1b'));
+        for sub in cmd.get_subcommands() {
+            let name = sub.get_name();
+            if name == "help" {
+                continue;
+            }
+            let out = run(b, &[name, "--help"]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(out.status.code(), Some(0), "{b} {name} --help: {out:?}");
+            assert!(text.contains("Usage:"), "{b} {name}: {text}");
+            if sub_examples {
+                assert!(
+                    text.contains("Examples:"),
+                    "{b} {name} --help has no examples"
+                );
+            }
+            let out = run(b, &[name, "--no-such-option"]);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{b} {name} --no-such-option: {out:?}"
+            );
+            checked += 1;
+        }
+        if cmd.has_subcommands() {
+            let out = run(b, &["no-such-command"]);
+            assert_eq!(out.status.code(), Some(2), "{b} no-such-command: {out:?}");
+        }
+    }
+    assert!(checked > 30, "only {checked} subcommands walked");
+    // zonecfg parses its own arguments, with the same conventions.
+    let out = run("zonecfg", &["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Examples:"));
+    assert_eq!(run("zonecfg", &["-Q"]).status.code(), Some(2));
 }

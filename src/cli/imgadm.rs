@@ -11,6 +11,7 @@ use zones::store::Store;
 #[command(
     name = "imgadm",
     about = "Manage zone images: import, list, get, delete, vacuum",
+    after_help = "Examples:\n  imgadm import /var/tmp/alpine-oci.tar\n  imgadm list -j\n  zoneadm -z web install -i alpine\n\nExit status: 0 success, 1 error, 2 usage error.",
     disable_version_flag = true
 )]
 struct Cli {
@@ -25,6 +26,9 @@ struct Cli {
 enum Cmd {
     /// Import an OCI image layout, an oci-archive or docker-archive tarball, or (--rootfs) a
     /// plain root filesystem tarball or directory.
+    #[command(
+        after_help = "Examples:\n  imgadm import /var/tmp/alpine-oci.tar\n  imgadm import --rootfs --name busybox /var/tmp/rootfs.tar.gz"
+    )]
     Import {
         path: PathBuf,
         /// PATH is a root filesystem, not an image.
@@ -35,16 +39,20 @@ enum Cmd {
         name: Option<String>,
     },
     /// List images.
+    #[command(after_help = "Examples:\n  imgadm list\n  imgadm list -j")]
     List {
         /// JSON.
         #[arg(short = 'j', long = "json")]
         json: bool,
     },
     /// Show one image's manifest (JSON).
+    #[command(after_help = "Examples:\n  imgadm get alpine")]
     Get { image: String },
     /// Delete an image no zone uses.
+    #[command(after_help = "Examples:\n  imgadm delete alpine")]
     Delete { image: String },
     /// Delete every image no zone uses, and leftovers of interrupted imports.
+    #[command(after_help = "Examples:\n  imgadm vacuum -n\n  imgadm vacuum")]
     Vacuum {
         /// Only say what would be deleted.
         #[arg(short = 'n')]

@@ -14,6 +14,7 @@ use crate::zone::{events, manifest, query};
 #[command(
     name = "zoneadm",
     about = "Administer zones: install, boot, halt, list (illumos zoneadm)",
+    after_help = "Examples:\n  zoneadm list -cv\n  zoneadm -z web install -i alpine && zoneadm -z web boot\n  zoneadm provision -f web.json\n  zoneadm -z web get\n  zoneadm events -F\n\nExit status: 0 success, 1 error, 2 usage error.",
     disable_version_flag = true
 )]
 struct Cli {
@@ -33,6 +34,9 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// List zones: running ones, or with -i installed, with -c all configured.
+    #[command(
+        after_help = "Examples:\n  zoneadm list -cv\n  zoneadm list -ip\n  zoneadm list -c -j"
+    )]
     List {
         #[arg(short = 'c')]
         configured: bool,
@@ -48,8 +52,12 @@ enum Cmd {
         json: bool,
     },
     /// Check that the zone can be installed and booted.
+    #[command(after_help = "Examples:\n  zoneadm -z web verify")]
     Verify,
     /// Install the zone's root filesystem from a directory or (gzip) tar archive.
+    #[command(
+        after_help = "Examples:\n  zoneadm -z web install -i alpine\n  zoneadm -z web install -d /var/tmp/rootfs.tar.gz"
+    )]
     Install {
         /// The root filesystem to install from.
         #[arg(short = 'd')]
@@ -59,21 +67,28 @@ enum Cmd {
         image: Option<String>,
     },
     /// Remove the zone's root filesystem.
+    #[command(after_help = "Examples:\n  zoneadm -z web uninstall -F")]
     Uninstall {
         /// Do not ask for confirmation.
         #[arg(short = 'F')]
         force: bool,
     },
     /// Set the zone up without starting its init.
+    #[command(after_help = "Examples:\n  zoneadm -z web ready")]
     Ready,
     /// Boot the zone; arguments after -- go to its init.
+    #[command(after_help = "Examples:\n  zoneadm -z web boot\n  zoneadm -z web boot -- -s")]
     Boot {
         #[arg(last = true)]
         args: Vec<String>,
     },
     /// Kill everything in the zone at once.
+    #[command(after_help = "Examples:\n  zoneadm -z web halt")]
     Halt,
     /// Shut the zone down cleanly (with -r, reboot it).
+    #[command(
+        after_help = "Examples:\n  zoneadm -z web shutdown\n  zoneadm -z web shutdown -r -t 30"
+    )]
     Shutdown {
         #[arg(short = 'r')]
         reboot: bool,
@@ -82,10 +97,15 @@ enum Cmd {
         timeout: u64,
     },
     /// Halt and boot the zone.
+    #[command(after_help = "Examples:\n  zoneadm -z web reboot")]
     Reboot,
     /// Apply the configured resource caps to the running zone, without a reboot.
+    #[command(
+        after_help = "Examples:\n  zonecfg -z web 'select capped-memory; set physical=1g; end' && zoneadm -z web apply"
+    )]
     Apply,
     /// Install this zone as a copy of another, halted zone.
+    #[command(after_help = "Examples:\n  zoneadm -z web2 clone web")]
     Clone {
         /// copy: the source's storage backend decides (a snapshot or clone where it can).
         #[arg(short = 'm', default_value = "copy")]
@@ -93,23 +113,32 @@ enum Cmd {
         source: String,
     },
     /// Move the zone to a new zonepath.
+    #[command(after_help = "Examples:\n  zoneadm -z web move /zones/web-new")]
     Move { path: PathBuf },
     /// Detach the zone: its files stay, its configuration goes with them.
+    #[command(after_help = "Examples:\n  zoneadm -z web detach")]
     Detach,
     /// Attach a detached zone's files.
+    #[command(after_help = "Examples:\n  zoneadm -z web attach\n  zoneadm -z web attach -F")]
     Attach {
         #[arg(short = 'F')]
         force: bool,
     },
     /// Mark the zone incomplete.
+    #[command(after_help = "Examples:\n  zoneadm -z web mark incomplete")]
     Mark { state: String },
     /// Boot every installed zone whose autoboot is true.
     #[command(name = "boot-all")]
+    #[command(after_help = "Examples:\n  zoneadm boot-all")]
     BootAll,
     /// Print the zone as one JSON document: configuration, state, zoneid, init pid, uuid.
+    #[command(after_help = "Examples:\n  zoneadm -z web get\n  zoneadm -u 5b3c...-uuid get")]
     Get,
     /// Print the names of zones whose `get` document matches every field=value (dotted
     /// paths reach into resources: capped-memory.physical=1G, fs.dir=/data).
+    #[command(
+        after_help = "Examples:\n  zoneadm lookup state=running\n  zoneadm lookup -j brand=linux capped-memory.physical=1G"
+    )]
     Lookup {
         /// Print the matching zones' `get` documents as a JSON array.
         #[arg(short = 'j', long = "json")]
@@ -118,10 +147,17 @@ enum Cmd {
         filters: Vec<String>,
     },
     /// Check a JSON zone manifest (docs/manifest.schema.json); reports every problem at once.
+    #[command(
+        after_help = "Examples:\n  zoneadm validate -f web.json\n  zoneadm validate -j -f - < web.json"
+    )]
     Validate {
         /// The manifest ("-": stdin).
         #[arg(short = 'f')]
         file: String,
+        /// Print the result as JSON: {"valid", "zonename", "problems": [{"path", "message"}]}
+        /// (exit status 1 when invalid).
+        #[arg(short = 'j', long = "json")]
+        json: bool,
     },
     /// Configure, install and boot a zone from a JSON manifest; a failed step undoes the others.
     #[command(
@@ -166,6 +202,7 @@ enum Cmd {
     },
     /// Shut down every running zone.
     #[command(name = "shutdown-all")]
+    #[command(after_help = "Examples:\n  zoneadm shutdown-all -t 120")]
     ShutdownAll {
         #[arg(short = 't', default_value_t = 60)]
         timeout: u64,
@@ -292,8 +329,30 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
         }
-        Cmd::Validate { file } => {
-            let plan = manifest::validate(&store, &read_input(&file)?)?;
+        Cmd::Validate { file, json } => {
+            let result = manifest::validate(&store, &read_input(&file)?);
+            if json {
+                let (doc, ok) = match result {
+                    Ok(plan) => (
+                        serde_json::json!({"valid": true, "zonename": plan.zone.zonename, "problems": []}),
+                        true,
+                    ),
+                    Err(manifest::ManifestError::Invalid(problems)) => {
+                        let problems: Vec<_> = problems
+                            .iter()
+                            .map(|p| serde_json::json!({"path": p.path, "message": p.msg}))
+                            .collect();
+                        (
+                            serde_json::json!({"valid": false, "zonename": null, "problems": problems}),
+                            false,
+                        )
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+                return Ok(i32::from(!ok));
+            }
+            let plan = result?;
             println!("{}: valid manifest for zone {}", file, plan.zone.zonename);
         }
         Cmd::Provision { file } => {
