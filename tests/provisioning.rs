@@ -554,7 +554,7 @@ fn provision_two_nics_with_caps_metadata_update_and_events() {
     h.ok("dladm", &["create-etherstub", &s1]);
     h.ok("dladm", &["create-etherstub", &s2]);
     let manifest = serde_json::json!({
-        "alias": "web", "autoboot": true, "image_path": h.image,
+        "alias": "nicweb", "autoboot": true, "image_path": h.image,
         "max_physical_memory": 256, "cpu_cap": 150, "max_lwps": 300, "quota": 1,
         "hostname": "web-1", "resolvers": ["10.214.0.1"],
         "nics": [
@@ -563,16 +563,16 @@ fn provision_two_nics_with_caps_metadata_update_and_events() {
             {"nic_tag": s2, "interface": "back0", "ips": ["10.215.0.5/24"],
              "allow_ip_spoofing": true}
         ],
-        "customer_metadata": {"role": "web", "greeting": "hello zone"}
+        "customer_metadata": {"role": "nicweb", "greeting": "hello zone"}
     });
-    let file = h.root.join("web.json");
+    let file = h.root.join("nicweb.json");
     std::fs::write(&file, manifest.to_string()).unwrap();
     let f = file.to_str().unwrap();
     let out = h.zoneadm_md(&["provision", "-f", f]);
     assert!(out.status.success(), "provision: {out:?}");
 
     // get matches the manifest.
-    let doc = h.get("web");
+    let doc = h.get("nicweb");
     assert_eq!(doc["state"], "running", "{doc}");
     assert_eq!(doc["ip-type"], "exclusive", "{doc}");
     assert_eq!(doc["capped-memory"]["physical"], "256M", "{doc}");
@@ -592,32 +592,32 @@ fn provision_two_nics_with_caps_metadata_update_and_events() {
     assert_eq!(anet[1]["lower-link"], s2.as_str());
     assert_eq!(anet[1]["link-protection"], Value::Null);
     // Both links are in the zone with their addresses.
-    let addrs = h.ok("zlogin", &["web", "ip -4 addr show"]);
+    let addrs = h.ok("zlogin", &["nicweb", "ip -4 addr show"]);
     for a in ["10.214.0.5/24", "10.215.0.5/24", "net0", "back0"] {
         assert!(addrs.contains(a), "{a} not in {addrs}");
     }
     assert_eq!(
-        h.ok("zlogin", &["web", "cat /sys/class/net/net0/address"]),
+        h.ok("zlogin", &["nicweb", "cat /sys/class/net/net0/address"]),
         "02:08:20:0e:01:05\n"
     );
-    assert_eq!(h.memory_cap("web"), 256 << 20);
+    assert_eq!(h.memory_cap("nicweb"), 256 << 20);
 
     // Metadata: readable inside through mdata-get and the file view, not writable.
     let md = h.ok(
         "zlogin",
         &[
-            "web",
+            "nicweb",
             "/.zonecontrol/mdata-get greeting; /.zonecontrol/mdata-list",
         ],
     );
     assert_eq!(md, "hello zone\ngreeting\nrole\n");
-    let view = h.ok("zlogin", &["web", "cat /.zonecontrol/metadata.json"]);
+    let view = h.ok("zlogin", &["nicweb", "cat /.zonecontrol/metadata.json"]);
     let view: Value = serde_json::from_str(&view).unwrap();
-    assert_eq!(view["role"], "web");
+    assert_eq!(view["role"], "nicweb");
     let out = h.cmd(
         "zlogin",
         &[
-            "web",
+            "nicweb",
             "/.zonecontrol/mdata-put role evil; echo rc=$?; \
                   echo '{}' > /.zonecontrol/metadata.json && echo wrote; \
                   /.zonecontrol/mdata-get role",
@@ -630,7 +630,7 @@ fn provision_two_nics_with_caps_metadata_update_and_events() {
     assert!(text.ends_with("web\n"), "{text}");
     assert!(err.contains("read-only"), "{err}");
     assert_eq!(
-        h.cmd("zlogin", &["web", "/.zonecontrol/mdata-get nosuch"])
+        h.cmd("zlogin", &["nicweb", "/.zonecontrol/mdata-get nosuch"])
             .status
             .code(),
         Some(1)
@@ -646,7 +646,7 @@ fn provision_two_nics_with_caps_metadata_update_and_events() {
     .unwrap();
     let out = h.ok(
         "zoneadm",
-        &["-z", "web", "update", "-j", "-f", upd.to_str().unwrap()],
+        &["-z", "nicweb", "update", "-j", "-f", upd.to_str().unwrap()],
     );
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["state"], "running");
@@ -655,13 +655,13 @@ fn provision_two_nics_with_caps_metadata_update_and_events() {
         serde_json::json!(["customer_metadata", "max_physical_memory"])
     );
     assert_eq!(report["reboot"], serde_json::json!(["hostname"]));
-    assert_eq!(h.memory_cap("web"), 384 << 20);
-    assert_eq!(h.get("web")["capped-memory"]["physical"], "384M");
+    assert_eq!(h.memory_cap("nicweb"), 384 << 20);
+    assert_eq!(h.get("nicweb")["capped-memory"]["physical"], "384M");
     assert_eq!(
         h.ok(
             "zlogin",
             &[
-                "web",
+                "nicweb",
                 "/.zonecontrol/mdata-list; /.zonecontrol/mdata-get role"
             ]
         ),
@@ -671,7 +671,7 @@ fn provision_two_nics_with_caps_metadata_update_and_events() {
     std::fs::write(&upd, r#"{"cpu_cap": 100, "resolvers": ["10.214.0.2"]}"#).unwrap();
     let out = h.ok(
         "zoneadm",
-        &["-z", "web", "update", "-f", upd.to_str().unwrap()],
+        &["-z", "nicweb", "update", "-f", upd.to_str().unwrap()],
     );
     assert!(out.contains("applied now: cpu_cap"), "{out}");
     assert!(out.contains("needs a reboot: resolvers"), "{out}");
@@ -679,19 +679,19 @@ fn provision_two_nics_with_caps_metadata_update_and_events() {
     std::fs::write(&upd, r#"{"zonepath": "/x", "max_physical_memory": 0}"#).unwrap();
     let out = h.cmd(
         "zoneadm",
-        &["-z", "web", "update", "-f", upd.to_str().unwrap()],
+        &["-z", "nicweb", "update", "-f", upd.to_str().unwrap()],
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("2 problems"));
-    assert_eq!(h.memory_cap("web"), 384 << 20);
+    assert_eq!(h.memory_cap("nicweb"), 384 << 20);
 
     // events: the provision's history, then a live follower sees the halt.
-    let lines = h.ok("zoneadm", &["-z", "web", "events"]);
+    let lines = h.ok("zoneadm", &["-z", "nicweb", "events"]);
     let states: Vec<String> = lines
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .inspect(|e| {
-            assert_eq!(e["zone"], "web");
+            assert_eq!(e["zone"], "nicweb");
             assert!(e["time"].as_str().unwrap().ends_with('Z'));
         })
         .map(|e| e["state"].as_str().unwrap().to_string())
@@ -705,13 +705,13 @@ fn provision_two_nics_with_caps_metadata_update_and_events() {
     let follower = Command::new(bin("zoneadm"))
         .arg("-R")
         .arg(&h.root)
-        .args(["-z", "web", "events", "-F", "-t", "60", "-c"])
+        .args(["-z", "nicweb", "events", "-F", "-t", "60", "-c"])
         .arg(want.to_string())
         .stdout(Stdio::piped())
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    h.ok("zoneadm", &["-z", "web", "halt"]);
+    h.ok("zoneadm", &["-z", "nicweb", "halt"]);
     let out = follower.wait_with_output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
@@ -727,7 +727,7 @@ fn provision_two_nics_with_caps_metadata_update_and_events() {
     assert_eq!(halt, ["shutting_down", "down", "installed"], "{text}");
     assert_eq!(got[states.len()]["previous"], "running", "{text}");
     // The zonecontrol directory went with the zone.
-    assert!(!h.root.join("run/zones/web/zonecontrol").exists());
+    assert!(!h.root.join("run/zones/nicweb/zonecontrol").exists());
 }
 
 #[test]
@@ -741,7 +741,7 @@ fn a_provision_whose_nic_has_no_etherstub_leaves_nothing() {
     links.0.extend([good.clone(), missing.clone()]);
     h.ok("dladm", &["create-etherstub", &good]);
     let manifest = serde_json::json!({
-        "zonename": "broken", "image_path": h.image, "max_physical_memory": 128,
+        "zonename": "nicbroken", "image_path": h.image, "max_physical_memory": 128,
         "customer_metadata": {"k": "v"},
         "nics": [{"nic_tag": good, "ips": ["10.216.0.5/24"]},
                  {"nic_tag": missing, "ips": ["10.217.0.5/24"]}]
@@ -759,17 +759,17 @@ fn a_provision_whose_nic_has_no_etherstub_leaves_nothing() {
     // No zone, dataset, link, cgroup, metadata or runtime files.
     assert_eq!(h.ok("zoneadm", &["lookup"]), "");
     assert!(
-        !h.root.join("zones/broken").exists(),
+        !h.root.join("zones/nicbroken").exists(),
         "the zonepath is left"
     );
-    assert!(!h.root.join("etc/zones/broken.json").exists());
-    assert!(!h.root.join("etc/zones/metadata/broken.json").exists());
+    assert!(!h.root.join("etc/zones/nicbroken.json").exists());
+    assert!(!h.root.join("etc/zones/metadata/nicbroken.json").exists());
     assert!(
-        !h.root.join("run/zones/broken").exists(),
+        !h.root.join("run/zones/nicbroken").exists(),
         "run files are left"
     );
     for linkname in ["net0", "net1"] {
-        let host_end = zones_linux::zone::network::host_link_name("broken", linkname);
+        let host_end = zones_linux::zone::network::host_link_name("nicbroken", linkname);
         assert!(!link_exists(&host_end), "{host_end} is left");
     }
     assert!(link_exists(&good), "the existing etherstub is kept");
@@ -785,7 +785,7 @@ fn a_provision_whose_nic_has_no_etherstub_leaves_nothing() {
         assert!(left.is_empty(), "cgroups left: {left:?}");
     }
     // The history says what happened, ending with the deletion.
-    let events = h.ok("zoneadm", &["-z", "broken", "events"]);
+    let events = h.ok("zoneadm", &["-z", "nicbroken", "events"]);
     assert!(
         events.lines().last().unwrap().contains("\"deleted\""),
         "{events}"
@@ -797,7 +797,11 @@ fn autoboot_follow_and_the_host_service_bring_back_what_was_running() {
     if !require_root() {
         return;
     }
+    let mut links = Links(Vec::new());
     let h = Host::new("follow", true);
+    let stub = h.link("s");
+    links.0.push(stub.clone());
+    h.ok("dladm", &["create-etherstub", &stub]);
     std::fs::create_dir_all(h.root.join("etc/zones")).unwrap();
     std::fs::write(h.root.join("etc/zones/zones.conf"), "autoboot = follow\n").unwrap();
     for z in ["a", "b", "c"] {
@@ -821,8 +825,15 @@ fn autoboot_follow_and_the_host_service_bring_back_what_was_running() {
         assert_eq!(doc["state"], "installed", "{doc}");
         assert_eq!(doc["autoboot"], true, "{doc}");
     }
+    // A host reboot loses the etherstub; the service's start makes it again.
+    zones_net::Netlink::open()
+        .unwrap()
+        .delete_link(&stub)
+        .unwrap();
+    assert!(!link_exists(&stub));
     let out = h.service("start");
     assert!(out.status.success(), "start: {out:?}");
+    assert!(link_exists(&stub), "dladm up did not restore {stub}");
     assert_eq!(h.ok("zoneadm", &["lookup", "state=running"]), "a\nb\n");
     h.ok("zoneadm", &["-z", "b", "halt"]);
     assert_eq!(h.get("b")["autoboot"], false);

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use zones::state::ZoneState;
 use zones::store::Store;
 
 use crate::zone::admin::{self, ListScope};
@@ -27,6 +28,10 @@ struct Cli {
     /// The zone to act on, by uuid.
     #[arg(short = 'u')]
     uuid: Option<String>,
+    /// Leave autoboot as it is even with `autoboot = follow` (what boot-all and shutdown-all
+    /// pass to the zoneadm they run for each zone).
+    #[arg(long = "keep-autoboot", hide = true)]
+    keep_autoboot: bool,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -127,7 +132,7 @@ enum Cmd {
     /// Mark the zone incomplete.
     #[command(after_help = "Examples:\n  zoneadm -z web mark incomplete")]
     Mark { state: String },
-    /// Boot every installed zone whose autoboot is true.
+    /// Boot every installed zone whose autoboot is true, all at once.
     #[command(name = "boot-all")]
     #[command(after_help = "Examples:\n  zoneadm boot-all")]
     BootAll,
@@ -200,7 +205,7 @@ enum Cmd {
         #[arg(short = 'c', long = "count")]
         count: Option<usize>,
     },
-    /// Shut down every running zone.
+    /// Shut down every running zone, all at once (each halted after -t seconds).
     #[command(name = "shutdown-all")]
     #[command(after_help = "Examples:\n  zoneadm shutdown-all -t 120")]
     ShutdownAll {
@@ -278,18 +283,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             let args = (!args.is_empty()).then_some(args);
             let name = need()?;
             admin::boot(&store, &name, args)?;
-            follow_autoboot(&store, &name, true)?;
+            follow_autoboot(&store, &name, true, cli.keep_autoboot)?;
         }
         Cmd::Halt => {
             let name = need()?;
             admin::halt(&store, &name)?;
-            follow_autoboot(&store, &name, false)?;
+            follow_autoboot(&store, &name, false, cli.keep_autoboot)?;
         }
         Cmd::Shutdown { reboot, timeout } => {
             let name = need()?;
             admin::shutdown(&store, &name, reboot, Duration::from_secs(timeout))?;
             if !reboot {
-                follow_autoboot(&store, &name, false)?;
+                follow_autoboot(&store, &name, false, cli.keep_autoboot)?;
             }
         }
         Cmd::Reboot => admin::reboot(&store, &need()?)?,
@@ -383,28 +388,72 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             events::stream(&store, &opts, &mut std::io::stdout().lock())?;
         }
         Cmd::BootAll => {
-            let errors = admin::boot_all(&store);
-            for e in &errors {
-                eprintln!("zoneadm: {e}");
-            }
-            return Ok(i32::from(!errors.is_empty()));
+            let zones = every_zone(&store, |z, st| z.autoboot && st == ZoneState::Installed)?;
+            return in_parallel(cli.altroot.as_deref(), &zones, &["boot"]);
         }
         Cmd::ShutdownAll { timeout } => {
-            let errors = admin::shutdown_all(&store, Duration::from_secs(timeout));
-            for e in &errors {
-                eprintln!("zoneadm: {e}");
-            }
-            return Ok(i32::from(!errors.is_empty()));
+            let zones = every_zone(&store, |_, st| st == ZoneState::Running)?;
+            let t = timeout.to_string();
+            return in_parallel(cli.altroot.as_deref(), &zones, &["shutdown", "-t", &t]);
         }
     }
     Ok(0)
 }
 
+/// The zones (in index order) whose configuration and effective state pass `keep`.
+fn every_zone(
+    store: &Store,
+    keep: impl Fn(&zones::model::Zone, ZoneState) -> bool,
+) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for e in store.list()? {
+        let st = admin::effective_state(store, &e.name, e.state);
+        if store.load(&e.name)?.is_some_and(|z| keep(&z, st)) {
+            out.push(e.name);
+        }
+    }
+    Ok(out)
+}
+
+/// boot-all and shutdown-all: `zoneadm [-R ALTROOT] -z ZONE ARGS` for every zone at once, as
+/// child processes (a zone's supervisor is forked by a single-threaded zoneadm, so parallelism
+/// is processes, not threads). Each failure is reported with its zone; exit 1 if any failed.
+fn in_parallel(
+    altroot: Option<&std::path::Path>,
+    zones: &[String],
+    args: &[&str],
+) -> anyhow::Result<i32> {
+    let exe = std::env::current_exe()?;
+    let mut children = Vec::new();
+    for z in zones {
+        let mut cmd = std::process::Command::new(&exe);
+        if let Some(r) = altroot {
+            cmd.arg("-R").arg(r);
+        }
+        cmd.args(["--keep-autoboot", "-z", z])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        children.push((z, cmd.spawn()?));
+    }
+    let mut failed = 0;
+    for (z, child) in children {
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            failed += 1;
+            let err = String::from_utf8_lossy(&out.stderr);
+            let err = err.trim().trim_start_matches("zoneadm: ");
+            eprintln!("zoneadm: zone '{z}': {} failed: {err}", args[0]);
+        }
+    }
+    Ok(i32::from(failed > 0))
+}
+
 /// With `autoboot = follow` in zones.conf, an operator's boot sets the zone's autoboot and a
 /// halt or shutdown clears it (SmartOS vmadm start/stop), so the host service brings back
 /// exactly the zones that were running. boot-all and shutdown-all (the service) leave it.
-fn follow_autoboot(store: &Store, name: &str, autoboot: bool) -> anyhow::Result<()> {
-    if store.conf()?.get("autoboot") != Some("follow") {
+fn follow_autoboot(store: &Store, name: &str, autoboot: bool, keep: bool) -> anyhow::Result<()> {
+    if keep || store.conf()?.get("autoboot") != Some("follow") {
         return Ok(());
     }
     let lock = store.lock(name)?;
