@@ -763,7 +763,13 @@ fn a_provision_whose_nic_has_no_etherstub_leaves_nothing() {
         "the zonepath is left"
     );
     assert!(!h.root.join("etc/zones/nicbroken.json").exists());
-    assert!(!h.root.join("etc/zones/metadata/nicbroken.json").exists());
+    let metadata_left: Vec<_> = std::fs::read_dir(h.root.join("etc/zones/metadata"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(metadata_left.is_empty(), "metadata left: {metadata_left:?}");
     assert!(
         !h.root.join("run/zones/nicbroken").exists(),
         "run files are left"

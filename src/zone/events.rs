@@ -9,6 +9,7 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, ErrorKind, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
@@ -69,17 +70,21 @@ pub fn stream(store: &Store, opts: &Options, out: &mut dyn Write) -> Result<usiz
     let mut pos: u64 = 0;
     let mut partial = String::new();
     let mut first = true;
+    let mut file_id: Option<(u64, u64)> = None;
     loop {
         match fs::File::open(&path) {
             Ok(mut f) => {
-                let len = f.metadata().map_err(io)?.len();
+                let meta = f.metadata().map_err(io)?;
+                let len = meta.len();
                 if first && opts.new_only {
                     pos = len;
                 }
-                // The log was replaced or truncated: start over.
-                if len < pos {
+                // The log was rotated (another file) or truncated: start over.
+                let id = Some((meta.dev(), meta.ino()));
+                if (!first && id != file_id) || len < pos {
                     pos = 0;
                 }
+                file_id = id;
                 f.seek(SeekFrom::Start(pos)).map_err(io)?;
                 let mut r = BufReader::new(f);
                 loop {

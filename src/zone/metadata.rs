@@ -2,12 +2,17 @@
 //! manifest, `zoneadm update`), readable — and only readable — from inside it, in the spirit of
 //! the SmartOS metadata service (`mdata-get`).
 //!
-//! - Stored per zone in `ALTROOT/etc/zones/metadata/NAME.json` (a JSON object of strings).
+//! - Stored per zone in `ALTROOT/etc/zones/metadata/UUID.json` (a JSON object of strings),
+//!   by uuid: a zone that is renamed keeps its metadata, a new zone of a deleted one's name
+//!   does not inherit it.
 //! - While the zone is up, `ALTROOT/run/zones/NAME/zonecontrol/` is bind-mounted read-only at
 //!   `/.zonecontrol` in the zone. It holds `metadata.json` (the file view, rewritten when the
 //!   metadata changes), `metadata.sock` (answered by the zone's supervisor, which re-reads the
 //!   store on every request, so updates are live) and, when a statically linked reader is
 //!   found, `mdata-get` (`mdata-list`, `mdata-put`, `mdata-delete` are links to it).
+//! - The supervisor serves the socket without ever blocking on a client (the zone's processes
+//!   are not trusted): [`Server`] keeps each connection in the supervisor's poll set until its
+//!   line has come, at most [`MAX_CLIENTS`] at once and each for at most [`CLIENT_TIME`].
 //!
 //! The socket protocol is one request line per connection, answered and closed:
 //! `GET KEY` → `SUCCESS\n` + the value; `KEYS` → `SUCCESS\n` + the keys, one a line;
@@ -16,11 +21,12 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use zones::store::Store;
 
@@ -49,6 +55,8 @@ pub enum MetadataError {
     },
     #[error("{path}: not a JSON object of strings: {msg}")]
     Corrupt { path: PathBuf, msg: String },
+    #[error(transparent)]
+    Store(#[from] zones::store::StoreError),
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> MetadataError + '_ {
@@ -85,17 +93,20 @@ pub fn check_value(value: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `ALTROOT/etc/zones/metadata/NAME.json`.
-pub fn store_file(store: &Store, name: &str) -> PathBuf {
-    store
+/// `ALTROOT/etc/zones/metadata/UUID.json` of the configured zone `name`.
+pub fn store_file(store: &Store, name: &str) -> Result<PathBuf, MetadataError> {
+    let entry = store
+        .entry(name)?
+        .ok_or_else(|| zones::store::StoreError::NoSuchZone(name.to_string()))?;
+    Ok(store
         .config_dir()
         .join("metadata")
-        .join(format!("{name}.json"))
+        .join(format!("{}.json", entry.uuid)))
 }
 
 /// The metadata of zone `name` (empty when it has none).
 pub fn load(store: &Store, name: &str) -> Result<Metadata, MetadataError> {
-    let path = store_file(store, name);
+    let path = store_file(store, name)?;
     match fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| MetadataError::Corrupt {
             path: path.clone(),
@@ -108,14 +119,15 @@ pub fn load(store: &Store, name: &str) -> Result<Metadata, MetadataError> {
 
 /// Replaces the metadata of zone `name` (an empty map removes the file).
 pub fn save(store: &Store, name: &str, md: &Metadata) -> Result<(), MetadataError> {
-    let path = store_file(store, name);
+    let path = store_file(store, name)?;
     if md.is_empty() {
         return remove(store, name);
     }
     let dir = path.parent().expect("a file in a directory");
     fs::create_dir_all(dir).map_err(io_err(dir))?;
     let json = serde_json::to_vec_pretty(md).expect("strings serialize");
-    zones::store::write_atomic(dir, &format!("{name}.json"), &json).map_err(|e| MetadataError::Io {
+    let file = path.file_name().expect("a file name").to_string_lossy();
+    zones::store::write_atomic(dir, &file, &json).map_err(|e| MetadataError::Io {
         path: path.clone(),
         source: std::io::Error::other(e.to_string()),
     })
@@ -123,7 +135,7 @@ pub fn save(store: &Store, name: &str, md: &Metadata) -> Result<(), MetadataErro
 
 /// Forgets the metadata of zone `name`.
 pub fn remove(store: &Store, name: &str) -> Result<(), MetadataError> {
-    let path = store_file(store, name);
+    let path = store_file(store, name)?;
     match fs::remove_file(&path) {
         Err(e) if e.kind() != ErrorKind::NotFound => Err(io_err(&path)(e)),
         _ => Ok(()),
@@ -136,7 +148,7 @@ pub fn control_dir(paths: &ZonePaths) -> PathBuf {
 }
 
 /// The metadata socket of a live zone, made fresh (mode 0666: any user of the zone may read).
-pub fn listen(paths: &ZonePaths) -> std::io::Result<UnixListener> {
+fn listen(paths: &ZonePaths) -> std::io::Result<UnixListener> {
     let dir = control_dir(paths);
     fs::create_dir_all(&dir)?;
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
@@ -262,26 +274,110 @@ pub fn answer(md: &Metadata, line: &str) -> Vec<u8> {
     }
 }
 
-/// Accepts and answers every pending connection on the metadata socket (the supervisor calls
-/// it when the socket is readable). Each client gets a second to send its line.
-pub fn serve(listener: &UnixListener, store: &Store, name: &str) {
-    loop {
-        let stream = match listener.accept() {
-            Ok((s, _)) => s,
-            Err(_) => return,
-        };
-        let _ = stream.set_nonblocking(false);
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-        let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-        let mut line = String::new();
-        let read = BufReader::new((&stream).take(4096)).read_line(&mut line);
-        let reply = match (read, load(store, name)) {
-            (Ok(_), Ok(md)) => answer(&md, &line),
-            (Err(e), _) => format!("FAILURE {e}\n").into_bytes(),
-            (_, Err(e)) => format!("FAILURE {e}\n").into_bytes(),
-        };
-        let mut stream = stream;
-        let _ = stream.write_all(&reply);
+/// At most this many metadata clients are waited on at once (the oldest is dropped).
+pub const MAX_CLIENTS: usize = 16;
+/// How long a client has to send its request line.
+pub const CLIENT_TIME: Duration = Duration::from_secs(2);
+/// The longest request line.
+const MAX_LINE: usize = 4096;
+
+struct Client {
+    stream: UnixStream,
+    line: Vec<u8>,
+    since: Instant,
+}
+
+/// The metadata socket of one zone and its pending clients, served from the supervisor's
+/// poll loop: [`Server::poll_fds`] lists the fds to watch, [`Server::ready`] handles what poll
+/// found. Nothing here blocks.
+pub struct Server {
+    listener: UnixListener,
+    clients: Vec<Client>,
+}
+
+impl Server {
+    /// The zone's metadata socket, made fresh.
+    pub fn new(paths: &ZonePaths) -> std::io::Result<Server> {
+        Ok(Server {
+            listener: listen(paths)?,
+            clients: Vec::new(),
+        })
+    }
+
+    /// The listener, then every pending client.
+    pub fn poll_fds(&self) -> Vec<BorrowedFd<'_>> {
+        std::iter::once(self.listener.as_fd())
+            .chain(self.clients.iter().map(|c| c.stream.as_fd()))
+            .collect()
+    }
+
+    /// `hit[i]`: whether `poll_fds()[i]` is ready. Reads what clients sent, answers complete
+    /// lines, accepts new clients, and drops clients that took too long.
+    pub fn ready(&mut self, hit: &[bool], store: &Store, name: &str) {
+        let mut done = Vec::new();
+        for (i, c) in self.clients.iter_mut().enumerate() {
+            if hit.get(i + 1).copied().unwrap_or(false) && c.read_more() {
+                done.push(i);
+            }
+        }
+        for i in done.into_iter().rev() {
+            let mut c = self.clients.remove(i);
+            let line = String::from_utf8_lossy(&c.line).into_owned();
+            let reply = match load(store, name) {
+                Ok(md) => answer(&md, &line),
+                Err(e) => format!("FAILURE {e}\n").into_bytes(),
+            };
+            // One write into an empty socket buffer; a value larger than the buffer is cut
+            // rather than waited for (the supervisor never blocks on a zone's process).
+            let _ = c.stream.write(&reply);
+        }
+        self.clients.retain(|c| c.since.elapsed() < CLIENT_TIME);
+        if hit.first().copied().unwrap_or(false) {
+            while let Ok((stream, _)) = self.listener.accept() {
+                if stream.set_nonblocking(true).is_err() {
+                    continue;
+                }
+                if self.clients.len() >= MAX_CLIENTS {
+                    self.clients.remove(0);
+                }
+                self.clients.push(Client {
+                    stream,
+                    line: Vec::new(),
+                    since: Instant::now(),
+                });
+            }
+        }
+    }
+
+    /// When the oldest pending client times out (for the poll timeout).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.clients.iter().map(|c| c.since + CLIENT_TIME).min()
+    }
+}
+
+impl Client {
+    /// Reads what is there; true when the request is complete (a newline, EOF, an error, or
+    /// too long a line).
+    fn read_more(&mut self) -> bool {
+        let mut buf = [0u8; 512];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(n) => {
+                    self.line.extend_from_slice(&buf[..n]);
+                    if let Some(end) = self.line.iter().position(|b| *b == b'\n') {
+                        self.line.truncate(end);
+                        return true;
+                    }
+                    if self.line.len() > MAX_LINE {
+                        return true;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return true,
+            }
+        }
     }
 }
 
@@ -302,6 +398,49 @@ mod tests {
             assert!(answer(&md, bad).starts_with(b"FAILURE metadata is read-only"));
         }
         assert!(answer(&md, "HELLO\n").starts_with(b"FAILURE unknown request"));
+    }
+
+    #[test]
+    fn the_server_never_waits_for_a_slow_client() {
+        let dir = std::env::temp_dir().join(format!("runz-test-{}-mdsrv", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(Some(&dir)).unwrap();
+        let mut zone = zones::model::Zone::new("z");
+        zone.zonepath = Some("/zones/z".into());
+        store.save(&store.lock("z").unwrap(), &zone).unwrap();
+        let md: Metadata = [("k".to_string(), "v".to_string())].into();
+        save(&store, "z", &md).unwrap();
+        let paths = ZonePaths::new(&store, "z");
+        let mut srv = Server::new(&paths).unwrap();
+        let sock = control_dir(&paths).join(SOCK);
+        // A client that sends half a line, and one that sends a whole one.
+        let mut slow = UnixStream::connect(&sock).unwrap();
+        slow.write_all(b"GET").unwrap();
+        let mut fast = UnixStream::connect(&sock).unwrap();
+        fast.write_all(b"GET k\n").unwrap();
+        // Accept both, then read both: every call returns at once.
+        srv.ready(&[true], &store, "z");
+        assert_eq!(srv.poll_fds().len(), 3);
+        srv.ready(&[false, true, true], &store, "z");
+        let mut got = Vec::new();
+        fast.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"SUCCESS\nv");
+        assert_eq!(srv.poll_fds().len(), 2, "the slow client still waits");
+        assert!(srv.deadline().is_some());
+        slow.write_all(b" k\n").unwrap();
+        srv.ready(&[false, true], &store, "z");
+        let mut got = Vec::new();
+        slow.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"SUCCESS\nv");
+        assert!(srv.deadline().is_none());
+        // Metadata is by uuid, and goes with remove.
+        let file = store_file(&store, "z").unwrap();
+        assert!(file.ends_with(format!("metadata/{}.json", zone.uuid)));
+        assert!(file.exists());
+        remove(&store, "z").unwrap();
+        assert!(!file.exists());
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

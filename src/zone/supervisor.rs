@@ -65,8 +65,8 @@ struct Supervisor {
     clients: Vec<UnixStream>,
     control: UnixListener,
     console: UnixListener,
-    /// The zone's metadata socket (bind-mounted into the zone, see `metadata`).
-    metadata: UnixListener,
+    /// The zone's metadata socket and its clients (bind-mounted into the zone, see `metadata`).
+    metadata: metadata::Server,
     /// Requests answered when the zone is down (halt, shutdown) or back up (reboot).
     waiting: Vec<UnixStream>,
     /// What was asked for when init ends; with no request, init's own way of ending decides.
@@ -233,7 +233,7 @@ impl Supervisor {
     ) -> Result<Supervisor, String> {
         let control = listen(&paths.control_sock())?;
         let console = listen(&paths.console_sock())?;
-        let metadata = metadata::listen(&paths)
+        let metadata = metadata::Server::new(&paths)
             .map_err(|e| format!("{}: {e}", metadata::control_dir(&paths).display()))?;
         let _ = fs::write(paths.pid_file(), std::process::id().to_string());
         let info = ZoneInfo {
@@ -328,7 +328,11 @@ impl Supervisor {
         // An init that died before the mask was set is reaped here.
         self.reap()?;
         while !self.done {
-            let timeout = match self.deadline {
+            let deadline = match (self.deadline, self.metadata.deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let timeout = match deadline {
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     PollTimeout::try_from(left.as_millis().min(60_000) as i32)
@@ -352,9 +356,8 @@ impl Supervisor {
             if ready.console {
                 self.accept_console();
             }
-            if ready.metadata {
-                metadata::serve(&self.metadata, &self.store, &self.paths.name);
-            }
+            self.metadata
+                .ready(&ready.metadata, &self.store, &self.paths.name);
             if ready.master {
                 self.pump_master();
             }
@@ -378,8 +381,12 @@ impl Supervisor {
             PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
             PollFd::new(self.control.as_fd(), PollFlags::POLLIN),
             PollFd::new(self.console.as_fd(), PollFlags::POLLIN),
-            PollFd::new(self.metadata.as_fd(), PollFlags::POLLIN),
         ];
+        let metadata_at = fds.len();
+        for fd in self.metadata.poll_fds() {
+            fds.push(PollFd::new(fd, PollFlags::POLLIN));
+        }
+        let metadata_end = fds.len();
         let master_at = self.master.as_ref().map(|m| {
             fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
             fds.len() - 1
@@ -397,7 +404,7 @@ impl Supervisor {
             signal: hit(0),
             control: hit(1),
             console: hit(2),
-            metadata: hit(3),
+            metadata: (metadata_at..metadata_end).map(hit).collect(),
             master: master_at.is_some_and(hit),
             clients: (first_client..fds.len())
                 .filter(|i| hit(*i))
@@ -695,7 +702,8 @@ struct Ready {
     signal: bool,
     control: bool,
     console: bool,
-    metadata: bool,
+    /// Per fd of `metadata::Server::poll_fds`.
+    metadata: Vec<bool>,
     master: bool,
     clients: Vec<usize>,
 }

@@ -38,6 +38,8 @@ pub const CGROUP_PARENT_ENV: &str = "ZONES_CGROUP_PARENT";
 const INDEX_FILE: &str = "index";
 const INDEX_LOCK: &str = ".index.lock";
 const CONF_FILE: &str = "zones.conf";
+/// The size past which the events log is rotated.
+const EVENTS_MAX: u64 = 4 << 20;
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -363,6 +365,11 @@ impl Store {
     }
 
     fn append_event(&self, line: serde_json::Value) {
+        // Bounded: past EVENTS_MAX the log starts over, the previous one kept as `events.old`.
+        let path = self.events_file();
+        if fs::metadata(&path).is_ok_and(|m| m.len() > EVENTS_MAX) {
+            let _ = fs::rename(&path, path.with_extension("old"));
+        }
         let mut text = line.to_string();
         text.push('\n');
         let _ = fs::create_dir_all(self.run_dir());
@@ -370,7 +377,7 @@ impl Store {
             .create(true)
             .append(true)
             .mode(0o644)
-            .open(self.events_file())
+            .open(&path)
         {
             let _ = f.write_all(text.as_bytes());
         }
