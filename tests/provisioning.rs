@@ -591,6 +591,14 @@ fn provision_two_nics_with_caps_metadata_update_and_events() {
     assert_eq!(anet[1]["linkname"], "back0");
     assert_eq!(anet[1]["lower-link"], s2.as_str());
     assert_eq!(anet[1]["link-protection"], Value::Null);
+    assert_eq!(
+        doc["customer_metadata"],
+        serde_json::json!({"role": "nicweb", "greeting": "hello zone"})
+    );
+    assert_eq!(
+        h.ok("zoneadm", &["lookup", "customer_metadata.role=nicweb"]),
+        "nicweb\n"
+    );
     // Both links are in the zone with their addresses.
     let addrs = h.ok("zlogin", &["nicweb", "ip -4 addr show"]);
     for a in ["10.214.0.5/24", "10.215.0.5/24", "net0", "back0"] {
