@@ -848,12 +848,26 @@ fn autoboot_follow_and_the_host_service_bring_back_what_was_running() {
     let out = h.service("start");
     assert!(out.status.success(), "start: {out:?}");
     assert!(link_exists(&stub), "dladm up did not restore {stub}");
+    let shown: Value = serde_json::from_str(&h.ok("dladm", &["show-etherstub", "-j"])).unwrap();
+    assert_eq!(shown, serde_json::json!([{"link": stub}]));
     assert_eq!(h.ok("zoneadm", &["lookup", "state=running"]), "a\nb\n");
     h.ok("zoneadm", &["-z", "b", "halt"]);
     assert_eq!(h.get("b")["autoboot"], false);
     let out = h.service("stop");
     assert!(out.status.success(), "stop: {out:?}");
     assert_eq!(h.ok("zoneadm", &["lookup", "state=running"]), "");
+    // Events of every zone, in order: each went configured → ... → installed at the end.
+    let all = h.ok("zoneadm", &["events"]);
+    for z in ["a", "b", "c"] {
+        let mine: Vec<Value> = all
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|e| e["zone"] == z)
+            .collect();
+        assert_eq!(mine.first().unwrap()["state"], "configured", "{z}: {all}");
+        assert_eq!(mine.last().unwrap()["state"], "installed", "{z}: {all}");
+        assert!(mine.iter().any(|e| e["state"] == "running"), "{z}: {all}");
+    }
     // Without follow, boot and halt leave autoboot alone (illumos).
     std::fs::write(h.root.join("etc/zones/zones.conf"), "").unwrap();
     h.ok("zoneadm", &["-z", "c", "boot"]);
