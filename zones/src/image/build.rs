@@ -143,3 +143,117 @@ pub fn tar_dir(dir: &Path, out: &Path) -> Result<(), ImageError> {
     b.into_inner().map_err(io_err(out))?;
     Ok(())
 }
+
+/// A writer that hashes what passes through it.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: sha2::Sha256,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        sha2::Digest::update(&mut self.hasher, &buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<W> HashingWriter<W> {
+    fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: sha2::Digest::new(),
+        }
+    }
+    fn finish(self) -> (W, Digest) {
+        let hash = sha2::Digest::finalize(self.hasher);
+        (self.inner, Digest::from_sha256(&hash))
+    }
+}
+
+/// Removes a temporary directory unless defused.
+struct TempDir(Option<std::path::PathBuf>);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = crate::storage::remove_tree(&p);
+        }
+    }
+}
+
+/// Write an oci-archive of the root filesystem `rootfs` at `out` (one gzip layer, streamed:
+/// the tree is never held in memory). The work is done in a temporary directory beside
+/// `out` and the archive renamed into place, so a failure leaves no partial file.
+/// Returns the manifest digest.
+pub fn write_oci_archive(
+    rootfs: &Path,
+    out: &Path,
+    name: &str,
+    cfg: &ImageConfig,
+) -> Result<Digest, ImageError> {
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let file_name = out
+        .file_name()
+        .ok_or_else(|| ImageError::BadImage {
+            path: out.to_path_buf(),
+            why: "the output must name a file".into(),
+        })?
+        .to_string_lossy()
+        .into_owned();
+    let tmp = parent.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    let _ = crate::storage::remove_tree(&tmp);
+    let layout = tmp.join("layout");
+    let blobs = layout.join("blobs/sha256");
+    fs::create_dir_all(&blobs).map_err(io_err(&blobs))?;
+    let guard = TempDir(Some(tmp.clone()));
+
+    let layer_tmp = blobs.join(".layer");
+    let f = fs::File::create(&layer_tmp).map_err(io_err(&layer_tmp))?;
+    let gz = flate2::write::GzEncoder::new(HashingWriter::new(f), flate2::Compression::fast());
+    let mut b = tar::Builder::new(HashingWriter::new(gz));
+    b.follow_symlinks(false);
+    b.mode(tar::HeaderMode::Complete);
+    b.append_dir_all(".", rootfs).map_err(io_err(rootfs))?;
+    let (gz, diff_id) = b.into_inner().map_err(io_err(rootfs))?.finish();
+    let (f, digest) = gz.finish().map_err(io_err(&layer_tmp))?.finish();
+    f.sync_all().map_err(io_err(&layer_tmp))?;
+    let size = f.metadata().map_err(io_err(&layer_tmp))?.len();
+    let layer_path = blobs.join(digest.hex());
+    fs::rename(&layer_tmp, &layer_path).map_err(io_err(&layer_path))?;
+
+    let config = serde_json::to_vec(&config_json(cfg, &[diff_id])).expect("json");
+    let cd = put_blob(&layout, &config)?;
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd.to_string(), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest.to_string(), "size": size}],
+    }))
+    .expect("json");
+    let md = put_blob(&layout, &manifest)?;
+    let index = json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": md.to_string(),
+            "size": manifest.len(),
+            "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": name},
+        }],
+    });
+    let p = layout.join("index.json");
+    fs::write(&p, serde_json::to_vec(&index).expect("json")).map_err(io_err(&p))?;
+    let p = layout.join("oci-layout");
+    fs::write(&p, br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io_err(&p))?;
+    let archive = tmp.join("archive.tar");
+    tar_dir(&layout, &archive)?;
+    fs::rename(&archive, out).map_err(io_err(out))?;
+    drop(guard);
+    Ok(md)
+}
