@@ -8,6 +8,7 @@ use std::path::Path;
 use serde_json::json;
 
 use super::digest::Digest;
+use super::layer::Compression;
 use super::{ImageConfig, ImageError};
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ImageError + '_ {
@@ -56,6 +57,10 @@ fn config_json(cfg: &ImageConfig, diff_ids: &[Digest]) -> serde_json::Value {
     })
 }
 
+pub fn zstd(data: &[u8]) -> Vec<u8> {
+    zstd::stream::encode_all(data, 3).expect("compressing a slice")
+}
+
 /// Write an OCI image layout at `out` whose layers are the given uncompressed tars (each
 /// stored gzip-compressed). Returns the manifest digest.
 pub fn write_oci_layout(
@@ -64,17 +69,35 @@ pub fn write_oci_layout(
     name: &str,
     cfg: &ImageConfig,
 ) -> Result<Digest, ImageError> {
+    let layers: Vec<(Vec<u8>, Compression)> = layers
+        .iter()
+        .map(|t| (t.clone(), Compression::Gzip))
+        .collect();
+    write_oci_layout_with(&layers, out, name, cfg)
+}
+
+/// [`write_oci_layout`] with each layer's compression chosen (none, gzip or zstd).
+pub fn write_oci_layout_with(
+    layers: &[(Vec<u8>, Compression)],
+    out: &Path,
+    name: &str,
+    cfg: &ImageConfig,
+) -> Result<Digest, ImageError> {
     fs::create_dir_all(out).map_err(io_err(out))?;
     let mut descs = Vec::new();
     let mut diffs = Vec::new();
-    for tar in layers {
+    for (tar, comp) in layers {
         diffs.push(Digest::of_bytes(tar));
-        let gz = gzip(tar);
-        let d = put_blob(out, &gz)?;
+        let (blob, media_type) = match comp {
+            Compression::None => (tar.clone(), "application/vnd.oci.image.layer.v1.tar"),
+            Compression::Gzip => (gzip(tar), "application/vnd.oci.image.layer.v1.tar+gzip"),
+            Compression::Zstd => (zstd(tar), "application/vnd.oci.image.layer.v1.tar+zstd"),
+        };
+        let d = put_blob(out, &blob)?;
         descs.push(json!({
-            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "mediaType": media_type,
             "digest": d.to_string(),
-            "size": gz.len(),
+            "size": blob.len(),
         }));
     }
     let config = serde_json::to_vec(&config_json(cfg, &diffs)).expect("json");

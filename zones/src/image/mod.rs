@@ -295,7 +295,7 @@ impl ImageStore {
                 (path.to_path_buf(), None)
             } else {
                 let dir = staging.join("archive");
-                unpack_archive(path, &dir)?;
+                unpack_archive(path, &dir, opts.progress)?;
                 (dir, Some(()))
             };
             let resolved = source::resolve(&dir)?;
@@ -566,6 +566,11 @@ fn pull_layer(
     let what = format!("layer {}", l.digest);
     let body = client.blob(&l.digest)?;
     let bar = progress::Bar::new(progress, label, Some(l.size));
+    let broke = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let body = NetReader {
+        inner: body,
+        broke: broke.clone(),
+    };
     // At most one byte more than the descriptor says: enough to tell that it is too long.
     let limit = if l.size > 0 { l.size + 1 } else { u64::MAX };
     let limited = progress::ProgressReader::new(body, bar).take(limit);
@@ -578,8 +583,31 @@ fn pull_layer(
         rootfs,
     );
     let drained = hashing.drain();
-    let got = hashing.digest();
-    if drained.is_ok() && got != l.digest {
+    let (count, got) = (hashing.count(), hashing.digest());
+    let short = |why: String| ImageError::BadImage {
+        path: PathBuf::from(&what),
+        why,
+    };
+    if let Some(e) = broke.borrow_mut().take() {
+        return Err(short(format!(
+            "truncated: the download broke off after {count} of {} bytes: {e}",
+            l.size
+        )));
+    }
+    drained.map_err(|e| short(format!("truncated or corrupt: {e}")))?;
+    if l.size > 0 && count < l.size {
+        return Err(short(format!(
+            "truncated: the registry sent {count} of {} bytes",
+            l.size
+        )));
+    }
+    if l.size > 0 && count > l.size {
+        return Err(short(format!(
+            "the registry sent more than the {} bytes the manifest says",
+            l.size
+        )));
+    }
+    if got != l.digest {
         return Err(ImageError::DigestMismatch {
             what,
             expected: l.digest.to_string(),
@@ -587,21 +615,25 @@ fn pull_layer(
         });
     }
     let diff = applied?;
-    drained.map_err(|e| ImageError::BadImage {
-        path: PathBuf::from(&what),
-        why: format!("truncated: {e}"),
-    })?;
-    if l.size > 0 && hashing.count() != l.size {
-        return Err(ImageError::BadImage {
-            path: PathBuf::from(&what),
-            why: format!(
-                "{} bytes or more, but the manifest says {}",
-                hashing.count(),
-                l.size
-            ),
-        });
-    }
     Ok(diff)
+}
+
+/// The network side of a blob: remembers the first read error, which is the cause of
+/// whatever the tar reader then says.
+struct NetReader<R> {
+    inner: R,
+    broke: std::rc::Rc<std::cell::RefCell<Option<io::Error>>>,
+}
+
+impl<R: Read> Read for NetReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            let mut b = self.broke.borrow_mut();
+            if b.is_none() {
+                *b = Some(io::Error::new(e.kind(), e.to_string()));
+            }
+        })
+    }
 }
 
 /// Apply one layer blob read from `r` (plain, gzip or zstd, told by its first bytes and
@@ -655,10 +687,12 @@ fn apply_stream(
 
 /// Unpack an oci-archive or docker-archive (plain or compressed tar) into `dir`. The tar
 /// crate's `unpack` refuses entries that would land outside `dir`.
-fn unpack_archive(path: &Path, dir: &Path) -> Result<(), ImageError> {
+fn unpack_archive(path: &Path, dir: &Path, progress: bool) -> Result<(), ImageError> {
     fs::create_dir_all(dir).map_err(io_at(dir))?;
     let comp = Compression::of_file(path).map_err(io_at(path))?;
     let f = fs::File::open(path).map_err(io_at(path))?;
+    let size = f.metadata().map(|m| m.len()).ok();
+    let f = progress::ProgressReader::new(f, progress::Bar::new(progress, "archive", size));
     let mut ar = tar::Archive::new(comp.decoder(f).map_err(io_at(path))?);
     ar.set_preserve_permissions(false);
     ar.set_unpack_xattrs(false);

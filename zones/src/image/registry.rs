@@ -237,14 +237,10 @@ impl Client {
     }
 
     fn transport(&self, url: &str, e: ureq::Error) -> ImageError {
-        let hint = match &e {
-            ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
-                "; is the registry up (and is it plain http: --insecure)?"
-            }
-            ureq::Error::Tls(_) | ureq::Error::Rustls(_) if self.base.starts_with("https") => {
-                "; a plain-http registry needs --insecure"
-            }
-            _ => "",
+        let hint = if self.base.starts_with("https") {
+            "; is the registry up, and does it speak https? (a plain-http registry needs --insecure)"
+        } else {
+            "; is the registry up?"
         };
         self.err(url, format!("{e}{hint}"))
     }
