@@ -822,3 +822,50 @@ fn imgadm_create_makes_an_image_of_a_halted_zone() {
     let e = h.fails("imgadm", &["delete", "from-src"]);
     assert!(e.contains("used by zone(s): copy"), "{e}");
 }
+
+#[test]
+fn app_zone_runs_as_the_image_user() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("appuser");
+    for (name, user) in [("as-zone", "zone"), ("as-ghost", "ghost")] {
+        let layout = h.root.join(name);
+        let cfg = ImageConfig {
+            entrypoint: vec!["/bin/sleep".into()],
+            cmd: vec!["1000".into()],
+            env: vec!["PATH=/bin:/sbin".into(), "IMAGE=busybox".into()],
+            workdir: Some("/tmp".into()),
+            user: Some(user.into()),
+        };
+        build::write_oci_layout(&h.layers(name), &layout, name, &cfg).unwrap();
+        h.ok("imgadm", &["import", layout.to_str().unwrap()]);
+    }
+    h.configure("au", "; set brand=app");
+    h.ok("zoneadm", &["-z", "au", "install", "-i", "as-zone"]);
+    h.ok("zoneadm", &["-z", "au", "boot"]);
+    let out = h.ok(
+        "zlogin",
+        &[
+            "au",
+            "awk '/^Uid|^Gid/{print $2}' /proc/1/status; readlink /proc/1/cwd; \
+             tr '\\0' '\\n' </proc/1/environ | grep IMAGE; tr '\\0' ' ' </proc/1/cmdline",
+        ],
+    );
+    assert_eq!(out, "1000\n1000\n/tmp\nIMAGE=busybox\n/bin/sleep 1000 ");
+    h.ok("zoneadm", &["-z", "au", "halt"]);
+    // A user the image's /etc/passwd does not know: the boot fails and says so.
+    h.configure("ag", "; set brand=app");
+    h.ok("zoneadm", &["-z", "ag", "install", "-i", "as-ghost"]);
+    let e = h.fails("zoneadm", &["-z", "ag", "boot"]);
+    assert!(
+        e.contains("user 'ghost'") && e.contains("/etc/passwd"),
+        "{e}"
+    );
+    assert_eq!(h.state("ag"), "installed");
+    assert!(
+        common::mounts_under(&h.root).is_empty(),
+        "{:?}",
+        common::mounts_under(&h.root)
+    );
+}

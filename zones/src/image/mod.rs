@@ -13,6 +13,7 @@ pub mod layer;
 pub mod progress;
 pub mod registry;
 pub mod source;
+pub mod user;
 
 use std::fs;
 use std::io::{self, Read};
@@ -126,6 +127,7 @@ impl ImageConfig {
             args,
             env: self.env.clone(),
             cwd: self.workdir.clone(),
+            user: self.user.clone(),
         }
     }
 }
