@@ -288,6 +288,24 @@ fn bad_archives_are_refused_and_change_nothing() {
     let name = format!("up/runz-test-escaped-{}", std::process::id());
     evil.append_data(&mut hd, &name, &b"x"[..]).unwrap();
     build::write_oci_layout(&[evil.into_inner().unwrap()], &viasym, "viasym", &cfg()).unwrap();
+    // A layer of a media type nobody knows (the manifest rewritten, its digest updated).
+    let weird = h.root.join("weird");
+    build::write_oci_layout(&h.layers("weird"), &weird, "weird", &cfg()).unwrap();
+    let mut m: Value =
+        serde_json::from_slice(&registry::read_blob(&weird, &manifest_digest(&weird))).unwrap();
+    m["layers"][0]["mediaType"] = "application/vnd.example.layer.v9+brotli".into();
+    let data = serde_json::to_vec(&m).unwrap();
+    let d = zones::image::digest::Digest::of_bytes(&data);
+    fs::write(weird.join("blobs/sha256").join(d.hex()), &data).unwrap();
+    let mut index: Value =
+        serde_json::from_slice(&fs::read(weird.join("index.json")).unwrap()).unwrap();
+    index["manifests"][0]["digest"] = d.to_string().into();
+    index["manifests"][0]["size"] = data.len().into();
+    fs::write(
+        weird.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
     // Not an image.
     let junk = h.root.join("junk.tar");
     fs::write(&junk, raw_tar("hello.txt", b"hi")).unwrap();
@@ -298,6 +316,11 @@ fn bad_archives_are_refused_and_change_nothing() {
         (&dotdot, true, "'..' component leaves the image root"),
         (&viasym, false, "goes through the symlink 'up'"),
         (&junk, false, "neither an OCI image layout"),
+        (
+            &weird,
+            false,
+            "unknown media type 'application/vnd.example.layer.v9+brotli'",
+        ),
     ] {
         let mut args = vec!["import"];
         if rootfs {
@@ -773,6 +796,11 @@ fn imgadm_create_makes_an_image_of_a_halted_zone() {
     h.ok("zoneadm", &["-z", "src", "halt"]);
     let e = h.fails("imgadm", &["create", "nosuch", "-o", out.to_str().unwrap()]);
     assert!(e.contains("nosuch"), "{e}");
+    let nodir = h.root.join("no-such-dir/x.tar");
+    let e = h.fails("imgadm", &["create", "src", "-o", nodir.to_str().unwrap()]);
+    assert!(e.contains("no-such-dir is not a directory"), "{e}");
+    assert!(!nodir.parent().unwrap().exists());
+    assert!(common::mounts_under(&h.root).is_empty());
 
     let said = h.ok(
         "imgadm",

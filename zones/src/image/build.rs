@@ -230,6 +230,12 @@ pub fn write_oci_archive(
         })?
         .to_string_lossy()
         .into_owned();
+    if !parent.is_dir() {
+        return Err(ImageError::BadImage {
+            path: out.to_path_buf(),
+            why: format!("{} is not a directory", parent.display()),
+        });
+    }
     let tmp = parent.join(format!(".{file_name}.tmp-{}", std::process::id()));
     let _ = crate::storage::remove_tree(&tmp);
     let layout = tmp.join("layout");

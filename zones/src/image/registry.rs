@@ -163,6 +163,9 @@ impl Client {
     pub fn new(reference: &Reference, opts: &PullOptions) -> Client {
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            // Blob storage behind a redirect (another host) gets no credentials; the
+            // registry itself (same host) keeps them.
+            .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
             .timeout_connect(Some(Duration::from_secs(30)))
             .timeout_recv_response(Some(Duration::from_secs(60)))
             .timeout_per_read(Some(Duration::from_secs(120)))
@@ -332,7 +335,20 @@ impl Client {
         }
         let v: Value = serde_json::from_slice(&data)
             .map_err(|e| self.err(&what, format!("not valid JSON: {e}")))?;
-        let media_type = v["mediaType"].as_str().map(str::to_string).unwrap_or(ctype);
+        // OCI manifests may leave mediaType out; a server may answer with plain JSON.
+        let media_type = match v["mediaType"].as_str() {
+            Some(t) => t.to_string(),
+            None if ctype.is_empty() || ctype == "application/json" => {
+                if v["manifests"].is_array() {
+                    source::OCI_INDEX.to_string()
+                } else if v["config"].is_object() && v["schemaVersion"] == 2 {
+                    source::OCI_MANIFEST.to_string()
+                } else {
+                    ctype
+                }
+            }
+            None => ctype,
+        };
         Ok((v, media_type, digest))
     }
 
