@@ -793,7 +793,14 @@ fn imgadm_create_makes_an_image_of_a_halted_zone() {
         "{e}"
     );
     assert!(!out.exists());
+    h.ok(
+        "zlogin",
+        &["src", "ln /root/made /root/made-link; mkfifo /root/fifo"],
+    );
     h.ok("zoneadm", &["-z", "src", "halt"]);
+    // A socket left behind in the zone's files: not archived, not an error.
+    let _sock =
+        std::os::unix::net::UnixListener::bind(h.zonepath("src").join("upper/root/sock")).unwrap();
     let e = h.fails("imgadm", &["create", "nosuch", "-o", out.to_str().unwrap()]);
     assert!(e.contains("nosuch"), "{e}");
     let nodir = h.root.join("no-such-dir/x.tar");
@@ -841,6 +848,16 @@ fn imgadm_create_makes_an_image_of_a_halted_zone() {
     h.ok("zoneadm", &["-z", "copy", "install", "-i", "from-src"]);
     h.ok("zoneadm", &["-z", "copy", "boot"]);
     assert_eq!(h.ok("zlogin", &["copy", "cat /root/made"]), "made-in-src\n");
+    assert_eq!(
+        h.ok(
+            "zlogin",
+            &[
+                "copy",
+                "stat -c %h /root/made; test -p /root/fifo && test ! -e /root/sock && echo ok"
+            ]
+        ),
+        "2\nok\n"
+    );
     assert!(!h
         .cmd("zlogin", &["copy", "test -e /etc/route"])
         .status

@@ -197,6 +197,74 @@ impl<W> HashingWriter<W> {
     }
 }
 
+/// Append the tree at `root` in name order: hard links kept as links, sockets left out
+/// (they cannot be archived and mean nothing in an image), symlinks not followed.
+fn append_tree<W: Write>(b: &mut tar::Builder<W>, root: &Path) -> Result<(), ImageError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut seen: std::collections::HashMap<(u64, u64), std::path::PathBuf> =
+        std::collections::HashMap::new();
+    let mut stack = vec![std::path::PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let path = root.join(&rel);
+        let m = fs::symlink_metadata(&path).map_err(io_err(&path))?;
+        let name = if rel.as_os_str().is_empty() {
+            std::path::PathBuf::from(".")
+        } else {
+            rel.clone()
+        };
+        let ft = m.file_type();
+        if ft.is_socket() {
+            continue;
+        }
+        if ft.is_file() && m.nlink() > 1 {
+            if let Some(first) = seen.get(&(m.dev(), m.ino())) {
+                let mut h = tar::Header::new_gnu();
+                h.set_metadata_in_mode(&m, tar::HeaderMode::Complete);
+                h.set_entry_type(tar::EntryType::Link);
+                h.set_size(0);
+                b.append_link(&mut h, &name, first).map_err(io_err(&path))?;
+                continue;
+            }
+            seen.insert((m.dev(), m.ino()), name.clone());
+        }
+        let special = if ft.is_fifo() {
+            Some(tar::EntryType::Fifo)
+        } else if ft.is_char_device() {
+            Some(tar::EntryType::Char)
+        } else if ft.is_block_device() {
+            Some(tar::EntryType::Block)
+        } else {
+            None
+        };
+        if let Some(kind) = special {
+            let mut h = tar::Header::new_gnu();
+            h.set_metadata_in_mode(&m, tar::HeaderMode::Complete);
+            h.set_entry_type(kind);
+            h.set_size(0);
+            let rdev = m.rdev();
+            let major = ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0x0000_0fff);
+            let minor = ((rdev >> 12) & 0xffff_ff00) | (rdev & 0x0000_00ff);
+            h.set_device_major(major as u32).map_err(io_err(&path))?;
+            h.set_device_minor(minor as u32).map_err(io_err(&path))?;
+            b.append_data(&mut h, &name, io::empty())
+                .map_err(io_err(&path))?;
+            continue;
+        }
+        b.append_path_with_name(&path, &name)
+            .map_err(io_err(&path))?;
+        if ft.is_dir() {
+            let mut children: Vec<std::ffi::OsString> = fs::read_dir(&path)
+                .map_err(io_err(&path))?
+                .map(|e| e.map(|e| e.file_name()))
+                .collect::<Result<_, _>>()
+                .map_err(io_err(&path))?;
+            children.sort();
+            stack.extend(children.into_iter().rev().map(|c| rel.join(c)));
+        }
+    }
+    Ok(())
+}
+
 /// Removes a temporary directory unless defused.
 struct TempDir(Option<std::path::PathBuf>);
 
@@ -249,7 +317,7 @@ pub fn write_oci_archive(
     let mut b = tar::Builder::new(HashingWriter::new(gz));
     b.follow_symlinks(false);
     b.mode(tar::HeaderMode::Complete);
-    b.append_dir_all(".", rootfs).map_err(io_err(rootfs))?;
+    append_tree(&mut b, rootfs)?;
     let (gz, diff_id) = b.into_inner().map_err(io_err(rootfs))?.finish();
     let (f, digest) = gz.finish().map_err(io_err(&layer_tmp))?.finish();
     f.sync_all().map_err(io_err(&layer_tmp))?;
