@@ -316,6 +316,11 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .map(|s| s.split(';').next().unwrap_or("").trim().to_string())
             .unwrap_or_default();
+        let announced = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| Digest::parse(v).ok());
         let what = format!("manifest {}@{reference}", self.reference.repo);
         let data = resp
             .body_mut()
@@ -324,7 +329,8 @@ impl Client {
             .read_to_vec()
             .map_err(|e| self.err(&what, e.to_string()))?;
         let digest = Digest::of_bytes(&data);
-        if let Ok(want) = Digest::parse(reference) {
+        // Asked by digest: that one. By tag: the one the registry announces, if it does.
+        if let Some(want) = Digest::parse(reference).ok().or(announced) {
             if want != digest {
                 return Err(ImageError::DigestMismatch {
                     what,
