@@ -66,6 +66,7 @@ enum Cmd {
     },
     /// Make an image (an oci-archive, importable again) from a halted zone's root.
     Create {
+        /// The zone (installed and halted).
         zone: String,
         /// The archive to write.
         #[arg(short = 'o', value_name = "FILE")]
