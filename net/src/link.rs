@@ -201,6 +201,16 @@ impl Netlink {
         self.new_link("create bridge", name, &mut m)
     }
 
+    /// A link of a kind with no options (`ifb`, `dummy`, ...).
+    pub fn create_kind(&mut self, name: &str, kind: &str) -> Result<()> {
+        check_ifname(name)?;
+        let mut m = Self::create_msg(name, None);
+        let li = m.begin_nest(IFLA_LINKINFO);
+        m.attr_str(IFLA_INFO_KIND, kind);
+        m.end_nest(li);
+        self.new_link("create link", name, &mut m)
+    }
+
     /// A veth pair `name` (here) and `peer`, the peer created directly in the namespace of
     /// `peer_netns` when given, with `peer_mac` when given.
     pub fn create_veth(
