@@ -8,17 +8,22 @@
 
 mod common;
 
+use std::cell::RefCell;
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use common::require_root;
-use common::zonehost::{mounted, ZoneHost};
-use zones_linux::zone::network::host_link_name;
-use zones_net::Netlink;
+use common::zonehost::{bin, mounted, ZoneHost};
+use zones_linux::zone::network::{host_link_name, ifb_name};
+use zones_net::{nft, Netlink};
 
 /// A zone host with a busybox image whose test links carry `tag`; see `common::zonehost`.
 struct Host {
     zones: ZoneHost,
     tag: String,
+    /// Zones configured here: their host ends, ifbs and nft tables are removed on drop.
+    made: RefCell<Vec<String>>,
 }
 
 impl std::ops::Deref for Host {
@@ -42,6 +47,7 @@ impl Host {
         Host {
             zones,
             tag: format!("rzt{}{n}", std::process::id()),
+            made: RefCell::new(Vec::new()),
         }
     }
 
@@ -54,6 +60,7 @@ impl Host {
 
     /// Configure and install a zone with one anet `net0` on `stub`.
     fn zone(&self, zone: &str, stub: &str, addr: &str, extra: &str) {
+        self.made.borrow_mut().push(zone.to_string());
         self.ok(
             "zonecfg",
             &[
@@ -85,6 +92,14 @@ impl Drop for Host {
     fn drop(&mut self) {
         // Halt first so the zones' own teardown runs, then any test link that is left.
         self.zones.halt_all();
+        for z in self.made.borrow().iter() {
+            let host = host_link_name(z, "net0");
+            let _ = nft::unprotect(&host);
+            if let Ok(mut nl) = Netlink::open() {
+                let _ = nl.delete_if_exists(&ifb_name(&host));
+                let _ = nl.delete_if_exists(&host);
+            }
+        }
         if let Ok(mut nl) = Netlink::open() {
             for l in nl.links().unwrap_or_default() {
                 if l.name.starts_with(&self.tag) {
@@ -352,4 +367,209 @@ fn dladm_vnics_over_an_etherstub() {
     assert!(!host_link_exists(&v));
     h.ok("dladm", &["delete-etherstub", &s]);
     assert_eq!(h.ok("dladm", &["show-vnic", "-p", "-o", "link"]), "");
+}
+
+/// The nft table protecting `link`, as `nft -j` lists it, or `None`.
+fn nft_table(link: &str) -> Option<serde_json::Value> {
+    let out = Command::new("nft")
+        .args(["-j", "list", "table", "netdev", &nft::table_name(link)])
+        .output()
+        .expect("nft (package nftables) is installed");
+    if !out.status.success() {
+        return None;
+    }
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
+
+/// Packets dropped by the rules of `link`'s table whose comment is `why`.
+fn drops(link: &str, why: &str) -> u64 {
+    let t = nft_table(link).unwrap_or_else(|| panic!("no nft table for {link}"));
+    t["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["rule"]["comment"] == why)
+        .flat_map(|o| o["rule"]["expr"].as_array().unwrap().clone())
+        .filter_map(|e| e["counter"]["packets"].as_u64())
+        .sum()
+}
+
+/// `zlogin ZONE CMD`, started and left running.
+fn spawn_zlogin(h: &Host, zone: &str, cmd: &str) -> std::process::Child {
+    Command::new(bin("zlogin"))
+        .arg("-R")
+        .arg(&h.root)
+        .args([zone, cmd])
+        .env("ZONES_CGROUP_PARENT", &h.cgroup_parent)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Wait (at most 10 s) until something in `zone` listens on TCP `port`.
+fn wait_listening(h: &Host, zone: &str, port: u16) {
+    let port = format!(":{port:04X}");
+    let listening = |table: &str| {
+        table.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1].ends_with(&port) && f[3] == "0A"
+        })
+    };
+    for _ in 0..100 {
+        // busybox nc listens on an IPv6 socket when it can: look at both tables.
+        if listening(&h.ok("zlogin", &[zone, "cat /proc/net/tcp /proc/net/tcp6"])) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("nothing listens on {port} in {zone}");
+}
+
+/// Send `bytes` from zone `from` to `to_addr` (in zone `to`) over TCP with busybox nc;
+/// returns the rate in Mbit/s, from the sender's start to the receiver having it all.
+/// Bounded: a fixed byte count, and `timeout` on both ends.
+fn transfer_mbit(h: &Host, from: &str, to: &str, to_addr: &str, bytes: u64) -> f64 {
+    const PORT: u16 = 5001;
+    // The receiver's stdin is a fifo it also holds open, so nc never sees EOF there (which
+    // would make it half-close the connection); it exits when the sender is done.
+    let mut rx = spawn_zlogin(
+        h,
+        to,
+        &format!(
+            "rm -f /tmp/f; mkfifo /tmp/f; exec 3<>/tmp/f; \
+             timeout 60 nc -l -p {PORT} <&3 | wc -c"
+        ),
+    );
+    wait_listening(h, to, PORT);
+    let start = Instant::now();
+    let count = bytes / 65536;
+    let tx = spawn_zlogin(
+        h,
+        from,
+        &format!(
+            "dd if=/dev/zero bs=65536 count={count} 2>/dev/null | timeout 60 nc {to_addr} {PORT}"
+        ),
+    );
+    let status = rx.wait().unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    let tx = tx.wait_with_output().unwrap();
+    let mut out = String::new();
+    use std::io::Read;
+    rx.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert!(status.success(), "receiver failed: {out}");
+    assert!(
+        tx.status.success(),
+        "sender failed: {}",
+        String::from_utf8_lossy(&tx.stderr)
+    );
+    assert_eq!(out.trim(), (count * 65536).to_string(), "bytes received");
+    (count * 65536 * 8) as f64 / secs / 1e6
+}
+
+#[test]
+fn maxbw_caps_both_directions() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("bw");
+    let s = h.link("s");
+    h.ok("dladm", &["create-etherstub", &s]);
+    h.zone("zcap", &s, "10.213.3.1/24", "set maxbw=10M;");
+    h.zone("zfree", &s, "10.213.3.2/24", "");
+    h.ok("zoneadm", &["-z", "zcap", "boot"]);
+    h.ok("zoneadm", &["-z", "zfree", "boot"]);
+    let host = host_link_name("zcap", "net0");
+    let ifb = ifb_name(&host);
+    assert!(host_link_exists(&ifb));
+    // 6 MiB each way: about 5 s at 10 Mbit/s.
+    let bytes = 6 * 1024 * 1024;
+    let from_zone = transfer_mbit(&h, "zcap", "zfree", "10.213.3.2", bytes);
+    let to_zone = transfer_mbit(&h, "zfree", "zcap", "10.213.3.1", bytes);
+    eprintln!("maxbw=10M: from the zone {from_zone:.2} Mbit/s, to the zone {to_zone:.2} Mbit/s");
+    for (dir, r) in [("from", from_zone), ("to", to_zone)] {
+        assert!(
+            (8.5..=11.5).contains(&r),
+            "{dir} the zone: {r:.2} Mbit/s, expected 10 Mbit/s +-15%"
+        );
+    }
+    h.ok("zoneadm", &["-z", "zcap", "halt"]);
+    h.ok("zoneadm", &["-z", "zfree", "halt"]);
+    assert!(!host_link_exists(&ifb));
+    assert!(!host_link_exists(&host));
+    h.ok("dladm", &["delete-etherstub", &s]);
+}
+
+#[test]
+fn link_protection_drops_and_counts_spoofed_packets() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("spoof");
+    let s = h.link("s");
+    h.ok("dladm", &["create-etherstub", &s]);
+    h.zone(
+        "zp",
+        &s,
+        "10.213.4.1/24",
+        "set link-protection=mac-nospoof,ip-nospoof,restricted;",
+    );
+    h.zone("zu", &s, "10.213.4.2/24", "");
+    h.zone("zr", &s, "10.213.4.3/24", "");
+    for z in ["zp", "zu", "zr"] {
+        h.ok("zoneadm", &["-z", z, "boot"]);
+    }
+    let host = host_link_name("zp", "net0");
+    assert!(nft_table(&host).is_some());
+    assert!(nft_table(&host_link_name("zu", "net0")).is_none());
+    h.ok("zlogin", &["zp", "ping -c 1 -w 10 10.213.4.3"]);
+    h.ok("zlogin", &["zu", "ping -c 1 -w 10 10.213.4.3"]);
+    assert_eq!(drops(&host, "ip-nospoof"), 0);
+    assert_eq!(drops(&host, "mac-nospoof"), 0);
+
+    // A new IP: ARP and IP from it are dropped and counted.
+    h.ok(
+        "zlogin",
+        &[
+            "zp",
+            "ip addr del 10.213.4.1/24 dev net0 && ip addr add 10.213.4.11/24 dev net0",
+        ],
+    );
+    let out = h.cmd("zlogin", &["zp", "ping -c 2 -w 3 10.213.4.3"]);
+    assert!(!out.status.success(), "a spoofed IP got through");
+    assert!(drops(&host, "ip-nospoof") > 0);
+    // Back to its own IP, then a new MAC: dropped and counted.
+    h.ok(
+        "zlogin",
+        &[
+            "zp",
+            "ip addr del 10.213.4.11/24 dev net0 && ip addr add 10.213.4.1/24 dev net0",
+        ],
+    );
+    h.ok("zlogin", &["zp", "ping -c 1 -w 10 10.213.4.3"]);
+    h.ok(
+        "zlogin",
+        &["zp", "ip link set dev net0 address 02:08:20:0d:04:99"],
+    );
+    let out = h.cmd("zlogin", &["zp", "ping -c 2 -w 3 10.213.4.3"]);
+    assert!(!out.status.success(), "a spoofed MAC got through");
+    assert!(drops(&host, "mac-nospoof") > 0);
+
+    // The unprotected zone does the same and still gets through.
+    h.ok(
+        "zlogin",
+        &[
+            "zu",
+            "ip addr del 10.213.4.2/24 dev net0 && ip addr add 10.213.4.12/24 dev net0 && \
+             ip link set dev net0 address 02:08:20:0d:04:98",
+        ],
+    );
+    h.ok("zlogin", &["zu", "ping -c 1 -w 10 10.213.4.3"]);
+
+    for z in ["zp", "zu", "zr"] {
+        h.ok("zoneadm", &["-z", z, "halt"]);
+    }
+    assert!(nft_table(&host).is_none(), "the table outlived the zone");
+    h.ok("dladm", &["delete-etherstub", &s]);
 }

@@ -22,6 +22,7 @@ pub mod admin;
 pub mod control;
 pub mod datalinks;
 pub mod engine;
+pub mod hostfiles;
 pub mod login;
 pub mod manifest;
 pub mod network;

@@ -17,9 +17,11 @@ use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+use zones::model::Net;
 use zones::model::{Anet, IpType, Zone};
 use zones::store::Store;
 use zones_net::names::{self, check_ifname, format_mac, parse_mac, parse_prefix};
+use zones_net::nft::{self, Protection};
 use zones_net::{netns, NetError, Netlink};
 
 use super::{datalinks, ZonePaths};
@@ -57,6 +59,15 @@ fn net(zone: &str) -> impl Fn(NetError) -> NetworkError + '_ {
 pub struct Record {
     pub host_links: Vec<String>,
     pub macs: Vec<String>,
+    /// ifb devices shaping traffic from the zone.
+    #[serde(default)]
+    pub ifbs: Vec<String>,
+    /// nft tables protecting the host ends.
+    #[serde(default)]
+    pub nft_tables: Vec<String>,
+    /// dladm VNICs (`net` resources) moved into the zone: moved back at teardown.
+    #[serde(default)]
+    pub vnics: Vec<String>,
 }
 
 impl Record {
@@ -84,6 +95,11 @@ pub fn host_link_name(zone: &str, linkname: &str) -> String {
     format!("zv{:010x}", h & 0xff_ffff_ffff)
 }
 
+/// The ifb device shaping what the zone sends through host end `host`.
+pub fn ifb_name(host: &str) -> String {
+    format!("zi{:010x}", names::fnv1a(host.as_bytes()) & 0xff_ffff_ffff)
+}
+
 /// One anet, checked: nothing is created until every anet of the zone passes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Plan {
@@ -94,6 +110,68 @@ struct Plan {
     address: Option<(IpAddr, u8)>,
     defrouter: Option<IpAddr>,
     mtu: Option<u32>,
+    /// Bits/s in each direction.
+    maxbw: Option<u64>,
+    protection: Protection,
+}
+
+/// A `net` resource: a dladm VNIC moved into the zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NetPlan {
+    vnic: String,
+    address: Option<(IpAddr, u8)>,
+    defrouter: Option<IpAddr>,
+}
+
+/// dladm `priority` as an skb priority (pfifo_fast bands: 6 first, 0 next, 2 last).
+pub fn priority_value(p: &str) -> Option<u32> {
+    match p {
+        "high" => Some(6),
+        "medium" => Some(0),
+        "low" => Some(2),
+        _ => None,
+    }
+}
+
+/// `protection` (a comma list, or `none`) as nft rules for a link with `mac` and `ips`.
+pub fn protection_of(
+    what: &str,
+    list: Option<&str>,
+    mac: [u8; 6],
+    ips: &[IpAddr],
+    priority: Option<&str>,
+) -> std::result::Result<Protection, String> {
+    let mut p =
+        Protection {
+            priority: match priority {
+                None => None,
+                Some(v) => Some(priority_value(v).ok_or_else(|| {
+                    format!("{what} priority '{v}': expected low, medium or high")
+                })?),
+            },
+            ..Default::default()
+        };
+    for item in list.unwrap_or("none").split(',').filter(|i| *i != "none") {
+        match item {
+            "mac-nospoof" => p.mac = Some(mac),
+            "ip-nospoof" => {
+                if ips.is_empty() {
+                    return Err(format!(
+                        "{what}: ip-nospoof needs the allowed addresses (set allowed-address, or allowed-ips for a VNIC)"
+                    ));
+                }
+                p.ips = Some(ips.to_vec());
+            }
+            "dhcp-nospoof" => p.dhcp_nospoof = true,
+            "restricted" => p.restricted = true,
+            other => {
+                return Err(format!(
+                    "{what} link-protection '{other}': expected a comma list of mac-nospoof, ip-nospoof, dhcp-nospoof, restricted"
+                ))
+            }
+        }
+    }
+    Ok(p)
 }
 
 fn plan_anet(zone: &str, a: &Anet) -> Result<Plan> {
@@ -150,6 +228,15 @@ fn plan_anet(zone: &str, a: &Anet) -> Result<Plan> {
             format!("anet {linkname}: defrouter needs an allowed-address"),
         ));
     }
+    let ips: Vec<IpAddr> = address.iter().map(|(a, _)| *a).collect();
+    let protection = protection_of(
+        &format!("anet {linkname}"),
+        a.link_protection.as_deref(),
+        mac,
+        &ips,
+        a.priority.as_deref(),
+    )
+    .map_err(|m| cfg(zone, m))?;
     Ok(Plan {
         host: host_link_name(zone, &linkname),
         linkname,
@@ -158,7 +245,73 @@ fn plan_anet(zone: &str, a: &Anet) -> Result<Plan> {
         address,
         defrouter,
         mtu: a.mtu,
+        maxbw: a.maxbw.map(|b| b.bps()),
+        protection,
     })
+}
+
+fn plan_net(zone: &str, n: &Net) -> Result<NetPlan> {
+    let vnic = n.physical.clone().ok_or_else(|| {
+        cfg(
+            zone,
+            "net resource without physical (a VNIC made with dladm)",
+        )
+    })?;
+    check_ifname(&vnic).map_err(|e| cfg(zone, format!("net physical: {e}")))?;
+    if let Some(v) = n.vlan_id.filter(|v| *v != 0) {
+        return Err(cfg(
+            zone,
+            format!("net {vnic} vlan-id {v}: VLANs need 802.1q or bridge vlan_filtering, which this kernel lacks"),
+        ));
+    }
+    let text = n.allowed_address.as_deref().or(n.address.as_deref());
+    let address = match text {
+        None => None,
+        Some(s) => Some(
+            parse_prefix(s).map_err(|e| cfg(zone, format!("net {vnic} allowed-address: {e}")))?,
+        ),
+    };
+    let defrouter = match n.defrouter.as_deref() {
+        None => None,
+        Some(s) => Some(s.parse::<IpAddr>().map_err(|_| {
+            cfg(
+                zone,
+                format!("net {vnic} defrouter '{s}': expected an IP address"),
+            )
+        })?),
+    };
+    if defrouter.is_some() && address.is_none() {
+        return Err(cfg(
+            zone,
+            format!("net {vnic}: defrouter needs an allowed-address"),
+        ));
+    }
+    Ok(NetPlan {
+        vnic,
+        address,
+        defrouter,
+    })
+}
+
+/// Check the zone's `net` resources.
+fn plan_nets(zone: &Zone) -> Result<Vec<NetPlan>> {
+    let name = &zone.zonename;
+    let nets = zone
+        .net
+        .iter()
+        .map(|n| plan_net(name, n))
+        .collect::<Result<Vec<_>>>()?;
+    for (i, n) in nets.iter().enumerate() {
+        if nets[..i].iter().any(|m| m.vnic == n.vnic)
+            || zone
+                .anet
+                .iter()
+                .any(|a| a.linkname.as_deref() == Some(&n.vnic))
+        {
+            return Err(cfg(name, format!("net {}: link name used twice", n.vnic)));
+        }
+    }
+    Ok(nets)
 }
 
 /// Check the zone's network configuration and plan its links.
@@ -168,15 +321,6 @@ fn plan(zone: &Zone) -> Result<Vec<Plan>> {
         return Err(cfg(
             name,
             "ip-type=shared is not supported (zones have exclusive IP stacks only); set ip-type=exclusive",
-        ));
-    }
-    if let Some(n) = zone.net.first() {
-        return Err(cfg(
-            name,
-            format!(
-                "net resource (physical={}): not supported yet; use an anet with lower-link",
-                n.physical.as_deref().unwrap_or("?")
-            ),
         ));
     }
     let plans = zone
@@ -250,14 +394,43 @@ fn ensure_stub(store: &Store, zone: &str, host: &mut Netlink, stub: &str) -> Res
     }
 }
 
+/// A `net` resource's VNIC: recorded by dladm and present on the host (not in another zone).
+fn check_vnic(store: &Store, zone: &str, host: &mut Netlink, n: &NetPlan) -> Result<()> {
+    let recorded = datalinks::load(store)
+        .map_err(|e| cfg(zone, e))?
+        .vnics
+        .into_iter()
+        .any(|v| v.name == n.vnic);
+    if !recorded {
+        return Err(cfg(
+            zone,
+            format!(
+                "net physical '{}': no such VNIC; create it with dladm create-vnic -l ETHERSTUB {}",
+                n.vnic, n.vnic
+            ),
+        ));
+    }
+    if host.link(&n.vnic).map_err(net(zone))?.is_none() {
+        return Err(cfg(
+            zone,
+            format!(
+                "net physical '{}': the VNIC is not on the host (used by another running zone, or run dladm up)",
+                n.vnic
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Set up the zone's network before its init exists. Returns the namespace file for the
-/// engine, or `None` when the zone has no anet (the engine then makes an empty namespace).
-/// On error nothing is left behind.
+/// engine, or `None` when the zone has no anet or net (the engine then makes an empty
+/// namespace). On error nothing is left behind.
 pub fn setup(store: &Store, zone: &Zone, paths: &ZonePaths) -> Result<Option<PathBuf>> {
     let name = zone.zonename.as_str();
     teardown(paths);
     let plans = plan(zone)?;
-    if plans.is_empty() {
+    let nets = plan_nets(zone)?;
+    if plans.is_empty() && nets.is_empty() {
         return Ok(None);
     }
     let mut host = Netlink::open().map_err(net(name))?;
@@ -275,21 +448,69 @@ pub fn setup(store: &Store, zone: &Zone, paths: &ZonePaths) -> Result<Option<Pat
         }
         ensure_stub(store, name, &mut host, &p.stub)?;
     }
+    for n in &nets {
+        check_vnic(store, name, &mut host, n)?;
+    }
     let record = Record {
         host_links: plans.iter().map(|p| p.host.clone()).collect(),
         macs: plans.iter().map(|p| format_mac(&p.mac)).collect(),
+        ifbs: plans
+            .iter()
+            .filter(|p| p.maxbw.is_some())
+            .map(|p| ifb_name(&p.host))
+            .collect(),
+        nft_tables: plans
+            .iter()
+            .filter(|p| !p.protection.is_empty())
+            .map(|p| nft::table_name(&p.host))
+            .collect(),
+        vnics: nets.iter().map(|n| n.vnic.clone()).collect(),
     };
     record
         .save(paths)
         .map_err(|e| cfg(name, format!("{}: {e}", record_file(paths).display())))?;
-    let made = build(name, paths, &mut host, &plans);
+    let made = build(name, paths, &mut host, &plans, &nets);
     if made.is_err() {
         teardown(paths);
     }
     made.map(Some)
 }
 
-fn build(zone: &str, paths: &ZonePaths, host: &mut Netlink, plans: &[Plan]) -> Result<PathBuf> {
+/// Bandwidth cap and protection of an anet's host end.
+fn host_end_policy(zone: &str, host: &mut Netlink, p: &Plan) -> Result<()> {
+    if let Some(bps) = p.maxbw {
+        // Towards the zone: what the host end sends. From the zone: what it receives.
+        host.set_egress_cap(&p.host, bps).map_err(net(zone))?;
+        host.set_ingress_cap(&p.host, &ifb_name(&p.host), bps)
+            .map_err(net(zone))?;
+    }
+    if !p.protection.is_empty() {
+        nft::protect(&p.host, &p.protection).map_err(net(zone))?;
+    }
+    Ok(())
+}
+
+/// An address and default route inside the zone.
+fn configure_inside(
+    zone: &str,
+    inside: &mut Netlink,
+    link: &str,
+    address: Option<(IpAddr, u8)>,
+) -> Result<()> {
+    inside.set_up(link, true).map_err(net(zone))?;
+    if let Some((addr, len)) = address {
+        inside.add_address(link, addr, len).map_err(net(zone))?;
+    }
+    Ok(())
+}
+
+fn build(
+    zone: &str,
+    paths: &ZonePaths,
+    host: &mut Netlink,
+    plans: &[Plan],
+    nets: &[NetPlan],
+) -> Result<PathBuf> {
     let file = netns_file(paths);
     netns::create(&file).map_err(net(zone))?;
     let nsfd = netns::open(&file).map_err(net(zone))?;
@@ -300,7 +521,12 @@ fn build(zone: &str, paths: &ZonePaths, host: &mut Netlink, plans: &[Plan]) -> R
             host.set_mtu(&p.host, mtu).map_err(net(zone))?;
         }
         host.set_master(&p.host, Some(&p.stub)).map_err(net(zone))?;
+        host_end_policy(zone, host, p)?;
         host.set_up(&p.host, true).map_err(net(zone))?;
+    }
+    for n in nets {
+        host.move_to_netns(&n.vnic, nsfd.as_fd())
+            .map_err(net(zone))?;
     }
     let mut inside = netns::netlink_in(nsfd.as_fd(), &file).map_err(net(zone))?;
     inside.set_up("lo", true).map_err(net(zone))?;
@@ -308,27 +534,58 @@ fn build(zone: &str, paths: &ZonePaths, host: &mut Netlink, plans: &[Plan]) -> R
         if let Some(mtu) = p.mtu {
             inside.set_mtu(&p.linkname, mtu).map_err(net(zone))?;
         }
-        inside.set_up(&p.linkname, true).map_err(net(zone))?;
-        if let Some((addr, len)) = p.address {
-            inside
-                .add_address(&p.linkname, addr, len)
-                .map_err(net(zone))?;
-        }
+        configure_inside(zone, &mut inside, &p.linkname, p.address)?;
     }
-    for p in plans {
-        if let Some(gw) = p.defrouter {
-            inside.add_default_route(gw).map_err(net(zone))?;
-        }
+    for n in nets {
+        configure_inside(zone, &mut inside, &n.vnic, n.address)?;
+    }
+    let routers = plans
+        .iter()
+        .filter_map(|p| p.defrouter)
+        .chain(nets.iter().filter_map(|n| n.defrouter));
+    for gw in routers {
+        inside.add_default_route(gw).map_err(net(zone))?;
     }
     Ok(file)
 }
 
-/// Remove what `setup` made (also after a crash of the supervisor): the host ends of the
-/// zone's links, the namespace file, the record. Best effort; never fails.
+/// Move the zone's dladm VNICs back to the host namespace (before the zone's namespace goes,
+/// which would destroy them).
+fn return_vnics(r: &Record, paths: &ZonePaths) {
+    if r.vnics.is_empty() {
+        return;
+    }
+    let file = netns_file(paths);
+    let (Ok(ns), Ok(hostns)) = (netns::open(&file), std::fs::File::open("/proc/self/ns/net"))
+    else {
+        return;
+    };
+    let Ok(mut inside) = netns::netlink_in(ns.as_fd(), &file) else {
+        return;
+    };
+    for v in &r.vnics {
+        if inside.set_up(v, false).is_ok() {
+            let _ = inside.move_to_netns(v, hostns.as_fd());
+        }
+    }
+    if let Ok(mut host) = Netlink::open() {
+        for v in &r.vnics {
+            let _ = host.set_up(v, true);
+        }
+    }
+}
+
+/// Remove what `setup` made (also after a crash of the supervisor): the protection tables,
+/// the VNICs lent to the zone (returned), the ifb devices, the host ends of the zone's links
+/// (each takes its zone end along), the namespace file, the record. Best effort; never fails.
 pub fn teardown(paths: &ZonePaths) {
     if let Some(r) = Record::load(paths) {
+        for t in &r.nft_tables {
+            let _ = nft::remove_table(t);
+        }
+        return_vnics(&r, paths);
         if let Ok(mut host) = Netlink::open() {
-            for l in &r.host_links {
+            for l in r.ifbs.iter().chain(&r.host_links) {
                 let _ = host.delete_if_exists(l);
             }
         }

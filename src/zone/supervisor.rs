@@ -277,6 +277,8 @@ impl Supervisor {
         // The zone's root (an overlay, ...) is mounted while the zone is up.
         let zonepath = engine::zonepath(&self.store, &zone).map_err(|e| e.to_string())?;
         zones::storage::activate(&zonepath).map_err(|e| e.to_string())?;
+        let root = engine::zone_root(&self.store, &zone).map_err(|e| e.to_string())?;
+        super::hostfiles::write(&zone, &root).map_err(|e| e.to_string())?;
         let netns = network::setup(&self.store, &zone, &self.paths).map_err(|e| e.to_string())?;
         let bundle = engine::write_bundle(&self.store, &zone, self.boot_args.clone(), netns)
             .map_err(|e| e.to_string())?;
