@@ -30,6 +30,7 @@ const IFLA_INFO_DATA: u16 = 2;
 const VETH_INFO_PEER: u16 = 1;
 const IFLA_MACVLAN_MODE: u16 = 1;
 const MACVLAN_MODE_BRIDGE: u32 = 4;
+const IFLA_VLAN_ID: u16 = 1;
 
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
@@ -209,6 +210,21 @@ impl Netlink {
         m.attr_str(IFLA_INFO_KIND, kind);
         m.end_nest(li);
         self.new_link("create link", name, &mut m)
+    }
+
+    /// An 802.1q VLAN link `name` with id `vid` over `lower`.
+    pub fn create_vlan(&mut self, name: &str, lower: &str, vid: u16) -> Result<()> {
+        check_ifname(name)?;
+        let lower_link = self.require(lower)?;
+        let mut m = Self::create_msg(name, None);
+        m.attr_u32(IFLA_LINK, lower_link.index);
+        let li = m.begin_nest(IFLA_LINKINFO);
+        m.attr_str(IFLA_INFO_KIND, "vlan");
+        let data = m.begin_nest(IFLA_INFO_DATA);
+        m.attr(IFLA_VLAN_ID, &vid.to_ne_bytes());
+        m.end_nest(data);
+        m.end_nest(li);
+        self.new_link("create vlan", name, &mut m)
     }
 
     /// A veth pair `name` (here) and `peer`, the peer created directly in the namespace of
