@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::require_root;
 use common::zonehost::{bin, mounted, ZoneHost};
+use zones_linux::zone::datalinks;
 use zones_linux::zone::network::{host_link_name, ifb_name};
 use zones_net::{nft, Netlink};
 
@@ -103,6 +104,9 @@ impl Drop for Host {
         if let Ok(mut nl) = Netlink::open() {
             for l in nl.links().unwrap_or_default() {
                 if l.name.starts_with(&self.tag) {
+                    // A test VNIC's bridge port may carry an ifb and an nft table.
+                    let _ = nft::unprotect(&datalinks::vnic_port_name(&l.name));
+                    let _ = nl.delete_if_exists(&datalinks::vnic_ifb_name(&l.name));
                     let _ = nl.delete_link(&l.name);
                 }
             }
@@ -181,10 +185,17 @@ fn halt_after_kill_9_of_the_supervisor_removes_the_links() {
     let h = Host::new("kill");
     let s = h.link("s");
     h.ok("dladm", &["create-etherstub", &s]);
-    h.zone("zk", &s, "10.213.1.1/24", "");
+    h.zone(
+        "zk",
+        &s,
+        "10.213.1.1/24",
+        "set maxbw=50M; set link-protection=mac-nospoof,ip-nospoof; set priority=high;",
+    );
     h.ok("zoneadm", &["-z", "zk", "boot"]);
     let host_end = host_link_name("zk", "net0");
     assert!(host_link_exists(&host_end));
+    assert!(host_link_exists(&ifb_name(&host_end)));
+    assert!(nft_table(&host_end).is_some());
     assert!(mounted(&h.netns_file("zk")));
     let pid: i32 = std::fs::read_to_string(h.root.join("run/zones/zk/zoneadmd.pid"))
         .unwrap()
@@ -207,6 +218,8 @@ fn halt_after_kill_9_of_the_supervisor_removes_the_links() {
     h.ok("zoneadm", &["-z", "zk", "halt"]);
     assert_eq!(h.state("zk"), "installed");
     assert!(!host_link_exists(&host_end));
+    assert!(!host_link_exists(&ifb_name(&host_end)));
+    assert!(nft_table(&host_end).is_none());
     assert!(!mounted(&h.netns_file("zk")));
     assert!(!h.netns_file("zk").exists());
     // A recorded etherstub that went missing is made again at boot.
@@ -571,5 +584,244 @@ fn link_protection_drops_and_counts_spoofed_packets() {
         h.ok("zoneadm", &["-z", z, "halt"]);
     }
     assert!(nft_table(&host).is_none(), "the table outlived the zone");
+    h.ok("dladm", &["delete-etherstub", &s]);
+}
+
+#[test]
+fn net_resource_lends_a_dladm_vnic_and_name_files_are_written() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("lend");
+    let s = h.link("s");
+    let v = h.link("v");
+    h.ok("dladm", &["create-etherstub", &s]);
+    h.ok(
+        "dladm",
+        &[
+            "create-vnic",
+            "-l",
+            &s,
+            "-m",
+            "2:8:20:d:5:1",
+            "-p",
+            "maxbw=20M,protection=mac-nospoof",
+            &v,
+        ],
+    );
+    h.zone("zpeer", &s, "10.213.5.2/24", "");
+    h.made.borrow_mut().push("zn".into());
+    h.ok(
+        "zonecfg",
+        &[
+            "-z",
+            "zn",
+            &format!(
+                "create; set zonepath=/zones/zn; set max-processes=100; \
+                 set hostname=web1.example.com; set resolvers=10.213.5.53,fd00::53; \
+                 add net; set physical={v}; set allowed-address=10.213.5.1/24; \
+                 set defrouter=10.213.5.2; end"
+            ),
+        ],
+    );
+    h.ok(
+        "zoneadm",
+        &["-z", "zn", "install", "-d", h.image.to_str().unwrap()],
+    );
+    h.ok("zoneadm", &["-z", "zpeer", "boot"]);
+    h.ok("zoneadm", &["-z", "zn", "boot"]);
+    // The VNIC left the host for the zone, with its MAC; the address and route are set.
+    assert!(!host_link_exists(&v));
+    assert_eq!(
+        h.ok(
+            "zlogin",
+            &["zn", &format!("cat /sys/class/net/{v}/address")]
+        ),
+        "02:08:20:0d:05:01\n"
+    );
+    let addrs = h.ok("zlogin", &["zn", &format!("ip -4 addr show dev {v}")]);
+    assert!(addrs.contains("inet 10.213.5.1/24"), "{addrs}");
+    let routes = h.ok("zlogin", &["zn", "ip route"]);
+    assert!(routes.contains("default via 10.213.5.2"), "{routes}");
+    h.ok("zlogin", &["zn", "ping -c 2 -w 10 10.213.5.2"]);
+    let link = h.ok(
+        "dladm",
+        &["show-link", "-p", "-o", "link,class,state,over", &v],
+    );
+    assert_eq!(link, format!("{v}:vnic:in-zone:{s}\n"));
+    // A VNIC in use by a zone stays.
+    let err = h.fails("dladm", &["delete-vnic", &v]);
+    assert!(err.contains("in use by a running zone"), "{err}");
+
+    // Host name (UTS and files) and resolvers, written before init ran.
+    assert_eq!(h.ok("zlogin", &["zn", "hostname"]), "web1.example.com\n");
+    assert_eq!(
+        h.ok("zlogin", &["zn", "cat /etc/hostname"]),
+        "web1.example.com\n"
+    );
+    let hosts = h.ok("zlogin", &["zn", "cat /etc/hosts"]);
+    assert!(
+        hosts.contains("10.213.5.1\tweb1.example.com web1\n"),
+        "{hosts}"
+    );
+    assert_eq!(
+        h.ok("zlogin", &["zn", "cat /etc/resolv.conf"]),
+        "nameserver 10.213.5.53\nnameserver fd00::53\n"
+    );
+    // Without hostname set, the zone name.
+    assert_eq!(h.ok("zlogin", &["zpeer", "hostname"]), "zpeer\n");
+
+    // At halt the VNIC comes back to the host, up, with its properties still enforced.
+    h.ok("zoneadm", &["-z", "zn", "halt"]);
+    let mut nl = Netlink::open().unwrap();
+    let back = nl.require(&v).unwrap();
+    assert!(back.up);
+    assert_eq!(back.mac.as_deref(), Some("02:08:20:0d:05:01"));
+    let port = datalinks::vnic_port_name(&v);
+    assert!(nft_table(&port).is_some());
+    // And it can be lent again.
+    h.ok("zoneadm", &["-z", "zn", "boot"]);
+    assert!(!host_link_exists(&v));
+    h.ok("zoneadm", &["-z", "zn", "halt"]);
+    h.ok("zoneadm", &["-z", "zpeer", "halt"]);
+    assert!(host_link_exists(&v));
+    h.ok("dladm", &["delete-vnic", &v]);
+    assert!(nft_table(&port).is_none());
+    assert!(!host_link_exists(&datalinks::vnic_ifb_name(&v)));
+    h.ok("dladm", &["delete-etherstub", &s]);
+}
+
+#[test]
+fn dladm_link_properties_and_bad_input() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("props");
+    let s = h.link("s");
+    let v = h.link("v");
+    h.ok("dladm", &["create-etherstub", &s]);
+    h.ok(
+        "dladm",
+        &[
+            "create-vnic",
+            "-l",
+            &s,
+            "-m",
+            "2:8:20:d:6:1",
+            "-p",
+            "maxbw=10M,priority=high,protection=mac-nospoof,ip-nospoof,allowed-ips=10.213.6.1",
+            &v,
+        ],
+    );
+    let port = datalinks::vnic_port_name(&v);
+    let ifb = datalinks::vnic_ifb_name(&v);
+    assert!(host_link_exists(&ifb));
+    assert!(nft_table(&port).is_some());
+    assert_eq!(
+        h.ok(
+            "dladm",
+            &["show-linkprop", "-c", "-o", "property,value", &v]
+        ),
+        "maxbw:10M\npriority:high\nprotection:mac-nospoof,ip-nospoof\nallowed-ips:10.213.6.1\n"
+    );
+    h.ok("dladm", &["set-linkprop", "-p", "maxbw=1G", &v]);
+    assert_eq!(
+        h.ok(
+            "dladm",
+            &["show-linkprop", "-c", "-o", "value", "-p", "maxbw", &v]
+        ),
+        "1G\n"
+    );
+    // A bad value changes nothing.
+    let err = h.fails("dladm", &["set-linkprop", "-p", "maxbw=10x", &v]);
+    assert!(err.contains("maxbw \"10x\""), "{err}");
+    let err = h.fails("dladm", &["set-linkprop", "-p", "colour=red", &v]);
+    assert!(err.contains("unknown link property 'colour'"), "{err}");
+    h.ok("dladm", &["reset-linkprop", &v]);
+    assert!(!host_link_exists(&ifb));
+    assert!(nft_table(&port).is_none());
+    assert_eq!(
+        h.ok(
+            "dladm",
+            &[
+                "show-linkprop",
+                "-c",
+                "-o",
+                "value",
+                "-p",
+                "maxbw,priority",
+                &v
+            ]
+        ),
+        "--\nmedium\n"
+    );
+    assert_eq!(
+        h.ok("dladm", &["show-link", "-p", "-o", "link,class,over", &v]),
+        format!("{v}:vnic:{s}\n")
+    );
+    assert_eq!(
+        h.ok("dladm", &["show-link", "-p", "-o", "class,state", &s]),
+        "etherstub:up\n"
+    );
+
+    // Bad input: clear errors, nothing made.
+    let w = h.link("w");
+    let missing = h.link("nope");
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (
+            vec!["create-vnic", "-l", &missing, &w],
+            format!("link '{missing}' does not exist"),
+        ),
+        (
+            vec!["create-vnic", "-l", &s, "-m", "2:8:20:d:6:1", &w],
+            format!("MAC address 02:08:20:0d:06:01 is already used by link '{v}'"),
+        ),
+        (
+            vec!["create-vnic", "-l", &s, "-p", "maxbw=10q", &w],
+            "maxbw \"10q\": expected a bandwidth like 10M".into(),
+        ),
+        (
+            vec!["create-vnic", "-l", &s, "-p", "protection=ip-nospoof", &w],
+            "ip-nospoof needs the allowed addresses".into(),
+        ),
+        (
+            vec!["create-vnic", "-l", &s, "a-name-far-too-long"],
+            "'a-name-far-too-long': longer than 15 bytes".into(),
+        ),
+        (
+            vec!["create-vnic", "-l", &s, "-v", "5", &w],
+            "VLAN 5".into(),
+        ),
+    ];
+    for (args, want) in &cases {
+        let err = h.fails("dladm", args);
+        assert!(err.contains(want.as_str()), "{args:?}: {err}");
+    }
+    // The VLAN refusal names what the kernel lacks (or that it is not implemented).
+    let err = h.fails("dladm", &["create-vnic", "-l", &s, "-v", "5", &w]);
+    assert!(
+        err.contains("802.1q") || err.contains("not implemented"),
+        "{err}"
+    );
+    // Nothing of the refused VNICs: no link, no ifb, no table, no record.
+    assert!(!host_link_exists(&w));
+    let wport = datalinks::vnic_port_name(&w);
+    assert!(!host_link_exists(&wport));
+    assert!(!host_link_exists(&datalinks::vnic_ifb_name(&w)));
+    assert!(nft_table(&wport).is_none());
+    assert_eq!(
+        h.ok("dladm", &["show-vnic", "-p", "-o", "link"]),
+        format!("{v}\n")
+    );
+    let left: Vec<String> = Netlink::open()
+        .unwrap()
+        .links()
+        .unwrap()
+        .into_iter()
+        .map(|l| l.name)
+        .filter(|n| n.starts_with("zq"))
+        .collect();
+    assert!(left.is_empty(), "VLAN probe left {left:?}");
+    h.ok("dladm", &["delete-vnic", &v]);
     h.ok("dladm", &["delete-etherstub", &s]);
 }
