@@ -94,11 +94,13 @@ impl Drop for Host {
         // Halt first so the zones' own teardown runs, then any test link that is left.
         self.zones.halt_all();
         for z in self.made.borrow().iter() {
-            let host = host_link_name(z, "net0");
-            let _ = nft::unprotect(&host);
-            if let Ok(mut nl) = Netlink::open() {
-                let _ = nl.delete_if_exists(&ifb_name(&host));
-                let _ = nl.delete_if_exists(&host);
+            for l in ["net0", "net1"] {
+                let host = host_link_name(z, l);
+                let _ = nft::unprotect(&host);
+                if let Ok(mut nl) = Netlink::open() {
+                    let _ = nl.delete_if_exists(&ifb_name(&host));
+                    let _ = nl.delete_if_exists(&host);
+                }
             }
         }
         if let Ok(mut nl) = Netlink::open() {
@@ -157,6 +159,14 @@ fn zones_on_one_etherstub_ping_each_other_and_not_across_stubs() {
     assert!(!out.status.success(), "zc reached za across etherstubs");
     let out = h.cmd("zlogin", &["za", "ping -c 2 -w 3 10.213.0.3"]);
     assert!(!out.status.success(), "za reached zc across etherstubs");
+
+    // A VNIC cannot take the MAC of a running zone's link.
+    let err = h.fails(
+        "dladm",
+        &["create-vnic", "-l", &s1, "-m", "2:8:20:d:1:1", &h.link("v")],
+    );
+    assert!(err.contains("already used by zone 'za'"), "{err}");
+    assert!(!host_link_exists(&h.link("v")));
 
     // An etherstub in use cannot be deleted.
     let err = h.fails("dladm", &["delete-etherstub", &s1]);
@@ -272,6 +282,47 @@ fn bad_network_input_is_refused_and_leaves_nothing() {
     assert!(!host_link_exists(&host_link_name("z2", "net0")));
     assert!(!h.netns_file("z2").exists());
     h.ok("zoneadm", &["-z", "z1", "halt"]);
+
+    // A default router outside the allowed address's subnet.
+    h.zone(
+        "zo",
+        &s,
+        "10.213.2.4/24",
+        "set defrouter=10.213.9.1; set maxbw=10M; set link-protection=ip-nospoof;",
+    );
+    let err = h.fails("zoneadm", &["-z", "zo", "boot"]);
+    assert!(
+        err.contains("defrouter 10.213.9.1 is outside allowed-address 10.213.2.4/24"),
+        "{err}"
+    );
+    let host_zo = host_link_name("zo", "net0");
+    assert!(!host_link_exists(&host_zo));
+    assert!(!host_link_exists(&ifb_name(&host_zo)));
+    assert!(nft_table(&host_zo).is_none());
+    assert!(!h.netns_file("zo").exists());
+
+    // A failure half-way through (the kernel refuses a second default route, after both
+    // links, their caps and protection were made) undoes everything.
+    h.zone(
+        "zd",
+        &s,
+        "10.213.2.5/24",
+        &format!(
+            "set defrouter=10.213.2.1; set maxbw=10M; set link-protection=mac-nospoof; end; \
+             add anet; set linkname=net1; set lower-link={s}; set allowed-address=10.213.2.6/24; \
+             set defrouter=10.213.2.1; set maxbw=10M; set link-protection=mac-nospoof;"
+        ),
+    );
+    let err = h.fails("zoneadm", &["-z", "zd", "boot"]);
+    assert!(err.contains("add route"), "{err}");
+    assert_eq!(h.state("zd"), "installed");
+    for l in ["net0", "net1"] {
+        let host_end = host_link_name("zd", l);
+        assert!(!host_link_exists(&host_end), "{l}");
+        assert!(!host_link_exists(&ifb_name(&host_end)), "{l}");
+        assert!(nft_table(&host_end).is_none(), "{l}");
+    }
+    assert!(!h.netns_file("zd").exists());
 
     // A lower-link name too long for an interface.
     let out = h.cmd(

@@ -410,6 +410,14 @@ pub fn create_vnic(
             l.name
         )));
     }
+    if let Some((_, who)) = network::zone_macs(store, "")
+        .into_iter()
+        .find(|(m, _)| *m == mac)
+    {
+        return Err(DatalinkError::Usage(format!(
+            "MAC address {mac} is already used by {who}"
+        )));
+    }
     if let Some(v) = d.vnics.iter().find(|v| v.mac == mac) {
         return Err(DatalinkError::Usage(format!(
             "MAC address {mac} is already used by VNIC '{}'",

@@ -228,6 +228,7 @@ fn plan_anet(zone: &str, a: &Anet) -> Result<Plan> {
             format!("anet {linkname}: defrouter needs an allowed-address"),
         ));
     }
+    check_defrouter(zone, &format!("anet {linkname}"), defrouter, address)?;
     let ips: Vec<IpAddr> = address.iter().map(|(a, _)| *a).collect();
     let protection = protection_of(
         &format!("anet {linkname}"),
@@ -286,6 +287,7 @@ fn plan_net(zone: &str, n: &Net) -> Result<NetPlan> {
             format!("net {vnic}: defrouter needs an allowed-address"),
         ));
     }
+    check_defrouter(zone, &format!("net {vnic}"), defrouter, address)?;
     Ok(NetPlan {
         vnic,
         address,
@@ -357,13 +359,29 @@ fn macs_in_use(store: &Store, me: &str, host: &mut Netlink) -> Result<Vec<(Strin
         .into_iter()
         .filter_map(|l| Some((l.mac?, format!("host link {}", l.name))))
         .collect();
+    used.extend(zone_macs(store, me));
+    // VNICs lent to other zones are not on the host.
+    if let Ok(d) = datalinks::load(store) {
+        used.extend(
+            d.vnics
+                .into_iter()
+                .map(|v| (v.mac, format!("VNIC '{}'", v.name))),
+        );
+    }
+    Ok(used)
+}
+
+/// The MACs of the zone ends of running zones' anets (other than zone `except`), with the
+/// zone's name.
+pub fn zone_macs(store: &Store, except: &str) -> Vec<(String, String)> {
+    let mut used = Vec::new();
     for e in std::fs::read_dir(store.run_dir())
         .into_iter()
         .flatten()
         .flatten()
     {
         let other = e.file_name().to_string_lossy().into_owned();
-        if other == me {
+        if other == except {
             continue;
         }
         let paths = ZonePaths::new(store, &other);
@@ -371,7 +389,38 @@ fn macs_in_use(store: &Store, me: &str, host: &mut Netlink) -> Result<Vec<(Strin
             used.extend(r.macs.into_iter().map(|m| (m, format!("zone '{other}'"))));
         }
     }
-    Ok(used)
+    used
+}
+
+/// `gw` must be on the subnet of `address`.
+fn check_defrouter(
+    zone: &str,
+    what: &str,
+    gw: Option<IpAddr>,
+    address: Option<(IpAddr, u8)>,
+) -> Result<()> {
+    let (Some(gw), Some((addr, len))) = (gw, address) else {
+        return Ok(());
+    };
+    let same = match (gw, addr) {
+        (IpAddr::V4(g), IpAddr::V4(a)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            u32::from(g) & mask == u32::from(a) & mask
+        }
+        (IpAddr::V6(g), IpAddr::V6(a)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            u128::from(g) & mask == u128::from(a) & mask
+        }
+        _ => false,
+    };
+    if same {
+        Ok(())
+    } else {
+        Err(cfg(
+            zone,
+            format!("{what} defrouter {gw} is outside allowed-address {addr}/{len}: set a router on that subnet"),
+        ))
+    }
 }
 
 /// The etherstub bridge `stub` must exist on the host; one recorded by dladm is recreated.
@@ -645,6 +694,21 @@ mod tests {
         let mut a = anet("net0", "stub0");
         a.defrouter = Some("10.0.0.1".into());
         assert!(err(zone_with(vec![a])).contains("defrouter needs an allowed-address"));
+        let mut a = anet("net0", "stub0");
+        a.allowed_address = Some("10.0.0.5/24".into());
+        a.defrouter = Some("10.0.1.1".into());
+        assert!(err(zone_with(vec![a]))
+            .contains("defrouter 10.0.1.1 is outside allowed-address 10.0.0.5/24"));
+        let mut a = anet("net0", "stub0");
+        a.allowed_address = Some("10.0.0.5/24".into());
+        a.link_protection = Some("ip-nospoof".into());
+        a.priority = Some("high".into());
+        let p = plan(&zone_with(vec![a])).unwrap();
+        assert_eq!(p[0].protection.ips, Some(vec!["10.0.0.5".parse().unwrap()]));
+        assert_eq!(p[0].protection.priority, Some(6));
+        let mut a = anet("net0", "stub0");
+        a.link_protection = Some("ip-nospoof".into());
+        assert!(err(zone_with(vec![a])).contains("ip-nospoof needs the allowed addresses"));
         let mut a = anet("net0", "stub0");
         a.mac_address = Some("02:00:00:00:00:01".into());
         let mut b = anet("net1", "stub0");
