@@ -427,6 +427,27 @@ fn dladm_vnics_over_an_etherstub() {
     nl.delete_link(&v).unwrap();
     assert_eq!(h.ok("dladm", &["up"]), format!("{v}\n"));
     assert!(host_link_exists(&v));
+    // After a host reboot the host service makes them again (dladm up before boot-all).
+    nl.delete_link(&v).unwrap();
+    nl.delete_link(&s).unwrap();
+    let out = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/integration/service/zones.init"
+    ))
+    .arg("start")
+    .env("ZONEADM", bin("zoneadm"))
+    .env("ZONES_ALTROOT", &h.root)
+    .env("ZONES_NO_DEFAULTS", "1")
+    .env("ZONES_CGROUP_PARENT", &h.cgroup_parent)
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "zones.init start: {out:?}");
+    assert!(host_link_exists(&s) && host_link_exists(&v));
+    assert_eq!(
+        nl.require(&v).unwrap().mac.as_deref(),
+        Some("02:08:20:0d:03:01")
+    );
     h.ok("dladm", &["delete-vnic", &v]);
     assert!(!host_link_exists(&v));
     h.ok("dladm", &["delete-etherstub", &s]);
@@ -730,10 +751,19 @@ fn net_resource_lends_a_dladm_vnic_and_name_files_are_written() {
     assert_eq!(back.mac.as_deref(), Some("02:08:20:0d:05:01"));
     let port = datalinks::vnic_port_name(&v);
     assert!(nft_table(&port).is_some());
-    // And it can be lent again.
+    // And it can be lent again; renamed in the zone, it still comes back under its name.
     h.ok("zoneadm", &["-z", "zn", "boot"]);
     assert!(!host_link_exists(&v));
+    h.ok(
+        "zlogin",
+        &[
+            "zn",
+            &format!("ip link set dev {v} down && ip link set dev {v} name eth9"),
+        ],
+    );
     h.ok("zoneadm", &["-z", "zn", "halt"]);
+    assert!(Netlink::open().unwrap().require(&v).unwrap().up);
+    assert!(!host_link_exists("eth9"));
     h.ok("zoneadm", &["-z", "zpeer", "halt"]);
     assert!(host_link_exists(&v));
     h.ok("dladm", &["delete-vnic", &v]);

@@ -353,6 +353,20 @@ impl Netlink {
         )
     }
 
+    /// Move the link with index `index` (whatever it is called now) into the namespace open
+    /// at `netns`, taking the name `name` there when its current one is taken.
+    pub fn move_index_to_netns(&mut self, index: u32, netns: BorrowedFd, name: &str) -> Result<()> {
+        check_ifname(name)?;
+        let fd = netns.as_raw_fd() as u32;
+        let mut m = Msg::new(RTM_SETLINK, NLM_F_ACK);
+        m.header(&ifinfomsg(index as i32, 0, 0))
+            .attr_str(IFLA_IFNAME, name)
+            .attr_u32(IFLA_NET_NS_FD, fd);
+        self.request("move to namespace", name, &mut m)
+            .map(drop)
+            .map_err(|e| link_err(e, name))
+    }
+
     pub fn rename(&mut self, name: &str, new: &str) -> Result<()> {
         check_ifname(new)?;
         let mut d = new.as_bytes().to_vec();

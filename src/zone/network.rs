@@ -599,28 +599,54 @@ fn build(
 }
 
 /// Move the zone's dladm VNICs back to the host namespace (before the zone's namespace goes,
-/// which would destroy them).
+/// which would destroy them), under their own names even if the zone renamed them: a VNIC
+/// over an etherstub is found as the veth peer of its bridge port, which stays on the host.
 fn return_vnics(r: &Record, paths: &ZonePaths) {
     if r.vnics.is_empty() {
         return;
     }
     let file = netns_file(paths);
-    let (Ok(ns), Ok(hostns)) = (netns::open(&file), std::fs::File::open("/proc/self/ns/net"))
-    else {
+    let (Ok(ns), Ok(hostns), Ok(mut host)) = (
+        netns::open(&file),
+        std::fs::File::open("/proc/self/ns/net"),
+        Netlink::open(),
+    ) else {
         return;
     };
     let Ok(mut inside) = netns::netlink_in(ns.as_fd(), &file) else {
         return;
     };
+    let inside_links = inside.links().unwrap_or_default();
     for v in &r.vnics {
-        if inside.set_up(v, false).is_ok() {
-            let _ = inside.move_to_netns(v, hostns.as_fd());
+        let port = host
+            .link(&datalinks::vnic_port_name(v))
+            .ok()
+            .flatten()
+            .map(|l| l.index);
+        let link = inside_links.iter().find(|l| l.name == *v).or_else(|| {
+            inside_links
+                .iter()
+                .find(|l| port.is_some() && l.kind.as_deref() == Some("veth") && l.lower == port)
+        });
+        let Some(link) = link else { continue };
+        let _ = inside.set_up(&link.name, false);
+        if inside
+            .move_index_to_netns(link.index, hostns.as_fd(), v)
+            .is_err()
+        {
+            continue;
         }
-    }
-    if let Ok(mut host) = Netlink::open() {
-        for v in &r.vnics {
-            let _ = host.set_up(v, true);
+        // Renamed in the zone and the name was free on the host: take the VNIC's name back.
+        if host.link(v).ok().flatten().is_none() {
+            let back =
+                host.links().unwrap_or_default().into_iter().find(|l| {
+                    port.is_some() && l.kind.as_deref() == Some("veth") && l.lower == port
+                });
+            if let Some(b) = back {
+                let _ = host.rename(&b.name, v);
+            }
         }
+        let _ = host.set_up(v, true);
     }
 }
 
