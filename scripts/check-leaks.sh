@@ -65,7 +65,7 @@ for l in /sys/class/net/*; do
     esac
 done
 
-# nft tables: link protection of a zone's host end or a VNIC's port (netdev zones_zv*/zones_vp*),
+# nft tables: link protection of a zone's host end or a VNIC's port (bridge zones_zv*/zones_vp*),
 # and any table a test names after itself.
 if command -v nft >/dev/null; then
     while read -r _ family table; do

@@ -457,7 +457,7 @@ fn dladm_vnics_over_an_etherstub() {
 /// The nft table protecting `link`, as `nft -j` lists it, or `None`.
 fn nft_table(link: &str) -> Option<serde_json::Value> {
     let out = Command::new("nft")
-        .args(["-j", "list", "table", "netdev", &nft::table_name(link)])
+        .args(["-j", "list", "table", "bridge", &nft::table_name(link)])
         .output()
         .expect("nft (package nftables) is installed");
     if !out.status.success() {
@@ -598,7 +598,8 @@ fn link_protection_drops_and_counts_spoofed_packets() {
         "zp",
         &s,
         "10.213.4.1/24",
-        "set link-protection=mac-nospoof,ip-nospoof,restricted;",
+        // With a cap too: shaping (an ifb redirect) must not bypass the protection.
+        "set link-protection=mac-nospoof,ip-nospoof,restricted; set maxbw=100M;",
     );
     h.zone("zu", &s, "10.213.4.2/24", "");
     h.zone("zr", &s, "10.213.4.3/24", "");
@@ -743,13 +744,26 @@ fn net_resource_lends_a_dladm_vnic_and_name_files_are_written() {
     // Without hostname set, the zone name.
     assert_eq!(h.ok("zlogin", &["zpeer", "hostname"]), "zpeer\n");
 
+    // The VNIC's mac-nospoof holds in the zone: a new MAC is dropped and counted.
+    let port = datalinks::vnic_port_name(&v);
+    assert_eq!(drops(&port, "mac-nospoof"), 0);
+    h.ok(
+        "zlogin",
+        &[
+            "zn",
+            &format!("ip link set dev {v} address 02:08:20:0d:05:99"),
+        ],
+    );
+    let out = h.cmd("zlogin", &["zn", "ping -c 2 -w 3 10.213.5.2"]);
+    assert!(!out.status.success(), "a spoofed MAC got through");
+    assert!(drops(&port, "mac-nospoof") > 0);
+
     // At halt the VNIC comes back to the host, up, with its properties still enforced.
     h.ok("zoneadm", &["-z", "zn", "halt"]);
     let mut nl = Netlink::open().unwrap();
     let back = nl.require(&v).unwrap();
     assert!(back.up);
     assert_eq!(back.mac.as_deref(), Some("02:08:20:0d:05:01"));
-    let port = datalinks::vnic_port_name(&v);
     assert!(nft_table(&port).is_some());
     // And it can be lent again; renamed in the zone, it still comes back under its name.
     h.ok("zoneadm", &["-z", "zn", "boot"]);

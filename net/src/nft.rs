@@ -1,9 +1,12 @@
 //! Link protection (illumos dladm `protection`) as nftables rules, through `nft -j` (JSON).
 //!
-//! Each protected link gets its own netdev table `zones_<link>` with one chain hooked at the
-//! link's ingress. On the host-side end of a zone's veth that is everything the zone sends,
-//! and the zone cannot reach it. Every drop rule has a counter and a comment naming the
-//! protection it enforces:
+//! Each protected link, a bridge port (the host-side end of a zone's veth, or a VNIC's port on
+//! its etherstub), gets its own bridge-family table `zones_<link>` whose prerouting chain looks
+//! at the frames that enter the bridge through that port (`iifname`): everything the zone
+//! sends, in a place the zone cannot reach. Not a netdev ingress chain: a bandwidth cap
+//! redirects the port's ingress to an ifb device in tc, before netdev ingress hooks run, so
+//! those frames would never be seen there; the bridge sees every frame once shaped. Every
+//! drop rule has a counter and a comment naming the protection it enforces:
 //!
 //! - `mac-nospoof`: Ethernet and ARP sender MAC must be the link's MAC.
 //! - `ip-nospoof`: IPv4 and ARP sender addresses must be allowed (ARP probes from 0.0.0.0
@@ -88,14 +91,16 @@ fn ether_type(t: &str) -> String {
 }
 
 /// The rule objects (each `{"add":{"rule":...}}`) for `p` in `table`'s chain.
-fn rules(table: &str, p: &Protection) -> Vec<String> {
+fn rules(table: &str, link: &str, p: &Protection) -> Vec<String> {
     let mut out = Vec::new();
+    let from_link = matches("==", r#"{"meta":{"key":"iifname"}}"#, &q(link));
     let mut rule = |why: &str, exprs: Vec<String>| {
-        let mut e = exprs;
+        let mut e = vec![from_link.clone()];
+        e.extend(exprs);
         e.push(r#"{"counter":null}"#.into());
         e.push(r#"{"drop":null}"#.into());
         out.push(format!(
-            r#"{{"add":{{"rule":{{"family":"netdev","table":{},"chain":"ingress","comment":{},"expr":[{}]}}}}}}"#,
+            r#"{{"add":{{"rule":{{"family":"bridge","table":{},"chain":"prerouting","comment":{},"expr":[{}]}}}}}}"#,
             q(table),
             q(why),
             e.join(",")
@@ -192,7 +197,7 @@ fn rules(table: &str, p: &Protection) -> Vec<String> {
 }
 
 fn table_obj(table: &str) -> String {
-    format!(r#"{{"table":{{"family":"netdev","name":{}}}}}"#, q(table))
+    format!(r#"{{"table":{{"family":"bridge","name":{}}}}}"#, q(table))
 }
 
 /// The nft JSON document that replaces `link`'s table with rules for `p`.
@@ -203,18 +208,18 @@ pub fn document(link: &str, p: &Protection) -> String {
         format!(r#"{{"delete":{}}}"#, table_obj(&table)),
         format!(r#"{{"add":{}}}"#, table_obj(&table)),
         format!(
-            r#"{{"add":{{"chain":{{"family":"netdev","table":{},"name":"ingress","type":"filter","hook":"ingress","dev":{},"prio":0,"policy":"accept"}}}}}}"#,
-            q(&table),
-            q(link)
+            r#"{{"add":{{"chain":{{"family":"bridge","table":{},"name":"prerouting","type":"filter","hook":"prerouting","prio":-200,"policy":"accept"}}}}}}"#,
+            q(&table)
         ),
     ];
     if let Some(prio) = p.priority {
         cmds.push(format!(
-            r#"{{"add":{{"rule":{{"family":"netdev","table":{},"chain":"ingress","comment":"priority","expr":[{{"mangle":{{"key":{{"meta":{{"key":"priority"}}}},"value":"0:{prio:x}"}}}}]}}}}}}"#,
-            q(&table)
+            r#"{{"add":{{"rule":{{"family":"bridge","table":{},"chain":"prerouting","comment":"priority","expr":[{},{{"mangle":{{"key":{{"meta":{{"key":"priority"}}}},"value":"0:{prio:x}"}}}}]}}}}}}"#,
+            q(&table),
+            matches("==", r#"{"meta":{"key":"iifname"}}"#, &q(link))
         ));
     }
-    cmds.extend(rules(&table, p));
+    cmds.extend(rules(&table, link, p));
     format!(r#"{{"nftables":[{}]}}"#, cmds.join(","))
 }
 
@@ -261,7 +266,7 @@ pub fn unprotect(link: &str) -> Result<()> {
     remove_table(&table_name(link))
 }
 
-/// Delete the netdev table `table` if it exists.
+/// Delete the (bridge-family) table `table` if it exists.
 pub fn remove_table(table: &str) -> Result<()> {
     let t = table_obj(table);
     match run(&format!(
@@ -286,13 +291,13 @@ mod tests {
             priority: Some(6),
         };
         let d = document("zv01", &p);
-        assert!(d.contains(r#""dev":"zv01""#), "{d}");
+        assert!(d.contains(r#""right":"zv01""#), "{d}");
         assert!(d.contains(r#""name":"zones_zv01""#), "{d}");
         assert!(d.contains(r#""right":"02:00:00:00:00:01""#), "{d}");
         assert!(d.contains(r#"{"set":["10.0.0.5"]}"#), "{d}");
         assert_eq!(d.matches(r#"{"counter":null},{"drop":null}"#).count(), 9);
         assert!(d.contains(r#""value":"0:6""#), "{d}");
-        assert!(rules("t", &Protection::default()).is_empty());
+        assert!(rules("t", "l", &Protection::default()).is_empty());
         assert_eq!(q("a\"b"), r#""a\"b""#);
     }
 }

@@ -8,7 +8,7 @@
 //! Link properties (`maxbw`, `priority`, `protection`, `allowed-ips`) of a VNIC over an
 //! etherstub are enforced on its bridge port, which stays on the host when the VNIC is lent to
 //! a zone (`net` resource): tbf towards the VNIC, an ifb device for what it sends, and an nft
-//! netdev table (see `zones_net::{tc, nft}`). A macvlan has no such port, so it takes none.
+//! bridge-family nft table (see `zones_net::{tc, nft}`). A macvlan has no such port, so it takes none.
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -68,6 +68,9 @@ pub struct Record {
     /// dladm VNICs (`net` resources) moved into the zone: moved back at teardown.
     #[serde(default)]
     pub vnics: Vec<String>,
+    /// Their MACs as dladm recorded them: restored when they come back.
+    #[serde(default)]
+    pub vnic_macs: Vec<String>,
 }
 
 impl Record {
@@ -119,6 +122,8 @@ struct Plan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct NetPlan {
     vnic: String,
+    /// As dladm recorded it (filled in by `check_vnic`).
+    mac: String,
     address: Option<(IpAddr, u8)>,
     defrouter: Option<IpAddr>,
 }
@@ -289,6 +294,7 @@ fn plan_net(zone: &str, n: &Net) -> Result<NetPlan> {
     }
     check_defrouter(zone, &format!("net {vnic}"), defrouter, address)?;
     Ok(NetPlan {
+        mac: String::new(),
         vnic,
         address,
         defrouter,
@@ -444,13 +450,15 @@ fn ensure_stub(store: &Store, zone: &str, host: &mut Netlink, stub: &str) -> Res
 }
 
 /// A `net` resource's VNIC: recorded by dladm and present on the host (not in another zone).
-fn check_vnic(store: &Store, zone: &str, host: &mut Netlink, n: &NetPlan) -> Result<()> {
+fn check_vnic(store: &Store, zone: &str, host: &mut Netlink, n: &mut NetPlan) -> Result<()> {
     let recorded = datalinks::load(store)
         .map_err(|e| cfg(zone, e))?
         .vnics
         .into_iter()
-        .any(|v| v.name == n.vnic);
-    if !recorded {
+        .find(|v| v.name == n.vnic);
+    if let Some(v) = recorded {
+        n.mac = v.mac;
+    } else {
         return Err(cfg(
             zone,
             format!(
@@ -478,7 +486,7 @@ pub fn setup(store: &Store, zone: &Zone, paths: &ZonePaths) -> Result<Option<Pat
     let name = zone.zonename.as_str();
     teardown(paths);
     let plans = plan(zone)?;
-    let nets = plan_nets(zone)?;
+    let mut nets = plan_nets(zone)?;
     if plans.is_empty() && nets.is_empty() {
         return Ok(None);
     }
@@ -497,7 +505,7 @@ pub fn setup(store: &Store, zone: &Zone, paths: &ZonePaths) -> Result<Option<Pat
         }
         ensure_stub(store, name, &mut host, &p.stub)?;
     }
-    for n in &nets {
+    for n in &mut nets {
         check_vnic(store, name, &mut host, n)?;
     }
     let record = Record {
@@ -514,6 +522,7 @@ pub fn setup(store: &Store, zone: &Zone, paths: &ZonePaths) -> Result<Option<Pat
             .map(|p| nft::table_name(&p.host))
             .collect(),
         vnics: nets.iter().map(|n| n.vnic.clone()).collect(),
+        vnic_macs: nets.iter().map(|n| n.mac.clone()).collect(),
     };
     record
         .save(paths)
@@ -644,6 +653,17 @@ fn return_vnics(r: &Record, paths: &ZonePaths) {
                 });
             if let Some(b) = back {
                 let _ = host.rename(&b.name, v);
+            }
+        }
+        // The zone may have changed its MAC: the VNIC comes back as dladm made it.
+        if let Some(mac) = r
+            .vnics
+            .iter()
+            .position(|x| x == v)
+            .and_then(|i| r.vnic_macs.get(i))
+        {
+            if let Ok(m) = parse_mac(mac) {
+                let _ = host.set_mac(v, m);
             }
         }
         let _ = host.set_up(v, true);
