@@ -74,15 +74,9 @@ pub fn check_prop(name: &str, value: &str) -> Result<String> {
                 "link property priority \"{value}\": expected low, medium or high"
             ))),
         },
-        "protection" => network::protection_of(
-            "link property",
-            Some(value),
-            [2, 0, 0, 0, 0, 1],
-            &["0.0.0.0".parse().expect("ip")],
-            None,
-        )
-        .map(|_| value.to_string())
-        .map_err(usage),
+        "protection" => network::check_protection("link property protection", value)
+            .map(|()| value.to_string())
+            .map_err(usage),
         "allowed-ips" => {
             for ip in value.split(',') {
                 ip.parse::<IpAddr>().map_err(|_| {

@@ -138,6 +138,18 @@ pub fn priority_value(p: &str) -> Option<u32> {
     }
 }
 
+/// A `protection` value: a comma list of the dladm protection types, or `none`.
+pub fn check_protection(what: &str, list: &str) -> std::result::Result<(), String> {
+    for item in list.split(',').filter(|i| *i != "none") {
+        if !["mac-nospoof", "ip-nospoof", "dhcp-nospoof", "restricted"].contains(&item) {
+            return Err(format!(
+                "{what} '{item}': expected a comma list of mac-nospoof, ip-nospoof, dhcp-nospoof, restricted"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `protection` (a comma list, or `none`) as nft rules for a link with `mac` and `ips`.
 pub fn protection_of(
     what: &str,
@@ -156,7 +168,9 @@ pub fn protection_of(
             },
             ..Default::default()
         };
-    for item in list.unwrap_or("none").split(',').filter(|i| *i != "none") {
+    let list = list.unwrap_or("none");
+    check_protection(&format!("{what} link-protection"), list)?;
+    for item in list.split(',').filter(|i| *i != "none") {
         match item {
             "mac-nospoof" => p.mac = Some(mac),
             "ip-nospoof" => {
@@ -168,12 +182,8 @@ pub fn protection_of(
                 p.ips = Some(ips.to_vec());
             }
             "dhcp-nospoof" => p.dhcp_nospoof = true,
-            "restricted" => p.restricted = true,
-            other => {
-                return Err(format!(
-                    "{what} link-protection '{other}': expected a comma list of mac-nospoof, ip-nospoof, dhcp-nospoof, restricted"
-                ))
-            }
+            // check_protection left only "restricted".
+            _ => p.restricted = true,
         }
     }
     Ok(p)
