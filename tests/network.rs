@@ -324,6 +324,13 @@ fn bad_network_input_is_refused_and_leaves_nothing() {
     }
     assert!(!h.netns_file("zd").exists());
 
+    // A VLAN id: the kernel is asked, and the answer says what is missing.
+    h.zone("zv", &s, "10.213.2.7/24", "set vlan-id=5;");
+    let err = h.fails("zoneadm", &["-z", "zv", "boot"]);
+    assert!(err.contains("anet net0 vlan-id 5: VLAN 5"), "{err}");
+    assert!(!host_link_exists(&host_link_name("zv", "net0")));
+    assert!(!h.netns_file("zv").exists());
+
     // A lower-link name too long for an interface.
     let out = h.cmd(
         "zonecfg",

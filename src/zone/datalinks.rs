@@ -341,20 +341,18 @@ fn make_vnic_links(nl: &mut Netlink, v: &Vnic) -> Result<()> {
     Ok(())
 }
 
-/// Refuse a VLAN id, saying why: this needs 802.1q (and bridge vlan_filtering for an
-/// etherstub). Whether the kernel has 802.1q is found by making a VLAN link and removing it.
-fn refuse_vlan(nl: &mut Netlink, over: &str, vid: u16) -> Result<()> {
+/// Why a VLAN id over `over` cannot be had: this needs 802.1q (and bridge vlan_filtering for
+/// an etherstub). Whether the kernel has 802.1q is found by making a VLAN link and removing it.
+pub fn vlan_refusal(nl: &mut Netlink, over: &str, vid: u16) -> String {
     let probe = format!("zq{:08x}", std::process::id());
     let kernel = match nl.create_vlan(&probe, over, vid) {
         Ok(()) => {
             let _ = nl.delete_link(&probe);
-            "VLAN VNICs are not implemented yet".to_string()
+            "VLAN links are not implemented yet".to_string()
         }
         Err(e) => format!("this kernel has no 802.1q VLAN support ({e})"),
     };
-    Err(DatalinkError::Usage(format!(
-        "VLAN {vid} on '{over}': {kernel}; create the VNIC without -v, or use a separate etherstub per VLAN"
-    )))
+    format!("VLAN {vid} on '{over}': {kernel}; do without the VLAN id, or use a separate etherstub per VLAN")
 }
 
 /// `dladm create-vnic -l LINK [-m MAC] [-v VLAN] [-p PROPS] NAME`. Nothing is left behind
@@ -378,7 +376,7 @@ pub fn create_vnic(
     check_ifname(over)?;
     let lower = nl.require(over)?;
     if let Some(vid) = vlan.filter(|v| *v != 0) {
-        refuse_vlan(&mut nl, over, vid)?;
+        return Err(DatalinkError::Usage(vlan_refusal(&mut nl, over, vid)));
     }
     if !props.is_empty() && lower.kind.as_deref() != Some("bridge") {
         return Err(DatalinkError::Usage(format!(

@@ -113,6 +113,7 @@ struct Plan {
     address: Option<(IpAddr, u8)>,
     defrouter: Option<IpAddr>,
     mtu: Option<u32>,
+    vlan: Option<u16>,
     /// Bits/s in each direction.
     maxbw: Option<u64>,
     protection: Protection,
@@ -202,12 +203,6 @@ fn plan_anet(zone: &str, a: &Anet) -> Result<Plan> {
         )
     })?;
     check_ifname(&stub).map_err(|e| cfg(zone, format!("anet {linkname} lower-link: {e}")))?;
-    if let Some(v) = a.vlan_id.filter(|v| *v != 0) {
-        return Err(cfg(
-            zone,
-            format!("anet {linkname} vlan-id {v}: VLANs need 802.1q or bridge vlan_filtering, which this kernel lacks"),
-        ));
-    }
     let mac = match a.mac_address.as_deref() {
         None | Some("auto") | Some("factory") => {
             names::mac_from_seed(&format!("{zone}/{linkname}"))
@@ -261,6 +256,7 @@ fn plan_anet(zone: &str, a: &Anet) -> Result<Plan> {
         address,
         defrouter,
         mtu: a.mtu,
+        vlan: a.vlan_id.filter(|v| *v != 0),
         maxbw: a.maxbw.map(|b| b.bps()),
         protection,
     })
@@ -277,7 +273,7 @@ fn plan_net(zone: &str, n: &Net) -> Result<NetPlan> {
     if let Some(v) = n.vlan_id.filter(|v| *v != 0) {
         return Err(cfg(
             zone,
-            format!("net {vnic} vlan-id {v}: VLANs need 802.1q or bridge vlan_filtering, which this kernel lacks"),
+            format!("net {vnic} vlan-id {v}: a net resource takes the VNIC as it is; give the VNIC its VLAN (dladm create-vnic -v)"),
         ));
     }
     let text = n.allowed_address.as_deref().or(n.address.as_deref());
@@ -514,6 +510,10 @@ pub fn setup(store: &Store, zone: &Zone, paths: &ZonePaths) -> Result<Option<Pat
             ));
         }
         ensure_stub(store, name, &mut host, &p.stub)?;
+        if let Some(v) = p.vlan {
+            let why = datalinks::vlan_refusal(&mut host, &p.stub, v);
+            return Err(cfg(name, format!("anet {} vlan-id {v}: {why}", p.linkname)));
+        }
     }
     for n in &mut nets {
         check_vnic(store, name, &mut host, n)?;
@@ -746,7 +746,7 @@ mod tests {
             .contains("longer than 15 bytes"));
         let mut a = anet("net0", "stub0");
         a.vlan_id = Some(5);
-        assert!(err(zone_with(vec![a])).contains("vlan-id 5"));
+        assert_eq!(plan(&zone_with(vec![a])).unwrap()[0].vlan, Some(5));
         let mut a = anet("net0", "stub0");
         a.defrouter = Some("10.0.0.1".into());
         assert!(err(zone_with(vec![a])).contains("defrouter needs an allowed-address"));
