@@ -194,18 +194,33 @@ fn halt_after_kill_9_of_the_supervisor_removes_the_links() {
     }
     let h = Host::new("kill");
     let s = h.link("s");
+    let v = h.link("v");
     h.ok("dladm", &["create-etherstub", &s]);
+    h.ok("dladm", &["create-vnic", "-l", &s, &v]);
     h.zone(
         "zk",
         &s,
         "10.213.1.1/24",
-        "set maxbw=50M; set link-protection=mac-nospoof,ip-nospoof; set priority=high;",
+        &format!(
+            "set maxbw=50M; set link-protection=mac-nospoof,ip-nospoof; set priority=high; \
+             end; add net; set physical={v}; set allowed-address=10.213.1.2/24;"
+        ),
     );
     h.ok("zoneadm", &["-z", "zk", "boot"]);
     let host_end = host_link_name("zk", "net0");
     assert!(host_link_exists(&host_end));
     assert!(host_link_exists(&ifb_name(&host_end)));
-    assert!(nft_table(&host_end).is_some());
+    assert!(!host_link_exists(&v), "the VNIC is in the zone");
+    let table = nft_table(&host_end).unwrap();
+    let comments: Vec<&str> = table["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["rule"]["comment"].as_str())
+        .collect();
+    for want in ["priority", "mac-nospoof", "ip-nospoof"] {
+        assert!(comments.contains(&want), "{want}: {comments:?}");
+    }
     assert!(mounted(&h.netns_file("zk")));
     let pid: i32 = std::fs::read_to_string(h.root.join("run/zones/zk/zoneadmd.pid"))
         .unwrap()
@@ -230,6 +245,7 @@ fn halt_after_kill_9_of_the_supervisor_removes_the_links() {
     assert!(!host_link_exists(&host_end));
     assert!(!host_link_exists(&ifb_name(&host_end)));
     assert!(nft_table(&host_end).is_none());
+    assert!(host_link_exists(&v), "the VNIC came back to the host");
     assert!(!mounted(&h.netns_file("zk")));
     assert!(!h.netns_file("zk").exists());
     // A recorded etherstub that went missing is made again at boot.
@@ -237,6 +253,7 @@ fn halt_after_kill_9_of_the_supervisor_removes_the_links() {
     h.ok("zoneadm", &["-z", "zk", "boot"]);
     assert!(host_link_exists(&s));
     h.ok("zoneadm", &["-z", "zk", "halt"]);
+    h.ok("dladm", &["delete-vnic", &v]);
     h.ok("dladm", &["delete-etherstub", &s]);
 }
 
@@ -826,6 +843,10 @@ fn dladm_link_properties_and_bad_input() {
         ),
         "maxbw:10M\npriority:high\nprotection:mac-nospoof,ip-nospoof\nallowed-ips:10.213.6.1\n"
     );
+    // dladm up repairs the enforcement of a VNIC that is present.
+    Netlink::open().unwrap().delete_link(&ifb).unwrap();
+    h.ok("dladm", &["up"]);
+    assert!(host_link_exists(&ifb));
     h.ok("dladm", &["set-linkprop", "-p", "maxbw=1G", &v]);
     assert_eq!(
         h.ok(

@@ -504,8 +504,8 @@ pub fn delete_vnic(store: &Store, name: &str) -> Result<()> {
     save(store, &d)
 }
 
-/// Make again every recorded etherstub and VNIC that is missing (host boot). Returns what was
-/// made.
+/// Make again every recorded etherstub and VNIC that is missing (host boot), and enforce the
+/// link properties of those present. Returns what was made.
 pub fn restore(store: &Store) -> Result<Vec<String>> {
     let _l = lock(store)?;
     let d = load(store)?;
@@ -522,6 +522,9 @@ pub fn restore(store: &Store) -> Result<Vec<String>> {
         if nl.link(&v.name)?.is_none() && nl.link(&vnic_port_name(&v.name))?.is_none() {
             make_vnic(&mut nl, v)?;
             made.push(v.name.clone());
+        } else {
+            // Present: make sure its properties are enforced (idempotent).
+            apply_props(&mut nl, v)?;
         }
     }
     Ok(made)
