@@ -16,6 +16,7 @@ PACKAGES=(
     docker-registry  # a local OCI distribution registry for the imgadm pull tests (tests/images.rs)
     iproute2         # network tests compare against `ip` output
     make             # make install (tests/provisioning.rs installs into a temp prefix)
+    nftables         # nft: link protection (anti-spoofing) of zone links, driven through nft -j
     podman           # integration/podman.sh (with --runtime runz; its crun/runc stay unused)
     procps           # ps/pgrep for debugging leaks; check-leaks itself reads /proc
     protobuf-compiler # protoc: the k8s-cri crate compiles the CRI protobufs (integration/cri-test)

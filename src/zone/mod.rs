@@ -26,6 +26,7 @@ pub mod control;
 pub mod datalinks;
 pub mod engine;
 pub mod events;
+pub mod hostfiles;
 pub mod login;
 pub mod manifest;
 pub mod metadata;

@@ -290,6 +290,8 @@ impl Supervisor {
                 metadata::ZONE_DIR
             ));
         }
+        let root = engine::zone_root(&self.store, &zone).map_err(|e| e.to_string())?;
+        super::hostfiles::write(&zone, &root).map_err(|e| e.to_string())?;
         let netns = network::setup(&self.store, &zone, &self.paths).map_err(|e| e.to_string())?;
         let bundle = engine::write_bundle(&self.store, &zone, self.boot_args.clone(), netns)
             .map_err(|e| e.to_string())?;

@@ -156,7 +156,11 @@ fn check_host_with(zone: &Zone, online: u32, mem: u64, swap: u64) -> Result<(), 
 pub fn zone_spec(zone: &Zone, opts: &SpecOptions) -> Result<Spec, SpecError> {
     let mut spec = Spec::default();
     spec.set_version("1.3.0".to_string());
-    spec.set_hostname(Some(zone.zonename.clone()));
+    spec.set_hostname(Some(
+        zone.hostname
+            .clone()
+            .unwrap_or_else(|| zone.zonename.clone()),
+    ));
     let mut root = oci_spec::runtime::Root::default();
     root.set_path(PathBuf::from("root"));
     root.set_readonly(Some(false));
