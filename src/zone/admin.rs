@@ -270,18 +270,13 @@ pub fn halt(store: &Store, name: &str) -> Result<()> {
         while supervisor_alive(&paths) && std::time::Instant::now() < until {
             std::thread::sleep(Duration::from_millis(5));
         }
-        return match asked {
-            Ok(()) => Ok(()),
-            // Halts at the same time: the supervisor may go (closing its socket) while
-            // this one's request waits. The zone is halted all the same.
-            Err(_)
-                if !supervisor_alive(&paths)
-                    && store.state(name)? == Some(ZoneState::Installed) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(e.into()),
-        };
+        match asked {
+            Ok(()) => return Ok(()),
+            Err(e) if supervisor_alive(&paths) => return Err(e.into()),
+            // It went away without answering: another halt finished first, or it was
+            // killed half-way through this one. Either way, finish its work below.
+            Err(_) => {}
+        }
     }
     // The supervisor is gone: clean up after it (its container, links and storage mount).
     let lock = store.lock(name)?;
