@@ -267,7 +267,8 @@ pub fn layer_tar(data: &[u8]) {
 #[cfg(test)]
 mod tests {
     /// Every committed seed runs clean (the regression half of fuzzing; crashes found later
-    /// are added to the corpus once fixed).
+    /// are added to the corpus once fixed). `edge-*` seeds are hostile or broken inputs; the
+    /// others are valid, and the image layouts must resolve.
     #[test]
     fn the_corpus_runs_clean() {
         let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
@@ -284,7 +285,10 @@ mod tests {
             for p in files {
                 let data = std::fs::read(&p).unwrap();
                 f(&data);
-                if name == "image_layout" {
+                let edge = p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("edge-"));
+                if name == "image_layout" && !edge {
                     assert!(
                         super::RESOLVED.with(|c| c.get()),
                         "seed {} does not resolve: it would not reach the parsers' depths",
@@ -294,6 +298,7 @@ mod tests {
                 ran += 1;
             }
         }
+        super::cleanup();
         assert!(ran >= super::TARGETS.len());
     }
 }
