@@ -707,7 +707,13 @@ impl Supervisor {
         if self.init.is_some() {
             let _ = engine::signal_all(&self.paths, libc::SIGKILL);
             if let Some(pid) = self.init.take() {
-                let _ = waitpid(pid, None);
+                // How it ended, for a boot that failed because init was already gone.
+                if let Ok(status) = waitpid(pid, None) {
+                    log(&format!(
+                        "zone '{}': init reaped: {status:?}",
+                        self.paths.name
+                    ));
+                }
             }
         }
         let _ = engine::destroy(&self.paths);
