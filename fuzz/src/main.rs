@@ -10,8 +10,8 @@
 //! crash: the input is saved to `fuzz/artifacts/TARGET/crash-<hash>` and reported. Prints
 //! `fuzz: TARGET N execs, N crashes` per target; exits 1 when anything crashed.
 //!
-//! Without coverage feedback this finds less than libFuzzer (`cargo +nightly fuzz run TARGET
-//! --features libfuzzer` in fuzz/); the dictionaries and seeds keep it near the grammar.
+//! Without coverage feedback this finds less than libFuzzer (`cargo +nightly fuzz run --dev
+//! TARGET --features libfuzzer` in fuzz/); the dictionaries and seeds keep it near the grammar.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
