@@ -259,9 +259,9 @@ fn take_lock(paths: &ZonePaths) -> Result<fs::File, String> {
         .open(paths.lock_file())
         .map_err(|e| format!("{}: {e}", paths.lock_file().display()))?;
     if !super::try_record_lock(&f) {
+        // zoneadm prefixes "zone 'NAME': ".
         return Err(format!(
-            "zone '{}' already has a zoneadmd (lock {} is held)",
-            paths.name,
+            "is being started or is up already: its zoneadmd holds {}",
             paths.lock_file().display()
         ));
     }
