@@ -12,6 +12,7 @@ use zones::state::{self, Verb, ZoneState};
 use zones::store::{Store, ZoneLock};
 
 use super::control::{self, Request};
+use super::recover;
 use super::supervisor::{self, StartMode};
 use super::{engine, supervisor_alive, ZoneInfo, ZonePaths};
 
@@ -59,17 +60,38 @@ fn open(store: &Store, name: &str) -> Result<(Zone, ZoneLock, ZoneState)> {
     Ok((zone, lock, st))
 }
 
-/// The state to act on: a live-looking state whose supervisor is gone is really `down`.
+/// The state to act on: a live-looking state whose supervisor is gone is really `down`, and
+/// so is an `installed` zone that a supervisor killed while starting it left debris of (a
+/// container, mounts, links: see `recover`).
 pub fn effective_state(store: &Store, name: &str, recorded: ZoneState) -> ZoneState {
     let live = matches!(
         recorded,
         ZoneState::Ready | ZoneState::Running | ZoneState::ShuttingDown
     );
-    if live && !supervisor_alive(&ZonePaths::new(store, name)) {
+    let paths = ZonePaths::new(store, name);
+    let maybe_debris = live || recorded == ZoneState::Installed;
+    if maybe_debris && !supervisor_alive(&paths) && (live || recover::leftovers(&paths)) {
         ZoneState::Down
     } else {
         recorded
     }
+}
+
+/// The state a verb that starts or removes a zone acts on: a zone that is `down` because its
+/// supervisor died is cleaned up first (and is `installed` again), with a note saying so.
+fn settled_state(store: &Store, name: &str, lock: &ZoneLock, recorded: ZoneState) -> ZoneState {
+    let eff = effective_state(store, name, recorded);
+    if eff != ZoneState::Down || !recover::clean(store, name, lock) {
+        return eff;
+    }
+    crate::log::warn(&format!(
+        "zone '{name}': cleaned up after a zoneadmd that died (container, mounts, links)"
+    ));
+    store
+        .state(name)
+        .ok()
+        .flatten()
+        .map_or(eff, |st| effective_state(store, name, st))
 }
 
 /// `zoneadm verify`: the configuration is complete and its zonepath usable.
@@ -125,9 +147,11 @@ pub fn install(store: &Store, name: &str, source: &Path) -> Result<()> {
     zones::storage::source_kind(source)?;
     let host = check_zonepath(store, &zone, true)?;
     store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;
+    crate::fault::point("install:after-incomplete");
     fs::create_dir_all(&host).map_err(|e| zerr(name, format!("{}: {e}", host.display())))?;
     let _ = fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(0o700));
     zones::storage::populate(source, &host.join("root"))?;
+    crate::fault::point("install:after-populate");
     store.set_state(&lock, t.to.unwrap_or(ZoneState::Installed))?;
     Ok(())
 }
@@ -147,6 +171,7 @@ pub fn install_image(store: &Store, name: &str, image: &str) -> Result<()> {
     };
     let host = check_zonepath(store, &zone, true)?;
     store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;
+    crate::fault::point("install:after-incomplete");
     let made = (|| -> Result<()> {
         fs::create_dir_all(&host).map_err(|e| zerr(name, format!("{}: {e}", host.display())))?;
         let _ = fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(0o700));
@@ -161,6 +186,7 @@ pub fn install_image(store: &Store, name: &str, image: &str) -> Result<()> {
                 serde_json::to_vec_pretty(&m.config.app_process()).map_err(|e| zerr(name, e))?;
             zones::store::write_atomic(&host, "app.json", &json)?;
         }
+        crate::fault::point("install:after-populate");
         Ok(())
     })();
     if let Err(e) = made {
@@ -176,9 +202,12 @@ pub fn install_image(store: &Store, name: &str, image: &str) -> Result<()> {
 /// `zoneadm uninstall`: remove the root filesystem; the zone is configured again.
 pub fn uninstall(store: &Store, name: &str) -> Result<()> {
     let (zone, lock, st) = open(store, name)?;
-    let t = state::check(name, effective_state(store, name, st), Verb::Uninstall)?;
+    let t = state::check(name, settled_state(store, name, &lock, st), Verb::Uninstall)?;
     store.set_state(&lock, ZoneState::Incomplete)?;
+    crate::fault::point("uninstall:after-incomplete");
     let host = engine::zonepath(store, &zone)?;
+    zones::storage::destroy(&host)?;
+    crate::fault::point("uninstall:after-destroy");
     remove_zone_files(&host)?;
     store.set_state(&lock, t.to.unwrap_or(ZoneState::Configured))?;
     Ok(())
@@ -197,7 +226,7 @@ fn remove_zone_files(host: &Path) -> Result<()> {
 /// `zoneadm ready`: a supervisor sets the zone up; init waits for boot.
 pub fn ready(store: &Store, name: &str) -> Result<()> {
     let (_zone, lock, st) = open(store, name)?;
-    state::check(name, effective_state(store, name, st), Verb::Ready)?;
+    state::check(name, settled_state(store, name, &lock, st), Verb::Ready)?;
     drop(lock);
     supervisor::spawn(store, name, StartMode::Ready, None).map_err(|e| zerr(name, e))
 }
@@ -205,7 +234,7 @@ pub fn ready(store: &Store, name: &str) -> Result<()> {
 /// `zoneadm boot [-- ARGS]`.
 pub fn boot(store: &Store, name: &str, args: Option<Vec<String>>) -> Result<()> {
     let (zone, lock, st) = open(store, name)?;
-    let st = effective_state(store, name, st);
+    let st = settled_state(store, name, &lock, st);
     state::check(name, st, Verb::Boot)?;
     if zone.brand == Brand::Linux
         && !zones::storage::root_has(&engine::zonepath(store, &zone)?, "sbin/init")
@@ -233,23 +262,31 @@ pub fn halt(store: &Store, name: &str) -> Result<()> {
     state::check(name, eff, Verb::Halt)?;
     let paths = ZonePaths::new(store, name);
     drop(lock);
-    if eff != ZoneState::Down {
-        control::request(&paths, &Request::Halt, CONTROL_WAIT)?;
+    if supervisor_alive(&paths) {
+        let asked = control::request(&paths, &Request::Halt, CONTROL_WAIT);
         // The supervisor answers when init is gone, then tears down and exits: wait for
         // that, so the zone is installed (and its links gone) when halt returns.
         let until = std::time::Instant::now() + CONTROL_WAIT;
         while supervisor_alive(&paths) && std::time::Instant::now() < until {
             std::thread::sleep(Duration::from_millis(5));
         }
-        return Ok(());
+        match asked {
+            Ok(()) => return Ok(()),
+            Err(e) if supervisor_alive(&paths) => return Err(e.into()),
+            // It went away without answering: another halt finished first, or it was
+            // killed half-way through this one. Either way, finish its work below.
+            Err(_) => {}
+        }
     }
-    // The supervisor is gone: clean up after it.
-    let _ = engine::signal_all(&paths, libc::SIGKILL);
-    let _ = engine::destroy(&paths);
-    super::network::teardown(&paths);
+    // The supervisor is gone: clean up after it (its container, links and storage mount).
     let lock = store.lock(name)?;
+    if !recover::clean(store, name, &lock) {
+        return Err(zerr(
+            name,
+            "a zoneadmd started for the zone while halting it; run halt again",
+        ));
+    }
     store.set_state(&lock, ZoneState::Installed)?;
-    let _ = fs::remove_file(paths.info_file());
     Ok(())
 }
 
@@ -428,7 +465,9 @@ pub fn mark_incomplete(store: &Store, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// `zoneadm boot-all`: boot every installed zone with autoboot=true. Returns the failures.
+/// `zoneadm boot-all`: boot every installed zone with autoboot=true, and every autoboot zone
+/// whose supervisor died (a power cut, kill -9: it is `down`; boot cleans up after it).
+/// Returns the failures.
 pub fn boot_all(store: &Store) -> Vec<AdminError> {
     let mut errors = Vec::new();
     for e in store.list().unwrap_or_default() {
@@ -437,7 +476,8 @@ pub fn boot_all(store: &Store) -> Vec<AdminError> {
             .ok()
             .flatten()
             .is_some_and(|z| z.autoboot);
-        if autoboot && e.state == ZoneState::Installed {
+        let st = effective_state(store, &e.name, e.state);
+        if autoboot && matches!(st, ZoneState::Installed | ZoneState::Down) {
             if let Err(err) = boot(store, &e.name, None) {
                 errors.push(err);
             }
