@@ -4,7 +4,9 @@
 //! re-capping (`zoneadm apply`, `zonecfg -r`) and zonestat's numbers against the cgroup files.
 //!
 //! Each test has its own alternate root (-R) under /var/tmp/runz-tests and puts its zone
-//! cgroups beneath the test process's own cgroup. CPU figures are CPU time the kernel accounted
+//! cgroups beneath the test process's own cgroup. The same tests run on cgroup v1 (this host)
+//! and on pure cgroup v2 (in the qemu guest of integration/vm/run.sh); the helpers below read
+//! each counter from the file of the hierarchy in use. CPU figures are CPU time the kernel accounted
 //! to the zone's cgroup (cpuacct / cpu.stat) divided by the wall time of the same window: an
 //! enforcement measurement with wide margins, not a timing race.
 
@@ -51,7 +53,8 @@ impl Host {
     /// The host directory of `zone`'s cgroup in the v1 hierarchy of `controller` (or the
     /// unified one for "").
     fn cgroup_dir(&self, zone: &str, controller: &str) -> PathBuf {
-        self.parent_dir(controller).join(zone)
+        self.parent_dir(if v2() { "" } else { controller })
+            .join(zone)
     }
 
     fn parent_dir(&self, controller: &str) -> PathBuf {
@@ -106,8 +109,90 @@ impl Host {
 
     /// CPU nanoseconds the zone's cgroup has used.
     fn cpu_ns(&self, zone: &str) -> u64 {
-        self.cg_u64(zone, "cpuacct", "cpuacct.usage")
+        if v2() {
+            self.cg_key(zone, "", "cpu.stat", "usage_usec") * 1000
+        } else {
+            self.cg_u64(zone, "cpuacct", "cpuacct.usage")
+        }
     }
+
+    /// The memory cap in bytes (u64::MAX for none): v2 memory.max, v1 memory.limit_in_bytes.
+    fn mem_limit(&self, zone: &str) -> u64 {
+        if v2() {
+            match self.cg_read(zone, "", "memory.max").as_str() {
+                "max" => u64::MAX,
+                _ => self.cg_u64(zone, "", "memory.max"),
+            }
+        } else {
+            self.cg_u64(zone, "memory", "memory.limit_in_bytes")
+        }
+    }
+
+    /// Memory in use, bytes: v2 memory.current, v1 memory.usage_in_bytes.
+    fn mem_usage(&self, zone: &str) -> u64 {
+        if v2() {
+            self.cg_u64(zone, "", "memory.current")
+        } else {
+            self.cg_u64(zone, "memory", "memory.usage_in_bytes")
+        }
+    }
+
+    /// The most memory ever in use: v2 memory.peak, v1 memory.max_usage_in_bytes.
+    fn mem_peak(&self, zone: &str) -> u64 {
+        if v2() {
+            self.cg_u64(zone, "", "memory.peak")
+        } else {
+            self.cg_u64(zone, "memory", "memory.max_usage_in_bytes")
+        }
+    }
+
+    /// How often the memory cap was hit: v2 memory.events max, v1 memory.failcnt.
+    fn mem_failcnt(&self, zone: &str) -> u64 {
+        if v2() {
+            self.cg_key(zone, "", "memory.events", "max")
+        } else {
+            self.cg_u64(zone, "memory", "memory.failcnt")
+        }
+    }
+
+    /// OOM kills in the zone: the oom_kill line of v2 memory.events or v1 memory.oom_control.
+    fn oom_kills(&self, zone: &str) -> u64 {
+        if v2() {
+            self.cg_key(zone, "", "memory.events", "oom_kill")
+        } else {
+            self.cg_key(zone, "memory", "memory.oom_control", "oom_kill")
+        }
+    }
+
+    /// The CFS quota and period, µs: v2 cpu.max "QUOTA PERIOD", v1 cpu.cfs_quota_us/period_us.
+    fn cpu_quota_period(&self, zone: &str) -> (String, String) {
+        if v2() {
+            let text = self.cg_read(zone, "", "cpu.max");
+            let (q, p) = text
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("cpu.max {text:?}"));
+            (q.to_string(), p.to_string())
+        } else {
+            (
+                self.cg_read(zone, "cpu", "cpu.cfs_quota_us"),
+                self.cg_read(zone, "cpu", "cpu.cfs_period_us"),
+            )
+        }
+    }
+
+    /// The CPU weight of the zone: v2 cpu.weight, v1 cpu.shares.
+    fn cpu_weight(&self, zone: &str) -> u64 {
+        if v2() {
+            self.cg_u64(zone, "", "cpu.weight")
+        } else {
+            self.cg_u64(zone, "cpu", "cpu.shares")
+        }
+    }
+}
+
+/// Whether the caps live in a pure cgroup v2 hierarchy (the qemu guest) rather than v1.
+fn v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
 /// The fraction of one CPU the zone used over `window`, from its cgroup's CPU time.
@@ -145,11 +230,11 @@ fn a_memory_cap_oom_kills_inside_the_zone_only() {
         Some("4194304"),
         "init's memlock limit: {limits}"
     );
-    assert_eq!(
-        h.cg_u64("m", "memory", "memory.limit_in_bytes"),
-        64 << 20,
-        "the cap is the cgroup's limit"
-    );
+    assert_eq!(h.mem_limit("m"), 64 << 20, "the cap is the cgroup's limit");
+    if v2() {
+        // memory.high a sixteenth below the cap: reclaim and throttling before the OOM killer.
+        assert_eq!(h.cg_u64("m", "", "memory.high"), (64 << 20) - (4 << 20));
+    }
     // awk holds 256 strings of 1 MiB each: 256 MiB of anonymous memory.
     let alloc = "awk 'BEGIN { s = sprintf(\"%1048576s\", \"\"); \
                  for (i = 0; i < 256; i++) a[i] = s i; print \"allocated\" }'; echo rc=$?";
@@ -163,8 +248,8 @@ fn a_memory_cap_oom_kills_inside_the_zone_only() {
         text.contains("rc=137"),
         "the allocator was not SIGKILLed: {text}"
     );
-    assert!(h.cg_key("m", "memory", "memory.oom_control", "oom_kill") >= 1);
-    assert!(h.cg_u64("m", "memory", "memory.max_usage_in_bytes") <= 64 << 20);
+    assert!(h.oom_kills("m") >= 1);
+    assert!(h.mem_peak("m") <= 64 << 20);
     // The zone's init and the zone survive; so does this (host) process, obviously.
     assert_eq!(h.state("m"), "running");
     assert_eq!(h.ok("zlogin", &["m", "cat /proc/1/comm"]), "init\n");
@@ -222,8 +307,10 @@ fn capped_cpu_holds_a_busy_loop_to_its_cap() {
     }
     let h = Host::new("cpu");
     h.boot("c", "add capped-cpu; set ncpus=0.5; end");
-    assert_eq!(h.cg_read("c", "cpu", "cpu.cfs_quota_us"), "50000");
-    assert_eq!(h.cg_read("c", "cpu", "cpu.cfs_period_us"), "100000");
+    assert_eq!(
+        h.cpu_quota_period("c"),
+        ("50000".to_string(), "100000".to_string())
+    );
     start_busy_loop(&h, "c", None);
     let used = cpu_fraction(&h, "c", Duration::from_secs(3));
     eprintln!("capped-cpu 0.5: the busy loop used {used:.3} CPU");
@@ -240,11 +327,8 @@ fn cpu_shares_split_a_contended_cpu_two_to_one() {
     let h = Host::new("shares");
     h.boot("big", "set cpu-shares=200");
     h.boot("small", "set cpu-shares=100");
-    let (b, s) = (
-        h.cg_u64("big", "cpu", "cpu.shares"),
-        h.cg_u64("small", "cpu", "cpu.shares"),
-    );
-    assert_eq!(b, 2 * s, "cpu.shares {b} and {s}");
+    let (b, s) = (h.cpu_weight("big"), h.cpu_weight("small"));
+    assert_eq!(b, 2 * s, "cpu weights {b} and {s}");
     // Both loops on CPU 0, so they compete for it.
     start_busy_loop(&h, "big", Some(0));
     start_busy_loop(&h, "small", Some(0));
@@ -268,7 +352,7 @@ fn live_recapping_takes_effect_persists_and_survives_reboot() {
     }
     let h = Host::new("live");
     h.boot("l", "add capped-memory; set physical=64m; end");
-    let limit = || h.cg_u64("l", "memory", "memory.limit_in_bytes");
+    let limit = || h.mem_limit("l");
     let stored = || h.ok("zonecfg", &["-z", "l", "info capped-memory"]);
     assert_eq!(limit(), 64 << 20);
     // zonecfg -r: raise, in force at once and on disk.
@@ -367,16 +451,16 @@ fn zonestat_reports_usage_and_caps_from_the_cgroup_files() {
         .collect();
     assert_eq!(names, ["s1", "s2"]);
     let s1 = &zones[0];
-    let quota = h.cg_u64("s1", "cpu", "cpu.cfs_quota_us") as f64;
-    let period = h.cg_u64("s1", "cpu", "cpu.cfs_period_us") as f64;
+    let (quota, period) = h.cpu_quota_period("s1");
+    let (quota, period): (f64, f64) = (quota.parse().unwrap(), period.parse().unwrap());
     assert_eq!(s1["cpu"]["cap"].as_f64(), Some(quota / period));
     assert_eq!(
         s1["physical-memory"]["cap"].as_u64(),
-        Some(h.cg_u64("s1", "memory", "memory.limit_in_bytes"))
+        Some(h.mem_limit("s1"))
     );
     assert_eq!(
         s1["physical-memory"]["failcnt"].as_u64(),
-        Some(h.cg_u64("s1", "memory", "memory.failcnt"))
+        Some(h.mem_failcnt("s1"))
     );
     assert!(
         s1["physical-memory"]["failcnt"].as_u64().unwrap() > 0,
@@ -384,7 +468,7 @@ fn zonestat_reports_usage_and_caps_from_the_cgroup_files() {
     );
     assert_eq!(
         s1["physical-memory"]["oom_kills"].as_u64(),
-        Some(h.cg_key("s1", "memory", "memory.oom_control", "oom_kill"))
+        Some(h.oom_kills("s1"))
     );
     assert_eq!(
         s1["lwps"]["cap"].as_u64().map(|c| c.to_string()),
@@ -397,7 +481,7 @@ fn zonestat_reports_usage_and_caps_from_the_cgroup_files() {
             Some(h.cg_u64(name, "pids", "pids.current"))
         );
         let used = z["physical-memory"]["used"].as_u64().unwrap();
-        let file = h.cg_u64(name, "memory", "memory.usage_in_bytes");
+        let file = h.mem_usage(name);
         assert!(
             used.abs_diff(file) <= (1 << 20).max(file / 4),
             "{name}: zonestat says {used} bytes, the cgroup {file}"
