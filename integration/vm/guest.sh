@@ -38,6 +38,12 @@ done
 mount -t bpf bpf /sys/fs/bpf 2>/dev/null
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 echo 1 >/proc/sys/kernel/sysrq
+# The networking this host lacks (802.1q, bridge vlan filtering, ipvlan, tc police, nftables):
+# load it up front from the host root's copy of the guest kernel's modules (the kernel would
+# autoload most on first use; up front a missing one shows here, not as an odd test failure).
+modprobe -a veth bridge 8021q macvlan ipvlan dummy ifb sch_tbf sch_htb sch_netem sch_ingress \
+    cls_u32 act_police act_mirred nf_tables nft_ct nft_chain_nat loop ||
+    say "some networking modules did not load"
 hostname runz-vm
 ip link set lo up
 mkdir -p "$share/logs"

@@ -17,7 +17,8 @@
 #
 # Options: --test NAME (a tests/NAME.rs binary; repeatable), --cmd SHELL (repeatable),
 # --mem MiB (default 2048), --smp N (default 2), --timeout SECONDS for the whole guest
-# (default 900), --keep (keep the exchange directory with the guest's logs).
+# (default 900), --keep (keep the exchange directory with the guest's logs), --export DIR
+# (the job may write files to $RUNZ_VM_EXPORT in the guest; they are copied to DIR).
 # The test binaries get --test-threads=1 unless the args after -- say otherwise.
 # Env: CARGO (default cargo), RUNZ_VM_KERNEL (a vmlinuz; default the newest /boot/vmlinuz-*).
 set -uo pipefail
@@ -30,6 +31,7 @@ mem=2048
 smp=2
 timeout_s=900
 keep=0
+export_dir=
 test_args=()
 while [ $# -gt 0 ]; do
     case $1 in
@@ -39,6 +41,7 @@ while [ $# -gt 0 ]; do
     --smp) smp=$2; shift 2 ;;
     --timeout) timeout_s=$2; shift 2 ;;
     --keep) keep=1; shift ;;
+    --export) export_dir=$2; shift 2 ;;
     --) shift; test_args=("$@"); break ;;
     -h | --help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "vm: unknown argument \"$1\" (see $0 --help)" >&2; exit 2 ;;
@@ -102,8 +105,10 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
+mkdir -p "$share/export"
 {
     echo "# written by integration/vm/run.sh"
+    echo "export RUNZ_VM_EXPORT=/vmshare/export"
     for i in "${!bins[@]}"; do
         printf 'run_test %q %q' "${tests[$i]}" "${bins[$i]}"
         printf ' %q' "${test_args[@]}"
@@ -127,6 +132,10 @@ timeout -k 10 "$timeout_s" qemu-system-x86_64 \
     </dev/null 2>&1 | tee "$console"
 qemu_rc=${PIPESTATUS[0]}
 echo "vm: guest ran $(($(date +%s) - start)) s (qemu exit $qemu_rc; console log $console)"
+
+if [ -n "$export_dir" ]; then
+    mkdir -p "$export_dir" && cp -r "$share/export/." "$export_dir/"
+fi
 
 passed=0
 failed=0
