@@ -557,6 +557,66 @@ fn zonestat_reports_usage_and_caps_from_the_cgroup_files() {
     assert!(err.contains("nope: No such zone configured"), "{err}");
 }
 
+/// The zone's block I/O weight as (file, value): v1 blkio.weight or blkio.bfq.weight, v2
+/// io.bfq.weight or io.weight (whichever the kernel offers; v2 files read "default N").
+fn io_weight(h: &Host, zone: &str) -> (&'static str, u64) {
+    let files: &[&'static str] = if v2() {
+        &["io.bfq.weight", "io.weight"]
+    } else {
+        &["blkio.weight", "blkio.bfq.weight"]
+    };
+    let dir = h.cgroup_dir(zone, "blkio");
+    let file = files
+        .iter()
+        .copied()
+        .find(|f| dir.join(f).exists())
+        .unwrap_or_else(|| panic!("no I/O weight file in {}", dir.display()));
+    let text = h.cg_read(zone, "blkio", file);
+    let value = text
+        .lines()
+        .find_map(|l| l.strip_prefix("default ").or(Some(l)))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{file}: {text:?}"));
+    (file, value)
+}
+
+#[test]
+fn io_priority_is_the_block_io_weight_and_changes_live() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("io");
+    h.boot(
+        "io",
+        "add rctl; set name=zone.zfs-io-priority; \
+         add value (priv=privileged,limit=200,action=none); end",
+    );
+    // Priority 200 is twice the default 100: OCI weight 1000, which v2's io.weight gets as
+    // 10000 (runc's conversion) and the BFQ files as is.
+    let (file, weight) = io_weight(&h, "io");
+    let expect = |oci: u64| {
+        if file == "io.weight" {
+            1 + (oci - 10) * 9999 / 990
+        } else {
+            oci
+        }
+    };
+    assert_eq!(weight, expect(1000), "{file}");
+    h.ok(
+        "zonecfg",
+        &[
+            "-z",
+            "io",
+            "-r",
+            "select rctl name=zone.zfs-io-priority; clear value; \
+             add value (priv=privileged,limit=50,action=none); end",
+        ],
+    );
+    assert_eq!(io_weight(&h, "io"), (file, expect(250)));
+    let stored = h.ok("zonecfg", &["-z", "io", "info rctl"]);
+    assert!(stored.contains("limit=50"), "{stored}");
+}
+
 /// Kills and reaps a child process when dropped.
 struct KillOnDrop(std::process::Child);
 
