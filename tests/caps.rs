@@ -617,6 +617,94 @@ fn io_priority_is_the_block_io_weight_and_changes_live() {
     assert!(stored.contains("limit=50"), "{stored}");
 }
 
+/// Deletes the host links whose names start with the prefix, when dropped.
+struct LinkGuard(String);
+
+impl Drop for LinkGuard {
+    fn drop(&mut self) {
+        if let Ok(mut nl) = zones_net::Netlink::open() {
+            for l in nl.links().unwrap_or_default() {
+                if l.name.starts_with(&self.0) {
+                    let _ = nl.delete_link(&l.name);
+                }
+            }
+        }
+    }
+}
+
+/// A counter of the zone's own view of its link `net0` (/sys/class/net/net0/statistics).
+fn zone_nic_counter(h: &Host, zone: &str, counter: &str) -> u64 {
+    let text = h.ok(
+        "zlogin",
+        &[
+            zone,
+            &format!("cat /sys/class/net/net0/statistics/{counter}"),
+        ],
+    );
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{zone} {counter}: {text:?}"))
+}
+
+#[test]
+fn zonestat_counts_the_bytes_of_each_vnic() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("vnic");
+    // The etherstub lives in the host namespace: a short test name (IFNAMSIZ), removed by
+    // the guard (declared after the host, so dropped before it: the zones are halted later).
+    let stub = format!("rzt{}vs", std::process::id());
+    let _links = LinkGuard(stub.clone());
+    h.ok("dladm", &["create-etherstub", &stub]);
+    for (zone, addr) in [("va", "10.214.0.1/24"), ("vb", "10.214.0.2/24")] {
+        h.boot(
+            zone,
+            &format!(
+                "add anet; set linkname=net0; set lower-link={stub}; \
+                 set allowed-address={addr}; end"
+            ),
+        );
+    }
+    h.ok("zlogin", &["va", "ping -c 3 -w 10 10.214.0.2"]);
+    // The zone's own counters bracket zonestat's (stray IPv6 chatter may add bytes).
+    let (rx0, tx0) = (
+        zone_nic_counter(&h, "va", "rx_bytes"),
+        zone_nic_counter(&h, "va", "tx_bytes"),
+    );
+    let out = h.ok("zonestat", &["-j", "-r", "network", "-z", "va", "1", "1"]);
+    let (rx1, tx1) = (
+        zone_nic_counter(&h, "va", "rx_bytes"),
+        zone_nic_counter(&h, "va", "tx_bytes"),
+    );
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let nics = report["zones"][0]["network"].as_array().unwrap();
+    assert_eq!(nics.len(), 1, "{out}");
+    assert_eq!(nics[0]["link"], "net0");
+    assert_eq!(
+        nics[0]["host_link"].as_str(),
+        Some(zones_linux::zone::network::host_link_name("va", "net0").as_str())
+    );
+    let (rx, tx) = (
+        nics[0]["received_bytes"].as_u64().unwrap(),
+        nics[0]["sent_bytes"].as_u64().unwrap(),
+    );
+    assert!(tx >= 3 * 84, "3 pings sent, but only {tx} bytes");
+    assert!(
+        (rx0..=rx1).contains(&rx),
+        "received {rx}, the zone saw {rx0}..{rx1}"
+    );
+    assert!(
+        (tx0..=tx1).contains(&tx),
+        "sent {tx}, the zone saw {tx0}..{tx1}"
+    );
+    let prom = h.ok("zonestat", &["--prometheus", "-z", "va"]);
+    assert!(
+        prom.contains("zone_net_sent_bytes_total{zone=\"va\",link=\"net0\"} "),
+        "{prom}"
+    );
+}
+
 /// Kills and reaps a child process when dropped.
 struct KillOnDrop(std::process::Child);
 
