@@ -815,5 +815,16 @@ fn bad_caps_are_refused_with_the_reason() {
         );
         assert!(err.contains(reason), "{cfg}: {err}");
         assert_eq!(h.state("b"), "absent", "{cfg} was committed");
+        // verify says the same without committing anything.
+        let err = h.fails(
+            "zonecfg",
+            &[
+                "-z",
+                "b",
+                &format!("create; set zonepath=/zones/b; {cfg}; verify"),
+            ],
+        );
+        assert!(err.contains(reason), "verify of {cfg}: {err}");
+        assert_eq!(h.state("b"), "absent", "verify of {cfg} committed it");
     }
 }
