@@ -19,8 +19,10 @@ use std::path::{Path, PathBuf};
 
 mod backend;
 pub mod btrfs;
+mod btrfs_ioctl;
 pub mod dir;
 pub mod overlay;
+mod snapdir;
 pub mod zfs;
 
 pub use backend::*;
