@@ -504,13 +504,14 @@ pub fn snapshot(store: &Store, name: &str, snap: &str) -> Result<()> {
 /// is halted first and booted again after.
 pub fn rollback(store: &Store, name: &str, snap: &str, destroy_later: bool) -> Result<()> {
     let (host, lock, st) = for_snapshot(store, name, "rollback")?;
-    // Refuse a missing snapshot before touching a running zone.
+    // Refuse a missing snapshot (or newer ones without -r) before touching a running zone.
     if !zones::storage::snapshots(&host)?.iter().any(|s| s.name == snap) {
         return Err(zerr(
             name,
             format!("{snap}: no such snapshot; see zoneadm -z {name} list-snapshots"),
         ));
     }
+    zones::storage::check_rollback(&host, snap, destroy_later)?;
     let was_live = st != ZoneState::Installed;
     drop(lock);
     if was_live {

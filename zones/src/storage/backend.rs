@@ -393,6 +393,27 @@ fn existing(b: &dyn Backend, zonepath: &Path, rec: &Record, name: &str) -> Resul
 /// `zoneadm rollback [-r] NAME` (the zone halted): snapshots taken after NAME are refused
 /// unless `destroy_later`, which deletes them (as `zfs rollback -r` does).
 pub fn rollback(zonepath: &Path, name: &str, destroy_later: bool) -> Result<(), StorageError> {
+    let later = check_rollback(zonepath, name, destroy_later)?;
+    let rec = need_record(zonepath)?;
+    let b = backend(&rec.kind);
+    for l in later.iter().rev() {
+        b.delete_snapshot(zonepath, &rec, l)?;
+    }
+    b.deactivate(zonepath, &rec)?;
+    b.rollback(zonepath, &rec, name)?;
+    if rec.quota.is_some() {
+        b.set_quota(zonepath, &rec, rec.quota)?;
+    }
+    Ok(())
+}
+
+/// Whether `rollback` can go to `name`: it exists, and no newer snapshot does unless
+/// `destroy_later`. Returns the newer snapshots (which the rollback deletes).
+pub fn check_rollback(
+    zonepath: &Path,
+    name: &str,
+    destroy_later: bool,
+) -> Result<Vec<String>, StorageError> {
     let rec = need_record(zonepath)?;
     let b = backend(&rec.kind);
     let all = existing(b.as_ref(), zonepath, &rec, name)?;
@@ -407,15 +428,7 @@ pub fn rollback(zonepath: &Path, name: &str, destroy_later: bool) -> Result<(), 
             ),
         });
     }
-    for l in later.iter().rev() {
-        b.delete_snapshot(zonepath, &rec, l)?;
-    }
-    b.deactivate(zonepath, &rec)?;
-    b.rollback(zonepath, &rec, name)?;
-    if rec.quota.is_some() {
-        b.set_quota(zonepath, &rec, rec.quota)?;
-    }
-    Ok(())
+    Ok(later.into_iter().map(str::to_string).collect())
 }
 
 /// `zoneadm list-snapshots`.
