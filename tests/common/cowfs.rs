@@ -63,8 +63,9 @@ const LOOP_CONFIGURE: u64 = 0x4C0A;
 const LOOP_CLR_FD: u64 = 0x4C01;
 const LO_FLAGS_AUTOCLEAR: u32 = 4;
 
-/// A loop device backed by `file`; freed when its last user (the mount) goes.
-fn attach_loop(file: &Path) -> PathBuf {
+/// A loop device backed by `file`, and the open device (autoclear: the device is freed when
+/// its last user, this fd or the mount, goes).
+fn attach_loop(file: &Path) -> (PathBuf, File) {
     let ctl = OpenOptions::new()
         .read(true)
         .write(true)
@@ -112,7 +113,7 @@ fn attach_loop(file: &Path) -> PathBuf {
         // only reads.
         let r = unsafe { libc::ioctl(loopdev.as_raw_fd(), LOOP_CONFIGURE as _, &cfg) };
         if r == 0 {
-            return dev;
+            return (dev, loopdev);
         }
         let e = std::io::Error::last_os_error();
         assert_eq!(e.raw_os_error(), Some(libc::EBUSY), "LOOP_CONFIGURE {dev:?}: {e}");
@@ -133,6 +134,7 @@ pub struct LoopBtrfs {
     pub file: PathBuf,
     pub dev: PathBuf,
     pub mnt: PathBuf,
+    held: Option<File>,
 }
 
 impl LoopBtrfs {
@@ -145,8 +147,11 @@ impl LoopBtrfs {
             file: file.clone(),
             dev: PathBuf::new(),
             mnt: mnt.to_path_buf(),
+            held: None,
         };
-        me.dev = attach_loop(&file);
+        let (dev, held) = attach_loop(&file);
+        me.dev = dev;
+        me.held = Some(held);
         let out = Command::new("mkfs.btrfs")
             .args(["-q", "-f"])
             .arg(&me.dev)
@@ -181,6 +186,7 @@ impl Drop for LoopBtrfs {
         if !self.dev.as_os_str().is_empty() {
             detach_loop(&self.dev);
         }
+        self.held.take();
         let _ = fs::remove_file(&self.file);
     }
 }

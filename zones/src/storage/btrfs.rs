@@ -35,26 +35,6 @@ fn need_btrfs(path: &Path) -> Result<(), StorageError> {
     }
 }
 
-fn same_fs(a: &Path, b: &Path) -> Result<(), StorageError> {
-    use std::os::unix::fs::MetadataExt;
-    let da = fs::metadata(a).map_err(|e| err(a, "stat", e))?.dev();
-    let db = fs::metadata(b).map_err(|e| err(b, "stat", e))?.dev();
-    // Subvolumes have their own st_dev; the filesystem id from statfs tells filesystems apart.
-    let fa = nix::sys::statvfs::statvfs(a).map(|s| s.filesystem_id()).ok();
-    let fb = nix::sys::statvfs::statvfs(b).map(|s| s.filesystem_id()).ok();
-    if da == db || (fa.is_some() && fa == fb) {
-        Ok(())
-    } else {
-        Err(StorageError::Bad {
-            path: b.to_path_buf(),
-            msg: format!(
-                "is not on the same btrfs filesystem as the image subvolumes in {}; set storage=btrfs:PATH to a directory on the zonepath's filesystem",
-                a.display()
-            ),
-        })
-    }
-}
-
 /// Remove a subvolume, or a plain directory left by a failed attempt.
 fn remove_root(path: &Path) -> Result<(), StorageError> {
     if ioc::is_subvolume(path) {
@@ -123,12 +103,23 @@ impl Btrfs {
 /// Snapshot `src` at `<zonepath>/root` (writable).
 fn snapshot_root(src: &Path, zonepath: &Path) -> Result<(), StorageError> {
     need_btrfs(zonepath)?;
-    same_fs(src, zonepath)?;
     let root = zonepath.join("root");
     if fs::read_dir(&root).is_ok_and(|mut d| d.next().is_none()) {
         let _ = fs::remove_dir(&root);
     }
-    ioc::snapshot(src, &root, false).map_err(|e| err(&root, "snapshot", e))
+    ioc::snapshot(src, &root, false).map_err(|e| {
+        if e.raw_os_error() == Some(nix::libc::EXDEV) {
+            StorageError::Bad {
+                path: zonepath.to_path_buf(),
+                msg: format!(
+                    "is not on the same btrfs filesystem as {}; set storage=btrfs:PATH to a directory on the zonepath's filesystem",
+                    src.display()
+                ),
+            }
+        } else {
+            err(&root, "snapshot", e)
+        }
+    })
 }
 
 impl Backend for Btrfs {
