@@ -105,13 +105,16 @@ fn destroy_dataset(name: &str, mountpoint: Option<&Path>) -> Result<(), StorageE
     if !exists(name)? {
         return Ok(());
     }
-    let clones = zfs(&["list", "-H", "-o", "clones", "-t", "snapshot", "-r", "-d", "1", name])
-        .unwrap_or_default();
-    for c in clones
-        .split(|ch: char| ch == ',' || ch.is_whitespace())
-        .filter(|c| !c.is_empty() && *c != "-")
-    {
-        zfs_retry(&["promote", c], None)?;
+    // Clones of this dataset's snapshots (zfs-fuse has no `clones` property: by origin).
+    let pool = name.split('/').next().unwrap_or(name);
+    let all = zfs(&["list", "-H", "-o", "name,origin", "-r", pool]).unwrap_or_default();
+    let prefix = format!("{name}@");
+    for line in all.lines() {
+        if let Some((clone, origin)) = line.split_once('\t') {
+            if origin.starts_with(&prefix) {
+                zfs_retry(&["promote", clone], None)?;
+            }
+        }
     }
     if let Some(mp) = mountpoint {
         let _ = super::overlay::unmount(mp);
@@ -318,25 +321,33 @@ impl Backend for Zfs {
 
     fn snapshots(&self, _zonepath: &Path, rec: &Record) -> Result<Vec<Snapshot>, StorageError> {
         let ds = dataset_of(rec)?;
+        // zfs-fuse's `list` has no -p: names from list, creation times from `get -p`.
         let out = zfs(&[
-            "list", "-H", "-p", "-t", "snapshot", "-o", "name,creation", "-s", "creation", "-r",
-            "-d", "1", ds,
+            "list", "-H", "-t", "snapshot", "-o", "name", "-s", "creation", "-r", "-d", "1", ds,
         ])?;
+        let names: Vec<&str> = out
+            .lines()
+            .filter(|full| {
+                full.split_once('@')
+                    .is_some_and(|(owner, n)| owner == ds && !n.starts_with('_'))
+            })
+            .collect();
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut args = vec!["get", "-H", "-p", "-o", "name,value", "creation"];
+        args.extend(names.iter().copied());
+        let times = zfs(&args)?;
         let mut snaps = Vec::new();
-        for line in out.lines() {
-            let mut f = line.split('\t');
-            let (Some(full), Some(created)) = (f.next(), f.next()) else {
-                continue;
-            };
-            let Some((owner, name)) = full.split_once('@') else {
-                continue;
-            };
-            if owner != ds || name.starts_with('_') {
-                continue;
-            }
+        for full in &names {
+            let created = times
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{full}\t")))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
             snaps.push(Snapshot {
-                name: name.to_string(),
-                created: created.trim().parse().unwrap_or(0),
+                name: full.split_once('@').map(|(_, n)| n).unwrap_or(full).to_string(),
+                created,
             });
         }
         Ok(snaps)
