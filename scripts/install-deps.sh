@@ -7,6 +7,7 @@
 set -euo pipefail
 
 PACKAGES=(
+    btrfs-progs      # mkfs.btrfs: tests/storage.rs and bench/ make a loop-mounted btrfs
     bsdutils         # script(1): a pty for `ctr task exec -t` / `podman exec -t` (integration/)
     busybox-static   # the test and demo rootfs (scripts/mk-rootfs.sh)
     ca-certificates  # cargo fetching crates over https on a fresh machine
@@ -18,6 +19,7 @@ PACKAGES=(
     procps           # ps/pgrep for debugging leaks; check-leaks itself reads /proc
     protobuf-compiler # protoc: the k8s-cri crate compiles the CRI protobufs (integration/cri-test)
     python3          # scripts/mk-rootfs.sh (fast symlinks) and mk-bundle.sh (config.json edits)
+    zfs-fuse         # the zfs storage backend's zfs/zpool commands and daemon (tests/storage.rs, bench/)
 )
 
 missing=()

@@ -125,7 +125,11 @@ impl Host {
         assert!(e.contains("snapshot name"), "{e}");
         let e = self.fails("zoneadm", &["-z", z, "rollback", "s1"]);
         assert!(e.contains("newer snapshots exist (s2)"), "{e}");
-        assert_eq!(self.state(z), "running", "a refused rollback halted the zone");
+        assert_eq!(
+            self.state(z),
+            "running",
+            "a refused rollback halted the zone"
+        );
         let e = self.fails("zoneadm", &["-z", z, "rollback", "nope"]);
         assert!(e.contains("nope: no such snapshot"), "{e}");
         self.ok("zoneadm", &["-z", z, "rollback", "-r", "s1"]);
@@ -202,10 +206,17 @@ fn btrfs_zones_are_snapshots_with_a_quota() {
     assert_eq!(rec["kind"]["type"], "btrfs", "{rec}");
     assert_eq!(rec["quota"], 40 * MIB);
     let root = h.zonepath("a").join("root");
-    assert_eq!(fs::metadata(&root).unwrap().ino(), 256, "root is not a subvolume");
+    assert_eq!(
+        fs::metadata(&root).unwrap().ino(),
+        256,
+        "root is not a subvolume"
+    );
     let id = h.ok("imgadm", &["list", "-j"]);
     let id: Value = serde_json::from_str(&id).unwrap();
-    let image_sub = fs_.mnt.join(".zone-images").join(id[0]["id"].as_str().unwrap());
+    let image_sub = fs_
+        .mnt
+        .join(".zone-images")
+        .join(id[0]["id"].as_str().unwrap());
     assert_eq!(fs::metadata(&image_sub).unwrap().ino(), 256);
     // The image subvolume is read-only.
     assert!(fs::write(image_sub.join("x"), "x").is_err());
@@ -214,7 +225,10 @@ fn btrfs_zones_are_snapshots_with_a_quota() {
     h.ok("zoneadm", &["-z", "b", "clone", "a"]);
     h.configure("c", "");
     h.ok("zoneadm", &["-z", "c", "install", "-i", "bb"]);
-    assert_eq!(fs::metadata(h.zonepath("b").join("root")).unwrap().ino(), 256);
+    assert_eq!(
+        fs::metadata(h.zonepath("b").join("root")).unwrap().ino(),
+        256
+    );
     h.isolated_siblings("a", "c");
     h.isolated_siblings("c", "b");
 
@@ -244,6 +258,9 @@ fn btrfs_zones_are_snapshots_with_a_quota() {
         h.ok("zoneadm", &["-z", z, "uninstall", "-F"]);
         assert!(!h.zonepath(z).exists(), "{z} left files");
     }
+    // imgadm delete takes the image's subvolume with it.
+    h.ok("imgadm", &["delete", "bb"]);
+    assert!(!image_sub.exists());
 }
 
 #[test]
@@ -266,8 +283,27 @@ fn zfs_zones_are_clones_with_quota_snapshots_and_move_between_hosts() {
     // A missing parent dataset: a clear error, nothing made.
     a.configure("bad", &format!("; set storage=zfs:{p}/nope"));
     let e = a.fails("zoneadm", &["-z", "bad", "install", "-i", "bb"]);
-    assert!(e.contains(&format!("dataset {p}/nope does not exist")), "{e}");
+    assert!(
+        e.contains(&format!("dataset {p}/nope does not exist")),
+        "{e}"
+    );
     assert_eq!(a.state("bad"), "configured");
+
+    // An install that fails half-way (the image does not fit under the parent's quota):
+    // the half-made image dataset goes, the zone stays configured.
+    pool.zfs(&["create", "-o", "quota=1m", &format!("{p}/tiny")]);
+    a.configure("full", &format!("; set storage=zfs:{p}/tiny"));
+    let before = pool.datasets();
+    let e = a.fails("zoneadm", &["-z", "full", "install", "-i", "bb"]);
+    assert!(e.contains("quota") || e.contains("space"), "{e}");
+    assert_eq!(a.state("full"), "configured");
+    let after: Vec<String> = pool
+        .datasets()
+        .into_iter()
+        .filter(|d| !d.ends_with("/tiny/images"))
+        .collect();
+    assert_eq!(after, before);
+    assert!(!a.zonepath("full").exists());
 
     a.configure("z1", &format!("; set storage=zfs:{p}/ha; set quota=32m"));
     a.ok("zoneadm", &["-z", "z1", "install", "-i", "bb"]);
@@ -277,8 +313,16 @@ fn zfs_zones_are_clones_with_quota_snapshots_and_move_between_hosts() {
     let ds = pool.datasets();
     assert!(ds.contains(&format!("{p}/ha/images/{id}@final")), "{ds:?}");
     assert_eq!(
-        pool.zfs(&["get", "-H", "-p", "-o", "value", "quota", &format!("{p}/ha/z1")])
-            .trim(),
+        pool.zfs(&[
+            "get",
+            "-H",
+            "-p",
+            "-o",
+            "value",
+            "quota",
+            &format!("{p}/ha/z1")
+        ])
+        .trim(),
         (32 * MIB).to_string()
     );
     assert_eq!(
@@ -296,7 +340,10 @@ fn zfs_zones_are_clones_with_quota_snapshots_and_move_between_hosts() {
     a.ok("zoneadm", &["-z", "z1", "boot"]);
     let out = a.cmd(
         "zlogin",
-        &["z1", "dd if=/dev/zero of=/root/big bs=1M count=64 2>&1; sync"],
+        &[
+            "z1",
+            "dd if=/dev/zero of=/root/big bs=1M count=64 2>&1; sync",
+        ],
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Disk quota exceeded"), "{text}");
@@ -339,8 +386,16 @@ fn zfs_zones_are_clones_with_quota_snapshots_and_move_between_hosts() {
     assert_eq!(b.record("z1")["dataset"], format!("{p}/hb/z1"));
     assert!(!b.zonepath("z1").join("SUNWdetached.zfs").exists());
     assert_eq!(
-        pool.zfs(&["get", "-H", "-p", "-o", "value", "quota", &format!("{p}/hb/z1")])
-            .trim(),
+        pool.zfs(&[
+            "get",
+            "-H",
+            "-p",
+            "-o",
+            "value",
+            "quota",
+            &format!("{p}/hb/z1")
+        ])
+        .trim(),
         (32 * MIB).to_string()
     );
     assert_eq!(b.snapshots("z1"), ["before-move"]);
@@ -348,7 +403,10 @@ fn zfs_zones_are_clones_with_quota_snapshots_and_move_between_hosts() {
     assert_eq!(b.ok("zlogin", &["z1", "cat /root/moved"]), "moved\n");
     b.ok("zoneadm", &["-z", "z1", "halt"]);
     b.ok("zoneadm", &["-z", "z1", "uninstall", "-F"]);
-    assert!(!pool.datasets().iter().any(|d| d.starts_with(&format!("{p}/hb/z1"))));
+    assert!(!pool
+        .datasets()
+        .iter()
+        .any(|d| d.starts_with(&format!("{p}/hb/z1"))));
 
     // Back on a: attach again takes the dataset that stayed there.
     a.ok("zoneadm", &["-z", "z1", "attach"]);
@@ -363,6 +421,14 @@ fn zfs_zones_are_clones_with_quota_snapshots_and_move_between_hosts() {
         .datasets()
         .into_iter()
         .filter(|d| d.contains("/z"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // imgadm delete takes the image datasets (under ha and ha/auto) with it.
+    a.ok("imgadm", &["delete", "bb"]);
+    let left: Vec<String> = pool
+        .datasets()
+        .into_iter()
+        .filter(|d| d.contains(&id))
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }

@@ -186,6 +186,7 @@ pub fn install_image(store: &Store, name: &str, image: &str) -> Result<()> {
             rootfs: &rootfs,
         };
         zones::storage::provision(&kind, &image, &host, name, zone.quota.map(|q| q.bytes()))?;
+        zones::storage::note_image_copy(&store.state_dir(), &kind, &host, &m.id)?;
         if zone.brand == Brand::App {
             let json =
                 serde_json::to_vec_pretty(&m.config.app_process()).map_err(|e| zerr(name, e))?;
@@ -505,7 +506,10 @@ pub fn snapshot(store: &Store, name: &str, snap: &str) -> Result<()> {
 pub fn rollback(store: &Store, name: &str, snap: &str, destroy_later: bool) -> Result<()> {
     let (host, lock, st) = for_snapshot(store, name, "rollback")?;
     // Refuse a missing snapshot (or newer ones without -r) before touching a running zone.
-    if !zones::storage::snapshots(&host)?.iter().any(|s| s.name == snap) {
+    if !zones::storage::snapshots(&host)?
+        .iter()
+        .any(|s| s.name == snap)
+    {
         return Err(zerr(
             name,
             format!("{snap}: no such snapshot; see zoneadm -z {name} list-snapshots"),
@@ -520,7 +524,10 @@ pub fn rollback(store: &Store, name: &str, snap: &str, destroy_later: bool) -> R
     {
         let (_zone, _lock, st) = open(store, name)?;
         if st != ZoneState::Installed {
-            return Err(zerr(name, format!("is {st}; it must be halted to roll back")));
+            return Err(zerr(
+                name,
+                format!("is {st}; it must be halted to roll back"),
+            ));
         }
         zones::storage::rollback(&host, snap, destroy_later)?;
     }

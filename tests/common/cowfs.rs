@@ -80,7 +80,11 @@ fn attach_loop(file: &Path) -> (PathBuf, File) {
     for _ in 0..20 {
         // SAFETY: LOOP_CTL_GET_FREE takes no argument and returns a device number.
         let n = unsafe { libc::ioctl(ctl.as_raw_fd(), LOOP_CTL_GET_FREE as _) };
-        assert!(n >= 0, "LOOP_CTL_GET_FREE: {}", std::io::Error::last_os_error());
+        assert!(
+            n >= 0,
+            "LOOP_CTL_GET_FREE: {}",
+            std::io::Error::last_os_error()
+        );
         let dev = PathBuf::from(format!("/dev/loop{n}"));
         let Ok(loopdev) = OpenOptions::new().read(true).write(true).open(&dev) else {
             continue;
@@ -116,7 +120,11 @@ fn attach_loop(file: &Path) -> (PathBuf, File) {
             return (dev, loopdev);
         }
         let e = std::io::Error::last_os_error();
-        assert_eq!(e.raw_os_error(), Some(libc::EBUSY), "LOOP_CONFIGURE {dev:?}: {e}");
+        assert_eq!(
+            e.raw_os_error(),
+            Some(libc::EBUSY),
+            "LOOP_CONFIGURE {dev:?}: {e}"
+        );
     }
     panic!("no free loop device");
 }
@@ -178,10 +186,10 @@ impl LoopBtrfs {
 
 impl Drop for LoopBtrfs {
     fn drop(&mut self) {
-        if super::zonehost::mounted(&self.mnt) {
-            if nix::mount::umount2(&self.mnt, nix::mount::MntFlags::empty()).is_err() {
-                let _ = nix::mount::umount2(&self.mnt, nix::mount::MntFlags::MNT_DETACH);
-            }
+        if super::zonehost::mounted(&self.mnt)
+            && nix::mount::umount2(&self.mnt, nix::mount::MntFlags::empty()).is_err()
+        {
+            let _ = nix::mount::umount2(&self.mnt, nix::mount::MntFlags::MNT_DETACH);
         }
         if !self.dev.as_os_str().is_empty() {
             detach_loop(&self.dev);

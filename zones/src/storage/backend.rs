@@ -140,8 +140,12 @@ pub trait Backend {
     fn destroy(&self, zonepath: &Path, rec: &Record) -> Result<(), StorageError>;
     /// Limit the zone's own disk use to `bytes` (`None`: no limit). Backends that cannot
     /// enforce a quota refuse one.
-    fn set_quota(&self, zonepath: &Path, rec: &Record, bytes: Option<u64>)
-        -> Result<(), StorageError> {
+    fn set_quota(
+        &self,
+        zonepath: &Path,
+        rec: &Record,
+        bytes: Option<u64>,
+    ) -> Result<(), StorageError> {
         let _ = (zonepath, bytes);
         match bytes {
             None => Ok(()),
@@ -154,8 +158,12 @@ pub trait Backend {
     fn rollback(&self, zonepath: &Path, rec: &Record, name: &str) -> Result<(), StorageError>;
     /// The zone's snapshots, oldest first.
     fn snapshots(&self, zonepath: &Path, rec: &Record) -> Result<Vec<Snapshot>, StorageError>;
-    fn delete_snapshot(&self, zonepath: &Path, rec: &Record, name: &str)
-        -> Result<(), StorageError>;
+    fn delete_snapshot(
+        &self,
+        zonepath: &Path,
+        rec: &Record,
+        name: &str,
+    ) -> Result<(), StorageError>;
     /// `zoneadm detach`: leave at the zonepath what another host needs to attach the zone.
     fn detach(&self, _zonepath: &Path, _rec: &Record) -> Result<(), StorageError> {
         Ok(())
@@ -379,7 +387,12 @@ pub fn snapshot(zonepath: &Path, name: &str) -> Result<(), StorageError> {
     b.snapshot(zonepath, &rec, name)
 }
 
-fn existing(b: &dyn Backend, zonepath: &Path, rec: &Record, name: &str) -> Result<Vec<Snapshot>, StorageError> {
+fn existing(
+    b: &dyn Backend,
+    zonepath: &Path,
+    rec: &Record,
+    name: &str,
+) -> Result<Vec<Snapshot>, StorageError> {
     let all = b.snapshots(zonepath, rec)?;
     if !all.iter().any(|s| s.name == name) {
         return Err(StorageError::BadKind {

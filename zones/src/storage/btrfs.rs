@@ -47,13 +47,16 @@ fn remove_root(path: &Path) -> Result<(), StorageError> {
 }
 
 impl Btrfs {
-    fn images_dir(&self, zonepath: &Path) -> PathBuf {
-        let base = self
-            .base
+    /// PATH, or the zonepath's parent: where `.zone-images` is.
+    pub fn images_base(&self, zonepath: &Path) -> PathBuf {
+        self.base
             .clone()
             .or_else(|| zonepath.parent().map(Path::to_path_buf))
-            .unwrap_or_else(|| PathBuf::from("/"));
-        base.join(".zone-images")
+            .unwrap_or_else(|| PathBuf::from("/"))
+    }
+
+    fn images_dir(&self, zonepath: &Path) -> PathBuf {
+        self.images_base(zonepath).join(".zone-images")
     }
 
     /// The image's read-only subvolume, made from its rootfs the first time.

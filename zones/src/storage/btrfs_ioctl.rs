@@ -16,8 +16,6 @@ const SUBVOL_NAME_MAX: usize = 4039;
 const SUBVOL_RDONLY: u64 = 1 << 1;
 const QUOTA_CTL_ENABLE: u64 = 1;
 const QGROUP_LIMIT_MAX_EXCL: u64 = 1 << 1;
-/// `BTRFS_SUPER_MAGIC`.
-const SUPER_MAGIC: i64 = 0x9123_683E;
 /// The inode number of every subvolume's root directory (`BTRFS_FIRST_FREE_OBJECTID`).
 const SUBVOL_ROOT_INO: u64 = 256;
 
@@ -88,7 +86,8 @@ fn errno(e: nix::Error) -> io::Error {
 
 /// Whether `path` is on a btrfs filesystem.
 pub fn is_btrfs(path: &Path) -> bool {
-    nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type().0 as i64 == SUPER_MAGIC)
+    nix::sys::statfs::statfs(path)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::BTRFS_SUPER_MAGIC)
 }
 
 /// Whether `path` is the root of a btrfs subvolume.

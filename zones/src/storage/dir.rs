@@ -4,7 +4,9 @@
 use std::fs;
 use std::path::Path;
 
-use super::{copy_tree, remove_tree, snapdir, Backend, ImageRef, Kind, Record, Snapshot, StorageError};
+use super::{
+    copy_tree, remove_tree, snapdir, Backend, ImageRef, Kind, Record, Snapshot, StorageError,
+};
 
 pub struct Dir;
 
@@ -93,7 +95,12 @@ impl Backend for Dir {
         snapdir::list(zonepath)
     }
 
-    fn delete_snapshot(&self, zonepath: &Path, _rec: &Record, name: &str) -> Result<(), StorageError> {
+    fn delete_snapshot(
+        &self,
+        zonepath: &Path,
+        _rec: &Record,
+        name: &str,
+    ) -> Result<(), StorageError> {
         remove_tree(&snapdir::path(zonepath, name))?;
         snapdir::remove(zonepath, name)
     }

@@ -9,8 +9,7 @@ use std::path::Path;
 use nix::mount::{umount2, MntFlags, MsFlags};
 
 use super::{
-    is_mount_point, remove_tree, snapdir, Backend, ImageRef, Kind, Record, Snapshot,
-    StorageError,
+    is_mount_point, remove_tree, snapdir, Backend, ImageRef, Kind, Record, Snapshot, StorageError,
 };
 
 pub struct Overlay;
@@ -157,7 +156,12 @@ impl Backend for Overlay {
         snapdir::list(zonepath)
     }
 
-    fn delete_snapshot(&self, zonepath: &Path, _rec: &Record, name: &str) -> Result<(), StorageError> {
+    fn delete_snapshot(
+        &self,
+        zonepath: &Path,
+        _rec: &Record,
+        name: &str,
+    ) -> Result<(), StorageError> {
         remove_tree(&snapdir::path(zonepath, name))?;
         snapdir::remove(zonepath, name)
     }

@@ -162,9 +162,8 @@ fn xattr_get(p: &Path, name: &[u8]) -> Option<Vec<u8>> {
     let n = std::ffi::CString::new(name).ok()?;
     let mut buf = vec![0u8; 4096];
     // SAFETY: both strings are NUL-terminated and `buf` is writable for its length.
-    let len = unsafe {
-        nix::libc::lgetxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
-    };
+    let len =
+        unsafe { nix::libc::lgetxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     (len >= 0).then(|| {
         buf.truncate(len as usize);
         buf
@@ -176,7 +175,13 @@ fn xattr_set(p: &Path, name: &[u8], value: &[u8]) -> io::Result<()> {
     let n = std::ffi::CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
     // SAFETY: both strings are NUL-terminated; `value` is readable for its length.
     let r = unsafe {
-        nix::libc::lsetxattr(c.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0)
+        nix::libc::lsetxattr(
+            c.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
     };
     if r == 0 {
         Ok(())

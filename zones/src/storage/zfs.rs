@@ -346,7 +346,11 @@ impl Backend for Zfs {
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(0);
             snaps.push(Snapshot {
-                name: full.split_once('@').map(|(_, n)| n).unwrap_or(full).to_string(),
+                name: full
+                    .split_once('@')
+                    .map(|(_, n)| n)
+                    .unwrap_or(full)
+                    .to_string(),
                 created,
             });
         }
@@ -460,5 +464,10 @@ impl Backend for Zfs {
 /// Destroy the image dataset of `image_id` under `parent` (imgadm delete); refused by zfs
 /// while zones are cloned from it.
 pub fn forget_image(parent: &str, image_id: &str) -> Result<(), StorageError> {
-    destroy_dataset(&format!("{parent}/images/{image_id}"), None)
+    let ds = format!("{parent}/images/{image_id}");
+    if exists(&ds)? {
+        // No promote here: a clone of @final elsewhere keeps the image (zfs refuses).
+        zfs_retry(&["destroy", "-r", &ds], None)?;
+    }
+    Ok(())
 }
