@@ -580,6 +580,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_zone_then_the_host_then_detection_decide() {
+        let zp = Path::new("/proc/self/zones/z");
+        assert_eq!(resolve(Some("dir"), Some("btrfs"), zp).unwrap(), Kind::Dir);
+        assert_eq!(
+            resolve(None, Some("zfs:tank/z"), zp).unwrap(),
+            Kind::Zfs {
+                dataset: "tank/z".into()
+            }
+        );
+        // procfs is neither zfs nor btrfs: overlay.
+        assert_eq!(resolve(None, Some("auto"), zp).unwrap(), Kind::Overlay);
+        assert_eq!(resolve(None, None, zp).unwrap(), Kind::Overlay);
+        let e = resolve(None, Some("nfs"), zp).unwrap_err().to_string();
+        assert!(e.contains("nfs"), "{e}");
+    }
+
+    #[test]
+    fn snapshot_names() {
+        for ok in ["s1", "before-upgrade", "2026.11.28:1"] {
+            check_snapshot_name(ok).unwrap();
+        }
+        for bad in ["", "_detach", "-x", "a/b", "a@b", &"x".repeat(65)] {
+            assert!(check_snapshot_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn kinds_parse_and_print() {
         for text in ["overlay", "dir", "btrfs", "btrfs:/srv/b", "zfs:tank/zones"] {
             assert_eq!(Kind::parse(text).unwrap().to_string(), text);
