@@ -232,6 +232,23 @@ fn btrfs_zones_are_snapshots_with_a_quota() {
     h.isolated_siblings("a", "c");
     h.isolated_siblings("c", "b");
 
+    // A clone that cannot be made (the new zonepath is not on btrfs): refused, the zone
+    // stays configured, nothing made on either filesystem.
+    let zones_before = fs::read_dir(&fs_.mnt).unwrap().count();
+    h.ok(
+        "zonecfg",
+        &[
+            "-z",
+            "x",
+            "create; set zonepath=/elsewhere/x; set max-processes=100",
+        ],
+    );
+    let e = h.fails("zoneadm", &["-z", "x", "clone", "a"]);
+    assert!(e.contains("is not on a btrfs filesystem"), "{e}");
+    assert_eq!(h.state("x"), "configured");
+    assert!(!h.root.join("elsewhere/x").exists());
+    assert_eq!(fs::read_dir(&fs_.mnt).unwrap().count(), zones_before);
+
     // The quota: a's exclusive data stops near 40 MiB (the qgroup limit); c has none.
     h.ok("zoneadm", &["-z", "a", "boot"]);
     let out = h.cmd(
