@@ -368,6 +368,23 @@ fn zfs_zones_are_clones_with_quota_snapshots_and_move_between_hosts() {
     a.ok("zoneadm", &["-z", "z1", "halt"]);
 
     a.snapshots_round_trip("z2");
+    // move: the clone's mountpoint follows the zonepath.
+    a.ok("zoneadm", &["-z", "z2", "move", "/zones/z2moved"]);
+    assert_eq!(
+        pool.zfs(&[
+            "get",
+            "-H",
+            "-o",
+            "value",
+            "mountpoint",
+            &format!("{p}/ha/auto/z2")
+        ])
+        .trim(),
+        a.root.join("zones/z2moved/root").to_str().unwrap()
+    );
+    a.ok("zoneadm", &["-z", "z2", "boot"]);
+    assert_eq!(a.ok("zlogin", &["z2", "cat /root/state"]), "v1\n");
+    a.ok("zoneadm", &["-z", "z2", "halt"]);
 
     // A failed clone: the target dataset exists already. Refused, the zone stays
     // configured, the other dataset untouched, nothing new made.

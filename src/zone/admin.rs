@@ -416,6 +416,7 @@ pub fn move_zone(store: &Store, name: &str, new_path: &Path) -> Result<()> {
             ),
         )
     })?;
+    zones::storage::moved(&new_host)?;
     zone.zonepath = Some(new_path.to_path_buf());
     store.save(&lock, &zone)?;
     Ok(())

@@ -460,6 +460,18 @@ pub fn delete_snapshot(zonepath: &Path, name: &str) -> Result<(), StorageError> 
     b.delete_snapshot(zonepath, &rec, name)
 }
 
+/// After `zoneadm move`: the zone's files are at `zonepath` now (zfs: the dataset's
+/// mountpoint follows).
+pub fn moved(zonepath: &Path) -> Result<(), StorageError> {
+    if let Some(rec) = read_record(zonepath)? {
+        if let (Kind::Zfs { .. }, Some(ds)) = (&rec.kind, rec.dataset.as_deref()) {
+            let mp = format!("mountpoint={}", zonepath.join("root").display());
+            zfs::zfs(&["set", &mp, ds])?;
+        }
+    }
+    Ok(())
+}
+
 /// `zoneadm detach`: the backend leaves what another host needs at the zonepath.
 pub fn detach(zonepath: &Path) -> Result<(), StorageError> {
     match read_record(zonepath)? {

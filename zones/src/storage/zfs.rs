@@ -471,3 +471,25 @@ pub fn forget_image(parent: &str, image_id: &str) -> Result<(), StorageError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_zfs_command_says_what_to_install() {
+        let e = spawn_err(
+            &["list", "tank"],
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        )
+        .to_string();
+        assert!(
+            e.starts_with("zfs list tank: the zfs command is not installed")
+                && e.contains("zfs-fuse"),
+            "{e}"
+        );
+        let busy = cmd_err(&["destroy", "t/z"], "cannot destroy 't/z': dataset is busy");
+        assert!(is_busy(&busy));
+        assert!(!is_busy(&cmd_err(&["destroy", "t/z"], "does not exist")));
+    }
+}
