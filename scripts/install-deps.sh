@@ -7,14 +7,17 @@
 set -euo pipefail
 
 PACKAGES=(
+    apache2-utils    # htpasswd -B: the bcrypt password file of the test registry (tests/images.rs)
     btrfs-progs      # mkfs.btrfs: tests/storage.rs and bench/ make a loop-mounted btrfs
     bsdutils         # script(1): a pty for `ctr task exec -t` / `podman exec -t` (integration/)
     busybox-static   # the test and demo rootfs (scripts/mk-rootfs.sh)
     ca-certificates  # cargo fetching crates over https on a fresh machine
     conmon           # podman's container monitor: runs `runz create` and `runz exec`
     containerd       # integration/containerd.sh: private containerd, ctr, containerd-shim-runc-v2
+    docker-registry  # a local OCI distribution registry for the imgadm pull tests (tests/images.rs)
     iproute2         # network tests compare against `ip` output
     make             # make install (tests/provisioning.rs installs into a temp prefix)
+    nftables         # nft: link protection (anti-spoofing) of zone links, driven through nft -j
     podman           # integration/podman.sh (with --runtime runz; its crun/runc stay unused)
     procps           # ps/pgrep for debugging leaks; check-leaks itself reads /proc
     protobuf-compiler # protoc: the k8s-cri crate compiles the CRI protobufs (integration/cri-test)
