@@ -100,7 +100,39 @@ pub fn verify(store: &Store, name: &str) -> Result<()> {
     state::check(name, st, Verb::Verify)?;
     zone.verify().map_err(|e| zerr(name, e))?;
     zones::spec::check_host(&zone)?;
-    check_zonepath(store, &zone, false)?;
+    let host = check_zonepath(store, &zone, false)?;
+    let kind = match zones::storage::read_record(&host)? {
+        Some(rec) => rec.kind,
+        None => storage_kind(store, &zone, &host)?,
+    };
+    check_quota(&zone, &kind)?;
+    Ok(())
+}
+
+/// The storage backend a new install of `zone` uses: the zone's `storage`, else the host's
+/// (`storage` in zones.conf), else detected from the zonepath's filesystem.
+pub fn storage_kind(store: &Store, zone: &Zone, host: &Path) -> Result<zones::storage::Kind> {
+    let conf = store.conf()?;
+    Ok(zones::storage::resolve(
+        zone.storage.as_deref(),
+        conf.get("storage"),
+        host,
+    )?)
+}
+
+/// A quota is refused (before anything is made) where the backend cannot enforce it.
+fn check_quota(zone: &Zone, kind: &zones::storage::Kind) -> Result<()> {
+    if let Some(q) = zone.quota {
+        if !zones::storage::supports_quota(kind) {
+            return Err(zerr(
+                &zone.zonename,
+                format!(
+                    "quota {q}: storage {kind} cannot enforce a disk quota; use storage btrfs or zfs, or clear the quota (zonecfg -z {} clear quota)",
+                    zone.zonename
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -165,11 +197,9 @@ pub fn install_image(store: &Store, name: &str, image: &str) -> Result<()> {
     zone.verify().map_err(|e| zerr(name, e))?;
     let images = zones::image::ImageStore::open(store.altroot());
     let m = images.get(image)?;
-    let kind = match zone.storage.as_deref() {
-        Some(s) => zones::storage::Kind::parse(s)?,
-        None => zones::storage::Kind::Overlay,
-    };
     let host = check_zonepath(store, &zone, true)?;
+    let kind = storage_kind(store, &zone, &host)?;
+    check_quota(&zone, &kind)?;
     store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;
     crate::fault::point("install:after-incomplete");
     let made = (|| -> Result<()> {
@@ -180,7 +210,8 @@ pub fn install_image(store: &Store, name: &str, image: &str) -> Result<()> {
             id: &m.id,
             rootfs: &rootfs,
         };
-        zones::storage::provision(&kind, &image, &host, name)?;
+        zones::storage::provision(&kind, &image, &host, name, zone.quota.map(|q| q.bytes()))?;
+        zones::storage::note_image_copy(&store.state_dir(), &kind, &host, &m.id)?;
         if zone.brand == Brand::App {
             let json =
                 serde_json::to_vec_pretty(&m.config.app_process()).map_err(|e| zerr(name, e))?;
@@ -216,7 +247,12 @@ pub fn uninstall(store: &Store, name: &str) -> Result<()> {
 fn remove_zone_files(host: &Path) -> Result<()> {
     zones::storage::destroy(host)?;
     zones::storage::remove_tree(&host.join("root"))?;
-    for f in ["config.json", "app.json", "SUNWdetached.json"] {
+    for f in [
+        "config.json",
+        "app.json",
+        "SUNWdetached.json",
+        zones::storage::zfs::DETACH_STREAM,
+    ] {
         let _ = fs::remove_file(host.join(f));
     }
     let _ = fs::remove_dir(host);
@@ -361,7 +397,14 @@ pub fn clone(store: &Store, name: &str, source: &str) -> Result<()> {
     let made = (|| -> Result<()> {
         fs::create_dir_all(&host).map_err(|e| zerr(name, format!("{}: {e}", host.display())))?;
         // The source's backend clones; a zone installed from a directory is copied.
-        if zones::storage::clone_zone(&src_host, &host, name)?.is_none() {
+        let quota = zone.quota.map(|q| q.bytes());
+        if zones::storage::clone_zone(&src_host, &host, name, quota)?.is_none() {
+            if let Some(q) = zone.quota {
+                return Err(zerr(
+                    name,
+                    format!("quota {q}: the source zone was installed from a directory, which cannot enforce a disk quota"),
+                ));
+            }
             zones::storage::populate(&src_host.join("root"), &host.join("root"))?;
         }
         Ok(())
@@ -410,24 +453,30 @@ pub fn move_zone(store: &Store, name: &str, new_path: &Path) -> Result<()> {
             ),
         )
     })?;
+    zones::storage::moved(&new_host)?;
     zone.zonepath = Some(new_path.to_path_buf());
     store.save(&lock, &zone)?;
     Ok(())
 }
 
-/// `zoneadm detach`: the zone's files stay, with its configuration beside them, and the zone
-/// is only configured here.
+/// `zoneadm detach`: the zone's files stay, with its configuration beside them
+/// (`SUNWdetached.json`) and its storage record (`storage.json`); on zfs also a `zfs send`
+/// stream (`SUNWdetached.zfs`), the dataset unmounted. The zone is only configured here; the
+/// zonepath can be copied to another host and attached there.
 pub fn detach(store: &Store, name: &str) -> Result<()> {
     let (zone, lock, st) = open(store, name)?;
     let t = state::check(name, st, Verb::Detach)?;
     let host = engine::zonepath(store, &zone)?;
+    zones::storage::detach(&host)?;
     let json = serde_json::to_vec_pretty(&zone).map_err(|e| zerr(name, e))?;
     zones::store::write_atomic(&host, "SUNWdetached.json", &json)?;
     store.set_state(&lock, t.to.unwrap_or(ZoneState::Configured))?;
     Ok(())
 }
 
-/// `zoneadm attach [-F]`: take over the files at the zonepath.
+/// `zoneadm attach [-F]`: take over the files at the zonepath, maybe detached on another
+/// host: the storage backend of this host's configuration takes them (zfs receives the
+/// stream into its dataset; overlay needs the zone's image imported here).
 pub fn attach(store: &Store, name: &str, force: bool) -> Result<()> {
     let (zone, lock, st) = open(store, name)?;
     let verb = if force {
@@ -437,7 +486,8 @@ pub fn attach(store: &Store, name: &str, force: bool) -> Result<()> {
     };
     let t = state::check(name, st, verb)?;
     let host = engine::zonepath(store, &zone)?;
-    if !host.join("root").is_dir() {
+    let rec = zones::storage::read_record(&host)?;
+    if !host.join("root").is_dir() && rec.is_none() {
         return Err(zerr(
             name,
             format!("{}/root does not exist: nothing to attach", host.display()),
@@ -452,9 +502,89 @@ pub fn attach(store: &Store, name: &str, force: bool) -> Result<()> {
             ),
         ));
     }
+    if let Some(rec) = rec {
+        // This host's choice (the zone's storage, else zones.conf) where one is made; the
+        // zone keeps its kind of backend either way.
+        let configured = zone.storage.is_some() || store.conf()?.get("storage").is_some();
+        let kind = if configured {
+            storage_kind(store, &zone, &host)?
+        } else {
+            rec.kind.clone()
+        };
+        let lower = rec
+            .image
+            .as_deref()
+            .map(|id| zones::image::ImageStore::open(store.altroot()).rootfs(id));
+        check_quota(&zone, &rec.kind)?;
+        zones::storage::attach(&host, &kind, name, lower.as_deref())?;
+    }
     let _ = fs::remove_file(host.join("SUNWdetached.json"));
     store.set_state(&lock, t.to.unwrap_or(ZoneState::Installed))?;
     Ok(())
+}
+
+/// The zonepath of an installed zone for a snapshot verb, with its lock and live state.
+fn for_snapshot(store: &Store, name: &str, verb: &str) -> Result<(PathBuf, ZoneLock, ZoneState)> {
+    let (zone, lock, st) = open(store, name)?;
+    let st = effective_state(store, name, st);
+    if matches!(st, ZoneState::Configured | ZoneState::Incomplete) {
+        return Err(zerr(name, format!("must be installed before {verb}.")));
+    }
+    Ok((engine::zonepath(store, &zone)?, lock, st))
+}
+
+/// `zoneadm snapshot NAME`: a snapshot of the zone's root (installed or running zone).
+pub fn snapshot(store: &Store, name: &str, snap: &str) -> Result<()> {
+    let (host, _lock, _st) = for_snapshot(store, name, "snapshot")?;
+    Ok(zones::storage::snapshot(&host, snap)?)
+}
+
+/// `zoneadm rollback [-r] NAME`: the zone's root as it was at the snapshot; a running zone
+/// is halted first and booted again after.
+pub fn rollback(store: &Store, name: &str, snap: &str, destroy_later: bool) -> Result<()> {
+    let (host, lock, st) = for_snapshot(store, name, "rollback")?;
+    // Refuse a missing snapshot (or newer ones without -r) before touching a running zone.
+    if !zones::storage::snapshots(&host)?
+        .iter()
+        .any(|s| s.name == snap)
+    {
+        return Err(zerr(
+            name,
+            format!("{snap}: no such snapshot; see zoneadm -z {name} list-snapshots"),
+        ));
+    }
+    zones::storage::check_rollback(&host, snap, destroy_later)?;
+    let was_live = st != ZoneState::Installed;
+    drop(lock);
+    if was_live {
+        halt(store, name)?;
+    }
+    {
+        let (_zone, _lock, st) = open(store, name)?;
+        if st != ZoneState::Installed {
+            return Err(zerr(
+                name,
+                format!("is {st}; it must be halted to roll back"),
+            ));
+        }
+        zones::storage::rollback(&host, snap, destroy_later)?;
+    }
+    if was_live {
+        boot(store, name, None)?;
+    }
+    Ok(())
+}
+
+/// `zoneadm list-snapshots`.
+pub fn list_snapshots(store: &Store, name: &str) -> Result<Vec<zones::storage::Snapshot>> {
+    let (host, _lock, _st) = for_snapshot(store, name, "list-snapshots")?;
+    Ok(zones::storage::snapshots(&host)?)
+}
+
+/// `zoneadm delete-snapshot NAME`.
+pub fn delete_snapshot(store: &Store, name: &str, snap: &str) -> Result<()> {
+    let (host, _lock, _st) = for_snapshot(store, name, "delete-snapshot")?;
+    Ok(zones::storage::delete_snapshot(&host, snap)?)
 }
 
 /// `zoneadm mark incomplete`.
