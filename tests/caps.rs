@@ -683,6 +683,16 @@ fn capped_io_throttles_writes_to_a_device_and_changes_live() {
         assert_eq!(line, format!("{devno} 1048576"));
     }
     let info = h.ok("zonecfg", &["-z", "io", "info capped-io"]);
+    let export = h.ok("zonecfg", &["-z", "io", "export"]);
+    assert!(
+        export.contains(&format!(
+            "add capped-io\nset device={dev}\nset wbps=1M\nend\n"
+        )),
+        "{export}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&h.ok("zonecfg", &["-z", "io", "export", "-j"])).unwrap();
+    assert_eq!(json["capped-io"][0]["wbps"], "1M", "{json}");
     assert!(
         info.contains(&format!("device: {dev}")) && info.contains("wbps: 1M"),
         "{info}"

@@ -868,6 +868,73 @@ mod tests {
         assert_eq!(r.pids().unwrap().limit(), 100);
     }
 
+    /// A block device of this host as `MAJ:MIN` (every Linux host has one in /sys/dev/block).
+    fn some_block_device() -> String {
+        std::fs::read_dir("/sys/dev/block")
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .file_name()
+            .into_string()
+            .unwrap()
+    }
+
+    #[test]
+    fn capped_io_is_the_block_io_throttle_and_live_clears_unset_rates() {
+        let devno = some_block_device();
+        let (maj, min) = devno.split_once(':').unwrap();
+        let (maj, min): (i64, i64) = (maj.parse().unwrap(), min.parse().unwrap());
+        let mut z = zone();
+        let mut c = crate::model::CappedIo::default();
+        use crate::model::ResourceProps;
+        c.set("device", &Value::simple(&devno)).unwrap();
+        c.set("wbps", &Value::simple("1m")).unwrap();
+        c.set("riops", &Value::simple("50")).unwrap();
+        z.capped_io.push(c);
+        let s = zone_spec(&z, &opts()).unwrap();
+        let r = s.linux().as_ref().unwrap().resources().clone().unwrap();
+        let io = r.block_io().clone().unwrap();
+        let wbps = io.throttle_write_bps_device().clone().unwrap();
+        assert_eq!(
+            (wbps[0].major(), wbps[0].minor(), wbps[0].rate()),
+            (maj, min, 1 << 20)
+        );
+        assert_eq!(
+            io.throttle_read_iops_device().as_ref().unwrap()[0].rate(),
+            50
+        );
+        assert!(io.throttle_read_bps_device().is_none());
+        assert!(io.weight().is_none());
+
+        let live = zone_resources(&z, false).unwrap();
+        let io = live.block_io().clone().unwrap();
+        assert_eq!(io.throttle_read_bps_device().as_ref().unwrap()[0].rate(), 0);
+        assert_eq!(
+            io.throttle_write_bps_device().as_ref().unwrap()[0].rate(),
+            1 << 20
+        );
+
+        // Removing the resource of a running zone un-caps the device.
+        let mut gone = zone_resources(&zone(), false).unwrap();
+        uncap_removed_devices(&io, &mut gone);
+        let io = gone.block_io().clone().unwrap();
+        let w = io.throttle_write_bps_device().clone().unwrap();
+        assert_eq!((w[0].major(), w[0].minor(), w[0].rate()), (maj, min, 0));
+
+        let mut bad = zone();
+        let mut c = crate::model::CappedIo::default();
+        c.set("device", &Value::simple("/dev/null")).unwrap();
+        c.set("wbps", &Value::simple("1m")).unwrap();
+        bad.capped_io.push(c);
+        let e = check_host(&bad).unwrap_err().to_string();
+        assert!(
+            e.starts_with("zone web: capped-io device=/dev/null: not a block device"),
+            "{e}"
+        );
+        assert!(zone_spec(&bad, &opts()).is_err());
+    }
+
     #[test]
     fn io_priority_is_the_block_io_weight() {
         assert_eq!(io_weight(100), 500);

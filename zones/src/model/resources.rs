@@ -1427,6 +1427,32 @@ mod tests {
     }
 
     #[test]
+    fn capped_io_needs_a_device_and_a_rate() {
+        let mut c = CappedIo::default();
+        assert_eq!(
+            c.set("device", &s("sda")).unwrap_err().to_string(),
+            "capped-io device \"sda\": expected a block device like /dev/vdb or its major:minor like 254:16"
+        );
+        c.set("device", &s("254:16")).unwrap();
+        assert_eq!(
+            c.check_complete().unwrap_err().to_string(),
+            "capped-io resource incomplete: no property was specified; there must be at least one"
+        );
+        assert_eq!(
+            c.set("rbps", &s("12x")).unwrap_err().to_string(),
+            "capped-io rbps \"12x\": expected a size like 512m or 2g"
+        );
+        assert!(c.set("riops", &s("0")).is_err());
+        c.set("device", &s("/dev/vdb")).unwrap();
+        c.set("wbps", &s("10m")).unwrap();
+        c.set("riops", &s("100")).unwrap();
+        assert!(c.check_complete().is_ok());
+        assert_eq!(c.wbps.unwrap().bytes(), 10 << 20);
+        c.clear("device").unwrap();
+        assert!(c.check_complete().is_err());
+    }
+
+    #[test]
     fn matching_normalises_values() {
         let mut m = CappedMemory::default();
         m.set("physical", &s("1g")).unwrap();
