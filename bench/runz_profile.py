@@ -98,9 +98,14 @@ def perf_views(rts, bundle, runs):
     top = None
     if rec.returncode == 0:
         rep = _run(["perf", "report", "-i", data, "--stdio", "--no-children", "--comm", "runz",
-                    "--sort", "dso,sym", "--percent-limit", "1.5", "-g", "none"])
+                    "--sort", "dso,sym", "--percent-limit", "0.8", "-g", "none"])
         top = "\n".join(l for l in rep.stdout.decode().splitlines()
                         if l.strip() and not l.startswith("#"))[:6000]
+        dso = _run(["perf", "report", "-i", data, "--stdio", "--no-children", "--comm", "runz",
+                    "--sort", "dso", "-g", "none"])
+        top = "By object:\n" + "\n".join(
+            l for l in dso.stdout.decode().splitlines() if l.strip() and not l.startswith("#")
+        )[:1500] + "\n\nBy symbol:\n" + top
     for f in (data, data + ".old"):
         if os.path.exists(f):
             os.unlink(f)
@@ -113,7 +118,7 @@ def write(path, runz, rts, bundle, runs):
     summary, slow = strace_summary(runz, bundle)
     pstat, ptop = perf_views(rts, bundle, runs)
     out = ["# Where `runz run /bin/true` spends its time", "",
-           "Written by bench/run.sh (bench/profile.py) on the same host and run as latest.md.", ""]
+           "Written by bench/run.sh (bench/runz_profile.py) in the same run as latest.md.", ""]
     out += ["## Phases (RUNZ_TRACE_TIMES=1)", "",
             f"Median over {runs} runs of the wall time from the previous mark to this one "
             "(marks from every process — CLI, intermediate child, init — on one clock).", ""]
@@ -138,7 +143,7 @@ def write(path, runz, rts, bundle, runs):
                        f"{v.get('cpu-migrations', 0):.1f} | {v.get('page-faults', 0):.0f} |")
         out.append("")
     if ptop:
-        out += ["## perf record: where runz's CPU time goes (symbols ≥ 1.5 %)", "", "```", ptop, "```", ""]
+        out += ["## perf record: where runz's CPU time goes (symbols ≥ 0.8 %)", "", "```", ptop, "```", ""]
     with open(path, "w") as f:
         f.write("\n".join(out))
     return ph[0] if ph else None

@@ -58,7 +58,12 @@ class Host:
         return self.run(self.a.zonecfg, "-R", self.alt, "-z", zone, cmds)
 
     def zoneadm(self, zone, *args):
-        return self.run(self.a.zoneadm, "-R", self.alt, "-z", zone, *args)
+        try:
+            return self.run(self.a.zoneadm, "-R", self.alt, "-z", zone, *args)
+        except RuntimeError as e:
+            log = os.path.join(self.alt, "run/zones", zone, "zoneadmd.log")
+            tail = open(log).read()[-1500:] if os.path.exists(log) else "(no zoneadmd.log)"
+            raise RuntimeError(f"{e}\nzoneadmd.log of {zone}:\n{tail}") from None
 
     def supervisor_pid(self, zone):
         with open(os.path.join(self.alt, "run/zones", zone, "zone.json")) as f:
