@@ -98,9 +98,10 @@ impl ZoneInfo {
         serde_json::from_str(&text).ok()
     }
 
+    /// Replace zone.json atomically; no fsync: it describes the live supervisor and init.
     pub fn save(&self, paths: &ZonePaths) -> std::io::Result<()> {
         let json = serde_json::to_vec(self).map_err(std::io::Error::other)?;
-        crate::runtime::state::write_atomic(&paths.info_file(), &json)
+        crate::runtime::state::write_replace(&paths.info_file(), &json)
     }
 }
 
