@@ -128,6 +128,7 @@ pub fn install(store: &Store, name: &str, source: &Path) -> Result<()> {
     fs::create_dir_all(&host).map_err(|e| zerr(name, format!("{}: {e}", host.display())))?;
     let _ = fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(0o700));
     zones::storage::populate(source, &host.join("root"))?;
+    engine::id_range(store, &zone)?;
     store.set_state(&lock, t.to.unwrap_or(ZoneState::Installed))?;
     Ok(())
 }
@@ -161,9 +162,11 @@ pub fn install_image(store: &Store, name: &str, image: &str) -> Result<()> {
                 serde_json::to_vec_pretty(&m.config.app_process()).map_err(|e| zerr(name, e))?;
             zones::store::write_atomic(&host, "app.json", &json)?;
         }
+        engine::id_range(store, &zone)?;
         Ok(())
     })();
     if let Err(e) = made {
+        let _ = zones::idrange::free(store, &zone.uuid);
         let _ = zones::storage::destroy(&host);
         let _ = remove_zone_files(&host);
         store.set_state(&lock, ZoneState::Configured)?;
@@ -180,6 +183,7 @@ pub fn uninstall(store: &Store, name: &str) -> Result<()> {
     store.set_state(&lock, ZoneState::Incomplete)?;
     let host = engine::zonepath(store, &zone)?;
     remove_zone_files(&host)?;
+    zones::idrange::free(store, &zone.uuid).map_err(engine::EngineError::from)?;
     store.set_state(&lock, t.to.unwrap_or(ZoneState::Configured))?;
     Ok(())
 }
@@ -187,7 +191,7 @@ pub fn uninstall(store: &Store, name: &str) -> Result<()> {
 fn remove_zone_files(host: &Path) -> Result<()> {
     zones::storage::destroy(host)?;
     zones::storage::remove_tree(&host.join("root"))?;
-    for f in ["config.json", "app.json", "SUNWdetached.json"] {
+    for f in ["config.json", "app.json", "SUNWdetached.json", "idshift"] {
         let _ = fs::remove_file(host.join(f));
     }
     let _ = fs::remove_dir(host);
@@ -327,9 +331,14 @@ pub fn clone(store: &Store, name: &str, source: &str) -> Result<()> {
         if zones::storage::clone_zone(&src_host, &host, name)?.is_none() {
             zones::storage::populate(&src_host.join("root"), &host.join("root"))?;
         }
+        // The copy has the source's owners: shift them from the source's range to ours.
+        zones::idshift::record(&host, zones::idshift::recorded(&src_host))
+            .map_err(|e| zerr(name, e))?;
+        engine::id_range(store, &zone)?;
         Ok(())
     })();
     if let Err(e) = made {
+        let _ = zones::idrange::free(store, &zone.uuid);
         let _ = remove_zone_files(&host);
         store.set_state(&lock, ZoneState::Configured)?;
         return Err(e);
@@ -386,6 +395,8 @@ pub fn detach(store: &Store, name: &str) -> Result<()> {
     let host = engine::zonepath(store, &zone)?;
     let json = serde_json::to_vec_pretty(&zone).map_err(|e| zerr(name, e))?;
     zones::store::write_atomic(&host, "SUNWdetached.json", &json)?;
+    // The files keep their owners (and `idshift` says which); attach takes a range again.
+    zones::idrange::free(store, &zone.uuid).map_err(engine::EngineError::from)?;
     store.set_state(&lock, t.to.unwrap_or(ZoneState::Configured))?;
     Ok(())
 }
@@ -415,6 +426,7 @@ pub fn attach(store: &Store, name: &str, force: bool) -> Result<()> {
             ),
         ));
     }
+    engine::id_range(store, &zone)?;
     let _ = fs::remove_file(host.join("SUNWdetached.json"));
     store.set_state(&lock, t.to.unwrap_or(ZoneState::Installed))?;
     Ok(())

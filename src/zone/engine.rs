@@ -23,6 +23,10 @@ pub enum EngineError {
     Spec(#[from] zones::spec::SpecError),
     #[error(transparent)]
     Store(#[from] zones::store::StoreError),
+    #[error(transparent)]
+    IdRange(#[from] zones::idrange::IdRangeError),
+    #[error(transparent)]
+    Storage(#[from] zones::storage::StorageError),
 }
 
 fn zone_err(zone: &str, msg: impl std::fmt::Display) -> EngineError {
@@ -52,13 +56,27 @@ fn app_process(bundle: &Path) -> Option<AppProcess> {
     serde_json::from_str(&text).ok()
 }
 
+/// The zone's user-namespace range (`None` with `userns=false`), allocated from the pool if
+/// it has none yet, and its own files shifted to match (back to host ids without one). Run
+/// at install and before each boot, with the zone's root not mounted.
+pub fn id_range(store: &Store, zone: &Zone) -> Result<Option<u32>, EngineError> {
+    let base = if zones::spec::wants_userns(zone) {
+        Some(zones::idrange::allocate(store, &zone.uuid, &zone.zonename)?.base)
+    } else {
+        None
+    };
+    zones::storage::shift_ids(&zonepath(store, zone)?, base.unwrap_or(0))?;
+    Ok(base)
+}
+
 /// Write `<zonepath>/config.json` for this boot; `netns` is the namespace the zone joins
-/// (made by `network::setup`), `None` for a new empty one.
+/// (made by `network::setup`), `None` for a new empty one; `userns` the zone's id range.
 pub fn write_bundle(
     store: &Store,
     zone: &Zone,
     boot_args: Option<Vec<String>>,
     netns: Option<PathBuf>,
+    userns: Option<u32>,
 ) -> Result<PathBuf, EngineError> {
     let bundle = zonepath(store, zone)?;
     if !bundle.join("root").is_dir() {
@@ -76,6 +94,7 @@ pub fn write_bundle(
         app: app_process(&bundle),
         netns,
         cgroup_v2: cgroup_v2(),
+        userns,
     };
     let spec = zones::spec::zone_spec(zone, &opts)?;
     let json = serde_json::to_vec_pretty(&spec).map_err(|e| zone_err(&zone.zonename, e))?;

@@ -276,10 +276,12 @@ impl Supervisor {
             .ok_or_else(|| format!("{}: No such zone configured", self.paths.name))?;
         // The zone's root (an overlay, ...) is mounted while the zone is up.
         let zonepath = engine::zonepath(&self.store, &zone).map_err(|e| e.to_string())?;
+        let userns = engine::id_range(&self.store, &zone).map_err(|e| e.to_string())?;
         zones::storage::activate(&zonepath).map_err(|e| e.to_string())?;
         let netns = network::setup(&self.store, &zone, &self.paths).map_err(|e| e.to_string())?;
-        let bundle = engine::write_bundle(&self.store, &zone, self.boot_args.clone(), netns)
-            .map_err(|e| e.to_string())?;
+        let bundle =
+            engine::write_bundle(&self.store, &zone, self.boot_args.clone(), netns, userns)
+                .map_err(|e| e.to_string())?;
         let (pid, master) = engine::create(&self.paths, &bundle).map_err(|e| e.to_string())?;
         self.init = Some(pid);
         self.started = false;

@@ -2,6 +2,8 @@
 //! persistent store ([`store`]), the state machine ([`state`]) and the `create` templates
 //! ([`templates`]).
 
+pub mod idrange;
+pub mod idshift;
 pub mod image;
 pub mod lang;
 pub mod model;

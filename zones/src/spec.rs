@@ -63,6 +63,15 @@ pub struct SpecOptions {
     pub netns: Option<PathBuf>,
     /// The host runs pure cgroup v2: caps may use v2-only files (cpu.weight, memory.high).
     pub cgroup_v2: bool,
+    /// The zone's user-namespace range: host id of its id 0 (see [`crate::idrange`]); `None`
+    /// for a zone without a user namespace (`userns=false`).
+    pub userns: Option<u32>,
+}
+
+/// Whether `zone` runs in a user namespace of its own: the default for every brand, off with
+/// `set userns=false`.
+pub fn wants_userns(zone: &Zone) -> bool {
+    zone.userns != Some(false)
 }
 
 const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -158,9 +167,19 @@ pub fn zone_spec(zone: &Zone, opts: &SpecOptions) -> Result<Spec, SpecError> {
     root.set_readonly(Some(false));
     spec.set_root(Some(root));
     spec.set_process(Some(process(zone, opts)?));
-    spec.set_mounts(Some(mounts(zone)?));
+    spec.set_mounts(Some(mounts(zone, opts.userns.is_some())?));
     let mut linux = spec.linux().clone().unwrap_or_default();
     linux.set_namespaces(Some(namespaces(zone, opts)));
+    if let Some(base) = opts.userns {
+        let map = oci_spec::runtime::LinuxIdMappingBuilder::default()
+            .container_id(0u32)
+            .host_id(base)
+            .size(crate::idrange::RANGE_SIZE)
+            .build()
+            .expect("all fields set");
+        linux.set_uid_mappings(Some(vec![map]));
+        linux.set_gid_mappings(Some(vec![map]));
+    }
     linux.set_cgroups_path(Some(PathBuf::from(format!(
         "{}/{}",
         opts.cgroup_parent.trim_end_matches('/'),
@@ -299,6 +318,10 @@ fn namespaces(zone: &Zone, opts: &SpecOptions) -> Vec<LinuxNamespace> {
     if zone.ip_type == IpType::Exclusive {
         types.push(LinuxNamespaceType::Network);
     }
+    if opts.userns.is_some() {
+        // First: every other new namespace is then owned by the zone's user namespace.
+        types.insert(0, LinuxNamespaceType::User);
+    }
     types
         .into_iter()
         .map(|t| {
@@ -321,8 +344,10 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
     m
 }
 
-/// The platform mounts of every zone, then its fs resources in order.
-fn mounts(zone: &Zone) -> Result<Vec<Mount>, SpecError> {
+/// The platform mounts of every zone, then its fs resources in order. In a user namespace
+/// (`userns`) a lofs resource is an id-mapped bind: host ids 0..65535 of the directory appear
+/// as the zone's own, so the zone's root owns what the host's root owns there, as without one.
+fn mounts(zone: &Zone, userns: bool) -> Result<Vec<Mount>, SpecError> {
     let mut v = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
         mount(
@@ -390,6 +415,9 @@ fn mounts(zone: &Zone) -> Result<Vec<Mount>, SpecError> {
             "lofs" | "bind" => {
                 if !options.iter().any(|o| o == "rbind" || o == "bind") {
                     options.insert(0, "rbind".to_string());
+                }
+                if userns && !options.iter().any(|o| o == "idmap" || o == "ridmap") {
+                    options.push("idmap".to_string());
                 }
                 ("bind".to_string(), special.to_string())
             }

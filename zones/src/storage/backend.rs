@@ -189,6 +189,21 @@ pub fn activate(zonepath: &Path) -> Result<(), StorageError> {
     }
 }
 
+/// Make the zone's own files match its user-namespace range at `base` (0: none), see
+/// [`crate::idshift`]: an overlay zone's upper dir, or the whole root of a copy, is shifted;
+/// an overlay's shared lower dir is id-mapped at [`activate`] instead. The root must not be
+/// mounted (the zone halted).
+pub fn shift_ids(zonepath: &Path, base: u32) -> Result<(), StorageError> {
+    let dir = match read_record(zonepath)? {
+        Some(rec) if matches!(rec.kind, Kind::Overlay) => zonepath.join("upper"),
+        _ => zonepath.join("root"),
+    };
+    crate::idshift::shift(zonepath, &dir, base).map_err(|e| StorageError::Bad {
+        path: dir.clone(),
+        msg: format!("shifting file owners to the zone's id range: {e}"),
+    })
+}
+
 /// After the zone's container is gone.
 pub fn deactivate(zonepath: &Path) -> Result<(), StorageError> {
     match read_record(zonepath)? {
