@@ -65,7 +65,13 @@ pub fn id_range(store: &Store, zone: &Zone) -> Result<Option<u32>, EngineError> 
     } else {
         None
     };
-    zones::storage::shift_ids(&zonepath(store, zone)?, base.unwrap_or(0))?;
+    let zp = zonepath(store, zone)?;
+    zones::storage::shift_ids(&zp, base.unwrap_or(0))?;
+    // The zonepath stays 0700 (host users never reach the zone's set-id files) but belongs to
+    // the zone's root, whose init must walk through it to its root filesystem.
+    let owner = base.unwrap_or(0);
+    std::os::unix::fs::chown(&zp, Some(owner), Some(owner))
+        .map_err(|e| zone_err(&zone.zonename, format!("chown {}: {e}", zp.display())))?;
     Ok(base)
 }
 
