@@ -72,14 +72,23 @@ pub fn effective_state(store: &Store, name: &str, recorded: ZoneState) -> ZoneSt
     }
 }
 
-/// `zoneadm verify`: the configuration is complete and its zonepath usable.
-pub fn verify(store: &Store, name: &str) -> Result<()> {
+/// `zoneadm verify`: the configuration is complete and its zonepath usable. Returns the
+/// warnings: every secure default the configuration weakens ([`zones::weakened`]).
+pub fn verify(store: &Store, name: &str) -> Result<Vec<String>> {
     let (zone, _lock, st) = open(store, name)?;
     state::check(name, st, Verb::Verify)?;
     zone.verify().map_err(|e| zerr(name, e))?;
     zones::spec::check_host(&zone)?;
     check_zonepath(store, &zone, false)?;
-    Ok(())
+    let mut store_dirs = vec![store.config_dir().to_path_buf(), store.state_dir()];
+    for e in store.list()? {
+        if let Some(z) = store.load(&e.name)? {
+            if let Ok(zp) = engine::zonepath(store, &z) {
+                store_dirs.push(zp);
+            }
+        }
+    }
+    Ok(zones::weakened::warnings(&zone, &store_dirs))
 }
 
 /// The zonepath must be set, not used by another zone, and (for a new install) empty.

@@ -254,6 +254,18 @@ fn ensure_stub(store: &Store, zone: &str, host: &mut Netlink, stub: &str) -> Res
 /// engine, or `None` when the zone has no anet (the engine then makes an empty namespace).
 /// On error nothing is left behind.
 pub fn setup(store: &Store, zone: &Zone, paths: &ZonePaths) -> Result<Option<PathBuf>> {
+    setup_in(store, zone, paths, None)
+}
+
+/// [`setup`] in the network namespace of the (created, not started) zone init `init`: a zone
+/// with a user namespace of its own makes its network namespace there, owned by it, so the
+/// zone's root administers its network (CAP_NET_ADMIN, CAP_NET_RAW) and mounts its sysfs.
+pub fn setup_in(
+    store: &Store,
+    zone: &Zone,
+    paths: &ZonePaths,
+    init: Option<nix::unistd::Pid>,
+) -> Result<Option<PathBuf>> {
     let name = zone.zonename.as_str();
     teardown(paths);
     let plans = plan(zone)?;
@@ -282,16 +294,30 @@ pub fn setup(store: &Store, zone: &Zone, paths: &ZonePaths) -> Result<Option<Pat
     record
         .save(paths)
         .map_err(|e| cfg(name, format!("{}: {e}", record_file(paths).display())))?;
-    let made = build(name, paths, &mut host, &plans);
+    let made = build(name, paths, &mut host, &plans, init);
     if made.is_err() {
         teardown(paths);
     }
     made.map(Some)
 }
 
-fn build(zone: &str, paths: &ZonePaths, host: &mut Netlink, plans: &[Plan]) -> Result<PathBuf> {
+fn build(
+    zone: &str,
+    paths: &ZonePaths,
+    host: &mut Netlink,
+    plans: &[Plan],
+    init: Option<nix::unistd::Pid>,
+) -> Result<PathBuf> {
     let file = netns_file(paths);
-    netns::create(&file).map_err(net(zone))?;
+    match init {
+        Some(pid) => pin_netns_of(pid, &file).map_err(|e| {
+            cfg(
+                zone,
+                format!("pin the network namespace of init {pid} at {}: {e}", file.display()),
+            )
+        })?,
+        None => netns::create(&file).map_err(net(zone))?,
+    }
     let nsfd = netns::open(&file).map_err(net(zone))?;
     for p in plans {
         host.create_veth(&p.host, &p.linkname, Some(nsfd.as_fd()), Some(p.mac))
@@ -321,6 +347,27 @@ fn build(zone: &str, paths: &ZonePaths, host: &mut Netlink, plans: &[Plan]) -> R
         }
     }
     Ok(file)
+}
+
+/// Keep the network namespace of `pid` at `file` (a bind mount of its nsfs file), as
+/// `netns::create` keeps a new one, so teardown removes both the same way.
+fn pin_netns_of(pid: nix::unistd::Pid, file: &std::path::Path) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(file)?;
+    let src = PathBuf::from(format!("/proc/{pid}/ns/net"));
+    nix::mount::mount(
+        Some(&src),
+        file,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        let _ = std::fs::remove_file(file);
+        std::io::Error::from(e)
+    })
 }
 
 /// Remove what `setup` made (also after a crash of the supervisor): the host ends of the

@@ -278,11 +278,22 @@ impl Supervisor {
         let zonepath = engine::zonepath(&self.store, &zone).map_err(|e| e.to_string())?;
         let userns = engine::id_range(&self.store, &zone).map_err(|e| e.to_string())?;
         zones::storage::activate(&zonepath).map_err(|e| e.to_string())?;
-        let netns = network::setup(&self.store, &zone, &self.paths).map_err(|e| e.to_string())?;
+        // Without a user namespace the host makes the zone's network namespace first; with
+        // one, init makes it (owned by the zone's user namespace) and the links go in after.
+        let netns = match userns {
+            None => network::setup(&self.store, &zone, &self.paths).map_err(|e| e.to_string())?,
+            Some(_) => None,
+        };
         let bundle =
             engine::write_bundle(&self.store, &zone, self.boot_args.clone(), netns, userns)
                 .map_err(|e| e.to_string())?;
         let (pid, master) = engine::create(&self.paths, &bundle).map_err(|e| e.to_string())?;
+        if userns.is_some() {
+            if let Err(e) = network::setup_in(&self.store, &zone, &self.paths, Some(pid)) {
+                let _ = engine::destroy(&self.paths);
+                return Err(e.to_string());
+            }
+        }
         self.init = Some(pid);
         self.started = false;
         set_nonblocking(master.as_fd());

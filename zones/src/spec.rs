@@ -167,7 +167,7 @@ pub fn zone_spec(zone: &Zone, opts: &SpecOptions) -> Result<Spec, SpecError> {
     root.set_readonly(Some(false));
     spec.set_root(Some(root));
     spec.set_process(Some(process(zone, opts)?));
-    spec.set_mounts(Some(mounts(zone, opts.userns.is_some())?));
+    spec.set_mounts(Some(mounts(zone)?));
     let mut linux = spec.linux().clone().unwrap_or_default();
     linux.set_namespaces(Some(namespaces(zone, opts)));
     if let Some(base) = opts.userns {
@@ -345,9 +345,10 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
 }
 
 /// The platform mounts of every zone, then its fs resources in order. In a user namespace
-/// (`userns`) a lofs resource is an id-mapped bind: host ids 0..65535 of the directory appear
-/// as the zone's own, so the zone's root owns what the host's root owns there, as without one.
-fn mounts(zone: &Zone, userns: bool) -> Result<Vec<Mount>, SpecError> {
+/// the files of a lofs resource keep their host owners: ids outside the zone's range show as
+/// nobody (65534), so the zone's root reads what others may read there and writes only where
+/// the directory belongs to the zone's range (`chown BASE+N`).
+fn mounts(zone: &Zone) -> Result<Vec<Mount>, SpecError> {
     let mut v = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
         mount(
@@ -416,9 +417,7 @@ fn mounts(zone: &Zone, userns: bool) -> Result<Vec<Mount>, SpecError> {
                 if !options.iter().any(|o| o == "rbind" || o == "bind") {
                     options.insert(0, "rbind".to_string());
                 }
-                if userns && !options.iter().any(|o| o == "idmap" || o == "ridmap") {
-                    options.push("idmap".to_string());
-                }
+
                 ("bind".to_string(), special.to_string())
             }
             other => (other.to_string(), special.to_string()),
