@@ -13,6 +13,7 @@ PACKAGES=(
     conmon           # podman's container monitor: runs `runz create` and `runz exec`
     containerd       # integration/containerd.sh: private containerd, ctr, containerd-shim-runc-v2
     iproute2         # network tests compare against `ip` output
+    libc6-dev        # static glibc (libc.a): tests/escape.rs builds its in-zone probe with crt-static
     make             # make install (tests/provisioning.rs installs into a temp prefix)
     podman           # integration/podman.sh (with --runtime runz; its crun/runc stay unused)
     procps           # ps/pgrep for debugging leaks; check-leaks itself reads /proc

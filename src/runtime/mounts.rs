@@ -625,9 +625,9 @@ pub fn mount_one(ctx: &MountContext<'_>, m: &Mount) -> Result<(), MountError> {
                 // The joined netns's own sysfs, made before the user namespace.
                 Some(tree) => {
                     let target = open_in_root(ctx.root, dest, Some(NodeKind::Dir))?;
-                    crate::runtime::netsysfs::attach(&tree, target.fd.as_fd()).map_err(
-                        |source| mount_err("sysfs".into(), dest, "sysfs", opts.flags, "", source),
-                    )
+                    crate::runtime::netsysfs::attach(&tree, target.fd.as_fd()).map_err(|source| {
+                        mount_err("sysfs".into(), dest, "sysfs", opts.flags, "", source)
+                    })
                 }
                 None => {
                     let mut o = opts.clone();

@@ -313,7 +313,10 @@ fn build(
         Some(pid) => pin_netns_of(pid, &file).map_err(|e| {
             cfg(
                 zone,
-                format!("pin the network namespace of init {pid} at {}: {e}", file.display()),
+                format!(
+                    "pin the network namespace of init {pid} at {}: {e}",
+                    file.display()
+                ),
             )
         })?,
         None => netns::create(&file).map_err(net(zone))?,

@@ -209,7 +209,9 @@ pub fn allocate(store: &Store, uuid: &str, zone: &str) -> Result<Range, IdRangeE
 /// setting need not be aligned to this one's slots).
 fn overlaps_any(used: &std::collections::BTreeSet<u32>, base: u32) -> bool {
     let lo = base.saturating_sub(RANGE_SIZE - 1);
-    used.range(lo..base.saturating_add(RANGE_SIZE)).next().is_some()
+    used.range(lo..base.saturating_add(RANGE_SIZE))
+        .next()
+        .is_some()
 }
 
 /// Give the zone's range back to the pool (nothing to do when it has none).
@@ -232,10 +234,8 @@ mod tests {
     use super::*;
 
     fn store(tag: &str) -> (Store, PathBuf) {
-        let dir = std::env::temp_dir().join(format!(
-            "runz-test-idrange-{tag}-{}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("runz-test-idrange-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         (Store::open(Some(&dir)).unwrap(), dir)
@@ -300,14 +300,20 @@ mod tests {
         assert_eq!(allocate(&s, "1", "a").unwrap().base, 200000);
         assert_eq!(allocate(&s, "2", "b").unwrap().base, 265536);
         let err = allocate(&s, "3", "c").unwrap_err().to_string();
-        assert!(err.contains("zone 'c'") && err.contains("exhausted"), "{err}");
+        assert!(
+            err.contains("zone 'c'") && err.contains("exhausted"),
+            "{err}"
+        );
         fs::write(
             s.config_dir().join("zones.conf"),
             "userns_pool_size = 1000\n",
         )
         .unwrap();
         let err = allocate(&s, "3", "c").unwrap_err().to_string();
-        assert!(err.contains("userns_pool_size") && err.contains("65536"), "{err}");
+        assert!(
+            err.contains("userns_pool_size") && err.contains("65536"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -249,8 +249,14 @@ mod tests {
         let base = 1_000_000_000;
         shift(&zp, &root, base).unwrap();
         let m = fs::symlink_metadata(root.join("bin/su")).unwrap();
-        assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (base, base + 5, 0o4755));
-        assert_eq!(fs::symlink_metadata(root.join("bin/link")).unwrap().uid(), base);
+        assert_eq!(
+            (m.uid(), m.gid(), m.mode() & 0o7777),
+            (base, base + 5, 0o4755)
+        );
+        assert_eq!(
+            fs::symlink_metadata(root.join("bin/link")).unwrap().uid(),
+            base
+        );
         assert_eq!(recorded(&zp), base);
         // Again: nothing moves twice.
         shift(&zp, &root, base).unwrap();

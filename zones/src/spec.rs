@@ -191,6 +191,8 @@ pub fn zone_spec(zone: &Zone, opts: &SpecOptions) -> Result<Spec, SpecError> {
     res.set_devices(Some(device_rules(rules)));
     linux.set_resources(Some(res));
     linux.set_seccomp(Some(default_seccomp()));
+    linux.set_masked_paths(Some(MASKED_PATHS.iter().map(|p| p.to_string()).collect()));
+    linux.set_readonly_paths(Some(READONLY_PATHS.iter().map(|p| p.to_string()).collect()));
     spec.set_linux(Some(linux));
     let mut ann = std::collections::HashMap::new();
     ann.insert("org.zones.name".to_string(), zone.zonename.clone());
@@ -656,6 +658,32 @@ pub fn default_seccomp() -> LinuxSeccomp {
     }))
     .expect("the built-in profile is valid")
 }
+
+/// Kernel interfaces hidden from every zone (an empty file or directory over them): the
+/// host's memory, keys, timers, hardware and firmware.
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Kernel interfaces a zone may read but not change: host-wide sysctls, interrupts, the
+/// magic SysRq key.
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 /// Where a zone's bundle lives: its zonepath (under `altroot`).
 pub fn bundle_dir(altroot: &Path, zonepath: &Path) -> PathBuf {

@@ -48,23 +48,8 @@ const DANGEROUS: &[(&str, &str)] = &[
 /// Host paths whose sharing with a zone hands it the host: the zone would see or change the
 /// host's configuration, devices, kernel interfaces, boot files, other users or zones.
 pub const SENSITIVE_PATHS: &[&str] = &[
-    "/",
-    "/bin",
-    "/boot",
-    "/dev",
-    "/etc",
-    "/home",
-    "/lib",
-    "/lib64",
-    "/proc",
-    "/root",
-    "/run",
-    "/sbin",
-    "/sys",
-    "/usr",
-    "/var/lib",
-    "/var/log",
-    "/var/run",
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/proc", "/root", "/run",
+    "/sbin", "/sys", "/usr", "/var/lib", "/var/log", "/var/run",
 ];
 
 /// The warnings for `zone` (empty: every default is in force). `store_dirs` are host paths
@@ -287,10 +272,19 @@ mod tests {
     fn limitpriv_all_names_what_it_adds() {
         let w = limitpriv_warnings(Some("all"));
         assert!(w[0].starts_with("limitpriv=all (every privilege"), "{w:?}");
-        assert!(w[1].contains("CAP_BPF") && w[1].contains("CAP_SYS_TIME"), "{w:?}");
+        assert!(
+            w[1].contains("CAP_BPF") && w[1].contains("CAP_SYS_TIME"),
+            "{w:?}"
+        );
         // An addition that is not dangerous still warns, once.
         let w = limitpriv_warnings(Some("default,cap_audit_read"));
-        assert_eq!(w, vec!["limitpriv=default,cap_audit_read: adds CAP_AUDIT_READ beyond the default set".to_string()]);
+        assert_eq!(
+            w,
+            vec![
+                "limitpriv=default,cap_audit_read: adds CAP_AUDIT_READ beyond the default set"
+                    .to_string()
+            ]
+        );
         assert!(limitpriv_warnings(Some("default")).is_empty());
     }
 
