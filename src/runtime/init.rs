@@ -61,22 +61,11 @@ pub fn child_main(ctx: &InitContext) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-fn has_sysfs_mount(spec: &oci_spec::runtime::Spec) -> bool {
-    spec.mounts()
-        .as_deref()
-        .unwrap_or(&[])
-        .iter()
-        .any(|m| m.typ().as_deref() == Some("sysfs"))
-}
-
 fn intermediate(ctx: &InitContext) -> Result<(), String> {
     ctx.channel.expect(&Msg::Go)?;
     let spec = ctx.spec;
     namespaces::join(ctx.joins, &[]).map_err(|e| e.to_string())?;
     if super::spec::new_namespace(spec, Ns::User) {
-        if ctx.joins.iter().any(|j| j.typ == Ns::Network) && has_sysfs_mount(spec) {
-            super::netsysfs::premake().map_err(|e| format!("sysfs of the joined netns: {e}"))?;
-        }
         namespaces::unshare_new(CloneFlags::CLONE_NEWUSER).map_err(|e| e.to_string())?;
         // The parent writes our maps from outside the namespace.
         ctx.channel

@@ -22,7 +22,6 @@ pub mod idmap;
 pub mod init;
 pub mod mounts;
 pub mod namespaces;
-pub mod netsysfs;
 pub mod process;
 pub mod rlimits;
 pub mod rootfs;

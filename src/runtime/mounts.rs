@@ -621,24 +621,6 @@ pub fn mount_one(ctx: &MountContext<'_>, m: &Mount) -> Result<(), MountError> {
             Err(MountError::Mount {
                 source: Errno::EPERM | Errno::EBUSY,
                 ..
-            }) if ctx.in_user_ns => match crate::runtime::netsysfs::take() {
-                // The joined netns's own sysfs, made before the user namespace.
-                Some(tree) => {
-                    let target = open_in_root(ctx.root, dest, Some(NodeKind::Dir))?;
-                    crate::runtime::netsysfs::attach(&tree, target.fd.as_fd()).map_err(|source| {
-                        mount_err("sysfs".into(), dest, "sysfs", opts.flags, "", source)
-                    })
-                }
-                None => {
-                    let mut o = opts.clone();
-                    o.flags |= MsFlags::MS_BIND | MsFlags::MS_REC;
-                    o.rbind = true;
-                    bind_from(ctx, dest, Path::new("/sys"), &o)
-                }
-            },
-            Err(MountError::Mount {
-                source: Errno::EPERM | Errno::EBUSY,
-                ..
             }) => {
                 // A userns without its own netns may not mount sysfs: rbind the host's /sys
                 // (as runc).

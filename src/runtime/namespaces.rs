@@ -76,34 +76,15 @@ pub fn open_joins(namespaces: &[LinuxNamespace]) -> Result<Vec<ToJoin>, Namespac
     Ok(joins)
 }
 
-/// Join the namespaces opened by [`open_joins`], except those in `skip`. With a user
-/// namespace among them, the others are tried first: one owned by an ancestor of that user
-/// namespace (a zone's network namespace, made by the host) can only be joined with the
-/// privileges held before entering it. Those refused then (EPERM: owned by the user
-/// namespace, and the caller unprivileged outside it) are joined after it.
+/// Join the namespaces opened by [`open_joins`], except those in `skip`.
 pub fn join(joins: &[ToJoin], skip: &[LinuxNamespaceType]) -> Result<(), NamespaceError> {
-    let wanted = || joins.iter().filter(|j| !skip.contains(&j.typ));
-    let set = |j: &ToJoin| {
+    for j in joins.iter().filter(|j| !skip.contains(&j.typ)) {
         setns(j.fd.as_fd(), flag(j.typ)).map_err(|errno| NamespaceError::Join {
             typ: j.typ.to_string(),
             errno,
-        })
-    };
-    let Some(user) = wanted().find(|j| j.typ == LinuxNamespaceType::User) else {
-        return wanted().try_for_each(set);
-    };
-    let mut later = Vec::new();
-    for j in wanted().filter(|j| j.typ != LinuxNamespaceType::User) {
-        match set(j) {
-            Err(NamespaceError::Join {
-                errno: nix::Error::EPERM,
-                ..
-            }) => later.push(j),
-            other => other?,
-        }
+        })?;
     }
-    set(user)?;
-    later.into_iter().try_for_each(set)
+    Ok(())
 }
 
 /// Unshare the given new namespaces.
