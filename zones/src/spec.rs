@@ -894,6 +894,48 @@ mod tests {
     }
 
     #[test]
+    fn a_zone_with_a_range_gets_a_user_namespace_and_masked_paths() {
+        let mut o = opts();
+        o.userns = Some(1_000_065_536);
+        let s = zone_spec(&zone(), &o).unwrap();
+        let l = s.linux().as_ref().unwrap();
+        let ns = l.namespaces().clone().unwrap();
+        assert_eq!(ns[0].typ(), LinuxNamespaceType::User, "user first");
+        assert!(ns.iter().all(|n| n.path().is_none()), "all new: {ns:?}");
+        for maps in [l.uid_mappings(), l.gid_mappings()] {
+            let m = &maps.as_ref().unwrap()[0];
+            assert_eq!(
+                (m.container_id(), m.host_id(), m.size()),
+                (0, 1_000_065_536, 65536)
+            );
+        }
+        assert!(l
+            .masked_paths()
+            .as_ref()
+            .unwrap()
+            .contains(&"/proc/kcore".to_string()));
+        assert!(l
+            .readonly_paths()
+            .as_ref()
+            .unwrap()
+            .contains(&"/proc/sysrq-trigger".to_string()));
+        // Without a range: no user namespace, no mappings.
+        let s = zone_spec(&zone(), &opts()).unwrap();
+        let l = s.linux().as_ref().unwrap();
+        assert!(!l
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|n| n.typ() == LinuxNamespaceType::User));
+        assert!(l.uid_mappings().is_none());
+        let mut z = zone();
+        assert!(wants_userns(&z));
+        z.set_global("userns", &Value::simple("false")).unwrap();
+        assert!(!wants_userns(&z));
+    }
+
+    #[test]
     fn the_default_seccomp_profile_parses() {
         let s = default_seccomp();
         assert_eq!(s.syscalls().as_ref().unwrap()[0].names().len(), 34);
