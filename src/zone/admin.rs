@@ -175,7 +175,7 @@ pub fn install_image(store: &Store, name: &str, image: &str) -> Result<()> {
         Ok(())
     })();
     if let Err(e) = made {
-        let _ = zones::idrange::free(store, &zone.uuid);
+        let _ = zones::idrange::free(store, &zones::idrange::key(&zone));
         let _ = zones::storage::destroy(&host);
         let _ = remove_zone_files(&host);
         store.set_state(&lock, ZoneState::Configured)?;
@@ -192,7 +192,7 @@ pub fn uninstall(store: &Store, name: &str) -> Result<()> {
     store.set_state(&lock, ZoneState::Incomplete)?;
     let host = engine::zonepath(store, &zone)?;
     remove_zone_files(&host)?;
-    zones::idrange::free(store, &zone.uuid).map_err(engine::EngineError::from)?;
+    zones::idrange::free(store, &zones::idrange::key(&zone)).map_err(engine::EngineError::from)?;
     store.set_state(&lock, t.to.unwrap_or(ZoneState::Configured))?;
     Ok(())
 }
@@ -347,7 +347,7 @@ pub fn clone(store: &Store, name: &str, source: &str) -> Result<()> {
         Ok(())
     })();
     if let Err(e) = made {
-        let _ = zones::idrange::free(store, &zone.uuid);
+        let _ = zones::idrange::free(store, &zones::idrange::key(&zone));
         let _ = remove_zone_files(&host);
         store.set_state(&lock, ZoneState::Configured)?;
         return Err(e);
@@ -405,7 +405,7 @@ pub fn detach(store: &Store, name: &str) -> Result<()> {
     let json = serde_json::to_vec_pretty(&zone).map_err(|e| zerr(name, e))?;
     zones::store::write_atomic(&host, "SUNWdetached.json", &json)?;
     // The files keep their owners (and `idshift` says which); attach takes a range again.
-    zones::idrange::free(store, &zone.uuid).map_err(engine::EngineError::from)?;
+    zones::idrange::free(store, &zones::idrange::key(&zone)).map_err(engine::EngineError::from)?;
     store.set_state(&lock, t.to.unwrap_or(ZoneState::Configured))?;
     Ok(())
 }

@@ -61,7 +61,7 @@ fn app_process(bundle: &Path) -> Option<AppProcess> {
 /// at install and before each boot, with the zone's root not mounted.
 pub fn id_range(store: &Store, zone: &Zone) -> Result<Option<u32>, EngineError> {
     let base = if zones::spec::wants_userns(zone) {
-        Some(zones::idrange::allocate(store, &zone.uuid, &zone.zonename)?.base)
+        Some(zones::idrange::allocate(store, &zones::idrange::key(zone), &zone.zonename)?.base)
     } else {
         None
     };

@@ -174,6 +174,16 @@ fn write(store: &Store, table: &Table) -> Result<(), IdRangeError> {
     Ok(crate::store::write_atomic(store.config_dir(), FILE, &json)?)
 }
 
+/// The key of `zone`'s range: its uuid (which survives a rename), or its name for a zone
+/// without one.
+pub fn key(zone: &crate::model::Zone) -> String {
+    if zone.uuid.is_empty() {
+        format!("name:{}", zone.zonename)
+    } else {
+        zone.uuid.clone()
+    }
+}
+
 /// The range of the zone with `uuid`, if it has one.
 pub fn get(store: &Store, uuid: &str) -> Result<Option<Range>, IdRangeError> {
     Ok(read(store)?.ranges.get(uuid).cloned())
