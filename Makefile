@@ -22,10 +22,10 @@ BASHDIR := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 ZSHDIR := $(DESTDIR)$(PREFIX)/share/zsh/site-functions
 FISHDIR := $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 
-BINS := runz zoneadm zlogin zonecfg imgadm
+BINS := runz zoneadm zlogin zonecfg imgadm dladm zonestat
 # Commands whose man page and completions are generated from their clap definitions
 # (zonecfg parses its argv by hand: its page is docs/man/zonecfg.1).
-CLAP_BINS := runz zoneadm zlogin imgadm
+CLAP_BINS := runz zoneadm zlogin imgadm dladm zonestat
 
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 ifeq ($(BUILD),debug)
@@ -36,13 +36,22 @@ CARGO_FLAGS := --release
 TARGET := $(TARGET_DIR)/release
 endif
 GEN := $(TARGET)/generated
+# mdata-get runs inside zones, which have no host libraries: linked statically, in its own
+# target directory (the flag must not reach the other binaries). Installed beside zoneadm,
+# where zone supervisors look for it.
+MDATA_DIR := $(TARGET_DIR)/mdata-static
+MDATA := $(MDATA_DIR)/$(if $(filter debug,$(BUILD)),debug,release)/mdata-get
 
-.PHONY: all build generate install install-service test bench clean
+.PHONY: all build mdata generate install install-service test bench clean
 
 all: build
 
-build:
+build: mdata
 	$(CARGO) build $(CARGO_FLAGS) --bins -p zones-linux
+
+mdata:
+	$(CARGO) rustc $(CARGO_FLAGS) --quiet -p zones-mdata --bin mdata-get \
+		--target-dir $(MDATA_DIR) -- -C target-feature=+crt-static
 
 generate:
 	$(CARGO) run $(CARGO_FLAGS) --quiet -p zones-gen -- $(GEN) >/dev/null
@@ -50,6 +59,7 @@ generate:
 install: build generate
 	install -d $(BINDIR) $(MANDIR) $(BASHDIR) $(ZSHDIR) $(FISHDIR)
 	for b in $(BINS); do install -m 0755 $(TARGET)/$$b $(BINDIR)/$$b || exit 1; done
+	install -m 0755 $(MDATA) $(BINDIR)/mdata-get
 	for b in $(CLAP_BINS); do \
 		install -m 0644 $(GEN)/man/man1/$$b.1 $(MANDIR)/$$b.1 && \
 		install -m 0644 $(GEN)/completions/bash/$$b $(BASHDIR)/$$b && \

@@ -7,11 +7,13 @@
 set -euo pipefail
 
 PACKAGES=(
+    apache2-utils    # htpasswd -B: the bcrypt password file of the test registry (tests/images.rs)
     bsdutils         # script(1): a pty for `ctr task exec -t` / `podman exec -t` (integration/)
     busybox-static   # the test and demo rootfs (scripts/mk-rootfs.sh)
     ca-certificates  # cargo fetching crates over https on a fresh machine
     conmon           # podman's container monitor: runs `runz create` and `runz exec`
     containerd       # integration/containerd.sh: private containerd, ctr, containerd-shim-runc-v2
+    docker-registry  # a local OCI distribution registry for the imgadm pull tests (tests/images.rs)
     iproute2         # network tests compare against `ip` output
     libc6-dev        # static glibc (libc.a): tests/escape.rs builds its in-zone probe with crt-static
     make             # make install (tests/provisioning.rs installs into a temp prefix)

@@ -1,9 +1,13 @@
 //! Images and copy-on-write zone storage through the real binaries: `imgadm import` by every
-//! route (OCI layout, oci-archive, docker-archive, rootfs tarball), bad archives that change
-//! nothing, and zones installed from an image (overlay and dir) that boot, keep their
-//! changes to themselves, and leave no mount behind.
+//! route (OCI layout, oci-archive, docker-archive, rootfs tarball, a local registry), bad
+//! archives and bad registries that change nothing, `imgadm create` from a halted zone, and
+//! zones installed from an image (overlay and dir) that boot, keep their changes to
+//! themselves, and leave no mount behind.
 
 mod common;
+#[allow(dead_code)]
+#[path = "common/registry.rs"]
+mod registry;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -64,6 +68,24 @@ impl Host {
 
     fn zonepath(&self, zone: &str) -> PathBuf {
         self.root.join("zones").join(zone)
+    }
+
+    /// Install `zone` from `image`, boot it, and return what it says its hostname and
+    /// /etc/route are ("none" without one); halted and uninstalled again.
+    fn boot_from(&self, zone: &str, image: &str) -> String {
+        self.configure(zone, "");
+        self.ok("zoneadm", &["-z", zone, "install", "-i", image]);
+        self.ok("zoneadm", &["-z", zone, "boot"]);
+        let out = self.ok(
+            "zlogin",
+            &[
+                zone,
+                "hostname; cat /etc/route 2>/dev/null || echo -n none; echo",
+            ],
+        );
+        self.ok("zoneadm", &["-z", zone, "halt"]);
+        self.ok("zoneadm", &["-z", zone, "uninstall", "-F"]);
+        out
     }
 
     fn configure(&self, zone: &str, extra: &str) {
@@ -182,6 +204,19 @@ fn imgadm_imports_by_every_route() {
     assert!(lines
         .iter()
         .any(|l| l.starts_with(short) && l.contains("docker-archive")));
+    // A zone from each: installed, booted, its files the image's.
+    for (i, (name, route)) in [
+        ("test/busybox:layout", "layout"),
+        ("test/busybox:ociar", "oci-archive"),
+        ("test/busybox:docker", "docker-archive"),
+        ("plain", "none"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let zone = format!("r{i}");
+        assert_eq!(h.boot_from(&zone, name), format!("{zone}\n{route}\n"));
+    }
     // Re-import: refused.
     let e = h.fails("imgadm", &["import", layout.to_str().unwrap()]);
     assert!(e.contains("already imported"), "{e}");
@@ -253,6 +288,24 @@ fn bad_archives_are_refused_and_change_nothing() {
     let name = format!("up/runz-test-escaped-{}", std::process::id());
     evil.append_data(&mut hd, &name, &b"x"[..]).unwrap();
     build::write_oci_layout(&[evil.into_inner().unwrap()], &viasym, "viasym", &cfg()).unwrap();
+    // A layer of a media type nobody knows (the manifest rewritten, its digest updated).
+    let weird = h.root.join("weird");
+    build::write_oci_layout(&h.layers("weird"), &weird, "weird", &cfg()).unwrap();
+    let mut m: Value =
+        serde_json::from_slice(&registry::read_blob(&weird, &manifest_digest(&weird))).unwrap();
+    m["layers"][0]["mediaType"] = "application/vnd.example.layer.v9+brotli".into();
+    let data = serde_json::to_vec(&m).unwrap();
+    let d = zones::image::digest::Digest::of_bytes(&data);
+    fs::write(weird.join("blobs/sha256").join(d.hex()), &data).unwrap();
+    let mut index: Value =
+        serde_json::from_slice(&fs::read(weird.join("index.json")).unwrap()).unwrap();
+    index["manifests"][0]["digest"] = d.to_string().into();
+    index["manifests"][0]["size"] = data.len().into();
+    fs::write(
+        weird.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
     // Not an image.
     let junk = h.root.join("junk.tar");
     fs::write(&junk, raw_tar("hello.txt", b"hi")).unwrap();
@@ -263,6 +316,11 @@ fn bad_archives_are_refused_and_change_nothing() {
         (&dotdot, true, "'..' component leaves the image root"),
         (&viasym, false, "goes through the symlink 'up'"),
         (&junk, false, "neither an OCI image layout"),
+        (
+            &weird,
+            false,
+            "unknown media type 'application/vnd.example.layer.v9+brotli'",
+        ),
     ] {
         let mut args = vec!["import"];
         if rootfs {
@@ -426,4 +484,433 @@ fn app_zone_gets_the_image_config_and_bad_installs_change_nothing() {
     assert!(e.contains("zfs backend is not available"), "{e}");
     assert_eq!(h.state("zf"), "configured");
     assert!(!h.zonepath("zf").exists());
+}
+
+/// The images of the registry tests: a two-layer busybox image (the second layer zstd) in an
+/// OCI layout, with `route` in /etc/route.
+fn registry_layout(h: &Host, route: &str) -> PathBuf {
+    let layout = h.root.join(format!("layout-{route}"));
+    let mut layers = h.layers(route).into_iter();
+    let layers = [
+        (
+            layers.next().unwrap(),
+            zones::image::layer::Compression::Gzip,
+        ),
+        (
+            layers.next().unwrap(),
+            zones::image::layer::Compression::Zstd,
+        ),
+    ];
+    build::write_oci_layout_with(&layers, &layout, route, &cfg()).unwrap();
+    layout
+}
+
+fn manifest_digest(layout: &Path) -> String {
+    let index: Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn registry_pull_installs_and_boots() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("pull");
+    let reg = registry::LocalRegistry::start("pull", None);
+    let v1 = registry_layout(&h, "registry");
+    let v1_digest = registry::push_layout(&reg, &v1, "runz-test/busybox", "v1");
+    // A multi-platform index: an arm64 manifest first, then amd64 (another image).
+    let multi = registry_layout(&h, "multi");
+    let amd64 = registry::push_layout(&reg, &multi, "runz-test/busybox", "amd64-only");
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": v1_digest,
+             "size": registry::read_blob(&v1, &v1_digest).len(),
+             "platform": {"os": "linux", "architecture": "arm64"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": amd64,
+             "size": registry::read_blob(&multi, &amd64).len(),
+             "platform": {"os": "linux", "architecture": "amd64"}},
+        ],
+    }))
+    .unwrap();
+    registry::put_manifest(&reg, "runz-test/busybox", "multi", &index);
+
+    // Without --insecure it speaks https to a plain-http registry: a clear error.
+    let reference = format!("docker://{}/runz-test/busybox:v1", reg.addr);
+    let e = h.fails("imgadm", &["import", &reference]);
+    assert!(e.contains("--insecure") && e.contains(&reg.addr), "{e}");
+
+    let out = h.cmd("imgadm", &["import", "--insecure", &reference]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with(&format!(
+            "Imported image {}/runz-test/busybox:v1 (",
+            reg.addr
+        )),
+        "{stdout}"
+    );
+    // stderr is not a terminal here: no progress bars.
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = &h.images()[0];
+    assert_eq!(m["source"], "registry");
+    assert_eq!(m["id"], v1_digest.trim_start_matches("sha256:"));
+    assert_eq!(m["origin"], reference);
+    assert_eq!(m["config"]["env"][1], "IMAGE=busybox");
+    assert_eq!(m["config"]["workdir"], "/tmp");
+    assert_eq!(m["layers"].as_array().unwrap().len(), 2);
+    let rootfs = h.image_dir().join(m["id"].as_str().unwrap()).join("rootfs");
+    assert!(rootfs.join("bin/busybox").is_file());
+    assert_eq!(
+        fs::read_to_string(rootfs.join("etc/route")).unwrap(),
+        "registry"
+    );
+
+    // The index resolves to the amd64 manifest.
+    let multi_ref = format!("docker://{}/runz-test/busybox:multi", reg.addr);
+    h.ok(
+        "imgadm",
+        &["import", "--insecure", "--name", "multi", &multi_ref],
+    );
+    let got: Value = serde_json::from_str(&h.ok("imgadm", &["get", "multi"])).unwrap();
+    assert_eq!(got["id"], amd64.trim_start_matches("sha256:"));
+    // By digest: the same image, already imported.
+    let by_digest = format!("docker://{}/runz-test/busybox@{amd64}", reg.addr);
+    let e = h.fails("imgadm", &["import", "--insecure", &by_digest]);
+    assert!(e.contains("already imported (as 'multi')"), "{e}");
+
+    // Zones from both pulls boot with the image's files.
+    assert_eq!(
+        h.boot_from("p1", &format!("{}/runz-test/busybox:v1", reg.addr)),
+        "p1\nregistry\n"
+    );
+    assert_eq!(h.boot_from("p2", "multi"), "p2\nmulti\n");
+    assert!(h.leftovers().is_empty(), "{:?}", h.leftovers());
+}
+
+#[test]
+fn registry_auth_basic_and_bearer() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("auth");
+    let layout = registry_layout(&h, "auth");
+    // Basic: the registry's htpasswd auth.
+    let reg = registry::LocalRegistry::start("auth", Some("runz:s3cret"));
+    registry::push_layout(&reg, &layout, "private/busybox", "v1");
+    let reference = format!("docker://{}/private/busybox:v1", reg.addr);
+    let e = h.fails("imgadm", &["import", "--insecure", &reference]);
+    assert!(
+        e.contains("not authorized") && e.contains("--creds USER:PASSWORD"),
+        "{e}"
+    );
+    let e = h.fails(
+        "imgadm",
+        &["import", "--insecure", "--creds", "runz:wrong", &reference],
+    );
+    assert!(e.contains("refused these credentials"), "{e}");
+    assert!(h.images().is_empty());
+    assert!(h.leftovers().is_empty(), "{:?}", h.leftovers());
+    // The credentials from the environment.
+    let out = std::process::Command::new(common::zonehost::bin("imgadm"))
+        .arg("-R")
+        .arg(&h.root)
+        .args(["import", "--insecure", "--name", "basic", &reference])
+        .env("IMGADM_CREDS", "runz:s3cret")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let rootfs = h
+        .image_dir()
+        .join(manifest_digest(&layout).trim_start_matches("sha256:"));
+    assert_eq!(
+        fs::read_to_string(rootfs.join("rootfs/etc/route")).unwrap(),
+        "auth"
+    );
+    h.ok("imgadm", &["delete", "basic"]);
+
+    // Bearer: a registry that sends clients to a token endpoint (served by the same fake).
+    let token_layout = layout.clone();
+    let fake = registry::FakeRegistry::start(move |req| {
+        if req.path.starts_with("/token?") {
+            return if req.headers.get("authorization").map(String::as_str)
+                == Some("Basic cnVuejpzM2NyZXQ=")
+            {
+                registry::Answer::new(200, br#"{"token":"tok-123"}"#.to_vec())
+            } else {
+                registry::Answer::new(401, b"{}".to_vec())
+            };
+        }
+        if req.headers.get("authorization").map(String::as_str) != Some("Bearer tok-123") {
+            let host = req.headers.get("host").cloned().unwrap_or_default();
+            return registry::Answer::new(401, br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#.to_vec())
+                .header(
+                    "WWW-Authenticate",
+                    &format!(r#"Bearer realm="http://{host}/token",service="runz-test",scope="repository:team/busybox:pull""#),
+                );
+        }
+        registry::serve_layout(&token_layout, "team/busybox", "v2", req)
+    });
+    let reference = format!("docker://{}/team/busybox:v2", fake.addr);
+    let e = h.fails("imgadm", &["import", "--insecure", &reference]);
+    assert!(e.contains("token endpoint") && e.contains("401"), "{e}");
+    h.ok(
+        "imgadm",
+        &["import", "--insecure", "--creds", "runz:s3cret", &reference],
+    );
+    assert_eq!(
+        fs::read_to_string(rootfs.join("rootfs/etc/route")).unwrap(),
+        "auth"
+    );
+    let seen = fake.seen.lock().unwrap().clone();
+    let token_req = seen
+        .iter()
+        .rev()
+        .find(|r| r.path.starts_with("/token?"))
+        .unwrap();
+    assert_eq!(
+        token_req.path,
+        "/token?scope=repository%3Ateam%2Fbusybox%3Apull&service=runz-test"
+    );
+    assert!(h.leftovers().is_empty(), "{:?}", h.leftovers());
+}
+
+#[test]
+fn bad_registry_answers_change_nothing() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("badreg");
+    let reg = registry::LocalRegistry::start("badreg", None);
+    let good = registry_layout(&h, "good");
+    registry::push_layout(&reg, &good, "ok/busybox", "v1");
+    h.ok(
+        "imgadm",
+        &[
+            "import",
+            "--insecure",
+            &format!("docker://{}/ok/busybox:v1", reg.addr),
+        ],
+    );
+    let before = h.images();
+
+    // A layer whose blob in the registry's storage was changed behind its back.
+    let corrupt = registry_layout(&h, "corrupt");
+    registry::push_layout(&reg, &corrupt, "bad/corrupt", "v1");
+    let m: Value =
+        serde_json::from_slice(&registry::read_blob(&corrupt, &manifest_digest(&corrupt))).unwrap();
+    let big = m["layers"][1]["digest"].as_str().unwrap();
+    let file = reg.blob_file(big);
+    let mut data = fs::read(&file).unwrap();
+    let mid = data.len() / 2;
+    data[mid] ^= 0xff;
+    fs::write(&file, data).unwrap();
+    // A manifest whose layer has a media type nobody knows.
+    let weird = registry_layout(&h, "weird");
+    registry::push_layout(&reg, &weird, "bad/weird", "v0");
+    let mut wm: Value =
+        serde_json::from_slice(&registry::read_blob(&weird, &manifest_digest(&weird))).unwrap();
+    wm["layers"][1]["mediaType"] = "application/vnd.example.layer.v9+brotli".into();
+    registry::put_manifest(&reg, "bad/weird", "v1", &serde_json::to_vec(&wm).unwrap());
+    // A registry that cuts a layer short (announces more than it sends).
+    let cut_layout = registry_layout(&h, "cut");
+    let cm: Value = serde_json::from_slice(&registry::read_blob(
+        &cut_layout,
+        &manifest_digest(&cut_layout),
+    ))
+    .unwrap();
+    let cut_blob = format!(
+        "/v2/bad/cut/blobs/{}",
+        cm["layers"][0]["digest"].as_str().unwrap()
+    );
+    let served = cut_layout.clone();
+    let fake = registry::FakeRegistry::start(move |req| {
+        let mut a = registry::serve_layout(&served, "bad/cut", "v1", req);
+        if req.path == cut_blob {
+            a.claimed_len = Some(a.body.len());
+            a.body.truncate(a.body.len() / 3);
+        }
+        a
+    });
+
+    let at = |repo: &str| format!("docker://{}/{repo}", reg.addr);
+    for (reference, expect) in [
+        (
+            at("ok/busybox:nosuchtag"),
+            "404 not found (manifest unknown)",
+        ),
+        (at("no/such-repo:v1"), "404 not found"),
+        (at("bad/corrupt:v1"), "digest mismatch"),
+        (
+            at("bad/weird:v1"),
+            "unknown media type 'application/vnd.example.layer.v9+brotli'",
+        ),
+        (format!("docker://{}/bad/cut:v1", fake.addr), "truncated"),
+        (format!("docker://{}/ok/busybox:v1", fake.addr), "404"),
+        (at("Bad/Name:v1"), "lowercase"),
+    ] {
+        let e = h.fails("imgadm", &["import", "--insecure", &reference]);
+        assert!(
+            e.contains(expect),
+            "{reference}: expected '{expect}' in: {e}"
+        );
+        assert_eq!(h.images(), before, "{reference}: the store changed");
+        assert!(h.leftovers().is_empty(), "{reference}: {:?}", h.leftovers());
+    }
+}
+
+#[test]
+fn imgadm_create_makes_an_image_of_a_halted_zone() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("create");
+    let layout = h.root.join("layout");
+    build::write_oci_layout(&h.layers("create"), &layout, "base", &cfg()).unwrap();
+    h.ok("imgadm", &["import", layout.to_str().unwrap()]);
+    h.configure("src", "");
+    h.ok("zoneadm", &["-z", "src", "install", "-i", "base"]);
+    h.ok("zoneadm", &["-z", "src", "boot"]);
+    h.ok(
+        "zlogin",
+        &["src", "echo made-in-src > /root/made; rm /etc/route"],
+    );
+    let out = h.root.join("src-image.tar");
+    // Running: refused, nothing written.
+    let e = h.fails("imgadm", &["create", "src", "-o", out.to_str().unwrap()]);
+    assert!(
+        e.contains("zone src is running") && e.contains("halt"),
+        "{e}"
+    );
+    assert!(!out.exists());
+    h.ok(
+        "zlogin",
+        &["src", "ln /root/made /root/made-link; mkfifo /root/fifo"],
+    );
+    h.ok("zoneadm", &["-z", "src", "halt"]);
+    // A socket left behind in the zone's files: not archived, not an error.
+    let _sock =
+        std::os::unix::net::UnixListener::bind(h.zonepath("src").join("upper/root/sock")).unwrap();
+    let e = h.fails("imgadm", &["create", "nosuch", "-o", out.to_str().unwrap()]);
+    assert!(e.contains("nosuch"), "{e}");
+    let nodir = h.root.join("no-such-dir/x.tar");
+    let e = h.fails("imgadm", &["create", "src", "-o", nodir.to_str().unwrap()]);
+    assert!(e.contains("no-such-dir is not a directory"), "{e}");
+    assert!(!nodir.parent().unwrap().exists());
+    assert!(common::mounts_under(&h.root).is_empty());
+
+    let said = h.ok(
+        "imgadm",
+        &[
+            "create",
+            "src",
+            "-o",
+            out.to_str().unwrap(),
+            "--name",
+            "from-src",
+        ],
+    );
+    assert!(said.contains("Created image of zone src"), "{said}");
+    // The zone's storage is unmounted again and nothing is left beside the archive.
+    assert!(
+        common::mounts_under(&h.root).is_empty(),
+        "{:?}",
+        common::mounts_under(&h.root)
+    );
+    let beside: Vec<String> = fs::read_dir(&h.root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(beside.is_empty(), "{beside:?}");
+
+    let imported = h.ok("imgadm", &["import", out.to_str().unwrap()]);
+    assert!(
+        imported.starts_with("Imported image from-src ("),
+        "{imported}"
+    );
+    let m: Value = serde_json::from_str(&h.ok("imgadm", &["get", "from-src"])).unwrap();
+    assert_eq!(m["source"], "oci-archive");
+    // The configuration of the image the zone came from is kept.
+    assert_eq!(m["config"]["env"][1], "IMAGE=busybox");
+    h.configure("copy", "");
+    h.ok("zoneadm", &["-z", "copy", "install", "-i", "from-src"]);
+    h.ok("zoneadm", &["-z", "copy", "boot"]);
+    assert_eq!(h.ok("zlogin", &["copy", "cat /root/made"]), "made-in-src\n");
+    assert_eq!(
+        h.ok(
+            "zlogin",
+            &[
+                "copy",
+                "stat -c %h /root/made; test -p /root/fifo && test ! -e /root/sock && echo ok"
+            ]
+        ),
+        "2\nok\n"
+    );
+    assert!(!h
+        .cmd("zlogin", &["copy", "test -e /etc/route"])
+        .status
+        .success());
+    h.ok("zoneadm", &["-z", "copy", "halt"]);
+    // The source image is in use by src, the new one by copy.
+    let e = h.fails("imgadm", &["delete", "from-src"]);
+    assert!(e.contains("used by zone(s): copy"), "{e}");
+}
+
+#[test]
+fn app_zone_runs_as_the_image_user() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("appuser");
+    for (name, user) in [("as-zone", "zone"), ("as-ghost", "ghost")] {
+        let layout = h.root.join(name);
+        let cfg = ImageConfig {
+            entrypoint: vec!["/bin/sleep".into()],
+            cmd: vec!["1000".into()],
+            env: vec!["PATH=/bin:/sbin".into(), "IMAGE=busybox".into()],
+            workdir: Some("/tmp".into()),
+            user: Some(user.into()),
+        };
+        build::write_oci_layout(&h.layers(name), &layout, name, &cfg).unwrap();
+        h.ok("imgadm", &["import", layout.to_str().unwrap()]);
+    }
+    h.configure("au", "; set brand=app");
+    h.ok("zoneadm", &["-z", "au", "install", "-i", "as-zone"]);
+    h.ok("zoneadm", &["-z", "au", "boot"]);
+    let out = h.ok(
+        "zlogin",
+        &[
+            "au",
+            "awk '/^Uid|^Gid/{print $2}' /proc/1/status; readlink /proc/1/cwd; \
+             tr '\\0' '\\n' </proc/1/environ | grep IMAGE; tr '\\0' ' ' </proc/1/cmdline",
+        ],
+    );
+    assert_eq!(out, "1000\n1000\n/tmp\nIMAGE=busybox\n/bin/sleep 1000 ");
+    h.ok("zoneadm", &["-z", "au", "halt"]);
+    // A user the image's /etc/passwd does not know: the boot fails and says so.
+    h.configure("ag", "; set brand=app");
+    h.ok("zoneadm", &["-z", "ag", "install", "-i", "as-ghost"]);
+    let e = h.fails("zoneadm", &["-z", "ag", "boot"]);
+    assert!(
+        e.contains("user 'ghost'") && e.contains("/etc/passwd"),
+        "{e}"
+    );
+    assert_eq!(h.state("ag"), "installed");
+    assert!(
+        common::mounts_under(&h.root).is_empty(),
+        "{:?}",
+        common::mounts_under(&h.root)
+    );
 }

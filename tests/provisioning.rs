@@ -252,17 +252,20 @@ fn make_install_puts_binaries_man_pages_and_completions_under_the_prefix() {
     assert!(status.success());
     let mut expect: Vec<String> = Vec::new();
     if has_make {
-        for b in ["runz", "zoneadm", "zlogin", "zonecfg", "imgadm"] {
+        for b in [
+            "runz", "zoneadm", "zlogin", "zonecfg", "imgadm", "dladm", "zonestat",
+        ] {
             expect.push(format!("bin/{b}"));
             expect.push(format!("share/man/man1/{b}.1"));
         }
-        for b in ["runz", "zoneadm", "zlogin", "imgadm"] {
+        expect.push("bin/mdata-get".into());
+        for b in ["runz", "zoneadm", "zlogin", "imgadm", "dladm", "zonestat"] {
             expect.push(format!("share/bash-completion/completions/{b}"));
             expect.push(format!("share/zsh/site-functions/_{b}"));
             expect.push(format!("share/fish/vendor_completions.d/{b}.fish"));
         }
     } else {
-        for b in ["runz", "zoneadm", "zlogin", "imgadm"] {
+        for b in ["runz", "zoneadm", "zlogin", "imgadm", "dladm", "zonestat"] {
             expect.push(format!("gen/man/man1/{b}.1"));
             expect.push(format!("gen/completions/bash/{b}"));
             expect.push(format!("gen/completions/zsh/_{b}"));
@@ -284,6 +287,15 @@ fn make_install_puts_binaries_man_pages_and_completions_under_the_prefix() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("lookup"));
         let page = std::fs::read_to_string(p("share/man/man1/zoneadm.1")).unwrap();
         assert!(page.contains("lookup"), "{page}");
+        assert!(page.contains("update") && page.contains("events"), "{page}");
+        // The installed mdata-get is static: it runs in a zone without host libraries.
+        let file = std::fs::read(p("bin/mdata-get")).unwrap();
+        assert!(file.starts_with(b"\x7fELF"));
+        let out = Command::new(p("bin/mdata-get"))
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
         let bash = std::fs::read_to_string(p("share/bash-completion/completions/zoneadm")).unwrap();
         assert!(bash.contains("boot\\-all") || bash.contains("boot-all"));
         // The host service, staged under DESTDIR: the unit calls the installed zoneadm.
@@ -435,4 +447,499 @@ fn a_provision_failing_at_boot_leaves_nothing() {
             .collect();
         assert!(left.is_empty(), "cgroups left: {left:?}");
     }
+}
+
+/// `mdata-get` linked statically (a busybox zone has no host libraries), built once per test
+/// process into its own target directory (what `make install` does too).
+fn static_mdata_get() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target = repo().join("target/mdata-static");
+            let status = Command::new(env!("CARGO"))
+                .current_dir(repo())
+                .args([
+                    "rustc",
+                    "--quiet",
+                    "-p",
+                    "zones-mdata",
+                    "--bin",
+                    "mdata-get",
+                ])
+                .arg("--target-dir")
+                .arg(&target)
+                .args(["--", "-C", "target-feature=+crt-static"])
+                .stdin(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success(), "building a static mdata-get failed");
+            target.join("debug/mdata-get")
+        })
+        .clone()
+}
+
+/// Host links made by a test (etherstubs), deleted on drop even when the test fails.
+/// Declared before the host, so it drops after the zones are halted.
+struct Links(Vec<String>);
+
+impl Drop for Links {
+    fn drop(&mut self) {
+        if let Ok(mut nl) = zones_net::Netlink::open() {
+            for l in &self.0 {
+                let _ = nl.delete_link(l);
+            }
+        }
+    }
+}
+
+fn link_exists(name: &str) -> bool {
+    zones_net::Netlink::open()
+        .unwrap()
+        .link(name)
+        .unwrap()
+        .is_some()
+}
+
+impl Host {
+    /// `zoneadm ARGS` with the static mdata-get for the zones it boots.
+    fn zoneadm_md(&self, args: &[&str]) -> Output {
+        Command::new(bin("zoneadm"))
+            .arg("-R")
+            .arg(&self.root)
+            .args(args)
+            .env("ZONES_CGROUP_PARENT", &self.cgroup_parent)
+            .env("ZONES_MDATA_GET", static_mdata_get())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// A link name unique to this test host, within IFNAMSIZ.
+    fn link(&self, suffix: &str) -> String {
+        let n = self
+            .root
+            .to_string_lossy()
+            .rsplit('-')
+            .next()
+            .unwrap()
+            .to_string();
+        let name = format!("rzt{}{n}{suffix}", std::process::id());
+        assert!(name.len() <= 15, "{name}");
+        name
+    }
+
+    /// The value of a memory-cap file of `zone`'s cgroup (v2 memory.max or v1
+    /// memory.limit_in_bytes), whichever hierarchy has it.
+    fn memory_cap(&self, zone: &str) -> u64 {
+        for parent in self.cgroup_parents() {
+            for f in ["memory.max", "memory.limit_in_bytes"] {
+                if let Ok(text) = std::fs::read_to_string(parent.join(zone).join(f)) {
+                    return text.trim().parse().unwrap();
+                }
+            }
+        }
+        panic!("no memory cgroup for {zone}");
+    }
+}
+
+#[test]
+fn provision_two_nics_with_caps_metadata_update_and_events() {
+    if !require_root() {
+        return;
+    }
+    let mut links = Links(Vec::new());
+    let h = Host::new("nics", true);
+    let (s1, s2) = (h.link("a"), h.link("b"));
+    links.0.extend([s1.clone(), s2.clone()]);
+    h.ok("dladm", &["create-etherstub", &s1]);
+    h.ok("dladm", &["create-etherstub", &s2]);
+    let manifest = serde_json::json!({
+        "alias": "nicweb", "autoboot": true, "image_path": h.image,
+        "max_physical_memory": 256, "cpu_cap": 150, "max_lwps": 300, "quota": 1,
+        "hostname": "web-1", "resolvers": ["10.214.0.1"],
+        "nics": [
+            {"nic_tag": s1, "ips": ["10.214.0.5/24"], "gateways": ["10.214.0.1"],
+             "mac": "2:8:20:e:1:5", "maxbw": "50M"},
+            {"nic_tag": s2, "interface": "back0", "ips": ["10.215.0.5/24"],
+             "allow_ip_spoofing": true}
+        ],
+        "customer_metadata": {"role": "nicweb", "greeting": "hello zone"}
+    });
+    let file = h.root.join("nicweb.json");
+    std::fs::write(&file, manifest.to_string()).unwrap();
+    let f = file.to_str().unwrap();
+    let out = h.zoneadm_md(&["provision", "-f", f]);
+    assert!(out.status.success(), "provision: {out:?}");
+
+    // get matches the manifest.
+    let doc = h.get("nicweb");
+    assert_eq!(doc["state"], "running", "{doc}");
+    assert_eq!(doc["ip-type"], "exclusive", "{doc}");
+    assert_eq!(doc["capped-memory"]["physical"], "256M", "{doc}");
+    assert_eq!(doc["capped-cpu"]["ncpus"], "1.5", "{doc}");
+    assert_eq!(doc["quota"], "1G", "{doc}");
+    assert_eq!(doc["hostname"], "web-1", "{doc}");
+    assert_eq!(doc["resolvers"], serde_json::json!(["10.214.0.1"]), "{doc}");
+    let anet = doc["anet"].as_array().unwrap();
+    assert_eq!(anet.len(), 2, "{doc}");
+    assert_eq!(anet[0]["linkname"], "net0");
+    assert_eq!(anet[0]["lower-link"], s1.as_str());
+    assert_eq!(anet[0]["allowed-address"], "10.214.0.5/24");
+    assert_eq!(anet[0]["defrouter"], "10.214.0.1");
+    assert_eq!(anet[0]["maxbw"], "50M");
+    assert_eq!(anet[0]["link-protection"], "ip-nospoof,mac-nospoof");
+    assert_eq!(anet[1]["linkname"], "back0");
+    assert_eq!(anet[1]["lower-link"], s2.as_str());
+    assert_eq!(anet[1]["link-protection"], Value::Null);
+    assert_eq!(
+        doc["customer_metadata"],
+        serde_json::json!({"role": "nicweb", "greeting": "hello zone"})
+    );
+    assert_eq!(
+        h.ok("zoneadm", &["lookup", "customer_metadata.role=nicweb"]),
+        "nicweb\n"
+    );
+    // Both links are in the zone with their addresses.
+    let addrs = h.ok("zlogin", &["nicweb", "ip -4 addr show"]);
+    for a in ["10.214.0.5/24", "10.215.0.5/24", "net0", "back0"] {
+        assert!(addrs.contains(a), "{a} not in {addrs}");
+    }
+    assert_eq!(
+        h.ok("zlogin", &["nicweb", "cat /sys/class/net/net0/address"]),
+        "02:08:20:0e:01:05\n"
+    );
+    assert_eq!(h.memory_cap("nicweb"), 256 << 20);
+
+    // Metadata: readable inside through mdata-get and the file view, not writable.
+    let md = h.ok(
+        "zlogin",
+        &[
+            "nicweb",
+            "/.zonecontrol/mdata-get greeting; /.zonecontrol/mdata-list",
+        ],
+    );
+    assert_eq!(md, "hello zone\ngreeting\nrole\n");
+    let view = h.ok("zlogin", &["nicweb", "cat /.zonecontrol/metadata.json"]);
+    let view: Value = serde_json::from_str(&view).unwrap();
+    assert_eq!(view["role"], "nicweb");
+    let out = h.cmd(
+        "zlogin",
+        &[
+            "nicweb",
+            "/.zonecontrol/mdata-put role evil; echo rc=$?; \
+                  echo '{}' > /.zonecontrol/metadata.json && echo wrote; \
+                  /.zonecontrol/mdata-get role",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(text.starts_with("rc=1\n"), "{text} {err}");
+    assert!(!text.contains("wrote"), "{text}");
+    assert!(text.ends_with("web\n"), "{text}");
+    assert!(err.contains("read-only"), "{err}");
+    assert_eq!(
+        h.cmd("zlogin", &["nicweb", "/.zonecontrol/mdata-get nosuch"])
+            .status
+            .code(),
+        Some(1)
+    );
+
+    // update: a live cap (the cgroup changes now), metadata (read anew inside), and a
+    // property that needs a reboot.
+    let upd = h.root.join("upd.json");
+    std::fs::write(
+        &upd,
+        r#"{"max_physical_memory": 384, "customer_metadata": {"role": "db"}, "hostname": "web-2"}"#,
+    )
+    .unwrap();
+    let out = h.ok(
+        "zoneadm",
+        &["-z", "nicweb", "update", "-j", "-f", upd.to_str().unwrap()],
+    );
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["state"], "running");
+    assert_eq!(
+        report["live"],
+        serde_json::json!(["customer_metadata", "max_physical_memory"])
+    );
+    assert_eq!(report["reboot"], serde_json::json!(["hostname"]));
+    assert_eq!(h.memory_cap("nicweb"), 384 << 20);
+    assert_eq!(h.get("nicweb")["capped-memory"]["physical"], "384M");
+    assert_eq!(
+        h.ok(
+            "zlogin",
+            &[
+                "nicweb",
+                "/.zonecontrol/mdata-list; /.zonecontrol/mdata-get role"
+            ]
+        ),
+        "role\ndb\n"
+    );
+    // The text report says what needs a reboot.
+    std::fs::write(&upd, r#"{"cpu_cap": 100, "resolvers": ["10.214.0.2"]}"#).unwrap();
+    let out = h.ok(
+        "zoneadm",
+        &["-z", "nicweb", "update", "-f", upd.to_str().unwrap()],
+    );
+    assert!(out.contains("applied now: cpu_cap"), "{out}");
+    assert!(out.contains("needs a reboot: resolvers"), "{out}");
+    // A bad update changes nothing.
+    std::fs::write(&upd, r#"{"zonepath": "/x", "max_physical_memory": 0}"#).unwrap();
+    let out = h.cmd(
+        "zoneadm",
+        &["-z", "nicweb", "update", "-f", upd.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 problems"));
+    assert_eq!(h.memory_cap("nicweb"), 384 << 20);
+
+    // events: the provision's history, then a live follower sees the halt.
+    let lines = h.ok("zoneadm", &["-z", "nicweb", "events"]);
+    let states: Vec<String> = lines
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .inspect(|e| {
+            assert_eq!(e["zone"], "nicweb");
+            assert!(e["time"].as_str().unwrap().ends_with('Z'));
+        })
+        .map(|e| e["state"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(states.first().map(String::as_str), Some("configured"));
+    assert_eq!(states.last().map(String::as_str), Some("running"));
+    assert!(states.iter().any(|s| s == "installed"), "{states:?}");
+    // A follower asked for the history plus three more events sees the halt's:
+    // shutting_down, down, installed.
+    let want = states.len() + 3;
+    let follower = Command::new(bin("zoneadm"))
+        .arg("-R")
+        .arg(&h.root)
+        .args(["-z", "nicweb", "events", "-F", "-t", "60", "-c"])
+        .arg(want.to_string())
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    h.ok("zoneadm", &["-z", "nicweb", "halt"]);
+    let out = follower.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let got: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(got.len(), want, "{text}");
+    let halt: Vec<&str> = got[states.len()..]
+        .iter()
+        .map(|e| e["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(halt, ["shutting_down", "down", "installed"], "{text}");
+    assert_eq!(got[states.len()]["previous"], "running", "{text}");
+    // The zonecontrol directory went with the zone.
+    assert!(!h.root.join("run/zones/nicweb/zonecontrol").exists());
+}
+
+#[test]
+fn a_provision_whose_nic_has_no_etherstub_leaves_nothing() {
+    if !require_root() {
+        return;
+    }
+    let mut links = Links(Vec::new());
+    let h = Host::new("nostub", true);
+    let (good, missing) = (h.link("g"), h.link("m"));
+    links.0.extend([good.clone(), missing.clone()]);
+    h.ok("dladm", &["create-etherstub", &good]);
+    let manifest = serde_json::json!({
+        "zonename": "nicbroken", "image_path": h.image, "max_physical_memory": 128,
+        "customer_metadata": {"k": "v"},
+        "nics": [{"nic_tag": good, "ips": ["10.216.0.5/24"]},
+                 {"nic_tag": missing, "ips": ["10.217.0.5/24"]}]
+    });
+    let file = h.root.join("m.json");
+    std::fs::write(&file, manifest.to_string()).unwrap();
+    // Valid as a document: the etherstub is missing only when the zone boots.
+    h.ok("zoneadm", &["validate", "-f", file.to_str().unwrap()]);
+    let out = h.zoneadm_md(&["provision", "-f", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("failed at boot"), "{err}");
+    assert!(err.contains(&missing), "{err}");
+    assert!(err.contains("configuration deleted"), "{err}");
+    // No zone, dataset, link, cgroup, metadata or runtime files.
+    assert_eq!(h.ok("zoneadm", &["lookup"]), "");
+    assert!(
+        !h.root.join("zones/nicbroken").exists(),
+        "the zonepath is left"
+    );
+    assert!(!h.root.join("etc/zones/nicbroken.json").exists());
+    let metadata_left: Vec<_> = std::fs::read_dir(h.root.join("etc/zones/metadata"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(metadata_left.is_empty(), "metadata left: {metadata_left:?}");
+    assert!(
+        !h.root.join("run/zones/nicbroken").exists(),
+        "run files are left"
+    );
+    for linkname in ["net0", "net1"] {
+        let host_end = zones_linux::zone::network::host_link_name("nicbroken", linkname);
+        assert!(!link_exists(&host_end), "{host_end} is left");
+    }
+    assert!(link_exists(&good), "the existing etherstub is kept");
+    assert!(!link_exists(&missing), "no etherstub was invented");
+    for parent in h.cgroup_parents() {
+        let left: Vec<_> = std::fs::read_dir(&parent)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.path())
+            .collect();
+        assert!(left.is_empty(), "cgroups left: {left:?}");
+    }
+    // The history says what happened, ending with the deletion.
+    let events = h.ok("zoneadm", &["-z", "nicbroken", "events"]);
+    assert!(
+        events.lines().last().unwrap().contains("\"deleted\""),
+        "{events}"
+    );
+}
+
+#[test]
+fn autoboot_follow_and_the_host_service_bring_back_what_was_running() {
+    if !require_root() {
+        return;
+    }
+    let mut links = Links(Vec::new());
+    let h = Host::new("follow", true);
+    let stub = h.link("s");
+    links.0.push(stub.clone());
+    h.ok("dladm", &["create-etherstub", &stub]);
+    std::fs::create_dir_all(h.root.join("etc/zones")).unwrap();
+    std::fs::write(h.root.join("etc/zones/zones.conf"), "autoboot = follow\n").unwrap();
+    for z in ["a", "b", "c"] {
+        h.install(z, false);
+    }
+    // An operator's boot sets autoboot; halt and shutdown clear it.
+    h.ok("zoneadm", &["-z", "a", "boot"]);
+    h.ok("zoneadm", &["-z", "b", "boot"]);
+    h.ok("zoneadm", &["-z", "c", "boot"]);
+    for z in ["a", "b", "c"] {
+        assert_eq!(h.get(z)["autoboot"], true, "{z}");
+    }
+    h.ok("zoneadm", &["-z", "c", "shutdown", "-t", "20"]);
+    assert_eq!(h.get("c")["autoboot"], false);
+    assert_eq!(h.get("c")["state"], "installed");
+    // The service's stop leaves autoboot as it is; its start boots both again.
+    let out = h.service("stop");
+    assert!(out.status.success(), "stop: {out:?}");
+    for z in ["a", "b"] {
+        let doc = h.get(z);
+        assert_eq!(doc["state"], "installed", "{doc}");
+        assert_eq!(doc["autoboot"], true, "{doc}");
+    }
+    // A host reboot loses the etherstub; the service's start makes it again.
+    zones_net::Netlink::open()
+        .unwrap()
+        .delete_link(&stub)
+        .unwrap();
+    assert!(!link_exists(&stub));
+    let out = h.service("start");
+    assert!(out.status.success(), "start: {out:?}");
+    assert!(link_exists(&stub), "dladm up did not restore {stub}");
+    let shown: Value = serde_json::from_str(&h.ok("dladm", &["show-etherstub", "-j"])).unwrap();
+    assert_eq!(shown, serde_json::json!([{"link": stub}]));
+    assert_eq!(h.ok("zoneadm", &["lookup", "state=running"]), "a\nb\n");
+    h.ok("zoneadm", &["-z", "b", "halt"]);
+    assert_eq!(h.get("b")["autoboot"], false);
+    let out = h.service("stop");
+    assert!(out.status.success(), "stop: {out:?}");
+    assert_eq!(h.ok("zoneadm", &["lookup", "state=running"]), "");
+    // Events of every zone, in order: each went configured → ... → installed at the end.
+    let all = h.ok("zoneadm", &["events"]);
+    for z in ["a", "b", "c"] {
+        let mine: Vec<Value> = all
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|e| e["zone"] == z)
+            .collect();
+        assert_eq!(mine.first().unwrap()["state"], "configured", "{z}: {all}");
+        assert_eq!(mine.last().unwrap()["state"], "installed", "{z}: {all}");
+        assert!(mine.iter().any(|e| e["state"] == "running"), "{z}: {all}");
+    }
+    // Without follow, boot and halt leave autoboot alone (illumos).
+    std::fs::write(h.root.join("etc/zones/zones.conf"), "").unwrap();
+    h.ok("zoneadm", &["-z", "c", "boot"]);
+    assert_eq!(h.get("c")["autoboot"], false);
+    h.ok("zoneadm", &["-z", "c", "halt"]);
+}
+
+/// Every binary and every subcommand: `--help` exits 0 with usage and examples (and no
+/// colour when not on a terminal), a bad option or subcommand exits 2.
+#[test]
+fn every_command_has_help_with_examples_and_usage_errors_exit_2() {
+    let run = |b: &str, args: &[&str]| {
+        Command::new(bin(b))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let clis: [(&str, clap::Command, bool); 6] = [
+        ("zoneadm", zones_linux::cli::zoneadm::command(), true),
+        ("dladm", zones_linux::cli::dladm::command(), true),
+        ("imgadm", zones_linux::cli::imgadm::command(), true),
+        ("zlogin", zones_linux::cli::zlogin::command(), false),
+        ("zonestat", zones_linux::cli::zonestat::command(), false),
+        ("runz", zones_linux::cli::runz::command(), false),
+    ];
+    let mut checked = 0;
+    for (b, cmd, sub_examples) in clis {
+        let out = run(b, &["--help"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{b} --help");
+        assert!(text.contains("Usage:"), "{b}: {text}");
+        assert!(text.contains("Examples:"), "{b} --help has no examples");
+        assert!(
+            !text.contains('\x1b'),
+            "{b} --help is coloured off a terminal"
+        );
+        let out = run(b, &["--no-such-option"]);
+        assert_eq!(out.status.code(), Some(2), "{b} --no-such-option: {out:?}");
+        assert!(!String::from_utf8_lossy(&out.stderr).contains('\x1b'));
+        for sub in cmd.get_subcommands() {
+            let name = sub.get_name();
+            if name == "help" {
+                continue;
+            }
+            let out = run(b, &[name, "--help"]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(out.status.code(), Some(0), "{b} {name} --help: {out:?}");
+            assert!(text.contains("Usage:"), "{b} {name}: {text}");
+            if sub_examples {
+                assert!(
+                    text.contains("Examples:"),
+                    "{b} {name} --help has no examples"
+                );
+            }
+            let out = run(b, &[name, "--no-such-option"]);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{b} {name} --no-such-option: {out:?}"
+            );
+            checked += 1;
+        }
+        if cmd.has_subcommands() {
+            let out = run(b, &["no-such-command"]);
+            assert_eq!(out.status.code(), Some(2), "{b} no-such-command: {out:?}");
+        }
+    }
+    assert!(checked > 30, "only {checked} subcommands walked");
+    // zonecfg parses its own arguments, with the same conventions.
+    let out = run("zonecfg", &["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Examples:"));
+    assert_eq!(run("zonecfg", &["-Q"]).status.code(), Some(2));
 }

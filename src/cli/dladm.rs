@@ -13,6 +13,7 @@ use crate::zone::datalinks;
 #[command(
     name = "dladm",
     about = "Administer datalinks: etherstubs and VNICs (illumos dladm)",
+    after_help = "Examples:\n  dladm create-etherstub stub0\n  dladm create-vnic -l stub0 vnic0\n  dladm show-vnic -j\n\nExit status: 0 success, 1 error, 2 usage error.",
     disable_version_flag = true
 )]
 struct Cli {
@@ -26,22 +27,29 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// A virtual switch with no uplink (a Linux bridge).
-    CreateEtherstub {
-        name: String,
-    },
+    #[command(after_help = "Examples:\n  dladm create-etherstub stub0")]
+    CreateEtherstub { name: String },
     /// Remove an etherstub no VNIC or zone uses.
-    DeleteEtherstub {
-        name: String,
-    },
+    #[command(after_help = "Examples:\n  dladm delete-etherstub stub0")]
+    DeleteEtherstub { name: String },
     /// List etherstubs.
+    #[command(
+        after_help = "Examples:\n  dladm show-etherstub\n  dladm show-etherstub -p -o link\n  dladm show-etherstub -j"
+    )]
     ShowEtherstub {
         #[arg(short = 'p')]
         parsable: bool,
+        /// JSON: an array of objects with the fields in lower case.
+        #[arg(short = 'j', long = "json")]
+        json: bool,
         #[arg(short = 'o')]
         fields: Option<String>,
         name: Option<String>,
     },
     /// A VNIC over LINK (an etherstub or another link).
+    #[command(
+        after_help = "Examples:\n  dladm create-vnic -l stub0 vnic0\n  dladm create-vnic -l stub0 -m 2:8:20:1:2:3 vnic1"
+    )]
     CreateVnic {
         #[arg(short = 'l')]
         link: String,
@@ -52,18 +60,24 @@ enum Cmd {
         vlan: Option<u16>,
         name: String,
     },
-    DeleteVnic {
-        name: String,
-    },
+    #[command(after_help = "Examples:\n  dladm delete-vnic vnic0")]
+    DeleteVnic { name: String },
     /// List VNICs: LINK OVER MACADDRESS STATE.
+    #[command(
+        after_help = "Examples:\n  dladm show-vnic\n  dladm show-vnic -p -o link,over\n  dladm show-vnic -j vnic0"
+    )]
     ShowVnic {
         #[arg(short = 'p')]
         parsable: bool,
+        /// JSON: an array of objects with the fields in lower case.
+        #[arg(short = 'j', long = "json")]
+        json: bool,
         #[arg(short = 'o')]
         fields: Option<String>,
         name: Option<String>,
     },
     /// Make again every recorded etherstub and VNIC that is missing (after a host reboot).
+    #[command(after_help = "Examples:\n  dladm up")]
     Up,
 }
 
@@ -132,6 +146,25 @@ fn print_table(
     Ok(())
 }
 
+/// Rows as a JSON array of objects keyed by the lower-case field names.
+fn print_json(all: &[&str], rows: &[Vec<String>]) -> Result<(), String> {
+    let objs: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            all.iter()
+                .zip(r)
+                .map(|(k, v)| (k.to_lowercase(), serde_json::Value::from(v.as_str())))
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        })
+        .collect();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&objs).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
 fn state_of(nl: &mut Option<Netlink>, name: &str) -> String {
     let link = nl.as_mut().and_then(|n| n.link(name).ok().flatten());
     match link {
@@ -165,6 +198,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::DeleteVnic { name } => datalinks::delete_vnic(&store, &name).map_err(e),
         Cmd::ShowEtherstub {
             parsable,
+            json,
             fields,
             name,
         } => {
@@ -180,10 +214,14 @@ fn run(cli: Cli) -> Result<(), String> {
                 .filter(|s| name.as_ref().is_none_or(|n| n == *s))
                 .map(|s| vec![s.clone()])
                 .collect();
+            if json {
+                return print_json(&["LINK"], &rows);
+            }
             print_table(&["LINK"], fields.as_deref(), parsable, &rows)
         }
         Cmd::ShowVnic {
             parsable,
+            json,
             fields,
             name,
         } => {
@@ -207,6 +245,9 @@ fn run(cli: Cli) -> Result<(), String> {
                     ]
                 })
                 .collect();
+            if json {
+                return print_json(&["LINK", "OVER", "MACADDRESS", "STATE"], &rows);
+            }
             print_table(
                 &["LINK", "OVER", "MACADDRESS", "STATE"],
                 fields.as_deref(),
@@ -221,6 +262,11 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// The clap definition of `dladm` (for generated man pages, shell completions and tests).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }
 
 /// Run dladm with the process's arguments; returns the exit code.

@@ -1,16 +1,21 @@
-//! `imgadm`: the image store (SmartOS imgadm's verbs): import, list, get, delete, vacuum.
+//! `imgadm`: the image store (SmartOS imgadm's verbs): import (files and registries), list,
+//! get, delete, vacuum, create (an image from a halted zone).
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 
+use anyhow::{anyhow, bail, Context};
 use clap::{Parser, Subcommand};
-use zones::image::{ImageManifest, ImageStore, ImportOptions};
+use zones::image::registry::PullOptions;
+use zones::image::{build, ImageConfig, ImageManifest, ImageStore, ImportOptions};
+use zones::state::ZoneState;
 use zones::store::Store;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "imgadm",
-    about = "Manage zone images: import, list, get, delete, vacuum",
+    about = "Manage zone images: import, list, get, delete, vacuum, create",
+    after_help = "Examples:\n  imgadm import /var/tmp/alpine-oci.tar\n  imgadm import docker://registry.example:5000/alpine:3.20\n  imgadm list -j\n  zoneadm -z web install -i alpine\n\nExit status: 0 success, 1 error, 2 usage error.",
     disable_version_flag = true
 )]
 struct Cli {
@@ -23,32 +28,63 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Import an OCI image layout, an oci-archive or docker-archive tarball, or (--rootfs) a
-    /// plain root filesystem tarball or directory.
+    /// Import an OCI image layout, an oci-archive or docker-archive tarball, (--rootfs) a
+    /// plain root filesystem tarball or directory, or pull docker://HOST[:PORT]/REPO[:TAG]
+    /// (or @sha256:DIGEST) from a registry.
+    #[command(
+        after_help = "Examples:\n  imgadm import /var/tmp/alpine-oci.tar\n  imgadm import --rootfs --name busybox /var/tmp/rootfs.tar.gz\n  imgadm import --creds user:secret docker://registry.example:5000/alpine:3.20"
+    )]
     Import {
-        path: PathBuf,
-        /// PATH is a root filesystem, not an image.
+        /// A path, or docker://HOST[:PORT]/REPO[:TAG|@sha256:DIGEST].
+        source: String,
+        /// SOURCE is a root filesystem, not an image.
         #[arg(long)]
         rootfs: bool,
-        /// The image's name (default: the name recorded in the image, else the file name).
+        /// The image's name (default: the name recorded in the image, the reference pulled,
+        /// else the file name).
         #[arg(long)]
         name: Option<String>,
+        /// Registry over plain http (not https).
+        #[arg(long)]
+        insecure: bool,
+        /// Registry credentials USER:PASSWORD (default: $IMGADM_CREDS), for basic auth or
+        /// the registry's token endpoint.
+        #[arg(long, value_name = "USER:PASSWORD")]
+        creds: Option<String>,
     },
     /// List images.
+    #[command(after_help = "Examples:\n  imgadm list\n  imgadm list -j")]
     List {
         /// JSON.
         #[arg(short = 'j', long = "json")]
         json: bool,
     },
     /// Show one image's manifest (JSON).
+    #[command(after_help = "Examples:\n  imgadm get alpine")]
     Get { image: String },
     /// Delete an image no zone uses.
+    #[command(after_help = "Examples:\n  imgadm delete alpine")]
     Delete { image: String },
     /// Delete every image no zone uses, and leftovers of interrupted imports.
+    #[command(after_help = "Examples:\n  imgadm vacuum -n\n  imgadm vacuum")]
     Vacuum {
         /// Only say what would be deleted.
         #[arg(short = 'n')]
         dry_run: bool,
+    },
+    /// Make an image (an oci-archive, importable again) from a halted zone's root.
+    #[command(
+        after_help = "Examples:\n  imgadm create -o /var/tmp/web.tar web\n  imgadm create --name web-base -o web.tar web && imgadm import web.tar"
+    )]
+    Create {
+        /// The zone (installed and halted).
+        zone: String,
+        /// The archive to write.
+        #[arg(short = 'o', value_name = "FILE")]
+        output: PathBuf,
+        /// The name recorded in the image (default: the zone's name).
+        #[arg(long)]
+        name: Option<String>,
     },
 }
 
@@ -67,15 +103,45 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let images = ImageStore::open(zones.altroot());
     let mut out = std::io::stdout().lock();
     match cli.command {
-        Cmd::Import { path, rootfs, name } => {
-            let m = images.import(&path, &ImportOptions { rootfs, name })?;
+        Cmd::Import {
+            source,
+            rootfs,
+            name,
+            insecure,
+            creds,
+        } => {
+            let opts = ImportOptions {
+                rootfs,
+                name,
+                progress: std::io::stderr().is_terminal(),
+            };
+            let m = if source.starts_with("docker://") {
+                if rootfs {
+                    bail!(
+                        "imgadm import: --rootfs is for files, not registry references ({source})"
+                    );
+                }
+                let creds = creds.or_else(|| std::env::var("IMGADM_CREDS").ok());
+                if creds.as_deref().is_some_and(|c| !c.contains(':')) {
+                    bail!("imgadm import: --creds: expected USER:PASSWORD");
+                }
+                images.pull(&source, &opts, &PullOptions { insecure, creds })?
+            } else {
+                if insecure || creds.is_some() {
+                    bail!("imgadm import: --insecure and --creds are for docker:// references, not '{source}'");
+                }
+                images.import(Path::new(&source), &opts)?
+            };
             writeln!(
                 out,
-                "Imported image {} ({}) from {}",
+                "Imported image {} ({}) from {source}",
                 m.name,
                 m.short_id(),
-                path.display()
             )?;
+        }
+        Cmd::Create { zone, output, name } => {
+            create(&zones, &images, &zone, &output, name.as_deref())?;
+            writeln!(out, "Created image of zone {zone} in {}", output.display())?;
         }
         Cmd::List { json } => {
             let list = images.list()?;
@@ -121,6 +187,54 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `imgadm create ZONE -o FILE`: the zone must be installed (halted); its storage is
+/// mounted for the copy (overlay) and unmounted after, under the zone's lock so that no
+/// boot starts meanwhile. The image keeps the configuration of the image the zone came from.
+fn create(
+    zones: &Store,
+    images: &ImageStore,
+    zone: &str,
+    output: &Path,
+    name: Option<&str>,
+) -> anyhow::Result<()> {
+    let _lock = zones.try_lock(zone)?.ok_or_else(|| {
+        anyhow!("imgadm create: zone {zone} is busy (another command holds it); try again")
+    })?;
+    let cfg = zones
+        .load(zone)?
+        .ok_or_else(|| zones::store::StoreError::NoSuchZone(zone.to_string()))?;
+    let state = zones
+        .state(zone)?
+        .ok_or_else(|| zones::store::StoreError::NoSuchZone(zone.to_string()))?;
+    if state != ZoneState::Installed {
+        bail!(
+            "imgadm create: zone {zone} is {}: an image is made from an installed, halted zone (zoneadm -z {zone} halt)",
+            state.as_str()
+        );
+    }
+    let zp = cfg
+        .zonepath
+        .as_deref()
+        .ok_or_else(|| anyhow!("imgadm create: zone {zone} has no zonepath"))?;
+    let host = zones::spec::bundle_dir(zones.altroot(), zp);
+    let record = zones::storage::read_record(&host)?;
+    let config = record
+        .as_ref()
+        .and_then(|r| r.image.as_deref())
+        .and_then(|id| images.get(id).ok())
+        .map(|m| m.config)
+        .unwrap_or_else(|| ImageConfig {
+            cmd: vec!["/bin/sh".into()],
+            ..ImageConfig::default()
+        });
+    zones::storage::activate(&host)?;
+    let made = build::write_oci_archive(&host.join("root"), output, name.unwrap_or(zone), &config);
+    let undone = zones::storage::deactivate(&host);
+    made.with_context(|| format!("imgadm create: zone {zone}"))?;
+    undone?;
+    Ok(())
+}
+
 fn table(out: &mut impl Write, zones: &Store, list: &[ImageManifest]) -> anyhow::Result<()> {
     writeln!(
         out,
@@ -136,23 +250,8 @@ fn table(out: &mut impl Write, zones: &Store, list: &[ImageManifest]) -> anyhow:
             m.short_id(),
             m.name,
             source.as_str().unwrap_or(""),
-            human(m.size)
+            zones::image::progress::human(m.size)
         )?;
     }
     Ok(())
-}
-
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
 }

@@ -21,7 +21,8 @@ use crate::runtime::{console, spec, state};
 #[command(
     name = "runz",
     version,
-    about = "runz: an OCI container runtime (runc-compatible), the engine of Zones for Linux"
+    about = "runz: an OCI container runtime (runc-compatible), the engine of Zones for Linux",
+    after_help = "Examples:\n  runz spec && runz run -b . web\n  runz create -b /bundles/web web && runz start web\n  runz list -f json\n  runz kill web TERM && runz delete web\n\nExit status: 0 success, 1 error, 2 usage error."
 )]
 struct Cli {
     /// Directory for container state.

@@ -11,6 +11,7 @@ use crate::zone::login::{self, LoginOpts};
 #[command(
     name = "zlogin",
     about = "Log into a zone, run a command in it, or attach to its console (illumos zlogin)",
+    after_help = "Examples:\n  zlogin web\n  zlogin web uname -a\n  zlogin -l nobody web id\n  zlogin -C web\n\nExit status: the command's, or 1 error, 2 usage error.",
     disable_version_flag = true,
     trailing_var_arg = true
 )]

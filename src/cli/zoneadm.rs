@@ -5,15 +5,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use zones::state::ZoneState;
 use zones::store::Store;
 
 use crate::zone::admin::{self, ListScope};
-use crate::zone::{manifest, query};
+use crate::zone::{events, manifest, query};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "zoneadm",
     about = "Administer zones: install, boot, halt, list (illumos zoneadm)",
+    after_help = "Examples:\n  zoneadm list -cv\n  zoneadm -z web install -i alpine && zoneadm -z web boot\n  zoneadm provision -f web.json\n  zoneadm -z web get\n  zoneadm events -F\n\nExit status: 0 success, 1 error, 2 usage error.",
     disable_version_flag = true
 )]
 struct Cli {
@@ -26,6 +28,10 @@ struct Cli {
     /// The zone to act on, by uuid.
     #[arg(short = 'u')]
     uuid: Option<String>,
+    /// Leave autoboot as it is even with `autoboot = follow` (what boot-all and shutdown-all
+    /// pass to the zoneadm they run for each zone).
+    #[arg(long = "keep-autoboot", hide = true)]
+    keep_autoboot: bool,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -33,6 +39,9 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// List zones: running ones, or with -i installed, with -c all configured.
+    #[command(
+        after_help = "Examples:\n  zoneadm list -cv\n  zoneadm list -ip\n  zoneadm list -c -j"
+    )]
     List {
         #[arg(short = 'c')]
         configured: bool,
@@ -48,8 +57,12 @@ enum Cmd {
         json: bool,
     },
     /// Check that the zone can be installed and booted.
+    #[command(after_help = "Examples:\n  zoneadm -z web verify")]
     Verify,
     /// Install the zone's root filesystem from a directory or (gzip) tar archive.
+    #[command(
+        after_help = "Examples:\n  zoneadm -z web install -i alpine\n  zoneadm -z web install -d /var/tmp/rootfs.tar.gz"
+    )]
     Install {
         /// The root filesystem to install from.
         #[arg(short = 'd')]
@@ -59,21 +72,28 @@ enum Cmd {
         image: Option<String>,
     },
     /// Remove the zone's root filesystem.
+    #[command(after_help = "Examples:\n  zoneadm -z web uninstall -F")]
     Uninstall {
         /// Do not ask for confirmation.
         #[arg(short = 'F')]
         force: bool,
     },
     /// Set the zone up without starting its init.
+    #[command(after_help = "Examples:\n  zoneadm -z web ready")]
     Ready,
     /// Boot the zone; arguments after -- go to its init.
+    #[command(after_help = "Examples:\n  zoneadm -z web boot\n  zoneadm -z web boot -- -s")]
     Boot {
         #[arg(last = true)]
         args: Vec<String>,
     },
     /// Kill everything in the zone at once.
+    #[command(after_help = "Examples:\n  zoneadm -z web halt")]
     Halt,
     /// Shut the zone down cleanly (with -r, reboot it).
+    #[command(
+        after_help = "Examples:\n  zoneadm -z web shutdown\n  zoneadm -z web shutdown -r -t 30"
+    )]
     Shutdown {
         #[arg(short = 'r')]
         reboot: bool,
@@ -82,10 +102,15 @@ enum Cmd {
         timeout: u64,
     },
     /// Halt and boot the zone.
+    #[command(after_help = "Examples:\n  zoneadm -z web reboot")]
     Reboot,
     /// Apply the configured resource caps to the running zone, without a reboot.
+    #[command(
+        after_help = "Examples:\n  zonecfg -z web 'select capped-memory; set physical=1g; end' && zoneadm -z web apply"
+    )]
     Apply,
     /// Install this zone as a copy of another, halted zone.
+    #[command(after_help = "Examples:\n  zoneadm -z web2 clone web")]
     Clone {
         /// copy: the source's storage backend decides (a snapshot or clone where it can).
         #[arg(short = 'm', default_value = "copy")]
@@ -93,23 +118,32 @@ enum Cmd {
         source: String,
     },
     /// Move the zone to a new zonepath.
+    #[command(after_help = "Examples:\n  zoneadm -z web move /zones/web-new")]
     Move { path: PathBuf },
     /// Detach the zone: its files stay, its configuration goes with them.
+    #[command(after_help = "Examples:\n  zoneadm -z web detach")]
     Detach,
     /// Attach a detached zone's files.
+    #[command(after_help = "Examples:\n  zoneadm -z web attach\n  zoneadm -z web attach -F")]
     Attach {
         #[arg(short = 'F')]
         force: bool,
     },
     /// Mark the zone incomplete.
+    #[command(after_help = "Examples:\n  zoneadm -z web mark incomplete")]
     Mark { state: String },
-    /// Boot every installed zone whose autoboot is true.
+    /// Boot every installed zone whose autoboot is true, all at once.
     #[command(name = "boot-all")]
+    #[command(after_help = "Examples:\n  zoneadm boot-all")]
     BootAll,
     /// Print the zone as one JSON document: configuration, state, zoneid, init pid, uuid.
+    #[command(after_help = "Examples:\n  zoneadm -z web get\n  zoneadm -u 5b3c...-uuid get")]
     Get,
     /// Print the names of zones whose `get` document matches every field=value (dotted
     /// paths reach into resources: capped-memory.physical=1G, fs.dir=/data).
+    #[command(
+        after_help = "Examples:\n  zoneadm lookup state=running\n  zoneadm lookup -j brand=linux capped-memory.physical=1G"
+    )]
     Lookup {
         /// Print the matching zones' `get` documents as a JSON array.
         #[arg(short = 'j', long = "json")]
@@ -118,19 +152,62 @@ enum Cmd {
         filters: Vec<String>,
     },
     /// Check a JSON zone manifest (docs/manifest.schema.json); reports every problem at once.
+    #[command(
+        after_help = "Examples:\n  zoneadm validate -f web.json\n  zoneadm validate -j -f - < web.json"
+    )]
     Validate {
         /// The manifest ("-": stdin).
         #[arg(short = 'f')]
         file: String,
+        /// Print the result as JSON: {"valid", "zonename", "problems": [{"path", "message"}]}
+        /// (exit status 1 when invalid).
+        #[arg(short = 'j', long = "json")]
+        json: bool,
     },
     /// Configure, install and boot a zone from a JSON manifest; a failed step undoes the others.
+    #[command(
+        after_help = "Examples:\n  zoneadm provision -f web.json\n  zoneadm validate -f web.json && zoneadm provision -f - < web.json"
+    )]
     Provision {
         /// The manifest ("-": stdin).
         #[arg(short = 'f')]
         file: String,
     },
-    /// Shut down every running zone.
+    /// Change a zone from a partial manifest: caps, autoboot and metadata apply to the running
+    /// zone at once, the rest at its next boot (the output says which).
+    #[command(
+        after_help = "Examples:\n  echo '{\"max_physical_memory\": 512}' | zoneadm -z web update -f -\n  zoneadm -z web update -j -f changes.json"
+    )]
+    Update {
+        /// The partial manifest ("-": stdin).
+        #[arg(short = 'f')]
+        file: String,
+        /// Print the report as JSON.
+        #[arg(short = 'j', long = "json")]
+        json: bool,
+    },
+    /// Print zones' state changes as JSON lines (every zone, or the -z zone); with -F keep
+    /// printing new ones.
+    #[command(
+        after_help = "Examples:\n  zoneadm events\n  zoneadm -z web events -F -n\n  zoneadm events -F -t 60 -c 2"
+    )]
+    Events {
+        /// Follow: keep printing changes as they happen.
+        #[arg(short = 'F', long = "follow")]
+        follow: bool,
+        /// Only changes from now on (skip the recorded history).
+        #[arg(short = 'n', long = "new")]
+        new_only: bool,
+        /// Stop following after this many seconds.
+        #[arg(short = 't', long = "timeout")]
+        timeout: Option<u64>,
+        /// Stop after this many events.
+        #[arg(short = 'c', long = "count")]
+        count: Option<usize>,
+    },
+    /// Shut down every running zone, all at once (each halted after -t seconds).
     #[command(name = "shutdown-all")]
+    #[command(after_help = "Examples:\n  zoneadm shutdown-all -t 120")]
     ShutdownAll {
         #[arg(short = 't', default_value_t = 60)]
         timeout: u64,
@@ -209,11 +286,21 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Ready => admin::ready(&store, &need()?)?,
         Cmd::Boot { args } => {
             let args = (!args.is_empty()).then_some(args);
-            admin::boot(&store, &need()?, args)?
+            let name = need()?;
+            admin::boot(&store, &name, args)?;
+            follow_autoboot(&store, &name, true, cli.keep_autoboot)?;
         }
-        Cmd::Halt => admin::halt(&store, &need()?)?,
+        Cmd::Halt => {
+            let name = need()?;
+            admin::halt(&store, &name)?;
+            follow_autoboot(&store, &name, false, cli.keep_autoboot)?;
+        }
         Cmd::Shutdown { reboot, timeout } => {
-            admin::shutdown(&store, &need()?, reboot, Duration::from_secs(timeout))?
+            let name = need()?;
+            admin::shutdown(&store, &name, reboot, Duration::from_secs(timeout))?;
+            if !reboot {
+                follow_autoboot(&store, &name, false, cli.keep_autoboot)?;
+            }
         }
         Cmd::Reboot => admin::reboot(&store, &need()?)?,
         Cmd::Apply => admin::apply(&store, &need()?)?,
@@ -252,30 +339,148 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
         }
-        Cmd::Validate { file } => {
-            let plan = manifest::validate(&store, &read_input(&file)?)?;
+        Cmd::Validate { file, json } => {
+            let result = manifest::validate(&store, &read_input(&file)?);
+            if json {
+                let (doc, ok) = match result {
+                    Ok(plan) => (
+                        serde_json::json!({"valid": true, "zonename": plan.zone.zonename, "problems": []}),
+                        true,
+                    ),
+                    Err(manifest::ManifestError::Invalid(problems)) => {
+                        let problems: Vec<_> = problems
+                            .iter()
+                            .map(|p| serde_json::json!({"path": p.path, "message": p.msg}))
+                            .collect();
+                        (
+                            serde_json::json!({"valid": false, "zonename": null, "problems": problems}),
+                            false,
+                        )
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+                return Ok(i32::from(!ok));
+            }
+            let plan = result?;
             println!("{}: valid manifest for zone {}", file, plan.zone.zonename);
         }
         Cmd::Provision { file } => {
             let name = manifest::provision(&store, &read_input(&file)?)?;
             println!("{name}");
         }
-        Cmd::BootAll => {
-            let errors = admin::boot_all(&store);
-            for e in &errors {
-                eprintln!("zoneadm: {e}");
+        Cmd::Update { file, json } => {
+            let report = manifest::update(&store, &need()?, &read_input(&file)?)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_update(&report);
             }
-            return Ok(i32::from(!errors.is_empty()));
+        }
+        Cmd::Events {
+            follow,
+            new_only,
+            timeout,
+            count,
+        } => {
+            let opts = events::Options {
+                zone: zone.clone(),
+                follow,
+                new_only,
+                timeout: timeout.map(Duration::from_secs),
+                count,
+            };
+            events::stream(&store, &opts, &mut std::io::stdout().lock())?;
+        }
+        Cmd::BootAll => {
+            let zones = every_zone(&store, |z, st| z.autoboot && st == ZoneState::Installed)?;
+            return in_parallel(cli.altroot.as_deref(), &zones, &["boot"]);
         }
         Cmd::ShutdownAll { timeout } => {
-            let errors = admin::shutdown_all(&store, Duration::from_secs(timeout));
-            for e in &errors {
-                eprintln!("zoneadm: {e}");
-            }
-            return Ok(i32::from(!errors.is_empty()));
+            let zones = every_zone(&store, |_, st| st == ZoneState::Running)?;
+            let t = timeout.to_string();
+            return in_parallel(cli.altroot.as_deref(), &zones, &["shutdown", "-t", &t]);
         }
     }
     Ok(0)
+}
+
+/// The zones (in index order) whose configuration and effective state pass `keep`.
+fn every_zone(
+    store: &Store,
+    keep: impl Fn(&zones::model::Zone, ZoneState) -> bool,
+) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for e in store.list()? {
+        let st = admin::effective_state(store, &e.name, e.state);
+        if store.load(&e.name)?.is_some_and(|z| keep(&z, st)) {
+            out.push(e.name);
+        }
+    }
+    Ok(out)
+}
+
+/// boot-all and shutdown-all: `zoneadm [-R ALTROOT] -z ZONE ARGS` for every zone at once, as
+/// child processes (a zone's supervisor is forked by a single-threaded zoneadm, so parallelism
+/// is processes, not threads). Each failure is reported with its zone; exit 1 if any failed.
+fn in_parallel(
+    altroot: Option<&std::path::Path>,
+    zones: &[String],
+    args: &[&str],
+) -> anyhow::Result<i32> {
+    let exe = std::env::current_exe()?;
+    let mut children = Vec::new();
+    for z in zones {
+        let mut cmd = std::process::Command::new(&exe);
+        if let Some(r) = altroot {
+            cmd.arg("-R").arg(r);
+        }
+        cmd.args(["--keep-autoboot", "-z", z])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        children.push((z, cmd.spawn()?));
+    }
+    let mut failed = 0;
+    for (z, child) in children {
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            failed += 1;
+            let err = String::from_utf8_lossy(&out.stderr);
+            let err = err.trim().trim_start_matches("zoneadm: ");
+            eprintln!("zoneadm: zone '{z}': {} failed: {err}", args[0]);
+        }
+    }
+    Ok(i32::from(failed > 0))
+}
+
+/// With `autoboot = follow` in zones.conf, an operator's boot sets the zone's autoboot and a
+/// halt or shutdown clears it (SmartOS vmadm start/stop), so the host service brings back
+/// exactly the zones that were running. boot-all and shutdown-all (the service) leave it.
+fn follow_autoboot(store: &Store, name: &str, autoboot: bool, keep: bool) -> anyhow::Result<()> {
+    if keep || store.conf()?.get("autoboot") != Some("follow") {
+        return Ok(());
+    }
+    let lock = store.lock(name)?;
+    if let Some(mut zone) = store.load(name)? {
+        if zone.autoboot != autoboot {
+            zone.autoboot = autoboot;
+            store.save(&lock, &zone)?;
+        }
+    }
+    Ok(())
+}
+
+fn print_update(r: &manifest::UpdateReport) {
+    let line = |what: &str, keys: &[String]| {
+        if !keys.is_empty() {
+            println!("{what}: {}", keys.join(", "));
+        }
+    };
+    println!("zone {} ({}) updated", r.zone, r.state);
+    line("applied now", &r.live);
+    line("needs a reboot", &r.reboot);
+    line("stored (applies at boot)", &r.stored);
 }
 
 /// The contents of `file`, or stdin for "-".

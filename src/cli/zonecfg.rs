@@ -30,7 +30,13 @@ const USAGE: &str = "usage:\tzonecfg [-R altroot] -z <zone> (interactive)\n\
 \tzonecfg [-R altroot] -z <zone> export -j\n\
 \tzonecfg [-R altroot] -z <zone> import -j <json-file>\n\
 \tzonecfg [-R altroot] -u <uuid> ...\n\
-\tzonecfg help\n";
+\tzonecfg help\n\
+Examples:\n\
+\tzonecfg -z web 'create; set zonepath=/zones/web; set autoboot=true'\n\
+\tzonecfg -z web 'add capped-memory; set physical=512m; end'\n\
+\tzonecfg -z web -r 'select capped-memory; set physical=1g; end'\n\
+\tzonecfg -z web export -j > web.json && zonecfg -z web2 import -j web.json\n\
+Exit status: 0 success, 1 error, 2 usage error.\n";
 
 const EXIT_OK: i32 = 0;
 const EXIT_ERROR: i32 = 1;

@@ -24,6 +24,7 @@ use crate::zone::stat;
 #[command(
     name = "zonestat",
     about = "Report zones' CPU, memory and process usage against their caps",
+    after_help = "Examples:\n  zonestat 5\n  zonestat -z web,db 1 1m\n  zonestat -j 1 1\n  zonestat -p -T u 10\n  zonestat --prometheus\n\nExit status: 0 success, 1 error, 2 usage error.",
     disable_version_flag = true
 )]
 struct Cli {
@@ -49,6 +50,11 @@ struct Cli {
     interval: Option<String>,
     /// How long to run: seconds, or with a s/m/h suffix, or inf.
     duration: Option<String>,
+}
+
+/// The clap definition of `zonestat` (for generated man pages, shell completions and tests).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }
 
 /// Entry point of the `zonestat` binary.

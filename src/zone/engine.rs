@@ -50,10 +50,21 @@ pub fn zone_root(store: &Store, zone: &Zone) -> Result<PathBuf, EngineError> {
     Ok(zonepath(store, zone)?.join("root"))
 }
 
-/// The process an app-brand zone runs, recorded at install from its image (`app.json`).
-fn app_process(bundle: &Path) -> Option<AppProcess> {
-    let text = std::fs::read_to_string(bundle.join("app.json")).ok()?;
-    serde_json::from_str(&text).ok()
+/// The process an app-brand zone runs, recorded at install from its image (`app.json`),
+/// its user looked up in the zone's (mounted) root.
+fn app_process(zone: &str, bundle: &Path) -> Result<Option<AppProcess>, EngineError> {
+    let Ok(text) = std::fs::read_to_string(bundle.join("app.json")) else {
+        return Ok(None);
+    };
+    let Ok(mut app) = serde_json::from_str::<AppProcess>(&text) else {
+        return Ok(None);
+    };
+    if let Some(user) = &app.user {
+        let (uid, gid) = zones::image::user::resolve(&bundle.join("root"), user)
+            .map_err(|why| zone_err(zone, why))?;
+        app.user = Some(format!("{uid}:{gid}"));
+    }
+    Ok(Some(app))
 }
 
 /// The zone's user-namespace range (`None` with `userns=false`), allocated from the pool if
@@ -97,12 +108,13 @@ pub fn write_bundle(
     let opts = SpecOptions {
         cgroup_parent: store.cgroup_parent()?,
         boot_args,
-        app: app_process(&bundle),
+        app: app_process(&zone.zonename, &bundle)?,
         netns,
         cgroup_v2: cgroup_v2(),
         userns,
     };
-    let spec = zones::spec::zone_spec(zone, &opts)?;
+    let mut spec = zones::spec::zone_spec(zone, &opts)?;
+    super::metadata::add_mount(&mut spec, &ZonePaths::new(store, &zone.zonename));
     let json = serde_json::to_vec_pretty(&spec).map_err(|e| zone_err(&zone.zonename, e))?;
     crate::runtime::state::write_atomic(&bundle.join("config.json"), &json)
         .map_err(|e| zone_err(&zone.zonename, format!("write config.json: {e}")))?;

@@ -12,6 +12,9 @@
 //! - `network`: an exclusive-IP zone's namespace and anet links; `datalinks`: dladm's
 //!   etherstubs and VNICs.
 //! - `query`: `zoneadm get` and `lookup` (a zone as one JSON document).
+//! - `manifest`: `zoneadm validate`, `provision` and `update` (a zone from one JSON document).
+//! - `metadata`: customer metadata, served read-only to the zone on `/.zonecontrol`.
+//! - `events`: `zoneadm events` (the store's state changes as JSON lines).
 //!
 //! Runtime files of zone NAME live in `ALTROOT/run/zones/NAME/`: `zoneadmd.lock` (held by the
 //! supervisor for its whole life), `zoneadmd.pid`, `control.sock`, `console.sock`, `zone.json`
@@ -22,8 +25,10 @@ pub mod admin;
 pub mod control;
 pub mod datalinks;
 pub mod engine;
+pub mod events;
 pub mod login;
 pub mod manifest;
+pub mod metadata;
 pub mod network;
 pub mod query;
 pub mod stat;

@@ -3,8 +3,8 @@
 //!
 //! The document is the zone's configuration (the store's JSON, kebab-case keys: zonename, uuid,
 //! zonepath, brand, autoboot, fs, rctl, ...) plus what is live: `state` (as `zoneadm list`
-//! shows it), and while the zone is ready or running `zoneid`, `init-pid` and
-//! `supervisor-pid` (`null` otherwise).
+//! shows it), its `customer_metadata` (an object of strings), and while the zone is ready or
+//! running `zoneid`, `init-pid` and `supervisor-pid` (`null` otherwise).
 
 use serde_json::{Map, Value};
 use zones::state::ZoneState;
@@ -85,6 +85,11 @@ pub fn get(store: &Store, name: &str) -> Result<Value, QueryError> {
         _ => Map::new(),
     };
     doc.insert("state".into(), state.to_string().into());
+    // Unreadable metadata shows as null rather than failing the whole document.
+    let md = super::metadata::load(store, name)
+        .ok()
+        .map(|m| serde_json::to_value(m).expect("strings serialize"));
+    doc.insert("customer_metadata".into(), md.unwrap_or(Value::Null));
     let pid = |p: i32| (p > 0).then_some(p);
     doc.insert("zoneid".into(), info.as_ref().map(|i| i.zoneid).into());
     doc.insert(

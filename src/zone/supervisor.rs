@@ -30,7 +30,7 @@ use zones::state::ZoneState;
 use zones::store::Store;
 
 use super::control::{parse_request, reply_line, Reply, Request};
-use super::{engine, free_zoneid, network, ZoneInfo, ZonePaths};
+use super::{engine, free_zoneid, metadata, network, ZoneInfo, ZonePaths};
 
 /// How much recent console output a newly attached console client is shown.
 const RING: usize = 64 * 1024;
@@ -65,6 +65,8 @@ struct Supervisor {
     clients: Vec<UnixStream>,
     control: UnixListener,
     console: UnixListener,
+    /// The zone's metadata socket and its clients (bind-mounted into the zone, see `metadata`).
+    metadata: metadata::Server,
     /// Requests answered when the zone is down (halt, shutdown) or back up (reboot).
     waiting: Vec<UnixStream>,
     /// What was asked for when init ends; with no request, init's own way of ending decides.
@@ -231,6 +233,8 @@ impl Supervisor {
     ) -> Result<Supervisor, String> {
         let control = listen(&paths.control_sock())?;
         let console = listen(&paths.console_sock())?;
+        let metadata = metadata::Server::new(&paths)
+            .map_err(|e| format!("{}: {e}", metadata::control_dir(&paths).display()))?;
         let _ = fs::write(paths.pid_file(), std::process::id().to_string());
         let info = ZoneInfo {
             zoneid: free_zoneid(&store.run_dir(), &paths.name),
@@ -250,6 +254,7 @@ impl Supervisor {
             clients: Vec::new(),
             control,
             console,
+            metadata,
             waiting: Vec::new(),
             after_exit: None,
             deadline: None,
@@ -278,6 +283,14 @@ impl Supervisor {
         let zonepath = engine::zonepath(&self.store, &zone).map_err(|e| e.to_string())?;
         let userns = engine::id_range(&self.store, &zone).map_err(|e| e.to_string())?;
         zones::storage::activate(&zonepath).map_err(|e| e.to_string())?;
+        metadata::publish(&self.store, &self.paths).map_err(|e| e.to_string())?;
+        if !metadata::install_reader(&self.paths) {
+            log(&format!(
+                "zone '{}': no statically linked mdata-get found; metadata is served on {} only",
+                self.paths.name,
+                metadata::ZONE_DIR
+            ));
+        }
         // Without a user namespace the host makes the zone's network namespace first; with
         // one, init makes it (owned by the zone's user namespace) and the links go in after.
         let netns = match userns {
@@ -328,7 +341,11 @@ impl Supervisor {
         // An init that died before the mask was set is reaped here.
         self.reap()?;
         while !self.done {
-            let timeout = match self.deadline {
+            let deadline = match (self.deadline, self.metadata.deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let timeout = match deadline {
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     PollTimeout::try_from(left.as_millis().min(60_000) as i32)
@@ -352,6 +369,8 @@ impl Supervisor {
             if ready.console {
                 self.accept_console();
             }
+            self.metadata
+                .ready(&ready.metadata, &self.store, &self.paths.name);
             if ready.master {
                 self.pump_master();
             }
@@ -376,6 +395,11 @@ impl Supervisor {
             PollFd::new(self.control.as_fd(), PollFlags::POLLIN),
             PollFd::new(self.console.as_fd(), PollFlags::POLLIN),
         ];
+        let metadata_at = fds.len();
+        for fd in self.metadata.poll_fds() {
+            fds.push(PollFd::new(fd, PollFlags::POLLIN));
+        }
+        let metadata_end = fds.len();
         let master_at = self.master.as_ref().map(|m| {
             fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
             fds.len() - 1
@@ -393,6 +417,7 @@ impl Supervisor {
             signal: hit(0),
             control: hit(1),
             console: hit(2),
+            metadata: (metadata_at..metadata_end).map(hit).collect(),
             master: master_at.is_some_and(hit),
             clients: (first_client..fds.len())
                 .filter(|i| hit(*i))
@@ -664,6 +689,7 @@ impl Supervisor {
         ] {
             let _ = fs::remove_file(f);
         }
+        let _ = fs::remove_dir_all(metadata::control_dir(&self.paths));
         self.answer_waiting(&Reply::Ok);
     }
 }
@@ -689,6 +715,8 @@ struct Ready {
     signal: bool,
     control: bool,
     console: bool,
+    /// Per fd of `metadata::Server::poll_fds`.
+    metadata: Vec<bool>,
     master: bool,
     clients: Vec<usize>,
 }

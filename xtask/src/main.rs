@@ -1,5 +1,5 @@
 //! `zones-gen OUTDIR`: writes man pages and shell completions generated from the clap
-//! definitions of runz, zoneadm, zlogin and imgadm:
+//! definitions of runz, zoneadm, zlogin, imgadm, dladm and zonestat:
 //!
 //! ```text
 //! OUTDIR/man/man1/NAME.1                 one page per command (subcommands listed in it)
@@ -24,6 +24,8 @@ fn commands() -> Vec<(&'static str, clap::Command)> {
         ("zoneadm", cli::zoneadm::command()),
         ("zlogin", cli::zlogin::command()),
         ("imgadm", cli::imgadm::command()),
+        ("dladm", cli::dladm::command()),
+        ("zonestat", cli::zonestat::command()),
     ]
 }
 

@@ -48,6 +48,10 @@ pub struct AppProcess {
     pub args: Vec<String>,
     pub env: Vec<String>,
     pub cwd: Option<String>,
+    /// The image's `User`; by the time the spec is made, numeric `uid:gid` (names are
+    /// looked up in the zone's root by the caller, see `image::user::resolve`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// What the spec needs besides the zone's configuration.
@@ -264,6 +268,18 @@ fn process(zone: &Zone, opts: &SpecOptions) -> Result<oci_spec::runtime::Process
             }
             if let Some(cwd) = app.cwd.filter(|c| c.starts_with('/')) {
                 p.set_cwd(PathBuf::from(cwd));
+            }
+            if let Some(user) = &app.user {
+                let ids = user
+                    .split_once(':')
+                    .and_then(|(u, g)| Some((u.parse::<u32>().ok()?, g.parse::<u32>().ok()?)));
+                let (uid, gid) = ids.ok_or_else(|| {
+                    invalid(zone, format!("app user '{user}': expected numeric UID:GID"))
+                })?;
+                let mut u = p.user().clone();
+                u.set_uid(uid);
+                u.set_gid(gid);
+                p.set_user(u);
             }
             args
         }
@@ -883,6 +899,7 @@ mod tests {
             args: vec!["/bin/sh".into(), "-c".into(), "echo hi".into()],
             env: vec!["A=1".into()],
             cwd: Some("/tmp".into()),
+            user: Some("33:34".into()),
         });
         let s = zone_spec(&z, &o).unwrap();
         let ns = s.linux().as_ref().unwrap().namespaces().clone().unwrap();
@@ -891,6 +908,10 @@ mod tests {
         assert_eq!(p.args().as_ref().unwrap()[0], "/bin/sh");
         assert!(p.env().as_ref().unwrap().contains(&"A=1".to_string()));
         assert_eq!(p.cwd(), Path::new("/tmp"));
+        assert_eq!((p.user().uid(), p.user().gid()), (33, 34));
+        o.app.as_mut().unwrap().user = Some("www".into());
+        let e = zone_spec(&z, &o).unwrap_err().to_string();
+        assert!(e.contains("app user 'www'"), "{e}");
     }
 
     #[test]

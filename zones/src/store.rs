@@ -38,6 +38,8 @@ pub const CGROUP_PARENT_ENV: &str = "ZONES_CGROUP_PARENT";
 const INDEX_FILE: &str = "index";
 const INDEX_LOCK: &str = ".index.lock";
 const CONF_FILE: &str = "zones.conf";
+/// The size past which the events log is rotated.
+const EVENTS_MAX: u64 = 4 << 20;
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -283,15 +285,18 @@ impl Store {
         check_lock(lock, &zone.zonename)?;
         validate_zone_name(&zone.zonename)?;
         self.write_zone(zone)?;
-        self.update_index(|zones| {
-            let state = zones
-                .iter()
-                .find(|e| e.name == zone.zonename)
-                .map_or(ZoneState::Configured, |e| e.state);
+        let (entry, new) = self.update_index(|zones| {
+            let found = zones.iter().find(|e| e.name == zone.zonename);
+            let new = found.is_none();
+            let state = found.map_or(ZoneState::Configured, |e| e.state);
             let entry = entry_for(zone, state);
             upsert(zones, &zone.zonename, entry.clone());
-            Ok(entry)
-        })
+            Ok((entry, new))
+        })?;
+        if new {
+            self.record_event(&entry.name, &entry.uuid, None, entry.state);
+        }
+        Ok(entry)
     }
 
     /// Renames zone `old` to `zone.zonename` (locked by `new`), keeping its state and its place
@@ -316,14 +321,66 @@ impl Store {
 
     /// Records the state of the locked zone.
     pub fn set_state(&self, lock: &ZoneLock, state: ZoneState) -> Result<(), StoreError> {
-        self.update_index(|zones| {
+        let (uuid, previous) = self.update_index(|zones| {
             let e = zones
                 .iter_mut()
                 .find(|e| e.name == lock.name)
                 .ok_or_else(|| StoreError::NoSuchZone(lock.name.clone()))?;
-            e.state = state;
-            Ok(())
-        })
+            let previous = std::mem::replace(&mut e.state, state);
+            Ok((e.uuid.clone(), previous))
+        })?;
+        if previous != state {
+            self.record_event(&lock.name, &uuid, Some(previous), state);
+        }
+        Ok(())
+    }
+
+    /// `ALTROOT/run/zones/events`: every state change, one JSON object a line (`zoneadm
+    /// events` reads it).
+    pub fn events_file(&self) -> PathBuf {
+        self.run_dir().join("events")
+    }
+
+    fn record_deleted(&self, name: &str) {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.append_event(serde_json::json!({
+            "time_ms": ms, "zone": name, "state": "deleted", "previous": "configured",
+        }));
+    }
+
+    /// Appends a state change to [`Store::events_file`] (best effort: a lost event never fails
+    /// the change itself). One `write` of a line opened `O_APPEND` keeps concurrent writers'
+    /// lines whole.
+    fn record_event(&self, name: &str, uuid: &str, previous: Option<ZoneState>, state: ZoneState) {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.append_event(serde_json::json!({
+            "time_ms": ms, "zone": name, "uuid": uuid,
+            "state": state.to_string(),
+            "previous": previous.map(|p| p.to_string()),
+        }));
+    }
+
+    fn append_event(&self, line: serde_json::Value) {
+        // Bounded: past EVENTS_MAX the log starts over, the previous one kept as `events.old`.
+        let path = self.events_file();
+        if fs::metadata(&path).is_ok_and(|m| m.len() > EVENTS_MAX) {
+            let _ = fs::rename(&path, path.with_extension("old"));
+        }
+        let mut text = line.to_string();
+        text.push('\n');
+        let _ = fs::create_dir_all(self.run_dir());
+        if let Ok(mut f) = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o644)
+            .open(&path)
+        {
+            let _ = f.write_all(text.as_bytes());
+        }
     }
 
     /// Removes the locked zone from the index, then its configuration file.
@@ -336,6 +393,7 @@ impl Store {
             }
             Ok(())
         })?;
+        self.record_deleted(&lock.name);
         self.remove_file(&self.zone_file(&lock.name))
     }
 

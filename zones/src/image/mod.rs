@@ -10,10 +10,13 @@
 pub mod build;
 pub mod digest;
 pub mod layer;
+pub mod progress;
+pub mod registry;
 pub mod source;
+pub mod user;
 
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -55,6 +58,12 @@ pub enum ImageError {
     NotFound(String),
     #[error("'{key}' matches several images: {ids}; give more of the id")]
     Ambiguous { key: String, ids: String },
+    #[error("'{reference}': {why}")]
+    BadReference { reference: String, why: String },
+    #[error("registry: {url}: {why}")]
+    Registry { url: String, why: String },
+    #[error("registry {registry}: not authorized: {why}")]
+    Unauthorized { registry: String, why: String },
     #[error("image '{name}' ({id}) is used by zone(s): {zones}")]
     InUse {
         name: String,
@@ -118,6 +127,7 @@ impl ImageConfig {
             args,
             env: self.env.clone(),
             cwd: self.workdir.clone(),
+            user: self.user.clone(),
         }
     }
 }
@@ -130,6 +140,7 @@ pub enum SourceType {
     OciArchive,
     DockerArchive,
     Rootfs,
+    Registry,
 }
 
 /// `images/<id>/manifest.json`.
@@ -170,6 +181,8 @@ pub struct ImportOptions {
     /// The path is a plain root filesystem (tarball, gzip/zstd tarball, or directory).
     pub rootfs: bool,
     pub name: Option<String>,
+    /// Draw progress bars on stderr (the caller checks that it is a terminal).
+    pub progress: bool,
 }
 
 /// The image store of one (alternate) root.
@@ -274,14 +287,8 @@ impl ImageStore {
     pub fn import(&self, path: &Path, opts: &ImportOptions) -> Result<ImageManifest, ImageError> {
         let _lock = self.lock()?;
         let meta = fs::metadata(path).map_err(io_at(path))?;
-        let staging = self
-            .dir
-            .join(format!(".import-{}-{}", std::process::id(), now_nanos()));
-        fs::create_dir(&staging).map_err(io_at(&staging))?;
-        let guard = Staging(Some(staging.clone()));
+        let (staging, guard) = self.staging()?;
         let rootfs = staging.join("rootfs");
-        fs::create_dir(&rootfs).map_err(io_at(&rootfs))?;
-        let _ = fs::set_permissions(&rootfs, std::os::unix::fs::PermissionsExt::from_mode(0o755));
         let origin = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let mut manifest = if opts.rootfs {
             self.import_rootfs(path, &meta, &rootfs, opts)?
@@ -290,7 +297,7 @@ impl ImageStore {
                 (path.to_path_buf(), None)
             } else {
                 let dir = staging.join("archive");
-                unpack_archive(path, &dir)?;
+                unpack_archive(path, &dir, opts.progress)?;
                 (dir, Some(()))
             };
             let resolved = source::resolve(&dir)?;
@@ -306,8 +313,10 @@ impl ImageStore {
                 .unwrap_or_else(|| default_name(path));
             self.check_new(resolved.id.hex(), &name)?;
             let mut layers = Vec::new();
-            for l in &resolved.layers {
-                layers.push(apply_layer(l, &rootfs)?.to_string());
+            let n = resolved.layers.len();
+            for (i, l) in resolved.layers.iter().enumerate() {
+                let label = format!("layer {}/{n}", i + 1);
+                layers.push(apply_layer(l, &rootfs, opts.progress, &label)?.to_string());
             }
             if dir.starts_with(&staging) {
                 crate::storage::remove_tree(&dir).map_err(|e| ImageError::BadImage {
@@ -329,6 +338,68 @@ impl ImageStore {
             }
         };
         manifest.origin = origin.display().to_string();
+        self.finish(staging, guard, manifest)
+    }
+
+    /// Pull `reference` (`docker://...`) from a registry. Each layer is applied as it
+    /// streams in, hashed on the way: a blob whose digest or size does not match its
+    /// descriptor fails the pull and the staging directory is removed.
+    pub fn pull(
+        &self,
+        reference: &str,
+        opts: &ImportOptions,
+        pull: &registry::PullOptions,
+    ) -> Result<ImageManifest, ImageError> {
+        let r = registry::Reference::parse(reference)?;
+        let _lock = self.lock()?;
+        let mut client = registry::Client::new(&r, pull);
+        let remote = client.resolve()?;
+        let name = opts.name.clone().unwrap_or_else(|| r.to_string());
+        self.check_new(remote.id.hex(), &name)?;
+        let (staging, guard) = self.staging()?;
+        let rootfs = staging.join("rootfs");
+        let mut layers = Vec::new();
+        let n = remote.layers.len();
+        for (i, l) in remote.layers.iter().enumerate() {
+            let label = format!("layer {}/{n} {}", i + 1, &l.digest.hex()[..12]);
+            layers.push(pull_layer(&mut client, l, &rootfs, opts.progress, &label)?.to_string());
+        }
+        let manifest = ImageManifest {
+            id: remote.id.hex().to_string(),
+            name,
+            source: SourceType::Registry,
+            origin: format!("docker://{r}"),
+            imported: 0,
+            os: remote.os,
+            architecture: remote.architecture,
+            layers,
+            size: 0,
+            config: remote.config,
+        };
+        self.finish(staging, guard, manifest)
+    }
+
+    /// A new staging directory with an empty `rootfs/`, removed when the guard drops.
+    fn staging(&self) -> Result<(PathBuf, Staging), ImageError> {
+        let staging = self
+            .dir
+            .join(format!(".import-{}-{}", std::process::id(), now_nanos()));
+        fs::create_dir(&staging).map_err(io_at(&staging))?;
+        let guard = Staging(Some(staging.clone()));
+        let rootfs = staging.join("rootfs");
+        fs::create_dir(&rootfs).map_err(io_at(&rootfs))?;
+        let _ = fs::set_permissions(&rootfs, std::os::unix::fs::PermissionsExt::from_mode(0o755));
+        Ok((staging, guard))
+    }
+
+    /// Write the manifest and move the staging directory into place.
+    fn finish(
+        &self,
+        staging: PathBuf,
+        guard: Staging,
+        mut manifest: ImageManifest,
+    ) -> Result<ImageManifest, ImageError> {
+        let rootfs = staging.join("rootfs");
         manifest.imported = now_nanos() / 1_000_000_000;
         manifest.size = tree_size(&rootfs);
         let json = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
@@ -371,7 +442,7 @@ impl ImageStore {
                 diff_id: None,
                 media_type: String::new(),
             };
-            layers.push(apply_layer(&l, rootfs)?.to_string());
+            layers.push(apply_layer(&l, rootfs, opts.progress, "rootfs")?.to_string());
         }
         Ok(ImageManifest {
             id: id.hex().to_string(),
@@ -456,7 +527,12 @@ impl ImageStore {
 
 /// Verify a layer's blob digest (before reading it as tar), apply it, and check its diff_id.
 /// Returns the digest of the uncompressed tar.
-fn apply_layer(l: &source::Layer, rootfs: &Path) -> Result<Digest, ImageError> {
+fn apply_layer(
+    l: &source::Layer,
+    rootfs: &Path,
+    progress: bool,
+    label: &str,
+) -> Result<Digest, ImageError> {
     let what = l.blob.display().to_string();
     if let Some(want) = &l.digest {
         let got = Digest::of_file(&l.blob).map_err(io_at(&l.blob))?;
@@ -468,30 +544,138 @@ fn apply_layer(l: &source::Layer, rootfs: &Path) -> Result<Digest, ImageError> {
             });
         }
     }
-    let declared = if l.media_type.ends_with("+zstd") {
+    let f = fs::File::open(&l.blob).map_err(io_at(&l.blob))?;
+    let size = f.metadata().map(|m| m.len()).ok();
+    let bar = progress::Bar::new(progress, label, size);
+    apply_stream(
+        progress::ProgressReader::new(f, bar),
+        &what,
+        &l.media_type,
+        l.diff_id.as_ref(),
+        rootfs,
+    )
+}
+
+/// Fetch and apply one layer, hashing the blob as it streams. When the blob's digest is
+/// wrong that is the error reported, even if the corrupt data also failed to decompress.
+fn pull_layer(
+    client: &mut registry::Client,
+    l: &registry::RemoteLayer,
+    rootfs: &Path,
+    progress: bool,
+    label: &str,
+) -> Result<Digest, ImageError> {
+    let what = format!("layer {}", l.digest);
+    let body = client.blob(&l.digest)?;
+    let bar = progress::Bar::new(progress, label, Some(l.size));
+    let broke = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let body = NetReader {
+        inner: body,
+        broke: broke.clone(),
+    };
+    // At most one byte more than the descriptor says: enough to tell that it is too long.
+    let limit = if l.size > 0 { l.size + 1 } else { u64::MAX };
+    let limited = progress::ProgressReader::new(body, bar).take(limit);
+    let mut hashing = HashingReader::new(limited);
+    let applied = apply_stream(
+        &mut hashing,
+        &what,
+        &l.media_type,
+        l.diff_id.as_ref(),
+        rootfs,
+    );
+    let drained = hashing.drain();
+    let (count, got) = (hashing.count(), hashing.digest());
+    let short = |why: String| ImageError::BadImage {
+        path: PathBuf::from(&what),
+        why,
+    };
+    if let Some(e) = broke.borrow_mut().take() {
+        return Err(short(format!(
+            "truncated: the download broke off after {count} of {} bytes: {e}",
+            l.size
+        )));
+    }
+    drained.map_err(|e| short(format!("truncated or corrupt: {e}")))?;
+    if l.size > 0 && count < l.size {
+        return Err(short(format!(
+            "truncated: the registry sent {count} of {} bytes",
+            l.size
+        )));
+    }
+    if l.size > 0 && count > l.size {
+        return Err(short(format!(
+            "the registry sent more than the {} bytes the manifest says",
+            l.size
+        )));
+    }
+    if got != l.digest {
+        return Err(ImageError::DigestMismatch {
+            what,
+            expected: l.digest.to_string(),
+            actual: got.to_string(),
+        });
+    }
+    let diff = applied?;
+    Ok(diff)
+}
+
+/// The network side of a blob: remembers the first read error, which is the cause of
+/// whatever the tar reader then says.
+struct NetReader<R> {
+    inner: R,
+    broke: std::rc::Rc<std::cell::RefCell<Option<io::Error>>>,
+}
+
+impl<R: Read> Read for NetReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            let mut b = self.broke.borrow_mut();
+            if b.is_none() {
+                *b = Some(io::Error::new(e.kind(), e.to_string()));
+            }
+        })
+    }
+}
+
+/// Apply one layer blob read from `r` (plain, gzip or zstd, told by its first bytes and
+/// checked against the media type) and check its diff_id. Returns the digest of the
+/// uncompressed tar.
+fn apply_stream(
+    mut r: impl io::Read,
+    what: &str,
+    media_type: &str,
+    diff_id: Option<&Digest>,
+    rootfs: &Path,
+) -> Result<Digest, ImageError> {
+    let corrupt = |e: io::Error| ImageError::BadImage {
+        path: PathBuf::from(what),
+        why: format!("truncated or corrupt: {e}"),
+    };
+    let mut head = Vec::with_capacity(4);
+    (&mut r).take(4).read_to_end(&mut head).map_err(corrupt)?;
+    let comp = Compression::sniff(&head);
+    let declared = if media_type.ends_with("+zstd") {
         Some(Compression::Zstd)
-    } else if l.media_type.ends_with("gzip") {
+    } else if media_type.ends_with("gzip") {
         Some(Compression::Gzip)
     } else {
         None
     };
-    let comp = Compression::of_file(&l.blob).map_err(io_at(&l.blob))?;
     if declared.is_some_and(|d| d != comp) {
         return Err(ImageError::BadImage {
-            path: l.blob.clone(),
-            why: format!("media type {} but the content is {comp:?}", l.media_type),
+            path: PathBuf::from(what),
+            why: format!("media type {media_type} but the content is {comp:?}"),
         });
     }
-    let f = fs::File::open(&l.blob).map_err(io_at(&l.blob))?;
-    let decoded = comp.decoder(f).map_err(io_at(&l.blob))?;
+    let decoded = comp
+        .decoder(io::Cursor::new(head).chain(r))
+        .map_err(corrupt)?;
     let mut hashing = HashingReader::new(decoded);
-    layer::apply(&mut hashing, rootfs, &what)?;
-    hashing.drain().map_err(|e| ImageError::BadImage {
-        path: l.blob.clone(),
-        why: format!("truncated or corrupt: {e}"),
-    })?;
+    layer::apply(&mut hashing, rootfs, what)?;
+    hashing.drain().map_err(corrupt)?;
     let got = hashing.digest();
-    if let Some(want) = &l.diff_id {
+    if let Some(want) = diff_id {
         if &got != want {
             return Err(ImageError::DigestMismatch {
                 what: format!("{what} (uncompressed)"),
@@ -505,10 +689,12 @@ fn apply_layer(l: &source::Layer, rootfs: &Path) -> Result<Digest, ImageError> {
 
 /// Unpack an oci-archive or docker-archive (plain or compressed tar) into `dir`. The tar
 /// crate's `unpack` refuses entries that would land outside `dir`.
-fn unpack_archive(path: &Path, dir: &Path) -> Result<(), ImageError> {
+fn unpack_archive(path: &Path, dir: &Path, progress: bool) -> Result<(), ImageError> {
     fs::create_dir_all(dir).map_err(io_at(dir))?;
     let comp = Compression::of_file(path).map_err(io_at(path))?;
     let f = fs::File::open(path).map_err(io_at(path))?;
+    let size = f.metadata().map(|m| m.len()).ok();
+    let f = progress::ProgressReader::new(f, progress::Bar::new(progress, "archive", size));
     let mut ar = tar::Archive::new(comp.decoder(f).map_err(io_at(path))?);
     ar.set_preserve_permissions(false);
     ar.set_unpack_xattrs(false);

@@ -16,11 +16,11 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-const CONFIG_TYPES: [&str; 2] = [
+pub const CONFIG_TYPES: [&str; 2] = [
     "application/vnd.oci.image.config.v1+json",
     "application/vnd.docker.container.image.v1+json",
 ];
-const LAYER_TYPES: [&str; 9] = [
+pub const LAYER_TYPES: [&str; 9] = [
     "application/vnd.oci.image.layer.v1.tar",
     "application/vnd.oci.image.layer.v1.tar+gzip",
     "application/vnd.oci.image.layer.v1.tar+zstd",
@@ -97,15 +97,18 @@ pub fn resolve(dir: &Path) -> Result<Resolved, ImageError> {
     }
 }
 
+/// A content descriptor (manifest, config or layer).
 #[derive(Deserialize)]
-struct Descriptor {
+pub struct Descriptor {
     #[serde(rename = "mediaType", default)]
-    media_type: String,
-    digest: String,
+    pub media_type: String,
+    pub digest: String,
     #[serde(default)]
-    annotations: Option<serde_json::Map<String, Value>>,
+    pub size: u64,
     #[serde(default)]
-    platform: Option<Value>,
+    pub annotations: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    pub platform: Option<Value>,
 }
 
 /// A blob of the layout, its digest checked against its name before it is trusted.
@@ -198,8 +201,13 @@ fn resolve_oci(dir: &Path) -> Result<Resolved, ImageError> {
 /// The manifest to use from an index: linux/amd64 (this host) if platforms are given, else
 /// the first.
 fn pick(path: &Path, index: &Value) -> Result<Descriptor, ImageError> {
+    pick_from(index).map_err(|why| bad(path, why))
+}
+
+/// [`pick`] for an index that is not a file (a registry's).
+pub fn pick_from(index: &Value) -> Result<Descriptor, String> {
     let list: Vec<Descriptor> = serde_json::from_value(index["manifests"].clone())
-        .map_err(|e| bad(path, format!("manifests: {e}")))?;
+        .map_err(|e| format!("manifests: {e}"))?;
     let host_arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -214,7 +222,7 @@ fn pick(path: &Path, index: &Value) -> Result<Descriptor, ImageError> {
     let n = list.len();
     list.into_iter()
         .find(fits)
-        .ok_or_else(|| bad(path, format!("no manifest for linux/{host_arch} among {n}")))
+        .ok_or_else(|| format!("no manifest for linux/{host_arch} among {n}"))
 }
 
 fn image_name(ann: &serde_json::Map<String, Value>) -> Option<String> {
@@ -224,7 +232,7 @@ fn image_name(ann: &serde_json::Map<String, Value>) -> Option<String> {
         .map(str::to_string)
 }
 
-fn diff_ids(config: &Value) -> Vec<Digest> {
+pub fn diff_ids(config: &Value) -> Vec<Digest> {
     config["rootfs"]["diff_ids"]
         .as_array()
         .map(|a| {

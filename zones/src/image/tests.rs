@@ -72,6 +72,7 @@ fn import_by_every_route() {
             &ImportOptions {
                 rootfs: false,
                 name: Some("arch".into()),
+                ..Default::default()
             },
         )
         .unwrap();
@@ -98,6 +99,7 @@ fn import_by_every_route() {
             &ImportOptions {
                 rootfs: true,
                 name: None,
+                ..Default::default()
             },
         )
         .unwrap();
@@ -120,7 +122,13 @@ fn import_by_every_route() {
 fn assert_fails_clean(store: &ImageStore, path: &Path, rootfs: bool, expect: &str) {
     let before = store.list().unwrap();
     let e = store
-        .import(path, &ImportOptions { rootfs, name: None })
+        .import(
+            path,
+            &ImportOptions {
+                rootfs,
+                ..Default::default()
+            },
+        )
         .unwrap_err()
         .to_string();
     assert!(e.contains(expect), "expected '{expect}' in: {e}");
