@@ -177,6 +177,31 @@ fn an_overlay_zone_sees_the_image_id_mapped_and_the_image_is_untouched() {
     let upper = h.root.join("zones/ov/upper/etc/motd");
     assert_eq!(std::fs::metadata(&upper).unwrap().uid() as u64, base);
     h.ok("zoneadm", &["-z", "ov", "halt"]);
+    // An image made of the zone has the zone's view of owners, not the host range's.
+    let out = h.root.join("ov.tar");
+    h.ok(
+        "imgadm",
+        &[
+            "create",
+            "ov",
+            "-o",
+            out.to_str().unwrap(),
+            "--name",
+            "from-ov",
+        ],
+    );
+    h.ok("imgadm", &["import", out.to_str().unwrap()]);
+    let motd = std::fs::read_dir(h.root.join("var/lib/zones/images"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("rootfs/etc/motd"))
+        .find(|p| std::fs::read_to_string(p).is_ok_and(|t| t == "changed\n"))
+        .expect("the created image has the zone's change");
+    assert_eq!(std::fs::metadata(motd).unwrap().uid(), 0);
+    // ... and the zone boots again in its range.
+    h.ok("zoneadm", &["-z", "ov", "boot"]);
+    assert_eq!(h.ok("zlogin", &["ov", "stat -c %u /etc/motd"]), "0\n");
+    h.ok("zoneadm", &["-z", "ov", "halt"]);
     // The shared image stays owned by host root.
     let images = h.root.join("var/lib/zones/images");
     let img_busybox = std::fs::read_dir(&images)
