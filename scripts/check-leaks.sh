@@ -56,12 +56,24 @@ done
 # Network links in the host namespace: test etherstubs/VNICs are named rzt<pid>..., a zone's
 # anet host end zv<hash> and a VNIC's bridge port vp<hash> (tests/network.rs). Namespace files
 # (nsfs mounts under /run/runz-test-net-* and the test altroots) show up as mounts above.
+# ifb devices shaping a zone's or VNIC's traffic are zi<hash>; the VLAN probe of dladm zq<pid>.
 for l in /sys/class/net/*; do
     name=${l##*/}
     case $name in
-    rzt[0-9]* | zv[0-9a-f]????????? | vp[0-9a-f]?????????) leaks+=("link: $name") ;;
+    rzt[0-9]* | zv[0-9a-f]????????? | vp[0-9a-f]????????? | zi[0-9a-f]?????????) leaks+=("link: $name") ;;
+    zq[0-9a-f]???????) leaks+=("link: $name") ;;
     esac
 done
+
+# nft tables: link protection of a zone's host end or a VNIC's port (bridge zones_zv*/zones_vp*),
+# and any table a test names after itself.
+if command -v nft >/dev/null; then
+    while read -r _ family table; do
+        case $table in
+        zones_zv* | zones_vp* | *runz-test* | *runz-it-*) leaks+=("nft table: $family $table") ;;
+        esac
+    done < <(nft list tables 2>/dev/null)
+fi
 
 # State dirs of the tests' `runz --root`, and the integration scripts' state and work dirs.
 for d in /run/runz-test* /run/runz-it-* /var/tmp/runz-it-*; do

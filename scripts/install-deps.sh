@@ -8,19 +8,26 @@ set -euo pipefail
 
 PACKAGES=(
     apache2-utils    # htpasswd -B: the bcrypt password file of the test registry (tests/images.rs)
+    btrfs-progs      # mkfs.btrfs: tests/storage.rs and bench/ make a loop-mounted btrfs
     bsdutils         # script(1): a pty for `ctr task exec -t` / `podman exec -t` (integration/)
     busybox-static   # the test and demo rootfs (scripts/mk-rootfs.sh)
     ca-certificates  # cargo fetching crates over https on a fresh machine
+    cpio             # integration/vm/mk-initramfs.sh: the test guest's initramfs
     conmon           # podman's container monitor: runs `runz create` and `runz exec`
     containerd       # integration/containerd.sh: private containerd, ctr, containerd-shim-runc-v2
     docker-registry  # a local OCI distribution registry for the imgadm pull tests (tests/images.rs)
     iproute2         # network tests compare against `ip` output
+    kmod             # integration/vm: module dependencies of the guest kernel (modprobe -S)
+    linux-image-amd64 # integration/vm: Debian's kernel, booted under qemu for pure cgroup v2
     libc6-dev        # static glibc (libc.a): tests/escape.rs builds its in-zone probe with crt-static
     make             # make install (tests/provisioning.rs installs into a temp prefix)
+    nftables         # nft: link protection (anti-spoofing) of zone links, driven through nft -j
     podman           # integration/podman.sh (with --runtime runz; its crun/runc stay unused)
     procps           # ps/pgrep for debugging leaks; check-leaks itself reads /proc
     protobuf-compiler # protoc: the k8s-cri crate compiles the CRI protobufs (integration/cri-test)
     python3          # scripts/mk-rootfs.sh (fast symlinks) and mk-bundle.sh (config.json edits)
+    qemu-system-x86  # integration/vm: the cgroup-v2 test guest (TCG; 9p shares of the host root)
+    zfs-fuse         # the zfs storage backend's zfs/zpool commands and daemon (tests/storage.rs, bench/)
 )
 
 missing=()

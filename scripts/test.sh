@@ -3,9 +3,12 @@
 # "tests: N passed, N failed"; the exit status is non-zero if any step failed.
 #
 # Steps: install-deps, cargo fmt --check, cargo clippy -D warnings, cargo build (runz),
-# cargo test --workspace (root integration tests included), integration/*.sh (runz under a
-# private containerd, driven by ctr and over CRI, and podman; root only), check-leaks. The final count includes the
-# integration scripts' checks (each prints "integration: N passed, N failed (NAME)").
+# cargo test --workspace (root integration tests included, tests/faults.rs among them),
+# integration/*.sh (runz under a private containerd, driven by ctr and over CRI, and podman;
+# root only), integration/vm/run.sh (tests/caps.rs on pure cgroup v2 in a qemu guest; root
+# only), a short fuzz run (fuzz/), a short soak (bench/soak.sh --short), check-leaks.
+# The final count includes the integration scripts' checks (each prints "integration: N
+# passed, N failed (NAME)").
 # Runs with no stdin and CI=true on a fresh clone. Integration tests need root; as a normal
 # user only the unit tests (lib and bin targets) run.
 set -uo pipefail
@@ -78,6 +81,28 @@ if [ "$root" -eq 1 ]; then
             failed_steps+=("integration/$script.sh")
         fi
     done
+fi
+
+# The caps tests again on pure cgroup v2, in a qemu guest with Debian's kernel (this host is
+# hybrid v1): about 3 minutes under TCG. Prints "integration: N passed, N failed (vm)".
+if [ "$root" -eq 1 ]; then
+    echo "==> integration/vm/run.sh --test caps"
+    timeout -k 10 1200 "$repo/integration/vm/run.sh" --test caps 2>&1 | tee -a "$integ_log"
+    if [ "${PIPESTATUS[0]}" -ne 0 ]; then
+        echo "==> FAILED: integration/vm/run.sh" >&2
+        failed_steps+=("integration/vm/run.sh")
+    fi
+fi
+
+# Fuzzing, the short CI run: each target's committed corpus, then 15 s of mutation per target
+# with the stable driver (fuzz/src/main.rs; `cargo fuzz` runs the same targets with libFuzzer
+# where nightly is installed). Prints "fuzz: TARGET N execs, N crashes".
+step "fuzz (short)" cargo run --quiet -p zones-fuzz -- all --secs 15
+
+# The short soak: 20 zone boot/halt cycles, 10 reboots, 50 runz runs, failing on any growth
+# (bench/soak.sh; the full 500/100/1000 run is on demand). Prints "soak: ..." counts.
+if [ "$root" -eq 1 ]; then
+    step "soak (short)" "$repo/bench/soak.sh" --short
 fi
 
 if [ "$root" -eq 1 ]; then

@@ -2,6 +2,7 @@
 //! verbs, zlogin), diagnostics (`log`) and the command-line faces (`cli`).
 
 pub mod cli;
+pub mod fault;
 pub mod log;
 pub mod runtime;
 pub mod zone;

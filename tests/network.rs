@@ -8,17 +8,23 @@
 
 mod common;
 
+use std::cell::RefCell;
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use common::require_root;
-use common::zonehost::{mounted, ZoneHost};
-use zones_linux::zone::network::host_link_name;
-use zones_net::Netlink;
+use common::zonehost::{bin, mounted, ZoneHost};
+use zones_linux::zone::datalinks;
+use zones_linux::zone::network::{host_link_name, ifb_name};
+use zones_net::{nft, Netlink};
 
 /// A zone host with a busybox image whose test links carry `tag`; see `common::zonehost`.
 struct Host {
     zones: ZoneHost,
     tag: String,
+    /// Zones configured here: their host ends, ifbs and nft tables are removed on drop.
+    made: RefCell<Vec<String>>,
 }
 
 impl std::ops::Deref for Host {
@@ -42,6 +48,7 @@ impl Host {
         Host {
             zones,
             tag: format!("rzt{}{n}", std::process::id()),
+            made: RefCell::new(Vec::new()),
         }
     }
 
@@ -54,6 +61,7 @@ impl Host {
 
     /// Configure and install a zone with one anet `net0` on `stub`.
     fn zone(&self, zone: &str, stub: &str, addr: &str, extra: &str) {
+        self.made.borrow_mut().push(zone.to_string());
         self.ok(
             "zonecfg",
             &[
@@ -85,9 +93,22 @@ impl Drop for Host {
     fn drop(&mut self) {
         // Halt first so the zones' own teardown runs, then any test link that is left.
         self.zones.halt_all();
+        for z in self.made.borrow().iter() {
+            for l in ["net0", "net1"] {
+                let host = host_link_name(z, l);
+                let _ = nft::unprotect(&host);
+                if let Ok(mut nl) = Netlink::open() {
+                    let _ = nl.delete_if_exists(&ifb_name(&host));
+                    let _ = nl.delete_if_exists(&host);
+                }
+            }
+        }
         if let Ok(mut nl) = Netlink::open() {
             for l in nl.links().unwrap_or_default() {
                 if l.name.starts_with(&self.tag) {
+                    // A test VNIC's bridge port may carry an ifb and an nft table.
+                    let _ = nft::unprotect(&datalinks::vnic_port_name(&l.name));
+                    let _ = nl.delete_if_exists(&datalinks::vnic_ifb_name(&l.name));
                     let _ = nl.delete_link(&l.name);
                 }
             }
@@ -139,6 +160,14 @@ fn zones_on_one_etherstub_ping_each_other_and_not_across_stubs() {
     let out = h.cmd("zlogin", &["za", "ping -c 2 -w 3 10.213.0.3"]);
     assert!(!out.status.success(), "za reached zc across etherstubs");
 
+    // A VNIC cannot take the MAC of a running zone's link.
+    let err = h.fails(
+        "dladm",
+        &["create-vnic", "-l", &s1, "-m", "2:8:20:d:1:1", &h.link("v")],
+    );
+    assert!(err.contains("already used by zone 'za'"), "{err}");
+    assert!(!host_link_exists(&h.link("v")));
+
     // An etherstub in use cannot be deleted.
     let err = h.fails("dladm", &["delete-etherstub", &s1]);
     assert!(err.contains("in use by"), "{err}");
@@ -165,11 +194,33 @@ fn halt_after_kill_9_of_the_supervisor_removes_the_links() {
     }
     let h = Host::new("kill");
     let s = h.link("s");
+    let v = h.link("v");
     h.ok("dladm", &["create-etherstub", &s]);
-    h.zone("zk", &s, "10.213.1.1/24", "");
+    h.ok("dladm", &["create-vnic", "-l", &s, &v]);
+    h.zone(
+        "zk",
+        &s,
+        "10.213.1.1/24",
+        &format!(
+            "set maxbw=50M; set link-protection=mac-nospoof,ip-nospoof; set priority=high; \
+             end; add net; set physical={v}; set allowed-address=10.213.1.2/24;"
+        ),
+    );
     h.ok("zoneadm", &["-z", "zk", "boot"]);
     let host_end = host_link_name("zk", "net0");
     assert!(host_link_exists(&host_end));
+    assert!(host_link_exists(&ifb_name(&host_end)));
+    assert!(!host_link_exists(&v), "the VNIC is in the zone");
+    let table = nft_table(&host_end).unwrap();
+    let comments: Vec<&str> = table["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["rule"]["comment"].as_str())
+        .collect();
+    for want in ["priority", "mac-nospoof", "ip-nospoof"] {
+        assert!(comments.contains(&want), "{want}: {comments:?}");
+    }
     assert!(mounted(&h.netns_file("zk")));
     let pid: i32 = std::fs::read_to_string(h.root.join("run/zones/zk/zoneadmd.pid"))
         .unwrap()
@@ -192,6 +243,9 @@ fn halt_after_kill_9_of_the_supervisor_removes_the_links() {
     h.ok("zoneadm", &["-z", "zk", "halt"]);
     assert_eq!(h.state("zk"), "installed");
     assert!(!host_link_exists(&host_end));
+    assert!(!host_link_exists(&ifb_name(&host_end)));
+    assert!(nft_table(&host_end).is_none());
+    assert!(host_link_exists(&v), "the VNIC came back to the host");
     assert!(!mounted(&h.netns_file("zk")));
     assert!(!h.netns_file("zk").exists());
     // A recorded etherstub that went missing is made again at boot.
@@ -199,6 +253,7 @@ fn halt_after_kill_9_of_the_supervisor_removes_the_links() {
     h.ok("zoneadm", &["-z", "zk", "boot"]);
     assert!(host_link_exists(&s));
     h.ok("zoneadm", &["-z", "zk", "halt"]);
+    h.ok("dladm", &["delete-vnic", &v]);
     h.ok("dladm", &["delete-etherstub", &s]);
 }
 
@@ -244,6 +299,54 @@ fn bad_network_input_is_refused_and_leaves_nothing() {
     assert!(!host_link_exists(&host_link_name("z2", "net0")));
     assert!(!h.netns_file("z2").exists());
     h.ok("zoneadm", &["-z", "z1", "halt"]);
+
+    // A default router outside the allowed address's subnet.
+    h.zone(
+        "zo",
+        &s,
+        "10.213.2.4/24",
+        "set defrouter=10.213.9.1; set maxbw=10M; set link-protection=ip-nospoof;",
+    );
+    let err = h.fails("zoneadm", &["-z", "zo", "boot"]);
+    assert!(
+        err.contains("defrouter 10.213.9.1 is outside allowed-address 10.213.2.4/24"),
+        "{err}"
+    );
+    let host_zo = host_link_name("zo", "net0");
+    assert!(!host_link_exists(&host_zo));
+    assert!(!host_link_exists(&ifb_name(&host_zo)));
+    assert!(nft_table(&host_zo).is_none());
+    assert!(!h.netns_file("zo").exists());
+
+    // A failure half-way through (the kernel refuses a second default route, after both
+    // links, their caps and protection were made) undoes everything.
+    h.zone(
+        "zd",
+        &s,
+        "10.213.2.5/24",
+        &format!(
+            "set defrouter=10.213.2.1; set maxbw=10M; set link-protection=mac-nospoof; end; \
+             add anet; set linkname=net1; set lower-link={s}; set allowed-address=10.213.2.6/24; \
+             set defrouter=10.213.2.1; set maxbw=10M; set link-protection=mac-nospoof;"
+        ),
+    );
+    let err = h.fails("zoneadm", &["-z", "zd", "boot"]);
+    assert!(err.contains("add route"), "{err}");
+    assert_eq!(h.state("zd"), "installed");
+    for l in ["net0", "net1"] {
+        let host_end = host_link_name("zd", l);
+        assert!(!host_link_exists(&host_end), "{l}");
+        assert!(!host_link_exists(&ifb_name(&host_end)), "{l}");
+        assert!(nft_table(&host_end).is_none(), "{l}");
+    }
+    assert!(!h.netns_file("zd").exists());
+
+    // A VLAN id: the kernel is asked, and the answer says what is missing.
+    h.zone("zv", &s, "10.213.2.7/24", "set vlan-id=5;");
+    let err = h.fails("zoneadm", &["-z", "zv", "boot"]);
+    assert!(err.contains("anet net0 vlan-id 5: VLAN 5"), "{err}");
+    assert!(!host_link_exists(&host_link_name("zv", "net0")));
+    assert!(!h.netns_file("zv").exists());
 
     // A lower-link name too long for an interface.
     let out = h.cmd(
@@ -348,8 +451,500 @@ fn dladm_vnics_over_an_etherstub() {
     nl.delete_link(&v).unwrap();
     assert_eq!(h.ok("dladm", &["up"]), format!("{v}\n"));
     assert!(host_link_exists(&v));
+    // After a host reboot the host service makes them again (dladm up before boot-all).
+    nl.delete_link(&v).unwrap();
+    nl.delete_link(&s).unwrap();
+    let out = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/integration/service/zones.init"
+    ))
+    .arg("start")
+    .env("ZONEADM", bin("zoneadm"))
+    .env("ZONES_ALTROOT", &h.root)
+    .env("ZONES_NO_DEFAULTS", "1")
+    .env("ZONES_CGROUP_PARENT", &h.cgroup_parent)
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "zones.init start: {out:?}");
+    assert!(host_link_exists(&s) && host_link_exists(&v));
+    assert_eq!(
+        nl.require(&v).unwrap().mac.as_deref(),
+        Some("02:08:20:0d:03:01")
+    );
     h.ok("dladm", &["delete-vnic", &v]);
     assert!(!host_link_exists(&v));
     h.ok("dladm", &["delete-etherstub", &s]);
     assert_eq!(h.ok("dladm", &["show-vnic", "-p", "-o", "link"]), "");
+}
+
+/// The nft table protecting `link`, as `nft -j` lists it, or `None`.
+fn nft_table(link: &str) -> Option<serde_json::Value> {
+    let out = Command::new("nft")
+        .args(["-j", "list", "table", "bridge", &nft::table_name(link)])
+        .output()
+        .expect("nft (package nftables) is installed");
+    if !out.status.success() {
+        return None;
+    }
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
+
+/// Packets dropped by the rules of `link`'s table whose comment is `why`.
+fn drops(link: &str, why: &str) -> u64 {
+    let t = nft_table(link).unwrap_or_else(|| panic!("no nft table for {link}"));
+    t["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["rule"]["comment"] == why)
+        .flat_map(|o| o["rule"]["expr"].as_array().unwrap().clone())
+        .filter_map(|e| e["counter"]["packets"].as_u64())
+        .sum()
+}
+
+/// `zlogin ZONE CMD`, started and left running.
+fn spawn_zlogin(h: &Host, zone: &str, cmd: &str) -> std::process::Child {
+    Command::new(bin("zlogin"))
+        .arg("-R")
+        .arg(&h.root)
+        .args([zone, cmd])
+        .env("ZONES_CGROUP_PARENT", &h.cgroup_parent)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Wait (at most 10 s) until something in `zone` listens on TCP `port`.
+fn wait_listening(h: &Host, zone: &str, port: u16) {
+    let port = format!(":{port:04X}");
+    let listening = |table: &str| {
+        table.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1].ends_with(&port) && f[3] == "0A"
+        })
+    };
+    for _ in 0..100 {
+        // busybox nc listens on an IPv6 socket when it can: look at both tables.
+        if listening(&h.ok("zlogin", &[zone, "cat /proc/net/tcp /proc/net/tcp6"])) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("nothing listens on {port} in {zone}");
+}
+
+/// Send `bytes` from zone `from` to `to_addr` (in zone `to`) over TCP with busybox nc;
+/// returns the rate in Mbit/s, from the sender's start to the receiver having it all.
+/// Bounded: a fixed byte count, and `timeout` on both ends.
+fn transfer_mbit(h: &Host, from: &str, to: &str, to_addr: &str, bytes: u64) -> f64 {
+    const PORT: u16 = 5001;
+    // The receiver's stdin is a fifo it also holds open, so nc never sees EOF there (which
+    // would make it half-close the connection); it exits when the sender is done.
+    let mut rx = spawn_zlogin(
+        h,
+        to,
+        &format!(
+            "rm -f /tmp/f; mkfifo /tmp/f; exec 3<>/tmp/f; \
+             timeout 60 nc -l -p {PORT} <&3 | wc -c"
+        ),
+    );
+    wait_listening(h, to, PORT);
+    let start = Instant::now();
+    let count = bytes / 65536;
+    let tx = spawn_zlogin(
+        h,
+        from,
+        &format!(
+            "dd if=/dev/zero bs=65536 count={count} 2>/dev/null | timeout 60 nc {to_addr} {PORT}"
+        ),
+    );
+    let status = rx.wait().unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    let tx = tx.wait_with_output().unwrap();
+    let mut out = String::new();
+    use std::io::Read;
+    rx.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert!(status.success(), "receiver failed: {out}");
+    assert!(
+        tx.status.success(),
+        "sender failed: {}",
+        String::from_utf8_lossy(&tx.stderr)
+    );
+    assert_eq!(out.trim(), (count * 65536).to_string(), "bytes received");
+    (count * 65536 * 8) as f64 / secs / 1e6
+}
+
+#[test]
+fn maxbw_caps_both_directions() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("bw");
+    let s = h.link("s");
+    h.ok("dladm", &["create-etherstub", &s]);
+    h.zone("zcap", &s, "10.213.3.1/24", "set maxbw=10M;");
+    h.zone("zfree", &s, "10.213.3.2/24", "");
+    h.ok("zoneadm", &["-z", "zcap", "boot"]);
+    h.ok("zoneadm", &["-z", "zfree", "boot"]);
+    let host = host_link_name("zcap", "net0");
+    let ifb = ifb_name(&host);
+    assert!(host_link_exists(&ifb));
+    // 6 MiB each way: about 5 s at 10 Mbit/s.
+    let bytes = 6 * 1024 * 1024;
+    let from_zone = transfer_mbit(&h, "zcap", "zfree", "10.213.3.2", bytes);
+    let to_zone = transfer_mbit(&h, "zfree", "zcap", "10.213.3.1", bytes);
+    eprintln!("maxbw=10M: from the zone {from_zone:.2} Mbit/s, to the zone {to_zone:.2} Mbit/s");
+    for (dir, r) in [("from", from_zone), ("to", to_zone)] {
+        assert!(
+            (8.5..=11.5).contains(&r),
+            "{dir} the zone: {r:.2} Mbit/s, expected 10 Mbit/s +-15%"
+        );
+    }
+    h.ok("zoneadm", &["-z", "zcap", "halt"]);
+    h.ok("zoneadm", &["-z", "zfree", "halt"]);
+    assert!(!host_link_exists(&ifb));
+    assert!(!host_link_exists(&host));
+    h.ok("dladm", &["delete-etherstub", &s]);
+}
+
+#[test]
+fn link_protection_drops_and_counts_spoofed_packets() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("spoof");
+    let s = h.link("s");
+    h.ok("dladm", &["create-etherstub", &s]);
+    h.zone(
+        "zp",
+        &s,
+        "10.213.4.1/24",
+        // With a cap too: shaping (an ifb redirect) must not bypass the protection.
+        "set link-protection=mac-nospoof,ip-nospoof,restricted; set maxbw=100M;",
+    );
+    h.zone("zu", &s, "10.213.4.2/24", "");
+    h.zone("zr", &s, "10.213.4.3/24", "");
+    for z in ["zp", "zu", "zr"] {
+        h.ok("zoneadm", &["-z", z, "boot"]);
+    }
+    let host = host_link_name("zp", "net0");
+    assert!(nft_table(&host).is_some());
+    assert!(nft_table(&host_link_name("zu", "net0")).is_none());
+    h.ok("zlogin", &["zp", "ping -c 1 -w 10 10.213.4.3"]);
+    h.ok("zlogin", &["zu", "ping -c 1 -w 10 10.213.4.3"]);
+    assert_eq!(drops(&host, "ip-nospoof"), 0);
+    assert_eq!(drops(&host, "mac-nospoof"), 0);
+
+    // A new IP: ARP and IP from it are dropped and counted.
+    h.ok(
+        "zlogin",
+        &[
+            "zp",
+            "ip addr del 10.213.4.1/24 dev net0 && ip addr add 10.213.4.11/24 dev net0",
+        ],
+    );
+    let out = h.cmd("zlogin", &["zp", "ping -c 2 -w 3 10.213.4.3"]);
+    assert!(!out.status.success(), "a spoofed IP got through");
+    assert!(drops(&host, "ip-nospoof") > 0);
+    // Back to its own IP, then a new MAC: dropped and counted.
+    h.ok(
+        "zlogin",
+        &[
+            "zp",
+            "ip addr del 10.213.4.11/24 dev net0 && ip addr add 10.213.4.1/24 dev net0",
+        ],
+    );
+    h.ok("zlogin", &["zp", "ping -c 1 -w 10 10.213.4.3"]);
+    h.ok(
+        "zlogin",
+        &["zp", "ip link set dev net0 address 02:08:20:0d:04:99"],
+    );
+    let out = h.cmd("zlogin", &["zp", "ping -c 2 -w 3 10.213.4.3"]);
+    assert!(!out.status.success(), "a spoofed MAC got through");
+    assert!(drops(&host, "mac-nospoof") > 0);
+
+    // The unprotected zone does the same and still gets through.
+    h.ok(
+        "zlogin",
+        &[
+            "zu",
+            "ip addr del 10.213.4.2/24 dev net0 && ip addr add 10.213.4.12/24 dev net0 && \
+             ip link set dev net0 address 02:08:20:0d:04:98",
+        ],
+    );
+    h.ok("zlogin", &["zu", "ping -c 1 -w 10 10.213.4.3"]);
+
+    for z in ["zp", "zu", "zr"] {
+        h.ok("zoneadm", &["-z", z, "halt"]);
+    }
+    assert!(nft_table(&host).is_none(), "the table outlived the zone");
+    h.ok("dladm", &["delete-etherstub", &s]);
+}
+
+#[test]
+fn net_resource_lends_a_dladm_vnic_and_name_files_are_written() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("lend");
+    let s = h.link("s");
+    let v = h.link("v");
+    h.ok("dladm", &["create-etherstub", &s]);
+    h.ok(
+        "dladm",
+        &[
+            "create-vnic",
+            "-l",
+            &s,
+            "-m",
+            "2:8:20:d:5:1",
+            "-p",
+            "maxbw=20M,protection=mac-nospoof",
+            &v,
+        ],
+    );
+    h.zone("zpeer", &s, "10.213.5.2/24", "");
+    h.made.borrow_mut().push("zn".into());
+    h.ok(
+        "zonecfg",
+        &[
+            "-z",
+            "zn",
+            &format!(
+                "create; set zonepath=/zones/zn; set max-processes=100; \
+                 set hostname=web1.example.com; set resolvers=10.213.5.53,fd00::53; \
+                 add net; set physical={v}; set allowed-address=10.213.5.1/24; \
+                 set defrouter=10.213.5.2; end"
+            ),
+        ],
+    );
+    h.ok(
+        "zoneadm",
+        &["-z", "zn", "install", "-d", h.image.to_str().unwrap()],
+    );
+    h.ok("zoneadm", &["-z", "zpeer", "boot"]);
+    h.ok("zoneadm", &["-z", "zn", "boot"]);
+    // The VNIC left the host for the zone, with its MAC; the address and route are set.
+    assert!(!host_link_exists(&v));
+    assert_eq!(
+        h.ok(
+            "zlogin",
+            &["zn", &format!("cat /sys/class/net/{v}/address")]
+        ),
+        "02:08:20:0d:05:01\n"
+    );
+    let addrs = h.ok("zlogin", &["zn", &format!("ip -4 addr show dev {v}")]);
+    assert!(addrs.contains("inet 10.213.5.1/24"), "{addrs}");
+    let routes = h.ok("zlogin", &["zn", "ip route"]);
+    assert!(routes.contains("default via 10.213.5.2"), "{routes}");
+    h.ok("zlogin", &["zn", "ping -c 2 -w 10 10.213.5.2"]);
+    let link = h.ok(
+        "dladm",
+        &["show-link", "-p", "-o", "link,class,state,over", &v],
+    );
+    assert_eq!(link, format!("{v}:vnic:in-zone:{s}\n"));
+    // A VNIC in use by a zone stays.
+    let err = h.fails("dladm", &["delete-vnic", &v]);
+    assert!(err.contains("in use by a running zone"), "{err}");
+
+    // Host name (UTS and files) and resolvers, written before init ran.
+    assert_eq!(h.ok("zlogin", &["zn", "hostname"]), "web1.example.com\n");
+    assert_eq!(
+        h.ok("zlogin", &["zn", "cat /etc/hostname"]),
+        "web1.example.com\n"
+    );
+    let hosts = h.ok("zlogin", &["zn", "cat /etc/hosts"]);
+    assert!(
+        hosts.contains("10.213.5.1\tweb1.example.com web1\n"),
+        "{hosts}"
+    );
+    assert_eq!(
+        h.ok("zlogin", &["zn", "cat /etc/resolv.conf"]),
+        "nameserver 10.213.5.53\nnameserver fd00::53\n"
+    );
+    // Without hostname set, the zone name.
+    assert_eq!(h.ok("zlogin", &["zpeer", "hostname"]), "zpeer\n");
+
+    // The VNIC's mac-nospoof holds in the zone: a new MAC is dropped and counted.
+    let port = datalinks::vnic_port_name(&v);
+    assert_eq!(drops(&port, "mac-nospoof"), 0);
+    h.ok(
+        "zlogin",
+        &[
+            "zn",
+            &format!("ip link set dev {v} address 02:08:20:0d:05:99"),
+        ],
+    );
+    let out = h.cmd("zlogin", &["zn", "ping -c 2 -w 3 10.213.5.2"]);
+    assert!(!out.status.success(), "a spoofed MAC got through");
+    assert!(drops(&port, "mac-nospoof") > 0);
+
+    // At halt the VNIC comes back to the host, up, with its properties still enforced.
+    h.ok("zoneadm", &["-z", "zn", "halt"]);
+    let mut nl = Netlink::open().unwrap();
+    let back = nl.require(&v).unwrap();
+    assert!(back.up);
+    assert_eq!(back.mac.as_deref(), Some("02:08:20:0d:05:01"));
+    assert!(nft_table(&port).is_some());
+    // And it can be lent again; renamed in the zone, it still comes back under its name.
+    h.ok("zoneadm", &["-z", "zn", "boot"]);
+    assert!(!host_link_exists(&v));
+    h.ok(
+        "zlogin",
+        &[
+            "zn",
+            &format!("ip link set dev {v} down && ip link set dev {v} name eth9"),
+        ],
+    );
+    h.ok("zoneadm", &["-z", "zn", "halt"]);
+    assert!(Netlink::open().unwrap().require(&v).unwrap().up);
+    assert!(!host_link_exists("eth9"));
+    h.ok("zoneadm", &["-z", "zpeer", "halt"]);
+    assert!(host_link_exists(&v));
+    h.ok("dladm", &["delete-vnic", &v]);
+    assert!(nft_table(&port).is_none());
+    assert!(!host_link_exists(&datalinks::vnic_ifb_name(&v)));
+    h.ok("dladm", &["delete-etherstub", &s]);
+}
+
+#[test]
+fn dladm_link_properties_and_bad_input() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("props");
+    let s = h.link("s");
+    let v = h.link("v");
+    h.ok("dladm", &["create-etherstub", &s]);
+    h.ok(
+        "dladm",
+        &[
+            "create-vnic",
+            "-l",
+            &s,
+            "-m",
+            "2:8:20:d:6:1",
+            "-p",
+            "maxbw=10M,priority=high,protection=mac-nospoof,ip-nospoof,allowed-ips=10.213.6.1",
+            &v,
+        ],
+    );
+    let port = datalinks::vnic_port_name(&v);
+    let ifb = datalinks::vnic_ifb_name(&v);
+    assert!(host_link_exists(&ifb));
+    assert!(nft_table(&port).is_some());
+    assert_eq!(
+        h.ok(
+            "dladm",
+            &["show-linkprop", "-c", "-o", "property,value", &v]
+        ),
+        "maxbw:10M\npriority:high\nprotection:mac-nospoof,ip-nospoof\nallowed-ips:10.213.6.1\n"
+    );
+    // dladm up repairs the enforcement of a VNIC that is present.
+    Netlink::open().unwrap().delete_link(&ifb).unwrap();
+    h.ok("dladm", &["up"]);
+    assert!(host_link_exists(&ifb));
+    h.ok("dladm", &["set-linkprop", "-p", "maxbw=1G", &v]);
+    assert_eq!(
+        h.ok(
+            "dladm",
+            &["show-linkprop", "-c", "-o", "value", "-p", "maxbw", &v]
+        ),
+        "1G\n"
+    );
+    // A bad value changes nothing.
+    let err = h.fails("dladm", &["set-linkprop", "-p", "maxbw=10x", &v]);
+    assert!(err.contains("maxbw \"10x\""), "{err}");
+    let err = h.fails("dladm", &["set-linkprop", "-p", "colour=red", &v]);
+    assert!(err.contains("unknown link property 'colour'"), "{err}");
+    h.ok("dladm", &["reset-linkprop", &v]);
+    assert!(!host_link_exists(&ifb));
+    assert!(nft_table(&port).is_none());
+    assert_eq!(
+        h.ok(
+            "dladm",
+            &[
+                "show-linkprop",
+                "-c",
+                "-o",
+                "value",
+                "-p",
+                "maxbw,priority",
+                &v
+            ]
+        ),
+        "--\nmedium\n"
+    );
+    assert_eq!(
+        h.ok("dladm", &["show-link", "-p", "-o", "link,class,over", &v]),
+        format!("{v}:vnic:{s}\n")
+    );
+    assert_eq!(
+        h.ok("dladm", &["show-link", "-p", "-o", "class,state", &s]),
+        "etherstub:up\n"
+    );
+
+    // Bad input: clear errors, nothing made.
+    let w = h.link("w");
+    let missing = h.link("nope");
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (
+            vec!["create-vnic", "-l", &missing, &w],
+            format!("link '{missing}' does not exist"),
+        ),
+        (
+            vec!["create-vnic", "-l", &s, "-m", "2:8:20:d:6:1", &w],
+            format!("MAC address 02:08:20:0d:06:01 is already used by link '{v}'"),
+        ),
+        (
+            vec!["create-vnic", "-l", &s, "-p", "maxbw=10q", &w],
+            "maxbw \"10q\": expected a bandwidth like 10M".into(),
+        ),
+        (
+            vec!["create-vnic", "-l", &s, "-p", "protection=ip-nospoof", &w],
+            "ip-nospoof needs the allowed addresses".into(),
+        ),
+        (
+            vec!["create-vnic", "-l", &s, "a-name-far-too-long"],
+            "'a-name-far-too-long': longer than 15 bytes".into(),
+        ),
+        (
+            vec!["create-vnic", "-l", &s, "-v", "5", &w],
+            "VLAN 5".into(),
+        ),
+    ];
+    for (args, want) in &cases {
+        let err = h.fails("dladm", args);
+        assert!(err.contains(want.as_str()), "{args:?}: {err}");
+    }
+    // The VLAN refusal names what the kernel lacks (or that it is not implemented).
+    let err = h.fails("dladm", &["create-vnic", "-l", &s, "-v", "5", &w]);
+    assert!(
+        err.contains("802.1q") || err.contains("not implemented"),
+        "{err}"
+    );
+    // Nothing of the refused VNICs: no link, no ifb, no table, no record.
+    assert!(!host_link_exists(&w));
+    let wport = datalinks::vnic_port_name(&w);
+    assert!(!host_link_exists(&wport));
+    assert!(!host_link_exists(&datalinks::vnic_ifb_name(&w)));
+    assert!(nft_table(&wport).is_none());
+    assert_eq!(
+        h.ok("dladm", &["show-vnic", "-p", "-o", "link"]),
+        format!("{v}\n")
+    );
+    let left: Vec<String> = Netlink::open()
+        .unwrap()
+        .links()
+        .unwrap()
+        .into_iter()
+        .map(|l| l.name)
+        .filter(|n| n.starts_with("zq"))
+        .collect();
+    assert!(left.is_empty(), "VLAN probe left {left:?}");
+    h.ok("dladm", &["delete-vnic", &v]);
+    h.ok("dladm", &["delete-etherstub", &s]);
 }

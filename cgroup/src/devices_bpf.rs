@@ -143,6 +143,10 @@ fn rule_block(rule: &LinuxDeviceCgroup) -> Result<Vec<Insn>, CgroupError> {
 }
 
 /// The whole program: load the context, rules last-to-first, default deny.
+///
+/// A rule that matches every device and access (`a *:* rwm`, the usual leading deny-all)
+/// ends the program: the rules before it can never decide, and the kernel's verifier refuses
+/// a program with unreachable instructions (EINVAL), which the default after it would be.
 pub(crate) fn program(rules: &[LinuxDeviceCgroup]) -> Result<Vec<Insn>, CgroupError> {
     let mut p = vec![
         insn(LDX_W, 2, 1, 0, 0),
@@ -153,7 +157,13 @@ pub(crate) fn program(rules: &[LinuxDeviceCgroup]) -> Result<Vec<Insn>, CgroupEr
         insn(LDX_W, 5, 1, 8, 0),
     ];
     for rule in rules.iter().rev() {
-        p.extend(rule_block(rule)?);
+        let block = rule_block(rule)?;
+        // Only "mov r0, allow; exit": the rule matches everything.
+        let matches_all = block.len() == 2;
+        p.extend(block);
+        if matches_all {
+            return Ok(p);
+        }
     }
     p.push(insn(MOV32_K, 0, 0, 0, 0));
     p.push(insn(EXIT, 0, 0, 0, 0));
@@ -295,6 +305,37 @@ mod tests {
         assert_eq!(p[17], insn(MOV32_K, 0, 0, 0, 0));
         assert_eq!(p[18].code, EXIT);
         assert_eq!(std::mem::size_of::<Insn>(), 8);
+    }
+
+    #[test]
+    fn a_match_all_rule_ends_the_program_without_unreachable_code() {
+        let mut deny_all = rule(false, LinuxDeviceType::A, -1, "rwm");
+        deny_all.set_major(None);
+        let p = program(&[
+            deny_all,
+            rule(true, LinuxDeviceType::C, 1, "rwm"),
+            rule(true, LinuxDeviceType::C, 5, "rw"),
+        ])
+        .unwrap();
+        // 6 prologue + allow c 5 rw (type, 3 access, major, mov, exit = 7)
+        // + allow c 1 (type, major, mov, exit = 4) + deny all (mov, exit): no default after it.
+        assert_eq!(p.len(), 6 + 7 + 4 + 2);
+        assert_eq!(p[p.len() - 2], insn(MOV32_K, 0, 0, 0, 0));
+        assert_eq!(p[p.len() - 1].code, EXIT);
+        // Every jump lands inside the program.
+        for (i, x) in p.iter().enumerate() {
+            if matches!(x.code, JNE_K | JNE_X | JEQ_K) {
+                assert!(
+                    i + 1 + (x.off as usize) < p.len(),
+                    "jump at {i} leaves the program"
+                );
+            }
+        }
+        // A deny-all that comes last makes every earlier rule dead: they are left out.
+        let mut deny_all = rule(false, LinuxDeviceType::A, -1, "rwm");
+        deny_all.set_major(None);
+        let p = program(&[rule(true, LinuxDeviceType::C, 1, "rwm"), deny_all]).unwrap();
+        assert_eq!(p.len(), 6 + 2);
     }
 
     #[test]

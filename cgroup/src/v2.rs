@@ -115,6 +115,9 @@ pub(crate) fn apply(h: &Hierarchy, r: &LinuxResources) -> Result<(), CgroupError
             });
         }
     }
+    if let Some(limit) = r.memory().as_ref().and_then(|m| m.limit()) {
+        check_memory_limit(&h.dir, limit)?;
+    }
     if let Some(devices) = r.devices() {
         crate::devices_bpf::apply(&h.dir, devices)?;
     }
@@ -145,6 +148,31 @@ pub(crate) fn apply(h: &Hierarchy, r: &LinuxResources) -> Result<(), CgroupError
         freezer_state: None,
     };
     manager.apply(&opt).map_err(wrap)
+}
+
+/// Refuses a memory limit below what the cgroup uses now. v1 refuses such a write itself
+/// (EBUSY); v2 accepts it and reclaims, and what it cannot reclaim (tmpfs without swap, locked
+/// or busy anonymous memory) the OOM killer then takes from the cgroup's processes. Checking
+/// first gives both the v1 behaviour: an error, and the old limit and the processes intact.
+fn check_memory_limit(dir: &Path, limit: i64) -> Result<(), CgroupError> {
+    if limit <= 0 {
+        return Ok(());
+    }
+    let Some(text) = fsutil::read_opt(&dir.join("memory.current"))? else {
+        return Ok(());
+    };
+    let current: u64 = text.trim().parse().unwrap_or(0);
+    if current > limit as u64 {
+        return Err(CgroupError::InvalidValue {
+            resource: "memory.limit",
+            value: limit.to_string(),
+            reason: format!(
+                "below the {current} bytes the cgroup uses now; free memory in it first \
+                 or choose a larger limit"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Best effort, like runc/libcgroups: enable every available controller in the
@@ -195,6 +223,23 @@ mod tests {
             assert!(w >= prev, "weight for {s} went down");
             prev = w;
         }
+    }
+
+    #[test]
+    fn a_memory_limit_below_current_use_is_refused() {
+        let dir = std::env::temp_dir().join(format!("runz-test-v2mem-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // No memory.current (not a cgroup, or no memory controller): nothing to check.
+        check_memory_limit(&dir, 1 << 20).unwrap();
+        std::fs::write(dir.join("memory.current"), "33554432\n").unwrap();
+        check_memory_limit(&dir, 64 << 20).unwrap();
+        check_memory_limit(&dir, -1).unwrap();
+        let err = check_memory_limit(&dir, 16 << 20).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            err.contains("16777216") && err.contains("33554432"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -7,11 +7,16 @@
 //!   inside a namespace by a forked child (the caller never changes its own namespace, and
 //!   needs no threads).
 //! - `names`: interface-name and MAC validation.
+//! - `tc`: bandwidth caps (tbf; ingress through an ifb device), over rtnetlink.
+//! - `nft`: link protection (anti-spoofing) as a netdev-ingress nftables table, through
+//!   `nft -j` (JSON).
 
 pub mod link;
 pub mod names;
 pub mod netlink;
 pub mod netns;
+pub mod nft;
+pub mod tc;
 
 pub use link::{Address, Link};
 pub use netlink::Netlink;
@@ -45,6 +50,8 @@ pub enum NetError {
     Socket(nix::Error),
     #[error("netlink: malformed reply ({0})")]
     Protocol(&'static str),
+    #[error("nft: {0}")]
+    Nft(String),
     #[error("network namespace {path}: {msg}")]
     Netns { path: PathBuf, msg: String },
 }

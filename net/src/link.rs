@@ -30,6 +30,7 @@ const IFLA_INFO_DATA: u16 = 2;
 const VETH_INFO_PEER: u16 = 1;
 const IFLA_MACVLAN_MODE: u16 = 1;
 const MACVLAN_MODE_BRIDGE: u32 = 4;
+const IFLA_VLAN_ID: u16 = 1;
 
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
@@ -201,6 +202,31 @@ impl Netlink {
         self.new_link("create bridge", name, &mut m)
     }
 
+    /// A link of a kind with no options (`ifb`, `dummy`, ...).
+    pub fn create_kind(&mut self, name: &str, kind: &str) -> Result<()> {
+        check_ifname(name)?;
+        let mut m = Self::create_msg(name, None);
+        let li = m.begin_nest(IFLA_LINKINFO);
+        m.attr_str(IFLA_INFO_KIND, kind);
+        m.end_nest(li);
+        self.new_link("create link", name, &mut m)
+    }
+
+    /// An 802.1q VLAN link `name` with id `vid` over `lower`.
+    pub fn create_vlan(&mut self, name: &str, lower: &str, vid: u16) -> Result<()> {
+        check_ifname(name)?;
+        let lower_link = self.require(lower)?;
+        let mut m = Self::create_msg(name, None);
+        m.attr_u32(IFLA_LINK, lower_link.index);
+        let li = m.begin_nest(IFLA_LINKINFO);
+        m.attr_str(IFLA_INFO_KIND, "vlan");
+        let data = m.begin_nest(IFLA_INFO_DATA);
+        m.attr(IFLA_VLAN_ID, &vid.to_ne_bytes());
+        m.end_nest(data);
+        m.end_nest(li);
+        self.new_link("create vlan", name, &mut m)
+    }
+
     /// A veth pair `name` (here) and `peer`, the peer created directly in the namespace of
     /// `peer_netns` when given, with `peer_mac` when given.
     pub fn create_veth(
@@ -325,6 +351,20 @@ impl Netlink {
             0,
             Some((IFLA_NET_NS_FD, &fd.to_ne_bytes())),
         )
+    }
+
+    /// Move the link with index `index` (whatever it is called now) into the namespace open
+    /// at `netns`, taking the name `name` there when its current one is taken.
+    pub fn move_index_to_netns(&mut self, index: u32, netns: BorrowedFd, name: &str) -> Result<()> {
+        check_ifname(name)?;
+        let fd = netns.as_raw_fd() as u32;
+        let mut m = Msg::new(RTM_SETLINK, NLM_F_ACK);
+        m.header(&ifinfomsg(index as i32, 0, 0))
+            .attr_str(IFLA_IFNAME, name)
+            .attr_u32(IFLA_NET_NS_FD, fd);
+        self.request("move to namespace", name, &mut m)
+            .map(drop)
+            .map_err(|e| link_err(e, name))
     }
 
     pub fn rename(&mut self, name: &str, new: &str) -> Result<()> {

@@ -238,3 +238,44 @@ fn namespace_files_come_and_go() {
     let e = zones_net::netns::open(&p).unwrap_err();
     assert!(e.to_string().contains("not a network namespace"), "{e}");
 }
+
+#[test]
+fn bandwidth_caps_tbf_and_ifb_redirect() {
+    if !is_root() {
+        return;
+    }
+    let dir = Dir::new();
+    let sw = dir.ns("sw");
+    let mut nl = sw.netlink().unwrap();
+    nl.create_veth("cap0", "cap0p", None, None).unwrap();
+    nl.set_up("cap0", true).unwrap();
+    nl.set_egress_cap("cap0", 10_000_000).unwrap();
+    nl.set_ingress_cap("cap0", "capifb0", 10_000_000).unwrap();
+    let l = nl.require("cap0").unwrap();
+    let ifb = nl.require("capifb0").unwrap();
+    assert_eq!(ifb.kind.as_deref(), Some("ifb"));
+    assert!(ifb.up);
+    let q = nl.qdiscs().unwrap();
+    let kinds = |i: u32| {
+        let mut k: Vec<String> = q
+            .iter()
+            .filter(|x| x.ifindex == i)
+            .map(|x| x.kind.clone())
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(kinds(l.index), ["ingress", "tbf"]);
+    assert_eq!(kinds(ifb.index), ["tbf"]);
+    // Applying again replaces rather than failing; clearing removes both qdiscs.
+    nl.set_egress_cap("cap0", 20_000_000).unwrap();
+    nl.set_ingress_cap("cap0", "capifb0", 20_000_000).unwrap();
+    nl.clear_caps("cap0").unwrap();
+    let q = nl.qdiscs().unwrap();
+    assert!(!q
+        .iter()
+        .any(|x| x.ifindex == l.index && (x.kind == "tbf" || x.kind == "ingress")));
+    // A missing link is named.
+    let e = nl.set_egress_cap("nope0", 1_000_000).unwrap_err();
+    assert_eq!(e.to_string(), "link 'nope0' does not exist");
+}

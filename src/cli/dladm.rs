@@ -48,7 +48,7 @@ enum Cmd {
     },
     /// A VNIC over LINK (an etherstub or another link).
     #[command(
-        after_help = "Examples:\n  dladm create-vnic -l stub0 vnic0\n  dladm create-vnic -l stub0 -m 2:8:20:1:2:3 vnic1"
+        after_help = "Examples:\n  dladm create-vnic -l stub0 vnic0\n  dladm create-vnic -l stub0 -m 2:8:20:1:2:3 vnic1\n  dladm create-vnic -l stub0 -p maxbw=10M,protection=mac-nospoof vnic2"
     )]
     CreateVnic {
         #[arg(short = 'l')]
@@ -58,6 +58,10 @@ enum Cmd {
         mac: Option<String>,
         #[arg(short = 'v')]
         vlan: Option<u16>,
+        /// Link properties: maxbw=10M,priority=high,protection=mac-nospoof,ip-nospoof,
+        /// allowed-ips=10.0.0.5
+        #[arg(short = 'p')]
+        props: Option<String>,
         name: String,
     },
     #[command(after_help = "Examples:\n  dladm delete-vnic vnic0")]
@@ -70,6 +74,53 @@ enum Cmd {
         #[arg(short = 'p')]
         parsable: bool,
         /// JSON: an array of objects with the fields in lower case.
+        #[arg(short = 'j', long = "json")]
+        json: bool,
+        #[arg(short = 'o')]
+        fields: Option<String>,
+        name: Option<String>,
+    },
+    /// Set link properties of a VNIC: -p maxbw=10M,protection=mac-nospoof,...
+    #[command(
+        after_help = "Examples:\n  dladm set-linkprop -p maxbw=100M vnic0\n  dladm set-linkprop -p protection=mac-nospoof,ip-nospoof,allowed-ips=10.0.0.5 vnic0"
+    )]
+    SetLinkprop {
+        #[arg(short = 'p')]
+        props: String,
+        link: String,
+    },
+    /// Reset link properties (all, or those named with -p) to their defaults.
+    #[command(
+        after_help = "Examples:\n  dladm reset-linkprop vnic0\n  dladm reset-linkprop -p maxbw vnic0"
+    )]
+    ResetLinkprop {
+        #[arg(short = 'p')]
+        props: Option<String>,
+        link: String,
+    },
+    /// Show link properties: LINK PROPERTY PERM VALUE DEFAULT POSSIBLE (-c: parsable).
+    #[command(
+        after_help = "Examples:\n  dladm show-linkprop vnic0\n  dladm show-linkprop -c -o link,property,value -p maxbw\n  dladm show-linkprop -j vnic0"
+    )]
+    ShowLinkprop {
+        #[arg(short = 'c')]
+        parsable: bool,
+        #[arg(short = 'j', long = "json")]
+        json: bool,
+        #[arg(short = 'o')]
+        fields: Option<String>,
+        /// Only these properties (comma list).
+        #[arg(short = 'p')]
+        props: Option<String>,
+        link: Option<String>,
+    },
+    /// Show datalinks: LINK CLASS MTU STATE OVER.
+    #[command(
+        after_help = "Examples:\n  dladm show-link\n  dladm show-link -p -o link,class,state\n  dladm show-link -j"
+    )]
+    ShowLink {
+        #[arg(short = 'p')]
+        parsable: bool,
         #[arg(short = 'j', long = "json")]
         json: bool,
         #[arg(short = 'o')]
@@ -184,17 +235,37 @@ fn run(cli: Cli) -> Result<(), String> {
             link,
             mac,
             vlan,
+            props,
             name,
-        } => {
-            if let Some(v) = vlan.filter(|v| *v != 0) {
-                return Err(format!(
-                    "VLAN {v}: this kernel has neither 802.1q nor bridge vlan_filtering"
-                ));
-            }
-            datalinks::create_vnic(&store, &link, &name, mac.as_deref())
-                .map(drop)
-                .map_err(e)
+        } => datalinks::create_vnic(&store, &link, &name, mac.as_deref(), vlan, props.as_deref())
+            .map(drop)
+            .map_err(e),
+        Cmd::SetLinkprop { props, link } => {
+            datalinks::set_linkprop(&store, &link, &props).map_err(e)
         }
+        Cmd::ResetLinkprop { props, link } => {
+            let names: Vec<String> = props
+                .as_deref()
+                .unwrap_or("")
+                .split(',')
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect();
+            datalinks::reset_linkprop(&store, &link, &names).map_err(e)
+        }
+        Cmd::ShowLinkprop {
+            parsable,
+            json,
+            fields,
+            props,
+            link,
+        } => show_linkprop(&store, Output::new(parsable, json, fields), props, link),
+        Cmd::ShowLink {
+            parsable,
+            json,
+            fields,
+            name,
+        } => show_link(&store, Output::new(parsable, json, fields), name),
         Cmd::DeleteVnic { name } => datalinks::delete_vnic(&store, &name).map_err(e),
         Cmd::ShowEtherstub {
             parsable,
@@ -262,6 +333,134 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// How a show command prints its rows: a table, `:`-joined (parsable) or JSON.
+struct Output {
+    parsable: bool,
+    json: bool,
+    fields: Option<String>,
+}
+
+impl Output {
+    fn new(parsable: bool, json: bool, fields: Option<String>) -> Output {
+        Output {
+            parsable,
+            json,
+            fields,
+        }
+    }
+
+    fn print(&self, all: &[&str], rows: &[Vec<String>]) -> Result<(), String> {
+        if self.json {
+            print_json(all, rows)
+        } else {
+            print_table(all, self.fields.as_deref(), self.parsable, rows)
+        }
+    }
+}
+
+fn show_linkprop(
+    store: &Store,
+    out: Output,
+    props: Option<String>,
+    link: Option<String>,
+) -> Result<(), String> {
+    let d = datalinks::load(store).map_err(|e| e.to_string())?;
+    if let Some(n) = &link {
+        if !d.vnics.iter().any(|v| &v.name == n) {
+            return Err(format!("VNIC '{n}' does not exist"));
+        }
+    }
+    let wanted: Option<Vec<&str>> = props.as_deref().map(|p| p.split(',').collect());
+    if let Some(w) = &wanted {
+        for p in w {
+            if !datalinks::LINK_PROPS.iter().any(|(n, _, _)| n == p) {
+                return Err(format!(
+                    "unknown link property '{p}' (properties: maxbw, priority, protection, allowed-ips)"
+                ));
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for v in d
+        .vnics
+        .iter()
+        .filter(|v| link.as_ref().is_none_or(|n| *n == v.name))
+    {
+        for (p, default, possible) in datalinks::LINK_PROPS {
+            if wanted.as_ref().is_some_and(|w| !w.contains(&p)) {
+                continue;
+            }
+            let value = v.props.get(p).cloned().unwrap_or_else(|| default.into());
+            rows.push(vec![
+                v.name.clone(),
+                p.to_string(),
+                "rw".into(),
+                value,
+                default.to_string(),
+                possible.to_string(),
+            ]);
+        }
+    }
+    out.print(
+        &["LINK", "PROPERTY", "PERM", "VALUE", "DEFAULT", "POSSIBLE"],
+        &rows,
+    )
+}
+
+fn show_link(store: &Store, out: Output, name: Option<String>) -> Result<(), String> {
+    let d = datalinks::load(store).map_err(|e| e.to_string())?;
+    let mut nl = Netlink::open().map_err(|e| e.to_string())?;
+    let host = nl.links().map_err(|e| e.to_string())?;
+    let find = |n: &str| host.iter().find(|l| l.name == n);
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    // Physical links (no kind) first, as illumos lists them.
+    for l in host.iter().filter(|l| l.kind.is_none() && l.name != "lo") {
+        rows.push(vec![
+            l.name.clone(),
+            "phys".into(),
+            l.mtu.to_string(),
+            if l.up { "up" } else { "down" }.into(),
+            "--".into(),
+        ]);
+    }
+    for s in &d.etherstubs {
+        let l = find(s);
+        rows.push(vec![
+            s.clone(),
+            "etherstub".into(),
+            l.map(|l| l.mtu.to_string()).unwrap_or_else(|| "--".into()),
+            l.map(|l| if l.up { "up" } else { "down" })
+                .unwrap_or("missing")
+                .into(),
+            "--".into(),
+        ]);
+    }
+    for v in &d.vnics {
+        let l = find(&v.name);
+        let in_zone = l.is_none() && find(&datalinks::vnic_port_name(&v.name)).is_some();
+        let state = match l {
+            Some(l) if l.up => "up",
+            Some(_) => "down",
+            None if in_zone => "in-zone",
+            None => "missing",
+        };
+        rows.push(vec![
+            v.name.clone(),
+            "vnic".into(),
+            l.map(|l| l.mtu.to_string()).unwrap_or_else(|| "--".into()),
+            state.into(),
+            v.over.clone(),
+        ]);
+    }
+    if let Some(n) = &name {
+        rows.retain(|r| &r[0] == n);
+        if rows.is_empty() {
+            return Err(format!("link '{n}' does not exist"));
+        }
+    }
+    out.print(&["LINK", "CLASS", "MTU", "STATE", "OVER"], &rows)
 }
 
 /// The clap definition of `dladm` (for generated man pages, shell completions and tests).

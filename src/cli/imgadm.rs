@@ -159,6 +159,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let m = images.get(&image)?;
             let users = zones::storage::image_users(&zones, &m.id);
             let m = images.delete(&m.id, &users)?;
+            // Its btrfs subvolumes and zfs datasets (made by zone installs) go too.
+            zones::storage::forget_image(&zones.state_dir(), &m.id)?;
             writeln!(out, "Deleted image {} ({})", m.name, m.short_id())?;
         }
         Cmd::Vacuum { dry_run } => {
@@ -168,6 +170,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 }
                 if !dry_run {
                     images.delete(&m.id, &[])?;
+                    zones::storage::forget_image(&zones.state_dir(), &m.id)?;
                 }
                 writeln!(
                     out,

@@ -132,6 +132,38 @@ enum Cmd {
     /// Mark the zone incomplete.
     #[command(after_help = "Examples:\n  zoneadm -z web mark incomplete")]
     Mark { state: String },
+    /// Take a snapshot of the zone's root (zfs, btrfs; overlay and dir copy).
+    #[command(after_help = "Examples:\n  zoneadm -z web snapshot before-upgrade")]
+    Snapshot { name: String },
+    /// Put the zone's root back to a snapshot; a running zone is halted and booted again.
+    #[command(
+        after_help = "Examples:\n  zoneadm -z web rollback before-upgrade\n  zoneadm -z web rollback -r before-upgrade"
+    )]
+    Rollback {
+        /// Delete the snapshots taken after NAME (needed when there are any).
+        #[arg(short = 'r')]
+        destroy_later: bool,
+        name: String,
+    },
+    /// List the zone's snapshots, oldest first.
+    #[command(
+        name = "list-snapshots",
+        after_help = "Examples:\n  zoneadm -z web list-snapshots\n  zoneadm -z web list-snapshots -j"
+    )]
+    ListSnapshots {
+        /// Parsable: name:created (seconds since the epoch).
+        #[arg(short = 'p')]
+        parsable: bool,
+        /// JSON.
+        #[arg(short = 'j', long = "json")]
+        json: bool,
+    },
+    /// Delete one of the zone's snapshots.
+    #[command(
+        name = "delete-snapshot",
+        after_help = "Examples:\n  zoneadm -z web delete-snapshot before-upgrade"
+    )]
+    DeleteSnapshot { name: String },
     /// Boot every installed zone whose autoboot is true, all at once.
     #[command(name = "boot-all")]
     #[command(after_help = "Examples:\n  zoneadm boot-all")]
@@ -321,6 +353,28 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             }
             admin::mark_incomplete(&store, &need()?)?
         }
+        Cmd::Snapshot { name } => admin::snapshot(&store, &need()?, &name)?,
+        Cmd::Rollback {
+            destroy_later,
+            name,
+        } => admin::rollback(&store, &need()?, &name, destroy_later)?,
+        Cmd::ListSnapshots { parsable, json } => {
+            let snaps = admin::list_snapshots(&store, &need()?)?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&snaps)?)?;
+            } else if parsable {
+                for s in &snaps {
+                    writeln!(out, "{}:{}", admin::escape_field(&s.name), s.created)?;
+                }
+            } else {
+                writeln!(out, "{:<24} CREATED", "NAME")?;
+                for s in &snaps {
+                    writeln!(out, "{:<24} {}", s.name, format_time(s.created))?;
+                }
+            }
+        }
+        Cmd::DeleteSnapshot { name } => admin::delete_snapshot(&store, &need()?, &name)?,
         Cmd::Get => {
             let doc = query::get(&store, &need()?)?;
             println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -403,6 +457,26 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// `YYYY-MM-DD HH:MM:SS` UTC of a Unix time (civil-from-days, no time-zone database).
+fn format_time(t: i64) -> String {
+    let (days, secs) = (t.div_euclid(86400), t.rem_euclid(86400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 /// The zones (in index order) whose configuration and effective state pass `keep`.

@@ -1,15 +1,19 @@
 //! `zonestat`: per-zone CPU, memory, swap and lwp usage against the zone's caps.
 //!
 //! ```text
-//! zonestat [-R altroot] [-z zone[,zone...]] [-p [-T u]] [-j] interval [duration]
-//! zonestat [-R altroot] [-z zone[,zone...]] --prometheus
+//! zonestat [-R altroot] [-z zone[,zone...]] [-r resource[,resource...]] [-p [-T u]] [-j]
+//!          interval [duration]
+//! zonestat [-R altroot] [-z zone[,zone...]] --prometheus [--listen 127.0.0.1:PORT]
 //! ```
 //!
 //! `interval` is in seconds; `duration` (seconds, or with an `s`/`m`/`h` suffix, or `inf`)
 //! bounds the run, as on illumos: `zonestat 1 1` prints one report after one second. Without
 //! a duration zonestat runs until interrupted. `-p` prints the illumos-style parsable lines
 //! (see [`crate::zone::stat::parsable`]), `-j` one JSON object per interval, `--prometheus`
-//! the current counters once in the Prometheus text format.
+//! the current counters once in the Prometheus text format; with `--listen` it serves them
+//! over HTTP on a loopback address instead (every request samples anew) until killed.
+//! `-r` picks the resources by their illumos names (see [`stat::parse_resources`]): the
+//! summary (the default), physical-memory, virtual-memory, processor-set, lwps, network.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -43,9 +47,17 @@ struct Cli {
     /// One JSON object per interval.
     #[arg(short = 'j', long = "json")]
     json: bool,
+    /// Resources to report (comma-separated; may be repeated): summary, physical-memory,
+    /// virtual-memory, memory, processor-set (psets), lwps (limits), network, default, all.
+    #[arg(short = 'r', value_delimiter = ',')]
+    resources: Vec<String>,
     /// Print the current counters once in the Prometheus text format and exit.
     #[arg(long = "prometheus")]
     prometheus: bool,
+    /// With --prometheus: serve the counters over HTTP on this loopback ADDRESS:PORT (port 0
+    /// picks a free one; the address served is printed on stderr).
+    #[arg(long = "listen", value_name = "ADDRESS:PORT", requires = "prometheus")]
+    listen: Option<String>,
     /// Seconds between reports.
     interval: Option<String>,
     /// How long to run: seconds, or with a s/m/h suffix, or inf.
@@ -83,6 +95,10 @@ fn parse_seconds(what: &str, text: &str) -> anyhow::Result<Option<u64>> {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let store = Store::open(cli.altroot.as_deref())?;
+    let resources = stat::parse_resources(&cli.resources).map_err(anyhow::Error::msg)?;
+    if let Some(addr) = cli.listen.as_deref() {
+        return serve_prometheus(&store, &cli.zones, addr);
+    }
     if cli.prometheus {
         let names = stat::live_zones(&store, &cli.zones)?;
         let now = stat::sample_all(&store, &names);
@@ -121,14 +137,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         if cli.json {
+            let zones: Vec<serde_json::Value> = usage
+                .iter()
+                .map(|u| stat::json_usage(u, &resources))
+                .collect();
             let obj = serde_json::json!({
                 "timestamp": epoch,
                 "interval": interval,
-                "zones": usage,
+                "zones": zones,
             });
             writeln!(out, "{obj}")?;
         } else if cli.parsable {
-            write!(out, "{}", stat::parsable(&usage, unix_ts.then_some(epoch)))?;
+            let ts = unix_ts.then_some(epoch);
+            for r in &resources {
+                match r {
+                    stat::Resource::Summary => write!(out, "{}", stat::parsable(&usage, ts))?,
+                    r => write!(out, "{}", stat::resource_parsable(*r, &usage, ts))?,
+                }
+            }
         } else {
             if n == 0 {
                 writeln!(out, "Collecting data for first interval...")?;
@@ -139,13 +165,82 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 n + 1,
                 (n + 1) * interval
             )?;
-            write!(out, "{}", stat::summary(&usage, online, physmem))?;
+            for r in &resources {
+                match r {
+                    stat::Resource::Summary => {
+                        write!(out, "{}", stat::summary(&usage, online, physmem))?
+                    }
+                    r => write!(out, "{}", stat::resource_report(*r, &usage))?,
+                }
+            }
         }
         out.flush()?;
         before = now;
         n += 1;
     }
     Ok(())
+}
+
+/// `--prometheus --listen ADDR`: answer every HTTP request on the loopback address `addr`
+/// with a fresh sample in the Prometheus text format, one connection at a time, until killed.
+fn serve_prometheus(store: &Store, zones: &[String], addr: &str) -> anyhow::Result<()> {
+    let sock: std::net::SocketAddr = addr.parse().map_err(|_| {
+        anyhow::anyhow!("--listen {addr:?}: expected ADDRESS:PORT, e.g. 127.0.0.1:9154")
+    })?;
+    if !sock.ip().is_loopback() {
+        anyhow::bail!(
+            "--listen {addr:?}: only a loopback address (127.0.0.1, ::1) is served; \
+             zone usage is not for the network at large (put a proxy in front if it must be)"
+        );
+    }
+    let listener = std::net::TcpListener::bind(sock)
+        .map_err(|e| anyhow::anyhow!("--listen {addr}: cannot listen: {e}"))?;
+    eprintln!(
+        "zonestat: serving Prometheus metrics on http://{}/metrics",
+        listener.local_addr()?
+    );
+    for conn in listener.incoming() {
+        let Ok(mut conn) = conn else { continue };
+        // A slow or silent client must not stall the exporter for long.
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = conn.set_write_timeout(Some(Duration::from_secs(5)));
+        let Some(path) = read_request_path(&mut conn) else {
+            continue;
+        };
+        let (status, body) = if path == "/metrics" || path == "/" {
+            let names = stat::live_zones(store, zones)?;
+            let now = stat::sample_all(store, &names);
+            ("200 OK", stat::prometheus(&stat::report(&[], &now)))
+        } else {
+            (
+                "404 Not Found",
+                format!("no {path} here; the metrics are at /metrics\n"),
+            )
+        };
+        let head = format!(
+            "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = conn
+            .write_all(head.as_bytes())
+            .and_then(|()| conn.write_all(body.as_bytes()));
+    }
+    Ok(())
+}
+
+/// The path of a GET request's first line, after reading the request head (at most 16 KiB).
+fn read_request_path(conn: &mut std::net::TcpStream) -> Option<String> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 << 10 {
+        let n = conn.read(&mut chunk).ok().filter(|n| *n > 0)?;
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let mut first = text.lines().next()?.split_whitespace();
+    (first.next()? == "GET").then(|| first.next().map(str::to_string))?
 }
 
 /// Physical memory of the host, bytes.

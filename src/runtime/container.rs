@@ -151,8 +151,9 @@ pub fn create(opts: CreateOpts) -> Result<Created> {
         pids: Vec::new(),
         armed: true,
     };
-    let cgroup = make_cgroup(&spec, &opts.id)?;
+    let cgroup = make_cgroup(&spec, &opts.id, &dir)?;
     cleanup.cgroup = Some(cgroup.clone());
+    crate::fault::point("create:after-cgroup");
     let fifo = make_fifo(&dir)?;
     let (parent_ch, child_ch) =
         process::pair().map_err(|e| ContainerError::Create(e.to_string()))?;
@@ -184,6 +185,7 @@ pub fn create(opts: CreateOpts) -> Result<Created> {
         Forked::Parent(pid) => pid,
     };
     cleanup.pids.push(child);
+    crate::fault::point("create:after-fork");
     drop(child_ch);
     drop(console);
     let init_pid = drive_child(
@@ -214,6 +216,7 @@ pub fn create(opts: CreateOpts) -> Result<Created> {
         config: spec,
     };
     st.save(&opts.root)?;
+    crate::fault::point("create:after-state");
     if let Some(pf) = &opts.pid_file {
         write_pid_file(pf, init_pid)?;
     }
@@ -241,10 +244,17 @@ fn send_pidfd(sock: Option<&OwnedFd>, pid: Pid) -> Result<()> {
         .map_err(|e| ContainerError::Create(format!("--pidfd-socket: {e}")))
 }
 
-fn make_cgroup(spec: &Spec, id: &str) -> Result<Cgroup> {
+/// The cgroup of a container being created, recorded in its state dir before it is made: a
+/// runz killed before state.json exists leaves this for `delete --force` to find.
+const CREATING_CGROUP: &str = "creating-cgroup.json";
+
+fn make_cgroup(spec: &Spec, id: &str, dir: &Path) -> Result<Cgroup> {
     let path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
     let mut cg =
         Cgroup::resolve(path.as_deref(), id).map_err(|e| ContainerError::Cgroup(e.to_string()))?;
+    let record = serde_json::to_vec(&cg).map_err(|e| ContainerError::Cgroup(e.to_string()))?;
+    state::write_atomic(&dir.join(CREATING_CGROUP), &record)
+        .map_err(|e| ContainerError::Create(format!("{}: {e}", dir.display())))?;
     cg.create()
         .map_err(|e| ContainerError::Cgroup(e.to_string()))?;
     if let Err(e) = cg.apply(&spec::resources(spec)) {
@@ -525,8 +535,19 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     let (st, status) = match state(root, id) {
         Ok(s) => s,
         Err(ContainerError::State(StateError::NotExist)) if force => {
-            // A create that died half-way: nothing but the directory is left.
-            let _ = fs::remove_dir_all(state::dir(root, id));
+            // A create that died half-way: the directory, and maybe the cgroup it recorded
+            // (with a half-made init in it).
+            let dir = state::dir(root, id);
+            if let Some(cg) = fs::read(dir.join(CREATING_CGROUP))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Cgroup>(&b).ok())
+            {
+                let _ = cg.kill_all(libc::SIGKILL);
+                cg.remove().map_err(|e| {
+                    ContainerError::Cgroup(format!("remove cgroup of half-made {id}: {e}"))
+                })?;
+            }
+            let _ = fs::remove_dir_all(dir);
             return Ok(());
         }
         Err(e) => return Err(e),

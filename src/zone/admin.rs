@@ -12,6 +12,7 @@ use zones::state::{self, Verb, ZoneState};
 use zones::store::{Store, ZoneLock};
 
 use super::control::{self, Request};
+use super::recover;
 use super::supervisor::{self, StartMode};
 use super::{engine, supervisor_alive, ZoneInfo, ZonePaths};
 
@@ -59,17 +60,38 @@ fn open(store: &Store, name: &str) -> Result<(Zone, ZoneLock, ZoneState)> {
     Ok((zone, lock, st))
 }
 
-/// The state to act on: a live-looking state whose supervisor is gone is really `down`.
+/// The state to act on: a live-looking state whose supervisor is gone is really `down`, and
+/// so is an `installed` zone that a supervisor killed while starting it left debris of (a
+/// container, mounts, links: see `recover`).
 pub fn effective_state(store: &Store, name: &str, recorded: ZoneState) -> ZoneState {
     let live = matches!(
         recorded,
         ZoneState::Ready | ZoneState::Running | ZoneState::ShuttingDown
     );
-    if live && !supervisor_alive(&ZonePaths::new(store, name)) {
+    let paths = ZonePaths::new(store, name);
+    let maybe_debris = live || recorded == ZoneState::Installed;
+    if maybe_debris && !supervisor_alive(&paths) && (live || recover::leftovers(&paths)) {
         ZoneState::Down
     } else {
         recorded
     }
+}
+
+/// The state a verb that starts or removes a zone acts on: a zone that is `down` because its
+/// supervisor died is cleaned up first (and is `installed` again), with a note saying so.
+fn settled_state(store: &Store, name: &str, lock: &ZoneLock, recorded: ZoneState) -> ZoneState {
+    let eff = effective_state(store, name, recorded);
+    if eff != ZoneState::Down || !recover::clean(store, name, lock) {
+        return eff;
+    }
+    crate::log::warn(&format!(
+        "zone '{name}': cleaned up after a zoneadmd that died (container, mounts, links)"
+    ));
+    store
+        .state(name)
+        .ok()
+        .flatten()
+        .map_or(eff, |st| effective_state(store, name, st))
 }
 
 /// `zoneadm verify`: the configuration is complete and its zonepath usable. Returns the
@@ -79,7 +101,12 @@ pub fn verify(store: &Store, name: &str) -> Result<Vec<String>> {
     state::check(name, st, Verb::Verify)?;
     zone.verify().map_err(|e| zerr(name, e))?;
     zones::spec::check_host(&zone)?;
-    check_zonepath(store, &zone, false)?;
+    let host = check_zonepath(store, &zone, false)?;
+    let kind = match zones::storage::read_record(&host)? {
+        Some(rec) => rec.kind,
+        None => storage_kind(store, &zone, &host)?,
+    };
+    check_quota(&zone, &kind)?;
     let mut store_dirs = vec![store.config_dir().to_path_buf(), store.state_dir()];
     for e in store.list()? {
         if let Some(z) = store.load(&e.name)? {
@@ -89,6 +116,33 @@ pub fn verify(store: &Store, name: &str) -> Result<Vec<String>> {
         }
     }
     Ok(zones::weakened::warnings(&zone, &store_dirs))
+}
+
+/// The storage backend a new install of `zone` uses: the zone's `storage`, else the host's
+/// (`storage` in zones.conf), else detected from the zonepath's filesystem.
+pub fn storage_kind(store: &Store, zone: &Zone, host: &Path) -> Result<zones::storage::Kind> {
+    let conf = store.conf()?;
+    Ok(zones::storage::resolve(
+        zone.storage.as_deref(),
+        conf.get("storage"),
+        host,
+    )?)
+}
+
+/// A quota is refused (before anything is made) where the backend cannot enforce it.
+fn check_quota(zone: &Zone, kind: &zones::storage::Kind) -> Result<()> {
+    if let Some(q) = zone.quota {
+        if !zones::storage::supports_quota(kind) {
+            return Err(zerr(
+                &zone.zonename,
+                format!(
+                    "quota {q}: storage {kind} cannot enforce a disk quota; use storage btrfs or zfs, or clear the quota (zonecfg -z {} clear quota)",
+                    zone.zonename
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The zonepath must be set, not used by another zone, and (for a new install) empty.
@@ -134,9 +188,11 @@ pub fn install(store: &Store, name: &str, source: &Path) -> Result<()> {
     zones::storage::source_kind(source)?;
     let host = check_zonepath(store, &zone, true)?;
     store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;
+    crate::fault::point("install:after-incomplete");
     fs::create_dir_all(&host).map_err(|e| zerr(name, format!("{}: {e}", host.display())))?;
     let _ = fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(0o700));
     zones::storage::populate(source, &host.join("root"))?;
+    crate::fault::point("install:after-populate");
     engine::id_range(store, &zone)?;
     store.set_state(&lock, t.to.unwrap_or(ZoneState::Installed))?;
     Ok(())
@@ -151,12 +207,11 @@ pub fn install_image(store: &Store, name: &str, image: &str) -> Result<()> {
     zone.verify().map_err(|e| zerr(name, e))?;
     let images = zones::image::ImageStore::open(store.altroot());
     let m = images.get(image)?;
-    let kind = match zone.storage.as_deref() {
-        Some(s) => zones::storage::Kind::parse(s)?,
-        None => zones::storage::Kind::Overlay,
-    };
     let host = check_zonepath(store, &zone, true)?;
+    let kind = storage_kind(store, &zone, &host)?;
+    check_quota(&zone, &kind)?;
     store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;
+    crate::fault::point("install:after-incomplete");
     let made = (|| -> Result<()> {
         fs::create_dir_all(&host).map_err(|e| zerr(name, format!("{}: {e}", host.display())))?;
         let _ = fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(0o700));
@@ -165,12 +220,14 @@ pub fn install_image(store: &Store, name: &str, image: &str) -> Result<()> {
             id: &m.id,
             rootfs: &rootfs,
         };
-        zones::storage::provision(&kind, &image, &host, name)?;
+        zones::storage::provision(&kind, &image, &host, name, zone.quota.map(|q| q.bytes()))?;
+        zones::storage::note_image_copy(&store.state_dir(), &kind, &host, &m.id)?;
         if zone.brand == Brand::App {
             let json =
                 serde_json::to_vec_pretty(&m.config.app_process()).map_err(|e| zerr(name, e))?;
             zones::store::write_atomic(&host, "app.json", &json)?;
         }
+        crate::fault::point("install:after-populate");
         engine::id_range(store, &zone)?;
         Ok(())
     })();
@@ -188,9 +245,12 @@ pub fn install_image(store: &Store, name: &str, image: &str) -> Result<()> {
 /// `zoneadm uninstall`: remove the root filesystem; the zone is configured again.
 pub fn uninstall(store: &Store, name: &str) -> Result<()> {
     let (zone, lock, st) = open(store, name)?;
-    let t = state::check(name, effective_state(store, name, st), Verb::Uninstall)?;
+    let t = state::check(name, settled_state(store, name, &lock, st), Verb::Uninstall)?;
     store.set_state(&lock, ZoneState::Incomplete)?;
+    crate::fault::point("uninstall:after-incomplete");
     let host = engine::zonepath(store, &zone)?;
+    zones::storage::destroy(&host)?;
+    crate::fault::point("uninstall:after-destroy");
     remove_zone_files(&host)?;
     zones::idrange::free(store, &zones::idrange::key(&zone)).map_err(engine::EngineError::from)?;
     store.set_state(&lock, t.to.unwrap_or(ZoneState::Configured))?;
@@ -200,7 +260,13 @@ pub fn uninstall(store: &Store, name: &str) -> Result<()> {
 fn remove_zone_files(host: &Path) -> Result<()> {
     zones::storage::destroy(host)?;
     zones::storage::remove_tree(&host.join("root"))?;
-    for f in ["config.json", "app.json", "SUNWdetached.json", "idshift"] {
+    for f in [
+        "config.json",
+        "app.json",
+        "SUNWdetached.json",
+        zones::storage::zfs::DETACH_STREAM,
+        "idshift",
+    ] {
         let _ = fs::remove_file(host.join(f));
     }
     let _ = fs::remove_dir(host);
@@ -210,7 +276,7 @@ fn remove_zone_files(host: &Path) -> Result<()> {
 /// `zoneadm ready`: a supervisor sets the zone up; init waits for boot.
 pub fn ready(store: &Store, name: &str) -> Result<()> {
     let (_zone, lock, st) = open(store, name)?;
-    state::check(name, effective_state(store, name, st), Verb::Ready)?;
+    state::check(name, settled_state(store, name, &lock, st), Verb::Ready)?;
     drop(lock);
     supervisor::spawn(store, name, StartMode::Ready, None).map_err(|e| zerr(name, e))
 }
@@ -218,7 +284,7 @@ pub fn ready(store: &Store, name: &str) -> Result<()> {
 /// `zoneadm boot [-- ARGS]`.
 pub fn boot(store: &Store, name: &str, args: Option<Vec<String>>) -> Result<()> {
     let (zone, lock, st) = open(store, name)?;
-    let st = effective_state(store, name, st);
+    let st = settled_state(store, name, &lock, st);
     state::check(name, st, Verb::Boot)?;
     if zone.brand == Brand::Linux
         && !zones::storage::root_has(&engine::zonepath(store, &zone)?, "sbin/init")
@@ -246,23 +312,31 @@ pub fn halt(store: &Store, name: &str) -> Result<()> {
     state::check(name, eff, Verb::Halt)?;
     let paths = ZonePaths::new(store, name);
     drop(lock);
-    if eff != ZoneState::Down {
-        control::request(&paths, &Request::Halt, CONTROL_WAIT)?;
+    if supervisor_alive(&paths) {
+        let asked = control::request(&paths, &Request::Halt, CONTROL_WAIT);
         // The supervisor answers when init is gone, then tears down and exits: wait for
         // that, so the zone is installed (and its links gone) when halt returns.
         let until = std::time::Instant::now() + CONTROL_WAIT;
         while supervisor_alive(&paths) && std::time::Instant::now() < until {
             std::thread::sleep(Duration::from_millis(5));
         }
-        return Ok(());
+        match asked {
+            Ok(()) => return Ok(()),
+            Err(e) if supervisor_alive(&paths) => return Err(e.into()),
+            // It went away without answering: another halt finished first, or it was
+            // killed half-way through this one. Either way, finish its work below.
+            Err(_) => {}
+        }
     }
-    // The supervisor is gone: clean up after it.
-    let _ = engine::signal_all(&paths, libc::SIGKILL);
-    let _ = engine::destroy(&paths);
-    super::network::teardown(&paths);
+    // The supervisor is gone: clean up after it (its container, links and storage mount).
     let lock = store.lock(name)?;
+    if !recover::clean(store, name, &lock) {
+        return Err(zerr(
+            name,
+            "a zoneadmd started for the zone while halting it; run halt again",
+        ));
+    }
     store.set_state(&lock, ZoneState::Installed)?;
-    let _ = fs::remove_file(paths.info_file());
     Ok(())
 }
 
@@ -337,7 +411,14 @@ pub fn clone(store: &Store, name: &str, source: &str) -> Result<()> {
     let made = (|| -> Result<()> {
         fs::create_dir_all(&host).map_err(|e| zerr(name, format!("{}: {e}", host.display())))?;
         // The source's backend clones; a zone installed from a directory is copied.
-        if zones::storage::clone_zone(&src_host, &host, name)?.is_none() {
+        let quota = zone.quota.map(|q| q.bytes());
+        if zones::storage::clone_zone(&src_host, &host, name, quota)?.is_none() {
+            if let Some(q) = zone.quota {
+                return Err(zerr(
+                    name,
+                    format!("quota {q}: the source zone was installed from a directory, which cannot enforce a disk quota"),
+                ));
+            }
             zones::storage::populate(&src_host.join("root"), &host.join("root"))?;
         }
         // The copy has the source's owners: shift them from the source's range to ours.
@@ -391,17 +472,21 @@ pub fn move_zone(store: &Store, name: &str, new_path: &Path) -> Result<()> {
             ),
         )
     })?;
+    zones::storage::moved(&new_host)?;
     zone.zonepath = Some(new_path.to_path_buf());
     store.save(&lock, &zone)?;
     Ok(())
 }
 
-/// `zoneadm detach`: the zone's files stay, with its configuration beside them, and the zone
-/// is only configured here.
+/// `zoneadm detach`: the zone's files stay, with its configuration beside them
+/// (`SUNWdetached.json`) and its storage record (`storage.json`); on zfs also a `zfs send`
+/// stream (`SUNWdetached.zfs`), the dataset unmounted. The zone is only configured here; the
+/// zonepath can be copied to another host and attached there.
 pub fn detach(store: &Store, name: &str) -> Result<()> {
     let (zone, lock, st) = open(store, name)?;
     let t = state::check(name, st, Verb::Detach)?;
     let host = engine::zonepath(store, &zone)?;
+    zones::storage::detach(&host)?;
     let json = serde_json::to_vec_pretty(&zone).map_err(|e| zerr(name, e))?;
     zones::store::write_atomic(&host, "SUNWdetached.json", &json)?;
     // The files keep their owners (and `idshift` says which); attach takes a range again.
@@ -410,7 +495,9 @@ pub fn detach(store: &Store, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// `zoneadm attach [-F]`: take over the files at the zonepath.
+/// `zoneadm attach [-F]`: take over the files at the zonepath, maybe detached on another
+/// host: the storage backend of this host's configuration takes them (zfs receives the
+/// stream into its dataset; overlay needs the zone's image imported here).
 pub fn attach(store: &Store, name: &str, force: bool) -> Result<()> {
     let (zone, lock, st) = open(store, name)?;
     let verb = if force {
@@ -420,7 +507,8 @@ pub fn attach(store: &Store, name: &str, force: bool) -> Result<()> {
     };
     let t = state::check(name, st, verb)?;
     let host = engine::zonepath(store, &zone)?;
-    if !host.join("root").is_dir() {
+    let rec = zones::storage::read_record(&host)?;
+    if !host.join("root").is_dir() && rec.is_none() {
         return Err(zerr(
             name,
             format!("{}/root does not exist: nothing to attach", host.display()),
@@ -435,10 +523,90 @@ pub fn attach(store: &Store, name: &str, force: bool) -> Result<()> {
             ),
         ));
     }
+    if let Some(rec) = rec {
+        // This host's choice (the zone's storage, else zones.conf) where one is made; the
+        // zone keeps its kind of backend either way.
+        let configured = zone.storage.is_some() || store.conf()?.get("storage").is_some();
+        let kind = if configured {
+            storage_kind(store, &zone, &host)?
+        } else {
+            rec.kind.clone()
+        };
+        let lower = rec
+            .image
+            .as_deref()
+            .map(|id| zones::image::ImageStore::open(store.altroot()).rootfs(id));
+        check_quota(&zone, &rec.kind)?;
+        zones::storage::attach(&host, &kind, name, lower.as_deref())?;
+    }
     engine::id_range(store, &zone)?;
     let _ = fs::remove_file(host.join("SUNWdetached.json"));
     store.set_state(&lock, t.to.unwrap_or(ZoneState::Installed))?;
     Ok(())
+}
+
+/// The zonepath of an installed zone for a snapshot verb, with its lock and live state.
+fn for_snapshot(store: &Store, name: &str, verb: &str) -> Result<(PathBuf, ZoneLock, ZoneState)> {
+    let (zone, lock, st) = open(store, name)?;
+    let st = effective_state(store, name, st);
+    if matches!(st, ZoneState::Configured | ZoneState::Incomplete) {
+        return Err(zerr(name, format!("must be installed before {verb}.")));
+    }
+    Ok((engine::zonepath(store, &zone)?, lock, st))
+}
+
+/// `zoneadm snapshot NAME`: a snapshot of the zone's root (installed or running zone).
+pub fn snapshot(store: &Store, name: &str, snap: &str) -> Result<()> {
+    let (host, _lock, _st) = for_snapshot(store, name, "snapshot")?;
+    Ok(zones::storage::snapshot(&host, snap)?)
+}
+
+/// `zoneadm rollback [-r] NAME`: the zone's root as it was at the snapshot; a running zone
+/// is halted first and booted again after.
+pub fn rollback(store: &Store, name: &str, snap: &str, destroy_later: bool) -> Result<()> {
+    let (host, lock, st) = for_snapshot(store, name, "rollback")?;
+    // Refuse a missing snapshot (or newer ones without -r) before touching a running zone.
+    if !zones::storage::snapshots(&host)?
+        .iter()
+        .any(|s| s.name == snap)
+    {
+        return Err(zerr(
+            name,
+            format!("{snap}: no such snapshot; see zoneadm -z {name} list-snapshots"),
+        ));
+    }
+    zones::storage::check_rollback(&host, snap, destroy_later)?;
+    let was_live = st != ZoneState::Installed;
+    drop(lock);
+    if was_live {
+        halt(store, name)?;
+    }
+    {
+        let (_zone, _lock, st) = open(store, name)?;
+        if st != ZoneState::Installed {
+            return Err(zerr(
+                name,
+                format!("is {st}; it must be halted to roll back"),
+            ));
+        }
+        zones::storage::rollback(&host, snap, destroy_later)?;
+    }
+    if was_live {
+        boot(store, name, None)?;
+    }
+    Ok(())
+}
+
+/// `zoneadm list-snapshots`.
+pub fn list_snapshots(store: &Store, name: &str) -> Result<Vec<zones::storage::Snapshot>> {
+    let (host, _lock, _st) = for_snapshot(store, name, "list-snapshots")?;
+    Ok(zones::storage::snapshots(&host)?)
+}
+
+/// `zoneadm delete-snapshot NAME`.
+pub fn delete_snapshot(store: &Store, name: &str, snap: &str) -> Result<()> {
+    let (host, _lock, _st) = for_snapshot(store, name, "delete-snapshot")?;
+    Ok(zones::storage::delete_snapshot(&host, snap)?)
 }
 
 /// `zoneadm mark incomplete`.
@@ -449,7 +617,9 @@ pub fn mark_incomplete(store: &Store, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// `zoneadm boot-all`: boot every installed zone with autoboot=true. Returns the failures.
+/// `zoneadm boot-all`: boot every installed zone with autoboot=true, and every autoboot zone
+/// whose supervisor died (a power cut, kill -9: it is `down`; boot cleans up after it).
+/// Returns the failures.
 pub fn boot_all(store: &Store) -> Vec<AdminError> {
     let mut errors = Vec::new();
     for e in store.list().unwrap_or_default() {
@@ -458,7 +628,8 @@ pub fn boot_all(store: &Store) -> Vec<AdminError> {
             .ok()
             .flatten()
             .is_some_and(|z| z.autoboot);
-        if autoboot && e.state == ZoneState::Installed {
+        let st = effective_state(store, &e.name, e.state);
+        if autoboot && matches!(st, ZoneState::Installed | ZoneState::Down) {
             if let Err(err) = boot(store, &e.name, None) {
                 errors.push(err);
             }

@@ -4,15 +4,26 @@
 //!
 //! A VNIC over an etherstub is a veth pair whose other end (`vp` + hash) is a port of the
 //! bridge; a VNIC over any other link is a macvlan in bridge mode.
+//!
+//! Link properties (`maxbw`, `priority`, `protection`, `allowed-ips`) of a VNIC over an
+//! etherstub are enforced on its bridge port, which stays on the host when the VNIC is lent to
+//! a zone (`net` resource): tbf towards the VNIC, an ifb device for what it sends, and an nft
+//! bridge-family nft table (see `zones_net::{tc, nft}`). A macvlan has no such port, so it takes none.
 
+use std::collections::BTreeMap;
 use std::fs;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
+use zones::model::Bandwidth;
 use zones::store::Store;
 use zones_net::names::{self, check_ifname, format_mac, parse_mac};
+use zones_net::nft;
 use zones_net::{NetError, Netlink};
+
+use super::network;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatalinkError {
@@ -33,6 +44,85 @@ pub struct Vnic {
     /// The link it was made over (an etherstub or another link).
     pub over: String,
     pub mac: String,
+    /// Link properties set on it (`maxbw`, `priority`, `protection`, `allowed-ips`).
+    #[serde(default)]
+    pub props: BTreeMap<String, String>,
+}
+
+/// The link properties a VNIC takes, with their defaults and possible values.
+pub const LINK_PROPS: [(&str, &str, &str); 4] = [
+    ("maxbw", "--", "a bandwidth like 10M, 1.5G or 500K"),
+    ("priority", "medium", "low,medium,high"),
+    (
+        "protection",
+        "--",
+        "mac-nospoof,ip-nospoof,dhcp-nospoof,restricted",
+    ),
+    ("allowed-ips", "--", "a comma list of IP addresses"),
+];
+
+/// Check one property value; returns it in canonical form.
+pub fn check_prop(name: &str, value: &str) -> Result<String> {
+    let usage = |m: String| DatalinkError::Usage(m);
+    match name {
+        "maxbw" => Bandwidth::parse("maxbw", value)
+            .map(|b| b.to_string())
+            .map_err(|e| usage(format!("link property {e}"))),
+        "priority" => match network::priority_value(value) {
+            Some(_) => Ok(value.to_string()),
+            None => Err(usage(format!(
+                "link property priority \"{value}\": expected low, medium or high"
+            ))),
+        },
+        "protection" => network::check_protection("link property protection", value)
+            .map(|()| value.to_string())
+            .map_err(usage),
+        "allowed-ips" => {
+            for ip in value.split(',') {
+                ip.parse::<IpAddr>().map_err(|_| {
+                    usage(format!(
+                        "link property allowed-ips \"{ip}\": expected a comma list of IP addresses like 10.0.0.5"
+                    ))
+                })?;
+            }
+            Ok(value.to_string())
+        }
+        _ => Err(usage(format!(
+            "unknown link property '{name}' (properties: maxbw, priority, protection, allowed-ips)"
+        ))),
+    }
+}
+
+/// `maxbw=10M,protection=mac-nospoof,ip-nospoof,allowed-ips=10.0.0.5,10.0.0.6` as pairs: a
+/// comma item without `=` continues the previous value (protection and allowed-ips are lists).
+pub fn parse_props(text: &str) -> Result<BTreeMap<String, String>> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    let mut last: Option<String> = None;
+    for item in text.split(',').filter(|i| !i.is_empty()) {
+        match item.split_once('=') {
+            Some((k, v)) => {
+                let k = k.trim().to_string();
+                out.insert(k.clone(), v.trim().to_string());
+                last = Some(k);
+            }
+            None => match &last {
+                Some(k) => {
+                    let v = out.get_mut(k).expect("inserted");
+                    v.push(',');
+                    v.push_str(item.trim());
+                }
+                None => {
+                    return Err(DatalinkError::Usage(format!(
+                        "link property '{item}': expected NAME=VALUE"
+                    )))
+                }
+            },
+        }
+    }
+    for (k, v) in out.iter_mut() {
+        *v = check_prop(k, v)?;
+    }
+    Ok(out)
 }
 
 /// Everything dladm made.
@@ -166,7 +256,72 @@ pub fn delete_etherstub(store: &Store, name: &str) -> Result<()> {
     save(store, &d)
 }
 
+/// The ifb shaping what a VNIC sends (through its bridge port).
+pub fn vnic_ifb_name(vnic: &str) -> String {
+    network::ifb_name(&vnic_port_name(vnic))
+}
+
+/// Enforce `v.props` on the VNIC's bridge port (replacing what was there).
+fn apply_props(nl: &mut Netlink, v: &Vnic) -> Result<()> {
+    let port = vnic_port_name(&v.name);
+    let ifb = vnic_ifb_name(&v.name);
+    if nl.link(&port)?.is_none() {
+        if v.props.is_empty() {
+            return Ok(());
+        }
+        return Err(DatalinkError::Usage(format!(
+            "VNIC '{}' is over '{}', not an etherstub: link properties need a VNIC over an etherstub",
+            v.name, v.over
+        )));
+    }
+    match v.props.get("maxbw") {
+        Some(bw) => {
+            let bps = Bandwidth::parse("maxbw", bw)
+                .map_err(|e| DatalinkError::Usage(e.to_string()))?
+                .bps();
+            nl.set_egress_cap(&port, bps)?;
+            nl.set_ingress_cap(&port, &ifb, bps)?;
+        }
+        None => {
+            nl.clear_caps(&port)?;
+            nl.delete_if_exists(&ifb)?;
+        }
+    }
+    let ips: Vec<IpAddr> = v
+        .props
+        .get("allowed-ips")
+        .map(|l| l.split(',').filter_map(|i| i.parse().ok()).collect())
+        .unwrap_or_default();
+    let prot = network::protection_of(
+        &format!("VNIC {}", v.name),
+        v.props.get("protection").map(String::as_str),
+        parse_mac(&v.mac)?,
+        &ips,
+        v.props.get("priority").map(String::as_str),
+    )
+    .map_err(DatalinkError::Usage)?;
+    nft::protect(&port, &prot)?;
+    Ok(())
+}
+
+/// Remove what [`apply_props`] made that does not go with the links.
+fn remove_props(nl: &mut Netlink, vnic: &str) {
+    let _ = nft::unprotect(&vnic_port_name(vnic));
+    let _ = nl.delete_if_exists(&vnic_ifb_name(vnic));
+}
+
 fn make_vnic(nl: &mut Netlink, v: &Vnic) -> Result<()> {
+    make_vnic_links(nl, v)?;
+    if let Err(e) = apply_props(nl, v) {
+        remove_props(nl, &v.name);
+        let _ = nl.delete_if_exists(&v.name);
+        let _ = nl.delete_if_exists(&vnic_port_name(&v.name));
+        return Err(e);
+    }
+    Ok(())
+}
+
+fn make_vnic_links(nl: &mut Netlink, v: &Vnic) -> Result<()> {
     let mac = parse_mac(&v.mac)?;
     let lower = nl.require(&v.over)?;
     if lower.kind.as_deref() == Some("bridge") {
@@ -186,12 +341,48 @@ fn make_vnic(nl: &mut Netlink, v: &Vnic) -> Result<()> {
     Ok(())
 }
 
-/// `dladm create-vnic -l LINK [-m MAC] NAME`.
-pub fn create_vnic(store: &Store, over: &str, name: &str, mac: Option<&str>) -> Result<Vnic> {
+/// Why a VLAN id over `over` cannot be had: this needs 802.1q (and bridge vlan_filtering for
+/// an etherstub). Whether the kernel has 802.1q is found by making a VLAN link and removing it.
+pub fn vlan_refusal(nl: &mut Netlink, over: &str, vid: u16) -> String {
+    let probe = format!("zq{:08x}", std::process::id());
+    let kernel = match nl.create_vlan(&probe, over, vid) {
+        Ok(()) => {
+            let _ = nl.delete_link(&probe);
+            "VLAN links are not implemented yet".to_string()
+        }
+        Err(e) => format!("this kernel has no 802.1q VLAN support ({e})"),
+    };
+    format!("VLAN {vid} on '{over}': {kernel}; do without the VLAN id, or use a separate etherstub per VLAN")
+}
+
+/// `dladm create-vnic -l LINK [-m MAC] [-v VLAN] [-p PROPS] NAME`. Nothing is left behind
+/// on error.
+pub fn create_vnic(
+    store: &Store,
+    over: &str,
+    name: &str,
+    mac: Option<&str>,
+    vlan: Option<u16>,
+    props: Option<&str>,
+) -> Result<Vnic> {
+    let props = match props {
+        Some(p) => parse_props(p)?,
+        None => BTreeMap::new(),
+    };
     let _l = lock(store)?;
     let mut d = load(store)?;
     let mut nl = Netlink::open()?;
     taken(&d, &mut nl, name)?;
+    check_ifname(over)?;
+    let lower = nl.require(over)?;
+    if let Some(vid) = vlan.filter(|v| *v != 0) {
+        return Err(DatalinkError::Usage(vlan_refusal(&mut nl, over, vid)));
+    }
+    if !props.is_empty() && lower.kind.as_deref() != Some("bridge") {
+        return Err(DatalinkError::Usage(format!(
+            "'{over}' is not an etherstub: link properties (-p) need a VNIC over an etherstub"
+        )));
+    }
     let mac = match mac {
         None | Some("auto") | Some("random") => names::mac_from_seed(&format!(
             "vnic/{name}/{}/{:?}",
@@ -211,18 +402,84 @@ pub fn create_vnic(store: &Store, over: &str, name: &str, mac: Option<&str>) -> 
             l.name
         )));
     }
+    if let Some((_, who)) = network::zone_macs(store, "")
+        .into_iter()
+        .find(|(m, _)| *m == mac)
+    {
+        return Err(DatalinkError::Usage(format!(
+            "MAC address {mac} is already used by {who}"
+        )));
+    }
+    if let Some(v) = d.vnics.iter().find(|v| v.mac == mac) {
+        return Err(DatalinkError::Usage(format!(
+            "MAC address {mac} is already used by VNIC '{}'",
+            v.name
+        )));
+    }
     let v = Vnic {
         name: name.to_string(),
         over: over.to_string(),
         mac,
+        props,
     };
     make_vnic(&mut nl, &v)?;
     d.vnics.push(v.clone());
     if let Err(e) = save(store, &d) {
+        remove_props(&mut nl, name);
         let _ = nl.delete_link(name);
+        let _ = nl.delete_if_exists(&vnic_port_name(name));
         return Err(e);
     }
     Ok(v)
+}
+
+/// `dladm set-linkprop -p PROPS LINK` (`reset`: `reset-linkprop [-p NAMES] LINK`, every
+/// property when `names` is empty). The record and the enforcement change together.
+pub fn set_linkprop(store: &Store, link: &str, props: &str) -> Result<()> {
+    let new = parse_props(props)?;
+    update_props(store, link, |p| p.extend(new))
+}
+
+pub fn reset_linkprop(store: &Store, link: &str, names: &[String]) -> Result<()> {
+    for n in names {
+        if !LINK_PROPS.iter().any(|(p, _, _)| p == n) {
+            check_prop(n, "")?;
+        }
+    }
+    update_props(store, link, |p| {
+        if names.is_empty() {
+            p.clear();
+        } else {
+            p.retain(|k, _| !names.contains(k));
+        }
+    })
+}
+
+fn update_props(
+    store: &Store,
+    link: &str,
+    change: impl FnOnce(&mut BTreeMap<String, String>),
+) -> Result<()> {
+    let _l = lock(store)?;
+    let mut d = load(store)?;
+    let v = d
+        .vnics
+        .iter_mut()
+        .find(|v| v.name == link)
+        .ok_or_else(|| DatalinkError::Usage(format!("VNIC '{link}' does not exist")))?;
+    let old = v.clone();
+    change(&mut v.props);
+    let new = v.clone();
+    let mut nl = Netlink::open()?;
+    if let Err(e) = apply_props(&mut nl, &new) {
+        let _ = apply_props(&mut nl, &old);
+        return Err(e);
+    }
+    if let Err(e) = save(store, &d) {
+        let _ = apply_props(&mut nl, &old);
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// `dladm delete-vnic NAME`.
@@ -235,14 +492,20 @@ pub fn delete_vnic(store: &Store, name: &str) -> Result<()> {
         )));
     }
     let mut nl = Netlink::open()?;
+    if nl.link(name)?.is_none() && nl.link(&vnic_port_name(name))?.is_some() {
+        return Err(DatalinkError::Usage(format!(
+            "VNIC '{name}' is in use by a running zone (net physical={name})"
+        )));
+    }
+    remove_props(&mut nl, name);
     nl.delete_if_exists(name)?;
     nl.delete_if_exists(&vnic_port_name(name))?;
     d.vnics.retain(|v| v.name != name);
     save(store, &d)
 }
 
-/// Make again every recorded etherstub and VNIC that is missing (host boot). Returns what was
-/// made.
+/// Make again every recorded etherstub and VNIC that is missing (host boot), and enforce the
+/// link properties of those present. Returns what was made.
 pub fn restore(store: &Store) -> Result<Vec<String>> {
     let _l = lock(store)?;
     let d = load(store)?;
@@ -255,9 +518,13 @@ pub fn restore(store: &Store) -> Result<Vec<String>> {
         }
     }
     for v in &d.vnics {
-        if nl.link(&v.name)?.is_none() {
+        // A VNIC lent to a zone is not on the host, but its bridge port is.
+        if nl.link(&v.name)?.is_none() && nl.link(&vnic_port_name(&v.name))?.is_none() {
             make_vnic(&mut nl, v)?;
             made.push(v.name.clone());
+        } else {
+            // Present: make sure its properties are enforced (idempotent).
+            apply_props(&mut nl, v)?;
         }
     }
     Ok(made)
@@ -279,6 +546,7 @@ mod tests {
                 name: "vnic0".into(),
                 over: "stub0".into(),
                 mac: "02:00:00:00:00:01".into(),
+                props: BTreeMap::new(),
             }],
         };
         save(&store, &d).unwrap();
@@ -286,6 +554,22 @@ mod tests {
         assert!(is_etherstub(&store, "stub0"));
         assert!(!is_etherstub(&store, "vnic0"));
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn link_properties_parse_and_check() {
+        let p = parse_props("maxbw=10m,protection=mac-nospoof,ip-nospoof,allowed-ips=10.0.0.5,10.0.0.6,priority=high").unwrap();
+        assert_eq!(p["maxbw"], "10M");
+        assert_eq!(p["protection"], "mac-nospoof,ip-nospoof");
+        assert_eq!(p["allowed-ips"], "10.0.0.5,10.0.0.6");
+        assert_eq!(p["priority"], "high");
+        let e = |t: &str| parse_props(t).unwrap_err().to_string();
+        assert!(e("maxbw=10x").contains("\"10x\""), "{}", e("maxbw=10x"));
+        assert!(e("priority=urgent").contains("low, medium or high"));
+        assert!(e("protection=bogus").contains("'bogus'"));
+        assert!(e("allowed-ips=10.0.0.300").contains("10.0.0.300"));
+        assert!(e("colour=red").contains("unknown link property 'colour'"));
+        assert!(e("10M").contains("NAME=VALUE"));
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! - `manifest`: `zoneadm validate`, `provision` and `update` (a zone from one JSON document).
 //! - `metadata`: customer metadata, served read-only to the zone on `/.zonecontrol`.
 //! - `events`: `zoneadm events` (the store's state changes as JSON lines).
+//! - `recover`: finding and removing what a killed zoneadmd left behind.
 //!
 //! Runtime files of zone NAME live in `ALTROOT/run/zones/NAME/`: `zoneadmd.lock` (held by the
 //! supervisor for its whole life), `zoneadmd.pid`, `control.sock`, `console.sock`, `zone.json`
@@ -26,11 +27,13 @@ pub mod control;
 pub mod datalinks;
 pub mod engine;
 pub mod events;
+pub mod hostfiles;
 pub mod login;
 pub mod manifest;
 pub mod metadata;
 pub mod network;
 pub mod query;
+pub mod recover;
 pub mod stat;
 pub mod supervisor;
 
@@ -109,18 +112,44 @@ impl ZoneInfo {
 
 /// Whether a supervisor holds the zone (its lock file is locked by a live process).
 pub fn supervisor_alive(paths: &ZonePaths) -> bool {
-    use nix::fcntl::{Flock, FlockArg};
     let Ok(f) = std::fs::OpenOptions::new()
         .read(true)
         .open(paths.lock_file())
     else {
         return false;
     };
-    match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
-        Ok(_unlocked_on_drop) => false,
-        Err((_, nix::Error::EWOULDBLOCK)) => true,
-        Err(_) => false,
-    }
+    lock_holder(&f).is_some()
+}
+
+/// `zoneadmd.lock` is a POSIX record lock (fcntl F_SETLK), not flock(2): a flock belongs to
+/// the open file, which the zone's init (forked by the supervisor, blocked before exec) shares,
+/// so a killed supervisor's lock would live on in its zone. A record lock belongs to the
+/// process alone and goes with it. Take it on `f` (opened for writing), without waiting;
+/// false when another process holds it. It lasts while this process keeps any fd of the file
+/// open.
+pub fn try_record_lock(f: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut fl = whole_file(libc::F_WRLCK);
+    // SAFETY: F_SETLK reads a valid, initialized `struct flock` on an fd we own.
+    unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &mut fl) == 0 }
+}
+
+/// The pid of the process holding a record lock on `f`, if any.
+pub fn lock_holder(f: &std::fs::File) -> Option<i32> {
+    use std::os::fd::AsRawFd;
+    let mut fl = whole_file(libc::F_WRLCK);
+    // SAFETY: F_GETLK reads and fills a valid `struct flock` on an fd we own.
+    let r = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut fl) };
+    (r == 0 && fl.l_type != libc::F_UNLCK as libc::c_short).then_some(fl.l_pid)
+}
+
+fn whole_file(kind: libc::c_int) -> libc::flock {
+    // SAFETY: `struct flock` is plain data; all-zero is a valid value (start 0, len 0 = the
+    // whole file).
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl
 }
 
 /// The smallest zone id not used by another live zone under `run_dir`.

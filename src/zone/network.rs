@@ -17,9 +17,11 @@ use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+use zones::model::Net;
 use zones::model::{Anet, IpType, Zone};
 use zones::store::Store;
 use zones_net::names::{self, check_ifname, format_mac, parse_mac, parse_prefix};
+use zones_net::nft::{self, Protection};
 use zones_net::{netns, NetError, Netlink};
 
 use super::{datalinks, ZonePaths};
@@ -57,6 +59,18 @@ fn net(zone: &str) -> impl Fn(NetError) -> NetworkError + '_ {
 pub struct Record {
     pub host_links: Vec<String>,
     pub macs: Vec<String>,
+    /// ifb devices shaping traffic from the zone.
+    #[serde(default)]
+    pub ifbs: Vec<String>,
+    /// nft tables protecting the host ends.
+    #[serde(default)]
+    pub nft_tables: Vec<String>,
+    /// dladm VNICs (`net` resources) moved into the zone: moved back at teardown.
+    #[serde(default)]
+    pub vnics: Vec<String>,
+    /// Their MACs as dladm recorded them: restored when they come back.
+    #[serde(default)]
+    pub vnic_macs: Vec<String>,
 }
 
 impl Record {
@@ -84,6 +98,11 @@ pub fn host_link_name(zone: &str, linkname: &str) -> String {
     format!("zv{:010x}", h & 0xff_ffff_ffff)
 }
 
+/// The ifb device shaping what the zone sends through host end `host`.
+pub fn ifb_name(host: &str) -> String {
+    format!("zi{:010x}", names::fnv1a(host.as_bytes()) & 0xff_ffff_ffff)
+}
+
 /// One anet, checked: nothing is created until every anet of the zone passes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Plan {
@@ -94,6 +113,81 @@ struct Plan {
     address: Option<(IpAddr, u8)>,
     defrouter: Option<IpAddr>,
     mtu: Option<u32>,
+    vlan: Option<u16>,
+    /// Bits/s in each direction.
+    maxbw: Option<u64>,
+    protection: Protection,
+}
+
+/// A `net` resource: a dladm VNIC moved into the zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NetPlan {
+    vnic: String,
+    /// As dladm recorded it (filled in by `check_vnic`).
+    mac: String,
+    address: Option<(IpAddr, u8)>,
+    defrouter: Option<IpAddr>,
+}
+
+/// dladm `priority` as an skb priority (pfifo_fast bands: 6 first, 0 next, 2 last).
+pub fn priority_value(p: &str) -> Option<u32> {
+    match p {
+        "high" => Some(6),
+        "medium" => Some(0),
+        "low" => Some(2),
+        _ => None,
+    }
+}
+
+/// A `protection` value: a comma list of the dladm protection types, or `none`.
+pub fn check_protection(what: &str, list: &str) -> std::result::Result<(), String> {
+    for item in list.split(',').filter(|i| *i != "none") {
+        if !["mac-nospoof", "ip-nospoof", "dhcp-nospoof", "restricted"].contains(&item) {
+            return Err(format!(
+                "{what} '{item}': expected a comma list of mac-nospoof, ip-nospoof, dhcp-nospoof, restricted"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `protection` (a comma list, or `none`) as nft rules for a link with `mac` and `ips`.
+pub fn protection_of(
+    what: &str,
+    list: Option<&str>,
+    mac: [u8; 6],
+    ips: &[IpAddr],
+    priority: Option<&str>,
+) -> std::result::Result<Protection, String> {
+    let mut p =
+        Protection {
+            priority: match priority {
+                None => None,
+                Some(v) => Some(priority_value(v).ok_or_else(|| {
+                    format!("{what} priority '{v}': expected low, medium or high")
+                })?),
+            },
+            ..Default::default()
+        };
+    let list = list.unwrap_or("none");
+    check_protection(&format!("{what} link-protection"), list)?;
+    for item in list.split(',').filter(|i| *i != "none") {
+        match item {
+            "mac-nospoof" => p.mac = Some(mac),
+            "ip-nospoof" => {
+                if ips.is_empty() {
+                    return Err(format!(
+                        "{what}: ip-nospoof needs the allowed addresses (set allowed-address, or allowed-ips for a VNIC)"
+                    ));
+                }
+                p.ips = Some(ips.to_vec());
+            }
+            "dhcp-nospoof" => p.dhcp_nospoof = true,
+            // check_protection left only "restricted".
+            _ => p.restricted = true,
+        }
+    }
+    Ok(p)
 }
 
 fn plan_anet(zone: &str, a: &Anet) -> Result<Plan> {
@@ -109,12 +203,6 @@ fn plan_anet(zone: &str, a: &Anet) -> Result<Plan> {
         )
     })?;
     check_ifname(&stub).map_err(|e| cfg(zone, format!("anet {linkname} lower-link: {e}")))?;
-    if let Some(v) = a.vlan_id.filter(|v| *v != 0) {
-        return Err(cfg(
-            zone,
-            format!("anet {linkname} vlan-id {v}: VLANs need 802.1q or bridge vlan_filtering, which this kernel lacks"),
-        ));
-    }
     let mac = match a.mac_address.as_deref() {
         None | Some("auto") | Some("factory") => {
             names::mac_from_seed(&format!("{zone}/{linkname}"))
@@ -150,6 +238,16 @@ fn plan_anet(zone: &str, a: &Anet) -> Result<Plan> {
             format!("anet {linkname}: defrouter needs an allowed-address"),
         ));
     }
+    check_defrouter(zone, &format!("anet {linkname}"), defrouter, address)?;
+    let ips: Vec<IpAddr> = address.iter().map(|(a, _)| *a).collect();
+    let protection = protection_of(
+        &format!("anet {linkname}"),
+        a.link_protection.as_deref(),
+        mac,
+        &ips,
+        a.priority.as_deref(),
+    )
+    .map_err(|m| cfg(zone, m))?;
     Ok(Plan {
         host: host_link_name(zone, &linkname),
         linkname,
@@ -158,7 +256,76 @@ fn plan_anet(zone: &str, a: &Anet) -> Result<Plan> {
         address,
         defrouter,
         mtu: a.mtu,
+        vlan: a.vlan_id.filter(|v| *v != 0),
+        maxbw: a.maxbw.map(|b| b.bps()),
+        protection,
     })
+}
+
+fn plan_net(zone: &str, n: &Net) -> Result<NetPlan> {
+    let vnic = n.physical.clone().ok_or_else(|| {
+        cfg(
+            zone,
+            "net resource without physical (a VNIC made with dladm)",
+        )
+    })?;
+    check_ifname(&vnic).map_err(|e| cfg(zone, format!("net physical: {e}")))?;
+    if let Some(v) = n.vlan_id.filter(|v| *v != 0) {
+        return Err(cfg(
+            zone,
+            format!("net {vnic} vlan-id {v}: a net resource takes the VNIC as it is; give the VNIC its VLAN (dladm create-vnic -v)"),
+        ));
+    }
+    let text = n.allowed_address.as_deref().or(n.address.as_deref());
+    let address = match text {
+        None => None,
+        Some(s) => Some(
+            parse_prefix(s).map_err(|e| cfg(zone, format!("net {vnic} allowed-address: {e}")))?,
+        ),
+    };
+    let defrouter = match n.defrouter.as_deref() {
+        None => None,
+        Some(s) => Some(s.parse::<IpAddr>().map_err(|_| {
+            cfg(
+                zone,
+                format!("net {vnic} defrouter '{s}': expected an IP address"),
+            )
+        })?),
+    };
+    if defrouter.is_some() && address.is_none() {
+        return Err(cfg(
+            zone,
+            format!("net {vnic}: defrouter needs an allowed-address"),
+        ));
+    }
+    check_defrouter(zone, &format!("net {vnic}"), defrouter, address)?;
+    Ok(NetPlan {
+        mac: String::new(),
+        vnic,
+        address,
+        defrouter,
+    })
+}
+
+/// Check the zone's `net` resources.
+fn plan_nets(zone: &Zone) -> Result<Vec<NetPlan>> {
+    let name = &zone.zonename;
+    let nets = zone
+        .net
+        .iter()
+        .map(|n| plan_net(name, n))
+        .collect::<Result<Vec<_>>>()?;
+    for (i, n) in nets.iter().enumerate() {
+        if nets[..i].iter().any(|m| m.vnic == n.vnic)
+            || zone
+                .anet
+                .iter()
+                .any(|a| a.linkname.as_deref() == Some(&n.vnic))
+        {
+            return Err(cfg(name, format!("net {}: link name used twice", n.vnic)));
+        }
+    }
+    Ok(nets)
 }
 
 /// Check the zone's network configuration and plan its links.
@@ -168,15 +335,6 @@ fn plan(zone: &Zone) -> Result<Vec<Plan>> {
         return Err(cfg(
             name,
             "ip-type=shared is not supported (zones have exclusive IP stacks only); set ip-type=exclusive",
-        ));
-    }
-    if let Some(n) = zone.net.first() {
-        return Err(cfg(
-            name,
-            format!(
-                "net resource (physical={}): not supported yet; use an anet with lower-link",
-                n.physical.as_deref().unwrap_or("?")
-            ),
         ));
     }
     let plans = zone
@@ -213,13 +371,29 @@ fn macs_in_use(store: &Store, me: &str, host: &mut Netlink) -> Result<Vec<(Strin
         .into_iter()
         .filter_map(|l| Some((l.mac?, format!("host link {}", l.name))))
         .collect();
+    used.extend(zone_macs(store, me));
+    // VNICs lent to other zones are not on the host.
+    if let Ok(d) = datalinks::load(store) {
+        used.extend(
+            d.vnics
+                .into_iter()
+                .map(|v| (v.mac, format!("VNIC '{}'", v.name))),
+        );
+    }
+    Ok(used)
+}
+
+/// The MACs of the zone ends of running zones' anets (other than zone `except`), with the
+/// zone's name.
+pub fn zone_macs(store: &Store, except: &str) -> Vec<(String, String)> {
+    let mut used = Vec::new();
     for e in std::fs::read_dir(store.run_dir())
         .into_iter()
         .flatten()
         .flatten()
     {
         let other = e.file_name().to_string_lossy().into_owned();
-        if other == me {
+        if other == except {
             continue;
         }
         let paths = ZonePaths::new(store, &other);
@@ -227,7 +401,38 @@ fn macs_in_use(store: &Store, me: &str, host: &mut Netlink) -> Result<Vec<(Strin
             used.extend(r.macs.into_iter().map(|m| (m, format!("zone '{other}'"))));
         }
     }
-    Ok(used)
+    used
+}
+
+/// `gw` must be on the subnet of `address`.
+fn check_defrouter(
+    zone: &str,
+    what: &str,
+    gw: Option<IpAddr>,
+    address: Option<(IpAddr, u8)>,
+) -> Result<()> {
+    let (Some(gw), Some((addr, len))) = (gw, address) else {
+        return Ok(());
+    };
+    let same = match (gw, addr) {
+        (IpAddr::V4(g), IpAddr::V4(a)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            u32::from(g) & mask == u32::from(a) & mask
+        }
+        (IpAddr::V6(g), IpAddr::V6(a)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            u128::from(g) & mask == u128::from(a) & mask
+        }
+        _ => false,
+    };
+    if same {
+        Ok(())
+    } else {
+        Err(cfg(
+            zone,
+            format!("{what} defrouter {gw} is outside allowed-address {addr}/{len}: set a router on that subnet"),
+        ))
+    }
 }
 
 /// The etherstub bridge `stub` must exist on the host; one recorded by dladm is recreated.
@@ -250,9 +455,39 @@ fn ensure_stub(store: &Store, zone: &str, host: &mut Netlink, stub: &str) -> Res
     }
 }
 
+/// A `net` resource's VNIC: recorded by dladm and present on the host (not in another zone).
+fn check_vnic(store: &Store, zone: &str, host: &mut Netlink, n: &mut NetPlan) -> Result<()> {
+    let recorded = datalinks::load(store)
+        .map_err(|e| cfg(zone, e))?
+        .vnics
+        .into_iter()
+        .find(|v| v.name == n.vnic);
+    if let Some(v) = recorded {
+        n.mac = v.mac;
+    } else {
+        return Err(cfg(
+            zone,
+            format!(
+                "net physical '{}': no such VNIC; create it with dladm create-vnic -l ETHERSTUB {}",
+                n.vnic, n.vnic
+            ),
+        ));
+    }
+    if host.link(&n.vnic).map_err(net(zone))?.is_none() {
+        return Err(cfg(
+            zone,
+            format!(
+                "net physical '{}': the VNIC is not on the host (used by another running zone, or run dladm up)",
+                n.vnic
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Set up the zone's network before its init exists. Returns the namespace file for the
-/// engine, or `None` when the zone has no anet (the engine then makes an empty namespace).
-/// On error nothing is left behind.
+/// engine, or `None` when the zone has no anet or net (the engine then makes an empty
+/// namespace). On error nothing is left behind.
 pub fn setup(store: &Store, zone: &Zone, paths: &ZonePaths) -> Result<Option<PathBuf>> {
     setup_in(store, zone, paths, None)
 }
@@ -269,7 +504,8 @@ pub fn setup_in(
     let name = zone.zonename.as_str();
     teardown(paths);
     let plans = plan(zone)?;
-    if plans.is_empty() {
+    let mut nets = plan_nets(zone)?;
+    if plans.is_empty() && nets.is_empty() {
         return Ok(None);
     }
     let mut host = Netlink::open().map_err(net(name))?;
@@ -286,19 +522,66 @@ pub fn setup_in(
             ));
         }
         ensure_stub(store, name, &mut host, &p.stub)?;
+        if let Some(v) = p.vlan {
+            let why = datalinks::vlan_refusal(&mut host, &p.stub, v);
+            return Err(cfg(name, format!("anet {} vlan-id {v}: {why}", p.linkname)));
+        }
+    }
+    for n in &mut nets {
+        check_vnic(store, name, &mut host, n)?;
     }
     let record = Record {
         host_links: plans.iter().map(|p| p.host.clone()).collect(),
         macs: plans.iter().map(|p| format_mac(&p.mac)).collect(),
+        ifbs: plans
+            .iter()
+            .filter(|p| p.maxbw.is_some())
+            .map(|p| ifb_name(&p.host))
+            .collect(),
+        nft_tables: plans
+            .iter()
+            .filter(|p| !p.protection.is_empty())
+            .map(|p| nft::table_name(&p.host))
+            .collect(),
+        vnics: nets.iter().map(|n| n.vnic.clone()).collect(),
+        vnic_macs: nets.iter().map(|n| n.mac.clone()).collect(),
     };
     record
         .save(paths)
         .map_err(|e| cfg(name, format!("{}: {e}", record_file(paths).display())))?;
-    let made = build(name, paths, &mut host, &plans, init);
+    let made = build(name, paths, &mut host, &plans, &nets, init);
     if made.is_err() {
         teardown(paths);
     }
     made.map(Some)
+}
+
+/// Bandwidth cap and protection of an anet's host end.
+fn host_end_policy(zone: &str, host: &mut Netlink, p: &Plan) -> Result<()> {
+    if let Some(bps) = p.maxbw {
+        // Towards the zone: what the host end sends. From the zone: what it receives.
+        host.set_egress_cap(&p.host, bps).map_err(net(zone))?;
+        host.set_ingress_cap(&p.host, &ifb_name(&p.host), bps)
+            .map_err(net(zone))?;
+    }
+    if !p.protection.is_empty() {
+        nft::protect(&p.host, &p.protection).map_err(net(zone))?;
+    }
+    Ok(())
+}
+
+/// An address and default route inside the zone.
+fn configure_inside(
+    zone: &str,
+    inside: &mut Netlink,
+    link: &str,
+    address: Option<(IpAddr, u8)>,
+) -> Result<()> {
+    inside.set_up(link, true).map_err(net(zone))?;
+    if let Some((addr, len)) = address {
+        inside.add_address(link, addr, len).map_err(net(zone))?;
+    }
+    Ok(())
 }
 
 fn build(
@@ -306,6 +589,7 @@ fn build(
     paths: &ZonePaths,
     host: &mut Netlink,
     plans: &[Plan],
+    nets: &[NetPlan],
     init: Option<nix::unistd::Pid>,
 ) -> Result<PathBuf> {
     let file = netns_file(paths);
@@ -329,7 +613,12 @@ fn build(
             host.set_mtu(&p.host, mtu).map_err(net(zone))?;
         }
         host.set_master(&p.host, Some(&p.stub)).map_err(net(zone))?;
+        host_end_policy(zone, host, p)?;
         host.set_up(&p.host, true).map_err(net(zone))?;
+    }
+    for n in nets {
+        host.move_to_netns(&n.vnic, nsfd.as_fd())
+            .map_err(net(zone))?;
     }
     let mut inside = netns::netlink_in(nsfd.as_fd(), &file).map_err(net(zone))?;
     inside.set_up("lo", true).map_err(net(zone))?;
@@ -337,17 +626,17 @@ fn build(
         if let Some(mtu) = p.mtu {
             inside.set_mtu(&p.linkname, mtu).map_err(net(zone))?;
         }
-        inside.set_up(&p.linkname, true).map_err(net(zone))?;
-        if let Some((addr, len)) = p.address {
-            inside
-                .add_address(&p.linkname, addr, len)
-                .map_err(net(zone))?;
-        }
+        configure_inside(zone, &mut inside, &p.linkname, p.address)?;
     }
-    for p in plans {
-        if let Some(gw) = p.defrouter {
-            inside.add_default_route(gw).map_err(net(zone))?;
-        }
+    for n in nets {
+        configure_inside(zone, &mut inside, &n.vnic, n.address)?;
+    }
+    let routers = plans
+        .iter()
+        .filter_map(|p| p.defrouter)
+        .chain(nets.iter().filter_map(|n| n.defrouter));
+    for gw in routers {
+        inside.add_default_route(gw).map_err(net(zone))?;
     }
     Ok(file)
 }
@@ -373,12 +662,80 @@ fn pin_netns_of(pid: nix::unistd::Pid, file: &std::path::Path) -> std::io::Resul
     })
 }
 
-/// Remove what `setup` made (also after a crash of the supervisor): the host ends of the
-/// zone's links, the namespace file, the record. Best effort; never fails.
+/// Move the zone's dladm VNICs back to the host namespace (before the zone's namespace goes,
+/// which would destroy them), under their own names even if the zone renamed them: a VNIC
+/// over an etherstub is found as the veth peer of its bridge port, which stays on the host.
+fn return_vnics(r: &Record, paths: &ZonePaths) {
+    if r.vnics.is_empty() {
+        return;
+    }
+    let file = netns_file(paths);
+    let (Ok(ns), Ok(hostns), Ok(mut host)) = (
+        netns::open(&file),
+        std::fs::File::open("/proc/self/ns/net"),
+        Netlink::open(),
+    ) else {
+        return;
+    };
+    let Ok(mut inside) = netns::netlink_in(ns.as_fd(), &file) else {
+        return;
+    };
+    let inside_links = inside.links().unwrap_or_default();
+    for v in &r.vnics {
+        let port = host
+            .link(&datalinks::vnic_port_name(v))
+            .ok()
+            .flatten()
+            .map(|l| l.index);
+        let link = inside_links.iter().find(|l| l.name == *v).or_else(|| {
+            inside_links
+                .iter()
+                .find(|l| port.is_some() && l.kind.as_deref() == Some("veth") && l.lower == port)
+        });
+        let Some(link) = link else { continue };
+        let _ = inside.set_up(&link.name, false);
+        if inside
+            .move_index_to_netns(link.index, hostns.as_fd(), v)
+            .is_err()
+        {
+            continue;
+        }
+        // Renamed in the zone and the name was free on the host: take the VNIC's name back.
+        if host.link(v).ok().flatten().is_none() {
+            let back =
+                host.links().unwrap_or_default().into_iter().find(|l| {
+                    port.is_some() && l.kind.as_deref() == Some("veth") && l.lower == port
+                });
+            if let Some(b) = back {
+                let _ = host.rename(&b.name, v);
+            }
+        }
+        // The zone may have changed its MAC: the VNIC comes back as dladm made it.
+        if let Some(mac) = r
+            .vnics
+            .iter()
+            .position(|x| x == v)
+            .and_then(|i| r.vnic_macs.get(i))
+        {
+            if let Ok(m) = parse_mac(mac) {
+                let _ = host.set_mac(v, m);
+            }
+        }
+        let _ = host.set_up(v, true);
+    }
+}
+
+/// Remove what `setup` made (also after a crash of the supervisor): the protection tables,
+/// the VNICs lent to the zone (returned), the ifb devices, the host ends of the zone's links
+/// (each takes its zone end along), the namespace file, the record. Best effort; never fails.
 pub fn teardown(paths: &ZonePaths) {
     if let Some(r) = Record::load(paths) {
+        for t in &r.nft_tables {
+            let _ = nft::remove_table(t);
+        }
+        return_vnics(&r, paths);
         if let Ok(mut host) = Netlink::open() {
-            for l in &r.host_links {
+            for l in r.ifbs.iter().chain(&r.host_links) {
                 let _ = host.delete_if_exists(l);
             }
         }
@@ -434,10 +791,25 @@ mod tests {
             .contains("longer than 15 bytes"));
         let mut a = anet("net0", "stub0");
         a.vlan_id = Some(5);
-        assert!(err(zone_with(vec![a])).contains("vlan-id 5"));
+        assert_eq!(plan(&zone_with(vec![a])).unwrap()[0].vlan, Some(5));
         let mut a = anet("net0", "stub0");
         a.defrouter = Some("10.0.0.1".into());
         assert!(err(zone_with(vec![a])).contains("defrouter needs an allowed-address"));
+        let mut a = anet("net0", "stub0");
+        a.allowed_address = Some("10.0.0.5/24".into());
+        a.defrouter = Some("10.0.1.1".into());
+        assert!(err(zone_with(vec![a]))
+            .contains("defrouter 10.0.1.1 is outside allowed-address 10.0.0.5/24"));
+        let mut a = anet("net0", "stub0");
+        a.allowed_address = Some("10.0.0.5/24".into());
+        a.link_protection = Some("ip-nospoof".into());
+        a.priority = Some("high".into());
+        let p = plan(&zone_with(vec![a])).unwrap();
+        assert_eq!(p[0].protection.ips, Some(vec!["10.0.0.5".parse().unwrap()]));
+        assert_eq!(p[0].protection.priority, Some(6));
+        let mut a = anet("net0", "stub0");
+        a.link_protection = Some("ip-nospoof".into());
+        assert!(err(zone_with(vec![a])).contains("ip-nospoof needs the allowed addresses"));
         let mut a = anet("net0", "stub0");
         a.mac_address = Some("02:00:00:00:00:01".into());
         let mut b = anet("net1", "stub0");

@@ -52,6 +52,20 @@ pub struct Sample {
     /// Tasks (pids.current: processes and threads).
     pub lwps: u64,
     pub lwps_cap: Option<u64>,
+    /// Byte counters of the zone's VNICs.
+    pub nics: Vec<NicUsage>,
+}
+
+/// One VNIC (anet) of a zone: its byte counters as the zone sees them, read from the host end
+/// of its veth pair (what the host end receives, the zone sent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NicUsage {
+    /// The link name inside the zone.
+    pub link: String,
+    /// The host end of the veth pair.
+    pub host_link: String,
+    pub received_bytes: u64,
+    pub sent_bytes: u64,
 }
 
 /// One zone's line of a report: the usage over an interval.
@@ -65,6 +79,7 @@ pub struct Usage {
     #[serde(rename = "virtual-memory")]
     pub swap: MemUsage,
     pub lwps: CountUsage,
+    pub network: Vec<NicUsage>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -184,7 +199,33 @@ pub fn sample_zone(store: &Store, name: &str) -> Result<Sample, StatError> {
         swap_cap: cap(s.memory.swap.limit),
         lwps: s.pids.current,
         lwps_cap: cap(s.pids.limit),
+        nics: nic_counters(store, name),
     })
+}
+
+/// The byte counters of each anet of `name` that has a host link now (the host ends' names
+/// are derived as the networking layer makes them: [`super::network::host_link_name`]).
+fn nic_counters(store: &Store, name: &str) -> Vec<NicUsage> {
+    let Ok(Some(zone)) = store.load(name) else {
+        return Vec::new();
+    };
+    zone.anet
+        .iter()
+        .filter_map(|a| {
+            let link = a.linkname.clone()?;
+            let host_link = super::network::host_link_name(name, &link);
+            let stats = Path::new("/sys/class/net")
+                .join(&host_link)
+                .join("statistics");
+            let counter = |f: &str| read_trim(&stats, f)?.parse::<u64>().ok();
+            Some(NicUsage {
+                received_bytes: counter("tx_bytes")?,
+                sent_bytes: counter("rx_bytes")?,
+                link,
+                host_link,
+            })
+        })
+        .collect()
 }
 
 /// The ready and running zones, in store order, limited to `only` when it is given.
@@ -251,6 +292,7 @@ pub fn usage(before: Option<&Sample>, now: &Sample) -> Usage {
             used: now.lwps,
             cap: now.lwps_cap,
         },
+        network: now.nics.clone(),
     }
 }
 
@@ -342,12 +384,40 @@ pub fn prometheus(zones: &[Usage]) -> String {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
         for u in zones {
             if let Some(v) = get(u) {
-                let zone = u.zonename.replace('\\', "\\\\").replace('"', "\\\"");
+                let zone = label(&u.zonename);
                 out.push_str(&format!("{name}{{zone=\"{zone}\"}} {v}\n"));
             }
         }
     }
+    type NicMetric = (&'static str, &'static str, fn(&NicUsage) -> u64);
+    const NIC_METRICS: &[NicMetric] = &[
+        (
+            "zone_net_received_bytes_total",
+            "Bytes the zone received on a VNIC.",
+            |n| n.received_bytes,
+        ),
+        (
+            "zone_net_sent_bytes_total",
+            "Bytes the zone sent on a VNIC.",
+            |n| n.sent_bytes,
+        ),
+    ];
+    for (name, help, get) in NIC_METRICS {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+        for u in zones {
+            for n in &u.network {
+                let (zone, link) = (label(&u.zonename), label(&n.link));
+                let v = get(n);
+                out.push_str(&format!("{name}{{zone=\"{zone}\",link=\"{link}\"}} {v}\n"));
+            }
+        }
+    }
     out
+}
+
+/// A Prometheus label value, escaped.
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 /// `\:` and `\\` escaping of a parsable field.
@@ -461,6 +531,228 @@ pub fn summary(zones: &[Usage], online: usize, physmem: u64) -> String {
     out
 }
 
+/// A resource `zonestat -r` reports on, by its illumos name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// The summary table (the default report).
+    Summary,
+    PhysicalMemory,
+    /// Memory plus swap (illumos's swap cap bounds virtual memory).
+    VirtualMemory,
+    /// CPU use, cap and shares (illumos reports it per processor set).
+    ProcessorSet,
+    Lwps,
+    /// Bytes per VNIC.
+    Network,
+}
+
+impl Resource {
+    const ALL: [Resource; 6] = [
+        Resource::Summary,
+        Resource::PhysicalMemory,
+        Resource::VirtualMemory,
+        Resource::ProcessorSet,
+        Resource::Lwps,
+        Resource::Network,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::Summary => "summary",
+            Resource::PhysicalMemory => "physical-memory",
+            Resource::VirtualMemory => "virtual-memory",
+            Resource::ProcessorSet => "processor-set",
+            Resource::Lwps => "lwps",
+            Resource::Network => "network",
+        }
+    }
+}
+
+/// `-r` names (each may be a comma list) → resources, in report order, without repeats.
+/// Besides the single names: `memory` (physical and virtual), `psets`/`cpu`, `limits`/
+/// `processes` (lwps), `default` (summary) and `all`. An empty list is the default.
+pub fn parse_resources(names: &[String]) -> Result<Vec<Resource>, String> {
+    use Resource::*;
+    let mut wanted = Vec::new();
+    for name in names.iter().flat_map(|n| n.split(',')) {
+        let add: &[Resource] = match name.trim() {
+            "summary" | "default" => &[Summary],
+            "physical-memory" => &[PhysicalMemory],
+            "virtual-memory" => &[VirtualMemory],
+            "memory" => &[PhysicalMemory, VirtualMemory],
+            "processor-set" | "psets" | "cpu" => &[ProcessorSet],
+            "lwps" | "processes" | "limits" => &[Lwps],
+            "network" => &[Network],
+            "all" => &Resource::ALL,
+            other => {
+                return Err(format!(
+                    "-r {other:?}: unknown resource; use summary, physical-memory, \
+                     virtual-memory, memory, processor-set (psets), lwps (limits), network, \
+                     default or all"
+                ))
+            }
+        };
+        wanted.extend_from_slice(add);
+    }
+    if wanted.is_empty() {
+        wanted.push(Summary);
+    }
+    Ok(Resource::ALL
+        .into_iter()
+        .filter(|r| wanted.contains(r))
+        .collect())
+}
+
+fn cap_str<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or("-".to_string(), |v| v.to_string())
+}
+
+/// The human report of one resource other than the summary: a heading and a line per zone.
+pub fn resource_report(r: Resource, zones: &[Usage]) -> String {
+    let mut out = format!("{}\n", r.name().to_uppercase());
+    let mem = |out: &mut String, get: fn(&Usage) -> &MemUsage| {
+        out.push_str(&format!(
+            "{:>16} {:>8} {:>8} {:>5} {:>8} {:>5}\n",
+            "ZONE", "USED", "CAP", "%CAP", "CAPHITS", "OOMS"
+        ));
+        for u in zones {
+            let m = get(u);
+            out.push_str(&format!(
+                "{:>16} {:>8} {:>8} {:>5} {:>8} {:>5}\n",
+                u.zonename,
+                human_bytes(m.used),
+                m.cap.map_or("-".into(), human_bytes),
+                pct(m.used as f64, m.cap.map(|c| c as f64)),
+                m.failcnt,
+                m.oom_kills
+            ));
+        }
+    };
+    match r {
+        Resource::Summary => return String::new(),
+        Resource::PhysicalMemory => mem(&mut out, |u| &u.memory),
+        Resource::VirtualMemory => mem(&mut out, |u| &u.swap),
+        Resource::ProcessorSet => {
+            out.push_str(&format!(
+                "{:>16} {:>6} {:>6} {:>5} {:>6} {:>9}\n",
+                "ZONE", "CPU", "CAP", "%CAP", "SHARES", "THROTTLED"
+            ));
+            for u in zones {
+                out.push_str(&format!(
+                    "{:>16} {:>6.2} {:>6} {:>5} {:>6} {:>9}\n",
+                    u.zonename,
+                    u.cpu.used,
+                    u.cpu.cap.map_or("-".into(), |c| format!("{c:.2}")),
+                    pct(u.cpu.used, u.cpu.cap),
+                    cap_str(u.cpu.shares),
+                    u.cpu.throttled_periods
+                ));
+            }
+        }
+        Resource::Lwps => {
+            out.push_str(&format!(
+                "{:>16} {:>6} {:>6} {:>5}\n",
+                "ZONE", "USED", "CAP", "%CAP"
+            ));
+            for u in zones {
+                out.push_str(&format!(
+                    "{:>16} {:>6} {:>6} {:>5}\n",
+                    u.zonename,
+                    u.lwps.used,
+                    cap_str(u.lwps.cap),
+                    pct(u.lwps.used as f64, u.lwps.cap.map(|c| c as f64))
+                ));
+            }
+        }
+        Resource::Network => {
+            out.push_str(&format!(
+                "{:>16} {:>12} {:>9} {:>9}\n",
+                "ZONE", "LINK", "RBYTES", "OBYTES"
+            ));
+            for u in zones {
+                for n in &u.network {
+                    out.push_str(&format!(
+                        "{:>16} {:>12} {:>9} {:>9}\n",
+                        u.zonename,
+                        n.link,
+                        human_bytes(n.received_bytes),
+                        human_bytes(n.sent_bytes)
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The `-p` lines of one resource other than the summary: `interval:RESOURCE:ZONE:` then
+/// physical-memory and virtual-memory: used:cap:cap-hits:oom-kills; processor-set:
+/// used:cap:shares:throttled-periods; lwps: used:cap; network (a line per VNIC):
+/// LINK:received-bytes:sent-bytes. `-` stands for no cap.
+pub fn resource_parsable(r: Resource, zones: &[Usage], timestamp: Option<u64>) -> String {
+    let ts = timestamp.map_or(String::new(), |t| format!("{t}:"));
+    let mut out = String::new();
+    for u in zones {
+        let head = format!("{ts}interval:{}:{}", r.name(), esc(&u.zonename));
+        let mem = |m: &MemUsage| {
+            format!(
+                "{head}:{}:{}:{}:{}\n",
+                m.used,
+                opt(m.cap),
+                m.failcnt,
+                m.oom_kills
+            )
+        };
+        match r {
+            Resource::Summary => {}
+            Resource::PhysicalMemory => out.push_str(&mem(&u.memory)),
+            Resource::VirtualMemory => out.push_str(&mem(&u.swap)),
+            Resource::ProcessorSet => out.push_str(&format!(
+                "{head}:{:.4}:{}:{}:{}\n",
+                u.cpu.used,
+                opt(u.cpu.cap),
+                opt(u.cpu.shares),
+                u.cpu.throttled_periods
+            )),
+            Resource::Lwps => {
+                out.push_str(&format!("{head}:{}:{}\n", u.lwps.used, opt(u.lwps.cap)))
+            }
+            Resource::Network => {
+                for n in &u.network {
+                    out.push_str(&format!(
+                        "{head}:{}:{}:{}\n",
+                        esc(&n.link),
+                        n.received_bytes,
+                        n.sent_bytes
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A zone's `-j` object with only the keys of `resources` (all of them with the summary).
+pub fn json_usage(u: &Usage, resources: &[Resource]) -> serde_json::Value {
+    let mut v = serde_json::to_value(u).unwrap_or_default();
+    if resources.contains(&Resource::Summary) {
+        return v;
+    }
+    if let Some(obj) = v.as_object_mut() {
+        let keep = |k: &str| match k {
+            "zonename" | "zoneid" => true,
+            "cpu" => resources.contains(&Resource::ProcessorSet),
+            "physical-memory" => resources.contains(&Resource::PhysicalMemory),
+            "virtual-memory" => resources.contains(&Resource::VirtualMemory),
+            "lwps" => resources.contains(&Resource::Lwps),
+            "network" => resources.contains(&Resource::Network),
+            _ => false,
+        };
+        obj.retain(|k, _| keep(k));
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,6 +775,12 @@ mod tests {
             swap_cap: None,
             lwps: 5,
             lwps_cap: Some(64),
+            nics: vec![NicUsage {
+                link: "net0".into(),
+                host_link: "zv0123456789".into(),
+                received_bytes: 1000,
+                sent_bytes: 200,
+            }],
         }
     }
 
@@ -515,6 +813,7 @@ mod tests {
         assert!(prom.contains("zone_cpu_seconds_total{zone=\"web\"} 1.5\n"));
         assert!(prom.contains("zone_memory_cap_bytes{zone=\"web\"} 67108864\n"));
         assert!(!prom.contains("zone_swap_cap_bytes{"));
+        assert!(prom.contains("zone_net_received_bytes_total{zone=\"web\",link=\"net0\"} 1000\n"));
         let text = summary(&[u], 2, 4 << 30);
         assert!(text.contains("PhysMem: 4.0G"), "{text}");
         let row = text
@@ -526,5 +825,51 @@ mod tests {
         assert_eq!((f[7], f[8]), ("64.0M", "16%"));
         assert_eq!((f[9], f[10]), ("5", "64"));
         assert_eq!(human_bytes(1536), "1.5K");
+    }
+
+    #[test]
+    fn resources_by_illumos_name() {
+        let names = |v: &[&str]| {
+            parse_resources(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .map(|r| r.into_iter().map(Resource::name).collect::<Vec<_>>())
+        };
+        assert_eq!(names(&[]).unwrap(), ["summary"]);
+        assert_eq!(
+            names(&["lwps,memory", "psets"]).unwrap(),
+            ["physical-memory", "virtual-memory", "processor-set", "lwps"]
+        );
+        assert_eq!(names(&["all"]).unwrap().len(), 6);
+        assert_eq!(names(&["cpu", "processor-set"]).unwrap(), ["processor-set"]);
+        let err = names(&["disk"]).unwrap_err();
+        assert!(
+            err.contains("-r \"disk\"") && err.contains("physical-memory"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn resource_reports() {
+        let u = usage(None, &sample("web", Instant::now(), 0));
+        let zones = std::slice::from_ref(&u);
+        assert_eq!(
+            resource_parsable(Resource::PhysicalMemory, zones, None),
+            "interval:physical-memory:web:10485760:67108864:2:1\n"
+        );
+        assert_eq!(
+            resource_parsable(Resource::ProcessorSet, zones, Some(9)),
+            "9:interval:processor-set:web:0.0000:0.5:100:7\n"
+        );
+        assert_eq!(
+            resource_parsable(Resource::Network, zones, None),
+            "interval:network:web:net0:1000:200\n"
+        );
+        let text = resource_report(Resource::Lwps, zones);
+        let row: Vec<&str> = text.lines().nth(2).unwrap().split_whitespace().collect();
+        assert_eq!(row, ["web", "5", "64", "8%"], "{text}");
+        let j = json_usage(&u, &[Resource::Lwps]);
+        let keys: Vec<&String> = j.as_object().unwrap().keys().collect();
+        assert_eq!(keys.len(), 3, "{j}");
+        assert_eq!(j["lwps"]["cap"], 64);
+        assert!(json_usage(&u, &[Resource::Summary])["cpu"].is_object());
     }
 }

@@ -102,26 +102,72 @@ pub fn spawn(
                     // SAFETY: leave without running the parent's destructors twice.
                     unsafe { libc::_exit(code) }
                 }
+                Ok(nix::unistd::ForkResult::Parent { child }) => {
+                    // Who the supervisor is, so the caller can tell when it dies without
+                    // reporting (one short write: atomic, never interleaved with its lines).
+                    let _ = nix::unistd::write(&wr, format!("pid {child}\n").as_bytes());
+                    // SAFETY: as above.
+                    unsafe { libc::_exit(0) }
+                }
                 // SAFETY: as above.
-                _ => unsafe { libc::_exit(0) },
+                Err(_) => unsafe { libc::_exit(0) },
             }
         }
         nix::unistd::ForkResult::Parent { child } => {
             drop(wr);
             let _ = waitpid(child, None);
-            // One line, not EOF: a ready zone's init (forked by the supervisor, not yet
-            // exec'd) still holds the write end.
-            let mut msg = String::new();
-            let _ = BufReader::new(fs::File::from(rd)).read_line(&mut msg);
-            match msg.trim() {
-                "ok" => Ok(()),
-                "" => Err(format!(
-                    "zoneadmd of zone '{name}' exited before reporting; see {}",
-                    paths.log_file().display()
-                )),
-                other => Err(other.strip_prefix("error ").unwrap_or(other).to_string()),
+            await_report(rd, name, &paths)
+        }
+    }
+}
+
+/// The supervisor's report: one line, `ok` or `error MSG`, after a `pid N` line from the
+/// intermediate child. Not EOF: a ready zone's init (forked by the supervisor, not yet exec'd)
+/// still holds the write end, so a supervisor killed after creating the container would leave
+/// the caller waiting for ever; its pid is watched instead.
+fn await_report(rd: OwnedFd, name: &str, paths: &ZonePaths) -> Result<(), String> {
+    let died = || {
+        format!(
+            "zoneadmd of zone '{name}' exited before reporting; see {}",
+            paths.log_file().display()
+        )
+    };
+    let mut reader = BufReader::new(fs::File::from(rd));
+    let mut supervisor: Option<i32> = None;
+    loop {
+        if reader.buffer().is_empty() {
+            let mut fds = [PollFd::new(reader.get_ref().as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(100u16)) {
+                Ok(0) => {
+                    if supervisor.is_some_and(|p| !process_alive(p)) {
+                        return Err(died());
+                    }
+                    continue;
+                }
+                Ok(_) | Err(nix::Error::EINTR) => {}
+                Err(e) => return Err(format!("zoneadmd of zone '{name}': poll: {e}")),
             }
         }
+        let mut msg = String::new();
+        if reader.read_line(&mut msg).is_err() {
+            return Err(died());
+        }
+        match msg.trim() {
+            "ok" => return Ok(()),
+            "" => return Err(died()),
+            l if l.starts_with("pid ") => supervisor = l[4..].parse().ok(),
+            other => return Err(other.strip_prefix("error ").unwrap_or(other).to_string()),
+        }
+    }
+}
+
+/// Whether `pid` is a live (not zombie) process.
+fn process_alive(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
     }
 }
 
@@ -146,6 +192,7 @@ fn run(
             return 1;
         }
     };
+    crate::fault::point("boot:after-lock");
     let mut sup = match Supervisor::new(store, paths, boot_args) {
         Ok(s) => s,
         Err(e) => {
@@ -155,7 +202,10 @@ fn run(
     };
     let first = match mode {
         StartMode::Ready => sup.make_ready(),
-        StartMode::Boot => sup.make_ready().and_then(|()| sup.boot()),
+        StartMode::Boot => sup.make_ready().and_then(|()| {
+            crate::fault::point("boot:after-ready");
+            sup.boot()
+        }),
     };
     if let Err(e) = first {
         log(&format!("zone '{}': {e}", sup.paths.name));
@@ -163,6 +213,7 @@ fn run(
         report(&format!("error {}\n", e.replace('\n', " ")));
         return 1;
     }
+    crate::fault::point("boot:after-running");
     report("ok\n");
     drop(notify);
     let code = match sup.event_loop() {
@@ -202,20 +253,34 @@ fn log(msg: &str) {
     eprintln!("{} zoneadmd: {msg}", crate::runtime::state::now_rfc3339());
 }
 
-fn take_lock(paths: &ZonePaths) -> Result<Flock<fs::File>, String> {
+fn take_lock(paths: &ZonePaths) -> Result<fs::File, String> {
     let f = fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(paths.lock_file())
         .map_err(|e| format!("{}: {e}", paths.lock_file().display()))?;
-    Flock::lock(f, FlockArg::LockExclusiveNonblock).map_err(|_| {
-        format!(
-            "zone '{}' already has a zoneadmd (lock {} is held)",
-            paths.name,
+    if !super::try_record_lock(&f) {
+        // zoneadm prefixes "zone 'NAME': ".
+        return Err(format!(
+            "is being started or is up already: its zoneadmd holds {}",
             paths.lock_file().display()
-        )
-    })
+        ));
+    }
+    Ok(f)
+}
+
+/// The host-wide lock under which a zone id is chosen (`run/zones/.zoneid.lock`).
+fn zoneid_lock(store: &Store) -> Result<Flock<fs::File>, String> {
+    let path = store.run_dir().join(".zoneid.lock");
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Flock::lock(f, FlockArg::LockExclusive)
+        .map_err(|(_, e)| format!("{}: flock: {e}", path.display()))
 }
 
 fn listen(path: &Path) -> Result<UnixListener, String> {
@@ -236,12 +301,16 @@ impl Supervisor {
         let metadata = metadata::Server::new(&paths)
             .map_err(|e| format!("{}: {e}", metadata::control_dir(&paths).display()))?;
         let _ = fs::write(paths.pid_file(), std::process::id().to_string());
+        // Zone ids are chosen and published under one host-wide lock: supervisors of
+        // different zones starting together would otherwise pick the same free id.
+        let ids = zoneid_lock(&store)?;
         let info = ZoneInfo {
             zoneid: free_zoneid(&store.run_dir(), &paths.name),
             init_pid: 0,
             supervisor_pid: std::process::id() as i32,
         };
         info.save(&paths).map_err(|e| e.to_string())?;
+        drop(ids);
         Ok(Supervisor {
             store,
             paths,
@@ -283,6 +352,7 @@ impl Supervisor {
         let zonepath = engine::zonepath(&self.store, &zone).map_err(|e| e.to_string())?;
         let userns = engine::id_range(&self.store, &zone).map_err(|e| e.to_string())?;
         zones::storage::activate(&zonepath).map_err(|e| e.to_string())?;
+        crate::fault::point("boot:after-storage");
         metadata::publish(&self.store, &self.paths).map_err(|e| e.to_string())?;
         if !metadata::install_reader(&self.paths) {
             log(&format!(
@@ -291,12 +361,15 @@ impl Supervisor {
                 metadata::ZONE_DIR
             ));
         }
+        let root = engine::zone_root(&self.store, &zone).map_err(|e| e.to_string())?;
+        super::hostfiles::write(&zone, &root).map_err(|e| e.to_string())?;
         // Without a user namespace the host makes the zone's network namespace first; with
         // one, init makes it (owned by the zone's user namespace) and the links go in after.
         let netns = match userns {
             None => network::setup(&self.store, &zone, &self.paths).map_err(|e| e.to_string())?,
             Some(_) => None,
         };
+        crate::fault::point("boot:after-network");
         let bundle =
             engine::write_bundle(&self.store, &zone, self.boot_args.clone(), netns, userns)
                 .map_err(|e| e.to_string())?;
@@ -307,6 +380,7 @@ impl Supervisor {
                 return Err(e.to_string());
             }
         }
+        crate::fault::point("boot:after-create");
         self.init = Some(pid);
         self.started = false;
         set_nonblocking(master.as_fd());
@@ -463,6 +537,7 @@ impl Supervisor {
         if let Err(e) = engine::destroy(&self.paths) {
             log(&format!("zone '{}': {e}", self.paths.name));
         }
+        crate::fault::point("halt:after-destroy");
         // Before anyone waiting for the halt hears back.
         network::teardown(&self.paths);
         if reboot {
@@ -575,6 +650,7 @@ impl Supervisor {
         if let Err(e) = engine::signal_all(&self.paths, libc::SIGKILL) {
             log(&format!("zone '{}': kill: {e}", self.paths.name));
         }
+        crate::fault::point("halt:after-kill");
         // A created (never started) init is blocked on the fifo; SIGKILL reaches it too.
         self.deadline = Some(Instant::now() + HALT_WAIT);
     }
@@ -671,11 +747,18 @@ impl Supervisor {
         if self.init.is_some() {
             let _ = engine::signal_all(&self.paths, libc::SIGKILL);
             if let Some(pid) = self.init.take() {
-                let _ = waitpid(pid, None);
+                // How it ended, for a boot that failed because init was already gone.
+                if let Ok(status) = waitpid(pid, None) {
+                    log(&format!(
+                        "zone '{}': init reaped: {status:?}",
+                        self.paths.name
+                    ));
+                }
             }
         }
         let _ = engine::destroy(&self.paths);
         self.deactivate_storage();
+        crate::fault::point("halt:after-storage");
         network::teardown(&self.paths);
         for c in self.clients.drain(..) {
             let _ = c.shutdown(std::net::Shutdown::Both);

@@ -18,6 +18,8 @@
 //! scripts/check-leaks.sh verifies that nothing is left.
 #![allow(dead_code)]
 
+pub mod cowfs;
+pub mod leaks;
 pub mod zonehost;
 
 use std::fs;

@@ -16,6 +16,10 @@
 //!   SmartOS default of 100 equals the kernel default); max-processes and max-lwps → pids.max
 //!   (the smaller of the two: pids.max counts tasks, i.e. lwps; max-processes has no exact
 //!   Linux equivalent).
+//! - rctl zone.zfs-io-priority (SmartOS's relative I/O priority, 100 by default) → the block
+//!   I/O weight: OCI blockIO.weight = priority × 5 in [10, 1000] (100 → 500, the v1 default),
+//!   written as blkio(.bfq).weight on v1 and io.bfq.weight or io.weight (runc's conversion) on
+//!   v2. A weight only divides a disk whose scheduler honours it (BFQ, or io.cost on v2).
 //! - memory.oom.group is deliberately left off: it would make an OOM inside the zone kill the
 //!   zone's init too, where a zone is expected to lose only the offending process.
 //! - fs resources → bind (`lofs`) or filesystem mounts with illumos option names mapped
@@ -26,9 +30,9 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capability, LinuxCapabilities, LinuxCpu, LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType,
-    LinuxMemory, LinuxNamespace, LinuxNamespaceType, LinuxPids, LinuxResources, LinuxSeccomp,
-    Mount, PosixRlimitType, Spec,
+    Capability, LinuxBlockIo, LinuxCapabilities, LinuxCpu, LinuxDevice, LinuxDeviceCgroup,
+    LinuxDeviceType, LinuxMemory, LinuxNamespace, LinuxNamespaceType, LinuxPids, LinuxResources,
+    LinuxSeccomp, Mount, PosixRlimitType, Spec,
 };
 
 use crate::model::{Brand, IpType, Zone};
@@ -165,7 +169,11 @@ fn check_host_with(zone: &Zone, online: u32, mem: u64, swap: u64) -> Result<(), 
 pub fn zone_spec(zone: &Zone, opts: &SpecOptions) -> Result<Spec, SpecError> {
     let mut spec = Spec::default();
     spec.set_version("1.3.0".to_string());
-    spec.set_hostname(Some(zone.zonename.clone()));
+    spec.set_hostname(Some(
+        zone.hostname
+            .clone()
+            .unwrap_or_else(|| zone.zonename.clone()),
+    ));
     let mut root = oci_spec::runtime::Root::default();
     root.set_path(PathBuf::from("root"));
     root.set_readonly(Some(false));
@@ -621,10 +629,20 @@ fn resources(zone: &Zone, v2: bool, live: bool) -> Result<LinuxResources, SpecEr
         pids.set_limit(n);
         res.set_pids(Some(pids));
     }
+    if let Some(priority) = zone.rctl_limit("zone.zfs-io-priority") {
+        let mut io = LinuxBlockIo::default();
+        io.set_weight(Some(io_weight(priority)));
+        res.set_block_io(Some(io));
+    }
     if !unified.is_empty() {
         res.set_unified(Some(unified));
     }
     Ok(res)
+}
+
+/// zone.zfs-io-priority → OCI blockIO.weight: ×5 within v1's [10, 1000] (100 → 500).
+fn io_weight(priority: u64) -> u16 {
+    priority.saturating_mul(5).clamp(10, 1000) as u16
 }
 
 /// The seccomp profile of every zone: everything is allowed but the calls that reach past the
@@ -789,6 +807,14 @@ mod tests {
         assert_eq!(r.cpu().as_ref().unwrap().quota(), Some(150_000));
         assert_eq!(r.cpu().as_ref().unwrap().shares(), Some(512));
         assert_eq!(r.pids().unwrap().limit(), 100);
+    }
+
+    #[test]
+    fn io_priority_is_the_block_io_weight() {
+        assert_eq!(io_weight(100), 500);
+        assert_eq!(io_weight(200), 1000);
+        assert_eq!(io_weight(1), 10);
+        assert_eq!(io_weight(u64::MAX), 1000);
     }
 
     #[test]

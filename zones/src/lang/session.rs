@@ -209,7 +209,7 @@ impl<'s> Session<'s> {
             CreateSource::Default => templates::default_zone(&self.name),
             CreateSource::Blank => templates::blank(&self.name),
             CreateSource::Template(t) => templates::from_template(self.store, &self.name, t)?,
-            CreateSource::Detached(_) => return Err(LangError::Unsupported("create -a".into())),
+            CreateSource::Detached(path) => detached_zone(self.store, &self.name, path)?,
         };
         if let Some(old) = &self.committed {
             zone.uuid = old.uuid.clone();
@@ -588,4 +588,31 @@ fn no_match(kind: ResourceType, filters: &[Filter]) -> LangError {
         resource: kind,
         filters: shown.join(" "),
     }
+}
+
+/// `create -a PATH`: the configuration a `zoneadm detach` left at PATH (a zonepath, under the
+/// alternate root), for this zone name and with PATH as its zonepath.
+fn detached_zone(store: &Store, name: &str, path: &str) -> Result<Zone, LangError> {
+    let zp = std::path::Path::new(path);
+    if !zp.is_absolute() {
+        return Err(LangError::Usage(format!(
+            "create -a {path}: the zonepath must be absolute"
+        )));
+    }
+    let file = crate::spec::bundle_dir(store.altroot(), zp).join("SUNWdetached.json");
+    let text = std::fs::read(&file).map_err(|e| LangError::Io {
+        path: file.clone(),
+        source: e,
+    })?;
+    let old: Zone = serde_json::from_slice(&text).map_err(|e| {
+        LangError::Usage(format!(
+            "{}: not a detached zone's configuration: {e}",
+            file.display()
+        ))
+    })?;
+    Ok(Zone {
+        zonename: name.to_string(),
+        zonepath: Some(zp.to_path_buf()),
+        ..old
+    })
 }

@@ -4,7 +4,9 @@
 use std::fs;
 use std::path::Path;
 
-use super::{copy_tree, remove_tree, Backend, ImageRef, Kind, Record, StorageError};
+use super::{
+    copy_tree, remove_tree, snapdir, Backend, ImageRef, Kind, Record, Snapshot, StorageError,
+};
 
 pub struct Dir;
 
@@ -25,12 +27,7 @@ impl Backend for Dir {
         _zone: &str,
     ) -> Result<Record, StorageError> {
         copy_into_root(image.rootfs, zonepath)?;
-        Ok(Record {
-            kind: Kind::Dir,
-            image: Some(image.id.to_string()),
-            lower: None,
-            dataset: None,
-        })
+        Ok(Record::new(Kind::Dir, Some(image.id.to_string())))
     }
 
     fn clone_zone(
@@ -41,12 +38,7 @@ impl Backend for Dir {
         _zone: &str,
     ) -> Result<Record, StorageError> {
         copy_into_root(&src.join("root"), zonepath)?;
-        Ok(Record {
-            kind: Kind::Dir,
-            image: src_rec.image.clone(),
-            lower: None,
-            dataset: None,
-        })
+        Ok(Record::new(Kind::Dir, src_rec.image.clone()))
     }
 
     fn activate(&self, _zonepath: &Path, _rec: &Record) -> Result<(), StorageError> {
@@ -58,6 +50,62 @@ impl Backend for Dir {
     }
 
     fn destroy(&self, zonepath: &Path, _rec: &Record) -> Result<(), StorageError> {
+        remove_tree(&zonepath.join("snapshots"))?;
         remove_tree(&zonepath.join("root"))
+    }
+
+    fn snapshot(&self, zonepath: &Path, _rec: &Record, name: &str) -> Result<(), StorageError> {
+        snapdir::prepare(zonepath)?;
+        let to = snapdir::path(zonepath, name);
+        let made = fs::create_dir(&to)
+            .map_err(|e| StorageError::Io {
+                path: to.clone(),
+                source: e,
+            })
+            .and_then(|()| copy_tree(&zonepath.join("root"), &to));
+        if let Err(e) = made {
+            let _ = remove_tree(&to);
+            return Err(e);
+        }
+        snapdir::add(zonepath, name)
+    }
+
+    fn rollback(&self, zonepath: &Path, _rec: &Record, name: &str) -> Result<(), StorageError> {
+        let fresh = zonepath.join("root.rollback");
+        remove_tree(&fresh)?;
+        let made = fs::create_dir(&fresh)
+            .map_err(|e| StorageError::Io {
+                path: fresh.clone(),
+                source: e,
+            })
+            .and_then(|()| copy_tree(&snapdir::path(zonepath, name), &fresh));
+        if let Err(e) = made {
+            let _ = remove_tree(&fresh);
+            return Err(e);
+        }
+        let root = zonepath.join("root");
+        remove_tree(&root)?;
+        fs::rename(&fresh, &root).map_err(|e| StorageError::Io {
+            path: root.clone(),
+            source: e,
+        })
+    }
+
+    fn snapshots(&self, zonepath: &Path, _rec: &Record) -> Result<Vec<Snapshot>, StorageError> {
+        snapdir::list(zonepath)
+    }
+
+    fn delete_snapshot(
+        &self,
+        zonepath: &Path,
+        _rec: &Record,
+        name: &str,
+    ) -> Result<(), StorageError> {
+        remove_tree(&snapdir::path(zonepath, name))?;
+        snapdir::remove(zonepath, name)
+    }
+
+    fn attach(&self, _zonepath: &Path, rec: &Record, _zone: &str) -> Result<Record, StorageError> {
+        Ok(rec.clone())
     }
 }

@@ -19,11 +19,15 @@ use std::path::{Path, PathBuf};
 
 mod backend;
 pub mod btrfs;
+mod btrfs_ioctl;
+mod copies;
 pub mod dir;
 pub mod overlay;
+mod snapdir;
 pub mod zfs;
 
 pub use backend::*;
+pub use copies::{forget_image, note_image_copy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

@@ -9,7 +9,7 @@ use std::path::Path;
 use nix::mount::{umount2, MntFlags, MsFlags};
 
 use super::{
-    copy_tree, is_mount_point, remove_tree, Backend, ImageRef, Kind, Record, StorageError,
+    is_mount_point, remove_tree, snapdir, Backend, ImageRef, Kind, Record, Snapshot, StorageError,
 };
 
 pub struct Overlay;
@@ -53,12 +53,9 @@ impl Backend for Overlay {
         option_path(image.rootfs)?;
         option_path(zonepath)?;
         mkdirs(zonepath)?;
-        Ok(Record {
-            kind: Kind::Overlay,
-            image: Some(image.id.to_string()),
-            lower: Some(image.rootfs.to_path_buf()),
-            dataset: None,
-        })
+        let mut rec = Record::new(Kind::Overlay, Some(image.id.to_string()));
+        rec.lower = Some(image.rootfs.to_path_buf());
+        Ok(rec)
     }
 
     fn clone_zone(
@@ -69,13 +66,10 @@ impl Backend for Overlay {
         _zone: &str,
     ) -> Result<Record, StorageError> {
         mkdirs(zonepath)?;
-        copy_tree(&src.join("upper"), &zonepath.join("upper"))?;
-        Ok(Record {
-            kind: Kind::Overlay,
-            image: src_rec.image.clone(),
-            lower: src_rec.lower.clone(),
-            dataset: None,
-        })
+        snapdir::copy_upper(&src.join("upper"), &zonepath.join("upper"))?;
+        let mut rec = Record::new(Kind::Overlay, src_rec.image.clone());
+        rec.lower = src_rec.lower.clone();
+        Ok(rec)
     }
 
     fn activate(&self, zonepath: &Path, rec: &Record) -> Result<(), StorageError> {
@@ -133,10 +127,76 @@ impl Backend for Overlay {
     }
 
     fn destroy(&self, zonepath: &Path, _rec: &Record) -> Result<(), StorageError> {
-        for d in ["root", "upper", "work"] {
+        for d in ["root", "upper", "work", "snapshots"] {
             remove_tree(&zonepath.join(d))?;
         }
         Ok(())
+    }
+
+    fn snapshot(&self, zonepath: &Path, _rec: &Record, name: &str) -> Result<(), StorageError> {
+        snapdir::prepare(zonepath)?;
+        let to = snapdir::path(zonepath, name);
+        if let Err(e) = snapdir::copy_upper(&zonepath.join("upper"), &to) {
+            let _ = remove_tree(&to);
+            return Err(e);
+        }
+        snapdir::add(zonepath, name)
+    }
+
+    fn rollback(&self, zonepath: &Path, _rec: &Record, name: &str) -> Result<(), StorageError> {
+        // The snapshot is copied beside upper first, so a failed copy leaves upper as it was.
+        let fresh = zonepath.join("upper.rollback");
+        remove_tree(&fresh)?;
+        if let Err(e) = snapdir::copy_upper(&snapdir::path(zonepath, name), &fresh) {
+            let _ = remove_tree(&fresh);
+            return Err(e);
+        }
+        let old = zonepath.join("upper.old");
+        remove_tree(&old)?;
+        let upper = zonepath.join("upper");
+        fs::rename(&upper, &old).map_err(|e| StorageError::Io {
+            path: upper.clone(),
+            source: e,
+        })?;
+        fs::rename(&fresh, &upper).map_err(|e| StorageError::Io {
+            path: upper.clone(),
+            source: e,
+        })?;
+        remove_tree(&old)?;
+        // The work dir belongs to the old upper.
+        remove_tree(&zonepath.join("work"))?;
+        mkdirs(zonepath)
+    }
+
+    fn snapshots(&self, zonepath: &Path, _rec: &Record) -> Result<Vec<Snapshot>, StorageError> {
+        snapdir::list(zonepath)
+    }
+
+    fn delete_snapshot(
+        &self,
+        zonepath: &Path,
+        _rec: &Record,
+        name: &str,
+    ) -> Result<(), StorageError> {
+        remove_tree(&snapdir::path(zonepath, name))?;
+        snapdir::remove(zonepath, name)
+    }
+
+    fn attach(&self, _zonepath: &Path, rec: &Record, _zone: &str) -> Result<Record, StorageError> {
+        let lower = rec.lower.as_deref().ok_or_else(|| StorageError::Bad {
+            path: _zonepath.join("storage.json"),
+            msg: "overlay record without a lower dir".into(),
+        })?;
+        if !lower.is_dir() {
+            return Err(StorageError::Bad {
+                path: lower.to_path_buf(),
+                msg: format!(
+                    "the zone's image {} is not imported on this host; import it with imgadm first",
+                    rec.image.as_deref().unwrap_or("?")
+                ),
+            });
+        }
+        Ok(rec.clone())
     }
 }
 
