@@ -48,6 +48,32 @@ fn write_io_weight(dir: &Path, weight: u16) -> Result<(), CgroupError> {
     fsutil::write_in(dir, "io.weight", &v.to_string())
 }
 
+/// The io.max line of one throttle: rate 0 means "no cap" (`max`), as on v1, where
+/// libcgroups would write 0, which the kernel ignores.
+pub(crate) fn io_max_line(key: &str, t: &oci_spec::runtime::LinuxThrottleDevice) -> String {
+    let rate = match t.rate() {
+        0 => "max".to_string(),
+        n => n.to_string(),
+    };
+    format!("{}:{} {key}={rate}", t.major(), t.minor())
+}
+
+/// Writes the throttles of `b` to io.max, one line per device and key.
+fn write_io_max(dir: &Path, b: &oci_spec::runtime::LinuxBlockIo) -> Result<(), CgroupError> {
+    let lists = [
+        ("rbps", b.throttle_read_bps_device()),
+        ("wbps", b.throttle_write_bps_device()),
+        ("riops", b.throttle_read_iops_device()),
+        ("wiops", b.throttle_write_iops_device()),
+    ];
+    for (key, list) in lists {
+        for t in list.iter().flatten() {
+            fsutil::write_in(dir, "io.max", &io_max_line(key, t))?;
+        }
+    }
+    Ok(())
+}
+
 /// Which (resource, controller) pairs `r` needs on v2.
 pub(crate) fn needed(r: &LinuxResources) -> Vec<(&'static str, &'static str)> {
     let mut out = Vec::new();
@@ -132,6 +158,11 @@ pub(crate) fn apply(h: &Hierarchy, r: &LinuxResources) -> Result<(), CgroupError
             write_io_weight(&h.dir, w)?;
         }
         b.set_weight(None);
+        write_io_max(&h.dir, &b)?;
+        b.set_throttle_read_bps_device(None);
+        b.set_throttle_write_bps_device(None);
+        b.set_throttle_read_iops_device(None);
+        b.set_throttle_write_iops_device(None);
         r.set_block_io(Some(b));
     }
     let rel = h.dir.strip_prefix(&h.mount_point).unwrap_or(&h.dir);
@@ -240,6 +271,20 @@ mod tests {
             err.contains("16777216") && err.contains("33554432"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn io_max_lines_write_zero_as_max() {
+        let t = |rate: u64| {
+            oci_spec::runtime::LinuxThrottleDeviceBuilder::default()
+                .major(7)
+                .minor(3)
+                .rate(rate)
+                .build()
+                .unwrap()
+        };
+        assert_eq!(io_max_line("wbps", &t(1 << 20)), "7:3 wbps=1048576");
+        assert_eq!(io_max_line("riops", &t(0)), "7:3 riops=max");
     }
 
     #[test]

@@ -447,7 +447,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             events::stream(&store, &opts, &mut std::io::stdout().lock())?;
         }
         Cmd::BootAll => {
-            let zones = every_zone(&store, |z, st| z.autoboot && st == ZoneState::Installed)?;
+            // `down`: its supervisor died (a power cut); boot cleans up what it left first.
+            let zones = every_zone(&store, |z, st| {
+                z.autoboot && matches!(st, ZoneState::Installed | ZoneState::Down)
+            })?;
             return in_parallel(cli.altroot.as_deref(), &zones, &["boot"]);
         }
         Cmd::ShutdownAll { timeout } => {

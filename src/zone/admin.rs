@@ -617,40 +617,6 @@ pub fn mark_incomplete(store: &Store, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// `zoneadm boot-all`: boot every installed zone with autoboot=true, and every autoboot zone
-/// whose supervisor died (a power cut, kill -9: it is `down`; boot cleans up after it).
-/// Returns the failures.
-pub fn boot_all(store: &Store) -> Vec<AdminError> {
-    let mut errors = Vec::new();
-    for e in store.list().unwrap_or_default() {
-        let autoboot = store
-            .load(&e.name)
-            .ok()
-            .flatten()
-            .is_some_and(|z| z.autoboot);
-        let st = effective_state(store, &e.name, e.state);
-        if autoboot && matches!(st, ZoneState::Installed | ZoneState::Down) {
-            if let Err(err) = boot(store, &e.name, None) {
-                errors.push(err);
-            }
-        }
-    }
-    errors
-}
-
-/// `zoneadm shutdown-all`: shut down every running zone.
-pub fn shutdown_all(store: &Store, timeout: Duration) -> Vec<AdminError> {
-    let mut errors = Vec::new();
-    for e in store.list().unwrap_or_default() {
-        if effective_state(store, &e.name, e.state) == ZoneState::Running {
-            if let Err(err) = shutdown(store, &e.name, false, timeout) {
-                errors.push(err);
-            }
-        }
-    }
-    errors
-}
-
 /// One line of `zoneadm list`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ListEntry {

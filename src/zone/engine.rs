@@ -130,7 +130,17 @@ fn cgroup_v2() -> bool {
 /// the kernel may refuse (a v1 limit below what the zone uses), goes first and alone, so a
 /// refusal leaves every cap as it was.
 pub fn update_caps(paths: &ZonePaths, zone: &Zone) -> Result<(), EngineError> {
-    let all = zones::spec::zone_resources(zone, cgroup_v2())?;
+    let mut all = zones::spec::zone_resources(zone, cgroup_v2())?;
+    if let Ok((st, _)) = container::state(&paths.runz_root, &paths.name) {
+        let old = st
+            .config
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().clone());
+        if let Some(old_io) = old.and_then(|r| r.block_io().clone()) {
+            zones::spec::uncap_removed_devices(&old_io, &mut all);
+        }
+    }
     let (memory, rest) = split_memory(all);
     if memory.memory().is_some() || memory.unified().is_some() {
         container::update(&paths.runz_root, &paths.name, &memory).map_err(|e| {

@@ -137,6 +137,37 @@ fn detach_loop(dev: &Path) {
     }
 }
 
+/// A bare loop device over a sparse file `runz-test-<pid>-loop-<n>.img` (for I/O caps);
+/// detached and the file removed on drop.
+pub struct LoopDev {
+    pub file: PathBuf,
+    pub dev: PathBuf,
+    held: Option<File>,
+}
+
+impl LoopDev {
+    /// A `size`-byte loop device.
+    pub fn new(size: u64) -> LoopDev {
+        fs::create_dir_all(super::TEST_BASE).unwrap();
+        let file = Path::new(super::TEST_BASE).join(format!("{}.img", unique("loop")));
+        sparse_file(&file, size);
+        let (dev, held) = attach_loop(&file);
+        LoopDev {
+            file,
+            dev,
+            held: Some(held),
+        }
+    }
+}
+
+impl Drop for LoopDev {
+    fn drop(&mut self) {
+        detach_loop(&self.dev);
+        self.held.take();
+        let _ = fs::remove_file(&self.file);
+    }
+}
+
 /// A btrfs filesystem on a loop device, mounted at `mnt`.
 pub struct LoopBtrfs {
     pub file: PathBuf,

@@ -20,6 +20,9 @@
 //!   I/O weight: OCI blockIO.weight = priority × 5 in [10, 1000] (100 → 500, the v1 default),
 //!   written as blkio(.bfq).weight on v1 and io.bfq.weight or io.weight (runc's conversion) on
 //!   v2. A weight only divides a disk whose scheduler honours it (BFQ, or io.cost on v2).
+//! - capped-io device/rbps/wbps/riops/wiops → blockIO.throttle{Read,Write}{Bps,IOPS}Device of
+//!   the device's major:minor (blkio.throttle.* on v1, io.max on v2). On a live update an
+//!   unset rate is written as 0, "no cap".
 //! - memory.oom.group is deliberately left off: it would make an OOM inside the zone kill the
 //!   zone's init too, where a zone is expected to lose only the offending process.
 //! - fs resources → bind (`lofs`) or filesystem mounts with illumos option names mapped
@@ -32,7 +35,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{
     Capability, LinuxBlockIo, LinuxCapabilities, LinuxCpu, LinuxDevice, LinuxDeviceCgroup,
     LinuxDeviceType, LinuxMemory, LinuxNamespace, LinuxNamespaceType, LinuxPids, LinuxResources,
-    LinuxSeccomp, Mount, PosixRlimitType, Spec,
+    LinuxSeccomp, LinuxThrottleDevice, Mount, PosixRlimitType, Spec,
 };
 
 use crate::model::{Brand, IpType, Zone};
@@ -102,7 +105,115 @@ fn invalid(zone: &Zone, what: impl Into<String>) -> SpecError {
 pub fn check_host(zone: &Zone) -> Result<(), SpecError> {
     let online = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     let (mem, swap) = host_memory();
-    check_host_with(zone, online, mem, swap)
+    check_host_with(zone, online, mem, swap)?;
+    for c in &zone.capped_io {
+        io_device(zone, c.device.as_deref().unwrap_or_default())?;
+    }
+    Ok(())
+}
+
+/// The (major, minor) of the host block device a `capped-io device` names: a path that must
+/// be a block device, or `MAJ:MIN` that must be one in /sys/dev/block.
+pub fn io_device(zone: &Zone, device: &str) -> Result<(i64, i64), SpecError> {
+    let bad = |why: String| {
+        invalid(
+            zone,
+            format!("capped-io device={device}: {why} (name a block device of this host, like /dev/vdb or 254:16)"),
+        )
+    };
+    if let Some((a, b)) = device.split_once(':') {
+        if let (Ok(major), Ok(minor)) = (a.parse::<i64>(), b.parse::<i64>()) {
+            if !Path::new("/sys/dev/block").join(device).exists() {
+                return Err(bad("no such block device".into()));
+            }
+            return Ok((major, minor));
+        }
+    }
+    let meta = std::fs::metadata(device).map_err(|e| bad(e.to_string()))?;
+    if !meta.file_type().is_block_device() {
+        return Err(bad("not a block device".into()));
+    }
+    let rdev = meta.rdev();
+    Ok((
+        i64::from(nix::sys::stat::major(rdev) as u32),
+        i64::from(nix::sys::stat::minor(rdev) as u32),
+    ))
+}
+
+/// The capped-io throttles of `zone` into `io`; `live`: an unset rate is 0 ("no cap").
+fn io_throttles(zone: &Zone, io: &mut LinuxBlockIo, live: bool) -> Result<(), SpecError> {
+    let (mut rbps, mut wbps, mut riops, mut wiops) = (vec![], vec![], vec![], vec![]);
+    for c in &zone.capped_io {
+        let (major, minor) = io_device(zone, c.device.as_deref().unwrap_or_default())?;
+        let rates = [
+            (&mut rbps, c.rbps.map(|s| s.bytes())),
+            (&mut wbps, c.wbps.map(|s| s.bytes())),
+            (&mut riops, c.riops),
+            (&mut wiops, c.wiops),
+        ];
+        for (list, rate) in rates {
+            if let Some(rate) = rate.or(live.then_some(0)) {
+                list.push(throttle(major, minor, rate));
+            }
+        }
+    }
+    let some = |v: Vec<LinuxThrottleDevice>| (!v.is_empty()).then_some(v);
+    io.set_throttle_read_bps_device(some(rbps));
+    io.set_throttle_write_bps_device(some(wbps));
+    io.set_throttle_read_iops_device(some(riops));
+    io.set_throttle_write_iops_device(some(wiops));
+    Ok(())
+}
+
+/// One throttle entry; rate 0 is "no cap".
+fn throttle(major: i64, minor: i64, rate: u64) -> LinuxThrottleDevice {
+    oci_spec::runtime::LinuxThrottleDeviceBuilder::default()
+        .major(major)
+        .minor(minor)
+        .rate(rate)
+        .build()
+        .expect("every field of a throttle device is set")
+}
+
+/// Adds a 0 ("no cap") throttle to `new` for every device `old` throttles and `new` does
+/// not, so a capped-io resource removed from a running zone stops capping it.
+pub fn uncap_removed_devices(old: &LinuxBlockIo, new: &mut LinuxResources) {
+    fn merge(
+        old: &Option<Vec<LinuxThrottleDevice>>,
+        new: &Option<Vec<LinuxThrottleDevice>>,
+    ) -> Option<Vec<LinuxThrottleDevice>> {
+        let mut out = new.clone().unwrap_or_default();
+        for t in old.iter().flatten() {
+            if !out
+                .iter()
+                .any(|n| n.major() == t.major() && n.minor() == t.minor())
+            {
+                out.push(throttle(t.major(), t.minor(), 0));
+            }
+        }
+        (!out.is_empty()).then_some(out)
+    }
+    let before = new.block_io().clone().unwrap_or_default();
+    let mut io = before.clone();
+    io.set_throttle_read_bps_device(merge(
+        old.throttle_read_bps_device(),
+        before.throttle_read_bps_device(),
+    ));
+    io.set_throttle_write_bps_device(merge(
+        old.throttle_write_bps_device(),
+        before.throttle_write_bps_device(),
+    ));
+    io.set_throttle_read_iops_device(merge(
+        old.throttle_read_iops_device(),
+        before.throttle_read_iops_device(),
+    ));
+    io.set_throttle_write_iops_device(merge(
+        old.throttle_write_iops_device(),
+        before.throttle_write_iops_device(),
+    ));
+    if io != before {
+        new.set_block_io(Some(io));
+    }
 }
 
 /// MemTotal and SwapTotal of /proc/meminfo, bytes (`u64::MAX` when unreadable: no check).
@@ -629,9 +740,12 @@ fn resources(zone: &Zone, v2: bool, live: bool) -> Result<LinuxResources, SpecEr
         pids.set_limit(n);
         res.set_pids(Some(pids));
     }
+    let mut io = LinuxBlockIo::default();
     if let Some(priority) = zone.rctl_limit("zone.zfs-io-priority") {
-        let mut io = LinuxBlockIo::default();
         io.set_weight(Some(io_weight(priority)));
+    }
+    io_throttles(zone, &mut io, live)?;
+    if io != LinuxBlockIo::default() {
         res.set_block_io(Some(io));
     }
     if !unified.is_empty() {
@@ -807,6 +921,73 @@ mod tests {
         assert_eq!(r.cpu().as_ref().unwrap().quota(), Some(150_000));
         assert_eq!(r.cpu().as_ref().unwrap().shares(), Some(512));
         assert_eq!(r.pids().unwrap().limit(), 100);
+    }
+
+    /// A block device of this host as `MAJ:MIN` (every Linux host has one in /sys/dev/block).
+    fn some_block_device() -> String {
+        std::fs::read_dir("/sys/dev/block")
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .file_name()
+            .into_string()
+            .unwrap()
+    }
+
+    #[test]
+    fn capped_io_is_the_block_io_throttle_and_live_clears_unset_rates() {
+        let devno = some_block_device();
+        let (maj, min) = devno.split_once(':').unwrap();
+        let (maj, min): (i64, i64) = (maj.parse().unwrap(), min.parse().unwrap());
+        let mut z = zone();
+        let mut c = crate::model::CappedIo::default();
+        use crate::model::ResourceProps;
+        c.set("device", &Value::simple(&devno)).unwrap();
+        c.set("wbps", &Value::simple("1m")).unwrap();
+        c.set("riops", &Value::simple("50")).unwrap();
+        z.capped_io.push(c);
+        let s = zone_spec(&z, &opts()).unwrap();
+        let r = s.linux().as_ref().unwrap().resources().clone().unwrap();
+        let io = r.block_io().clone().unwrap();
+        let wbps = io.throttle_write_bps_device().clone().unwrap();
+        assert_eq!(
+            (wbps[0].major(), wbps[0].minor(), wbps[0].rate()),
+            (maj, min, 1 << 20)
+        );
+        assert_eq!(
+            io.throttle_read_iops_device().as_ref().unwrap()[0].rate(),
+            50
+        );
+        assert!(io.throttle_read_bps_device().is_none());
+        assert!(io.weight().is_none());
+
+        let live = zone_resources(&z, false).unwrap();
+        let io = live.block_io().clone().unwrap();
+        assert_eq!(io.throttle_read_bps_device().as_ref().unwrap()[0].rate(), 0);
+        assert_eq!(
+            io.throttle_write_bps_device().as_ref().unwrap()[0].rate(),
+            1 << 20
+        );
+
+        // Removing the resource of a running zone un-caps the device.
+        let mut gone = zone_resources(&zone(), false).unwrap();
+        uncap_removed_devices(&io, &mut gone);
+        let io = gone.block_io().clone().unwrap();
+        let w = io.throttle_write_bps_device().clone().unwrap();
+        assert_eq!((w[0].major(), w[0].minor(), w[0].rate()), (maj, min, 0));
+
+        let mut bad = zone();
+        let mut c = crate::model::CappedIo::default();
+        c.set("device", &Value::simple("/dev/null")).unwrap();
+        c.set("wbps", &Value::simple("1m")).unwrap();
+        bad.capped_io.push(c);
+        let e = check_host(&bad).unwrap_err().to_string();
+        assert!(
+            e.starts_with("zone web: capped-io device=/dev/null: not a block device"),
+            "{e}"
+        );
+        assert!(zone_spec(&bad, &opts()).is_err());
     }
 
     #[test]

@@ -109,7 +109,7 @@ pub fn help(topic: Option<&str>) -> String {
         ("set", "set <property-name>=<property-value>"),
         ("verify", "verify"),
     ];
-    const TAIL: &str = "\nResource types: fs, net, anet, device, rctl, attr, dedicated-cpu, capped-cpu, capped-memory\n\
+    const TAIL: &str = "\nResource types: fs, net, anet, device, rctl, attr, dedicated-cpu, capped-cpu, capped-memory, capped-io\n\
 Global properties: zonename, zonepath, brand (linux|app), autoboot, bootargs, pool, limitpriv,\n\
 \tscheduling-class, ip-type (exclusive|shared), hostid, fs-allowed,\n\
 \tstorage (overlay|dir|btrfs[:PATH]|zfs:POOL/DATASET), cpu-shares, max-lwps,\n\

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use resources::{list_items, simple};
 pub use resources::{
-    Anet, Attr, AttrType, CappedCpu, CappedMemory, DedicatedCpu, Device, Fs, Net, Prop, PropValue,
-    Rctl, RctlAction, RctlPriv, RctlValue, Resource, ResourceProps, ResourceType,
+    Anet, Attr, AttrType, CappedCpu, CappedIo, CappedMemory, DedicatedCpu, Device, Fs, Net, Prop,
+    PropValue, Rctl, RctlAction, RctlPriv, RctlValue, Resource, ResourceProps, ResourceType,
     FORBIDDEN_FS_TYPES, ZONE_RCTLS,
 };
 use values::{
@@ -316,6 +316,8 @@ pub struct Zone {
     pub capped_cpu: Option<CappedCpu>,
     #[serde(default)]
     pub capped_memory: Option<CappedMemory>,
+    #[serde(default)]
+    pub capped_io: Vec<CappedIo>,
 }
 
 impl Zone {
@@ -349,6 +351,7 @@ impl Zone {
             dedicated_cpu: None,
             capped_cpu: None,
             capped_memory: None,
+            capped_io: Vec::new(),
         }
     }
 
@@ -547,6 +550,7 @@ impl Zone {
             ResourceType::Device => all(&self.device, Resource::Device),
             ResourceType::Rctl => all(&self.rctl, Resource::Rctl),
             ResourceType::Attr => all(&self.attr, Resource::Attr),
+            ResourceType::CappedIo => all(&self.capped_io, Resource::CappedIo),
             ResourceType::DedicatedCpu => self
                 .dedicated_cpu
                 .clone()
@@ -606,6 +610,7 @@ impl Zone {
             Resource::DedicatedCpu(r) => self.dedicated_cpu = Some(r),
             Resource::CappedCpu(r) => self.capped_cpu = Some(r),
             Resource::CappedMemory(r) => self.capped_memory = Some(r),
+            Resource::CappedIo(r) => put(&mut self.capped_io, r, at),
         }
         Ok(())
     }
@@ -676,6 +681,7 @@ impl Zone {
             ResourceType::DedicatedCpu => self.dedicated_cpu = None,
             ResourceType::CappedCpu => self.capped_cpu = None,
             ResourceType::CappedMemory => self.capped_memory = None,
+            ResourceType::CappedIo => rm(&mut self.capped_io, at),
         }
     }
 

@@ -1,5 +1,5 @@
 //! The zonecfg resources (`fs`, `net`, `anet`, `attr`, `capped-cpu`, `capped-memory`,
-//! `dedicated-cpu`, `rctl`, `device`) with their illumos property names.
+//! `dedicated-cpu`, `rctl`, `device`, `capped-io`) with their illumos property names.
 //!
 //! Every resource implements [`ResourceProps`], the generic face the command language uses
 //! (`set`, `clear`, `add`, `remove`, listing for `info`/`export`, completeness for `end`).
@@ -28,11 +28,12 @@ pub enum ResourceType {
     DedicatedCpu,
     CappedCpu,
     CappedMemory,
+    CappedIo,
 }
 
 impl ResourceType {
     /// All types, in the order `info` and `export` print them.
-    pub const ALL: [ResourceType; 9] = [
+    pub const ALL: [ResourceType; 10] = [
         ResourceType::Fs,
         ResourceType::Net,
         ResourceType::Anet,
@@ -42,6 +43,7 @@ impl ResourceType {
         ResourceType::DedicatedCpu,
         ResourceType::CappedCpu,
         ResourceType::CappedMemory,
+        ResourceType::CappedIo,
     ];
 
     /// The illumos name (`capped-memory`).
@@ -56,6 +58,7 @@ impl ResourceType {
             ResourceType::DedicatedCpu => "dedicated-cpu",
             ResourceType::CappedCpu => "capped-cpu",
             ResourceType::CappedMemory => "capped-memory",
+            ResourceType::CappedIo => "capped-io",
         }
     }
 
@@ -81,6 +84,7 @@ impl ResourceType {
             ResourceType::Fs => Some("dir"),
             ResourceType::Anet => Some("linkname"),
             ResourceType::Device => Some("match"),
+            ResourceType::CappedIo => Some("device"),
             ResourceType::Rctl | ResourceType::Attr => Some("name"),
             _ => None,
         }
@@ -1057,6 +1061,98 @@ impl ResourceProps for Device {
     }
 }
 
+/// `capped-io`: block I/O throttles of the zone on one host block device (bytes and I/O
+/// operations per second, each direction); at least one of the four is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CappedIo {
+    /// A block device path under /dev (`/dev/vdb`) or its number (`254:16`).
+    pub device: Option<String>,
+    pub rbps: Option<Size>,
+    pub wbps: Option<Size>,
+    pub riops: Option<u64>,
+    pub wiops: Option<u64>,
+}
+
+/// Checks a `capped-io device` value: a /dev path or `MAJ:MIN` (whether it names a block
+/// device is checked against the host by `verify`, see `spec::check_host`).
+pub fn validate_io_device(what: &str, text: &str) -> Result<(), ModelError> {
+    let numbers = text
+        .split_once(':')
+        .is_some_and(|(a, b)| a.parse::<u32>().is_ok() && b.parse::<u32>().is_ok());
+    let path = text.starts_with("/dev/") && text.len() > 5 && !text.split('/').any(|c| c == "..");
+    if numbers || path {
+        Ok(())
+    } else {
+        Err(invalid(
+            what,
+            text,
+            "a block device like /dev/vdb or its major:minor like 254:16",
+        ))
+    }
+}
+
+impl ResourceProps for CappedIo {
+    fn kind(&self) -> ResourceType {
+        ResourceType::CappedIo
+    }
+    fn set(&mut self, prop: &str, value: &Value) -> Result<(), ModelError> {
+        let what = self.what(prop);
+        let size = || Size::parse(&what, simple(&what, value)?);
+        let iops = || parse_uint(&what, simple(&what, value)?, 1, u64::from(u32::MAX));
+        match prop {
+            "device" => self.device = Some(checked(&what, value, validate_io_device)?),
+            "rbps" => self.rbps = Some(size()?),
+            "wbps" => self.wbps = Some(size()?),
+            "riops" => self.riops = Some(iops()?),
+            "wiops" => self.wiops = Some(iops()?),
+            _ => return Err(self.unknown(prop)),
+        }
+        Ok(())
+    }
+    fn clear(&mut self, prop: &str) -> Result<(), ModelError> {
+        match prop {
+            "device" => self.device = None,
+            "rbps" => self.rbps = None,
+            "wbps" => self.wbps = None,
+            "riops" => self.riops = None,
+            "wiops" => self.wiops = None,
+            _ => return Err(self.unknown(prop)),
+        }
+        Ok(())
+    }
+    fn props(&self) -> Vec<Prop> {
+        vec![
+            simple_prop("device", &self.device),
+            simple_prop("rbps", &self.rbps),
+            simple_prop("wbps", &self.wbps),
+            simple_prop("riops", &self.riops),
+            simple_prop("wiops", &self.wiops),
+        ]
+    }
+    fn required(&self) -> &'static [&'static str] {
+        &["device"]
+    }
+    fn check_complete(&self) -> Result<(), ModelError> {
+        if self.device.is_none() {
+            return Err(ModelError::Incomplete {
+                resource: "capped-io".into(),
+                prop: "device".into(),
+            });
+        }
+        let none = self.rbps.is_none()
+            && self.wbps.is_none()
+            && self.riops.is_none()
+            && self.wiops.is_none();
+        if none {
+            return Err(ModelError::NoProperty {
+                resource: "capped-io".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Any resource, as the command language handles it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resource {
@@ -1069,6 +1165,7 @@ pub enum Resource {
     DedicatedCpu(DedicatedCpu),
     CappedCpu(CappedCpu),
     CappedMemory(CappedMemory),
+    CappedIo(CappedIo),
 }
 
 impl Resource {
@@ -1084,6 +1181,7 @@ impl Resource {
             ResourceType::DedicatedCpu => Resource::DedicatedCpu(DedicatedCpu::default()),
             ResourceType::CappedCpu => Resource::CappedCpu(CappedCpu::default()),
             ResourceType::CappedMemory => Resource::CappedMemory(CappedMemory::default()),
+            ResourceType::CappedIo => Resource::CappedIo(CappedIo::default()),
         }
     }
 
@@ -1099,6 +1197,7 @@ impl Resource {
             Resource::DedicatedCpu(r) => r,
             Resource::CappedCpu(r) => r,
             Resource::CappedMemory(r) => r,
+            Resource::CappedIo(r) => r,
         }
     }
 
@@ -1114,6 +1213,7 @@ impl Resource {
             Resource::DedicatedCpu(r) => r,
             Resource::CappedCpu(r) => r,
             Resource::CappedMemory(r) => r,
+            Resource::CappedIo(r) => r,
         }
     }
 
@@ -1324,6 +1424,32 @@ mod tests {
         d.set("match", &s("/dev/net/tun")).unwrap();
         assert!(d.set("match", &s("/etc/passwd")).is_err());
         assert!(d.check_complete().is_ok());
+    }
+
+    #[test]
+    fn capped_io_needs_a_device_and_a_rate() {
+        let mut c = CappedIo::default();
+        assert_eq!(
+            c.set("device", &s("sda")).unwrap_err().to_string(),
+            "capped-io device \"sda\": expected a block device like /dev/vdb or its major:minor like 254:16"
+        );
+        c.set("device", &s("254:16")).unwrap();
+        assert_eq!(
+            c.check_complete().unwrap_err().to_string(),
+            "capped-io resource incomplete: no property was specified; there must be at least one"
+        );
+        assert_eq!(
+            c.set("rbps", &s("12x")).unwrap_err().to_string(),
+            "capped-io rbps \"12x\": expected a size like 512m or 2g"
+        );
+        assert!(c.set("riops", &s("0")).is_err());
+        c.set("device", &s("/dev/vdb")).unwrap();
+        c.set("wbps", &s("10m")).unwrap();
+        c.set("riops", &s("100")).unwrap();
+        assert!(c.check_complete().is_ok());
+        assert_eq!(c.wbps.unwrap().bytes(), 10 << 20);
+        c.clear("device").unwrap();
+        assert!(c.check_complete().is_err());
     }
 
     #[test]
