@@ -113,12 +113,46 @@ pub fn write_bundle(
         cgroup_v2: cgroup_v2(),
         userns,
     };
+    if let Some(base) = userns {
+        device_nodes(zone, &bundle, base)?;
+    }
     let mut spec = zones::spec::zone_spec(zone, &opts)?;
     super::metadata::add_mount(&mut spec, &ZonePaths::new(store, &zone.zonename));
     let json = serde_json::to_vec_pretty(&spec).map_err(|e| zone_err(&zone.zonename, e))?;
     crate::runtime::state::write_atomic(&bundle.join("config.json"), &json)
         .map_err(|e| zone_err(&zone.zonename, format!("write config.json: {e}")))?;
     Ok(bundle)
+}
+
+/// The zone's own copies of its device resources, `<zonepath>/devices/<name>`: the host's
+/// node (type, numbers, mode) owned by the zone's root, bound in by the spec.
+fn device_nodes(zone: &Zone, bundle: &Path, base: u32) -> Result<(), EngineError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let dir = bundle.join("devices");
+    let _ = std::fs::remove_dir_all(&dir);
+    if zone.device.is_empty() {
+        return Ok(());
+    }
+    let err = |what: String| zone_err(&zone.zonename, what);
+    std::fs::create_dir_all(&dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
+    for d in &zone.device {
+        let Some(path) = d.match_.as_deref() else {
+            continue;
+        };
+        let meta = std::fs::metadata(path).map_err(|e| err(format!("device {path}: {e}")))?;
+        let kind = if meta.file_type().is_block_device() {
+            nix::sys::stat::SFlag::S_IFBLK
+        } else {
+            nix::sys::stat::SFlag::S_IFCHR
+        };
+        let node = dir.join(zones::spec::device_node_name(path));
+        let mode = nix::sys::stat::Mode::from_bits_truncate(meta.mode() & 0o777);
+        nix::sys::stat::mknod(&node, kind, mode, meta.rdev())
+            .map_err(|e| err(format!("mknod {}: {e}", node.display())))?;
+        std::os::unix::fs::chown(&node, Some(base), Some(base))
+            .map_err(|e| err(format!("chown {}: {e}", node.display())))?;
+    }
+    Ok(())
 }
 
 /// Whether the host runs pure cgroup v2 (the caps then use v2-only files).

@@ -309,7 +309,20 @@ pub fn zone_spec(zone: &Zone, opts: &SpecOptions) -> Result<Spec, SpecError> {
         zone.zonename
     ))));
     let (devices, rules) = devices(zone)?;
-    linux.set_devices(Some(devices));
+    if opts.userns.is_some() {
+        // A host node bound in keeps its host owner, which the zone's root is not: the zone
+        // gets its own node instead, made in the bundle by the engine ([`device_node_name`]).
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        for d in &devices {
+            let dest = d.path().display().to_string();
+            let src = format!("devices/{}", device_node_name(&dest));
+            mounts.push(mount(&dest, "bind", &src, &["bind"]));
+        }
+        spec.set_mounts(Some(mounts));
+        linux.set_devices(Some(Vec::new()));
+    } else {
+        linux.set_devices(Some(devices));
+    }
     let mut res = resources(zone, opts.cgroup_v2, false)?;
     res.set_devices(Some(device_rules(rules)));
     linux.set_resources(Some(res));
@@ -580,6 +593,11 @@ fn fs_option(o: &str) -> String {
         other => other,
     }
     .to_string()
+}
+
+/// The file name, in `<zonepath>/devices/`, of a zone-owned copy of host device `path`.
+pub fn device_node_name(path: &str) -> String {
+    path.trim_start_matches('/').replace('/', "-")
 }
 
 /// device resources: each `match` names a host device node that appears in the zone.
