@@ -260,6 +260,8 @@ pub fn uninstall(store: &Store, name: &str) -> Result<()> {
 fn remove_zone_files(host: &Path) -> Result<()> {
     zones::storage::destroy(host)?;
     zones::storage::remove_tree(&host.join("root"))?;
+    // The zone-owned device nodes of a user-namespace zone (engine::write_bundle).
+    zones::storage::remove_tree(&host.join("devices"))?;
     for f in [
         "config.json",
         "app.json",
