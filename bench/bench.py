@@ -18,6 +18,10 @@ import sys
 import tempfile
 import time
 
+import runz_profile
+import targets
+import zones_bench
+
 BASE = "/var/tmp/runz-bench"
 
 
@@ -136,15 +140,20 @@ def bench_exec(rts, bundle_sleep, runs):
     return res, failed
 
 
-def peak_rss(rts, bundle):
-    out = {}
-    for name, rt in rts.items():
-        r = subprocess.run(["/usr/bin/time", "-f", "%M"] + rt +
-                           ["run", "--bundle", bundle, f"rss-{name}"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-        if r.returncode == 0:
-            out[name] = int(r.stderr.decode().strip().splitlines()[-1])
-    return out
+def peak_rss(rts, bundle, runs):
+    """Peak RSS (KiB) of the runtime process during `run`, from /usr/bin/time -v; N runs each,
+    alternating."""
+    out = {n: [] for n in rts}
+    for i in range(runs):
+        for name, rt in rts.items():
+            r = subprocess.run(["/usr/bin/time", "-v"] + rt +
+                               ["run", "--bundle", bundle, f"rss-{name}-{i}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               stdin=subprocess.DEVNULL)
+            for line in r.stderr.decode().splitlines():
+                if r.returncode == 0 and "Maximum resident set size" in line:
+                    out[name].append(int(line.split(":")[1]))
+    return {n: v for n, v in out.items() if v}
 
 
 def stripped_size(path):
@@ -153,88 +162,6 @@ def stripped_size(path):
         shutil.copy(path, p)
         sh(["strip", p])
         return os.path.getsize(p)
-
-
-def zone_bench(a, runs):
-    """Boot to first zlogin, halt, supervisor RSS; then N zones at once."""
-    alt = os.path.join(BASE, "zones")
-    shutil.rmtree(alt, ignore_errors=True)
-    img = os.path.join(alt, "image")
-    sh([os.path.join(os.path.dirname(__file__), "..", "scripts", "mk-rootfs.sh"), img])
-    with open(os.path.join(img, "etc/inittab"), "w") as f:
-        f.write("::sysinit:/bin/hostname -F /etc/hostname\n::askfirst:-/bin/sh\n")
-    env = dict(os.environ, ZONES_CGROUP_PARENT="runz-bench-zones")
-    R = ["-R", alt]
-
-    def z(*args):
-        r = subprocess.run(list(args), env=env, capture_output=True, stdin=subprocess.DEVNULL)
-        if r.returncode != 0:
-            raise RuntimeError(f"{args}: {r.stderr.decode().strip()}")
-        return r.stdout.decode()
-
-    z(a.zonecfg, *R, "-z", "b", "create; set zonepath=/zones/b")
-    z(a.zoneadm, *R, "-z", "b", "install", "-d", img)
-    boot, halt, rss = [], [], []
-    for _ in range(runs):
-        t = time.perf_counter()
-        z(a.zoneadm, *R, "-z", "b", "boot")
-        z(a.zlogin, *R, "b", "true")
-        boot.append(time.perf_counter() - t)
-        info = json.load(open(os.path.join(alt, "run/zones/b/zone.json")))
-        with open(f"/proc/{info['supervisor_pid']}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    rss.append(int(line.split()[1]))
-        t = time.perf_counter()
-        z(a.zoneadm, *R, "-z", "b", "halt")
-        halt.append(time.perf_counter() - t)
-    many = int(a.zones)
-    for i in range(many):
-        z(a.zonecfg, *R, "-z", f"m{i}", f"create; set zonepath=/zones/m{i}")
-        z(a.zoneadm, *R, "-z", f"m{i}", "clone", "b")
-    mem_before = meminfo_used()
-    t = time.perf_counter()
-    for i in range(many):
-        z(a.zoneadm, *R, "-z", f"m{i}", "boot")
-    up = time.perf_counter() - t
-    mem_after = meminfo_used()
-    t = time.perf_counter()
-    for i in range(many):
-        z(a.zoneadm, *R, "-z", f"m{i}", "halt")
-    down = time.perf_counter() - t
-    for i in range(many):
-        z(a.zoneadm, *R, "-z", f"m{i}", "uninstall", "-F")
-    z(a.zoneadm, *R, "-z", "b", "uninstall", "-F")
-    shutil.rmtree(alt, ignore_errors=True)
-    for root, dirs, _ in os.walk("/sys/fs/cgroup", topdown=False):
-        for d in dirs:
-            if d == "runz-bench-zones":
-                try:
-                    os.rmdir(os.path.join(root, d))
-                except OSError:
-                    pass
-    return {"boot": stats(boot), "halt": stats(halt),
-            "rss_kb": statistics.median(rss) if rss else None,
-            "many": many, "many_up_s": up, "many_down_s": down,
-            "many_mem_mib": (mem_after - mem_before) / 1024}
-
-
-def meminfo_used():
-    m = {}
-    with open("/proc/meminfo") as f:
-        for line in f:
-            k, v = line.split(":")
-            m[k] = int(v.split()[0])
-    return m["MemTotal"] - m["MemAvailable"]
-
-
-def profile(runz, bundle):
-    if not shutil.which("strace"):
-        return "strace is not installed"
-    r = subprocess.run(["strace", "-f", "-c", "-o", "/dev/stderr", runz, "--root", "/run/runz-bench",
-                        "run", "--bundle", bundle, "prof"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    return r.stderr.decode()
 
 
 def fmt(s):
@@ -305,13 +232,15 @@ def main():
     run_res, run_failed = bench_run(rts, true_bundle, a.runs)
     steps, steps_failed = bench_steps(rts, true_bundle, a.runs)
     exec_res, exec_failed = bench_exec(rts, sleep_bundle, a.runs)
-    rss = peak_rss({k: v for k, v in rts.items() if k not in run_failed}, true_bundle)
+    rss = peak_rss({k: v for k, v in rts.items() if k not in run_failed}, true_bundle, a.runs)
     sizes = {"runz": stripped_size(a.runz)}
     for n in ("runc", "crun"):
         if shutil.which(n):
             sizes[n] = stripped_size(shutil.which(n))
-    zones = zone_bench(a, a.runs)
-    prof = profile(a.runz, true_bundle)
+    zones = zones_bench.run(a, BASE, a.runs, a.zones)
+    phase_rows = runz_profile.write(os.path.join(a.out, "profile.md"), a.runz,
+                                    {k: v for k, v in rts.items() if k not in run_failed},
+                                    true_bundle, a.runs)
     shutil.rmtree(BASE, ignore_errors=True)
 
     lines = ["# Benchmark results", "",
@@ -323,23 +252,19 @@ def main():
     for step in ("create", "start", "delete"):
         lines.append(ratio_row(f"{step} (-f)" if step == "delete" else step, steps[step], steps_failed))
     lines.append(ratio_row("exec /bin/true", exec_res, exec_failed))
-    lines.append("| peak RSS of `run` | " + " | ".join(
-        f"{rss[n] / 1024:.1f} MiB" if n in rss else "n/a" for n in ("runz", "runc", "crun")) + " |")
+    lines.append("| peak RSS of `run` (time -v) | " + " | ".join(
+        f"{statistics.median(rss[n]) / 1024:.1f} MiB ({min(rss[n]) / 1024:.1f}–{max(rss[n]) / 1024:.1f})"
+        if n in rss else "n/a" for n in ("runz", "runc", "crun")) + " |")
     lines.append("| stripped binary | " + " | ".join(
         f"{sizes[n] / 2**20:.2f} MiB" if n in sizes else "n/a" for n in ("runz", "runc", "crun")) + " |")
     crun_note = ("crun 1.8 refuses this host's hybrid cgroups (the unified mount has a controller); "
                  "`bench/run.sh --guest` compares with crun in the cgroup-v2 guest."
                  if "crun" in run_failed else "")
-    lines += ["", crun_note,
-              "", "## Zones (directory storage, no network)", "",
-              "| benchmark | result |", "|---|---|",
-              f"| `zoneadm boot` until `zlogin Z true` succeeds | {fmt(zones['boot'])} |",
-              f"| `zoneadm halt` | {fmt(zones['halt'])} |",
-              f"| zoneadmd RSS | {zones['rss_kb'] / 1024:.2f} MiB |" if zones["rss_kb"] else "| zoneadmd RSS | n/a |",
-              f"| {zones['many']} zones booted one after another | {zones['many_up_s']:.2f} s, "
-              f"{zones['many_mem_mib']:.0f} MiB host memory |",
-              f"| ... and halted | {zones['many_down_s']:.2f} s |",
-              "", "## Where `runz run` spends its time (strace -f -c)", "", "```", prof.strip(), "```", ""]
+    lines += ["", crun_note, ""]
+    lines += zones_bench.table(zones, fmt)
+    lines += [""] + targets.section(run_res, steps, rss, sizes, zones, phase_rows)
+    lines += ["", "Where `runz run` spends its time: [profile.md](profile.md) "
+              "(phases, syscalls, perf).", ""]
     md = os.path.join(a.out, "latest.md")
     with open(md, "w") as f:
         f.write("\n".join(lines))

@@ -168,7 +168,10 @@ wait_for() {
 with_tty() {
     local cmd
     printf -v cmd '%q ' "$@"
-    t script -qefc "$cmd" /dev/null </dev/null | tr -d '\r\000'
+    # script(1) may push a NUL into the pty when its stdin (/dev/null) ends; if the terminal is
+    # still echoing then, the echo "^@" lands before the command's first line (seen with a fast
+    # exec): drop it with the CRs and NULs.
+    t script -qefc "$cmd" /dev/null </dev/null | tr -d '\r\000' | sed 's/^\(\^@\)*//'
     return "${PIPESTATUS[0]}"
 }
 

@@ -6,6 +6,7 @@
 //! own resolved directory, because on v1 a process can sit in a different
 //! cgroup in every hierarchy.
 
+mod attach;
 mod devices_bpf;
 mod error;
 mod freezer;

@@ -773,6 +773,53 @@ mod host {
         assert!(outer.cg.paths().iter().all(|h| !h.dir.exists()));
     }
 
+    /// A forked child joins every hierarchy itself (v1 `tasks` with 0; the unified one by
+    /// clone3 into its fd, or by `cgroup.procs` with 0 when not cloned into it).
+    #[test]
+    fn a_child_joins_every_hierarchy_itself() {
+        if !is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let mut g = Guard::new("joinself");
+        g.cg.create().unwrap();
+        let (r, w) = nix::unistd::pipe().unwrap();
+        // SAFETY: the child only writes cgroup files (glibc resets malloc's locks at fork, and
+        // std's fs calls take no other lock) and then pauses until killed.
+        match unsafe { fork() }.unwrap() {
+            ForkResult::Child => {
+                drop(r);
+                let code = i32::from(g.cg.join_self(false).is_err());
+                nix::unistd::write(&w, b"x").unwrap();
+                // SAFETY: pause has no preconditions; the parent kills us.
+                unsafe { libc::pause() };
+                // SAFETY: _exit ends the forked child without running the parent's destructors.
+                unsafe { libc::_exit(code) }
+            }
+            ForkResult::Parent { child } => {
+                drop(w);
+                g.children.push(child.as_raw());
+                let mut b = [0u8; 1];
+                nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&r), &mut b).unwrap();
+                for h in g.cg.paths() {
+                    let procs = std::fs::read_to_string(h.dir.join("cgroup.procs")).unwrap();
+                    assert!(
+                        procs.lines().any(|l| l == child.as_raw().to_string()),
+                        "child {child} not in {}: {procs:?}",
+                        h.dir.display()
+                    );
+                }
+                if g.cg.paths().iter().any(|h| h.v2) {
+                    assert!(g.cg.clone_into_fd().is_some(), "unified dir opens");
+                }
+            }
+        }
+        let pid = g.children[0];
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        g.reap(pid);
+        g.cg.remove().unwrap();
+    }
+
     #[test]
     fn missing_host_controller_is_reported() {
         if !is_root() {

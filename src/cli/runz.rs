@@ -15,7 +15,7 @@ use oci_spec::runtime::{LinuxResources, Process};
 
 use crate::log;
 use crate::runtime::container::{self, CreateOpts};
-use crate::runtime::{console, spec, state};
+use crate::runtime::{console, spec, state, trace};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -252,6 +252,7 @@ pub fn command() -> clap::Command {
 
 /// Entry point of the `runz` binary: returns the process exit code.
 pub fn main() -> i32 {
+    trace::mark("runz: main");
     let cli = match Cli::try_parse_from(normalise_args(std::env::args_os())) {
         Ok(c) => c,
         Err(e) => {
@@ -396,6 +397,7 @@ fn run(root: &Path, a: CreateArgs, detach: bool, keep: bool) -> Result<i32> {
         (None, None)
     };
     let created = container::create(create_opts(root, a, theirs))?;
+    trace::mark("run: created");
     if let Err(e) = container::start(root, &id) {
         let _ = container::delete(root, &id, true);
         return Err(e.into());
@@ -411,6 +413,7 @@ fn run(root: &Path, a: CreateArgs, detach: bool, keep: bool) -> Result<i32> {
         }
         None => container::wait_foreground(created.pid),
     };
+    trace::mark("run: process exited");
     if !keep {
         container::delete(root, &id, true)?;
     }

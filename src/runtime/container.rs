@@ -20,7 +20,7 @@ use super::process::{self, Channel, Msg};
 use super::spec::{self, SpecError};
 use super::state::{self, ContainerState, StateError, Status};
 use super::sys::{self, Forked};
-use super::{console, hooks, namespaces, rlimits};
+use super::{console, hooks, namespaces, rlimits, trace};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
@@ -109,10 +109,12 @@ impl Drop for Cleanup<'_> {
 
 /// Create a container: everything in config.json but the user process, which waits for `start`.
 pub fn create(opts: CreateOpts) -> Result<Created> {
+    trace::mark("create: begin");
     let bundle = fs::canonicalize(&opts.bundle)
         .map_err(|e| ContainerError::Create(format!("bundle {}: {e}", opts.bundle.display())))?;
     let spec = spec::load(&bundle)?;
     spec::validate(&spec)?;
+    trace::mark("create: spec loaded");
     let rootfs = spec::rootfs_path(&spec, &bundle)?;
     let process = spec.process().as_ref().expect("validated");
     let terminal = process.terminal().unwrap_or(false);
@@ -159,13 +161,16 @@ pub fn create(opts: CreateOpts) -> Result<Created> {
         process::pair().map_err(|e| ContainerError::Create(e.to_string()))?;
     let (preserve_fds, extra_env) = listen_fds(opts.preserve_fds);
 
-    let cgroup_fd = cgroup.v2_dir_fd();
+    let cgroup_fd = cgroup.clone_into_fd();
+    trace::mark("create: cgroup, fifo, channel ready");
     let (forked, in_cgroup) = sys::fork_with_flags(0, cgroup_fd.as_ref().map(|fd| fd.as_raw_fd()))
         .map_err(|e| ContainerError::Create(format!("clone: {e}")))?;
     let child = match forked {
         Forked::Child => {
             drop(parent_ch);
             let ctx = InitContext {
+                cgroup: Some(&cgroup),
+                in_cgroup,
                 spec: &spec,
                 id: &opts.id,
                 bundle: &bundle,
@@ -188,16 +193,8 @@ pub fn create(opts: CreateOpts) -> Result<Created> {
     crate::fault::point("create:after-fork");
     drop(child_ch);
     drop(console);
-    let init_pid = drive_child(
-        &spec,
-        &opts.id,
-        &bundle,
-        &cgroup,
-        in_cgroup,
-        child,
-        &parent_ch,
-        &mut cleanup,
-    )?;
+    let init_pid = drive_child(&spec, &opts.id, &bundle, child, &parent_ch, &mut cleanup)?;
+    trace::mark("create: init ready");
 
     let pid_start = sys::proc_stat(init_pid.as_raw())
         .map(|s| s.start_time)
@@ -222,6 +219,7 @@ pub fn create(opts: CreateOpts) -> Result<Created> {
     }
     send_pidfd(pidfd_sock.as_ref(), init_pid)?;
     cleanup.armed = false;
+    trace::mark("create: state saved");
     Ok(Created { pid: init_pid })
 }
 
@@ -292,23 +290,16 @@ fn listen_fds(preserve: i32) -> (i32, Vec<String>) {
 }
 
 /// The parent's side of the handshake, until init reports `Ready`. Returns init's pid.
-#[allow(clippy::too_many_arguments)]
+/// (The child joins its cgroup itself: see `zones_cgroup::Cgroup::join_self`.)
 fn drive_child(
     spec: &Spec,
     id: &str,
     bundle: &Path,
-    cgroup: &Cgroup,
-    in_cgroup: bool,
     child: Pid,
     ch: &Channel,
     cleanup: &mut Cleanup,
 ) -> Result<Pid> {
     let fail = |m: String| ContainerError::Create(m);
-    if !in_cgroup {
-        cgroup
-            .add_pid(child.as_raw())
-            .map_err(|e| ContainerError::Cgroup(e.to_string()))?;
-    }
     let process = spec.process().as_ref().expect("validated");
     if let Some(limits) = process.rlimits() {
         rlimits::apply(child, limits).map_err(|e| fail(e.to_string()))?;
@@ -384,7 +375,7 @@ fn run_runtime_hooks(spec: &Spec, state: &str) -> Result<()> {
 }
 
 fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
-    state::write_atomic(path, pid.as_raw().to_string().as_bytes())
+    state::write_replace(path, pid.as_raw().to_string().as_bytes())
         .map_err(|e| ContainerError::Create(format!("write pid file {}: {e}", path.display())))
 }
 
@@ -424,6 +415,7 @@ pub fn list(root: &Path) -> Vec<(ContainerState, Status)> {
 
 /// Release init from the exec fifo so it runs the user process; then the poststart hooks.
 pub fn start(root: &Path, id: &str) -> Result<()> {
+    trace::mark("start: begin");
     let _lock = state::lock(root, id)?;
     let (mut st, status) = state(root, id)?;
     if status != Status::Created {
@@ -443,9 +435,13 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     let fifo = unsafe { OwnedFd::from_raw_fd(fifo) };
     let pidfd = sys::pidfd_open(Pid::from_raw(st.pid)).map_err(|_| ContainerError::NotRunning)?;
     wait_released(&fifo, &pidfd)?;
-    let _ = fs::remove_file(&fifo_path);
-    st.started = true;
-    st.save(root)?;
+    trace::mark("start: init released");
+    // The status is "created" only while the fifo exists, so removing it is what records the
+    // start; state.json is rewritten only when the fifo cannot be removed.
+    if fs::remove_file(&fifo_path).is_err() {
+        st.started = true;
+        st.save(root)?;
+    }
     if let Some(list) = st
         .config
         .hooks()
@@ -527,6 +523,7 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
 
 /// Delete a stopped container (or, with `force`, any). Unknown ids are fine with `force`.
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
+    trace::mark("delete: begin");
     let lock = match state::lock(root, id) {
         Ok(l) => l,
         Err(StateError::NotExist) if force => return Ok(()),
@@ -584,6 +581,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         reason: format!("remove state directory: {e}"),
     })?;
     drop(lock);
+    trace::mark("delete: done");
     Ok(())
 }
 
@@ -714,13 +712,15 @@ pub fn exec(opts: ExecOpts) -> Result<Pid> {
     let (parent_ch, child_ch) =
         process::pair().map_err(|e| ContainerError::Create(e.to_string()))?;
     let (preserve_fds, extra_env) = listen_fds(opts.preserve_fds);
-    let cgroup_fd = st.cgroup.as_ref().and_then(|c| c.v2_dir_fd());
+    let cgroup_fd = st.cgroup.as_ref().and_then(|c| c.clone_into_fd());
     let (forked, in_cgroup) = sys::fork_with_flags(0, cgroup_fd.as_ref().map(|fd| fd.as_raw_fd()))
         .map_err(|e| ContainerError::Create(format!("clone: {e}")))?;
     let child = match forked {
         Forked::Child => {
             drop(parent_ch);
             let ctx = init::ExecContext {
+                cgroup: st.cgroup.as_ref(),
+                in_cgroup,
                 spec: &st.config,
                 process,
                 channel: &child_ch,
@@ -737,7 +737,7 @@ pub fn exec(opts: ExecOpts) -> Result<Pid> {
     drop(child_ch);
     drop(console);
     let mut pids = vec![child];
-    let result = drive_exec(&st, process, in_cgroup, child, &parent_ch, &mut pids);
+    let result = drive_exec(process, child, &parent_ch, &mut pids);
     match result {
         Ok(pid) => {
             if let Some(pf) = &opts.pid_file {
@@ -803,9 +803,7 @@ fn container_namespaces(st: &ContainerState) -> Result<(Vec<namespaces::ToJoin>,
 }
 
 fn drive_exec(
-    st: &ContainerState,
     process: &oci_spec::runtime::Process,
-    in_cgroup: bool,
     child: Pid,
     ch: &Channel,
     pids: &mut Vec<Pid>,
@@ -813,10 +811,6 @@ fn drive_exec(
     let fail = |m: String| ContainerError::Create(m);
     if let Some(a) = process.exec_cpu_affinity() {
         super::sched::set_initial_affinity(child.as_raw(), a).map_err(|e| fail(e.to_string()))?;
-    }
-    if let (false, Some(cg)) = (in_cgroup, &st.cgroup) {
-        cg.add_pid(child.as_raw())
-            .map_err(|e| ContainerError::Cgroup(e.to_string()))?;
     }
     if let Some(limits) = process.rlimits() {
         rlimits::apply(child, limits).map_err(|e| fail(e.to_string()))?;

@@ -23,10 +23,16 @@ use oci_spec::runtime::{LinuxNamespaceType as Ns, Process, Spec};
 use super::namespaces::{self, ToJoin};
 use super::process::{Channel, Msg};
 use super::sys::{self, Forked};
-use super::{capabilities, console, hooks, rootfs, sched, seccomp, user};
+use super::{capabilities, console, hooks, rootfs, sched, seccomp, trace, user};
+use zones_cgroup::Cgroup;
 
 /// What the parent hands to its child at fork.
 pub struct InitContext<'a> {
+    /// The container's cgroup, which the child joins itself (cheaper than the parent writing
+    /// its pid: see `zones_cgroup::Cgroup::join_self`).
+    pub cgroup: Option<&'a Cgroup>,
+    /// Whether clone3 already put the child into the unified (v2) cgroup.
+    pub in_cgroup: bool,
     pub spec: &'a Spec,
     pub id: &'a str,
     pub bundle: &'a Path,
@@ -62,6 +68,8 @@ pub fn child_main(ctx: &InitContext) -> ! {
 }
 
 fn intermediate(ctx: &InitContext) -> Result<(), String> {
+    trace::mark("child: forked");
+    join_cgroup(ctx.cgroup, ctx.in_cgroup)?;
     ctx.channel.expect(&Msg::Go)?;
     let spec = ctx.spec;
     namespaces::join(ctx.joins, &[]).map_err(|e| e.to_string())?;
@@ -96,6 +104,7 @@ fn intermediate(ctx: &InitContext) -> Result<(), String> {
         .any(|j| matches!(j.typ, Ns::Pid | Ns::Time));
     let must_fork = rest.intersects(CloneFlags::CLONE_NEWPID | namespaces::flag(Ns::Time))
         || joined_pid_or_time;
+    trace::mark("child: namespaces made");
     if !must_fork {
         return init(ctx);
     }
@@ -116,8 +125,23 @@ fn intermediate(ctx: &InitContext) -> Result<(), String> {
     }
 }
 
+/// Join `cgroup` from inside the forked child, before any namespace is entered (the cgroup
+/// paths are the host's).
+fn join_cgroup(cgroup: Option<&Cgroup>, in_v2: bool) -> Result<(), String> {
+    match cgroup {
+        Some(cg) => cg
+            .join_self(in_v2)
+            .map_err(|e| format!("join the container's cgroup: {e}")),
+        None => Ok(()),
+    }
+}
+
 /// What `runz exec` hands to its child: the container's namespaces to join and the process.
 pub struct ExecContext<'a> {
+    /// The container's cgroup, joined by the child itself.
+    pub cgroup: Option<&'a Cgroup>,
+    /// Whether clone3 already put the child into the unified (v2) cgroup.
+    pub in_cgroup: bool,
     /// The container's config (its seccomp profile applies to exec'd processes too).
     pub spec: &'a Spec,
     pub process: &'a Process,
@@ -145,6 +169,7 @@ pub fn exec_child_main(ctx: &ExecContext) -> ! {
 }
 
 fn exec_intermediate(ctx: &ExecContext) -> Result<(), String> {
+    join_cgroup(ctx.cgroup, ctx.in_cgroup)?;
     ctx.channel.expect(&Msg::Go)?;
     namespaces::join(ctx.joins, &[]).map_err(|e| e.to_string())?;
     if !ctx.enter_pid_ns {
@@ -213,9 +238,11 @@ fn init(ctx: &InitContext) -> Result<(), String> {
             .map(|fd| fd.as_ref().map(|f| f.as_raw_fd()))
             .collect(),
     };
+    trace::mark("init: begin");
     if has_mntns {
         rootfs::prepare(spec, ctx.rootfs, &opts).map_err(|e| e.to_string())?;
     }
+    trace::mark("init: rootfs mounted");
     let hooks = spec.hooks().as_ref();
     #[allow(deprecated)]
     let parent_hooks = hooks.is_some_and(|h| {
@@ -252,8 +279,10 @@ fn init(ctx: &InitContext) -> Result<(), String> {
     if has_mntns {
         rootfs::protect_paths(spec).map_err(|e| e.to_string())?;
     }
+    trace::mark("init: pivoted, paths masked");
     prepare_fds(ctx.preserve_fds)?;
     let exec = prepare_identity_and_exec(spec, process, ctx.extra_env)?;
+    trace::mark("init: identity, caps, seccomp set; ready");
     ctx.channel.send(&Msg::Ready).map_err(|e| e.to_string())?;
     // From here on `runz create` has returned: nobody reads the channel, so failures go to the
     // process's stderr, which is what the caller of `runz start` sees.
@@ -269,6 +298,7 @@ fn init(ctx: &InitContext) -> Result<(), String> {
 /// Wait for `runz start`, run the startContainer hooks and execve. Returns only the error.
 fn after_start(ctx: &InitContext, exec: &Exec) -> Result<(), String> {
     wait_for_start(ctx.fifo)?;
+    trace::mark("init: started, execve");
     if let Some(list) = ctx
         .spec
         .hooks()

@@ -12,6 +12,7 @@
 //! - `capabilities`, `rlimits`, `user`, `seccomp`, `hooks`, `console`, `sched` (scheduler,
 //!   I/O priority, personality, CPU affinity): one mechanism each
 //! - `sys`: small safe wrappers around raw syscalls the crates do not cover
+//! - `trace`: phase timestamps for profiling (`RUNZ_TRACE_TIMES=1`)
 
 pub mod capabilities;
 pub mod console;
@@ -30,4 +31,5 @@ pub mod seccomp;
 pub mod spec;
 pub mod state;
 pub mod sys;
+pub mod trace;
 pub mod user;

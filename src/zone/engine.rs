@@ -119,7 +119,8 @@ pub fn write_bundle(
     let mut spec = zones::spec::zone_spec(zone, &opts)?;
     super::metadata::add_mount(&mut spec, &ZonePaths::new(store, &zone.zonename));
     let json = serde_json::to_vec_pretty(&spec).map_err(|e| zone_err(&zone.zonename, e))?;
-    crate::runtime::state::write_atomic(&bundle.join("config.json"), &json)
+    // No fsync: config.json is written again at every boot.
+    crate::runtime::state::write_replace(&bundle.join("config.json"), &json)
         .map_err(|e| zone_err(&zone.zonename, format!("write config.json: {e}")))?;
     Ok(bundle)
 }

@@ -36,6 +36,9 @@ use super::{engine, free_zoneid, metadata, network, ZoneInfo, ZonePaths};
 const RING: usize = 64 * 1024;
 /// How long a halt waits for the zone's processes to die after SIGKILL.
 const HALT_WAIT: Duration = Duration::from_secs(10);
+/// How long (ms) the event loop must be idle after a (re)boot before zoneadmd sheds its setup
+/// memory: by then the zone's first console output has been pumped.
+const IDLE_SHED: u16 = 50;
 
 /// What the supervisor does first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +76,9 @@ struct Supervisor {
     after_exit: Option<AfterExit>,
     deadline: Option<Instant>,
     done: bool,
+    /// Set after (re)booting: once the loop has been idle for [`IDLE_SHED`] ms, give back the
+    /// memory setting the zone up took (see `zone::shed`).
+    shed_pending: bool,
 }
 
 /// Start a supervisor for `name`, detached from the caller (double fork + setsid), and wait
@@ -328,6 +334,7 @@ impl Supervisor {
             after_exit: None,
             deadline: None,
             done: false,
+            shed_pending: true,
         })
     }
 
@@ -420,6 +427,7 @@ impl Supervisor {
                 (a, b) => a.or(b),
             };
             let timeout = match deadline {
+                None if self.shed_pending => PollTimeout::from(IDLE_SHED),
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     PollTimeout::try_from(left.as_millis().min(60_000) as i32)
@@ -428,6 +436,10 @@ impl Supervisor {
                 None => PollTimeout::NONE,
             };
             let ready = self.poll_once(&sigfd, timeout)?;
+            if self.shed_pending && ready.idle() {
+                self.shed_pending = false;
+                super::shed::shed();
+            }
             if ready.signal {
                 while let Ok(Some(info)) = sigfd.read_signal() {
                     match info.ssi_signo as i32 {
@@ -545,6 +557,7 @@ impl Supervisor {
             match again {
                 Ok(()) => {
                     self.answer_waiting(&Reply::Ok);
+                    self.shed_pending = true;
                     return Ok(());
                 }
                 Err(e) => {
@@ -802,6 +815,13 @@ struct Ready {
     metadata: Vec<bool>,
     master: bool,
     clients: Vec<usize>,
+}
+
+impl Ready {
+    /// Nothing happened: the poll timed out.
+    fn idle(&self) -> bool {
+        !(self.signal || self.control || self.console || self.master) && self.clients.is_empty()
+    }
 }
 
 fn set_nonblocking(fd: BorrowedFd) {
