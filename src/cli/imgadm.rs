@@ -230,6 +230,9 @@ fn create(
             cmd: vec!["/bin/sh".into()],
             ..ImageConfig::default()
         });
+    // An image holds the zone's own view of owners: files shifted to the zone's user-namespace
+    // range go back to host ids first (its next boot shifts them again).
+    zones::storage::shift_ids(&host, 0)?;
     zones::storage::activate(&host)?;
     let made = build::write_oci_archive(&host.join("root"), output, name.unwrap_or(zone), &config);
     let undone = zones::storage::deactivate(&host);

@@ -288,7 +288,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             parsable,
             json,
         )?,
-        Cmd::Verify => admin::verify(&store, &need()?)?,
+        Cmd::Verify => {
+            let name = need()?;
+            for w in admin::verify(&store, &name)? {
+                eprintln!("zoneadm: zone '{name}': warning: {w}");
+            }
+        }
         Cmd::Install { source, image } => {
             let name = need()?;
             match (source, image) {

@@ -94,8 +94,9 @@ fn settled_state(store: &Store, name: &str, lock: &ZoneLock, recorded: ZoneState
         .map_or(eff, |st| effective_state(store, name, st))
 }
 
-/// `zoneadm verify`: the configuration is complete and its zonepath usable.
-pub fn verify(store: &Store, name: &str) -> Result<()> {
+/// `zoneadm verify`: the configuration is complete and its zonepath usable. Returns the
+/// warnings: every secure default the configuration weakens ([`zones::weakened`]).
+pub fn verify(store: &Store, name: &str) -> Result<Vec<String>> {
     let (zone, _lock, st) = open(store, name)?;
     state::check(name, st, Verb::Verify)?;
     zone.verify().map_err(|e| zerr(name, e))?;
@@ -106,7 +107,15 @@ pub fn verify(store: &Store, name: &str) -> Result<()> {
         None => storage_kind(store, &zone, &host)?,
     };
     check_quota(&zone, &kind)?;
-    Ok(())
+    let mut store_dirs = vec![store.config_dir().to_path_buf(), store.state_dir()];
+    for e in store.list()? {
+        if let Some(z) = store.load(&e.name)? {
+            if let Ok(zp) = engine::zonepath(store, &z) {
+                store_dirs.push(zp);
+            }
+        }
+    }
+    Ok(zones::weakened::warnings(&zone, &store_dirs))
 }
 
 /// The storage backend a new install of `zone` uses: the zone's `storage`, else the host's
@@ -184,6 +193,7 @@ pub fn install(store: &Store, name: &str, source: &Path) -> Result<()> {
     let _ = fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(0o700));
     zones::storage::populate(source, &host.join("root"))?;
     crate::fault::point("install:after-populate");
+    engine::id_range(store, &zone)?;
     store.set_state(&lock, t.to.unwrap_or(ZoneState::Installed))?;
     Ok(())
 }
@@ -218,9 +228,11 @@ pub fn install_image(store: &Store, name: &str, image: &str) -> Result<()> {
             zones::store::write_atomic(&host, "app.json", &json)?;
         }
         crate::fault::point("install:after-populate");
+        engine::id_range(store, &zone)?;
         Ok(())
     })();
     if let Err(e) = made {
+        let _ = zones::idrange::free(store, &zones::idrange::key(&zone));
         let _ = zones::storage::destroy(&host);
         let _ = remove_zone_files(&host);
         store.set_state(&lock, ZoneState::Configured)?;
@@ -240,6 +252,7 @@ pub fn uninstall(store: &Store, name: &str) -> Result<()> {
     zones::storage::destroy(&host)?;
     crate::fault::point("uninstall:after-destroy");
     remove_zone_files(&host)?;
+    zones::idrange::free(store, &zones::idrange::key(&zone)).map_err(engine::EngineError::from)?;
     store.set_state(&lock, t.to.unwrap_or(ZoneState::Configured))?;
     Ok(())
 }
@@ -247,11 +260,14 @@ pub fn uninstall(store: &Store, name: &str) -> Result<()> {
 fn remove_zone_files(host: &Path) -> Result<()> {
     zones::storage::destroy(host)?;
     zones::storage::remove_tree(&host.join("root"))?;
+    // The zone-owned device nodes of a user-namespace zone (engine::write_bundle).
+    zones::storage::remove_tree(&host.join("devices"))?;
     for f in [
         "config.json",
         "app.json",
         "SUNWdetached.json",
         zones::storage::zfs::DETACH_STREAM,
+        "idshift",
     ] {
         let _ = fs::remove_file(host.join(f));
     }
@@ -407,9 +423,14 @@ pub fn clone(store: &Store, name: &str, source: &str) -> Result<()> {
             }
             zones::storage::populate(&src_host.join("root"), &host.join("root"))?;
         }
+        // The copy has the source's owners: shift them from the source's range to ours.
+        zones::idshift::record(&host, zones::idshift::recorded(&src_host))
+            .map_err(|e| zerr(name, e))?;
+        engine::id_range(store, &zone)?;
         Ok(())
     })();
     if let Err(e) = made {
+        let _ = zones::idrange::free(store, &zones::idrange::key(&zone));
         let _ = remove_zone_files(&host);
         store.set_state(&lock, ZoneState::Configured)?;
         return Err(e);
@@ -470,6 +491,8 @@ pub fn detach(store: &Store, name: &str) -> Result<()> {
     zones::storage::detach(&host)?;
     let json = serde_json::to_vec_pretty(&zone).map_err(|e| zerr(name, e))?;
     zones::store::write_atomic(&host, "SUNWdetached.json", &json)?;
+    // The files keep their owners (and `idshift` says which); attach takes a range again.
+    zones::idrange::free(store, &zones::idrange::key(&zone)).map_err(engine::EngineError::from)?;
     store.set_state(&lock, t.to.unwrap_or(ZoneState::Configured))?;
     Ok(())
 }
@@ -518,6 +541,7 @@ pub fn attach(store: &Store, name: &str, force: bool) -> Result<()> {
         check_quota(&zone, &rec.kind)?;
         zones::storage::attach(&host, &kind, name, lower.as_deref())?;
     }
+    engine::id_range(store, &zone)?;
     let _ = fs::remove_file(host.join("SUNWdetached.json"));
     store.set_state(&lock, t.to.unwrap_or(ZoneState::Installed))?;
     Ok(())

@@ -23,6 +23,10 @@ pub enum EngineError {
     Spec(#[from] zones::spec::SpecError),
     #[error(transparent)]
     Store(#[from] zones::store::StoreError),
+    #[error(transparent)]
+    IdRange(#[from] zones::idrange::IdRangeError),
+    #[error(transparent)]
+    Storage(#[from] zones::storage::StorageError),
 }
 
 fn zone_err(zone: &str, msg: impl std::fmt::Display) -> EngineError {
@@ -63,13 +67,33 @@ fn app_process(zone: &str, bundle: &Path) -> Result<Option<AppProcess>, EngineEr
     Ok(Some(app))
 }
 
+/// The zone's user-namespace range (`None` with `userns=false`), allocated from the pool if
+/// it has none yet, and its own files shifted to match (back to host ids without one). Run
+/// at install and before each boot, with the zone's root not mounted.
+pub fn id_range(store: &Store, zone: &Zone) -> Result<Option<u32>, EngineError> {
+    let base = if zones::spec::wants_userns(zone) {
+        Some(zones::idrange::allocate(store, &zones::idrange::key(zone), &zone.zonename)?.base)
+    } else {
+        None
+    };
+    let zp = zonepath(store, zone)?;
+    zones::storage::shift_ids(&zp, base.unwrap_or(0))?;
+    // The zonepath stays 0700 (host users never reach the zone's set-id files) but belongs to
+    // the zone's root, whose init must walk through it to its root filesystem.
+    let owner = base.unwrap_or(0);
+    std::os::unix::fs::chown(&zp, Some(owner), Some(owner))
+        .map_err(|e| zone_err(&zone.zonename, format!("chown {}: {e}", zp.display())))?;
+    Ok(base)
+}
+
 /// Write `<zonepath>/config.json` for this boot; `netns` is the namespace the zone joins
-/// (made by `network::setup`), `None` for a new empty one.
+/// (made by `network::setup`), `None` for a new empty one; `userns` the zone's id range.
 pub fn write_bundle(
     store: &Store,
     zone: &Zone,
     boot_args: Option<Vec<String>>,
     netns: Option<PathBuf>,
+    userns: Option<u32>,
 ) -> Result<PathBuf, EngineError> {
     let bundle = zonepath(store, zone)?;
     if !bundle.join("root").is_dir() {
@@ -87,7 +111,11 @@ pub fn write_bundle(
         app: app_process(&zone.zonename, &bundle)?,
         netns,
         cgroup_v2: cgroup_v2(),
+        userns,
     };
+    if let Some(base) = userns {
+        device_nodes(zone, &bundle, base)?;
+    }
     let mut spec = zones::spec::zone_spec(zone, &opts)?;
     super::metadata::add_mount(&mut spec, &ZonePaths::new(store, &zone.zonename));
     let json = serde_json::to_vec_pretty(&spec).map_err(|e| zone_err(&zone.zonename, e))?;
@@ -95,6 +123,37 @@ pub fn write_bundle(
     crate::runtime::state::write_replace(&bundle.join("config.json"), &json)
         .map_err(|e| zone_err(&zone.zonename, format!("write config.json: {e}")))?;
     Ok(bundle)
+}
+
+/// The zone's own copies of its device resources, `<zonepath>/devices/<name>`: the host's
+/// node (type, numbers, mode) owned by the zone's root, bound in by the spec.
+fn device_nodes(zone: &Zone, bundle: &Path, base: u32) -> Result<(), EngineError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let dir = bundle.join("devices");
+    let _ = std::fs::remove_dir_all(&dir);
+    if zone.device.is_empty() {
+        return Ok(());
+    }
+    let err = |what: String| zone_err(&zone.zonename, what);
+    std::fs::create_dir_all(&dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
+    for d in &zone.device {
+        let Some(path) = d.match_.as_deref() else {
+            continue;
+        };
+        let meta = std::fs::metadata(path).map_err(|e| err(format!("device {path}: {e}")))?;
+        let kind = if meta.file_type().is_block_device() {
+            nix::sys::stat::SFlag::S_IFBLK
+        } else {
+            nix::sys::stat::SFlag::S_IFCHR
+        };
+        let node = dir.join(zones::spec::device_node_name(path));
+        let mode = nix::sys::stat::Mode::from_bits_truncate(meta.mode() & 0o777);
+        nix::sys::stat::mknod(&node, kind, mode, meta.rdev())
+            .map_err(|e| err(format!("mknod {}: {e}", node.display())))?;
+        std::os::unix::fs::chown(&node, Some(base), Some(base))
+            .map_err(|e| err(format!("chown {}: {e}", node.display())))?;
+    }
+    Ok(())
 }
 
 /// Whether the host runs pure cgroup v2 (the caps then use v2-only files).

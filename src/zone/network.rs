@@ -489,6 +489,18 @@ fn check_vnic(store: &Store, zone: &str, host: &mut Netlink, n: &mut NetPlan) ->
 /// engine, or `None` when the zone has no anet or net (the engine then makes an empty
 /// namespace). On error nothing is left behind.
 pub fn setup(store: &Store, zone: &Zone, paths: &ZonePaths) -> Result<Option<PathBuf>> {
+    setup_in(store, zone, paths, None)
+}
+
+/// [`setup`] in the network namespace of the (created, not started) zone init `init`: a zone
+/// with a user namespace of its own makes its network namespace there, owned by it, so the
+/// zone's root administers its network (CAP_NET_ADMIN, CAP_NET_RAW) and mounts its sysfs.
+pub fn setup_in(
+    store: &Store,
+    zone: &Zone,
+    paths: &ZonePaths,
+    init: Option<nix::unistd::Pid>,
+) -> Result<Option<PathBuf>> {
     let name = zone.zonename.as_str();
     teardown(paths);
     let plans = plan(zone)?;
@@ -537,7 +549,7 @@ pub fn setup(store: &Store, zone: &Zone, paths: &ZonePaths) -> Result<Option<Pat
     record
         .save(paths)
         .map_err(|e| cfg(name, format!("{}: {e}", record_file(paths).display())))?;
-    let made = build(name, paths, &mut host, &plans, &nets);
+    let made = build(name, paths, &mut host, &plans, &nets, init);
     if made.is_err() {
         teardown(paths);
     }
@@ -578,9 +590,21 @@ fn build(
     host: &mut Netlink,
     plans: &[Plan],
     nets: &[NetPlan],
+    init: Option<nix::unistd::Pid>,
 ) -> Result<PathBuf> {
     let file = netns_file(paths);
-    netns::create(&file).map_err(net(zone))?;
+    match init {
+        Some(pid) => pin_netns_of(pid, &file).map_err(|e| {
+            cfg(
+                zone,
+                format!(
+                    "pin the network namespace of init {pid} at {}: {e}",
+                    file.display()
+                ),
+            )
+        })?,
+        None => netns::create(&file).map_err(net(zone))?,
+    }
     let nsfd = netns::open(&file).map_err(net(zone))?;
     for p in plans {
         host.create_veth(&p.host, &p.linkname, Some(nsfd.as_fd()), Some(p.mac))
@@ -615,6 +639,27 @@ fn build(
         inside.add_default_route(gw).map_err(net(zone))?;
     }
     Ok(file)
+}
+
+/// Keep the network namespace of `pid` at `file` (a bind mount of its nsfs file), as
+/// `netns::create` keeps a new one, so teardown removes both the same way.
+fn pin_netns_of(pid: nix::unistd::Pid, file: &std::path::Path) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(file)?;
+    let src = PathBuf::from(format!("/proc/{pid}/ns/net"));
+    nix::mount::mount(
+        Some(&src),
+        file,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        let _ = std::fs::remove_file(file);
+        std::io::Error::from(e)
+    })
 }
 
 /// Move the zone's dladm VNICs back to the host namespace (before the zone's namespace goes,

@@ -357,6 +357,7 @@ impl Supervisor {
             .ok_or_else(|| format!("{}: No such zone configured", self.paths.name))?;
         // The zone's root (an overlay, ...) is mounted while the zone is up.
         let zonepath = engine::zonepath(&self.store, &zone).map_err(|e| e.to_string())?;
+        let userns = engine::id_range(&self.store, &zone).map_err(|e| e.to_string())?;
         zones::storage::activate(&zonepath).map_err(|e| e.to_string())?;
         crate::fault::point("boot:after-storage");
         metadata::publish(&self.store, &self.paths).map_err(|e| e.to_string())?;
@@ -369,11 +370,23 @@ impl Supervisor {
         }
         let root = engine::zone_root(&self.store, &zone).map_err(|e| e.to_string())?;
         super::hostfiles::write(&zone, &root).map_err(|e| e.to_string())?;
-        let netns = network::setup(&self.store, &zone, &self.paths).map_err(|e| e.to_string())?;
+        // Without a user namespace the host makes the zone's network namespace first; with
+        // one, init makes it (owned by the zone's user namespace) and the links go in after.
+        let netns = match userns {
+            None => network::setup(&self.store, &zone, &self.paths).map_err(|e| e.to_string())?,
+            Some(_) => None,
+        };
         crate::fault::point("boot:after-network");
-        let bundle = engine::write_bundle(&self.store, &zone, self.boot_args.clone(), netns)
-            .map_err(|e| e.to_string())?;
+        let bundle =
+            engine::write_bundle(&self.store, &zone, self.boot_args.clone(), netns, userns)
+                .map_err(|e| e.to_string())?;
         let (pid, master) = engine::create(&self.paths, &bundle).map_err(|e| e.to_string())?;
+        if userns.is_some() {
+            if let Err(e) = network::setup_in(&self.store, &zone, &self.paths, Some(pid)) {
+                let _ = engine::destroy(&self.paths);
+                return Err(e.to_string());
+            }
+        }
         crate::fault::point("boot:after-create");
         self.init = Some(pid);
         self.started = false;

@@ -2,6 +2,8 @@
 //! persistent store ([`store`]), the state machine ([`state`]) and the `create` templates
 //! ([`templates`]).
 
+pub mod idrange;
+pub mod idshift;
 pub mod image;
 pub mod lang;
 pub mod model;
@@ -11,3 +13,4 @@ pub mod state;
 pub mod storage;
 pub mod store;
 pub mod templates;
+pub mod weakened;

@@ -74,6 +74,15 @@ pub struct SpecOptions {
     pub netns: Option<PathBuf>,
     /// The host runs pure cgroup v2: caps may use v2-only files (cpu.weight, memory.high).
     pub cgroup_v2: bool,
+    /// The zone's user-namespace range: host id of its id 0 (see [`crate::idrange`]); `None`
+    /// for a zone without a user namespace (`userns=false`).
+    pub userns: Option<u32>,
+}
+
+/// Whether `zone` runs in a user namespace of its own: the default for every brand, off with
+/// `set userns=false`.
+pub fn wants_userns(zone: &Zone) -> bool {
+    zone.userns != Some(false)
 }
 
 const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -284,17 +293,42 @@ pub fn zone_spec(zone: &Zone, opts: &SpecOptions) -> Result<Spec, SpecError> {
     spec.set_mounts(Some(mounts(zone)?));
     let mut linux = spec.linux().clone().unwrap_or_default();
     linux.set_namespaces(Some(namespaces(zone, opts)));
+    if let Some(base) = opts.userns {
+        let map = oci_spec::runtime::LinuxIdMappingBuilder::default()
+            .container_id(0u32)
+            .host_id(base)
+            .size(crate::idrange::RANGE_SIZE)
+            .build()
+            .expect("all fields set");
+        linux.set_uid_mappings(Some(vec![map]));
+        linux.set_gid_mappings(Some(vec![map]));
+    }
     linux.set_cgroups_path(Some(PathBuf::from(format!(
         "{}/{}",
         opts.cgroup_parent.trim_end_matches('/'),
         zone.zonename
     ))));
     let (devices, rules) = devices(zone)?;
-    linux.set_devices(Some(devices));
+    if opts.userns.is_some() {
+        // A host node bound in keeps its host owner, which the zone's root is not: the zone
+        // gets its own node instead, made in the bundle by the engine ([`device_node_name`]).
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        for d in &devices {
+            let dest = d.path().display().to_string();
+            let src = format!("devices/{}", device_node_name(&dest));
+            mounts.push(mount(&dest, "bind", &src, &["bind"]));
+        }
+        spec.set_mounts(Some(mounts));
+        linux.set_devices(Some(Vec::new()));
+    } else {
+        linux.set_devices(Some(devices));
+    }
     let mut res = resources(zone, opts.cgroup_v2, false)?;
     res.set_devices(Some(device_rules(rules)));
     linux.set_resources(Some(res));
     linux.set_seccomp(Some(default_seccomp()));
+    linux.set_masked_paths(Some(MASKED_PATHS.iter().map(|p| p.to_string()).collect()));
+    linux.set_readonly_paths(Some(READONLY_PATHS.iter().map(|p| p.to_string()).collect()));
     spec.set_linux(Some(linux));
     let mut ann = std::collections::HashMap::new();
     ann.insert("org.zones.name".to_string(), zone.zonename.clone());
@@ -434,6 +468,10 @@ fn namespaces(zone: &Zone, opts: &SpecOptions) -> Vec<LinuxNamespace> {
     if zone.ip_type == IpType::Exclusive {
         types.push(LinuxNamespaceType::Network);
     }
+    if opts.userns.is_some() {
+        // First: every other new namespace is then owned by the zone's user namespace.
+        types.insert(0, LinuxNamespaceType::User);
+    }
     types
         .into_iter()
         .map(|t| {
@@ -456,7 +494,10 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
     m
 }
 
-/// The platform mounts of every zone, then its fs resources in order.
+/// The platform mounts of every zone, then its fs resources in order. In a user namespace
+/// the files of a lofs resource keep their host owners: ids outside the zone's range show as
+/// nobody (65534), so the zone's root reads what others may read there and writes only where
+/// the directory belongs to the zone's range (`chown BASE+N`).
 fn mounts(zone: &Zone) -> Result<Vec<Mount>, SpecError> {
     let mut v = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
@@ -526,6 +567,7 @@ fn mounts(zone: &Zone) -> Result<Vec<Mount>, SpecError> {
                 if !options.iter().any(|o| o == "rbind" || o == "bind") {
                     options.insert(0, "rbind".to_string());
                 }
+
                 ("bind".to_string(), special.to_string())
             }
             other => (other.to_string(), special.to_string()),
@@ -551,6 +593,11 @@ fn fs_option(o: &str) -> String {
         other => other,
     }
     .to_string()
+}
+
+/// The file name, in `<zonepath>/devices/`, of a zone-owned copy of host device `path`.
+pub fn device_node_name(path: &str) -> String {
+    path.trim_start_matches('/').replace('/', "-")
 }
 
 /// device resources: each `match` names a host device node that appears in the zone.
@@ -777,6 +824,32 @@ pub fn default_seccomp() -> LinuxSeccomp {
     }))
     .expect("the built-in profile is valid")
 }
+
+/// Kernel interfaces hidden from every zone (an empty file or directory over them): the
+/// host's memory, keys, timers, hardware and firmware.
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Kernel interfaces a zone may read but not change: host-wide sysctls, interrupts, the
+/// magic SysRq key.
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 /// Where a zone's bundle lives: its zonepath (under `altroot`).
 pub fn bundle_dir(altroot: &Path, zonepath: &Path) -> PathBuf {
@@ -1064,6 +1137,48 @@ mod tests {
         o.app.as_mut().unwrap().user = Some("www".into());
         let e = zone_spec(&z, &o).unwrap_err().to_string();
         assert!(e.contains("app user 'www'"), "{e}");
+    }
+
+    #[test]
+    fn a_zone_with_a_range_gets_a_user_namespace_and_masked_paths() {
+        let mut o = opts();
+        o.userns = Some(1_000_065_536);
+        let s = zone_spec(&zone(), &o).unwrap();
+        let l = s.linux().as_ref().unwrap();
+        let ns = l.namespaces().clone().unwrap();
+        assert_eq!(ns[0].typ(), LinuxNamespaceType::User, "user first");
+        assert!(ns.iter().all(|n| n.path().is_none()), "all new: {ns:?}");
+        for maps in [l.uid_mappings(), l.gid_mappings()] {
+            let m = &maps.as_ref().unwrap()[0];
+            assert_eq!(
+                (m.container_id(), m.host_id(), m.size()),
+                (0, 1_000_065_536, 65536)
+            );
+        }
+        assert!(l
+            .masked_paths()
+            .as_ref()
+            .unwrap()
+            .contains(&"/proc/kcore".to_string()));
+        assert!(l
+            .readonly_paths()
+            .as_ref()
+            .unwrap()
+            .contains(&"/proc/sysrq-trigger".to_string()));
+        // Without a range: no user namespace, no mappings.
+        let s = zone_spec(&zone(), &opts()).unwrap();
+        let l = s.linux().as_ref().unwrap();
+        assert!(!l
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|n| n.typ() == LinuxNamespaceType::User));
+        assert!(l.uid_mappings().is_none());
+        let mut z = zone();
+        assert!(wants_userns(&z));
+        z.set_global("userns", &Value::simple("false")).unwrap();
+        assert!(!wants_userns(&z));
     }
 
     #[test]

@@ -518,6 +518,35 @@ pub fn activate(zonepath: &Path) -> Result<(), StorageError> {
     }
 }
 
+/// Make the zone's own files match its user-namespace range at `base` (0: none), see
+/// [`crate::idshift`]: an overlay zone's upper dir, or the whole root of a copy, is shifted;
+/// an overlay's shared lower dir is id-mapped at [`activate`] instead. The root must not be
+/// mounted (the zone halted).
+pub fn shift_ids(zonepath: &Path, base: u32) -> Result<(), StorageError> {
+    if crate::idshift::recorded(zonepath) == base {
+        return Ok(());
+    }
+    let rec = read_record(zonepath)?;
+    let root = zonepath.join("root");
+    let (dir, mounted_here) = match &rec {
+        Some(r) if matches!(r.kind, Kind::Overlay) => (zonepath.join("upper"), false),
+        // A dataset's files are there only while it is mounted (zfs): mount it for the shift.
+        Some(r) if !is_mount_point(&root) => {
+            backend(&r.kind).activate(zonepath, r)?;
+            (root.clone(), is_mount_point(&root))
+        }
+        _ => (root.clone(), false),
+    };
+    let shifted = crate::idshift::shift(zonepath, &dir, base).map_err(|e| StorageError::Bad {
+        path: dir.clone(),
+        msg: format!("shifting file owners to the zone's id range: {e}"),
+    });
+    if let (true, Some(r)) = (mounted_here, &rec) {
+        backend(&r.kind).deactivate(zonepath, r)?;
+    }
+    shifted
+}
+
 /// After the zone's container is gone.
 pub fn deactivate(zonepath: &Path) -> Result<(), StorageError> {
     match read_record(zonepath)? {

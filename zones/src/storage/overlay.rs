@@ -87,9 +87,25 @@ impl Backend for Overlay {
                 msg: "the zone's image is gone (was it deleted?)".into(),
             });
         }
+        // A zone with a user namespace sees the shared image through an id-mapped clone of
+        // it (held open by `_mapped` until the overlay has taken its own reference).
+        let base = crate::idshift::recorded(zonepath);
+        let _mapped = match base {
+            0 => None,
+            b => Some(
+                crate::idshift::idmapped_clone(lower, b).map_err(|e| StorageError::Bad {
+                    path: lower.to_path_buf(),
+                    msg: e.to_string(),
+                })?,
+            ),
+        };
+        let lower_opt = match &_mapped {
+            Some(fd) => format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd)),
+            None => option_path(lower)?,
+        };
         let opts = format!(
             "lowerdir={},upperdir={},workdir={}",
-            option_path(lower)?,
+            lower_opt,
             option_path(&zonepath.join("upper"))?,
             option_path(&zonepath.join("work"))?
         );
