@@ -511,8 +511,8 @@ pub fn setup(store: &Store, zone: &Zone, paths: &ZonePaths) -> Result<Option<Pat
         }
         ensure_stub(store, name, &mut host, &p.stub)?;
         if let Some(v) = p.vlan {
-            let why = datalinks::vlan_refusal(&mut host, &p.stub, v);
-            return Err(cfg(name, format!("anet {} vlan-id {v}: {why}", p.linkname)));
+            datalinks::vlan_ready(&mut host, &p.stub, v)
+                .map_err(|why| cfg(name, format!("anet {} vlan-id {v}: {why}", p.linkname)))?;
         }
     }
     for n in &mut nets {
@@ -589,6 +589,9 @@ fn build(
             host.set_mtu(&p.host, mtu).map_err(net(zone))?;
         }
         host.set_master(&p.host, Some(&p.stub)).map_err(net(zone))?;
+        if let Some(vid) = p.vlan {
+            host.set_port_vlan(&p.host, vid).map_err(net(zone))?;
+        }
         host_end_policy(zone, host, p)?;
         host.set_up(&p.host, true).map_err(net(zone))?;
     }
