@@ -5,8 +5,8 @@
 # Steps: install-deps, cargo fmt --check, cargo clippy -D warnings, cargo build (runz),
 # cargo test --workspace (root integration tests included, tests/faults.rs among them),
 # integration/*.sh (runz under a private containerd, driven by ctr and over CRI, and podman;
-# root only), integration/vm/run.sh (tests/caps.rs on pure cgroup v2 in a qemu guest; root
-# only), a short fuzz run (fuzz/), a short soak (bench/soak.sh --short), check-leaks.
+# root only), integration/vm/run.sh (tests/caps.rs on pure cgroup v2 in a qemu guest, then
+# tests/network.rs's vlan test there; root only), a short fuzz run (fuzz/), a short soak (bench/soak.sh --short), check-leaks.
 # The final count includes the integration scripts' checks (each prints "integration: N
 # passed, N failed (NAME)").
 # Runs with no stdin and CI=true on a fresh clone. Integration tests need root; as a normal
@@ -91,6 +91,18 @@ if [ "$root" -eq 1 ]; then
     if [ "${PIPESTATUS[0]}" -ne 0 ]; then
         echo "==> FAILED: integration/vm/run.sh" >&2
         failed_steps+=("integration/vm/run.sh")
+    fi
+fi
+
+# VLAN ids on a VLAN-aware etherstub (this host lacks bridge vlan filtering, the guest has it):
+# tests/network.rs's vlan test in the same guest, about 1.5 minutes. Prints its own
+# "integration: N passed, N failed (vm)".
+if [ "$root" -eq 1 ]; then
+    echo "==> integration/vm/run.sh --test network -- vlan"
+    timeout -k 10 600 "$repo/integration/vm/run.sh" --test network -- vlan 2>&1 | tee -a "$integ_log"
+    if [ "${PIPESTATUS[0]}" -ne 0 ]; then
+        echo "==> FAILED: integration/vm/run.sh --test network -- vlan" >&2
+        failed_steps+=("integration/vm/run.sh --test network -- vlan")
     fi
 fi
 

@@ -26,6 +26,11 @@ must mount -t sysfs sysfs /sys
 mkdir -p /dev/pts /dev/shm /dev/mqueue
 must mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts /dev/pts
 ln -sf pts/ptmx /dev/ptmx 2>/dev/null
+# What udev makes on a real host and devtmpfs does not (`nft -f -` opens /dev/stdin).
+ln -sfn /proc/self/fd /dev/fd 2>/dev/null
+ln -sf /proc/self/fd/0 /dev/stdin 2>/dev/null
+ln -sf /proc/self/fd/1 /dev/stdout 2>/dev/null
+ln -sf /proc/self/fd/2 /dev/stderr 2>/dev/null
 must mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 mount -t mqueue mqueue /dev/mqueue
 for d in /run /tmp /var/tmp; do must mount -t tmpfs -o mode=1777 tmpfs "$d"; done

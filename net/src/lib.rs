@@ -3,6 +3,7 @@
 //! - `netlink`: the socket, message building and the ack/dump protocol (raw, no crate).
 //! - `link`: bridges ("etherstubs"), veth pairs, macvlans; MAC, MTU, up/down, master, netns;
 //!   IPv4/IPv6 addresses and routes.
+//! - `bridge_vlan`: VLAN filtering on an etherstub bridge, a port's VLAN (PVID, untagged).
 //! - `netns`: named network namespaces as bind-mounted nsfs files, and netlink sockets opened
 //!   inside a namespace by a forked child (the caller never changes its own namespace, and
 //!   needs no threads).
@@ -11,6 +12,7 @@
 //! - `nft`: link protection (anti-spoofing) as a netdev-ingress nftables table, through
 //!   `nft -j` (JSON).
 
+pub mod bridge_vlan;
 pub mod link;
 pub mod names;
 pub mod netlink;

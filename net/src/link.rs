@@ -77,6 +77,13 @@ fn ifinfomsg(index: i32, flags: u32, change: u32) -> [u8; 16] {
     h
 }
 
+/// An ifinfomsg of address family `family` for link `index` (AF_BRIDGE for port VLANs).
+pub(crate) fn ifinfomsg_family(family: u8, index: i32) -> [u8; 16] {
+    let mut h = ifinfomsg(index, 0, 0);
+    h[0] = family;
+    h
+}
+
 fn ip_bytes(a: IpAddr) -> Vec<u8> {
     match a {
         IpAddr::V4(v) => v.octets().to_vec(),

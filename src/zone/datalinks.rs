@@ -9,6 +9,9 @@
 //! etherstub are enforced on its bridge port, which stays on the host when the VNIC is lent to
 //! a zone (`net` resource): tbf towards the VNIC, an ifb device for what it sends, and an nft
 //! bridge-family nft table (see `zones_net::{tc, nft}`). A macvlan has no such port, so it takes none.
+//!
+//! A VLAN id (`-v`) needs an etherstub: the bridge is made VLAN-aware and the port is put in
+//! that VLAN alone (PVID, untagged); ports without one stay in VLAN 1 (`zones_net::bridge_vlan`).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -19,6 +22,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use zones::model::Bandwidth;
 use zones::store::Store;
+use zones_net::bridge_vlan;
 use zones_net::names::{self, check_ifname, format_mac, parse_mac};
 use zones_net::nft;
 use zones_net::{NetError, Netlink};
@@ -47,6 +51,9 @@ pub struct Vnic {
     /// Link properties set on it (`maxbw`, `priority`, `protection`, `allowed-ips`).
     #[serde(default)]
     pub props: BTreeMap<String, String>,
+    /// The VLAN its bridge port is in (PVID, untagged); none: the default VLAN 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
 }
 
 /// The link properties a VNIC takes, with their defaults and possible values.
@@ -327,8 +334,15 @@ fn make_vnic_links(nl: &mut Netlink, v: &Vnic) -> Result<()> {
     if lower.kind.as_deref() == Some("bridge") {
         let port = vnic_port_name(&v.name);
         nl.create_veth(&port, &v.name, None, Some(mac))?;
+        if let Some(vid) = v.vlan {
+            vlan_ready(nl, &v.over, vid).map_err(DatalinkError::Usage)?;
+        }
         let wired = nl
             .set_master(&port, Some(&v.over))
+            .and_then(|()| match v.vlan {
+                Some(vid) => nl.set_port_vlan(&port, vid),
+                None => Ok(()),
+            })
             .and_then(|()| nl.set_up(&port, true))
             .and_then(|()| nl.set_up(&v.name, true));
         if let Err(e) = wired {
@@ -341,18 +355,27 @@ fn make_vnic_links(nl: &mut Netlink, v: &Vnic) -> Result<()> {
     Ok(())
 }
 
-/// Why a VLAN id over `over` cannot be had: this needs 802.1q (and bridge vlan_filtering for
-/// an etherstub). Whether the kernel has 802.1q is found by making a VLAN link and removing it.
-pub fn vlan_refusal(nl: &mut Netlink, over: &str, vid: u16) -> String {
-    let probe = format!("zq{:08x}", std::process::id());
-    let kernel = match nl.create_vlan(&probe, over, vid) {
-        Ok(()) => {
-            let _ = nl.delete_link(&probe);
-            "VLAN links are not implemented yet".to_string()
+/// Make etherstub `over` VLAN-aware so a port can be put in VLAN `vid`, or say why that
+/// cannot be had: VLAN ids need an etherstub (a bridge) and a kernel with bridge VLAN
+/// filtering. Turning filtering on leaves the bridge's other ports in VLAN 1.
+pub fn vlan_ready(nl: &mut Netlink, over: &str, vid: u16) -> std::result::Result<(), String> {
+    let why = match nl.link(over) {
+        Ok(Some(l)) if l.kind.as_deref() == Some("bridge") => {
+            match nl.set_vlan_filtering(over, true) {
+                Ok(()) => return Ok(()),
+                Err(e) if bridge_vlan::is_unsupported(&e) => {
+                    format!("this kernel has no bridge VLAN filtering ({e})")
+                }
+                Err(e) => e.to_string(),
+            }
         }
-        Err(e) => format!("this kernel has no 802.1q VLAN support ({e})"),
+        Ok(Some(_)) => "VLAN ids need an etherstub as the lower link".to_string(),
+        Ok(None) => format!("link '{over}' does not exist"),
+        Err(e) => e.to_string(),
     };
-    format!("VLAN {vid} on '{over}': {kernel}; do without the VLAN id, or use a separate etherstub per VLAN")
+    Err(format!(
+        "VLAN {vid} on '{over}': {why}; do without the VLAN id, or use a separate etherstub per VLAN"
+    ))
 }
 
 /// `dladm create-vnic -l LINK [-m MAC] [-v VLAN] [-p PROPS] NAME`. Nothing is left behind
@@ -375,8 +398,9 @@ pub fn create_vnic(
     taken(&d, &mut nl, name)?;
     check_ifname(over)?;
     let lower = nl.require(over)?;
-    if let Some(vid) = vlan.filter(|v| *v != 0) {
-        return Err(DatalinkError::Usage(vlan_refusal(&mut nl, over, vid)));
+    let vlan = vlan.filter(|v| *v != 0);
+    if let Some(vid) = vlan {
+        vlan_ready(&mut nl, over, vid).map_err(DatalinkError::Usage)?;
     }
     if !props.is_empty() && lower.kind.as_deref() != Some("bridge") {
         return Err(DatalinkError::Usage(format!(
@@ -421,6 +445,7 @@ pub fn create_vnic(
         over: over.to_string(),
         mac,
         props,
+        vlan,
     };
     make_vnic(&mut nl, &v)?;
     d.vnics.push(v.clone());
@@ -547,6 +572,7 @@ mod tests {
                 over: "stub0".into(),
                 mac: "02:00:00:00:00:01".into(),
                 props: BTreeMap::new(),
+                vlan: Some(5),
             }],
         };
         save(&store, &d).unwrap();

@@ -523,8 +523,8 @@ pub fn setup_in(
         }
         ensure_stub(store, name, &mut host, &p.stub)?;
         if let Some(v) = p.vlan {
-            let why = datalinks::vlan_refusal(&mut host, &p.stub, v);
-            return Err(cfg(name, format!("anet {} vlan-id {v}: {why}", p.linkname)));
+            datalinks::vlan_ready(&mut host, &p.stub, v)
+                .map_err(|why| cfg(name, format!("anet {} vlan-id {v}: {why}", p.linkname)))?;
         }
     }
     for n in &mut nets {
@@ -613,6 +613,9 @@ fn build(
             host.set_mtu(&p.host, mtu).map_err(net(zone))?;
         }
         host.set_master(&p.host, Some(&p.stub)).map_err(net(zone))?;
+        if let Some(vid) = p.vlan {
+            host.set_port_vlan(&p.host, vid).map_err(net(zone))?;
+        }
         host_end_policy(zone, host, p)?;
         host.set_up(&p.host, true).map_err(net(zone))?;
     }
