@@ -787,13 +787,7 @@ pub fn update(store: &Store, name: &str, text: &str) -> Result<UpdateReport, Man
             c.problem(format!("$.{key}"), "unknown property");
         }
     }
-    let lock = store.lock(name)?;
-    let old = store
-        .load(name)?
-        .ok_or_else(|| zones::store::StoreError::NoSuchZone(name.to_string()))?;
-    let recorded = store
-        .state(name)?
-        .ok_or_else(|| zones::store::StoreError::NoSuchZone(name.to_string()))?;
+    let (old, lock, recorded) = admin::open(store, name)?;
     let mut zone = old.clone();
     let md = c.apply(&mut zone);
     if c.problems.is_empty() {
