@@ -37,26 +37,16 @@ impl std::ops::Deref for Host {
 impl Host {
     fn new(tag: &str) -> Host {
         let zones = ZoneHost::new("net", tag, true);
-        // The host's sequence number is the last component of its root's name.
-        let n = zones
-            .root
-            .to_string_lossy()
-            .rsplit('-')
-            .next()
-            .unwrap()
-            .to_string();
         Host {
+            tag: zones.link_name("rzt", ""),
             zones,
-            tag: format!("rzt{}{n}", std::process::id()),
             made: RefCell::new(Vec::new()),
         }
     }
 
     /// A link name for this test: `rzt<pid><n><suffix>`, within 15 bytes.
     fn link(&self, suffix: &str) -> String {
-        let name = format!("{}{suffix}", self.tag);
-        assert!(name.len() <= 15, "{name}");
-        name
+        self.zones.link_name("rzt", suffix)
     }
 
     /// Configure and install a zone with one anet `net0` on `stub`.

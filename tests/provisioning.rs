@@ -516,16 +516,7 @@ impl Host {
 
     /// A link name unique to this test host, within IFNAMSIZ.
     fn link(&self, suffix: &str) -> String {
-        let n = self
-            .root
-            .to_string_lossy()
-            .rsplit('-')
-            .next()
-            .unwrap()
-            .to_string();
-        let name = format!("rzt{}{n}{suffix}", std::process::id());
-        assert!(name.len() <= 15, "{name}");
-        name
+        self.link_name("rzt", suffix)
     }
 
     /// The value of a memory-cap file of `zone`'s cgroup (v2 memory.max or v1
