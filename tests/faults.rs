@@ -67,15 +67,7 @@ impl Fh {
                 h.image.to_str().unwrap(),
             ],
         );
-        let n = h
-            .root
-            .to_string_lossy()
-            .rsplit('-')
-            .next()
-            .unwrap()
-            .to_string();
-        let stub = format!("rzf{}{n}", std::process::id());
-        assert!(stub.len() <= 15, "{stub}");
+        let stub = h.link_name("rzf", "");
         h.ok("dladm", &["create-etherstub", &stub]);
         Fh {
             h,

@@ -37,26 +37,29 @@ impl std::ops::Deref for Host {
 impl Host {
     fn new(tag: &str) -> Host {
         let zones = ZoneHost::new("net", tag, true);
-        // The host's sequence number is the last component of its root's name.
-        let n = zones
-            .root
-            .to_string_lossy()
-            .rsplit('-')
-            .next()
-            .unwrap()
-            .to_string();
         Host {
+            tag: zones.link_name("rzt", ""),
             zones,
-            tag: format!("rzt{}{n}", std::process::id()),
             made: RefCell::new(Vec::new()),
         }
     }
 
     /// A link name for this test: `rzt<pid><n><suffix>`, within 15 bytes.
     fn link(&self, suffix: &str) -> String {
-        let name = format!("{}{suffix}", self.tag);
-        assert!(name.len() <= 15, "{name}");
-        name
+        self.zones.link_name("rzt", suffix)
+    }
+
+    /// An etherstub `<tag>s` and a VNIC `<tag>v` over it made with dladm (`create-vnic` with
+    /// the options `opts`): (etherstub, vnic).
+    fn stub_and_vnic(&self, opts: &[&str]) -> (String, String) {
+        let s = self.link("s");
+        let v = self.link("v");
+        self.ok("dladm", &["create-etherstub", &s]);
+        let mut args = vec!["create-vnic", "-l", &s];
+        args.extend_from_slice(opts);
+        args.push(&v);
+        self.ok("dladm", &args);
+        (s, v)
     }
 
     /// Configure and install a zone with one anet `net0` on `stub`.
@@ -193,10 +196,7 @@ fn halt_after_kill_9_of_the_supervisor_removes_the_links() {
         return;
     }
     let h = Host::new("kill");
-    let s = h.link("s");
-    let v = h.link("v");
-    h.ok("dladm", &["create-etherstub", &s]);
-    h.ok("dladm", &["create-vnic", "-l", &s, &v]);
+    let (s, v) = h.stub_and_vnic(&[]);
     h.zone(
         "zk",
         &s,
@@ -424,13 +424,7 @@ fn dladm_vnics_over_an_etherstub() {
         return;
     }
     let h = Host::new("vnic");
-    let s = h.link("s");
-    let v = h.link("v");
-    h.ok("dladm", &["create-etherstub", &s]);
-    h.ok(
-        "dladm",
-        &["create-vnic", "-l", &s, "-m", "2:8:20:d:3:1", &v],
-    );
+    let (s, v) = h.stub_and_vnic(&["-m", "2:8:20:d:3:1"]);
     assert_eq!(
         h.ok(
             "dladm",
@@ -693,22 +687,12 @@ fn net_resource_lends_a_dladm_vnic_and_name_files_are_written() {
         return;
     }
     let h = Host::new("lend");
-    let s = h.link("s");
-    let v = h.link("v");
-    h.ok("dladm", &["create-etherstub", &s]);
-    h.ok(
-        "dladm",
-        &[
-            "create-vnic",
-            "-l",
-            &s,
-            "-m",
-            "2:8:20:d:5:1",
-            "-p",
-            "maxbw=20M,protection=mac-nospoof",
-            &v,
-        ],
-    );
+    let (s, v) = h.stub_and_vnic(&[
+        "-m",
+        "2:8:20:d:5:1",
+        "-p",
+        "maxbw=20M,protection=mac-nospoof",
+    ]);
     h.zone("zpeer", &s, "10.213.5.2/24", "");
     h.made.borrow_mut().push("zn".into());
     h.ok(
@@ -819,22 +803,12 @@ fn dladm_link_properties_and_bad_input() {
         return;
     }
     let h = Host::new("props");
-    let s = h.link("s");
-    let v = h.link("v");
-    h.ok("dladm", &["create-etherstub", &s]);
-    h.ok(
-        "dladm",
-        &[
-            "create-vnic",
-            "-l",
-            &s,
-            "-m",
-            "2:8:20:d:6:1",
-            "-p",
-            "maxbw=10M,priority=high,protection=mac-nospoof,ip-nospoof,allowed-ips=10.213.6.1",
-            &v,
-        ],
-    );
+    let (s, v) = h.stub_and_vnic(&[
+        "-m",
+        "2:8:20:d:6:1",
+        "-p",
+        "maxbw=10M,priority=high,protection=mac-nospoof,ip-nospoof,allowed-ips=10.213.6.1",
+    ]);
     let port = datalinks::vnic_port_name(&v);
     let ifb = datalinks::vnic_ifb_name(&v);
     assert!(host_link_exists(&ifb));

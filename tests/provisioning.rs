@@ -336,8 +336,7 @@ fn provision_from_a_manifest_and_get_matches_it() {
         "max_physical_memory": 256, "cpu_cap": 150, "cpu_shares": 50, "max_lwps": 300,
         "filesystems": [{"type": "lofs", "source": data, "target": "/data", "options": ["ro"]}]
     });
-    let file = h.root.join("web.json");
-    std::fs::write(&file, manifest.to_string()).unwrap();
+    let file = h.manifest_file("web.json", &manifest);
     let f = file.to_str().unwrap();
     assert!(h
         .ok("zoneadm", &["validate", "-f", f])
@@ -417,11 +416,10 @@ fn a_provision_failing_at_boot_leaves_nothing() {
     let h = Host::new("undo", true);
     // A root without /sbin/init installs but cannot boot.
     std::fs::remove_file(h.image.join("sbin/init")).unwrap();
-    let file = h.root.join("m.json");
     let manifest = serde_json::json!({
         "zonename": "broken", "image_path": h.image, "max_physical_memory": 128
     });
-    std::fs::write(&file, manifest.to_string()).unwrap();
+    let file = h.manifest_file("m.json", &manifest);
     let out = h.cmd("zoneadm", &["provision", "-f", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -501,6 +499,21 @@ fn link_exists(name: &str) -> bool {
 }
 
 impl Host {
+    /// The manifest `doc` written to `<root>/<file>`, for `zoneadm validate/provision -f`.
+    fn manifest_file(&self, file: &str, doc: &Value) -> PathBuf {
+        let path = self.root.join(file);
+        std::fs::write(&path, doc.to_string()).unwrap();
+        path
+    }
+
+    /// A new etherstub `link(suffix)`, removed by `links` when the test ends.
+    fn etherstub(&self, links: &mut Links, suffix: &str) -> String {
+        let s = self.link(suffix);
+        links.0.push(s.clone());
+        self.ok("dladm", &["create-etherstub", &s]);
+        s
+    }
+
     /// `zoneadm ARGS` with the static mdata-get for the zones it boots.
     fn zoneadm_md(&self, args: &[&str]) -> Output {
         Command::new(bin("zoneadm"))
@@ -516,16 +529,7 @@ impl Host {
 
     /// A link name unique to this test host, within IFNAMSIZ.
     fn link(&self, suffix: &str) -> String {
-        let n = self
-            .root
-            .to_string_lossy()
-            .rsplit('-')
-            .next()
-            .unwrap()
-            .to_string();
-        let name = format!("rzt{}{n}{suffix}", std::process::id());
-        assert!(name.len() <= 15, "{name}");
-        name
+        self.link_name("rzt", suffix)
     }
 
     /// The value of a memory-cap file of `zone`'s cgroup (v2 memory.max or v1
@@ -549,10 +553,7 @@ fn provision_two_nics_with_caps_metadata_update_and_events() {
     }
     let mut links = Links(Vec::new());
     let h = Host::new("nics", true);
-    let (s1, s2) = (h.link("a"), h.link("b"));
-    links.0.extend([s1.clone(), s2.clone()]);
-    h.ok("dladm", &["create-etherstub", &s1]);
-    h.ok("dladm", &["create-etherstub", &s2]);
+    let (s1, s2) = (h.etherstub(&mut links, "a"), h.etherstub(&mut links, "b"));
     let manifest = serde_json::json!({
         "alias": "nicweb", "autoboot": true, "image_path": h.image,
         "max_physical_memory": 256, "cpu_cap": 150, "max_lwps": 300, "quota": 1,
@@ -565,8 +566,7 @@ fn provision_two_nics_with_caps_metadata_update_and_events() {
         ],
         "customer_metadata": {"role": "nicweb", "greeting": "hello zone"}
     });
-    let file = h.root.join("nicweb.json");
-    std::fs::write(&file, manifest.to_string()).unwrap();
+    let file = h.manifest_file("nicweb.json", &manifest);
     let f = file.to_str().unwrap();
     let out = h.zoneadm_md(&["provision", "-f", f]);
     assert!(out.status.success(), "provision: {out:?}");
@@ -745,17 +745,16 @@ fn a_provision_whose_nic_has_no_etherstub_leaves_nothing() {
     }
     let mut links = Links(Vec::new());
     let h = Host::new("nostub", true);
-    let (good, missing) = (h.link("g"), h.link("m"));
-    links.0.extend([good.clone(), missing.clone()]);
-    h.ok("dladm", &["create-etherstub", &good]);
+    let good = h.etherstub(&mut links, "g");
+    let missing = h.link("m");
+    links.0.push(missing.clone());
     let manifest = serde_json::json!({
         "zonename": "nicbroken", "image_path": h.image, "max_physical_memory": 128,
         "customer_metadata": {"k": "v"},
         "nics": [{"nic_tag": good, "ips": ["10.216.0.5/24"]},
                  {"nic_tag": missing, "ips": ["10.217.0.5/24"]}]
     });
-    let file = h.root.join("m.json");
-    std::fs::write(&file, manifest.to_string()).unwrap();
+    let file = h.manifest_file("m.json", &manifest);
     // Valid as a document: the etherstub is missing only when the zone boots.
     h.ok("zoneadm", &["validate", "-f", file.to_str().unwrap()]);
     let out = h.zoneadm_md(&["provision", "-f", file.to_str().unwrap()]);

@@ -110,6 +110,17 @@ impl Host {
         }
     }
 
+    /// Boot `z`, check that writing `mib` MiB in it stops at its quota, clean up and halt it.
+    fn quota_stops_writes(&self, z: &str, mib: u32) {
+        self.ok("zoneadm", &["-z", z, "boot"]);
+        let dd = format!("dd if=/dev/zero of=/root/big bs=1M count={mib} conv=fsync 2>&1; sync");
+        let out = self.cmd("zlogin", &[z, &dd]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Disk quota exceeded"), "{text}");
+        self.ok("zlogin", &[z, "rm -f /root/big; sync"]);
+        self.ok("zoneadm", &["-z", z, "halt"]);
+    }
+
     /// snapshot s1; change; snapshot s2; rollback -r s1 of the running zone (halted, booted
     /// again); list and delete.
     fn snapshots_round_trip(&self, z: &str) {
@@ -250,18 +261,7 @@ fn btrfs_zones_are_snapshots_with_a_quota() {
     assert_eq!(fs::read_dir(&fs_.mnt).unwrap().count(), zones_before);
 
     // The quota: a's exclusive data stops near 40 MiB (the qgroup limit); c has none.
-    h.ok("zoneadm", &["-z", "a", "boot"]);
-    let out = h.cmd(
-        "zlogin",
-        &[
-            "a",
-            "dd if=/dev/zero of=/root/big bs=1M count=80 conv=fsync 2>&1; sync",
-        ],
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("Disk quota exceeded"), "{text}");
-    h.ok("zlogin", &["a", "rm -f /root/big; sync"]);
-    h.ok("zoneadm", &["-z", "a", "halt"]);
+    h.quota_stops_writes("a", 80);
 
     h.snapshots_round_trip("c");
     h.ok("zoneadm", &["-z", "c", "snapshot", "kept"]);
@@ -354,18 +354,7 @@ fn zfs_zones_are_clones_with_quota_snapshots_and_move_between_hosts() {
     a.isolated_siblings("z1", "z2");
 
     // The quota is enforced.
-    a.ok("zoneadm", &["-z", "z1", "boot"]);
-    let out = a.cmd(
-        "zlogin",
-        &[
-            "z1",
-            "dd if=/dev/zero of=/root/big bs=1M count=64 2>&1; sync",
-        ],
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("Disk quota exceeded"), "{text}");
-    a.ok("zlogin", &["z1", "rm -f /root/big"]);
-    a.ok("zoneadm", &["-z", "z1", "halt"]);
+    a.quota_stops_writes("z1", 64);
 
     a.snapshots_round_trip("z2");
     // move: the clone's mountpoint follows the zonepath.

@@ -18,7 +18,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use zones::lang::{Command, Console, Flow, Session};
+use zones::lang::{Command, Flow, Quiet, Session};
 use zones::store::Store;
 
 /// A fuzz target: any bytes, no panic.
@@ -54,19 +54,6 @@ fn fresh(name: &str) -> PathBuf {
     let _ = fs::remove_dir_all(&d);
     fs::create_dir_all(&d).expect("scratch subdir");
     d
-}
-
-struct Quiet;
-
-impl Console for Quiet {
-    fn out(&mut self, _: &str) {}
-    fn err(&mut self, _: &str) {}
-    fn confirm(&mut self, _: &str) -> Option<bool> {
-        None
-    }
-    fn can_confirm(&self) -> bool {
-        false
-    }
 }
 
 /// Commands that reach outside the store: `export -f FILE` writes any path, `create -a PATH`

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use zones::store::Store;
 use zones_net::Netlink;
 
@@ -36,16 +36,7 @@ enum Cmd {
     #[command(
         after_help = "Examples:\n  dladm show-etherstub\n  dladm show-etherstub -p -o link\n  dladm show-etherstub -j"
     )]
-    ShowEtherstub {
-        #[arg(short = 'p')]
-        parsable: bool,
-        /// JSON: an array of objects with the fields in lower case.
-        #[arg(short = 'j', long = "json")]
-        json: bool,
-        #[arg(short = 'o')]
-        fields: Option<String>,
-        name: Option<String>,
-    },
+    ShowEtherstub(ShowArgs),
     /// A VNIC over LINK (an etherstub or another link).
     #[command(
         after_help = "Examples:\n  dladm create-vnic -l stub0 vnic0\n  dladm create-vnic -l stub0 -m 2:8:20:1:2:3 vnic1\n  dladm create-vnic -l stub0 -p maxbw=10M,protection=mac-nospoof vnic2"
@@ -70,16 +61,7 @@ enum Cmd {
     #[command(
         after_help = "Examples:\n  dladm show-vnic\n  dladm show-vnic -p -o link,over\n  dladm show-vnic -j vnic0"
     )]
-    ShowVnic {
-        #[arg(short = 'p')]
-        parsable: bool,
-        /// JSON: an array of objects with the fields in lower case.
-        #[arg(short = 'j', long = "json")]
-        json: bool,
-        #[arg(short = 'o')]
-        fields: Option<String>,
-        name: Option<String>,
-    },
+    ShowVnic(ShowArgs),
     /// Set link properties of a VNIC: -p maxbw=10M,protection=mac-nospoof,...
     #[command(
         after_help = "Examples:\n  dladm set-linkprop -p maxbw=100M vnic0\n  dladm set-linkprop -p protection=mac-nospoof,ip-nospoof,allowed-ips=10.0.0.5 vnic0"
@@ -118,15 +100,7 @@ enum Cmd {
     #[command(
         after_help = "Examples:\n  dladm show-link\n  dladm show-link -p -o link,class,state\n  dladm show-link -j"
     )]
-    ShowLink {
-        #[arg(short = 'p')]
-        parsable: bool,
-        #[arg(short = 'j', long = "json")]
-        json: bool,
-        #[arg(short = 'o')]
-        fields: Option<String>,
-        name: Option<String>,
-    },
+    ShowLink(ShowArgs),
     /// Make again every recorded etherstub and VNIC that is missing (after a host reboot).
     #[command(after_help = "Examples:\n  dladm up")]
     Up,
@@ -260,19 +234,13 @@ fn run(cli: Cli) -> Result<(), String> {
             props,
             link,
         } => show_linkprop(&store, Output::new(parsable, json, fields), props, link),
-        Cmd::ShowLink {
-            parsable,
-            json,
-            fields,
-            name,
-        } => show_link(&store, Output::new(parsable, json, fields), name),
+        Cmd::ShowLink(a) => {
+            let (out, name) = a.split();
+            show_link(&store, out, name)
+        }
         Cmd::DeleteVnic { name } => datalinks::delete_vnic(&store, &name).map_err(e),
-        Cmd::ShowEtherstub {
-            parsable,
-            json,
-            fields,
-            name,
-        } => {
+        Cmd::ShowEtherstub(a) => {
+            let (out, name) = a.split();
             let d = datalinks::load(&store).map_err(e)?;
             if let Some(n) = &name {
                 if !d.etherstubs.contains(n) {
@@ -285,17 +253,10 @@ fn run(cli: Cli) -> Result<(), String> {
                 .filter(|s| name.as_ref().is_none_or(|n| n == *s))
                 .map(|s| vec![s.clone()])
                 .collect();
-            if json {
-                return print_json(&["LINK"], &rows);
-            }
-            print_table(&["LINK"], fields.as_deref(), parsable, &rows)
+            out.print(&["LINK"], &rows)
         }
-        Cmd::ShowVnic {
-            parsable,
-            json,
-            fields,
-            name,
-        } => {
+        Cmd::ShowVnic(a) => {
+            let (out, name) = a.split();
             let d = datalinks::load(&store).map_err(e)?;
             if let Some(n) = &name {
                 if !d.vnics.iter().any(|v| &v.name == n) {
@@ -316,15 +277,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     ]
                 })
                 .collect();
-            if json {
-                return print_json(&["LINK", "OVER", "MACADDRESS", "STATE"], &rows);
-            }
-            print_table(
-                &["LINK", "OVER", "MACADDRESS", "STATE"],
-                fields.as_deref(),
-                parsable,
-                &rows,
-            )
+            out.print(&["LINK", "OVER", "MACADDRESS", "STATE"], &rows)
         }
         Cmd::Up => {
             for l in datalinks::restore(&store).map_err(e)? {
@@ -336,6 +289,29 @@ fn run(cli: Cli) -> Result<(), String> {
 }
 
 /// How a show command prints its rows: a table, `:`-joined (parsable) or JSON.
+/// The options of show-etherstub, show-vnic and show-link: the output form and one link.
+#[derive(Args, Debug)]
+struct ShowArgs {
+    #[arg(short = 'p')]
+    parsable: bool,
+    /// JSON: an array of objects with the fields in lower case.
+    #[arg(short = 'j', long = "json")]
+    json: bool,
+    #[arg(short = 'o')]
+    fields: Option<String>,
+    name: Option<String>,
+}
+
+impl ShowArgs {
+    /// How to print, and the link to show (all when `None`).
+    fn split(self) -> (Output, Option<String>) {
+        (
+            Output::new(self.parsable, self.json, self.fields),
+            self.name,
+        )
+    }
+}
+
 struct Output {
     parsable: bool,
     json: bool,

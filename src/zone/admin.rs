@@ -48,8 +48,12 @@ fn zerr(zone: &str, msg: impl std::fmt::Display) -> AdminError {
 /// How long zoneadm waits for a supervisor to finish a halt or reboot.
 const CONTROL_WAIT: Duration = Duration::from_secs(60);
 
-/// Load a configured zone with its lock and state.
-fn open(store: &Store, name: &str) -> Result<(Zone, ZoneLock, ZoneState)> {
+/// Load a configured zone with its lock and state (also for `zoneadm update`, hence the
+/// store's own error).
+pub(super) fn open(
+    store: &Store,
+    name: &str,
+) -> std::result::Result<(Zone, ZoneLock, ZoneState), zones::store::StoreError> {
     let lock = store.lock(name)?;
     let zone = store
         .load(name)?

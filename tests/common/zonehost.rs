@@ -21,6 +21,8 @@ pub struct ZoneHost {
     /// A busybox rootfs with an inittab, to install zones from (when asked for).
     pub image: PathBuf,
     pub cgroup_parent: String,
+    /// This host's number within the test process (the last component of `root`'s name).
+    pub seq: usize,
 }
 
 impl ZoneHost {
@@ -46,7 +48,16 @@ impl ZoneHost {
             root,
             image,
             cgroup_parent: format!("{}/{kind}-{tag}-{n}", super::cgroup_prefix()),
+            seq: n,
         }
+    }
+
+    /// A host link name unique to this host: `<prefix><pid><seq><suffix>`, checked to fit
+    /// IFNAMSIZ (15 bytes).
+    pub fn link_name(&self, prefix: &str, suffix: &str) -> String {
+        let name = format!("{prefix}{}{}{suffix}", std::process::id(), self.seq);
+        assert!(name.len() <= 15, "{name}");
+        name
     }
 
     /// Run `prog -R ROOT args...` with `input` (or nothing) on stdin.

@@ -100,28 +100,42 @@ pub fn write_oci_layout_with(
             "size": blob.len(),
         }));
     }
-    let config = serde_json::to_vec(&config_json(cfg, &diffs)).expect("json");
-    let cd = put_blob(out, &config)?;
+    finish_layout(out, cfg, &diffs, descs, name, "latest")
+}
+
+/// Write the config, manifest, `index.json` and `oci-layout` of an OCI layout whose layer
+/// blobs (`layers`, their descriptors; `diffs`, their diff ids) are already in `layout`.
+/// The index names the image `name` with the ref name `ref_name`. Returns the manifest digest.
+fn finish_layout(
+    layout: &Path,
+    cfg: &ImageConfig,
+    diffs: &[Digest],
+    layers: Vec<serde_json::Value>,
+    name: &str,
+    ref_name: &str,
+) -> Result<Digest, ImageError> {
+    let config = serde_json::to_vec(&config_json(cfg, diffs)).expect("json");
+    let cd = put_blob(layout, &config)?;
     let manifest = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd.to_string(), "size": config.len()},
-        "layers": descs,
+        "layers": layers,
     }))
     .expect("json");
-    let md = put_blob(out, &manifest)?;
+    let md = put_blob(layout, &manifest)?;
     let index = json!({
         "schemaVersion": 2,
         "manifests": [{
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "digest": md.to_string(),
             "size": manifest.len(),
-            "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": "latest"},
+            "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": ref_name},
         }],
     });
-    let p = out.join("index.json");
+    let p = layout.join("index.json");
     fs::write(&p, serde_json::to_vec(&index).expect("json")).map_err(io_err(&p))?;
-    let p = out.join("oci-layout");
+    let p = layout.join("oci-layout");
     fs::write(&p, br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io_err(&p))?;
     Ok(md)
 }
@@ -325,29 +339,8 @@ pub fn write_oci_archive(
     let layer_path = blobs.join(digest.hex());
     fs::rename(&layer_tmp, &layer_path).map_err(io_err(&layer_path))?;
 
-    let config = serde_json::to_vec(&config_json(cfg, &[diff_id])).expect("json");
-    let cd = put_blob(&layout, &config)?;
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd.to_string(), "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest.to_string(), "size": size}],
-    }))
-    .expect("json");
-    let md = put_blob(&layout, &manifest)?;
-    let index = json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": md.to_string(),
-            "size": manifest.len(),
-            "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": name},
-        }],
-    });
-    let p = layout.join("index.json");
-    fs::write(&p, serde_json::to_vec(&index).expect("json")).map_err(io_err(&p))?;
-    let p = layout.join("oci-layout");
-    fs::write(&p, br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io_err(&p))?;
+    let layer = json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest.to_string(), "size": size});
+    let md = finish_layout(&layout, cfg, &[diff_id], vec![layer], name, name)?;
     let archive = tmp.join("archive.tar");
     tar_dir(&layout, &archive)?;
     fs::rename(&archive, out).map_err(io_err(out))?;

@@ -322,12 +322,7 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| Digest::parse(v).ok());
         let what = format!("manifest {}@{reference}", self.reference.repo);
-        let data = resp
-            .body_mut()
-            .with_config()
-            .limit(JSON_LIMIT)
-            .read_to_vec()
-            .map_err(|e| self.err(&what, e.to_string()))?;
+        let data = read_small(resp.body_mut()).map_err(|e| self.err(&what, e))?;
         let digest = Digest::of_bytes(&data);
         // Asked by digest: that one. By tag: the one the registry announces, if it does.
         if let Some(want) = Digest::parse(reference).ok().or(announced) {
@@ -419,12 +414,7 @@ impl Client {
         let want = Digest::parse(digest)?;
         let what = format!("config {want}");
         let mut resp = self.get(&format!("blobs/{want}"), "*/*")?;
-        let data = resp
-            .body_mut()
-            .with_config()
-            .limit(JSON_LIMIT)
-            .read_to_vec()
-            .map_err(|e| self.err(&what, e.to_string()))?;
+        let data = read_small(resp.body_mut()).map_err(|e| self.err(&what, e))?;
         let got = Digest::of_bytes(&data);
         if got != want {
             return Err(ImageError::DigestMismatch {
@@ -454,12 +444,16 @@ fn error_detail(body: &mut ureq::Body) -> String {
         .unwrap_or_default()
 }
 
-fn read_json(body: &mut ureq::Body) -> Result<Value, String> {
-    let data = body
-        .with_config()
+/// The bytes of a JSON document's body (a manifest, a config, an error), at most JSON_LIMIT.
+fn read_small(body: &mut ureq::Body) -> Result<Vec<u8>, String> {
+    body.with_config()
         .limit(JSON_LIMIT)
         .read_to_vec()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+}
+
+fn read_json(body: &mut ureq::Body) -> Result<Value, String> {
+    let data = read_small(body)?;
     serde_json::from_slice(&data).map_err(|e| format!("not valid JSON: {e}"))
 }
 

@@ -86,20 +86,9 @@ fn check_known_keys(raw: &Json, known: &Json, path: &str) -> Result<(), LangErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lang::Quiet;
     use crate::store::tests::TempRoot;
     use crate::store::Store;
-
-    struct Quiet;
-    impl Console for Quiet {
-        fn out(&mut self, _: &str) {}
-        fn err(&mut self, _: &str) {}
-        fn confirm(&mut self, _: &str) -> Option<bool> {
-            None
-        }
-        fn can_confirm(&self) -> bool {
-            false
-        }
-    }
 
     fn configure(store: &Store, name: &str, script: &str) {
         let mut s = Session::open(store, name).unwrap();

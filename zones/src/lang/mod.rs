@@ -89,6 +89,21 @@ pub trait Console {
     fn can_confirm(&self) -> bool;
 }
 
+/// A console that discards all output and cannot ask questions: for callers with nobody
+/// to talk to (tests, the fuzz driver).
+pub struct Quiet;
+
+impl Console for Quiet {
+    fn out(&mut self, _: &str) {}
+    fn err(&mut self, _: &str) {}
+    fn confirm(&mut self, _: &str) -> Option<bool> {
+        None
+    }
+    fn can_confirm(&self) -> bool {
+        false
+    }
+}
+
 /// The `help` text, for all commands or one.
 pub fn help(topic: Option<&str>) -> String {
     const USAGE: [(&str, &str); 16] = [

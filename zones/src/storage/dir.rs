@@ -10,6 +10,21 @@ use super::{
 
 pub struct Dir;
 
+/// Copy the tree `from` into the new directory `to`; on failure `to` is removed again, so
+/// a failed snapshot or rollback leaves no half copy behind.
+fn copy_fresh(from: &Path, to: &Path) -> Result<(), StorageError> {
+    let made = fs::create_dir(to)
+        .map_err(|e| StorageError::Io {
+            path: to.to_path_buf(),
+            source: e,
+        })
+        .and_then(|()| copy_tree(from, to));
+    if made.is_err() {
+        let _ = remove_tree(to);
+    }
+    made
+}
+
 fn copy_into_root(from: &Path, zonepath: &Path) -> Result<(), StorageError> {
     let root = zonepath.join("root");
     fs::create_dir_all(&root).map_err(|e| StorageError::Io {
@@ -57,32 +72,14 @@ impl Backend for Dir {
     fn snapshot(&self, zonepath: &Path, _rec: &Record, name: &str) -> Result<(), StorageError> {
         snapdir::prepare(zonepath)?;
         let to = snapdir::path(zonepath, name);
-        let made = fs::create_dir(&to)
-            .map_err(|e| StorageError::Io {
-                path: to.clone(),
-                source: e,
-            })
-            .and_then(|()| copy_tree(&zonepath.join("root"), &to));
-        if let Err(e) = made {
-            let _ = remove_tree(&to);
-            return Err(e);
-        }
+        copy_fresh(&zonepath.join("root"), &to)?;
         snapdir::add(zonepath, name)
     }
 
     fn rollback(&self, zonepath: &Path, _rec: &Record, name: &str) -> Result<(), StorageError> {
         let fresh = zonepath.join("root.rollback");
         remove_tree(&fresh)?;
-        let made = fs::create_dir(&fresh)
-            .map_err(|e| StorageError::Io {
-                path: fresh.clone(),
-                source: e,
-            })
-            .and_then(|()| copy_tree(&snapdir::path(zonepath, name), &fresh));
-        if let Err(e) = made {
-            let _ = remove_tree(&fresh);
-            return Err(e);
-        }
+        copy_fresh(&snapdir::path(zonepath, name), &fresh)?;
         let root = zonepath.join("root");
         remove_tree(&root)?;
         fs::rename(&fresh, &root).map_err(|e| StorageError::Io {
