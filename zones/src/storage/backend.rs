@@ -156,14 +156,27 @@ pub trait Backend {
     fn snapshot(&self, zonepath: &Path, rec: &Record, name: &str) -> Result<(), StorageError>;
     /// Put the zone's root back to the snapshot `name` (halted zone).
     fn rollback(&self, zonepath: &Path, rec: &Record, name: &str) -> Result<(), StorageError>;
-    /// The zone's snapshots, oldest first.
-    fn snapshots(&self, zonepath: &Path, rec: &Record) -> Result<Vec<Snapshot>, StorageError>;
+    /// The zone's snapshots, oldest first. By default those kept under
+    /// `<zonepath>/snapshots/` (see `snapdir`); zfs lists its own.
+    fn snapshots(&self, zonepath: &Path, _rec: &Record) -> Result<Vec<Snapshot>, StorageError> {
+        super::snapdir::list(zonepath)
+    }
+    /// Remove the snapshot `name`. By default: its tree under `<zonepath>/snapshots/`,
+    /// removed with [`Backend::remove_snapshot_tree`], then its entry.
     fn delete_snapshot(
         &self,
         zonepath: &Path,
-        rec: &Record,
+        _rec: &Record,
         name: &str,
-    ) -> Result<(), StorageError>;
+    ) -> Result<(), StorageError> {
+        self.remove_snapshot_tree(&super::snapdir::path(zonepath, name))?;
+        super::snapdir::remove(zonepath, name)
+    }
+    /// Removes one snapshot's tree kept under `<zonepath>/snapshots/` (a plain copy by
+    /// default; btrfs deletes a subvolume).
+    fn remove_snapshot_tree(&self, path: &Path) -> Result<(), StorageError> {
+        super::remove_tree(path)
+    }
     /// `zoneadm detach`: leave at the zonepath what another host needs to attach the zone.
     fn detach(&self, _zonepath: &Path, _rec: &Record) -> Result<(), StorageError> {
         Ok(())

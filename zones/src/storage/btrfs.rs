@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::btrfs_ioctl as ioc;
-use super::{copy_tree, snapdir, Backend, ImageRef, Kind, Record, Snapshot, StorageError};
+use super::{copy_tree, snapdir, Backend, ImageRef, Kind, Record, StorageError};
 
 pub struct Btrfs {
     pub base: Option<PathBuf>,
@@ -210,18 +210,9 @@ impl Backend for Btrfs {
         fs::rename(&fresh, &root).map_err(|e| err(&root, "rename", e))
     }
 
-    fn snapshots(&self, zonepath: &Path, _rec: &Record) -> Result<Vec<Snapshot>, StorageError> {
-        snapdir::list(zonepath)
-    }
-
-    fn delete_snapshot(
-        &self,
-        zonepath: &Path,
-        _rec: &Record,
-        name: &str,
-    ) -> Result<(), StorageError> {
-        remove_root(&snapdir::path(zonepath, name))?;
-        snapdir::remove(zonepath, name)
+    /// A btrfs snapshot is a read-only subvolume: deleted as one.
+    fn remove_snapshot_tree(&self, path: &Path) -> Result<(), StorageError> {
+        remove_root(path)
     }
 
     fn attach(&self, zonepath: &Path, rec: &Record, _zone: &str) -> Result<Record, StorageError> {

@@ -4,9 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use super::{
-    copy_tree, remove_tree, snapdir, Backend, ImageRef, Kind, Record, Snapshot, StorageError,
-};
+use super::{copy_tree, remove_tree, snapdir, Backend, ImageRef, Kind, Record, StorageError};
 
 pub struct Dir;
 
@@ -86,20 +84,6 @@ impl Backend for Dir {
             path: root.clone(),
             source: e,
         })
-    }
-
-    fn snapshots(&self, zonepath: &Path, _rec: &Record) -> Result<Vec<Snapshot>, StorageError> {
-        snapdir::list(zonepath)
-    }
-
-    fn delete_snapshot(
-        &self,
-        zonepath: &Path,
-        _rec: &Record,
-        name: &str,
-    ) -> Result<(), StorageError> {
-        remove_tree(&snapdir::path(zonepath, name))?;
-        snapdir::remove(zonepath, name)
     }
 
     fn attach(&self, _zonepath: &Path, rec: &Record, _zone: &str) -> Result<Record, StorageError> {

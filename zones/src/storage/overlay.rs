@@ -8,9 +8,7 @@ use std::path::Path;
 
 use nix::mount::{umount2, MntFlags, MsFlags};
 
-use super::{
-    is_mount_point, remove_tree, snapdir, Backend, ImageRef, Kind, Record, Snapshot, StorageError,
-};
+use super::{is_mount_point, remove_tree, snapdir, Backend, ImageRef, Kind, Record, StorageError};
 
 pub struct Overlay;
 
@@ -166,20 +164,6 @@ impl Backend for Overlay {
         // The work dir belongs to the old upper.
         remove_tree(&zonepath.join("work"))?;
         mkdirs(zonepath)
-    }
-
-    fn snapshots(&self, zonepath: &Path, _rec: &Record) -> Result<Vec<Snapshot>, StorageError> {
-        snapdir::list(zonepath)
-    }
-
-    fn delete_snapshot(
-        &self,
-        zonepath: &Path,
-        _rec: &Record,
-        name: &str,
-    ) -> Result<(), StorageError> {
-        remove_tree(&snapdir::path(zonepath, name))?;
-        snapdir::remove(zonepath, name)
     }
 
     fn attach(&self, _zonepath: &Path, rec: &Record, _zone: &str) -> Result<Record, StorageError> {
