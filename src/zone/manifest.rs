@@ -1073,35 +1073,31 @@ mod tests {
     fn the_schema_matches_the_validator() {
         let schema: Json =
             serde_json::from_str(include_str!("../../docs/manifest.schema.json")).unwrap();
+        // The property names of a schema object, sorted; and a key list, sorted.
+        fn keys_of(obj: &Json) -> Vec<&str> {
+            let mut keys: Vec<&str> = obj
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            keys.sort_unstable();
+            keys
+        }
+        fn sorted<'a>(keys: &[&'a str]) -> Vec<&'a str> {
+            let mut keys = keys.to_vec();
+            keys.sort_unstable();
+            keys
+        }
         assert_eq!(schema["additionalProperties"], false);
-        let mut props: Vec<&str> = schema["properties"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        props.sort_unstable();
-        let mut code: Vec<&str> = KNOWN.to_vec();
-        code.sort_unstable();
-        assert_eq!(props, code);
+        assert_eq!(keys_of(&schema["properties"]), sorted(&KNOWN));
         let nic = &schema["properties"]["nics"]["items"];
         assert_eq!(nic["additionalProperties"], false);
-        let mut nic_props: Vec<&str> = nic["properties"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        nic_props.sort_unstable();
-        let mut code: Vec<&str> = NIC_KEYS.to_vec();
-        code.sort_unstable();
-        assert_eq!(nic_props, code);
-        let fs = schema["properties"]["filesystems"]["items"]["properties"]
-            .as_object()
-            .unwrap();
-        let mut fs: Vec<&str> = fs.keys().map(String::as_str).collect();
-        fs.sort_unstable();
-        assert_eq!(fs, ["options", "raw", "source", "target", "type"]);
+        assert_eq!(keys_of(&nic["properties"]), sorted(&NIC_KEYS));
+        assert_eq!(
+            keys_of(&schema["properties"]["filesystems"]["items"]["properties"]),
+            ["options", "raw", "source", "target", "type"]
+        );
         let (_r, store) = root("schema");
         for example in schema["examples"].as_array().unwrap() {
             validate(&store, &example.to_string()).unwrap();
