@@ -209,6 +209,37 @@ def svg(rows, path):
         f.write("\n".join(out))
 
 
+def load_guest(d):
+    """The guest run's raw results (bench/run.sh --guest), or None."""
+    if not d or not os.path.exists(os.path.join(d, "latest.json")):
+        return None
+    with open(os.path.join(d, "latest.json")) as f:
+        g = json.load(f)
+    g["mtime"] = time.strftime("%Y-%m-%d %H:%M UTC",
+                               time.gmtime(os.path.getmtime(os.path.join(d, "latest.json"))))
+    return g
+
+
+def guest_section(g):
+    """The runtime table of the cgroup-v2 guest, where crun runs too."""
+    lines = [f"## Runtimes in {g['where']}", "",
+             f"Kernel {g['kernel']}, {g['runs']} runs per figure, peers alternated (run of "
+             f"{g['mtime']}; details in [guest/latest.md](guest/latest.md)). Under TCG every "
+             "instruction is emulated, so absolute times are tens of times the host's: compare "
+             "ratios.", "",
+             "| benchmark | runz | runc | crun |", "|---|---|---|---|",
+             ratio_row("run /bin/true", g["run"], g["run_failed"])]
+    for step in ("create", "start", "delete"):
+        lines.append(ratio_row(f"{step} (-f)" if step == "delete" else step, g["steps"][step],
+                               g["steps_failed"]))
+    lines.append(ratio_row("exec /bin/true", g["exec"], g["exec_failed"]))
+    rss = g["rss"]
+    lines.append("| peak RSS of `run` (time -v) | " + " | ".join(
+        f"{statistics.median(rss[n]) / 1024:.1f} MiB ({min(rss[n]) / 1024:.1f}–{max(rss[n]) / 1024:.1f})"
+        if n in rss else "n/a" for n in ("runz", "runc", "crun")) + " |")
+    return lines + [""]
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--runz", required=True)
@@ -220,6 +251,9 @@ def main():
     p.add_argument("--zones", type=int, default=100)
     p.add_argument("--where", default="this host (hybrid cgroup v1)",
                    help="where the runtimes ran, for the results' heading")
+    p.add_argument("--guest-results",
+                   help="a directory with the cgroup-v2 guest's latest.json (bench/run.sh "
+                        "--guest): its crun comparison is quoted and checked against the targets")
     a = p.parse_args()
     shutil.rmtree(BASE, ignore_errors=True)
     os.makedirs(a.out, exist_ok=True)
@@ -258,16 +292,33 @@ def main():
     lines.append("| stripped binary | " + " | ".join(
         f"{sizes[n] / 2**20:.2f} MiB" if n in sizes else "n/a" for n in ("runz", "runc", "crun")) + " |")
     crun_note = ("crun 1.8 refuses this host's hybrid cgroups (the unified mount has a controller); "
-                 "`bench/run.sh --guest` compares with crun in the cgroup-v2 guest."
+                 "the cgroup-v2 guest below compares with crun."
                  if "crun" in run_failed else "")
     lines += ["", crun_note, ""]
+    guest = load_guest(a.guest_results)
+    if guest:
+        lines += guest_section(guest)
     lines += zones_bench.table(zones, fmt)
-    lines += [""] + targets.section(run_res, steps, rss, sizes, zones, phase_rows)
+    storage = None
+    if os.path.exists(os.path.join(a.out, "storage.json")):
+        with open(os.path.join(a.out, "storage.json")) as f:
+            storage = json.load(f)
+    lines += [""] + targets.section(run_res, steps, rss, sizes, zones, phase_rows, guest,
+                                    storage)
     lines += ["", "Where `runz run` spends its time: [profile.md](profile.md) "
               "(phases, syscalls, perf).", ""]
     md = os.path.join(a.out, "latest.md")
     with open(md, "w") as f:
         f.write("\n".join(lines))
+    # The raw samples, for the host's results to quote the guest's (crun) comparison.
+    raw = {"where": a.where, "runs": a.runs, "kernel": os.uname().release,
+           "run": run_res, "run_failed": run_failed, "steps": steps,
+           "steps_failed": steps_failed, "exec": exec_res, "exec_failed": exec_failed,
+           "rss": rss, "sizes": sizes, "zones": zones}
+    tmp = os.path.join(a.out, "latest.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(raw, f, indent=1)
+    os.rename(tmp, os.path.join(a.out, "latest.json"))
     rows = []
     for label, res, failed in (("run /bin/true", run_res, run_failed),
                                ("create", steps["create"], steps_failed),

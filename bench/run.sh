@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh: install the peers (runc, crun), hyperfine's friends (time, strace), build the
 # release binaries and run bench/bench.py. Results: bench/results/latest.md and latest.svg.
-# `bench/run.sh --guest [ARGS]` runs them in the cgroup-v2 qemu guest instead (see below).
-# Then bench/storage.py (zone install time and disk use per storage backend):
+# Also in the cgroup-v2 qemu guest, where crun runs (see below).
+# And bench/storage.py (zone install time and disk use per storage backend):
 # bench/results/storage.md. `run.sh --storage` runs only the storage part.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -30,17 +30,29 @@ if [ "${1:-}" = "--storage" ]; then
     storage
     exit 0
 fi
-# --guest: the same benchmarks inside the pure cgroup-v2 qemu guest of integration/vm (TCG, so
-# absolute times are several times the host's; the ratios are what counts), where crun 1.8
-# runs too. Fewer runs and zones by default; later arguments override them. Results:
-# bench/results/guest/latest.md and latest.svg.
-if [ "${1:-}" = "--guest" ]; then
-    shift
-    args=(--runz "$bin/runz" --zoneadm "$bin/zoneadm" --zonecfg "$bin/zonecfg" --zlogin "$bin/zlogin"
-        --runs 5 --zones 10 --where "the cgroup-v2 guest (qemu TCG, Debian kernel)" "$@")
+# The same benchmarks inside the pure cgroup-v2 qemu guest of integration/vm (TCG, so absolute
+# times are tens of times the host's; the ratios are what counts), where crun 1.8 runs too.
+# Fewer zones there; later arguments override. Results: bench/results/guest/latest.{md,json,svg}.
+guest() {
+    local args=(--runz "$bin/runz" --zoneadm "$bin/zoneadm" --zonecfg "$bin/zonecfg"
+        --zlogin "$bin/zlogin" --runs 20 --zones 10
+        --where "the cgroup-v2 guest (qemu TCG, Debian kernel)" "$@")
+    local cmd
     cmd="python3 $(printf '%q' "$here/bench.py") $(printf '%q ' "${args[@]}") --out \"\$RUNZ_VM_EXPORT\""
-    exec "$repo/integration/vm/run.sh" --timeout 3000 --export "$here/results/guest" --cmd "$cmd"
-fi
-python3 "$here/bench.py" --runz "$bin/runz" --zoneadm "$bin/zoneadm" --zonecfg "$bin/zonecfg" \
-    --zlogin "$bin/zlogin" --out "$here/results" "$@"
+    "$repo/integration/vm/run.sh" --timeout 3000 --export "$here/results/guest" --cmd "$cmd"
+}
+# `run.sh --guest [ARGS]`: only the guest. `run.sh --no-guest [ARGS]`: only this host (the
+# results then quote the guest's last run, if any). Otherwise the guest first, then this host
+# (whose results quote the guest's crun comparison and the storage verdicts).
+case "${1:-}" in
+--guest)
+    shift
+    guest "$@"
+    exit 0
+    ;;
+--no-guest) shift ;;
+*) guest "$@" ;;
+esac
 storage
+python3 "$here/bench.py" --runz "$bin/runz" --zoneadm "$bin/zoneadm" --zonecfg "$bin/zonecfg" \
+    --zlogin "$bin/zlogin" --out "$here/results" --guest-results "$here/results/guest" "$@"

@@ -36,8 +36,9 @@ use super::{engine, free_zoneid, metadata, network, ZoneInfo, ZonePaths};
 const RING: usize = 64 * 1024;
 /// How long a halt waits for the zone's processes to die after SIGKILL.
 const HALT_WAIT: Duration = Duration::from_secs(10);
-/// How long (ms) the event loop must be idle after a (re)boot before zoneadmd sheds its setup
-/// memory: by then the zone's first console output has been pumped.
+/// How long (ms) the event loop must be idle after a (re)boot, or after any burst of events,
+/// before zoneadmd sheds the memory they touched: by then the zone's first console output
+/// has been pumped.
 const IDLE_SHED: u16 = 50;
 
 /// What the supervisor does first.
@@ -421,6 +422,8 @@ impl Supervisor {
             .map_err(|e| e.to_string())?;
         // An init that died before the mask was set is reaped here.
         self.reap()?;
+        // Set when the loop has been idle for IDLE_SHED ms: the next poll sheds first.
+        let mut shed_now = false;
         while !self.done {
             let deadline = match (self.deadline, self.metadata.deadline()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -435,10 +438,14 @@ impl Supervisor {
                 }
                 None => PollTimeout::NONE,
             };
-            let ready = self.poll_once(&sigfd, timeout)?;
-            if self.shed_pending && ready.idle() {
+            let ready = self.poll_once(&sigfd, timeout, shed_now)?;
+            shed_now = false;
+            if !ready.idle() {
+                // Whatever this wakeup runs faults code back in: shed again once it is quiet.
+                self.shed_pending = self.started;
+            } else if self.shed_pending && deadline.is_none() {
                 self.shed_pending = false;
-                super::shed::shed();
+                shed_now = true;
             }
             if ready.signal {
                 while let Ok(Some(info)) = sigfd.read_signal() {
@@ -475,7 +482,14 @@ impl Supervisor {
         Ok(())
     }
 
-    fn poll_once(&self, sigfd: &SignalFd, timeout: PollTimeout) -> Result<Ready, String> {
+    /// Wait for the next event; with `shed`, give back memory (see `zone::shed`) right before
+    /// blocking, so that only the few pages between the two stay resident while idle.
+    fn poll_once(
+        &self,
+        sigfd: &SignalFd,
+        timeout: PollTimeout,
+        shed: bool,
+    ) -> Result<Ready, String> {
         let mut fds = vec![
             PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
             PollFd::new(self.control.as_fd(), PollFlags::POLLIN),
@@ -493,6 +507,9 @@ impl Supervisor {
         let first_client = fds.len();
         for c in &self.clients {
             fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
+        }
+        if shed {
+            super::shed::shed();
         }
         match poll(&mut fds, timeout) {
             Ok(_) | Err(nix::Error::EINTR) => {}
@@ -820,7 +837,9 @@ struct Ready {
 impl Ready {
     /// Nothing happened: the poll timed out.
     fn idle(&self) -> bool {
-        !(self.signal || self.control || self.console || self.master) && self.clients.is_empty()
+        !(self.signal || self.control || self.console || self.master)
+            && self.clients.is_empty()
+            && !self.metadata.contains(&true)
     }
 }
 
