@@ -251,6 +251,9 @@ def main():
     p.add_argument("--zones", type=int, default=100)
     p.add_argument("--where", default="this host (hybrid cgroup v1)",
                    help="where the runtimes ran, for the results' heading")
+    p.add_argument("--zone-ext4", action="store_true",
+                   help="keep the zones on a loop-mounted ext4 (the guest's root cannot be "
+                        "id-mapped)")
     p.add_argument("--guest-results",
                    help="a directory with the cgroup-v2 guest's latest.json (bench/run.sh "
                         "--guest): its crun comparison is quoted and checked against the targets")

@@ -29,6 +29,13 @@ const MARKER: &str = "idshift";
 pub enum ShiftError {
     #[error("{}: {source}", .path.display())]
     Io { path: PathBuf, source: io::Error },
+    #[error(
+        "id-mapped mount of {}: its filesystem ({fstype}) cannot be id-mapped on this kernel: \
+         keep the zone store on ext4, xfs or btrfs (tmpfs from Linux 6.3), or give the zone \
+         no user namespace (zonecfg: set userns=false)",
+        .path.display()
+    )]
+    Unsupported { path: PathBuf, fstype: String },
     #[error("id-mapped mount of {}: {what}: {errno}", .path.display())]
     Sys {
         path: PathBuf,
@@ -163,8 +170,66 @@ pub fn idmapped_clone(src: &Path, base: u32) -> Result<OwnedFd, ShiftError> {
             std::mem::size_of::<MountAttr>(),
         )
     };
-    Errno::result(r).map_err(sys("mount_setattr(MOUNT_ATTR_IDMAP)"))?;
-    Ok(tree)
+    match Errno::result(r) {
+        Ok(_) => Ok(tree),
+        // EINVAL for a well-formed request: the filesystem has no FS_ALLOW_IDMAP.
+        Err(Errno::EINVAL) => Err(ShiftError::Unsupported {
+            path: src.to_path_buf(),
+            fstype: fs_type(src),
+        }),
+        Err(e) => Err(sys("mount_setattr(MOUNT_ATTR_IDMAP)")(e)),
+    }
+}
+
+/// Attach a detached mount tree (from [`idmapped_clone`]) at the directory `at`.
+pub fn attach(tree: &OwnedFd, at: &Path) -> Result<(), ShiftError> {
+    const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
+    let c =
+        std::ffi::CString::new(at.as_os_str().as_encoded_bytes()).map_err(|_| ShiftError::Sys {
+            path: at.to_path_buf(),
+            what: "path",
+            errno: Errno::EINVAL,
+        })?;
+    // SAFETY: move_mount reads two NUL-terminated paths; `tree` is a live mount descriptor.
+    let r = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            nix::libc::AT_FDCWD,
+            c.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    Errno::result(r).map(drop).map_err(|errno| ShiftError::Sys {
+        path: at.to_path_buf(),
+        what: "move_mount",
+        errno,
+    })
+}
+
+/// The name of the filesystem type holding `path` (from its statfs magic), for messages.
+fn fs_type(path: &Path) -> String {
+    use nix::sys::statfs::{self, FsType};
+    let Ok(st) = statfs::statfs(path) else {
+        return "unknown".into();
+    };
+    let t = st.filesystem_type();
+    let known: [(FsType, &str); 8] = [
+        (statfs::TMPFS_MAGIC, "tmpfs"),
+        (statfs::OVERLAYFS_SUPER_MAGIC, "overlayfs"),
+        (statfs::EXT4_SUPER_MAGIC, "ext4"),
+        (statfs::XFS_SUPER_MAGIC, "xfs"),
+        (statfs::BTRFS_SUPER_MAGIC, "btrfs"),
+        (statfs::NFS_SUPER_MAGIC, "nfs"),
+        (statfs::FUSE_SUPER_MAGIC, "fuse"),
+        (FsType(0x0102_1997), "9p"),
+    ];
+    known
+        .iter()
+        .find(|(m, _)| *m == t)
+        .map(|(_, n)| n.to_string())
+        .unwrap_or_else(|| format!("magic {:#x}", t.0))
 }
 
 /// A user namespace mapping 0..65535 to `base`..: a short-lived child unshares it, this

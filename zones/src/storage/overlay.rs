@@ -101,20 +101,38 @@ impl Backend for Overlay {
             Some(fd) => format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd)),
             None => option_path(lower)?,
         };
-        let opts = format!(
-            "lowerdir={},upperdir={},workdir={}",
-            lower_opt,
-            option_path(&zonepath.join("upper"))?,
-            option_path(&zonepath.join("work"))?
-        );
-        nix::mount::mount(
-            Some("overlay"),
-            &root,
-            Some("overlay"),
-            MsFlags::empty(),
-            Some(opts.as_str()),
-        )
-        .map_err(|e| StorageError::Bad {
+        let upper = option_path(&zonepath.join("upper"))?;
+        let work = option_path(&zonepath.join("work"))?;
+        let mount = |lower: &str| {
+            let opts = format!("lowerdir={lower},upperdir={upper},workdir={work}");
+            nix::mount::mount(
+                Some("overlay"),
+                &root,
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(opts.as_str()),
+            )
+            .map_err(|e| (e, opts))
+        };
+        let r = match (mount(&lower_opt), &_mapped) {
+            // Older kernels (Debian 12's 6.1) refuse a detached mount as a layer: attach the
+            // id-mapped tree for the mount, then take it away again; the overlay keeps its
+            // own reference to it.
+            (Err((nix::Error::EINVAL, _)), Some(tree)) => {
+                let at = zonepath.join(".lower-idmapped");
+                let _ = fs::create_dir(&at);
+                crate::idshift::attach(tree, &at).map_err(|e| StorageError::Bad {
+                    path: lower.to_path_buf(),
+                    msg: e.to_string(),
+                })?;
+                let r = mount(&option_path(&at)?);
+                let _ = umount2(&at, MntFlags::MNT_DETACH);
+                let _ = fs::remove_dir(&at);
+                r
+            }
+            (r, _) => r,
+        };
+        r.map_err(|(e, opts)| StorageError::Bad {
             path: root.clone(),
             msg: format!("mount overlay ({opts}): {e}"),
         })
