@@ -251,6 +251,8 @@ def main():
     p.add_argument("--zones", type=int, default=100)
     p.add_argument("--where", default="this host (hybrid cgroup v1)",
                    help="where the runtimes ran, for the results' heading")
+    p.add_argument("--no-targets", dest="targets", action="store_false",
+                   help="no targets section (the guest's run: the host's results judge it)")
     p.add_argument("--zone-ext4", action="store_true",
                    help="keep the zones on a loop-mounted ext4 (the guest's root cannot be "
                         "id-mapped)")
@@ -275,9 +277,9 @@ def main():
         if shutil.which(n):
             sizes[n] = stripped_size(shutil.which(n))
     zones = zones_bench.run(a, BASE, a.runs, a.zones)
-    phase_rows = runz_profile.write(os.path.join(a.out, "profile.md"), a.runz,
-                                    {k: v for k, v in rts.items() if k not in run_failed},
-                                    true_bundle, a.runs)
+    phase_rows, resident = runz_profile.write(
+        os.path.join(a.out, "profile.md"), a.runz,
+        {k: v for k, v in rts.items() if k not in run_failed}, true_bundle, a.runs, sleep_bundle)
     shutil.rmtree(BASE, ignore_errors=True)
 
     lines = ["# Benchmark results", "",
@@ -306,8 +308,12 @@ def main():
     if os.path.exists(os.path.join(a.out, "storage.json")):
         with open(os.path.join(a.out, "storage.json")) as f:
             storage = json.load(f)
-    lines += [""] + targets.section(run_res, steps, rss, sizes, zones, phase_rows, guest,
-                                    storage)
+    if a.targets:
+        lines += [""] + targets.section(run_res, steps, rss, sizes, zones, phase_rows, guest,
+                                        storage, resident)
+    else:
+        lines += ["", "The targets are judged in the host's results (../latest.md), which quote "
+                  "this run.", ""]
     lines += ["", "Where `runz run` spends its time: [profile.md](profile.md) "
               "(phases, syscalls, perf).", ""]
     md = os.path.join(a.out, "latest.md")
