@@ -19,7 +19,7 @@ impl Cgroup {
     /// hosts, for `clone3(CLONE_INTO_CGROUP)`. The v1 hierarchies of a hybrid host are then
     /// joined by the child with [`Cgroup::join_self`].
     pub fn clone_into_fd(&self) -> Option<OwnedFd> {
-        let h = self.hierarchies.iter().find(|h| h.v2)?;
+        let h = self.v2_hierarchy()?;
         std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)

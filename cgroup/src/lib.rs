@@ -17,8 +17,6 @@ mod v1;
 mod v2;
 
 use std::io::ErrorKind;
-use std::os::fd::OwnedFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -263,21 +261,6 @@ impl Cgroup {
             fsutil::write_in(&h.dir, "cgroup.procs", &pid.to_string())?;
         }
         Ok(())
-    }
-
-    /// An `O_DIRECTORY` fd of the v2 cgroup, for `clone3(CLONE_INTO_CGROUP)`;
-    /// only on a pure v2 host (elsewhere the v1 hierarchies must be joined too).
-    pub fn v2_dir_fd(&self) -> Option<OwnedFd> {
-        if self.mode != Mode::V2 {
-            return None;
-        }
-        let h = self.v2_hierarchy()?;
-        std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-            .open(&h.dir)
-            .ok()
-            .map(OwnedFd::from)
     }
 
     /// Every pid in the cgroup and its descendants, sorted and deduplicated.
