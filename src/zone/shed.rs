@@ -16,17 +16,6 @@
 
 use std::fs;
 
-/// Resident and proportional set size of this process, in KiB (from smaps_rollup).
-pub fn rss_pss_kib() -> Option<(u64, u64)> {
-    let text = fs::read_to_string("/proc/self/smaps_rollup").ok()?;
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-    };
-    Some((field("Rss:")?, field("Pss:")?))
-}
-
 /// One mapping of /proc/self/smaps with the fields [`shed`] decides on.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Mapping {
@@ -136,6 +125,17 @@ fn release_stack_below_here(stack_start: usize, stack_end: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Resident and proportional set size of this process, in KiB (from smaps_rollup).
+    fn rss_pss_kib() -> Option<(u64, u64)> {
+        let text = fs::read_to_string("/proc/self/smaps_rollup").ok()?;
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        };
+        Some((field("Rss:")?, field("Pss:")?))
+    }
 
     const SMAPS: &str = "\
 5651a10e7000-5651a1415000 r-xp 000e7000 fe:00 5818633                    /usr/sbin/zoneadm
