@@ -220,24 +220,29 @@ def load_guest(d):
     return g
 
 
-def guest_section(g):
-    """The runtime table of the cgroup-v2 guest, where crun runs too."""
-    lines = [f"## Runtimes in {g['where']}", "",
-             f"Kernel {g['kernel']}, {g['runs']} runs per figure, peers alternated (run of "
-             f"{g['mtime']}; details in [guest/latest.md](guest/latest.md)). Under TCG every "
-             "instruction is emulated, so absolute times are tens of times the host's: compare "
-             "ratios.", "",
-             "| benchmark | runz | runc | crun |", "|---|---|---|---|",
-             ratio_row("run /bin/true", g["run"], g["run_failed"])]
+def runtime_rows(r):
+    """The runtime table's rows (run, create/start/delete, exec, peak RSS) of a run's raw
+    results, as written to latest.json."""
+    lines = ["| benchmark | runz | runc | crun |", "|---|---|---|---|",
+             ratio_row("run /bin/true", r["run"], r["run_failed"])]
     for step in ("create", "start", "delete"):
-        lines.append(ratio_row(f"{step} (-f)" if step == "delete" else step, g["steps"][step],
-                               g["steps_failed"]))
-    lines.append(ratio_row("exec /bin/true", g["exec"], g["exec_failed"]))
-    rss = g["rss"]
+        lines.append(ratio_row(f"{step} (-f)" if step == "delete" else step, r["steps"][step],
+                               r["steps_failed"]))
+    lines.append(ratio_row("exec /bin/true", r["exec"], r["exec_failed"]))
+    rss = r["rss"]
     lines.append("| peak RSS of `run` (time -v) | " + " | ".join(
         f"{statistics.median(rss[n]) / 1024:.1f} MiB ({min(rss[n]) / 1024:.1f}–{max(rss[n]) / 1024:.1f})"
         if n in rss else "n/a" for n in ("runz", "runc", "crun")) + " |")
-    return lines + [""]
+    return lines
+
+
+def guest_section(g):
+    """The runtime table of the cgroup-v2 guest, where crun runs too."""
+    return [f"## Runtimes in {g['where']}", "",
+            f"Kernel {g['kernel']}, {g['runs']} runs per figure, peers alternated (run of "
+            f"{g['mtime']}; details in [guest/latest.md](guest/latest.md)). Under TCG every "
+            "instruction is emulated, so absolute times are tens of times the host's: compare "
+            "ratios.", ""] + runtime_rows(g) + [""]
 
 
 def main():
@@ -282,18 +287,15 @@ def main():
         {k: v for k, v in rts.items() if k not in run_failed}, true_bundle, a.runs, sleep_bundle)
     shutil.rmtree(BASE, ignore_errors=True)
 
+    # The raw samples, for the host's results to quote the guest's (crun) comparison.
+    raw = {"where": a.where, "runs": a.runs, "kernel": os.uname().release,
+           "run": run_res, "run_failed": run_failed, "steps": steps,
+           "steps_failed": steps_failed, "exec": exec_res, "exec_failed": exec_failed,
+           "rss": rss, "sizes": sizes, "zones": zones}
     lines = ["# Benchmark results", "",
              f"Machine: {os.cpu_count()} CPUs, kernel {os.uname().release}; "
              f"{a.runs} runs per figure, peers alternated; median (min–max).", "",
-             f"## Runtimes on {a.where}", "",
-             "| benchmark | runz | runc | crun |", "|---|---|---|---|",
-             ratio_row("run /bin/true", run_res, run_failed)]
-    for step in ("create", "start", "delete"):
-        lines.append(ratio_row(f"{step} (-f)" if step == "delete" else step, steps[step], steps_failed))
-    lines.append(ratio_row("exec /bin/true", exec_res, exec_failed))
-    lines.append("| peak RSS of `run` (time -v) | " + " | ".join(
-        f"{statistics.median(rss[n]) / 1024:.1f} MiB ({min(rss[n]) / 1024:.1f}–{max(rss[n]) / 1024:.1f})"
-        if n in rss else "n/a" for n in ("runz", "runc", "crun")) + " |")
+             f"## Runtimes on {a.where}", ""] + runtime_rows(raw)
     lines.append("| stripped binary | " + " | ".join(
         f"{sizes[n] / 2**20:.2f} MiB" if n in sizes else "n/a" for n in ("runz", "runc", "crun")) + " |")
     crun_note = ("crun 1.8 refuses this host's hybrid cgroups (the unified mount has a controller); "
@@ -319,11 +321,6 @@ def main():
     md = os.path.join(a.out, "latest.md")
     with open(md, "w") as f:
         f.write("\n".join(lines))
-    # The raw samples, for the host's results to quote the guest's (crun) comparison.
-    raw = {"where": a.where, "runs": a.runs, "kernel": os.uname().release,
-           "run": run_res, "run_failed": run_failed, "steps": steps,
-           "steps_failed": steps_failed, "exec": exec_res, "exec_failed": exec_failed,
-           "rss": rss, "sizes": sizes, "zones": zones}
     tmp = os.path.join(a.out, "latest.json.tmp")
     with open(tmp, "w") as f:
         json.dump(raw, f, indent=1)

@@ -12,6 +12,8 @@ import statistics
 import subprocess
 import time
 
+import storage
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -83,31 +85,14 @@ def _halt(h, zone):
     return time.perf_counter() - t
 
 
-class Ext4:
-    """A loop-mounted ext4 at `path` (zone stores need a filesystem that can be id-mapped; the
-    guest's root is overlayfs over 9p and tmpfs, which Linux 6.1 cannot id-map)."""
-
-    def __init__(self, path, mib=1024):
-        self.path, self.img, self.dev = path, path + ".ext4", None
-        subprocess.run(["truncate", "-s", f"{mib}M", self.img], check=True)
-        subprocess.run(["mkfs.ext4", "-q", "-F", self.img], check=True)
-        self.dev = subprocess.run(["losetup", "--find", "--show", self.img], check=True,
-                                  capture_output=True, text=True).stdout.strip()
-        subprocess.run(["mount", self.dev, path], check=True)
-
-    def close(self):
-        subprocess.run(["umount", "-l", self.path], capture_output=True)
-        if self.dev:
-            subprocess.run(["losetup", "-d", self.dev], capture_output=True)
-        if os.path.exists(self.img):
-            os.unlink(self.img)
-
-
 def run(a, base, runs, many):
     alt = os.path.join(base, "zones")
     shutil.rmtree(alt, ignore_errors=True)
     os.makedirs(alt)
-    fs = Ext4(alt) if getattr(a, "zone_ext4", False) else None
+    # Zone stores need a filesystem that can be id-mapped; the guest's root is overlayfs over
+    # 9p and tmpfs, which Linux 6.1 cannot id-map.
+    fs = (storage.LoopFs("zones", "ext4", 1 << 30, alt, where=base)
+          if getattr(a, "zone_ext4", False) else None)
     try:
         return _run(a, base, alt, runs, many)
     finally:
