@@ -8,14 +8,14 @@
 //! move_mount(2): files owned by host id H appear as container id C where the mapping says
 //! C → H.
 
-use std::fs;
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
-use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxIdMapping, Mount, Spec};
+
+use zones_mountapi as mountapi;
 
 use super::namespaces;
 
@@ -29,20 +29,6 @@ pub enum IdmapError {
     },
     #[error("id-mapped mount {dest}: {msg}")]
     Bad { dest: String, msg: String },
-}
-
-const OPEN_TREE_CLONE: libc::c_uint = 1;
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
-const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-
-/// `struct mount_attr` of mount_setattr(2).
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
 }
 
 /// Whether a mount asks to be id-mapped, and with which mappings: its own, or (option `idmap`
@@ -85,68 +71,35 @@ pub fn prepare(spec: &Spec) -> Result<Vec<Option<OwnedFd>>, IdmapError> {
         .collect()
 }
 
-/// A user namespace with these mappings, kept alive by the returned descriptor.
+/// A user namespace with these mappings, kept alive by the returned descriptor
+/// (see `mountapi::userns_with`).
 pub fn userns_with(
     dest: &str,
     uid: &[LinuxIdMapping],
     gid: &[LinuxIdMapping],
 ) -> Result<OwnedFd, IdmapError> {
-    let sys = |what: &'static str| {
-        move |errno: Errno| IdmapError::Sys {
-            dest: dest.to_string(),
-            what,
-            errno,
-        }
-    };
-    let (ready_r, ready_w) = nix::unistd::pipe().map_err(sys("pipe"))?;
-    let (hold_r, hold_w) = nix::unistd::pipe().map_err(sys("pipe"))?;
-    // SAFETY: the runtime's create path is single-threaded; the child only makes raw system
-    // calls and leaves with _exit.
-    match unsafe { nix::unistd::fork() }.map_err(sys("fork"))? {
-        nix::unistd::ForkResult::Child => {
-            drop(ready_r);
-            drop(hold_w);
-            // SAFETY: plain syscalls on fds this process owns; _exit ends it without unwinding.
-            unsafe {
-                let ok = libc::unshare(libc::CLONE_NEWUSER) == 0;
-                let b = [u8::from(ok)];
-                libc::write(ready_w.as_raw_fd(), b.as_ptr().cast(), 1);
-                let mut x = [0u8; 1];
-                libc::read(hold_r.as_raw_fd(), x.as_mut_ptr().cast(), 1);
-                libc::_exit(0);
-            }
-        }
-        nix::unistd::ForkResult::Parent { child } => {
-            drop(ready_w);
-            drop(hold_r);
-            let mut b = [0u8; 1];
-            let unshared = fs::File::from(ready_r)
-                .read(&mut b)
-                .map(|n| n == 1 && b[0] == 1);
-            let result = match unshared {
-                Ok(true) => namespaces::write_id_maps(child, uid, gid)
-                    .map_err(|e| IdmapError::Bad {
-                        dest: dest.to_string(),
-                        msg: e.to_string(),
-                    })
-                    .and_then(|()| {
-                        fs::File::open(format!("/proc/{}/ns/user", child.as_raw()))
-                            .map(OwnedFd::from)
-                            .map_err(|e| IdmapError::Bad {
-                                dest: dest.to_string(),
-                                msg: format!("open the mapping's user namespace: {e}"),
-                            })
-                    }),
-                _ => Err(IdmapError::Bad {
-                    dest: dest.to_string(),
-                    msg: "could not create a user namespace for the mapping".into(),
-                }),
+    mountapi::userns_with(|pid| namespaces::write_id_maps(Pid::from_raw(pid), uid, gid)).map_err(
+        |e| {
+            let bad = |msg: String| IdmapError::Bad {
+                dest: dest.to_string(),
+                msg,
             };
-            let _ = fs::File::from(hold_w).write_all(b"x");
-            let _ = waitpid(child, None);
-            result
-        }
-    }
+            match e {
+                mountapi::UsernsError::Sys(what, errno) => IdmapError::Sys {
+                    dest: dest.to_string(),
+                    what,
+                    errno,
+                },
+                mountapi::UsernsError::Unshare => {
+                    bad("could not create a user namespace for the mapping".into())
+                }
+                mountapi::UsernsError::Maps(e) => bad(e.to_string()),
+                mountapi::UsernsError::Open(e) => {
+                    bad(format!("open the mapping's user namespace: {e}"))
+                }
+            }
+        },
+    )
 }
 
 /// Clone `src` (recursively if asked), id-map the clone with `userns`, and move it onto
@@ -168,49 +121,16 @@ pub fn mount(
         }
     };
     let csrc = path_c(src, &d)?;
-    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
-    if recursive {
-        flags |= libc::AT_RECURSIVE as libc::c_uint;
-    }
-    // SAFETY: open_tree reads a NUL-terminated path and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, csrc.as_ptr(), flags) };
-    let tree = Errno::result(fd).map_err(sys("open_tree"))?;
-    // SAFETY: the kernel just returned this descriptor; we own it.
-    let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
-    };
-    let mut at = libc::AT_EMPTY_PATH as libc::c_uint;
-    if recursive {
-        at |= libc::AT_RECURSIVE as libc::c_uint;
-    }
-    // SAFETY: an empty NUL-terminated path, a live `struct mount_attr` with its exact size.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            at,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    Errno::result(r).map_err(sys("mount_setattr(MOUNT_ATTR_IDMAP)"))?;
-    // SAFETY: both paths empty, with the flags that make the descriptors the source and target.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            target.as_raw_fd(),
-            c"".as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
-        )
-    };
-    Errno::result(r).map_err(sys("move_mount")).map(drop)
+    let tree = mountapi::clone_tree(&csrc, recursive).map_err(sys("open_tree"))?;
+    mountapi::set_attr(
+        tree.as_fd(),
+        mountapi::MOUNT_ATTR_IDMAP,
+        0,
+        Some(userns),
+        recursive,
+    )
+    .map_err(sys("mount_setattr(MOUNT_ATTR_IDMAP)"))?;
+    mountapi::move_to_fd(tree.as_fd(), target).map_err(sys("move_mount"))
 }
 
 fn path_c(p: &Path, dest: &str) -> Result<std::ffi::CString, IdmapError> {

@@ -21,6 +21,7 @@ use nix::fcntl::{AtFlags, OFlag};
 use nix::mount::MsFlags;
 use nix::sys::stat::{Mode, SFlag};
 use oci_spec::runtime::Mount;
+use zones_mountapi as mountapi;
 
 /// Errors from mounting one spec entry. Each names the offending destination or value.
 #[derive(Debug, thiserror::Error)]
@@ -347,37 +348,6 @@ pub fn proc_fd_path(fd: BorrowedFd<'_>) -> PathBuf {
 pub fn mount_flags_of(fd: BorrowedFd<'_>) -> nix::Result<MsFlags> {
     let st = nix::sys::statvfs::fstatvfs(fd)?;
     Ok(MsFlags::from_bits_truncate(st.flags().bits()) & (LOCKED_FLAGS | ATIME_FLAGS))
-}
-
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
-/// `mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, ...)` (Linux 5.12+).
-pub fn mount_setattr_recursive(fd: BorrowedFd<'_>, set: u64, clear: u64) -> nix::Result<()> {
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: clear,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: the path is a valid NUL-terminated empty string, `attr` is a live, correctly laid
-    // out `struct mount_attr` and its size is passed; the kernel only reads from it.
-    let res = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    Errno::result(res).map(drop)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -806,13 +776,19 @@ fn finish_mount(target: &Resolved, dest: &Path, opts: &MountOptions) -> Result<(
         })?;
     }
     if opts.has_rec_attrs() {
-        mount_setattr_recursive(target.fd.as_fd(), opts.rec_attr_set, opts.rec_attr_clear)
-            .map_err(|source| MountError::SetAttr {
-                dest: dest.to_path_buf(),
-                set: opts.rec_attr_set,
-                clear: opts.rec_attr_clear,
-                source,
-            })?;
+        mountapi::set_attr(
+            target.fd.as_fd(),
+            opts.rec_attr_set,
+            opts.rec_attr_clear,
+            None,
+            true,
+        )
+        .map_err(|source| MountError::SetAttr {
+            dest: dest.to_path_buf(),
+            set: opts.rec_attr_set,
+            clear: opts.rec_attr_clear,
+            source,
+        })?;
     }
     Ok(())
 }

@@ -15,11 +15,12 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
+use zones_mountapi as mountapi;
 
 use crate::idrange::RANGE_SIZE;
 
@@ -115,18 +116,6 @@ fn shift_tree(path: &Path, dev: u64, from: u32, to: u32) -> Result<(), ShiftErro
     Ok(())
 }
 
-const OPEN_TREE_CLONE: u32 = 1;
-const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-
-/// `struct mount_attr` of mount_setattr(2).
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
 /// A detached, id-mapped clone of the mount tree at `src`: host id N of `src` appears as
 /// `base + N`. Usable as a path (`/proc/self/fd/<fd>`) while the descriptor is open.
 pub fn idmapped_clone(src: &Path, base: u32) -> Result<OwnedFd, ShiftError> {
@@ -140,38 +129,16 @@ pub fn idmapped_clone(src: &Path, base: u32) -> Result<OwnedFd, ShiftError> {
     let userns = userns_of(base).map_err(sys("a user namespace for the mapping"))?;
     let c = std::ffi::CString::new(src.as_os_str().as_encoded_bytes())
         .map_err(|_| sys("path")(Errno::EINVAL))?;
-    let flags = OPEN_TREE_CLONE | nix::libc::O_CLOEXEC as u32 | nix::libc::AT_RECURSIVE as u32;
-    // SAFETY: open_tree reads a NUL-terminated path and returns a new descriptor or -1.
-    let fd = unsafe {
-        nix::libc::syscall(
-            nix::libc::SYS_open_tree,
-            nix::libc::AT_FDCWD,
-            c.as_ptr(),
-            flags,
-        )
-    };
-    let fd = Errno::result(fd).map_err(sys("open_tree"))?;
-    // SAFETY: the kernel just returned this descriptor and nothing else owns it.
-    let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
-    };
-    // SAFETY: an empty NUL-terminated path, a live `struct mount_attr` with its exact size.
-    let r = unsafe {
-        nix::libc::syscall(
-            nix::libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            (nix::libc::AT_EMPTY_PATH | nix::libc::AT_RECURSIVE) as u32,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    match Errno::result(r) {
-        Ok(_) => Ok(tree),
+    let tree = mountapi::clone_tree(&c, true).map_err(sys("open_tree"))?;
+    let idmap = mountapi::set_attr(
+        tree.as_fd(),
+        mountapi::MOUNT_ATTR_IDMAP,
+        0,
+        Some(userns.as_fd()),
+        true,
+    );
+    match idmap {
+        Ok(()) => Ok(tree),
         // EINVAL for a well-formed request: the filesystem has no FS_ALLOW_IDMAP.
         Err(Errno::EINVAL) => Err(ShiftError::Unsupported {
             path: src.to_path_buf(),
@@ -183,29 +150,16 @@ pub fn idmapped_clone(src: &Path, base: u32) -> Result<OwnedFd, ShiftError> {
 
 /// Attach a detached mount tree (from [`idmapped_clone`]) at the directory `at`.
 pub fn attach(tree: &OwnedFd, at: &Path) -> Result<(), ShiftError> {
-    const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
-    let c =
-        std::ffi::CString::new(at.as_os_str().as_encoded_bytes()).map_err(|_| ShiftError::Sys {
+    let sys = |what: &'static str| {
+        move |errno: Errno| ShiftError::Sys {
             path: at.to_path_buf(),
-            what: "path",
-            errno: Errno::EINVAL,
-        })?;
-    // SAFETY: move_mount reads two NUL-terminated paths; `tree` is a live mount descriptor.
-    let r = unsafe {
-        nix::libc::syscall(
-            nix::libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            nix::libc::AT_FDCWD,
-            c.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
+            what,
+            errno,
+        }
     };
-    Errno::result(r).map(drop).map_err(|errno| ShiftError::Sys {
-        path: at.to_path_buf(),
-        what: "move_mount",
-        errno,
-    })
+    let c = std::ffi::CString::new(at.as_os_str().as_encoded_bytes())
+        .map_err(|_| sys("path")(Errno::EINVAL))?;
+    mountapi::move_to_path(tree.as_fd(), &c).map_err(sys("move_mount"))
 }
 
 /// The name of the filesystem type holding `path` (from its statfs magic), for messages.
@@ -232,54 +186,21 @@ fn fs_type(path: &Path) -> String {
         .unwrap_or_else(|| format!("magic {:#x}", t.0))
 }
 
-/// A user namespace mapping 0..65535 to `base`..: a short-lived child unshares it, this
-/// process writes its maps and keeps `/proc/<child>/ns/user` open.
+/// A user namespace mapping 0..65535 to `base`.. (see `mountapi::userns_with`).
 fn userns_of(base: u32) -> Result<OwnedFd, Errno> {
-    let (ready_r, ready_w) = nix::unistd::pipe()?;
-    let (hold_r, hold_w) = nix::unistd::pipe()?;
-    // SAFETY: callers (zoneadm, zoneadmd) are single-threaded here; the child only makes raw
-    // system calls and leaves with _exit.
-    match unsafe { nix::unistd::fork() }? {
-        nix::unistd::ForkResult::Child => {
-            // SAFETY: plain syscalls on fds this process owns; _exit ends it without unwinding.
-            unsafe {
-                let ok = nix::libc::unshare(nix::libc::CLONE_NEWUSER) == 0;
-                let b = [u8::from(ok)];
-                nix::libc::write(ready_w.as_raw_fd(), b.as_ptr().cast(), 1);
-                let mut x = [0u8; 1];
-                nix::libc::read(hold_r.as_raw_fd(), x.as_mut_ptr().cast(), 1);
-                nix::libc::_exit(0);
-            }
-        }
-        nix::unistd::ForkResult::Parent { child } => {
-            drop(ready_w);
-            drop(hold_r);
-            let mut b = [0u8; 1];
-            let n = nix::unistd::read(ready_r.as_raw_fd(), &mut b);
-            let result = match n {
-                Ok(1) if b[0] == 1 => {
-                    let map = format!("0 {base} {RANGE_SIZE}\n");
-                    let pid = child.as_raw();
-                    let w = |f: &str, s: &str| {
-                        fs::write(format!("/proc/{pid}/{f}"), s)
-                            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))
-                    };
-                    w("uid_map", &map)
-                        .and_then(|()| w("setgroups", "deny"))
-                        .and_then(|()| w("gid_map", &map))
-                        .and_then(|()| {
-                            fs::File::open(format!("/proc/{pid}/ns/user"))
-                                .map(OwnedFd::from)
-                                .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))
-                        })
-                }
-                _ => Err(Errno::EPERM),
-            };
-            let _ = nix::unistd::write(&hold_w, b"x");
-            let _ = nix::sys::wait::waitpid(child, None);
-            result
-        }
-    }
+    let map = format!("0 {base} {RANGE_SIZE}\n");
+    let errno = |e: io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(0));
+    mountapi::userns_with(|pid| {
+        let w = |f: &str, s: &str| fs::write(format!("/proc/{pid}/{f}"), s);
+        w("uid_map", &map)
+            .and_then(|()| w("setgroups", "deny"))
+            .and_then(|()| w("gid_map", &map))
+    })
+    .map_err(|e| match e {
+        mountapi::UsernsError::Sys(_, e) => e,
+        mountapi::UsernsError::Unshare => Errno::EPERM,
+        mountapi::UsernsError::Maps(e) | mountapi::UsernsError::Open(e) => errno(e),
+    })
 }
 
 #[cfg(test)]
