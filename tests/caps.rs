@@ -18,15 +18,7 @@ use std::time::{Duration, Instant};
 use common::require_root;
 use common::zonehost::ZoneHost;
 
-/// A zone host with a busybox image; see `common::zonehost`.
-struct Host(ZoneHost);
-
-impl std::ops::Deref for Host {
-    type Target = ZoneHost;
-    fn deref(&self) -> &ZoneHost {
-        &self.0
-    }
-}
+common::zonehost::host_type!();
 
 impl Host {
     fn new(tag: &str) -> Host {

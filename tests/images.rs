@@ -18,15 +18,8 @@ use serde_json::Value;
 use zones::image::build;
 use zones::image::ImageConfig;
 
-/// A zone host with a busybox rootfs (`image`) to make images from; see `common::zonehost`.
-struct Host(ZoneHost);
-
-impl std::ops::Deref for Host {
-    type Target = ZoneHost;
-    fn deref(&self) -> &ZoneHost {
-        &self.0
-    }
-}
+// Host: a busybox rootfs (`image`) to make images from.
+common::zonehost::host_type!();
 
 impl Host {
     fn new(tag: &str) -> Host {

@@ -19,15 +19,8 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A zone host (with a busybox image when asked); see `common::zonehost`.
-struct Host(ZoneHost);
-
-impl std::ops::Deref for Host {
-    type Target = ZoneHost;
-    fn deref(&self) -> &ZoneHost {
-        &self.0
-    }
-}
+// Host: a busybox image only when asked (`Host::new(tag, image)`).
+common::zonehost::host_type!();
 
 impl Host {
     fn new(tag: &str, image: bool) -> Host {

@@ -27,14 +27,7 @@ impl Drop for HaltFirst<'_> {
     }
 }
 
-struct Host(ZoneHost);
-
-impl std::ops::Deref for Host {
-    type Target = ZoneHost;
-    fn deref(&self) -> &ZoneHost {
-        &self.0
-    }
-}
+common::zonehost::host_type!();
 
 impl Host {
     fn new(tag: &str) -> Host {

@@ -13,15 +13,7 @@ use std::process::{Command, Stdio};
 use common::require_root;
 use common::zonehost::{bin, split_parsable, ZoneHost};
 
-/// A zone host with a busybox image; see `common::zonehost`.
-struct Host(ZoneHost);
-
-impl std::ops::Deref for Host {
-    type Target = ZoneHost;
-    fn deref(&self) -> &ZoneHost {
-        &self.0
-    }
-}
+common::zonehost::host_type!();
 
 impl Host {
     fn new(tag: &str) -> Host {

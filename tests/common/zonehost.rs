@@ -11,6 +11,25 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
+/// `struct Host(ZoneHost)` that derefs to the [`ZoneHost`], for a test file to add its own
+/// helpers to (`impl Host { fn new(..) .. }`): `common::zonehost::host_type!();`.
+#[allow(unused_macros)]
+macro_rules! host_type {
+    () => {
+        /// A zone host with this test file's helpers; see `common::zonehost`.
+        struct Host(common::zonehost::ZoneHost);
+
+        impl std::ops::Deref for Host {
+            type Target = common::zonehost::ZoneHost;
+            fn deref(&self) -> &common::zonehost::ZoneHost {
+                &self.0
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use host_type;
+
 /// A zone binary (zonecfg, zoneadm, zlogin, ...) beside runz.
 pub fn bin(name: &str) -> PathBuf {
     super::runz_bin().with_file_name(name)
