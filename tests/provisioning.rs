@@ -428,16 +428,8 @@ fn a_provision_failing_at_boot_leaves_nothing() {
         !h.root.join("run/zones/broken").exists(),
         "run files are left"
     );
-    for parent in h.cgroup_parents() {
-        let left: Vec<_> = std::fs::read_dir(&parent)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.path().is_dir())
-            .map(|e| e.path())
-            .collect();
-        assert!(left.is_empty(), "cgroups left: {left:?}");
-    }
+    let left = h.zone_cgroups_left();
+    assert!(left.is_empty(), "cgroups left: {left:?}");
 }
 
 /// `mdata-get` linked statically (a busybox zone has no host libraries), built once per test
@@ -780,16 +772,8 @@ fn a_provision_whose_nic_has_no_etherstub_leaves_nothing() {
     }
     assert!(link_exists(&good), "the existing etherstub is kept");
     assert!(!link_exists(&missing), "no etherstub was invented");
-    for parent in h.cgroup_parents() {
-        let left: Vec<_> = std::fs::read_dir(&parent)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.path().is_dir())
-            .map(|e| e.path())
-            .collect();
-        assert!(left.is_empty(), "cgroups left: {left:?}");
-    }
+    let left = h.zone_cgroups_left();
+    assert!(left.is_empty(), "cgroups left: {left:?}");
     // The history says what happened, ending with the deletion.
     let events = h.ok("zoneadm", &["-z", "nicbroken", "events"]);
     assert!(

@@ -224,17 +224,8 @@ fn ten_zones_at_once_leave_nothing_behind() {
         .iter()
         .all(|f| f[1] == "global" || f[2] == "configured"));
     // No zone cgroup is left: the parent (like /zones on a host) may stay, empty.
-    for parent in h.cgroup_parents() {
-        let children: Vec<_> = std::fs::read_dir(&parent)
-            .map(|rd| {
-                rd.flatten()
-                    .filter(|e| e.path().is_dir())
-                    .map(|e| e.path())
-                    .collect()
-            })
-            .unwrap_or_default();
-        assert!(children.is_empty(), "zone cgroups left: {children:?}");
-    }
+    let children = h.zone_cgroups_left();
+    assert!(children.is_empty(), "zone cgroups left: {children:?}");
     // No supervisor is left (zombies aside: the machine's pid 1 may not reap them).
     for n in &names {
         assert!(!h.root.join(format!("run/zones/{n}/control.sock")).exists());

@@ -154,6 +154,16 @@ impl ZoneHost {
             .map(|d| d.join(&self.cgroup_parent))
             .collect()
     }
+
+    /// The zone cgroups (directories) left beneath [`ZoneHost::cgroup_parents`].
+    pub fn zone_cgroups_left(&self) -> Vec<PathBuf> {
+        self.cgroup_parents()
+            .iter()
+            .flat_map(|p| std::fs::read_dir(p).into_iter().flatten().flatten())
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect()
+    }
 }
 
 /// Split a `zoneadm list -p` line on unescaped colons and unescape the fields.
