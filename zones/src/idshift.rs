@@ -117,7 +117,7 @@ fn shift_tree(path: &Path, dev: u64, from: u32, to: u32) -> Result<(), ShiftErro
 }
 
 /// A detached, id-mapped clone of the mount tree at `src`: host id N of `src` appears as
-/// `base + N`. Usable as a path (`/proc/self/fd/<fd>`) while the descriptor is open.
+/// `base + N`, to be attached somewhere with [`attach`].
 pub fn idmapped_clone(src: &Path, base: u32) -> Result<OwnedFd, ShiftError> {
     let sys = |what: &'static str| {
         move |errno: Errno| ShiftError::Sys {

@@ -85,22 +85,6 @@ impl Backend for Overlay {
                 msg: "the zone's image is gone (was it deleted?)".into(),
             });
         }
-        // A zone with a user namespace sees the shared image through an id-mapped clone of
-        // it (held open by `_mapped` until the overlay has taken its own reference).
-        let base = crate::idshift::recorded(zonepath);
-        let _mapped = match base {
-            0 => None,
-            b => Some(
-                crate::idshift::idmapped_clone(lower, b).map_err(|e| StorageError::Bad {
-                    path: lower.to_path_buf(),
-                    msg: e.to_string(),
-                })?,
-            ),
-        };
-        let lower_opt = match &_mapped {
-            Some(fd) => format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd)),
-            None => option_path(lower)?,
-        };
         let upper = option_path(&zonepath.join("upper"))?;
         let work = option_path(&zonepath.join("work"))?;
         let mount = |lower: &str| {
@@ -114,23 +98,29 @@ impl Backend for Overlay {
             )
             .map_err(|e| (e, opts))
         };
-        let r = match (mount(&lower_opt), &_mapped) {
-            // Older kernels (Debian 12's 6.1) refuse a detached mount as a layer: attach the
-            // id-mapped tree for the mount, then take it away again; the overlay keeps its
-            // own reference to it.
-            (Err((nix::Error::EINVAL, _)), Some(tree)) => {
-                let at = zonepath.join(".lower-idmapped");
-                let _ = fs::create_dir(&at);
-                crate::idshift::attach(tree, &at).map_err(|e| StorageError::Bad {
+        let r = match crate::idshift::recorded(zonepath) {
+            0 => mount(&option_path(lower)?),
+            // A zone with a user namespace sees the shared image through an id-mapped clone
+            // of it. The clone is attached beside the zone for the mount (Linux 6.1 refuses a
+            // detached mount as a layer) and taken away again: the overlay keeps its own
+            // reference to it.
+            base => {
+                let bad = |e: crate::idshift::ShiftError| StorageError::Bad {
                     path: lower.to_path_buf(),
                     msg: e.to_string(),
-                })?;
-                let r = mount(&option_path(&at)?);
+                };
+                let tree = crate::idshift::idmapped_clone(lower, base).map_err(bad)?;
+                let at = zonepath.join(".lower-idmapped");
+                let at_opt = option_path(&at)?;
+                // One left by a supervisor killed in this window.
+                let _ = umount2(&at, MntFlags::MNT_DETACH);
+                let _ = fs::create_dir(&at);
+                crate::idshift::attach(&tree, &at).map_err(bad)?;
+                let r = mount(&at_opt);
                 let _ = umount2(&at, MntFlags::MNT_DETACH);
                 let _ = fs::remove_dir(&at);
                 r
             }
-            (r, _) => r,
         };
         r.map_err(|(e, opts)| StorageError::Bad {
             path: root.clone(),
