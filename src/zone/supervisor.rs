@@ -36,10 +36,14 @@ use super::{engine, free_zoneid, metadata, network, ZoneInfo, ZonePaths};
 const RING: usize = 64 * 1024;
 /// How long a halt waits for the zone's processes to die after SIGKILL.
 const HALT_WAIT: Duration = Duration::from_secs(10);
-/// How long (ms) the event loop must be idle after a (re)boot, or after any burst of events,
-/// before zoneadmd sheds the memory they touched: by then the zone's first console output
-/// has been pumped.
+/// How long (ms) the event loop must be idle after a (re)boot before zoneadmd sheds the
+/// memory setting the zone up touched: by then the zone's first console output has been
+/// pumped.
 const IDLE_SHED: u16 = 50;
+/// How long (ms) it must be idle after a later burst of events (console output, requests)
+/// before it sheds again: long enough that a chatty console does not make it shed (read its
+/// smaps, fault its code back in) many times a second.
+const IDLE_RESHED: u16 = 1000;
 
 /// What the supervisor does first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,9 +81,10 @@ struct Supervisor {
     after_exit: Option<AfterExit>,
     deadline: Option<Instant>,
     done: bool,
-    /// Set after (re)booting: once the loop has been idle for [`IDLE_SHED`] ms, give back the
-    /// memory setting the zone up took (see `zone::shed`).
-    shed_pending: bool,
+    /// Set after (re)booting ([`IDLE_SHED`]) and after events ([`IDLE_RESHED`]): once the
+    /// loop has been idle for that many ms, give back the memory they touched (see
+    /// `zone::shed`).
+    shed_after: Option<u16>,
 }
 
 /// Start a supervisor for `name`, detached from the caller (double fork + setsid), and wait
@@ -335,7 +340,7 @@ impl Supervisor {
             after_exit: None,
             deadline: None,
             done: false,
-            shed_pending: true,
+            shed_after: Some(IDLE_SHED),
         })
     }
 
@@ -422,29 +427,31 @@ impl Supervisor {
             .map_err(|e| e.to_string())?;
         // An init that died before the mask was set is reaped here.
         self.reap()?;
-        // Set when the loop has been idle for IDLE_SHED ms: the next poll sheds first.
+        // Set when the loop has been idle for `shed_after` ms: the next poll sheds first.
         let mut shed_now = false;
         while !self.done {
             let deadline = match (self.deadline, self.metadata.deadline()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            let timeout = match deadline {
-                None if self.shed_pending => PollTimeout::from(IDLE_SHED),
-                Some(d) => {
+            let timeout = match (deadline, self.shed_after) {
+                (None, Some(ms)) => PollTimeout::from(ms),
+                (Some(d), _) => {
                     let left = d.saturating_duration_since(Instant::now());
                     PollTimeout::try_from(left.as_millis().min(60_000) as i32)
                         .unwrap_or(PollTimeout::ZERO)
                 }
-                None => PollTimeout::NONE,
+                (None, None) => PollTimeout::NONE,
             };
             let ready = self.poll_once(&sigfd, timeout, shed_now)?;
             shed_now = false;
             if !ready.idle() {
                 // Whatever this wakeup runs faults code back in: shed again once it is quiet.
-                self.shed_pending = self.started;
-            } else if self.shed_pending && deadline.is_none() {
-                self.shed_pending = false;
+                if self.started && self.shed_after.is_none() {
+                    self.shed_after = Some(IDLE_RESHED);
+                }
+            } else if self.shed_after.is_some() && deadline.is_none() {
+                self.shed_after = None;
                 shed_now = true;
             }
             if ready.signal {
@@ -574,7 +581,7 @@ impl Supervisor {
             match again {
                 Ok(()) => {
                     self.answer_waiting(&Reply::Ok);
-                    self.shed_pending = true;
+                    self.shed_after = Some(IDLE_SHED);
                     return Ok(());
                 }
                 Err(e) => {
