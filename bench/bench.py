@@ -286,6 +286,8 @@ def main():
         os.path.join(a.out, "profile.md"), a.runz,
         {k: v for k, v in rts.items() if k not in run_failed}, true_bundle, a.runs, sleep_bundle)
     shutil.rmtree(BASE, ignore_errors=True)
+    # The runtimes remove their containers' cgroups, not the bundles' common parent.
+    zones_bench.remove_cgroups("runz-bench")
 
     # The raw samples, for the host's results to quote the guest's (crun) comparison.
     raw = {"where": a.where, "runs": a.runs, "kernel": os.uname().release,

@@ -164,14 +164,19 @@ def _run(a, base, alt, runs, many):
         subprocess.run([dladm, "-R", alt, "delete-etherstub", stub], capture_output=True, env=h.env)
         shutil.rmtree(alt, ignore_errors=True)
         shutil.rmtree(img, ignore_errors=True)
-        for root, dirs, _ in os.walk("/sys/fs/cgroup", topdown=False):
-            for d in dirs:
-                if d == "runz-bench-zones":
-                    try:
-                        os.rmdir(os.path.join(root, d))
-                    except OSError:
-                        pass
+        remove_cgroups("runz-bench-zones")
     return res
+
+
+def remove_cgroups(name):
+    """Remove the (empty) cgroup directories called `name` in every hierarchy."""
+    for root, dirs, _ in os.walk("/sys/fs/cgroup", topdown=False):
+        for d in dirs:
+            if d == name:
+                try:
+                    os.rmdir(os.path.join(root, d))
+                except OSError:
+                    pass
 
 
 def table(z, fmt):
