@@ -27,7 +27,9 @@ BINS := runz zoneadm zlogin zonecfg imgadm dladm zonestat
 # (zonecfg parses its argv by hand: its page is docs/man/zonecfg.1).
 CLAP_BINS := runz zoneadm zlogin imgadm dladm zonestat
 
-TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+# The build targets the host's triple by name (.cargo/config.toml: static binaries), so the
+# artefacts are under target/<triple>/.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)/$(shell rustc --print host-tuple)
 ifeq ($(BUILD),debug)
 CARGO_FLAGS :=
 TARGET := $(TARGET_DIR)/debug
@@ -36,22 +38,15 @@ CARGO_FLAGS := --release
 TARGET := $(TARGET_DIR)/release
 endif
 GEN := $(TARGET)/generated
-# mdata-get runs inside zones, which have no host libraries: linked statically, in its own
-# target directory (the flag must not reach the other binaries). Installed beside zoneadm,
-# where zone supervisors look for it.
-MDATA_DIR := $(TARGET_DIR)/mdata-static
-MDATA := $(MDATA_DIR)/$(if $(filter debug,$(BUILD)),debug,release)/mdata-get
 
-.PHONY: all build mdata generate install install-service test bench clean
+.PHONY: all build generate install install-service test bench clean
 
 all: build
 
-build: mdata
-	$(CARGO) build $(CARGO_FLAGS) --bins -p zones-linux
-
-mdata:
-	$(CARGO) rustc $(CARGO_FLAGS) --quiet -p zones-mdata --bin mdata-get \
-		--target-dir $(MDATA_DIR) -- -C target-feature=+crt-static
+# mdata-get (static, like every binary here) is installed beside zoneadm, where zone
+# supervisors look for it to copy it into zones, which have no host libraries.
+build:
+	$(CARGO) build $(CARGO_FLAGS) --bins -p zones-linux -p zones-mdata
 
 generate:
 	$(CARGO) run $(CARGO_FLAGS) --quiet -p zones-gen -- $(GEN) >/dev/null
@@ -59,7 +54,7 @@ generate:
 install: build generate
 	install -d $(BINDIR) $(MANDIR) $(BASHDIR) $(ZSHDIR) $(FISHDIR)
 	for b in $(BINS); do install -m 0755 $(TARGET)/$$b $(BINDIR)/$$b || exit 1; done
-	install -m 0755 $(MDATA) $(BINDIR)/mdata-get
+	install -m 0755 $(TARGET)/mdata-get $(BINDIR)/mdata-get
 	for b in $(CLAP_BINS); do \
 		install -m 0644 $(GEN)/man/man1/$$b.1 $(MANDIR)/$$b.1 && \
 		install -m 0644 $(GEN)/completions/bash/$$b $(BASHDIR)/$$b && \

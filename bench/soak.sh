@@ -17,7 +17,7 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
 
-cycles=500 reboots= runs=1000 bin=$repo/target/debug
+cycles=500 reboots= runs=1000 bin=$repo/target/$(rustc --print host-tuple)/debug
 while [ $# -gt 0 ]; do
     case $1 in
     --cycles) cycles=$2; shift ;;

@@ -8,7 +8,7 @@
 # is "<own cgroup>/runz-it-<pid>/<id>". It is stopped and everything is removed by the EXIT trap,
 # even when a check fails. The busybox image is built locally (integration/mk-oci-image.sh).
 #
-# Env: RUNZ (runz binary; default target/debug/runz, else target/release/runz), IT_TIMEOUT
+# Env: RUNZ (runz binary; default target/<triple>/debug/runz, else release), IT_TIMEOUT
 # (seconds per command, default 30), IT_VERBOSE=1 (show every command's output), IT_PROBE=FILE
 # (for manual probing: start containerd, import the image, then source FILE instead of the
 # checks; the cleanup still runs). Prints "integration: N passed, N failed (containerd)".

@@ -15,7 +15,7 @@
 # container image. containerd is stopped and everything removed by the EXIT trap.
 #
 # Env: RUNZ (runz binary, as in containerd.sh), CRI_CLIENT (default
-# target/debug/runz-cri-client, else target/release/), IT_TIMEOUT, IT_VERBOSE=1.
+# target/<triple>/debug/runz-cri-client, else release/), IT_TIMEOUT, IT_VERBOSE=1.
 # Prints "integration: N passed, N failed (cri)".
 set -uo pipefail
 
@@ -37,8 +37,8 @@ CREATED_RUN_CONTAINERD=0
 
 CLIENT=${CRI_CLIENT:-}
 if [ -z "$CLIENT" ]; then
-    CLIENT=$IT_REPO/target/debug/runz-cri-client
-    [ -x "$CLIENT" ] || CLIENT=$IT_REPO/target/release/runz-cri-client
+    CLIENT=$IT_TARGET/debug/runz-cri-client
+    [ -x "$CLIENT" ] || CLIENT=$IT_TARGET/release/runz-cri-client
 fi
 if [ ! -x "$CLIENT" ]; then
     fail "the CRI client is built" "$CLIENT not found: cargo build -p runz-cri-test (or set CRI_CLIENT)"

@@ -16,6 +16,8 @@ IT_TAG=runz-it-$IT_PID
 IT_WORK=/var/tmp/$IT_TAG
 IT_RUN=/run/$IT_TAG
 IT_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Cargo's artefacts: the build targets the host's triple by name (.cargo/config.toml).
+IT_TARGET=$IT_REPO/target/$(rustc --print host-tuple 2>/dev/null)
 IT_PASSED=0
 IT_FAILED=0
 IT_CLEANUPS=()
@@ -45,10 +47,10 @@ it_init() {
     fi
     RUNZ=${RUNZ:-}
     if [ -z "$RUNZ" ]; then
-        if [ -x "$IT_REPO/target/debug/runz" ]; then
-            RUNZ=$IT_REPO/target/debug/runz
+        if [ -x "$IT_TARGET/debug/runz" ]; then
+            RUNZ=$IT_TARGET/debug/runz
         else
-            RUNZ=$IT_REPO/target/release/runz
+            RUNZ=$IT_TARGET/release/runz
         fi
     fi
     if [ ! -x "$RUNZ" ]; then

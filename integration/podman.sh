@@ -11,7 +11,7 @@
 # podman passes no --root to a runtime given by path (only our containers are removed there). containers.conf lists runz in runtime_supports_json, so podman passes
 # --log-format json --log FILE and shows runz's error message.
 #
-# Env: RUNZ (runz binary; default target/debug/runz, else target/release/runz), IT_TIMEOUT
+# Env: RUNZ (runz binary; default target/<triple>/debug/runz, else release), IT_TIMEOUT
 # (seconds per command, default 30). Prints "integration: N passed, N failed (podman)".
 #
 # Single-quoted container commands are expanded in the container; functions run via helpers.

@@ -19,7 +19,7 @@ fi
 
 echo "demo: building zonecfg, zoneadm, zlogin and runz (cargo build --release)"
 cargo build --release --quiet --bins
-bin=$repo/target/release
+bin=$repo/target/$(rustc --print host-tuple)/release
 
 alt=/var/tmp/zones-demo-$$
 zone=demo

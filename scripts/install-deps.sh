@@ -19,7 +19,7 @@ PACKAGES=(
     iproute2         # network tests compare against `ip` output
     kmod             # integration/vm: module dependencies of the guest kernel (modprobe -S)
     linux-image-amd64 # integration/vm: Debian's kernel, booted under qemu for pure cgroup v2
-    libc6-dev        # static glibc (libc.a): tests/escape.rs builds its in-zone probe with crt-static
+    libc6-dev        # static glibc (libc.a): every binary is linked statically (.cargo/config.toml)
     make             # make install (tests/provisioning.rs installs into a temp prefix)
     nftables         # nft: link protection (anti-spoofing) of zone links, driven through nft -j
     podman           # integration/podman.sh (with --runtime runz; its crun/runc stay unused)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # mk-bundle.sh DEST [ARG...]: an OCI bundle: DEST/rootfs (busybox) and DEST/config.json.
 #
-# config.json comes from `runz spec` (binary: $RUNZ, default target/release/runz), then
+# config.json comes from `runz spec` (binary: $RUNZ, default target/<triple>/release/runz), then
 # process.args is set to ARG... (default: a greeting), process.terminal to false and the
 # hostname to $BUNDLE_HOSTNAME (default runz-demo).
 set -euo pipefail
@@ -14,7 +14,7 @@ dest=$1
 shift
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
-runz=${RUNZ:-$repo/target/release/runz}
+runz=${RUNZ:-$repo/target/$(rustc --print host-tuple)/release/runz}
 if [ ! -x "$runz" ]; then
     echo "mk-bundle: runz binary $runz not found; build it (cargo build --release) or set RUNZ" >&2
     exit 1

@@ -15,6 +15,8 @@ set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
+# Cargo's debug artefacts: the build targets the host's triple by name (.cargo/config.toml).
+debug=$repo/target/$(rustc --print host-tuple)/debug
 cd "$repo" || exit 1
 exec </dev/null
 
@@ -73,7 +75,7 @@ fi
 if [ "$root" -eq 1 ]; then
     for script in containerd cri podman; do
         echo "==> integration/$script.sh"
-        RUNZ="$repo/target/debug/runz" CRI_CLIENT="$repo/target/debug/runz-cri-client" \
+        RUNZ="$debug/runz" CRI_CLIENT="$debug/runz-cri-client" \
             timeout -k 10 900 "$repo/integration/$script.sh" 2>&1 |
             tee -a "$integ_log"
         if [ "${PIPESTATUS[0]}" -ne 0 ]; then

@@ -432,31 +432,28 @@ fn a_provision_failing_at_boot_leaves_nothing() {
     assert!(left.is_empty(), "cgroups left: {left:?}");
 }
 
-/// `mdata-get` linked statically (a busybox zone has no host libraries), built once per test
-/// process into its own target directory (what `make install` does too).
+/// `mdata-get` (static, like every binary of the workspace: .cargo/config.toml), built once per
+/// test process beside runz: `cargo test -p zones-linux` alone does not build it.
 fn static_mdata_get() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let target = repo().join("target/mdata-static");
             let status = Command::new(env!("CARGO"))
                 .current_dir(repo())
                 .args([
-                    "rustc",
+                    "build",
                     "--quiet",
                     "-p",
                     "zones-mdata",
                     "--bin",
                     "mdata-get",
                 ])
-                .arg("--target-dir")
-                .arg(&target)
-                .args(["--", "-C", "target-feature=+crt-static"])
+                .args((!cfg!(debug_assertions)).then_some("--release"))
                 .stdin(Stdio::null())
                 .status()
                 .unwrap();
-            assert!(status.success(), "building a static mdata-get failed");
-            target.join("debug/mdata-get")
+            assert!(status.success(), "building mdata-get failed");
+            Path::new(env!("CARGO_BIN_EXE_runz")).with_file_name("mdata-get")
         })
         .clone()
 }
