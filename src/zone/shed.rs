@@ -68,6 +68,10 @@ fn parse_smaps(text: &str) -> Vec<Mapping> {
     out
 }
 
+/// The most file mappings [`shed`] drops (a static zoneadm has two, a dynamic one a few per
+/// library); any beyond stay resident.
+const MAX_RANGES: usize = 32;
+
 /// Drop freed heap, clean file pages and the unused stack from this process's RSS (see the
 /// module docs). Call it just before blocking: every code page touched after it (including
 /// a measurement of the result) faults back in, 64 KiB at a time.
@@ -79,25 +83,38 @@ pub fn shed() {
     };
     let maps = parse_smaps(&text);
     drop(text);
-    for m in maps.iter().filter(|m| m.clean_file_backed()) {
+    // Decide everything before the first madvise: from there on, each 64 KiB block of code
+    // or constants this function reaches faults back in, so after it runs only this loop,
+    // madvise and the stack release (no string compares, no free, no constants).
+    let mut ranges = [(0usize, 0usize); MAX_RANGES];
+    let mut n = 0;
+    for m in maps
+        .iter()
+        .filter(|m| m.clean_file_backed())
+        .take(MAX_RANGES)
+    {
+        ranges[n] = (m.start, m.end - m.start);
+        n += 1;
+    }
+    let stack = maps
+        .iter()
+        .find(|m| m.path == "[stack]")
+        .map(|m| (m.start, m.end));
+    drop(maps);
+    for &(start, len) in &ranges[..n] {
         // SAFETY: the range is one whole read-only file mapping without private copies, so
         // after MADV_DONTNEED its pages fault back in from the file with the same contents.
-        unsafe {
-            libc::madvise(
-                m.start as *mut libc::c_void,
-                m.end - m.start,
-                libc::MADV_DONTNEED,
-            )
-        };
+        unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED) };
     }
-    if let Some(stack) = maps.iter().find(|m| m.path == "[stack]") {
-        release_stack_below_here(stack.start, stack.end);
+    if let Some((start, end)) = stack {
+        release_stack_below_here(start, end);
     }
 }
 
 /// The stack grows down: everything more than a safety margin below this frame is unused.
-/// Only on the main thread's stack (`[stack_start, stack_end)` holds this frame).
-#[inline(never)]
+/// Only on the main thread's stack (`[stack_start, stack_end)` holds this frame). Inlined
+/// into [`shed`], so that no other code block is reached after its madvise.
+#[inline(always)]
 fn release_stack_below_here(stack_start: usize, stack_end: usize) {
     const PAGE: usize = 4096;
     /// Room for the frames below this one while madvise runs (a few hundred bytes), and more.
