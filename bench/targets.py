@@ -65,8 +65,8 @@ def section(run_res, steps, rss, sizes, zones, phase_rows, guest=None, storage=N
                    "on this shared 2-CPU host, whose load also moves runc; separate runs of this "
                    "benchmark gave 0.13x–0.40x. " if phase_sum else "")
                 + f"Largest phases (profile.md; a row is the time up to that mark): "
-                f"{_top_phases(phase_rows)}. The first is the caller's fork+exec of runz and the "
-                "dynamic loader; the others are kernel work every runtime does (clone into six new "
+                f"{_top_phases(phase_rows)}. The first is the caller's fork+exec of runz and its "
+                "start-up; the others are kernel work every runtime does (clone into six new "
                 "namespaces, the default spec's mounts and pivot_root, execve and exit of "
                 "/bin/true, removing ten v1 cgroup directories). perf shows runz's own code and "
                 "libc at about 15 % of its CPU time, the kernel at the rest: what is left to cut "
@@ -90,14 +90,11 @@ def section(run_res, steps, rss, sizes, zones, phase_rows, guest=None, storage=N
             top = ", ".join(f"{k} {v} KiB" for k, v in (resident or [])[:6])
             notes.append(
                 "- peak RSS: what a `runz run` holds resident while its container runs "
-                f"(profile.md): {top or 'not sampled'}. Most of it is file pages: the code "
-                "`run` touches, mapped in 64 KiB fault-around blocks, of runz (2.0 MiB of text "
-                "built for size), glibc, and libm, which only libcgroups' cpu.shares → "
-                "cpu.weight conversion needs (pow, log2) but which the loader maps and binds "
-                "at every start. crun is 0.5 MiB of C. Next steps: keep libm out (our own "
-                "conversion instead of libcgroups' v2 cpu code), and lay out the code `run` "
-                "touches together (the CLI parser and the spec's deserialiser are the "
-                "largest spans).")
+                f"(profile.md): {top or 'not sampled'}. runz is one static binary, and `run` "
+                "touches code all over its text, which the kernel maps in 64 KiB fault-around "
+                "blocks: its RSS follows its text size. Next steps: lay out the code `run` "
+                "touches together (a linker ordering file), and shrink the text (oci-spec "
+                "links regex, ~0.4 MiB, to validate one optional field).")
     if "runz" in sizes:
         mib = sizes["runz"] / 2**20
         out.append(f"| stripped binary ≤ 4 MiB | {mib:.2f} MiB | "
