@@ -453,10 +453,12 @@ mod tests {
     }
 
     #[test]
-    fn a_dynamic_executable_is_not_static() {
-        // The test binary is dynamically linked (it has an interpreter).
+    fn static_and_dynamic_executables_are_told_apart() {
+        // Debian's coreutils are dynamically linked (they have an interpreter).
+        assert!(!is_static_elf(Path::new("/bin/true")));
+        // This test binary is static exactly when built with crt-static (.cargo/config.toml).
         let me = std::env::current_exe().unwrap();
-        assert!(!is_static_elf(&me));
+        assert_eq!(is_static_elf(&me), cfg!(target_feature = "crt-static"));
         assert!(!is_static_elf(Path::new("/nonexistent")));
     }
 }
