@@ -5,8 +5,8 @@
 # Steps: install-deps, cargo fmt --check, cargo clippy -D warnings, cargo build (runz),
 # cargo test --workspace (root integration tests included, tests/faults.rs among them),
 # integration/*.sh (runz under a private containerd, driven by ctr and over CRI, and podman;
-# root only), integration/vm/run.sh (tests/caps.rs on pure cgroup v2 in a qemu guest, then
-# tests/network.rs's vlan test there; root only), a short fuzz run (fuzz/), a short soak (bench/soak.sh --short), check-leaks.
+# root only), integration/vm/run.sh (tests/caps.rs on pure cgroup v2 in a qemu guest, and
+# tests/userns.rs and tests/network.rs's vlan test there; root only), a short fuzz run (fuzz/), a short soak (bench/soak.sh --short), check-leaks.
 # The final count includes the integration scripts' checks (each prints "integration: N
 # passed, N failed (NAME)").
 # Runs with no stdin and CI=true on a fresh clone. Integration tests need root; as a normal
@@ -86,10 +86,13 @@ if [ "$root" -eq 1 ]; then
 fi
 
 # The caps tests again on pure cgroup v2, in a qemu guest with Debian's kernel (this host is
-# hybrid v1): about 3 minutes under TCG. Prints "integration: N passed, N failed (vm)".
+# hybrid v1), and the user-namespace tests on that older kernel (6.1: id-mapped image layers
+# attached beside the zone): about 3 minutes under TCG. Prints "integration: N passed, N
+# failed (vm)".
 if [ "$root" -eq 1 ]; then
-    echo "==> integration/vm/run.sh --test caps"
-    timeout -k 10 1200 "$repo/integration/vm/run.sh" --test caps 2>&1 | tee -a "$integ_log"
+    echo "==> integration/vm/run.sh --test caps --test userns"
+    timeout -k 10 1200 "$repo/integration/vm/run.sh" --test caps --test userns 2>&1 |
+        tee -a "$integ_log"
     if [ "${PIPESTATUS[0]}" -ne 0 ]; then
         echo "==> FAILED: integration/vm/run.sh" >&2
         failed_steps+=("integration/vm/run.sh")

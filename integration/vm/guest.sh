@@ -1,9 +1,9 @@
 #!/bin/bash
 # guest.sh: stage 2 of the test guest, PID 1 after switch_root into the overlay of the host
 # root. Mounts a pure cgroup v2 hierarchy with every controller enabled for the children of
-# the root, fresh tmpfs on /run, /tmp and /var/tmp, then runs /vmshare/job.sh (written by
-# run.sh) and powers the guest off. Output of each step goes to the serial console and to
-# /vmshare/logs/; /vmshare/done marks a job that ran to its end.
+# the root, fresh tmpfs on /run and /tmp, ext4 on /var/tmp, then runs /vmshare/job.sh
+# (written by run.sh) and powers the guest off. Output of each step goes to the serial
+# console and to /vmshare/logs/; /vmshare/done marks a job that ran to its end.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root CI=true LANG=C.UTF-8 TERM=dumb
 share=/vmshare
@@ -49,6 +49,15 @@ echo 1 >/proc/sys/kernel/sysrq
 modprobe -a veth bridge 8021q macvlan ipvlan dummy ifb sch_tbf sch_htb sch_netem sch_ingress \
     cls_u32 act_police act_mirred nf_tables nft_ct nft_chain_nat loop ||
     say "some networking modules did not load"
+# /var/tmp, where the tests keep their zones, on ext4 (a sparse loop file in /run): Debian 12's
+# 6.1 kernel cannot id-map tmpfs (6.3 can), and zones with a user namespace id-map their image
+# layers. tmpfs when that cannot be set up.
+if truncate -s 768M /run/var-tmp.ext4 && mkfs.ext4 -q -E nodiscard /run/var-tmp.ext4 &&
+    mount -o loop /run/var-tmp.ext4 /var/tmp; then
+    chmod 1777 /var/tmp
+else
+    say "/var/tmp stays tmpfs: no loop ext4"
+fi
 hostname runz-vm
 ip link set lo up
 mkdir -p "$share/logs"
