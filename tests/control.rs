@@ -103,8 +103,17 @@ fn exec_with_a_process_file_detached_writes_the_pid_file() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
-    // The shell may exec its last command: either is the process we started.
-    let cmd = text(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap());
+    // The shell may exec its last command: either is the process we started. runz returns
+    // once the process's execve is past the point of no return (its close-on-exec channel
+    // closed); until execve has set up the new stack, cmdline reads empty, so wait for it.
+    let mut cmd = String::new();
+    for _ in 0..500 {
+        cmd = text(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap());
+        if !cmd.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     assert!(cmd.starts_with("sh") || cmd.starts_with("sleep"), "{cmd}");
     let marker = b.dir.join("rootfs/tmp/marker");
     for _ in 0..500 {
