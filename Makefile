@@ -44,7 +44,7 @@ GEN := $(TARGET)/generated
 all: build
 
 # mdata-get (static, like every binary here) is installed beside zoneadm, where zone
-# supervisors look for it to bind it into zones, which have no host libraries.
+# supervisors look for it to copy it into zones, which have no host libraries.
 build:
 	$(CARGO) build $(CARGO_FLAGS) --bins -p zones-linux -p zones-mdata
 

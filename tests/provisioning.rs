@@ -458,52 +458,6 @@ fn static_mdata_get() -> PathBuf {
         .clone()
 }
 
-#[test]
-fn the_metadata_reader_is_bound_in_and_copied_only_without_a_user_namespace() {
-    if !require_root() {
-        return;
-    }
-    let h = Host::new("reader", true);
-    let host_reader = static_mdata_get();
-    let host_len = std::fs::metadata(&host_reader).unwrap().len();
-    for (zone, userns) in [("rdb", true), ("rdc", false)] {
-        let mut cfg = format!("create; set zonepath=/zones/{zone}");
-        if !userns {
-            cfg += "; set userns=false";
-        }
-        h.ok("zonecfg", &["-z", zone, &cfg]);
-        h.ok(
-            "zoneadm",
-            &["-z", zone, "install", "-d", h.image.to_str().unwrap()],
-        );
-        let out = h.zoneadm_md(&["-z", zone, "boot"]);
-        assert!(out.status.success(), "{zone}: boot: {out:?}");
-        // With a user namespace the host's reader is bound in (an empty mount point in
-        // /run); without one, where the zone's root could be allowed to remount the bind
-        // writable, the zone gets its own copy.
-        let in_run = h
-            .root
-            .join(format!("run/zones/{zone}/zonecontrol/mdata-get"));
-        let len = std::fs::metadata(&in_run).unwrap().len();
-        assert_eq!(len == 0, userns, "{zone}: {len} bytes in /run");
-        // Either way it runs in the zone, and the zone cannot change it.
-        assert_eq!(
-            h.ok("zlogin", &[zone, "/.zonecontrol/mdata-list && echo listed"]),
-            "listed\n"
-        );
-        let out = h.cmd(
-            "zlogin",
-            &[zone, "echo x >> /.zonecontrol/mdata-get && echo wrote"],
-        );
-        assert!(
-            !String::from_utf8_lossy(&out.stdout).contains("wrote"),
-            "{zone}: {out:?}"
-        );
-        h.ok("zoneadm", &["-z", zone, "halt"]);
-    }
-    assert_eq!(std::fs::metadata(&host_reader).unwrap().len(), host_len);
-}
-
 /// Host links made by a test (etherstubs), deleted on drop even when the test fails.
 /// Declared before the host, so it drops after the zones are halted.
 struct Links(Vec<String>);
@@ -671,10 +625,6 @@ fn provision_two_nics_with_caps_metadata_update_and_events() {
             .code(),
         Some(1)
     );
-    // The zone has its own user namespace: the reader is the host's, bound in over an empty
-    // mount point, not a copy in /run.
-    let reader = h.root.join("run/zones/nicweb/zonecontrol/mdata-get");
-    assert_eq!(std::fs::metadata(&reader).unwrap().len(), 0);
 
     // update: a live cap (the cgroup changes now), metadata (read anew inside), and a
     // property that needs a reboot.

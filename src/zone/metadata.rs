@@ -9,8 +9,7 @@
 //!   `/.zonecontrol` in the zone. It holds `metadata.json` (the file view, rewritten when the
 //!   metadata changes), `metadata.sock` (answered by the zone's supervisor, which re-reads the
 //!   store on every request, so updates are live) and, when a statically linked reader is
-//!   found, `mdata-get` (the host's binary bound read-only, or a copy when the zone has no
-//!   user namespace; `mdata-list`, `mdata-put`, `mdata-delete` are links to it).
+//!   found, `mdata-get` (`mdata-list`, `mdata-put`, `mdata-delete` are links to it).
 //! - The supervisor serves the socket without ever blocking on a client (the zone's processes
 //!   are not trusted): [`Server`] keeps each connection in the supervisor's poll set until its
 //!   line has come, at most [`MAX_CLIENTS`] at once and each for at most [`CLIENT_TIME`].
@@ -177,46 +176,27 @@ pub fn publish(store: &Store, paths: &ZonePaths) -> Result<(), MetadataError> {
     fs::rename(&tmp, &view).map_err(io_err(&view))
 }
 
-/// The in-zone reader on the host: `$ZONES_MDATA_GET`, else `mdata-get` beside the running
-/// executable, when it is statically linked (the zone has no host libraries).
-fn reader_source() -> Option<PathBuf> {
-    std::env::var_os("ZONES_MDATA_GET")
+/// Puts the in-zone reader into the zonecontrol directory: `$ZONES_MDATA_GET`, else
+/// `mdata-get` beside the running executable, when it is statically linked (the zone has no
+/// host libraries). Returns whether a reader was installed.
+pub fn install_reader(paths: &ZonePaths) -> bool {
+    let candidate = std::env::var_os("ZONES_MDATA_GET")
         .map(PathBuf::from)
         .or_else(|| {
             std::env::current_exe()
                 .ok()
                 .map(|e| e.with_file_name(READER))
-        })
-        .filter(|p| is_static_elf(p))
-}
-
-/// Puts the in-zone reader into the zonecontrol directory, with the links to it. For a zone
-/// with its own user namespace (`bound`), only an empty mount point, on which [`add_mount`]
-/// binds the host's reader read-only: the directory is in /run (memory) and the reader is a
-/// static binary of ~1 MiB, so it is then held once on the host instead of once per running
-/// zone. The zone's root cannot write it: the file's owner (host root) is not mapped in the
-/// zone. A zone without a user namespace gets a copy, as its root may be given the
-/// capabilities to remount the bind writable and change the file every zone runs. Returns
-/// whether a reader was found; when not, a reader left from an earlier boot goes.
-pub fn install_reader(paths: &ZonePaths, bound: bool) -> bool {
-    let dir = control_dir(paths);
-    let dst = dir.join(READER);
-    let Some(src) = reader_source() else {
-        for name in std::iter::once(READER).chain(READER_LINKS) {
-            let _ = fs::remove_file(dir.join(name));
-        }
+        });
+    let Some(src) = candidate.filter(|p| is_static_elf(p)) else {
         return false;
     };
+    let dir = control_dir(paths);
+    let dst = dir.join(READER);
     let tmp = dir.join(".mdata-get.tmp");
-    let made = if bound {
-        fs::File::create(&tmp).map(drop)
-    } else {
-        fs::copy(&src, &tmp).map(drop)
-    };
-    let placed = made
-        .and_then(|()| fs::set_permissions(&tmp, fs::Permissions::from_mode(0o555)))
+    let copied = fs::copy(&src, &tmp)
+        .and_then(|_| fs::set_permissions(&tmp, fs::Permissions::from_mode(0o555)))
         .and_then(|()| fs::rename(&tmp, &dst));
-    if placed.is_err() {
+    if copied.is_err() {
         let _ = fs::remove_file(&tmp);
         return false;
     }
@@ -230,14 +210,9 @@ pub fn install_reader(paths: &ZonePaths, bound: bool) -> bool {
 
 /// Whether `path` is an ELF executable without an interpreter (statically linked).
 fn is_static_elf(path: &Path) -> bool {
-    // The ELF and program headers are at the start of the file.
-    let mut data = Vec::new();
-    let Ok(f) = fs::File::open(path) else {
+    let Ok(data) = fs::read(path) else {
         return false;
     };
-    if f.take(64 * 1024).read_to_end(&mut data).is_err() {
-        return false;
-    }
     if data.len() < 64 || &data[..4] != b"\x7fELF" || data[4] != 2 {
         return false;
     }
@@ -262,7 +237,7 @@ pub fn add_mount(spec: &mut oci_spec::runtime::Spec, paths: &ZonePaths) {
     let mut m = oci_spec::runtime::Mount::default();
     m.set_destination(PathBuf::from(ZONE_DIR));
     m.set_typ(Some("bind".into()));
-    m.set_source(Some(dir.clone()));
+    m.set_source(Some(dir));
     m.set_options(Some(
         ["rbind", "ro", "nosuid", "nodev"]
             .iter()
@@ -271,21 +246,6 @@ pub fn add_mount(spec: &mut oci_spec::runtime::Spec, paths: &ZonePaths) {
     ));
     let mut mounts = spec.mounts().clone().unwrap_or_default();
     mounts.push(m);
-    // The host's reader, over its empty mount point (see install_reader).
-    let mount_point = fs::metadata(dir.join(READER)).is_ok_and(|m| m.is_file() && m.len() == 0);
-    if let Some(src) = reader_source().filter(|_| mount_point) {
-        let mut r = oci_spec::runtime::Mount::default();
-        r.set_destination(PathBuf::from(ZONE_DIR).join(READER));
-        r.set_typ(Some("bind".into()));
-        r.set_source(Some(src));
-        r.set_options(Some(
-            ["bind", "ro", "nosuid", "nodev"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-        ));
-        mounts.push(r);
-    }
     spec.set_mounts(Some(mounts));
 }
 

@@ -367,7 +367,7 @@ impl Supervisor {
         zones::storage::activate(&zonepath).map_err(|e| e.to_string())?;
         crate::fault::point("boot:after-storage");
         metadata::publish(&self.store, &self.paths).map_err(|e| e.to_string())?;
-        if !metadata::install_reader(&self.paths, userns.is_some()) {
+        if !metadata::install_reader(&self.paths) {
             log(&format!(
                 "zone '{}': no statically linked mdata-get found; metadata is served on {} only",
                 self.paths.name,
