@@ -17,7 +17,8 @@ IT_WORK=/var/tmp/$IT_TAG
 IT_RUN=/run/$IT_TAG
 IT_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Cargo's artefacts: the build targets the host's triple by name (.cargo/config.toml).
-IT_TARGET=$IT_REPO/target/$(rustc --print host-tuple 2>/dev/null)
+# Without rustc the default binaries are not found, and RUNZ must be set.
+IT_TARGET=$IT_REPO/target/$(rustc --print host-tuple 2>/dev/null || echo unknown-triple-no-rustc)
 IT_PASSED=0
 IT_FAILED=0
 IT_CLEANUPS=()

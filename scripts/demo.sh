@@ -17,8 +17,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 "$here/install-deps.sh"
 
-echo "demo: building zonecfg, zoneadm, zlogin and runz (cargo build --release)"
-cargo build --release --quiet --bins
+echo "demo: building zonecfg, zoneadm, zlogin, runz and mdata-get (cargo build --release)"
+# mdata-get beside zoneadm: each zone gets it in /.zonecontrol (as after `make install`).
+cargo build --release --quiet --bins -p zones-linux -p zones-mdata
 bin=$repo/target/$(rustc --print host-tuple)/release
 
 alt=/var/tmp/zones-demo-$$

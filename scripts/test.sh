@@ -16,7 +16,11 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
 # Cargo's debug artefacts: the build targets the host's triple by name (.cargo/config.toml).
-debug=$repo/target/$(rustc --print host-tuple)/debug
+triple=$(rustc --print host-tuple) || {
+    echo "test.sh: rustc not found (install Rust with rustup; the build needs cargo >= 1.91)" >&2
+    exit 1
+}
+debug=$repo/target/$triple/debug
 cd "$repo" || exit 1
 exec </dev/null
 
