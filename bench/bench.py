@@ -258,9 +258,6 @@ def main():
                    help="where the runtimes ran, for the results' heading")
     p.add_argument("--no-targets", dest="targets", action="store_false",
                    help="no targets section (the guest's run: the host's results judge it)")
-    p.add_argument("--zone-ext4", action="store_true",
-                   help="keep the zones on a loop-mounted ext4 (the guest's root cannot be "
-                        "id-mapped)")
     p.add_argument("--guest-results",
                    help="a directory with the cgroup-v2 guest's latest.json (bench/run.sh "
                         "--guest): its crun comparison is quoted and checked against the targets")

@@ -35,7 +35,7 @@ fi
 # Fewer zones there; later arguments override. Results: bench/results/guest/latest.{md,json,svg}.
 guest() {
     local args=(--runz "$bin/runz" --zoneadm "$bin/zoneadm" --zonecfg "$bin/zonecfg"
-        --zlogin "$bin/zlogin" --runs 20 --zones 10 --zone-ext4 --no-targets
+        --zlogin "$bin/zlogin" --runs 20 --zones 10 --no-targets
         --where "the cgroup-v2 guest (qemu TCG, Debian kernel)" "$@")
     local cmd
     cmd="python3 $(printf '%q' "$here/bench.py") $(printf '%q ' "${args[@]}") --out \"\$RUNZ_VM_EXPORT\""

@@ -47,8 +47,8 @@ def used_bytes(path, pool=None):
 class LoopFs:
     """A sparse file on a loop device with a fresh filesystem, mounted at `mnt`."""
 
-    def __init__(self, name, fstype, size, mnt, where=BASE):
-        self.file = os.path.join(where, f"{name}.img")
+    def __init__(self, name, fstype, size, mnt):
+        self.file = os.path.join(BASE, f"{name}.img")
         self.mnt = mnt
         with open(self.file, "wb") as f:
             f.truncate(size)

@@ -12,8 +12,6 @@ import statistics
 import subprocess
 import time
 
-import storage
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -89,18 +87,6 @@ def run(a, base, runs, many):
     alt = os.path.join(base, "zones")
     shutil.rmtree(alt, ignore_errors=True)
     os.makedirs(alt)
-    # Zone stores need a filesystem that can be id-mapped; the guest's root is overlayfs over
-    # 9p and tmpfs, which Linux 6.1 cannot id-map.
-    fs = (storage.LoopFs("zones", "ext4", 1 << 30, alt, where=base)
-          if getattr(a, "zone_ext4", False) else None)
-    try:
-        return _run(a, base, alt, runs, many)
-    finally:
-        if fs:
-            fs.close()
-
-
-def _run(a, base, alt, runs, many):
     img = os.path.join(base, "zone-image")
     subprocess.run([os.path.join(HERE, "..", "scripts", "mk-rootfs.sh"), img], check=True,
                    capture_output=True)
