@@ -28,8 +28,11 @@ BINS := runz zoneadm zlogin zonecfg imgadm dladm zonestat
 CLAP_BINS := runz zoneadm zlogin imgadm dladm zonestat
 
 # The build targets the host's triple by name (.cargo/config.toml: static binaries), so the
-# artefacts are under target/<triple>/.
-TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)/$(shell rustc --print host-tuple)
+# artefacts are under target/<triple>/ (or $CARGO_TARGET_DIR/<triple>/).
+TARGET_DIR := $(shell scripts/target-dir.sh)
+ifeq ($(TARGET_DIR),)
+$(error no target directory: scripts/target-dir.sh needs rustc)
+endif
 ifeq ($(BUILD),debug)
 CARGO_FLAGS :=
 TARGET := $(TARGET_DIR)/debug

@@ -21,7 +21,7 @@ if [ "${#need[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get -q -y install --no-install-recommends "${need[@]}" >/dev/null
 fi
 cargo build --release --quiet --bins
-bin=$repo/target/$(rustc --print host-tuple)/release
+bin=$("$repo/scripts/target-dir.sh")/release
 storage() {
     python3 "$here/storage.py" --zoneadm "$bin/zoneadm" --zonecfg "$bin/zonecfg" \
         --imgadm "$bin/imgadm" --out "$here/results"

@@ -17,12 +17,8 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
 
-# Cargo's artefacts are in target/<host triple>/ (.cargo/config.toml).
-triple=$(rustc --print host-tuple) || {
-    echo "soak: rustc not found: it names the target directory (target/<host triple>/)" >&2
-    exit 1
-}
-cycles=500 reboots= runs=1000 bin=$repo/target/$triple/debug
+bin=$("$repo/scripts/target-dir.sh")/debug || exit 1
+cycles=500 reboots= runs=1000
 while [ $# -gt 0 ]; do
     case $1 in
     --cycles) cycles=$2; shift ;;

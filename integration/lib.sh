@@ -16,9 +16,9 @@ IT_TAG=runz-it-$IT_PID
 IT_WORK=/var/tmp/$IT_TAG
 IT_RUN=/run/$IT_TAG
 IT_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# Cargo's artefacts: the build targets the host's triple by name (.cargo/config.toml).
-# Without rustc the default binaries are not found, and RUNZ must be set.
-IT_TARGET=$IT_REPO/target/$(rustc --print host-tuple 2>/dev/null || echo unknown-triple-no-rustc)
+# Cargo's artefacts (scripts/target-dir.sh). Without rustc to name them the default binaries
+# are not found, and RUNZ must be set.
+IT_TARGET=$("$IT_REPO/scripts/target-dir.sh" 2>/dev/null || echo "$IT_REPO/target/unknown-no-rustc")
 IT_PASSED=0
 IT_FAILED=0
 IT_CLEANUPS=()

@@ -20,7 +20,7 @@ fi
 echo "demo: building zonecfg, zoneadm, zlogin, runz and mdata-get (cargo build --release)"
 # mdata-get beside zoneadm: each zone gets it in /.zonecontrol (as after `make install`).
 cargo build --release --quiet --bins -p zones-linux -p zones-mdata
-bin=$repo/target/$(rustc --print host-tuple)/release
+bin=$("$here/target-dir.sh")/release
 
 alt=/var/tmp/zones-demo-$$
 zone=demo

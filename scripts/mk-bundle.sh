@@ -14,7 +14,7 @@ dest=$1
 shift
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
-runz=${RUNZ:-$repo/target/$(rustc --print host-tuple)/release/runz}
+runz=${RUNZ:-$("$here/target-dir.sh")/release/runz}
 if [ ! -x "$runz" ]; then
     echo "mk-bundle: runz binary $runz not found; build it (cargo build --release) or set RUNZ" >&2
     exit 1

@@ -15,12 +15,7 @@ set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
-# Cargo's debug artefacts: the build targets the host's triple by name (.cargo/config.toml).
-triple=$(rustc --print host-tuple) || {
-    echo "test.sh: rustc not found (install Rust with rustup; the build needs cargo >= 1.91)" >&2
-    exit 1
-}
-debug=$repo/target/$triple/debug
+debug=$("$here/target-dir.sh")/debug || exit 1
 cd "$repo" || exit 1
 exec </dev/null
 
