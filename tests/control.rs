@@ -107,21 +107,13 @@ fn exec_with_a_process_file_detached_writes_the_pid_file() {
     // once the process's execve is past the point of no return (its close-on-exec channel
     // closed); until execve has set up the new stack, cmdline reads empty, so wait for it.
     let mut cmd = String::new();
-    for _ in 0..500 {
+    common::wait_until(|| {
         cmd = text(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap());
-        if !cmd.is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+        !cmd.is_empty()
+    });
     assert!(cmd.starts_with("sh") || cmd.starts_with("sleep"), "{cmd}");
     let marker = b.dir.join("rootfs/tmp/marker");
-    for _ in 0..500 {
-        if marker.exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    common::wait_until(|| marker.exists());
     assert_eq!(
         std::fs::read_to_string(marker).unwrap(),
         "from-process-json\n"

@@ -97,13 +97,11 @@ fn create_start_kill_delete_walk_through_the_states() {
 }
 
 fn wait_for_status(b: &Bundle, want: &str) {
-    for _ in 0..500 {
-        if b.state()["status"] == want {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    panic!("status never became {want}: {}", b.state());
+    assert!(
+        common::wait_until(|| b.state()["status"] == want),
+        "status never became {want}: {}",
+        b.state()
+    );
 }
 
 #[test]

@@ -232,12 +232,7 @@ fn halt_after_kill_9_of_the_supervisor_removes_the_links() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    for _ in 0..500 {
-        if h.state("zk") == "down" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    common::wait_until(|| h.state("zk") == "down");
     // The links outlive the supervisor until halt cleans up after it.
     assert!(host_link_exists(&host_end));
     h.ok("zoneadm", &["-z", "zk", "halt"]);

@@ -453,7 +453,7 @@ fn static_mdata_get() -> PathBuf {
                 .status()
                 .unwrap();
             assert!(status.success(), "building mdata-get failed");
-            Path::new(env!("CARGO_BIN_EXE_runz")).with_file_name("mdata-get")
+            bin("mdata-get")
         })
         .clone()
 }

@@ -110,14 +110,11 @@ fn the_full_zone_lifecycle() {
 
     // reboot(2) from inside the zone brings it back.
     let _ = h.cmd("zlogin", &["web", "reboot"]);
-    for _ in 0..500 {
+    common::wait_until(|| {
         let now =
             std::fs::read_to_string(h.root.join("run/zones/web/zone.json")).unwrap_or_default();
-        if now != init_after && h.state("web") == "running" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+        now != init_after && h.state("web") == "running"
+    });
     assert_eq!(h.ok("zlogin", &["web", "hostname"]), "web\n");
 
     // shutdown: init is asked to stop, the zone goes to installed.

@@ -61,6 +61,18 @@ pub fn require_root() -> bool {
     }
 }
 
+/// Poll `done` every 10 ms, at most 500 times (about 5 s); whether it became true. For what a
+/// test must wait on without a notification: a state, a /proc file, a cgroup counter.
+pub fn wait_until(mut done: impl FnMut() -> bool) -> bool {
+    for _ in 0..500 {
+        if done() {
+            return true;
+        }
+        sleep(Duration::from_millis(10));
+    }
+    false
+}
+
 /// The runz binary cargo built for this test run.
 pub fn runz_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_runz"))
