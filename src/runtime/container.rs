@@ -609,14 +609,13 @@ fn stop_now(st: &ContainerState) -> Result<()> {
         // The pidfd turns readable the moment init exits, so the wait ends then rather than
         // at the next tick of a sleep loop; init_alive decides, at least every 100 ms (1 ms
         // without a pidfd).
-        let nap = left.min(Duration::from_millis(if pidfd.is_some() { 100 } else { 1 }));
         match &pidfd {
             Some(fd) => {
                 let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-                let ms = u16::try_from(nap.as_millis()).unwrap_or(u16::MAX);
+                let ms = left.as_millis().min(100) as u16;
                 let _ = poll(&mut fds, PollTimeout::from(ms));
             }
-            None => std::thread::sleep(nap),
+            None => std::thread::sleep(left.min(Duration::from_millis(1))),
         }
     }
     Ok(())
