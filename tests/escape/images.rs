@@ -1,0 +1,1 @@
+//! Escape attempts against the image store and imgadm's archive readers.
