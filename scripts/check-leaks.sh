@@ -6,7 +6,25 @@
 # mounts, cgroups, processes (runz, containerd, shims, conmon, podman, container processes),
 # state dirs under /run, bundle dirs in /var/tmp, runz containers whose bundle is one of ours
 # in runz's default root (where podman's runz keeps them).
+#
+# A run is judged on its own leftovers: `check-leaks.sh --baseline FILE` records what is
+# already there (a crashed earlier run, another checkout's tests) and exits 0;
+# `check-leaks.sh --since FILE` then reports only what is new since. test.sh does both.
 set -uo pipefail
+
+mode=all
+baseline=
+case "${1:-}" in
+--baseline | --since)
+    mode=${1#--}
+    baseline=${2:?"check-leaks: $1 needs a file"}
+    ;;
+"") ;;
+*)
+    echo "check-leaks: unknown option '$1'; usage: check-leaks.sh [--baseline FILE | --since FILE]" >&2
+    exit 2
+    ;;
+esac
 
 leaks=()
 
@@ -97,6 +115,24 @@ if [ -d /var/tmp/runz-tests ]; then
     for d in /var/tmp/runz-tests/* /var/tmp/runz-tests/.[!.]*; do
         [ -e "$d" ] && leaks+=("test dir: $d")
     done
+fi
+
+if [ "$mode" = baseline ]; then
+    if [ "${#leaks[@]}" -gt 0 ]; then
+        printf '%s\n' "${leaks[@]}" >"$baseline"
+        echo "check-leaks: ${#leaks[@]} leftover(s) from before this run (not counted against it):"
+        printf '  %s\n' "${leaks[@]}"
+    else
+        : >"$baseline"
+    fi
+    exit 0
+fi
+if [ "$mode" = since ] && [ -s "$baseline" ]; then
+    new=()
+    for l in "${leaks[@]}"; do
+        grep -qxF -- "$l" "$baseline" || new+=("$l")
+    done
+    leaks=("${new[@]}")
 fi
 
 if [ "${#leaks[@]}" -gt 0 ]; then

@@ -15,7 +15,7 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "demo: zones need root; run: sudo $0" >&2
     exit 1
 fi
-"$here/install-deps.sh"
+"$here/install-deps.sh" --demo
 
 echo "demo: building zonecfg, zoneadm, zlogin, runz and mdata-get (cargo build --release)"
 # mdata-get beside zoneadm: each zone gets it in /.zonecontrol (as after `make install`).

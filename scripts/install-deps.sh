@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# Install every Debian package the tests and the demo need.
+# Install the Debian packages the tests need, or with --demo only those the demo needs.
 #
 # Idempotent and quiet: when everything is already installed it only runs one dpkg-query and
 # exits, without touching the network. Otherwise it runs `apt-get update` once and installs the
-# missing packages, non-interactively. Add packages to PACKAGES as later issues need them.
+# missing packages, non-interactively. Add packages to PACKAGES as later issues need them, and
+# to DEMO_PACKAGES only what scripts/demo.sh itself uses.
 set -euo pipefail
+
+# The demo: build the tools (static, so libc.a), make a busybox root, boot one zone.
+DEMO_PACKAGES=(
+    busybox-static   # the demo zone's root (scripts/mk-rootfs.sh)
+    ca-certificates  # cargo fetching crates over https on a fresh machine
+    libc6-dev        # static glibc (libc.a): every binary is linked statically (.cargo/config.toml)
+    python3          # scripts/mk-rootfs.sh (fast symlinks)
+)
 
 PACKAGES=(
     apache2-utils    # htpasswd -B: the bcrypt password file of the test registry (tests/images.rs)
@@ -29,6 +38,15 @@ PACKAGES=(
     qemu-system-x86  # integration/vm: the cgroup-v2 test guest (TCG; 9p shares of the host root)
     zfs-fuse         # the zfs storage backend's zfs/zpool commands and daemon (tests/storage.rs, bench/)
 )
+
+case "${1:-}" in
+--demo) PACKAGES=("${DEMO_PACKAGES[@]}") ;;
+"") ;;
+*)
+    echo "install-deps: unknown option '$1'; usage: install-deps.sh [--demo]" >&2
+    exit 2
+    ;;
+esac
 
 missing=()
 # One dpkg-query for all packages; unknown packages print nothing on stdout.

@@ -35,8 +35,11 @@ step() {
 root=0
 [ "$(id -u)" -eq 0 ] && root=1
 
+leak_base=$(mktemp /tmp/check-leaks-base.XXXXXX)
 if [ "$root" -eq 1 ]; then
     step "install-deps" "$here/install-deps.sh"
+    # What earlier runs left is theirs: this run is judged on its own leftovers.
+    "$here/check-leaks.sh" --baseline "$leak_base"
 else
     echo "test.sh: not root: skipping install-deps and the root integration tests;" \
         "only unit tests run (use sudo for the full suite)" >&2
@@ -56,7 +59,7 @@ step "cargo build" cargo build "${ws[@]}" --bins --quiet
 
 log=$(mktemp /tmp/cargo-test-log.XXXXXX)
 integ_log=$(mktemp /tmp/integration-log.XXXXXX)
-trap 'rm -f "$log" "$integ_log"' EXIT
+trap 'rm -f "$log" "$integ_log" "$leak_base"' EXIT
 if [ "$root" -eq 1 ]; then
     test_args=("${ws[@]}")
 else
@@ -123,7 +126,7 @@ if [ "$root" -eq 1 ]; then
 fi
 
 if [ "$root" -eq 1 ]; then
-    step "check-leaks" "$here/check-leaks.sh"
+    step "check-leaks" "$here/check-leaks.sh" --since "$leak_base"
 fi
 
 # Sum "test result: ok. 3 passed; 1 failed; ..." over every test binary and doctest run.

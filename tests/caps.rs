@@ -569,17 +569,42 @@ fn io_weight(h: &Host, zone: &str) -> (&'static str, u64) {
     (file, value)
 }
 
+/// Whether this kernel takes a block I/O weight, read independently of the zone tools: v1
+/// needs the BFQ (or the old CFQ) scheduler on some device, v2 BFQ or the io.cost model.
+fn kernel_takes_io_weight() -> bool {
+    let scheds: String = std::fs::read_dir("/sys/block")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| std::fs::read_to_string(e.path().join("queue/scheduler")).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let sched = |s: &str| {
+        scheds
+            .split_whitespace()
+            .any(|w| w.trim_matches(['[', ']']) == s)
+    };
+    if v2() {
+        sched("bfq") || Path::new("/sys/fs/cgroup/io.cost.qos").exists()
+    } else {
+        sched("bfq") || sched("cfq")
+    }
+}
+
+const IO_PRIORITY_200: &str = "add rctl; set name=zone.zfs-io-priority; \
+     add value (priv=privileged,limit=200,action=none); end";
+
 #[test]
 fn io_priority_is_the_block_io_weight_and_changes_live() {
     if !require_root() {
         return;
     }
     let h = Host::new("io");
-    h.boot(
-        "io",
-        "add rctl; set name=zone.zfs-io-priority; \
-         add value (priv=privileged,limit=200,action=none); end",
-    );
+    if !kernel_takes_io_weight() {
+        io_priority_is_refused_where_the_kernel_has_no_weight(&h);
+        return;
+    }
+    h.boot("io", IO_PRIORITY_200);
     // Priority 200 is twice the default 100: OCI weight 1000, which v2's io.weight gets as
     // 10000 (runc's conversion) and the BFQ files as is.
     let (file, weight) = io_weight(&h, "io");
@@ -604,6 +629,89 @@ fn io_priority_is_the_block_io_weight_and_changes_live() {
     assert_eq!(io_weight(&h, "io"), (file, expect(250)));
     let stored = h.ok("zonecfg", &["-z", "io", "info rctl"]);
     assert!(stored.contains("limit=50"), "{stored}");
+}
+
+/// This kernel has no I/O weight (no BFQ, no io.cost): the priority is refused by verify,
+/// boot and the live paths, each naming the missing files and the scheduler to enable, and
+/// a refused live change leaves the zone's other caps and its stored configuration alone.
+fn io_priority_is_refused_where_the_kernel_has_no_weight(h: &Host) {
+    let missing = if v2() {
+        "io.weight or io.bfq.weight"
+    } else {
+        "blkio.weight or blkio.bfq.weight"
+    };
+    let says_why = |e: &str| {
+        assert!(e.contains("rctl zone.zfs-io-priority"), "{e}");
+        assert!(e.contains(missing), "{e}");
+        assert!(
+            e.contains("echo bfq > /sys/block/DEV/queue/scheduler"),
+            "{e}"
+        );
+    };
+    // zonecfg stores it (the configuration may be meant for another host) ...
+    h.ok(
+        "zonecfg",
+        &[
+            "-z",
+            "io",
+            &format!("create; set zonepath=/zones/io; {IO_PRIORITY_200}"),
+        ],
+    );
+    h.ok(
+        "zoneadm",
+        &["-z", "io", "install", "-d", h.image.to_str().unwrap()],
+    );
+    // ... verify and boot refuse it, and the zone stays installed with nothing running.
+    says_why(&h.fails("zoneadm", &["-z", "io", "verify"]));
+    says_why(&h.fails("zoneadm", &["-z", "io", "boot"]));
+    assert_eq!(h.state("io"), "installed");
+    assert!(
+        h.zone_cgroups_left().is_empty(),
+        "{:?}",
+        h.zone_cgroups_left()
+    );
+    // A running zone without it: adding it live is refused, nothing half-applied (the
+    // memory cap of the same change is not applied either), nothing saved.
+    h.ok(
+        "zonecfg",
+        &["-z", "io", "remove rctl name=zone.zfs-io-priority"],
+    );
+    h.ok("zoneadm", &["-z", "io", "boot"]);
+    let before = h.cg_read(
+        "io",
+        "memory",
+        if v2() {
+            "memory.max"
+        } else {
+            "memory.limit_in_bytes"
+        },
+    );
+    says_why(&h.fails(
+        "zonecfg",
+        &[
+            "-z",
+            "io",
+            "-r",
+            &format!("add capped-memory; set physical=100m; end; {IO_PRIORITY_200}"),
+        ],
+    ));
+    let after = h.cg_read(
+        "io",
+        "memory",
+        if v2() {
+            "memory.max"
+        } else {
+            "memory.limit_in_bytes"
+        },
+    );
+    assert_eq!(
+        before, after,
+        "the memory cap of the refused change was applied"
+    );
+    let stored = h.ok("zonecfg", &["-z", "io", "info"]);
+    assert!(!stored.contains("zfs-io-priority"), "{stored}");
+    assert!(!stored.contains("capped-memory"), "{stored}");
+    assert_eq!(h.state("io"), "running");
 }
 
 /// The throttle lines of `zone`'s cgroup for device `devno` (`MAJ:MIN`): v1's

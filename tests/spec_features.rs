@@ -483,3 +483,53 @@ fn id_mapped_mounts_show_files_through_the_mapping() {
     let meta = std::fs::metadata(host.join("f")).unwrap();
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 0);
 }
+
+/// Resources whose kernel support this host lacks are refused by `runz create` before the
+/// container exists, naming what is missing; nothing is left (no state, no cgroup). Where the
+/// host has the support, the same request is applied and read back from the cgroup.
+#[test]
+fn host_dependent_resources_are_refused_clearly_where_the_kernel_lacks_them() {
+    if !require_root() {
+        return;
+    }
+    let has = |p: &str| std::path::Path::new(p).exists();
+    let mut cases: Vec<(&str, serde_json::Value, &str)> = Vec::new();
+    if !has("/sys/fs/cgroup/rdma") && !has("/sys/fs/cgroup/cgroup.controllers") {
+        cases.push((
+            "rdma",
+            json!({"rdma": {"mlx5_0": {"hcaHandles": 3, "hcaObjects": 100}}}),
+            "rdma cannot be applied on this host: the kernel has no rdma cgroup controller",
+        ));
+    }
+    let schedulers: String = std::fs::read_dir("/sys/block")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| std::fs::read_to_string(e.path().join("queue/scheduler")).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let v1 = !has("/sys/fs/cgroup/cgroup.controllers");
+    if v1 && !schedulers.contains("bfq") && !schedulers.contains("cfq") {
+        cases.push((
+            "weight",
+            json!({"blockIO": {"weight": 500}}),
+            "blockIO.weight cannot be applied on this host: the kernel has no blkio.weight or blkio.bfq.weight",
+        ));
+    }
+    for (name, resources, expect) in cases {
+        let mut b = Bundle::new(&format!("nokernel-{name}"));
+        b.set("/linux/resources", resources);
+        b.args(&["true"]);
+        b.write();
+        let out = b.create();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: created");
+        assert!(err.contains(expect), "{name}: {err}");
+        assert!(
+            !b.runz(&["state", &b.id]).status.success(),
+            "{name}: a container was left"
+        );
+        let left: Vec<_> = b.cgroup_dirs().into_iter().filter(|d| d.exists()).collect();
+        assert!(left.is_empty(), "{name}: cgroups left: {left:?}");
+    }
+}

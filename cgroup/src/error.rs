@@ -58,6 +58,13 @@ pub enum CgroupError {
         value: String,
         reason: String,
     },
+    /// The kernel does not offer what a resource needs (a scheduler, a controller, a device).
+    #[error("{resource} cannot be applied on this host: the kernel has no {missing}; {remedy}")]
+    NotInKernel {
+        resource: String,
+        missing: String,
+        remedy: String,
+    },
     /// The request cannot be expressed on this cgroup version.
     #[error("{0}")]
     Unsupported(String),

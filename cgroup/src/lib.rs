@@ -13,6 +13,7 @@ mod freezer;
 mod fsutil;
 mod procinfo;
 mod stats;
+pub mod support;
 mod v1;
 mod v2;
 
@@ -243,16 +244,19 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Applies `r` (see the crate docs for what is supported). The needed
-    /// controllers are checked before anything is written.
+    /// Applies `r` (see the crate docs for what is supported). The needed controllers, and
+    /// the kernel's support for every host-dependent resource ([`support`]), are checked
+    /// before anything is written.
     pub fn apply(&self, r: &oci_spec::runtime::LinuxResources) -> Result<(), CgroupError> {
+        support::check_dirs(self, r)?;
         match self.mode {
             Mode::V2 => {
                 let h = self.v2_hierarchy().ok_or(CgroupError::NoHierarchy)?;
-                v2::apply(h, r)
+                v2::apply(h, r)?;
             }
-            Mode::V1 | Mode::Hybrid => v1::apply(self, r),
+            Mode::V1 | Mode::Hybrid => v1::apply(self, r)?,
         }
+        support::apply_rdma(self, r)
     }
 
     /// Moves `pid` into this cgroup in every hierarchy.

@@ -356,6 +356,42 @@ fn fake_v1(s: &Scratch) -> Cgroup {
 }
 
 #[test]
+fn v1_weight_without_a_weight_file_is_refused_before_any_write() {
+    let s = Scratch::new("v1noweight");
+    let cg = fake_v1(&s);
+    let d = |c: &str| s.0.join(c).join("own/ctr");
+    put(&d("cpu"), "cpu.cfs_quota_us", "");
+    put(&d("cpu"), "cpu.cfs_period_us", "");
+    let r = LinuxResourcesBuilder::default()
+        .cpu(
+            LinuxCpuBuilder::default()
+                .quota(20_000i64)
+                .period(50_000u64)
+                .build()
+                .unwrap(),
+        )
+        .block_io(
+            LinuxBlockIoBuilder::default()
+                .weight(300u16)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let e = cg.apply(&r).unwrap_err();
+    assert!(matches!(e, CgroupError::NotInKernel { .. }), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.starts_with("blockIO.weight cannot be applied on this host"),
+        "{text}"
+    );
+    assert!(text.contains("bfq"), "{text}");
+    // Nothing was written: the cpu cap is not half-applied.
+    assert_eq!(get(&d("cpu"), "cpu.cfs_quota_us"), "");
+    assert!(!d("blkio").join("blkio.weight").exists());
+}
+
+#[test]
 fn v1_writes_go_to_each_hierarchy_dir() {
     let s = Scratch::new("v1apply");
     let cg = fake_v1(&s);

@@ -105,6 +105,7 @@ pub fn verify(store: &Store, name: &str) -> Result<Vec<String>> {
     state::check(name, st, Verb::Verify)?;
     zone.verify().map_err(|e| zerr(name, e))?;
     zones::spec::check_host(&zone)?;
+    zones::spec::check_kernel(&zone)?;
     let host = check_zonepath(store, &zone, false)?;
     let kind = match zones::storage::read_record(&host)? {
         Some(rec) => rec.kind,
@@ -281,8 +282,9 @@ fn remove_zone_files(host: &Path) -> Result<()> {
 
 /// `zoneadm ready`: a supervisor sets the zone up; init waits for boot.
 pub fn ready(store: &Store, name: &str) -> Result<()> {
-    let (_zone, lock, st) = open(store, name)?;
+    let (zone, lock, st) = open(store, name)?;
     state::check(name, settled_state(store, name, &lock, st), Verb::Ready)?;
+    zones::spec::check_kernel(&zone)?;
     drop(lock);
     supervisor::spawn(store, name, StartMode::Ready, None).map_err(|e| zerr(name, e))
 }
@@ -292,6 +294,8 @@ pub fn boot(store: &Store, name: &str, args: Option<Vec<String>>) -> Result<()> 
     let (zone, lock, st) = open(store, name)?;
     let st = settled_state(store, name, &lock, st);
     state::check(name, st, Verb::Boot)?;
+    // A cap this kernel cannot apply stops the boot here, with the reason, not in zoneadmd.
+    zones::spec::check_kernel(&zone)?;
     if zone.brand == Brand::Linux
         && !zones::storage::root_has(&engine::zonepath(store, &zone)?, "sbin/init")
     {

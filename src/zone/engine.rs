@@ -165,6 +165,9 @@ fn cgroup_v2() -> bool {
 /// the kernel may refuse (a v1 limit below what the zone uses), goes first and alone, so a
 /// refusal leaves every cap as it was.
 pub fn update_caps(paths: &ZonePaths, zone: &Zone) -> Result<(), EngineError> {
+    // Every cap the kernel cannot apply is refused before the first write: the memory cap
+    // goes in first below, and must not stay applied when the rest is refused.
+    zones::spec::check_kernel(zone)?;
     let mut all = zones::spec::zone_resources(zone, cgroup_v2())?;
     if let Ok((st, _)) = container::state(&paths.runz_root, &paths.name) {
         let old = st

@@ -112,6 +112,30 @@ pub fn check_host(zone: &Zone) -> Result<(), SpecError> {
     Ok(())
 }
 
+/// The caps of `zone` this kernel cannot apply at all: an I/O priority without an I/O
+/// scheduler that takes weights, a capped-io device that is a partition. `zoneadm verify`,
+/// `ready`, `boot` and live re-capping (`zonecfg -r`, `zoneadm apply`) run it before anything
+/// is made or written; zonecfg does not, so a configuration can be written for another host.
+pub fn check_kernel(zone: &Zone) -> Result<(), SpecError> {
+    let kernel = || {
+        zones_cgroup::support::Host::current()
+            .map_err(|e| invalid(zone, format!("cannot read this host's cgroups: {e}")))
+    };
+    if zone.rctl_limit("zone.zfs-io-priority").is_some() {
+        kernel()?
+            .io_weight()
+            .map_err(|e| invalid(zone, format!("rctl zone.zfs-io-priority: {e}")))?;
+    }
+    for c in &zone.capped_io {
+        let device = c.device.as_deref().unwrap_or_default();
+        let (major, minor) = io_device(zone, device)?;
+        kernel()?
+            .io_device(major, minor)
+            .map_err(|e| invalid(zone, format!("capped-io device={device}: {e}")))?;
+    }
+    Ok(())
+}
+
 /// The (major, minor) of the host block device a `capped-io device` names: a path that must
 /// be a block device, or `MAJ:MIN` that must be one in /sys/dev/block.
 pub fn io_device(zone: &Zone, device: &str) -> Result<(i64, i64), SpecError> {
