@@ -257,6 +257,22 @@ expect_eq "kill --all: the exec'd process is gone too" "$(pgrep -P "$shim_pid" -
 expect "kill --all: exit status 137" 0 'exit code 137' C task delete "$kx"
 expect "ctr container delete (after the restart)" 0 '' C container delete "$kx"
 
+# --- kill after the process exited: the shim classifies runz's error from its stderr ----------
+# The shim runs `runz --log F --log-format json kill ID`; runz refuses ("container not running")
+# and the shim turns that text into "process already finished". Without it on stderr the shim
+# said "unknown error after kill" and CRI's StopPodSandbox failed, leaving the pod behind.
+newid ka; ka=$ID
+expect "ctr run -d (exits at once)" 0 '' C run -d --null-io "${RO[@]}" "$IMG" "$ka" true
+wait_for 10 is_status "$ka" STOPPED
+expect "ctr task kill after exit: 'process already finished', not 'unknown error'" nz \
+    'process already finished' C task kill -s SIGKILL "$ka"
+expect "ctr task delete after the failed kill" 0 '' C task delete "$ka"
+expect "ctr container delete after the failed kill" 0 '' C container delete "$ka"
+expect "kill after exit: no task is left" 0 '^$' C task ls -q
+expect "kill after exit: no runz container is left" 0 '^$' "$RUNZ" --root "$RUNZ_STATE" list -q
+expect_eq "kill after exit: its cgroup is gone" \
+    "$(ls -d /sys/fs/cgroup/*"$CG_PARENT/$ka" 2>/dev/null)" ""
+
 # --- a failing create: the runtime's error reaches the ctr user -------------------------------
 newid bad; bad=$ID
 expect "ctr run of a missing executable: 'OCI runtime create failed' with runz's reason" nz \

@@ -70,6 +70,12 @@ fn emit(level: &str, msg: &str) {
         let line = render(cfg.format, level, msg, &time);
         if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(path) {
             let _ = writeln!(f, "{line}");
+            // runc's fatal() logs the error and also prints it, plain, on stderr: the
+            // containerd shim and podman classify a failed kill/delete from that output
+            // ("container not running", "does not exist").
+            if level == "error" {
+                eprintln!("{msg}");
+            }
             return;
         }
     }

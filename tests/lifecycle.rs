@@ -330,3 +330,67 @@ fn features_lists_what_is_implemented() {
         .unwrap()
         .contains(&json!("SCMP_ACT_ERRNO")));
 }
+
+/// How the containerd shim and podman see a failed command: with `--log FILE --log-format
+/// json`, runc writes the error to the log AND, plain, to stderr (the shim classifies kill and
+/// delete failures from that output), and a failed exec exits 255. runz must match runc on
+/// the same calls.
+#[test]
+fn errors_reach_stderr_as_well_as_the_log_as_runc_does() {
+    if !require_root() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("runz-test-logerr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |bin: &std::path::Path, name: &str, args: &[&str]| {
+        let log = dir.join(format!("{name}.log"));
+        let out = std::process::Command::new(bin)
+            .arg("--root")
+            .arg(dir.join(format!("{name}-root")))
+            .arg("--log")
+            .arg(&log)
+            .args(["--log-format", "json"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let logged = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            logged,
+        )
+    };
+    let runc = std::path::Path::new("/usr/sbin/runc");
+    for args in [
+        &["kill", "runz-test-gone", "9"][..],
+        &["delete", "runz-test-gone"][..],
+        &["exec", "runz-test-gone", "true"][..],
+    ] {
+        let (code, stderr, logged) = run(common::runz_bin(), "runz", args);
+        assert!(
+            stderr.contains("container does not exist"),
+            "{args:?}: {stderr:?}"
+        );
+        let v: serde_json::Value = serde_json::from_str(logged.lines().last().unwrap_or("{}"))
+            .unwrap_or_else(|e| panic!("{args:?}: log {logged:?}: {e}"));
+        assert_eq!(v["level"], "error", "{args:?}: {logged}");
+        assert!(
+            v["msg"]
+                .as_str()
+                .unwrap_or("")
+                .contains("container does not exist"),
+            "{logged}"
+        );
+        if runc.exists() {
+            let (rc_code, rc_stderr, _) = run(runc, "runc", args);
+            assert_eq!(code, rc_code, "{args:?}: exit status, runz vs runc");
+            assert_eq!(stderr, rc_stderr, "{args:?}: stderr, runz vs runc");
+        } else {
+            let want = if args[0] == "exec" { 255 } else { 1 };
+            assert_eq!(code, Some(want), "{args:?}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -34,11 +34,6 @@ pub enum CgroupError {
     /// The cgroups path given in the spec is unusable.
     #[error("invalid cgroupsPath {path:?}: {reason}")]
     InvalidPath { path: String, reason: &'static str },
-    /// A `slice:prefix:name` cgroups path was given; only cgroupfs is implemented.
-    #[error(
-        "systemd cgroup driver not supported yet (cgroupsPath {0:?} is in slice:prefix:name form)"
-    )]
-    SystemdPath(String),
     /// No cgroup filesystem is mounted at all.
     #[error("no cgroup hierarchy is mounted (nothing usable in /proc/self/cgroup and /proc/self/mountinfo)")]
     NoHierarchy,

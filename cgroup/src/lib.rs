@@ -99,9 +99,9 @@ fn check_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf, CgroupEr
     if text.is_empty() {
         return Err(invalid("empty, and no container id to default to"));
     }
-    if !p.is_absolute() && text.split(':').count() == 3 {
-        return Err(CgroupError::SystemdPath(text));
-    }
+    // A relative `slice:prefix:name` is the systemd driver's notation; under cgroupfs runc
+    // takes it verbatim as one directory name (containerd's CRI sends it for pods whose
+    // parent ends in .slice even with SystemdCgroup = false), and so do we.
     if p.components().any(|c| c == Component::ParentDir) {
         return Err(invalid("must not contain \"..\""));
     }

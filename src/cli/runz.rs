@@ -266,11 +266,16 @@ pub fn main() -> i32 {
         log::Format::Text
     };
     log::init(cli.log.clone(), format, cli.debug);
+    let exec = matches!(cli.command, Command::Exec(_));
     match dispatch(cli) {
         Ok(code) => code,
+        // runc: a failed exec exits 255, so callers tell it from the process's own status.
+        Err(e) if exec => {
+            log::error(&format!("exec failed: {e:#}"));
+            255
+        }
         Err(e) => {
-            let msg = format!("{e:#}");
-            log::error(&msg);
+            log::error(&format!("{e:#}"));
             1
         }
     }
