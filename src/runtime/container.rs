@@ -425,6 +425,10 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
             status,
         });
     }
+    // The pidfd first: opening the fifo releases init, which may exec a short command and be
+    // gone before a pidfd taken afterwards (a start that ran the process, then said "not
+    // running"). Once held, the pidfd stays pollable after init exits.
+    let pidfd = sys::pidfd_open(Pid::from_raw(st.pid)).map_err(|_| ContainerError::NotRunning)?;
     let fifo_path = state::dir(root, id).join(state::EXEC_FIFO);
     let fifo = open(
         &fifo_path,
@@ -434,7 +438,6 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     .map_err(|e| ContainerError::Create(format!("open exec fifo: {e}")))?;
     // SAFETY: `open` just returned this fd and nothing else owns it.
     let fifo = unsafe { OwnedFd::from_raw_fd(fifo) };
-    let pidfd = sys::pidfd_open(Pid::from_raw(st.pid)).map_err(|_| ContainerError::NotRunning)?;
     wait_released(&fifo, &pidfd)?;
     trace::mark("start: init released");
     // The status is "created" only while the fifo exists, so removing it is what records the
