@@ -559,3 +559,81 @@ fn the_console_stays_attached_across_a_reboot() {
     assert!(text.contains("after-42-reboot"), "{text}");
     h.ok("zoneadm", &["-z", "cr", "halt"]);
 }
+
+/// The IPC rctls and hostid change what the zone sees (its own IPC namespace's sysctls, its
+/// /etc/hostid), while the host keeps its values; scheduling classes other than FSS and
+/// resource pools, which Linux has no mechanism for, are refused (zonecfg verifies at commit),
+/// not stored and ignored.
+#[test]
+fn ipc_limits_and_hostid_are_the_zones_own_and_unsupported_properties_are_refused() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("ipc");
+    h.install("i");
+    h.ok(
+        "zonecfg",
+        &[
+            "-z",
+            "i",
+            "set max-shm-memory=64m; set max-shm-ids=100; set max-msg-ids=200; \
+             set max-sem-ids=300; set hostid=1a2b3c4d",
+        ],
+    );
+    let host_before = std::fs::read_to_string("/proc/sys/kernel/shmmni").unwrap();
+    h.ok("zoneadm", &["-z", "i", "boot"]);
+    let out = h.ok(
+        "zlogin",
+        &[
+            "i",
+            "cat /proc/sys/kernel/shmmax /proc/sys/kernel/shmall /proc/sys/kernel/shmmni \
+             /proc/sys/kernel/msgmni /proc/sys/kernel/sem; hostid",
+        ],
+    );
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .unwrap()
+        .unwrap() as u64;
+    assert_eq!(lines[0], (64u64 << 20).to_string(), "shmmax: {out}");
+    assert_eq!(
+        lines[1],
+        ((64u64 << 20) / page).to_string(),
+        "shmall: {out}"
+    );
+    assert_eq!(lines[2], "100", "shmmni: {out}");
+    assert_eq!(lines[3], "200", "msgmni: {out}");
+    assert_eq!(
+        lines[4].split_whitespace().nth(3),
+        Some("300"),
+        "sem (SEMMNI): {out}"
+    );
+    assert_eq!(lines[5], "1a2b3c4d", "hostid: {out}");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/shmmni").unwrap(),
+        host_before,
+        "the host's IPC limits must not change"
+    );
+    h.ok("zoneadm", &["-z", "i", "halt"]);
+
+    for (prop, want) in [
+        (
+            "set scheduling-class=RT",
+            "scheduling-class RT: only FSS is supported",
+        ),
+        (
+            "set pool=pool_web",
+            "pool pool_web: resource pools are not supported on Linux",
+        ),
+    ] {
+        // zonecfg verifies at commit: the property is refused there, nothing stored.
+        h.configure("u");
+        let e = h.fails("zonecfg", &["-z", "u", prop]);
+        assert!(e.contains(want), "{prop}: {e}");
+        let info = h.ok("zonecfg", &["-z", "u", "info"]);
+        assert!(!info.contains("pool_web") && !info.contains(": RT"), "{info}");
+        h.ok("zonecfg", &["-z", "u", "delete -F"]);
+    }
+    h.configure("f");
+    h.ok("zonecfg", &["-z", "f", "set scheduling-class=FSS"]);
+    h.ok("zoneadm", &["-z", "f", "verify"]);
+}

@@ -1,6 +1,7 @@
-//! The zone's `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf`, written into its root
-//! before init runs, from the `hostname` (default: the zone name), the addresses of its
-//! `anet`/`net` resources, and `resolvers`.
+//! The zone's `/etc/hostname`, `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostid`, written
+//! into its root before init runs, from the `hostname` (default: the zone name), the addresses
+//! of its `anet`/`net` resources, `resolvers` and `hostid` (what gethostid(3) reads: four
+//! bytes in the machine's order).
 //!
 //! The zone's root is the zone's to shape, so every path is resolved with openat2
 //! RESOLVE_IN_ROOT: a symlink planted at `/etc` or `/etc/hosts` resolves inside the zone's root,
@@ -71,6 +72,11 @@ pub fn contents(zone: &Zone) -> Vec<(&'static str, String)> {
     out
 }
 
+/// `/etc/hostid` when the zone has a `hostid`: gethostid(3)'s four bytes, native order.
+pub fn hostid_file(zone: &Zone) -> Option<[u8; 4]> {
+    zone.hostid.map(|h| h.0.to_ne_bytes())
+}
+
 fn openat2_in_root(root: &OwnedFd, path: &str, flags: i32, mode: u32) -> std::io::Result<OwnedFd> {
     let c = CString::new(path).map_err(std::io::Error::other)?;
     // SAFETY: open_how is plain integers; all-zero is a valid value.
@@ -96,7 +102,7 @@ fn openat2_in_root(root: &OwnedFd, path: &str, flags: i32, mode: u32) -> std::io
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-fn write_one(etc: &OwnedFd, name: &str, text: &str) -> std::io::Result<()> {
+fn write_one(etc: &OwnedFd, name: &str, text: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = format!(".{name}.zones-tmp");
     let _ = nix::unistd::unlinkat(
@@ -111,7 +117,7 @@ fn write_one(etc: &OwnedFd, name: &str, text: &str) -> std::io::Result<()> {
         0o644,
     )?;
     let mut f = std::fs::File::from(fd);
-    f.write_all(text.as_bytes())?;
+    f.write_all(text)?;
     f.sync_all()?;
     nix::fcntl::renameat(
         Some(etc.as_raw_fd()),
@@ -147,7 +153,10 @@ pub fn write(zone: &Zone, root: &Path) -> Result<(), HostFilesError> {
         Err(e) => return Err(err("/etc", e)),
     };
     for (name, text) in contents(zone) {
-        write_one(&etc, name, &text).map_err(|e| err(&format!("/etc/{name}"), e))?;
+        write_one(&etc, name, text.as_bytes()).map_err(|e| err(&format!("/etc/{name}"), e))?;
+    }
+    if let Some(id) = hostid_file(zone) {
+        write_one(&etc, "hostid", &id).map_err(|e| err("/etc/hostid", e))?;
     }
     Ok(())
 }

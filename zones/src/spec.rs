@@ -350,6 +350,10 @@ pub fn zone_spec(zone: &Zone, opts: &SpecOptions) -> Result<Spec, SpecError> {
     let mut res = resources(zone, opts.cgroup_v2, false)?;
     res.set_devices(Some(device_rules(rules)));
     linux.set_resources(Some(res));
+    let sysctl = ipc_sysctls(zone);
+    if !sysctl.is_empty() {
+        linux.set_sysctl(Some(sysctl));
+    }
     linux.set_seccomp(Some(default_seccomp()));
     linux.set_masked_paths(Some(MASKED_PATHS.iter().map(|p| p.to_string()).collect()));
     linux.set_readonly_paths(Some(READONLY_PATHS.iter().map(|p| p.to_string()).collect()));
@@ -363,6 +367,40 @@ pub fn zone_spec(zone: &Zone, opts: &SpecOptions) -> Result<Spec, SpecError> {
     );
     spec.set_annotations(Some(ann));
     Ok(spec)
+}
+
+/// The IPC rctls as the zone's own IPC-namespace sysctls (what illumos counts per zone, Linux
+/// counts per IPC namespace): `zone.max-shm-memory` → kernel.shmall (pages) and kernel.shmmax
+/// (no segment above the total), `zone.max-shm-ids` → kernel.shmmni, `zone.max-msg-ids` →
+/// kernel.msgmni, `zone.max-sem-ids` → the SEMMNI field of kernel.sem (the other fields keep
+/// a new IPC namespace's defaults).
+pub fn ipc_sysctls(zone: &Zone) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
+    let clamp = |v: u64, max: u64| v.min(max).to_string();
+    if let Some(bytes) = zone.rctl_limit("zone.max-shm-memory") {
+        let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .unwrap_or(4096) as u64;
+        out.insert("kernel.shmmax".into(), bytes.to_string());
+        out.insert("kernel.shmall".into(), bytes.div_ceil(page).to_string());
+    }
+    // The kernel caps these counts at IPCMNI (32768).
+    if let Some(n) = zone.rctl_limit("zone.max-shm-ids") {
+        out.insert("kernel.shmmni".into(), clamp(n, 32768));
+    }
+    if let Some(n) = zone.rctl_limit("zone.max-msg-ids") {
+        out.insert("kernel.msgmni".into(), clamp(n, 32768));
+    }
+    if let Some(n) = zone.rctl_limit("zone.max-sem-ids") {
+        let semmni = n.min(32768);
+        // SEMMSL SEMMNS SEMOPM SEMMNI; SEMMNS stays SEMMSL × SEMMNI as in a new namespace.
+        out.insert(
+            "kernel.sem".into(),
+            format!("32000 {} 500 {semmni}", 32000 * semmni.max(1)),
+        );
+    }
+    out
 }
 
 fn brand_name(b: Brand) -> &'static str {

@@ -699,7 +699,27 @@ impl Zone {
             }
         }
         self.verify_network()?;
-        self.verify_cpu()
+        self.verify_cpu()?;
+        self.verify_scheduling()
+    }
+
+    /// Properties with no Linux mechanism are refused, never stored and ignored: the fair
+    /// share scheduler (FSS, what cpu-shares means) is the only scheduling class a zone can
+    /// have, and resource pools have no counterpart (dedicated-cpu is a zone's own cpuset).
+    fn verify_scheduling(&self) -> Result<(), ModelError> {
+        if let Some(class) = self.scheduling_class.as_deref() {
+            if !class.eq_ignore_ascii_case("FSS") {
+                return Err(ModelError::Conflict(format!(
+                    "scheduling-class {class}: only FSS is supported (a zone's processes share the CPU by cpu-shares); clear scheduling-class or set it to FSS"
+                )));
+            }
+        }
+        if let Some(pool) = self.pool.as_deref().filter(|p| !p.is_empty()) {
+            return Err(ModelError::Conflict(format!(
+                "pool {pool}: resource pools are not supported on Linux; use dedicated-cpu for a zone's own CPUs, and clear pool"
+            )));
+        }
+        Ok(())
     }
 
     fn verify_network(&self) -> Result<(), ModelError> {
