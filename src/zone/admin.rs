@@ -514,11 +514,11 @@ pub fn move_zone(store: &Store, name: &str, new_path: &Path) -> Result<()> {
     let text = new_path.to_str().unwrap_or_default();
     moved
         .set_global("zonepath", &zones::model::Value::simple(text))
-        .map_err(|e| {
+        .map_err(|_| {
             zerr(
                 name,
                 format!(
-                    "move {}: {e}; give an absolute path without '..'",
+                    "move {}: the new zonepath must be an absolute path without '..', other than /",
                     new_path.display()
                 ),
             )
