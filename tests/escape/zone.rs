@@ -290,24 +290,53 @@ fn raw_tar(kind: tar::EntryType, name: &str, link: Option<&str>, data: &[u8]) ->
     b.into_inner().unwrap()
 }
 
-/// A gzip stream of `data` in stored (uncompressed) deflate blocks, without its trailer when
-/// `cut` (so the archive ends mid-stream, like an interrupted download).
-fn gzip_stored(data: &[u8], cut: bool) -> Vec<u8> {
+/// Where a gzip stream is cut, like an interrupted download.
+#[derive(Clone, Copy, PartialEq)]
+enum Cut {
+    /// Whole: every block, the CRC and the size.
+    No,
+    /// Half-way through the deflate blocks.
+    Middle,
+    /// After the last deflate block: only the CRC and size are missing.
+    Trailer,
+}
+
+/// A gzip stream of `data` in stored (uncompressed) deflate blocks, cut at `cut`.
+fn gzip_stored(data: &[u8], cut: Cut) -> Vec<u8> {
     let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
     let chunks: Vec<&[u8]> = data.chunks(4096).collect();
     for (i, c) in chunks.iter().enumerate() {
         let last = i + 1 == chunks.len();
-        out.push(u8::from(last && !cut));
+        out.push(u8::from(last && cut != Cut::Middle));
         let len = c.len() as u16;
         out.extend_from_slice(&len.to_le_bytes());
         out.extend_from_slice(&(!len).to_le_bytes());
         out.extend_from_slice(c);
-        if cut && i * 2 >= chunks.len() {
+        if cut == Cut::Middle && i * 2 >= chunks.len() {
             return out;
         }
     }
-    out.extend_from_slice(&[0; 8]);
+    if cut == Cut::No {
+        out.extend_from_slice(&crc32(data).to_le_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    }
     out
+}
+
+/// CRC-32 (IEEE), bit by bit: the gzip trailer's checksum.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
 }
 
 /// The busybox image as a tar (its files only), for a truncated copy.
@@ -397,7 +426,11 @@ fn zoneadm_and_zonecfg_refuse_bad_input_and_leave_nothing_half_made() {
             "5000-character name",
             raw_tar(tar::EntryType::Regular, &long, None, b"x"),
         ),
-        ("truncated .tar.gz", gzip_stored(&image, true)),
+        ("truncated .tar.gz", gzip_stored(&image, Cut::Middle)),
+        (
+            "truncated .tar.gz (no gzip trailer)",
+            gzip_stored(&image, Cut::Trailer),
+        ),
     ];
     for (what, bytes) in archives {
         let file = h.root.join("bad.tar");
@@ -417,7 +450,7 @@ fn zoneadm_and_zonecfg_refuse_bad_input_and_leave_nothing_half_made() {
     assert!(!h.root.join("zones/escaped-x").exists());
     // The intact archive still installs (the refusals above were not the generator's fault).
     let good = h.root.join("good.tar.gz");
-    std::fs::write(&good, gzip_stored(&image, false)).unwrap();
+    std::fs::write(&good, gzip_stored(&image, Cut::No)).unwrap();
     h.ok(
         "zoneadm",
         &["-z", "bi", "install", "-d", good.to_str().unwrap()],
