@@ -196,8 +196,7 @@ pub fn install(store: &Store, name: &str, source: &Path) -> Result<()> {
     store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;
     crate::fault::point("install:after-incomplete");
     let made = (|| -> Result<()> {
-        fs::create_dir_all(&host).map_err(|e| zerr(name, format!("{}: {e}", host.display())))?;
-        let _ = fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        make_zonepath(name, &host)?;
         zones::storage::populate(source, &host.join("root"))?;
         crate::fault::point("install:after-populate");
         engine::id_range(store, &zone)?;
@@ -208,6 +207,20 @@ pub fn install(store: &Store, name: &str, source: &Path) -> Result<()> {
     }
     store.set_state(&lock, t.to.unwrap_or(ZoneState::Installed))?;
     Ok(())
+}
+
+/// Makes the zonepath `host`, private to root (see [`private_zonepath`]).
+fn make_zonepath(name: &str, host: &Path) -> Result<()> {
+    fs::create_dir_all(host).map_err(|e| zerr(name, format!("{}: {e}", host.display())))?;
+    private_zonepath(name, host)
+}
+
+/// The zonepath is 0700: the zone's root keeps its files' owners and modes (setuid binaries,
+/// device nodes), which no host user may reach through it.
+fn private_zonepath(name: &str, host: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(host, fs::Permissions::from_mode(0o700))
+        .map_err(|e| zerr(name, format!("chmod 0700 {}: {e}", host.display())))
 }
 
 /// An install source is a directory or a regular file (an archive): anything else (a FIFO,
@@ -277,8 +290,7 @@ pub fn install_image(store: &Store, name: &str, image: &str) -> Result<()> {
     store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;
     crate::fault::point("install:after-incomplete");
     let made = (|| -> Result<()> {
-        fs::create_dir_all(&host).map_err(|e| zerr(name, format!("{}: {e}", host.display())))?;
-        let _ = fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        make_zonepath(name, &host)?;
         let rootfs = images.rootfs(&m.id);
         let image = zones::storage::ImageRef {
             id: &m.id,
@@ -471,7 +483,7 @@ pub fn clone(store: &Store, name: &str, source: &str) -> Result<()> {
     let src_host = engine::zonepath(store, &src_zone)?;
     store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;
     let made = (|| -> Result<()> {
-        fs::create_dir_all(&host).map_err(|e| zerr(name, format!("{}: {e}", host.display())))?;
+        make_zonepath(name, &host)?;
         // The source's backend clones; a zone installed from a directory is copied.
         let quota = zone.quota.map(|q| q.bytes());
         if zones::storage::clone_zone(&src_host, &host, name, quota)?.is_none() {
@@ -606,6 +618,7 @@ pub fn attach(store: &Store, name: &str, force: bool) -> Result<()> {
         check_quota(&zone, &rec.kind)?;
         zones::storage::attach(&host, &kind, name, lower.as_deref())?;
     }
+    private_zonepath(name, &host)?;
     engine::id_range(store, &zone)?;
     let _ = fs::remove_file(host.join("SUNWdetached.json"));
     store.set_state(&lock, t.to.unwrap_or(ZoneState::Installed))?;

@@ -347,6 +347,18 @@ fn image_tar(image: &Path) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
+/// `suid id -u` run as nobody: its output, or None when it could not run at all.
+fn as_nobody(suid: &Path) -> Option<String> {
+    use std::os::unix::process::CommandExt;
+    let out = Command::new(suid)
+        .args(["id", "-u"])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 /// A failed install: the error says the zone is configured, and it is, with no zonepath.
 fn install_refused(h: &ZoneHost, b: &mut Battery, what: &str, source: &Path, expect: &str) {
     let zp = h.root.join("zones/bi");
@@ -456,7 +468,28 @@ fn zoneadm_and_zonecfg_refuse_bad_input_and_leave_nothing_half_made() {
         &["-z", "bi", "install", "-d", good.to_str().unwrap()],
     );
 
-    // 3. move out of the alternate root.
+    // 3. A zone's root keeps setuid-root files: no host user reaches them through the zonepath
+    // (install and clone alike).
+    h.ok("zonecfg", &["-z", "bc", "create; set zonepath=/zones/bc"]);
+    h.ok("zoneadm", &["-z", "bc", "clone", "bi"]);
+    for zone in ["bi", "bc"] {
+        let zp = h.root.join(format!("zones/{zone}"));
+        let suid = zp.join("root/bin/suid");
+        std::fs::copy(zp.join("root/bin/busybox"), &suid).unwrap();
+        std::os::unix::fs::chown(&suid, Some(0), Some(0)).unwrap();
+        std::fs::set_permissions(&suid, std::os::unix::fs::PermissionsExt::from_mode(0o4755))
+            .unwrap();
+        let ran = as_nobody(&suid);
+        let mode = std::fs::metadata(&zp).unwrap().mode() & 0o777;
+        b.check(
+            &format!("a host user runs a setuid-root binary of zone {zone}'s root"),
+            mode == 0o700 && ran.is_none(),
+            format!("zonepath mode {mode:o}; as nobody: {ran:?}"),
+        );
+        std::fs::remove_file(&suid).unwrap();
+    }
+
+    // 4. move out of the alternate root.
     for to in [
         "/zones/../../../escaped-move",
         "/../escaped-move",
@@ -477,7 +510,7 @@ fn zoneadm_and_zonecfg_refuse_bad_input_and_leave_nothing_half_made() {
         );
     }
 
-    // 4. limitpriv with a prohibited or unknown privilege: zonecfg and zoneadm verify refuse.
+    // 5. limitpriv with a prohibited or unknown privilege: zonecfg and zoneadm verify refuse.
     for p in ["sys_module", "cap_sys_rawio", "proc_zone", "no_such_priv"] {
         let r = bounded(
             &h,
@@ -503,7 +536,7 @@ fn zoneadm_and_zonecfg_refuse_bad_input_and_leave_nothing_half_made() {
         format!("exit {:?}: {}", r.code, r.out),
     );
 
-    // 5. provision whose install fails: one clear error, and no zone left.
+    // 6. provision whose install fails: one clear error, and no zone left.
     let bad = h.root.join("bad.tar");
     std::fs::write(
         &bad,
