@@ -48,11 +48,21 @@ pub fn read_file(path: &Path, limit: u64) -> Result<String, InputError> {
 mod tests {
     use super::*;
 
+    /// A scratch directory removed even when the test fails.
+    struct Scratch(std::path::PathBuf);
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     #[test]
     fn only_regular_files_are_read_and_fifos_never_block() {
-        let dir = std::env::temp_dir().join(format!("runz-test-input-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch =
+            Scratch(std::env::temp_dir().join(format!("runz-test-input-{}", std::process::id())));
+        let dir = &scratch.0;
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).unwrap();
         let fifo = dir.join("fifo");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         let e = read_file(&fifo, 100).unwrap_err();
@@ -62,7 +72,7 @@ mod tests {
             "{e}"
         );
         assert!(matches!(
-            read_file(&dir, 100).unwrap_err(),
+            read_file(dir, 100).unwrap_err(),
             InputError::NotRegular { .. }
         ));
         assert!(matches!(
@@ -76,6 +86,5 @@ mod tests {
             InputError::TooLarge { .. }
         ));
         assert_eq!(read_file(&f, 200).unwrap().len(), 200);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
