@@ -1,4 +1,5 @@
-//! Escape attempts against the zone tools' host side: zlogin's reads of the zone's files, zoneadm's verbs and bad input.
+//! Escape attempts against the zone tools' host side: zlogin's reads of the zone's files,
+//! zoneadm's verbs and bad input.
 //!
 //! Each attack runs the real binary under a time bound ([`bounded`]): a tool that blocks on a
 //! FIFO or reads /dev/zero for ever is killed and the attempt counts as not blocked.
@@ -121,6 +122,122 @@ fn booted(h: &ZoneHost, zone: &str) -> PathBuf {
     h.root.join(format!("zones/{zone}/root"))
 }
 
+/// zlogin in zone `zl` of `h`, bounded.
+fn login(h: &ZoneHost, cmd: &str) -> Ran {
+    bounded(h, "zlogin", &["zl", cmd], LIMIT)
+}
+
+/// Only the shell's own expansion: a command that reads /etc/passwd inside the zone would read
+/// the zone's own /dev/zero for ever, which harms nothing but the zone.
+const SHOW: &str = "echo \"$HOME:$SHELL\"";
+
+/// zlogin's peak memory must stay small whatever /etc/passwd is.
+const RSS_LIMIT_KIB: i64 = 64 * 1024;
+
+/// /etc/passwd a symlink to a host file (absolute or climbing): it resolves inside the zone
+/// and none of the host file's fields reach the session or the error.
+fn passwd_symlinks(h: &ZoneHost, passwd: &Path, secret: &Path, b: &mut Battery) {
+    for (how, target) in [
+        ("absolute", secret.to_path_buf()),
+        ("climbing", climb(secret)),
+    ] {
+        clear(passwd);
+        symlink(&target, passwd).unwrap();
+        let r = login(h, SHOW);
+        b.check(
+            &format!("zlogin: /etc/passwd a symlink ({how}) to a host file"),
+            r.code.is_some() && !r.out.to_lowercase().contains("leaked"),
+            format!("exit {:?}: {}", r.code, r.out),
+        );
+    }
+}
+
+/// /etc/passwd that never ends or never answers (/dev/zero, a device node, a FIFO, 3 MiB):
+/// refused at once, in bounded memory.
+fn passwd_endless(h: &ZoneHost, passwd: &Path, b: &mut Battery) {
+    clear(passwd);
+    symlink("/dev/zero", passwd).unwrap();
+    let r = login(h, SHOW);
+    b.check(
+        "zlogin: /etc/passwd a symlink to /dev/zero",
+        r.code.is_some() && r.max_rss_kib < RSS_LIMIT_KIB,
+        format!(
+            "exit {:?} in {:?}, {} KiB: {}",
+            r.code, r.took, r.max_rss_kib, r.out
+        ),
+    );
+    clear(passwd);
+    nix::sys::stat::mknod(
+        passwd,
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+        nix::sys::stat::makedev(1, 5),
+    )
+    .unwrap();
+    let r = login(h, SHOW);
+    b.check(
+        "zlogin: /etc/passwd the /dev/zero device node",
+        r.failed_with("zone 'zl': /etc/passwd: not a regular file")
+            && r.max_rss_kib < RSS_LIMIT_KIB,
+        format!(
+            "exit {:?} in {:?}, {} KiB: {}",
+            r.code, r.took, r.max_rss_kib, r.out
+        ),
+    );
+    clear(passwd);
+    mkfifo(passwd);
+    let r = login(h, SHOW);
+    b.check(
+        "zlogin: /etc/passwd a FIFO",
+        r.failed_with("zone 'zl': /etc/passwd: not a regular file"),
+        format!("exit {:?} in {:?}: {}", r.code, r.took, r.out),
+    );
+    clear(passwd);
+    std::fs::write(passwd, vec![b'#'; 3 << 20]).unwrap();
+    let r = login(h, SHOW);
+    b.check(
+        "zlogin: a 3 MiB /etc/passwd",
+        r.failed_with("/etc/passwd: larger than 1048576 bytes") && r.max_rss_kib < RSS_LIMIT_KIB,
+        format!("exit {:?}, {} KiB: {}", r.code, r.max_rss_kib, r.out),
+    );
+}
+
+/// Root's home a symlink chain (/home/a → /home/b → TARGET) to a leaked fd or to a host
+/// directory: the session never starts there; a real home still is where it starts.
+fn home_chains(h: &ZoneHost, root: &Path, hostdir: &Path, b: &mut Battery) {
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/home/a:/bin/sh\n").unwrap();
+    let home = root.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    symlink("/home/b", home.join("a")).unwrap();
+    let mut targets: Vec<(String, PathBuf)> = [3, 6, 12, 13, 14]
+        .iter()
+        .map(|n| {
+            (
+                format!("/proc/self/fd/{n}"),
+                format!("/proc/self/fd/{n}").into(),
+            )
+        })
+        .collect();
+    targets.push(("a host directory".into(), hostdir.to_path_buf()));
+    targets.push(("a climb to a host directory".into(), climb(hostdir)));
+    for (what, target) in targets {
+        clear(&home.join("b"));
+        symlink(&target, home.join("b")).unwrap();
+        let r = login(h, "pwd -P; ls -a");
+        let first = r.out.lines().next().unwrap_or_default().to_string();
+        b.check(
+            &format!("zlogin: root's home a symlink chain to {what}"),
+            r.code == Some(0) && first == "/" && !r.out.contains("host-marker-file"),
+            format!("exit {:?}: {}", r.code, r.out.replace('\n', " ")),
+        );
+    }
+    clear(&home.join("b"));
+    std::fs::create_dir_all(home.join("real")).unwrap();
+    symlink("/home/real", home.join("b")).unwrap();
+    let r = login(h, "pwd -P");
+    assert_eq!(r.out, "/home/real", "{:?}", r.code);
+}
+
 #[test]
 fn zlogin_reads_the_zones_files_only_inside_the_zone() {
     if !require_root() {
@@ -138,113 +255,19 @@ fn zlogin_reads_the_zones_files_only_inside_the_zone() {
     std::fs::write(hostdir.join("host-marker-file"), "host\n").unwrap();
     let root = booted(&h, "zl");
     let passwd = root.join("etc/passwd");
-    let original = std::fs::read(&passwd).unwrap();
     let mut b = Battery::default();
-    let login = |cmd: &str| bounded(&h, "zlogin", &["zl", cmd], LIMIT);
-    // Only the shell's own expansion: a command that reads /etc/passwd inside the zone would
-    // read the zone's own /dev/zero for ever, which harms nothing but the zone.
-    let show = "echo \"$HOME:$SHELL\"";
-
-    // 1. /etc/passwd a symlink to a host file, absolute or climbing: read inside the zone.
-    for (how, target) in [("absolute", secret.clone()), ("climbing", climb(&secret))] {
-        clear(&passwd);
-        symlink(&target, &passwd).unwrap();
-        let r = login(show);
-        b.check(
-            &format!("zlogin: /etc/passwd a symlink ({how}) to a host file"),
-            r.code.is_some() && !r.out.to_lowercase().contains("leaked"),
-            format!("exit {:?}: {}", r.code, r.out),
-        );
-    }
-
-    // 2. /etc/passwd that never ends, or never answers: refused at once, bounded memory.
+    passwd_symlinks(&h, &passwd, &secret, &mut b);
+    passwd_endless(&h, &passwd, &mut b);
     clear(&passwd);
-    symlink("/dev/zero", &passwd).unwrap();
-    let r = login(show);
-    b.check(
-        "zlogin: /etc/passwd a symlink to /dev/zero",
-        r.code.is_some() && r.max_rss_kib < 64 * 1024,
-        format!(
-            "exit {:?} in {:?}, {} KiB: {}",
-            r.code, r.took, r.max_rss_kib, r.out
-        ),
-    );
-    clear(&passwd);
-    nix::sys::stat::mknod(
-        &passwd,
-        nix::sys::stat::SFlag::S_IFCHR,
-        nix::sys::stat::Mode::from_bits_truncate(0o644),
-        nix::sys::stat::makedev(1, 5),
-    )
-    .unwrap();
-    let r = login(show);
-    b.check(
-        "zlogin: /etc/passwd the /dev/zero device node",
-        r.failed_with("zone 'zl': /etc/passwd: not a regular file") && r.max_rss_kib < 64 * 1024,
-        format!(
-            "exit {:?} in {:?}, {} KiB: {}",
-            r.code, r.took, r.max_rss_kib, r.out
-        ),
-    );
-    clear(&passwd);
-    mkfifo(&passwd);
-    let r = login(show);
-    b.check(
-        "zlogin: /etc/passwd a FIFO",
-        r.failed_with("zone 'zl': /etc/passwd: not a regular file"),
-        format!("exit {:?} in {:?}: {}", r.code, r.took, r.out),
-    );
-    clear(&passwd);
-    std::fs::write(&passwd, vec![b'#'; 3 << 20]).unwrap();
-    let r = login(show);
-    b.check(
-        "zlogin: a 3 MiB /etc/passwd",
-        r.failed_with("/etc/passwd: larger than 1048576 bytes") && r.max_rss_kib < 64 * 1024,
-        format!("exit {:?}, {} KiB: {}", r.code, r.max_rss_kib, r.out),
-    );
-
-    // 3. Root's home a symlink (chain) to a leaked fd or to a host directory: the session
-    // never starts there.
-    clear(&passwd);
-    std::fs::write(&passwd, "root:x:0:0:root:/home/a:/bin/sh\n").unwrap();
-    let home = root.join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    symlink("/home/b", home.join("a")).unwrap();
-    let mut targets: Vec<(String, PathBuf)> = [3, 6, 12, 13, 14]
-        .iter()
-        .map(|n| {
-            (
-                format!("/proc/self/fd/{n}"),
-                PathBuf::from(format!("/proc/self/fd/{n}")),
-            )
-        })
-        .collect();
-    targets.push(("a host directory".into(), hostdir.clone()));
-    targets.push(("a climb to a host directory".into(), climb(&hostdir)));
-    for (what, target) in targets {
-        clear(&home.join("b"));
-        symlink(&target, home.join("b")).unwrap();
-        let r = login("pwd -P; ls -a");
-        let first = r.out.lines().next().unwrap_or_default().to_string();
-        b.check(
-            &format!("zlogin: root's home a symlink chain to {what}"),
-            r.code == Some(0) && first == "/" && !r.out.contains("host-marker-file"),
-            format!("exit {:?}: {}", r.code, r.out.replace('\n', " ")),
-        );
-    }
-    // A real home (through a symlink inside the zone) is still where the session starts.
-    clear(&home.join("b"));
-    std::fs::create_dir_all(home.join("real")).unwrap();
-    symlink("/home/real", home.join("b")).unwrap();
-    let r = login("pwd -P");
-    assert_eq!(r.out, "/home/real", "{:?}", r.code);
-
-    std::fs::write(&passwd, original).unwrap();
+    home_chains(&h, &root, &hostdir, &mut b);
     assert_eq!(
-        std::fs::metadata(hostdir.join("host-marker-file"))
-            .unwrap()
-            .len(),
-        5
+        std::fs::read_to_string(&secret).unwrap(),
+        "root:x:0:0:LEAKED-GECOS:/leaked-home:/bin/leaked-shell\n"
+    );
+    assert_eq!(
+        std::fs::read_dir(&hostdir).unwrap().count(),
+        1,
+        "the host directory is unchanged"
     );
     b.finish("zone");
 }
@@ -381,40 +404,30 @@ fn install_refused(h: &ZoneHost, b: &mut Battery, what: &str, source: &Path, exp
     );
 }
 
-#[test]
-fn zoneadm_and_zonecfg_refuse_bad_input_and_leave_nothing_half_made() {
-    if !require_root() {
-        return;
-    }
-    let h = ZoneHost::new("escape", "zone-input", true);
-    let mut b = Battery::default();
+/// FIFOs given as input files (zonecfg -f, provision -f, install -d): refused at once.
+fn fifo_inputs(h: &ZoneHost, b: &mut Battery) {
     let fifo = h.root.join("input.fifo");
     mkfifo(&fifo);
     let fifo_s = fifo.to_str().unwrap();
-
-    // 1. FIFOs given as input files: refused at once.
-    let r = bounded(&h, "zonecfg", &["-z", "ff", "-f", fifo_s], LIMIT);
+    let r = bounded(h, "zonecfg", &["-z", "ff", "-f", fifo_s], LIMIT);
     b.check(
         "zonecfg -f FIFO",
         r.failed_with("input.fifo: not a regular file") && h.state("ff") == "absent",
         format!("exit {:?} in {:?}: {}", r.code, r.took, r.out),
     );
-    let r = bounded(&h, "zoneadm", &["provision", "-f", fifo_s], LIMIT);
+    let r = bounded(h, "zoneadm", &["provision", "-f", fifo_s], LIMIT);
     b.check(
         "zoneadm provision -f FIFO",
         r.failed_with("input.fifo: not a regular file"),
         format!("exit {:?} in {:?}: {}", r.code, r.took, r.out),
     );
     h.ok("zonecfg", &["-z", "bi", "create; set zonepath=/zones/bi"]);
-    install_refused(
-        &h,
-        &mut b,
-        "FIFO",
-        &fifo,
-        "not a directory or a regular file",
-    );
+    install_refused(h, b, "FIFO", &fifo, "not a directory or a regular file");
+}
 
-    // 2. Hostile archives: the install fails, the zone is configured, nothing is on disk.
+/// Hostile archives: each install fails, the zone is configured, nothing is on disk; the
+/// intact archive then installs (the refusals were not the generator's fault).
+fn hostile_archives(h: &ZoneHost, b: &mut Battery) {
     let shadow_before = std::fs::metadata("/etc/shadow")
         .map(|m| (m.nlink(), m.mode()))
         .ok();
@@ -448,8 +461,8 @@ fn zoneadm_and_zonecfg_refuse_bad_input_and_leave_nothing_half_made() {
         let file = h.root.join("bad.tar");
         std::fs::write(&file, bytes).unwrap();
         install_refused(
-            &h,
-            &mut b,
+            h,
+            b,
             what,
             &file,
             "the zone is configured, nothing was installed",
@@ -467,9 +480,11 @@ fn zoneadm_and_zonecfg_refuse_bad_input_and_leave_nothing_half_made() {
         "zoneadm",
         &["-z", "bi", "install", "-d", good.to_str().unwrap()],
     );
+}
 
-    // 3. A zone's root keeps setuid-root files: no host user reaches them through the zonepath
-    // (install and clone alike).
+/// A zone's root keeps setuid-root files: no host user reaches them through the zonepath
+/// (install and clone alike).
+fn private_zonepaths(h: &ZoneHost, b: &mut Battery) {
     h.ok("zonecfg", &["-z", "bc", "create; set zonepath=/zones/bc"]);
     h.ok("zoneadm", &["-z", "bc", "clone", "bi"]);
     for zone in ["bi", "bc"] {
@@ -488,14 +503,16 @@ fn zoneadm_and_zonecfg_refuse_bad_input_and_leave_nothing_half_made() {
         );
         std::fs::remove_file(&suid).unwrap();
     }
+}
 
-    // 4. move out of the alternate root.
+/// move out of the alternate root.
+fn moves_out(h: &ZoneHost, b: &mut Battery) {
     for to in [
         "/zones/../../../escaped-move",
         "/../escaped-move",
         "zones/relative",
     ] {
-        let r = bounded(&h, "zoneadm", &["-z", "bi", "move", to], LIMIT);
+        let r = bounded(h, "zoneadm", &["-z", "bi", "move", to], LIMIT);
         let outside = h.root.parent().unwrap().join("escaped-move");
         b.check(
             &format!("zoneadm move {to}"),
@@ -509,11 +526,13 @@ fn zoneadm_and_zonecfg_refuse_bad_input_and_leave_nothing_half_made() {
             format!("exit {:?}: {}", r.code, r.out),
         );
     }
+}
 
-    // 5. limitpriv with a prohibited or unknown privilege: zonecfg and zoneadm verify refuse.
+/// limitpriv with a prohibited or unknown privilege: zonecfg and zoneadm verify refuse.
+fn bad_limitpriv(h: &ZoneHost, b: &mut Battery) {
     for p in ["sys_module", "cap_sys_rawio", "proc_zone", "no_such_priv"] {
         let r = bounded(
-            &h,
+            h,
             "zonecfg",
             &["-z", "bi", &format!("set limitpriv=default,{p}")],
             LIMIT,
@@ -529,14 +548,16 @@ fn zoneadm_and_zonecfg_refuse_bad_input_and_leave_nothing_half_made() {
     let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
     doc["limitpriv"] = "default,sys_module".into();
     std::fs::write(&cfg, serde_json::to_vec(&doc).unwrap()).unwrap();
-    let r = bounded(&h, "zoneadm", &["-z", "bi", "verify"], LIMIT);
+    let r = bounded(h, "zoneadm", &["-z", "bi", "verify"], LIMIT);
     b.check(
         "zoneadm verify limitpriv=default,sys_module",
         r.failed_with("zoneadm: zone 'bi': limitpriv \"default,sys_module\": privilege \"sys_module\" is prohibited in a non-global zone"),
         format!("exit {:?}: {}", r.code, r.out),
     );
+}
 
-    // 6. provision whose install fails: one clear error, and no zone left.
+/// provision whose install fails: one clear error, and no zone left.
+fn provision_undone(h: &ZoneHost, b: &mut Battery) {
     let bad = h.root.join("bad.tar");
     std::fs::write(
         &bad,
@@ -550,7 +571,7 @@ fn zoneadm_and_zonecfg_refuse_bad_input_and_leave_nothing_half_made() {
     )
     .unwrap();
     let r = bounded(
-        &h,
+        h,
         "zoneadm",
         &["provision", "-f", manifest.to_str().unwrap()],
         LIMIT,
@@ -564,5 +585,20 @@ fn zoneadm_and_zonecfg_refuse_bad_input_and_leave_nothing_half_made() {
             && !h.root.join("zones/mz").exists(),
         format!("exit {:?}: {}", r.code, r.out),
     );
+}
+
+#[test]
+fn zoneadm_and_zonecfg_refuse_bad_input_and_leave_nothing_half_made() {
+    if !require_root() {
+        return;
+    }
+    let h = ZoneHost::new("escape", "zone-input", true);
+    let mut b = Battery::default();
+    fifo_inputs(&h, &mut b);
+    hostile_archives(&h, &mut b);
+    private_zonepaths(&h, &mut b);
+    moves_out(&h, &mut b);
+    bad_limitpriv(&h, &mut b);
+    provision_undone(&h, &mut b);
     b.finish("zone");
 }
