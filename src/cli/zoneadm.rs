@@ -567,7 +567,10 @@ fn read_input(file: &str) -> anyhow::Result<String> {
     if file == "-" {
         std::io::stdin().read_to_string(&mut text)?;
     } else {
-        text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+        text = zones::lang::input::read_file(
+            std::path::Path::new(file),
+            zones::lang::input::INPUT_LIMIT,
+        )?;
     }
     Ok(text)
 }

@@ -20,7 +20,7 @@
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::PathBuf;
 
-use zones::lang::{self, json, parse, Console, Flow, LangError, Session};
+use zones::lang::{self, input, json, parse, Console, Flow, LangError, Session};
 use zones::store::Store;
 
 const USAGE: &str = "usage:\tzonecfg [-R altroot] -z <zone> (interactive)\n\
@@ -182,15 +182,24 @@ fn fail(place: Option<(usize, &str)>, e: &dyn std::fmt::Display) -> i32 {
     EXIT_ERROR
 }
 
+/// Standard input for "-", else the regular file `file` (a FIFO or a device is refused at
+/// once, see [`input::read_file`]).
+fn read_input(file: &str, text: &mut String) -> Result<(), String> {
+    if file == "-" {
+        return io::stdin()
+            .read_to_string(text)
+            .map(|_| ())
+            .map_err(|e| format!("{file}: {e}"));
+    }
+    *text = input::read_file(std::path::Path::new(file), input::INPUT_LIMIT)
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 fn run_file(session: &mut Session, file: &str) -> i32 {
     let mut text = String::new();
-    let read = if file == "-" {
-        io::stdin().read_to_string(&mut text).map(|_| ())
-    } else {
-        std::fs::read_to_string(file).map(|t| text = t)
-    };
-    if let Err(e) = read {
-        return fail(None, &format!("{file}: {e}"));
+    if let Err(e) = read_input(file, &mut text) {
+        return fail(None, &e);
     }
     run_text(session, &text, Some(file))
 }
@@ -208,13 +217,8 @@ fn json_command(session: &mut Session, name: &str, command: &[String]) -> Option
         }),
         ["import", "-j", file] => {
             let mut text = String::new();
-            let read = if *file == "-" {
-                io::stdin().read_to_string(&mut text).map(|_| ())
-            } else {
-                std::fs::read_to_string(file).map(|t| text = t)
-            };
-            if let Err(e) = read {
-                return Some(fail(None, &format!("{file}: {e}")));
+            if let Err(e) = read_input(file, &mut text) {
+                return Some(fail(None, &e));
             }
             let mut con = StdConsole { interactive: false };
             Some(match json::import(session, &text, &mut con) {

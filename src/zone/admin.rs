@@ -104,6 +104,7 @@ pub fn verify(store: &Store, name: &str) -> Result<Vec<String>> {
     let (zone, _lock, st) = open(store, name)?;
     state::check(name, st, Verb::Verify)?;
     zone.verify().map_err(|e| zerr(name, e))?;
+    zones::privileges::capabilities(zone.limitpriv.as_deref()).map_err(|e| zerr(name, e))?;
     zones::spec::check_host(&zone)?;
     zones::spec::check_kernel(&zone)?;
     let host = check_zonepath(store, &zone, false)?;
@@ -185,22 +186,94 @@ fn check_zonepath(store: &Store, zone: &Zone, must_be_empty: bool) -> Result<Pat
 
 /// `zoneadm install -d PATH`: the root filesystem from a directory or a (gzip) tar archive.
 /// The zone is `incomplete` while the copy runs, so an interrupted install never looks
-/// installed.
+/// installed; a failed one leaves the zone configured with nothing on disk.
 pub fn install(store: &Store, name: &str, source: &Path) -> Result<()> {
     let (zone, lock, st) = open(store, name)?;
     let t = state::check(name, st, Verb::Install)?;
     zone.verify().map_err(|e| zerr(name, e))?;
+    check_source(name, source)?;
     zones::storage::source_kind(source)?;
     let host = check_zonepath(store, &zone, true)?;
     store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;
     crate::fault::point("install:after-incomplete");
-    fs::create_dir_all(&host).map_err(|e| zerr(name, format!("{}: {e}", host.display())))?;
-    let _ = fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(0o700));
-    zones::storage::populate(source, &host.join("root"))?;
-    crate::fault::point("install:after-populate");
-    engine::id_range(store, &zone)?;
+    let made = (|| -> Result<()> {
+        make_zonepath(name, &host)?;
+        zones::storage::populate(source, &host.join("root"))?;
+        crate::fault::point("install:after-populate");
+        engine::id_range(store, &zone)?;
+        Ok(())
+    })();
+    if let Err(e) = made {
+        return Err(undo_install(store, &zone, &lock, &host, e));
+    }
     store.set_state(&lock, t.to.unwrap_or(ZoneState::Installed))?;
     Ok(())
+}
+
+/// Makes the zonepath `host`, private to root (see [`private_zonepath`]).
+fn make_zonepath(name: &str, host: &Path) -> Result<()> {
+    fs::create_dir_all(host).map_err(|e| zerr(name, format!("{}: {e}", host.display())))?;
+    private_zonepath(name, host)
+}
+
+/// The zonepath is 0700: the zone's root keeps its files' owners and modes (setuid binaries,
+/// device nodes), which no host user may reach through it.
+fn private_zonepath(name: &str, host: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(host, fs::Permissions::from_mode(0o700))
+        .map_err(|e| zerr(name, format!("chmod 0700 {}: {e}", host.display())))
+}
+
+/// An install source is a directory or a regular file (an archive): anything else (a FIFO,
+/// a device, a socket) is refused before it is opened, so zoneadm never blocks on it.
+fn check_source(name: &str, source: &Path) -> Result<()> {
+    let meta =
+        fs::metadata(source).map_err(|e| zerr(name, format!("{}: {e}", source.display())))?;
+    if meta.is_dir() || meta.is_file() {
+        return Ok(());
+    }
+    Err(zerr(
+        name,
+        format!(
+            "{}: not a directory or a regular file; give a root directory or a tar archive",
+            source.display()
+        ),
+    ))
+}
+
+/// After a failed install: free the id range, remove whatever was made under the zonepath
+/// and record the zone `configured` again. Returns the install's error, saying so.
+fn undo_install(
+    store: &Store,
+    zone: &Zone,
+    lock: &ZoneLock,
+    host: &Path,
+    cause: AdminError,
+) -> AdminError {
+    let name = &zone.zonename;
+    let _ = zones::idrange::free(store, &zones::idrange::key(zone));
+    let _ = zones::storage::destroy(host);
+    let cleaned = remove_zone_files(host).is_ok() && !host.exists();
+    if let Err(e) = store.set_state(lock, ZoneState::Configured) {
+        return zerr(
+            name,
+            format!("{cause}; and recording the zone configured again failed: {e}"),
+        );
+    }
+    if cleaned {
+        zerr(
+            name,
+            format!("install failed: {cause}; the zone is configured, nothing was installed"),
+        )
+    } else {
+        zerr(
+            name,
+            format!(
+                "install failed: {cause}; the zone is configured, but {} could not be removed in full: remove it by hand",
+                host.display()
+            ),
+        )
+    }
 }
 
 /// `zoneadm install -i IMAGE`: the zone's root from an image in the image store, made by the
@@ -218,8 +291,7 @@ pub fn install_image(store: &Store, name: &str, image: &str) -> Result<()> {
     store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;
     crate::fault::point("install:after-incomplete");
     let made = (|| -> Result<()> {
-        fs::create_dir_all(&host).map_err(|e| zerr(name, format!("{}: {e}", host.display())))?;
-        let _ = fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        make_zonepath(name, &host)?;
         let rootfs = images.rootfs(&m.id);
         let image = zones::storage::ImageRef {
             id: &m.id,
@@ -237,11 +309,7 @@ pub fn install_image(store: &Store, name: &str, image: &str) -> Result<()> {
         Ok(())
     })();
     if let Err(e) = made {
-        let _ = zones::idrange::free(store, &zones::idrange::key(&zone));
-        let _ = zones::storage::destroy(&host);
-        let _ = remove_zone_files(&host);
-        store.set_state(&lock, ZoneState::Configured)?;
-        return Err(e);
+        return Err(undo_install(store, &zone, &lock, &host, e));
     }
     store.set_state(&lock, t.to.unwrap_or(ZoneState::Installed))?;
     Ok(())
@@ -419,7 +487,7 @@ pub fn clone(store: &Store, name: &str, source: &str) -> Result<()> {
     let src_host = engine::zonepath(store, &src_zone)?;
     store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;
     let made = (|| -> Result<()> {
-        fs::create_dir_all(&host).map_err(|e| zerr(name, format!("{}: {e}", host.display())))?;
+        make_zonepath(name, &host)?;
         // The source's backend clones; a zone installed from a directory is copied.
         let quota = zone.quota.map(|q| q.bytes());
         if zones::storage::clone_zone(&src_host, &host, name, quota)?.is_none() {
@@ -455,18 +523,23 @@ pub fn clone(store: &Store, name: &str, source: &str) -> Result<()> {
 pub fn move_zone(store: &Store, name: &str, new_path: &Path) -> Result<()> {
     let (mut zone, lock, st) = open(store, name)?;
     state::check(name, st, Verb::Move)?;
-    if !new_path.is_absolute() {
-        return Err(zerr(
-            name,
-            format!(
-                "move {}: the new zonepath must be absolute",
-                new_path.display()
-            ),
-        ));
-    }
     let old_host = engine::zonepath(store, &zone)?;
     let mut moved = zone.clone();
-    moved.zonepath = Some(new_path.to_path_buf());
+    // zonecfg's rule for a zonepath: absolute, no `..`, not `/`; so the new place stays
+    // inside the alternate root (`-R`) like every zonepath.
+    let text = new_path.to_str().unwrap_or_default();
+    moved
+        .set_global("zonepath", &zones::model::Value::simple(text))
+        .map_err(|_| {
+            zerr(
+                name,
+                format!(
+                    "move {}: the new zonepath must be an absolute path without '..', other than /",
+                    new_path.display()
+                ),
+            )
+        })?;
+    let new_path = moved.zonepath.clone().unwrap_or_default();
     let new_host = check_zonepath(store, &moved, true)?;
     if let Some(parent) = new_host.parent() {
         fs::create_dir_all(parent).map_err(|e| zerr(name, format!("{}: {e}", parent.display())))?;
@@ -483,7 +556,7 @@ pub fn move_zone(store: &Store, name: &str, new_path: &Path) -> Result<()> {
         )
     })?;
     zones::storage::moved(&new_host)?;
-    zone.zonepath = Some(new_path.to_path_buf());
+    zone.zonepath = Some(new_path);
     store.save(&lock, &zone)?;
     Ok(())
 }
@@ -549,6 +622,7 @@ pub fn attach(store: &Store, name: &str, force: bool) -> Result<()> {
         check_quota(&zone, &rec.kind)?;
         zones::storage::attach(&host, &kind, name, lower.as_deref())?;
     }
+    private_zonepath(name, &host)?;
     engine::id_range(store, &zone)?;
     let _ = fs::remove_file(host.join("SUNWdetached.json"));
     store.set_state(&lock, t.to.unwrap_or(ZoneState::Installed))?;

@@ -1,7 +1,6 @@
 //! zlogin: a process in a running zone (every namespace, the cgroup, the zone's capability
 //! bounding set and seccomp filter), or the zone's console through its supervisor.
 
-use std::fs;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
@@ -15,6 +14,7 @@ use zones::state::ZoneState;
 use zones::store::Store;
 
 use super::admin::effective_state;
+use super::rootfile::{RootFileError, ZoneRoot};
 use super::{engine, ZonePaths};
 use crate::runtime::container::{self, ExecOpts};
 
@@ -28,6 +28,8 @@ pub enum LoginError {
     Engine(#[from] engine::EngineError),
     #[error(transparent)]
     Container(#[from] container::ContainerError),
+    #[error("zone '{zone}': {err}")]
+    ZoneFile { zone: String, err: RootFileError },
     #[error("{0}")]
     Other(String),
 }
@@ -91,10 +93,32 @@ fn running(store: &Store, zone: &str) -> Result<()> {
     Ok(())
 }
 
+/// The most of the zone's /etc/passwd zlogin reads.
+const PASSWD_LIMIT: u64 = 1 << 20;
+
+/// The zone's /etc/passwd, read inside its root (see [`ZoneRoot`]); empty when it has none.
+fn zone_passwd(root: &ZoneRoot, zone: &str) -> Result<String> {
+    let zerr = |err| LoginError::ZoneFile {
+        zone: zone.to_string(),
+        err,
+    };
+    match root.read("/etc/passwd", PASSWD_LIMIT) {
+        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(RootFileError::Io { err, .. }) if err.kind() == std::io::ErrorKind::NotFound => {
+            Ok(String::new())
+        }
+        Err(e) => Err(zerr(e)),
+    }
+}
+
 /// The process zlogin runs, with the zone's own capability sets.
 fn login_process(root: &Path, base: &Process, opts: &LoginOpts, tty: bool) -> Result<Process> {
     let name = opts.user.as_deref().unwrap_or("root");
-    let passwd = fs::read_to_string(root.join("etc/passwd")).unwrap_or_default();
+    let root = ZoneRoot::open(root).map_err(|err| LoginError::ZoneFile {
+        zone: opts.zone.clone(),
+        err,
+    })?;
+    let passwd = zone_passwd(&root, &opts.zone)?;
     let user = match find_user(&passwd, name) {
         Some(u) => u,
         None if name == "root" => ZoneUser {
@@ -137,10 +161,11 @@ fn login_process(root: &Path, base: &Process, opts: &LoginOpts, tty: bool) -> Re
         ));
     }
     p.set_env(Some(env));
-    let cwd = if root.join(user.home.trim_start_matches('/')).is_dir() && !opts.safe {
-        user.home.clone()
-    } else {
-        "/".to_string()
+    // The home as a path without symlinks, resolved inside the zone's root: a home that is a
+    // symlink (chain) to a host directory or a magic link never becomes the session's cwd.
+    let cwd = match root.resolve_dir(&user.home) {
+        Some(dir) if !opts.safe => dir,
+        _ => "/".to_string(),
     };
     p.set_cwd(cwd.into());
     let mut u = User::default();

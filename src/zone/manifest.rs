@@ -726,11 +726,13 @@ fn step_err(
     }
 }
 
-/// Uninstalls (when `installed`) and deletes the configuration and metadata of `name`; says
-/// what it did.
+/// Uninstalls (when `installed` and the zone is not already back to `configured`: a failed
+/// install removes what it made itself) and deletes the configuration and metadata of
+/// `name`; says what it did.
 fn undo(store: &Store, name: &str, installed: bool) -> String {
     let mut done = Vec::new();
-    if installed {
+    let configured = matches!(store.state(name), Ok(Some(ZoneState::Configured)));
+    if installed && !configured {
         match admin::uninstall(store, name) {
             Ok(()) => done.push("uninstalled".to_string()),
             Err(e) => done.push(format!("uninstall failed: {e}")),

@@ -35,6 +35,7 @@ pub mod metadata;
 pub mod network;
 pub mod query;
 pub mod recover;
+pub mod rootfile;
 pub mod shed;
 pub mod stat;
 pub mod supervisor;

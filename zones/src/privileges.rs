@@ -12,7 +12,26 @@ use std::collections::BTreeSet;
 pub enum PrivError {
     #[error("limitpriv {value:?}: unknown privilege {name:?}; use default, all, none, an illumos privilege like sys_time or a Linux capability like cap_sys_admin")]
     Unknown { value: String, name: String },
+    #[error("limitpriv {value:?}: privilege {name:?} is prohibited in a non-global zone; remove it from limitpriv")]
+    Prohibited { value: String, name: String },
 }
+
+/// Privileges no zone may have, whatever limitpriv says: illumos's prohibited set for
+/// non-global zones (`sys_config`, `proc_zone`, `dtrace_kernel`, `sys_net_config`, ...) and the
+/// Linux capabilities that act on the host's kernel or its MAC policy (module loading, raw
+/// I/O). Taking one away (`-sys_module`) is allowed: a zone never has it.
+const PROHIBITED: &[&str] = &[
+    "dtrace_kernel",
+    "proc_zone",
+    "sys_config",
+    "sys_linkdir",
+    "sys_net_config",
+    "sys_res_config",
+    "sys_module",
+    "sys_rawio",
+    "mac_admin",
+    "mac_override",
+];
 
 /// The capabilities of a zone's root with `limitpriv=default` (illumos's default zone set: a
 /// root that administers its own zone but not the machine). CAP_SYS_BOOT is safe in a PID
@@ -143,10 +162,11 @@ pub fn capabilities(limitpriv: Option<&str>) -> Result<Vec<String>, PrivError> {
                 }
                 Vec::new()
             }
-            other => vec![lookup(other).ok_or_else(|| PrivError::Unknown {
-                value: value.to_string(),
-                name: name.to_string(),
-            })?],
+            other => match lookup(other) {
+                Some(cap) => vec![cap],
+                None if remove && prohibited(other) => Vec::new(),
+                None => return Err(unknown_or_prohibited(value, name)),
+            },
         };
         for n in names {
             if remove {
@@ -157,6 +177,22 @@ pub fn capabilities(limitpriv: Option<&str>) -> Result<Vec<String>, PrivError> {
         }
     }
     Ok(set.into_iter().collect())
+}
+
+/// True for a (lower-case) name in [`PROHIBITED`], with or without `cap_`.
+fn prohibited(lower: &str) -> bool {
+    PROHIBITED.contains(&lower.strip_prefix("cap_").unwrap_or(lower))
+}
+
+/// The error for a name that maps to no capability a zone may have.
+fn unknown_or_prohibited(value: &str, name: &str) -> PrivError {
+    let is_prohibited = prohibited(&name.to_ascii_lowercase());
+    let (value, name) = (value.to_string(), name.to_string());
+    if is_prohibited {
+        PrivError::Prohibited { value, name }
+    } else {
+        PrivError::Unknown { value, name }
+    }
 }
 
 fn lookup(name: &str) -> Option<String> {
@@ -210,5 +246,28 @@ mod tests {
         let e = capabilities(Some("default,dtrace_kernel")).unwrap_err();
         assert!(e.to_string().contains("\"dtrace_kernel\""), "{e}");
         assert!(capabilities(Some("sys_module")).is_err());
+    }
+
+    #[test]
+    fn prohibited_names_are_refused_and_may_be_taken_away() {
+        assert!(capabilities(Some("default,-sys_module,!cap_sys_rawio")).is_ok());
+        for p in [
+            "sys_module",
+            "cap_sys_module",
+            "sys_rawio",
+            "proc_zone",
+            "CAP_MAC_ADMIN",
+        ] {
+            let e = capabilities(Some(&format!("default,{p}"))).unwrap_err();
+            assert!(matches!(e, PrivError::Prohibited { .. }), "{p}: {e}");
+            assert!(
+                e.to_string().contains("prohibited in a non-global zone"),
+                "{e}"
+            );
+        }
+        assert!(matches!(
+            capabilities(Some("default,bogus_priv")).unwrap_err(),
+            PrivError::Unknown { .. }
+        ));
     }
 }

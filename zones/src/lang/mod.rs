@@ -2,6 +2,7 @@
 //! that interprets them over a zone's configuration (global scope and resource scope), with
 //! [`print`] for `info` and `export`.
 
+pub mod input;
 pub mod json;
 pub mod lexer;
 pub mod parser;

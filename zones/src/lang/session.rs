@@ -252,6 +252,9 @@ impl<'s> Session<'s> {
     /// [`Store::zonepath_user`].
     fn check(&self) -> Result<(), LangError> {
         self.zone()?.verify()?;
+        // Unknown and prohibited privileges are refused here, not first at boot.
+        crate::privileges::capabilities(self.zone()?.limitpriv.as_deref())
+            .map_err(crate::spec::SpecError::from)?;
         crate::spec::check_host(self.zone()?)?;
         Ok(())
     }

@@ -390,6 +390,27 @@ fn verify_and_zonepath_conflicts() {
 }
 
 #[test]
+fn verify_and_commit_refuse_unknown_and_prohibited_privileges() {
+    let root = TempRoot::new("lang-limitpriv");
+    let store = root.store();
+    ok(&store, "a", BASE);
+    let e = err(&store, "a", "set limitpriv=default,sys_module; verify");
+    assert!(
+        e.contains("\"sys_module\" is prohibited in a non-global zone"),
+        "{e}"
+    );
+    let e = err(&store, "a", "set limitpriv=default,no_such_priv");
+    assert!(e.contains("unknown privilege \"no_such_priv\""), "{e}");
+    // Nothing was committed: the zone keeps its (default) limitpriv.
+    assert_eq!(store.load("a").unwrap().unwrap().limitpriv, None);
+    ok(
+        &store,
+        "a",
+        "set limitpriv=default,sys_time,-sys_module; verify",
+    );
+}
+
+#[test]
 fn commit_revert_exit() {
     let root = TempRoot::new("lang-commit");
     let store = root.store();

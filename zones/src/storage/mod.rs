@@ -115,8 +115,25 @@ pub fn unpack(reader: impl Read, source: &Path, dest: &Path) -> Result<(), Stora
     ar.unpack(dest).map_err(|e| StorageError::Bad {
         path: source.to_path_buf(),
         msg: format!("unpack into {}: {e}", dest.display()),
-    })
+    })?;
+    // Read on to the end of the stream: a gzip archive's CRC and length come after the tar's
+    // last block, so a download cut there would otherwise install as a success.
+    let mut rest = ar.into_inner().take(TRAILER_LIMIT + 1);
+    let bad = |msg: String| StorageError::Bad {
+        path: source.to_path_buf(),
+        msg,
+    };
+    match io::copy(&mut rest, &mut io::sink()) {
+        Ok(n) if n > TRAILER_LIMIT => Err(bad(format!(
+            "more than {TRAILER_LIMIT} bytes after the archive's end"
+        ))),
+        Ok(_) => Ok(()),
+        Err(e) => Err(bad(format!("truncated or corrupt: {e}"))),
+    }
 }
+
+/// The most data read after a tar's end-of-archive blocks (a tar's record padding is 10 KiB).
+const TRAILER_LIMIT: u64 = 1 << 20;
 
 /// Copy the tree at `src` into `dst` (which exists): files, directories, symlinks, fifos and
 /// device nodes with their modes, owners and modification times; hard links stay hard links.
