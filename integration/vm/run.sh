@@ -109,6 +109,10 @@ mkdir -p "$share/export"
 {
     echo "# written by integration/vm/run.sh"
     echo "export RUNZ_VM_EXPORT=/vmshare/export"
+    # A checkout under a directory the guest mounts afresh (/tmp, /run, /var/tmp) is hidden
+    # there: mount its own share (vmrepo) back at the same path.
+    printf 'if [ ! -d %q ]; then mkdir -p %q && mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=loose,ro vmrepo %q; fi\n' \
+        "$repo/target" "$repo" "$repo"
     for i in "${!bins[@]}"; do
         printf 'run_test %q %q' "${tests[$i]}" "${bins[$i]}"
         printf ' %q' "${test_args[@]}"
@@ -131,6 +135,7 @@ timeout -k 10 "$timeout_s" qemu-system-x86_64 \
     -append "console=ttyS0 quiet loglevel=3 panic=-1 no_timer_check runz.stage2=$here/guest.sh" \
     -virtfs "local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap,id=hostroot" \
     -virtfs "local,path=$share,mount_tag=vmshare,security_model=passthrough,id=vmshare" \
+    -virtfs "local,path=$repo,mount_tag=vmrepo,security_model=passthrough,readonly=on,multidevs=remap,id=vmrepo" \
     </dev/null 2>&1 | tee "$console"
 qemu_rc=${PIPESTATUS[0]}
 echo "vm: guest ran $(($(date +%s) - start)) s (qemu exit $qemu_rc; console log $console)"
