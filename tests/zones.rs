@@ -630,10 +630,54 @@ fn ipc_limits_and_hostid_are_the_zones_own_and_unsupported_properties_are_refuse
         let e = h.fails("zonecfg", &["-z", "u", prop]);
         assert!(e.contains(want), "{prop}: {e}");
         let info = h.ok("zonecfg", &["-z", "u", "info"]);
-        assert!(!info.contains("pool_web") && !info.contains(": RT"), "{info}");
+        assert!(
+            !info.contains("pool_web") && !info.contains(": RT"),
+            "{info}"
+        );
         h.ok("zonecfg", &["-z", "u", "delete -F"]);
     }
     h.configure("f");
     h.ok("zonecfg", &["-z", "f", "set scheduling-class=FSS"]);
     h.ok("zoneadm", &["-z", "f", "verify"]);
+}
+
+/// An init that cannot get going fails `zoneadm boot` with how it ended and what it last
+/// printed on the console; the zone is left installed, with nothing of the attempt left.
+#[test]
+fn a_boot_whose_init_dies_fails_with_the_reason_and_leaves_the_zone_installed() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("initdies");
+    h.install("d");
+    let init = h.zone_root("d").join("sbin/init");
+    let _ = std::fs::remove_file(&init);
+    std::fs::write(
+        &init,
+        "#!/bin/sh\necho 'Failed to mount the cgroup hierarchy: EPERM'\necho 'Freezing execution.'\nexit 3\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let e = h.fails("zoneadm", &["-z", "d", "boot"]);
+    assert!(e.contains("zone 'd'"), "{e}");
+    assert!(e.contains("init exited with status 3 during boot"), "{e}");
+    assert!(
+        e.contains("Failed to mount the cgroup hierarchy: EPERM | Freezing execution."),
+        "{e}"
+    );
+    assert_eq!(h.state("d"), "installed");
+    assert!(
+        h.zone_cgroups_left().is_empty(),
+        "{:?}",
+        h.zone_cgroups_left()
+    );
+    assert!(
+        !h.root.join("run/zones/d/control.sock").exists(),
+        "no supervisor is left"
+    );
+    // Without /sbin/init at all, boot says so before anything is made.
+    std::fs::remove_file(&init).unwrap();
+    let e = h.fails("zoneadm", &["-z", "d", "boot"]);
+    assert!(e.contains("/sbin/init"), "{e}");
+    assert_eq!(h.state("d"), "installed");
 }

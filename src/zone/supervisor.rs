@@ -34,6 +34,8 @@ use super::{engine, free_zoneid, metadata, network, ZoneInfo, ZonePaths};
 
 /// How much recent console output a newly attached console client is shown.
 const RING: usize = 64 * 1024;
+/// How long a booting init may go without forking before the boot counts as taken.
+const BOOT_SETTLE: Duration = Duration::from_secs(3);
 /// How long a halt waits for the zone's processes to die after SIGKILL.
 const HALT_WAIT: Duration = Duration::from_secs(10);
 /// How long (ms) the event loop must be idle after a (re)boot before zoneadmd sheds the
@@ -81,6 +83,9 @@ struct Supervisor {
     after_exit: Option<AfterExit>,
     deadline: Option<Instant>,
     done: bool,
+    /// A whole system boots (brand linux), not one program (brand app): its init must get
+    /// going before the boot is reported done.
+    whole_system: bool,
     /// Set after (re)booting ([`IDLE_SHED`]) and after events ([`IDLE_RESHED`]): once the
     /// loop has been idle for that many ms, give back the memory they touched (see
     /// `zone::shed`).
@@ -340,6 +345,7 @@ impl Supervisor {
             after_exit: None,
             deadline: None,
             done: false,
+            whole_system: false,
             shed_after: Some(IDLE_SHED),
         })
     }
@@ -361,6 +367,7 @@ impl Supervisor {
             .load(&self.paths.name)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("{}: No such zone configured", self.paths.name))?;
+        self.whole_system = zone.brand == Brand::Linux;
         // The zone's root (an overlay, ...) is mounted while the zone is up.
         let zonepath = engine::zonepath(&self.store, &zone).map_err(|e| e.to_string())?;
         let userns = engine::id_range(&self.store, &zone).map_err(|e| e.to_string())?;
@@ -403,11 +410,48 @@ impl Supervisor {
         self.set_state(ZoneState::Ready)
     }
 
-    /// Release init.
+    /// Release init, and see that it got going (see [`Supervisor::await_started`]).
     fn boot(&mut self) -> Result<(), String> {
         engine::start(&self.paths).map_err(|e| e.to_string())?;
         self.started = true;
+        if self.whole_system {
+            self.await_started()?;
+        }
         self.set_state(ZoneState::Running)
+    }
+
+    /// A system's init forks almost at once (busybox its sysinit entries, systemd journald
+    /// and its generators, OpenRC its runlevel): the boot has taken once init has a child,
+    /// or is still there after [`BOOT_SETTLE`]. An init that exits first fails the boot,
+    /// with how it ended and the console's last lines, which usually say why (a missing
+    /// mount, a refused capability); the caller then tears the zone down to installed.
+    fn await_started(&mut self) -> Result<(), String> {
+        let Some(pid) = self.init else {
+            return Ok(());
+        };
+        let children = format!("/proc/{pid}/task/{pid}/children");
+        let until = Instant::now() + BOOT_SETTLE;
+        while Instant::now() < until {
+            match waitpid(pid, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
+                Ok(WaitStatus::StillAlive) => {}
+                Ok(status) => {
+                    self.init = None;
+                    self.pump_master();
+                    return Err(format!(
+                        "init {} during boot{}",
+                        ended(status),
+                        console_tail(&self.ring)
+                    ));
+                }
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(format!("waitpid: {e}")),
+            }
+            if fs::read_to_string(&children).is_ok_and(|c| !c.trim().is_empty()) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
     }
 
     fn event_loop(&mut self) -> Result<(), String> {
@@ -874,4 +918,69 @@ fn write_all_fd(fd: BorrowedFd, mut data: &[u8]) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// How init ended, in words: "exited with status 1", "was killed by SIGSEGV".
+fn ended(status: WaitStatus) -> String {
+    match status {
+        WaitStatus::Exited(_, code) => format!("exited with status {code}"),
+        WaitStatus::Signaled(_, sig, _) => format!("was killed by {sig}"),
+        other => format!("ended ({other:?})"),
+    }
+}
+
+/// The console's last lines (at most 8, control characters and escape sequences dropped),
+/// as "; console: LINE | LINE", or "" when init printed nothing.
+fn console_tail(ring: &VecDeque<u8>) -> String {
+    let bytes: Vec<u8> = ring.iter().copied().collect();
+    let text = String::from_utf8_lossy(&bytes);
+    let mut clean = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => {
+                // CSI: ESC [ params final-byte; other escapes: ESC + one character.
+                if chars.next_if_eq(&'[').is_some() {
+                    while chars.next().is_some_and(|c| !('@'..='~').contains(&c)) {}
+                } else {
+                    chars.next();
+                }
+            }
+            '\n' => clean.push('\n'),
+            c if c.is_control() => {}
+            c => clean.push(c),
+        }
+    }
+    let lines: Vec<&str> = clean
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let tail = &lines[lines.len().saturating_sub(8)..];
+    format!("; console: {}", tail.join(" | "))
+}
+
+#[cfg(test)]
+mod boot_tests {
+    use super::*;
+
+    #[test]
+    fn the_console_tail_is_its_last_lines_without_escapes() {
+        let mut ring = VecDeque::new();
+        ring.extend(b"\x1b[0;1;31mFailed\x1b[0m to mount cgroup\r\n\r\nbye\r\n".iter());
+        assert_eq!(
+            console_tail(&ring),
+            "; console: Failed to mount cgroup | bye"
+        );
+        assert_eq!(console_tail(&VecDeque::new()), "");
+        let many: String = (0..20).map(|i| format!("l{i}\n")).collect();
+        let ring: VecDeque<u8> = many.bytes().collect();
+        assert_eq!(
+            console_tail(&ring),
+            "; console: l12 | l13 | l14 | l15 | l16 | l17 | l18 | l19"
+        );
+    }
 }
