@@ -1,20 +1,26 @@
 //! Applying one layer (a tar stream) onto a root filesystem being built, safely.
 //!
 //! Every entry name is checked before anything is written: no `..` component, no absolute
-//! path, and no parent that is a symlink (an earlier entry `evil -> /etc` followed by
-//! `evil/passwd` would otherwise write the host's /etc). The final component is never
-//! followed either: an existing non-directory is removed before the new entry is made.
+//! path, no name longer than PATH_MAX, and no parent that is a symlink (an earlier entry
+//! `evil -> /etc` followed by `evil/passwd` would otherwise write the host's /etc). Every
+//! change is made relative to the root's directory fd ([`RootDir`]), one component at a time
+//! without following symlinks: the final component is never followed either, nor is a
+//! directory later replaced by a symlink when its times are set at the end.
 //! Whiteouts (`.wh.NAME`) remove NAME from the lower layers; an opaque marker
 //! (`.wh..wh..opq`) empties its directory of everything the lower layers put there.
 
 use std::collections::HashSet;
-use std::fs;
+use std::ffi::OsStr;
 use std::io::{self, Read};
-use std::os::unix::fs::{symlink, DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Component, Path, PathBuf};
 
 use nix::sys::stat::{Mode, SFlag};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{Gid, Uid};
 
+use super::limits;
+use super::rootdir::{self, RootDir};
 use super::ImageError;
 
 const WHITEOUT: &str = ".wh.";
@@ -42,7 +48,7 @@ impl Compression {
     /// Of a file, by content.
     pub fn of_file(path: &Path) -> io::Result<Compression> {
         let mut head = [0u8; 4];
-        let mut f = fs::File::open(path)?;
+        let mut f = rootdir::open_regular(path)?;
         let mut n = 0;
         while n < head.len() {
             match f.read(&mut head[n..])? {
@@ -63,11 +69,28 @@ impl Compression {
     }
 }
 
+/// The longest entry name accepted (PATH_MAX less its NUL).
+pub const NAME_MAX_BYTES: usize = 4095;
+/// The longest component of an entry name (NAME_MAX).
+pub const COMPONENT_MAX_BYTES: usize = 255;
+
 /// The safe relative path of an entry name, or why it is refused. `None`: the root itself.
 pub fn entry_path(name: &Path) -> Result<Option<PathBuf>, String> {
+    let len = name.as_os_str().len();
+    if len > NAME_MAX_BYTES {
+        return Err(format!(
+            "the name is {len} bytes long; the limit is {NAME_MAX_BYTES}"
+        ));
+    }
     let mut out = PathBuf::new();
     for c in name.components() {
         match c {
+            Component::Normal(p) if p.len() > COMPONENT_MAX_BYTES => {
+                return Err(format!(
+                    "a component of the name is {} bytes long; the limit is {COMPONENT_MAX_BYTES}",
+                    p.len()
+                ))
+            }
             Component::Normal(p) => out.push(p),
             Component::CurDir => {}
             Component::ParentDir => return Err("a '..' component leaves the image root".into()),
@@ -79,47 +102,25 @@ pub fn entry_path(name: &Path) -> Result<Option<PathBuf>, String> {
     Ok((!out.as_os_str().is_empty()).then_some(out))
 }
 
-/// Check that no parent of `rel` below `root` is a symlink or a non-directory, creating
-/// missing parents as directories (0755, as tar does).
-fn safe_parents(root: &Path, rel: &Path) -> Result<(), String> {
-    let mut at = root.to_path_buf();
-    let parent = rel.parent().unwrap_or(Path::new(""));
-    for c in parent.components() {
-        at.push(c);
-        match fs::symlink_metadata(&at) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(format!(
-                    "goes through the symlink '{}'",
-                    at.strip_prefix(root).unwrap_or(&at).display()
-                ))
-            }
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
-                return Err(format!(
-                    "'{}' is not a directory",
-                    at.strip_prefix(root).unwrap_or(&at).display()
-                ))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::DirBuilder::new()
-                    .mode(0o755)
-                    .create(&at)
-                    .map_err(|e| format!("{}: {e}", at.display()))?;
-            }
-            Err(e) => return Err(format!("{}: {e}", at.display())),
-        }
-    }
-    Ok(())
+/// What an archive is, and so what its entries may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An image layer: whiteouts remove what lower layers made; owners, modes, devices and
+    /// hard links are kept.
+    Layer,
+    /// A whole root filesystem (`zoneadm install -d`, `imgadm import --rootfs`): as a layer,
+    /// but `.wh.` names are ordinary names.
+    Rootfs,
+    /// An image archive's own files (oci-archive, docker-archive): directories, regular files
+    /// and symlinks only, owned by the caller, no setuid bits.
+    Archive,
 }
 
-/// Remove whatever is at `path` (a tree too); missing is fine. Never follows a symlink.
-fn remove_any(path: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
+/// How to unpack: the kind of archive and how many bytes it may expand to.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    pub kind: Kind,
+    pub limit: u64,
 }
 
 /// What applying a layer did, for the manifest and the tests.
@@ -129,133 +130,268 @@ pub struct Applied {
     pub whiteouts: u64,
 }
 
-/// Apply the tar stream `reader` (uncompressed) to `root`. `what` names the layer in errors.
+/// An entry name as errors show it: long names cut short.
+fn shown(raw: &Path) -> String {
+    let s = raw.display().to_string();
+    if s.len() <= 120 {
+        return s;
+    }
+    let mut cut = 100;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}... ({} bytes)", &s[..cut], s.len())
+}
+
+/// A read error of the archive stream, in words.
+fn read_error(e: io::Error) -> String {
+    if e.kind() == io::ErrorKind::FileTooLarge {
+        e.to_string()
+    } else {
+        format!("truncated or corrupt: {e}")
+    }
+}
+
+/// Apply the layer tar stream `reader` (uncompressed) to `root`. `what` names the layer in
+/// errors.
 pub fn apply(reader: impl Read, root: &Path, what: &str) -> Result<Applied, ImageError> {
+    let limit = limits::expand_limit(None).unwrap_or(limits::FLOOR);
+    apply_with(
+        reader,
+        root,
+        what,
+        Rules {
+            kind: Kind::Layer,
+            limit,
+        },
+    )
+}
+
+/// What one pass over an archive has made so far.
+#[derive(Default)]
+struct Pass {
+    done: Applied,
+    /// Paths this layer made: an opaque marker must not remove them.
+    ours: HashSet<PathBuf>,
+    /// Directories made, for their times at the end.
+    dirs: Vec<(PathBuf, i64)>,
+    /// File bytes written.
+    written: u64,
+}
+
+/// Apply the tar stream `reader` (uncompressed) to `root` by `rules`. The stream must end
+/// with the tar end-of-archive marker and be readable to its end (a compressed stream's
+/// checksum is checked there); past `rules.limit` bytes it is refused.
+pub fn apply_with(
+    reader: impl Read,
+    root: &Path,
+    what: &str,
+    rules: Rules,
+) -> Result<Applied, ImageError> {
     let bad = |entry: &str, why: String| ImageError::BadLayer {
         layer: what.to_string(),
         entry: entry.to_string(),
         why,
     };
-    let mut ar = tar::Archive::new(reader);
-    let mut done = Applied::default();
-    // Paths this layer made: an opaque marker must not remove them.
-    let mut ours: HashSet<PathBuf> = HashSet::new();
-    let mut dirs: Vec<(PathBuf, tar::Header)> = Vec::new();
-    let entries = ar.entries().map_err(|e| bad("", e.to_string()))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| bad("", format!("unreadable tar: {e}")))?;
-        let raw = entry
-            .path()
-            .map_err(|e| bad("", e.to_string()))?
-            .into_owned();
-        let shown = raw.display().to_string();
-        let kind = entry.header().entry_type();
-        if matches!(
-            kind,
-            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
-        ) {
-            continue;
+    let dir = RootDir::open(root).map_err(|e| bad("", format!("{}: {e}", root.display())))?;
+    let mut src = limits::Guarded::new(reader, rules.limit);
+    let mut pass = Pass::default();
+    {
+        let mut ar = tar::Archive::new(&mut src);
+        let entries = ar.entries().map_err(|e| bad("", read_error(e)))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| bad("", read_error(e)))?;
+            let raw = entry
+                .path()
+                .map_err(|e| bad("", e.to_string()))?
+                .into_owned();
+            apply_entry(&dir, &mut entry, &raw, rules, &mut pass)
+                .map_err(|why| bad(&shown(&raw), why))?;
         }
-        let Some(rel) = entry_path(&raw).map_err(|why| bad(&shown, why))? else {
-            continue; // the root directory itself
+    }
+    if src.ended {
+        return Err(bad(
+            "",
+            "truncated: the archive ends without its end-of-archive marker".into(),
+        ));
+    }
+    // The rest (padding, and a compressed stream's trailer, whose checksum is checked at its end).
+    io::copy(&mut src, &mut io::sink()).map_err(|e| bad("", read_error(e)))?;
+    // Directory times last: creating their children changed them. A directory that a later
+    // entry replaced (by a symlink, say) is not followed: it is skipped.
+    for (rel, mtime) in pass.dirs.iter().rev() {
+        let Ok(parent) = dir.walk(rel.parent().unwrap_or(Path::new("")), false) else {
+            continue;
         };
-        safe_parents(root, &rel).map_err(|why| bad(&shown, why))?;
-        let file_name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let parent = rel.parent().unwrap_or(Path::new("")).to_path_buf();
-        if file_name == OPAQUE {
-            opaque(root, &parent, &ours).map_err(|e| bad(&shown, e.to_string()))?;
-            done.whiteouts += 1;
-            continue;
+        let name = rel.file_name().unwrap_or_default();
+        if let Ok(fd) = rootdir::open_dir(parent.as_raw_fd(), name, false) {
+            let ts = TimeSpec::new(*mtime, 0);
+            nix::sys::stat::futimens(fd.as_raw_fd(), &ts, &ts)
+                .map_err(|e| bad(&shown(rel), format!("setting its times: {e}")))?;
         }
-        if let Some(victim) = file_name.strip_prefix(WHITEOUT) {
-            if victim.is_empty() || victim == "." || victim == ".." {
-                return Err(bad(&shown, "a whiteout must name an entry".into()));
-            }
-            remove_any(&root.join(&parent).join(victim)).map_err(|e| bad(&shown, e.to_string()))?;
-            done.whiteouts += 1;
-            continue;
-        }
-        let dest = root.join(&rel);
-        make_entry(&mut entry, root, &dest).map_err(|why| bad(&shown, why))?;
-        if kind == tar::EntryType::Directory {
-            dirs.push((dest.clone(), entry.header().clone()));
-        }
-        ours.insert(rel);
-        done.entries += 1;
     }
-    // Directory times last: creating their children changed them.
-    for (dir, header) in dirs.iter().rev() {
-        set_times(dir, header, true).map_err(|e| bad(&dir.display().to_string(), e))?;
-    }
-    Ok(done)
+    Ok(pass.done)
 }
 
-/// Empty `root/dir` of everything not made by this layer.
-fn opaque(root: &Path, dir: &Path, ours: &HashSet<PathBuf>) -> io::Result<()> {
-    let full = root.join(dir);
-    let rd = match fs::read_dir(&full) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for e in rd {
-        let e = e?;
-        if !ours.contains(&dir.join(e.file_name())) {
-            remove_any(&e.path())?;
-        }
+fn apply_entry<R: Read>(
+    dir: &RootDir,
+    entry: &mut tar::Entry<R>,
+    raw: &Path,
+    rules: Rules,
+    pass: &mut Pass,
+) -> Result<(), String> {
+    let kind = entry.header().entry_type();
+    if matches!(
+        kind,
+        tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
+    ) {
+        return Ok(());
     }
+    let Some(rel) = entry_path(raw)? else {
+        return Ok(()); // the root directory itself
+    };
+    let parent_rel = rel.parent().unwrap_or(Path::new("")).to_path_buf();
+    let parent = dir.walk(&parent_rel, true).map_err(|w| w.to_string())?;
+    let name = rel.file_name().unwrap_or_default().to_os_string();
+    let file_name = name.to_str().unwrap_or("");
+    if rules.kind == Kind::Layer && file_name == OPAQUE {
+        opaque(&parent, &parent_rel, &pass.ours).map_err(|e| e.to_string())?;
+        pass.done.whiteouts += 1;
+        return Ok(());
+    }
+    if let Some(victim) = file_name
+        .strip_prefix(WHITEOUT)
+        .filter(|_| rules.kind == Kind::Layer)
+    {
+        if victim.is_empty() || victim == "." || victim == ".." || victim.contains('/') {
+            return Err("a whiteout must name an entry".into());
+        }
+        rootdir::remove_at(parent.as_raw_fd(), OsStr::new(victim)).map_err(|e| e.to_string())?;
+        pass.done.whiteouts += 1;
+        return Ok(());
+    }
+    make_entry(dir, entry, &parent, &name, rules, pass)?;
+    if kind == tar::EntryType::Directory {
+        let mtime = entry.header().mtime().unwrap_or(0) as i64;
+        pass.dirs.push((rel.clone(), mtime));
+    }
+    pass.ours.insert(rel);
+    pass.done.entries += 1;
     Ok(())
 }
 
-fn make_entry<R: Read>(entry: &mut tar::Entry<R>, root: &Path, dest: &Path) -> Result<(), String> {
+/// Empty the directory `parent_rel` (open as `dir`) of everything not made by this layer.
+fn opaque(dir: &OwnedFd, parent_rel: &Path, ours: &HashSet<PathBuf>) -> io::Result<()> {
+    let fd = rootdir::open_dir(dir.as_raw_fd(), OsStr::new("."), false)
+        .map_err(|e| io::Error::from_raw_os_error(e as i32))?;
+    rootdir::empty_dir(&fd, |n| !ours.contains(&parent_rel.join(n)))
+}
+
+/// The type character of a tar entry, for messages: `'Z' (0x5a)`.
+fn type_char(header: &tar::Header) -> String {
+    let b = header.as_bytes()[156];
+    if b.is_ascii_graphic() {
+        format!("'{}' (0x{b:02x})", b as char)
+    } else {
+        format!("0x{b:02x}")
+    }
+}
+
+fn make_entry<R: Read>(
+    dir: &RootDir,
+    entry: &mut tar::Entry<R>,
+    parent: &OwnedFd,
+    name: &OsStr,
+    rules: Rules,
+    pass: &mut Pass,
+) -> Result<(), String> {
     let header = entry.header().clone();
     let kind = header.entry_type();
-    let mode = header.mode().map_err(|e| e.to_string())? & 0o7777;
-    let at = |e: io::Error| format!("{}: {e}", dest.display());
-    let existing = fs::symlink_metadata(dest).ok();
-    if kind == tar::EntryType::Directory {
-        if !existing.as_ref().is_some_and(|m| m.is_dir()) {
-            remove_any(dest).map_err(at)?;
-            fs::DirBuilder::new().mode(0o700).create(dest).map_err(at)?;
+    let pfd = parent.as_raw_fd();
+    let at = |e: io::Error| e.to_string();
+    let allowed = match kind {
+        tar::EntryType::Directory
+        | tar::EntryType::Regular
+        | tar::EntryType::Continuous
+        | tar::EntryType::Symlink => true,
+        tar::EntryType::Link
+        | tar::EntryType::Char
+        | tar::EntryType::Block
+        | tar::EntryType::Fifo => rules.kind != Kind::Archive,
+        _ => {
+            return Err(format!(
+                "entry type {} is not supported (only files, directories, symlinks, hard links, devices and FIFOs)",
+                type_char(&header)
+            ))
         }
-        return finish(dest, &header, mode, false);
+    };
+    if !allowed {
+        return Err(format!(
+            "a {} is not allowed in an image archive (only directories, regular files and symlinks)",
+            match kind {
+                tar::EntryType::Link => "hard link",
+                tar::EntryType::Fifo => "FIFO",
+                _ => "device node",
+            }
+        ));
     }
-    remove_any(dest).map_err(at)?;
+    let mode = header.mode().map_err(|e| e.to_string())? & 0o7777;
+    let mode = if rules.kind == Kind::Archive {
+        mode & 0o755
+    } else {
+        mode
+    };
+    if kind == tar::EntryType::Directory {
+        if rootdir::kind_at(pfd, name).map_err(at)? != Some(SFlag::S_IFDIR) {
+            rootdir::remove_at(pfd, name).map_err(at)?;
+            nix::sys::stat::mkdirat(Some(pfd), name, Mode::from_bits_truncate(0o700))
+                .map_err(|e| e.to_string())?;
+        }
+        let fd = rootdir::open_dir(pfd, name, false).map_err(|e| e.to_string())?;
+        return finish_fd(&fd, &header, mode, rules);
+    }
+    rootdir::remove_at(pfd, name).map_err(at)?;
     match kind {
         tar::EntryType::Regular | tar::EntryType::Continuous => {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(nix::libc::O_NOFOLLOW)
-                .open(dest)
-                .map_err(at)?;
-            io::copy(entry, &mut f).map_err(at)?;
+            let mut f = rootdir::create_file(pfd, name).map_err(at)?;
+            let n = io::copy(entry, &mut f).map_err(read_error)?;
+            pass.written += n;
+            if pass.written > rules.limit {
+                return Err(limits::too_big(rules.limit));
+            }
+            finish_fd(&f, &header, mode, rules)
         }
         tar::EntryType::Symlink => {
             let target = entry
                 .link_name()
                 .map_err(|e| e.to_string())?
                 .ok_or("a symlink without a target")?;
-            symlink(&target, dest).map_err(at)?;
-            return finish(dest, &header, mode, true);
+            nix::unistd::symlinkat(target.as_ref(), Some(pfd), name).map_err(|e| e.to_string())?;
+            finish_at(pfd, name, &header, None, rules)
         }
         tar::EntryType::Link => {
             let target = entry
                 .link_name()
                 .map_err(|e| e.to_string())?
                 .ok_or("a hard link without a target")?;
+            let what = || format!("hard link target '{}'", shown(&target));
             let rel = entry_path(&target)
-                .map_err(|why| format!("hard link target '{}': {why}", target.display()))?
+                .map_err(|why| format!("{}: {why}", what()))?
                 .ok_or("a hard link to the root")?;
-            safe_parents(root, &rel)
-                .map_err(|why| format!("hard link target '{}' {why}", target.display()))?;
-            let src = root.join(&rel);
-            // std's hard_link is linkat(…, 0): a symlink target is linked, not followed.
-            return fs::hard_link(&src, dest)
-                .map_err(|e| format!("hard link to '{}': {e}", target.display()));
+            let src = dir
+                .walk(rel.parent().unwrap_or(Path::new("")), false)
+                .map_err(|w| format!("{} {w}", what()))?;
+            // linkat without AT_SYMLINK_FOLLOW: a symlink target is linked, not followed.
+            nix::unistd::linkat(
+                Some(src.as_raw_fd()),
+                rel.file_name().unwrap_or_default(),
+                Some(pfd),
+                name,
+                nix::fcntl::AtFlags::empty(),
+            )
+            .map_err(|e| format!("{}: {e}", what()))
         }
-        tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+        _ => {
             let sflag = match kind {
                 tar::EntryType::Char => SFlag::S_IFCHR,
                 tar::EntryType::Block => SFlag::S_IFBLK,
@@ -264,56 +400,92 @@ fn make_entry<R: Read>(entry: &mut tar::Entry<R>, root: &Path, dest: &Path) -> R
             let major = header.device_major().ok().flatten().unwrap_or(0);
             let minor = header.device_minor().ok().flatten().unwrap_or(0);
             let dev = nix::sys::stat::makedev(major.into(), minor.into());
-            nix::sys::stat::mknod(dest, sflag, Mode::from_bits_truncate(0o600), dev)
-                .map_err(|e| at(e.into()))?;
+            nix::sys::stat::mknodat(Some(pfd), name, sflag, Mode::from_bits_truncate(0o600), dev)
+                .map_err(|e| e.to_string())?;
+            finish_at(pfd, name, &header, Some(mode), rules)
         }
-        other => return Err(format!("unsupported tar entry type {other:?}")),
     }
-    finish(dest, &header, mode, false)
 }
 
-/// Owner, then mode (chown clears setuid bits), then times.
-fn finish(dest: &Path, header: &tar::Header, mode: u32, is_link: bool) -> Result<(), String> {
+/// The header's owner, or None when the archive's owners are not kept.
+fn owner(header: &tar::Header, rules: Rules) -> Result<Option<(Uid, Gid)>, String> {
+    if rules.kind == Kind::Archive {
+        return Ok(None);
+    }
     let uid = header.uid().map_err(|e| e.to_string())? as u32;
     let gid = header.gid().map_err(|e| e.to_string())? as u32;
-    let flag = if is_link {
-        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW
-    } else {
-        nix::fcntl::AtFlags::empty()
-    };
-    match nix::unistd::fchownat(
-        None,
-        dest,
-        Some(nix::unistd::Uid::from_raw(uid)),
-        Some(nix::unistd::Gid::from_raw(gid)),
-        flag,
-    ) {
-        Ok(()) => {}
-        Err(nix::Error::EPERM) if !nix::unistd::geteuid().is_root() => {}
-        Err(e) => return Err(format!("chown {}: {e}", dest.display())),
-    }
-    if !is_link {
-        fs::set_permissions(dest, fs::Permissions::from_mode(mode))
-            .map_err(|e| format!("chmod {}: {e}", dest.display()))?;
-    }
-    set_times(dest, header, !is_link)
+    Ok(Some((Uid::from_raw(uid), Gid::from_raw(gid))))
 }
 
-fn set_times(dest: &Path, header: &tar::Header, follow: bool) -> Result<(), String> {
-    let mtime = header.mtime().unwrap_or(0) as i64;
-    let ts = nix::sys::time::TimeSpec::new(mtime, 0);
-    let flag = if follow {
-        nix::sys::stat::UtimensatFlags::FollowSymlink
-    } else {
-        nix::sys::stat::UtimensatFlags::NoFollowSymlink
-    };
-    nix::sys::stat::utimensat(None, dest, &ts, &ts, flag)
-        .map_err(|e| format!("utimes {}: {e}", dest.display()))
+/// A chown's result: EPERM is fine when not root (the files stay ours).
+fn chowned(r: nix::Result<()>) -> Result<(), String> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(nix::Error::EPERM) if !nix::unistd::geteuid().is_root() => Ok(()),
+        Err(e) => Err(format!("chown: {e}")),
+    }
+}
+
+/// Owner, then mode (chown clears setuid bits), then times, on an open file or directory.
+fn finish_fd(
+    fd: &impl AsRawFd,
+    header: &tar::Header,
+    mode: u32,
+    rules: Rules,
+) -> Result<(), String> {
+    let fd = fd.as_raw_fd();
+    if let Some((u, g)) = owner(header, rules)? {
+        chowned(nix::unistd::fchown(fd, Some(u), Some(g)))?;
+    }
+    nix::sys::stat::fchmod(fd, Mode::from_bits_truncate(mode))
+        .map_err(|e| format!("chmod: {e}"))?;
+    let ts = TimeSpec::new(header.mtime().unwrap_or(0) as i64, 0);
+    nix::sys::stat::futimens(fd, &ts, &ts).map_err(|e| format!("setting its times: {e}"))
+}
+
+/// [`finish_fd`] for what cannot be opened (a symlink: no mode; a device node), by name in
+/// `dir`, never following a symlink.
+fn finish_at(
+    dir: RawFd,
+    name: &OsStr,
+    header: &tar::Header,
+    mode: Option<u32>,
+    rules: Rules,
+) -> Result<(), String> {
+    if let Some((u, g)) = owner(header, rules)? {
+        chowned(nix::unistd::fchownat(
+            Some(dir),
+            name,
+            Some(u),
+            Some(g),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        ))?;
+    }
+    if let Some(mode) = mode {
+        // The node was just made by mknodat here: it is not a symlink to follow.
+        nix::sys::stat::fchmodat(
+            Some(dir),
+            name,
+            Mode::from_bits_truncate(mode),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )
+        .map_err(|e| format!("chmod: {e}"))?;
+    }
+    let ts = TimeSpec::new(header.mtime().unwrap_or(0) as i64, 0);
+    nix::sys::stat::utimensat(
+        Some(dir),
+        name,
+        &ts,
+        &ts,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(|e| format!("setting its times: {e}"))
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::MetadataExt;
 
     pub(crate) struct Tmp(pub PathBuf);

@@ -310,6 +310,7 @@ pub fn provision(
     }
     let b = backend(kind);
     let rec = b.provision(image, zonepath, zone)?;
+    seal_zonepath(zonepath)?;
     finish_made(b.as_ref(), zonepath, rec, quota)
 }
 
@@ -352,6 +353,7 @@ pub fn clone_zone(
     }
     let b = backend(&src_rec.kind);
     let rec = b.clone_zone(src, &src_rec, zonepath, zone)?;
+    seal_zonepath(zonepath)?;
     finish_made(b.as_ref(), zonepath, rec, quota).map(Some)
 }
 
@@ -516,6 +518,7 @@ pub fn attach(
     }
     let b = backend(&rec.kind);
     let new = b.attach(zonepath, &rec, zone)?;
+    seal_zonepath(zonepath)?;
     if new.quota.is_some() {
         b.set_quota(zonepath, &new, new.quota)?;
     }
@@ -524,7 +527,26 @@ pub fn attach(
 }
 
 /// Before the zone's container is created.
+/// Make the zonepath 0700 (its owner is left alone: the zone's root, which must walk through
+/// it to its root filesystem): host users never reach the zone's set-id files or device
+/// nodes through it. A missing zonepath is fine.
+pub fn seal_zonepath(zonepath: &Path) -> Result<(), StorageError> {
+    use std::os::unix::fs::PermissionsExt;
+    match fs::symlink_metadata(zonepath) {
+        Ok(m) if m.is_dir() && m.permissions().mode() & 0o7777 != 0o700 => {
+            fs::set_permissions(zonepath, fs::Permissions::from_mode(0o700)).map_err(|e| {
+                StorageError::Io {
+                    path: zonepath.to_path_buf(),
+                    source: e,
+                }
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 pub fn activate(zonepath: &Path) -> Result<(), StorageError> {
+    seal_zonepath(zonepath)?;
     match read_record(zonepath)? {
         Some(rec) => backend(&rec.kind).activate(zonepath, &rec),
         None => Ok(()),
