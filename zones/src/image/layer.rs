@@ -676,4 +676,192 @@ pub(crate) mod tests {
         apply(r, &t.0, "z").unwrap();
         assert_eq!(fs::read_to_string(t.0.join("z")).unwrap(), "zstd!");
     }
+
+    fn rules(kind: Kind, limit: u64) -> Rules {
+        Rules { kind, limit }
+    }
+
+    /// A host file (made by the test) with old, distinct times: (path, atime, mtime).
+    fn host_file(t: &Tmp) -> (PathBuf, i64, i64) {
+        let host = t.0.join("host");
+        fs::create_dir_all(&host).unwrap();
+        let f = host.join("file");
+        fs::write(&f, "host\n").unwrap();
+        let (a, m) = (1_111_111, 222_222_222);
+        nix::sys::stat::utimensat(
+            None,
+            &f,
+            &TimeSpec::new(a, 0),
+            &TimeSpec::new(m, 0),
+            nix::sys::stat::UtimensatFlags::FollowSymlink,
+        )
+        .unwrap();
+        (f, a, m)
+    }
+
+    fn untouched(f: &Path, a: i64, m: i64) {
+        use std::os::unix::fs::MetadataExt;
+        let md = fs::metadata(f).unwrap();
+        assert_eq!((md.atime(), md.mtime()), (a, m), "host file times changed");
+        assert_eq!(fs::read_to_string(f).unwrap(), "host\n");
+        // Reading it moved its atime: put it back for the next look.
+        nix::sys::stat::utimensat(
+            None,
+            f,
+            &TimeSpec::new(a, 0),
+            &TimeSpec::new(m, 0),
+            nix::sys::stat::UtimensatFlags::FollowSymlink,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_directory_replaced_by_a_symlink_is_not_followed_for_its_times() {
+        let t = tmp("dirsym");
+        let root = t.0.join("root");
+        fs::create_dir(&root).unwrap();
+        let (f, a, m) = host_file(&t);
+        let l = tar_of(&[E::Dir("d/"), E::Sym("d", f.to_str().unwrap())]);
+        apply(&l[..], &root, "l").unwrap();
+        untouched(&f, a, m);
+        // A later entry under d/ is refused; the host's directory gets nothing.
+        let host_dir = f.parent().unwrap().to_str().unwrap().to_string();
+        let l = tar_of(&[
+            E::Dir("e/"),
+            E::Sym("e", &host_dir),
+            E::File("e/file", "pwned"),
+        ]);
+        let err = apply(&l[..], &root, "l").unwrap_err().to_string();
+        assert!(err.contains("goes through the symlink 'e'"), "{err}");
+        untouched(&f, a, m);
+        // A hard link through the symlink is refused too.
+        let l = tar_of(&[E::Sym("s", &host_dir), E::Hard("h", "s/file")]);
+        let err = apply(&l[..], &root, "l").unwrap_err().to_string();
+        assert!(
+            err.contains("hard link target 's/file' goes through the symlink 's'"),
+            "{err}"
+        );
+        assert_eq!(fs::metadata(&f).unwrap().nlink(), 1);
+    }
+
+    #[test]
+    fn truncated_archives_are_errors() {
+        let whole = tar_of(&[E::Dir("a/"), E::File("a/x", "xxxx"), E::File("a/y", "yyyy")]);
+        // Cut at an entry boundary (after a/x's data block): no end marker.
+        let cut = &whole[..512 * 3];
+        let t = tmp("trunc");
+        let e = apply(cut, &t.0, "cut.tar").unwrap_err().to_string();
+        assert!(
+            e.contains("truncated: the archive ends without its end-of-archive marker"),
+            "{e}"
+        );
+        // A gzip stream cut in its padding: the tar is whole but the trailer is missing.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        io::Write::write_all(&mut gz, &whole).unwrap();
+        let gz = gz.finish().unwrap();
+        for keep in [gz.len() - 4, gz.len() - 8, gz.len() / 2] {
+            let t = tmp("truncgz");
+            let r = Compression::Gzip.decoder(&gz[..keep]).unwrap();
+            let e = apply(r, &t.0, "cut.tar.gz").unwrap_err().to_string();
+            assert!(
+                e.contains("cut.tar.gz") && (e.contains("truncated") || e.contains("corrupt")),
+                "{keep}: {e}"
+            );
+        }
+        let t = tmp("wholegz");
+        apply(Compression::Gzip.decoder(&gz[..]).unwrap(), &t.0, "ok").unwrap();
+    }
+
+    #[test]
+    fn a_gzip_bomb_stops_at_the_limit() {
+        // 64 MiB of zeros in one file: a few dozen KB compressed.
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(64 << 20);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "bomb", io::repeat(0).take(64 << 20))
+            .unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        io::Write::write_all(&mut gz, &b.into_inner().unwrap()).unwrap();
+        let gz = gz.finish().unwrap();
+        assert!(gz.len() < 1 << 20);
+        let t = tmp("bomb");
+        let r = Compression::Gzip.decoder(&gz[..]).unwrap();
+        let e = apply_with(r, &t.0, "bomb.tar.gz", rules(Kind::Layer, 8 << 20))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("expands beyond 8388608 bytes") && e.contains(limits::LIMIT_ENV),
+            "{e}"
+        );
+        let on_disk = fs::metadata(t.0.join("bomb")).map(|m| m.len()).unwrap_or(0);
+        assert!(on_disk <= 8 << 20, "{on_disk} bytes written");
+    }
+
+    #[test]
+    fn long_names_odd_types_and_archive_members_are_refused_by_name() {
+        for (name, expect) in [
+            (
+                "a/".repeat(2500) + "f",
+                "the name is 5001 bytes long; the limit is 4095",
+            ),
+            ("c".repeat(300), "a component of the name is 300 bytes long"),
+        ] {
+            // The tar crate's builder writes a GNU long-name entry for these.
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = tar::Header::new_gnu();
+            h.set_size(1);
+            h.set_mode(0o644);
+            b.append_data(&mut h, &name, &b"x"[..]).unwrap();
+            let t = tmp("long");
+            let e = apply(&b.into_inner().unwrap()[..], &t.0, "long.tar")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(expect) && e.contains("bytes)"), "{e}");
+            assert_eq!(
+                fs::read_dir(&t.0).unwrap().count(),
+                0,
+                "a partial tree is left"
+            );
+        }
+        // Type 'Z' (not a tar type).
+        let mut tarball = tar_of(&[E::File("odd", "x")]);
+        tarball[156] = b'Z';
+        let sum: u32 = tarball[..512]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    *b as u32
+                }
+            })
+            .sum();
+        tarball[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        let t = tmp("odd");
+        let e = apply(&tarball[..], &t.0, "odd.tar")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("entry 'odd': entry type 'Z' (0x5a) is not supported"),
+            "{e}"
+        );
+        // An image archive may not carry a hard link.
+        let l = tar_of(&[E::File("a", "x"), E::Hard("b", "a")]);
+        let t = tmp("arch");
+        let e = apply_with(&l[..], &t.0, "img.tar", rules(Kind::Archive, 1 << 20))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("a hard link is not allowed in an image archive"),
+            "{e}"
+        );
+        // A rootfs takes `.wh.` names as they are.
+        let l = tar_of(&[E::File("keep", "k"), E::File(".wh.keep", "")]);
+        let t = tmp("rootfs");
+        apply_with(&l[..], &t.0, "r.tar", rules(Kind::Rootfs, 1 << 20)).unwrap();
+        assert!(t.0.join("keep").exists() && t.0.join(".wh.keep").exists());
+    }
 }
