@@ -724,6 +724,13 @@ pub(crate) mod tests {
         let l = tar_of(&[E::Dir("d/"), E::Sym("d", f.to_str().unwrap())]);
         apply(&l[..], &root, "l").unwrap();
         untouched(&f, a, m);
+        // The same to a missing path: no 'utimes <staging path>: ENOENT', the link is made.
+        let l = tar_of(&[E::Dir("m/"), E::Sym("m", "/nonexistent-runz-test")]);
+        apply(&l[..], &root, "l").unwrap();
+        assert!(fs::symlink_metadata(root.join("m"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
         // A later entry under d/ is refused; the host's directory gets nothing.
         let host_dir = f.parent().unwrap().to_str().unwrap().to_string();
         let l = tar_of(&[

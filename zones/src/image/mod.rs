@@ -36,7 +36,7 @@ pub enum ImageError {
     Io { path: PathBuf, source: io::Error },
     #[error("{}: {why}", .path.display())]
     BadImage { path: PathBuf, why: String },
-    #[error("layer {layer}: entry '{entry}': {why}")]
+    #[error("layer {layer}: {}{why}", entry_prefix(.entry))]
     BadLayer {
         layer: String,
         entry: String,
@@ -72,6 +72,15 @@ pub enum ImageError {
         id: String,
         zones: String,
     },
+}
+
+/// `entry 'NAME': ` for an error about one entry; nothing for one about the whole stream.
+fn entry_prefix(entry: &str) -> String {
+    if entry.is_empty() {
+        String::new()
+    } else {
+        format!("entry '{entry}': ")
+    }
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> ImageError + '_ {

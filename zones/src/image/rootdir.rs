@@ -222,3 +222,36 @@ pub fn open_regular(path: &Path) -> io::Result<fs::File> {
         .map_err(errno_io)?;
     Ok(f)
 }
+
+/// Read the regular file `rel` of the untrusted tree at `root` (a zone's or an image's root)
+/// from the host: resolved with openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), so its
+/// symlinks (`/etc/passwd -> /etc/shadow`) stay inside `root`; a FIFO or device is refused
+/// without blocking; more than `max` bytes is an error (`/dev/zero` cannot grow the reader).
+pub fn read_in_root(root: &Path, rel: &str, max: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let dir = fs::File::open(root)?;
+    let how = nix::fcntl::OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY)
+        .resolve(
+            nix::fcntl::ResolveFlag::RESOLVE_IN_ROOT
+                | nix::fcntl::ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        );
+    let fd = nix::fcntl::openat2(dir.as_raw_fd(), rel, how).map_err(errno_io)?;
+    let f = fs::File::from(owned(fd));
+    let ft = f.metadata()?.file_type();
+    if !ft.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("is {}, not a regular file", type_name(&ft)),
+        ));
+    }
+    let mut data = Vec::new();
+    f.take(max + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            format!("is larger than {max} bytes"),
+        ));
+    }
+    Ok(data)
+}
