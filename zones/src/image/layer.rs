@@ -777,6 +777,12 @@ pub(crate) mod tests {
         }
         let t = tmp("wholegz");
         apply(Compression::Gzip.decoder(&gz[..]).unwrap(), &t.0, "ok").unwrap();
+        // A zstd frame cut short.
+        let z = zstd::stream::encode_all(&whole[..], 1).unwrap();
+        let t = tmp("truncz");
+        let r = Compression::Zstd.decoder(&z[..z.len() - 3]).unwrap();
+        let e = apply(r, &t.0, "cut.tar.zst").unwrap_err().to_string();
+        assert!(e.contains("truncated or corrupt"), "{e}");
     }
 
     #[test]
