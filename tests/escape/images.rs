@@ -14,6 +14,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use super::battery::Battery;
+use super::common::cowfs::LoopBtrfs;
 use super::common::require_root;
 use super::common::zonehost::{bin, ZoneHost};
 use zones::image::build;
@@ -325,6 +326,72 @@ fn refused(out: &(bool, String), expect: &str) -> bool {
 /// Writes an image into a directory and names the member to swap for a symlink.
 type MakeMember<'a> = Box<dyn Fn(&Path) -> String + 'a>;
 
+/// A root filesystem with a setuid-root binary (`bin/suid`) and a 0666 device node
+/// (`dev/null0666`).
+fn suid_rootfs() -> Vec<u8> {
+    tar_of(&[
+        T::Dir("bin/"),
+        T::File("bin/suid", &fs::read("/bin/true").unwrap(), 0o4755),
+        T::Dir("dev/"),
+        T::Char("dev/null0666", 0o666, 1, 3),
+    ])
+}
+
+/// uid 65534 tries `root`'s setuid binary and device node (see [`suid_rootfs`]).
+fn nobody_is_refused(b: &mut Battery, place: &str, root: &Path) {
+    let r = as_nobody(&root.join("bin/suid"), &[]);
+    b.check(
+        &format!("uid {NOBODY} execs a setuid-root binary through the {place}"),
+        matches!(&r, Err(e) if e.raw_os_error() == Some(libc::EACCES)),
+        format!("{r:?}"),
+    );
+    let out = as_nobody(Path::new("/bin/cat"), &[&root.join("dev/null0666")]).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    b.check(
+        &format!("uid {NOBODY} opens a 0666 device node through the {place}"),
+        !out.status.success() && err.contains("Permission denied"),
+        err.trim().to_string(),
+    );
+}
+
+/// The btrfs backend's copy of an image (`<zonepath's parent>/.zone-images/<id>`) and the
+/// zone's snapshot: as closed to host users as the store.
+fn image_copies_are_closed_to_host_users(b: &mut Battery) {
+    let h = ZoneHost::new("escape", "images-btrfs", false);
+    let fs_ = LoopBtrfs::new(&h.root.join("zones"), 256 << 20);
+    let tar = h.root.join("suid-rootfs.tar");
+    fs::write(&tar, suid_rootfs()).unwrap();
+    h.ok(
+        "imgadm",
+        &[
+            "import",
+            "--rootfs",
+            "--name",
+            "suid",
+            tar.to_str().unwrap(),
+        ],
+    );
+    h.ok("zonecfg", &["-z", "bz", "create; set zonepath=/zones/bz"]);
+    h.ok("zoneadm", &["-z", "bz", "install", "-i", "suid"]);
+    let copies = fs_.mnt.join(".zone-images");
+    let id = fs::read_dir(&copies)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let out = as_nobody(Path::new("/usr/bin/test"), &[Path::new("-x"), &fs_.mnt]).unwrap();
+    assert!(
+        out.status.success(),
+        "uid {NOBODY} cannot reach {}",
+        fs_.mnt.display()
+    );
+    nobody_is_refused(b, "btrfs image copy", &id);
+    nobody_is_refused(b, "btrfs zone snapshot", &h.root.join("zones/bz/root"));
+    h.ok("zoneadm", &["-z", "bz", "uninstall", "-F"]);
+    drop(fs_);
+}
+
 /// What every attack aims at.
 struct Ctx {
     t: Images,
@@ -362,25 +429,16 @@ fn the_image_store_and_archive_readers_hold() {
     bad_rootfs_tarballs_are_refused_by_name(&c, &mut b);
     gzip_bombs_stop_at_the_limit(&c, &mut b);
     fifo_sources_are_refused_at_once(&c, &mut b);
+    image_copies_are_closed_to_host_users(&mut b);
     b.finish("imgadm");
 }
 
 fn store_is_closed_to_host_users(c: &Ctx, b: &mut Battery) {
-    let (t, h) = (&c.t, &c.t.h);
-    let (secret, hostdir, host) = (&c.secret, &c.hostdir, &c.host);
-    let (s, hd) = (
-        secret.path.to_str().unwrap(),
-        hostdir.path.to_str().unwrap(),
-    );
-    let _ = (t, h, secret, hostdir, host, s, hd);
+    let t = &c.t;
+    let h = &c.t.h;
     // 1. A setuid-root binary and a 0666 device node in an image and in a zone's root:
     // unreachable for a host user, at the store's and the zonepath's own directory.
-    let rootfs = tar_of(&[
-        T::Dir("bin/"),
-        T::File("bin/suid", &fs::read("/bin/true").unwrap(), 0o4755),
-        T::Dir("dev/"),
-        T::Char("dev/null0666", 0o666, 1, 3),
-    ]);
+    let rootfs = suid_rootfs();
     let rootfs_tar = h.root.join("suid-rootfs.tar");
     fs::write(&rootfs_tar, &rootfs).unwrap();
     h.ok(
@@ -418,32 +476,19 @@ fn store_is_closed_to_host_users(c: &Ctx, b: &mut Battery) {
         );
     }
     for (place, root) in [("image store", &img_root), ("zone root", &zone_root)] {
-        let r = as_nobody(&root.join("bin/suid"), &[]);
-        b.check(
-            &format!("uid {NOBODY} execs a setuid-root binary through the {place}"),
-            matches!(&r, Err(e) if e.raw_os_error() == Some(libc::EACCES)),
-            format!("{r:?}"),
-        );
-        let out = as_nobody(Path::new("/bin/cat"), &[&root.join("dev/null0666")]).unwrap();
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        b.check(
-            &format!("uid {NOBODY} opens a 0666 device node through the {place}"),
-            !out.status.success() && err.contains("Permission denied"),
-            err.trim().to_string(),
-        );
+        nobody_is_refused(b, place, root);
     }
     h.ok("zoneadm", &["-z", "suidz", "uninstall", "-F"]);
     h.ok("imgadm", &["delete", "suid"]);
 }
 
 fn layers_never_follow_a_planted_symlink(c: &Ctx, b: &mut Battery) {
-    let (t, h) = (&c.t, &c.t.h);
-    let (secret, hostdir, host) = (&c.secret, &c.hostdir, &c.host);
-    let (s, hd) = (
-        secret.path.to_str().unwrap(),
-        hostdir.path.to_str().unwrap(),
-    );
-    let _ = (t, h, secret, hostdir, host, s, hd);
+    let t = &c.t;
+    let secret = &c.secret;
+    let hostdir = &c.hostdir;
+    let host = &c.host;
+    let s = secret.path.to_str().unwrap();
+    let hd = hostdir.path.to_str().unwrap();
     // 2. Layers that plant a symlink to a host path and then work through it.
     let attacks: Vec<(&str, Vec<u8>, &Victim)> = vec![
         (
@@ -505,13 +550,9 @@ fn layers_never_follow_a_planted_symlink(c: &Ctx, b: &mut Battery) {
 }
 
 fn archive_members_are_never_read_through_a_symlink(c: &Ctx, b: &mut Battery) {
-    let (t, h) = (&c.t, &c.t.h);
-    let (secret, hostdir, host) = (&c.secret, &c.hostdir, &c.host);
-    let (s, hd) = (
-        secret.path.to_str().unwrap(),
-        hostdir.path.to_str().unwrap(),
-    );
-    let _ = (t, h, secret, hostdir, host, s, hd);
+    let t = &c.t;
+    let h = &c.t.h;
+    let secret = &c.secret;
     // 3. Image archive members that are symlinks to a host file: refused, never read.
     let layer = tar_of(&[T::File("a", b"1", 0o644)]);
     let cfg = ImageConfig::default();
@@ -583,13 +624,12 @@ fn archive_members_are_never_read_through_a_symlink(c: &Ctx, b: &mut Battery) {
 }
 
 fn bad_rootfs_tarballs_are_refused_by_name(c: &Ctx, b: &mut Battery) {
-    let (t, h) = (&c.t, &c.t.h);
-    let (secret, hostdir, host) = (&c.secret, &c.hostdir, &c.host);
-    let (s, hd) = (
-        secret.path.to_str().unwrap(),
-        hostdir.path.to_str().unwrap(),
-    );
-    let _ = (t, h, secret, hostdir, host, s, hd);
+    let t = &c.t;
+    let h = &c.t.h;
+    let secret = &c.secret;
+    let hostdir = &c.hostdir;
+    let s = secret.path.to_str().unwrap();
+    let hd = hostdir.path.to_str().unwrap();
     // 4. Bad rootfs tarballs, through imgadm import --rootfs and zoneadm install -d (the same
     // reader): refused by name, nothing written outside, no partial tree or staging left.
     h.ok(
@@ -696,13 +736,8 @@ fn bad_rootfs_tarballs_are_refused_by_name(c: &Ctx, b: &mut Battery) {
 }
 
 fn gzip_bombs_stop_at_the_limit(c: &Ctx, b: &mut Battery) {
-    let (t, h) = (&c.t, &c.t.h);
-    let (secret, hostdir, host) = (&c.secret, &c.hostdir, &c.host);
-    let (s, hd) = (
-        secret.path.to_str().unwrap(),
-        hostdir.path.to_str().unwrap(),
-    );
-    let _ = (t, h, secret, hostdir, host, s, hd);
+    let t = &c.t;
+    let h = &c.t.h;
     // 5. A gzip bomb: 1.5 MB that would be 1.5 GiB stops at the default limit (1 GiB).
     let bomb = h.root.join("bomb.tar.gz");
     fs::write(&bomb, gzip_bomb(3 << 29)).unwrap();
@@ -732,13 +767,8 @@ fn gzip_bombs_stop_at_the_limit(c: &Ctx, b: &mut Battery) {
 }
 
 fn fifo_sources_are_refused_at_once(c: &Ctx, b: &mut Battery) {
-    let (t, h) = (&c.t, &c.t.h);
-    let (secret, hostdir, host) = (&c.secret, &c.hostdir, &c.host);
-    let (s, hd) = (
-        secret.path.to_str().unwrap(),
-        hostdir.path.to_str().unwrap(),
-    );
-    let _ = (t, h, secret, hostdir, host, s, hd);
+    let t = &c.t;
+    let h = &c.t.h;
     // 6. A FIFO as the source: refused at once, not read for ever.
     let fifo = h.root.join("source.fifo");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();

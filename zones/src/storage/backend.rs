@@ -531,18 +531,7 @@ pub fn attach(
 /// it to its root filesystem): host users never reach the zone's set-id files or device
 /// nodes through it. A missing zonepath is fine.
 pub fn seal_zonepath(zonepath: &Path) -> Result<(), StorageError> {
-    use std::os::unix::fs::PermissionsExt;
-    match fs::symlink_metadata(zonepath) {
-        Ok(m) if m.is_dir() && m.permissions().mode() & 0o7777 != 0o700 => {
-            fs::set_permissions(zonepath, fs::Permissions::from_mode(0o700)).map_err(|e| {
-                StorageError::Io {
-                    path: zonepath.to_path_buf(),
-                    source: e,
-                }
-            })
-        }
-        _ => Ok(()),
-    }
+    super::seal_dir(zonepath)
 }
 
 pub fn activate(zonepath: &Path) -> Result<(), StorageError> {

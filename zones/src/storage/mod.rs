@@ -288,6 +288,18 @@ fn remove_below(path: &Path, dev: u64) -> Result<(), StorageError> {
     }
 }
 
+/// Make the directory `path` 0700 if it is not (its owner is left alone); a missing path or a
+/// non-directory is left alone. For the places that hold an image's or a zone's files: host
+/// users must not reach their set-id binaries or device nodes.
+pub fn seal_dir(path: &Path) -> Result<(), StorageError> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() && m.permissions().mode() & 0o7777 != 0o700 => {
+            fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(io_at(path))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The name a path's last component, for messages.
 pub fn name_of(path: &Path) -> &OsStr {
     path.file_name().unwrap_or(path.as_os_str())
