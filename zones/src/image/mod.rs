@@ -252,6 +252,9 @@ impl ImageStore {
 
     /// Every imported image, by name.
     pub fn list(&self) -> Result<Vec<ImageManifest>, ImageError> {
+        // A store made before it was sealed is sealed at its first use (by root: a reader
+        // that may not chmod it still lists what it can read).
+        let _ = crate::storage::seal_dir(&self.dir);
         let rd = match fs::read_dir(&self.dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),

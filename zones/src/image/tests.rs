@@ -314,3 +314,41 @@ fn members_that_are_symlinks_or_fifos_are_refused_unread() {
     let mode = fs::metadata(store.dir()).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o700);
 }
+
+#[test]
+fn a_docker_layer_symlinked_inside_the_archive_is_followed_there_only() {
+    let t = tmp("img-docker-dedupe");
+    let store = ImageStore::open(&t.0.join("alt"));
+    let layer = tar_of(&[E::File("a", "1")]);
+    let d = t.0.join("docker");
+    write_docker_dir(&[layer.clone(), layer.clone()], &d, "dup", &cfg()).unwrap();
+    let hex = Digest::of_bytes(&layer).hex().to_string();
+    let manifest_of = |second: &str| {
+        let mut m: Value =
+            serde_json::from_slice(&fs::read(d.join("manifest.json")).unwrap()).unwrap();
+        m[0]["Layers"][1] = second.into();
+        fs::write(d.join("manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    };
+    // docker save's dedupe: `dup/layer.tar -> ../<hex>/layer.tar`.
+    fs::create_dir(d.join("dup")).unwrap();
+    std::os::unix::fs::symlink(format!("../{hex}/layer.tar"), d.join("dup/layer.tar")).unwrap();
+    manifest_of("dup/layer.tar");
+    let archive = t.0.join("dup.tar");
+    tar_dir(&d, &archive).unwrap();
+    let m = store.import(&archive, &ImportOptions::default()).unwrap();
+    assert_eq!(m.layers.len(), 2);
+    // A layer symlinked to a host file: resolved inside the archive, where it is not.
+    let host = t.0.join("host-layer.tar");
+    fs::write(&host, &layer).unwrap();
+    fs::create_dir(d.join("out")).unwrap();
+    std::os::unix::fs::symlink(&host, d.join("out/layer.tar")).unwrap();
+    manifest_of("out/layer.tar");
+    let archive = t.0.join("out.tar");
+    tar_dir(&d, &archive).unwrap();
+    store.delete("dup", &[]).unwrap();
+    let e = store
+        .import(&archive, &ImportOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("out/layer.tar: is missing"), "{e}");
+}
