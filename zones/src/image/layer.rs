@@ -11,6 +11,7 @@
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
+use std::fs;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Component, Path, PathBuf};
@@ -297,6 +298,31 @@ fn type_char(header: &tar::Header) -> String {
     }
 }
 
+/// Refuse an entry type the archive's kind does not allow, naming it.
+fn check_type(header: &tar::Header, rules: Rules) -> Result<(), String> {
+    use tar::EntryType as T;
+    let what = match header.entry_type() {
+        T::Directory | T::Regular | T::Continuous | T::GNUSparse | T::Symlink => return Ok(()),
+        _ if rules.kind != Kind::Archive => match header.entry_type() {
+            T::Link | T::Char | T::Block | T::Fifo => return Ok(()),
+            _ => None,
+        },
+        T::Link => Some("hard link"),
+        T::Fifo => Some("FIFO"),
+        T::Char | T::Block => Some("device node"),
+        _ => None,
+    };
+    Err(match what {
+        Some(w) => format!(
+            "a {w} is not allowed in an image archive (only directories, regular files and symlinks)"
+        ),
+        None => format!(
+            "entry type {} is not supported (only files, sparse files, directories, symlinks, hard links, devices and FIFOs)",
+            type_char(header)
+        ),
+    })
+}
+
 fn make_entry<R: Read>(
     dir: &RootDir,
     entry: &mut tar::Entry<R>,
@@ -306,59 +332,22 @@ fn make_entry<R: Read>(
     pass: &mut Pass,
 ) -> Result<(), String> {
     let header = entry.header().clone();
-    let kind = header.entry_type();
-    let pfd = parent.as_raw_fd();
-    let at = |e: io::Error| e.to_string();
-    let allowed = match kind {
-        tar::EntryType::Directory
-        | tar::EntryType::Regular
-        | tar::EntryType::Continuous
-        | tar::EntryType::Symlink => true,
-        tar::EntryType::Link
-        | tar::EntryType::Char
-        | tar::EntryType::Block
-        | tar::EntryType::Fifo => rules.kind != Kind::Archive,
-        _ => {
-            return Err(format!(
-                "entry type {} is not supported (only files, directories, symlinks, hard links, devices and FIFOs)",
-                type_char(&header)
-            ))
-        }
-    };
-    if !allowed {
-        return Err(format!(
-            "a {} is not allowed in an image archive (only directories, regular files and symlinks)",
-            match kind {
-                tar::EntryType::Link => "hard link",
-                tar::EntryType::Fifo => "FIFO",
-                _ => "device node",
-            }
-        ));
-    }
+    check_type(&header, rules)?;
     let mode = header.mode().map_err(|e| e.to_string())? & 0o7777;
     let mode = if rules.kind == Kind::Archive {
         mode & 0o755
     } else {
         mode
     };
+    let pfd = parent.as_raw_fd();
+    let kind = header.entry_type();
     if kind == tar::EntryType::Directory {
-        if rootdir::kind_at(pfd, name).map_err(at)? != Some(SFlag::S_IFDIR) {
-            rootdir::remove_at(pfd, name).map_err(at)?;
-            nix::sys::stat::mkdirat(Some(pfd), name, Mode::from_bits_truncate(0o700))
-                .map_err(|e| e.to_string())?;
-        }
-        let fd = rootdir::open_dir(pfd, name, false).map_err(|e| e.to_string())?;
-        return finish_fd(&fd, &header, mode, rules);
+        return make_dir(pfd, name, &header, mode, rules);
     }
-    rootdir::remove_at(pfd, name).map_err(at)?;
+    rootdir::remove_at(pfd, name).map_err(|e| e.to_string())?;
     match kind {
-        tar::EntryType::Regular | tar::EntryType::Continuous => {
-            let mut f = rootdir::create_file(pfd, name).map_err(at)?;
-            let n = io::copy(entry, &mut f).map_err(read_error)?;
-            pass.written += n;
-            if pass.written > rules.limit {
-                return Err(limits::too_big(rules.limit));
-            }
+        tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+            let f = make_file(pfd, name, entry, rules.limit, &mut pass.written)?;
             finish_fd(&f, &header, mode, rules)
         }
         tar::EntryType::Symlink => {
@@ -374,37 +363,83 @@ fn make_entry<R: Read>(
                 .link_name()
                 .map_err(|e| e.to_string())?
                 .ok_or("a hard link without a target")?;
-            let what = || format!("hard link target '{}'", shown(&target));
-            let rel = entry_path(&target)
-                .map_err(|why| format!("{}: {why}", what()))?
-                .ok_or("a hard link to the root")?;
-            let src = dir
-                .walk(rel.parent().unwrap_or(Path::new("")), false)
-                .map_err(|w| format!("{} {w}", what()))?;
-            // linkat without AT_SYMLINK_FOLLOW: a symlink target is linked, not followed.
-            nix::unistd::linkat(
-                Some(src.as_raw_fd()),
-                rel.file_name().unwrap_or_default(),
-                Some(pfd),
-                name,
-                nix::fcntl::AtFlags::empty(),
-            )
-            .map_err(|e| format!("{}: {e}", what()))
+            make_hard_link(dir, &target, pfd, name)
         }
         _ => {
-            let sflag = match kind {
-                tar::EntryType::Char => SFlag::S_IFCHR,
-                tar::EntryType::Block => SFlag::S_IFBLK,
-                _ => SFlag::S_IFIFO,
-            };
-            let major = header.device_major().ok().flatten().unwrap_or(0);
-            let minor = header.device_minor().ok().flatten().unwrap_or(0);
-            let dev = nix::sys::stat::makedev(major.into(), minor.into());
-            nix::sys::stat::mknodat(Some(pfd), name, sflag, Mode::from_bits_truncate(0o600), dev)
-                .map_err(|e| e.to_string())?;
+            make_node(pfd, name, &header)?;
             finish_at(pfd, name, &header, Some(mode), rules)
         }
     }
+}
+
+/// The directory `name` in `pfd`: kept when it is one, else what is there is replaced.
+fn make_dir(
+    pfd: RawFd,
+    name: &OsStr,
+    header: &tar::Header,
+    mode: u32,
+    rules: Rules,
+) -> Result<(), String> {
+    if rootdir::kind_at(pfd, name).map_err(|e| e.to_string())? != Some(SFlag::S_IFDIR) {
+        rootdir::remove_at(pfd, name).map_err(|e| e.to_string())?;
+        nix::sys::stat::mkdirat(Some(pfd), name, Mode::from_bits_truncate(0o700))
+            .map_err(|e| e.to_string())?;
+    }
+    let fd = rootdir::open_dir(pfd, name, false).map_err(|e| e.to_string())?;
+    finish_fd(&fd, header, mode, rules)
+}
+
+/// The regular file `name` in `pfd` with the entry's data; `written` (all files so far) may
+/// not pass `limit`, checked as the data is copied (a sparse entry writes more than it reads).
+fn make_file(
+    pfd: RawFd,
+    name: &OsStr,
+    data: impl Read,
+    limit: u64,
+    written: &mut u64,
+) -> Result<fs::File, String> {
+    let mut f = rootdir::create_file(pfd, name).map_err(|e| e.to_string())?;
+    let room = limit.saturating_sub(*written);
+    let n = io::copy(&mut data.take(room.saturating_add(1)), &mut f).map_err(read_error)?;
+    *written += n;
+    if n > room {
+        return Err(limits::too_big(limit));
+    }
+    Ok(f)
+}
+
+/// A hard link `name` in `pfd` to `target`, an entry inside the root reached without any
+/// symlink; linkat without AT_SYMLINK_FOLLOW links a symlink target itself.
+fn make_hard_link(dir: &RootDir, target: &Path, pfd: RawFd, name: &OsStr) -> Result<(), String> {
+    let what = || format!("hard link target '{}'", shown(target));
+    let rel = entry_path(target)
+        .map_err(|why| format!("{}: {why}", what()))?
+        .ok_or("a hard link to the root")?;
+    let src = dir
+        .walk(rel.parent().unwrap_or(Path::new("")), false)
+        .map_err(|w| format!("{} {w}", what()))?;
+    nix::unistd::linkat(
+        Some(src.as_raw_fd()),
+        rel.file_name().unwrap_or_default(),
+        Some(pfd),
+        name,
+        nix::fcntl::AtFlags::empty(),
+    )
+    .map_err(|e| format!("{}: {e}", what()))
+}
+
+/// A device node or FIFO `name` in `pfd` (0600 until its mode is set).
+fn make_node(pfd: RawFd, name: &OsStr, header: &tar::Header) -> Result<(), String> {
+    let sflag = match header.entry_type() {
+        tar::EntryType::Char => SFlag::S_IFCHR,
+        tar::EntryType::Block => SFlag::S_IFBLK,
+        _ => SFlag::S_IFIFO,
+    };
+    let major = header.device_major().ok().flatten().unwrap_or(0);
+    let minor = header.device_minor().ok().flatten().unwrap_or(0);
+    let dev = nix::sys::stat::makedev(major.into(), minor.into());
+    nix::sys::stat::mknodat(Some(pfd), name, sflag, Mode::from_bits_truncate(0o600), dev)
+        .map_err(|e| e.to_string())
 }
 
 /// The header's owner, or None when the archive's owners are not kept.
@@ -485,7 +520,6 @@ fn finish_at(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use std::fs;
     use std::os::unix::fs::MetadataExt;
 
     pub(crate) struct Tmp(pub PathBuf);
@@ -810,6 +844,55 @@ pub(crate) mod tests {
         );
         let on_disk = fs::metadata(t.0.join("bomb")).map(|m| m.len()).unwrap_or(0);
         assert!(on_disk <= 8 << 20, "{on_disk} bytes written");
+    }
+
+    #[test]
+    fn a_sparse_entry_stops_at_the_limit_while_it_is_written() {
+        // 512 bytes of data at the end of a `size`-byte file: the rest are holes, read as zeros.
+        let sparse = |size: u64| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::GNUSparse);
+            h.set_path("sparse").unwrap();
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_size(512);
+            let gnu = h.as_gnu_mut().unwrap();
+            gnu.sparse[0].set_offset(size - 512);
+            gnu.sparse[0].set_length(512);
+            gnu.set_real_size(size);
+            h.set_cksum();
+            let mut b = tar::Builder::new(Vec::new());
+            b.append(&h, &[7u8; 512][..]).unwrap();
+            b.into_inner().unwrap()
+        };
+        let t = tmp("sparse-ok");
+        apply_with(
+            &sparse(1 << 20)[..],
+            &t.0,
+            "s.tar",
+            rules(Kind::Rootfs, 8 << 20),
+        )
+        .unwrap();
+        let data = fs::read(t.0.join("sparse")).unwrap();
+        assert_eq!(data.len(), 1 << 20);
+        assert!(data[..(1 << 20) - 512].iter().all(|b| *b == 0) && data[(1 << 20) - 1] == 7);
+        let tarball = sparse(2 << 30);
+        let t = tmp("sparse");
+        let e = apply_with(
+            &tarball[..],
+            &t.0,
+            "sparse.tar",
+            rules(Kind::Rootfs, 8 << 20),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("expands beyond 8388608 bytes"), "{e}");
+        let on_disk = fs::metadata(t.0.join("sparse"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        assert!(on_disk <= (8 << 20) + 8192, "{on_disk} bytes written");
     }
 
     #[test]
