@@ -39,7 +39,8 @@ impl std::fmt::Display for Walk {
     }
 }
 
-fn owned(fd: RawFd) -> OwnedFd {
+/// Take ownership of an fd an open call just returned.
+pub(crate) fn owned(fd: RawFd) -> OwnedFd {
     // SAFETY: `fd` was just returned by a successful open call and is owned by no one else.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }

@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -94,9 +94,10 @@ impl<'a> ImageDir<'a> {
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
         let fd = nix::fcntl::openat(None, path, flags, Mode::empty())
             .map_err(|e| bad(path, e.to_string()))?;
-        // SAFETY: `fd` was just returned by a successful openat and is owned by no one else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(ImageDir { path, fd })
+        Ok(ImageDir {
+            path,
+            fd: super::rootdir::owned(fd),
+        })
     }
 
     /// The regular file `rel`. With `symlinks`, symlinks are followed but only within the
@@ -122,8 +123,7 @@ impl<'a> ImageDir<'a> {
                 },
             )
         })?;
-        // SAFETY: `fd` was just returned by a successful openat2 and is owned by no one else.
-        let f = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let f = fs::File::from(super::rootdir::owned(fd));
         let meta = f.metadata().map_err(|e| bad(&shown, e.to_string()))?;
         if !meta.is_file() {
             return Err(bad(
