@@ -82,9 +82,10 @@ pub fn source_kind(path: &Path) -> Result<SourceKind, StorageError> {
     if n >= 262 && &head[257..262] == b"ustar" {
         return Ok(SourceKind::Tar);
     }
-    Err(not_archive(
-        "is not a directory, a tar archive or a gzip-compressed tar archive",
-    ))
+    Err(StorageError::Bad {
+        path: path.to_path_buf(),
+        msg: "not a directory, a tar archive or a gzip-compressed tar archive".into(),
+    })
 }
 
 fn read_up_to(f: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
