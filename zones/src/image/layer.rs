@@ -64,7 +64,7 @@ impl Compression {
     pub fn decoder<'a>(self, r: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
         Ok(match self {
             Compression::None => Box::new(r),
-            Compression::Gzip => Box::new(flate2::read::GzDecoder::new(r)),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(r)),
             Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(r)?),
         })
     }
@@ -811,6 +811,22 @@ pub(crate) mod tests {
         }
         let t = tmp("wholegz");
         apply(Compression::Gzip.decoder(&gz[..]).unwrap(), &t.0, "ok").unwrap();
+        // Concatenated gzip members (bgzip, pigz -i, `cat a.gz b.gz`) are one stream.
+        let (one, two) = whole.split_at(512 * 2);
+        let mut cat = Vec::new();
+        for part in [one, two] {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            io::Write::write_all(&mut gz, part).unwrap();
+            cat.extend(gz.finish().unwrap());
+        }
+        let t = tmp("multigz");
+        apply(
+            Compression::Gzip.decoder(&cat[..]).unwrap(),
+            &t.0,
+            "cat.tar.gz",
+        )
+        .unwrap();
+        assert_eq!(fs::read_to_string(t.0.join("a/y")).unwrap(), "yyyy");
         // A zstd frame cut short.
         let z = zstd::stream::encode_all(&whole[..], 1).unwrap();
         let t = tmp("truncz");

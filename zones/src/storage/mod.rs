@@ -134,7 +134,7 @@ pub fn unpack(source: &Path, gz: bool, dest: &Path) -> Result<(), StorageError> 
     let size = f.metadata().map(|m| m.len()).ok();
     let limit = limits::expand_limit(size).map_err(bad)?;
     let reader: Box<dyn Read> = if gz {
-        Box::new(flate2::read::GzDecoder::new(f))
+        Box::new(flate2::read::MultiGzDecoder::new(f))
     } else {
         Box::new(f)
     };
