@@ -1,20 +1,27 @@
 //! Applying one layer (a tar stream) onto a root filesystem being built, safely.
 //!
 //! Every entry name is checked before anything is written: no `..` component, no absolute
-//! path, and no parent that is a symlink (an earlier entry `evil -> /etc` followed by
-//! `evil/passwd` would otherwise write the host's /etc). The final component is never
-//! followed either: an existing non-directory is removed before the new entry is made.
+//! path, no name longer than PATH_MAX, and no parent that is a symlink (an earlier entry
+//! `evil -> /etc` followed by `evil/passwd` would otherwise write the host's /etc). Every
+//! change is made relative to the root's directory fd ([`RootDir`]), one component at a time
+//! without following symlinks: the final component is never followed either, nor is a
+//! directory later replaced by a symlink when its times are set at the end.
 //! Whiteouts (`.wh.NAME`) remove NAME from the lower layers; an opaque marker
 //! (`.wh..wh..opq`) empties its directory of everything the lower layers put there.
 
 use std::collections::HashSet;
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::{symlink, DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Component, Path, PathBuf};
 
 use nix::sys::stat::{Mode, SFlag};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{Gid, Uid};
 
+use super::limits;
+use super::rootdir::{self, RootDir};
 use super::ImageError;
 
 const WHITEOUT: &str = ".wh.";
@@ -42,7 +49,7 @@ impl Compression {
     /// Of a file, by content.
     pub fn of_file(path: &Path) -> io::Result<Compression> {
         let mut head = [0u8; 4];
-        let mut f = fs::File::open(path)?;
+        let mut f = rootdir::open_regular(path)?;
         let mut n = 0;
         while n < head.len() {
             match f.read(&mut head[n..])? {
@@ -57,17 +64,34 @@ impl Compression {
     pub fn decoder<'a>(self, r: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
         Ok(match self {
             Compression::None => Box::new(r),
-            Compression::Gzip => Box::new(flate2::read::GzDecoder::new(r)),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(r)),
             Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(r)?),
         })
     }
 }
 
+/// The longest entry name accepted (PATH_MAX less its NUL).
+pub const NAME_MAX_BYTES: usize = 4095;
+/// The longest component of an entry name (NAME_MAX).
+pub const COMPONENT_MAX_BYTES: usize = 255;
+
 /// The safe relative path of an entry name, or why it is refused. `None`: the root itself.
 pub fn entry_path(name: &Path) -> Result<Option<PathBuf>, String> {
+    let len = name.as_os_str().len();
+    if len > NAME_MAX_BYTES {
+        return Err(format!(
+            "the name is {len} bytes long; the limit is {NAME_MAX_BYTES}"
+        ));
+    }
     let mut out = PathBuf::new();
     for c in name.components() {
         match c {
+            Component::Normal(p) if p.len() > COMPONENT_MAX_BYTES => {
+                return Err(format!(
+                    "a component of the name is {} bytes long; the limit is {COMPONENT_MAX_BYTES}",
+                    p.len()
+                ))
+            }
             Component::Normal(p) => out.push(p),
             Component::CurDir => {}
             Component::ParentDir => return Err("a '..' component leaves the image root".into()),
@@ -79,47 +103,25 @@ pub fn entry_path(name: &Path) -> Result<Option<PathBuf>, String> {
     Ok((!out.as_os_str().is_empty()).then_some(out))
 }
 
-/// Check that no parent of `rel` below `root` is a symlink or a non-directory, creating
-/// missing parents as directories (0755, as tar does).
-fn safe_parents(root: &Path, rel: &Path) -> Result<(), String> {
-    let mut at = root.to_path_buf();
-    let parent = rel.parent().unwrap_or(Path::new(""));
-    for c in parent.components() {
-        at.push(c);
-        match fs::symlink_metadata(&at) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(format!(
-                    "goes through the symlink '{}'",
-                    at.strip_prefix(root).unwrap_or(&at).display()
-                ))
-            }
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
-                return Err(format!(
-                    "'{}' is not a directory",
-                    at.strip_prefix(root).unwrap_or(&at).display()
-                ))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::DirBuilder::new()
-                    .mode(0o755)
-                    .create(&at)
-                    .map_err(|e| format!("{}: {e}", at.display()))?;
-            }
-            Err(e) => return Err(format!("{}: {e}", at.display())),
-        }
-    }
-    Ok(())
+/// What an archive is, and so what its entries may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An image layer: whiteouts remove what lower layers made; owners, modes, devices and
+    /// hard links are kept.
+    Layer,
+    /// A whole root filesystem (`zoneadm install -d`, `imgadm import --rootfs`): as a layer,
+    /// but `.wh.` names are ordinary names.
+    Rootfs,
+    /// An image archive's own files (oci-archive, docker-archive): directories, regular files
+    /// and symlinks only, owned by the caller, no setuid bits.
+    Archive,
 }
 
-/// Remove whatever is at `path` (a tree too); missing is fine. Never follows a symlink.
-fn remove_any(path: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
+/// How to unpack: the kind of archive and how many bytes it may expand to.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    pub kind: Kind,
+    pub limit: u64,
 }
 
 /// What applying a layer did, for the manifest and the tests.
@@ -129,186 +131,390 @@ pub struct Applied {
     pub whiteouts: u64,
 }
 
-/// Apply the tar stream `reader` (uncompressed) to `root`. `what` names the layer in errors.
+/// An entry name as errors show it: long names cut short.
+fn shown(raw: &Path) -> String {
+    let s = raw.display().to_string();
+    if s.len() <= 120 {
+        return s;
+    }
+    let mut cut = 100;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}... ({} bytes)", &s[..cut], s.len())
+}
+
+/// A read error of the archive stream, in words.
+fn read_error(e: io::Error) -> String {
+    if e.kind() == io::ErrorKind::FileTooLarge {
+        e.to_string()
+    } else {
+        format!("truncated or corrupt: {e}")
+    }
+}
+
+/// Apply the layer tar stream `reader` (uncompressed) to `root`. `what` names the layer in
+/// errors.
 pub fn apply(reader: impl Read, root: &Path, what: &str) -> Result<Applied, ImageError> {
+    let limit = limits::expand_limit(None).unwrap_or(limits::FLOOR);
+    apply_with(
+        reader,
+        root,
+        what,
+        Rules {
+            kind: Kind::Layer,
+            limit,
+        },
+    )
+}
+
+/// What one pass over an archive has made so far.
+#[derive(Default)]
+struct Pass {
+    done: Applied,
+    /// Paths this layer made: an opaque marker must not remove them.
+    ours: HashSet<PathBuf>,
+    /// Directories made, for their times at the end.
+    dirs: Vec<(PathBuf, i64)>,
+    /// File bytes written.
+    written: u64,
+}
+
+/// Apply the tar stream `reader` (uncompressed) to `root` by `rules`. The stream must end
+/// with the tar end-of-archive marker and be readable to its end (a compressed stream's
+/// checksum is checked there); past `rules.limit` bytes it is refused.
+pub fn apply_with(
+    reader: impl Read,
+    root: &Path,
+    what: &str,
+    rules: Rules,
+) -> Result<Applied, ImageError> {
     let bad = |entry: &str, why: String| ImageError::BadLayer {
         layer: what.to_string(),
         entry: entry.to_string(),
         why,
     };
-    let mut ar = tar::Archive::new(reader);
-    let mut done = Applied::default();
-    // Paths this layer made: an opaque marker must not remove them.
-    let mut ours: HashSet<PathBuf> = HashSet::new();
-    let mut dirs: Vec<(PathBuf, tar::Header)> = Vec::new();
-    let entries = ar.entries().map_err(|e| bad("", e.to_string()))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| bad("", format!("unreadable tar: {e}")))?;
-        let raw = entry
-            .path()
-            .map_err(|e| bad("", e.to_string()))?
-            .into_owned();
-        let shown = raw.display().to_string();
-        let kind = entry.header().entry_type();
-        if matches!(
-            kind,
-            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
-        ) {
-            continue;
+    let dir = RootDir::open(root).map_err(|e| bad("", format!("{}: {e}", root.display())))?;
+    let mut src = limits::Guarded::new(reader, rules.limit);
+    let mut pass = Pass::default();
+    {
+        let mut ar = tar::Archive::new(&mut src);
+        let entries = ar.entries().map_err(|e| bad("", read_error(e)))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| bad("", read_error(e)))?;
+            let raw = entry
+                .path()
+                .map_err(|e| bad("", e.to_string()))?
+                .into_owned();
+            apply_entry(&dir, &mut entry, &raw, rules, &mut pass)
+                .map_err(|why| bad(&shown(&raw), why))?;
         }
-        let Some(rel) = entry_path(&raw).map_err(|why| bad(&shown, why))? else {
-            continue; // the root directory itself
+    }
+    if src.ended {
+        return Err(bad(
+            "",
+            "truncated: the archive ends without its end-of-archive marker".into(),
+        ));
+    }
+    // The rest (padding, and a compressed stream's trailer, whose checksum is checked at its end).
+    io::copy(&mut src, &mut io::sink()).map_err(|e| bad("", read_error(e)))?;
+    // Directory times last: creating their children changed them. A directory that a later
+    // entry replaced (by a symlink, say) is not followed: it is skipped.
+    for (rel, mtime) in pass.dirs.iter().rev() {
+        let Ok(parent) = dir.walk(rel.parent().unwrap_or(Path::new("")), false) else {
+            continue;
         };
-        safe_parents(root, &rel).map_err(|why| bad(&shown, why))?;
-        let file_name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let parent = rel.parent().unwrap_or(Path::new("")).to_path_buf();
-        if file_name == OPAQUE {
-            opaque(root, &parent, &ours).map_err(|e| bad(&shown, e.to_string()))?;
-            done.whiteouts += 1;
-            continue;
+        let name = rel.file_name().unwrap_or_default();
+        if let Ok(fd) = rootdir::open_dir(parent.as_raw_fd(), name, false) {
+            let ts = TimeSpec::new(*mtime, 0);
+            nix::sys::stat::futimens(fd.as_raw_fd(), &ts, &ts)
+                .map_err(|e| bad(&shown(rel), format!("setting its times: {e}")))?;
         }
-        if let Some(victim) = file_name.strip_prefix(WHITEOUT) {
-            if victim.is_empty() || victim == "." || victim == ".." {
-                return Err(bad(&shown, "a whiteout must name an entry".into()));
-            }
-            remove_any(&root.join(&parent).join(victim)).map_err(|e| bad(&shown, e.to_string()))?;
-            done.whiteouts += 1;
-            continue;
-        }
-        let dest = root.join(&rel);
-        make_entry(&mut entry, root, &dest).map_err(|why| bad(&shown, why))?;
-        if kind == tar::EntryType::Directory {
-            dirs.push((dest.clone(), entry.header().clone()));
-        }
-        ours.insert(rel);
-        done.entries += 1;
     }
-    // Directory times last: creating their children changed them.
-    for (dir, header) in dirs.iter().rev() {
-        set_times(dir, header, true).map_err(|e| bad(&dir.display().to_string(), e))?;
-    }
-    Ok(done)
+    Ok(pass.done)
 }
 
-/// Empty `root/dir` of everything not made by this layer.
-fn opaque(root: &Path, dir: &Path, ours: &HashSet<PathBuf>) -> io::Result<()> {
-    let full = root.join(dir);
-    let rd = match fs::read_dir(&full) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for e in rd {
-        let e = e?;
-        if !ours.contains(&dir.join(e.file_name())) {
-            remove_any(&e.path())?;
-        }
+fn apply_entry<R: Read>(
+    dir: &RootDir,
+    entry: &mut tar::Entry<R>,
+    raw: &Path,
+    rules: Rules,
+    pass: &mut Pass,
+) -> Result<(), String> {
+    let kind = entry.header().entry_type();
+    if matches!(
+        kind,
+        tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
+    ) {
+        return Ok(());
     }
+    let Some(rel) = entry_path(raw)? else {
+        return Ok(()); // the root directory itself
+    };
+    let parent_rel = rel.parent().unwrap_or(Path::new("")).to_path_buf();
+    let parent = dir.walk(&parent_rel, true).map_err(|w| w.to_string())?;
+    let name = rel.file_name().unwrap_or_default().to_os_string();
+    let file_name = name.to_str().unwrap_or("");
+    if rules.kind == Kind::Layer && file_name == OPAQUE {
+        opaque(&parent, &parent_rel, &pass.ours).map_err(|e| e.to_string())?;
+        pass.done.whiteouts += 1;
+        return Ok(());
+    }
+    if let Some(victim) = file_name
+        .strip_prefix(WHITEOUT)
+        .filter(|_| rules.kind == Kind::Layer)
+    {
+        if victim.is_empty() || victim == "." || victim == ".." || victim.contains('/') {
+            return Err("a whiteout must name an entry".into());
+        }
+        rootdir::remove_at(parent.as_raw_fd(), OsStr::new(victim)).map_err(|e| e.to_string())?;
+        pass.done.whiteouts += 1;
+        return Ok(());
+    }
+    make_entry(dir, entry, &parent, &name, rules, pass)?;
+    if kind == tar::EntryType::Directory {
+        let mtime = entry.header().mtime().unwrap_or(0) as i64;
+        pass.dirs.push((rel.clone(), mtime));
+    }
+    pass.ours.insert(rel);
+    pass.done.entries += 1;
     Ok(())
 }
 
-fn make_entry<R: Read>(entry: &mut tar::Entry<R>, root: &Path, dest: &Path) -> Result<(), String> {
-    let header = entry.header().clone();
-    let kind = header.entry_type();
-    let mode = header.mode().map_err(|e| e.to_string())? & 0o7777;
-    let at = |e: io::Error| format!("{}: {e}", dest.display());
-    let existing = fs::symlink_metadata(dest).ok();
-    if kind == tar::EntryType::Directory {
-        if !existing.as_ref().is_some_and(|m| m.is_dir()) {
-            remove_any(dest).map_err(at)?;
-            fs::DirBuilder::new().mode(0o700).create(dest).map_err(at)?;
-        }
-        return finish(dest, &header, mode, false);
+/// Empty the directory `parent_rel` (open as `dir`) of everything not made by this layer.
+fn opaque(dir: &OwnedFd, parent_rel: &Path, ours: &HashSet<PathBuf>) -> io::Result<()> {
+    let fd = rootdir::open_dir(dir.as_raw_fd(), OsStr::new("."), false)
+        .map_err(|e| io::Error::from_raw_os_error(e as i32))?;
+    rootdir::empty_dir(&fd, |n| !ours.contains(&parent_rel.join(n)))
+}
+
+/// The type character of a tar entry, for messages: `'Z' (0x5a)`.
+fn type_char(header: &tar::Header) -> String {
+    let b = header.as_bytes()[156];
+    if b.is_ascii_graphic() {
+        format!("'{}' (0x{b:02x})", b as char)
+    } else {
+        format!("0x{b:02x}")
     }
-    remove_any(dest).map_err(at)?;
+}
+
+/// Refuse an entry type the archive's kind does not allow, naming it.
+fn check_type(header: &tar::Header, rules: Rules) -> Result<(), String> {
+    use tar::EntryType as T;
+    let what = match header.entry_type() {
+        T::Directory | T::Regular | T::Continuous | T::GNUSparse | T::Symlink => return Ok(()),
+        _ if rules.kind != Kind::Archive => match header.entry_type() {
+            T::Link | T::Char | T::Block | T::Fifo => return Ok(()),
+            _ => None,
+        },
+        T::Link => Some("hard link"),
+        T::Fifo => Some("FIFO"),
+        T::Char | T::Block => Some("device node"),
+        _ => None,
+    };
+    Err(match what {
+        Some(w) => format!(
+            "a {w} is not allowed in an image archive (only directories, regular files and symlinks)"
+        ),
+        None => format!(
+            "entry type {} is not supported (only files, sparse files, directories, symlinks, hard links, devices and FIFOs)",
+            type_char(header)
+        ),
+    })
+}
+
+fn make_entry<R: Read>(
+    dir: &RootDir,
+    entry: &mut tar::Entry<R>,
+    parent: &OwnedFd,
+    name: &OsStr,
+    rules: Rules,
+    pass: &mut Pass,
+) -> Result<(), String> {
+    let header = entry.header().clone();
+    check_type(&header, rules)?;
+    let mode = header.mode().map_err(|e| e.to_string())? & 0o7777;
+    let mode = if rules.kind == Kind::Archive {
+        mode & 0o755
+    } else {
+        mode
+    };
+    let pfd = parent.as_raw_fd();
+    let kind = header.entry_type();
+    if kind == tar::EntryType::Directory {
+        return make_dir(pfd, name, &header, mode, rules);
+    }
+    rootdir::remove_at(pfd, name).map_err(|e| e.to_string())?;
     match kind {
-        tar::EntryType::Regular | tar::EntryType::Continuous => {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(nix::libc::O_NOFOLLOW)
-                .open(dest)
-                .map_err(at)?;
-            io::copy(entry, &mut f).map_err(at)?;
+        tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+            let f = make_file(pfd, name, entry, rules.limit, &mut pass.written)?;
+            finish_fd(&f, &header, mode, rules)
         }
         tar::EntryType::Symlink => {
             let target = entry
                 .link_name()
                 .map_err(|e| e.to_string())?
                 .ok_or("a symlink without a target")?;
-            symlink(&target, dest).map_err(at)?;
-            return finish(dest, &header, mode, true);
+            nix::unistd::symlinkat(target.as_ref(), Some(pfd), name).map_err(|e| e.to_string())?;
+            finish_at(pfd, name, &header, None, rules)
         }
         tar::EntryType::Link => {
             let target = entry
                 .link_name()
                 .map_err(|e| e.to_string())?
                 .ok_or("a hard link without a target")?;
-            let rel = entry_path(&target)
-                .map_err(|why| format!("hard link target '{}': {why}", target.display()))?
-                .ok_or("a hard link to the root")?;
-            safe_parents(root, &rel)
-                .map_err(|why| format!("hard link target '{}' {why}", target.display()))?;
-            let src = root.join(&rel);
-            // std's hard_link is linkat(…, 0): a symlink target is linked, not followed.
-            return fs::hard_link(&src, dest)
-                .map_err(|e| format!("hard link to '{}': {e}", target.display()));
+            make_hard_link(dir, &target, pfd, name)
         }
-        tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
-            let sflag = match kind {
-                tar::EntryType::Char => SFlag::S_IFCHR,
-                tar::EntryType::Block => SFlag::S_IFBLK,
-                _ => SFlag::S_IFIFO,
-            };
-            let major = header.device_major().ok().flatten().unwrap_or(0);
-            let minor = header.device_minor().ok().flatten().unwrap_or(0);
-            let dev = nix::sys::stat::makedev(major.into(), minor.into());
-            nix::sys::stat::mknod(dest, sflag, Mode::from_bits_truncate(0o600), dev)
-                .map_err(|e| at(e.into()))?;
+        _ => {
+            make_node(pfd, name, &header)?;
+            finish_at(pfd, name, &header, Some(mode), rules)
         }
-        other => return Err(format!("unsupported tar entry type {other:?}")),
     }
-    finish(dest, &header, mode, false)
 }
 
-/// Owner, then mode (chown clears setuid bits), then times.
-fn finish(dest: &Path, header: &tar::Header, mode: u32, is_link: bool) -> Result<(), String> {
+/// The directory `name` in `pfd`: kept when it is one, else what is there is replaced.
+fn make_dir(
+    pfd: RawFd,
+    name: &OsStr,
+    header: &tar::Header,
+    mode: u32,
+    rules: Rules,
+) -> Result<(), String> {
+    if rootdir::kind_at(pfd, name).map_err(|e| e.to_string())? != Some(SFlag::S_IFDIR) {
+        rootdir::remove_at(pfd, name).map_err(|e| e.to_string())?;
+        nix::sys::stat::mkdirat(Some(pfd), name, Mode::from_bits_truncate(0o700))
+            .map_err(|e| e.to_string())?;
+    }
+    let fd = rootdir::open_dir(pfd, name, false).map_err(|e| e.to_string())?;
+    finish_fd(&fd, header, mode, rules)
+}
+
+/// The regular file `name` in `pfd` with the entry's data; `written` (all files so far) may
+/// not pass `limit`, checked as the data is copied (a sparse entry writes more than it reads).
+fn make_file(
+    pfd: RawFd,
+    name: &OsStr,
+    data: impl Read,
+    limit: u64,
+    written: &mut u64,
+) -> Result<fs::File, String> {
+    let mut f = rootdir::create_file(pfd, name).map_err(|e| e.to_string())?;
+    let room = limit.saturating_sub(*written);
+    let n = io::copy(&mut data.take(room.saturating_add(1)), &mut f).map_err(read_error)?;
+    *written += n;
+    if n > room {
+        return Err(limits::too_big(limit));
+    }
+    Ok(f)
+}
+
+/// A hard link `name` in `pfd` to `target`, an entry inside the root reached without any
+/// symlink; linkat without AT_SYMLINK_FOLLOW links a symlink target itself.
+fn make_hard_link(dir: &RootDir, target: &Path, pfd: RawFd, name: &OsStr) -> Result<(), String> {
+    let what = || format!("hard link target '{}'", shown(target));
+    let rel = entry_path(target)
+        .map_err(|why| format!("{}: {why}", what()))?
+        .ok_or("a hard link to the root")?;
+    let src = dir
+        .walk(rel.parent().unwrap_or(Path::new("")), false)
+        .map_err(|w| format!("{} {w}", what()))?;
+    nix::unistd::linkat(
+        Some(src.as_raw_fd()),
+        rel.file_name().unwrap_or_default(),
+        Some(pfd),
+        name,
+        nix::fcntl::AtFlags::empty(),
+    )
+    .map_err(|e| format!("{}: {e}", what()))
+}
+
+/// A device node or FIFO `name` in `pfd` (0600 until its mode is set).
+fn make_node(pfd: RawFd, name: &OsStr, header: &tar::Header) -> Result<(), String> {
+    let sflag = match header.entry_type() {
+        tar::EntryType::Char => SFlag::S_IFCHR,
+        tar::EntryType::Block => SFlag::S_IFBLK,
+        _ => SFlag::S_IFIFO,
+    };
+    let major = header.device_major().ok().flatten().unwrap_or(0);
+    let minor = header.device_minor().ok().flatten().unwrap_or(0);
+    let dev = nix::sys::stat::makedev(major.into(), minor.into());
+    nix::sys::stat::mknodat(Some(pfd), name, sflag, Mode::from_bits_truncate(0o600), dev)
+        .map_err(|e| e.to_string())
+}
+
+/// The header's owner, or None when the archive's owners are not kept.
+fn owner(header: &tar::Header, rules: Rules) -> Result<Option<(Uid, Gid)>, String> {
+    if rules.kind == Kind::Archive {
+        return Ok(None);
+    }
     let uid = header.uid().map_err(|e| e.to_string())? as u32;
     let gid = header.gid().map_err(|e| e.to_string())? as u32;
-    let flag = if is_link {
-        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW
-    } else {
-        nix::fcntl::AtFlags::empty()
-    };
-    match nix::unistd::fchownat(
-        None,
-        dest,
-        Some(nix::unistd::Uid::from_raw(uid)),
-        Some(nix::unistd::Gid::from_raw(gid)),
-        flag,
-    ) {
-        Ok(()) => {}
-        Err(nix::Error::EPERM) if !nix::unistd::geteuid().is_root() => {}
-        Err(e) => return Err(format!("chown {}: {e}", dest.display())),
-    }
-    if !is_link {
-        fs::set_permissions(dest, fs::Permissions::from_mode(mode))
-            .map_err(|e| format!("chmod {}: {e}", dest.display()))?;
-    }
-    set_times(dest, header, !is_link)
+    Ok(Some((Uid::from_raw(uid), Gid::from_raw(gid))))
 }
 
-fn set_times(dest: &Path, header: &tar::Header, follow: bool) -> Result<(), String> {
-    let mtime = header.mtime().unwrap_or(0) as i64;
-    let ts = nix::sys::time::TimeSpec::new(mtime, 0);
-    let flag = if follow {
-        nix::sys::stat::UtimensatFlags::FollowSymlink
-    } else {
-        nix::sys::stat::UtimensatFlags::NoFollowSymlink
-    };
-    nix::sys::stat::utimensat(None, dest, &ts, &ts, flag)
-        .map_err(|e| format!("utimes {}: {e}", dest.display()))
+/// A chown's result: EPERM is fine when not root (the files stay ours).
+fn chowned(r: nix::Result<()>) -> Result<(), String> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(nix::Error::EPERM) if !nix::unistd::geteuid().is_root() => Ok(()),
+        Err(e) => Err(format!("chown: {e}")),
+    }
+}
+
+/// Owner, then mode (chown clears setuid bits), then times, on an open file or directory.
+fn finish_fd(
+    fd: &impl AsRawFd,
+    header: &tar::Header,
+    mode: u32,
+    rules: Rules,
+) -> Result<(), String> {
+    let fd = fd.as_raw_fd();
+    if let Some((u, g)) = owner(header, rules)? {
+        chowned(nix::unistd::fchown(fd, Some(u), Some(g)))?;
+    }
+    nix::sys::stat::fchmod(fd, Mode::from_bits_truncate(mode))
+        .map_err(|e| format!("chmod: {e}"))?;
+    let ts = TimeSpec::new(header.mtime().unwrap_or(0) as i64, 0);
+    nix::sys::stat::futimens(fd, &ts, &ts).map_err(|e| format!("setting its times: {e}"))
+}
+
+/// [`finish_fd`] for what cannot be opened (a symlink: no mode; a device node), by name in
+/// `dir`, never following a symlink.
+fn finish_at(
+    dir: RawFd,
+    name: &OsStr,
+    header: &tar::Header,
+    mode: Option<u32>,
+    rules: Rules,
+) -> Result<(), String> {
+    if let Some((u, g)) = owner(header, rules)? {
+        chowned(nix::unistd::fchownat(
+            Some(dir),
+            name,
+            Some(u),
+            Some(g),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        ))?;
+    }
+    if let Some(mode) = mode {
+        // The node was just made by mknodat here: it is not a symlink to follow.
+        nix::sys::stat::fchmodat(
+            Some(dir),
+            name,
+            Mode::from_bits_truncate(mode),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )
+        .map_err(|e| format!("chmod: {e}"))?;
+    }
+    let ts = TimeSpec::new(header.mtime().unwrap_or(0) as i64, 0);
+    nix::sys::stat::utimensat(
+        Some(dir),
+        name,
+        &ts,
+        &ts,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(|e| format!("setting its times: {e}"))
 }
 
 #[cfg(test)]
@@ -503,5 +709,271 @@ pub(crate) mod tests {
         let r = Compression::sniff(&z).decoder(&z[..]).unwrap();
         apply(r, &t.0, "z").unwrap();
         assert_eq!(fs::read_to_string(t.0.join("z")).unwrap(), "zstd!");
+    }
+
+    fn rules(kind: Kind, limit: u64) -> Rules {
+        Rules { kind, limit }
+    }
+
+    /// A host file (made by the test) with old, distinct times: (path, atime, mtime).
+    fn host_file(t: &Tmp) -> (PathBuf, i64, i64) {
+        let host = t.0.join("host");
+        fs::create_dir_all(&host).unwrap();
+        let f = host.join("file");
+        fs::write(&f, "host\n").unwrap();
+        let (a, m) = (1_111_111, 222_222_222);
+        nix::sys::stat::utimensat(
+            None,
+            &f,
+            &TimeSpec::new(a, 0),
+            &TimeSpec::new(m, 0),
+            nix::sys::stat::UtimensatFlags::FollowSymlink,
+        )
+        .unwrap();
+        (f, a, m)
+    }
+
+    fn untouched(f: &Path, a: i64, m: i64) {
+        use std::os::unix::fs::MetadataExt;
+        let md = fs::metadata(f).unwrap();
+        assert_eq!((md.atime(), md.mtime()), (a, m), "host file times changed");
+        assert_eq!(fs::read_to_string(f).unwrap(), "host\n");
+        // Reading it moved its atime: put it back for the next look.
+        nix::sys::stat::utimensat(
+            None,
+            f,
+            &TimeSpec::new(a, 0),
+            &TimeSpec::new(m, 0),
+            nix::sys::stat::UtimensatFlags::FollowSymlink,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_directory_replaced_by_a_symlink_is_not_followed_for_its_times() {
+        let t = tmp("dirsym");
+        let root = t.0.join("root");
+        fs::create_dir(&root).unwrap();
+        let (f, a, m) = host_file(&t);
+        let l = tar_of(&[E::Dir("d/"), E::Sym("d", f.to_str().unwrap())]);
+        apply(&l[..], &root, "l").unwrap();
+        untouched(&f, a, m);
+        // The same to a missing path: no 'utimes <staging path>: ENOENT', the link is made.
+        let l = tar_of(&[E::Dir("m/"), E::Sym("m", "/nonexistent-runz-test")]);
+        apply(&l[..], &root, "l").unwrap();
+        assert!(fs::symlink_metadata(root.join("m"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        // A later entry under d/ is refused; the host's directory gets nothing.
+        let host_dir = f.parent().unwrap().to_str().unwrap().to_string();
+        let l = tar_of(&[
+            E::Dir("e/"),
+            E::Sym("e", &host_dir),
+            E::File("e/file", "pwned"),
+        ]);
+        let err = apply(&l[..], &root, "l").unwrap_err().to_string();
+        assert!(err.contains("goes through the symlink 'e'"), "{err}");
+        untouched(&f, a, m);
+        // A hard link through the symlink is refused too.
+        let l = tar_of(&[E::Sym("s", &host_dir), E::Hard("h", "s/file")]);
+        let err = apply(&l[..], &root, "l").unwrap_err().to_string();
+        assert!(
+            err.contains("hard link target 's/file' goes through the symlink 's'"),
+            "{err}"
+        );
+        assert_eq!(fs::metadata(&f).unwrap().nlink(), 1);
+    }
+
+    #[test]
+    fn truncated_archives_are_errors() {
+        let whole = tar_of(&[E::Dir("a/"), E::File("a/x", "xxxx"), E::File("a/y", "yyyy")]);
+        // Cut at an entry boundary (after a/x's data block): no end marker.
+        let cut = &whole[..512 * 3];
+        let t = tmp("trunc");
+        let e = apply(cut, &t.0, "cut.tar").unwrap_err().to_string();
+        assert!(
+            e.contains("truncated: the archive ends without its end-of-archive marker"),
+            "{e}"
+        );
+        // A gzip stream cut in its padding: the tar is whole but the trailer is missing.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        io::Write::write_all(&mut gz, &whole).unwrap();
+        let gz = gz.finish().unwrap();
+        for keep in [gz.len() - 4, gz.len() - 8, gz.len() / 2] {
+            let t = tmp("truncgz");
+            let r = Compression::Gzip.decoder(&gz[..keep]).unwrap();
+            let e = apply(r, &t.0, "cut.tar.gz").unwrap_err().to_string();
+            assert!(
+                e.contains("cut.tar.gz") && (e.contains("truncated") || e.contains("corrupt")),
+                "{keep}: {e}"
+            );
+        }
+        let t = tmp("wholegz");
+        apply(Compression::Gzip.decoder(&gz[..]).unwrap(), &t.0, "ok").unwrap();
+        // Concatenated gzip members (bgzip, pigz -i, `cat a.gz b.gz`) are one stream.
+        let (one, two) = whole.split_at(512 * 2);
+        let mut cat = Vec::new();
+        for part in [one, two] {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            io::Write::write_all(&mut gz, part).unwrap();
+            cat.extend(gz.finish().unwrap());
+        }
+        let t = tmp("multigz");
+        apply(
+            Compression::Gzip.decoder(&cat[..]).unwrap(),
+            &t.0,
+            "cat.tar.gz",
+        )
+        .unwrap();
+        assert_eq!(fs::read_to_string(t.0.join("a/y")).unwrap(), "yyyy");
+        // A zstd frame cut short.
+        let z = zstd::stream::encode_all(&whole[..], 1).unwrap();
+        let t = tmp("truncz");
+        let r = Compression::Zstd.decoder(&z[..z.len() - 3]).unwrap();
+        let e = apply(r, &t.0, "cut.tar.zst").unwrap_err().to_string();
+        assert!(e.contains("truncated or corrupt"), "{e}");
+    }
+
+    #[test]
+    fn a_gzip_bomb_stops_at_the_limit() {
+        // 64 MiB of zeros in one file: a few dozen KB compressed.
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(64 << 20);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "bomb", io::repeat(0).take(64 << 20))
+            .unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        io::Write::write_all(&mut gz, &b.into_inner().unwrap()).unwrap();
+        let gz = gz.finish().unwrap();
+        assert!(gz.len() < 1 << 20);
+        let t = tmp("bomb");
+        let r = Compression::Gzip.decoder(&gz[..]).unwrap();
+        let e = apply_with(r, &t.0, "bomb.tar.gz", rules(Kind::Layer, 8 << 20))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("expands beyond 8388608 bytes") && e.contains(limits::LIMIT_ENV),
+            "{e}"
+        );
+        let on_disk = fs::metadata(t.0.join("bomb")).map(|m| m.len()).unwrap_or(0);
+        assert!(on_disk <= 8 << 20, "{on_disk} bytes written");
+    }
+
+    #[test]
+    fn a_sparse_entry_stops_at_the_limit_while_it_is_written() {
+        // 512 bytes of data at the end of a `size`-byte file: the rest are holes, read as zeros.
+        let sparse = |size: u64| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::GNUSparse);
+            h.set_path("sparse").unwrap();
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_size(512);
+            let gnu = h.as_gnu_mut().unwrap();
+            gnu.sparse[0].set_offset(size - 512);
+            gnu.sparse[0].set_length(512);
+            gnu.set_real_size(size);
+            h.set_cksum();
+            let mut b = tar::Builder::new(Vec::new());
+            b.append(&h, &[7u8; 512][..]).unwrap();
+            b.into_inner().unwrap()
+        };
+        let t = tmp("sparse-ok");
+        apply_with(
+            &sparse(1 << 20)[..],
+            &t.0,
+            "s.tar",
+            rules(Kind::Rootfs, 8 << 20),
+        )
+        .unwrap();
+        let data = fs::read(t.0.join("sparse")).unwrap();
+        assert_eq!(data.len(), 1 << 20);
+        assert!(data[..(1 << 20) - 512].iter().all(|b| *b == 0) && data[(1 << 20) - 1] == 7);
+        let tarball = sparse(2 << 30);
+        let t = tmp("sparse");
+        let e = apply_with(
+            &tarball[..],
+            &t.0,
+            "sparse.tar",
+            rules(Kind::Rootfs, 8 << 20),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("expands beyond 8388608 bytes"), "{e}");
+        let on_disk = fs::metadata(t.0.join("sparse"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        assert!(on_disk <= (8 << 20) + 8192, "{on_disk} bytes written");
+    }
+
+    #[test]
+    fn long_names_odd_types_and_archive_members_are_refused_by_name() {
+        for (name, expect) in [
+            (
+                "a/".repeat(2500) + "f",
+                "the name is 5001 bytes long; the limit is 4095",
+            ),
+            ("c".repeat(300), "a component of the name is 300 bytes long"),
+        ] {
+            // The tar crate's builder writes a GNU long-name entry for these.
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = tar::Header::new_gnu();
+            h.set_size(1);
+            h.set_mode(0o644);
+            b.append_data(&mut h, &name, &b"x"[..]).unwrap();
+            let t = tmp("long");
+            let e = apply(&b.into_inner().unwrap()[..], &t.0, "long.tar")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(expect) && e.contains("bytes)"), "{e}");
+            assert_eq!(
+                fs::read_dir(&t.0).unwrap().count(),
+                0,
+                "a partial tree is left"
+            );
+        }
+        // Type 'Z' (not a tar type).
+        let mut tarball = tar_of(&[E::File("odd", "x")]);
+        tarball[156] = b'Z';
+        let sum: u32 = tarball[..512]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    *b as u32
+                }
+            })
+            .sum();
+        tarball[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        let t = tmp("odd");
+        let e = apply(&tarball[..], &t.0, "odd.tar")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("entry 'odd': entry type 'Z' (0x5a) is not supported"),
+            "{e}"
+        );
+        // An image archive may not carry a hard link.
+        let l = tar_of(&[E::File("a", "x"), E::Hard("b", "a")]);
+        let t = tmp("arch");
+        let e = apply_with(&l[..], &t.0, "img.tar", rules(Kind::Archive, 1 << 20))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("a hard link is not allowed in an image archive"),
+            "{e}"
+        );
+        // A rootfs takes `.wh.` names as they are.
+        let l = tar_of(&[E::File("keep", "k"), E::File(".wh.keep", "")]);
+        let t = tmp("rootfs");
+        apply_with(&l[..], &t.0, "r.tar", rules(Kind::Rootfs, 1 << 20)).unwrap();
+        assert!(t.0.join("keep").exists() && t.0.join(".wh.keep").exists());
     }
 }

@@ -10,14 +10,16 @@
 pub mod build;
 pub mod digest;
 pub mod layer;
+pub mod limits;
 pub mod progress;
 pub mod registry;
+pub mod rootdir;
 pub mod source;
 pub mod user;
 
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -34,7 +36,7 @@ pub enum ImageError {
     Io { path: PathBuf, source: io::Error },
     #[error("{}: {why}", .path.display())]
     BadImage { path: PathBuf, why: String },
-    #[error("layer {layer}: entry '{entry}': {why}")]
+    #[error("layer {layer}: {}{why}", entry_prefix(.entry))]
     BadLayer {
         layer: String,
         entry: String,
@@ -70,6 +72,15 @@ pub enum ImageError {
         id: String,
         zones: String,
     },
+}
+
+/// `entry 'NAME': ` for an error about one entry; nothing for one about the whole stream.
+fn entry_prefix(entry: &str) -> String {
+    if entry.is_empty() {
+        String::new()
+    } else {
+        format!("entry '{entry}': ")
+    }
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> ImageError + '_ {
@@ -219,8 +230,16 @@ impl ImageStore {
         self.dir.join(id).join("rootfs")
     }
 
-    fn lock(&self) -> Result<Flock<fs::File>, ImageError> {
+    /// The store directory, made if missing and always 0700: an image's setuid binaries and
+    /// device nodes must not be reachable by host users through it. (Zones reach an image's
+    /// rootfs through their own mounts, made by root.)
+    fn make_dir(&self) -> Result<(), ImageError> {
         fs::create_dir_all(&self.dir).map_err(io_at(&self.dir))?;
+        fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700)).map_err(io_at(&self.dir))
+    }
+
+    fn lock(&self) -> Result<Flock<fs::File>, ImageError> {
+        self.make_dir()?;
         let path = self.dir.join(".lock");
         let f = fs::OpenOptions::new()
             .create(true)
@@ -233,6 +252,9 @@ impl ImageStore {
 
     /// Every imported image, by name.
     pub fn list(&self) -> Result<Vec<ImageManifest>, ImageError> {
+        // A store made before it was sealed is sealed at its first use (by root: a reader
+        // that may not chmod it still lists what it can read).
+        let _ = crate::storage::seal_dir(&self.dir);
         let rd = match fs::read_dir(&self.dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -287,6 +309,15 @@ impl ImageStore {
     pub fn import(&self, path: &Path, opts: &ImportOptions) -> Result<ImageManifest, ImageError> {
         let _lock = self.lock()?;
         let meta = fs::metadata(path).map_err(io_at(path))?;
+        if !meta.is_dir() && !meta.is_file() {
+            return Err(ImageError::BadImage {
+                path: path.to_path_buf(),
+                why: format!(
+                    "is {}: give an image archive, a tarball or a directory",
+                    rootdir::type_name(&meta.file_type())
+                ),
+            });
+        }
         let (staging, guard) = self.staging()?;
         let rootfs = staging.join("rootfs");
         let origin = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
@@ -316,7 +347,10 @@ impl ImageStore {
             let n = resolved.layers.len();
             for (i, l) in resolved.layers.iter().enumerate() {
                 let label = format!("layer {}/{n}", i + 1);
-                layers.push(apply_layer(l, &rootfs, opts.progress, &label)?.to_string());
+                layers.push(
+                    apply_layer(l, (&rootfs, layer::Kind::Layer), opts.progress, &label)?
+                        .to_string(),
+                );
             }
             if dir.starts_with(&staging) {
                 crate::storage::remove_tree(&dir).map_err(|e| ImageError::BadImage {
@@ -388,7 +422,7 @@ impl ImageStore {
         let guard = Staging(Some(staging.clone()));
         let rootfs = staging.join("rootfs");
         fs::create_dir(&rootfs).map_err(io_at(&rootfs))?;
-        let _ = fs::set_permissions(&rootfs, std::os::unix::fs::PermissionsExt::from_mode(0o755));
+        let _ = fs::set_permissions(&rootfs, fs::Permissions::from_mode(0o755));
         Ok((staging, guard))
     }
 
@@ -442,7 +476,10 @@ impl ImageStore {
                 diff_id: None,
                 media_type: String::new(),
             };
-            layers.push(apply_layer(&l, rootfs, opts.progress, "rootfs")?.to_string());
+            layers.push(
+                apply_layer(&l, (rootfs, layer::Kind::Rootfs), opts.progress, "rootfs")?
+                    .to_string(),
+            );
         }
         Ok(ImageManifest {
             id: id.hex().to_string(),
@@ -529,7 +566,7 @@ impl ImageStore {
 /// Returns the digest of the uncompressed tar.
 fn apply_layer(
     l: &source::Layer,
-    rootfs: &Path,
+    (rootfs, kind): (&Path, layer::Kind),
     progress: bool,
     label: &str,
 ) -> Result<Digest, ImageError> {
@@ -544,7 +581,7 @@ fn apply_layer(
             });
         }
     }
-    let f = fs::File::open(&l.blob).map_err(io_at(&l.blob))?;
+    let f = rootdir::open_regular(&l.blob).map_err(io_at(&l.blob))?;
     let size = f.metadata().map(|m| m.len()).ok();
     let bar = progress::Bar::new(progress, label, size);
     apply_stream(
@@ -552,7 +589,7 @@ fn apply_layer(
         &what,
         &l.media_type,
         l.diff_id.as_ref(),
-        rootfs,
+        (rootfs, size, kind),
     )
 }
 
@@ -582,7 +619,7 @@ fn pull_layer(
         &what,
         &l.media_type,
         l.diff_id.as_ref(),
-        rootfs,
+        (rootfs, Some(l.size).filter(|n| *n > 0), layer::Kind::Layer),
     );
     let drained = hashing.drain();
     let (count, got) = (hashing.count(), hashing.digest());
@@ -639,14 +676,15 @@ impl<R: Read> Read for NetReader<R> {
 }
 
 /// Apply one layer blob read from `r` (plain, gzip or zstd, told by its first bytes and
-/// checked against the media type) and check its diff_id. Returns the digest of the
-/// uncompressed tar.
+/// checked against the media type) to `rootfs` as an archive of `kind`, and check its diff_id.
+/// The blob is `size` bytes (when known), which sets how far it may expand. Returns the
+/// digest of the uncompressed tar.
 fn apply_stream(
     mut r: impl io::Read,
     what: &str,
     media_type: &str,
     diff_id: Option<&Digest>,
-    rootfs: &Path,
+    (rootfs, size, kind): (&Path, Option<u64>, layer::Kind),
 ) -> Result<Digest, ImageError> {
     let corrupt = |e: io::Error| ImageError::BadImage {
         path: PathBuf::from(what),
@@ -671,8 +709,12 @@ fn apply_stream(
     let decoded = comp
         .decoder(io::Cursor::new(head).chain(r))
         .map_err(corrupt)?;
+    let limit = limits::expand_limit(size).map_err(|why| ImageError::BadImage {
+        path: PathBuf::from(what),
+        why,
+    })?;
     let mut hashing = HashingReader::new(decoded);
-    layer::apply(&mut hashing, rootfs, what)?;
+    layer::apply_with(&mut hashing, rootfs, what, layer::Rules { kind, limit })?;
     hashing.drain().map_err(corrupt)?;
     let got = hashing.digest();
     if let Some(want) = diff_id {
@@ -687,21 +729,15 @@ fn apply_stream(
     Ok(got)
 }
 
-/// Unpack an oci-archive or docker-archive (plain or compressed tar) into `dir`. The tar
-/// crate's `unpack` refuses entries that would land outside `dir`.
+/// Unpack an oci-archive or docker-archive (plain or compressed tar) into `dir`: only
+/// directories, regular files and symlinks, every one kept inside `dir` ([`layer::Kind::Archive`]).
 fn unpack_archive(path: &Path, dir: &Path, progress: bool) -> Result<(), ImageError> {
     fs::create_dir_all(dir).map_err(io_at(dir))?;
-    let comp = Compression::of_file(path).map_err(io_at(path))?;
-    let f = fs::File::open(path).map_err(io_at(path))?;
+    let f = rootdir::open_regular(path).map_err(io_at(path))?;
     let size = f.metadata().map(|m| m.len()).ok();
     let f = progress::ProgressReader::new(f, progress::Bar::new(progress, "archive", size));
-    let mut ar = tar::Archive::new(comp.decoder(f).map_err(io_at(path))?);
-    ar.set_preserve_permissions(false);
-    ar.set_unpack_xattrs(false);
-    ar.unpack(dir).map_err(|e| ImageError::BadImage {
-        path: path.to_path_buf(),
-        why: format!("not a readable image archive (truncated?): {e}"),
-    })
+    let what = path.display().to_string();
+    apply_stream(f, &what, "", None, (dir, size, layer::Kind::Archive)).map(drop)
 }
 
 fn default_name(path: &Path) -> String {

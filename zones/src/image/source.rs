@@ -4,7 +4,14 @@
 //! first by the caller.
 
 use std::fs;
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::Mode;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -71,16 +78,114 @@ fn bad(path: &Path, why: impl Into<String>) -> ImageError {
     }
 }
 
-fn read_json(path: &Path) -> Result<Value, ImageError> {
-    let text = fs::read(path).map_err(|e| bad(path, e.to_string()))?;
-    serde_json::from_slice(&text).map_err(|e| bad(path, format!("not valid JSON: {e}")))
+/// The most a JSON member of an image (index, manifest, config) may be.
+pub const JSON_MAX: u64 = 64 << 20;
+
+/// An image directory (an OCI layout, or an unpacked archive) whose members are opened only
+/// below it with openat2: never through a symlink that leaves it, never a FIFO or a device,
+/// and for the image's JSON never through any symlink nor a hard-linked file.
+struct ImageDir<'a> {
+    path: &'a Path,
+    fd: OwnedFd,
+}
+
+impl<'a> ImageDir<'a> {
+    fn open(path: &'a Path) -> Result<ImageDir<'a>, ImageError> {
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::openat(None, path, flags, Mode::empty())
+            .map_err(|e| bad(path, e.to_string()))?;
+        Ok(ImageDir {
+            path,
+            fd: super::rootdir::owned(fd),
+        })
+    }
+
+    /// The regular file `rel`. With `symlinks`, symlinks are followed but only within the
+    /// directory (RESOLVE_IN_ROOT); without, any symlink is refused.
+    fn member(&self, rel: &str, symlinks: bool) -> Result<fs::File, ImageError> {
+        let shown = self.path.join(rel);
+        let resolve = if symlinks {
+            ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS
+        } else {
+            ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS
+        };
+        let how = OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY)
+            .resolve(resolve);
+        let fd = nix::fcntl::openat2(self.fd.as_raw_fd(), rel, how).map_err(|e| {
+            bad(
+                &shown,
+                match e {
+                    Errno::ELOOP => "is a symlink (or goes through one): an image's own files may not be symlinks".into(),
+                    Errno::EXDEV => "leaves the image".into(),
+                    Errno::ENOENT => "is missing".into(),
+                    e => e.to_string(),
+                },
+            )
+        })?;
+        let f = fs::File::from(super::rootdir::owned(fd));
+        let meta = f.metadata().map_err(|e| bad(&shown, e.to_string()))?;
+        if !meta.is_file() {
+            return Err(bad(
+                &shown,
+                format!(
+                    "is {}, not a regular file",
+                    super::rootdir::type_name(&meta.file_type())
+                ),
+            ));
+        }
+        if !symlinks && meta.nlink() > 1 {
+            return Err(bad(
+                &shown,
+                "is a hard link: an image's own files may not be hard links",
+            ));
+        }
+        Ok(f)
+    }
+
+    /// The bytes of the JSON member `rel` (at most [`JSON_MAX`]).
+    fn read(&self, rel: &str) -> Result<Vec<u8>, ImageError> {
+        let shown = self.path.join(rel);
+        let f = self.member(rel, false)?;
+        let mut data = Vec::new();
+        f.take(JSON_MAX + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| bad(&shown, e.to_string()))?;
+        if data.len() as u64 > JSON_MAX {
+            return Err(bad(&shown, format!("is larger than {JSON_MAX} bytes")));
+        }
+        Ok(data)
+    }
+
+    fn json(&self, rel: &str) -> Result<Value, ImageError> {
+        let data = self.read(rel)?;
+        serde_json::from_slice(&data)
+            .map_err(|e| bad(&self.path.join(rel), format!("not valid JSON: {e}")))
+    }
+
+    /// The path of the layer file `rel` with every symlink (inside the directory) resolved,
+    /// so that it can be opened again with O_NOFOLLOW semantics.
+    fn layer_path(&self, rel: &str) -> Result<PathBuf, ImageError> {
+        let f = self.member(rel, true)?;
+        let real = fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd()))
+            .map_err(|e| bad(&self.path.join(rel), e.to_string()))?;
+        let top = fs::canonicalize(self.path).map_err(|e| bad(self.path, e.to_string()))?;
+        if !real.starts_with(&top) {
+            return Err(bad(&self.path.join(rel), "leaves the image"));
+        }
+        Ok(real)
+    }
+}
+
+fn exists(dir: &Path, name: &str) -> bool {
+    fs::symlink_metadata(dir.join(name)).is_ok()
 }
 
 /// Which format `dir` holds.
 pub fn detect(dir: &Path) -> Result<Format, ImageError> {
-    if dir.join("index.json").is_file() || dir.join("oci-layout").is_file() {
+    if exists(dir, "index.json") || exists(dir, "oci-layout") {
         Ok(Format::OciLayout)
-    } else if dir.join("manifest.json").is_file() {
+    } else if exists(dir, "manifest.json") {
         Ok(Format::DockerArchive)
     } else {
         Err(bad(
@@ -111,19 +216,29 @@ pub struct Descriptor {
     pub platform: Option<Value>,
 }
 
-/// A blob of the layout, its digest checked against its name before it is trusted.
-fn blob(dir: &Path, digest: &str) -> Result<(PathBuf, Digest), ImageError> {
-    let d = Digest::parse(digest)?;
-    let path = dir.join("blobs/sha256").join(d.hex());
-    if !path.is_file() {
-        return Err(bad(dir, format!("blob {d} is missing")));
-    }
-    Ok((path, d))
+fn blob_rel(d: &Digest) -> String {
+    format!("blobs/sha256/{}", d.hex())
 }
 
-fn verified_json(dir: &Path, digest: &str) -> Result<Value, ImageError> {
-    let (path, d) = blob(dir, digest)?;
-    let data = fs::read(&path).map_err(|e| bad(&path, e.to_string()))?;
+/// A blob of the layout: a regular file, no symlink; its digest is checked before it is
+/// trusted.
+fn blob(dir: &ImageDir, digest: &str) -> Result<(PathBuf, Digest), ImageError> {
+    let d = Digest::parse(digest)?;
+    let rel = blob_rel(&d);
+    if !exists(dir.path, &rel) {
+        return Err(bad(dir.path, format!("blob {d} is missing")));
+    }
+    dir.member(&rel, false)?;
+    Ok((dir.path.join(rel), d))
+}
+
+fn verified_json(dir: &ImageDir, digest: &str) -> Result<Value, ImageError> {
+    let d = Digest::parse(digest)?;
+    let path = dir.path.join(blob_rel(&d));
+    if !exists(dir.path, &blob_rel(&d)) {
+        return Err(bad(dir.path, format!("blob {d} is missing")));
+    }
+    let data = dir.read(&blob_rel(&d))?;
     let actual = Digest::of_bytes(&data);
     if actual != d {
         return Err(ImageError::DigestMismatch {
@@ -135,9 +250,13 @@ fn verified_json(dir: &Path, digest: &str) -> Result<Value, ImageError> {
     serde_json::from_slice(&data).map_err(|e| bad(&path, format!("not valid JSON: {e}")))
 }
 
-fn resolve_oci(dir: &Path) -> Result<Resolved, ImageError> {
-    let index_path = dir.join("index.json");
-    let index = read_json(&index_path)?;
+fn resolve_oci(path: &Path) -> Result<Resolved, ImageError> {
+    let dir = &ImageDir::open(path)?;
+    if exists(path, "oci-layout") {
+        dir.read("oci-layout")?;
+    }
+    let index_path = path.join("index.json");
+    let index = dir.json("index.json")?;
     let mut desc = pick(&index_path, &index)?;
     let mut name = desc.annotations.as_ref().and_then(image_name);
     // Nested indexes (multi-platform images): descend to a manifest.
@@ -160,7 +279,7 @@ fn resolve_oci(dir: &Path) -> Result<Resolved, ImageError> {
     let manifest = verified_json(dir, &desc.digest)?;
     let id = Digest::parse(&desc.digest)?;
     let config_desc: Descriptor = serde_json::from_value(manifest["config"].clone())
-        .map_err(|e| bad(dir, format!("manifest {id}: config: {e}")))?;
+        .map_err(|e| bad(path, format!("manifest {id}: config: {e}")))?;
     if !CONFIG_TYPES.contains(&config_desc.media_type.as_str()) {
         return Err(ImageError::MediaType {
             what: format!("config {}", config_desc.digest),
@@ -169,7 +288,7 @@ fn resolve_oci(dir: &Path) -> Result<Resolved, ImageError> {
     }
     let config = verified_json(dir, &config_desc.digest)?;
     let descs: Vec<Descriptor> = serde_json::from_value(manifest["layers"].clone())
-        .map_err(|e| bad(dir, format!("manifest {id}: layers: {e}")))?;
+        .map_err(|e| bad(path, format!("manifest {id}: layers: {e}")))?;
     let diff_ids = diff_ids(&config);
     let mut layers = Vec::new();
     for (i, l) in descs.into_iter().enumerate() {
@@ -254,24 +373,29 @@ struct DockerEntry {
     layers: Vec<String>,
 }
 
-/// A path named inside the archive's manifest, kept inside the archive.
-fn inside(dir: &Path, name: &str) -> Result<PathBuf, ImageError> {
+/// A path named inside the archive's manifest, kept inside the archive: (relative, full).
+fn inside(dir: &Path, name: &str) -> Result<(String, PathBuf), ImageError> {
     let rel = super::layer::entry_path(Path::new(name))
         .map_err(|why| bad(dir, format!("manifest.json names '{name}': {why}")))?
         .ok_or_else(|| bad(dir, "manifest.json names an empty path"))?;
-    Ok(dir.join(rel))
+    let text = rel
+        .to_str()
+        .ok_or_else(|| bad(dir, format!("manifest.json names '{name}': not UTF-8")))?
+        .to_string();
+    Ok((text, dir.join(rel)))
 }
 
-fn resolve_docker(dir: &Path) -> Result<Resolved, ImageError> {
-    let mpath = dir.join("manifest.json");
-    let entries: Vec<DockerEntry> = serde_json::from_value(read_json(&mpath)?)
+fn resolve_docker(path: &Path) -> Result<Resolved, ImageError> {
+    let dir = &ImageDir::open(path)?;
+    let mpath = path.join("manifest.json");
+    let entries: Vec<DockerEntry> = serde_json::from_value(dir.json("manifest.json")?)
         .map_err(|e| bad(&mpath, format!("not a docker-archive manifest: {e}")))?;
     let entry = entries
         .into_iter()
         .next()
         .ok_or_else(|| bad(&mpath, "lists no image"))?;
-    let cpath = inside(dir, &entry.config)?;
-    let data = fs::read(&cpath).map_err(|e| bad(&cpath, e.to_string()))?;
+    let (crel, cpath) = inside(path, &entry.config)?;
+    let data = dir.read(&crel)?;
     let id = Digest::of_bytes(&data);
     // The config's file name is its digest (`<hex>.json` or `blobs/sha256/<hex>`): check it.
     let stem = cpath
@@ -301,12 +425,12 @@ fn resolve_docker(dir: &Path) -> Result<Resolved, ImageError> {
     }
     let mut layers = Vec::new();
     for (name, diff) in entry.layers.iter().zip(diffs) {
-        let path = inside(dir, name)?;
-        if !path.is_file() {
-            return Err(bad(dir, format!("layer {name} is missing")));
+        let (rel, _) = inside(path, name)?;
+        if !exists(path, &rel) {
+            return Err(bad(path, format!("layer {name} is missing")));
         }
         layers.push(Layer {
-            blob: path,
+            blob: dir.layer_path(&rel)?,
             digest: None,
             diff_id: Some(diff),
             media_type: "application/vnd.docker.image.rootfs.diff.tar".into(),

@@ -214,3 +214,141 @@ fn bad_images_fail_cleanly() {
     assert_fails_clean(&store, &junk, false, "neither an OCI image layout");
     assert_eq!(store.list().unwrap().len(), 1);
 }
+
+/// Replace `member` of the image directory `dir` by a symlink to `target`.
+fn plant(dir: &Path, member: &str, target: &Path) {
+    let p = dir.join(member);
+    fs::remove_file(&p).unwrap();
+    std::os::unix::fs::symlink(target, p).unwrap();
+}
+
+#[test]
+fn members_that_are_symlinks_or_fifos_are_refused_unread() {
+    let t = tmp("img-symlinks");
+    let store = ImageStore::open(&t.0.join("alt"));
+    // A host file in valid JSON: were it read, its digest would show in a mismatch.
+    let host = t.0.join("host-secret.json");
+    fs::write(&host, br#"{"secret": "host only"}"#).unwrap();
+    let host_digest = Digest::of_bytes(&fs::read(&host).unwrap())
+        .hex()
+        .to_string();
+    let layers = [tar_of(&[E::File("a", "1")])];
+    let mut n = 0;
+    let mut attack = |make: &dyn Fn(&Path), archive: bool| {
+        n += 1;
+        let dir = t.0.join(format!("img{n}"));
+        make(&dir);
+        let path = if archive {
+            let a = t.0.join(format!("img{n}.tar"));
+            tar_dir(&dir, &a).unwrap();
+            a
+        } else {
+            dir
+        };
+        let before = store.list().unwrap();
+        let e = store
+            .import(&path, &ImportOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is a symlink"), "{e}");
+        assert!(!e.contains(&host_digest) && !e.contains("host only"), "{e}");
+        assert_eq!(store.list().unwrap(), before);
+        assert!(staging_left(&store)
+            .iter()
+            .all(|n| !n.starts_with(".import")));
+    };
+    for archive in [false, true] {
+        attack(
+            &|d| {
+                write_docker_dir(&layers, d, "x", &cfg()).unwrap();
+                plant(d, "manifest.json", &host);
+            },
+            archive,
+        );
+        attack(
+            &|d| {
+                let cd = write_docker_dir(&layers, d, "x", &cfg()).unwrap();
+                plant(d, &format!("{}.json", cd.hex()), &host);
+            },
+            archive,
+        );
+        attack(
+            &|d| {
+                write_oci_layout(&layers, d, "x", &cfg()).unwrap();
+                plant(d, "index.json", &host);
+            },
+            archive,
+        );
+        attack(
+            &|d| {
+                write_oci_layout(&layers, d, "x", &cfg()).unwrap();
+                plant(d, "oci-layout", &host);
+            },
+            archive,
+        );
+        attack(
+            &|d| {
+                let md = write_oci_layout(&layers, d, "x", &cfg()).unwrap();
+                plant(d, &format!("blobs/sha256/{}", md.hex()), &host);
+            },
+            archive,
+        );
+    }
+    // A FIFO is refused at once, for either kind of import.
+    let fifo = t.0.join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    for rootfs in [false, true] {
+        let e = store
+            .import(
+                &fifo,
+                &ImportOptions {
+                    rootfs,
+                    ..Default::default()
+                },
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is a FIFO: give an image archive"), "{e}");
+    }
+    // The store is closed to host users.
+    let mode = fs::metadata(store.dir()).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o700);
+}
+
+#[test]
+fn a_docker_layer_symlinked_inside_the_archive_is_followed_there_only() {
+    let t = tmp("img-docker-dedupe");
+    let store = ImageStore::open(&t.0.join("alt"));
+    let layer = tar_of(&[E::File("a", "1")]);
+    let d = t.0.join("docker");
+    write_docker_dir(&[layer.clone(), layer.clone()], &d, "dup", &cfg()).unwrap();
+    let hex = Digest::of_bytes(&layer).hex().to_string();
+    let manifest_of = |second: &str| {
+        let mut m: Value =
+            serde_json::from_slice(&fs::read(d.join("manifest.json")).unwrap()).unwrap();
+        m[0]["Layers"][1] = second.into();
+        fs::write(d.join("manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    };
+    // docker save's dedupe: `dup/layer.tar -> ../<hex>/layer.tar`.
+    fs::create_dir(d.join("dup")).unwrap();
+    std::os::unix::fs::symlink(format!("../{hex}/layer.tar"), d.join("dup/layer.tar")).unwrap();
+    manifest_of("dup/layer.tar");
+    let archive = t.0.join("dup.tar");
+    tar_dir(&d, &archive).unwrap();
+    let m = store.import(&archive, &ImportOptions::default()).unwrap();
+    assert_eq!(m.layers.len(), 2);
+    // A layer symlinked to a host file: resolved inside the archive, where it is not.
+    let host = t.0.join("host-layer.tar");
+    fs::write(&host, &layer).unwrap();
+    fs::create_dir(d.join("out")).unwrap();
+    std::os::unix::fs::symlink(&host, d.join("out/layer.tar")).unwrap();
+    manifest_of("out/layer.tar");
+    let archive = t.0.join("out.tar");
+    tar_dir(&d, &archive).unwrap();
+    store.delete("dup", &[]).unwrap();
+    let e = store
+        .import(&archive, &ImportOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("out/layer.tar: is missing"), "{e}");
+}

@@ -2,22 +2,18 @@
 //! in the zone root's /etc/passwd and /etc/group the way docker does: a user without a group
 //! gets its passwd entry's group (0 when a numeric uid has no entry).
 //!
-//! The root is a zone's, so untrusted: /etc, /etc/passwd and /etc/group are read only when
-//! none of them is a symlink (which could point at the host's files).
+//! The root is a zone's, so untrusted: /etc/passwd and /etc/group are read with their
+//! symlinks resolved inside the root (never the host's files), only when regular files, and
+//! at most [`MAX_DB`] bytes each.
 
-use std::fs;
 use std::path::Path;
 
+/// The most of /etc/passwd or /etc/group read.
+pub const MAX_DB: u64 = 4 << 20;
+
 fn read_plain(root: &Path, name: &str) -> Option<String> {
-    let etc = root.join("etc");
-    if !fs::symlink_metadata(&etc).ok()?.is_dir() {
-        return None;
-    }
-    let path = etc.join(name);
-    if !fs::symlink_metadata(&path).ok()?.is_file() {
-        return None;
-    }
-    fs::read_to_string(path).ok()
+    let data = super::rootdir::read_in_root(root, &format!("etc/{name}"), MAX_DB).ok()?;
+    String::from_utf8(data).ok()
 }
 
 /// (name, id, primary gid) of each line of a passwd file, or (name, id, id) of a group file.
@@ -73,6 +69,7 @@ pub fn resolve(root: &Path, user: &str) -> Result<(u32, u32), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn users_resolve_like_docker() {
@@ -95,11 +92,25 @@ mod tests {
         assert!(resolve(&root, "www:nogroup")
             .unwrap_err()
             .contains("/etc/group"));
-        // A passwd that is a symlink is not read (it could be the host's).
+        // A passwd that is a symlink to a host file is read inside the root: here itself.
+        let host = root.with_extension("host");
+        fs::write(&host, "hostonly:x:4242:4242::/:/bin/sh\n").unwrap();
         fs::remove_file(root.join("etc/passwd")).unwrap();
-        std::os::unix::fs::symlink("/etc/passwd", root.join("etc/passwd")).unwrap();
-        assert!(resolve(&root, "root").is_err());
+        std::os::unix::fs::symlink(&host, root.join("etc/passwd")).unwrap();
+        assert!(resolve(&root, "hostonly").is_err());
         assert_eq!(resolve(&root, "0"), Ok((0, 0)));
+        // A FIFO is not waited on; /dev/zero does not grow the reader.
+        fs::remove_file(root.join("etc/passwd")).unwrap();
+        nix::unistd::mkfifo(
+            &root.join("etc/passwd"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        assert!(resolve(&root, "root").is_err());
+        fs::remove_file(root.join("etc/passwd")).unwrap();
+        std::os::unix::fs::symlink("../../../../../../dev/zero", root.join("etc/passwd")).unwrap();
+        assert!(resolve(&root, "root").is_err());
+        let _ = fs::remove_file(&host);
         fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -310,6 +310,7 @@ pub fn provision(
     }
     let b = backend(kind);
     let rec = b.provision(image, zonepath, zone)?;
+    seal_zonepath(zonepath)?;
     finish_made(b.as_ref(), zonepath, rec, quota)
 }
 
@@ -352,6 +353,7 @@ pub fn clone_zone(
     }
     let b = backend(&src_rec.kind);
     let rec = b.clone_zone(src, &src_rec, zonepath, zone)?;
+    seal_zonepath(zonepath)?;
     finish_made(b.as_ref(), zonepath, rec, quota).map(Some)
 }
 
@@ -516,6 +518,7 @@ pub fn attach(
     }
     let b = backend(&rec.kind);
     let new = b.attach(zonepath, &rec, zone)?;
+    seal_zonepath(zonepath)?;
     if new.quota.is_some() {
         b.set_quota(zonepath, &new, new.quota)?;
     }
@@ -524,7 +527,15 @@ pub fn attach(
 }
 
 /// Before the zone's container is created.
+/// Make the zonepath 0700 (its owner is left alone: the zone's root, which must walk through
+/// it to its root filesystem): host users never reach the zone's set-id files or device
+/// nodes through it. A missing zonepath is fine.
+pub fn seal_zonepath(zonepath: &Path) -> Result<(), StorageError> {
+    super::seal_dir(zonepath)
+}
+
 pub fn activate(zonepath: &Path) -> Result<(), StorageError> {
+    seal_zonepath(zonepath)?;
     match read_record(zonepath)? {
         Some(rec) => backend(&rec.kind).activate(zonepath, &rec),
         None => Ok(()),

@@ -63,6 +63,8 @@ impl Btrfs {
     fn image_subvolume(&self, image: &ImageRef, zonepath: &Path) -> Result<PathBuf, StorageError> {
         let dir = self.images_dir(zonepath);
         fs::create_dir_all(&dir).map_err(|e| err(&dir, "mkdir", e))?;
+        // The image copies keep their set-id binaries and device nodes: closed to host users.
+        super::seal_dir(&dir)?;
         need_btrfs(&dir)?;
         let sub = dir.join(image.id);
         if ioc::is_subvolume(&sub) {

@@ -56,14 +56,25 @@ pub enum SourceKind {
     TarGz,
 }
 
-/// Tell a directory from a tar or gzip-compressed tar (by content, not by name).
+/// Tell a directory from a tar or gzip-compressed tar (by content, not by name). Anything
+/// else (a FIFO, a device) is refused at once, without reading from it.
 pub fn source_kind(path: &Path) -> Result<SourceKind, StorageError> {
     let meta = fs::metadata(path).map_err(io_at(path))?;
     if meta.is_dir() {
         return Ok(SourceKind::Directory);
     }
+    let not_archive = |what: &str| StorageError::Bad {
+        path: path.to_path_buf(),
+        msg: format!("{what}: give a directory, a tar archive or a gzip-compressed tar archive"),
+    };
+    if !meta.is_file() {
+        return Err(not_archive(&format!(
+            "is {}",
+            crate::image::rootdir::type_name(&meta.file_type())
+        )));
+    }
     let mut head = [0u8; 512];
-    let mut f = fs::File::open(path).map_err(io_at(path))?;
+    let mut f = crate::image::rootdir::open_regular(path).map_err(io_at(path))?;
     let n = read_up_to(&mut f, &mut head).map_err(io_at(path))?;
     if n >= 2 && head[0] == 0x1f && head[1] == 0x8b {
         return Ok(SourceKind::TarGz);
@@ -88,52 +99,58 @@ fn read_up_to(f: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-/// Fill `dest` (created if missing) from `source`, whatever its kind.
+/// Fill `dest` (created if missing) from `source`, whatever its kind. On failure nothing of
+/// what it made is left: `dest` is removed if it made it, else emptied.
 pub fn populate(source: &Path, dest: &Path) -> Result<(), StorageError> {
+    let kind = source_kind(source)?;
+    let made = fs::symlink_metadata(dest).is_err();
     fs::create_dir_all(dest).map_err(io_at(dest))?;
-    match source_kind(source)? {
+    let filled = match kind {
         SourceKind::Directory => copy_tree(source, dest),
-        SourceKind::Tar => {
-            let f = fs::File::open(source).map_err(io_at(source))?;
-            unpack(f, source, dest)
-        }
-        SourceKind::TarGz => {
-            let f = fs::File::open(source).map_err(io_at(source))?;
-            unpack(flate2::read::GzDecoder::new(f), source, dest)
+        SourceKind::Tar | SourceKind::TarGz => unpack(source, kind == SourceKind::TarGz, dest),
+    };
+    if filled.is_err() {
+        if made {
+            let _ = remove_tree(dest);
+        } else if let Ok(rd) = fs::read_dir(dest) {
+            for e in rd.flatten() {
+                let _ = remove_tree(&e.path());
+            }
         }
     }
+    filled
 }
 
-/// Unpack a tar stream into `dest`, keeping owners, modes and special files; entries that would
-/// land outside `dest` are refused by the tar crate.
-pub fn unpack(reader: impl Read, source: &Path, dest: &Path) -> Result<(), StorageError> {
-    let mut ar = tar::Archive::new(reader);
-    ar.set_preserve_permissions(true);
-    ar.set_preserve_ownerships(true);
-    ar.set_unpack_xattrs(false);
-    ar.set_overwrite(true);
-    ar.unpack(dest).map_err(|e| StorageError::Bad {
-        path: source.to_path_buf(),
-        msg: format!("unpack into {}: {e}", dest.display()),
-    })?;
-    // Read on to the end of the stream: a gzip archive's CRC and length come after the tar's
-    // last block, so a download cut there would otherwise install as a success.
-    let mut rest = ar.into_inner().take(TRAILER_LIMIT + 1);
+/// Unpack the tar archive `source` (gzip-compressed when `gz`) into `dest`, keeping owners,
+/// modes and special files, every entry kept inside `dest`; a truncated archive or one that
+/// expands past the limit ([`crate::image::limits`]) is an error.
+pub fn unpack(source: &Path, gz: bool, dest: &Path) -> Result<(), StorageError> {
+    use crate::image::{layer, limits, rootdir, ImageError};
     let bad = |msg: String| StorageError::Bad {
         path: source.to_path_buf(),
         msg,
     };
-    match io::copy(&mut rest, &mut io::sink()) {
-        Ok(n) if n > TRAILER_LIMIT => Err(bad(format!(
-            "more than {TRAILER_LIMIT} bytes after the archive's end"
-        ))),
-        Ok(_) => Ok(()),
-        Err(e) => Err(bad(format!("truncated or corrupt: {e}"))),
-    }
+    let f = rootdir::open_regular(source).map_err(io_at(source))?;
+    let size = f.metadata().map(|m| m.len()).ok();
+    let limit = limits::expand_limit(size).map_err(bad)?;
+    let reader: Box<dyn Read> = if gz {
+        Box::new(flate2::read::MultiGzDecoder::new(f))
+    } else {
+        Box::new(f)
+    };
+    let rules = layer::Rules {
+        kind: layer::Kind::Rootfs,
+        limit,
+    };
+    let what = source.display().to_string();
+    layer::apply_with(reader, dest, &what, rules)
+        .map(drop)
+        .map_err(|e| match e {
+            ImageError::BadLayer { entry, why, .. } if entry.is_empty() => bad(why),
+            ImageError::BadLayer { entry, why, .. } => bad(format!("entry '{entry}': {why}")),
+            other => bad(other.to_string()),
+        })
 }
-
-/// The most data read after a tar's end-of-archive blocks (a tar's record padding is 10 KiB).
-const TRAILER_LIMIT: u64 = 1 << 20;
 
 /// Copy the tree at `src` into `dst` (which exists): files, directories, symlinks, fifos and
 /// device nodes with their modes, owners and modification times; hard links stay hard links.
@@ -269,6 +286,18 @@ fn remove_below(path: &Path, dev: u64) -> Result<(), StorageError> {
         fs::remove_dir(path).map_err(io_at(path))
     } else {
         fs::remove_file(path).map_err(io_at(path))
+    }
+}
+
+/// Make the directory `path` 0700 if it is not (its owner is left alone); a missing path or a
+/// non-directory is left alone. For the places that hold an image's or a zone's files: host
+/// users must not reach their set-id binaries or device nodes.
+pub fn seal_dir(path: &Path) -> Result<(), StorageError> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() && m.permissions().mode() & 0o7777 != 0o700 => {
+            fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(io_at(path))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -165,6 +165,12 @@ impl Zfs {
                 }
             }
         }
+        // The image copies keep their set-id binaries and device nodes: closed to host users.
+        let images_mp = zfs(&["get", "-H", "-o", "value", "mountpoint", &images])?;
+        let images_mp = Path::new(images_mp.trim());
+        if images_mp.is_absolute() {
+            super::seal_dir(images_mp)?;
+        }
         destroy_dataset(&ds, None)?;
         zfs(&["create", &ds])?;
         let made = (|| {
