@@ -235,8 +235,9 @@ fn check_source(name: &str, source: &Path) -> Result<()> {
     Err(zerr(
         name,
         format!(
-            "{}: not a directory or a regular file; give a root directory or a tar archive",
-            source.display()
+            "{}: is {}, not a directory or a regular file; give a root directory or a tar archive",
+            source.display(),
+            zones::image::rootdir::type_name(&meta.file_type())
         ),
     ))
 }
