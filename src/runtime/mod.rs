@@ -11,6 +11,7 @@
 //!   `devices`: /dev
 //! - `capabilities`, `rlimits`, `user`, `seccomp`, `hooks`, `console`, `sched` (scheduler,
 //!   I/O priority, personality, CPU affinity): one mechanism each
+//! - `sysctl`: which linux.sysctl keys a container may set, and setting them
 //! - `sys`: small safe wrappers around raw syscalls the crates do not cover
 //! - `trace`: phase timestamps for profiling (`RUNZ_TRACE_TIMES=1`)
 
@@ -31,5 +32,6 @@ pub mod seccomp;
 pub mod spec;
 pub mod state;
 pub mod sys;
+pub mod sysctl;
 pub mod trace;
 pub mod user;
