@@ -296,6 +296,11 @@ fn init(ctx: &InitContext) -> Result<(), String> {
         rootfs::protect_paths(spec).map_err(|e| e.to_string())?;
     }
     trace::mark("init: pivoted, paths masked");
+    // Init waits for `runz start` holding host fds (the exec fifo, the channel); processes
+    // exec'd into the container meanwhile must not follow /proc/1/fd/N. Not earlier: while
+    // non-dumpable its /proc files belong to host root, and in a user namespace init could
+    // no longer write them. execve makes the container's program dumpable again.
+    nix::sys::prctl::set_dumpable(false).map_err(|e| format!("prctl(PR_SET_DUMPABLE, 0): {e}"))?;
     prepare_fds(ctx.preserve_fds)?;
     let exec = prepare_identity_and_exec(spec, process, ctx.extra_env)?;
     trace::mark("init: identity, caps, seccomp set; ready");

@@ -176,6 +176,22 @@ fn main() {
         }
         "exe_watch" => exe_watch(arg(1).parse().unwrap_or(20)),
         "fd_watch" => fd_watch(arg(1).parse().unwrap_or(20)),
+        "follow_fds" => {
+            // Follow every /proc/PID/fd/N link of another process (needs ptrace access).
+            let (mut total, mut followed) = (0, 0);
+            match std::fs::read_dir(format!("/proc/{}/fd", arg(1))) {
+                Ok(d) => {
+                    for f in d.flatten() {
+                        total += 1;
+                        if std::fs::read_link(f.path()).is_ok() {
+                            followed += 1;
+                        }
+                    }
+                    println!("followed {followed} of {total}");
+                }
+                Err(e) => println!("list {}", name(e.raw_os_error().unwrap_or(0))),
+            }
+        }
         other => {
             eprintln!("escape-probe: unknown command {other:?}");
             std::process::exit(2);

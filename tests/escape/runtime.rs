@@ -447,6 +447,39 @@ fn runz_battery(b: &mut Battery, userns: bool) {
         seen,
     );
 
+    // 4b. /proc/1/fd/N of a created container's init, which waits for `runz start` holding
+    // host fds, from a process exec'd into it.
+    let b4 = bundle("created", userns, Some(&t.probe()));
+    b4.write();
+    // Init keeps runz's stdio until it runs: nothing a test waits to reach EOF.
+    let mut create = Command::new(&t.runz.path)
+        .arg("--root")
+        .arg(&b4.root)
+        .args(["create", "--bundle"])
+        .arg(&b4.dir)
+        .arg(&b4.id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let st = wait_bounded(&mut create, LIMIT);
+    assert!(st.is_some_and(|s| s.success()), "runz create: {st:?}");
+    let (code, out) = output(
+        Command::new(&t.runz.path)
+            .arg("--root")
+            .arg(&b4.root)
+            .args(["exec", &b4.id, "/bin/escape-probe", "follow_fds", "1"]),
+    );
+    b.check(
+        "follow /proc/1/fd/N of a created container's init",
+        // Not even listed (EACCES) when init's /proc files belong to host root.
+        code == 0
+            && (out == "list EACCES"
+                || (out.starts_with("followed 0 of ") && out != "followed 0 of 0")),
+        out,
+    );
+
     // 5. CVE-2019-5736: #!/proc/self/exe makes the runtime's binary a process of the
     // container; another process keeps a handle on it and writes through it once it exits.
     // The watcher is started by the build's runz: its own runtime must not be running the
