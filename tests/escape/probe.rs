@@ -176,6 +176,25 @@ fn main() {
         }
         "exe_watch" => exe_watch(arg(1).parse().unwrap_or(20)),
         "fd_watch" => fd_watch(arg(1).parse().unwrap_or(20)),
+        "swap" => {
+            // Exchange A and B (renameat2 RENAME_EXCHANGE) in a tight loop until B's directory
+            // has a file `stop` or SECS have passed; prints how many exchanges were made.
+            let (a, b) = (c(&arg(1)), c(&arg(2)));
+            let stop = std::path::Path::new(&arg(2)).with_file_name("stop");
+            let secs: u64 = arg(3).parse().unwrap_or(30);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+            let mut n = 0u64;
+            while std::time::Instant::now() < deadline && !stop.exists() {
+                for _ in 0..1000 {
+                    // renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE)
+                    if unsafe { syscall(316, -100i64, a.as_ptr(), -100i64, b.as_ptr(), 2i64) } == 0
+                    {
+                        n += 1;
+                    }
+                }
+            }
+            println!("swapped {n}");
+        }
         "follow_fds" => {
             // Follow every /proc/PID/fd/N link of another process (needs ptrace access).
             let (mut total, mut followed) = (0, 0);

@@ -499,6 +499,10 @@ fn runz_battery(b: &mut Battery, userns: bool) {
         format!("{outcome}; runz copy intact: {}", t.runz.intact()),
     );
 
+    // 5b. CVE-2021-30465: a mount target in a shared volume swapped for a symlink to / while
+    // another container starts, 100 times.
+    mount_race(b, &t, userns);
+
     // 6. Host sysctls, refused by runc with the same words; the host's values stay.
     for (key, value) in HOST_SYSCTLS {
         let path = sysctl_path(key);
@@ -566,6 +570,102 @@ fn runz_battery(b: &mut Battery, userns: bool) {
     );
 
     assert!(t.runz.intact(), "the copy of runz was overwritten");
+}
+
+/// A bind mount of `src` at `dest`.
+fn bind(src: &Path, dest: &str) -> serde_json::Value {
+    json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rw"]})
+}
+
+/// CVE-2021-30465: an attacker container exchanges `x` (a directory) and `alt` (a symlink to
+/// /) in a volume it shares with a victim, whose spec mounts a tmpfs at /shared/x, while the
+/// victim is started 100 times. Blocked when every start either failed or shows the tmpfs
+/// inside its own tree (a start whose tmpfs covered the container's own / fails: no sh): a
+/// tmpfs mounted through the symlink as the host sees it is invisible to the victim after
+/// pivot_root.
+fn mount_race(b: &mut Battery, t: &Target, userns: bool) {
+    let shared = t.b.dir.join("shared");
+    std::fs::create_dir_all(shared.join("x")).unwrap();
+    std::os::unix::fs::symlink("/", shared.join("alt")).unwrap();
+    if userns {
+        for p in ["", "x", "alt"] {
+            std::os::unix::fs::lchown(shared.join(p), Some(100000), Some(100000)).unwrap();
+        }
+    }
+    let mut a = bundle("race-attacker", userns, Some(&t.probe()));
+    a.args(&[
+        "/bin/escape-probe",
+        "swap",
+        "/shared/x",
+        "/shared/alt",
+        "60",
+    ]);
+    a.set("/mounts/-", bind(&shared, "/shared"));
+    a.write();
+    // Made on the host: a user-namespaced init may not write the host-owned rootfs.
+    std::fs::create_dir_all(a.dir.join("rootfs/shared")).unwrap();
+    let mut attacker = Command::new(&t.runz.path)
+        .arg("--root")
+        .arg(&a.root)
+        .args(["run", "-d", "--bundle"])
+        .arg(&a.dir)
+        .arg(&a.id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let st = wait_bounded(&mut attacker, LIMIT);
+    assert!(st.is_some_and(|s| s.success()), "attacker: {st:?}");
+    let mut v = bundle("race-victim", userns, Some(&t.probe()));
+    v.args(&[
+        "sh",
+        "-c",
+        "grep size=2048k /proc/self/mountinfo | cut -d' ' -f5",
+    ]);
+    v.set("/mounts/-", bind(&shared, "/shared"));
+    v.set(
+        "/mounts/-",
+        json!({"destination": "/shared/x", "type": "tmpfs", "source": "tmpfs",
+               "options": ["nosuid", "size=2048k"]}),
+    );
+    v.write();
+    std::fs::create_dir_all(v.dir.join("rootfs/shared")).unwrap();
+    let (mut inside, mut failed, mut escaped) = (0, 0, Vec::new());
+    let mut why = String::new();
+    for i in 0..100 {
+        let (code, out) = output(
+            Command::new(&t.runz.path)
+                .arg("--root")
+                .arg(&v.root)
+                .args(["run", "--bundle"])
+                .arg(&v.dir)
+                .arg(format!("{}-{i}", v.id)),
+        );
+        match code {
+            // Any mount point the victim sees is in its own tree (/shared/x, or /shared/alt
+            // when x was renamed after the mount).
+            0 if out.lines().any(|l| l.starts_with('/')) => inside += 1,
+            0 => escaped.push(format!("run {i}: {out:?}")),
+            _ => {
+                failed += 1;
+                if why.is_empty() {
+                    why = out;
+                }
+            }
+        }
+    }
+    std::fs::write(shared.join("stop"), "").unwrap();
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let on_host = host.lines().filter(|l| l.contains("size=2048k")).count();
+    b.check(
+        "mount target swapped for a symlink to / in a shared volume, 100 starts",
+        escaped.is_empty() && on_host == 0 && inside > 0,
+        format!(
+            "{inside} with the tmpfs inside, {failed} failed (first: {why:?}), host mounts \
+             {on_host}, outside: {escaped:?}"
+        ),
+    );
 }
 
 /// `runc create` with the same settings: its error text (runc must refuse too).
