@@ -7,10 +7,16 @@
 //! crun does: `open_tree(OPEN_TREE_CLONE)` of /proc/self/exe, `mount_setattr(MOUNT_ATTR_RDONLY)`,
 //! `execveat(AT_EMPTY_PATH)`. No copy is made; the cost is one execve of the static binary.
 //! A binary already on a read-only mount (including this clone) is used as it is.
+//!
+//! The clone has no path of its own (`std::env::current_exe` names the detached mount), so the
+//! original path travels in `ZONES_ORIGINAL_EXE`: use [`original_exe`] to find files beside
+//! the binary or to run it again.
 
 use std::ffi::{CString, OsString};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use zones_mountapi as mountapi;
@@ -57,12 +63,45 @@ pub fn ensure_sealed() -> Result<(), ExesealError> {
 
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
 
+/// The environment variable that carries the binary's path across the re-exec.
+const ORIGINAL_EXE: &str = "ZONES_ORIGINAL_EXE";
+
+/// The path of the running binary as it was started, also after [`ensure_sealed`] re-executed
+/// it from its read-only clone: `ZONES_ORIGINAL_EXE` when it names the very file that runs
+/// (same device and inode), else `std::env::current_exe`.
+pub fn original_exe() -> std::io::Result<PathBuf> {
+    original_exe_from(std::env::var_os(ORIGINAL_EXE))
+}
+
+fn original_exe_from(var: Option<OsString>) -> std::io::Result<PathBuf> {
+    if let Some(p) = var.map(PathBuf::from) {
+        if same_file(&p, Path::new("/proc/self/exe")) {
+            return Ok(p);
+        }
+    }
+    std::env::current_exe()
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => (x.dev(), x.ino()) == (y.dev(), y.ino()),
+        _ => false,
+    }
+}
+
 fn reexec(exe: &OwnedFd) -> ExesealError {
     let argv = match cstrings(std::env::args_os()) {
         Ok(v) => v,
         Err(e) => return e,
     };
-    let envp = match cstrings(std::env::vars_os().map(|(k, v)| {
+    let original = std::env::current_exe().unwrap_or_default();
+    let env = std::env::vars_os()
+        .filter(|(k, _)| k != ORIGINAL_EXE)
+        .chain(std::iter::once((
+            OsString::from(ORIGINAL_EXE),
+            original.into_os_string(),
+        )));
+    let envp = match cstrings(env.map(|(k, v)| {
         std::os::unix::ffi::OsStringExt::from_vec([k.as_bytes(), b"=", v.as_bytes()].concat())
     })) {
         Ok(v) => v,
@@ -91,4 +130,27 @@ fn cstrings(items: impl Iterator<Item = OsString>) -> Result<Vec<CString>, Exese
     items
         .map(|s| CString::new(s.as_bytes()).map_err(|_| ExesealError::Nul))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_original_path_is_believed_only_for_the_running_file() {
+        let me = std::env::current_exe().unwrap();
+        // A hard link elsewhere is the same file: believed (the clone shares the inode too).
+        let dir = std::env::temp_dir().join(format!("runz-test-exeseal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let link = dir.join("me");
+        let _ = std::fs::remove_file(&link);
+        let linked = std::fs::hard_link(&me, &link).is_ok();
+        if linked {
+            assert_eq!(original_exe_from(Some(link.clone().into())).unwrap(), link);
+        }
+        // Another file, or nothing: current_exe.
+        assert_eq!(original_exe_from(Some("/bin/sh".into())).unwrap(), me);
+        assert_eq!(original_exe_from(None).unwrap(), me);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
