@@ -6,7 +6,9 @@
 //! tools re-execute themselves from a read-only, detached bind mount of their own binary, as
 //! crun does: `open_tree(OPEN_TREE_CLONE)` of /proc/self/exe, `mount_setattr(MOUNT_ATTR_RDONLY)`,
 //! `execveat(AT_EMPTY_PATH)`. No copy is made; the cost is one execve of the static binary.
-//! A binary already on a read-only mount (including this clone) is used as it is.
+//! A binary already on a read-only mount (including this clone) is used as it is. Where the
+//! mount API is missing (Linux < 5.12) or not permitted (an unprivileged caller), the binary is
+//! copied into a memfd sealed against writes instead (runc's fallback), which costs a copy.
 //!
 //! The clone has no path of its own (`std::env::current_exe` names the detached mount), so the
 //! original path travels in `ZONES_ORIGINAL_EXE`: use [`original_exe`] to find files beside
@@ -25,40 +27,80 @@ use zones_mountapi as mountapi;
 pub enum ExesealError {
     #[error("statvfs /proc/self/exe: {0}")]
     Stat(Errno),
-    #[error("open_tree /proc/self/exe: {0}")]
-    Clone(Errno),
-    #[error("mount_setattr MOUNT_ATTR_RDONLY on the clone of /proc/self/exe: {0}")]
+    #[error("a read-only clone of /proc/self/exe (open_tree, mount_setattr): {0}")]
     ReadOnly(Errno),
-    #[error("execveat the read-only clone of /proc/self/exe: {0}")]
+    #[error("execveat the sealed copy of /proc/self/exe: {0}")]
     Exec(Errno),
+    #[error("copy /proc/self/exe into a sealed memfd: {0}")]
+    Memfd(String),
     #[error("argument or environment entry contains a NUL byte")]
     Nul,
 }
 
-/// Whether the running binary sits on a read-only mount: nothing can open it for writing.
+/// Whether nothing can open the running binary for writing: it sits on a read-only mount, or
+/// it is a memfd sealed against writes.
 pub fn is_sealed() -> Result<bool, ExesealError> {
     let st = nix::sys::statvfs::statvfs("/proc/self/exe").map_err(ExesealError::Stat)?;
-    Ok(st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+    if st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY) {
+        return Ok(true);
+    }
+    Ok(std::fs::File::open("/proc/self/exe").is_ok_and(|f| write_sealed(&f)))
+}
+
+fn write_sealed(f: &impl AsRawFd) -> bool {
+    // SAFETY: F_GET_SEALS only reads the seals of a descriptor we hold (EINVAL: no memfd).
+    let seals = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GET_SEALS) };
+    seals >= 0 && seals & libc::F_SEAL_WRITE != 0
 }
 
 /// Re-execute the running binary, with the same arguments and environment, from a read-only
-/// clone of itself, unless it already runs from a read-only mount. Returns only when nothing
-/// needs doing, or when the caller may not make mounts (EPERM: an unprivileged caller, whose
-/// containers cannot write a binary it cannot write either).
+/// clone of itself (or, without the mount API, a sealed memfd copy), unless it already is one.
+/// Returns only when nothing needs doing, or with the error.
 ///
 /// The caller must be single-threaded (execve) and must not hold anything that has to survive.
 pub fn ensure_sealed() -> Result<(), ExesealError> {
     if is_sealed()? {
         return Ok(());
     }
-    let tree = match mountapi::clone_tree(c"/proc/self/exe", false) {
+    let exe = match read_only_clone() {
         Ok(fd) => fd,
-        Err(Errno::EPERM) => return Ok(()),
-        Err(e) => return Err(ExesealError::Clone(e)),
+        Err(Errno::ENOSYS | Errno::EPERM | Errno::EINVAL) => sealed_copy()?,
+        Err(e) => return Err(ExesealError::ReadOnly(e)),
     };
-    mountapi::set_attr(tree.as_fd(), MOUNT_ATTR_RDONLY, 0, None, false)
-        .map_err(ExesealError::ReadOnly)?;
-    Err(reexec(&tree))
+    Err(reexec(&exe))
+}
+
+/// A detached bind mount of the running binary, made read-only.
+fn read_only_clone() -> Result<OwnedFd, Errno> {
+    let tree = mountapi::clone_tree(c"/proc/self/exe", false)?;
+    mountapi::set_attr(tree.as_fd(), MOUNT_ATTR_RDONLY, 0, None, false)?;
+    Ok(tree)
+}
+
+/// A memfd holding a copy of the running binary, sealed against writes, growth and shrinking.
+fn sealed_copy() -> Result<OwnedFd, ExesealError> {
+    let err = |e: std::io::Error| ExesealError::Memfd(e.to_string());
+    // SAFETY: memfd_create reads a NUL-terminated name and returns a new descriptor or -1.
+    let fd = unsafe {
+        libc::memfd_create(
+            c"zones-exe".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    };
+    if fd < 0 {
+        return Err(err(std::io::Error::last_os_error()));
+    }
+    // SAFETY: memfd_create just returned this descriptor and nothing else owns it.
+    let memfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let mut dst = std::fs::File::from(memfd.try_clone().map_err(err)?);
+    let mut src = std::fs::File::open("/proc/self/exe").map_err(err)?;
+    std::io::copy(&mut src, &mut dst).map_err(err)?;
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: F_ADD_SEALS on the memfd we own; no shared writable mapping of it exists.
+    if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(err(std::io::Error::last_os_error()));
+    }
+    Ok(memfd)
 }
 
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
@@ -68,14 +110,17 @@ const ORIGINAL_EXE: &str = "ZONES_ORIGINAL_EXE";
 
 /// The path of the running binary as it was started, also after [`ensure_sealed`] re-executed
 /// it from its read-only clone: `ZONES_ORIGINAL_EXE` when it names the very file that runs
-/// (same device and inode), else `std::env::current_exe`.
+/// (same device and inode; any file when running from a sealed memfd copy), else
+/// `std::env::current_exe`.
 pub fn original_exe() -> std::io::Result<PathBuf> {
     original_exe_from(std::env::var_os(ORIGINAL_EXE))
 }
 
 fn original_exe_from(var: Option<OsString>) -> std::io::Result<PathBuf> {
     if let Some(p) = var.map(PathBuf::from) {
-        if same_file(&p, Path::new("/proc/self/exe")) {
+        // A memfd copy is another file: then the path only has to exist.
+        let memfd = std::fs::File::open("/proc/self/exe").is_ok_and(|f| write_sealed(&f));
+        if same_file(&p, Path::new("/proc/self/exe")) || (memfd && p.is_file()) {
             return Ok(p);
         }
     }
@@ -152,5 +197,22 @@ mod tests {
         assert_eq!(original_exe_from(Some("/bin/sh".into())).unwrap(), me);
         assert_eq!(original_exe_from(None).unwrap(), me);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_memfd_fallback_cannot_be_written() {
+        let copy = sealed_copy().unwrap();
+        assert!(write_sealed(&copy));
+        let len = std::fs::metadata(format!("/proc/self/fd/{}", copy.as_raw_fd()))
+            .unwrap()
+            .len();
+        assert_eq!(len, std::fs::metadata("/proc/self/exe").unwrap().len());
+        // What a container would try through /proc/<pid>/exe: reopen for writing, and write.
+        let mut w = std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/proc/self/fd/{}", copy.as_raw_fd()))
+            .unwrap();
+        let e = std::io::Write::write(&mut w, b"PWNED").unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EPERM));
     }
 }

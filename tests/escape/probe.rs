@@ -275,8 +275,12 @@ fn exe_watch(secs: u64) {
             fd = unsafe { syscall(SYS_OPEN, again.as_ptr(), 1i64, 0i64) };
         }
         if fd >= 0 {
+            // A sealed memfd opens for writing but refuses the write itself.
             let data = b"PWNED-BY-THE-CONTAINER";
-            unsafe { syscall(1, fd, data.as_ptr(), data.len() as i64) };
+            let w = unsafe { syscall(1, fd, data.as_ptr(), data.len() as i64) };
+            if w < 0 {
+                return println!("running {running} after write-{}", open_result(w));
+            }
         }
         open_result(fd)
     };
