@@ -309,6 +309,13 @@ fn dispatch(cli: Cli) -> Result<i32> {
         bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet; use the cgroupfs driver (omit the flag)");
     }
     let root = cli.root.clone();
+    if matches!(
+        cli.command,
+        Command::Create(_) | Command::Run { .. } | Command::Exec(_)
+    ) {
+        // These put processes into a container: not from a binary the container could write.
+        crate::runtime::exeseal::ensure_sealed().context("runz: protect the runz binary")?;
+    }
     match cli.command {
         Command::Spec { bundle } => {
             let rootless = cli.rootless.as_deref() == Some("true");

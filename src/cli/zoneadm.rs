@@ -505,7 +505,8 @@ fn in_parallel(
     zones: &[String],
     args: &[&str],
 ) -> anyhow::Result<i32> {
-    let exe = std::env::current_exe()?;
+    // Not current_exe: after the CVE-2019-5736 seal that names a detached mount.
+    let exe = crate::runtime::exeseal::original_exe()?;
     let mut children = Vec::new();
     for z in zones {
         let mut cmd = std::process::Command::new(&exe);

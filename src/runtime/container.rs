@@ -166,6 +166,9 @@ pub fn create(opts: CreateOpts) -> Result<Created> {
     trace::mark("create: cgroup, fifo, channel ready");
     let (forked, in_cgroup) = sys::fork_with_flags(0, cgroup_fd.as_ref().map(|fd| fd.as_raw_fd()))
         .map_err(|e| ContainerError::Create(format!("clone: {e}")))?;
+    // A host directory: neither side needs it after clone3, and the child must not carry it
+    // towards the container (CVE-2024-21626).
+    drop(cgroup_fd);
     let child = match forked {
         Forked::Child => {
             drop(parent_ch);
@@ -730,6 +733,9 @@ pub fn exec(opts: ExecOpts) -> Result<Pid> {
     let cgroup_fd = st.cgroup.as_ref().and_then(|c| c.clone_into_fd());
     let (forked, in_cgroup) = sys::fork_with_flags(0, cgroup_fd.as_ref().map(|fd| fd.as_raw_fd()))
         .map_err(|e| ContainerError::Create(format!("clone: {e}")))?;
+    // A host directory: neither side needs it after clone3, and the child must not carry it
+    // towards the container (CVE-2024-21626).
+    drop(cgroup_fd);
     let child = match forked {
         Forked::Child => {
             drop(parent_ch);

@@ -169,6 +169,10 @@ pub fn exec_child_main(ctx: &ExecContext) -> ! {
 }
 
 fn exec_intermediate(ctx: &ExecContext) -> Result<(), String> {
+    // Until execve, this process holds host fds (the namespaces it joins, the channel): no
+    // process of the container may read them through /proc/<pid>/fd (CVE-2024-21626). execve
+    // makes the new program dumpable again.
+    nix::sys::prctl::set_dumpable(false).map_err(|e| format!("prctl(PR_SET_DUMPABLE, 0): {e}"))?;
     join_cgroup(ctx.cgroup, ctx.in_cgroup)?;
     ctx.channel.expect(&Msg::Go)?;
     namespaces::join(ctx.joins, &[]).map_err(|e| e.to_string())?;
@@ -193,6 +197,7 @@ fn exec_intermediate(ctx: &ExecContext) -> Result<(), String> {
 /// Inside every namespace of the container: console, identity, then execve. The channel closes
 /// on a successful exec, which is how the parent learns the process runs.
 fn exec_in_container(ctx: &ExecContext) -> Result<(), String> {
+    new_session()?;
     if let Some(sock) = ctx.console {
         let sock = sock
             .try_clone()
@@ -208,6 +213,16 @@ fn exec_in_container(ctx: &ExecContext) -> Result<(), String> {
     Err(exec.run())
 }
 
+/// Leave the caller's session, so the caller's terminal is never the container's controlling
+/// terminal: TIOCSTI on an inherited tty then fails (EPERM), as with runc, which calls setsid
+/// in the process it starts. Init and the exec'd process are fresh clone children, never
+/// process group leaders, so setsid cannot fail with EPERM.
+fn new_session() -> Result<(), String> {
+    nix::unistd::setsid()
+        .map(drop)
+        .map_err(|e| format!("setsid: {e}"))
+}
+
 /// After the maps are written: become uid/gid 0 of the new user namespace.
 fn become_root() -> Result<(), String> {
     nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
@@ -220,6 +235,7 @@ fn become_root() -> Result<(), String> {
 fn init(ctx: &InitContext) -> Result<(), String> {
     let spec = ctx.spec;
     let process = spec.process().as_ref().ok_or("process is missing")?;
+    new_session()?;
     if !ctx.no_new_keyring {
         join_session_keyring(ctx.id)?;
     }
@@ -275,11 +291,16 @@ fn init(ctx: &InitContext) -> Result<(), String> {
     if has_mntns {
         rootfs::finalize(spec).map_err(|e| e.to_string())?;
     }
-    apply_sysctl(spec)?;
+    super::sysctl::apply(spec)?;
     if has_mntns {
         rootfs::protect_paths(spec).map_err(|e| e.to_string())?;
     }
     trace::mark("init: pivoted, paths masked");
+    // Init waits for `runz start` holding host fds (the exec fifo, the channel); processes
+    // exec'd into the container meanwhile must not follow /proc/1/fd/N. Not earlier: while
+    // non-dumpable its /proc files belong to host root, and in a user namespace init could
+    // no longer write them. execve makes the container's program dumpable again.
+    nix::sys::prctl::set_dumpable(false).map_err(|e| format!("prctl(PR_SET_DUMPABLE, 0): {e}"))?;
     prepare_fds(ctx.preserve_fds)?;
     let exec = prepare_identity_and_exec(spec, process, ctx.extra_env)?;
     trace::mark("init: identity, caps, seccomp set; ready");
@@ -376,6 +397,7 @@ fn prepare_identity_and_exec(
     let cwd = process.cwd();
     nix::unistd::chdir(cwd.as_path())
         .map_err(|e| format!("chdir to cwd {:?} set in config.json: {e}", cwd))?;
+    verify_cwd()?;
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
     env.extend(extra_env.iter().cloned());
     let args = process.args().as_deref().unwrap_or(&[]);
@@ -398,6 +420,25 @@ fn prepare_identity_and_exec(
             .collect::<Result<_, _>>()?,
         late_seccomp,
     })
+}
+
+/// The cwd must lie under the container's root: a cwd reached through an inherited host fd
+/// (`/proc/self/fd/N`) is "(unreachable)" to getcwd(2), which glibc reports as ENOENT
+/// (CVE-2024-21626). Same check and text as runc's verifyCwd.
+fn verify_cwd() -> Result<(), String> {
+    match nix::unistd::getcwd() {
+        Err(nix::Error::ENOENT) => Err("current working directory is outside of container mount \
+                                         namespace root -- possible container breakout detected"
+            .into()),
+        Err(e) => Err(format!(
+            "failed to verify if current working directory is safe: {e}"
+        )),
+        Ok(wd) if !wd.is_absolute() => Err(format!(
+            "current working directory is not absolute -- possible container breakout \
+             detected: cwd is {wd:?}"
+        )),
+        Ok(_) => Ok(()),
+    }
 }
 
 fn cstring(b: &[u8]) -> Result<CString, String> {
@@ -452,21 +493,6 @@ fn set_names(spec: &Spec) -> Result<(), String> {
     Ok(())
 }
 
-/// linux.sysctl: written under the container's /proc/sys, in its namespaces.
-fn apply_sysctl(spec: &Spec) -> Result<(), String> {
-    let Some(map) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
-        return Ok(());
-    };
-    for (key, value) in map {
-        if key.contains("..") || key.starts_with('/') {
-            return Err(format!("sysctl {key:?}: not a sysctl name"));
-        }
-        let path = Path::new("/proc/sys").join(key.replace('.', "/"));
-        fs::write(&path, value.as_bytes()).map_err(|e| format!("sysctl {key}={value}: {e}"))?;
-    }
-    Ok(())
-}
-
 /// Join a new session keyring named after the container, as runc does (ENOSYS is ignored).
 fn join_session_keyring(id: &str) -> Result<(), String> {
     const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
@@ -482,25 +508,31 @@ fn join_session_keyring(id: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// fds 0..3+n stay open across execve; every other inherited fd closes on exec.
+/// fds 0..3+n stay open across execve; every other fd closes on exec, whoever opened it
+/// (close_range(CLOSE_RANGE_CLOEXEC), as runc does).
 fn prepare_fds(preserve: i32) -> Result<(), String> {
-    let keep = 3 + preserve.max(0);
-    let fds: Vec<i32> = fs::read_dir("/proc/self/fd")
-        .map_err(|e| format!("list /proc/self/fd: {e}"))?
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect();
-    for fd in fds {
-        if fd < 3 {
-            continue;
-        }
-        let flags = if fd < keep {
-            nix::fcntl::FdFlag::empty()
-        } else {
-            nix::fcntl::FdFlag::FD_CLOEXEC
-        };
-        // EBADF: the fd of the directory listing itself, already closed.
-        let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(flags));
+    let keep = 3 + preserve.max(0) as u32;
+    for fd in 3..keep {
+        // EBADF: a preserved fd the caller did not open.
+        let _ = nix::fcntl::fcntl(
+            fd as i32,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        );
+    }
+    // SAFETY: close_range only changes the close-on-exec flag of this process's fds.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            keep,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r < 0 {
+        return Err(format!(
+            "close_range({keep}, ~0, CLOSE_RANGE_CLOEXEC): {}",
+            std::io::Error::last_os_error()
+        ));
     }
     Ok(())
 }

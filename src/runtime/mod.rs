@@ -11,6 +11,8 @@
 //!   `devices`: /dev
 //! - `capabilities`, `rlimits`, `user`, `seccomp`, `hooks`, `console`, `sched` (scheduler,
 //!   I/O priority, personality, CPU affinity): one mechanism each
+//! - `exeseal`: re-execute from a read-only clone of the binary before entering a container
+//! - `sysctl`: which linux.sysctl keys a container may set, and setting them
 //! - `sys`: small safe wrappers around raw syscalls the crates do not cover
 //! - `trace`: phase timestamps for profiling (`RUNZ_TRACE_TIMES=1`)
 
@@ -18,6 +20,7 @@ pub mod capabilities;
 pub mod console;
 pub mod container;
 pub mod devices;
+pub mod exeseal;
 pub mod hooks;
 pub mod idmap;
 pub mod init;
@@ -31,5 +34,6 @@ pub mod seccomp;
 pub mod spec;
 pub mod state;
 pub mod sys;
+pub mod sysctl;
 pub mod trace;
 pub mod user;

@@ -36,6 +36,9 @@ pub enum ChannelError {
     Bad(String),
 }
 
+/// The longest error text sent whole; recv's buffer is 64 KiB and JSON escaping can double it.
+const MAX_ERROR: usize = 16 * 1024;
+
 /// One end of the channel.
 pub struct Channel {
     fd: OwnedFd,
@@ -55,6 +58,18 @@ pub fn pair() -> Result<(Channel, Channel), ChannelError> {
 
 impl Channel {
     pub fn send(&self, msg: &Msg) -> Result<(), ChannelError> {
+        let msg = match msg {
+            // An error text longer than a packet would be lost with the packet (EMSGSIZE) and
+            // the parent would only see init exit.
+            Msg::Error(e) if e.len() > MAX_ERROR => {
+                let mut end = MAX_ERROR;
+                while !e.is_char_boundary(end) {
+                    end -= 1;
+                }
+                &Msg::Error(format!("{}...", &e[..end]))
+            }
+            m => m,
+        };
         let data = serde_json::to_vec(msg).map_err(|e| ChannelError::Bad(e.to_string()))?;
         send(self.fd.as_raw_fd(), &data, MsgFlags::MSG_NOSIGNAL).map_err(ChannelError::Sys)?;
         Ok(())
@@ -97,6 +112,15 @@ mod tests {
         a.send(&Msg::Error("x failed".into())).unwrap();
         assert_eq!(b.recv().unwrap(), Msg::InitPid(42));
         assert_eq!(b.expect(&Msg::Ready), Err("x failed".to_string()));
+        a.send(&Msg::Error("\"é".repeat(40_000))).unwrap();
+        match b.recv().unwrap() {
+            Msg::Error(e) => assert!(
+                e.len() <= MAX_ERROR + 3 && e.ends_with("..."),
+                "{}",
+                e.len()
+            ),
+            other => panic!("{other:?}"),
+        }
         drop(a);
         assert!(matches!(b.recv(), Err(ChannelError::Eof)));
     }

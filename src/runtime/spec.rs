@@ -18,19 +18,53 @@ pub enum SpecError {
     Parse { path: PathBuf, reason: String },
     #[error("invalid config.json: {0}")]
     Invalid(String),
+    /// runc's own words, unprefixed, so callers matching runc's text find them.
+    #[error(transparent)]
+    Sysctl(#[from] super::sysctl::SysctlError),
 }
 
-/// Load `<bundle>/config.json`.
+/// config.json larger than this is refused rather than read (runc's are a few KiB; a large
+/// seccomp profile stays well below).
+const MAX_CONFIG: u64 = 16 << 20;
+
+/// Load `<bundle>/config.json`: a regular file only (a FIFO would block the read for ever, a
+/// device could be endless), of bounded size.
 pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
     let path = bundle.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| SpecError::Read {
+    let text = read_config(&path).map_err(|reason| SpecError::Read {
         path: path.clone(),
-        reason: e.to_string(),
+        reason,
     })?;
     serde_json::from_str(&text).map_err(|e| SpecError::Parse {
         path,
         reason: e.to_string(),
     })
+}
+
+fn read_config(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: opening a FIFO must not wait for a writer before the type is checked.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    let meta = f.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file; give the bundle a config.json file".into());
+    }
+    if meta.len() > MAX_CONFIG {
+        return Err(format!(
+            "{} bytes is more than the {MAX_CONFIG} a config.json may have",
+            meta.len()
+        ));
+    }
+    let mut text = String::new();
+    f.take(MAX_CONFIG + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    Ok(text)
 }
 
 /// The rootfs as an absolute path (root.path is relative to the bundle unless absolute).
@@ -44,6 +78,16 @@ pub fn rootfs_path(spec: &Spec, bundle: &Path) -> Result<PathBuf, SpecError> {
         return Err(SpecError::Invalid(format!(
             "root.path {}: rootfs directory does not exist",
             path.display()
+        )));
+    }
+    // The host's own root as the container's: every host file would be the container's.
+    let resolved = std::fs::canonicalize(&path)
+        .map_err(|e| SpecError::Invalid(format!("root.path {}: {e}", path.display())))?;
+    if resolved == Path::new("/") {
+        return Err(SpecError::Invalid(format!(
+            "root.path {:?} is the host's root directory /; give the container a rootfs \
+             directory of its own",
+            root.path()
         )));
     }
     Ok(path)
@@ -85,6 +129,7 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             ));
         }
     }
+    super::sysctl::validate(spec)?;
     for m in spec.mounts().as_deref().unwrap_or(&[]) {
         if !m.destination().is_absolute() {
             return Err(SpecError::Invalid(format!(

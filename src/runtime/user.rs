@@ -13,12 +13,21 @@ pub enum UserError {
     Set(String),
     #[error("user: prctl(PR_SET_KEEPCAPS, {value}): {source}")]
     KeepCaps { value: u8, source: nix::Error },
-    #[error("user: setgroups({gids:?}): {source}")]
+    /// runc's words ("setgroups: invalid argument"), with how many groups and the first ones
+    /// (the whole list can be tens of thousands long).
+    #[error("setgroups: {source} ({} additionalGids: {})", gids.len(), preview(gids))]
     Setgroups { gids: Vec<u32>, source: nix::Error },
     #[error("user: setresgid({gid}): {source}")]
     Setgid { gid: u32, source: nix::Error },
     #[error("user: setresuid({uid}): {source}")]
     Setuid { uid: u32, source: nix::Error },
+}
+
+/// The first few of `gids`, for an error message.
+fn preview(gids: &[u32]) -> String {
+    let head: Vec<String> = gids.iter().take(8).map(u32::to_string).collect();
+    let more = if gids.len() > 8 { ", ..." } else { "" };
+    format!("{}{more}", head.join(", "))
 }
 
 /// The umask when process.user.umask is unset (runc's default).

@@ -183,7 +183,8 @@ pub fn install_reader(paths: &ZonePaths) -> bool {
     let candidate = std::env::var_os("ZONES_MDATA_GET")
         .map(PathBuf::from)
         .or_else(|| {
-            std::env::current_exe()
+            // Not current_exe: after the CVE-2019-5736 seal that names a detached mount.
+            crate::runtime::exeseal::original_exe()
                 .ok()
                 .map(|e| e.with_file_name(READER))
         });

