@@ -8,7 +8,8 @@
 //! with `rustc -C target-feature=+crt-static` (std only) so it runs in the busybox zone
 //! without libraries. It prints `ok` or the errno name of the one call it makes.
 //!
-//! The end prints `escape: attempts N, blocked N`; any attempt that succeeded fails the test.
+//! Each target (zone, runz-root, runz-userns, imgadm) prints one `escape: TARGET attempts N,
+//! blocked N` line; any attempt that succeeded fails its test.
 
 mod common;
 
@@ -361,5 +362,10 @@ fn a_default_zone_cannot_escape() {
     );
     assert_eq!(h.state("esc"), "running");
 
+    // The other areas' attacks on a zone, each on zones of its own: one summary line.
+    runtime::a_zone_login_cannot_escape(&mut b);
+    runtime::a_zone_without_userns_cannot_rewrite_zlogin(&mut b);
+    zone::zlogin_reads_the_zones_files_only_inside_the_zone(&mut b);
+    zone::zoneadm_and_zonecfg_refuse_bad_input_and_leave_nothing_half_made(&mut b);
     b.finish("zone");
 }

@@ -839,15 +839,11 @@ fn passwd_with_root(original: &str, index: usize, value: &str) -> String {
         .collect()
 }
 
-#[test]
-fn a_zone_login_cannot_escape() {
-    if !require_root() {
-        return;
-    }
+/// Part of the zone battery (tests/escape.rs `a_default_zone_cannot_escape`).
+pub fn a_zone_login_cannot_escape(b: &mut Battery) {
     let h = ZoneHost::new("escape", "runtime", true);
     boot_zone(&h, "rt", "");
     let zl = BinaryCopy::new(&bin("zlogin"), &h.root);
-    let mut b = Battery::default();
     let (marker, secret) = host_marker("zone");
     let _guard = HostGuard {
         marker: marker.clone(),
@@ -911,18 +907,13 @@ fn a_zone_login_cannot_escape() {
         reached.is_empty(),
         format!("host file read with fds {reached:?}"),
     );
-    b.finish("zone");
 }
 
-#[test]
-fn a_zone_without_userns_cannot_rewrite_zlogin() {
-    if !require_root() {
-        return;
-    }
+/// Part of the zone battery (tests/escape.rs `a_default_zone_cannot_escape`).
+pub fn a_zone_without_userns_cannot_rewrite_zlogin(b: &mut Battery) {
     let h = ZoneHost::new("escape", "exe", true);
     boot_zone(&h, "ex", "set userns=false;");
     let zl = BinaryCopy::new(&bin("zlogin"), &h.root);
-    let mut b = Battery::default();
     // Root's login shell is the zone's to choose: zlogin then executes /bin/evil itself.
     let passwd = h.root.join("zones/ex/root/etc/passwd");
     let original = std::fs::read_to_string(&passwd).unwrap();
@@ -942,5 +933,4 @@ fn a_zone_without_userns_cannot_rewrite_zlogin() {
         outcome.starts_with("found") && refused_after_exit(&outcome) && zl.intact(),
         format!("{outcome}; zlogin copy intact: {}", zl.intact()),
     );
-    b.finish("zone");
 }

@@ -10,7 +10,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::battery::Battery;
-use super::common::require_root;
 use super::common::zonehost::{bin, ZoneHost};
 
 /// How a bounded run ended: `code` None when it was killed at the deadline.
@@ -238,11 +237,8 @@ fn home_chains(h: &ZoneHost, root: &Path, hostdir: &Path, b: &mut Battery) {
     assert_eq!(r.out, "/home/real", "{:?}", r.code);
 }
 
-#[test]
-fn zlogin_reads_the_zones_files_only_inside_the_zone() {
-    if !require_root() {
-        return;
-    }
+/// Part of the zone battery (tests/escape.rs `a_default_zone_cannot_escape`).
+pub fn zlogin_reads_the_zones_files_only_inside_the_zone(b: &mut Battery) {
     let h = ZoneHost::new("escape", "zlogin-files", true);
     let secret = h.root.join("host-secret");
     std::fs::write(
@@ -255,11 +251,10 @@ fn zlogin_reads_the_zones_files_only_inside_the_zone() {
     std::fs::write(hostdir.join("host-marker-file"), "host\n").unwrap();
     let root = booted(&h, "zl");
     let passwd = root.join("etc/passwd");
-    let mut b = Battery::default();
-    passwd_symlinks(&h, &passwd, &secret, &mut b);
-    passwd_endless(&h, &passwd, &mut b);
+    passwd_symlinks(&h, &passwd, &secret, b);
+    passwd_endless(&h, &passwd, b);
     clear(&passwd);
-    home_chains(&h, &root, &hostdir, &mut b);
+    home_chains(&h, &root, &hostdir, b);
     assert_eq!(
         std::fs::read_to_string(&secret).unwrap(),
         "root:x:0:0:LEAKED-GECOS:/leaked-home:/bin/leaked-shell\n"
@@ -269,7 +264,6 @@ fn zlogin_reads_the_zones_files_only_inside_the_zone() {
         1,
         "the host directory is unchanged"
     );
-    b.finish("zone");
 }
 
 /// A one-entry tar whose name (or link target) is written raw: the tar crate's builder refuses
@@ -587,18 +581,13 @@ fn provision_undone(h: &ZoneHost, b: &mut Battery) {
     );
 }
 
-#[test]
-fn zoneadm_and_zonecfg_refuse_bad_input_and_leave_nothing_half_made() {
-    if !require_root() {
-        return;
-    }
+/// Part of the zone battery (tests/escape.rs `a_default_zone_cannot_escape`).
+pub fn zoneadm_and_zonecfg_refuse_bad_input_and_leave_nothing_half_made(b: &mut Battery) {
     let h = ZoneHost::new("escape", "zone-input", true);
-    let mut b = Battery::default();
-    fifo_inputs(&h, &mut b);
-    hostile_archives(&h, &mut b);
-    private_zonepaths(&h, &mut b);
-    moves_out(&h, &mut b);
-    bad_limitpriv(&h, &mut b);
-    provision_undone(&h, &mut b);
-    b.finish("zone");
+    fifo_inputs(&h, b);
+    hostile_archives(&h, b);
+    private_zonepaths(&h, b);
+    moves_out(&h, b);
+    bad_limitpriv(&h, b);
+    provision_undone(&h, b);
 }
