@@ -123,7 +123,7 @@ TMPDIR=$share qemu-system-x86_64 -name runz-it-systemd-guest,process=runz-it-sys
     -pidfile "$share/qemu.pid" \
     -kernel "$kernel" -initrd "$initrd" \
     -drive "file=$image,format=raw,if=virtio,snapshot=on,cache=unsafe" \
-    -append "console=ttyS0 root=/dev/vda panic=-1 no_timer_check loglevel=4 systemd.unified_cgroup_hierarchy=1 systemd.show_status=auto runz.job=1" \
+    -append "console=ttyS0 root=/dev/vda panic=-1 no_timer_check loglevel=4 systemd.unified_cgroup_hierarchy=1 systemd.show_status=1 runz.job=1" \
     "${virtfs[@]}" </dev/null >"$share/qemu.out" 2>&1 &
 qpid=$!
 
