@@ -21,6 +21,7 @@
 # suite, the sorted package list and this script. A missing or unreadable tarball is rebuilt;
 # delete it (or the whole directory) to force a rebuild. On failure everything partial is
 # removed (the half-made tree, with any mounts debootstrap left in it, and the tarball).
+# Concurrent runs wait for one another (flock on debian-SUITE-KEY.lock beside the tarball).
 #
 # /etc/machine-id is emptied in the tarball so that every system made from it gets its own id
 # (systemd makes one at boot); /etc/hostname is "debian". Callers customise DEST themselves.
@@ -160,10 +161,15 @@ build() {
     echo "mk-debian-image: built $tarball in $((SECONDS - t0)) s" >&2
 }
 
+# One builder at a time per key (two test runs may start together); the second one waits and
+# then finds the tarball.
+exec 9>"$cache/debian-$suite-$key.lock"
+flock -w 1800 9 || die "timed out waiting for another build of $tarball"
 if [ ! -s "$tarball" ]; then
     rm -f "$cache"/debian-"$suite"-"$key".tar*
     build
 fi
+flock -u 9
 
 created=0
 [ -e "$dest" ] || created=1
@@ -174,4 +180,5 @@ if ! tar "${decompress[@]}" --numeric-owner --xattrs --xattrs-include='*' --acls
     if [ "$created" -eq 1 ]; then remove_tree "$dest"; else find "$dest" -mindepth 1 -delete; fi
     die "unpacking $tarball failed (removed it; run again to rebuild)"
 fi
+echo "mk-debian-image: $dest from $tarball" >&2
 realpath "$dest"

@@ -56,6 +56,9 @@ key=$( {
 image=$cache/systemd-guest-$kver-$key.img
 initrd=$cache/systemd-guest-$kver-$key.cpio.gz
 
+# One builder at a time (two test runs may start together); the second waits, then reuses.
+exec 9>"$cache/systemd-guest.lock"
+flock -w 1800 9 || die "timed out waiting for another build of the guest"
 if [ ! -s "$initrd" ]; then
     "$here/mk-initramfs.sh" "$kver" "$initrd.tmp" || die "building the initramfs failed"
     mv "$initrd.tmp" "$initrd"
@@ -118,6 +121,7 @@ if [ ! -s "$image" ]; then
     done
     echo "mk-guest: built $image (${mib} MiB) in $((SECONDS - t0)) s" >&2
 fi
+flock -u 9
 echo "kernel=$kernel"
 echo "initrd=$initrd"
 echo "image=$image"
