@@ -135,15 +135,25 @@ fi
 build() {
     command -v debootstrap >/dev/null ||
         die "debootstrap not found: apt-get install debootstrap (scripts/install-deps.sh)"
-    local work=$cache/runz-it-debootstrap.$key.$$
-    local log=$cache/debootstrap-$suite-$key.log
+    # Globals, not locals: the EXIT trap may run after build's scope is gone.
+    work=$cache/runz-it-debootstrap.$key.$$
+    log=$cache/debootstrap-$suite-$key.log
     trap 'remove_tree "$work"; rm -f "$tarball.tmp"' EXIT
     trap 'exit 130' INT TERM
     remove_tree "$work"
     echo "mk-debian-image: debootstrap $suite from $mirror (minbase + $pkgs); log $log" >&2
     local t0=$SECONDS
-    if ! debootstrap --variant=minbase --include="$pkgs" --merged-usr "$suite" "$work" "$mirror" \
-        >"$log" 2>&1 </dev/null; then
+    # debootstrap runs in a session of its own, in the background: bash runs a trap only between
+    # commands, so a foreground debootstrap would go on for minutes after a SIGTERM; the trap
+    # ends its whole process group (its subshells, dpkg, chroot) before the tree is removed.
+    rc=0
+    setsid debootstrap --variant=minbase --include="$pkgs" --merged-usr "$suite" "$work" "$mirror" \
+        >"$log" 2>&1 </dev/null &
+    dbpid=$!
+    trap 'kill -TERM -- "-$dbpid" 2>/dev/null; sleep 2; kill -KILL -- "-$dbpid" 2>/dev/null; wait "$dbpid"; exit 130' INT TERM
+    wait "$dbpid" || rc=$?
+    trap 'exit 130' INT TERM
+    if [ "$rc" -ne 0 ]; then
         tail -n 20 "$log" >&2
         [ -r "$work/debootstrap/debootstrap.log" ] && tail -n 20 "$work/debootstrap/debootstrap.log" >&2
         die "debootstrap failed (log $log)"

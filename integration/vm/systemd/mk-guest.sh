@@ -70,8 +70,13 @@ if [ ! -s "$image" ]; then
     trap 'rm -rf --one-file-system "$work" "$image.tmp"' EXIT
     trap 'exit 130' INT TERM
     root=$work/root
-    "$repo/scripts/mk-debian-image.sh" "$root" --include "$GUEST_PACKAGES" >/dev/null ||
-        die "building the Debian root filesystem failed"
+    # In the background, so that a SIGTERM reaches it now (bash runs traps only between
+    # commands) and it removes its own partial tree before this script removes the rest.
+    "$repo/scripts/mk-debian-image.sh" "$root" --include "$GUEST_PACKAGES" >/dev/null &
+    child=$!
+    trap 'kill -TERM "$child" 2>/dev/null; wait "$child"; exit 130' INT TERM
+    wait "$child" || die "building the Debian root filesystem failed"
+    trap 'exit 130' INT TERM
 
     # The guest kernel's modules, without the drivers a qemu guest never loads.
     mkdir -p "$root/lib/modules"

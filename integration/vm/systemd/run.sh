@@ -59,16 +59,16 @@ command -v qemu-system-x86_64 >/dev/null ||
     fail_setup "qemu-system-x86_64 not found: apt-get install qemu-system-x86 (scripts/install-deps.sh)"
 
 t_start=$(date +%s.%N)
-out=$("$here/mk-guest.sh") || fail_setup "building the guest failed (integration/vm/systemd/mk-guest.sh)"
-kernel=$(sed -n 's/^kernel=//p' <<<"$out")
-initrd=$(sed -n 's/^initrd=//p' <<<"$out")
-image=$(sed -n 's/^image=//p' <<<"$out")
-t_built=$(date +%s.%N)
-
 share=$(mktemp -d /var/tmp/runz-it-sysguest.XXXXXX)
 chmod 0755 "$share"
 qpid=
+child=
 cleanup() {
+    # mk-guest.sh removes its own partial build on SIGTERM; wait for it.
+    if [ -n "$child" ] && kill -0 "$child" 2>/dev/null; then
+        kill "$child" 2>/dev/null
+        wait "$child" 2>/dev/null
+    fi
     if [ -n "$qpid" ] && kill -0 "$qpid" 2>/dev/null; then
         kill "$qpid" 2>/dev/null
         sleep 1
@@ -83,6 +83,17 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
+
+# The image (cached; minutes when it must be built). In the background so that a signal is
+# handled at once rather than after the build.
+"$here/mk-guest.sh" >"$share/guest.paths" &
+child=$!
+wait "$child" || fail_setup "building the guest failed (integration/vm/systemd/mk-guest.sh)"
+child=
+kernel=$(sed -n 's/^kernel=//p' "$share/guest.paths")
+initrd=$(sed -n 's/^initrd=//p' "$share/guest.paths")
+image=$(sed -n 's/^image=//p' "$share/guest.paths")
+t_built=$(date +%s.%N)
 
 mkdir -p "$share/steps" "$share/logs" "$share/export"
 target=${CARGO_TARGET_DIR:-$repo/target}
