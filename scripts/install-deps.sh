@@ -24,6 +24,7 @@ PACKAGES=(
     cpio             # integration/vm/mk-initramfs.sh: the test guest's initramfs
     conmon           # podman's container monitor: runs `runz create` and `runz exec`
     containerd       # integration/containerd.sh: private containerd, ctr, containerd-shim-runc-v2
+    debootstrap      # scripts/mk-debian-image.sh: Debian 12 root filesystems (distribution zones, systemd guest)
     docker-registry  # a local OCI distribution registry for the imgadm pull tests (tests/images.rs)
     iproute2         # network tests compare against `ip` output
     kmod             # integration/vm: module dependencies of the guest kernel (modprobe -S)
