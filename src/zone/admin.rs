@@ -104,7 +104,6 @@ pub fn verify(store: &Store, name: &str) -> Result<Vec<String>> {
     let (zone, _lock, st) = open(store, name)?;
     state::check(name, st, Verb::Verify)?;
     zone.verify().map_err(|e| zerr(name, e))?;
-    zones::privileges::capabilities(zone.limitpriv.as_deref()).map_err(|e| zerr(name, e))?;
     zones::spec::check_host(&zone)?;
     zones::spec::check_kernel(&zone)?;
     let host = check_zonepath(store, &zone, false)?;
@@ -362,6 +361,8 @@ pub fn boot(store: &Store, name: &str, args: Option<Vec<String>>) -> Result<()> 
     let (zone, lock, st) = open(store, name)?;
     let st = settled_state(store, name, &lock, st);
     state::check(name, st, Verb::Boot)?;
+    // A configuration that verify refuses (one made before a check was added) stops here.
+    zone.verify().map_err(|e| zerr(name, e))?;
     // A cap this kernel cannot apply stops the boot here, with the reason, not in zoneadmd.
     zones::spec::check_kernel(&zone)?;
     if zone.brand == Brand::Linux
