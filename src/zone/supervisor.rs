@@ -701,12 +701,11 @@ impl Supervisor {
         let root = zone
             .as_ref()
             .and_then(|z| engine::zone_root(&self.store, z).ok());
+        // The zone's /sbin/init resolved inside its root: the zone shapes those links, and a
+        // host lookup would follow them into the host's filesystem.
         let init = root
-            .map(|r| {
-                fs::read_link(r.join("sbin/init"))
-                    .map(|t| t.display().to_string())
-                    .unwrap_or_default()
-            })
+            .and_then(|r| super::rootfile::ZoneRoot::open(&r).ok())
+            .and_then(|r| r.resolve("/sbin/init"))
             .unwrap_or_default();
         if init.contains("busybox") {
             // busybox init: SIGTERM reboots, SIGUSR2 powers off.
