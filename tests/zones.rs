@@ -648,3 +648,45 @@ fn ipc_limits_and_hostid_are_the_zones_own_and_unsupported_properties_are_refuse
     h.ok("zonecfg", &["-z", "f", "set scheduling-class=FSS"]);
     h.ok("zoneadm", &["-z", "f", "verify"]);
 }
+
+/// `zonecfg -r` takes only what a running zone can take live (its caps): a commit with a
+/// change read at boot (a file system, the IPC rctls, hostid) is refused whole, each change
+/// named, exit 1, and neither the running zone nor the stored configuration changes, not
+/// even the live cap that came with it.
+#[test]
+fn zonecfg_r_refuses_changes_it_cannot_apply_live() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("live-r");
+    h.install("r");
+    h.ok("zoneadm", &["-z", "r", "boot"]);
+    let inside = || h.ok("zlogin", &["r", "cat /proc/sys/kernel/shmmax; mount"]);
+    let before = inside();
+    let out = h.cmd(
+        "zonecfg",
+        &[
+            "-z",
+            "r",
+            "-r",
+            "set max-processes=77; add fs; set dir=/data; set special=tmpfs; set type=tmpfs; end; \
+             set max-shm-memory=1m; set hostid=80f0c086",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "zonecfg: zone 'r': cannot change in the running zone: fs, hostid, max-shm-memory (read at boot: commit without -r, then reboot the zone); the configuration was not committed\n"
+    );
+    assert_eq!(inside(), before, "the running zone changed");
+    let info = h.ok("zonecfg", &["-z", "r", "info"]);
+    assert!(
+        !info.contains("/data") && !info.contains("80f0c086") && !info.contains("77"),
+        "{info}"
+    );
+    // A live cap alone is applied and saved.
+    h.ok("zonecfg", &["-z", "r", "-r", "set max-processes=77"]);
+    assert!(h
+        .ok("zonecfg", &["-z", "r", "info max-processes"])
+        .contains("77"));
+}
