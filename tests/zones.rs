@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::require_root;
@@ -689,4 +689,60 @@ fn zonecfg_r_refuses_changes_it_cannot_apply_live() {
     assert!(h
         .ok("zonecfg", &["-z", "r", "info max-processes"])
         .contains("77"));
+}
+
+/// Every file under the alternate root whose path names `what`.
+fn files_naming(root: &Path, what: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![root.join("etc"), root.join("run")];
+    // Bounded: a test root holds a few hundred files at most.
+    for _ in 0..10_000 {
+        let Some(dir) = todo.pop() else { break };
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.to_string_lossy().contains(what) {
+                found.push(p.clone());
+            }
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                todo.push(p);
+            }
+        }
+    }
+    found
+}
+
+/// A deleted zone leaves nothing (configuration, lock file, metadata, run/zones/<zone>), and
+/// a name that was only typed (no such zone) leaves no lock file.
+#[test]
+fn nothing_of_a_zone_is_left_after_delete() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("leftovers");
+    h.fails("zonecfg", &["-z", "nosuch", "info"]);
+    h.fails("zoneadm", &["-z", "nosuch", "verify"]);
+    h.fails("zoneadm", &["-z", "nosuch", "boot"]);
+    h.fails("zoneadm", &["-z", "nosuch", "uninstall", "-F"]);
+    h.fails("zonecfg", &["-z", "nosuch", "delete", "-F"]);
+    h.fails("zlogin", &["nosuch", "true"]);
+    assert_eq!(files_naming(&h.root, "nosuch"), Vec::<PathBuf>::new());
+
+    h.install("gone");
+    let uuid = h.list().into_iter().find(|f| f[1] == "gone").unwrap()[4].clone();
+    let md = h.root.join("md.json");
+    std::fs::write(&md, r#"{"customer_metadata": {"role": "x"}}"#).unwrap();
+    h.ok(
+        "zoneadm",
+        &["-z", "gone", "update", "-f", md.to_str().unwrap()],
+    );
+    h.ok("zoneadm", &["-z", "gone", "boot"]);
+    assert!(
+        !files_naming(&h.root, &uuid).is_empty(),
+        "the metadata file"
+    );
+    h.ok("zoneadm", &["-z", "gone", "halt"]);
+    h.ok("zoneadm", &["-z", "gone", "uninstall", "-F"]);
+    h.ok("zonecfg", &["-z", "gone", "delete", "-F"]);
+    assert_eq!(files_naming(&h.root, "gone"), Vec::<PathBuf>::new());
+    assert_eq!(files_naming(&h.root, &uuid), Vec::<PathBuf>::new());
 }
