@@ -284,18 +284,25 @@ fn verify_warns_on_every_weakened_default() {
         w.contains("meets the zone store") && w.contains("the zone can see host files there"),
         "{w}"
     );
-    let w = verify("shared", "set ip-type=shared");
-    assert!(
-        w.contains("warning: ip-type=shared: the zone uses the host's network stack"),
-        "{w}"
+    // ip-type=shared, which boot refuses, fails verify with boot's reason.
+    h.ok(
+        "zonecfg",
+        &[
+            "-z",
+            "shared",
+            "create; set zonepath=/zones/shared; set ip-type=shared",
+        ],
+    );
+    assert_eq!(
+        h.fails("zoneadm", &["-z", "shared", "verify"]),
+        "zoneadm: zone 'shared': ip-type=shared is not supported (zones have exclusive IP stacks only); set ip-type=exclusive\n"
     );
     // Every warning on one line each: all of them together.
     let w = verify(
         "worst",
-        "set userns=false; set limitpriv=all; set ip-type=shared; \
-         add device; set match=/dev/kmsg; end",
+        "set userns=false; set limitpriv=all; add device; set match=/dev/kmsg; end",
     );
-    assert_eq!(w.lines().count(), 5, "{w}");
+    assert_eq!(w.lines().count(), 4, "{w}");
 }
 
 /// A privilege the kernel checks only in the host's user namespace (sys_time, syslog, ...)

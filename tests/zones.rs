@@ -466,6 +466,19 @@ fn move_detach_attach_and_mark() {
     h.ok("zoneadm", &["-z", "m", "detach"]);
     assert_eq!(h.state("m"), "configured");
     assert!(h.root.join("zones/moved/SUNWdetached.json").exists());
+    // Installing over it: illumos's advice (attach, or remove the directory), nothing
+    // touched.
+    let img = h.image.to_str().unwrap().to_string();
+    assert_eq!(
+        h.fails("zoneadm", &["-z", "m", "install", "-d", &img]),
+        format!(
+            "zoneadm: zone 'm': Cannot install detached zone. Use attach or remove {} directory.\n",
+            h.root.join("zones/moved").display()
+        )
+    );
+    assert_eq!(h.state("m"), "configured");
+    assert!(h.root.join("zones/moved/SUNWdetached.json").exists());
+    assert!(h.root.join("zones/moved/root/bin/busybox").exists());
     h.ok("zoneadm", &["-z", "m", "attach"]);
     assert_eq!(h.state("m"), "installed");
     h.ok("zoneadm", &["-z", "m", "mark", "incomplete"]);

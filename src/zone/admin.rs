@@ -32,6 +32,8 @@ pub enum AdminError {
     Engine(#[from] engine::EngineError),
     #[error(transparent)]
     Spec(#[from] zones::spec::SpecError),
+    #[error(transparent)]
+    Network(#[from] super::network::NetworkError),
     #[error("zone '{zone}': {msg}")]
     Zone { zone: String, msg: String },
 }
@@ -104,9 +106,10 @@ pub fn verify(store: &Store, name: &str) -> Result<Vec<String>> {
     let (zone, _lock, st) = open(store, name)?;
     state::check(name, st, Verb::Verify)?;
     zone.verify().map_err(|e| zerr(name, e))?;
+    super::network::check(&zone)?;
     zones::spec::check_host(&zone)?;
     zones::spec::check_kernel(&zone)?;
-    let host = check_zonepath(store, &zone, false)?;
+    let host = check_zonepath(store, &zone, None)?;
     let kind = match zones::storage::read_record(&host)? {
         Some(rec) => rec.kind,
         None => storage_kind(store, &zone, &host)?,
@@ -151,7 +154,9 @@ fn check_quota(zone: &Zone, kind: &zones::storage::Kind) -> Result<()> {
 }
 
 /// The zonepath must be set, not used by another zone, and (for a new install) empty.
-fn check_zonepath(store: &Store, zone: &Zone, must_be_empty: bool) -> Result<PathBuf> {
+/// `fresh`: the verb (install, clone, move) that makes the zone's files there, so the zonepath
+/// must be empty (or absent).
+fn check_zonepath(store: &Store, zone: &Zone, fresh: Option<&str>) -> Result<PathBuf> {
     let name = &zone.zonename;
     let zp = zone
         .zonepath
@@ -167,7 +172,16 @@ fn check_zonepath(store: &Store, zone: &Zone, must_be_empty: bool) -> Result<Pat
         ));
     }
     let host = engine::zonepath(store, zone)?;
-    if must_be_empty {
+    if let Some(verb) = fresh {
+        if host.join("SUNWdetached.json").exists() {
+            return Err(zerr(
+                name,
+                format!(
+                    "Cannot {verb} detached zone. Use attach or remove {} directory.",
+                    host.display()
+                ),
+            ));
+        }
         if let Ok(mut entries) = fs::read_dir(&host) {
             if entries.next().is_some() {
                 return Err(zerr(
@@ -192,7 +206,7 @@ pub fn install(store: &Store, name: &str, source: &Path) -> Result<()> {
     zone.verify().map_err(|e| zerr(name, e))?;
     check_source(name, source)?;
     zones::storage::source_kind(source)?;
-    let host = check_zonepath(store, &zone, true)?;
+    let host = check_zonepath(store, &zone, Some("install"))?;
     store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;
     crate::fault::point("install:after-incomplete");
     let made = (|| -> Result<()> {
@@ -284,7 +298,7 @@ pub fn install_image(store: &Store, name: &str, image: &str) -> Result<()> {
     zone.verify().map_err(|e| zerr(name, e))?;
     let images = zones::image::ImageStore::open(store.altroot());
     let m = images.get(image)?;
-    let host = check_zonepath(store, &zone, true)?;
+    let host = check_zonepath(store, &zone, Some("install"))?;
     let kind = storage_kind(store, &zone, &host)?;
     check_quota(&zone, &kind)?;
     store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;
@@ -484,7 +498,7 @@ pub fn clone(store: &Store, name: &str, source: &str) -> Result<()> {
     let (zone, lock, st) = open(store, name)?;
     let t = state::check(name, st, Verb::Clone)?;
     zone.verify().map_err(|e| zerr(name, e))?;
-    let host = check_zonepath(store, &zone, true)?;
+    let host = check_zonepath(store, &zone, Some("clone"))?;
     let src_host = engine::zonepath(store, &src_zone)?;
     store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;
     let made = (|| -> Result<()> {
@@ -541,7 +555,7 @@ pub fn move_zone(store: &Store, name: &str, new_path: &Path) -> Result<()> {
             )
         })?;
     let new_path = moved.zonepath.clone().unwrap_or_default();
-    let new_host = check_zonepath(store, &moved, true)?;
+    let new_host = check_zonepath(store, &moved, Some("move"))?;
     if let Some(parent) = new_host.parent() {
         fs::create_dir_all(parent).map_err(|e| zerr(name, format!("{}: {e}", parent.display())))?;
     }
