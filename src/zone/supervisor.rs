@@ -168,9 +168,21 @@ fn await_report(rd: OwnedFd, name: &str, paths: &ZonePaths) -> Result<(), String
             "ok" => return Ok(()),
             "" => return Err(died()),
             l if l.starts_with("pid ") => supervisor = l[4..].parse().ok(),
-            other => return Err(other.strip_prefix("error ").unwrap_or(other).to_string()),
+            other => {
+                return Err(unprefixed(
+                    name,
+                    other.strip_prefix("error ").unwrap_or(other),
+                ))
+            }
         }
     }
+}
+
+/// A zoneadmd report without the `zone 'NAME': ` its typed errors start with: the caller
+/// names the zone once (`zoneadm: zone 'a': ...`, never `zone 'a': zone 'a': ...`).
+fn unprefixed(name: &str, msg: &str) -> String {
+    let prefix = format!("zone '{name}': ");
+    msg.strip_prefix(&prefix).unwrap_or(msg).to_string()
 }
 
 /// Whether `pid` is a live (not zombie) process.
