@@ -759,3 +759,87 @@ fn nothing_of_a_zone_is_left_after_delete() {
     assert_eq!(files_naming(&h.root, "gone"), Vec::<PathBuf>::new());
     assert_eq!(files_naming(&h.root, &uuid), Vec::<PathBuf>::new());
 }
+
+/// The zone tools speak for themselves, once, the illumos way: a usage error is `PROG: what`
+/// and a usage line (no clap "tip:"), a zoneadmd failure names the zone once, the engine's
+/// warnings say `zoneadm:` (not `runz:`), and output cut short by its reader (`| head`)
+/// ends quietly.
+#[test]
+fn zone_tools_messages_are_their_own_and_said_once() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("messages");
+    let out = h.cmd("zoneadm", &["-z", "a", "biot"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "zoneadm: unrecognized subcommand 'biot'\nusage:\tzoneadm [OPTIONS] <COMMAND>\n"
+    );
+    assert_eq!(
+        h.fails("dladm", &["bogus"]),
+        "dladm: unrecognized subcommand 'bogus'\nusage:\tdladm [OPTIONS] <COMMAND>\n"
+    );
+    let e = h.fails("zoneadm", &["-z", "a", "boot", "--frc"]);
+    assert!(
+        e.starts_with("zoneadm: unexpected argument '--frc' found\nusage:\tzoneadm boot")
+            && !e.contains("tip:"),
+        "{e}"
+    );
+    for (prog, args) in [("imgadm", &["list"][..]), ("zoneadm", &["list", "-cv"][..])] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(bin(prog))
+            .arg("-R")
+            .arg(&h.root)
+            .args(args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(141), "{prog}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{prog}");
+    }
+    // imgadm names itself once.
+    h.ok("zonecfg", &["-z", "c", "create; set zonepath=/zones/c"]);
+    let tar = h.root.join("c.tar");
+    assert_eq!(
+        h.fails("imgadm", &["create", "c", "-o", tar.to_str().unwrap()]),
+        "imgadm: create: zone c is configured: an image is made from an installed, halted zone (zoneadm -z c halt)\n"
+    );
+    // zoneadmd's refusal, named once.
+    h.ok(
+        "zonecfg",
+        &[
+            "-z",
+            "zs",
+            "create; set zonepath=/zones/zs; set ip-type=shared",
+        ],
+    );
+    let img = h.image.to_str().unwrap().to_string();
+    h.ok("zoneadm", &["-z", "zs", "install", "-d", &img]);
+    assert_eq!(
+        h.fails("zoneadm", &["-z", "zs", "boot"]),
+        "zoneadm: zone 'zs': ip-type=shared is not supported (zones have exclusive IP stacks only); set ip-type=exclusive\n"
+    );
+    // The engine's warning after a zoneadmd killed under a running zone.
+    h.install("k");
+    h.ok("zoneadm", &["-z", "k", "boot"]);
+    let pid: i32 = std::fs::read_to_string(h.root.join("run/zones/k/zoneadmd.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: kill(2) of the zone's supervisor, a process this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    assert!(common::wait_until(|| unsafe { libc::kill(pid, 0) } != 0));
+    // boot cleans up after it first, with a note.
+    let out = h.cmd("zoneadm", &["-z", "k", "boot"]);
+    assert!(out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        e.contains("zoneadm: warning: zone 'k': cleaned up after a zoneadmd that died")
+            && !e.contains("runz:"),
+        "{e}"
+    );
+}
