@@ -673,6 +673,11 @@ fn zonecfg_r_refuses_changes_it_cannot_apply_live() {
     }
     let h = Host::new("live-r");
     h.install("r");
+    // Not running: that is the reason, whatever the change.
+    assert_eq!(
+        h.fails("zonecfg", &["-z", "r", "-r", "set hostid=80f0c086"]),
+        "zonecfg: zone 'r': the zone is installed: live changes need a ready or running zone; the configuration was not committed\n"
+    );
     h.ok("zoneadm", &["-z", "r", "boot"]);
     let inside = || h.ok("zlogin", &["r", "cat /proc/sys/kernel/shmmax; mount"]);
     let before = inside();

@@ -163,6 +163,7 @@ pub fn run(args: &[String]) -> i32 {
 /// a commit holding any other is refused whole, naming each, and nothing is applied.
 fn live_commit(store: &Store, zone: &zones::model::Zone) -> Result<(), String> {
     let name = &zone.zonename;
+    crate::zone::admin::check_live(store, name).map_err(|e| e.to_string())?;
     if let Some(old) = store.load(name).map_err(|e| e.to_string())? {
         let refused = zones::live::not_live(&old, zone);
         if !refused.is_empty() {

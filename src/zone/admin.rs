@@ -471,7 +471,13 @@ pub fn apply(store: &Store, name: &str) -> Result<()> {
 /// Apply `zone`'s caps to its ready or running instance (live re-capping, also behind
 /// `zonecfg -r`). A cap the kernel refuses leaves the caps in force unchanged.
 pub fn apply_live(store: &Store, zone: &Zone) -> Result<()> {
-    let name = &zone.zonename;
+    check_live(store, &zone.zonename)?;
+    engine::update_caps(&ZonePaths::new(store, &zone.zonename), zone)?;
+    Ok(())
+}
+
+/// The zone `name` is ready or running: live changes have something to change.
+pub fn check_live(store: &Store, name: &str) -> Result<()> {
     let recorded = store
         .state(name)?
         .ok_or_else(|| zones::store::StoreError::NoSuchZone(name.to_string()))?;
@@ -482,7 +488,6 @@ pub fn apply_live(store: &Store, zone: &Zone) -> Result<()> {
             format!("the zone is {st}: live changes need a ready or running zone"),
         ));
     }
-    engine::update_caps(&ZonePaths::new(store, name), zone)?;
     Ok(())
 }
 
