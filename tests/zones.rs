@@ -694,7 +694,7 @@ fn zonecfg_r_refuses_changes_it_cannot_apply_live() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "zonecfg: zone 'r': cannot change in the running zone: fs, hostid, max-shm-memory (read at boot: commit without -r, then reboot the zone); the configuration was not committed\n"
+        "zonecfg: zone 'r': cannot change in the running zone: fs dir=/data, hostid, max-shm-memory (read at boot: commit without -r, then reboot the zone); the configuration was not committed\n"
     );
     assert_eq!(inside(), before, "the running zone changed");
     let info = h.ok("zonecfg", &["-z", "r", "info"]);

@@ -29,6 +29,8 @@ pub fn not_live(old: &Zone, new: &Zone) -> Vec<String> {
     for (key, value) in &b {
         if key == "rctl" {
             out.extend(rctl_changes(old, new));
+        } else if let (Some(id), Some(before)) = (resource_key(key), a.get(key)) {
+            out.extend(resource_changes(key, id, before, value));
         } else if a.get(key) != Some(value) {
             out.push(match key.as_str() {
                 "capped-memory" => "capped-memory locked".to_string(),
@@ -37,6 +39,65 @@ pub fn not_live(old: &Zone, new: &Zone) -> Vec<String> {
         }
     }
     out.sort();
+    out
+}
+
+/// The property that tells apart the instances of a resource type held in a list.
+fn resource_key(kind: &str) -> Option<&'static str> {
+    match kind {
+        "fs" => Some("dir"),
+        "net" => Some("physical"),
+        "anet" => Some("linkname"),
+        "device" => Some("match"),
+        "attr" => Some("name"),
+        _ => None,
+    }
+}
+
+/// The instances of resource `kind` added, removed (`fs dir=/data`) or changed (`anet
+/// linkname=net0 maxbw`) between the JSON lists `a` and `b`.
+fn resource_changes(
+    kind: &str,
+    id: &str,
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+) -> Vec<String> {
+    let items =
+        |v: &serde_json::Value| -> Vec<(String, serde_json::Map<String, serde_json::Value>)> {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i.as_object().cloned())
+                .map(|o| {
+                    let name = o.get(id).and_then(|x| x.as_str()).unwrap_or("").to_string();
+                    (name, o)
+                })
+                .collect()
+        };
+    let (a, b) = (items(a), items(b));
+    let find = |list: &[(String, serde_json::Map<String, serde_json::Value>)], n: &str| {
+        list.iter().find(|(m, _)| m == n).map(|(_, o)| o.clone())
+    };
+    let mut out = Vec::new();
+    for (name, o) in &b {
+        match find(&a, name) {
+            None => out.push(format!("{kind} {id}={name}")),
+            Some(before) if &before != o => {
+                let props: Vec<&str> = o
+                    .iter()
+                    .filter(|(k, v)| before.get(*k) != Some(*v))
+                    .map(|(k, _)| k.as_str())
+                    .collect();
+                out.push(format!("{kind} {id}={name} {}", props.join(" ")));
+            }
+            Some(_) => {}
+        }
+    }
+    for (name, _) in &a {
+        if find(&b, name).is_none() {
+            out.push(format!("{kind} {id}={name}"));
+        }
+    }
     out
 }
 
@@ -128,14 +189,20 @@ mod tests {
             locked: crate::model::Size::parse("locked", "1m").ok(),
             ..Default::default()
         });
-        new.fs.push(crate::model::Fs::default());
-        new.anet.push(crate::model::Anet::default());
+        new.fs.push(crate::model::Fs {
+            dir: Some("/data".into()),
+            ..Default::default()
+        });
+        new.anet.push(crate::model::Anet {
+            linkname: Some("net0".into()),
+            ..Default::default()
+        });
         assert_eq!(
             not_live(&old, &new),
             [
-                "anet",
+                "anet linkname=net0",
                 "capped-memory locked",
-                "fs",
+                "fs dir=/data",
                 "hostid",
                 "max-sem-ids",
                 "max-shm-memory"
@@ -143,5 +210,9 @@ mod tests {
         );
         // Taking one away is a change too.
         assert_eq!(not_live(&new, &old).len(), 6);
+        // A property of an instance: named with the instance.
+        let mut capped = new.clone();
+        capped.anet[0].maxbw = crate::model::Bandwidth::parse("maxbw", "10M").ok();
+        assert_eq!(not_live(&new, &capped), ["anet linkname=net0 maxbw"]);
     }
 }
