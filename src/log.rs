@@ -22,6 +22,19 @@ struct Config {
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
 
+static PROGRAM: OnceLock<&'static str> = OnceLock::new();
+
+/// The name diagnostics on stderr start with: `runz` unless a zone tool set its own, once,
+/// at start-up (`zoneadm: warning: ...`, never `runz:` in zoneadm's messages).
+pub fn set_program(name: &'static str) {
+    let _ = PROGRAM.set(name);
+}
+
+/// See [`set_program`].
+pub fn program() -> &'static str {
+    PROGRAM.get().copied().unwrap_or("runz")
+}
+
 /// Set the destination once, at start-up. Later calls are ignored.
 pub fn init(file: Option<PathBuf>, format: Format, debug: bool) {
     let _ = CONFIG.set(Config {
@@ -81,7 +94,7 @@ fn emit(level: &str, msg: &str) {
     }
     match cfg.format {
         Format::Json => eprintln!("{}", render(Format::Json, level, msg, &time)),
-        Format::Text => eprintln!("runz: {level}: {msg}"),
+        Format::Text => eprintln!("{}: {level}: {msg}", program()),
     }
 }
 

@@ -284,16 +284,72 @@ fn verify_warns_on_every_weakened_default() {
         w.contains("meets the zone store") && w.contains("the zone can see host files there"),
         "{w}"
     );
-    let w = verify("shared", "set ip-type=shared");
-    assert!(
-        w.contains("warning: ip-type=shared: the zone uses the host's network stack"),
-        "{w}"
+    // ip-type=shared, which boot refuses, fails verify with boot's reason.
+    h.ok(
+        "zonecfg",
+        &[
+            "-z",
+            "shared",
+            "create; set zonepath=/zones/shared; set ip-type=shared",
+        ],
+    );
+    assert_eq!(
+        h.fails("zoneadm", &["-z", "shared", "verify"]),
+        "zoneadm: zone 'shared': ip-type=shared is not supported (zones have exclusive IP stacks only); set ip-type=exclusive\n"
     );
     // Every warning on one line each: all of them together.
     let w = verify(
         "worst",
-        "set userns=false; set limitpriv=all; set ip-type=shared; \
-         add device; set match=/dev/kmsg; end",
+        "set userns=false; set limitpriv=all; add device; set match=/dev/kmsg; end",
     );
-    assert_eq!(w.lines().count(), 5, "{w}");
+    assert_eq!(w.lines().count(), 4, "{w}");
+}
+
+/// A privilege the kernel checks only in the host's user namespace (sys_time, syslog, ...)
+/// grants nothing to a zone with its own: zonecfg refuses it with the way out, and a stored
+/// configuration that names one (written before the check) is refused by verify and boot,
+/// which leave the zone installed. With userns=false it is what it says.
+#[test]
+fn limitpriv_naming_a_host_only_privilege_is_refused_with_a_user_namespace() {
+    if !require_root() {
+        return;
+    }
+    let h = ZoneHost::new("userns", "hostpriv", true);
+    h.ok("zonecfg", &["-z", "t", "create; set zonepath=/zones/t"]);
+    let img = h.image.to_str().unwrap().to_string();
+    h.ok("zoneadm", &["-z", "t", "install", "-d", &img]);
+    let e = h.fails("zonecfg", &["-z", "t", "set limitpriv=default,sys_time"]);
+    assert!(
+        e.contains("limitpriv \"default,sys_time\": privilege \"sys_time\" has no effect in a zone with a user namespace (the kernel checks CAP_SYS_TIME only in the host's); set userns=false or remove it from limitpriv"),
+        "{e}"
+    );
+    assert_eq!(
+        h.ok("zonecfg", &["-z", "t", "info limitpriv"]).trim(),
+        "limitpriv:"
+    );
+    // A stored configuration from before the check.
+    let file = h.root.join("etc/zones/t.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    doc["limitpriv"] = "default,syslog".into();
+    std::fs::write(&file, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    for verb in ["verify", "boot"] {
+        let e = h.fails("zoneadm", &["-z", "t", verb]);
+        assert!(
+            e.starts_with("zoneadm: zone 't': limitpriv \"default,syslog\": privilege \"syslog\" has no effect"),
+            "{verb}: {e}"
+        );
+    }
+    assert_eq!(h.state("t"), "installed");
+    // all names no privilege (verify warns); userns=false makes sys_time a real setting.
+    h.ok("zonecfg", &["-z", "t", "set limitpriv=all"]);
+    h.ok(
+        "zonecfg",
+        &[
+            "-z",
+            "t",
+            "set userns=false; set limitpriv=default,sys_time",
+        ],
+    );
+    h.ok("zoneadm", &["-z", "t", "verify"]);
 }

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::require_root;
@@ -386,7 +386,11 @@ fn zlogin_runs_with_the_zones_bounding_set_seccomp_and_cgroup() {
     }
     let h = Host::new("zlogin-priv");
     h.install("p");
-    h.ok("zonecfg", &["-z", "p", "set limitpriv=default,sys_time"]);
+    // sys_resource: one a user-namespaced zone can use (sys_time could not: refused).
+    h.ok(
+        "zonecfg",
+        &["-z", "p", "set limitpriv=default,sys_resource"],
+    );
     h.ok("zoneadm", &["-z", "p", "boot"]);
     let out = h.ok("zlogin", &["p", "cat /proc/self/status /proc/self/cgroup"]);
     let field = |name: &str| {
@@ -412,7 +416,11 @@ fn zlogin_runs_with_the_zones_bounding_set_seccomp_and_cgroup() {
         0,
         "CAP_SYS_BOOT lets the zone reboot itself"
     );
-    assert_ne!(bnd & (1 << 25), 0, "limitpriv sys_time gives CAP_SYS_TIME");
+    assert_ne!(
+        bnd & (1 << 24),
+        0,
+        "limitpriv sys_resource gives CAP_SYS_RESOURCE"
+    );
     assert_eq!(field("Seccomp"), "2", "the zone's seccomp filter applies");
     assert_eq!(
         field("NoNewPrivs"),
@@ -458,6 +466,19 @@ fn move_detach_attach_and_mark() {
     h.ok("zoneadm", &["-z", "m", "detach"]);
     assert_eq!(h.state("m"), "configured");
     assert!(h.root.join("zones/moved/SUNWdetached.json").exists());
+    // Installing over it: illumos's advice (attach, or remove the directory), nothing
+    // touched.
+    let img = h.image.to_str().unwrap().to_string();
+    assert_eq!(
+        h.fails("zoneadm", &["-z", "m", "install", "-d", &img]),
+        format!(
+            "zoneadm: zone 'm': Cannot install detached zone. Use attach or remove {} directory.\n",
+            h.root.join("zones/moved").display()
+        )
+    );
+    assert_eq!(h.state("m"), "configured");
+    assert!(h.root.join("zones/moved/SUNWdetached.json").exists());
+    assert!(h.root.join("zones/moved/root/bin/busybox").exists());
     h.ok("zoneadm", &["-z", "m", "attach"]);
     assert_eq!(h.state("m"), "installed");
     h.ok("zoneadm", &["-z", "m", "mark", "incomplete"]);
@@ -680,4 +701,190 @@ fn a_boot_whose_init_dies_fails_with_the_reason_and_leaves_the_zone_installed() 
     let e = h.fails("zoneadm", &["-z", "d", "boot"]);
     assert!(e.contains("/sbin/init"), "{e}");
     assert_eq!(h.state("d"), "installed");
+
+/// `zonecfg -r` takes only what a running zone can take live (its caps): a commit with a
+/// change read at boot (a file system, the IPC rctls, hostid) is refused whole, each change
+/// named, exit 1, and neither the running zone nor the stored configuration changes, not
+/// even the live cap that came with it.
+#[test]
+fn zonecfg_r_refuses_changes_it_cannot_apply_live() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("live-r");
+    h.install("r");
+    // Not running: that is the reason, whatever the change.
+    assert_eq!(
+        h.fails("zonecfg", &["-z", "r", "-r", "set hostid=80f0c086"]),
+        "zonecfg: zone 'r': the zone is installed: live changes need a ready or running zone; the configuration was not committed\n"
+    );
+    h.ok("zoneadm", &["-z", "r", "boot"]);
+    let inside = || h.ok("zlogin", &["r", "cat /proc/sys/kernel/shmmax; mount"]);
+    let before = inside();
+    let out = h.cmd(
+        "zonecfg",
+        &[
+            "-z",
+            "r",
+            "-r",
+            "set max-processes=77; add fs; set dir=/data; set special=tmpfs; set type=tmpfs; end; \
+             set max-shm-memory=1m; set hostid=80f0c086",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "zonecfg: zone 'r': cannot change in the running zone: fs dir=/data, hostid, max-shm-memory (read at boot: commit without -r, then reboot the zone); the configuration was not committed\n"
+    );
+    assert_eq!(inside(), before, "the running zone changed");
+    let info = h.ok("zonecfg", &["-z", "r", "info"]);
+    assert!(
+        !info.contains("/data") && !info.contains("80f0c086") && !info.contains("77"),
+        "{info}"
+    );
+    // A live cap alone is applied and saved.
+    h.ok("zonecfg", &["-z", "r", "-r", "set max-processes=77"]);
+    assert!(h
+        .ok("zonecfg", &["-z", "r", "info max-processes"])
+        .contains("77"));
+}
+
+/// Every file under the alternate root whose path names `what`.
+fn files_naming(root: &Path, what: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![root.join("etc"), root.join("run")];
+    // Bounded: a test root holds a few hundred files at most.
+    for _ in 0..10_000 {
+        let Some(dir) = todo.pop() else { break };
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.to_string_lossy().contains(what) {
+                found.push(p.clone());
+            }
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                todo.push(p);
+            }
+        }
+    }
+    found
+}
+
+/// A deleted zone leaves nothing (configuration, lock file, metadata, run/zones/<zone>), and
+/// a name that was only typed (no such zone) leaves no lock file.
+#[test]
+fn nothing_of_a_zone_is_left_after_delete() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("leftovers");
+    h.fails("zonecfg", &["-z", "nosuch", "info"]);
+    h.fails("zoneadm", &["-z", "nosuch", "verify"]);
+    h.fails("zoneadm", &["-z", "nosuch", "boot"]);
+    h.fails("zoneadm", &["-z", "nosuch", "uninstall", "-F"]);
+    h.fails("zonecfg", &["-z", "nosuch", "delete", "-F"]);
+    h.fails("zlogin", &["nosuch", "true"]);
+    assert_eq!(files_naming(&h.root, "nosuch"), Vec::<PathBuf>::new());
+
+    h.install("gone");
+    let uuid = h.list().into_iter().find(|f| f[1] == "gone").unwrap()[4].clone();
+    let md = h.root.join("md.json");
+    std::fs::write(&md, r#"{"customer_metadata": {"role": "x"}}"#).unwrap();
+    h.ok(
+        "zoneadm",
+        &["-z", "gone", "update", "-f", md.to_str().unwrap()],
+    );
+    h.ok("zoneadm", &["-z", "gone", "boot"]);
+    assert!(
+        !files_naming(&h.root, &uuid).is_empty(),
+        "the metadata file"
+    );
+    h.ok("zoneadm", &["-z", "gone", "halt"]);
+    h.ok("zoneadm", &["-z", "gone", "uninstall", "-F"]);
+    h.ok("zonecfg", &["-z", "gone", "delete", "-F"]);
+    assert_eq!(files_naming(&h.root, "gone"), Vec::<PathBuf>::new());
+    assert_eq!(files_naming(&h.root, &uuid), Vec::<PathBuf>::new());
+}
+
+/// The zone tools speak for themselves, once, the illumos way: a usage error is `PROG: what`
+/// and a usage line (no clap "tip:"), a zoneadmd failure names the zone once, the engine's
+/// warnings say `zoneadm:` (not `runz:`), and output cut short by its reader (`| head`)
+/// ends quietly.
+#[test]
+fn zone_tools_messages_are_their_own_and_said_once() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("messages");
+    let out = h.cmd("zoneadm", &["-z", "a", "biot"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "zoneadm: unrecognized subcommand 'biot'\nusage:\tzoneadm [OPTIONS] <COMMAND>\n"
+    );
+    assert_eq!(
+        h.fails("dladm", &["bogus"]),
+        "dladm: unrecognized subcommand 'bogus'\nusage:\tdladm [OPTIONS] <COMMAND>\n"
+    );
+    let e = h.fails("zoneadm", &["-z", "a", "boot", "--frc"]);
+    assert!(
+        e.starts_with("zoneadm: unexpected argument '--frc' found\nusage:\tzoneadm boot")
+            && !e.contains("tip:"),
+        "{e}"
+    );
+    for (prog, args) in [("imgadm", &["list"][..]), ("zoneadm", &["list", "-cv"][..])] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(bin(prog))
+            .arg("-R")
+            .arg(&h.root)
+            .args(args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(141), "{prog}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{prog}");
+    }
+    // imgadm names itself once.
+    h.ok("zonecfg", &["-z", "c", "create; set zonepath=/zones/c"]);
+    let tar = h.root.join("c.tar");
+    assert_eq!(
+        h.fails("imgadm", &["create", "c", "-o", tar.to_str().unwrap()]),
+        "imgadm: create: zone c is configured: an image is made from an installed, halted zone (zoneadm -z c halt)\n"
+    );
+    // zoneadmd's refusal, named once.
+    h.ok(
+        "zonecfg",
+        &[
+            "-z",
+            "zs",
+            "create; set zonepath=/zones/zs; set ip-type=shared",
+        ],
+    );
+    let img = h.image.to_str().unwrap().to_string();
+    h.ok("zoneadm", &["-z", "zs", "install", "-d", &img]);
+    assert_eq!(
+        h.fails("zoneadm", &["-z", "zs", "boot"]),
+        "zoneadm: zone 'zs': ip-type=shared is not supported (zones have exclusive IP stacks only); set ip-type=exclusive\n"
+    );
+    // The engine's warning after a zoneadmd killed under a running zone.
+    h.install("k");
+    h.ok("zoneadm", &["-z", "k", "boot"]);
+    let pid: i32 = std::fs::read_to_string(h.root.join("run/zones/k/zoneadmd.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: kill(2) of the zone's supervisor, a process this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    assert!(common::wait_until(|| unsafe { libc::kill(pid, 0) } != 0));
+    // boot cleans up after it first, with a note.
+    let out = h.cmd("zoneadm", &["-z", "k", "boot"]);
+    assert!(out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        e.contains("zoneadm: warning: zone 'k': cleaned up after a zoneadmd that died")
+            && !e.contains("runz:"),
+        "{e}"
+    );
 }

@@ -446,14 +446,7 @@ pub fn command() -> clap::Command {
 
 /// Run dladm with the process's arguments; returns the exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
-    match run(cli) {
-        Ok(()) => 0,
-        Err(msg) => {
-            eprintln!("dladm: {msg}");
-            1
-        }
-    }
+    super::run_main("dladm", |cli: Cli| run(cli).map_err(anyhow::Error::msg))
 }
 
 #[cfg(test)]

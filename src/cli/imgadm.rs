@@ -117,18 +117,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             };
             let m = if source.starts_with("docker://") {
                 if rootfs {
-                    bail!(
-                        "imgadm import: --rootfs is for files, not registry references ({source})"
-                    );
+                    bail!("import: --rootfs is for files, not registry references ({source})");
                 }
                 let creds = creds.or_else(|| std::env::var("IMGADM_CREDS").ok());
                 if creds.as_deref().is_some_and(|c| !c.contains(':')) {
-                    bail!("imgadm import: --creds: expected USER:PASSWORD");
+                    bail!("import: --creds: expected USER:PASSWORD");
                 }
                 images.pull(&source, &opts, &PullOptions { insecure, creds })?
             } else {
                 if insecure || creds.is_some() {
-                    bail!("imgadm import: --insecure and --creds are for docker:// references, not '{source}'");
+                    bail!("import: --insecure and --creds are for docker:// references, not '{source}'");
                 }
                 images.import(Path::new(&source), &opts)?
             };
@@ -201,7 +199,7 @@ fn create(
     name: Option<&str>,
 ) -> anyhow::Result<()> {
     let _lock = zones.try_lock(zone)?.ok_or_else(|| {
-        anyhow!("imgadm create: zone {zone} is busy (another command holds it); try again")
+        anyhow!("create: zone {zone} is busy (another command holds it); try again")
     })?;
     let cfg = zones
         .load(zone)?
@@ -211,14 +209,14 @@ fn create(
         .ok_or_else(|| zones::store::StoreError::NoSuchZone(zone.to_string()))?;
     if state != ZoneState::Installed {
         bail!(
-            "imgadm create: zone {zone} is {}: an image is made from an installed, halted zone (zoneadm -z {zone} halt)",
+            "create: zone {zone} is {}: an image is made from an installed, halted zone (zoneadm -z {zone} halt)",
             state.as_str()
         );
     }
     let zp = cfg
         .zonepath
         .as_deref()
-        .ok_or_else(|| anyhow!("imgadm create: zone {zone} has no zonepath"))?;
+        .ok_or_else(|| anyhow!("create: zone {zone} has no zonepath"))?;
     let host = zones::spec::bundle_dir(zones.altroot(), zp);
     let record = zones::storage::read_record(&host)?;
     let config = record
@@ -236,7 +234,7 @@ fn create(
     zones::storage::activate(&host)?;
     let made = build::write_oci_archive(&host.join("root"), output, name.unwrap_or(zone), &config);
     let undone = zones::storage::deactivate(&host);
-    made.with_context(|| format!("imgadm create: zone {zone}"))?;
+    made.with_context(|| format!("create: zone {zone}"))?;
     undone?;
     Ok(())
 }

@@ -6,7 +6,8 @@
 //! zonecfg [-R altroot] -z zone -f file            command file ("-" is stdin)
 //! zonecfg [-R altroot] -z zone -r ...              live: commit applies the caps to the
 //!                                                  running zone first (a refusal commits
-//!                                                  nothing), then saves them
+//!                                                  nothing), then saves them; any other
+//!                                                  change refuses the commit, named
 //! zonecfg [-R altroot] -z zone export -j           the configuration as JSON
 //! zonecfg [-R altroot] -z zone import -j file      replace it with a JSON document ("-": stdin)
 //! zonecfg help
@@ -141,9 +142,7 @@ pub fn run(args: &[String]) -> i32 {
     };
     if opts.live {
         let store = &store;
-        session.set_before_commit(Box::new(move |zone| {
-            crate::zone::admin::apply_live(store, zone).map_err(|e| e.to_string())
-        }));
+        session.set_before_commit(Box::new(move |zone| live_commit(store, zone)));
     }
     if let Some(code) = json_command(&mut session, &name, &opts.command) {
         return code;
@@ -158,6 +157,23 @@ pub fn run(args: &[String]) -> i32 {
         return interactive(&mut session, &name);
     }
     run_file(&mut session, "-")
+}
+
+/// `zonecfg -r`'s commit: every change must be one the running zone takes live (its caps);
+/// a commit holding any other is refused whole, naming each, and nothing is applied.
+fn live_commit(store: &Store, zone: &zones::model::Zone) -> Result<(), String> {
+    let name = &zone.zonename;
+    crate::zone::admin::check_live(store, name).map_err(|e| e.to_string())?;
+    if let Some(old) = store.load(name).map_err(|e| e.to_string())? {
+        let refused = zones::live::not_live(&old, zone);
+        if !refused.is_empty() {
+            return Err(format!(
+                "zone '{name}': cannot change in the running zone: {} (read at boot: commit without -r, then reboot the zone)",
+                refused.join(", ")
+            ));
+        }
+    }
+    crate::zone::admin::apply_live(store, zone).map_err(|e| e.to_string())
 }
 
 fn zone_name(store: &Store, opts: &Opts) -> Result<String, LangError> {

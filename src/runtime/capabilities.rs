@@ -196,7 +196,10 @@ fn resolve(set: Option<&Capabilities>, last: u8, warned: &mut BTreeSet<String>) 
 
 fn warn_once(warned: &mut BTreeSet<String>, name: &str, what: &str) {
     if warned.insert(name.to_string()) {
-        eprintln!("runz: warning: capability {name} {what}");
+        eprintln!(
+            "{}: warning: capability {name} {what}",
+            crate::log::program()
+        );
     }
 }
 

@@ -311,7 +311,7 @@ fn init(ctx: &InitContext) -> Result<(), String> {
         Ok(()) => unreachable!("after_start returns only on error"),
         Err(e) => e,
     };
-    eprintln!("runz: {err}");
+    eprintln!("{}: {err}", crate::log::program());
     // SAFETY: see child_main; 127 is the shell's "command could not be run".
     unsafe { libc::_exit(127) }
 }

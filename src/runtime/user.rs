@@ -55,7 +55,8 @@ fn set_groups(gids: &[u32]) -> Result<(), UserError> {
     if setgroups_denied() {
         if !gids.is_empty() {
             eprintln!(
-                "runz: warning: additionalGids {gids:?} not set: /proc/self/setgroups is \"deny\""
+                "{}: warning: additionalGids {gids:?} not set: /proc/self/setgroups is \"deny\"",
+                crate::log::program()
             );
         }
         return Ok(());

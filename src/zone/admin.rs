@@ -32,6 +32,8 @@ pub enum AdminError {
     Engine(#[from] engine::EngineError),
     #[error(transparent)]
     Spec(#[from] zones::spec::SpecError),
+    #[error(transparent)]
+    Network(#[from] super::network::NetworkError),
     #[error("zone '{zone}': {msg}")]
     Zone { zone: String, msg: String },
 }
@@ -104,10 +106,10 @@ pub fn verify(store: &Store, name: &str) -> Result<Vec<String>> {
     let (zone, _lock, st) = open(store, name)?;
     state::check(name, st, Verb::Verify)?;
     zone.verify().map_err(|e| zerr(name, e))?;
-    zones::privileges::capabilities(zone.limitpriv.as_deref()).map_err(|e| zerr(name, e))?;
+    super::network::check(&zone)?;
     zones::spec::check_host(&zone)?;
     zones::spec::check_kernel(&zone)?;
-    let host = check_zonepath(store, &zone, false)?;
+    let host = check_zonepath(store, &zone, None)?;
     let kind = match zones::storage::read_record(&host)? {
         Some(rec) => rec.kind,
         None => storage_kind(store, &zone, &host)?,
@@ -152,7 +154,9 @@ fn check_quota(zone: &Zone, kind: &zones::storage::Kind) -> Result<()> {
 }
 
 /// The zonepath must be set, not used by another zone, and (for a new install) empty.
-fn check_zonepath(store: &Store, zone: &Zone, must_be_empty: bool) -> Result<PathBuf> {
+/// `fresh`: the verb (install, clone, move) that makes the zone's files there, so the zonepath
+/// must be empty (or absent).
+fn check_zonepath(store: &Store, zone: &Zone, fresh: Option<&str>) -> Result<PathBuf> {
     let name = &zone.zonename;
     let zp = zone
         .zonepath
@@ -168,7 +172,16 @@ fn check_zonepath(store: &Store, zone: &Zone, must_be_empty: bool) -> Result<Pat
         ));
     }
     let host = engine::zonepath(store, zone)?;
-    if must_be_empty {
+    if let Some(verb) = fresh {
+        if host.join("SUNWdetached.json").exists() {
+            return Err(zerr(
+                name,
+                format!(
+                    "Cannot {verb} detached zone. Use attach or remove {} directory.",
+                    host.display()
+                ),
+            ));
+        }
         if let Ok(mut entries) = fs::read_dir(&host) {
             if entries.next().is_some() {
                 return Err(zerr(
@@ -193,7 +206,7 @@ pub fn install(store: &Store, name: &str, source: &Path) -> Result<()> {
     zone.verify().map_err(|e| zerr(name, e))?;
     check_source(name, source)?;
     zones::storage::source_kind(source)?;
-    let host = check_zonepath(store, &zone, true)?;
+    let host = check_zonepath(store, &zone, Some("install"))?;
     store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;
     crate::fault::point("install:after-incomplete");
     let made = (|| -> Result<()> {
@@ -286,7 +299,7 @@ pub fn install_image(store: &Store, name: &str, image: &str) -> Result<()> {
     zone.verify().map_err(|e| zerr(name, e))?;
     let images = zones::image::ImageStore::open(store.altroot());
     let m = images.get(image)?;
-    let host = check_zonepath(store, &zone, true)?;
+    let host = check_zonepath(store, &zone, Some("install"))?;
     let kind = storage_kind(store, &zone, &host)?;
     check_quota(&zone, &kind)?;
     store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;
@@ -363,6 +376,8 @@ pub fn boot(store: &Store, name: &str, args: Option<Vec<String>>) -> Result<()> 
     let (zone, lock, st) = open(store, name)?;
     let st = settled_state(store, name, &lock, st);
     state::check(name, st, Verb::Boot)?;
+    // A configuration that verify refuses (one made before a check was added) stops here.
+    zone.verify().map_err(|e| zerr(name, e))?;
     // A cap this kernel cannot apply stops the boot here, with the reason, not in zoneadmd.
     zones::spec::check_kernel(&zone)?;
     if zone.brand == Brand::Linux
@@ -457,7 +472,13 @@ pub fn apply(store: &Store, name: &str) -> Result<()> {
 /// Apply `zone`'s caps to its ready or running instance (live re-capping, also behind
 /// `zonecfg -r`). A cap the kernel refuses leaves the caps in force unchanged.
 pub fn apply_live(store: &Store, zone: &Zone) -> Result<()> {
-    let name = &zone.zonename;
+    check_live(store, &zone.zonename)?;
+    engine::update_caps(&ZonePaths::new(store, &zone.zonename), zone)?;
+    Ok(())
+}
+
+/// The zone `name` is ready or running: live changes have something to change.
+pub fn check_live(store: &Store, name: &str) -> Result<()> {
     let recorded = store
         .state(name)?
         .ok_or_else(|| zones::store::StoreError::NoSuchZone(name.to_string()))?;
@@ -468,7 +489,6 @@ pub fn apply_live(store: &Store, zone: &Zone) -> Result<()> {
             format!("the zone is {st}: live changes need a ready or running zone"),
         ));
     }
-    engine::update_caps(&ZonePaths::new(store, name), zone)?;
     Ok(())
 }
 
@@ -484,7 +504,7 @@ pub fn clone(store: &Store, name: &str, source: &str) -> Result<()> {
     let (zone, lock, st) = open(store, name)?;
     let t = state::check(name, st, Verb::Clone)?;
     zone.verify().map_err(|e| zerr(name, e))?;
-    let host = check_zonepath(store, &zone, true)?;
+    let host = check_zonepath(store, &zone, Some("clone"))?;
     let src_host = engine::zonepath(store, &src_zone)?;
     store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;
     let made = (|| -> Result<()> {
@@ -541,7 +561,7 @@ pub fn move_zone(store: &Store, name: &str, new_path: &Path) -> Result<()> {
             )
         })?;
     let new_path = moved.zonepath.clone().unwrap_or_default();
-    let new_host = check_zonepath(store, &moved, true)?;
+    let new_host = check_zonepath(store, &moved, Some("move"))?;
     if let Some(parent) = new_host.parent() {
         fs::create_dir_all(parent).map_err(|e| zerr(name, format!("{}: {e}", parent.display())))?;
     }

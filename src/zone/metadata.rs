@@ -98,10 +98,7 @@ pub fn store_file(store: &Store, name: &str) -> Result<PathBuf, MetadataError> {
     let entry = store
         .entry(name)?
         .ok_or_else(|| zones::store::StoreError::NoSuchZone(name.to_string()))?;
-    Ok(store
-        .config_dir()
-        .join("metadata")
-        .join(format!("{}.json", entry.uuid)))
+    Ok(store.metadata_file(&entry.uuid))
 }
 
 /// The metadata of zone `name` (empty when it has none).

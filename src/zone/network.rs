@@ -328,6 +328,14 @@ fn plan_nets(zone: &Zone) -> Result<Vec<NetPlan>> {
     Ok(nets)
 }
 
+/// What boot refuses in the zone's network configuration (ip-type=shared, bad anet and net
+/// resources), without touching the host: `zoneadm verify` runs it.
+pub fn check(zone: &Zone) -> Result<()> {
+    plan(zone)?;
+    plan_nets(zone)?;
+    Ok(())
+}
+
 /// Check the zone's network configuration and plan its links.
 fn plan(zone: &Zone) -> Result<Vec<Plan>> {
     let name = &zone.zonename;

@@ -99,7 +99,17 @@ impl ZoneRoot {
     /// The directory `path` of the zone as a path with no symlinks left in it (the zone's
     /// view, `/`-rooted), or None when it is not a directory inside the root.
     pub fn resolve_dir(&self, path: &str) -> Option<String> {
-        let fd = self.open_in(path, libc::O_PATH | libc::O_DIRECTORY).ok()?;
+        self.resolve_with(path, libc::O_PATH | libc::O_DIRECTORY)
+    }
+
+    /// `path` of the zone (any kind of file) with every symlink followed inside the root, as
+    /// the zone sees it: `/sbin/init` → `/bin/busybox`. None when it does not resolve there.
+    pub fn resolve(&self, path: &str) -> Option<String> {
+        self.resolve_with(path, libc::O_PATH)
+    }
+
+    fn resolve_with(&self, path: &str, flags: i32) -> Option<String> {
+        let fd = self.open_in(path, flags).ok()?;
         let real = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
         let root = std::fs::read_link(format!("/proc/self/fd/{}", self.fd.as_raw_fd())).ok()?;
         let rel = real.strip_prefix(&root).ok()?;
@@ -173,5 +183,28 @@ mod tests {
         assert_eq!(r.resolve_dir("/home/out"), None);
         assert_eq!(r.resolve_dir("/home/magic"), None);
         assert_eq!(r.resolve_dir("/").as_deref(), Some("/"));
+    }
+
+    #[test]
+    fn files_resolve_through_symlink_chains_inside_the_root() {
+        let d = dir("init");
+        let root = d.0.join("root");
+        std::fs::create_dir_all(root.join("usr/lib/systemd")).unwrap();
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::fs::write(root.join("usr/lib/systemd/systemd"), "").unwrap();
+        std::fs::write(root.join("bin/busybox"), "").unwrap();
+        std::os::unix::fs::symlink("usr/lib", root.join("lib")).unwrap();
+        std::os::unix::fs::symlink("/lib/systemd/systemd", root.join("etc/init")).unwrap();
+        std::os::unix::fs::symlink("../bin/busybox", root.join("etc/bb")).unwrap();
+        // A host directory with an init of its own: never what the zone's path means.
+        std::fs::write(d.0.join("outside/init"), "").unwrap();
+        std::os::unix::fs::symlink(d.0.join("outside"), root.join("sbin")).unwrap();
+        let r = ZoneRoot::open(&root).unwrap();
+        assert_eq!(
+            r.resolve("/etc/init").as_deref(),
+            Some("/usr/lib/systemd/systemd")
+        );
+        assert_eq!(r.resolve("/etc/bb").as_deref(), Some("/bin/busybox"));
+        assert_eq!(r.resolve("/sbin/init"), None);
     }
 }

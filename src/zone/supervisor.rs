@@ -173,9 +173,21 @@ fn await_report(rd: OwnedFd, name: &str, paths: &ZonePaths) -> Result<(), String
             "ok" => return Ok(()),
             "" => return Err(died()),
             l if l.starts_with("pid ") => supervisor = l[4..].parse().ok(),
-            other => return Err(other.strip_prefix("error ").unwrap_or(other).to_string()),
+            other => {
+                return Err(unprefixed(
+                    name,
+                    other.strip_prefix("error ").unwrap_or(other),
+                ))
+            }
         }
     }
+}
+
+/// A zoneadmd report without the `zone 'NAME': ` its typed errors start with: the caller
+/// names the zone once (`zoneadm: zone 'a': ...`, never `zone 'a': zone 'a': ...`).
+fn unprefixed(name: &str, msg: &str) -> String {
+    let prefix = format!("zone '{name}': ");
+    msg.strip_prefix(&prefix).unwrap_or(msg).to_string()
 }
 
 /// Whether `pid` is a live (not zombie) process.
@@ -745,12 +757,11 @@ impl Supervisor {
         let root = zone
             .as_ref()
             .and_then(|z| engine::zone_root(&self.store, z).ok());
+        // The zone's /sbin/init resolved inside its root: the zone shapes those links, and a
+        // host lookup would follow them into the host's filesystem.
         let init = root
-            .map(|r| {
-                fs::read_link(r.join("sbin/init"))
-                    .map(|t| t.display().to_string())
-                    .unwrap_or_default()
-            })
+            .and_then(|r| super::rootfile::ZoneRoot::open(&r).ok())
+            .and_then(|r| r.resolve("/sbin/init"))
             .unwrap_or_default();
         if init.contains("busybox") {
             // busybox init: SIGTERM reboots, SIGUSR2 powers off.

@@ -522,9 +522,17 @@ fn moves_out(h: &ZoneHost, b: &mut Battery) {
     }
 }
 
-/// limitpriv with a prohibited or unknown privilege: zonecfg and zoneadm verify refuse.
+/// limitpriv with a prohibited or unknown privilege, or (the zone having its user namespace)
+/// one the kernel checks only in the host's: zonecfg and zoneadm verify refuse.
 fn bad_limitpriv(h: &ZoneHost, b: &mut Battery) {
-    for p in ["sys_module", "cap_sys_rawio", "proc_zone", "no_such_priv"] {
+    for p in [
+        "sys_module",
+        "cap_sys_rawio",
+        "proc_zone",
+        "no_such_priv",
+        "sys_time",
+        "syslog",
+    ] {
         let r = bounded(
             h,
             "zonecfg",

@@ -8,13 +8,39 @@
 
 use std::collections::BTreeSet;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum PrivError {
     #[error("limitpriv {value:?}: unknown privilege {name:?}; use default, all, none, an illumos privilege like sys_time or a Linux capability like cap_sys_admin")]
     Unknown { value: String, name: String },
     #[error("limitpriv {value:?}: privilege {name:?} is prohibited in a non-global zone; remove it from limitpriv")]
     Prohibited { value: String, name: String },
+    #[error("limitpriv {value:?}: privilege {name:?} has no effect in a zone with a user namespace (the kernel checks {cap} only in the host's); set userns=false or remove it from limitpriv")]
+    NoEffectInUserns {
+        value: String,
+        name: String,
+        cap: String,
+    },
 }
+
+/// Capabilities the kernel checks only in the initial user namespace (`capable()`, not
+/// `ns_capable()`; see capabilities(7) and user_namespaces(7)): held in a zone's own user
+/// namespace they grant nothing, so naming one for such a zone is a mistake, not a setting.
+/// Setting the clock (CAP_SYS_TIME), the kernel log (CAP_SYSLOG), process accounting
+/// (CAP_SYS_PACCT), wake alarms (CAP_WAKE_ALARM), EPOLLWAKEUP (CAP_BLOCK_SUSPEND), the
+/// immutable and append-only flags (CAP_LINUX_IMMUTABLE), the audit netlink socket
+/// (CAP_AUDIT_CONTROL, CAP_AUDIT_READ) and perf events (CAP_PERFMON). Default-set members
+/// (CAP_AUDIT_WRITE) are not listed: `default` is not a request for them.
+pub const HOST_NAMESPACE_ONLY: &[&str] = &[
+    "CAP_AUDIT_CONTROL",
+    "CAP_AUDIT_READ",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_PERFMON",
+    "CAP_SYSLOG",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_TIME",
+    "CAP_WAKE_ALARM",
+];
 
 /// Privileges no zone may have, whatever limitpriv says: illumos's prohibited set for
 /// non-global zones (`sys_config`, `proc_zone`, `dtrace_kernel`, `sys_net_config`, ...) and the
@@ -179,6 +205,31 @@ pub fn capabilities(limitpriv: Option<&str>) -> Result<Vec<String>, PrivError> {
     Ok(set.into_iter().collect())
 }
 
+/// [`capabilities`], for a zone with (`userns`) or without its own user namespace: with one,
+/// a privilege named explicitly whose capability is in [`HOST_NAMESPACE_ONLY`] is refused
+/// (`all` is not refused: it names no privilege; zoneadm verify warns about it).
+pub fn capabilities_for(limitpriv: Option<&str>, userns: bool) -> Result<Vec<String>, PrivError> {
+    let caps = capabilities(limitpriv)?;
+    let Some(value) = limitpriv.filter(|_| userns) else {
+        return Ok(caps);
+    };
+    for raw in value.split(',').map(str::trim) {
+        if raw.starts_with(['-', '!']) {
+            continue;
+        }
+        if let Some(cap) =
+            lookup(&raw.to_ascii_lowercase()).filter(|c| HOST_NAMESPACE_ONLY.contains(&c.as_str()))
+        {
+            return Err(PrivError::NoEffectInUserns {
+                value: value.to_string(),
+                name: raw.to_string(),
+                cap,
+            });
+        }
+    }
+    Ok(caps)
+}
+
 /// True for a (lower-case) name in [`PROHIBITED`], with or without `cap_`.
 fn prohibited(lower: &str) -> bool {
     PROHIBITED.contains(&lower.strip_prefix("cap_").unwrap_or(lower))
@@ -211,6 +262,32 @@ fn lookup(name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_namespace_only_privileges_are_refused_with_a_user_namespace() {
+        for p in [
+            "sys_time",
+            "cap_syslog",
+            "SYS_PACCT",
+            "linux_immutable",
+            "wake_alarm",
+        ] {
+            let v = format!("default,{p}");
+            let e = capabilities_for(Some(&v), true).unwrap_err();
+            assert!(matches!(e, PrivError::NoEffectInUserns { .. }), "{p}: {e}");
+            assert!(e.to_string().contains("set userns=false"), "{e}");
+            assert!(capabilities_for(Some(&v), false).is_ok(), "{p}");
+        }
+        // all names nothing; taking one away is fine; default holds none of them.
+        assert!(capabilities_for(Some("all"), true).is_ok());
+        assert!(capabilities_for(Some("default,-sys_time"), true).is_ok());
+        assert!(capabilities_for(None, true).is_ok());
+        assert!(capabilities_for(Some("default,sys_admin"), true).is_ok());
+        for c in HOST_NAMESPACE_ONLY {
+            assert!(!DEFAULT.contains(c), "{c}");
+            assert!(ALL.contains(c), "{c}");
+        }
+    }
 
     #[test]
     fn default_is_the_zone_set() {

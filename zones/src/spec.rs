@@ -482,7 +482,10 @@ fn process(zone: &Zone, opts: &SpecOptions) -> Result<oci_spec::runtime::Process
     p.set_env(Some(env));
     p.set_terminal(Some(true));
     p.set_no_new_privileges(Some(false));
-    p.set_capabilities(Some(capabilities(zone.limitpriv.as_deref())?));
+    p.set_capabilities(Some(capabilities(
+        zone.limitpriv.as_deref(),
+        opts.userns.is_some(),
+    )?));
     let nofile = oci_spec::runtime::PosixRlimitBuilder::default()
         .typ(PosixRlimitType::RlimitNofile)
         .soft(1024u64)
@@ -503,9 +506,10 @@ fn process(zone: &Zone, opts: &SpecOptions) -> Result<oci_spec::runtime::Process
     Ok(p)
 }
 
-/// The capability sets of a zone's processes: bounding = permitted = effective = limitpriv.
-pub fn capabilities(limitpriv: Option<&str>) -> Result<LinuxCapabilities, SpecError> {
-    let names = privileges::capabilities(limitpriv)?;
+/// The capability sets of a zone's processes: bounding = permitted = effective = limitpriv;
+/// `userns`: the zone has its own user namespace (see [`privileges::capabilities_for`]).
+pub fn capabilities(limitpriv: Option<&str>, userns: bool) -> Result<LinuxCapabilities, SpecError> {
+    let names = privileges::capabilities_for(limitpriv, userns)?;
     let set: std::collections::HashSet<Capability> = names
         .iter()
         .filter_map(|n| serde_json::from_value(serde_json::Value::String(n.clone())).ok())

@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -94,7 +94,21 @@ struct Index {
 #[derive(Debug)]
 pub struct ZoneLock {
     name: String,
+    /// The lock file, and the configuration whose absence at drop makes it go too.
+    path: PathBuf,
+    zone_file: PathBuf,
     _lock: Flock<File>,
+}
+
+impl Drop for ZoneLock {
+    /// A zone with no configuration (never made, a failed create, just deleted) keeps no lock
+    /// file: it is unlinked while still held. A waiter that then gets the unlinked file sees
+    /// it is no longer at its path and locks the new one ([`Store::lock`]).
+    fn drop(&mut self) {
+        if !self.zone_file.exists() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
 }
 
 impl ZoneLock {
@@ -270,13 +284,29 @@ impl Store {
     fn take_lock(&self, name: &str, how: FlockArg) -> Result<Option<ZoneLock>, StoreError> {
         validate_zone_name(name)?;
         let path = self.dir.join(format!(".zone-{name}.lock"));
-        match flock_file(&self.dir, &path, how)? {
-            Some(lock) => Ok(Some(ZoneLock {
-                name: name.to_string(),
-                _lock: lock,
-            })),
-            None => Ok(None),
+        // Each retry follows a holder that unlinked the file we waited on (see ZoneLock's
+        // drop); a bounded number keeps a pathological race from spinning for ever.
+        for _ in 0..LOCK_RETRIES {
+            let Some(lock) = flock_file(&self.dir, &path, how)? else {
+                return Ok(None);
+            };
+            if still_at(&lock, &path) {
+                return Ok(Some(ZoneLock {
+                    name: name.to_string(),
+                    path,
+                    zone_file: self.zone_file(name),
+                    _lock: lock,
+                }));
+            }
         }
+        Err(io_err(&path)(io::Error::other(format!(
+            "the lock file was replaced {LOCK_RETRIES} times while waiting for it"
+        ))))
+    }
+
+    /// `ALTROOT/etc/zones/metadata/UUID.json`: the customer metadata of the zone `uuid`.
+    pub fn metadata_file(&self, uuid: &str) -> PathBuf {
+        self.dir.join("metadata").join(format!("{uuid}.json"))
     }
 
     /// Writes `zone` (named like the lock) and its index entry. A new zone enters the index
@@ -384,17 +414,27 @@ impl Store {
     }
 
     /// Removes the locked zone from the index, then its configuration file.
+    /// Then what else the zone kept: its metadata file and its runtime directory
+    /// (`run/zones/<zone>`: the lock and log of its last zoneadmd; a zone is deleted only when
+    /// configured, so no zoneadmd is left). Its lock file goes when the lock is dropped.
     pub fn delete(&self, lock: &ZoneLock) -> Result<(), StoreError> {
-        self.update_index(|zones| {
-            let before = zones.len();
+        let uuid = self.update_index(|zones| {
+            let uuid = zones
+                .iter()
+                .find(|e| e.name == lock.name)
+                .map(|e| e.uuid.clone())
+                .ok_or_else(|| StoreError::NoSuchZone(lock.name.clone()))?;
             zones.retain(|e| e.name != lock.name);
-            if zones.len() == before {
-                return Err(StoreError::NoSuchZone(lock.name.clone()));
-            }
-            Ok(())
+            Ok(uuid)
         })?;
         self.record_deleted(&lock.name);
-        self.remove_file(&self.zone_file(&lock.name))
+        self.remove_file(&self.zone_file(&lock.name))?;
+        self.remove_file(&self.metadata_file(&uuid))?;
+        let run = self.run_dir().join(&lock.name);
+        match fs::remove_dir_all(&run) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(&run)(e)),
+            _ => Ok(()),
+        }
     }
 
     /// `ALTROOT/etc/zones/zones.conf` (empty when absent).
@@ -496,6 +536,17 @@ fn upsert(zones: &mut Vec<IndexEntry>, name: &str, entry: IndexEntry) {
 }
 
 /// Opens (creating) `path` in `dir` and flocks it; `None` when non-blocking and held.
+/// How many times [`Store::lock`] follows a lock file unlinked under it.
+const LOCK_RETRIES: usize = 1000;
+
+/// True when the locked file is (still) the one at `path`.
+fn still_at(lock: &Flock<File>, path: &Path) -> bool {
+    match (lock.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 fn flock_file(dir: &Path, path: &Path, how: FlockArg) -> Result<Option<Flock<File>>, StoreError> {
     ensure_dir(dir)?;
     let mut file = OpenOptions::new()
@@ -682,6 +733,55 @@ pub(crate) mod tests {
         drop(held);
         assert!(store.try_lock("a").unwrap().is_some());
         assert!(matches!(store.lock("../x"), Err(StoreError::Invalid(_))));
+    }
+
+    #[test]
+    fn a_zone_without_configuration_keeps_no_lock_file() {
+        let root = TempRoot::new("nolock");
+        let store = root.store();
+        drop(store.lock("nosuch").unwrap());
+        assert!(!store.config_dir().join(".zone-nosuch.lock").exists());
+        // Delete takes the configuration, metadata, runtime dir and (at unlock) the lock.
+        let l = store.lock("a").unwrap();
+        let entry = store.save(&l, &zone("a")).unwrap();
+        let md = store.metadata_file(&entry.uuid);
+        fs::create_dir_all(md.parent().unwrap()).unwrap();
+        fs::write(&md, "{}").unwrap();
+        let run = store.run_dir().join("a");
+        fs::create_dir_all(&run).unwrap();
+        fs::write(run.join("zoneadmd.log"), "x").unwrap();
+        store.delete(&l).unwrap();
+        drop(l);
+        assert!(!md.exists() && !run.exists());
+        assert_eq!(
+            dir_names(store.config_dir()),
+            [".index.lock", "index", "metadata"]
+        );
+    }
+
+    #[test]
+    fn locks_stay_exclusive_while_their_files_are_unlinked() {
+        let root = TempRoot::new("unlinked");
+        let store = Arc::new(root.store());
+        let inside = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..6)
+            .map(|_| {
+                let (store, inside) = (Arc::clone(&store), Arc::clone(&inside));
+                std::thread::spawn(move || {
+                    for _ in 0..20 {
+                        let l = store.lock("x").unwrap();
+                        assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0);
+                        std::thread::yield_now();
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                        drop(l);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(!store.config_dir().join(".zone-x.lock").exists());
     }
 
     #[test]

@@ -251,10 +251,9 @@ impl<'s> Session<'s> {
     /// two zones sharing a zonepath is refused by zoneadm (install, clone, move), see
     /// [`Store::zonepath_user`].
     fn check(&self) -> Result<(), LangError> {
+        // limitpriv included: unknown, prohibited and (with userns) host-only privileges
+        // are refused here, not first at boot.
         self.zone()?.verify()?;
-        // Unknown and prohibited privileges are refused here, not first at boot.
-        crate::privileges::capabilities(self.zone()?.limitpriv.as_deref())
-            .map_err(crate::spec::SpecError::from)?;
         crate::spec::check_host(self.zone()?)?;
         Ok(())
     }

@@ -406,8 +406,27 @@ fn verify_and_commit_refuse_unknown_and_prohibited_privileges() {
     ok(
         &store,
         "a",
-        "set limitpriv=default,sys_time,-sys_module; verify",
+        "set limitpriv=default,sys_resource,-sys_module; verify",
     );
+    // sys_time grants nothing in the zone's user namespace (the default): refused with
+    // the way out; without one it is the setting it names.
+    let e = err(&store, "a", "set limitpriv=default,sys_time; verify");
+    assert_eq!(
+        e,
+        "limitpriv \"default,sys_time\": privilege \"sys_time\" has no effect in a zone with a user namespace (the kernel checks CAP_SYS_TIME only in the host's); set userns=false or remove it from limitpriv"
+    );
+    let e = err(&store, "a", "set limitpriv=default,syslog; commit");
+    assert!(e.contains("set userns=false"), "{e}");
+    assert_eq!(
+        store.load("a").unwrap().unwrap().limitpriv.as_deref(),
+        Some("default,sys_resource,-sys_module")
+    );
+    ok(
+        &store,
+        "a",
+        "set userns=false; set limitpriv=default,sys_time; verify",
+    );
+    ok(&store, "a", "set limitpriv=all; verify");
 }
 
 #[test]
@@ -559,7 +578,7 @@ set zonepath=/zones/rich
 set brand=linux
 set autoboot=true
 set bootargs="-m verbose"
-set limitpriv=default,sys_time,-net_raw
+set limitpriv=default,sys_resource,-net_raw
 set scheduling-class=FSS
 set ip-type=exclusive
 set hostid=80f0c086

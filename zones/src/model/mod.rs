@@ -66,6 +66,8 @@ pub enum ModelError {
     Missing(String),
     #[error("{0}")]
     Conflict(String),
+    #[error(transparent)]
+    Privileges(#[from] crate::privileges::PrivError),
 }
 
 /// A value as the command language wrote it: `foo`, `[a,b]` or `(k=v,k=v)`.
@@ -687,7 +689,7 @@ impl Zone {
 
     /// What `verify` and `commit` check: a valid name, a zonepath, complete resources, and
     /// properties that fit together (ip-type and net addresses, dedicated-cpu and its
-    /// incompatibles).
+    /// incompatibles, limitpriv and userns).
     pub fn verify(&self) -> Result<(), ModelError> {
         validate_zone_name(&self.zonename)?;
         if self.zonepath.is_none() {
@@ -700,7 +702,11 @@ impl Zone {
         }
         self.verify_network()?;
         self.verify_cpu()?;
-        self.verify_scheduling()
+        self.verify_scheduling()?;
+        // Unknown and prohibited privileges, and with a user namespace (the default) those
+        // that would grant nothing in it.
+        crate::privileges::capabilities_for(self.limitpriv.as_deref(), self.userns != Some(false))?;
+        Ok(())
     }
 
     /// Properties with no Linux mechanism are refused, never stored and ignored: the fair
