@@ -701,6 +701,7 @@ fn a_boot_whose_init_dies_fails_with_the_reason_and_leaves_the_zone_installed() 
     let e = h.fails("zoneadm", &["-z", "d", "boot"]);
     assert!(e.contains("/sbin/init"), "{e}");
     assert_eq!(h.state("d"), "installed");
+}
 
 /// `zonecfg -r` takes only what a running zone can take live (its caps): a commit with a
 /// change read at boot (a file system, the IPC rctls, hostid) is refused whole, each change
