@@ -143,6 +143,11 @@ pub fn main() -> i32 {
     super::run_main("vmadm", dispatch)
 }
 
+/// The clap definition (man page and completions: xtask).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 /// The text of `file` ("-" or none: stdin).
 fn read_input(file: Option<&str>) -> anyhow::Result<String> {
     let mut text = String::new();

@@ -19,6 +19,9 @@
 //!   exclusive-IP.
 //! - `hostname`, `resolvers` → the properties of the same names.
 //! - `customer_metadata` → the zone's metadata (see `metadata`), not the configuration.
+//!   Its `user-script` is started once the zone runs, once per zone (`super::userscript`).
+//!
+//! `vmadm` (`super::vmadm`) translates SmartOS payloads onto these manifests.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
