@@ -259,7 +259,17 @@ fn a_smartos_payload_lives_its_whole_life_through_vmadm() {
     assert!(err.contains("$.ram: "), "{err}");
     assert_eq!(h.get(&uuid)["ram"], 512, "a refused update changed nothing");
 
-    // stop, start: the user-script does not run again.
+    // reboot, stop, start: the user-script does not run again.
+    let pid = h.get(&uuid)["pid"].clone();
+    let (_, se) = h.vm_ok(&["reboot", &uuid]);
+    assert!(se.contains("Successfully completed reboot"), "{se}");
+    let doc = h.get(&uuid);
+    assert_eq!(doc["state"], "running", "{doc}");
+    assert_ne!(doc["pid"], pid, "a new init after reboot");
+    let (_, se) = h.vm_ok(&["stop", &uuid]);
+    assert!(se.contains("Successfully completed stop"), "{se}");
+    assert_eq!(h.get(&uuid)["autoboot"], false, "stop turns autoboot off");
+    h.vm_ok(&["start", &uuid]);
     let (_, se) = h.vm_ok(&["stop", &uuid, "-F"]);
     assert!(se.contains("Successfully completed stop"), "{se}");
     assert_eq!(
