@@ -294,10 +294,56 @@ fn a_smartos_payload_lives_its_whole_life_through_vmadm() {
     assert_eq!(info["status"]["state"], "running", "{info}");
     assert_eq!(info["status"]["pid"], h.get(&uuid)["pid"], "{info}");
 
-    // send/receive are refused clearly.
-    let out = h.vmadm(&["send", &uuid]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not supported"));
+    // send (over detach/attach: the VM stays, stopped), delete, receive: the same VM, with
+    // its files; the user-script still does not run again.
+    assert_eq!(h.vmadm(&["send", &uuid]).status.code(), Some(1), "running");
+    h.vm_ok(&["stop", &uuid, "-F"]);
+    let stream = h.root.join("vm.send");
+    let out = Command::new(bin("vmadm"))
+        .arg("-R")
+        .arg(&h.root)
+        .args(["send", &uuid])
+        .env("ZONES_CGROUP_PARENT", &h.cgroup_parent)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stream).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "send: {out:?}");
+    assert_eq!(h.get(&uuid)["state"], "stopped");
+    h.vm_ok(&["delete", &uuid]);
+    let out = Command::new(bin("vmadm"))
+        .arg("-R")
+        .arg(&h.root)
+        .arg("receive")
+        .env("ZONES_CGROUP_PARENT", &h.cgroup_parent)
+        .stdin(std::fs::File::open(&stream).unwrap())
+        .output()
+        .unwrap();
+    let se = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "receive: {se}");
+    assert!(
+        se.contains(&format!("Successfully received VM {uuid}")),
+        "{se}"
+    );
+    let doc = h.get(&uuid);
+    assert_eq!(doc["state"], "stopped", "{doc}");
+    assert_eq!(doc["alias"], "vmweb2");
+    assert_eq!(doc["ram"], 512);
+    assert_eq!(doc["customer_metadata"]["role"], "web");
+    // A second receive of the same stream is refused and changes nothing.
+    let out = Command::new(bin("vmadm"))
+        .arg("-R")
+        .arg(&h.root)
+        .arg("receive")
+        .stdin(std::fs::File::open(&stream).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    h.vm_ok(&["start", &uuid]);
+    assert_eq!(h.ok("zlogin", &[&uuid, "mdata-get role"]), "web\n");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(h.zone_file(&uuid, "/var/tmp/first-boot"), "ran\n");
 
     // delete: nothing is left.
     let (_, se) = h.vm_ok(&["delete", &uuid]);
@@ -369,6 +415,51 @@ fn keys_that_cannot_be_honoured_are_refused_with_their_paths() {
         h.vm_ok(&["validate", "update", "-f", &f]).0,
         "VALID 'update' payload for joyent brand VMs.\n"
     );
+    // receive refuses what is not a send stream, and a device node, leaving nothing.
+    let recv = |data: &[u8]| {
+        let f = h.root.join("stream");
+        std::fs::write(&f, data).unwrap();
+        Command::new(bin("vmadm"))
+            .arg("-R")
+            .arg(&h.root)
+            .arg("receive")
+            .stdin(std::fs::File::open(&f).unwrap())
+            .output()
+            .unwrap()
+    };
+    let out = recv(b"not a stream");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let mut zone = zones::model::Zone::new("4a4a4a4a-0000-4000-8000-000000000001");
+    zone.zonepath = Some("/zones/recv".into());
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, data) in [
+        (".vmadm-send/zone.json", serde_json::to_vec(&zone).unwrap()),
+        (".vmadm-send/metadata.json", b"{}".to_vec()),
+    ] {
+        let mut hd = tar::Header::new_gnu();
+        hd.set_size(data.len() as u64);
+        hd.set_mode(0o600);
+        hd.set_cksum();
+        b.append_data(&mut hd, path, data.as_slice()).unwrap();
+    }
+    let mut hd = tar::Header::new_gnu();
+    hd.set_entry_type(tar::EntryType::Block);
+    hd.set_device_major(8).unwrap();
+    hd.set_device_minor(0).unwrap();
+    hd.set_size(0);
+    hd.set_mode(0o666);
+    hd.set_cksum();
+    b.append_data(&mut hd, "root/dev/sda", std::io::empty())
+        .unwrap();
+    let out = recv(&b.into_inner().unwrap());
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("a device node (refused)"),
+        "{out:?}"
+    );
+    assert_eq!(h.vm_ok(&["list", "-H"]).0, "");
+    assert!(!h.root.join("zones/recv").exists());
+
     // Usage errors exit 2.
     assert_eq!(h.vmadm(&["validate", "delete"]).status.code(), Some(2));
 }

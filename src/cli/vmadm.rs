@@ -451,9 +451,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             let name = vmadm::resolve(&store, &uuid)?;
             crate::zone::login::console(&store, &name, 0x1d)?;
         }
-        Cmd::Send { .. } | Cmd::Receive { .. } => anyhow::bail!(
-            "send/receive are not supported: move a VM with `zoneadm -z UUID detach`, a copy of its zonepath, and `zoneadm -z UUID attach` on the other host"
-        ),
+        Cmd::Send { uuid } => {
+            let name = vmadm::resolve(&store, &uuid)?;
+            if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                anyhow::bail!("send: stdout is a terminal; redirect it to a file or a pipe");
+            }
+            vmadm::send(&store, &name, std::io::stdout().lock())?;
+            eprintln!("Successfully sent VM {uuid}");
+        }
+        Cmd::Receive { force: _ } => {
+            let uuid = vmadm::receive(&store, std::io::stdin().lock())?;
+            eprintln!("Successfully received VM {uuid}");
+        }
     }
     Ok(0)
 }

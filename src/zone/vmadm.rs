@@ -933,6 +933,144 @@ pub fn delete(store: &Store, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The names of a send stream's first two entries (the zonepath's files follow, relative).
+const SEND_ZONE: &str = ".vmadm-send/zone.json";
+const SEND_METADATA: &str = ".vmadm-send/metadata.json";
+
+/// `vmadm send UUID`: a stopped VM as a tar stream on `out`, made over detach/attach: the
+/// zone is detached (its zonepath then holds all another host needs), its configuration and
+/// metadata are written first, then the zonepath's files, and the zone is attached again
+/// (whatever happened), so the VM is unchanged here. Extended attributes are not carried (an
+/// overlay zone's opaque directories lose their mark).
+pub fn send(store: &Store, name: &str, out: impl std::io::Write) -> Result<()> {
+    let zone = load(store, name)?;
+    let recorded = store
+        .state(name)?
+        .ok_or_else(|| StoreError::NoSuchZone(name.to_string()))?;
+    if effective_state(store, name, recorded) != ZoneState::Installed {
+        return Err(VmError::Other(format!(
+            "VM {name} must be stopped to be sent (vmadm stop)"
+        )));
+    }
+    let md = metadata::load(store, name)?;
+    let host = super::engine::zonepath(store, &zone).map_err(admin::AdminError::from)?;
+    admin::detach(store, name)?;
+    let sent = (|| -> std::io::Result<()> {
+        let mut b = tar::Builder::new(out);
+        b.follow_symlinks(false);
+        for (path, data) in [
+            (
+                SEND_ZONE,
+                serde_json::to_vec(&zone).expect("a zone serializes"),
+            ),
+            (
+                SEND_METADATA,
+                serde_json::to_vec(&md).expect("strings serialize"),
+            ),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o600);
+            h.set_cksum();
+            b.append_data(&mut h, path, data.as_slice())?;
+        }
+        b.append_dir_all(".", &host)?;
+        b.into_inner()?.flush()
+    })();
+    let attached = admin::attach(store, name, false);
+    sent.map_err(|e| VmError::Other(format!("send of {name}: {e}")))?;
+    Ok(attached?)
+}
+
+/// `vmadm receive`: a VM from a `send` stream on `input`: its configuration and metadata,
+/// its zonepath's files (owners, modes and times kept; no entry may leave the zonepath), then
+/// attach. The VM is stopped afterwards; a failure leaves nothing. Returns the uuid.
+pub fn receive(store: &Store, input: impl std::io::Read) -> Result<String> {
+    let bad = |m: String| VmError::Other(format!("receive: {m}"));
+    let mut ar = tar::Archive::new(input);
+    ar.set_preserve_permissions(true);
+    ar.set_preserve_ownerships(true);
+    ar.set_preserve_mtime(true);
+    let mut entries = ar.entries().map_err(|e| bad(e.to_string()))?;
+    let mut header = |want: &str| -> Result<Vec<u8>> {
+        let mut e = entries
+            .next()
+            .ok_or_else(|| bad(format!("the stream ends before {want}")))?
+            .map_err(|e| bad(e.to_string()))?;
+        let path = e.path().map_err(|e| bad(e.to_string()))?.into_owned();
+        if path != std::path::Path::new(want) {
+            return Err(bad(format!(
+                "expected {want} first, not {} (not a vmadm send stream)",
+                path.display()
+            )));
+        }
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).map_err(|e| bad(e.to_string()))?;
+        Ok(data)
+    };
+    let zone: Zone = serde_json::from_slice(&header(SEND_ZONE)?)
+        .map_err(|e| bad(format!("{SEND_ZONE}: {e}")))?;
+    let md: metadata::Metadata = serde_json::from_slice(&header(SEND_METADATA)?)
+        .map_err(|e| bad(format!("{SEND_METADATA}: {e}")))?;
+    let name = zone.zonename.clone();
+    zones::model::validate_zone_name(&name).map_err(|e| bad(e.to_string()))?;
+    zone.verify().map_err(|e| bad(e.to_string()))?;
+    let host = super::engine::zonepath(store, &zone).map_err(admin::AdminError::from)?;
+    {
+        let lock = store.lock(&name)?;
+        if store.entry(&name)?.is_some() || store.find_uuid(&zone.uuid)?.is_some() {
+            return Err(bad(format!("VM {name} already exists")));
+        }
+        if host.exists() {
+            return Err(bad(format!("{} already exists", host.display())));
+        }
+        store.save(&lock, &zone)?;
+    }
+    let received = (|| -> Result<()> {
+        metadata::save(store, &name, &md)?;
+        std::fs::create_dir_all(&host).map_err(|e| bad(format!("{}: {e}", host.display())))?;
+        std::fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(|e| bad(e.to_string()))?;
+        for e in entries {
+            let mut e = e.map_err(|e| bad(e.to_string()))?;
+            // No device nodes but overlay whiteouts (character device 0/0): a stream must not
+            // hand the zone a node of a host device.
+            let h = e.header();
+            let device = match h.entry_type() {
+                tar::EntryType::Block => true,
+                tar::EntryType::Char => {
+                    h.device_major().ok().flatten().unwrap_or(1) != 0
+                        || h.device_minor().ok().flatten().unwrap_or(1) != 0
+                }
+                _ => false,
+            };
+            if device {
+                let p = e
+                    .path()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                return Err(bad(format!("{p}: a device node (refused)")));
+            }
+            // unpack_in refuses `..` and writing through symlinks the stream made.
+            if !e.unpack_in(&host).map_err(|e| bad(e.to_string()))? {
+                let p = e
+                    .path()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                return Err(bad(format!("{p}: leaves the zonepath")));
+            }
+        }
+        admin::attach(store, &name, false)?;
+        Ok(())
+    })();
+    if let Err(e) = received {
+        let _ = std::fs::remove_dir_all(&host);
+        manifest::undo(store, &name, false);
+        return Err(e);
+    }
+    Ok(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
