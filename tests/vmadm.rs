@@ -400,6 +400,14 @@ fn keys_that_cannot_be_honoured_are_refused_with_their_paths() {
     let err =
         String::from_utf8_lossy(&h.vmadm(&["validate", "create", "-f", &f]).stderr).into_owned();
     assert!(err.contains("$.ram: "), "{err}");
+    // The payload on stdin without -f.
+    let out = h.cmd_in(
+        "vmadm",
+        &["validate", "create"],
+        Some(&json!({"image_uuid": "i", "disks": []}).to_string()),
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("$.disks: not supported"));
     // update payloads are checked on their own too.
     let f = h.file(
         "upd.json",

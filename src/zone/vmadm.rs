@@ -881,7 +881,7 @@ impl Filter {
 pub fn start(store: &Store, name: &str) -> Result<()> {
     admin::boot(store, name, None)?;
     set_autoboot(store, name, true)?;
-    super::userscript::start(store, name)?;
+    user_script(store, name);
     Ok(())
 }
 
@@ -903,8 +903,15 @@ pub fn reboot(store: &Store, name: &str, force: bool) -> Result<()> {
     } else {
         admin::shutdown(store, name, true, Duration::from_secs(60))?;
     }
-    super::userscript::start(store, name)?;
+    user_script(store, name);
     Ok(())
+}
+
+/// The user-script check after a boot: the VM runs either way, so a failure is a warning.
+fn user_script(store: &Store, name: &str) {
+    if let Err(e) = super::userscript::start(store, name) {
+        eprintln!("warning: VM {name}: user-script not started: {e}");
+    }
 }
 
 fn set_autoboot(store: &Store, name: &str, on: bool) -> Result<()> {
