@@ -5,6 +5,7 @@ pub mod dladm;
 pub mod imgadm;
 pub mod runz;
 pub mod usage;
+pub mod vmadm;
 pub mod zlogin;
 pub mod zoneadm;
 pub mod zonecfg;

@@ -148,7 +148,9 @@ fn login_process(root: &Path, base: &Process, opts: &LoginOpts, tty: bool) -> Re
     p.set_args(Some(args));
     p.set_terminal(Some(tty));
     let mut env = vec![
-        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        // /.zonecontrol: mdata-get and mdata-list on the PATH, as in the zone's init.
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/.zonecontrol"
+            .to_string(),
         format!("HOME={}", user.home),
         format!("USER={}", user.name),
         format!("LOGNAME={}", user.name),

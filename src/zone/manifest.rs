@@ -19,6 +19,9 @@
 //!   exclusive-IP.
 //! - `hostname`, `resolvers` → the properties of the same names.
 //! - `customer_metadata` → the zone's metadata (see `metadata`), not the configuration.
+//!   Its `user-script` is started once the zone runs, once per zone (`super::userscript`).
+//!
+//! `vmadm` (`super::vmadm`) translates SmartOS payloads onto these manifests.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -680,7 +683,13 @@ fn nic_resource(
 /// `zoneadm provision -f FILE`: validate, then configure, install and boot in one
 /// transaction. Returns the zone name.
 pub fn provision(store: &Store, text: &str) -> Result<String, ManifestError> {
-    let plan = validate(store, text)?;
+    provision_plan(store, validate(store, text)?)
+}
+
+/// Configures, installs and boots a checked `plan` in one transaction (see [`provision`]);
+/// once the zone runs, its `user-script` (if any) is started inside it, once per zone
+/// (`super::userscript`). Returns the zone name.
+pub fn provision_plan(store: &Store, plan: Plan) -> Result<String, ManifestError> {
     let name = plan.zone.zonename.clone();
     {
         let lock = store.lock(&name)?;
@@ -709,6 +718,11 @@ pub fn provision(store: &Store, text: &str) -> Result<String, ManifestError> {
         let undone = undo(store, &name, true);
         return Err(step_err(&name, "boot", e, undone));
     }
+    if let Err(e) = super::userscript::start(store, &name) {
+        // The zone runs: a script that could not be started is reported, not undone (as on
+        // SmartOS, where the script runs after the zone is up).
+        eprintln!("warning: zone '{name}': user-script not started: {e}");
+    }
     Ok(name)
 }
 
@@ -729,7 +743,7 @@ fn step_err(
 /// Uninstalls (when `installed` and the zone is not already back to `configured`: a failed
 /// install removes what it made itself) and deletes the configuration and metadata of
 /// `name`; says what it did.
-fn undo(store: &Store, name: &str, installed: bool) -> String {
+pub(crate) fn undo(store: &Store, name: &str, installed: bool) -> String {
     let mut done = Vec::new();
     let configured = matches!(store.state(name), Ok(Some(ZoneState::Configured)));
     if installed && !configured {
@@ -752,6 +766,33 @@ fn undo(store: &Store, name: &str, installed: bool) -> String {
         Err(e) => done.push(format!("delete failed: {e}")),
     }
     done.join(", ")
+}
+
+/// The problems an update document `text` has on its own (keys, types, values), without a
+/// zone to apply it to (`vmadm validate update`).
+pub fn check_update(text: &str) -> Result<(), ManifestError> {
+    let doc = parse_doc(text)?;
+    let mut c = Checker {
+        doc: &doc,
+        problems: Vec::new(),
+    };
+    for key in doc.keys() {
+        if FIXED.contains(&key.as_str()) {
+            c.problem(
+                format!("$.{key}"),
+                "cannot be changed by update (it names the zone or its root)",
+            );
+        } else if !KNOWN.contains(&key.as_str()) {
+            c.problem(format!("$.{key}"), "unknown property");
+        }
+    }
+    let mut scratch = Zone::new("scratch");
+    c.apply(&mut scratch);
+    if c.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ManifestError::Invalid(c.problems))
+    }
 }
 
 /// What `zoneadm update` did.

@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -151,7 +151,15 @@ fn listen(paths: &ZonePaths) -> std::io::Result<UnixListener> {
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
     let sock = dir.join(SOCK);
     let _ = fs::remove_file(&sock);
-    let l = UnixListener::bind(&sock)?;
+    // sun_path holds 107 bytes: a zone named by a uuid under a long alternate root does not
+    // fit, so the socket is then bound through the directory's fd (/proc/self/fd/N/...).
+    let l = if sock.as_os_str().len() < 100 {
+        UnixListener::bind(&sock)?
+    } else {
+        let d = fs::File::open(&dir)?;
+        let short = PathBuf::from(format!("/proc/self/fd/{}/{SOCK}", d.as_raw_fd()));
+        UnixListener::bind(short)?
+    };
     fs::set_permissions(&sock, fs::Permissions::from_mode(0o666))?;
     l.set_nonblocking(true)?;
     Ok(l)

@@ -39,6 +39,8 @@ pub mod rootfile;
 pub mod shed;
 pub mod stat;
 pub mod supervisor;
+pub mod userscript;
+pub mod vmadm;
 
 use std::path::{Path, PathBuf};
 

@@ -85,7 +85,10 @@ pub fn wants_userns(zone: &Zone) -> bool {
     zone.userns != Some(false)
 }
 
-const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// `/.zonecontrol` last: `mdata-get`/`mdata-list` are on the PATH (SmartOS: /usr/sbin), and the
+/// image's own commands come first.
+const PATH_ENV: &str =
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/.zonecontrol";
 const CFS_PERIOD: u64 = 100_000;
 /// v1 `cpu.shares` of one zone share: the SmartOS default of 100 shares is the kernel's 1024.
 const V1_SHARES_PER_SHARE: u64 = 1024;
