@@ -354,7 +354,7 @@ fn skip_comment(b: &[u8], i: usize) -> Option<usize> {
 }
 
 /// Add `pred` to every probe of `program` but BEGIN, END and interval: `/P/` becomes
-/// `/(P) && pred/`, a probe without one gets `/pred/`. Top-level C definitions (`struct`,
+/// `/((P) != 0) && pred/`, a probe without one gets `/pred/`. Top-level C definitions (`struct`,
 /// `#include`) are left alone. A predicate must be separated from its probe by a blank.
 pub fn scope_probes(program: &str, pred: &str) -> String {
     let b = program.as_bytes();
@@ -410,7 +410,8 @@ pub fn scope_probes(program: &str, pred: &str) -> String {
             if is_unscoped(header) {
                 out.push_str(&program[i..=end]);
             } else {
-                out.push_str(&format!("/({}) && {pred}/", &program[i + 1..end]));
+                // `!= 0` makes a pointer-valued predicate a truth value `&&` accepts.
+                out.push_str(&format!("/(({}) != 0) && {pred}/", &program[i + 1..end]));
             }
             i = end + 1;
             header_start = i;
@@ -921,9 +922,13 @@ pub fn aggregate_rows(which: Aggregate, maps: &HashMap<String, Value>, map: &Zon
             }
         }
         Aggregate::Fileio => {
-            let paths: HashMap<String, String> = entries("@fileio_path")
+            let names: HashMap<String, String> = entries("@fileio_name")
                 .into_iter()
                 .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string()))
+                .collect();
+            let paths: HashMap<String, String> = entries("@fileio_fid")
+                .into_iter()
+                .filter_map(|(k, v)| Some((k, names.get(&v.as_u64()?.to_string())?.clone())))
                 .collect();
             let mut bytes: HashMap<String, (u64, u64)> = HashMap::new();
             for (k, v) in entries("@fileio_read") {
@@ -991,7 +996,7 @@ mod tests {
         assert!(out.contains("BEGIN { @x = 1; }"), "{out}");
         assert!(out.contains("tracepoint:a:b  /@in[cgroup]/ { @c"), "{out}");
         assert!(
-            out.contains("tracepoint:a:d /(pid == 1 || (x / 2 > 1)) && @in[cgroup]/ {"),
+            out.contains("tracepoint:a:d /((pid == 1 || (x / 2 > 1)) != 0) && @in[cgroup]/ {"),
             "{out}"
         );
         assert!(out.contains("interval:s:1 { exit(); }"), "{out}");

@@ -55,7 +55,8 @@ pub enum Aggregate {
     Syscount,
     /// `@syslat[cgroup, pid, nr, comm] = hist(ns)`, `@syslat_total[...] = sum(ns)`.
     Syslat,
-    /// `@fileio_read|write[cgroup, pid, fd, comm] = sum(bytes)`, `@fileio_path[pid, fd]`.
+    /// `@fileio_read|write[cgroup, pid, fd, comm] = sum(bytes)`, `@fileio_fid[pid, fd]` (an
+    /// open's id), `@fileio_name[id]` (its path).
     Fileio,
 }
 
@@ -216,6 +217,10 @@ pub const SCRIPTS: &[Script] = &[
             "syscalls:sys_enter_openat",
             "syscalls:sys_exit_open",
             "syscalls:sys_exit_openat",
+            "syscalls:sys_enter_dup2",
+            "syscalls:sys_exit_dup2",
+            "syscalls:sys_enter_dup3",
+            "syscalls:sys_exit_dup3",
             "syscalls:sys_enter_read",
             "syscalls:sys_exit_read",
             "syscalls:sys_enter_write",
