@@ -123,11 +123,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         out.flush()?;
     }
     let json = cli.json;
-    let read = trace::read_records(stdout, script, &map, |row| {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{}", format_row(&row, json))?;
-        out.flush()
-    });
+    let seconds = cli.seconds;
+    let read = trace::read_records(
+        stdout,
+        script,
+        &map,
+        |row| {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}", format_row(&row, json))?;
+            out.flush()
+        },
+        |probes| {
+            eprintln!(
+                "zonetrace: {} attached ({probes} probes) for {seconds} s",
+                script.name
+            )
+        },
+    );
     let collected = match read {
         Ok(c) => c,
         Err(e) => {

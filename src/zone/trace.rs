@@ -35,6 +35,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -89,12 +90,29 @@ pub struct ZoneMap {
     pub names: HashMap<u64, String>,
     /// The ids of the zones `-z` selected (all of them when no zone was named).
     pub selected: Vec<u64>,
+    /// Each traced zone's unified cgroup directory, to name cgroups made after the start.
+    pub zone_dirs: Vec<(String, PathBuf)>,
+    /// Ids first seen in the output, named by looking again (each id once).
+    late: std::cell::RefCell<HashMap<u64, String>>,
 }
 
 impl ZoneMap {
-    /// The zone name of a cgroup id: `global` for the host's and unknown ones.
-    pub fn name(&self, id: u64) -> &str {
-        self.names.get(&id).map_or("global", String::as_str)
+    /// The zone name of a cgroup id: a zone's, or `global`. An id the map does not know (a
+    /// cgroup made in a zone after the trace started) is looked for in the zones' subtrees.
+    pub fn name(&self, id: u64) -> String {
+        if let Some(n) = self.names.get(&id) {
+            return n.clone();
+        }
+        if let Some(n) = self.late.borrow().get(&id) {
+            return n.clone();
+        }
+        let found = self
+            .zone_dirs
+            .iter()
+            .find(|(_, dir)| subtree_ids(dir, DEFAULT_MAP_KEYS as usize).contains(&id))
+            .map_or_else(|| "global".to_string(), |(z, _)| z.clone());
+        self.late.borrow_mut().insert(id, found.clone());
+        found
     }
 }
 
@@ -193,6 +211,7 @@ pub fn zone_map(store: &Store, only: &[String], limit: usize) -> Result<ZoneMap,
             Err(e) if only.contains(z) => return Err(e),
             Err(_) => continue,
         };
+        map.zone_dirs.push((z.clone(), dir.clone()));
         for id in subtree_ids(&dir, limit.saturating_sub(map.names.len())) {
             map.names.insert(id, z.clone());
             if only.is_empty() || only.contains(z) {
@@ -635,7 +654,7 @@ pub struct Run {
     seconds: u64,
     stderr: Arc<Mutex<String>>,
     stderr_thread: Option<std::thread::JoinHandle<()>>,
-    watchdog_stop: Arc<Mutex<bool>>,
+    watchdog_stop: Arc<AtomicBool>,
     // Keeps the program's memfd open until bpftrace has read it.
     _program: OwnedFd,
 }
@@ -718,17 +737,17 @@ pub fn spawn(
         })
     });
     let deadline = Instant::now() + Duration::from_secs(opts.seconds) + GRACE;
-    let stop = Arc::new(Mutex::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
     let pid = child.id() as i32;
     let stop2 = Arc::clone(&stop);
     std::thread::spawn(move || {
         while Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(200));
-            if stop2.lock().map_or(true, |s| *s) {
+            if stop2.load(Ordering::Relaxed) {
                 return;
             }
         }
-        if !stop2.lock().map_or(true, |s| *s) {
+        if !stop2.load(Ordering::Relaxed) {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
@@ -756,17 +775,13 @@ impl Run {
     pub fn stop(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if let Ok(mut s) = self.watchdog_stop.lock() {
-            *s = true;
-        }
+        self.watchdog_stop.store(true, Ordering::Relaxed);
     }
 
     /// Wait for bpftrace; an error names its status and what it said.
     pub fn wait(mut self) -> Result<(), TraceError> {
         let status = self.child.wait()?;
-        if let Ok(mut s) = self.watchdog_stop.lock() {
-            *s = true;
-        }
+        self.watchdog_stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.stderr_thread.take() {
             let _ = t.join();
         }
@@ -801,12 +816,14 @@ pub struct Collected {
 }
 
 /// Read bpftrace's `-f json` records from `input`: event lines of `script` become rows passed
-/// to `emit` as they come; maps are collected for [`aggregate_rows`].
+/// to `emit` as they come; maps are collected for [`aggregate_rows`]; `attached` is called
+/// with the number of probes once they are attached.
 pub fn read_records(
     input: impl Read,
     script: &Script,
     map: &ZoneMap,
     mut emit: impl FnMut(Row) -> std::io::Result<()>,
+    mut attached: impl FnMut(u64),
 ) -> Result<Collected, TraceError> {
     let mut got = Collected::default();
     for line in BufReader::new(input).lines() {
@@ -833,6 +850,7 @@ pub fn read_records(
                     }
                 }
             }
+            Some("attached_probes") => attached(rec["data"]["probes"].as_u64().unwrap_or(0)),
             Some("lost_events") => {
                 got.lost_events += rec["data"]["events"].as_u64().unwrap_or(0);
             }
@@ -1058,11 +1076,19 @@ mod tests {
                      {\"type\": \"printf\", \"data\": \"42\\t10\\tcat\\t3\\t0\\t/etc/motd\\n\"}\n\
                      {\"type\": \"printf\", \"data\": \"9\\t11\\tsh\\t-1\\t2\\t/nope\\n\"}\n";
         let mut rows = Vec::new();
-        read_records(input.as_bytes(), script, &map, |r| {
-            rows.push(row_json(&r));
-            Ok(())
-        })
+        let mut probes = 0;
+        read_records(
+            input.as_bytes(),
+            script,
+            &map,
+            |r| {
+                rows.push(row_json(&r));
+                Ok(())
+            },
+            |n| probes = n,
+        )
         .unwrap();
+        assert_eq!(probes, 4);
         assert_eq!(
             rows,
             vec![
