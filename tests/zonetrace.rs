@@ -14,8 +14,10 @@ mod common;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::require_root;
@@ -114,6 +116,40 @@ impl Host {
         )
     }
 
+    /// Start `zonetrace -R ROOT ARGS` in the background and return once its probes are attached
+    /// (at most 60 s: compiling under load takes a while).
+    fn start_trace(&self, args: &[&str]) -> Trace {
+        let mut child = Command::new(bin("zonetrace"))
+            .args(["-R", self.root.to_str().unwrap()])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let err = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if line.contains(" attached (") {
+                    let _ = tx.send(());
+                }
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        let mut trace = Trace {
+            child: Some(child),
+            stderr: Some(reader),
+        };
+        if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+            let err = trace.stop();
+            panic!("zonetrace {args:?} did not attach within 60 s: {err}");
+        }
+        trace
+    }
+
     /// A toolkit script with `-j`: its rows; the trace must succeed.
     fn rows(&self, args: &[&str]) -> Vec<Value> {
         let (ok, out, err) = self.zonetrace(args);
@@ -121,6 +157,43 @@ impl Host {
         out.lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
             .collect()
+    }
+}
+
+/// A zonetrace running in the background; killed on drop if the test ends early.
+struct Trace {
+    child: Option<Child>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Trace {
+    /// Kill it now; what it said on stderr.
+    fn stop(&mut self) -> String {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.stderr
+            .take()
+            .map(|t| t.join().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// Wait for the end of the trace (its -d) and return its JSON rows; it must succeed.
+    fn rows(mut self) -> Vec<Value> {
+        let out = self.child.take().unwrap().wait_with_output().unwrap();
+        let err = self.stderr.take().unwrap().join().unwrap_or_default();
+        assert!(out.status.success(), "zonetrace failed: {err}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+            .collect()
+    }
+}
+
+impl Drop for Trace {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -245,30 +318,14 @@ fn toolkit_attributes_events_to_their_zones() {
     assert!(rows.iter().all(|r| s(r, "zonename") == "tb"), "{rows:?}");
 
     // execsnoop sees a command run with `zlogin ta` as zone ta's.
-    let trace = Command::new(bin("zonetrace"))
-        .args(["-R", h.root.to_str().unwrap()])
-        .args(["execsnoop", "-z", "ta", "-j", "-d", "6"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let trace = h.start_trace(&["execsnoop", "-z", "ta", "-j", "-d", "4"]);
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(5) {
+    while start.elapsed() < Duration::from_secs(3) {
         // ls fails (no such file): only its exec matters.
         let _ = h.cmd("zlogin", &["ta", "/bin/ls -d /etc/zt-exec-marker /etc"]);
         std::thread::sleep(Duration::from_millis(300));
     }
-    let out = trace.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = trace.rows();
     assert_common_fields(&rows, "execsnoop");
     assert!(
         rows.iter().any(|r| s(r, "zonename") == "ta"
@@ -325,28 +382,12 @@ fn oomkill_reports_the_capped_zone() {
         "tm",
         "add capped-memory; set physical=32m; set swap=32m; end",
     );
-    let trace = Command::new(bin("zonetrace"))
-        .args(["-R", h.root.to_str().unwrap()])
-        .args(["oomkill", "-j", "-d", "8"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Give bpftrace time to attach, then exceed the cap a few times.
-    std::thread::sleep(Duration::from_secs(3));
+    let trace = h.start_trace(&["oomkill", "-j", "-d", "6"]);
+    // Exceed the cap a few times (each run is killed when it reaches 32 MiB + swap).
     for _ in 0..3 {
         let _ = h.cmd("zlogin", &["tm", "/bin/zonetrace-probe alloc 128"]);
     }
-    let out = trace.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = trace.rows();
     assert_common_fields(&rows, "oomkill");
     assert!(
         rows.iter().any(|r| s(r, "zonename") == "tm"
