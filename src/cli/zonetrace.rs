@@ -95,7 +95,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let scoped = !cli.zones.is_empty();
     let Some(script) = script else {
         let program = cli.program.as_deref().unwrap_or_default();
-        let text = trace::build_program(program, &map, scoped, cli.seconds);
+        let text = trace::build_program(program, &map, scoped, cli.seconds)?;
         let opts = Options {
             seconds: cli.seconds,
             map_keys: cli.map_keys,
@@ -105,7 +105,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         trace::spawn(&bpftrace, &text, &opts, false)?.wait()?;
         return Ok(());
     };
-    let text = trace::build_program(script.program, &map, scoped, cli.seconds);
+    let text = trace::build_program(script.program, &map, scoped, cli.seconds)?;
     let opts = Options {
         seconds: cli.seconds,
         map_keys: cli.map_keys,

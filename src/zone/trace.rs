@@ -70,6 +70,8 @@ pub enum TraceError {
     Zone { zone: String, msg: String },
     #[error("{0}")]
     Prerequisite(String),
+    #[error("the program: {0}")]
+    Program(String),
     #[error("cannot run bpftrace: {0}")]
     Spawn(std::io::Error),
     #[error("bpftrace failed ({status}): {detail}")]
@@ -375,7 +377,7 @@ fn skip_comment(b: &[u8], i: usize) -> Option<usize> {
 /// Add `pred` to every probe of `program` but BEGIN, END and interval: `/P/` becomes
 /// `/((P) != 0) && pred/`, a probe without one gets `/pred/`. Top-level C definitions (`struct`,
 /// `#include`) are left alone. A predicate must be separated from its probe by a blank.
-pub fn scope_probes(program: &str, pred: &str) -> String {
+pub fn scope_probes(program: &str, pred: &str) -> Result<String, TraceError> {
     let b = program.as_bytes();
     let mut out = String::with_capacity(program.len() + 64);
     let mut i = 0;
@@ -423,7 +425,9 @@ pub fn scope_probes(program: &str, pred: &str) -> String {
                 j += 1;
             }
             let Some(end) = end else {
-                break;
+                // Not a predicate (a path in a uprobe, say): part of the header.
+                i += 1;
+                continue;
             };
             out.push_str(&program[header_start..i]);
             if is_unscoped(header) {
@@ -438,7 +442,14 @@ pub fn scope_probes(program: &str, pred: &str) -> String {
         }
         if c == b'{' {
             out.push_str(&program[header_start..i]);
-            if !c_def && !header.is_empty() && !header.ends_with('/') && !is_unscoped(header) {
+            if !c_def && !header.is_empty() && !is_unscoped(header) {
+                if header.ends_with('/') {
+                    // A predicate not set off by a blank: scoping must not let it through.
+                    return Err(TraceError::Program(format!(
+                        "{header}: put a blank between the probe and its predicate, \
+                         so that -z can add the zone to it"
+                    )));
+                }
                 out.push_str(&format!(" /{pred}/ "));
             }
             // The block, to its matching brace.
@@ -473,7 +484,7 @@ pub fn scope_probes(program: &str, pred: &str) -> String {
         i += 1;
     }
     out.push_str(&program[header_start.min(program.len())..]);
-    out
+    Ok(out)
 }
 
 /// The byte range of the block (`{` to `}` inclusive) of the top-level probe whose header is
@@ -605,7 +616,12 @@ fn bt_string(s: &str) -> String {
 /// The whole program bpftrace runs: the zone maps filled in BEGIN, `program` scoped to the
 /// selected zones when `scoped`, the word `zonename` resolved, the duration bound, and an END
 /// that clears zonetrace's own maps (so they are not printed).
-pub fn build_program(program: &str, map: &ZoneMap, scoped: bool, seconds: u64) -> String {
+pub fn build_program(
+    program: &str,
+    map: &ZoneMap,
+    scoped: bool,
+    seconds: u64,
+) -> Result<String, TraceError> {
     let uses_zonename = replace_zonename(program, "\u{0}") != program;
     let mut begin = String::new();
     if uses_zonename {
@@ -620,7 +636,7 @@ pub fn build_program(program: &str, map: &ZoneMap, scoped: bool, seconds: u64) -
         for id in &map.selected {
             begin.push_str(&format!("{SELECTED_MAP}[{id}] = 1;\n"));
         }
-        body = scope_probes(&body, &format!("{SELECTED_MAP}[cgroup]"));
+        body = scope_probes(&body, &format!("{SELECTED_MAP}[cgroup]"))?;
     }
     if uses_zonename {
         body = replace_zonename(&body, &format!("{ZONENAME_MAP}[cgroup]"));
@@ -634,7 +650,7 @@ pub fn build_program(program: &str, map: &ZoneMap, scoped: bool, seconds: u64) -
     }
     let body = add_to_special(&body, "BEGIN", &begin);
     let body = add_to_special(&body, "END", &clear);
-    format!("{body}\n\ninterval:s:{seconds}\n{{\nexit();\n}}\n")
+    Ok(format!("{body}\n\ninterval:s:{seconds}\n{{\nexit();\n}}\n"))
 }
 
 /// How a trace is run.
@@ -1010,7 +1026,7 @@ mod tests {
                  // a comment { with braces }\n\
                  interval:s:1 { exit(); }\n\
                  END { clear(@x); }";
-        let out = scope_probes(p, "@in[cgroup]");
+        let out = scope_probes(p, "@in[cgroup]").unwrap();
         assert!(out.contains("BEGIN { @x = 1; }"), "{out}");
         assert!(out.contains("tracepoint:a:b  /@in[cgroup]/ { @c"), "{out}");
         assert!(
@@ -1025,12 +1041,30 @@ mod tests {
     #[test]
     fn c_definitions_and_includes_are_left_alone() {
         let p = "#include <linux/sched.h>\nstruct foo { int a; };\nkprobe:f { 1 }";
-        let out = scope_probes(p, "P");
+        let out = scope_probes(p, "P").unwrap();
         assert!(
             out.contains("#include <linux/sched.h>\nstruct foo { int a; };"),
             "{out}"
         );
         assert!(out.contains("kprobe:f  /P/ { 1 }"), "{out}");
+    }
+
+    #[test]
+    fn paths_in_probes_are_not_predicates_and_unspaced_predicates_are_refused() {
+        let p = "uprobe:/bin/bash:readline /pid == 1/ { 1 }\nuprobe:/bin/sh:main { 2 }";
+        let out = scope_probes(p, "P").unwrap();
+        assert!(
+            out.contains("uprobe:/bin/bash:readline /((pid == 1) != 0) && P/ { 1 }"),
+            "{out}"
+        );
+        assert!(out.contains("uprobe:/bin/sh:main  /P/ { 2 }"), "{out}");
+        let err = scope_probes("t:a:b/pid == 1/{ 1 }", "P")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("put a blank between the probe and its predicate"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1049,7 +1083,7 @@ mod tests {
         map.names.insert(7, "web".into());
         map.names.insert(1, "global".into());
         map.selected.push(7);
-        let out = build_program("t:a:b { printf(\"%s\\n\", zonename); }", &map, true, 3);
+        let out = build_program("t:a:b { printf(\"%s\\n\", zonename); }", &map, true, 3).unwrap();
         assert!(out.contains("@__zonetrace_zn[7] = \"web\";"), "{out}");
         assert!(out.contains("@__zonetrace_in[7] = 1;"), "{out}");
         assert!(out.contains("/@__zonetrace_in[cgroup]/"), "{out}");
@@ -1063,7 +1097,7 @@ mod tests {
             "{out}"
         );
         // Unscoped and without zonename: no maps at all.
-        let out = build_program("t:a:b { 1 }", &map, false, 5);
+        let out = build_program("t:a:b { 1 }", &map, false, 5).unwrap();
         assert!(!out.contains("@__zonetrace"), "{out}");
     }
 
