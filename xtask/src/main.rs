@@ -1,5 +1,5 @@
 //! `zones-gen OUTDIR`: writes man pages and shell completions generated from the clap
-//! definitions of runz, zoneadm, zlogin, imgadm, dladm and zonestat:
+//! definitions of runz, zoneadm, zlogin, imgadm, dladm, zonestat and zonetrace:
 //!
 //! ```text
 //! OUTDIR/man/man1/NAME.1                 one page per command (subcommands listed in it)
@@ -26,6 +26,7 @@ fn commands() -> Vec<(&'static str, clap::Command)> {
         ("imgadm", cli::imgadm::command()),
         ("dladm", cli::dladm::command()),
         ("zonestat", cli::zonestat::command()),
+        ("zonetrace", cli::zonetrace::command()),
     ]
 }
 
