@@ -9,8 +9,10 @@
 //! puts init there with `clone3(CLONE_INTO_CGROUP)`; zlogin joins it. A cgroup2 directory's
 //! inode number is its cgroup id, so the map zone → ids is one `stat` per directory of the
 //! zone's unified subtree, read from the cgroup the engine recorded for the zone (the same
-//! state zonestat reads). Cgroups created below a zone after the trace started are not in the
-//! map (as with bpftrace's own `cgroupid()`): restart the trace. The pid namespace inode
+//! state zonestat reads). A cgroup created below a zone after the trace started is not in the
+//! kernel-side maps (as with bpftrace's own `cgroupid()`: `-z` misses it and `zonename` is
+//! empty for it; restart the trace), but the toolkit's output still names it: an unknown id
+//! is looked up in the zones' subtrees when it is printed. The pid namespace inode
 //! would also tell zones apart, but needs BTF casts of `curtask` on every event and misses a
 //! process that `zlogin` has not yet moved into the zone's namespaces; the cgroup id is
 //! one helper call.
