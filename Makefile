@@ -22,10 +22,10 @@ BASHDIR := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 ZSHDIR := $(DESTDIR)$(PREFIX)/share/zsh/site-functions
 FISHDIR := $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 
-BINS := runz zoneadm zlogin zonecfg imgadm dladm zonestat vmadm
+BINS := runz zoneadm zlogin zonecfg imgadm dladm zonestat vmadm zonetrace
 # Commands whose man page and completions are generated from their clap definitions
 # (zonecfg parses its argv by hand: its page is docs/man/zonecfg.1).
-CLAP_BINS := runz zoneadm zlogin imgadm dladm zonestat vmadm
+CLAP_BINS := runz zoneadm zlogin imgadm dladm zonestat vmadm zonetrace
 
 # The build targets the host's triple by name (.cargo/config.toml: static binaries), so the
 # artefacts are under target/<triple>/ (or $CARGO_TARGET_DIR/<triple>/).

@@ -17,6 +17,7 @@ DEMO_PACKAGES=(
 
 PACKAGES=(
     apache2-utils    # htpasswd -B: the bcrypt password file of the test registry (tests/images.rs)
+    bpftrace         # zonetrace runs its programs (tests/zonetrace.rs; tracepoints, kernel BTF)
     btrfs-progs      # mkfs.btrfs: tests/storage.rs and bench/ make a loop-mounted btrfs
     bsdutils         # script(1): a pty for `ctr task exec -t` / `podman exec -t` (integration/)
     busybox-static   # the test and demo rootfs (scripts/mk-rootfs.sh)

@@ -246,19 +246,45 @@ fn make_install_puts_binaries_man_pages_and_completions_under_the_prefix() {
     let mut expect: Vec<String> = Vec::new();
     if has_make {
         for b in [
-            "runz", "zoneadm", "zlogin", "zonecfg", "imgadm", "dladm", "zonestat",
+            "runz",
+            "zoneadm",
+            "zlogin",
+            "zonecfg",
+            "imgadm",
+            "dladm",
+            "zonestat",
+            "vmadm",
+            "zonetrace",
         ] {
             expect.push(format!("bin/{b}"));
             expect.push(format!("share/man/man1/{b}.1"));
         }
         expect.push("bin/mdata-get".into());
-        for b in ["runz", "zoneadm", "zlogin", "imgadm", "dladm", "zonestat"] {
+        for b in [
+            "runz",
+            "zoneadm",
+            "zlogin",
+            "imgadm",
+            "dladm",
+            "zonestat",
+            "vmadm",
+            "zonetrace",
+        ] {
             expect.push(format!("share/bash-completion/completions/{b}"));
             expect.push(format!("share/zsh/site-functions/_{b}"));
             expect.push(format!("share/fish/vendor_completions.d/{b}.fish"));
         }
     } else {
-        for b in ["runz", "zoneadm", "zlogin", "imgadm", "dladm", "zonestat"] {
+        for b in [
+            "runz",
+            "zoneadm",
+            "zlogin",
+            "imgadm",
+            "dladm",
+            "zonestat",
+            "vmadm",
+            "zonetrace",
+        ] {
             expect.push(format!("gen/man/man1/{b}.1"));
             expect.push(format!("gen/completions/bash/{b}"));
             expect.push(format!("gen/completions/zsh/_{b}"));
@@ -859,12 +885,14 @@ fn every_command_has_help_with_examples_and_usage_errors_exit_2() {
             .output()
             .unwrap()
     };
-    let clis: [(&str, clap::Command, bool); 6] = [
+    let clis: [(&str, clap::Command, bool); 8] = [
         ("zoneadm", zones_linux::cli::zoneadm::command(), true),
         ("dladm", zones_linux::cli::dladm::command(), true),
         ("imgadm", zones_linux::cli::imgadm::command(), true),
         ("zlogin", zones_linux::cli::zlogin::command(), false),
         ("zonestat", zones_linux::cli::zonestat::command(), false),
+        ("vmadm", zones_linux::cli::vmadm::command(), false),
+        ("zonetrace", zones_linux::cli::zonetrace::command(), false),
         ("runz", zones_linux::cli::runz::command(), false),
     ];
     let mut checked = 0;

@@ -10,6 +10,7 @@ pub mod zlogin;
 pub mod zoneadm;
 pub mod zonecfg;
 pub mod zonestat;
+pub mod zonetrace;
 
 /// The exit-code convention of every face: parse argv with clap (usage errors exit 2 with an
 /// illumos usage line, --help 0), run, and print an error as `PROG: message` with exit 1.

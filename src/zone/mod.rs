@@ -9,6 +9,7 @@
 //! - `admin`: what zoneadm's verbs do (install, boot, halt, list, ...).
 //! - `login`: zlogin (a process inside the zone, or the console).
 //! - `stat`: zonestat's data (usage and caps from the zone's cgroup).
+//! - `trace`: zonetrace (bpftrace programs that know each task's zone; the toolkit).
 //! - `network`: an exclusive-IP zone's namespace and anet links; `datalinks`: dladm's
 //!   etherstubs and VNICs.
 //! - `query`: `zoneadm get` and `lookup` (a zone as one JSON document).
@@ -39,6 +40,7 @@ pub mod rootfile;
 pub mod shed;
 pub mod stat;
 pub mod supervisor;
+pub mod trace;
 pub mod userscript;
 pub mod vmadm;
 

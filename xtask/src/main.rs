@@ -1,5 +1,5 @@
 //! `zones-gen OUTDIR`: writes man pages and shell completions generated from the clap
-//! definitions of runz, zoneadm, zlogin, imgadm, dladm, zonestat and vmadm:
+//! definitions of runz, zoneadm, zlogin, imgadm, dladm, zonestat, vmadm and zonetrace:
 //!
 //! ```text
 //! OUTDIR/man/man1/NAME.1                 one page per command (subcommands listed in it)
@@ -27,6 +27,7 @@ fn commands() -> Vec<(&'static str, clap::Command)> {
         ("dladm", cli::dladm::command()),
         ("zonestat", cli::zonestat::command()),
         ("vmadm", cli::vmadm::command()),
+        ("zonetrace", cli::zonetrace::command()),
     ]
 }
 

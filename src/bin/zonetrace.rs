@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(zones_linux::cli::zonetrace::main());
+}
