@@ -8,8 +8,7 @@
 //! never to the host's files. Each file is replaced atomically (a temporary name, then
 //! renameat).
 
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 use zones::model::Zone;
@@ -77,31 +76,6 @@ pub fn hostid_file(zone: &Zone) -> Option<[u8; 4]> {
     zone.hostid.map(|h| h.0.to_ne_bytes())
 }
 
-fn openat2_in_root(root: &OwnedFd, path: &str, flags: i32, mode: u32) -> std::io::Result<OwnedFd> {
-    let c = CString::new(path).map_err(std::io::Error::other)?;
-    // SAFETY: open_how is plain integers; all-zero is a valid value.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.mode = u64::from(mode);
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-    // SAFETY: openat2 with a valid dirfd, a NUL-terminated path and an open_how of the size
-    // passed; the returned fd is checked and then owned.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root.as_raw_fd(),
-            c.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor from openat2 that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
 fn write_one(etc: &OwnedFd, name: &str, text: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = format!(".{name}.zones-tmp");
@@ -110,7 +84,7 @@ fn write_one(etc: &OwnedFd, name: &str, text: &[u8]) -> std::io::Result<()> {
         tmp.as_str(),
         nix::unistd::UnlinkatFlags::NoRemoveDir,
     );
-    let fd = openat2_in_root(
+    let fd = super::rootfile::open_in_root(
         etc,
         &tmp,
         libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
@@ -138,7 +112,7 @@ pub fn write(zone: &Zone, root: &Path) -> Result<(), HostFilesError> {
     let rootfd = std::fs::File::open(root)
         .map(OwnedFd::from)
         .map_err(|e| err(&root.display().to_string(), e))?;
-    let etc = match openat2_in_root(&rootfd, "etc", libc::O_RDONLY | libc::O_DIRECTORY, 0) {
+    let etc = match super::rootfile::open_in_root(&rootfd, "etc", libc::O_RDONLY | libc::O_DIRECTORY, 0) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
             nix::sys::stat::mkdirat(
@@ -147,7 +121,7 @@ pub fn write(zone: &Zone, root: &Path) -> Result<(), HostFilesError> {
                 nix::sys::stat::Mode::from_bits_truncate(0o755),
             )
             .map_err(|e| err("/etc", e.into()))?;
-            openat2_in_root(&rootfd, "etc", libc::O_RDONLY | libc::O_DIRECTORY, 0)
+            super::rootfile::open_in_root(&rootfd, "etc", libc::O_RDONLY | libc::O_DIRECTORY, 0)
                 .map_err(|e| err("/etc", e))?
         }
         Err(e) => return Err(err("/etc", e)),

@@ -47,27 +47,7 @@ impl ZoneRoot {
 
     /// `path` (as the zone sees it) resolved inside the root with `flags` (O_CLOEXEC added).
     fn open_in(&self, path: &str, flags: i32) -> std::io::Result<OwnedFd> {
-        let c = CString::new(path).map_err(std::io::Error::other)?;
-        // SAFETY: open_how is plain integers; all-zero is a valid value.
-        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-        how.flags = (flags | libc::O_CLOEXEC) as u64;
-        how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-        // SAFETY: openat2 with a valid dirfd, a NUL-terminated path and an open_how of the
-        // size passed; the returned fd is checked and then owned.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                self.fd.as_raw_fd(),
-                c.as_ptr(),
-                &how as *const libc::open_how,
-                std::mem::size_of::<libc::open_how>(),
-            )
-        };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: a fresh descriptor from openat2 that nothing else owns.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+        open_in_root(&self.fd, path, flags, 0)
     }
 
     /// The regular file `path` of the zone, at most `limit` bytes.
@@ -116,6 +96,39 @@ impl ZoneRoot {
         let inside = Path::new("/").join(rel);
         inside.to_str().map(str::to_string)
     }
+}
+
+/// `path` resolved beneath the directory `root` as if `root` were `/` (openat2
+/// RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), with `flags` (O_CLOEXEC added) and `mode` for a
+/// file it creates. The one way the host opens a path a zone controls.
+pub fn open_in_root(
+    root: &impl AsRawFd,
+    path: &str,
+    flags: i32,
+    mode: u32,
+) -> std::io::Result<OwnedFd> {
+    let c = CString::new(path).map_err(std::io::Error::other)?;
+    // SAFETY: open_how is plain integers; all-zero is a valid value.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.mode = u64::from(mode);
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: openat2 with a valid dirfd, a NUL-terminated path and an open_how of the size
+    // passed; the returned fd is checked and then owned.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root.as_raw_fd(),
+            c.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor from openat2 that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 #[cfg(test)]
