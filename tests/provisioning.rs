@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use common::require_root;
-use common::zonehost::{bin, ZoneHost};
+use common::zonehost::{bin, static_mdata_get, Links, ZoneHost};
 use serde_json::Value;
 
 fn repo() -> &'static Path {
@@ -456,46 +456,6 @@ fn a_provision_failing_at_boot_leaves_nothing() {
     );
     let left = h.zone_cgroups_left();
     assert!(left.is_empty(), "cgroups left: {left:?}");
-}
-
-/// `mdata-get` (static, like every binary of the workspace: .cargo/config.toml), built once per
-/// test process beside runz: `cargo test -p zones-linux` alone does not build it.
-fn static_mdata_get() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let status = Command::new(env!("CARGO"))
-                .current_dir(repo())
-                .args([
-                    "build",
-                    "--quiet",
-                    "-p",
-                    "zones-mdata",
-                    "--bin",
-                    "mdata-get",
-                ])
-                .args((!cfg!(debug_assertions)).then_some("--release"))
-                .stdin(Stdio::null())
-                .status()
-                .unwrap();
-            assert!(status.success(), "building mdata-get failed");
-            bin("mdata-get")
-        })
-        .clone()
-}
-
-/// Host links made by a test (etherstubs), deleted on drop even when the test fails.
-/// Declared before the host, so it drops after the zones are halted.
-struct Links(Vec<String>);
-
-impl Drop for Links {
-    fn drop(&mut self) {
-        if let Ok(mut nl) = zones_net::Netlink::open() {
-            for l in &self.0 {
-                let _ = nl.delete_link(l);
-            }
-        }
-    }
 }
 
 fn link_exists(name: &str) -> bool {

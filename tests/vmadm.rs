@@ -9,60 +9,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::require_root;
-use common::zonehost::{bin, ZoneHost};
+use common::zonehost::{bin, static_mdata_get, Links, ZoneHost};
 use serde_json::{json, Value};
 use zones::image::build;
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 common::zonehost::host_type!();
-
-/// `mdata-get` (static), built once per test process beside runz: `cargo test` alone does not
-/// build the zones-mdata crate's binary.
-fn static_mdata_get() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let status = Command::new(env!("CARGO"))
-                .current_dir(repo())
-                .args([
-                    "build",
-                    "--quiet",
-                    "-p",
-                    "zones-mdata",
-                    "--bin",
-                    "mdata-get",
-                ])
-                .args((!cfg!(debug_assertions)).then_some("--release"))
-                .stdin(Stdio::null())
-                .status()
-                .unwrap();
-            assert!(status.success(), "building mdata-get failed");
-            bin("mdata-get")
-        })
-        .clone()
-}
-
-/// Host links made by a test (etherstubs), deleted on drop even when the test fails.
-/// Declared before the host, so it drops after the zones are halted.
-struct Links(Vec<String>);
-
-impl Drop for Links {
-    fn drop(&mut self) {
-        if let Ok(mut nl) = zones_net::Netlink::open() {
-            for l in &self.0 {
-                let _ = nl.delete_link(l);
-            }
-        }
-    }
-}
 
 impl Host {
     fn new(tag: &str) -> Host {

@@ -112,7 +112,12 @@ pub fn write(zone: &Zone, root: &Path) -> Result<(), HostFilesError> {
     let rootfd = std::fs::File::open(root)
         .map(OwnedFd::from)
         .map_err(|e| err(&root.display().to_string(), e))?;
-    let etc = match super::rootfile::open_in_root(&rootfd, "etc", libc::O_RDONLY | libc::O_DIRECTORY, 0) {
+    let etc = match super::rootfile::open_in_root(
+        &rootfd,
+        "etc",
+        libc::O_RDONLY | libc::O_DIRECTORY,
+        0,
+    ) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
             nix::sys::stat::mkdirat(

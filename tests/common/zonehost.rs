@@ -231,3 +231,43 @@ impl Drop for ZoneHost {
 pub fn mounted(path: &Path) -> bool {
     super::mount_points().iter().any(|m| m == path)
 }
+
+/// `mdata-get` (static, like every binary of the workspace: .cargo/config.toml), built once per
+/// test process beside runz: `cargo test -p zones-linux` alone does not build it.
+pub fn static_mdata_get() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let status = std::process::Command::new(env!("CARGO"))
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "zones-mdata",
+                    "--bin",
+                    "mdata-get",
+                ])
+                .args((!cfg!(debug_assertions)).then_some("--release"))
+                .stdin(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success(), "building mdata-get failed");
+            bin("mdata-get")
+        })
+        .clone()
+}
+
+/// Host links made by a test (etherstubs), deleted on drop even when the test fails.
+/// Declared before the host, so it drops after the zones are halted.
+pub struct Links(pub Vec<String>);
+
+impl Drop for Links {
+    fn drop(&mut self) {
+        if let Ok(mut nl) = zones_net::Netlink::open() {
+            for l in &self.0 {
+                let _ = nl.delete_link(l);
+            }
+        }
+    }
+}
