@@ -152,6 +152,20 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// An update document's keys: its identity and root are fixed, unknown keys refused.
+    fn update_keys(&mut self) {
+        for key in self.doc.keys() {
+            if FIXED.contains(&key.as_str()) {
+                self.problem(
+                    format!("$.{key}"),
+                    "cannot be changed by update (it names the zone or its root)",
+                );
+            } else if !KNOWN.contains(&key.as_str()) {
+                self.problem(format!("$.{key}"), "unknown property");
+            }
+        }
+    }
+
     fn problem(&mut self, path: impl Into<String>, msg: impl Into<String>) {
         self.problems.push(Problem {
             path: path.into(),
@@ -776,16 +790,7 @@ pub fn check_update(text: &str) -> Result<(), ManifestError> {
         doc: &doc,
         problems: Vec::new(),
     };
-    for key in doc.keys() {
-        if FIXED.contains(&key.as_str()) {
-            c.problem(
-                format!("$.{key}"),
-                "cannot be changed by update (it names the zone or its root)",
-            );
-        } else if !KNOWN.contains(&key.as_str()) {
-            c.problem(format!("$.{key}"), "unknown property");
-        }
-    }
+    c.update_keys();
     let mut scratch = Zone::new("scratch");
     c.apply(&mut scratch);
     if c.problems.is_empty() {
@@ -820,16 +825,7 @@ pub fn update(store: &Store, name: &str, text: &str) -> Result<UpdateReport, Man
         doc: &doc,
         problems: Vec::new(),
     };
-    for key in doc.keys() {
-        if FIXED.contains(&key.as_str()) {
-            c.problem(
-                format!("$.{key}"),
-                "cannot be changed by update (it names the zone or its root)",
-            );
-        } else if !KNOWN.contains(&key.as_str()) {
-            c.problem(format!("$.{key}"), "unknown property");
-        }
-    }
+    c.update_keys();
     let (old, lock, recorded) = admin::open(store, name)?;
     let mut zone = old.clone();
     let md = c.apply(&mut zone);
