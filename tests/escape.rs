@@ -365,6 +365,7 @@ fn a_default_zone_cannot_escape() {
     // The other areas' attacks on a zone, each on zones of its own: one summary line.
     runtime::a_zone_login_cannot_escape(&mut b);
     runtime::a_zone_without_userns_cannot_rewrite_zlogin(&mut b);
+    runtime::a_zone_mount_target_race(&mut b);
     zone::zlogin_reads_the_zones_files_only_inside_the_zone(&mut b);
     zone::zoneadm_and_zonecfg_refuse_bad_input_and_leave_nothing_half_made(&mut b);
     b.finish("zone");

@@ -934,3 +934,71 @@ pub fn a_zone_without_userns_cannot_rewrite_zlogin(b: &mut Battery) {
         format!("{outcome}; zlogin copy intact: {}", zl.intact()),
     );
 }
+
+/// CVE-2021-30465 against zones: zone `ra` exchanges `x` (a directory) and `alt` (a symlink
+/// to /) in a host directory it shares by lofs with zone `rv`, whose configuration mounts a
+/// tmpfs at /shared/x, while `rv` is booted 100 times. Blocked when every boot either failed
+/// or shows the tmpfs inside its own tree, and the host never gets it.
+pub fn a_zone_mount_target_race(b: &mut Battery) {
+    let h = ZoneHost::new("escape", "zrace", true);
+    let shared = h.root.join("shared");
+    std::fs::create_dir_all(shared.join("x")).unwrap();
+    std::os::unix::fs::symlink("/", shared.join("alt")).unwrap();
+    // The zones' roots are other ids (their user namespaces): the volume is theirs to change.
+    for p in [&shared, &shared.join("x")] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let lofs = format!(
+        "add fs; set dir=/shared; set special={}; set type=lofs; end;",
+        shared.display()
+    );
+    boot_zone(&h, "ra", &lofs);
+    let started = h.cmd(
+        "zlogin",
+        &[
+            "ra",
+            "(/bin/escape-probe swap /shared/x /shared/alt 120 </dev/null >/dev/null 2>&1 &)",
+        ],
+    );
+    assert!(started.status.success(), "attacker: {started:?}");
+    boot_zone(
+        &h,
+        "rv",
+        &format!("{lofs} add fs; set dir=/shared/x; set special=zracetmpfs; set type=tmpfs; end;"),
+    );
+    h.ok("zoneadm", &["-z", "rv", "halt"]);
+    let (mut inside, mut failed, mut escaped) = (0, 0, Vec::new());
+    let mut why = String::new();
+    for i in 0..100 {
+        let boot = h.cmd("zoneadm", &["-z", "rv", "boot"]);
+        if !boot.status.success() {
+            failed += 1;
+            if why.is_empty() {
+                why = String::from_utf8_lossy(&boot.stderr).into_owned();
+            }
+            continue;
+        }
+        let out = h.cmd(
+            "zlogin",
+            &["rv", "grep zracetmpfs /proc/self/mountinfo | cut -d' ' -f5"],
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.lines().any(|l| l.starts_with("/shared/")) {
+            inside += 1;
+        } else {
+            escaped.push(format!("boot {i}: {text:?}"));
+        }
+        let _ = h.cmd("zoneadm", &["-z", "rv", "halt"]);
+    }
+    std::fs::write(shared.join("stop"), "").unwrap();
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let on_host = host.lines().filter(|l| l.contains("zracetmpfs")).count();
+    b.check(
+        "zone: mount target swapped for a symlink to / in a shared lofs volume, 100 boots",
+        escaped.is_empty() && on_host == 0 && inside > 0,
+        format!(
+            "{inside} with the tmpfs inside, {failed} failed (first: {why:?}), host mounts \
+             {on_host}, elsewhere: {escaped:?}"
+        ),
+    );
+}
