@@ -109,8 +109,8 @@ mod tests {
         }
         let _rm = Rm(out.clone());
         let files = generate(&out).unwrap();
-        // A man page and bash/zsh/fish completions for each of the six commands.
-        assert_eq!(files.len(), 6 * 4);
+        // A man page and bash/zsh/fish completions for each of the eight commands.
+        assert_eq!(files.len(), 8 * 4);
         for f in &files {
             assert!(std::fs::metadata(f).unwrap().len() > 0, "{}", f.display());
         }
