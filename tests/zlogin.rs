@@ -1,5 +1,6 @@
 //! zlogin in a real terminal: interactive logins (each its own pty, the zone's /dev/console
-//! untouched, any number per boot).
+//! untouched, any number per boot) and the console (`~.` after the terminal's answers to the
+//! shell's queries, `-e c`, `-d`, waiting across a halt, EOF on stdin).
 //!
 //! The terminal is a pty the test opens: zlogin gets the slave as its controlling terminal
 //! and stdio, the test reads and writes the master as a terminal would, answering cursor
@@ -209,4 +210,148 @@ fn three_interactive_logins_on_one_boot_each_get_their_own_pty() {
     c.send(b"\r~.");
     assert_eq!(c.exit_within(WAIT), Some(0), "{}", c.text());
     h.ok("zoneadm", &["-z", "tri", "halt"]);
+}
+
+#[test]
+fn the_console_is_left_with_the_escape_after_the_terminals_answers() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("escape");
+    h.boot("esc");
+    let mut c = h.term(&["-C", "esc"]);
+    c.expect("[Connected to zone 'esc' console]");
+    c.send(b"\r");
+    c.send(b"echo up-$((6*7))\r");
+    c.expect("up-42");
+    // Enter, then the terminal's answer to the shell's cursor position query lands on
+    // stdin before the user types ~.: the escape is still first on the user's line.
+    c.send(b"\r");
+    std::thread::sleep(Duration::from_millis(200));
+    c.send(b"\x1b[24;1R");
+    std::thread::sleep(Duration::from_millis(100));
+    c.send(b"~.");
+    assert_eq!(c.exit_within(WAIT), Some(0), "~. ignored: {}", c.text());
+    assert!(c
+        .text()
+        .contains("[Connection to zone 'esc' console closed]"));
+    assert_eq!(h.state("esc"), "running");
+    h.ok("zoneadm", &["-z", "esc", "halt"]);
+}
+
+#[test]
+fn the_console_with_e_and_d_uses_that_escape_and_leaves_when_the_zone_halts() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("e-d");
+    h.boot("ed");
+    let mut c = h.term(&["-C", "-d", "-e", "#", "ed"]);
+    c.expect("[Connected to zone 'ed' console]");
+    c.send(b"\r");
+    // ~. is no escape with -e #: it reaches the shell, and the console stays.
+    c.send(b"~.\r");
+    c.send(b"echo still-$((6*7))\r");
+    c.expect("still-42");
+    assert_eq!(c.exit_within(Duration::from_millis(300)), None);
+    // The zone halts: -d disconnects.
+    h.ok("zoneadm", &["-z", "ed", "halt"]);
+    assert_eq!(c.exit_within(WAIT), Some(0), "{}", c.text());
+    assert!(c
+        .text()
+        .contains("[Connection to zone 'ed' console closed]"));
+
+    // -d without -C is refused (usage), not ignored.
+    let err = h.fails("zlogin", &["-d", "ed", "true"]);
+    assert!(err.starts_with("zlogin: "), "{err}");
+}
+
+#[test]
+fn the_console_without_d_waits_for_the_zone_to_boot_again() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("wait");
+    h.boot("wt");
+    let mut c = h.term(&["-C", "wt"]);
+    c.expect("[Connected to zone 'wt' console]");
+    h.ok("zoneadm", &["-z", "wt", "halt"]);
+    c.expect("[NOTICE: Zone halted]");
+    assert_eq!(c.exit_within(Duration::from_millis(500)), None);
+    h.ok("zoneadm", &["-z", "wt", "boot"]);
+    // Reattached to the new boot's console: its askfirst prompt takes the Enter.
+    let start = Instant::now();
+    loop {
+        c.send(b"\r");
+        std::thread::sleep(Duration::from_millis(300));
+        if c.text().contains("activate this console") || start.elapsed() > WAIT {
+            break;
+        }
+    }
+    c.send(b"\recho back-$((40+2))\r");
+    c.expect("back-42");
+    c.send(b"\r~.");
+    assert_eq!(c.exit_within(WAIT), Some(0), "{}", c.text());
+    h.ok("zoneadm", &["-z", "wt", "halt"]);
+}
+
+/// `zlogin -C ZONE` with `input` then EOF on stdin (None: /dev/null): its exit code (None
+/// if it had not ended within WAIT: it is killed), stdout and stderr.
+fn console_with_input(h: &Host, zone: &str, input: Option<&[u8]>) -> (Option<i32>, String, String) {
+    let mut child = Command::new(bin("zlogin"))
+        .arg("-R")
+        .arg(&h.root)
+        .args(["-C", zone])
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(bytes) = input {
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(bytes).unwrap();
+    }
+    let start = Instant::now();
+    let mut code = None;
+    while start.elapsed() < WAIT {
+        if let Some(st) = child.try_wait().unwrap() {
+            code = Some(st.code().unwrap_or(-1));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if code.is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        code,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_console_ends_at_eof_on_stdin() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("eof");
+    h.boot("eo");
+    // What was written before EOF reaches the zone, and its answer is shown.
+    let (code, text, err) = console_with_input(&h, "eo", Some(b"\necho eof-$((6*7))\n"));
+    assert_eq!(code, Some(0), "zlogin -C did not end at EOF: {text}{err}");
+    assert!(text.contains("eof-42"), "{text}");
+    assert!(
+        err.contains("[Connection to zone 'eo' console closed]"),
+        "{err}"
+    );
+    let (code, _, err) = console_with_input(&h, "eo", None);
+    assert_eq!(code, Some(0), "zlogin -C </dev/null did not end: {err}");
+    assert_eq!(h.state("eo"), "running");
+    h.ok("zoneadm", &["-z", "eo", "halt"]);
 }
