@@ -261,9 +261,19 @@ fn the_console_with_e_and_d_uses_that_escape_and_leaves_when_the_zone_halts() {
         .text()
         .contains("[Connection to zone 'ed' console closed]"));
 
-    // -d without -C is refused (usage), not ignored.
-    let err = h.fails("zlogin", &["-d", "ed", "true"]);
-    assert!(err.starts_with("zlogin: "), "{err}");
+    // -d without -C, -l or -S with -C: refused, not ignored.
+    let refused: [(&[&str], &str); 3] = [
+        (&["-d", "ed", "true"], "zlogin: -d is only valid with -C"),
+        (
+            &["-C", "-l", "root", "ed"],
+            "zlogin: -l is not allowed with -C",
+        ),
+        (&["-C", "-S", "ed"], "zlogin: -S is not allowed with -C"),
+    ];
+    for (args, msg) in refused {
+        let err = h.fails("zlogin", args);
+        assert_eq!(err.trim_end(), msg, "{args:?}");
+    }
 }
 
 #[test]

@@ -59,6 +59,13 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         if !cli.command.is_empty() {
             anyhow::bail!("-C takes no command");
         }
+        // illumos: the console has no user to log in as, and no "safe" variant.
+        if cli.user.is_some() {
+            anyhow::bail!("-l is not allowed with -C");
+        }
+        if cli.safe {
+            anyhow::bail!("-S is not allowed with -C");
+        }
         let escape = if cli.no_escape {
             None
         } else {
