@@ -449,7 +449,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Cmd::Console { uuid } => {
             let name = vmadm::resolve(&store, &uuid)?;
-            crate::zone::login::console(&store, &name, 0x1d)?;
+            let opts = crate::zone::login::ConsoleOpts {
+                escape: Some(0x1d),
+                disconnect_on_halt: false,
+            };
+            crate::zone::login::console(&store, &name, &opts)?;
         }
         Cmd::Send { uuid } => {
             let name = vmadm::resolve(&store, &uuid)?;

@@ -11,7 +11,7 @@ use crate::zone::login::{self, LoginOpts};
 #[command(
     name = "zlogin",
     about = "Log into a zone, run a command in it, or attach to its console (illumos zlogin)",
-    after_help = "Examples:\n  zlogin web\n  zlogin web uname -a\n  zlogin -l nobody web id\n  zlogin -C web\n\nExit status: the command's, or 1 error, 2 usage error.",
+    after_help = "Examples:\n  zlogin web\n  zlogin web uname -a\n  zlogin -l nobody web id\n  zlogin -C web\n  zlogin -C -d -e '#' web\n\nExit status: the command's, or 1 error, 2 usage error.",
     disable_version_flag = true,
     trailing_var_arg = true
 )]
@@ -22,6 +22,9 @@ struct Cli {
     /// Attach to the zone's console.
     #[arg(short = 'C')]
     console: bool,
+    /// With -C: disconnect when the zone halts (otherwise wait for it to boot again).
+    #[arg(short = 'd')]
+    disconnect: bool,
     /// No escape character.
     #[arg(short = 'E')]
     no_escape: bool,
@@ -56,15 +59,30 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         if !cli.command.is_empty() {
             anyhow::bail!("-C takes no command");
         }
+        // illumos: the console has no user to log in as, and no "safe" variant.
+        if cli.user.is_some() {
+            anyhow::bail!("-l is not allowed with -C");
+        }
+        if cli.safe {
+            anyhow::bail!("-S is not allowed with -C");
+        }
         let escape = if cli.no_escape {
-            0
+            None
         } else {
             let c = cli.escape.unwrap_or('~');
-            u8::try_from(c)
-                .map_err(|_| anyhow::anyhow!("-e {c:?}: the escape must be one ASCII character"))?
+            Some(u8::try_from(c).ok().filter(u8::is_ascii).ok_or_else(|| {
+                anyhow::anyhow!("-e {c:?}: the escape must be one ASCII character")
+            })?)
         };
-        login::console(&store, &cli.zone, escape)?;
+        let opts = login::ConsoleOpts {
+            escape,
+            disconnect_on_halt: cli.disconnect,
+        };
+        login::console(&store, &cli.zone, &opts)?;
         return Ok(0);
+    }
+    if cli.disconnect {
+        anyhow::bail!("-d is only valid with -C");
     }
     Ok(login::login(
         &store,

@@ -94,27 +94,47 @@ fn connect_long(sock: &OwnedFd, path: &Path) -> nix::Result<()> {
     connect(sock.as_raw_fd(), &UnixAddr::new(&short)?)
 }
 
+/// Whose terminal [`setup_pty`] makes: the container's own console, or one process's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PtyFor {
+    /// The container's init: its pty becomes the container's /dev/console (bound over the
+    /// placeholder, if that file exists), as runc's standard init does.
+    Init,
+    /// A process exec'd into a running container (`runz exec -t`, `zlogin`): a pty of its
+    /// own, and the container's /dev/console is left alone, as runc's setns init and
+    /// illumos zlogin (which gives each login a new pty) do. Binding it there would stack a
+    /// mount over the zone's console for every login, in the container's mount namespace,
+    /// outliving the process.
+    Exec,
+}
+
 /// Inside the container, after pivot_root: allocate a pty from the container's /dev/ptmx,
-/// size it, bind the slave over /dev/console (if that file exists), send the master over
-/// `socket`, then make the slave our controlling terminal on fds 0, 1 and 2.
+/// size it, for init bind the slave over /dev/console, send the master over `socket`, then
+/// make the slave our controlling terminal on fds 0, 1 and 2.
 pub fn setup_pty(
     socket: OwnedFd,
     size: Option<&oci_spec::runtime::Box>,
+    pty_for: PtyFor,
 ) -> Result<(), ConsoleError> {
-    setup_pty_at(socket, size, Path::new("/dev/console"))
+    let console = match pty_for {
+        PtyFor::Init => Some(Path::new("/dev/console")),
+        PtyFor::Exec => None,
+    };
+    setup_pty_at(socket, size, console)
 }
 
-/// `setup_pty` with the console path as a parameter (tests bind over a scratch file).
+/// `setup_pty` with the console path as a parameter (tests bind over a scratch file); no
+/// path: no bind.
 fn setup_pty_at(
     socket: OwnedFd,
     size: Option<&oci_spec::runtime::Box>,
-    console: &Path,
+    console: Option<&Path>,
 ) -> Result<(), ConsoleError> {
     let pty = Pty::open()?;
     if let Some(b) = size {
         set_size(pty.master.as_fd(), b)?;
     }
-    if console.exists() {
+    if let Some(console) = console.filter(|c| c.exists()) {
         mount(
             Some(Path::new(&pty.name)),
             console,
@@ -773,7 +793,7 @@ mod tests {
         if mount(None::<&str>, "/", None::<&str>, slave_prop, None::<&str>).is_err() {
             return 11;
         }
-        if setup_pty_at(sock, Some(size), console).is_err() {
+        if setup_pty_at(sock, Some(size), Some(console)).is_err() {
             return 12;
         }
         let me = nix::unistd::getpid();

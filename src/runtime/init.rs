@@ -202,7 +202,12 @@ fn exec_in_container(ctx: &ExecContext) -> Result<(), String> {
         let sock = sock
             .try_clone()
             .map_err(|e| format!("console socket: {e}"))?;
-        console::setup_pty(sock, ctx.process.console_size().as_ref()).map_err(|e| e.to_string())?;
+        console::setup_pty(
+            sock,
+            ctx.process.console_size().as_ref(),
+            console::PtyFor::Exec,
+        )
+        .map_err(|e| e.to_string())?;
     }
     prepare_fds(ctx.preserve_fds)?;
     if let Some(a) = ctx.process.exec_cpu_affinity() {
@@ -286,7 +291,8 @@ fn init(ctx: &InitContext) -> Result<(), String> {
         let sock = sock
             .try_clone()
             .map_err(|e| format!("console socket: {e}"))?;
-        console::setup_pty(sock, process.console_size().as_ref()).map_err(|e| e.to_string())?;
+        console::setup_pty(sock, process.console_size().as_ref(), console::PtyFor::Init)
+            .map_err(|e| e.to_string())?;
     }
     if has_mntns {
         rootfs::finalize(spec).map_err(|e| e.to_string())?;

@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
@@ -223,8 +224,36 @@ pub fn login(store: &Store, opts: &LoginOpts) -> Result<i32> {
     })
 }
 
-/// `zlogin -C`: attach to the console; `<escape>.` at the start of a line detaches.
-pub fn console(store: &Store, zone: &str, escape: u8) -> Result<()> {
+/// What `zlogin -C` was asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsoleOpts {
+    /// The escape character (`-e c`, default `~`); None with `-E`.
+    pub escape: Option<u8>,
+    /// `-d`: disconnect when the zone halts (otherwise wait for it to boot again, as the
+    /// illumos console connection persists across halts and boots).
+    pub disconnect_on_halt: bool,
+}
+
+impl Default for ConsoleOpts {
+    fn default() -> Self {
+        ConsoleOpts {
+            escape: Some(b'~'),
+            disconnect_on_halt: false,
+        }
+    }
+}
+
+/// After EOF on stdin, how long the console must be quiet before zlogin -C leaves (the
+/// zone's answer to the last input is shown), and the most it waits in all.
+const EOF_DRAIN_IDLE: Duration = Duration::from_millis(300);
+const EOF_DRAIN_MAX: Duration = Duration::from_secs(3);
+
+/// While the zone is down (no `-d`), how often zlogin -C tries to reach its console again.
+const RECONNECT_TICK: Duration = Duration::from_millis(250);
+
+/// `zlogin -C`: attach to the console; `<escape>.` at the start of a line the user typed
+/// detaches, so does EOF on stdin; with `-d` so does the zone halting.
+pub fn console(store: &Store, zone: &str, opts: &ConsoleOpts) -> Result<()> {
     let st = store
         .state(zone)?
         .ok_or_else(|| zones::store::StoreError::NoSuchZone(zone.to_string()))?;
@@ -236,7 +265,7 @@ pub fn console(store: &Store, zone: &str, escape: u8) -> Result<()> {
         });
     }
     let paths = ZonePaths::new(store, zone);
-    let sock = UnixStream::connect(paths.console_sock()).map_err(|e| {
+    let mut sock = UnixStream::connect(paths.console_sock()).map_err(|e| {
         LoginError::Other(format!(
             "zone '{zone}': console {}: {e}",
             paths.console_sock().display()
@@ -244,18 +273,70 @@ pub fn console(store: &Store, zone: &str, escape: u8) -> Result<()> {
     })?;
     eprintln!("[Connected to zone '{zone}' console]");
     let raw = RawMode::enter();
-    let result = relay_console(&sock, escape);
+    let mut scan = EscapeScanner::new(opts.escape);
+    let result = loop {
+        match relay_console(&sock, &mut scan) {
+            Ok(Ended::ZoneGone) if !opts.disconnect_on_halt => {
+                let mut out = std::io::stdout();
+                let _ = out.write_all(b"\r\n[NOTICE: Zone halted]\r\n");
+                let _ = out.flush();
+                match wait_for_console(&paths, &mut scan) {
+                    Ok(Some(s)) => sock = s,
+                    Ok(None) => break Ok(()),
+                    Err(e) => break Err(e),
+                }
+            }
+            Ok(_) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
     drop(raw);
     eprintln!("\n[Connection to zone '{zone}' console closed]");
     result
 }
 
-/// Copy stdin → console and console → stdout until EOF on either side or `~.`.
-fn relay_console(sock: &UnixStream, escape: u8) -> Result<()> {
+/// Why a console relay ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// `~.`, or EOF on stdin.
+    User,
+    /// The supervisor closed the connection: the zone halted.
+    ZoneGone,
+}
+
+/// The zone is down: read stdin for `~.` (or EOF) and try the console socket every tick
+/// until the zone is back (Some) or the user leaves (None). What the user types meanwhile
+/// has no console to go to and is dropped, as there is no zone to read it.
+fn wait_for_console(paths: &ZonePaths, scan: &mut EscapeScanner) -> Result<Option<UnixStream>> {
+    let stdin = std::io::stdin();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Ok(s) = UnixStream::connect(paths.console_sock()) {
+            return Ok(Some(s));
+        }
+        let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+        let tick = PollTimeout::try_from(RECONNECT_TICK).unwrap_or(PollTimeout::MAX);
+        match poll(&mut fds, tick) {
+            Ok(0) | Err(nix::Error::EINTR) => continue,
+            Ok(_) => {}
+            Err(e) => return Err(LoginError::Other(format!("poll: {e}"))),
+        }
+        match nix::unistd::read(stdin.as_raw_fd(), &mut buf) {
+            Ok(0) | Err(_) => return Ok(None),
+            Ok(n) => {
+                if scan.feed(&buf[..n]).1 {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
+
+/// Copy stdin → console and console → stdout until the user leaves (`~.`, EOF on stdin)
+/// or the console connection closes.
+fn relay_console(sock: &UnixStream, scan: &mut EscapeScanner) -> Result<Ended> {
     let stdin = std::io::stdin();
     let mut out = std::io::stdout();
-    let mut at_line_start = true;
-    let mut pending_escape = false;
     let mut buf = [0u8; 4096];
     let mut sock_w = sock
         .try_clone()
@@ -263,21 +344,20 @@ fn relay_console(sock: &UnixStream, escape: u8) -> Result<()> {
     let mut sock_r = sock
         .try_clone()
         .map_err(|e| LoginError::Other(e.to_string()))?;
-    let mut stdin_open = true;
     loop {
-        let mut fds = vec![PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
-        if stdin_open {
-            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
-        }
+        let mut fds = [
+            PollFd::new(sock.as_fd(), PollFlags::POLLIN),
+            PollFd::new(stdin.as_fd(), PollFlags::POLLIN),
+        ];
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) | Err(nix::Error::EINTR) => {}
             Err(e) => return Err(LoginError::Other(format!("poll: {e}"))),
         }
         let sock_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
-        let stdin_ready = stdin_open && fds[1].revents().is_some_and(|r| !r.is_empty());
+        let stdin_ready = fds[1].revents().is_some_and(|r| !r.is_empty());
         if sock_ready {
             match sock_r.read(&mut buf) {
-                Ok(0) | Err(_) => return Ok(()),
+                Ok(0) | Err(_) => return Ok(Ended::ZoneGone),
                 Ok(n) => {
                     let _ = out.write_all(&buf[..n]);
                     let _ = out.flush();
@@ -287,35 +367,126 @@ fn relay_console(sock: &UnixStream, escape: u8) -> Result<()> {
         if stdin_ready {
             let n = match nix::unistd::read(stdin.as_raw_fd(), &mut buf) {
                 Ok(0) | Err(_) => {
-                    stdin_open = false;
-                    continue;
+                    drain(&mut sock_r, &mut out);
+                    return Ok(Ended::User);
                 }
                 Ok(n) => n,
             };
-            let mut forward = Vec::with_capacity(n + 1);
-            for &b in &buf[..n] {
-                if pending_escape {
-                    pending_escape = false;
-                    if b == b'.' {
-                        return Ok(());
+            let (forward, leave) = scan.feed(&buf[..n]);
+            if sock_w.write_all(&forward).is_err() {
+                return Ok(Ended::ZoneGone);
+            }
+            if leave {
+                return Ok(Ended::User);
+            }
+        }
+    }
+}
+
+/// After EOF on stdin: show what the console still says (its answer to the last input)
+/// until it has been quiet for EOF_DRAIN_IDLE, at most EOF_DRAIN_MAX.
+fn drain(sock: &mut UnixStream, out: &mut std::io::Stdout) {
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < EOF_DRAIN_MAX {
+        let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
+        let idle = PollTimeout::try_from(EOF_DRAIN_IDLE).unwrap_or(PollTimeout::MAX);
+        match poll(&mut fds, idle) {
+            Ok(0) => return,
+            Ok(_) | Err(nix::Error::EINTR) => {}
+            Err(_) => return,
+        }
+        match sock.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                let _ = out.write_all(&buf[..n]);
+                let _ = out.flush();
+            }
+        }
+    }
+}
+
+/// The longest terminal answer (CSI sequence) the scanner follows; longer: user input.
+const MAX_CSI: usize = 32;
+
+/// Finds `<escape>.` at the start of a line the USER typed. The terminal's answers to the
+/// console's queries (a shell's cursor position query `ESC [ 6 n` is answered `ESC [ r ; c R`
+/// on stdin, after the user's Enter) are forwarded but do not count as typing: illumos
+/// zlogin, like ssh, matches the escape against the user's keystrokes, and a busybox prompt
+/// would otherwise never let `~.` be first on its line.
+#[derive(Debug)]
+struct EscapeScanner {
+    escape: Option<u8>,
+    at_line_start: bool,
+    pending_escape: bool,
+    /// Inside an escape sequence from the terminal: its bytes so far, and whether the user
+    /// was at the start of a line before it.
+    seq: Option<(Vec<u8>, bool)>,
+}
+
+impl EscapeScanner {
+    fn new(escape: Option<u8>) -> Self {
+        EscapeScanner {
+            escape,
+            at_line_start: true,
+            pending_escape: false,
+            seq: None,
+        }
+    }
+
+    /// Scan input: returns the bytes to forward to the console and whether the user asked
+    /// to disconnect (`<escape>.`; what followed it is dropped).
+    fn feed(&mut self, input: &[u8]) -> (Vec<u8>, bool) {
+        let mut fwd = Vec::with_capacity(input.len() + 1);
+        for &b in input {
+            if let Some((seq, before)) = &mut self.seq {
+                fwd.push(b);
+                seq.push(b);
+                let before = *before;
+                let done = match seq.len() {
+                    2 if b != b'[' => Some(false),
+                    2 => None,
+                    // Terminal reports: cursor position (R), status (n), device attributes
+                    // (c), mode (y), window (t); any other final byte is a key.
+                    _ if (0x40..=0x7e).contains(&b) => {
+                        Some(matches!(b, b'R' | b'n' | b'c' | b'y' | b't'))
                     }
-                    forward.push(escape);
-                    if b == escape {
-                        at_line_start = false;
+                    n if n > MAX_CSI || !(0x20..=0x3f).contains(&b) => Some(false),
+                    _ => None,
+                };
+                if let Some(report) = done {
+                    self.at_line_start = report && before;
+                    self.seq = None;
+                }
+                continue;
+            }
+            if self.pending_escape {
+                self.pending_escape = false;
+                if b == b'.' {
+                    return (fwd, true);
+                }
+                if let Some(e) = self.escape {
+                    fwd.push(e);
+                    // <escape><escape> sends one escape character.
+                    if b == e {
+                        self.at_line_start = false;
                         continue;
                     }
                 }
-                if at_line_start && b == escape {
-                    pending_escape = true;
-                    continue;
-                }
-                forward.push(b);
-                at_line_start = b == b'\r' || b == b'\n';
             }
-            if sock_w.write_all(&forward).is_err() {
-                return Ok(());
+            if b == 0x1b {
+                self.seq = Some((vec![b], self.at_line_start));
+                fwd.push(b);
+                continue;
             }
+            if self.at_line_start && Some(b) == self.escape {
+                self.pending_escape = true;
+                continue;
+            }
+            fwd.push(b);
+            self.at_line_start = b == b'\r' || b == b'\n';
         }
+        (fwd, false)
     }
 }
 
@@ -355,5 +526,41 @@ mod tests {
         assert_eq!(u.shell, "/bin/sh");
         assert_eq!(u.home, "/home/zone");
         assert!(find_user(passwd, "nobody").is_none());
+    }
+
+    fn scan(esc: Option<u8>, chunks: &[&[u8]]) -> (Vec<u8>, bool) {
+        let mut s = EscapeScanner::new(esc);
+        let mut all = Vec::new();
+        for c in chunks {
+            let (f, leave) = s.feed(c);
+            all.extend(f);
+            if leave {
+                return (all, true);
+            }
+        }
+        (all, false)
+    }
+
+    #[test]
+    fn the_escape_is_matched_at_the_start_of_what_the_user_typed() {
+        let t = Some(b'~');
+        assert_eq!(scan(t, &[b"~."]), (vec![], true));
+        assert_eq!(scan(t, &[b"ls\r~."]), (b"ls\r".to_vec(), true));
+        // Not at the start of a line: forwarded.
+        assert_eq!(scan(t, &[b"a~."]), (b"a~.".to_vec(), false));
+        // ~~ sends one ~.
+        assert_eq!(scan(t, &[b"~~."]), (b"~.".to_vec(), false));
+        // The terminal's cursor position report after Enter, split across reads, is not
+        // typing; an arrow key is.
+        assert_eq!(
+            scan(t, &[b"\r\x1b[2", b"4;1R", b"~."]),
+            (b"\r\x1b[24;1R".to_vec(), true)
+        );
+        assert_eq!(scan(t, &[b"\r\x1b[A~."]), (b"\r\x1b[A~.".to_vec(), false));
+        // ESC [ 2 ~ (Insert) ends at its ~: it is not the escape.
+        assert_eq!(scan(t, &[b"\x1b[2~."]), (b"\x1b[2~.".to_vec(), false));
+        // -e #, and -E (no escape at all).
+        assert_eq!(scan(Some(b'#'), &[b"~.\r#."]), (b"~.\r".to_vec(), true));
+        assert_eq!(scan(None, &[b"~.\0."]), (b"~.\0.".to_vec(), false));
     }
 }
