@@ -639,6 +639,31 @@ fn zonestat_operands_and_options_are_illumos() {
     let out = run(&["-p", "1", "3"]);
     assert_eq!(count(&out, "interval:header:"), 3, "{out}");
     assert_eq!(count(&out, "interval:summary:o2:"), 3, "{out}");
+    // ^C prints the summary reports of the intervals so far (illumos zonestat's NOTES).
+    let mut child = Command::new(common::zonehost::bin("zonestat"))
+        .arg("--root")
+        .arg(&h.root)
+        .args(["-q", "-R", "total", "1"])
+        .env("ZONES_CGROUP_PARENT", &h.cgroup_parent)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if child.try_wait().unwrap().is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(count(&text, "REPORT: Total Usage"), 1, "{text}");
+    assert!(text.contains("    Intervals: 2,"), "{text}");
     // -T u and i prefix each parsable line; d is refused with -p.
     let out = run(&["-p", "-T", "i", "-P", "zones", "-z", "o1", "1", "1"]);
     let line = out.lines().next().unwrap_or_default();

@@ -306,8 +306,12 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         writeln!(out, "Collecting data for first interval...")?;
         out.flush()?;
     }
+    if !opts.reports.is_empty() {
+        catch_sigint();
+    }
     while count.is_none_or(|c| n < c) {
-        std::thread::sleep(Duration::from_secs(interval));
+        // Interrupted (^C), zonestat prints the summary reports of the intervals so far.
+        let interrupted = nap(Duration::from_secs(interval));
         let now = stat::sample_all(&store, &stat::live_zones(&store, &only)?);
         let host_now = stat::sample_host();
         let host = stat::host_usage(&host_before, &host_now, online);
@@ -317,9 +321,12 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             usage.insert(0, global);
         }
         let epoch = now_epoch();
-        n += 1;
-        acc.add(&host, &usage);
-        if cli.json {
+        if !interrupted {
+            n += 1;
+            acc.add(&host, &usage);
+        }
+        if interrupted {
+        } else if cli.json {
             let zones: Vec<serde_json::Value> = usage
                 .iter()
                 .filter(|u| u.zonename != "global")
@@ -361,8 +368,11 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
                 }
             })?;
         }
-        let last = count.is_some_and(|c| n >= c);
-        if !opts.reports.is_empty() && (period.is_some_and(|p| acc.intervals >= p) || last) {
+        let last = interrupted || count.is_some_and(|c| n >= c);
+        if !opts.reports.is_empty()
+            && acc.intervals > 0
+            && (period.is_some_and(|p| acc.intervals >= p) || last)
+        {
             for kind in &opts.reports {
                 let (h, zones) = acc.report(*kind);
                 let r = stat::Report {
@@ -408,8 +418,46 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         out.flush()?;
         before = now;
         host_before = host_now;
+        if interrupted {
+            break;
+        }
     }
     Ok(())
+}
+
+/// Set by SIGINT once [`catch_sigint`] has run.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Take SIGINT as "print the summary reports and stop" (illumos zonestat's NOTES).
+fn catch_sigint() {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let act = SigAction::new(
+        SigHandler::Handler(on_sigint),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    let _ = unsafe { sigaction(Signal::SIGINT, &act) };
+}
+
+/// Sleep for `d` in short naps (bounded: d / 100 ms of them); true when SIGINT came.
+fn nap(d: Duration) -> bool {
+    let step = Duration::from_millis(100);
+    let end = std::time::Instant::now() + d;
+    loop {
+        if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+            return true;
+        }
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        std::thread::sleep(left.min(step));
+    }
 }
 
 /// `h:mm:ss` of `secs`, as illumos prints durations.
