@@ -615,6 +615,16 @@ fn zonestat_operands_and_options_are_illumos() {
     assert_eq!(count(&out, "REPORT: Average Usage"), 2, "{out}");
     let err = h.fails("zonestat", &["-q", "1", "1"]);
     assert!(err.contains("-q requires -R"), "{err}");
+    // Usage errors exit 2, as zonestat(8) has it.
+    for args in [
+        &["-q", "1", "1"][..],
+        &["-R", "most", "1", "1"],
+        &["0"],
+        &["-S", "x", "1"],
+    ] {
+        let out = h.cmd("zonestat", args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+    }
     let err = h.fails("zonestat", &["1", "1", "1"]);
     assert!(err.contains("requires -R"), "{err}");
     // Parsable summary reports: report-high lines between their header and footer.

@@ -104,16 +104,39 @@ pub fn command() -> clap::Command {
 
 /// Entry point of the `zonestat` binary.
 pub fn main() -> i32 {
-    super::run_main("zonestat", run)
+    super::run_main("zonestat", |cli: Cli| match run(cli) {
+        Ok(()) => Ok(0),
+        Err(e) if e.is::<UsageError>() => {
+            eprintln!("zonestat: {e}");
+            Ok(2)
+        }
+        Err(e) => Err(e),
+    })
+}
+
+/// A bad option or operand: exit status 2, as zonestat(8) has it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+/// `bail!` for usage errors.
+macro_rules! usage {
+    ($($t:tt)*) => {
+        return Err(anyhow::Error::new(UsageError(format!($($t)*))))
+    };
+}
+
+fn usage_err(msg: String) -> anyhow::Error {
+    anyhow::Error::new(UsageError(msg))
 }
 
 /// A time as `[nh][nm][ns]` (`90`, `10s`, `1m30s`, `1h`), in seconds; `None` when `text`
 /// has no unit at all (a bare count), and an error for anything else or zero.
 fn parse_time(what: &str, text: &str) -> anyhow::Result<(u64, bool)> {
     let bad = || {
-        anyhow::anyhow!(
+        usage_err(format!(
             "{what} {text:?}: expected a positive number, or a time as [nh][nm][ns], or inf"
-        )
+        ))
     };
     if let Ok(n) = text.parse::<u64>() {
         return if n > 0 { Ok((n, false)) } else { Err(bad()) };
@@ -228,7 +251,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     for r in std::mem::take(&mut cli.reports) {
         if r.starts_with('/') {
             if cli.altroot.is_some() {
-                anyhow::bail!("-R {r}: the alternate root is given twice");
+                usage!("-R {r}: the alternate root is given twice");
             }
             cli.altroot = Some(PathBuf::from(r));
         } else {
@@ -236,7 +259,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         }
     }
     let store = Store::open(cli.altroot.as_deref())?;
-    let msg = anyhow::Error::msg;
+    let msg = usage_err;
     let opts = Opts {
         resources: stat::parse_resources(&cli.resources).map_err(msg)?,
         reports: stat::parse_reports(&report_names).map_err(msg)?,
@@ -246,9 +269,9 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             None => None,
             Some("u") => Some('u'),
             Some("i") => Some('i'),
-            Some("d") if cli.parsable => anyhow::bail!("-T d is not valid with -p"),
+            Some("d") if cli.parsable => usage!("-T d is not valid with -p"),
             Some("d") => Some('d'),
-            Some(t) => anyhow::bail!("-T {t}: use u, d or i"),
+            Some(t) => usage!("-T {t}: use u, d or i"),
         },
         with_global: cli.zones.is_empty() || cli.zones.iter().any(|z| z == "global"),
     };
@@ -268,14 +291,14 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         return Ok(());
     }
     if cli.quiet && opts.reports.is_empty() {
-        anyhow::bail!("-q requires -R: with no summary reports there would be nothing to print");
+        usage!("-q requires -R: with no summary reports there would be nothing to print");
     }
     let Some(interval) = cli.interval.as_deref() else {
-        anyhow::bail!("an interval is required: zonestat [options] interval [duration [report]]");
+        usage!("an interval is required: zonestat [options] interval [duration [report]]");
     };
     let interval = match interval {
         "default" => 5,
-        "inf" => anyhow::bail!("interval \"inf\": the interval cannot be inf"),
+        "inf" => usage!("interval \"inf\": the interval cannot be inf"),
         i => parse_time("interval", i)?.0,
     };
     let count = match cli.duration.as_deref() {
@@ -285,7 +308,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     let period = match cli.report.as_deref() {
         None => None,
         Some(_) if opts.reports.is_empty() => {
-            anyhow::bail!("the report operand requires -R (total, average, high)")
+            usage!("the report operand requires -R (total, average, high)")
         }
         Some(r) => parse_count("report", r, interval)?,
     };
