@@ -932,6 +932,29 @@ fn dladm_link_properties_and_bad_input() {
     assert!(err.contains("maxbw \"10x\""), "{err}");
     let err = h.fails("dladm", &["set-linkprop", "-p", "colour=red", &v]);
     assert!(err.contains("unknown link property 'colour'"), "{err}");
+    // mtu: on the VNIC and its bridge port; reset puts 1500 back.
+    h.ok("dladm", &["set-linkprop", "-p", "mtu=1400", &v]);
+    let mtu = |l: &str| Netlink::open().unwrap().require(l).unwrap().mtu;
+    assert_eq!((mtu(&v), mtu(&port)), (1400, 1400));
+    assert_eq!(
+        h.ok(
+            "dladm",
+            &[
+                "show-linkprop",
+                "-c",
+                "-o",
+                "perm,value,possible",
+                "-p",
+                "mtu",
+                &v
+            ]
+        ),
+        "rw:1400:68-9000\n"
+    );
+    let err = h.fails("dladm", &["set-linkprop", "-p", "mtu=10", &v]);
+    assert!(err.contains("link property mtu \"10\""), "{err}");
+    h.ok("dladm", &["reset-linkprop", "-p", "mtu", &v]);
+    assert_eq!((mtu(&v), mtu(&port)), (1500, 1500));
     h.ok("dladm", &["reset-linkprop", &v]);
     assert!(!host_link_exists(&ifb));
     assert!(nft_table(&port).is_none());

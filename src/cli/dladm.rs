@@ -64,7 +64,7 @@ enum Cmd {
         after_help = "Examples:\n  dladm show-vnic\n  dladm show-vnic -p -o link,over\n  dladm show-vnic -j vnic0"
     )]
     ShowVnic(ShowArgs),
-    /// Set link properties of a VNIC: -p maxbw=10M,protection=mac-nospoof,...
+    /// Set link properties of a VNIC: -p mtu=9000,maxbw=10M,protection=mac-nospoof,...
     #[command(
         after_help = "Examples:\n  dladm set-linkprop -p maxbw=100M vnic0\n  dladm set-linkprop -p protection=mac-nospoof,ip-nospoof,allowed-ips=10.0.0.5 vnic0"
     )]
@@ -527,17 +527,29 @@ fn show_linkprop(
         .iter()
         .filter(|l| link.as_ref().is_none_or(|n| *n == l.name))
     {
+        let vnic = d.vnics.iter().find(|v| v.name == l.name);
         if want("mtu") {
+            // A VNIC's mtu is set with set-linkprop; other links' are the kernel's.
+            let (perm, value) = match vnic.and_then(|v| v.props.get("mtu")) {
+                Some(m) => ("rw", m.clone()),
+                None if vnic.is_some() => ("rw", l.mtu.clone()),
+                None => ("r-", l.mtu.clone()),
+            };
+            let (lo, hi) = datalinks::MTU_RANGE;
             rows.push(vec![
                 l.name.clone(),
                 "mtu".into(),
-                "r-".into(),
-                l.mtu.clone(),
-                "1500".into(),
-                "--".into(),
+                perm.into(),
+                value,
+                datalinks::MTU_DEFAULT.to_string(),
+                if vnic.is_some() {
+                    format!("{lo}-{hi}")
+                } else {
+                    "--".into()
+                },
             ]);
         }
-        let Some(v) = d.vnics.iter().find(|v| v.name == l.name) else {
+        let Some(v) = vnic else {
             continue;
         };
         for (p, default, possible) in datalinks::LINK_PROPS {
