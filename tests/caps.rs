@@ -488,36 +488,75 @@ fn zonestat_reports_usage_and_caps_from_the_cgroup_files() {
     let s2 = &zones[1];
     assert!(s2["cpu"]["cap"].is_null() && s2["physical-memory"]["cap"].is_null());
     assert!(s2["lwps"]["cap"].is_null());
-    // -p: interval:summary:ZONE:cpu:cpu-cap:mem:mem-cap:swap:swap-cap:lwps:lwps-cap
+    // -p, illumos's layout: a header, interval:summary:ZONE:cpu-used:%part:%cap:%shru:
+    // mem-used:pct:%cap:vm-used:pct:%cap for [total], [system] and the zones, a footer.
     let out = h.ok("zonestat", &["-p", "-z", "s1", "1", "1"]);
-    let f: Vec<&str> = out.trim().split(':').collect();
-    assert_eq!(f[..3], ["interval", "summary", "s1"], "{out}");
-    assert_eq!((f[4], f[6], f[10]), ("0.5", "67108864", "50"), "{out}");
-    // The default report has a line per zone; the Prometheus text has the caps.
+    let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split(':').collect()).collect();
+    assert_eq!(
+        lines[0][..3],
+        ["interval", "header", "since-last-interval"],
+        "{out}"
+    );
+    assert_eq!(lines.last().unwrap()[..], ["interval", "footer"], "{out}");
+    let rows: Vec<&str> = lines[1..lines.len() - 1].iter().map(|f| f[2]).collect();
+    assert_eq!(
+        rows,
+        ["[total]", "[system]", "s1"],
+        "-z s1 leaves global out: {out}"
+    );
+    let f = &lines[3];
+    assert_eq!(f.len(), 13, "{out}");
+    assert!(
+        f[5].ends_with('%') && f[9].ends_with('%'),
+        "s1 has CPU and memory caps: {out}"
+    );
+    assert_eq!(f[12], "-", "s1 has no swap cap: {out}");
+    // The default report: [total], [system], the global zone and a line per zone.
     let out = h.ok("zonestat", &["1", "1"]);
     eprintln!("{out}");
-    assert!(out.contains("SUMMARY") && out.lines().any(|l| l.trim_start().starts_with("s2")));
+    assert!(out.contains("SUMMARY"), "{out}");
+    for row in ["[total]", "[system]", "global", "s1", "s2"] {
+        assert!(
+            out.lines()
+                .any(|l| l.split_whitespace().next() == Some(row)),
+            "no {row} row: {out}"
+        );
+    }
     let prom = h.ok("zonestat", &["--prometheus"]);
     assert!(
         prom.contains("zone_memory_cap_bytes{zone=\"s1\"} 67108864\n"),
         "{prom}"
     );
     assert!(prom.contains("zone_lwps_cap{zone=\"s1\"} 50\n"), "{prom}");
-    // -r: resources by their illumos names, each in its own parsable lines.
+    // -r: resources by their illumos names, LABEL:RESOURCE:RESNAME:ZONE:USED:PCT:CAP:%CAP.
     let out = h.ok(
         "zonestat",
-        &["-p", "-z", "s1", "-r", "lwps,physical-memory", "1", "1"],
+        &[
+            "-p",
+            "-P",
+            "zones",
+            "-z",
+            "s1",
+            "-r",
+            "lwps,physical-memory",
+            "1",
+            "1",
+        ],
     );
     let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split(':').collect()).collect();
-    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines.len(), 2, "-P zones: only the zones' lines: {out}");
     assert_eq!(
-        lines[0][..3],
-        ["interval", "physical-memory", "s1"],
+        lines[0][..4],
+        ["interval", "physical-memory", "mem_default", "s1"],
         "{out}"
     );
-    assert_eq!(lines[0][4], "67108864", "{out}");
-    assert_eq!(lines[1][..3], ["interval", "lwps", "s1"], "{out}");
-    assert_eq!(lines[1][4], "50", "{out}");
+    assert_eq!(lines[0][6], "67108864", "{out}");
+    assert_eq!(
+        lines[1][..4],
+        ["interval", "lwps", "system-limit", "s1"],
+        "{out}"
+    );
+    assert_eq!(lines[1][6], "50", "{out}");
     let out = h.ok("zonestat", &["-j", "-r", "processor-set", "1", "1"]);
     let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     let s1 = &report["zones"][0];
@@ -527,7 +566,10 @@ fn zonestat_reports_usage_and_caps_from_the_cgroup_files() {
         "{out}"
     );
     let out = h.ok("zonestat", &["-r", "lwps", "-z", "s1", "1", "1"]);
-    assert!(out.contains("LWPS\n") && !out.contains("SUMMARY"), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("LWPS")) && !out.contains("SUMMARY"),
+        "{out}"
+    );
     let err = h.fails("zonestat", &["-r", "disks", "1", "1"]);
     assert!(err.contains("-r \"disks\": unknown resource"), "{err}");
     // The Prometheus exporter on a loopback port answers every scrape with fresh numbers.
@@ -544,6 +586,113 @@ fn zonestat_reports_usage_and_caps_from_the_cgroup_files() {
     assert!(err.contains("interval \"0\""), "{err}");
     let err = h.fails("zonestat", &["-z", "nope", "1", "1"]);
     assert!(err.contains("nope: No such zone configured"), "{err}");
+}
+
+/// zonestat's operands and options as zonestat(8) has them: duration counts intervals,
+/// -R prints summary reports, -q only those, --root is the alternate root, -T, -S, -n, -P.
+#[test]
+fn zonestat_operands_and_options_are_illumos() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("stato");
+    h.boot("o1", "add capped-memory; set physical=64m; end");
+    h.boot("o2", "");
+    let count = |out: &str, pat: &str| out.lines().filter(|l| l.starts_with(pat)).count();
+    // `zonestat 1 3`: three interval reports (the duration counts intervals).
+    let out = h.ok("zonestat", &["1", "3"]);
+    assert_eq!(count(&out, "Interval: "), 3, "{out}");
+    assert_eq!(count(&out, "SUMMARY"), 3, "{out}");
+    // -R total,high: the summary reports at the end, after the interval reports.
+    let out = h.ok("zonestat", &["-R", "total,high", "1", "2"]);
+    assert_eq!(count(&out, "Interval: "), 2, "{out}");
+    assert_eq!(count(&out, "REPORT: Total Usage"), 1, "{out}");
+    assert_eq!(count(&out, "REPORT: High Usage"), 1, "{out}");
+    assert_eq!(count(&out, "REPORT: Average Usage"), 0, "{out}");
+    // -q: only the summary reports; a report operand of 1 makes one per interval.
+    let out = h.ok("zonestat", &["-q", "-R", "average", "1", "2", "1"]);
+    assert_eq!(count(&out, "Interval: "), 0, "{out}");
+    assert_eq!(count(&out, "REPORT: Average Usage"), 2, "{out}");
+    let err = h.fails("zonestat", &["-q", "1", "1"]);
+    assert!(err.contains("-q requires -R"), "{err}");
+    // Usage errors exit 2, as zonestat(8) has it.
+    for args in [
+        &["-q", "1", "1"][..],
+        &["-R", "most", "1", "1"],
+        &["0"],
+        &["-S", "x", "1"],
+    ] {
+        let out = h.cmd("zonestat", args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+    }
+    let err = h.fails("zonestat", &["1", "1", "1"]);
+    assert!(err.contains("requires -R"), "{err}");
+    // Parsable summary reports: report-high lines between their header and footer.
+    let out = h.ok("zonestat", &["-p", "-R", "high", "-z", "o1", "1", "1"]);
+    assert_eq!(count(&out, "report-high:header:"), 1, "{out}");
+    assert_eq!(count(&out, "report-high:summary:o1:"), 1, "{out}");
+    assert_eq!(count(&out, "report-high:footer"), 1, "{out}");
+    // --root: `zonestat --root A -p 1 3` prints three reports.
+    use std::process::{Command, Stdio};
+    let run = |args: &[&str]| {
+        let out = Command::new(common::zonehost::bin("zonestat"))
+            .arg("--root")
+            .arg(&h.root)
+            .args(args)
+            .env("ZONES_CGROUP_PARENT", &h.cgroup_parent)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let out = run(&["-p", "1", "3"]);
+    assert_eq!(count(&out, "interval:header:"), 3, "{out}");
+    assert_eq!(count(&out, "interval:summary:o2:"), 3, "{out}");
+    // ^C prints the summary reports of the intervals so far (illumos zonestat's NOTES).
+    let mut child = Command::new(common::zonehost::bin("zonestat"))
+        .arg("--root")
+        .arg(&h.root)
+        .args(["-q", "-R", "total", "1"])
+        .env("ZONES_CGROUP_PARENT", &h.cgroup_parent)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if child.try_wait().unwrap().is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(count(&text, "REPORT: Total Usage"), 1, "{text}");
+    assert!(text.contains("    Intervals: 2,"), "{text}");
+    // -T u and i prefix each parsable line; d is refused with -p.
+    let out = run(&["-p", "-T", "i", "-P", "zones", "-z", "o1", "1", "1"]);
+    let line = out.lines().next().unwrap_or_default();
+    let stamp = line.split(':').next().unwrap();
+    assert!(
+        stamp.len() == 16 && stamp.as_bytes()[8] == b'T' && stamp.ends_with('Z'),
+        "{out}"
+    );
+    assert!(line.contains(":interval:summary:o1:"), "{out}");
+    let err = h.fails("zonestat", &["-p", "-T", "d", "1", "1"]);
+    assert!(err.contains("-T d is not valid with -p"), "{err}");
+    // -S name: zones in name order; -P zones leaves out [total] and [system].
+    let out = run(&["-p", "-P", "zones", "-S", "name", "1", "1"]);
+    let zones: Vec<&str> = out.lines().map(|l| l.split(':').nth(2).unwrap()).collect();
+    assert_eq!(zones, ["global", "o1", "o2"], "{out}");
+    // -n: only the resources of that name.
+    let out = run(&["-p", "-r", "memory", "-n", "vm_default", "1", "1"]);
+    assert!(out.contains(":virtual-memory:vm_default:o1:"), "{out}");
+    assert!(!out.contains(":physical-memory:"), "{out}");
 }
 
 /// The zone's block I/O weight as (file, value): v1 blkio.weight or blkio.bfq.weight, v2
@@ -889,7 +1038,30 @@ fn zonestat_counts_the_bytes_of_each_vnic() {
             ),
         );
     }
+    // A zone with a `net` VNIC made with dladm: its link is counted too (inside its netns).
+    let vnic = format!("{stub}n");
+    h.ok("dladm", &["create-vnic", "-l", &stub, &vnic]);
+    h.boot(
+        "vc",
+        &format!("add net; set physical={vnic}; set allowed-address=10.214.0.3/24; end"),
+    );
     h.ok("zlogin", &["va", "ping -c 3 -w 10 10.214.0.2"]);
+    h.ok("zlogin", &["va", "ping -c 3 -w 10 10.214.0.3"]);
+    let out = h.ok("zonestat", &["-j", "-r", "network", "-z", "vc", "1", "1"]);
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let nics = report["zones"][0]["network"].as_array().unwrap();
+    assert_eq!(nics.len(), 1, "{out}");
+    assert_eq!(nics[0]["link"].as_str(), Some(vnic.as_str()), "{out}");
+    assert!(
+        nics[0]["received_bytes"].as_u64().unwrap() >= 3 * 84,
+        "3 pings received: {out}"
+    );
+    let out = h.ok("zonestat", &["-p", "-r", "network", "1", "1"]);
+    assert!(
+        out.contains(&format!("interval:network:{vnic}:vc:")),
+        "{out}"
+    );
+    assert!(out.contains("interval:network:net0:va:"), "{out}");
     // The zone's own counters bracket zonestat's (stray IPv6 chatter may add bytes).
     let (rx0, tx0) = (
         zone_nic_counter(&h, "va", "rx_bytes"),

@@ -728,6 +728,106 @@ fn net_resource_lends_a_dladm_vnic_and_name_files_are_written() {
         &["show-link", "-p", "-o", "link,class,state,over", &v],
     );
     assert_eq!(link, format!("{v}:vnic:in-zone:{s}\n"));
+    // dladm as illumos shows it: a VNIC lent to a zone names the zone (and is not
+    // "missing"); a zone's anets are listed as ZONE/LINK with their zone.
+    assert_eq!(
+        h.ok(
+            "dladm",
+            &["show-vnic", "-p", "-o", "link,over,vid,zone,state", &v]
+        ),
+        format!("{v}:{s}:0:zn:in-zone\n")
+    );
+    assert_eq!(
+        h.ok(
+            "dladm",
+            &[
+                "show-vnic",
+                "-p",
+                "-o",
+                "link,over,macaddrtype,zone",
+                "zpeer/net0"
+            ]
+        ),
+        format!("zpeer/net0:{s}:random:zpeer\n")
+    );
+    let table = h.ok("dladm", &["show-vnic"]);
+    let head: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        head,
+        [
+            "LINK",
+            "OVER",
+            "SPEED",
+            "MACADDRESS",
+            "MACADDRTYPE",
+            "VID",
+            "ZONE"
+        ],
+        "{table}"
+    );
+    // Plain `dladm` is show-link, anets included.
+    let plain = h.ok("dladm", &[]);
+    assert!(
+        plain.starts_with("LINK") && plain.contains("CLASS"),
+        "{plain}"
+    );
+    assert!(
+        plain
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some("zpeer/net0")),
+        "{plain}"
+    );
+    // show-linkprop takes any link, with its mtu.
+    assert_eq!(
+        h.ok(
+            "dladm",
+            &["show-linkprop", "-c", "-o", "property,perm,value", &s]
+        ),
+        "mtu:r-:1500\n"
+    );
+    assert_eq!(
+        h.ok(
+            "dladm",
+            &[
+                "show-linkprop",
+                "-c",
+                "-o",
+                "link,value",
+                "-p",
+                "mtu",
+                "zpeer/net0"
+            ]
+        ),
+        "zpeer/net0:1500\n"
+    );
+    let err = h.fails("dladm", &["show-linkprop", "-p", "maxbw", &s]);
+    assert!(err.contains("only VNICs take them"), "{err}");
+    // An anet without linkname is net0 (Solaris 11's default).
+    h.made.borrow_mut().push("zd".into());
+    h.ok(
+        "zonecfg",
+        &[
+            "-z",
+            "zd",
+            &format!(
+                "create; set zonepath=/zones/zd; set max-processes=100; \
+                 add anet; set lower-link={s}; set allowed-address=10.213.5.3/24; end"
+            ),
+        ],
+    );
+    let info = h.ok("zonecfg", &["-z", "zd", "info", "anet"]);
+    assert!(info.lines().any(|l| l.trim() == "linkname: net0"), "{info}");
+    h.ok(
+        "zoneadm",
+        &["-z", "zd", "install", "-d", h.image.to_str().unwrap()],
+    );
+    h.ok("zoneadm", &["-z", "zd", "boot"]);
+    h.ok("zlogin", &["zd", "ping -c 2 -w 10 10.213.5.2"]);
+    assert_eq!(
+        h.ok("dladm", &["show-vnic", "-p", "-o", "link,zone", "zd/net0"]),
+        "zd/net0:zd\n"
+    );
+    h.ok("zoneadm", &["-z", "zd", "halt"]);
     // A VNIC in use by a zone stays.
     let err = h.fails("dladm", &["delete-vnic", &v]);
     assert!(err.contains("in use by a running zone"), "{err}");
@@ -813,7 +913,7 @@ fn dladm_link_properties_and_bad_input() {
             "dladm",
             &["show-linkprop", "-c", "-o", "property,value", &v]
         ),
-        "maxbw:10M\npriority:high\nprotection:mac-nospoof,ip-nospoof\nallowed-ips:10.213.6.1\n"
+        "mtu:1500\nmaxbw:10M\npriority:high\nprotection:mac-nospoof,ip-nospoof\nallowed-ips:10.213.6.1\n"
     );
     // dladm up repairs the enforcement of a VNIC that is present.
     Netlink::open().unwrap().delete_link(&ifb).unwrap();
@@ -832,6 +932,29 @@ fn dladm_link_properties_and_bad_input() {
     assert!(err.contains("maxbw \"10x\""), "{err}");
     let err = h.fails("dladm", &["set-linkprop", "-p", "colour=red", &v]);
     assert!(err.contains("unknown link property 'colour'"), "{err}");
+    // mtu: on the VNIC and its bridge port; reset puts 1500 back.
+    h.ok("dladm", &["set-linkprop", "-p", "mtu=1400", &v]);
+    let mtu = |l: &str| Netlink::open().unwrap().require(l).unwrap().mtu;
+    assert_eq!((mtu(&v), mtu(&port)), (1400, 1400));
+    assert_eq!(
+        h.ok(
+            "dladm",
+            &[
+                "show-linkprop",
+                "-c",
+                "-o",
+                "perm,value,possible",
+                "-p",
+                "mtu",
+                &v
+            ]
+        ),
+        "rw:1400:68-9000\n"
+    );
+    let err = h.fails("dladm", &["set-linkprop", "-p", "mtu=10", &v]);
+    assert!(err.contains("link property mtu \"10\""), "{err}");
+    h.ok("dladm", &["reset-linkprop", "-p", "mtu", &v]);
+    assert_eq!((mtu(&v), mtu(&port)), (1500, 1500));
     h.ok("dladm", &["reset-linkprop", &v]);
     assert!(!host_link_exists(&ifb));
     assert!(nft_table(&port).is_none());

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use zones::store::Store;
 use zones_net::Netlink;
 
-use crate::zone::datalinks;
+use crate::zone::{datalinks, network};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -20,8 +20,9 @@ struct Cli {
     /// Alternate root: the datalink records live under it (the links are the host's).
     #[arg(short = 'R', global = true)]
     altroot: Option<PathBuf>,
+    /// Without one: show-link, as illumos's dladm.
     #[command(subcommand)]
-    command: Cmd,
+    command: Option<Cmd>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -57,12 +58,13 @@ enum Cmd {
     },
     #[command(after_help = "Examples:\n  dladm delete-vnic vnic0")]
     DeleteVnic { name: String },
-    /// List VNICs: LINK OVER MACADDRESS STATE.
+    /// List VNICs, the zones' anets (ZONE/LINK) among them: LINK OVER SPEED MACADDRESS
+    /// MACADDRTYPE VID ZONE (and STATE with -o).
     #[command(
         after_help = "Examples:\n  dladm show-vnic\n  dladm show-vnic -p -o link,over\n  dladm show-vnic -j vnic0"
     )]
     ShowVnic(ShowArgs),
-    /// Set link properties of a VNIC: -p maxbw=10M,protection=mac-nospoof,...
+    /// Set link properties of a VNIC: -p mtu=9000,maxbw=10M,protection=mac-nospoof,...
     #[command(
         after_help = "Examples:\n  dladm set-linkprop -p maxbw=100M vnic0\n  dladm set-linkprop -p protection=mac-nospoof,ip-nospoof,allowed-ips=10.0.0.5 vnic0"
     )]
@@ -80,7 +82,8 @@ enum Cmd {
         props: Option<String>,
         link: String,
     },
-    /// Show link properties: LINK PROPERTY PERM VALUE DEFAULT POSSIBLE (-c: parsable).
+    /// Show link properties of any link (mtu; a VNIC's maxbw, priority, protection,
+    /// allowed-ips): LINK PROPERTY PERM VALUE DEFAULT POSSIBLE (-c: parsable).
     #[command(
         after_help = "Examples:\n  dladm show-linkprop vnic0\n  dladm show-linkprop -c -o link,property,value -p maxbw\n  dladm show-linkprop -j vnic0"
     )]
@@ -96,7 +99,8 @@ enum Cmd {
         props: Option<String>,
         link: Option<String>,
     },
-    /// Show datalinks: LINK CLASS MTU STATE OVER.
+    /// Show datalinks, the zones' anets (ZONE/LINK) among them: LINK CLASS MTU STATE OVER
+    /// (what plain `dladm` does).
     #[command(
         after_help = "Examples:\n  dladm show-link\n  dladm show-link -p -o link,class,state\n  dladm show-link -j"
     )]
@@ -202,7 +206,10 @@ fn state_of(nl: &mut Option<Netlink>, name: &str) -> String {
 fn run(cli: Cli) -> Result<(), String> {
     let store = Store::open(cli.altroot.as_deref()).map_err(|e| e.to_string())?;
     let e = |e: datalinks::DatalinkError| e.to_string();
-    match cli.command {
+    let Some(command) = cli.command else {
+        return show_link(&store, Output::new(false, false, None), None);
+    };
+    match command {
         Cmd::CreateEtherstub { name } => datalinks::create_etherstub(&store, &name).map_err(e),
         Cmd::DeleteEtherstub { name } => datalinks::delete_etherstub(&store, &name).map_err(e),
         Cmd::CreateVnic {
@@ -257,27 +264,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Cmd::ShowVnic(a) => {
             let (out, name) = a.split();
-            let d = datalinks::load(&store).map_err(e)?;
-            if let Some(n) = &name {
-                if !d.vnics.iter().any(|v| &v.name == n) {
-                    return Err(format!("VNIC '{n}' does not exist"));
-                }
-            }
-            let mut nl = Netlink::open().ok();
-            let rows: Vec<Vec<String>> = d
-                .vnics
-                .iter()
-                .filter(|v| name.as_ref().is_none_or(|n| *n == v.name))
-                .map(|v| {
-                    vec![
-                        v.name.clone(),
-                        v.over.clone(),
-                        v.mac.clone(),
-                        state_of(&mut nl, &v.name),
-                    ]
-                })
-                .collect();
-            out.print(&["LINK", "OVER", "MACADDRESS", "STATE"], &rows)
+            show_vnic(&store, out, name)
         }
         Cmd::Up => {
             for l in datalinks::restore(&store).map_err(e)? {
@@ -336,6 +323,181 @@ impl Output {
     }
 }
 
+/// A link's speed in Mb/s as the kernel reports it (`0` when it has none, as illumos shows
+/// an etherstub's VNICs).
+fn speed_of(link: &str) -> String {
+    std::fs::read_to_string(format!("/sys/class/net/{link}/speed"))
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .filter(|s| *s > 0)
+        .map_or("0".into(), |s| s.to_string())
+}
+
+/// `fixed` for a MAC address given to the link, `random` for a locally administered one
+/// (what dladm and zoneadmd pick when none is given).
+fn mac_type(mac: &str) -> &'static str {
+    let first = mac
+        .split(':')
+        .next()
+        .and_then(|o| u8::from_str_radix(o, 16).ok());
+    match first {
+        Some(o) if o & 0x02 != 0 => "random",
+        Some(_) => "fixed",
+        None => "--",
+    }
+}
+
+/// The rows of show-vnic: the recorded VNICs (ZONE: the zone it is lent to), then the
+/// zones' anets as `ZONE/LINK`.
+fn show_vnic(store: &Store, out: Output, name: Option<String>) -> Result<(), String> {
+    let d = datalinks::load(store).map_err(|e| e.to_string())?;
+    let (anets, lent) = network::zone_links(store);
+    let mut nl = Netlink::open().ok();
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for v in &d.vnics {
+        let zone = lent.iter().find(|(l, _)| *l == v.name).map(|(_, z)| z);
+        let on_host = state_of(&mut nl, &v.name);
+        let (speed, state) = match zone {
+            Some(_) if on_host == "missing" => (
+                speed_of(&datalinks::vnic_port_name(&v.name)),
+                "in-zone".to_string(),
+            ),
+            _ => (speed_of(&v.name), on_host),
+        };
+        rows.push(vec![
+            v.name.clone(),
+            v.over.clone(),
+            speed,
+            v.mac.clone(),
+            mac_type(&v.mac).into(),
+            v.vlan.unwrap_or(0).to_string(),
+            zone.cloned().unwrap_or_else(|| "--".into()),
+            state,
+        ]);
+    }
+    for a in &anets {
+        rows.push(vec![
+            format!("{}/{}", a.zone, a.linkname),
+            a.over.clone(),
+            speed_of(&a.host),
+            a.mac.clone(),
+            mac_type(&a.mac).into(),
+            a.vid.to_string(),
+            a.zone.clone(),
+            state_of(&mut nl, &a.host),
+        ]);
+    }
+    if let Some(n) = &name {
+        rows.retain(|r| &r[0] == n);
+        if rows.is_empty() {
+            return Err(format!("VNIC '{n}' does not exist"));
+        }
+    }
+    let all = [
+        "LINK",
+        "OVER",
+        "SPEED",
+        "MACADDRESS",
+        "MACADDRTYPE",
+        "VID",
+        "ZONE",
+        "STATE",
+    ];
+    // illumos's columns by default; STATE (an extension) when asked for with -o or -j.
+    let out = match out.fields {
+        None if !out.json => Output {
+            fields: Some("link,over,speed,macaddress,macaddrtype,vid,zone".into()),
+            ..out
+        },
+        _ => out,
+    };
+    out.print(&all, &rows)
+}
+
+/// One link as show-link lists it.
+struct LinkRow {
+    name: String,
+    class: &'static str,
+    mtu: String,
+    state: String,
+    over: String,
+}
+
+/// Every link dladm knows: the host's physical links, the etherstubs, the VNICs and the
+/// zones' anets (`ZONE/LINK`), in that order.
+fn links(store: &Store) -> Result<Vec<LinkRow>, String> {
+    let d = datalinks::load(store).map_err(|e| e.to_string())?;
+    let mut nl = Netlink::open().map_err(|e| e.to_string())?;
+    let host = nl.links().map_err(|e| e.to_string())?;
+    let find = |n: &str| host.iter().find(|l| l.name == n);
+    let mtu = |l: Option<&zones_net::Link>| l.map_or_else(|| "--".into(), |l| l.mtu.to_string());
+    let updown = |l: &zones_net::Link| if l.up { "up" } else { "down" };
+    let mut rows = Vec::new();
+    // Physical links (no kind) first, as illumos lists them.
+    for l in host.iter().filter(|l| l.kind.is_none() && l.name != "lo") {
+        rows.push(LinkRow {
+            name: l.name.clone(),
+            class: "phys",
+            mtu: l.mtu.to_string(),
+            state: updown(l).into(),
+            over: "--".into(),
+        });
+    }
+    for s in &d.etherstubs {
+        let l = find(s);
+        rows.push(LinkRow {
+            name: s.clone(),
+            class: "etherstub",
+            mtu: mtu(l),
+            state: l.map_or("missing", updown).into(),
+            over: "--".into(),
+        });
+    }
+    for v in &d.vnics {
+        let l = find(&v.name);
+        let in_zone = l.is_none() && find(&datalinks::vnic_port_name(&v.name)).is_some();
+        let state = match l {
+            Some(l) => updown(l),
+            None if in_zone => "in-zone",
+            None => "missing",
+        };
+        rows.push(LinkRow {
+            name: v.name.clone(),
+            class: "vnic",
+            mtu: mtu(l.or_else(|| find(&datalinks::vnic_port_name(&v.name)))),
+            state: state.into(),
+            over: v.over.clone(),
+        });
+    }
+    for a in network::zone_links(store).0 {
+        let l = find(&a.host);
+        rows.push(LinkRow {
+            name: format!("{}/{}", a.zone, a.linkname),
+            class: "vnic",
+            mtu: mtu(l),
+            state: l.map_or("missing", updown).into(),
+            over: a.over,
+        });
+    }
+    Ok(rows)
+}
+
+fn show_link(store: &Store, out: Output, name: Option<String>) -> Result<(), String> {
+    let mut rows: Vec<Vec<String>> = links(store)?
+        .into_iter()
+        .map(|l| vec![l.name, l.class.into(), l.mtu, l.state, l.over])
+        .collect();
+    if let Some(n) = &name {
+        rows.retain(|r| &r[0] == n);
+        if rows.is_empty() {
+            return Err(format!("link '{n}' does not exist"));
+        }
+    }
+    out.print(&["LINK", "CLASS", "MTU", "STATE", "OVER"], &rows)
+}
+
+/// show-linkprop: `mtu` of every link (read-only: the kernel's value), and a VNIC's link
+/// properties after it, in illumos's order.
 fn show_linkprop(
     store: &Store,
     out: Output,
@@ -343,29 +505,55 @@ fn show_linkprop(
     link: Option<String>,
 ) -> Result<(), String> {
     let d = datalinks::load(store).map_err(|e| e.to_string())?;
+    let all_links = links(store)?;
     if let Some(n) = &link {
-        if !d.vnics.iter().any(|v| &v.name == n) {
-            return Err(format!("VNIC '{n}' does not exist"));
+        if !all_links.iter().any(|l| &l.name == n) {
+            return Err(format!("link '{n}' does not exist"));
         }
     }
     let wanted: Option<Vec<&str>> = props.as_deref().map(|p| p.split(',').collect());
     if let Some(w) = &wanted {
         for p in w {
-            if !datalinks::LINK_PROPS.iter().any(|(n, _, _)| n == p) {
+            if *p != "mtu" && !datalinks::LINK_PROPS.iter().any(|(n, _, _)| n == p) {
                 return Err(format!(
-                    "unknown link property '{p}' (properties: maxbw, priority, protection, allowed-ips)"
+                    "unknown link property '{p}' (properties: mtu, maxbw, priority, protection, allowed-ips)"
                 ));
             }
         }
     }
+    let want = |p: &str| wanted.as_ref().is_none_or(|w| w.contains(&p));
     let mut rows = Vec::new();
-    for v in d
-        .vnics
+    for l in all_links
         .iter()
-        .filter(|v| link.as_ref().is_none_or(|n| *n == v.name))
+        .filter(|l| link.as_ref().is_none_or(|n| *n == l.name))
     {
+        let vnic = d.vnics.iter().find(|v| v.name == l.name);
+        if want("mtu") {
+            // A VNIC's mtu is set with set-linkprop; other links' are the kernel's.
+            let (perm, value) = match vnic.and_then(|v| v.props.get("mtu")) {
+                Some(m) => ("rw", m.clone()),
+                None if vnic.is_some() => ("rw", l.mtu.clone()),
+                None => ("r-", l.mtu.clone()),
+            };
+            let (lo, hi) = datalinks::MTU_RANGE;
+            rows.push(vec![
+                l.name.clone(),
+                "mtu".into(),
+                perm.into(),
+                value,
+                datalinks::MTU_DEFAULT.to_string(),
+                if vnic.is_some() {
+                    format!("{lo}-{hi}")
+                } else {
+                    "--".into()
+                },
+            ]);
+        }
+        let Some(v) = vnic else {
+            continue;
+        };
         for (p, default, possible) in datalinks::LINK_PROPS {
-            if wanted.as_ref().is_some_and(|w| !w.contains(&p)) {
+            if !want(p) {
                 continue;
             }
             let value = v.props.get(p).cloned().unwrap_or_else(|| default.into());
@@ -379,64 +567,19 @@ fn show_linkprop(
             ]);
         }
     }
+    if let (Some(n), Some(w)) = (&link, &wanted) {
+        // A VNIC property asked of a link that is no VNIC.
+        if rows.is_empty() {
+            return Err(format!(
+                "link '{n}' has none of the properties {}: only VNICs take them",
+                w.join(",")
+            ));
+        }
+    }
     out.print(
         &["LINK", "PROPERTY", "PERM", "VALUE", "DEFAULT", "POSSIBLE"],
         &rows,
     )
-}
-
-fn show_link(store: &Store, out: Output, name: Option<String>) -> Result<(), String> {
-    let d = datalinks::load(store).map_err(|e| e.to_string())?;
-    let mut nl = Netlink::open().map_err(|e| e.to_string())?;
-    let host = nl.links().map_err(|e| e.to_string())?;
-    let find = |n: &str| host.iter().find(|l| l.name == n);
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    // Physical links (no kind) first, as illumos lists them.
-    for l in host.iter().filter(|l| l.kind.is_none() && l.name != "lo") {
-        rows.push(vec![
-            l.name.clone(),
-            "phys".into(),
-            l.mtu.to_string(),
-            if l.up { "up" } else { "down" }.into(),
-            "--".into(),
-        ]);
-    }
-    for s in &d.etherstubs {
-        let l = find(s);
-        rows.push(vec![
-            s.clone(),
-            "etherstub".into(),
-            l.map(|l| l.mtu.to_string()).unwrap_or_else(|| "--".into()),
-            l.map(|l| if l.up { "up" } else { "down" })
-                .unwrap_or("missing")
-                .into(),
-            "--".into(),
-        ]);
-    }
-    for v in &d.vnics {
-        let l = find(&v.name);
-        let in_zone = l.is_none() && find(&datalinks::vnic_port_name(&v.name)).is_some();
-        let state = match l {
-            Some(l) if l.up => "up",
-            Some(_) => "down",
-            None if in_zone => "in-zone",
-            None => "missing",
-        };
-        rows.push(vec![
-            v.name.clone(),
-            "vnic".into(),
-            l.map(|l| l.mtu.to_string()).unwrap_or_else(|| "--".into()),
-            state.into(),
-            v.over.clone(),
-        ]);
-    }
-    if let Some(n) = &name {
-        rows.retain(|r| &r[0] == n);
-        if rows.is_empty() {
-            return Err(format!("link '{n}' does not exist"));
-        }
-    }
-    out.print(&["LINK", "CLASS", "MTU", "STATE", "OVER"], &rows)
 }
 
 /// The clap definition of `dladm` (for generated man pages, shell completions and tests).
@@ -458,5 +601,12 @@ mod tests {
         assert_eq!(escape("02:00"), "02\\:00");
         assert!(print_table(&["LINK"], None, true, &[]).is_err());
         assert!(print_table(&["LINK"], Some("nope"), false, &[]).is_err());
+    }
+
+    #[test]
+    fn mac_address_types() {
+        assert_eq!(mac_type("02:08:20:0d:03:01"), "random");
+        assert_eq!(mac_type("00:16:3e:00:00:01"), "fixed");
+        assert_eq!(mac_type("--"), "--");
     }
 }

@@ -68,6 +68,10 @@ pub const LINK_PROPS: [(&str, &str, &str); 4] = [
     ("allowed-ips", "--", "a comma list of IP addresses"),
 ];
 
+/// The MTUs a VNIC takes (`mtu`), and its default.
+pub const MTU_RANGE: (u32, u32) = (68, 9000);
+pub const MTU_DEFAULT: u32 = 1500;
+
 /// Check one property value; returns it in canonical form.
 pub fn check_prop(name: &str, value: &str) -> Result<String> {
     let usage = |m: String| DatalinkError::Usage(m);
@@ -94,8 +98,15 @@ pub fn check_prop(name: &str, value: &str) -> Result<String> {
             }
             Ok(value.to_string())
         }
+        "mtu" => match value.parse::<u32>() {
+            Ok(m) if (MTU_RANGE.0..=MTU_RANGE.1).contains(&m) => Ok(m.to_string()),
+            _ => Err(usage(format!(
+                "link property mtu \"{value}\": expected a number from {} to {}",
+                MTU_RANGE.0, MTU_RANGE.1
+            ))),
+        },
         _ => Err(usage(format!(
-            "unknown link property '{name}' (properties: maxbw, priority, protection, allowed-ips)"
+            "unknown link property '{name}' (properties: mtu, maxbw, priority, protection, allowed-ips)"
         ))),
     }
 }
@@ -272,8 +283,13 @@ pub fn vnic_ifb_name(vnic: &str) -> String {
 fn apply_props(nl: &mut Netlink, v: &Vnic) -> Result<()> {
     let port = vnic_port_name(&v.name);
     let ifb = vnic_ifb_name(&v.name);
+    // mtu: on the VNIC (while it is on the host) and on its bridge port alike; without one
+    // the links keep what they were made with (reset-linkprop puts the lower link's back).
+    if let Some(mtu) = v.props.get("mtu").and_then(|m| m.parse().ok()) {
+        set_vnic_mtu(nl, v, mtu)?;
+    }
     if nl.link(&port)?.is_none() {
-        if v.props.is_empty() {
+        if v.props.keys().all(|k| k == "mtu") {
             return Ok(());
         }
         return Err(DatalinkError::Usage(format!(
@@ -308,6 +324,16 @@ fn apply_props(nl: &mut Netlink, v: &Vnic) -> Result<()> {
     )
     .map_err(DatalinkError::Usage)?;
     nft::protect(&port, &prot)?;
+    Ok(())
+}
+
+/// Set the MTU of a VNIC and of its bridge port, those of them on the host.
+fn set_vnic_mtu(nl: &mut Netlink, v: &Vnic, mtu: u32) -> Result<()> {
+    for l in [v.name.clone(), vnic_port_name(&v.name)] {
+        if nl.link(&l)?.is_some_and(|now| now.mtu != mtu) {
+            nl.set_mtu(&l, mtu)?;
+        }
+    }
     Ok(())
 }
 
@@ -467,7 +493,7 @@ pub fn set_linkprop(store: &Store, link: &str, props: &str) -> Result<()> {
 
 pub fn reset_linkprop(store: &Store, link: &str, names: &[String]) -> Result<()> {
     for n in names {
-        if !LINK_PROPS.iter().any(|(p, _, _)| p == n) {
+        if n != "mtu" && !LINK_PROPS.iter().any(|(p, _, _)| p == n) {
             check_prop(n, "")?;
         }
     }
@@ -496,6 +522,15 @@ fn update_props(
     change(&mut v.props);
     let new = v.clone();
     let mut nl = Netlink::open()?;
+    if old.props.contains_key("mtu") && !new.props.contains_key("mtu") {
+        // Back to the MTU a new VNIC gets: 1500 over an etherstub (whose bridge follows its
+        // ports' MTU), the lower link's over another link.
+        let lower = match d.etherstubs.contains(&new.over) {
+            true => MTU_DEFAULT,
+            false => nl.link(&new.over)?.map_or(MTU_DEFAULT, |l| l.mtu),
+        };
+        set_vnic_mtu(&mut nl, &new, lower)?;
+    }
     if let Err(e) = apply_props(&mut nl, &new) {
         let _ = apply_props(&mut nl, &old);
         return Err(e);

@@ -412,6 +412,64 @@ pub fn zone_macs(store: &Store, except: &str) -> Vec<(String, String)> {
     used
 }
 
+/// An anet of a zone whose links are up, as dladm shows it (`ZONE/LINK`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneAnet {
+    pub zone: String,
+    pub linkname: String,
+    /// The host end of its veth pair.
+    pub host: String,
+    /// Its lower-link (an etherstub or a host link).
+    pub over: String,
+    /// Its MAC address in the zone (`--` when not recorded).
+    pub mac: String,
+    pub vid: u16,
+}
+
+/// The links of the zones whose networks are set up (those with a `net.json` record), in
+/// zone name order: their anets, and the dladm VNICs lent to them (`net`) as (VNIC, zone).
+pub fn zone_links(store: &Store) -> (Vec<ZoneAnet>, Vec<(String, String)>) {
+    let (mut anets, mut lent) = (Vec::new(), Vec::new());
+    let mut names: Vec<String> = std::fs::read_dir(store.run_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for zone in names {
+        let paths = ZonePaths::new(store, &zone);
+        let Some(r) = Record::load(&paths) else {
+            continue;
+        };
+        lent.extend(r.vnics.iter().map(|v| (v.clone(), zone.clone())));
+        let Ok(Some(cfg)) = store.load(&zone) else {
+            continue;
+        };
+        for a in &cfg.anet {
+            let Some(linkname) = a.linkname.clone() else {
+                continue;
+            };
+            let host = host_link_name(&zone, &linkname);
+            let mac = r
+                .host_links
+                .iter()
+                .position(|h| *h == host)
+                .and_then(|i| r.macs.get(i).cloned())
+                .unwrap_or_else(|| "--".into());
+            anets.push(ZoneAnet {
+                zone: zone.clone(),
+                linkname,
+                over: a.lower_link.clone().unwrap_or_else(|| "--".into()),
+                mac,
+                vid: a.vlan_id.unwrap_or(0),
+                host,
+            });
+        }
+    }
+    (anets, lent)
+}
+
 /// `gw` must be on the subnet of `address`.
 fn check_defrouter(
     zone: &str,

@@ -161,22 +161,25 @@ fn cpu_shares(cg: &Cgroup) -> Option<u64> {
     }
 }
 
-/// The cgroup of a live zone, from its container state.
-fn zone_cgroup(paths: &ZonePaths) -> Result<Cgroup, StatError> {
+/// The cgroup and init pid of a live zone, from its container state.
+fn zone_cgroup(paths: &ZonePaths) -> Result<(Cgroup, i32), StatError> {
     let (st, _) = container::state(&paths.runz_root, &paths.name).map_err(|e| StatError::Zone {
         zone: paths.name.clone(),
         msg: e.to_string(),
     })?;
-    st.cgroup.ok_or_else(|| StatError::Zone {
-        zone: paths.name.clone(),
-        msg: "its container has no cgroup".into(),
-    })
+    let pid = st.pid;
+    st.cgroup
+        .map(|cg| (cg, pid))
+        .ok_or_else(|| StatError::Zone {
+            zone: paths.name.clone(),
+            msg: "its container has no cgroup".into(),
+        })
 }
 
 /// Sample one zone.
 pub fn sample_zone(store: &Store, name: &str) -> Result<Sample, StatError> {
     let paths = ZonePaths::new(store, name);
-    let cg = zone_cgroup(&paths)?;
+    let (cg, pid) = zone_cgroup(&paths)?;
     let zerr = |e: zones_cgroup::CgroupError| StatError::Zone {
         zone: name.to_string(),
         msg: e.to_string(),
@@ -199,17 +202,20 @@ pub fn sample_zone(store: &Store, name: &str) -> Result<Sample, StatError> {
         swap_cap: cap(s.memory.swap.limit),
         lwps: s.pids.current,
         lwps_cap: cap(s.pids.limit),
-        nics: nic_counters(store, name),
+        nics: nic_counters(store, name, pid),
     })
 }
 
-/// The byte counters of each anet of `name` that has a host link now (the host ends' names
-/// are derived as the networking layer makes them: [`super::network::host_link_name`]).
-fn nic_counters(store: &Store, name: &str) -> Vec<NicUsage> {
+/// The byte counters of each VNIC of `name`: of each anet that has a host link now, read
+/// from the host end of its veth pair (the host ends' names are derived as the networking
+/// layer makes them: [`super::network::host_link_name`]), and of each `net` VNIC lent to the
+/// zone, read from the zone's network namespace through its init's `/proc/PID/net/dev`.
+fn nic_counters(store: &Store, name: &str, pid: i32) -> Vec<NicUsage> {
     let Ok(Some(zone)) = store.load(name) else {
         return Vec::new();
     };
-    zone.anet
+    let mut nics: Vec<NicUsage> = zone
+        .anet
         .iter()
         .filter_map(|a| {
             let link = a.linkname.clone()?;
@@ -225,7 +231,39 @@ fn nic_counters(store: &Store, name: &str) -> Vec<NicUsage> {
                 host_link,
             })
         })
-        .collect()
+        .collect();
+    if pid > 0 && !zone.net.is_empty() {
+        let dev = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).unwrap_or_default();
+        for n in &zone.net {
+            let Some(vnic) = n.physical.as_deref() else {
+                continue;
+            };
+            if let Some((rx, tx)) = net_dev_bytes(&dev, vnic) {
+                nics.push(NicUsage {
+                    link: vnic.to_string(),
+                    host_link: vnic.to_string(),
+                    received_bytes: rx,
+                    sent_bytes: tx,
+                });
+            }
+        }
+    }
+    nics
+}
+
+/// The received and transmitted bytes of `link` in a `/proc/net/dev` text.
+fn net_dev_bytes(dev: &str, link: &str) -> Option<(u64, u64)> {
+    dev.lines().find_map(|l| {
+        let (name, rest) = l.split_once(':')?;
+        if name.trim() != link {
+            return None;
+        }
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        Some((*f.first()?, *f.get(8)?))
+    })
 }
 
 /// The ready and running zones, in store order, limited to `only` when it is given.
@@ -425,32 +463,6 @@ fn esc(s: &str) -> String {
     super::admin::escape_field(s)
 }
 
-fn opt<T: ToString>(v: Option<T>) -> String {
-    v.map_or("-".to_string(), |v| v.to_string())
-}
-
-/// The `-p` lines of one interval, illumos style: `interval:summary:ZONE:` then CPU used, CPU
-/// cap, memory used, memory cap, swap used, swap cap, lwps, lwps cap (`-` for no cap).
-pub fn parsable(zones: &[Usage], timestamp: Option<u64>) -> String {
-    let ts = timestamp.map_or(String::new(), |t| format!("{t}:"));
-    let mut out = String::new();
-    for u in zones {
-        out.push_str(&format!(
-            "{ts}interval:summary:{}:{:.4}:{}:{}:{}:{}:{}:{}:{}\n",
-            esc(&u.zonename),
-            u.cpu.used,
-            opt(u.cpu.cap),
-            u.memory.used,
-            opt(u.memory.cap),
-            u.swap.used,
-            opt(u.swap.cap),
-            u.lwps.used,
-            opt(u.lwps.cap),
-        ));
-    }
-    out
-}
-
 /// Bytes, illumos style: 1024-based with one letter (K, M, G, T).
 pub fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["", "K", "M", "G", "T"];
@@ -474,58 +486,610 @@ fn pct(used: f64, cap: Option<f64>) -> String {
         .map_or("-".to_string(), |c| format!("{:.0}%", used * 100.0 / c))
 }
 
-/// The summary report of one interval (illumos `zonestat` default layout, without pools).
-pub fn summary(zones: &[Usage], online: usize, physmem: u64) -> String {
+/// A percentage in a parsable line: two decimals and `%`, or `-`.
+fn ppct(used: f64, of: Option<f64>) -> String {
+    of.filter(|c| *c > 0.0)
+        .map_or("-".to_string(), |c| format!("{:.2}%", used * 100.0 / c))
+}
+
+/// The host's counters at one instant, for the `[total]` and `[system]` rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostSample {
+    pub taken: Instant,
+    /// Non-idle CPU time of all CPUs, clock ticks (`/proc/stat`).
+    pub busy_ticks: u64,
+    /// CPU time not attributable to any process (irq, softirq, steal), clock ticks.
+    pub kernel_ticks: u64,
+    pub mem_total: u64,
+    /// MemTotal − MemFree (page cache included, as the zones' cgroups count it).
+    pub mem_used: u64,
+    /// Kernel memory: Slab + KernelStack + PageTables.
+    pub mem_kernel: u64,
+    pub swap_total: u64,
+    pub swap_used: u64,
+    /// Tasks on the host (`/proc/loadavg`) and the kernel's limit (`kernel.threads-max`).
+    pub lwps: u64,
+    pub lwps_max: u64,
+}
+
+/// Sample the host from `/proc`.
+pub fn sample_host() -> HostSample {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpu: Vec<u64> = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let f = |i: usize| cpu.get(i).copied().unwrap_or(0);
+    // user nice system idle iowait irq softirq steal
+    let busy = f(0) + f(1) + f(2) + f(5) + f(6) + f(7);
+    let kernel = f(5) + f(6) + f(7);
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kb = |key: &str| {
+        meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    let lwps = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().nth(3)?.split('/').nth(1)?.parse().ok())
+        .unwrap_or(0);
+    let lwps_max = read_trim(Path::new("/proc/sys/kernel"), "threads-max")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    HostSample {
+        taken: Instant::now(),
+        busy_ticks: busy,
+        kernel_ticks: kernel,
+        mem_total: kb("MemTotal"),
+        mem_used: kb("MemTotal").saturating_sub(kb("MemFree")),
+        mem_kernel: kb("Slab") + kb("KernelStack") + kb("PageTables"),
+        swap_total: kb("SwapTotal"),
+        swap_used: kb("SwapTotal").saturating_sub(kb("SwapFree")),
+        lwps,
+        lwps_max,
+    }
+}
+
+/// What the whole host used over an interval: the `[total]` row; its `*_kernel` parts are the
+/// `[system]` row (what no process, so no zone, is charged with).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct HostUsage {
+    pub cpus: usize,
+    /// CPUs busy over the interval.
+    pub cpu_used: f64,
+    pub cpu_kernel: f64,
+    pub mem_total: u64,
+    pub mem_used: u64,
+    pub mem_kernel: u64,
+    /// Virtual memory: physical memory plus swap.
+    pub vm_total: u64,
+    pub vm_used: u64,
+    pub vm_kernel: u64,
+    pub lwps: u64,
+    pub lwps_max: u64,
+}
+
+/// The host's usage between two samples, with `cpus` online CPUs.
+pub fn host_usage(before: &HostSample, now: &HostSample, cpus: usize) -> HostUsage {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let dt = now
+        .taken
+        .saturating_duration_since(before.taken)
+        .as_secs_f64();
+    let rate = |a: u64, b: u64| {
+        if dt > 0.0 {
+            b.saturating_sub(a) as f64 / hz / dt
+        } else {
+            0.0
+        }
+    };
+    HostUsage {
+        cpus,
+        cpu_used: rate(before.busy_ticks, now.busy_ticks),
+        cpu_kernel: rate(before.kernel_ticks, now.kernel_ticks),
+        mem_total: now.mem_total,
+        mem_used: now.mem_used,
+        mem_kernel: now.mem_kernel,
+        vm_total: now.mem_total + now.swap_total,
+        vm_used: now.mem_used + now.swap_used,
+        vm_kernel: now.mem_kernel,
+        lwps: now.lwps,
+        lwps_max: now.lwps_max,
+    }
+}
+
+/// The global zone's row: what the host used less the kernel's part and the zones' use.
+pub fn global_usage(host: &HostUsage, zones: &[Usage]) -> Usage {
+    let cpu: f64 = zones.iter().map(|u| u.cpu.used).sum();
+    let mem: u64 = zones.iter().map(|u| u.memory.used).sum();
+    let vm: u64 = zones.iter().map(|u| u.swap.used).sum();
+    let lwps: u64 = zones.iter().map(|u| u.lwps.used).sum();
+    let mem_usage = |used: u64| MemUsage {
+        used,
+        cap: None,
+        failcnt: 0,
+        oom_kills: 0,
+    };
+    Usage {
+        zonename: "global".into(),
+        zoneid: 0,
+        cpu: CpuUsage {
+            used: (host.cpu_used - host.cpu_kernel - cpu).max(0.0),
+            cap: None,
+            shares: None,
+            total_seconds: 0.0,
+            throttled_periods: 0,
+        },
+        memory: mem_usage(host.mem_used.saturating_sub(host.mem_kernel + mem)),
+        swap: mem_usage(host.vm_used.saturating_sub(host.vm_kernel + vm)),
+        lwps: CountUsage {
+            used: host.lwps.saturating_sub(lwps),
+            cap: None,
+        },
+        network: Vec::new(),
+    }
+}
+
+/// The lines of a report (`-P`): resource, total, system, zones, header, footer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lines {
+    pub resource: bool,
+    pub total: bool,
+    pub system: bool,
+    pub zones: bool,
+    pub header: bool,
+    pub footer: bool,
+}
+
+impl Default for Lines {
+    fn default() -> Self {
+        Lines {
+            resource: true,
+            total: true,
+            system: true,
+            zones: true,
+            header: true,
+            footer: true,
+        }
+    }
+}
+
+/// `-P` names (each may be a comma list) → the lines to print.
+pub fn parse_lines(names: &[String]) -> Result<Lines, String> {
+    if names.is_empty() {
+        return Ok(Lines::default());
+    }
+    let mut l = Lines {
+        resource: false,
+        total: false,
+        system: false,
+        zones: false,
+        header: false,
+        footer: false,
+    };
+    for n in names.iter().flat_map(|n| n.split(',')) {
+        match n.trim() {
+            "resource" => l.resource = true,
+            "total" => l.total = true,
+            "system" => l.system = true,
+            "zones" => l.zones = true,
+            "header" => l.header = true,
+            "footer" => l.footer = true,
+            other => {
+                return Err(format!(
+                "-P {other:?}: unknown line; use resource, total, system, zones, header or footer"
+            ))
+            }
+        }
+    }
+    Ok(l)
+}
+
+/// A `-S` sort column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortCol {
+    Name,
+    Used,
+    Cap,
+    Pcap,
+    Shr,
+    Pshru,
+}
+
+/// `-S` names (each may be a comma list) → sort columns; `used` when none is given.
+pub fn parse_sort(names: &[String]) -> Result<Vec<SortCol>, String> {
+    let mut cols = Vec::new();
+    for n in names.iter().flat_map(|n| n.split(',')) {
+        cols.push(match n.trim() {
+            "name" => SortCol::Name,
+            "used" => SortCol::Used,
+            "cap" => SortCol::Cap,
+            "pcap" => SortCol::Pcap,
+            "shr" => SortCol::Shr,
+            "pshru" => SortCol::Pshru,
+            other => {
+                return Err(format!(
+                    "-S {other:?}: unknown column; use name, used, cap, pcap, shr or pshru"
+                ))
+            }
+        });
+    }
+    if cols.is_empty() {
+        cols.push(SortCol::Used);
+    }
+    Ok(cols)
+}
+
+/// A summary report kind (`-R`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportKind {
+    Total,
+    Average,
+    High,
+}
+
+impl ReportKind {
+    /// The parsable label: `report-total`, `report-average`, `report-high`.
+    pub fn label(self) -> &'static str {
+        match self {
+            ReportKind::Total => "report-total",
+            ReportKind::Average => "report-average",
+            ReportKind::High => "report-high",
+        }
+    }
+
+    /// The heading of the human report.
+    pub fn title(self) -> &'static str {
+        match self {
+            ReportKind::Total => "Total Usage",
+            ReportKind::Average => "Average Usage",
+            ReportKind::High => "High Usage",
+        }
+    }
+}
+
+/// `-R` names (each may be a comma list) → report kinds, in illumos order, without repeats.
+pub fn parse_reports(names: &[String]) -> Result<Vec<ReportKind>, String> {
+    let mut want = Vec::new();
+    for n in names.iter().flat_map(|n| n.split(',')) {
+        want.push(match n.trim() {
+            "total" => ReportKind::Total,
+            "average" => ReportKind::Average,
+            "high" => ReportKind::High,
+            other => {
+                return Err(format!(
+                    "-R {other:?}: unknown report; use total, average or high"
+                ))
+            }
+        });
+    }
+    Ok([ReportKind::Total, ReportKind::Average, ReportKind::High]
+        .into_iter()
+        .filter(|k| want.contains(k))
+        .collect())
+}
+
+/// The usage of the intervals since the last summary report, for `-R`.
+#[derive(Debug, Clone, Default)]
+pub struct Accum {
+    pub intervals: u64,
+    host_sum: HostUsage,
+    host_high: HostUsage,
+    /// Per zone: intervals it was live in, the sums and the highs of its usage.
+    zones: Vec<(u64, Usage, Usage)>,
+}
+
+/// `z` with the used amounts of `used` and everything else (caps, counters) of `latest`.
+fn with_used(latest: &Usage, used: &Usage) -> Usage {
+    let mut u = latest.clone();
+    u.cpu.used = used.cpu.used;
+    u.memory.used = used.memory.used;
+    u.swap.used = used.swap.used;
+    u.lwps.used = used.lwps.used;
+    u
+}
+
+impl Accum {
+    /// Add one interval's usage.
+    pub fn add(&mut self, host: &HostUsage, zones: &[Usage]) {
+        self.intervals += 1;
+        let h = &mut self.host_sum;
+        h.cpus = host.cpus;
+        h.cpu_used += host.cpu_used;
+        h.cpu_kernel += host.cpu_kernel;
+        h.mem_total = host.mem_total;
+        h.mem_used += host.mem_used;
+        h.mem_kernel += host.mem_kernel;
+        h.vm_total = host.vm_total;
+        h.vm_used += host.vm_used;
+        h.vm_kernel += host.vm_kernel;
+        h.lwps += host.lwps;
+        h.lwps_max = host.lwps_max;
+        let m = &mut self.host_high;
+        m.cpus = host.cpus;
+        m.cpu_used = m.cpu_used.max(host.cpu_used);
+        m.cpu_kernel = m.cpu_kernel.max(host.cpu_kernel);
+        m.mem_total = host.mem_total;
+        m.mem_used = m.mem_used.max(host.mem_used);
+        m.mem_kernel = m.mem_kernel.max(host.mem_kernel);
+        m.vm_total = host.vm_total;
+        m.vm_used = m.vm_used.max(host.vm_used);
+        m.vm_kernel = m.vm_kernel.max(host.vm_kernel);
+        m.lwps = m.lwps.max(host.lwps);
+        m.lwps_max = host.lwps_max;
+        for u in zones {
+            match self.zones.iter_mut().find(|z| z.1.zonename == u.zonename) {
+                None => self.zones.push((1, u.clone(), u.clone())),
+                Some((n, sum, high)) => {
+                    *n += 1;
+                    let mut s = sum.clone();
+                    s.cpu.used += u.cpu.used;
+                    s.memory.used += u.memory.used;
+                    s.swap.used += u.swap.used;
+                    s.lwps.used += u.lwps.used;
+                    let mut h = high.clone();
+                    h.cpu.used = h.cpu.used.max(u.cpu.used);
+                    h.memory.used = h.memory.used.max(u.memory.used);
+                    h.swap.used = h.swap.used.max(u.swap.used);
+                    h.lwps.used = h.lwps.used.max(u.lwps.used);
+                    *sum = with_used(u, &s);
+                    *high = with_used(u, &h);
+                }
+            }
+        }
+    }
+
+    /// The summary report of `kind` over the intervals added: `total` averages over all of
+    /// them (a zone counts as idle in the intervals it was down), `average` over those the
+    /// zone was up in, `high` is each one's highest use. Network counters are the latest.
+    pub fn report(&self, kind: ReportKind) -> (HostUsage, Vec<Usage>) {
+        let all = self.intervals.max(1);
+        let div = |u: &Usage, n: u64| {
+            let mut u = u.clone();
+            u.cpu.used /= n as f64;
+            u.memory.used /= n;
+            u.swap.used /= n;
+            u.lwps.used /= n;
+            u
+        };
+        let mut host = match kind {
+            ReportKind::High => self.host_high.clone(),
+            _ => self.host_sum.clone(),
+        };
+        if kind != ReportKind::High {
+            host.cpu_used /= all as f64;
+            host.cpu_kernel /= all as f64;
+            host.mem_used /= all;
+            host.mem_kernel /= all;
+            host.vm_used /= all;
+            host.vm_kernel /= all;
+            host.lwps /= all;
+        }
+        let zones = self
+            .zones
+            .iter()
+            .map(|(n, sum, high)| match kind {
+                ReportKind::Total => div(sum, all),
+                ReportKind::Average => div(sum, (*n).max(1)),
+                ReportKind::High => high.clone(),
+            })
+            .collect();
+        (host, zones)
+    }
+}
+
+/// One report's data and how to print it.
+#[derive(Debug, Clone)]
+pub struct Report<'a> {
+    /// `interval`, `report-total`, `report-average` or `report-high`.
+    pub label: &'a str,
+    pub host: &'a HostUsage,
+    /// The zones' rows (the global zone's among them when it is reported).
+    pub zones: &'a [Usage],
+    pub lines: Lines,
+    pub sort: &'a [SortCol],
+    /// `-n`: only the resources of these names (all when empty).
+    pub names: &'a [String],
+    /// The `-T` prefix of parsable lines, without its colon.
+    pub timestamp: Option<String>,
+}
+
+impl Report<'_> {
+    fn prefix(&self) -> String {
+        self.timestamp
+            .as_ref()
+            .map_or(String::new(), |t| format!("{t}:"))
+    }
+
+    fn named(&self, name: &str) -> bool {
+        self.names.is_empty() || self.names.iter().any(|n| n == name)
+    }
+
+    fn shares_total(&self) -> u64 {
+        self.zones.iter().filter_map(|u| u.cpu.shares).sum()
+    }
+
+    /// The zones in `-S` order for resource `r` (largest first, names ascending).
+    fn sorted(&self, r: Resource) -> Vec<&Usage> {
+        let mut v: Vec<&Usage> = self.zones.iter().collect();
+        let shares_total = self.shares_total();
+        let cpus = self.host.cpus;
+        let key = |u: &Usage, c: SortCol| -> f64 {
+            let (used, cap) = match r {
+                Resource::PhysicalMemory => (u.memory.used as f64, u.memory.cap.map(|c| c as f64)),
+                Resource::VirtualMemory => (u.swap.used as f64, u.swap.cap.map(|c| c as f64)),
+                Resource::Lwps => (u.lwps.used as f64, u.lwps.cap.map(|c| c as f64)),
+                Resource::Network => (
+                    u.network
+                        .iter()
+                        .map(|n| (n.received_bytes + n.sent_bytes) as f64)
+                        .sum(),
+                    None,
+                ),
+                Resource::Summary | Resource::ProcessorSet => (u.cpu.used, u.cpu.cap),
+            };
+            match c {
+                SortCol::Name | SortCol::Used => used,
+                SortCol::Cap => cap.unwrap_or(0.0),
+                SortCol::Pcap => cap.filter(|c| *c > 0.0).map_or(0.0, |c| used / c),
+                SortCol::Shr => u.cpu.shares.unwrap_or(0) as f64,
+                SortCol::Pshru => shru(u, shares_total, cpus).unwrap_or(0.0),
+            }
+        };
+        v.sort_by(|a, b| {
+            for c in self.sort {
+                let o = match c {
+                    SortCol::Name => a.zonename.cmp(&b.zonename),
+                    c => key(b, *c).total_cmp(&key(a, *c)),
+                };
+                if o != std::cmp::Ordering::Equal {
+                    return o;
+                }
+            }
+            std::cmp::Ordering::Equal
+        });
+        v
+    }
+}
+
+/// A zone's use of its CPU share, as a fraction: its share is its part of all the zones'
+/// shares of the CPUs; `None` without shares.
+fn shru(u: &Usage, shares_total: u64, cpus: usize) -> Option<f64> {
+    let s = u.cpu.shares.filter(|s| *s > 0)?;
+    let part = s as f64 / shares_total.max(1) as f64 * cpus as f64;
+    Some(u.cpu.used / part)
+}
+
+/// One row of the summary: CPU (used, cap, share use), physical and virtual memory (used,
+/// cap).
+type SumRow = (
+    f64,
+    Option<f64>,
+    Option<f64>,
+    u64,
+    Option<u64>,
+    u64,
+    Option<u64>,
+);
+
+fn summary_rows<'a>(r: &'a Report) -> Vec<(&'a str, SumRow)> {
+    let h = r.host;
+    let mut rows = Vec::new();
+    if r.lines.total {
+        let row = (h.cpu_used, None, None, h.mem_used, None, h.vm_used, None);
+        rows.push(("[total]", row));
+    }
+    if r.lines.system {
+        let row = (
+            h.cpu_kernel,
+            None,
+            None,
+            h.mem_kernel,
+            None,
+            h.vm_kernel,
+            None,
+        );
+        rows.push(("[system]", row));
+    }
+    if r.lines.zones {
+        let st = r.shares_total();
+        for u in r.sorted(Resource::Summary) {
+            let row = (
+                u.cpu.used,
+                u.cpu.cap,
+                shru(u, st, h.cpus),
+                u.memory.used,
+                u.memory.cap,
+                u.swap.used,
+                u.swap.cap,
+            );
+            rows.push((u.zonename.as_str(), row));
+        }
+    }
+    rows
+}
+
+/// The summary report (illumos `zonestat`'s default): `[total]`, `[system]`, then a row per
+/// zone (the global zone among them) in `-S` order.
+pub fn summary(r: &Report) -> String {
+    let h = r.host;
     let mut out = format!(
-        "SUMMARY                   Cpus/Online: {online}/{online}   PhysMem: {}\n",
-        human_bytes(physmem)
+        "SUMMARY                   Cpus/Online: {0}/{0}   PhysMem: {1}   VirtMem: {2}\n",
+        h.cpus,
+        human_bytes(h.mem_total),
+        human_bytes(h.vm_total)
     );
+    let w = r
+        .zones
+        .iter()
+        .map(|u| u.zonename.len())
+        .max()
+        .unwrap_or(0)
+        .max(15);
     out.push_str(&format!(
-        "{:>16} {:>6} {:>6} {:>5} {:>5}  {:>7} {:>6} {:>7} {:>5}  {:>5} {:>5}\n",
-        "ZONE", "CPU", "%PART", "CAP", "%CAP", "PHYSMEM", "%PART", "CAP", "%CAP", "LWPS", "CAP"
+        "{:>w$}  {:<23} {:<19} {:<19}\n",
+        "", "-----CPU---------------", "----PHYSICAL-------", "----VIRTUAL--------"
     ));
-    let total_cpu: f64 = zones.iter().map(|u| u.cpu.used).sum();
-    let total_mem: u64 = zones.iter().map(|u| u.memory.used).sum();
-    let line = |name: &str,
-                cpu: f64,
-                ccap: Option<f64>,
-                mem: u64,
-                mcap: Option<u64>,
-                l: String,
-                lcap: Option<u64>| {
-        format!(
-            "{:>16} {:>6.2} {:>6} {:>5} {:>5}  {:>7} {:>6} {:>7} {:>5}  {:>5} {:>5}\n",
+    out.push_str(&format!(
+        "{:>w$} {:>5} {:>5} {:>5} {:>5}  {:>6} {:>5} {:>5}  {:>6} {:>5} {:>5}\n",
+        "ZONE", "USED", "%PART", "%CAP", "%SHRU", "USED", "PCT", "%CAP", "USED", "PCT", "%CAP"
+    ));
+    let cpus = Some(h.cpus as f64);
+    let (mt, vt) = (Some(h.mem_total as f64), Some(h.vm_total as f64));
+    for (name, (cpu, ccap, shru, mem, mcap, vm, vcap)) in summary_rows(r) {
+        out.push_str(&format!(
+            "{:>w$} {:>5.2} {:>5} {:>5} {:>5}  {:>6} {:>5} {:>5}  {:>6} {:>5} {:>5}\n",
             name,
             cpu,
-            pct(cpu, Some(online as f64)),
-            ccap.map_or("-".into(), |c| format!("{c:.2}")),
+            pct(cpu, cpus),
             pct(cpu, ccap),
+            shru.map_or("-".into(), |s| format!("{:.0}%", s * 100.0)),
             human_bytes(mem),
-            pct(mem as f64, Some(physmem as f64)),
-            mcap.map_or("-".into(), human_bytes),
+            pct(mem as f64, mt),
             pct(mem as f64, mcap.map(|c| c as f64)),
-            l,
-            opt(lcap),
-        )
-    };
-    out.push_str(&line(
-        "[total]",
-        total_cpu,
-        None,
-        total_mem,
-        None,
-        "-".into(),
-        None,
-    ));
-    for u in zones {
-        out.push_str(&line(
-            &u.zonename,
-            u.cpu.used,
-            u.cpu.cap,
-            u.memory.used,
-            u.memory.cap,
-            u.lwps.used.to_string(),
-            u.lwps.cap,
+            human_bytes(vm),
+            pct(vm as f64, vt),
+            pct(vm as f64, vcap.map(|c| c as f64)),
+        ));
+    }
+    out.push('\n');
+    out
+}
+
+/// The parsable summary lines, in illumos's layout: `LABEL:summary:ZONE:` then CPU used,
+/// %PART, %CAP, %SHRU, physical memory used (bytes), PCT, %CAP, virtual memory used (bytes),
+/// PCT, %CAP; `-` where there is no cap or share.
+pub fn summary_parsable(r: &Report) -> String {
+    let h = r.host;
+    let ts = r.prefix();
+    let cpus = Some(h.cpus as f64);
+    let (mt, vt) = (Some(h.mem_total as f64), Some(h.vm_total as f64));
+    let mut out = String::new();
+    for (name, (cpu, ccap, shru, mem, mcap, vm, vcap)) in summary_rows(r) {
+        out.push_str(&format!(
+            "{ts}{}:summary:{}:{:.2}:{}:{}:{}:{}:{}:{}:{}:{}:{}\n",
+            r.label,
+            esc(name),
+            cpu,
+            ppct(cpu, cpus),
+            ppct(cpu, ccap),
+            shru.map_or("-".into(), |s| format!("{:.2}%", s * 100.0)),
+            mem,
+            ppct(mem as f64, mt),
+            ppct(mem as f64, mcap.map(|c| c as f64)),
+            vm,
+            ppct(vm as f64, vt),
+            ppct(vm as f64, vcap.map(|c| c as f64)),
         ));
     }
     out
@@ -580,7 +1144,9 @@ pub fn parse_resources(names: &[String]) -> Result<Vec<Resource>, String> {
             "physical-memory" => &[PhysicalMemory],
             "virtual-memory" => &[VirtualMemory],
             "memory" => &[PhysicalMemory, VirtualMemory],
-            "processor-set" | "psets" | "cpu" => &[ProcessorSet],
+            "processor-set" | "processor-sets" | "psets" | "default-pset" | "cpu" => {
+                &[ProcessorSet]
+            }
             "lwps" | "processes" | "limits" => &[Lwps],
             "network" => &[Network],
             "all" => &Resource::ALL,
@@ -607,70 +1173,112 @@ fn cap_str<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or("-".to_string(), |v| v.to_string())
 }
 
-/// The human report of one resource other than the summary: a heading and a line per zone.
-pub fn resource_report(r: Resource, zones: &[Usage]) -> String {
-    let mut out = format!("{}\n", r.name().to_uppercase());
-    let mem = |out: &mut String, get: fn(&Usage) -> &MemUsage| {
-        out.push_str(&format!(
-            "{:>16} {:>8} {:>8} {:>5} {:>8} {:>5}\n",
-            "ZONE", "USED", "CAP", "%CAP", "CAPHITS", "OOMS"
-        ));
-        for u in zones {
-            let m = get(u);
-            out.push_str(&format!(
-                "{:>16} {:>8} {:>8} {:>5} {:>8} {:>5}\n",
-                u.zonename,
-                human_bytes(m.used),
-                m.cap.map_or("-".into(), human_bytes),
-                pct(m.used as f64, m.cap.map(|c| c as f64)),
-                m.failcnt,
-                m.oom_kills
-            ));
-        }
+/// One resource's rows for `[total]`, `[system]` and each zone in `-S` order: `(zone, used,
+/// cap, extra fields)`, with the resource's name and size (for PCT).
+struct ResRows {
+    resname: &'static str,
+    size: f64,
+    rows: Vec<(String, f64, Option<f64>, Vec<String>)>,
+}
+
+fn res_rows(res: Resource, r: &Report) -> ResRows {
+    let h = r.host;
+    let st = r.shares_total();
+    let mut rows = Vec::new();
+    let (resname, size, total, system) = match res {
+        Resource::PhysicalMemory => (
+            "mem_default",
+            h.mem_total as f64,
+            h.mem_used as f64,
+            h.mem_kernel as f64,
+        ),
+        Resource::VirtualMemory => (
+            "vm_default",
+            h.vm_total as f64,
+            h.vm_used as f64,
+            h.vm_kernel as f64,
+        ),
+        Resource::Lwps => ("system-limit", h.lwps_max as f64, h.lwps as f64, 0.0),
+        _ => ("pset_default", h.cpus as f64, h.cpu_used, h.cpu_kernel),
     };
-    match r {
-        Resource::Summary => return String::new(),
-        Resource::PhysicalMemory => mem(&mut out, |u| &u.memory),
-        Resource::VirtualMemory => mem(&mut out, |u| &u.swap),
-        Resource::ProcessorSet => {
-            out.push_str(&format!(
-                "{:>16} {:>6} {:>6} {:>5} {:>6} {:>9}\n",
-                "ZONE", "CPU", "CAP", "%CAP", "SHARES", "THROTTLED"
-            ));
-            for u in zones {
-                out.push_str(&format!(
-                    "{:>16} {:>6.2} {:>6} {:>5} {:>6} {:>9}\n",
-                    u.zonename,
-                    u.cpu.used,
-                    u.cpu.cap.map_or("-".into(), |c| format!("{c:.2}")),
-                    pct(u.cpu.used, u.cpu.cap),
-                    cap_str(u.cpu.shares),
-                    u.cpu.throttled_periods
-                ));
-            }
+    let blank = |n: usize| vec!["-".to_string(); n];
+    let extra_n = match res {
+        Resource::ProcessorSet => 4,
+        Resource::PhysicalMemory | Resource::VirtualMemory => 2,
+        _ => 0,
+    };
+    if r.lines.total {
+        let mut extra = blank(extra_n);
+        if res == Resource::ProcessorSet {
+            extra[0] = st.to_string();
         }
-        Resource::Lwps => {
-            out.push_str(&format!(
-                "{:>16} {:>6} {:>6} {:>5}\n",
-                "ZONE", "USED", "CAP", "%CAP"
-            ));
-            for u in zones {
-                out.push_str(&format!(
-                    "{:>16} {:>6} {:>6} {:>5}\n",
-                    u.zonename,
-                    u.lwps.used,
-                    cap_str(u.lwps.cap),
-                    pct(u.lwps.used as f64, u.lwps.cap.map(|c| c as f64))
-                ));
-            }
+        rows.push(("[total]".into(), total, None, extra));
+    }
+    if r.lines.system {
+        rows.push(("[system]".into(), system, None, blank(extra_n)));
+    }
+    if r.lines.zones {
+        for u in r.sorted(res) {
+            let (used, cap, extra) = match res {
+                Resource::PhysicalMemory | Resource::VirtualMemory => {
+                    let m = if res == Resource::PhysicalMemory {
+                        &u.memory
+                    } else {
+                        &u.swap
+                    };
+                    (
+                        m.used as f64,
+                        m.cap.map(|c| c as f64),
+                        vec![m.failcnt.to_string(), m.oom_kills.to_string()],
+                    )
+                }
+                Resource::Lwps => (u.lwps.used as f64, u.lwps.cap.map(|c| c as f64), vec![]),
+                _ => {
+                    let shr = u.cpu.shares.filter(|_| st > 0).map_or("-".into(), |s| {
+                        format!("{:.0}%", s as f64 * 100.0 / st as f64)
+                    });
+                    let shru =
+                        shru(u, st, h.cpus).map_or("-".into(), |s| format!("{:.0}%", s * 100.0));
+                    (
+                        u.cpu.used,
+                        u.cpu.cap,
+                        vec![
+                            cap_str(u.cpu.shares),
+                            shr,
+                            shru,
+                            u.cpu.throttled_periods.to_string(),
+                        ],
+                    )
+                }
+            };
+            rows.push((u.zonename.clone(), used, cap, extra));
         }
-        Resource::Network => {
-            out.push_str(&format!(
-                "{:>16} {:>12} {:>9} {:>9}\n",
-                "ZONE", "LINK", "RBYTES", "OBYTES"
-            ));
-            for u in zones {
-                for n in &u.network {
+    }
+    ResRows {
+        resname,
+        size,
+        rows,
+    }
+}
+
+/// The human report of one resource other than the summary, laid out as illumos's: the
+/// resource's line (its name and size), then `ZONE USED PCT CAP %CAP` rows for `[total]`,
+/// `[system]` and the zones (processor-set adds SHRS %SHR %SHRU; the memory resources
+/// CAPHITS OOMS). The network resource (an extension) has a row per VNIC.
+pub fn resource_report(res: Resource, r: &Report) -> String {
+    let title = res.name().to_uppercase();
+    if res == Resource::Summary {
+        return String::new();
+    }
+    if res == Resource::Network {
+        let mut out = format!("{title}\n");
+        out.push_str(&format!(
+            "{:>16} {:>12} {:>9} {:>9}\n",
+            "ZONE", "LINK", "RBYTES", "OBYTES"
+        ));
+        if r.lines.zones {
+            for u in r.sorted(res) {
+                for n in u.network.iter().filter(|n| r.named(&n.link)) {
                     out.push_str(&format!(
                         "{:>16} {:>12} {:>9} {:>9}\n",
                         u.zonename,
@@ -681,53 +1289,131 @@ pub fn resource_report(r: Resource, zones: &[Usage]) -> String {
                 }
             }
         }
+        out.push('\n');
+        return out;
     }
+    let rr = res_rows(res, r);
+    if !r.named(rr.resname) {
+        return String::new();
+    }
+    let is_cpu = res == Resource::ProcessorSet;
+    let is_mem = matches!(res, Resource::PhysicalMemory | Resource::VirtualMemory);
+    let fmt_v = |v: f64| {
+        if is_cpu {
+            format!("{v:.2}")
+        } else if is_mem {
+            human_bytes(v as u64)
+        } else {
+            format!("{v:.0}")
+        }
+    };
+    let mut out = String::new();
+    if r.lines.resource {
+        let (head, size) = if is_cpu {
+            ("ONLINE/CPUS", format!("{0}/{0}", r.host.cpus))
+        } else {
+            ("SIZE", fmt_v(rr.size))
+        };
+        out.push_str(&format!("{title:<20} {head:>12}\n"));
+        out.push_str(&format!("{:<20} {size:>12}\n", rr.resname));
+    }
+    let mut head = format!(
+        "{:>16} {:>7} {:>5} {:>7} {:>5}",
+        "ZONE", "USED", "PCT", "CAP", "%CAP"
+    );
+    if is_cpu {
+        head.push_str(&format!(" {:>5} {:>5} {:>5}", "SHRS", "%SHR", "%SHRU"));
+    } else if is_mem {
+        head.push_str(&format!(" {:>7} {:>5}", "CAPHITS", "OOMS"));
+    }
+    out.push_str(&head);
+    out.push('\n');
+    for (name, used, cap, extra) in &rr.rows {
+        let mut l = format!(
+            "{:>16} {:>7} {:>5} {:>7} {:>5}",
+            name,
+            fmt_v(*used),
+            pct(*used, Some(rr.size)),
+            cap.map_or("-".into(), fmt_v),
+            pct(*used, *cap)
+        );
+        if is_cpu {
+            l.push_str(&format!(" {:>5} {:>5} {:>5}", extra[0], extra[1], extra[2]));
+        } else if is_mem {
+            l.push_str(&format!(" {:>7} {:>5}", extra[0], extra[1]));
+        }
+        out.push_str(&l);
+        out.push('\n');
+    }
+    out.push('\n');
     out
 }
 
-/// The `-p` lines of one resource other than the summary: `interval:RESOURCE:ZONE:` then
-/// physical-memory and virtual-memory: used:cap:cap-hits:oom-kills; processor-set:
-/// used:cap:shares:throttled-periods; lwps: used:cap; network (a line per VNIC):
-/// LINK:received-bytes:sent-bytes. `-` stands for no cap.
-pub fn resource_parsable(r: Resource, zones: &[Usage], timestamp: Option<u64>) -> String {
-    let ts = timestamp.map_or(String::new(), |t| format!("{t}:"));
+/// The parsable lines of one resource other than the summary, in illumos's layout:
+/// `LABEL:RESOURCE:RESNAME:[resource]:SIZE`, then `LABEL:RESOURCE:RESNAME:ZONE:USED:PCT:CAP:
+/// %CAP` for `[total]`, `[system]` and each zone (bytes for memory, CPUs for processor-set);
+/// processor-set adds SHRS:%SHR:%SHRU:throttled-periods, the memory resources cap-hits:
+/// oom-kills. RESNAME is mem_default, vm_default, pset_default or system-limit (lwps). The
+/// network resource (an extension) has a line per VNIC: `LABEL:network:LINK:ZONE:received-
+/// bytes:sent-bytes`.
+pub fn resource_parsable(res: Resource, r: &Report) -> String {
+    let ts = r.prefix();
+    let label = r.label;
     let mut out = String::new();
-    for u in zones {
-        let head = format!("{ts}interval:{}:{}", r.name(), esc(&u.zonename));
-        let mem = |m: &MemUsage| {
-            format!(
-                "{head}:{}:{}:{}:{}\n",
-                m.used,
-                opt(m.cap),
-                m.failcnt,
-                m.oom_kills
-            )
-        };
-        match r {
-            Resource::Summary => {}
-            Resource::PhysicalMemory => out.push_str(&mem(&u.memory)),
-            Resource::VirtualMemory => out.push_str(&mem(&u.swap)),
-            Resource::ProcessorSet => out.push_str(&format!(
-                "{head}:{:.4}:{}:{}:{}\n",
-                u.cpu.used,
-                opt(u.cpu.cap),
-                opt(u.cpu.shares),
-                u.cpu.throttled_periods
-            )),
-            Resource::Lwps => {
-                out.push_str(&format!("{head}:{}:{}\n", u.lwps.used, opt(u.lwps.cap)))
-            }
-            Resource::Network => {
-                for n in &u.network {
+    if res == Resource::Summary {
+        return out;
+    }
+    if res == Resource::Network {
+        if r.lines.zones {
+            for u in r.sorted(res) {
+                for n in u.network.iter().filter(|n| r.named(&n.link)) {
                     out.push_str(&format!(
-                        "{head}:{}:{}:{}\n",
+                        "{ts}{label}:network:{}:{}:{}:{}\n",
                         esc(&n.link),
+                        esc(&u.zonename),
                         n.received_bytes,
                         n.sent_bytes
                     ));
                 }
             }
         }
+        return out;
+    }
+    let rr = res_rows(res, r);
+    if !r.named(rr.resname) {
+        return out;
+    }
+    let num = |v: f64| {
+        if res == Resource::ProcessorSet {
+            format!("{v:.2}")
+        } else {
+            format!("{v:.0}")
+        }
+    };
+    let name = res.name();
+    if r.lines.resource {
+        out.push_str(&format!(
+            "{ts}{label}:{name}:{}:[resource]:{}\n",
+            rr.resname,
+            num(rr.size)
+        ));
+    }
+    for (zone, used, cap, extra) in &rr.rows {
+        let mut l = format!(
+            "{ts}{label}:{name}:{}:{}:{}:{}:{}:{}",
+            rr.resname,
+            esc(zone),
+            num(*used),
+            ppct(*used, Some(rr.size)),
+            cap.map_or("-".into(), num),
+            ppct(*used, *cap)
+        );
+        for e in extra {
+            l.push(':');
+            l.push_str(e);
+        }
+        out.push_str(&l);
+        out.push('\n');
     }
     out
 }
@@ -797,14 +1483,50 @@ mod tests {
         assert_eq!(cap(64 << 20), Some(64 << 20));
     }
 
+    fn host() -> HostUsage {
+        HostUsage {
+            cpus: 2,
+            cpu_used: 1.0,
+            cpu_kernel: 0.1,
+            mem_total: 4 << 30,
+            mem_used: 1 << 30,
+            mem_kernel: 100 << 20,
+            vm_total: 5 << 30,
+            vm_used: 1 << 30,
+            vm_kernel: 100 << 20,
+            lwps: 200,
+            lwps_max: 1000,
+        }
+    }
+
+    fn rep<'a>(h: &'a HostUsage, zones: &'a [Usage], sort: &'a [SortCol]) -> Report<'a> {
+        Report {
+            label: "interval",
+            host: h,
+            zones,
+            lines: Lines::default(),
+            sort,
+            names: &[],
+            timestamp: None,
+        }
+    }
+
     #[test]
     fn output_formats() {
         let t0 = Instant::now();
         let mut s = sample("a:b", t0, 1_500_000_000);
         let u = usage(None, &s);
+        let h = host();
+        let p = summary_parsable(&rep(&h, std::slice::from_ref(&u), &[SortCol::Used]));
+        let lines: Vec<&str> = p.lines().collect();
         assert_eq!(
-            parsable(std::slice::from_ref(&u), None),
-            "interval:summary:a\\:b:0.0000:0.5:10485760:67108864:10485760:-:5:64\n"
+            lines,
+            [
+                "interval:summary:[total]:1.00:50.00%:-:-:1073741824:25.00%:-:1073741824:20.00%:-",
+                "interval:summary:[system]:0.10:5.00%:-:-:104857600:2.44%:-:104857600:1.95%:-",
+                "interval:summary:a\\:b:0.00:0.00%:0.00%:0.00%:10485760:0.24%:15.62%:10485760:0.20%:-",
+            ],
+            "{p}"
         );
         s.zonename = "web".into();
         let u = usage(None, &s);
@@ -814,17 +1536,60 @@ mod tests {
         assert!(prom.contains("zone_memory_cap_bytes{zone=\"web\"} 67108864\n"));
         assert!(!prom.contains("zone_swap_cap_bytes{"));
         assert!(prom.contains("zone_net_received_bytes_total{zone=\"web\",link=\"net0\"} 1000\n"));
-        let text = summary(&[u], 2, 4 << 30);
+        let g = global_usage(&h, std::slice::from_ref(&u));
+        assert!((g.cpu.used - 0.9).abs() < 1e-9);
+        assert_eq!(g.memory.used, (1 << 30) - (100 << 20) - (10 << 20));
+        assert_eq!(g.lwps.used, 195);
+        let zones = [g, u];
+        let text = summary(&rep(&h, &zones, &[SortCol::Used]));
         assert!(text.contains("PhysMem: 4.0G"), "{text}");
+        let names: Vec<&str> = text
+            .lines()
+            .skip(3)
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        assert_eq!(names, ["[total]", "[system]", "global", "web"], "{text}");
         let row = text
             .lines()
             .find(|l| l.trim_start().starts_with("web"))
             .unwrap();
         let f: Vec<&str> = row.split_whitespace().collect();
-        assert_eq!(f[3], "0.50");
-        assert_eq!((f[7], f[8]), ("64.0M", "16%"));
-        assert_eq!((f[9], f[10]), ("5", "64"));
+        assert_eq!(f[1..5], ["0.00", "0%", "0%", "0%"], "{text}");
+        assert_eq!((f[5], f[7]), ("10.0M", "16%"), "{text}");
+        // -S name puts global before web; -P zones drops [total] and [system].
+        let mut r = rep(&h, &zones, &[SortCol::Name]);
+        r.lines = parse_lines(&["zones".into()]).unwrap();
+        let p = summary_parsable(&r);
+        let names: Vec<&str> = p.lines().map(|l| l.split(':').nth(2).unwrap()).collect();
+        assert_eq!(names, ["global", "web"]);
         assert_eq!(human_bytes(1536), "1.5K");
+        assert!(parse_lines(&["bogus".into()]).is_err());
+        assert!(parse_sort(&["size".into()]).is_err());
+    }
+
+    #[test]
+    fn summary_reports_total_average_high() {
+        assert_eq!(
+            parse_reports(&["high,total".into()]).unwrap(),
+            [ReportKind::Total, ReportKind::High]
+        );
+        assert!(parse_reports(&["/root".into()]).is_err());
+        let h = host();
+        let t0 = Instant::now();
+        let mut a = usage(None, &sample("web", t0, 0));
+        let mut acc = Accum::default();
+        a.memory.used = 100;
+        acc.add(&h, &[]);
+        acc.add(&h, std::slice::from_ref(&a));
+        a.memory.used = 300;
+        acc.add(&h, std::slice::from_ref(&a));
+        let mem = |k| acc.report(k).1[0].memory.used;
+        // 3 intervals, the zone was up in 2: total 400/3, average 400/2, high 300.
+        assert_eq!(mem(ReportKind::Total), 133);
+        assert_eq!(mem(ReportKind::Average), 200);
+        assert_eq!(mem(ReportKind::High), 300);
+        assert_eq!(acc.report(ReportKind::Total).0.lwps, 200);
+        assert_eq!(acc.report(ReportKind::High).1[0].memory.cap, Some(64 << 20));
     }
 
     #[test]
@@ -851,25 +1616,47 @@ mod tests {
     fn resource_reports() {
         let u = usage(None, &sample("web", Instant::now(), 0));
         let zones = std::slice::from_ref(&u);
+        let h = host();
+        let r = rep(&h, zones, &[SortCol::Used]);
         assert_eq!(
-            resource_parsable(Resource::PhysicalMemory, zones, None),
-            "interval:physical-memory:web:10485760:67108864:2:1\n"
+            resource_parsable(Resource::PhysicalMemory, &r),
+            "interval:physical-memory:mem_default:[resource]:4294967296\n\
+             interval:physical-memory:mem_default:[total]:1073741824:25.00%:-:-:-:-\n\
+             interval:physical-memory:mem_default:[system]:104857600:2.44%:-:-:-:-\n\
+             interval:physical-memory:mem_default:web:10485760:0.24%:67108864:15.62%:2:1\n"
+        );
+        let mut r9 = r.clone();
+        r9.timestamp = Some("9".into());
+        r9.lines = parse_lines(&["zones".into()]).unwrap();
+        assert_eq!(
+            resource_parsable(Resource::ProcessorSet, &r9),
+            "9:interval:processor-set:pset_default:web:0.00:0.00%:0.50:0.00%:100:100%:0%:7\n"
         );
         assert_eq!(
-            resource_parsable(Resource::ProcessorSet, zones, Some(9)),
-            "9:interval:processor-set:web:0.0000:0.5:100:7\n"
+            resource_parsable(Resource::Network, &r),
+            "interval:network:net0:web:1000:200\n"
         );
-        assert_eq!(
-            resource_parsable(Resource::Network, zones, None),
-            "interval:network:web:net0:1000:200\n"
-        );
-        let text = resource_report(Resource::Lwps, zones);
-        let row: Vec<&str> = text.lines().nth(2).unwrap().split_whitespace().collect();
-        assert_eq!(row, ["web", "5", "64", "8%"], "{text}");
+        // -n picks resources by name.
+        let names = ["vm_default".to_string()];
+        let mut rn = r.clone();
+        rn.names = &names;
+        assert_eq!(resource_parsable(Resource::PhysicalMemory, &rn), "");
+        assert!(resource_parsable(Resource::VirtualMemory, &rn).contains(":vm_default:web:"));
+        let text = resource_report(Resource::Lwps, &r);
+        let row: Vec<&str> = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("web"))
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        assert_eq!(row, ["web", "5", "0%", "64", "8%"], "{text}");
         let j = json_usage(&u, &[Resource::Lwps]);
         let keys: Vec<&String> = j.as_object().unwrap().keys().collect();
         assert_eq!(keys.len(), 3, "{j}");
         assert_eq!(j["lwps"]["cap"], 64);
         assert!(json_usage(&u, &[Resource::Summary])["cpu"].is_object());
+        let dev = "Inter-|   Receive\n face |bytes\n  vn0: 1500 3 0 0 0 0 0 0 700 2 0 0 0 0 0 0\n";
+        assert_eq!(net_dev_bytes(dev, "vn0"), Some((1500, 700)));
+        assert_eq!(net_dev_bytes(dev, "vn1"), None);
     }
 }

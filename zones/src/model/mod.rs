@@ -581,7 +581,21 @@ impl Zone {
     /// An rctl that illumos expresses as a cap (`zone.cpu-cap`, `zone.max-swap`,
     /// `zone.max-locked-memory`, `zone.max-physical-memory`) is stored in `capped-cpu` /
     /// `capped-memory` instead, so illumos exports import as they mean.
-    pub fn put_resource(&mut self, res: Resource, at: Option<usize>) -> Result<(), ModelError> {
+    ///
+    /// An anet without a `linkname` is named `net0`, `net1`, ...: the first such name no
+    /// other anet of the zone has (Solaris 11's default).
+    pub fn put_resource(&mut self, mut res: Resource, at: Option<usize>) -> Result<(), ModelError> {
+        if let Resource::Anet(a) = &mut res {
+            if a.linkname.is_none() {
+                let taken = |n: &str| {
+                    self.anet
+                        .iter()
+                        .enumerate()
+                        .any(|(i, o)| Some(i) != at && o.linkname.as_deref() == Some(n))
+                };
+                a.linkname = (0..).map(|i| format!("net{i}")).find(|n| !taken(n));
+            }
+        }
         res.props_ref().check_complete()?;
         let kind = res.kind();
         if kind.single_instance() && at.is_none() && !self.resources(kind).is_empty() {
@@ -939,6 +953,27 @@ mod tests {
                 .to_string(),
             "fs resource incomplete: dir not specified"
         );
+    }
+
+    #[test]
+    fn anets_are_named_net0_net1_by_default() {
+        let mut z = Zone::new("a");
+        let anet = |name: Option<&str>| {
+            let mut r = Resource::new(ResourceType::Anet);
+            r.props_mut().set("lower-link", &s("stub0")).unwrap();
+            if let Some(n) = name {
+                r.props_mut().set("linkname", &s(n)).unwrap();
+            }
+            r
+        };
+        z.put_resource(anet(None), None).unwrap();
+        z.put_resource(anet(Some("net1")), None).unwrap();
+        z.put_resource(anet(None), None).unwrap();
+        let names: Vec<_> = z.anet.iter().map(|a| a.linkname.clone().unwrap()).collect();
+        assert_eq!(names, ["net0", "net1", "net2"]);
+        // `select` then `end` of net0 with its linkname cleared keeps it net0.
+        z.put_resource(anet(None), Some(0)).unwrap();
+        assert_eq!(z.anet[0].linkname.as_deref(), Some("net0"));
     }
 
     #[test]
