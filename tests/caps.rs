@@ -1023,10 +1023,14 @@ fn zonestat_counts_the_bytes_of_each_vnic() {
     if !require_root() {
         return;
     }
+    // The VNIC lent to zone vc is back on the host only once vc halts: its guard is declared
+    // before the host, so it is dropped after the host has halted the zones.
+    let stub = format!("rzt{}vs", std::process::id());
+    let vnic = format!("{stub}n");
+    let _vnic = LinkGuard(vnic.clone());
     let h = Host::new("vnic");
     // The etherstub lives in the host namespace: a short test name (IFNAMSIZ), removed by
     // the guard (declared after the host, so dropped before it: the zones are halted later).
-    let stub = format!("rzt{}vs", std::process::id());
     let _links = LinkGuard(stub.clone());
     h.ok("dladm", &["create-etherstub", &stub]);
     for (zone, addr) in [("va", "10.214.0.1/24"), ("vb", "10.214.0.2/24")] {
@@ -1039,7 +1043,6 @@ fn zonestat_counts_the_bytes_of_each_vnic() {
         );
     }
     // A zone with a `net` VNIC made with dladm: its link is counted too (inside its netns).
-    let vnic = format!("{stub}n");
     h.ok("dladm", &["create-vnic", "-l", &stub, &vnic]);
     h.boot(
         "vc",
