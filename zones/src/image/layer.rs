@@ -127,8 +127,8 @@ pub struct Rules {
     /// The stream was compressed, so its decoder has checked where it ends (gzip's CRC and
     /// length, zstd's frame): an archive that stops at an entry boundary without the tar
     /// end-of-archive marker is then whole, as Go's archive/tar (containerd, umoci) reads
-    /// it. umoci before 0.4.8 writes `insert` layers so (opencontainers/umoci#436). A plain
-    /// stream that stops there may have been cut: refused.
+    /// it. umoci 0.4.7 (Debian 12's) writes `insert` layers so (opencontainers/umoci#436,
+    /// fixed by #534). A plain stream that stops there may have been cut: refused.
     pub framed: bool,
 }
 
@@ -937,8 +937,9 @@ pub(crate) mod tests {
         )
         .unwrap();
         assert_eq!(fs::read_to_string(t.0.join("a/y")).unwrap(), "yyyy");
-        // umoci < 0.4.8 (`insert`): a whole gzip stream of a tar without its end marker nor
-        // the last entry's padding is whole, as Go's archive/tar reads it; a plain one is not.
+        // umoci 0.4.7 (`insert`, umoci#436): a whole gzip stream of a tar without its end
+        // marker nor the last entry's padding is whole, as Go's archive/tar reads it; a plain
+        // one is not.
         let unended = &whole[..512 * 4 + 4];
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         io::Write::write_all(&mut gz, unended).unwrap();
