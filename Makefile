@@ -17,14 +17,19 @@ SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 INITDIR ?= $(PREFIX)/share/zones
 
 BINDIR := $(DESTDIR)$(PREFIX)/bin
-MANDIR := $(DESTDIR)$(PREFIX)/share/man/man1
+MANDIR := $(DESTDIR)$(PREFIX)/share/man
+# Sections as illumos's: administration commands in 8, mdata-get (run in zones) in 1,
+# the configuration file zones.conf in 5.
+MAN1DIR := $(MANDIR)/man1
+MAN5DIR := $(MANDIR)/man5
+MAN8DIR := $(MANDIR)/man8
 BASHDIR := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 ZSHDIR := $(DESTDIR)$(PREFIX)/share/zsh/site-functions
 FISHDIR := $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 
 BINS := runz zoneadm zlogin zonecfg imgadm dladm zonestat vmadm zonetrace
 # Commands whose man page and completions are generated from their clap definitions
-# (zonecfg parses its argv by hand: its page is docs/man/zonecfg.1).
+# (zonecfg parses its argv by hand: its page is docs/man/zonecfg.8).
 CLAP_BINS := runz zoneadm zlogin imgadm dladm zonestat vmadm zonetrace
 
 # The build targets the host's triple by name (.cargo/config.toml: static binaries), so the
@@ -55,16 +60,18 @@ generate:
 	$(CARGO) run $(CARGO_FLAGS) --quiet -p zones-gen -- $(GEN) >/dev/null
 
 install: build generate
-	install -d $(BINDIR) $(MANDIR) $(BASHDIR) $(ZSHDIR) $(FISHDIR)
+	install -d $(BINDIR) $(MAN1DIR) $(MAN5DIR) $(MAN8DIR) $(BASHDIR) $(ZSHDIR) $(FISHDIR)
 	for b in $(BINS); do install -m 0755 $(TARGET)/$$b $(BINDIR)/$$b || exit 1; done
 	install -m 0755 $(TARGET)/mdata-get $(BINDIR)/mdata-get
 	for b in $(CLAP_BINS); do \
-		install -m 0644 $(GEN)/man/man1/$$b.1 $(MANDIR)/$$b.1 && \
+		install -m 0644 $(GEN)/man/man8/$$b.8 $(MAN8DIR)/$$b.8 && \
 		install -m 0644 $(GEN)/completions/bash/$$b $(BASHDIR)/$$b && \
 		install -m 0644 $(GEN)/completions/zsh/_$$b $(ZSHDIR)/_$$b && \
 		install -m 0644 $(GEN)/completions/fish/$$b.fish $(FISHDIR)/$$b.fish || exit 1; \
 	done
-	install -m 0644 docs/man/zonecfg.1 $(MANDIR)/zonecfg.1
+	install -m 0644 docs/man/zonecfg.8 $(MAN8DIR)/zonecfg.8
+	install -m 0644 docs/man/mdata-get.1 $(MAN1DIR)/mdata-get.1
+	install -m 0644 docs/man/zones.conf.5 $(MAN5DIR)/zones.conf.5
 
 install-service:
 	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(INITDIR)

@@ -257,9 +257,12 @@ fn make_install_puts_binaries_man_pages_and_completions_under_the_prefix() {
             "zonetrace",
         ] {
             expect.push(format!("bin/{b}"));
-            expect.push(format!("share/man/man1/{b}.1"));
+            // Administration commands are in section 8, as illumos's.
+            expect.push(format!("share/man/man8/{b}.8"));
         }
         expect.push("bin/mdata-get".into());
+        expect.push("share/man/man1/mdata-get.1".into());
+        expect.push("share/man/man5/zones.conf.5".into());
         for b in [
             "runz",
             "zoneadm",
@@ -285,7 +288,7 @@ fn make_install_puts_binaries_man_pages_and_completions_under_the_prefix() {
             "vmadm",
             "zonetrace",
         ] {
-            expect.push(format!("gen/man/man1/{b}.1"));
+            expect.push(format!("gen/man/man8/{b}.8"));
             expect.push(format!("gen/completions/bash/{b}"));
             expect.push(format!("gen/completions/zsh/_{b}"));
             expect.push(format!("gen/completions/fish/{b}.fish"));
@@ -304,8 +307,18 @@ fn make_install_puts_binaries_man_pages_and_completions_under_the_prefix() {
             .output()
             .unwrap();
         assert!(String::from_utf8_lossy(&out.stdout).contains("lookup"));
-        let page = std::fs::read_to_string(p("share/man/man1/zoneadm.1")).unwrap();
+        let page = std::fs::read_to_string(p("share/man/man8/zoneadm.8")).unwrap();
         assert!(page.contains("lookup"), "{page}");
+        assert!(page.starts_with(".TH ZONEADM 8 "), "{page}");
+        // The SYNOPSIS keeps the operands' names; the options of each verb are described.
+        assert!(page.contains("\\fBsnapshot\\fR \\fIname\\fR"), "{page}");
+        assert!(page.contains("The snapshot's name"), "{page}");
+        // Only mdata-get, which runs inside zones, is a user command (section 1).
+        let man1: Vec<_> = std::fs::read_dir(p("share/man/man1"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(man1, ["mdata-get.1"], "{man1:?}");
         assert!(page.contains("update") && page.contains("events"), "{page}");
         // The installed mdata-get is static: it runs in a zone without host libraries.
         let file = std::fs::read(p("bin/mdata-get")).unwrap();

@@ -193,6 +193,29 @@ fn overlay_and_dir_refuse_a_quota_and_keep_snapshots_as_copies() {
     assert!(!h.zonepath("o").exists());
 }
 
+/// Issue 20 item 6: a zone installed from a directory (`install -d`, the README's path) has
+/// no storage record; its snapshots are copies under the zonepath, as the dir backend's are.
+#[test]
+fn install_d_zones_keep_snapshots_as_copies() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("installd");
+    h.configure("p", "");
+    h.ok(
+        "zoneadm",
+        &["-z", "p", "install", "-d", h.image.to_str().unwrap()],
+    );
+    assert!(!h.zonepath("p").join("storage.json").exists());
+    assert!(h.snapshots("p").is_empty());
+    h.snapshots_round_trip("p");
+    h.ok("zoneadm", &["-z", "p", "snapshot", "keep"]);
+    assert!(h.zonepath("p").join("snapshots/keep/bin/busybox").is_file());
+    // Snapshots go with the zone.
+    h.ok("zoneadm", &["-z", "p", "uninstall", "-F"]);
+    assert!(!h.zonepath("p").exists());
+}
+
 #[test]
 fn btrfs_zones_are_snapshots_with_a_quota() {
     if !require_root() {

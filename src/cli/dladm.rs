@@ -29,10 +29,16 @@ struct Cli {
 enum Cmd {
     /// A virtual switch with no uplink (a Linux bridge).
     #[command(after_help = "Examples:\n  dladm create-etherstub stub0")]
-    CreateEtherstub { name: String },
+    CreateEtherstub {
+        /// The etherstub's name.
+        name: String,
+    },
     /// Remove an etherstub no VNIC or zone uses.
     #[command(after_help = "Examples:\n  dladm delete-etherstub stub0")]
-    DeleteEtherstub { name: String },
+    DeleteEtherstub {
+        /// The etherstub's name.
+        name: String,
+    },
     /// List etherstubs.
     #[command(
         after_help = "Examples:\n  dladm show-etherstub\n  dladm show-etherstub -p -o link\n  dladm show-etherstub -j"
@@ -43,21 +49,28 @@ enum Cmd {
         after_help = "Examples:\n  dladm create-vnic -l stub0 vnic0\n  dladm create-vnic -l stub0 -m 2:8:20:1:2:3 vnic1\n  dladm create-vnic -l stub0 -p maxbw=10M,protection=mac-nospoof vnic2"
     )]
     CreateVnic {
+        /// The etherstub or link the VNIC goes over.
         #[arg(short = 'l')]
         link: String,
         /// A MAC address, or auto/random.
         #[arg(short = 'm')]
         mac: Option<String>,
+        /// VLAN id (1-4094).
         #[arg(short = 'v')]
         vlan: Option<u16>,
         /// Link properties: maxbw=10M,priority=high,protection=mac-nospoof,ip-nospoof,
         /// allowed-ips=10.0.0.5
         #[arg(short = 'p')]
         props: Option<String>,
+        /// The VNIC's name.
         name: String,
     },
+    /// Remove a VNIC no zone uses.
     #[command(after_help = "Examples:\n  dladm delete-vnic vnic0")]
-    DeleteVnic { name: String },
+    DeleteVnic {
+        /// The VNIC's name.
+        name: String,
+    },
     /// List VNICs, the zones' anets (ZONE/LINK) among them: LINK OVER SPEED MACADDRESS
     /// MACADDRTYPE VID ZONE (and STATE with -o).
     #[command(
@@ -69,8 +82,10 @@ enum Cmd {
         after_help = "Examples:\n  dladm set-linkprop -p maxbw=100M vnic0\n  dladm set-linkprop -p protection=mac-nospoof,ip-nospoof,allowed-ips=10.0.0.5 vnic0"
     )]
     SetLinkprop {
+        /// Properties to set: PROP=VALUE[,PROP=VALUE...].
         #[arg(short = 'p')]
         props: String,
+        /// The link (a VNIC).
         link: String,
     },
     /// Reset link properties (all, or those named with -p) to their defaults.
@@ -78,8 +93,10 @@ enum Cmd {
         after_help = "Examples:\n  dladm reset-linkprop vnic0\n  dladm reset-linkprop -p maxbw vnic0"
     )]
     ResetLinkprop {
+        /// Only these properties (comma list).
         #[arg(short = 'p')]
         props: Option<String>,
+        /// The link (a VNIC).
         link: String,
     },
     /// Show link properties of any link (mtu; a VNIC's maxbw, priority, protection,
@@ -88,15 +105,19 @@ enum Cmd {
         after_help = "Examples:\n  dladm show-linkprop vnic0\n  dladm show-linkprop -c -o link,property,value -p maxbw\n  dladm show-linkprop -j vnic0"
     )]
     ShowLinkprop {
+        /// Parsable output: fields separated by ':' (needs -o).
         #[arg(short = 'c')]
         parsable: bool,
+        /// JSON.
         #[arg(short = 'j', long = "json")]
         json: bool,
+        /// The fields to show (comma list), in that order.
         #[arg(short = 'o')]
         fields: Option<String>,
         /// Only these properties (comma list).
         #[arg(short = 'p')]
         props: Option<String>,
+        /// Only this link.
         link: Option<String>,
     },
     /// Show datalinks, the zones' anets (ZONE/LINK) among them: LINK CLASS MTU STATE OVER
@@ -279,13 +300,16 @@ fn run(cli: Cli) -> Result<(), String> {
 /// The options of show-etherstub, show-vnic and show-link: the output form and one link.
 #[derive(Args, Debug)]
 struct ShowArgs {
+    /// Parsable output: fields separated by ':' (needs -o).
     #[arg(short = 'p')]
     parsable: bool,
     /// JSON: an array of objects with the fields in lower case.
     #[arg(short = 'j', long = "json")]
     json: bool,
+    /// The fields to show (comma list), in that order.
     #[arg(short = 'o')]
     fields: Option<String>,
+    /// Only this link.
     name: Option<String>,
 }
 

@@ -61,10 +61,16 @@ enum Cmd {
     },
     /// Show one image's manifest (JSON).
     #[command(after_help = "Examples:\n  imgadm get alpine")]
-    Get { image: String },
+    Get {
+        /// The image: its name or (a prefix of) its id.
+        image: String,
+    },
     /// Delete an image no zone uses.
     #[command(after_help = "Examples:\n  imgadm delete alpine")]
-    Delete { image: String },
+    Delete {
+        /// The image: its name or (a prefix of) its id.
+        image: String,
+    },
     /// Delete every image no zone uses, and leftovers of interrupted imports.
     #[command(after_help = "Examples:\n  imgadm vacuum -n\n  imgadm vacuum")]
     Vacuum {

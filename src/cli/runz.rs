@@ -62,7 +62,10 @@ enum Command {
     /// Create a container: set everything up; the process waits for `start`.
     Create(CreateArgs),
     /// Run the process of a created container.
-    Start { id: String },
+    Start {
+        /// The container's id.
+        id: String,
+    },
     /// Create and start a container; in the foreground, wait for it and return its exit code.
     Run {
         #[command(flatten)]
@@ -78,9 +81,13 @@ enum Command {
         no_subreaper: bool,
     },
     /// Print the state of a container as JSON.
-    State { id: String },
+    State {
+        /// The container's id.
+        id: String,
+    },
     /// Send a signal (default SIGTERM) to the container's init.
     Kill {
+        /// The container's id.
         id: String,
         /// Signal: a number, KILL or SIGKILL.
         signal: Option<String>,
@@ -90,13 +97,16 @@ enum Command {
     },
     /// Delete a stopped container (any container with --force).
     Delete {
+        /// The container's id.
         id: String,
+        /// Delete the container even if it is running (it is killed first).
         #[arg(long, short = 'f')]
         force: bool,
     },
     /// List containers.
     #[command(alias = "ls")]
     List {
+        /// Output format: table or json.
         #[arg(long, short = 'f', default_value = "table", value_parser = ["table", "json"])]
         format: String,
         /// Print only the ids.
@@ -108,13 +118,21 @@ enum Command {
     /// Run a new process inside a running container.
     Exec(ExecArgs),
     /// Freeze every process of a container.
-    Pause { id: String },
+    Pause {
+        /// The container's id.
+        id: String,
+    },
     /// Thaw a paused container.
-    Resume { id: String },
+    Resume {
+        /// The container's id.
+        id: String,
+    },
     /// List the processes of a container.
     Ps {
+        /// Output format: table or json.
         #[arg(long, short = 'f', default_value = "table", value_parser = ["table", "json"])]
         format: String,
+        /// The container's id.
         id: String,
         /// Accepted for runc compatibility (ps(1) arguments); the table has fixed columns.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -124,6 +142,7 @@ enum Command {
     Update(UpdateArgs),
     /// Print resource usage (--stats) or stream it, with OOM events, every --interval.
     Events {
+        /// The container's id.
         id: String,
         /// Print one stats object and exit.
         #[arg(long)]
@@ -136,6 +155,7 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct ExecArgs {
+    /// The container's id.
     id: String,
     /// The command and its arguments (when --process is not given).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -143,13 +163,16 @@ struct ExecArgs {
     /// A process.json with the whole process to run.
     #[arg(long, short = 'p')]
     process: Option<PathBuf>,
+    /// Unix socket that receives the pty master when a terminal is allocated.
     #[arg(long = "console-socket")]
     console_socket: Option<PathBuf>,
+    /// Unix socket that receives a pidfd of the process.
     #[arg(long = "pidfd-socket")]
     pidfd_socket: Option<PathBuf>,
     /// Return once the process runs, instead of waiting for it.
     #[arg(long, short = 'd')]
     detach: bool,
+    /// File to write the process's pid to.
     #[arg(long = "pid-file")]
     pid_file: Option<PathBuf>,
     /// Allocate a pseudo-terminal.
@@ -173,6 +196,7 @@ struct ExecArgs {
     /// Set no_new_privs for the process.
     #[arg(long = "no-new-privs")]
     no_new_privs: bool,
+    /// Pass this many extra file descriptors (3 onwards) to the process.
     #[arg(long = "preserve-fds", default_value_t = 0)]
     preserve_fds: i32,
     /// Exec even when the container is paused.
@@ -188,39 +212,52 @@ struct ExecArgs {
 
 #[derive(Args, Debug)]
 struct UpdateArgs {
+    /// The container's id.
     id: String,
     /// LinuxResources JSON from a file, or - for stdin.
     #[arg(long, short = 'r')]
     resources: Option<PathBuf>,
+    /// Block IO weight (10-1000).
     #[arg(long = "blkio-weight")]
     blkio_weight: Option<u16>,
+    /// CPU CFS period, in microseconds.
     #[arg(long = "cpu-period")]
     cpu_period: Option<u64>,
+    /// CPU CFS quota, in microseconds per period (-1: no limit).
     #[arg(long = "cpu-quota")]
     cpu_quota: Option<i64>,
+    /// CPU shares (relative weight).
     #[arg(long = "cpu-share")]
     cpu_share: Option<u64>,
+    /// CPU realtime period, in microseconds.
     #[arg(long = "cpu-rt-period")]
     cpu_rt_period: Option<u64>,
+    /// CPU realtime runtime, in microseconds per period.
     #[arg(long = "cpu-rt-runtime")]
     cpu_rt_runtime: Option<i64>,
+    /// CPUs the container may run on (e.g. 0-3,5).
     #[arg(long = "cpuset-cpus")]
     cpuset_cpus: Option<String>,
+    /// Memory nodes the container may use (e.g. 0-1).
     #[arg(long = "cpuset-mems")]
     cpuset_mems: Option<String>,
     /// Memory limit, bytes or with a suffix (k, m, g).
     #[arg(long)]
     memory: Option<String>,
+    /// Memory soft limit, bytes or with a suffix (k, m, g).
     #[arg(long = "memory-reservation")]
     memory_reservation: Option<String>,
+    /// Memory plus swap limit, bytes or with a suffix (k, m, g).
     #[arg(long = "memory-swap")]
     memory_swap: Option<String>,
+    /// Maximum number of processes.
     #[arg(long = "pids-limit")]
     pids_limit: Option<i64>,
 }
 
 #[derive(Args, Debug)]
 struct CreateArgs {
+    /// The container's id.
     id: String,
     /// Path to the bundle (the directory of config.json).
     #[arg(long, short = 'b', default_value = ".")]

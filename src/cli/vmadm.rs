@@ -57,7 +57,10 @@ enum Cmd {
         filters: Vec<String>,
     },
     /// The VM as JSON (SmartOS's shape: uuid, alias, brand, state, ram, nics, tags, ...).
-    Get { uuid: String },
+    Get {
+        /// The VM's uuid.
+        uuid: String,
+    },
     /// The uuids of the VMs matching every field=value (-j: their JSON, -1: exactly one).
     #[command(
         after_help = "Examples:\n  vmadm lookup alias=web\n  vmadm lookup -1 nics.*.ip=10.2.121.70\n  vmadm lookup -j -o uuid,ram state=running"
@@ -72,13 +75,18 @@ enum Cmd {
         /// With -j, only these fields of each VM.
         #[arg(short = 'o', value_name = "FIELD,...")]
         fields: Option<String>,
+        /// Only VMs with these values (field=value).
         #[arg(value_name = "FIELD=VALUE")]
         filters: Vec<String>,
     },
     /// Boot the VM (autoboot on, as SmartOS); its user-script runs if it never ran.
-    Start { uuid: String },
+    Start {
+        /// The VM's uuid.
+        uuid: String,
+    },
     /// Stop the VM: its init is asked to stop (60 s, then halted); -F halts at once.
     Stop {
+        /// The VM's uuid.
         uuid: String,
         /// Halt at once.
         #[arg(short = 'F')]
@@ -89,23 +97,29 @@ enum Cmd {
     },
     /// Reboot the VM (-F: halt and boot at once).
     Reboot {
+        /// The VM's uuid.
         uuid: String,
         /// Halt and boot at once, without asking init.
         #[arg(short = 'F')]
         force: bool,
     },
     /// Delete the VM: halt, uninstall, remove its configuration and metadata.
-    Delete { uuid: String },
+    Delete {
+        /// The VM's uuid.
+        uuid: String,
+    },
     /// Change the VM from a payload (-f FILE) or KEY=VALUE pairs (values are JSON when they
     /// parse as JSON; a.b=v sets key b of object a).
     #[command(
         after_help = "Examples:\n  vmadm update UUID ram=512 alias=web2\n  vmadm update UUID set_tags.role=db\n  vmadm update UUID -f changes.json"
     )]
     Update {
+        /// The VM's uuid.
         uuid: String,
         /// The payload file ("-": stdin).
         #[arg(short = 'f', value_name = "FILE")]
         file: Option<String>,
+        /// Properties to change (values that parse as JSON are JSON).
         #[arg(value_name = "KEY=VALUE")]
         pairs: Vec<String>,
     },
@@ -123,17 +137,25 @@ enum Cmd {
     },
     /// Runtime information of a running VM as JSON (types: status, all; the others are HVM's).
     Info {
+        /// The VM's uuid.
         uuid: String,
         /// Comma separated types (default all).
         types: Option<String>,
     },
     /// Attach to the VM's console; leave with CTRL-] then '.' at the start of a line.
-    Console { uuid: String },
+    Console {
+        /// The VM's uuid.
+        uuid: String,
+    },
     /// Stream a VM to stdout (not supported: refused).
-    Send { uuid: String },
+    Send {
+        /// The VM's uuid.
+        uuid: String,
+    },
     /// Receive a VM stream from stdin (not supported: refused).
     #[command(alias = "recv")]
     Receive {
+        /// Accepted for SmartOS compatibility (ignored).
         #[arg(short = 'f')]
         force: bool,
     },

@@ -37,6 +37,7 @@ struct Cli {
     /// Safe login: no login shell profile.
     #[arg(short = 'S')]
     safe: bool,
+    /// The zone to log in to (running).
     zone: String,
     /// The command to run (none: an interactive login shell).
     #[arg(allow_hyphen_values = true)]

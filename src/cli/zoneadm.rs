@@ -43,10 +43,13 @@ enum Cmd {
         after_help = "Examples:\n  zoneadm list -cv\n  zoneadm list -ip\n  zoneadm list -c -j"
     )]
     List {
+        /// Every configured zone, whatever its state.
         #[arg(short = 'c')]
         configured: bool,
+        /// Installed zones too (installed, ready, running).
         #[arg(short = 'i')]
         installed: bool,
+        /// Verbose: ID, NAME, STATUS, PATH, BRAND and IP columns.
         #[arg(short = 'v')]
         verbose: bool,
         /// Parsable: zoneid:zonename:state:zonepath:uuid:brand:ip-type
@@ -84,6 +87,7 @@ enum Cmd {
     /// Boot the zone; arguments after -- go to its init.
     #[command(after_help = "Examples:\n  zoneadm -z web boot\n  zoneadm -z web boot -- -s")]
     Boot {
+        /// Arguments for the zone's init (after --).
         #[arg(last = true)]
         args: Vec<String>,
     },
@@ -95,6 +99,7 @@ enum Cmd {
         after_help = "Examples:\n  zoneadm -z web shutdown\n  zoneadm -z web shutdown -r -t 30"
     )]
     Shutdown {
+        /// Reboot the zone after it has shut down.
         #[arg(short = 'r')]
         reboot: bool,
         /// Seconds to wait for init before halting.
@@ -115,26 +120,37 @@ enum Cmd {
         /// copy: the source's storage backend decides (a snapshot or clone where it can).
         #[arg(short = 'm', default_value = "copy")]
         method: String,
+        /// The zone to copy (installed and halted).
         source: String,
     },
     /// Move the zone to a new zonepath.
     #[command(after_help = "Examples:\n  zoneadm -z web move /zones/web-new")]
-    Move { path: PathBuf },
+    Move {
+        /// The new zonepath (absolute).
+        path: PathBuf,
+    },
     /// Detach the zone: its files stay, its configuration goes with them.
     #[command(after_help = "Examples:\n  zoneadm -z web detach")]
     Detach,
     /// Attach a detached zone's files.
     #[command(after_help = "Examples:\n  zoneadm -z web attach\n  zoneadm -z web attach -F")]
     Attach {
+        /// Take the files even if they were not detached (no SUNWdetached.json), without checks.
         #[arg(short = 'F')]
         force: bool,
     },
     /// Mark the zone incomplete.
     #[command(after_help = "Examples:\n  zoneadm -z web mark incomplete")]
-    Mark { state: String },
-    /// Take a snapshot of the zone's root (zfs, btrfs; overlay and dir copy).
+    Mark {
+        /// The state to mark the zone with: incomplete.
+        state: String,
+    },
+    /// Take a snapshot of the zone's root (zfs, btrfs; overlay, dir and install -d: a copy).
     #[command(after_help = "Examples:\n  zoneadm -z web snapshot before-upgrade")]
-    Snapshot { name: String },
+    Snapshot {
+        /// The snapshot's name: 1-64 letters, digits, '_', '.', ':' or '-'.
+        name: String,
+    },
     /// Put the zone's root back to a snapshot; a running zone is halted and booted again.
     #[command(
         after_help = "Examples:\n  zoneadm -z web rollback before-upgrade\n  zoneadm -z web rollback -r before-upgrade"
@@ -143,6 +159,7 @@ enum Cmd {
         /// Delete the snapshots taken after NAME (needed when there are any).
         #[arg(short = 'r')]
         destroy_later: bool,
+        /// The snapshot's name: 1-64 letters, digits, '_', '.', ':' or '-'.
         name: String,
     },
     /// List the zone's snapshots, oldest first.
@@ -163,7 +180,10 @@ enum Cmd {
         name = "delete-snapshot",
         after_help = "Examples:\n  zoneadm -z web delete-snapshot before-upgrade"
     )]
-    DeleteSnapshot { name: String },
+    DeleteSnapshot {
+        /// The snapshot's name: 1-64 letters, digits, '_', '.', ':' or '-'.
+        name: String,
+    },
     /// Boot every installed zone whose autoboot is true, all at once.
     #[command(name = "boot-all")]
     #[command(after_help = "Examples:\n  zoneadm boot-all")]
@@ -241,6 +261,7 @@ enum Cmd {
     #[command(name = "shutdown-all")]
     #[command(after_help = "Examples:\n  zoneadm shutdown-all -t 120")]
     ShutdownAll {
+        /// Seconds to wait for each zone's init before halting it.
         #[arg(short = 't', default_value_t = 60)]
         timeout: u64,
     },

@@ -1,7 +1,9 @@
 //! Applying one layer (a tar stream) onto a root filesystem being built, safely.
 //!
-//! Every entry name is checked before anything is written: no `..` component, no absolute
-//! path, no name longer than PATH_MAX, and no parent that is a symlink (an earlier entry
+//! Every entry name is checked before anything is written: no `..` component, no name
+//! longer than PATH_MAX, and no parent that is a symlink. A leading `/` is read as the
+//! layer's root, as containerd and umoci do (`umoci insert ROOTFS /` writes an entry `/`
+//! and entries such as `/etc/x`) (an earlier entry
 //! `evil -> /etc` followed by `evil/passwd` would otherwise write the host's /etc). Every
 //! change is made relative to the root's directory fd ([`RootDir`]), one component at a time
 //! without following symlinks: the final component is never followed either, nor is a
@@ -76,6 +78,8 @@ pub const NAME_MAX_BYTES: usize = 4095;
 pub const COMPONENT_MAX_BYTES: usize = 255;
 
 /// The safe relative path of an entry name, or why it is refused. `None`: the root itself.
+/// A leading `/` names the layer's root (containerd and umoci read `/etc/x` as `etc/x`); a
+/// `..` component is refused wherever it is, so `/../x` cannot climb out either.
 pub fn entry_path(name: &Path) -> Result<Option<PathBuf>, String> {
     let len = name.as_os_str().len();
     if len > NAME_MAX_BYTES {
@@ -93,11 +97,9 @@ pub fn entry_path(name: &Path) -> Result<Option<PathBuf>, String> {
                 ))
             }
             Component::Normal(p) => out.push(p),
-            Component::CurDir => {}
+            Component::CurDir | Component::RootDir => {}
             Component::ParentDir => return Err("a '..' component leaves the image root".into()),
-            Component::RootDir | Component::Prefix(_) => {
-                return Err("an absolute path is not allowed in a layer".into())
-            }
+            Component::Prefix(_) => return Err("a path prefix is not allowed in a layer".into()),
         }
     }
     Ok((!out.as_os_str().is_empty()).then_some(out))
@@ -122,6 +124,12 @@ pub enum Kind {
 pub struct Rules {
     pub kind: Kind,
     pub limit: u64,
+    /// The stream was compressed, so its decoder has checked where it ends (gzip's CRC and
+    /// length, zstd's frame): an archive that stops at an entry boundary without the tar
+    /// end-of-archive marker is then whole, as Go's archive/tar (containerd, umoci) reads
+    /// it. umoci 0.4.7 (Debian 12's) writes `insert` layers so (opencontainers/umoci#436,
+    /// fixed by #534). A plain stream that stops there may have been cut: refused.
+    pub framed: bool,
 }
 
 /// What applying a layer did, for the manifest and the tests.
@@ -164,8 +172,56 @@ pub fn apply(reader: impl Read, root: &Path, what: &str) -> Result<Applied, Imag
         Rules {
             kind: Kind::Layer,
             limit,
+            framed: false,
         },
     )
+}
+
+/// A framed stream (see [`Rules::framed`]) that ends without the tar end-of-archive marker,
+/// or without the padding of its last block: the missing zeros are supplied after its end,
+/// as Go's archive/tar reads such a stream to its end. Whether they stood for an entry's
+/// data is checked afterwards (`real` against where the entries' data ends).
+struct Unended<R> {
+    inner: R,
+    framed: bool,
+    /// Bytes of the real stream.
+    real: u64,
+    /// Zeros still to supply; `None` until the real stream has ended.
+    zeros: Option<u64>,
+    /// Whether any zero was supplied (read by the tar reader or the final drain).
+    supplied: bool,
+}
+
+impl<R: Read> Unended<R> {
+    fn new(inner: R, framed: bool) -> Self {
+        Unended {
+            inner,
+            framed,
+            real: 0,
+            zeros: None,
+            supplied: false,
+        }
+    }
+}
+
+impl<R: Read> Read for Unended<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.zeros.is_none() {
+            let n = self.inner.read(buf)?;
+            if n > 0 || buf.is_empty() || !self.framed {
+                self.real += n as u64;
+                return Ok(n);
+            }
+            // The rest of the last block, then the two zero blocks of the end marker.
+            self.zeros = Some((512 - self.real % 512) % 512 + 1024);
+        }
+        let left = self.zeros.unwrap_or(0);
+        let n = left.min(buf.len() as u64) as usize;
+        buf[..n].fill(0);
+        self.zeros = Some(left - n as u64);
+        self.supplied |= n > 0;
+        Ok(n)
+    }
 }
 
 /// What one pass over an archive has made so far.
@@ -181,7 +237,7 @@ struct Pass {
 }
 
 /// Apply the tar stream `reader` (uncompressed) to `root` by `rules`. The stream must end
-/// with the tar end-of-archive marker and be readable to its end (a compressed stream's
+/// with the tar end-of-archive marker (unless `rules.framed`) and be readable to its end (a compressed stream's
 /// checksum is checked there); past `rules.limit` bytes it is refused.
 pub fn apply_with(
     reader: impl Read,
@@ -195,8 +251,11 @@ pub fn apply_with(
         why,
     };
     let dir = RootDir::open(root).map_err(|e| bad("", format!("{}: {e}", root.display())))?;
-    let mut src = limits::Guarded::new(reader, rules.limit);
+    let mut unended = Unended::new(reader, rules.framed);
+    let mut src = limits::Guarded::new(&mut unended, rules.limit);
     let mut pass = Pass::default();
+    // Where the data of the entries read so far ends in the stream.
+    let mut data_end = 0u64;
     {
         let mut ar = tar::Archive::new(&mut src);
         let entries = ar.entries().map_err(|e| bad("", read_error(e)))?;
@@ -206,6 +265,8 @@ pub fn apply_with(
                 .path()
                 .map_err(|e| bad("", e.to_string()))?
                 .into_owned();
+            let size = entry.header().entry_size().unwrap_or(0);
+            data_end = data_end.max(entry.raw_file_position().saturating_add(size));
             apply_entry(&dir, &mut entry, &raw, rules, &mut pass)
                 .map_err(|why| bad(&shown(&raw), why))?;
         }
@@ -218,6 +279,13 @@ pub fn apply_with(
     }
     // The rest (padding, and a compressed stream's trailer, whose checksum is checked at its end).
     io::copy(&mut src, &mut io::sink()).map_err(|e| bad("", read_error(e)))?;
+    // What Unended supplied may stand for padding and the end marker, never for data.
+    if unended.supplied && data_end > unended.real {
+        return Err(bad(
+            "",
+            "truncated: the last entry's data is cut short".into(),
+        ));
+    }
     // Directory times last: creating their children changed them. A directory that a later
     // entry replaced (by a symlink, say) is not followed: it is skipped.
     for (rel, mtime) in pass.dirs.iter().rev() {
@@ -668,7 +736,8 @@ pub(crate) mod tests {
     fn traversal_is_refused() {
         refused(&[E::File("../outside/x", "pwned")], "'..'");
         refused(&[E::File("a/../../outside/x", "pwned")], "'..'");
-        refused(&[E::File("/etc/x", "pwned")], "absolute path");
+        refused(&[E::File("/../outside/x", "pwned")], "'..'");
+        refused(&[E::File("/etc/../../outside/x", "pwned")], "'..'");
         // A symlink to outside, then a write through it.
         refused(
             &[E::Sym("evil", "../outside"), E::File("evil/x", "pwned")],
@@ -680,6 +749,43 @@ pub(crate) mod tests {
         );
         refused(&[E::Hard("h", "../outside/x")], "hard link target");
         refused(&[E::File("a/.wh...", "")], "whiteout must name");
+    }
+
+    /// umoci (`umoci insert ROOTFS /`) writes `/` and `/etc/x`: they name the layer's root,
+    /// as containerd and umoci read them, and nothing lands outside it.
+    #[test]
+    fn a_leading_slash_names_the_layer_root() {
+        let t = tmp("slash");
+        let root = t.0.join("root");
+        let outside = t.0.join("outside");
+        fs::create_dir_all(&root).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        let abs_outside = format!("{}/x", outside.display());
+        let l = tar_of(&[
+            E::Dir("/"),
+            E::Dir("/etc/"),
+            E::File("/etc/x", "x"),
+            E::Dir("./bin/"),
+            E::File("./bin/y", "y"),
+            E::Hard("/etc/x2", "/etc/x"),
+            E::File(&abs_outside, "inside"),
+        ]);
+        let a = apply(&l[..], &root, "umoci").unwrap();
+        assert_eq!(a.entries, 6);
+        assert_eq!(fs::read_to_string(root.join("etc/x")).unwrap(), "x");
+        assert_eq!(fs::read_to_string(root.join("bin/y")).unwrap(), "y");
+        assert_eq!(
+            fs::metadata(root.join("etc/x2")).unwrap().ino(),
+            fs::metadata(root.join("etc/x")).unwrap().ino()
+        );
+        let landed = root.join(abs_outside.trim_start_matches('/'));
+        assert_eq!(fs::read_to_string(landed).unwrap(), "inside");
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "wrote outside");
+        assert_eq!(entry_path(Path::new("/")).unwrap(), None);
+        assert_eq!(
+            entry_path(Path::new("//etc/./x")).unwrap(),
+            Some(PathBuf::from("etc/x"))
+        );
     }
 
     #[test]
@@ -712,7 +818,11 @@ pub(crate) mod tests {
     }
 
     fn rules(kind: Kind, limit: u64) -> Rules {
-        Rules { kind, limit }
+        Rules {
+            kind,
+            limit,
+            framed: false,
+        }
     }
 
     /// A host file (made by the test) with old, distinct times: (path, atime, mtime).
@@ -827,6 +937,36 @@ pub(crate) mod tests {
         )
         .unwrap();
         assert_eq!(fs::read_to_string(t.0.join("a/y")).unwrap(), "yyyy");
+        // umoci 0.4.7 (`insert`, umoci#436): a whole gzip stream of a tar without its end
+        // marker nor the last entry's padding is whole, as Go's archive/tar reads it; a plain
+        // one is not.
+        let unended = &whole[..512 * 4 + 4];
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        io::Write::write_all(&mut gz, unended).unwrap();
+        let gz = gz.finish().unwrap();
+        let framed = Rules {
+            kind: Kind::Layer,
+            limit: 1 << 20,
+            framed: true,
+        };
+        let t = tmp("umoci");
+        let dec = Compression::Gzip.decoder(&gz[..]).unwrap();
+        apply_with(dec, &t.0, "umoci.tar.gz", framed).unwrap();
+        assert_eq!(fs::read_to_string(t.0.join("a/y")).unwrap(), "yyyy");
+        let t = tmp("umoci-plain");
+        let e = apply(unended, &t.0, "plain.tar").unwrap_err().to_string();
+        assert!(e.contains("truncated"), "{e}");
+        // Framed, but the last entry's data is cut short: refused.
+        let short = &whole[..512 * 4 + 2];
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        io::Write::write_all(&mut gz, short).unwrap();
+        let gz = gz.finish().unwrap();
+        let t = tmp("umoci-short");
+        let dec = Compression::Gzip.decoder(&gz[..]).unwrap();
+        let e = apply_with(dec, &t.0, "short.tar.gz", framed)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("truncated"), "{e}");
         // A zstd frame cut short.
         let z = zstd::stream::encode_all(&whole[..], 1).unwrap();
         let t = tmp("truncz");

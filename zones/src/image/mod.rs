@@ -714,7 +714,13 @@ fn apply_stream(
         why,
     })?;
     let mut hashing = HashingReader::new(decoded);
-    layer::apply_with(&mut hashing, rootfs, what, layer::Rules { kind, limit })?;
+    let framed = comp != Compression::None;
+    let rules = layer::Rules {
+        kind,
+        limit,
+        framed,
+    };
+    layer::apply_with(&mut hashing, rootfs, what, rules)?;
     hashing.drain().map_err(corrupt)?;
     let got = hashing.digest();
     if let Some(want) = diff_id {

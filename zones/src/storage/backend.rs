@@ -357,14 +357,12 @@ pub fn clone_zone(
     finish_made(b.as_ref(), zonepath, rec, quota).map(Some)
 }
 
-/// The record of an installed zone, or an error saying snapshots need one.
+/// The record of an installed zone for the snapshot verbs. A zone installed from a
+/// directory or tarball (`install -d`) has none: its root is a plain directory, which the
+/// `dir` backend snapshots as copies under `<zonepath>/snapshots/` (illumos snapshots only
+/// ZFS zonepaths; a copy is what `zoneadm clone` does for the others).
 fn need_record(zonepath: &Path) -> Result<Record, StorageError> {
-    read_record(zonepath)?.ok_or_else(|| StorageError::Bad {
-        path: zonepath.to_path_buf(),
-        msg: "the zone was installed from a directory (-d), not from an image: it has no \
-              storage backend to snapshot with"
-            .into(),
-    })
+    Ok(read_record(zonepath)?.unwrap_or_else(|| Record::new(Kind::Dir, None)))
 }
 
 /// A snapshot name: letters, digits and `_.:-`, not starting with `_` (kept for the
@@ -461,10 +459,8 @@ pub fn check_rollback(
 
 /// `zoneadm list-snapshots`.
 pub fn snapshots(zonepath: &Path) -> Result<Vec<Snapshot>, StorageError> {
-    match read_record(zonepath)? {
-        Some(rec) => backend(&rec.kind).snapshots(zonepath, &rec),
-        None => Ok(Vec::new()),
-    }
+    let rec = need_record(zonepath)?;
+    backend(&rec.kind).snapshots(zonepath, &rec)
 }
 
 /// `zoneadm delete-snapshot NAME`.
@@ -582,11 +578,15 @@ pub fn deactivate(zonepath: &Path) -> Result<(), StorageError> {
 /// Uninstall: the backend's destroy (then the record). A zone without a record is left to
 /// the caller's `remove_tree`.
 pub fn destroy(zonepath: &Path) -> Result<(), StorageError> {
-    if let Some(rec) = read_record(zonepath)? {
-        let b = backend(&rec.kind);
-        b.deactivate(zonepath, &rec)?;
-        b.destroy(zonepath, &rec)?;
-        let _ = fs::remove_file(zonepath.join(RECORD));
+    match read_record(zonepath)? {
+        Some(rec) => {
+            let b = backend(&rec.kind);
+            b.deactivate(zonepath, &rec)?;
+            b.destroy(zonepath, &rec)?;
+            let _ = fs::remove_file(zonepath.join(RECORD));
+        }
+        // An `install -d` zone: its snapshots are plain copies (see `need_record`).
+        None => super::remove_tree(&super::snapdir::dir(zonepath))?,
     }
     Ok(())
 }

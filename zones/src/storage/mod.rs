@@ -138,9 +138,11 @@ pub fn unpack(source: &Path, gz: bool, dest: &Path) -> Result<(), StorageError> 
     } else {
         Box::new(f)
     };
+    // A root filesystem tarball has no digest to vouch for it: it must end with its marker.
     let rules = layer::Rules {
         kind: layer::Kind::Rootfs,
         limit,
+        framed: false,
     };
     let what = source.display().to_string();
     layer::apply_with(reader, dest, &what, rules)
