@@ -824,7 +824,7 @@ fn zone_tools_messages_are_their_own_and_said_once() {
     );
     assert_eq!(
         h.fails("dladm", &["bogus"]),
-        "dladm: unrecognized subcommand 'bogus'\nusage:\tdladm [OPTIONS] <COMMAND>\n"
+        "dladm: unrecognized subcommand 'bogus'\nusage:\tdladm [OPTIONS] [COMMAND]\n"
     );
     let e = h.fails("zoneadm", &["-z", "a", "boot", "--frc"]);
     assert!(
