@@ -3,12 +3,12 @@
 //! written: never a create that dies half-way on a write.
 //!
 //! Two levels:
-//! - [`check`] and the per-resource probes look at the kernel as a whole (which I/O
-//!   schedulers are offered, which controllers are mounted, which huge page sizes and RDMA
-//!   devices exist). They need no cgroup of their own, so `zoneadm verify` and `zonecfg`
-//!   can run them before anything exists.
-//! - [`check_dirs`] looks for the exact files in a cgroup's own directories, right before
-//!   [`crate::Cgroup::apply`] writes the first value.
+//! - [`Host`] looks at the kernel as a whole (which I/O schedulers are offered, whether a
+//!   device has a request queue). It needs no cgroup of its own, so `zoneadm verify` can ask
+//!   it before anything exists.
+//! - [`check_dirs`] looks for the exact files in a cgroup's own directories (I/O weight, huge
+//!   page sizes, rdma.max, misc.max), right before [`crate::Cgroup::apply`] writes the first
+//!   value; runz and zoneadmd meet it there.
 
 use std::path::{Path, PathBuf};
 
@@ -136,171 +136,35 @@ impl Host {
     /// Device `major:minor` can be throttled or weighted: a whole disk with a request queue
     /// (the kernel refuses partitions and queue-less devices).
     pub fn io_device(&self, major: i64, minor: i64) -> Result<(), CgroupError> {
-        let dev = format!("{major}:{minor}");
-        let dir = self.sys.join("dev/block").join(&dev);
-        let err = |missing: String, remedy: &str| CgroupError::NotInKernel {
-            resource: format!("blockIO device {dev}"),
-            missing,
-            remedy: remedy.into(),
-        };
-        if !dir.exists() {
-            return Err(err(
-                format!("{} (no such block device)", dir.display()),
-                "name a block device of this host",
-            ));
-        }
-        if !dir.join("queue").exists() {
-            return Err(err(
-                format!(
-                    "{} (a partition or a device without a request queue)",
-                    dir.join("queue").display()
-                ),
-                "cap the whole disk the partition is on",
-            ));
-        }
-        Ok(())
-    }
-
-    /// Huge pages of `size` (runc's names: "2MB", "1GB", "64KB") can be limited.
-    pub fn hugetlb(&self, size: &str) -> Result<(), CgroupError> {
-        self.controller("hugepageLimits", "hugetlb")?;
-        let kb = hugepage_kb(size).ok_or_else(|| CgroupError::InvalidValue {
-            resource: "hugepageLimits.pageSize",
-            value: size.to_string(),
-            reason: "expected a size like 2MB or 1GB".into(),
-        })?;
-        let dir = self
-            .sys
-            .join(format!("kernel/mm/hugepages/hugepages-{kb}kB"));
-        if !dir.exists() {
-            return Err(CgroupError::NotInKernel {
-                resource: format!("hugepageLimits pageSize {size}"),
-                missing: dir.display().to_string(),
-                remedy: "use a huge page size this kernel offers (ls /sys/kernel/mm/hugepages)"
-                    .into(),
-            });
-        }
-        Ok(())
-    }
-
-    /// RDMA device `name` exists and the rdma controller is there.
-    pub fn rdma(&self, name: &str) -> Result<(), CgroupError> {
-        self.controller("rdma", "rdma")?;
-        let dir = self.sys.join("class/infiniband").join(name);
-        if name.contains('/') || !dir.exists() {
-            return Err(CgroupError::NotInKernel {
-                resource: format!("rdma device {name:?}"),
-                missing: dir.display().to_string(),
-                remedy: "name an RDMA device of this host (ls /sys/class/infiniband)".into(),
-            });
-        }
-        Ok(())
-    }
-
-    /// A `unified` key (v2 only): its controller is offered, and for `misc.max` every
-    /// resource named is one the kernel counts (misc.capacity).
-    pub fn unified(&self, key: &str, value: &str) -> Result<(), CgroupError> {
-        if self.mode != Mode::V2 {
-            return Ok(()); // refused as a whole on v1 by apply, with runc's text
-        }
-        let Some((controller, _)) = key.split_once('.') else {
-            return Ok(()); // libcgroups refuses a malformed key with its own error
-        };
-        if controller != "cgroup" {
-            self.controller("unified", controller)?;
-        }
-        if key == "misc.max" {
-            let root = self.root_of("misc").unwrap_or(Path::new("/sys/fs/cgroup"));
-            let cap = fsutil::read_opt(&root.join("misc.capacity"))?.unwrap_or_default();
-            for line in value.lines() {
-                let Some(name) = line.split_whitespace().next() else {
-                    continue;
-                };
-                if !cap
-                    .lines()
-                    .any(|l| l.split_whitespace().next() == Some(name))
-                {
-                    return Err(CgroupError::NotInKernel {
-                        resource: format!("unified misc.max {name}"),
-                        missing: format!("{name} in {}", root.join("misc.capacity").display()),
-                        remedy: "name a misc resource this kernel counts (cat /sys/fs/cgroup/misc.capacity)".into(),
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Every host-dependent resource of `r`.
-    pub fn check(&self, r: &LinuxResources) -> Result<(), CgroupError> {
-        if let Some(b) = r.block_io() {
-            self.block_io(b)?;
-        }
-        for h in r.hugepage_limits().iter().flatten() {
-            self.hugetlb(h.page_size())?;
-        }
-        for name in r.rdma().iter().flat_map(|m| m.keys()) {
-            self.rdma(name)?;
-        }
-        let mut unified: Vec<_> = r.unified().iter().flatten().collect();
-        unified.sort();
-        for (k, v) in unified {
-            self.unified(k, v)?;
-        }
-        Ok(())
-    }
-
-    fn block_io(&self, b: &LinuxBlockIo) -> Result<(), CgroupError> {
-        let weighted = b.weight().is_some_and(|w| w != 0)
-            || b.leaf_weight().is_some_and(|w| w != 0)
-            || b.weight_device().as_ref().is_some_and(|v| !v.is_empty());
-        if weighted {
-            self.io_weight()?;
-        }
-        for wd in b.weight_device().iter().flatten() {
-            self.io_device(wd.major(), wd.minor())?;
-        }
-        let throttles = [
-            b.throttle_read_bps_device(),
-            b.throttle_write_bps_device(),
-            b.throttle_read_iops_device(),
-            b.throttle_write_iops_device(),
-        ];
-        for t in throttles.into_iter().flatten().flatten() {
-            if t.rate() != 0 {
-                self.io_device(t.major(), t.minor())?;
-            }
-        }
-        Ok(())
+        device_queue(&self.sys, major, minor)
     }
 }
 
-/// "2MB" → 2048, "1GB" → 1048576, "64KB" → 64 (runc's hugepage size names).
-fn hugepage_kb(size: &str) -> Option<u64> {
-    let upper = size.to_ascii_uppercase();
-    let (num, mult) = if let Some(n) = upper.strip_suffix("KB") {
-        (n, 1)
-    } else if let Some(n) = upper.strip_suffix("MB") {
-        (n, 1 << 10)
-    } else if let Some(n) = upper.strip_suffix("GB") {
-        (n, 1 << 20)
-    } else {
-        return None;
+/// `major:minor` under `sys` (/sys) is a whole disk with a request queue.
+fn device_queue(sys: &Path, major: i64, minor: i64) -> Result<(), CgroupError> {
+    let dev = format!("{major}:{minor}");
+    let dir = sys.join("dev/block").join(&dev);
+    let err = |missing: String, remedy: &str| CgroupError::NotInKernel {
+        resource: format!("blockIO device {dev}"),
+        missing,
+        remedy: remedy.into(),
     };
-    num.parse::<u64>().ok()?.checked_mul(mult)
-}
-
-/// The kernel-wide check of `r` on the running host (see the module docs). Reads nothing
-/// when `r` asks for none of the host-dependent resources.
-pub fn check(r: &LinuxResources) -> Result<(), CgroupError> {
-    let dependent = r.block_io().is_some()
-        || r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty())
-        || r.rdma().as_ref().is_some_and(|m| !m.is_empty())
-        || r.unified().as_ref().is_some_and(|u| !u.is_empty());
-    if !dependent {
-        return Ok(());
+    if !dir.exists() {
+        return Err(err(
+            format!("{} (no such block device)", dir.display()),
+            "name a block device of this host",
+        ));
     }
-    Host::current()?.check(r)
+    if !dir.join("queue").exists() {
+        return Err(err(
+            format!(
+                "{} (a partition or a device without a request queue)",
+                dir.join("queue").display()
+            ),
+            "cap the whole disk the partition is on",
+        ));
+    }
+    Ok(())
 }
 
 /// The exact files `r` needs, in `cg`'s own directories (after `create`, before any write).
@@ -395,19 +259,13 @@ fn block_io_files(h: &Hierarchy, b: &LinuxBlockIo) -> Result<(), CgroupError> {
         b.throttle_read_iops_device(),
         b.throttle_write_iops_device(),
     ];
-    let sys = Host {
-        mode: Mode::V1,
-        sys: PathBuf::from("/sys"),
-        mounts: Vec::new(),
-    };
+    let sys = Path::new("/sys");
     for t in devices.into_iter().flatten().flatten() {
         // A device that is gone is the kernel's to refuse (ENODEV names it); a partition
         // would be accepted by nothing, so say so here.
-        let dev = sys
-            .sys
-            .join(format!("dev/block/{}:{}", t.major(), t.minor()));
+        let dev = sys.join(format!("dev/block/{}:{}", t.major(), t.minor()));
         if t.rate() != 0 && dev.exists() {
-            sys.io_device(t.major(), t.minor())?;
+            device_queue(sys, t.major(), t.minor())?;
         }
     }
     Ok(())
@@ -533,18 +391,5 @@ mod tests {
         assert!(e.contains("partition"), "{e}");
         let e = host.io_device(254, 9).unwrap_err().to_string();
         assert!(e.contains("no such block device"), "{e}");
-    }
-
-    #[test]
-    fn hugepage_sizes_are_those_the_kernel_offers() {
-        assert_eq!(hugepage_kb("2MB"), Some(2048));
-        assert_eq!(hugepage_kb("1GB"), Some(1 << 20));
-        assert_eq!(hugepage_kb("2M"), None);
-        let sys = sys_with(&[]);
-        std::fs::create_dir_all(sys.path().join("kernel/mm/hugepages/hugepages-2048kB")).unwrap();
-        let host = Host::from(HYBRID_CGROUP, HYBRID_MOUNTINFO, sys.path()).unwrap();
-        // The hybrid fixture has no hugetlb hierarchy.
-        let e = host.hugetlb("2MB").unwrap_err().to_string();
-        assert!(e.contains("hugetlb cgroup controller"), "{e}");
     }
 }

@@ -120,19 +120,21 @@ pub fn check_host(zone: &Zone) -> Result<(), SpecError> {
 /// `ready`, `boot` and live re-capping (`zonecfg -r`, `zoneadm apply`) run it before anything
 /// is made or written; zonecfg does not, so a configuration can be written for another host.
 pub fn check_kernel(zone: &Zone) -> Result<(), SpecError> {
-    let kernel = || {
-        zones_cgroup::support::Host::current()
-            .map_err(|e| invalid(zone, format!("cannot read this host's cgroups: {e}")))
-    };
-    if zone.rctl_limit("zone.zfs-io-priority").is_some() {
-        kernel()?
+    let priority = zone.rctl_limit("zone.zfs-io-priority").is_some();
+    if !priority && zone.capped_io.is_empty() {
+        return Ok(());
+    }
+    let kernel = zones_cgroup::support::Host::current()
+        .map_err(|e| invalid(zone, format!("cannot read this host's cgroups: {e}")))?;
+    if priority {
+        kernel
             .io_weight()
             .map_err(|e| invalid(zone, format!("rctl zone.zfs-io-priority: {e}")))?;
     }
     for c in &zone.capped_io {
         let device = c.device.as_deref().unwrap_or_default();
         let (major, minor) = io_device(zone, device)?;
-        kernel()?
+        kernel
             .io_device(major, minor)
             .map_err(|e| invalid(zone, format!("capped-io device={device}: {e}")))?;
     }
