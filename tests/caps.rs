@@ -27,19 +27,7 @@ impl Host {
 
     /// Configure (with the extra zonecfg commands `cfg`), install and boot `zone`.
     fn boot(&self, zone: &str, cfg: &str) {
-        self.ok(
-            "zonecfg",
-            &[
-                "-z",
-                zone,
-                &format!("create; set zonepath=/zones/{zone}; {cfg}"),
-            ],
-        );
-        self.ok(
-            "zoneadm",
-            &["-z", zone, "install", "-d", self.image.to_str().unwrap()],
-        );
-        self.ok("zoneadm", &["-z", zone, "boot"]);
+        self.boot_zone(zone, cfg);
     }
 
     /// The host directory of `zone`'s cgroup in the v1 hierarchy of `controller` (or the
@@ -721,13 +709,7 @@ fn io_weight(h: &Host, zone: &str) -> (&'static str, u64) {
 /// Whether this kernel takes a block I/O weight, read independently of the zone tools: v1
 /// needs the BFQ (or the old CFQ) scheduler on some device, v2 BFQ or the io.cost model.
 fn kernel_takes_io_weight() -> bool {
-    let scheds: String = std::fs::read_dir("/sys/block")
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| std::fs::read_to_string(e.path().join("queue/scheduler")).ok())
-                .collect()
-        })
-        .unwrap_or_default();
+    let scheds = common::block_schedulers();
     let sched = |s: &str| {
         scheds
             .split_whitespace()

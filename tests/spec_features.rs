@@ -501,13 +501,7 @@ fn host_dependent_resources_are_refused_clearly_where_the_kernel_lacks_them() {
             "rdma cannot be applied on this host: the kernel has no rdma cgroup controller",
         ));
     }
-    let schedulers: String = std::fs::read_dir("/sys/block")
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| std::fs::read_to_string(e.path().join("queue/scheduler")).ok())
-                .collect()
-        })
-        .unwrap_or_default();
+    let schedulers = common::block_schedulers();
     let v1 = !has("/sys/fs/cgroup/cgroup.controllers");
     if v1 && !schedulers.contains("bfq") && !schedulers.contains("cfq") {
         cases.push((

@@ -27,20 +27,7 @@ impl Host {
 
     /// Configure, install and boot `zone`.
     fn boot(&self, zone: &str) {
-        let zp = format!("/zones/{zone}");
-        self.ok(
-            "zonecfg",
-            &[
-                "-z",
-                zone,
-                &format!("create; set zonepath={zp}; set max-processes=100"),
-            ],
-        );
-        self.ok(
-            "zoneadm",
-            &["-z", zone, "install", "-d", self.image.to_str().unwrap()],
-        );
-        self.ok("zoneadm", &["-z", zone, "boot"]);
+        self.boot_zone(zone, "set max-processes=100");
     }
 
     /// `zlogin ARGS` with a pty as its controlling terminal.

@@ -84,19 +84,7 @@ impl Host {
     /// Configure (`create; set zonepath=...; CFG`), install and boot `zone`.
     fn boot(&self, zone: &str, cfg: &str) {
         self.made.borrow_mut().push(zone.to_string());
-        self.ok(
-            "zonecfg",
-            &[
-                "-z",
-                zone,
-                &format!("create; set zonepath=/zones/{zone}; set max-processes=200; {cfg}"),
-            ],
-        );
-        self.ok(
-            "zoneadm",
-            &["-z", zone, "install", "-d", self.image.to_str().unwrap()],
-        );
-        self.ok("zoneadm", &["-z", zone, "boot"]);
+        self.boot_zone(zone, &format!("set max-processes=200; {cfg}"));
     }
 
     /// Start `script` in the background inside `zone`, in its own session (zlogin ends what is

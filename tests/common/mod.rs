@@ -753,3 +753,15 @@ pub fn run_with_fd3(b: &Bundle, file: &Path, extra: &[&str], env: &[(&str, &str)
     drop(file);
     out
 }
+
+/// The I/O schedulers every block device of this host offers, concatenated (the
+/// `/sys/block/*/queue/scheduler` lines: tests ask whether BFQ or CFQ is among them).
+pub fn block_schedulers() -> String {
+    std::fs::read_dir("/sys/block")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| std::fs::read_to_string(e.path().join("queue/scheduler")).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}

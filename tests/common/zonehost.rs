@@ -107,6 +107,24 @@ impl ZoneHost {
         self.cmd_in(prog, args, None)
     }
 
+    /// Configure `zone` (`create; set zonepath=/zones/ZONE; CFG`), install it from the
+    /// busybox image and boot it; each step must succeed.
+    pub fn boot_zone(&self, zone: &str, cfg: &str) {
+        self.ok(
+            "zonecfg",
+            &[
+                "-z",
+                zone,
+                &format!("create; set zonepath=/zones/{zone}; {cfg}"),
+            ],
+        );
+        self.ok(
+            "zoneadm",
+            &["-z", zone, "install", "-d", self.image.to_str().unwrap()],
+        );
+        self.ok("zoneadm", &["-z", zone, "boot"]);
+    }
+
     /// Run and require success; returns stdout.
     pub fn ok(&self, prog: &str, args: &[&str]) -> String {
         let out = self.cmd(prog, args);

@@ -796,19 +796,7 @@ fn boot_zone(h: &ZoneHost, name: &str, extra: &str) {
     let evil = h.image.join("bin/evil");
     std::fs::write(&evil, "#!/proc/self/exe\n").unwrap();
     std::fs::set_permissions(&evil, std::fs::Permissions::from_mode(0o755)).unwrap();
-    h.ok(
-        "zonecfg",
-        &[
-            "-z",
-            name,
-            &format!("create; set zonepath=/zones/{name}; set max-lwps=200; {extra}"),
-        ],
-    );
-    h.ok(
-        "zoneadm",
-        &["-z", name, "install", "-d", h.image.to_str().unwrap()],
-    );
-    h.ok("zoneadm", &["-z", name, "boot"]);
+    h.boot_zone(name, &format!("set max-lwps=200; {extra}"));
 }
 
 /// `zlogin -R <host root> ARGS` with the private copy `zlogin`.
