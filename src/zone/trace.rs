@@ -455,29 +455,7 @@ pub fn scope_probes(program: &str, pred: &str) -> Result<String, TraceError> {
                 out.push_str(&format!(" /{pred}/ "));
             }
             // The block, to its matching brace.
-            let (mut j, mut depth) = (i, 0i32);
-            while j < b.len() {
-                if let Some(k) = skip_comment(b, j) {
-                    j = k;
-                    continue;
-                }
-                match b[j] {
-                    b'"' => {
-                        j = skip_string(b, j);
-                        continue;
-                    }
-                    b'{' => depth += 1,
-                    b'}' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            break;
-                        }
-                    }
-                    _ => {}
-                }
-                j += 1;
-            }
-            let end = (j + 1).min(b.len());
+            let end = (block_end(b, i) + 1).min(b.len());
             out.push_str(&program[i..end]);
             i = end;
             header_start = i;
