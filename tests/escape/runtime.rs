@@ -941,6 +941,14 @@ pub fn a_zone_mount_target_race(b: &mut Battery) {
         shared.display()
     );
     boot_zone(&h, "ra", &lofs);
+    // The victim is installed and booted once before the attacker starts: from then on a boot
+    // the race spoils (the tmpfs lands on the zone's own /, hiding its /dev) just counts as failed.
+    boot_zone(
+        &h,
+        "rv",
+        &format!("{lofs} add fs; set dir=/shared/x; set special=zracetmpfs; set type=tmpfs; end;"),
+    );
+    h.ok("zoneadm", &["-z", "rv", "halt"]);
     let started = h.cmd(
         "zlogin",
         &[
@@ -949,12 +957,6 @@ pub fn a_zone_mount_target_race(b: &mut Battery) {
         ],
     );
     assert!(started.status.success(), "attacker: {started:?}");
-    boot_zone(
-        &h,
-        "rv",
-        &format!("{lofs} add fs; set dir=/shared/x; set special=zracetmpfs; set type=tmpfs; end;"),
-    );
-    h.ok("zoneadm", &["-z", "rv", "halt"]);
     let (mut inside, mut failed, mut escaped) = (0, 0, Vec::new());
     let mut why = String::new();
     for i in 0..100 {
