@@ -288,3 +288,220 @@ fn interactive_session_on_a_pty() {
     );
     assert!(Path::new(&root.zones_dir().join("tty.json")).exists());
 }
+
+/// A tmux session on a private server (`tmux -L runz-test-...`) running one command in a
+/// real terminal; the server is killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+/// What a terminal test waits for at most.
+const TMUX_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+impl Tmux {
+    fn start(tag: &str, cmd: &[&str]) -> Tmux {
+        let t = Tmux {
+            socket: format!("runz-test-{}-zonecfg-{tag}", std::process::id()),
+        };
+        // The shell prints the command's exit status and the pane stays for it to be read.
+        let quoted: Vec<String> = cmd.iter().map(|a| format!("'{a}'")).collect();
+        let script = format!("{}; echo \"[exit status $?]\"; sleep 60", quoted.join(" "));
+        t.tmux(&[
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "200",
+            "-y",
+            "50",
+            "sh",
+            "-c",
+            &script,
+        ]);
+        t
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .env("TERM", "xterm")
+            .output()
+            .expect("tmux (scripts/install-deps.sh installs it)");
+        assert!(out.status.success(), "tmux {args:?}: {}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Types `text` literally.
+    fn type_text(&self, text: &str) {
+        self.tmux(&["send-keys", "-t", "t", "-l", text]);
+    }
+
+    /// Presses keys by tmux name (`Enter`, `Tab`, `Up`, `C-c`, `C-d`).
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "t"];
+        args.extend_from_slice(keys);
+        self.tmux(&args);
+    }
+
+    /// The screen and its scrollback, trailing blanks trimmed.
+    fn screen(&self) -> String {
+        let s = self.tmux(&["capture-pane", "-p", "-t", "t", "-S", "-500"]);
+        s.lines()
+            .map(str::trim_end)
+            .collect::<Vec<_>>()
+            .join("\n")
+            .trim_end()
+            .to_string()
+    }
+
+    /// Waits until `done` holds of the screen; returns it.
+    fn wait(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let s = self.screen();
+            if done(&s) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < TMUX_WAIT,
+                "waited for {what}; screen:\n{s}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until the screen's last line is `line`.
+    fn wait_last(&self, line: &str) -> String {
+        self.wait(&format!("last line {line:?}"), |s| {
+            s.lines().last() == Some(line)
+        })
+    }
+
+    /// The command's exit status once it ended (the shell that ran it prints it).
+    fn exit_status(&self) -> i32 {
+        let s = self.wait("the command's end", |s| s.contains("[exit status "));
+        let st = s
+            .split("[exit status ")
+            .nth(1)
+            .unwrap()
+            .split(']')
+            .next()
+            .unwrap();
+        st.parse()
+            .unwrap_or_else(|_| panic!("status {st:?}; screen:\n{s}"))
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+/// Interactive zonecfg in a real terminal (tmux): Tab completes commands, resource types,
+/// property names and values; Up recalls history; ^C abandons only the line being typed;
+/// `n` at "Resource incomplete; really quit" (after `exit` or ^D) keeps the session and its
+/// changes; the final exit commits.
+#[test]
+fn interactive_editing_in_a_real_terminal() {
+    let root = Root::new();
+    let bin = env!("CARGO_BIN_EXE_zonecfg");
+    let rootdir = root.0.to_str().unwrap();
+    let t = Tmux::start("edit", &[bin, "-R", rootdir, "-z", "web"]);
+    t.wait_last("zonecfg:web>");
+    // A command name, then a property name, then a value.
+    t.type_text("cre");
+    t.keys(&["Tab"]);
+    t.wait_last("zonecfg:web> create");
+    t.keys(&["Enter"]);
+    t.wait_last("zonecfg:web>");
+    t.type_text("set zonep");
+    t.keys(&["Tab"]);
+    t.wait_last("zonecfg:web> set zonepath=");
+    t.type_text("/zones/web");
+    t.keys(&["Enter"]);
+    t.wait_last("zonecfg:web>");
+    t.type_text("set ip-type=sh");
+    t.keys(&["Tab"]);
+    t.wait_last("zonecfg:web> set ip-type=shared");
+    // ^C abandons the line: ip-type stays as it was, zonecfg keeps running.
+    t.keys(&["C-c"]);
+    t.wait_last("zonecfg:web>");
+    // A resource type, and a property of the resource being edited.
+    t.type_text("add capped-m");
+    t.keys(&["Tab"]);
+    t.wait_last("zonecfg:web> add capped-memory");
+    t.keys(&["Enter"]);
+    t.wait_last("zonecfg:web:capped-memory>");
+    t.type_text("set phy");
+    t.keys(&["Tab"]);
+    t.wait_last("zonecfg:web:capped-memory> set physical=");
+    t.type_text("512m");
+    t.keys(&["Enter"]);
+    t.wait_last("zonecfg:web:capped-memory>");
+    t.type_text("set swap=1g");
+    t.keys(&["C-c"]);
+    t.wait_last("zonecfg:web:capped-memory>");
+    t.type_text("end");
+    t.keys(&["Enter"]);
+    t.wait_last("zonecfg:web>");
+    // Two candidates: Tab twice lists them.
+    t.type_text("info capped-");
+    t.keys(&["Tab"]);
+    t.keys(&["Tab"]);
+    t.wait("the list of candidates", |s| {
+        s.lines().any(|l| {
+            l.split_whitespace().collect::<Vec<_>>() == ["capped-cpu", "capped-io", "capped-memory"]
+        })
+    });
+    t.keys(&["C-c"]);
+    t.wait_last("zonecfg:web>");
+    // History: Up recalls the last line.
+    t.type_text("info zonepath");
+    t.keys(&["Enter"]);
+    t.wait_last("zonecfg:web>");
+    t.keys(&["Up"]);
+    t.wait_last("zonecfg:web> info zonepath");
+    t.keys(&["Enter"]);
+    let s = t.wait("the recalled command's output", |s| {
+        s.matches("zonepath: /zones/web").count() == 2
+    });
+    assert_eq!(s.lines().last(), Some("zonecfg:web>"), "{s}");
+    // `n` at the quit prompt stays in the resource, after `exit` and after ^D.
+    t.type_text("add fs");
+    t.keys(&["Enter"]);
+    t.wait_last("zonecfg:web:fs>");
+    t.type_text("exit");
+    t.keys(&["Enter"]);
+    t.wait_last("Resource incomplete; really quit (y/[n])?");
+    t.type_text("n");
+    t.keys(&["Enter"]);
+    t.wait_last("zonecfg:web:fs>");
+    t.keys(&["C-d"]);
+    t.wait_last("Resource incomplete; really quit (y/[n])?");
+    t.keys(&["Enter"]);
+    t.wait_last("zonecfg:web:fs>");
+    // The session and its changes are intact: drop the fs, exit commits.
+    t.type_text("cancel");
+    t.keys(&["Enter"]);
+    t.wait_last("zonecfg:web>");
+    t.type_text("exit");
+    t.keys(&["Enter"]);
+    assert_eq!(t.exit_status(), 0, "{}", t.screen());
+    assert_eq!(
+        root.ok("web", &["info", "zonepath"]),
+        "zonepath: /zones/web\n"
+    );
+    assert_eq!(root.ok("web", &["info", "ip-type"]), "ip-type: exclusive\n");
+    assert_eq!(
+        root.ok("web", &["info", "capped-memory"]),
+        "capped-memory:\n\tphysical: 512M\n\tswap not specified\n\tlocked not specified\n"
+    );
+    assert!(!root.ok("web", &["info"]).contains("fs:"));
+}
