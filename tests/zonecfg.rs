@@ -407,7 +407,7 @@ impl Drop for Tmux {
 /// Interactive zonecfg in a real terminal (tmux): Tab completes commands, resource types,
 /// property names and values; Up recalls history; ^C abandons only the line being typed;
 /// `n` at "Resource incomplete; really quit" (after `exit` or ^D) keeps the session and its
-/// changes; the final exit commits.
+/// changes; ^D at the global scope is `exit` and commits.
 #[test]
 fn interactive_editing_in_a_real_terminal() {
     let root = Root::new();
@@ -487,12 +487,11 @@ fn interactive_editing_in_a_real_terminal() {
     t.wait_last("Resource incomplete; really quit (y/[n])?");
     t.keys(&["Enter"]);
     t.wait_last("zonecfg:web:fs>");
-    // The session and its changes are intact: drop the fs, exit commits.
+    // The session and its changes are intact: drop the fs; ^D is exit, which commits.
     t.type_text("cancel");
     t.keys(&["Enter"]);
     t.wait_last("zonecfg:web>");
-    t.type_text("exit");
-    t.keys(&["Enter"]);
+    t.keys(&["C-d"]);
     assert_eq!(t.exit_status(), 0, "{}", t.screen());
     assert_eq!(
         root.ok("web", &["info", "zonepath"]),
