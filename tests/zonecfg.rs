@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+#[path = "tmux/mod.rs"]
+mod tmux;
+use tmux::Tmux;
+
 /// An alternate root `/tmp/runz-test-<pid>-zonecfg-<n>`, removed on drop.
 struct Root(PathBuf);
 
@@ -289,121 +293,6 @@ fn interactive_session_on_a_pty() {
     assert!(Path::new(&root.zones_dir().join("tty.json")).exists());
 }
 
-/// A tmux session on a private server (`tmux -L runz-test-...`) running one command in a
-/// real terminal; the server is killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-/// What a terminal test waits for at most.
-const TMUX_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
-
-impl Tmux {
-    fn start(tag: &str, cmd: &[&str]) -> Tmux {
-        let t = Tmux {
-            socket: format!("runz-test-{}-zonecfg-{tag}", std::process::id()),
-        };
-        // The shell prints the command's exit status and the pane stays for it to be read.
-        let quoted: Vec<String> = cmd.iter().map(|a| format!("'{a}'")).collect();
-        let script = format!("{}; echo \"[exit status $?]\"; sleep 60", quoted.join(" "));
-        t.tmux(&[
-            "-f",
-            "/dev/null",
-            "new-session",
-            "-d",
-            "-s",
-            "t",
-            "-x",
-            "200",
-            "-y",
-            "50",
-            "sh",
-            "-c",
-            &script,
-        ]);
-        t
-    }
-
-    fn tmux(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .env("TERM", "xterm")
-            .output()
-            .expect("tmux (scripts/install-deps.sh installs it)");
-        assert!(out.status.success(), "tmux {args:?}: {}", stderr(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Types `text` literally.
-    fn type_text(&self, text: &str) {
-        self.tmux(&["send-keys", "-t", "t", "-l", text]);
-    }
-
-    /// Presses keys by tmux name (`Enter`, `Tab`, `Up`, `C-c`, `C-d`).
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "t"];
-        args.extend_from_slice(keys);
-        self.tmux(&args);
-    }
-
-    /// The screen and its scrollback, trailing blanks trimmed.
-    fn screen(&self) -> String {
-        let s = self.tmux(&["capture-pane", "-p", "-t", "t", "-S", "-500"]);
-        s.lines()
-            .map(str::trim_end)
-            .collect::<Vec<_>>()
-            .join("\n")
-            .trim_end()
-            .to_string()
-    }
-
-    /// Waits until `done` holds of the screen; returns it.
-    fn wait(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
-        let start = std::time::Instant::now();
-        loop {
-            let s = self.screen();
-            if done(&s) {
-                return s;
-            }
-            assert!(
-                start.elapsed() < TMUX_WAIT,
-                "waited for {what}; screen:\n{s}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    }
-
-    /// Waits until the screen's last line is `line`.
-    fn wait_last(&self, line: &str) -> String {
-        self.wait(&format!("last line {line:?}"), |s| {
-            s.lines().last() == Some(line)
-        })
-    }
-
-    /// The command's exit status once it ended (the shell that ran it prints it).
-    fn exit_status(&self) -> i32 {
-        let s = self.wait("the command's end", |s| s.contains("[exit status "));
-        let st = s
-            .split("[exit status ")
-            .nth(1)
-            .unwrap()
-            .split(']')
-            .next()
-            .unwrap();
-        st.parse()
-            .unwrap_or_else(|_| panic!("status {st:?}; screen:\n{s}"))
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .output();
-    }
-}
-
 /// Interactive zonecfg in a real terminal (tmux): Tab completes commands, resource types,
 /// property names and values; Up recalls history; ^C abandons only the line being typed;
 /// `n` at "Resource incomplete; really quit" (after `exit` or ^D) keeps the session and its
@@ -413,7 +302,7 @@ fn interactive_editing_in_a_real_terminal() {
     let root = Root::new();
     let bin = env!("CARGO_BIN_EXE_zonecfg");
     let rootdir = root.0.to_str().unwrap();
-    let t = Tmux::start("edit", &[bin, "-R", rootdir, "-z", "web"]);
+    let t = Tmux::start("zonecfg-edit", &[bin, "-R", rootdir, "-z", "web"], &[]);
     t.wait_last("zonecfg:web>");
     // A command name, then a property name, then a value.
     t.type_text("cre");
