@@ -343,6 +343,7 @@ fn keys_that_cannot_be_honoured_are_refused_with_their_paths() {
     let payload = json!({
         "alias": "x", "brand": "kvm", "image_uuid": "nosuch", "ram": 128, "vcpus": 2,
         "bogus": 1, "zfs_io_priority": 5000,
+        "filesystems": [{"source": "/srv", "target": "/srv", "type": "lofs", "raw": "/dev/sdz"}],
         "nics": [{"nic_tag": "stub", "ip": "10.219.1.5", "netmask": "255.0.255.0", "speed": 1}]
     });
     let f = h.file("bad.json", &payload);
@@ -357,6 +358,7 @@ fn keys_that_cannot_be_honoured_are_refused_with_their_paths() {
             "$.zfs_io_priority: 5000: expected an integer from 1 to 1000",
             "$.nics[0].netmask: ",
             "$.nics[0].speed: unknown property",
+            "$.filesystems[0].raw: not supported",
         ] {
             assert!(err.contains(path), "{verb:?}: {path} not in {err}");
         }
