@@ -97,10 +97,10 @@ const AUDIT: &[(&str, &str, Proof)] = &[
     ("capped-memory", "swap", Inside(HERE, INSIDE_HERE, "set swap=")),
     ("capped-memory", "locked", Inside("caps.rs", "a_memory_cap_oom_kills_inside_the_zone_only", "set locked=")),
     ("capped-io", "device", Inside("caps.rs", "capped_io_throttles_writes_to_a_device_and_changes_live", "set device=")),
-    ("capped-io", "rbps", HostSide(HERE, INSIDE_HERE, "set rbps=")),
+    ("capped-io", "rbps", Inside(HERE, INSIDE_HERE, "set rbps=")),
     ("capped-io", "wbps", HostSide("caps.rs", "capped_io_throttles_writes_to_a_device_and_changes_live", "set wbps=")),
-    ("capped-io", "riops", HostSide(HERE, INSIDE_HERE, "set riops=")),
-    ("capped-io", "wiops", HostSide(HERE, INSIDE_HERE, "set wiops=")),
+    ("capped-io", "riops", Inside(HERE, INSIDE_HERE, "set riops=")),
+    ("capped-io", "wiops", Inside(HERE, INSIDE_HERE, "set wiops=")),
 ];
 
 /// The properties `zonecfg help` lists: (scope, property).
@@ -231,22 +231,10 @@ impl Drop for WithStub {
     }
 }
 
-/// The zone's cgroup directory that has `file` (v1: in its controller's hierarchy; v2: the
-/// one directory).
-fn zone_cgroup_file(h: &Host, zone: &str, file: &str) -> String {
-    for parent in h.cgroup_parents() {
-        let p = parent.join(zone).join(file);
-        if let Ok(text) = std::fs::read_to_string(&p) {
-            return text;
-        }
-    }
-    panic!("no cgroup of {zone} has {file}");
-}
-
 /// The properties no other test file reads from inside a zone: fs dir/special/type/options,
 /// zonepath, max-processes, swap, an rctl resource's name and value, dedicated-cpu ncpus,
-/// device match, anet mtu; and capped-io's rbps/riops/wiops on the host's side (the zone's
-/// cgroup).
+/// device match, anet mtu, capped-io's rbps/riops/wiops (the zone's own cgroup files, as the
+/// zone sees them).
 #[test]
 fn properties_no_other_test_reads_are_seen_inside_the_zone() {
     if !require_root() {
@@ -294,6 +282,18 @@ fn properties_no_other_test_reads_are_seen_inside_the_zone() {
     );
     h.ok("zoneadm", &["-z", "au", "boot"]);
     let inside = |script: &str| h.ok("zlogin", &["au", script]);
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    // The zone's own cgroup file as the zone sees it (its cgroup namespace's root): v1 in the
+    // hierarchy of the file's controller, v2 in the one hierarchy.
+    let cgroup = |file: &str| {
+        let ctrl = file.split('.').next().unwrap();
+        let path = if v2 {
+            format!("/sys/fs/cgroup/{file}")
+        } else {
+            format!("/sys/fs/cgroup/{ctrl}/{file}")
+        };
+        inside(&format!("cat {path}"))
+    };
 
     // zonepath: the zone's root is <zonepath>/root: a file put there from the host is seen.
     let zonepath = h.root.join("zones/au/root");
@@ -327,19 +327,15 @@ fn properties_no_other_test_reads_are_seen_inside_the_zone() {
     );
     assert!(scratch.contains("size=3072k"), "{mounts}");
     // max-processes: the zone cannot have more tasks than that.
-    assert_eq!(zone_cgroup_file(h, "au", "pids.max").trim(), "77");
+    assert_eq!(cgroup("pids.max").trim(), "77");
     // rctl resource (name and value): msgmni of the zone's own IPC namespace.
     assert_eq!(inside("cat /proc/sys/kernel/msgmni"), "321\n");
     // capped-memory swap: memory plus swap, or swap beyond memory on v2.
-    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
     if v2 {
-        assert_eq!(
-            zone_cgroup_file(h, "au", "memory.swap.max").trim(),
-            (256u64 << 20).to_string()
-        );
+        assert_eq!(cgroup("memory.swap.max").trim(), (256u64 << 20).to_string());
     } else {
         assert_eq!(
-            zone_cgroup_file(h, "au", "memory.memsw.limit_in_bytes").trim(),
+            cgroup("memory.memsw.limit_in_bytes").trim(),
             (512u64 << 20).to_string()
         );
     }
@@ -352,9 +348,9 @@ fn properties_no_other_test_reads_are_seen_inside_the_zone() {
     assert!(ls.starts_with('b'), "{ls}");
     // anet mtu: the zone's link has it.
     assert_eq!(inside("cat /sys/class/net/net0/mtu"), "1400\n");
-    // capped-io rbps/riops/wiops: the zone's block I/O throttles.
+    // capped-io rbps/riops/wiops: the zone's block I/O throttles, read in the zone.
     if v2 {
-        let io = zone_cgroup_file(h, "au", "io.max");
+        let io = cgroup("io.max");
         let line = io.lines().find(|l| l.starts_with(&devno)).unwrap_or("");
         for want in ["rbps=2097152", "riops=300", "wiops=400"] {
             assert!(line.contains(want), "io.max: {io}");
@@ -365,7 +361,7 @@ fn properties_no_other_test_reads_are_seen_inside_the_zone() {
             ("blkio.throttle.read_iops_device", "300"),
             ("blkio.throttle.write_iops_device", "400"),
         ] {
-            let text = zone_cgroup_file(h, "au", file);
+            let text = cgroup(file);
             assert!(text.contains(&format!("{devno} {want}")), "{file}: {text}");
         }
     }
