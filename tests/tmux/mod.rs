@@ -13,14 +13,17 @@ pub const WAIT: Duration = Duration::from_secs(15);
 
 pub struct Tmux {
     socket: String,
+    /// The server's socket file, which kill-server leaves behind.
+    path: Option<std::path::PathBuf>,
 }
 
 impl Tmux {
     /// Runs `cmd` (argv) in a new 200x50 terminal with `env` added; when it ends, the shell
     /// that ran it prints `[exit status N]` and the pane stays to be read.
     pub fn start(tag: &str, cmd: &[&str], env: &[(&str, &str)]) -> Tmux {
-        let t = Tmux {
+        let mut t = Tmux {
             socket: format!("runz-test-{}-{tag}", std::process::id()),
+            path: None,
         };
         let quoted: Vec<String> = cmd.iter().map(|a| format!("'{a}'")).collect();
         let script = format!("{}; echo \"[exit status $?]\"; sleep 60", quoted.join(" "));
@@ -45,6 +48,8 @@ impl Tmux {
                 &script,
             ],
         );
+        let path = t.tmux(&["display-message", "-p", "#{socket_path}"]);
+        t.path = Some(path.trim().into());
         t
     }
 
@@ -137,5 +142,8 @@ impl Drop for Tmux {
         let _ = Command::new("tmux")
             .args(["-L", &self.socket, "kill-server"])
             .output();
+        if let Some(p) = &self.path {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
