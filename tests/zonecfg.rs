@@ -373,7 +373,12 @@ fn interactive_editing_in_a_real_terminal() {
     t.keys(&["Enter"]);
     t.wait_last("zonecfg:web:fs>");
     t.keys(&["C-d"]);
-    t.wait_last("Resource incomplete; really quit (y/[n])?");
+    let s = t.wait_last("Resource incomplete; really quit (y/[n])?");
+    // ^D ends the line once, as illumos: the question is on the next line.
+    assert!(
+        s.ends_with("zonecfg:web:fs>\nResource incomplete; really quit (y/[n])?"),
+        "{s}"
+    );
     t.keys(&["Enter"]);
     t.wait_last("zonecfg:web:fs>");
     // The session and its changes are intact: drop the fs; ^D is exit, which commits.

@@ -291,10 +291,7 @@ fn interactive(session: &mut Session, name: &str) -> i32 {
                 }
             },
             Line::Interrupted => continue,
-            Line::Eof => {
-                println!();
-                vec![exit.clone()]
-            }
+            Line::Eof => vec![exit.clone()],
         };
         for cmd in &stmts {
             match session.run(cmd, &mut con) {
@@ -361,7 +358,11 @@ impl Tty {
             self.out(prompt);
             return match read_line() {
                 Some(l) => Line::Text(l),
-                None => Line::Eof,
+                None => {
+                    // The line editor ends the line itself; the terminal's ^D does not.
+                    println!();
+                    Line::Eof
+                }
             };
         };
         if let Some(h) = ed.helper_mut() {
