@@ -1,0 +1,229 @@
+//! Distribution zones: the Debian 12 root filesystem of `scripts/mk-debian-image.sh`
+//! (systemd, dbus, openssh-server, iproute2, procps) installed with `zoneadm install -d` and
+//! booted with systemd as the zone's init, unprivileged (the zone's own user namespace).
+//!
+//! The image is built once per machine by the script (debootstrap through apt's configured
+//! mirror, cached under /var/cache/zones-linux; a few minutes the first time) and unpacked
+//! into each test's host (about a second).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::leaks::{leaks, Scope};
+use common::require_root;
+use common::zonehost::{bin, ZoneHost};
+
+common::zonehost::host_type!();
+
+/// Bounds what a zone's systemd may take to reach its default target (inside the zone,
+/// `timeout` around `systemctl is-system-running --wait`): far above a normal boot, so that a
+/// hung boot fails the test instead of hanging it.
+const BOOT_LIMIT: &str = "120";
+
+impl Host {
+    fn new(tag: &str) -> Host {
+        Host(ZoneHost::new("distro", tag, false))
+    }
+
+    /// The Debian image unpacked under this host (built and cached by the project's script).
+    fn debian_image(&self) -> PathBuf {
+        let dest = self.root.join("debian");
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/mk-debian-image.sh");
+        let out = Command::new(&script)
+            .arg(&dest)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        assert!(
+            out.status.success(),
+            "mk-debian-image.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dest
+    }
+
+    /// Configure `zone` with `cfg` and install it from the Debian image.
+    fn install_debian(&self, zone: &str, cfg: &str) {
+        let image = self.debian_image();
+        self.ok(
+            "zonecfg",
+            &[
+                "-z",
+                zone,
+                &format!("create; set zonepath=/zones/{zone}; {cfg}"),
+            ],
+        );
+        self.ok(
+            "zoneadm",
+            &["-z", zone, "install", "-d", image.to_str().unwrap()],
+        );
+        std::fs::remove_dir_all(&image).unwrap();
+    }
+
+    /// `zlogin ZONE ARGS...`: (exit code, stdout, stderr).
+    fn zlogin(&self, zone: &str, args: &[&str]) -> (i32, String, String) {
+        let mut a = vec![zone];
+        a.extend_from_slice(args);
+        let out = self.cmd("zlogin", &a);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `systemctl is-system-running --wait` in `zone` (bounded by [`BOOT_LIMIT`]), once
+    /// systemd listens on its private socket (at most 10 s after `zoneadm boot` returns, which
+    /// is when init has started): it must print `running`; otherwise the failed units are
+    /// shown.
+    fn wait_running(&self, zone: &str) {
+        let script = format!(
+            "for i in $(seq 100); do [ -S /run/systemd/private ] && break; sleep 0.1; done; \
+             exec timeout {BOOT_LIMIT} systemctl is-system-running --wait"
+        );
+        // zlogin runs its arguments as one shell command line, as illumos zlogin does.
+        let (_, state, err) = self.zlogin(zone, &[&script]);
+        if state.trim() != "running" {
+            let (_, failed, _) = self.zlogin(zone, &["systemctl", "--failed", "--no-pager"]);
+            let (_, jobs, _) = self.zlogin(zone, &["systemctl", "list-jobs", "--no-pager"]);
+            panic!("zone {zone}: system state {state:?} ({err}); failed units:\n{failed}\njobs:\n{jobs}");
+        }
+    }
+
+    /// The zone's console as `zlogin -C` shows it to a client that attaches now (the
+    /// supervisor's recent output), read until `needle` appears or 15 s pass.
+    fn console_until(&self, zone: &str, needle: &str) -> String {
+        let mut child: Child = Command::new(bin("zlogin"))
+            .arg("-R")
+            .arg(&self.root)
+            .args(["-C", zone])
+            .env("ZONES_CGROUP_PARENT", &self.cgroup_parent)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut text = Vec::new();
+        let until = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < until {
+            if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(100)) {
+                text.extend(chunk);
+            }
+            if String::from_utf8_lossy(&text).contains(needle) {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        String::from_utf8_lossy(&text).into_owned()
+    }
+
+    /// `zoneadm shutdown` of `zone`: it must end the zone itself, by its init's clean
+    /// power-off, not by the halt that follows a timed-out shutdown.
+    fn shutdown_cleanly(&self, zone: &str) {
+        self.ok("zoneadm", &["-z", zone, "shutdown"]);
+        assert_eq!(self.state(zone), "installed");
+        let log = std::fs::read_to_string(self.root.join(format!("run/zones/{zone}/zoneadmd.log")))
+            .unwrap_or_default();
+        assert!(!log.contains("shutdown timed out"), "{log}");
+        // systemd halts with reboot(2), which in a PID namespace ends its init by SIGINT
+        // (pid_namespaces(7)): the zone powered off.
+        let last = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("init ended"))
+            .unwrap_or_default();
+        assert!(last.contains("SIGINT"), "{log}");
+    }
+}
+
+/// Priority 1 of issue 17: the Debian image boots as a zone to `running` with nothing
+/// failed, the zone's root sets its own host name (and only its own), sshd starts and
+/// listens inside, the console shows systemd's boot, and `zoneadm shutdown` powers it off
+/// cleanly, leaving nothing behind.
+#[test]
+fn a_debian_zone_boots_systemd_to_running_and_shuts_down_cleanly() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("debian");
+    h.install_debian("deb", "set max-processes=400");
+    h.ok("zoneadm", &["-z", "deb", "boot"]);
+    h.wait_running("deb");
+    let (_, failed, _) = h.zlogin(
+        "deb",
+        &[
+            "systemctl",
+            "list-units",
+            "--failed",
+            "--plain",
+            "--no-legend",
+        ],
+    );
+    assert_eq!(failed.trim(), "", "no unit failed");
+
+    // systemd knows it is in a container (container=zone: an id of its own, so
+    // container-other), and runs in unified mode on the zone's own cgroup.
+    let (_, virt, _) = h.zlogin("deb", &["systemd-detect-virt"]);
+    assert_eq!(virt.trim(), "container-other");
+    let (_, fs, _) = h.zlogin("deb", &["stat", "-f", "-c", "%T", "/sys/fs/cgroup"]);
+    assert_eq!(fs.trim(), "cgroup2fs");
+    let (_, cg, _) = h.zlogin("deb", &["cat", "/proc/1/cgroup"]);
+    assert!(cg.lines().any(|l| l == "0::/init.scope"), "{cg}");
+
+    // The zone's capabilities: CAP_SYS_ADMIN (21) in its user namespace, no audit ones
+    // (29, 30, 37).
+    let (_, status, _) = h.zlogin("deb", &["cat", "/proc/1/status"]);
+    let bnd = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap();
+    assert!(bnd & (1 << 21) != 0, "CAP_SYS_ADMIN: {bnd:x}");
+    for audit in [29, 30, 37] {
+        assert!(bnd & (1 << audit) == 0, "audit cap {audit}: {bnd:x}");
+    }
+
+    // The host name: set by the zone's root, seen in the zone, not on the host.
+    let host_name = nix::unistd::gethostname().unwrap();
+    let (rc, _, err) = h.zlogin("deb", &["hostname", "runz-test-newname"]);
+    assert_eq!(rc, 0, "{err}");
+    let (_, name, _) = h.zlogin("deb", &["hostname"]);
+    assert_eq!(name.trim(), "runz-test-newname");
+    assert_eq!(nix::unistd::gethostname().unwrap(), host_name);
+
+    // sshd: started by systemd, listening on port 22 in the zone's network namespace.
+    let (rc, _, err) = h.zlogin("deb", &["systemctl", "start", "ssh"]);
+    assert_eq!(rc, 0, "{err}");
+    let (_, active, _) = h.zlogin("deb", &["systemctl", "is-active", "ssh"]);
+    assert_eq!(active.trim(), "active");
+    let (_, listening, _) = h.zlogin("deb", &["ss", "-Hltn", "sport", "=", ":22"]);
+    assert!(listening.contains("LISTEN"), "{listening}");
+
+    // journald has the boot; the console showed systemd's own messages.
+    let (_, journal, _) = h.zlogin("deb", &["journalctl", "-b", "--no-pager", "-q"]);
+    assert!(journal.contains("Startup finished"), "{journal}");
+    let console = h.console_until("deb", "Reached target");
+    assert!(console.contains("Welcome to"), "{console}");
+    assert!(console.contains("Debian GNU/Linux 12"), "{console}");
+    assert!(console.contains("Reached target"), "{console}");
+
+    h.shutdown_cleanly("deb");
+    let left = leaks(&h, &Scope::default());
+    assert!(left.is_empty(), "{left:?}");
+}
