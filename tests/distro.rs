@@ -162,7 +162,10 @@ fn a_debian_zone_boots_systemd_to_running_and_shuts_down_cleanly() {
         return;
     }
     let h = Host::new("debian");
-    h.install_debian("deb", "set max-processes=400");
+    h.install_debian(
+        "deb",
+        "set max-processes=400; add capped-memory; set physical=512m; end",
+    );
     h.ok("zoneadm", &["-z", "deb", "boot"]);
     h.wait_running("deb");
     let (_, failed, _) = h.zlogin(
@@ -185,6 +188,32 @@ fn a_debian_zone_boots_systemd_to_running_and_shuts_down_cleanly() {
     assert_eq!(fs.trim(), "cgroup2fs");
     let (_, cg, _) = h.zlogin("deb", &["cat", "/proc/1/cgroup"]);
     assert!(cg.lines().any(|l| l == "0::/init.scope"), "{cg}");
+
+    // The memory cap: on pure v2 the zone's own cgroup files, read-only to it, and what
+    // systemd reports; on a hybrid host the caps are on the v1 hierarchies, which a unified-
+    // mode zone does not mount (the unified hierarchy there has no controllers).
+    let v2 = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.contains(" /sys/fs/cgroup ") && l.contains(" - cgroup2 "));
+    let (_, max, _) = h.zlogin("deb", &["cat", "/sys/fs/cgroup/memory.max"]);
+    let (_, shown, _) = h.zlogin(
+        "deb",
+        &["systemctl", "show", "-p", "MemoryMax", "--", "-.slice"],
+    );
+    let (_, write, werr) = h.zlogin("deb", &["echo max > /sys/fs/cgroup/memory.max"]);
+    if v2 {
+        assert_eq!(max.trim(), (512u64 << 20).to_string());
+        assert!(werr.contains("Permission denied"), "{write}{werr}");
+    } else {
+        assert_eq!(
+            max.trim(),
+            "",
+            "no memory controller in the zone's unified hierarchy"
+        );
+        // systemd reads its own settings, not the kernel's: it sees no cap there.
+        assert_eq!(shown.trim(), "MemoryMax=infinity");
+    }
 
     // The zone's capabilities: CAP_SYS_ADMIN (21) in its user namespace, no audit ones
     // (29, 30, 37).
@@ -222,6 +251,27 @@ fn a_debian_zone_boots_systemd_to_running_and_shuts_down_cleanly() {
     assert!(console.contains("Welcome to"), "{console}");
     assert!(console.contains("Debian GNU/Linux 12"), "{console}");
     assert!(console.contains("Reached target"), "{console}");
+
+    // `reboot` inside: systemd's reboot(2) ends the zone's init by SIGHUP and zoneadmd boots
+    // the zone again (a fresh /run).
+    h.zlogin("deb", &["touch", "/run/runz-test-marker"]);
+    let (rc, _, err) = h.zlogin("deb", &["reboot"]);
+    assert_eq!(rc, 0, "{err}");
+    let log = h.root.join("run/zones/deb/zoneadmd.log");
+    assert!(
+        common::wait_until(|| std::fs::read_to_string(&log).is_ok_and(|l| l.contains("SIGHUP"))),
+        "no reboot: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    // Down while it boots again; running within 30 s.
+    let up = (0..300).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        h.state("deb") == "running"
+    });
+    assert!(up, "state after the reboot: {}", h.state("deb"));
+    h.wait_running("deb");
+    let (rc, _, _) = h.zlogin("deb", &["test", "-e", "/run/runz-test-marker"]);
+    assert_ne!(rc, 0, "the zone rebooted: /run is new");
 
     h.shutdown_cleanly("deb");
     let left = leaks(&h, &Scope::default());
