@@ -304,3 +304,24 @@ fn twenty_debian_boot_and_shutdown_cycles_leak_nothing() {
         assert_eq!(ends, cycle, "every cycle powered off");
     }
 }
+
+/// A systemd zone without a user namespace of its own gets no CAP_SYS_ADMIN (it would be the
+/// host's): systemd cannot mount its API filesystems and exits, and `zoneadm boot` fails with
+/// systemd's own words from the console, leaving the zone installed and nothing behind.
+#[test]
+fn a_systemd_zone_that_cannot_boot_fails_the_boot_with_systemds_error() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("nouserns");
+    h.install_debian("nu", "set userns=false");
+    let e = h.fails("zoneadm", &["-z", "nu", "boot"]);
+    assert!(
+        e.starts_with("zoneadm: zone 'nu': init exited with status 255 during boot"),
+        "{e}"
+    );
+    assert!(e.contains("Failed to mount API filesystems"), "{e}");
+    assert_eq!(h.state("nu"), "installed");
+    let left = leaks(&h, &Scope::default());
+    assert!(left.is_empty(), "{left:?}");
+}

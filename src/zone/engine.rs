@@ -337,3 +337,40 @@ pub fn signal_init(paths: &ZonePaths, sig: i32) -> Result<(), EngineError> {
 pub fn signal_all(paths: &ZonePaths, sig: i32) -> Result<(), EngineError> {
     Ok(container::kill(&paths.runz_root, &paths.name, sig, true)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A zone root whose /sbin/init is a symlink to `target` (absolute: resolved inside).
+    fn root_with_init(tag: &str, target: &str) -> PathBuf {
+        let root =
+            std::env::temp_dir().join(format!("runz-test-init-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for d in ["sbin", "bin", "usr/lib/systemd"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::write(root.join("bin/busybox"), "").unwrap();
+        std::fs::write(root.join("usr/lib/systemd/systemd"), "").unwrap();
+        std::fs::write(root.join("bin/openrc-init"), "").unwrap();
+        std::os::unix::fs::symlink(target, root.join("sbin/init")).unwrap();
+        root
+    }
+
+    #[test]
+    fn the_init_is_what_sbin_init_resolves_to_inside_the_root() {
+        for (tag, target, want) in [
+            ("bb", "/bin/busybox", Init::Busybox),
+            ("sd", "/usr/lib/systemd/systemd", Init::Systemd),
+            ("sdrel", "../usr/lib/systemd/systemd", Init::Systemd),
+            ("orc", "/bin/openrc-init", Init::Other),
+            // A link that leads nowhere inside the root is not followed on the host.
+            ("gone", "/lib/systemd/systemd", Init::Other),
+        ] {
+            let root = root_with_init(tag, target);
+            let got = init_kind(&root);
+            std::fs::remove_dir_all(&root).unwrap();
+            assert_eq!(got, want, "{target}");
+        }
+    }
+}
