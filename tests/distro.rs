@@ -325,3 +325,34 @@ fn a_systemd_zone_that_cannot_boot_fails_the_boot_with_systemds_error() {
     let left = leaks(&h, &Scope::default());
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// `imgadm import --rootfs` of the Debian image, and a zone installed from the image store
+/// (`install -i`) boots to `running` as one installed with `-d`.
+#[test]
+fn the_debian_image_imports_into_the_image_store_and_its_zones_boot() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("imgadm");
+    let image = h.debian_image();
+    let out = h.ok(
+        "imgadm",
+        &[
+            "import",
+            "--rootfs",
+            image.to_str().unwrap(),
+            "--name",
+            "debian12",
+        ],
+    );
+    assert!(out.starts_with("Imported image debian12 "), "{out}");
+    std::fs::remove_dir_all(&image).unwrap();
+    h.ok("zonecfg", &["-z", "di", "create; set zonepath=/zones/di"]);
+    h.ok("zoneadm", &["-z", "di", "install", "-i", "debian12"]);
+    h.ok("zoneadm", &["-z", "di", "boot"]);
+    h.wait_running("di");
+    h.shutdown_cleanly("di");
+    h.ok("zoneadm", &["-z", "di", "uninstall", "-F"]);
+    let left = leaks(&h, &Scope::default());
+    assert!(left.is_empty(), "{left:?}");
+}
