@@ -356,3 +356,55 @@ fn the_debian_image_imports_into_the_image_store_and_its_zones_boot() {
     let left = leaks(&h, &Scope::default());
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Removes the test's host links named `<prefix>...` (an etherstub a failed test left).
+struct Links(String);
+
+impl Drop for Links {
+    fn drop(&mut self) {
+        if let Ok(mut nl) = zones_net::Netlink::open() {
+            for l in nl.links().unwrap_or_default() {
+                if l.name.starts_with(&self.0) {
+                    let _ = nl.delete_link(&l.name);
+                }
+            }
+        }
+    }
+}
+
+/// Networking as in a busybox zone: an anet's address is set before init (systemd-networkd
+/// is not needed and not running), and the host end goes with the zone.
+#[test]
+fn a_systemd_zone_has_its_anet_address_without_networkd() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("anet");
+    let prefix = h.link_name("rzt", "");
+    let stub = h.link_name("rzt", "s");
+    let _links = Links(prefix.clone());
+    h.ok("dladm", &["create-etherstub", &stub]);
+    h.install_debian(
+        "an",
+        &format!(
+            "add anet; set linkname=net0; set lower-link={stub}; \
+             set allowed-address=10.213.77.5/24; end"
+        ),
+    );
+    h.ok("zoneadm", &["-z", "an", "boot"]);
+    h.wait_running("an");
+    let (_, addr, err) = h.zlogin("an", &["ip", "-4", "-o", "addr", "show", "dev", "net0"]);
+    assert!(addr.contains("inet 10.213.77.5/24"), "{addr}{err}");
+    let (_, networkd, _) = h.zlogin("an", &["systemctl", "is-active", "systemd-networkd"]);
+    assert_eq!(networkd.trim(), "inactive");
+    h.shutdown_cleanly("an");
+    h.ok("dladm", &["delete-etherstub", &stub]);
+    let left = leaks(
+        &h,
+        &Scope {
+            anets: vec![("an", "net0")],
+            link_prefix: Some(&prefix),
+        },
+    );
+    assert!(left.is_empty(), "{left:?}");
+}
