@@ -648,7 +648,7 @@ pub fn a_systemd_zone_with_sys_admin_cannot_escape(b: &mut Battery) {
     h.ok("zoneadm", &["-z", "sd", "boot"]);
     let run = |cmd: &str| run_in(&h, "sd", cmd);
     // systemd up (its private socket), so that its cgroups exist.
-    let _ = run("for i in $(seq 100); do [ -S /run/systemd/private ] && break; sleep 0.1; done");
+    let _ = run("for i in $(seq 150); do [ -S /run/systemd/private ] && break; sleep 0.1; done");
     let (_, status) = run("grep CapEff /proc/self/status");
     let eff = u64::from_str_radix(status.split_whitespace().last().unwrap_or("0"), 16).unwrap_or(0);
     assert!(
