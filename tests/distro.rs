@@ -180,6 +180,17 @@ fn a_debian_zone_boots_systemd_to_running_and_shuts_down_cleanly() {
     );
     assert_eq!(failed.trim(), "", "no unit failed");
 
+    // The machine id is the zone's own, made by systemd from the zone's uuid
+    // ($container_uuid), not one the image carries.
+    let uuid = h
+        .list()
+        .into_iter()
+        .find(|f| f[1] == "deb")
+        .map(|f| f[4].replace('-', ""))
+        .unwrap();
+    let (_, id, _) = h.zlogin("deb", &["cat", "/etc/machine-id"]);
+    assert_eq!(id.trim(), uuid);
+
     // systemd knows it is in a container (container=zone: an id of its own, so
     // container-other), and runs in unified mode on the zone's own cgroup.
     let (_, virt, _) = h.zlogin("deb", &["systemd-detect-virt"]);

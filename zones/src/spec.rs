@@ -435,6 +435,11 @@ fn process(zone: &Zone, opts: &SpecOptions) -> Result<oci_spec::runtime::Process
         "container=zone".to_string(),
         format!("ZONENAME={}", zone.zonename),
     ];
+    if opts.systemd {
+        // systemd makes the zone's /etc/machine-id from it while that file is empty: the
+        // same id on every boot, and the zone's own (systemd's container interface).
+        env.push(format!("container_uuid={}", zone.uuid));
+    }
     let args = match zone.brand {
         Brand::Linux => {
             let mut args = vec!["/sbin/init".to_string()];
@@ -1324,7 +1329,8 @@ mod tests {
         let mut o = opts();
         o.userns = Some(1_000_065_536);
         o.systemd = true;
-        let s = zone_spec(&zone(), &o).unwrap();
+        let z = zone();
+        let s = zone_spec(&z, &o).unwrap();
         let caps = s
             .process()
             .as_ref()
@@ -1346,6 +1352,12 @@ mod tests {
         assert!(mounts
             .iter()
             .any(|m| m.destination() == Path::new("/run/lock")));
+        let env = s.process().as_ref().unwrap().env().clone().unwrap();
+        assert!(
+            env.contains(&format!("container_uuid={}", z.uuid)),
+            "{env:?}"
+        );
+        assert!(env.contains(&"container=zone".to_string()));
         // The seccomp profile, masked and read-only paths stay.
         let l = s.linux().as_ref().unwrap();
         assert!(l.seccomp().is_some());
