@@ -343,7 +343,8 @@ fn a_systemd_zone_that_cannot_boot_fails_the_boot_with_systemds_error() {
 }
 
 /// `imgadm import --rootfs` of the Debian image, and a zone installed from the image store
-/// (`install -i`) boots to `running` as one installed with `-d`.
+/// (`install -i`) boots to `running` as one installed with `-d`; `zoneadm halt` ends it with
+/// the cgroups its systemd made.
 #[test]
 fn the_debian_image_imports_into_the_image_store_and_its_zones_boot() {
     if !require_root() {
@@ -367,7 +368,14 @@ fn the_debian_image_imports_into_the_image_store_and_its_zones_boot() {
     h.ok("zoneadm", &["-z", "di", "install", "-i", "debian12"]);
     h.ok("zoneadm", &["-z", "di", "boot"]);
     h.wait_running("di");
-    h.shutdown_cleanly("di");
+    // halt: everything killed, systemd's own cgroups beneath the zone's removed with it.
+    h.ok("zoneadm", &["-z", "di", "halt"]);
+    assert_eq!(h.state("di"), "installed");
+    assert!(
+        h.zone_cgroups_left().is_empty(),
+        "{:?}",
+        h.zone_cgroups_left()
+    );
     h.ok("zoneadm", &["-z", "di", "uninstall", "-F"]);
     let left = leaks(&h, &Scope::default());
     assert!(left.is_empty(), "{left:?}");
