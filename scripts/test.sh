@@ -136,6 +136,19 @@ if [ "$root" -eq 1 ]; then
     fi
 fi
 
+# A Debian zone booted by systemd on pure cgroup v2 (tests/distro.rs's boot test in the same
+# guest; the image comes from the cache the host's cargo test filled), about 3 minutes.
+# Prints its own "integration: N passed, N failed (vm)".
+if [ "$root" -eq 1 ]; then
+    echo "==> integration/vm/run.sh --test distro -- a_debian_zone_boots"
+    timeout -k 10 900 "$repo/integration/vm/run.sh" --test distro -- a_debian_zone_boots 2>&1 |
+        tee -a "$integ_log"
+    if [ "${PIPESTATUS[0]}" -ne 0 ]; then
+        echo "==> FAILED: integration/vm/run.sh --test distro" >&2
+        failed_steps+=("integration/vm/run.sh --test distro")
+    fi
+fi
+
 # Fuzzing, the short CI run: each target's committed corpus, then 15 s of mutation per target
 # with the stable driver (fuzz/src/main.rs; `cargo fuzz` runs the same targets with libFuzzer
 # where nightly is installed). Prints "fuzz: TARGET N execs, N crashes".
