@@ -49,7 +49,7 @@ const AUDIT: &[(&str, &str, Proof)] = &[
     ("global", "scheduling-class", Refused("set scheduling-class=RT", "scheduling-class RT: only FSS is supported")),
     ("global", "ip-type", Refused("set ip-type=shared", "ip-type=shared is not supported")),
     ("global", "hostid", Inside("zones.rs", "ipc_limits_and_hostid_are_the_zones_own_and_unsupported_properties_are_refused", "set hostid=")),
-    ("global", "fs-allowed", Refused("set fs-allowed=ext4", "fs-allowed=ext4: a zone cannot mount filesystems itself on Linux")),
+    ("global", "fs-allowed", Refused("set fs-allowed=ext4", "fs-allowed=ext4: a zone mounts only what its user namespace may")),
     ("global", "storage", HostSide("storage.rs", "btrfs_zones_are_snapshots_with_a_quota", "set storage=btrfs")),
     ("global", "quota", HostSide("storage.rs", "btrfs_zones_are_snapshots_with_a_quota", "set quota=")),
     ("global", "userns", Inside("userns.rs", "userns_false_opts_out_and_back_in", "set userns=false")),

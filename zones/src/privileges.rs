@@ -170,8 +170,24 @@ const ILLUMOS: &[(&str, &str)] = &[
     ("sys_time", "CAP_SYS_TIME"),
 ];
 
-/// The capabilities `limitpriv` gives (sorted). `None` means `default`.
+/// What `default` adds for a zone with its own user namespace: illumos's default zone set
+/// holds `sys_admin` and `sys_mount`, and CAP_SYS_ADMIN in a user namespace the zone owns acts
+/// only on what that namespace owns: its UTS name (sethostname), mounts in its own mount
+/// namespace of the filesystems a user namespace may mount (tmpfs, proc of its PID namespace,
+/// its own cgroup2 subtree), never the host's files, devices or kernel settings (LXC and Incus
+/// keep it in unprivileged containers for the same reason; tests/escape.rs tries what it
+/// invites). Without a user namespace CAP_SYS_ADMIN is the host's, so `default` leaves it out.
+pub const DEFAULT_USERNS_ADDED: &[&str] = &["CAP_SYS_ADMIN"];
+
+/// The capabilities `limitpriv` gives (sorted) to a zone without a user namespace of its own.
+/// `None` means `default`.
 pub fn capabilities(limitpriv: Option<&str>) -> Result<Vec<String>, PrivError> {
+    expand(limitpriv, false)
+}
+
+/// The capabilities `limitpriv` gives (sorted): `default` is [`DEFAULT`], plus
+/// [`DEFAULT_USERNS_ADDED`] when the zone has its own user namespace (`userns`).
+fn expand(limitpriv: Option<&str>, userns: bool) -> Result<Vec<String>, PrivError> {
     let value = limitpriv.unwrap_or("default");
     let mut set: BTreeSet<String> = BTreeSet::new();
     for raw in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -180,7 +196,11 @@ pub fn capabilities(limitpriv: Option<&str>) -> Result<Vec<String>, PrivError> {
             None => (false, raw),
         };
         let names: Vec<String> = match name.to_ascii_lowercase().as_str() {
-            "default" | "zone" => DEFAULT.iter().map(|s| s.to_string()).collect(),
+            "default" | "zone" => DEFAULT
+                .iter()
+                .chain(if userns { DEFAULT_USERNS_ADDED } else { &[] })
+                .map(|s| s.to_string())
+                .collect(),
             "all" => ALL.iter().map(|s| s.to_string()).collect(),
             "none" => {
                 if !remove {
@@ -209,7 +229,7 @@ pub fn capabilities(limitpriv: Option<&str>) -> Result<Vec<String>, PrivError> {
 /// a privilege named explicitly whose capability is in [`HOST_NAMESPACE_ONLY`] is refused
 /// (`all` is not refused: it names no privilege; zoneadm verify warns about it).
 pub fn capabilities_for(limitpriv: Option<&str>, userns: bool) -> Result<Vec<String>, PrivError> {
-    let caps = capabilities(limitpriv)?;
+    let caps = expand(limitpriv, userns)?;
     let Some(value) = limitpriv.filter(|_| userns) else {
         return Ok(caps);
     };
@@ -296,6 +316,16 @@ mod tests {
         assert!(!caps.contains(&"CAP_SYS_ADMIN".to_string()));
         assert!(!caps.contains(&"CAP_SYS_TIME".to_string()));
         assert_eq!(caps.len(), DEFAULT.len());
+        // With a user namespace of its own, default holds CAP_SYS_ADMIN (illumos's sys_admin
+        // and sys_mount) and `-sys_admin` takes it away again.
+        let caps = capabilities_for(None, true).unwrap();
+        assert!(caps.contains(&"CAP_SYS_ADMIN".to_string()));
+        assert_eq!(caps.len(), DEFAULT.len() + 1);
+        let caps = capabilities_for(Some("default,-sys_admin"), true).unwrap();
+        assert!(!caps.contains(&"CAP_SYS_ADMIN".to_string()));
+        assert!(!capabilities_for(Some("none,proc_chroot"), true)
+            .unwrap()
+            .contains(&"CAP_SYS_ADMIN".to_string()));
     }
 
     #[test]

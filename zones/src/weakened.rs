@@ -64,7 +64,10 @@ pub fn warnings(zone: &Zone, store_dirs: &[PathBuf]) -> Vec<String> {
                 .to_string(),
         );
     }
-    w.extend(limitpriv_warnings(zone.limitpriv.as_deref()));
+    w.extend(limitpriv_warnings(
+        zone.limitpriv.as_deref(),
+        zone.userns != Some(false),
+    ));
     for d in &zone.device {
         let Some(path) = d.match_.as_deref() else {
             continue;
@@ -107,18 +110,19 @@ pub fn warnings(zone: &Zone, store_dirs: &[PathBuf]) -> Vec<String> {
     w
 }
 
-/// Warnings for capabilities beyond the default set.
-pub fn limitpriv_warnings(limitpriv: Option<&str>) -> Vec<String> {
+/// Warnings for capabilities beyond the default set of a zone with (`userns`) or without its
+/// own user namespace.
+pub fn limitpriv_warnings(limitpriv: Option<&str>, userns: bool) -> Vec<String> {
     let Some(value) = limitpriv else {
         return Vec::new();
     };
-    let Ok(caps) = privileges::capabilities(Some(value)) else {
+    let Ok(caps) = privileges::capabilities_for(Some(value), userns) else {
         return Vec::new(); // refused elsewhere, with its own message
     };
-    let added: Vec<&String> = caps
-        .iter()
-        .filter(|c| !privileges::DEFAULT.contains(&c.as_str()))
-        .collect();
+    let Ok(default) = privileges::capabilities_for(None, userns) else {
+        return Vec::new();
+    };
+    let added: Vec<&String> = caps.iter().filter(|c| !default.contains(c)).collect();
     if added.is_empty() {
         return Vec::new();
     }
@@ -264,14 +268,14 @@ mod tests {
 
     #[test]
     fn limitpriv_all_names_what_it_adds() {
-        let w = limitpriv_warnings(Some("all"));
+        let w = limitpriv_warnings(Some("all"), false);
         assert!(w[0].starts_with("limitpriv=all (every privilege"), "{w:?}");
         assert!(
             w[1].contains("CAP_BPF") && w[1].contains("CAP_SYS_TIME"),
             "{w:?}"
         );
         // An addition that is not dangerous still warns, once.
-        let w = limitpriv_warnings(Some("default,cap_audit_read"));
+        let w = limitpriv_warnings(Some("default,cap_audit_read"), false);
         assert_eq!(
             w,
             vec![
@@ -279,7 +283,8 @@ mod tests {
                     .to_string()
             ]
         );
-        assert!(limitpriv_warnings(Some("default")).is_empty());
+        assert!(limitpriv_warnings(Some("default"), false).is_empty());
+        assert!(limitpriv_warnings(Some("default,sys_admin"), true).is_empty());
     }
 
     #[test]

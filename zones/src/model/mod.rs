@@ -726,7 +726,7 @@ impl Zone {
     /// Properties with no Linux mechanism are refused, never stored and ignored: the fair
     /// share scheduler (FSS, what cpu-shares means) is the only scheduling class a zone can
     /// have, and resource pools have no counterpart (dedicated-cpu is a zone's own cpuset),
-    /// nor have pool importance, fs-allowed (mounting needs the host's CAP_SYS_ADMIN), an fs
+    /// nor have pool importance, fs-allowed (other mounts need the host's CAP_SYS_ADMIN), an fs
     /// resource's raw device (fsck before a global-zone mount) or zone.max-lofi.
     fn verify_scheduling(&self) -> Result<(), ModelError> {
         if let Some(class) = self.scheduling_class.as_deref() {
@@ -738,7 +738,7 @@ impl Zone {
         }
         if !self.fs_allowed.is_empty() {
             return Err(ModelError::Conflict(format!(
-                "fs-allowed={}: a zone cannot mount filesystems itself on Linux (that needs the host's CAP_SYS_ADMIN); give it an fs resource, and clear fs-allowed",
+                "fs-allowed={}: a zone mounts only what its user namespace may (tmpfs, proc, its own cgroup2, bind mounts); any other filesystem needs the host's CAP_SYS_ADMIN; give it an fs resource, and clear fs-allowed",
                 self.fs_allowed.join(",")
             )));
         }
