@@ -6,7 +6,8 @@
 # cargo test --workspace (root integration tests included, tests/faults.rs among them),
 # integration/*.sh (runz under a private containerd, driven by ctr and over CRI, and podman;
 # root only), integration/vm/run.sh (tests/caps.rs on pure cgroup v2 in a qemu guest, and
-# tests/userns.rs and tests/network.rs's vlan test there; root only), a short fuzz run
+# tests/userns.rs and tests/network.rs's vlan test there; root only), integration/vm/systemd
+# (runz --systemd-cgroup next to runc in the systemd-booted guest; root only), a short fuzz run
 # (fuzz/), a short soak (bench/soak.sh --short), check-leaks.
 # The final count includes the integration scripts' checks (each prints "integration: N
 # passed, N failed (NAME)").
@@ -111,6 +112,20 @@ if [ "$root" -eq 1 ]; then
     if [ "${PIPESTATUS[0]}" -ne 0 ]; then
         echo "==> FAILED: integration/vm/run.sh --test network -- vlan" >&2
         failed_steps+=("integration/vm/run.sh --test network -- vlan")
+    fi
+fi
+
+# runz's systemd cgroup driver where systemd is PID 1 (not on this host): the Debian 12 guest of
+# integration/vm/systemd (image cached in /var/cache/zones-linux, built by mk-guest.sh when
+# missing: 3-5 minutes cold), runz --systemd-cgroup next to runc on the same bundles. About 1.5
+# minutes cached. Prints "integration: N passed, N failed (systemd-guest)".
+if [ "$root" -eq 1 ]; then
+    echo "==> integration/vm/systemd/run.sh --job integration/vm/systemd/systemd-driver.sh"
+    timeout -k 10 1200 "$repo/integration/vm/systemd/run.sh" --quiet --timeout 900 \
+        --job "$repo/integration/vm/systemd/systemd-driver.sh" 2>&1 | tee -a "$integ_log"
+    if [ "${PIPESTATUS[0]}" -ne 0 ]; then
+        echo "==> FAILED: integration/vm/systemd/run.sh (systemd-driver.sh)" >&2
+        failed_steps+=("integration/vm/systemd/run.sh (systemd-driver.sh)")
     fi
 fi
 
