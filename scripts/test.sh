@@ -117,15 +117,18 @@ fi
 
 # runz's systemd cgroup driver where systemd is PID 1 (not on this host): the Debian 12 guest of
 # integration/vm/systemd (image cached in /var/cache/zones-linux, built by mk-guest.sh when
-# missing: 3-5 minutes cold), runz --systemd-cgroup next to runc on the same bundles. About 1.5
-# minutes cached. Prints "integration: N passed, N failed (systemd-guest)".
+# missing: 3-5 minutes cold); one boot, two steps: runz --systemd-cgroup next to runc on the
+# same bundles, then runz under podman (cgroup_manager systemd) and containerd's shim (ctr
+# --runc-systemd-cgroup). About 3 minutes cached. Prints "integration: N passed, N failed
+# (systemd-guest)".
 if [ "$root" -eq 1 ]; then
-    echo "==> integration/vm/systemd/run.sh --job integration/vm/systemd/systemd-driver.sh"
-    timeout -k 10 1200 "$repo/integration/vm/systemd/run.sh" --quiet --timeout 900 \
-        --job "$repo/integration/vm/systemd/systemd-driver.sh" 2>&1 | tee -a "$integ_log"
+    echo "==> integration/vm/systemd/run.sh --job systemd-driver.sh --job runtimes-systemd.sh"
+    timeout -k 10 1500 "$repo/integration/vm/systemd/run.sh" --quiet --timeout 1200 \
+        --job "$repo/integration/vm/systemd/systemd-driver.sh" \
+        --job "$repo/integration/vm/systemd/runtimes-systemd.sh" 2>&1 | tee -a "$integ_log"
     if [ "${PIPESTATUS[0]}" -ne 0 ]; then
-        echo "==> FAILED: integration/vm/systemd/run.sh (systemd-driver.sh)" >&2
-        failed_steps+=("integration/vm/systemd/run.sh (systemd-driver.sh)")
+        echo "==> FAILED: integration/vm/systemd/run.sh (systemd driver jobs)" >&2
+        failed_steps+=("integration/vm/systemd/run.sh (systemd driver jobs)")
     fi
 fi
 
