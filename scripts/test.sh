@@ -117,15 +117,23 @@ fi
 
 # runz's systemd cgroup driver where systemd is PID 1 (not on this host): the Debian 12 guest of
 # integration/vm/systemd (image cached in /var/cache/zones-linux, built by mk-guest.sh when
-# missing: 3-5 minutes cold); one boot, two steps: runz --systemd-cgroup next to runc on the
-# same bundles, then runz under podman (cgroup_manager systemd) and containerd's shim (ctr
-# --runc-systemd-cgroup). About 3 minutes cached. Prints "integration: N passed, N failed
-# (systemd-guest)".
+# missing: 3-5 minutes cold); one boot, three steps: runz --systemd-cgroup next to runc on the
+# same bundles; runz under podman (cgroup_manager systemd) and containerd's shim (ctr
+# --runc-systemd-cgroup); integration/cri.sh with SystemdCgroup = true (the pod's images are
+# built here: the guest has no busybox-static or python3). About 5 minutes cached. Prints
+# "integration: N passed, N failed (systemd-guest)".
 if [ "$root" -eq 1 ]; then
-    echo "==> integration/vm/systemd/run.sh --job systemd-driver.sh --job runtimes-systemd.sh"
-    timeout -k 10 1500 "$repo/integration/vm/systemd/run.sh" --quiet --timeout 1200 \
+    echo "==> integration/vm/systemd/run.sh: systemd-driver.sh, runtimes-systemd.sh, cri.sh"
+    cri_images=$(dirname "$debug")/vm/cri-images
+    mkdir -p "$cri_images"
+    "$repo/integration/mk-pause-image.sh" "$cri_images/pause-oci.tar" >/dev/null &&
+        "$repo/integration/mk-oci-image.sh" "$cri_images/busybox-oci.tar" >/dev/null ||
+        echo "==> the CRI images for the systemd guest could not be built" >&2
+    timeout -k 10 1800 "$repo/integration/vm/systemd/run.sh" --quiet --timeout 1500 \
         --job "$repo/integration/vm/systemd/systemd-driver.sh" \
-        --job "$repo/integration/vm/systemd/runtimes-systemd.sh" 2>&1 | tee -a "$integ_log"
+        --job "$repo/integration/vm/systemd/runtimes-systemd.sh" \
+        --cmd "IT_SYSTEMD_CGROUP=1 IT_IMAGES=$cri_images RUNZ=$debug/runz CRI_CLIENT=$debug/runz-cri-client $repo/integration/cri.sh" \
+        2>&1 | tee -a "$integ_log"
     if [ "${PIPESTATUS[0]}" -ne 0 ]; then
         echo "==> FAILED: integration/vm/systemd/run.sh (systemd driver jobs)" >&2
         failed_steps+=("integration/vm/systemd/run.sh (systemd driver jobs)")
