@@ -9,6 +9,12 @@
 //! in the calling thread (no thread is spawned; the process that forks init stays
 //! single-threaded). It is only used on pure cgroup v2 hosts, by root: on hybrid and v1 hosts,
 //! and rootless, the driver refuses with the reason instead of half-working.
+//!
+//! Where it differs from runc, because libcgroups' client offers no more: the resources are set
+//! by SetUnitProperties right after StartTransientUnit (runc sends them in the start call), the
+//! unit's Description is libcgroups' "youki container <id>", there is no ResetFailedUnit after a
+//! stop, and `org.systemd.property.*` annotations are refused. Shares map to CPUWeight with the
+//! quadratic formula of runc ≥ 1.3.2 and crun (1024 → 100), as the cgroupfs driver does.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

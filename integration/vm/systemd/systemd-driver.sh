@@ -175,6 +175,24 @@ case $e_runc in *"$want"*) ;; *) fail "runc's words changed: $e_runc" ;; esac
 "$runz" --root "$root_runz" state runz-test-sd-bad >/dev/null 2>&1 &&
     fail "the refused create left a container"
 
+# A create that fails once the scope is started (the process's binary is missing): runz, as
+# runc, fails and leaves no container, no unit and no cgroup (its cleanup stops the unit).
+for rt in runc runz; do
+    [ "$rt" = runz ] && bin=$runz || bin=runc
+    id=runz-test-sd-nobin-$rt
+    b=$(bundle "nobin-$rt" "system.slice:runz-test:$id")
+    sed -i 's|"/bin/sleep", "1000"|"/bin/runz-test-missing"|' "$b/config.json"
+    if timeout 60 "$bin" --root "/run/runz-test-sd-$rt" --systemd-cgroup create --bundle "$b" "$id" \
+        >/dev/null 2>&1; then
+        fail "$rt: create with a missing binary succeeded"
+    fi
+    for _ in $(seq 50); do [ -d "/sys/fs/cgroup/system.slice/runz-test-$id.scope" ] || break; sleep 0.1; done
+    left="$("$bin" --root "/run/runz-test-sd-$rt" list -q 2>/dev/null)"
+    left="$left$(systemctl list-units --all --plain --no-legend "runz-test-$id.scope" | awk '{ print $1, $3 }')"
+    left="$left$(ls -d "/sys/fs/cgroup/system.slice/runz-test-$id.scope" 2>/dev/null)"
+    [ -z "$left" ] && ok "$rt: a failed create left nothing" || fail "$rt: a failed create left: $left"
+done
+
 # org.systemd.property.* annotations (extra unit properties) are refused by name, not dropped.
 b=$(bundle prop "system.slice:runz-test:runz-test-sd-prop")
 sed -i 's/"ociVersion": "1.0.2",/&\n  "annotations": { "org.systemd.property.TimeoutStopUSec": "uint64 5000000" },/' \
