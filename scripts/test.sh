@@ -117,22 +117,25 @@ fi
 
 # runz's systemd cgroup driver where systemd is PID 1 (not on this host): the Debian 12 guest of
 # integration/vm/systemd (image cached in /var/cache/zones-linux, built by mk-guest.sh when
-# missing: 3-5 minutes cold); one boot, three steps: runz --systemd-cgroup next to runc on the
+# missing: 3-5 minutes cold); one boot, four steps: runz --systemd-cgroup next to runc on the
 # same bundles; runz under podman (cgroup_manager systemd) and containerd's shim (ctr
-# --runc-systemd-cgroup); integration/cri.sh with SystemdCgroup = true (the pod's images are
-# built here: the guest has no busybox-static or python3). About 5 minutes cached. Prints
+# --runc-systemd-cgroup); integration/cri.sh with SystemdCgroup = true; a zone as a systemd
+# scope (zones.conf cgroup_driver = auto). The pod's images and the zone's busybox come from
+# here: the guest has no busybox-static or python3. About 6-8 minutes cached. Prints
 # "integration: N passed, N failed (systemd-guest)".
 if [ "$root" -eq 1 ]; then
-    echo "==> integration/vm/systemd/run.sh: systemd-driver.sh, runtimes-systemd.sh, cri.sh"
+    echo "==> integration/vm/systemd/run.sh: systemd-driver.sh, runtimes-systemd.sh, cri.sh, zone-systemd.sh"
     cri_images=$(dirname "$debug")/vm/cri-images
     mkdir -p "$cri_images"
     "$repo/integration/mk-pause-image.sh" "$cri_images/pause-oci.tar" >/dev/null &&
         "$repo/integration/mk-oci-image.sh" "$cri_images/busybox-oci.tar" >/dev/null ||
         echo "==> the CRI images for the systemd guest could not be built" >&2
+    cp /bin/busybox "$(dirname "$debug")/vm/busybox" # static (busybox-static), for zone-systemd.sh
     timeout -k 10 1800 "$repo/integration/vm/systemd/run.sh" --quiet --timeout 1500 \
         --job "$repo/integration/vm/systemd/systemd-driver.sh" \
         --job "$repo/integration/vm/systemd/runtimes-systemd.sh" \
         --cmd "IT_SYSTEMD_CGROUP=1 IT_IMAGES=$cri_images RUNZ=$debug/runz CRI_CLIENT=$debug/runz-cri-client $repo/integration/cri.sh" \
+        --job "$repo/integration/vm/systemd/zone-systemd.sh" \
         2>&1 | tee -a "$integ_log"
     if [ "${PIPESTATUS[0]}" -ne 0 ]; then
         echo "==> FAILED: integration/vm/systemd/run.sh (systemd driver jobs)" >&2
