@@ -70,6 +70,7 @@ install: build generate
 		install -m 0644 $(GEN)/completions/fish/$$b.fish $(FISHDIR)/$$b.fish || exit 1; \
 	done
 	install -m 0644 docs/man/zonecfg.8 $(MAN8DIR)/zonecfg.8
+	install -m 0644 $(GEN)/completions/bash/zonecfg $(BASHDIR)/zonecfg
 	install -m 0644 docs/man/mdata-get.1 $(MAN1DIR)/mdata-get.1
 	install -m 0644 docs/man/zones.conf.5 $(MAN5DIR)/zones.conf.5
 

@@ -20,6 +20,7 @@ import time
 
 import runz_profile
 import targets
+import distro_bench
 import zones_bench
 
 BASE = "/var/tmp/runz-bench"
@@ -279,6 +280,7 @@ def main():
         if shutil.which(n):
             sizes[n] = stripped_size(shutil.which(n))
     zones = zones_bench.run(a, BASE, a.runs, a.zones)
+    zones.update(distro_bench.run(a, BASE, min(a.runs, 10)))
     phase_rows, resident = runz_profile.write(
         os.path.join(a.out, "profile.md"), a.runz,
         {k: v for k, v in rts.items() if k not in run_failed}, true_bundle, a.runs, sleep_bundle)
@@ -305,6 +307,7 @@ def main():
     if guest:
         lines += guest_section(guest)
     lines += zones_bench.table(zones, fmt)
+    lines += distro_bench.table(zones, fmt)
     storage = None
     if os.path.exists(os.path.join(a.out, "storage.json")):
         with open(os.path.join(a.out, "storage.json")) as f:

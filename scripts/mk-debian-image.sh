@@ -23,8 +23,9 @@
 # removed (the half-made tree, with any mounts debootstrap left in it, and the tarball).
 # Concurrent runs wait for one another (flock on debian-SUITE-KEY.lock beside the tarball).
 #
-# /etc/machine-id is emptied in the tarball so that every system made from it gets its own id
-# (systemd makes one at boot); /etc/hostname is "debian". Callers customise DEST themselves.
+# /etc/machine-id is emptied in the tarball (and dbus's /var/lib/dbus/machine-id made a link to
+# it) so that every system made from it gets its own id (systemd makes one at boot, from
+# $container_uuid in a container); /etc/hostname is "debian". Callers customise DEST themselves.
 set -euo pipefail
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
@@ -161,6 +162,11 @@ build() {
     unmount_under "$work"
     # Every system made from the image makes its own machine id; apt's downloads are not needed.
     : >"$work/etc/machine-id"
+    # dbus's copy too, or systemd would take every system's id from it ("Initializing machine
+    # ID from D-Bus machine ID"): the link Debian makes when /etc/machine-id is the only one.
+    if [ -e "$work/var/lib/dbus/machine-id" ] || [ -L "$work/var/lib/dbus/machine-id" ]; then
+        ln -sfn /etc/machine-id "$work/var/lib/dbus/machine-id"
+    fi
     echo debian >"$work/etc/hostname"
     rm -rf "$work"/var/cache/apt/archives/*.deb "$work"/var/lib/apt/lists/* "$work/debootstrap"
     tar "${compress[@]}" --numeric-owner --xattrs --xattrs-include='*' --acls -C "$work" \

@@ -115,6 +115,38 @@ if [ "$root" -eq 1 ]; then
     fi
 fi
 
+# vmadm's zfs_io_priority where the kernel weights I/O (the guest's v2 io controller; this
+# host refuses it): tests/vmadm.rs's zfs_io test in the guest, about 1.5 minutes.
+if [ "$root" -eq 1 ]; then
+    echo "==> integration/vm/run.sh --test vmadm -- zfs_io"
+    timeout -k 10 600 "$repo/integration/vm/run.sh" --test vmadm -- zfs_io 2>&1 | tee -a "$integ_log"
+    if [ "${PIPESTATUS[0]}" -ne 0 ]; then
+        echo "==> FAILED: integration/vm/run.sh --test vmadm -- zfs_io" >&2
+        failed_steps+=("integration/vm/run.sh --test vmadm -- zfs_io")
+    fi
+fi
+
+# The zonecfg property audit's v2 side (memory.swap.max, io.max, read in the zone): about
+# 45 seconds in the guest.
+if [ "$root" -eq 1 ]; then
+    echo "==> integration/vm/run.sh --test zonecfg_audit"
+    timeout -k 10 600 "$repo/integration/vm/run.sh" --test zonecfg_audit 2>&1 | tee -a "$integ_log"
+    if [ "${PIPESTATUS[0]}" -ne 0 ]; then
+        echo "==> FAILED: integration/vm/run.sh --test zonecfg_audit" >&2
+        failed_steps+=("integration/vm/run.sh --test zonecfg_audit")
+    fi
+fi
+
+# A Debian zone booted by systemd on pure cgroup v2 (tests/distro.rs's boot test in the same
+# guest; the image comes from the cache the host's cargo test filled), about 3 minutes.
+# Prints its own "integration: N passed, N failed (vm)".
+if [ "$root" -eq 1 ]; then
+    echo "==> integration/vm/run.sh --test distro -- a_debian_zone_boots"
+    timeout -k 10 900 "$repo/integration/vm/run.sh" --test distro -- a_debian_zone_boots 2>&1 |
+        tee -a "$integ_log"
+    if [ "${PIPESTATUS[0]}" -ne 0 ]; then
+        echo "==> FAILED: integration/vm/run.sh --test distro" >&2
+        failed_steps+=("integration/vm/run.sh --test distro")
 # runz's systemd cgroup driver where systemd is PID 1 (not on this host): the Debian 12 guest of
 # integration/vm/systemd (image cached in /var/cache/zones-linux, built by mk-guest.sh when
 # missing: 3-5 minutes cold); one boot, four steps: runz --systemd-cgroup next to runc on the

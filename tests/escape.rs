@@ -368,5 +368,6 @@ fn a_default_zone_cannot_escape() {
     runtime::a_zone_mount_target_race(&mut b);
     zone::zlogin_reads_the_zones_files_only_inside_the_zone(&mut b);
     zone::zoneadm_and_zonecfg_refuse_bad_input_and_leave_nothing_half_made(&mut b);
+    zone::a_systemd_zone_with_sys_admin_cannot_escape(&mut b);
     b.finish("zone");
 }

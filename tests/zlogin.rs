@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 use common::require_root;
 use common::zonehost::{bin, ZoneHost};
 
+#[path = "tmux/mod.rs"]
+mod tmux;
+
 common::zonehost::host_type!();
 
 impl Host {
@@ -352,4 +355,70 @@ fn the_console_ends_at_eof_on_stdin() {
     assert_eq!(code, Some(0), "zlogin -C </dev/null did not end: {err}");
     assert_eq!(h.state("eo"), "running");
     h.ok("zoneadm", &["-z", "eo", "halt"]);
+}
+
+/// The same in tmux, a full terminal that answers the shells' queries itself (busybox sh asks
+/// for the cursor position at every prompt): from a host shell, three interactive logins in a
+/// row on one boot, then the console, left with `~.` typed at the zone's busybox prompt.
+#[test]
+fn logins_and_the_console_in_tmux() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("tmux");
+    h.boot("tm");
+    let before = console_mounts(&h, "tm");
+    let zlogin = bin("zlogin");
+    let (zlogin, root) = (zlogin.to_str().unwrap(), h.root.to_str().unwrap());
+    let t = tmux::Tmux::start(
+        "zlogin-tmux",
+        &["sh"],
+        &[
+            ("PS1", "host$ "),
+            ("ZONES_CGROUP_PARENT", h.cgroup_parent.as_str()),
+        ],
+    );
+    t.wait_last("host$");
+    for i in 1..=3 {
+        t.type_text(&format!("{zlogin} -R {root} tm"));
+        t.keys(&["Enter"]);
+        // The marker is computed by the zone's shell: the echo of the typed line cannot match.
+        t.type_text(&format!("echo login-$((100+{i})); tty"));
+        t.keys(&["Enter"]);
+        let s = t.wait_count(&format!("login-{}", 100 + i), 1);
+        assert!(s.contains("/dev/pts/"), "login {i}: {s}");
+        t.type_text("exit");
+        t.keys(&["Enter"]);
+        t.wait_last("host$");
+        t.type_text("echo zlogin-exit-$?");
+        t.keys(&["Enter"]);
+        let s = t.wait_count("zlogin-exit-", 2 * i);
+        assert_eq!(
+            s.matches("zlogin-exit-0\nhost$").count(),
+            i,
+            "login {i} did not end with status 0: {s}"
+        );
+        assert!(!s.contains("bind-mount"), "login {i}: {s}");
+    }
+    assert_eq!(console_mounts(&h, "tm"), before);
+    // The console: Enter activates busybox's askfirst shell, whose prompt queries the cursor.
+    t.type_text(&format!("{zlogin} -R {root} -C tm"));
+    t.keys(&["Enter"]);
+    t.wait_count("[Connected to zone 'tm' console]", 1);
+    t.keys(&["Enter"]);
+    t.type_text("echo console-$((6*7))");
+    t.keys(&["Enter"]);
+    t.wait_count("console-42", 1);
+    // Enter, then ~. at the new prompt: zlogin leaves, the zone keeps running.
+    t.keys(&["Enter"]);
+    t.type_text("~.");
+    t.wait_count("[Connection to zone 'tm' console closed]", 1);
+    t.wait_last("host$");
+    t.type_text("echo console-exit-$?");
+    t.keys(&["Enter"]);
+    let s = t.wait_count("console-exit-0\nhost$", 1);
+    assert!(!s.contains("~."), "the escape reached the zone: {s}");
+    assert_eq!(h.state("tm"), "running");
+    drop(t);
+    h.ok("zoneadm", &["-z", "tm", "halt"]);
 }

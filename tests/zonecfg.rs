@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+#[path = "tmux/mod.rs"]
+mod tmux;
+use tmux::Tmux;
+
 /// An alternate root `/tmp/runz-test-<pid>-zonecfg-<n>`, removed on drop.
 struct Root(PathBuf);
 
@@ -287,4 +291,110 @@ fn interactive_session_on_a_pty() {
         "tty: No such zone configured\nzonecfg: 'bogus' is not a valid global property\n"
     );
     assert!(Path::new(&root.zones_dir().join("tty.json")).exists());
+}
+
+/// Interactive zonecfg in a real terminal (tmux): Tab completes commands, resource types,
+/// property names and values; Up recalls history; ^C abandons only the line being typed;
+/// `n` at "Resource incomplete; really quit" (after `exit` or ^D) keeps the session and its
+/// changes; ^D at the global scope is `exit` and commits.
+#[test]
+fn interactive_editing_in_a_real_terminal() {
+    let root = Root::new();
+    let bin = env!("CARGO_BIN_EXE_zonecfg");
+    let rootdir = root.0.to_str().unwrap();
+    let t = Tmux::start("zonecfg-edit", &[bin, "-R", rootdir, "-z", "web"], &[]);
+    t.wait_last("zonecfg:web>");
+    // A command name, then a property name, then a value.
+    t.type_text("cre");
+    t.keys(&["Tab"]);
+    t.wait_last("zonecfg:web> create");
+    t.keys(&["Enter"]);
+    t.wait_last("zonecfg:web>");
+    t.type_text("set zonep");
+    t.keys(&["Tab"]);
+    t.wait_last("zonecfg:web> set zonepath=");
+    t.type_text("/zones/web");
+    t.keys(&["Enter"]);
+    t.wait_last("zonecfg:web>");
+    t.type_text("set ip-type=sh");
+    t.keys(&["Tab"]);
+    t.wait_last("zonecfg:web> set ip-type=shared");
+    // ^C abandons the line: ip-type stays as it was, zonecfg keeps running.
+    t.keys(&["C-c"]);
+    t.wait_last("zonecfg:web>");
+    // A resource type, and a property of the resource being edited.
+    t.type_text("add capped-m");
+    t.keys(&["Tab"]);
+    t.wait_last("zonecfg:web> add capped-memory");
+    t.keys(&["Enter"]);
+    t.wait_last("zonecfg:web:capped-memory>");
+    t.type_text("set phy");
+    t.keys(&["Tab"]);
+    t.wait_last("zonecfg:web:capped-memory> set physical=");
+    t.type_text("512m");
+    t.keys(&["Enter"]);
+    t.wait_last("zonecfg:web:capped-memory>");
+    t.type_text("set swap=1g");
+    t.keys(&["C-c"]);
+    t.wait_last("zonecfg:web:capped-memory>");
+    t.type_text("end");
+    t.keys(&["Enter"]);
+    t.wait_last("zonecfg:web>");
+    // Two candidates: Tab twice lists them.
+    t.type_text("info capped-");
+    t.keys(&["Tab"]);
+    t.keys(&["Tab"]);
+    t.wait("the list of candidates", |s| {
+        s.lines().any(|l| {
+            l.split_whitespace().collect::<Vec<_>>() == ["capped-cpu", "capped-io", "capped-memory"]
+        })
+    });
+    t.keys(&["C-c"]);
+    t.wait_last("zonecfg:web>");
+    // History: Up recalls the last line.
+    t.type_text("info zonepath");
+    t.keys(&["Enter"]);
+    t.wait_last("zonecfg:web>");
+    t.keys(&["Up"]);
+    t.wait_last("zonecfg:web> info zonepath");
+    t.keys(&["Enter"]);
+    let s = t.wait("the recalled command's output", |s| {
+        s.matches("zonepath: /zones/web").count() == 2
+    });
+    assert_eq!(s.lines().last(), Some("zonecfg:web>"), "{s}");
+    // `n` at the quit prompt stays in the resource, after `exit` and after ^D.
+    t.type_text("add fs");
+    t.keys(&["Enter"]);
+    t.wait_last("zonecfg:web:fs>");
+    t.type_text("exit");
+    t.keys(&["Enter"]);
+    t.wait_last("Resource incomplete; really quit (y/[n])?");
+    t.type_text("n");
+    t.keys(&["Enter"]);
+    t.wait_last("zonecfg:web:fs>");
+    t.keys(&["C-d"]);
+    let s = t.wait_last("Resource incomplete; really quit (y/[n])?");
+    // ^D ends the line once, as illumos: the question is on the next line.
+    assert!(
+        s.ends_with("zonecfg:web:fs>\nResource incomplete; really quit (y/[n])?"),
+        "{s}"
+    );
+    t.keys(&["Enter"]);
+    t.wait_last("zonecfg:web:fs>");
+    // The session and its changes are intact: drop the fs; ^D is exit, which commits.
+    t.type_text("cancel");
+    t.keys(&["Enter"]);
+    t.wait_last("zonecfg:web>");
+    t.keys(&["C-d"]);
+    assert_eq!(t.exit_status(), 0, "{}", t.screen());
+    assert_eq!(
+        root.ok("web", &["info", "zonepath"]),
+        "zonepath: /zones/web\n"
+    );
+    assert_eq!(root.ok("web", &["info", "ip-type"]), "ip-type: exclusive\n");
+    assert_eq!(
+        root.ok("web", &["info", "capped-memory"]),
+        "capped-memory:\n\tphysical: 512M\n\tswap not specified\n\tlocked not specified\n"
+    );
+    assert!(!root.ok("web", &["info"]).contains("fs:"));
 }

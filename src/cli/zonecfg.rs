@@ -21,7 +21,7 @@
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::PathBuf;
 
-use zones::lang::{self, input, json, parse, Console, Flow, LangError, Session};
+use zones::lang::{self, input, json, parse, Command, Console, Flow, LangError, Session};
 use zones::store::Store;
 
 const USAGE: &str = "usage:\tzonecfg [-R altroot] -z <zone> (interactive)\n\
@@ -269,32 +269,35 @@ fn run_text(session: &mut Session, text: &str, file: Option<&str>) -> i32 {
     }
 }
 
+/// An interactive session, as illumos's: SIGINT is ignored (^C abandons the line being typed,
+/// never the session), EOF is `exit` (a "really quit" answered `n` keeps the session), and
+/// with both stdin and stdout on a terminal, lines are edited with history and Tab
+/// completion (see [`lang::complete`]).
 fn interactive(session: &mut Session, name: &str) -> i32 {
-    let mut con = StdConsole { interactive: true };
+    ignore_sigint();
+    let mut con = Tty::new();
     if !session.exists() {
         eprintln!("{name}: No such zone configured");
         println!("Use 'create' to begin configuring a new zone.");
     }
+    let exit = Command::Exit { force: false };
     loop {
-        con.out(&session.prompt());
-        let Some(line) = read_line() else {
-            println!();
-            return match session.finish(&mut con) {
-                Ok(()) => EXIT_OK,
-                Err(e) => fail(None, &e),
-            };
+        let stmts = match con.read(&session.prompt(), session.scope()) {
+            Line::Text(line) => match parse(&line) {
+                Ok(s) => s.into_iter().map(|s| s.cmd).collect(),
+                Err(e) => {
+                    fail(None, &e);
+                    continue;
+                }
+            },
+            Line::Interrupted => continue,
+            Line::Eof => vec![exit.clone()],
         };
-        let stmts = match parse(&line) {
-            Ok(s) => s,
-            Err(e) => {
-                fail(None, &e);
-                continue;
-            }
-        };
-        for st in &stmts {
-            match session.run(&st.cmd, &mut con) {
+        for cmd in &stmts {
+            match session.run(cmd, &mut con) {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Exit) => return EXIT_OK,
+                Err(e) if con.at_eof => return fail(None, &e),
                 Err(e) => {
                     fail(None, &e);
                     break;
@@ -303,6 +306,144 @@ fn interactive(session: &mut Session, name: &str) -> i32 {
         }
     }
 }
+
+/// illumos zonecfg ignores SIGINT: ^C at the terminal discards the line being typed (the
+/// line editor reads it as a key; without one the terminal flushes its input line).
+fn ignore_sigint() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: SIG_IGN installs no handler code; zonecfg is single-threaded here and nothing
+    // else in it depends on SIGINT's disposition.
+    let _ = unsafe { signal(Signal::SIGINT, SigHandler::SigIgn) };
+}
+
+/// One read from the terminal.
+enum Line {
+    Text(String),
+    /// ^C: the line was abandoned.
+    Interrupted,
+    Eof,
+}
+
+/// The interactive terminal: a line editor when stdin and stdout are both terminals, plain
+/// line reads otherwise (stdin a terminal, stdout redirected: no escape sequences in it).
+struct Tty {
+    editor: Option<rustyline::Editor<Completion, rustyline::history::DefaultHistory>>,
+    /// Standard input reached its end while answering a question: nothing more can be read.
+    at_eof: bool,
+}
+
+impl Tty {
+    fn new() -> Tty {
+        let editor = if io::stdout().is_terminal() {
+            let config = rustyline::Config::builder()
+                .completion_type(rustyline::CompletionType::List)
+                .auto_add_history(false)
+                .build();
+            rustyline::Editor::with_config(config).ok().map(|mut e| {
+                e.set_helper(Some(Completion { scope: None }));
+                e
+            })
+        } else {
+            None
+        };
+        Tty {
+            editor,
+            at_eof: false,
+        }
+    }
+
+    /// A command line; `scope` is what completion offers properties of.
+    fn read(&mut self, prompt: &str, scope: Option<zones::model::ResourceType>) -> Line {
+        let Some(ed) = &mut self.editor else {
+            self.out(prompt);
+            return match read_line() {
+                Some(l) => Line::Text(l),
+                None => {
+                    // The line editor ends the line itself; the terminal's ^D does not.
+                    println!();
+                    Line::Eof
+                }
+            };
+        };
+        if let Some(h) = ed.helper_mut() {
+            h.scope = scope;
+        }
+        match ed.readline(prompt) {
+            Ok(line) => {
+                if !line.trim().is_empty() {
+                    let _ = ed.add_history_entry(line.as_str());
+                }
+                Line::Text(line)
+            }
+            Err(rustyline::error::ReadlineError::Interrupted) => Line::Interrupted,
+            Err(_) => Line::Eof,
+        }
+    }
+}
+
+impl Console for Tty {
+    fn out(&mut self, text: &str) {
+        StdConsole { interactive: true }.out(text);
+    }
+
+    fn err(&mut self, text: &str) {
+        eprint!("{text}");
+    }
+
+    fn can_confirm(&self) -> bool {
+        !self.at_eof
+    }
+
+    /// `QUESTION (y/[n])? `: `y` or `yes` is yes; anything else, an empty line or ^C is no.
+    /// `None` at the end of input (and every later question is `None` too).
+    fn confirm(&mut self, question: &str) -> Option<bool> {
+        if self.at_eof {
+            return None;
+        }
+        let prompt = format!("{question} (y/[n])? ");
+        let answer = match &mut self.editor {
+            Some(ed) => match ed.readline(&prompt) {
+                Ok(a) => Some(a),
+                Err(rustyline::error::ReadlineError::Interrupted) => Some(String::new()),
+                Err(_) => None,
+            },
+            None => {
+                self.out(&prompt);
+                read_line()
+            }
+        };
+        let Some(answer) = answer else {
+            self.at_eof = true;
+            return None;
+        };
+        Some(matches!(answer.trim(), "y" | "Y" | "yes" | "YES"))
+    }
+}
+
+/// Tab completion of the line being edited.
+struct Completion {
+    scope: Option<zones::model::ResourceType>,
+}
+
+impl rustyline::completion::Completer for Completion {
+    type Candidate = String;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
+        Ok(lang::complete::complete(&line[..pos], self.scope))
+    }
+}
+
+impl rustyline::hint::Hinter for Completion {
+    type Hint = String;
+}
+impl rustyline::highlight::Highlighter for Completion {}
+impl rustyline::validate::Validator for Completion {}
+impl rustyline::Helper for Completion {}
 
 /// One line of stdin, `None` at end of input.
 fn read_line() -> Option<String> {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::unistd::Pid;
-use zones::model::Zone;
+use zones::model::{Brand, Zone};
 use zones::spec::{AppProcess, SpecOptions};
 use zones::store::Store;
 
@@ -112,6 +112,7 @@ pub fn write_bundle(
         netns,
         cgroup_v2: cgroup_v2(),
         userns,
+        systemd: zone.brand == Brand::Linux && init_kind(&bundle.join("root")) == Init::Systemd,
     };
     if let Some(base) = userns {
         device_nodes(zone, &bundle, base)?;
@@ -154,6 +155,84 @@ fn device_nodes(zone: &Zone, bundle: &Path, base: u32) -> Result<(), EngineError
             .map_err(|e| err(format!("mknod {}: {e}", node.display())))?;
         std::os::unix::fs::chown(&node, Some(base), Some(base))
             .map_err(|e| err(format!("chown {}: {e}", node.display())))?;
+    }
+    Ok(())
+}
+
+/// The kind of init a zone's root has, by what its `/sbin/init` resolves to inside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Init {
+    /// systemd: its own mounts and capabilities ([`zones::spec::systemd_mounts`]), a
+    /// delegated cgroup, shut down by SIGRTMIN+3.
+    Systemd,
+    /// busybox init: SIGUSR2 powers off, SIGTERM reboots.
+    Busybox,
+    /// Anything else (OpenRC's, sysvinit's, a script): SIGTERM.
+    Other,
+}
+
+/// The init of the zone root `root` (a host directory), its `/sbin/init` resolved inside the
+/// root: the zone shapes those links, and a host lookup would follow them into the host's
+/// filesystem.
+pub fn init_kind(root: &Path) -> Init {
+    let init = super::rootfile::ZoneRoot::open(root)
+        .ok()
+        .and_then(|r| r.resolve("/sbin/init"))
+        .unwrap_or_default();
+    let name = Path::new(&init)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    if name.contains("busybox") {
+        Init::Busybox
+    } else if name == "systemd" || init.contains("/systemd/") {
+        Init::Systemd
+    } else {
+        Init::Other
+    }
+}
+
+/// Hand the zone's unified (cgroup2) cgroup to the zone's root, whose host id is `base`:
+/// the directory and the files a delegate may write (cgroup.procs, cgroup.threads,
+/// cgroup.subtree_control), as systemd's `Delegate=yes` does for a user namespace. Its
+/// systemd then makes init.scope and its slices beneath it; the caps (memory.max, pids.max
+/// on pure v2, the v1 hierarchies on hybrid hosts) stay root's, read-only to the zone.
+pub fn delegate_cgroup(zone: &str, init: Pid, base: u32) -> Result<(), EngineError> {
+    let err = |what: String| zone_err(zone, what);
+    let cg = std::fs::read_to_string(format!("/proc/{init}/cgroup"))
+        .map_err(|e| err(format!("cgroup of init: {e}")))?;
+    let rel = cg
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .ok_or_else(|| err("init is in no unified cgroup".into()))?;
+    // Only the zone's own cgroup, never a parent (a host without a unified cgroup of the
+    // zone leaves init in the root one).
+    if !rel.trim_end_matches('/').ends_with(&format!("/{zone}")) {
+        return Err(err(format!(
+            "init's unified cgroup {rel} is not the zone's own: not delegating it"
+        )));
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| err(format!("mountinfo: {e}")))?;
+    // The first cgroup2 mount of the host's root (fields: id parent dev root mountpoint ...
+    // - fstype ...).
+    let mnt = mountinfo
+        .lines()
+        .find_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let f: Vec<&str> = pre.split(' ').collect();
+            (post.starts_with("cgroup2 ") && f.get(3) == Some(&"/")).then(|| f.get(4).copied())?
+        })
+        .ok_or_else(|| err("no cgroup2 mount on this host".into()))?;
+    let dir = Path::new(mnt).join(rel.trim_start_matches('/'));
+    for p in [
+        dir.clone(),
+        dir.join("cgroup.procs"),
+        dir.join("cgroup.threads"),
+        dir.join("cgroup.subtree_control"),
+    ] {
+        std::os::unix::fs::chown(&p, Some(base), Some(base))
+            .map_err(|e| err(format!("delegate {}: {e}", p.display())))?;
     }
     Ok(())
 }
@@ -260,4 +339,41 @@ pub fn signal_init(paths: &ZonePaths, sig: i32) -> Result<(), EngineError> {
 /// Send `sig` to every process of the zone.
 pub fn signal_all(paths: &ZonePaths, sig: i32) -> Result<(), EngineError> {
     Ok(container::kill(&paths.runz_root, &paths.name, sig, true)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A zone root whose /sbin/init is a symlink to `target` (absolute: resolved inside).
+    fn root_with_init(tag: &str, target: &str) -> PathBuf {
+        let root =
+            std::env::temp_dir().join(format!("runz-test-init-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for d in ["sbin", "bin", "usr/lib/systemd"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::write(root.join("bin/busybox"), "").unwrap();
+        std::fs::write(root.join("usr/lib/systemd/systemd"), "").unwrap();
+        std::fs::write(root.join("bin/openrc-init"), "").unwrap();
+        std::os::unix::fs::symlink(target, root.join("sbin/init")).unwrap();
+        root
+    }
+
+    #[test]
+    fn the_init_is_what_sbin_init_resolves_to_inside_the_root() {
+        for (tag, target, want) in [
+            ("bb", "/bin/busybox", Init::Busybox),
+            ("sd", "/usr/lib/systemd/systemd", Init::Systemd),
+            ("sdrel", "../usr/lib/systemd/systemd", Init::Systemd),
+            ("orc", "/bin/openrc-init", Init::Other),
+            // A link that leads nowhere inside the root is not followed on the host.
+            ("gone", "/lib/systemd/systemd", Init::Other),
+        ] {
+            let root = root_with_init(tag, target);
+            let got = init_kind(&root);
+            std::fs::remove_dir_all(&root).unwrap();
+            assert_eq!(got, want, "{target}");
+        }
+    }
 }

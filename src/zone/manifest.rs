@@ -493,7 +493,15 @@ fn filesystems(c: &mut Checker, zone: &mut Zone) {
                 "type" => "type",
                 "source" => "special",
                 "target" => "dir",
-                "raw" => "raw",
+                "raw" => {
+                    // As zonecfg's verify: no fsck of a device before the zone's mounts.
+                    c.problem(
+                        format!("{path}.raw"),
+                        "not supported: raw is the device fsck checks before the global zone mounts it, which zones do not do",
+                    );
+                    ok = false;
+                    continue;
+                }
                 "options" => "options",
                 _ => {
                     c.problem(format!("{path}.{key}"), "unknown property");
@@ -1135,7 +1143,7 @@ mod tests {
         assert_eq!(keys_of(&nic["properties"]), sorted(&NIC_KEYS));
         assert_eq!(
             keys_of(&schema["properties"]["filesystems"]["items"]["properties"]),
-            ["options", "raw", "source", "target", "type"]
+            ["options", "source", "target", "type"]
         );
         let (_r, store) = root("schema");
         for example in schema["examples"].as_array().unwrap() {

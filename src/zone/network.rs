@@ -276,6 +276,18 @@ fn plan_net(zone: &str, n: &Net) -> Result<NetPlan> {
             format!("net {vnic} vlan-id {v}: a net resource takes the VNIC as it is; give the VNIC its VLAN (dladm create-vnic -v)"),
         ));
     }
+    if let Some(m) = &n.mac_addr {
+        return Err(cfg(
+            zone,
+            format!("net {vnic} mac-addr {m}: a net resource takes the VNIC as it is; give the VNIC its MAC address (dladm create-vnic -m)"),
+        ));
+    }
+    if let Some(g) = &n.global_nic {
+        return Err(cfg(
+            zone,
+            format!("net {vnic} global-nic {g}: global-nic is for shared-IP zones, which are not supported; clear global-nic"),
+        ));
+    }
     let text = n.allowed_address.as_deref().or(n.address.as_deref());
     let address = match text {
         None => None,

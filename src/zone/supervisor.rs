@@ -406,10 +406,18 @@ impl Supervisor {
             engine::write_bundle(&self.store, &zone, self.boot_args.clone(), netns, userns)
                 .map_err(|e| e.to_string())?;
         let (pid, master) = engine::create(&self.paths, &bundle).map_err(|e| e.to_string())?;
-        if userns.is_some() {
-            if let Err(e) = network::setup_in(&self.store, &zone, &self.paths, Some(pid)) {
+        if let Some(base) = userns {
+            let systemd = self.whole_system && engine::init_kind(&root) == engine::Init::Systemd;
+            let set_up = network::setup_in(&self.store, &zone, &self.paths, Some(pid))
+                .map_err(|e| e.to_string())
+                .and_then(|_| match systemd {
+                    true => engine::delegate_cgroup(&zone.zonename, pid, base)
+                        .map_err(|e| e.to_string()),
+                    false => Ok(()),
+                });
+            if let Err(e) = set_up {
                 let _ = engine::destroy(&self.paths);
-                return Err(e.to_string());
+                return Err(e);
             }
         }
         crate::fault::point("boot:after-create");
@@ -754,31 +762,19 @@ impl Supervisor {
         if zone.as_ref().is_some_and(|z| z.brand == Brand::App) {
             return libc::SIGTERM;
         }
-        let root = zone
+        let init = zone
             .as_ref()
-            .and_then(|z| engine::zone_root(&self.store, z).ok());
-        // The zone's /sbin/init resolved inside its root: the zone shapes those links, and a
-        // host lookup would follow them into the host's filesystem.
-        let init = root
-            .and_then(|r| super::rootfile::ZoneRoot::open(&r).ok())
-            .and_then(|r| r.resolve("/sbin/init"))
-            .unwrap_or_default();
-        if init.contains("busybox") {
+            .and_then(|z| engine::zone_root(&self.store, z).ok())
+            .map_or(engine::Init::Other, |r| engine::init_kind(&r));
+        match (init, reboot) {
             // busybox init: SIGTERM reboots, SIGUSR2 powers off.
-            if reboot {
-                libc::SIGTERM
-            } else {
-                libc::SIGUSR2
-            }
-        } else if init.contains("systemd") {
-            // systemd: SIGINT is ctrl-alt-del (reboot), SIGRTMIN+4 powers off.
-            if reboot {
-                libc::SIGINT
-            } else {
-                libc::SIGRTMIN() + 4
-            }
-        } else {
-            libc::SIGTERM
+            (engine::Init::Busybox, true) => libc::SIGTERM,
+            (engine::Init::Busybox, false) => libc::SIGUSR2,
+            // systemd: SIGINT is ctrl-alt-del (reboot), SIGRTMIN+3 halts, which in a
+            // container is its clean end (systemd's container interface).
+            (engine::Init::Systemd, true) => libc::SIGINT,
+            (engine::Init::Systemd, false) => libc::SIGRTMIN() + 3,
+            (engine::Init::Other, _) => libc::SIGTERM,
         }
     }
 

@@ -12,8 +12,10 @@
 //! prefix or name); `ram` → `max_physical_memory` (MiB; both given must agree); `cpu_cap`,
 //! `cpu_shares`, `quota`, `max_lwps`, `max_swap`, `max_locked_memory`, `resolvers`,
 //! `hostname`, `customer_metadata`, `autoboot` (default true, as on SmartOS), `limit_priv`,
-//! `filesystems` as in the manifest; `zfs_io_priority` only at its default 100 (other values go
-//! through zonecfg's rctl zone.zfs-io-priority, which verify checks against the kernel); `nics[]`: `ip` + `netmask` (or `ip` as ADDR/PREFIX) → `ips[0]`, `gateway` →
+//! `filesystems` as in the manifest; `zfs_io_priority` → rctl zone.zfs-io-priority (1 to 1000;
+//! the default 100 is no rctl), refused at `$.zfs_io_priority` with the kernel's reason where
+//! this host cannot weight I/O, and taken live by a running VM on update; `nics[]`: `ip` +
+//! `netmask` (or `ip` as ADDR/PREFIX) → `ips[0]`, `gateway` →
 //! `gateways[0]`, `primary` (only `nics[0]` may be primary: it carries the default route),
 //! `nic_tag` (an etherstub), `vlan_id`, `mac`, `interface`, `mtu`, `allow_ip_spoofing`.
 //! Anything else is refused with its JSON path, never dropped.
@@ -22,7 +24,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value as Json};
-use zones::model::{Attr, AttrType, Zone};
+use zones::model::{Attr, AttrType, Rctl, RctlAction, Zone};
 use zones::state::ZoneState;
 use zones::store::{Store, StoreError};
 
@@ -137,6 +139,9 @@ struct Translated {
     attrs: BTreeMap<&'static str, String>,
     renames: Vec<(String, String)>,
     problems: Vec<Problem>,
+    /// `zfs_io_priority`: `Some(None)` for the default 100 (no rctl), `Some(Some(p))` for
+    /// rctl zone.zfs-io-priority=p.
+    io_priority: Option<Option<u64>>,
 }
 
 impl Translated {
@@ -362,15 +367,15 @@ fn common_key(t: &mut Translated, key: &str, v: &Json, payload: &Map<String, Jso
                 t.attrs.insert(ATTR_TAGS, Json::Object(m).to_string());
             }
         }
-        "zfs_io_priority" => {
-            if v.as_u64() != Some(100) {
-                problem(
-                    &mut t.problems,
-                    path,
-                    format!("{v}: vmadm takes only the default 100; set another with zonecfg (rctl zone.zfs-io-priority, where the kernel can weight I/O)"),
-                );
-            }
-        }
+        "zfs_io_priority" => match v.as_u64() {
+            Some(100) => t.io_priority = Some(None),
+            Some(p @ IO_PRIORITY_MIN..=IO_PRIORITY_MAX) => t.io_priority = Some(Some(p)),
+            _ => problem(
+                &mut t.problems,
+                path,
+                format!("{v}: expected an integer from {IO_PRIORITY_MIN} to {IO_PRIORITY_MAX} (100 is the default)"),
+            ),
+        },
         k if UNSUPPORTED.contains(&k) => problem(
             &mut t.problems,
             path,
@@ -439,6 +444,41 @@ fn translate_create(payload: &Map<String, Json>) -> (Translated, String) {
     (t, uuid)
 }
 
+/// The `zfs_io_priority` values taken: the block I/O weight is the priority × 5 within
+/// [10, 1000] (see `zones::spec`), so 2..=200 are the distinct weights and beyond 200 is 1000.
+const IO_PRIORITY_MIN: u64 = 1;
+const IO_PRIORITY_MAX: u64 = 1000;
+const IO_PRIORITY_RCTL: &str = "zone.zfs-io-priority";
+
+/// Sets (or, `None`: removes, the default 100) the zone's rctl zone.zfs-io-priority, and
+/// checks that this host's kernel can weight I/O when one is set: a problem at
+/// `$.zfs_io_priority` with the kernel's reason otherwise, so the value is never stored and
+/// ignored.
+fn set_io_priority(zone: &mut Zone, p: Option<u64>, problems: &mut Vec<Problem>) {
+    zone.rctl
+        .retain(|r| r.name.as_deref() != Some(IO_PRIORITY_RCTL));
+    let Some(p) = p else {
+        return;
+    };
+    zone.rctl
+        .push(Rctl::single(IO_PRIORITY_RCTL, p, RctlAction::None));
+    if let Err(e) = zones::spec::check_kernel(zone) {
+        let why = match e {
+            zones::spec::SpecError::Invalid { what, .. } => what,
+            e => e.to_string(),
+        };
+        let why = why
+            .strip_prefix(&format!("rctl {IO_PRIORITY_RCTL}: "))
+            .unwrap_or(&why)
+            .to_string();
+        problem(
+            problems,
+            "$.zfs_io_priority",
+            format!("{p}: this host cannot weight I/O: {why}"),
+        );
+    }
+}
+
 fn set_attr(zone: &mut Zone, name: &str, value: Option<String>) {
     zone.attr.retain(|a| a.name.as_deref() != Some(name));
     if let Some(v) = value {
@@ -460,7 +500,10 @@ fn attr<'a>(zone: &'a Zone, name: &str) -> Option<&'a str> {
 /// `vmadm validate create`: the plan of payload `text`, or every problem with its path.
 fn plan_create(store: &Store, text: &str) -> Result<(manifest::Plan, String)> {
     let payload = parse(text)?;
-    let (t, uuid) = translate_create(&payload);
+    let (mut t, uuid) = translate_create(&payload);
+    if let Some(p) = t.io_priority {
+        set_io_priority(&mut Zone::new(&uuid), p, &mut t.problems);
+    }
     let doc = Json::Object(t.doc.clone()).to_string();
     let res = manifest::validate(store, &doc);
     let mut plan = match res {
@@ -473,6 +516,10 @@ fn plan_create(store: &Store, text: &str) -> Result<(manifest::Plan, String)> {
     plan.zone.uuid = uuid.clone();
     for (k, v) in t.attrs {
         set_attr(&mut plan.zone, k, Some(v));
+    }
+    if let Some(p) = t.io_priority {
+        // Checked against the kernel above.
+        set_io_priority(&mut plan.zone, p, &mut Vec::new());
     }
     Ok((plan, uuid))
 }
@@ -598,7 +645,10 @@ fn translate_update(
 /// `vmadm validate update -f FILE`: the problems of an update payload on its own.
 pub fn validate_update(text: &str) -> Result<()> {
     let payload = parse(text)?;
-    let t = translate_update(&payload, &Default::default(), &Map::new());
+    let mut t = translate_update(&payload, &Default::default(), &Map::new());
+    if let Some(p) = t.io_priority {
+        set_io_priority(&mut Zone::new("validate"), p, &mut t.problems);
+    }
     let res = manifest::check_update(&Json::Object(t.doc.clone()).to_string());
     match res {
         Err(e) => Err(t.problems_of(e).into()),
@@ -615,7 +665,12 @@ pub fn update(store: &Store, uuid: &str, text: &str) -> Result<manifest::UpdateR
     let zone = load(store, &name)?;
     let md = metadata::load(store, &name)?;
     let tags = current_tags(&zone);
-    let t = translate_update(&payload, &md, &tags);
+    let mut t = translate_update(&payload, &md, &tags);
+    // The I/O priority this kernel cannot apply is a problem like any other.
+    if let Some(p) = t.io_priority {
+        let mut probe = zone.clone();
+        set_io_priority(&mut probe, p, &mut t.problems);
+    }
     // Every problem first, the translation's and the manifest's, before anything changes.
     if !t.problems.is_empty() {
         let mut all = t.problems.clone();
@@ -631,15 +686,29 @@ pub fn update(store: &Store, uuid: &str, text: &str) -> Result<manifest::UpdateR
         }
         return Err(ManifestError::Invalid(all).into());
     }
-    let report = manifest::update(store, &name, &Json::Object(t.doc.clone()).to_string())
+    let mut report = manifest::update(store, &name, &Json::Object(t.doc.clone()).to_string())
         .map_err(|e| t.problems_of(e))?;
-    if !t.attrs.is_empty() {
+    if !t.attrs.is_empty() || t.io_priority.is_some() {
         let lock = store.lock(&name)?;
         let mut zone = load(store, &name)?;
         for (k, v) in &t.attrs {
             set_attr(&mut zone, k, Some(v.clone()));
         }
+        if let Some(p) = t.io_priority {
+            set_io_priority(&mut zone, p, &mut Vec::new());
+        }
         store.save(&lock, &zone)?;
+        drop(lock);
+        // The I/O weight is a cap of the zone's cgroup: a running zone takes it at once.
+        if t.io_priority.is_some() {
+            let key = "zfs_io_priority".to_string();
+            if admin::check_live(store, &name).is_ok() {
+                admin::apply_live(store, &zone)?;
+                report.live.push(key);
+            } else {
+                report.stored.push(key);
+            }
+        }
     }
     Ok(report)
 }
@@ -747,7 +816,10 @@ pub fn get(store: &Store, name: &str) -> Result<Json> {
     );
     put("max_lwps", zone.rctl_limit("zone.max-lwps").into());
     put("quota", zone.quota.map(|q| q.bytes() >> 30).into());
-    put("zfs_io_priority", 100.into());
+    put(
+        "zfs_io_priority",
+        zone.rctl_limit(IO_PRIORITY_RCTL).unwrap_or(100).into(),
+    );
     put("hostname", zone.hostname.clone().into());
     put("resolvers", json!(zone.resolvers));
     let nics: Vec<Json> = zone
@@ -1112,7 +1184,7 @@ mod tests {
     #[test]
     fn what_cannot_be_honoured_is_refused_with_its_path() {
         let (t, _) = translate_create(&payload(json!({
-            "brand": "kvm", "vcpus": 2, "bogus": 1, "zfs_io_priority": 30, "uuid": "x",
+            "brand": "kvm", "vcpus": 2, "bogus": 1, "zfs_io_priority": 0, "uuid": "x",
             "nics": [{"nic_tag": "s", "ip": "10.0.0.5"}, {"nic_tag": "s", "primary": true,
                       "model": "virtio", "ip": "10.0.0.6", "netmask": "255.0.255.0"}]
         })));
@@ -1130,6 +1202,11 @@ mod tests {
             "$.image_uuid",
         ] {
             assert!(paths.contains(&want), "{want} not in {paths:?}");
+        }
+        // In range, the priority is the rctl; the default 100 is none.
+        for (p, want) in [(30, Some(Some(30))), (100, Some(None)), (1001, None)] {
+            let (t, _) = translate_create(&payload(json!({ "zfs_io_priority": p })));
+            assert_eq!(t.io_priority, want, "{p}");
         }
     }
 

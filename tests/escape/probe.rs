@@ -22,6 +22,8 @@ const SYS_OPEN: i64 = 2;
 const SYS_KEXEC_LOAD: i64 = 246;
 const SYS_BPF: i64 = 321;
 const SYS_IOCTL: i64 = 16;
+const SYS_KEYCTL: i64 = 250;
+const SYS_UNSHARE: i64 = 272;
 
 fn name(errno: i32) -> &'static str {
     match errno {
@@ -115,6 +117,20 @@ fn main() {
                 return;
             }
             report(unsafe { syscall(SYS_SETNS, fd, 0i64) });
+        }
+        // KEYCTL_JOIN_SESSION_KEYRING with a new anonymous keyring.
+        "keyctl" => report(unsafe { syscall(SYS_KEYCTL, 1i64, 0i64) }),
+        // Into a new user namespace (all capabilities there) and back to the zone's one
+        // through an fd opened before: `userns <unshare result> back <setns result>`.
+        "userns_back" => {
+            let path = c("/proc/self/ns/user");
+            let fd = unsafe { syscall(SYS_OPEN, path.as_ptr(), 0i64, 0i64) };
+            // CLONE_NEWUSER
+            let r = unsafe { syscall(SYS_UNSHARE, 0x1000_0000i64) };
+            print!("userns ");
+            report(r);
+            print!("back ");
+            report(unsafe { syscall(SYS_SETNS, fd, 0x1000_0000i64) });
         }
         "write" => {
             let path = c(&arg(1));

@@ -599,3 +599,169 @@ pub fn zoneadm_and_zonecfg_refuse_bad_input_and_leave_nothing_half_made(b: &mut 
     bad_limitpriv(&h, b);
     provision_undone(&h, b);
 }
+
+/// Run `cmd` in zone `zone` of `h` as its root, bounded: (exit code, stdout + stderr).
+fn run_in(h: &ZoneHost, zone: &str, cmd: &str) -> (i32, String) {
+    let r = bounded(h, "zlogin", &[zone, cmd], LIMIT);
+    (r.code.unwrap_or(-1), r.out)
+}
+
+/// The host's file `name` of zone `zone`'s cgroup, in whichever hierarchy has it.
+fn zone_cgroup_file(h: &ZoneHost, zone: &str, names: &[&str]) -> Option<PathBuf> {
+    h.cgroup_parents()
+        .iter()
+        .flat_map(|p| names.iter().map(move |n| p.join(zone).join(n)))
+        .find(|p| p.exists())
+}
+
+/// Part of the zone battery: a systemd zone (the Debian image of scripts/mk-debian-image.sh)
+/// holds CAP_SYS_ADMIN in its own user namespace, and a delegated cgroup2 subtree. What that
+/// invites is tried as its root: each attempt fails, or changes only the zone's own view.
+pub fn a_systemd_zone_with_sys_admin_cannot_escape(b: &mut Battery) {
+    let h = ZoneHost::new("escape", "systemd", false);
+    let image = h.root.join("debian");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/mk-debian-image.sh");
+    let out = Command::new(&script)
+        .arg(&image)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mk-debian-image.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    super::build_probe(&image.join("usr/local/bin/escape-probe"));
+    h.ok(
+        "zonecfg",
+        &[
+            "-z",
+            "sd",
+            "create; set zonepath=/zones/sd; set max-lwps=400; \
+             add capped-memory; set physical=256m; end",
+        ],
+    );
+    h.ok(
+        "zoneadm",
+        &["-z", "sd", "install", "-d", image.to_str().unwrap()],
+    );
+    h.ok("zoneadm", &["-z", "sd", "boot"]);
+    let run = |cmd: &str| run_in(&h, "sd", cmd);
+    // systemd up (its private socket), so that its cgroups exist.
+    let _ = run("for i in $(seq 150); do [ -S /run/systemd/private ] && break; sleep 0.1; done");
+    let (_, status) = run("grep CapEff /proc/self/status");
+    let eff = u64::from_str_radix(status.split_whitespace().last().unwrap_or("0"), 16).unwrap_or(0);
+    assert!(
+        eff & (1 << 21) != 0,
+        "the zone's root has CAP_SYS_ADMIN: {status}"
+    );
+
+    // Kernel settings: /proc/sys unmounted or remounted read-write, or a fresh proc.
+    let sysctls = ["/proc/sys/kernel/panic", "/proc/sys/vm/overcommit_ratio"];
+    let before: Vec<String> = sysctls
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    for (what, cmd) in [
+        (
+            "remount /proc/sys read-write, write host sysctls",
+            "mount -o remount,bind,rw /proc/sys",
+        ),
+        (
+            "unmount the read-only /proc/sys, write host sysctls",
+            "umount -l /proc/sys",
+        ),
+    ] {
+        let (_, out) = run(&format!(
+            "{cmd}; echo 1 > /proc/sys/kernel/panic; echo 1 > /proc/sys/vm/overcommit_ratio"
+        ));
+        let after: Vec<String> = sysctls
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect();
+        b.check(
+            what,
+            after == before && out.matches("Permission denied").count() == 2,
+            out,
+        );
+    }
+    let (_, out) = run("mkdir -p /tmp/p && mount -t proc proc /tmp/p && \
+         echo 1 > /tmp/p/sys/kernel/panic; umount /tmp/p");
+    b.check(
+        "a fresh proc mount to write kernel.panic",
+        out.contains("Permission denied")
+            && std::fs::read_to_string(sysctls[0]).unwrap() == before[0],
+        out,
+    );
+    // A mount over a /proc file changes the zone's view only.
+    let (code, out) = run("mount --bind /etc/hostname /proc/cpuinfo && head -1 /proc/cpuinfo");
+    let host_cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let host_mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    b.check(
+        "mount over /proc/cpuinfo (the zone's view only)",
+        code == 0
+            && host_cpuinfo.starts_with("processor")
+            && !host_mounts.contains("/proc/cpuinfo"),
+        out,
+    );
+    // Read-only things stay read-only: the root's and /sys's locked mounts.
+    let (_, out) = run("mount -o remount,rw /sys");
+    b.check(
+        "remount /sys read-write",
+        out.contains("permission denied"),
+        out,
+    );
+    let (_, out) = run("umount -l /sys; mkdir -p /tmp/s; mount -t sysfs sysfs /tmp/s");
+    b.check(
+        "a fresh sysfs mount (after unmounting the read-only one)",
+        out.contains("permission denied"),
+        out,
+    );
+
+    // cgroups: a new mount shows the zone's own subtree only; caps stay the host's.
+    let (_, out) = run(
+        "mkdir -p /tmp/u && mount -t cgroup2 none /tmp/u && ls /tmp/u; \
+         cat /proc/self/cgroup; umount /tmp/u",
+    );
+    b.check(
+        "a new cgroup2 mount outside the delegated subtree",
+        out.contains("init.scope") && !out.contains("runz-test") && !out.contains(&h.cgroup_parent),
+        out,
+    );
+    let cap_file = zone_cgroup_file(&h, "sd", &["memory.limit_in_bytes", "memory.max"]);
+    let cap_before = cap_file.as_ref().map(std::fs::read_to_string);
+    let (_, out) = run(
+        "mkdir -p /tmp/m && mount -t cgroup -o memory none /tmp/m && \
+         echo -1 > /tmp/m/memory.limit_in_bytes; umount /tmp/m; \
+         echo max > /sys/fs/cgroup/memory.max",
+    );
+    let cap_after = cap_file.as_ref().map(std::fs::read_to_string);
+    b.check(
+        "lift the zone's memory cap through a new cgroup mount",
+        cap_file.is_some()
+            && cap_before.as_ref().map(|r| r.as_ref().ok())
+                == cap_after.as_ref().map(|r| r.as_ref().ok())
+            && (out.contains("Permission denied") || out.contains("No such file")),
+        format!("{cap_file:?}: {out}"),
+    );
+
+    // Keyrings (seccomp) and a user namespace of its own, with no way back up.
+    let (_, out) = run("/usr/local/bin/escape-probe keyctl");
+    b.check("keyctl (join a new session keyring)", out == "EPERM 1", out);
+    let (_, out) = run("/usr/local/bin/escape-probe userns_back");
+    b.check(
+        "unshare a user namespace and setns back",
+        out.starts_with("userns ok") && out.ends_with("back EPERM 1"),
+        out,
+    );
+    let (_, out) = run(
+        "unshare -U -r --mount sh -c 'mount -t tmpfs none /etc && ls /etc | wc -l'; \
+         ls /etc/hostname",
+    );
+    b.check(
+        "mount in a nested user namespace (that namespace's view only)",
+        out.ends_with("/etc/hostname"),
+        out,
+    );
+    h.ok("zoneadm", &["-z", "sd", "halt"]);
+}

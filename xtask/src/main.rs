@@ -13,14 +13,16 @@
 //!
 //! zonecfg parses its argv by hand (illumos's grammar), so its page is written by hand
 //! (docs/man/zonecfg.8), as are mdata-get's (docs/man/mdata-get.1: it runs inside zones, a
-//! user command) and zones.conf's (docs/man/zones.conf.5); zonecfg has no generated
-//! completion. `make install` runs this.
+//! user command) and zones.conf's (docs/man/zones.conf.5); zonecfg's bash completion is
+//! written from its language (see [`bash`]), which also adds zone names to zoneadm's and
+//! zlogin's. `make install` runs this.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap_complete::Shell;
 
+mod bash;
 mod man;
 
 /// The commands to document: (binary name, clap definition).
@@ -68,6 +70,9 @@ fn generate(out: &Path) -> std::io::Result<Vec<PathBuf>> {
             files.push(completion(out, name, cmd.clone(), shell)?);
         }
     }
+    let path = out.join("completions/bash/zonecfg");
+    std::fs::write(&path, bash::zonecfg())?;
+    files.push(path);
     Ok(files)
 }
 
@@ -98,6 +103,12 @@ fn completion(
     let path = dir.join(file);
     let mut buf = Vec::new();
     clap_complete::generate(shell, &mut cmd, name, &mut buf);
+    if shell == Shell::Bash {
+        let generated = String::from_utf8_lossy(&buf).into_owned();
+        if let Some(script) = bash::with_zone_names(name, &generated) {
+            buf = script.into_bytes();
+        }
+    }
     std::fs::write(&path, buf)?;
     Ok(path)
 }
@@ -204,7 +215,7 @@ mod tests {
         let _rm = Rm(out.clone());
         let files = generate(&out).unwrap();
         // A man page and bash/zsh/fish completions for each command.
-        assert_eq!(files.len(), commands().len() * 4);
+        assert_eq!(files.len(), commands().len() * 4 + 1);
         for f in &files {
             assert!(std::fs::metadata(f).unwrap().len() > 0, "{}", f.display());
         }

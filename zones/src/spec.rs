@@ -77,7 +77,19 @@ pub struct SpecOptions {
     /// The zone's user-namespace range: host id of its id 0 (see [`crate::idrange`]); `None`
     /// for a zone without a user namespace (`userns=false`).
     pub userns: Option<u32>,
+    /// The zone's `/sbin/init` is systemd (see [`systemd_mounts`] and [`capabilities`]).
+    pub systemd: bool,
 }
+
+/// The capabilities a systemd init gets on top of limitpriv, in a zone with its own user
+/// namespace only: CAP_SYS_ADMIN there lets it mount /run, its cgroup2 tree, PrivateTmp= and
+/// the like in the zone's own mount namespace, set the zone's (own) host name, and nothing in
+/// the host's namespaces (the kernel checks them against the user namespace that owns each).
+pub const SYSTEMD_ADDED: &[&str] = &["CAP_SYS_ADMIN"];
+
+/// The capabilities a systemd init does not get whatever limitpriv says: with them systemd
+/// takes audit to work and its audit-using units fail (systemd's container interface).
+pub const SYSTEMD_DROPPED: &[&str] = &["CAP_AUDIT_CONTROL", "CAP_AUDIT_READ", "CAP_AUDIT_WRITE"];
 
 /// Whether `zone` runs in a user namespace of its own: the default for every brand, off with
 /// `set userns=false`.
@@ -319,7 +331,7 @@ pub fn zone_spec(zone: &Zone, opts: &SpecOptions) -> Result<Spec, SpecError> {
     root.set_readonly(Some(false));
     spec.set_root(Some(root));
     spec.set_process(Some(process(zone, opts)?));
-    spec.set_mounts(Some(mounts(zone)?));
+    spec.set_mounts(Some(mounts(zone, opts)?));
     let mut linux = spec.linux().clone().unwrap_or_default();
     linux.set_namespaces(Some(namespaces(zone, opts)));
     if let Some(base) = opts.userns {
@@ -423,6 +435,11 @@ fn process(zone: &Zone, opts: &SpecOptions) -> Result<oci_spec::runtime::Process
         "container=zone".to_string(),
         format!("ZONENAME={}", zone.zonename),
     ];
+    if opts.systemd {
+        // systemd makes the zone's /etc/machine-id from it while that file is empty: the
+        // same id on every boot, and the zone's own (systemd's container interface).
+        env.push(format!("container_uuid={}", zone.uuid));
+    }
     let args = match zone.brand {
         Brand::Linux => {
             let mut args = vec!["/sbin/init".to_string()];
@@ -490,6 +507,7 @@ fn process(zone: &Zone, opts: &SpecOptions) -> Result<oci_spec::runtime::Process
     p.set_capabilities(Some(capabilities(
         zone.limitpriv.as_deref(),
         opts.userns.is_some(),
+        opts.systemd,
     )?));
     let nofile = oci_spec::runtime::PosixRlimitBuilder::default()
         .typ(PosixRlimitType::RlimitNofile)
@@ -512,9 +530,25 @@ fn process(zone: &Zone, opts: &SpecOptions) -> Result<oci_spec::runtime::Process
 }
 
 /// The capability sets of a zone's processes: bounding = permitted = effective = limitpriv;
-/// `userns`: the zone has its own user namespace (see [`privileges::capabilities_for`]).
-pub fn capabilities(limitpriv: Option<&str>, userns: bool) -> Result<LinuxCapabilities, SpecError> {
-    let names = privileges::capabilities_for(limitpriv, userns)?;
+/// `userns`: the zone has its own user namespace (see [`privileges::capabilities_for`]);
+/// `systemd`: its init is systemd, which gets [`SYSTEMD_ADDED`] (with a user namespace only)
+/// and loses [`SYSTEMD_DROPPED`].
+pub fn capabilities(
+    limitpriv: Option<&str>,
+    userns: bool,
+    systemd: bool,
+) -> Result<LinuxCapabilities, SpecError> {
+    let mut names = privileges::capabilities_for(limitpriv, userns)?;
+    if systemd {
+        names.retain(|n| !SYSTEMD_DROPPED.contains(&n.as_str()));
+        if userns {
+            for c in SYSTEMD_ADDED {
+                if !names.iter().any(|n| n == c) {
+                    names.push(c.to_string());
+                }
+            }
+        }
+    }
     let set: std::collections::HashSet<Capability> = names
         .iter()
         .filter_map(|n| serde_json::from_value(serde_json::Value::String(n.clone())).ok())
@@ -568,8 +602,9 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
 /// The platform mounts of every zone, then its fs resources in order. In a user namespace
 /// the files of a lofs resource keep their host owners: ids outside the zone's range show as
 /// nobody (65534), so the zone's root reads what others may read there and writes only where
-/// the directory belongs to the zone's range (`chown BASE+N`).
-fn mounts(zone: &Zone) -> Result<Vec<Mount>, SpecError> {
+/// the directory belongs to the zone's range (`chown BASE+N`). A systemd zone's cgroup and
+/// /run mounts are [`systemd_mounts`].
+fn mounts(zone: &Zone, opts: &SpecOptions) -> Result<Vec<Mount>, SpecError> {
     let mut v = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
         mount(
@@ -609,19 +644,18 @@ fn mounts(zone: &Zone) -> Result<Vec<Mount>, SpecError> {
             "sysfs",
             &["nosuid", "noexec", "nodev", "ro"],
         ),
-        mount(
+    ];
+    if opts.systemd && opts.userns.is_some() {
+        v.extend(systemd_mounts());
+    } else {
+        v.push(mount(
             "/sys/fs/cgroup",
             "cgroup",
             "cgroup",
             &["nosuid", "noexec", "nodev", "relatime", "ro"],
-        ),
-        mount(
-            "/run",
-            "tmpfs",
-            "tmpfs",
-            &["nosuid", "nodev", "mode=755", "size=65536k"],
-        ),
-    ];
+        ));
+        v.push(run_tmpfs());
+    }
     for fs in &zone.fs {
         let dir = fs
             .dir
@@ -651,6 +685,44 @@ fn mounts(zone: &Zone) -> Result<Vec<Mount>, SpecError> {
         v.push(m);
     }
     Ok(v)
+}
+
+fn run_tmpfs() -> Mount {
+    mount(
+        "/run",
+        "tmpfs",
+        "tmpfs",
+        &["nosuid", "nodev", "mode=755", "size=65536k"],
+    )
+}
+
+/// The cgroup and /run mounts of a systemd zone (with its own user namespace), after
+/// systemd's container interface:
+/// - `/sys/fs/cgroup` is a cgroup2 (unified) mount made inside the zone's cgroup namespace,
+///   so its root is the zone's own cgroup and systemd runs in unified mode on every host: it
+///   makes init.scope and its slices there (the engine hands that cgroup to the zone's root,
+///   see `engine::delegate_cgroup`). On a hybrid host the unified hierarchy has no
+///   controllers: the zone's caps stay on the host's v1 hierarchies, which the zone does not
+///   see (so `systemctl show -p MemoryMax` says infinity there; on pure v2 the caps are the
+///   zone cgroup's own files, read-only to it). The v1 hierarchies and `name=systemd` are
+///   not mounted: a zone's systemd never needs the hybrid layout.
+/// - `/run` and `/run/lock` are tmpfs, made before init as systemd expects.
+pub fn systemd_mounts() -> Vec<Mount> {
+    vec![
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup2",
+            "cgroup2",
+            &["nosuid", "noexec", "nodev", "relatime"],
+        ),
+        run_tmpfs(),
+        mount(
+            "/run/lock",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "nodev", "noexec", "mode=1777", "size=5120k"],
+        ),
+    ]
 }
 
 /// illumos mount option names → Linux ones; others pass through.
@@ -1250,6 +1322,88 @@ mod tests {
         assert!(wants_userns(&z));
         z.set_global("userns", &Value::simple("false")).unwrap();
         assert!(!wants_userns(&z));
+    }
+
+    #[test]
+    fn a_systemd_zone_gets_sys_admin_in_its_userns_a_cgroup2_mount_and_no_audit() {
+        let mut o = opts();
+        o.userns = Some(1_000_065_536);
+        o.systemd = true;
+        let z = zone();
+        let s = zone_spec(&z, &o).unwrap();
+        let caps = s
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .clone()
+            .unwrap();
+        let bnd = caps.bounding().clone().unwrap();
+        assert!(bnd.contains(&Capability::SysAdmin));
+        assert!(!bnd.contains(&Capability::AuditWrite));
+        assert_eq!(caps.effective().clone().unwrap(), bnd);
+        let mounts = s.mounts().clone().unwrap();
+        let cg = mounts
+            .iter()
+            .find(|m| m.destination() == Path::new("/sys/fs/cgroup"))
+            .unwrap();
+        assert_eq!(cg.typ().as_deref(), Some("cgroup2"));
+        assert!(!cg.options().clone().unwrap().contains(&"ro".to_string()));
+        assert!(mounts
+            .iter()
+            .any(|m| m.destination() == Path::new("/run/lock")));
+        let env = s.process().as_ref().unwrap().env().clone().unwrap();
+        assert!(
+            env.contains(&format!("container_uuid={}", z.uuid)),
+            "{env:?}"
+        );
+        assert!(env.contains(&"container=zone".to_string()));
+        // The seccomp profile, masked and read-only paths stay.
+        let l = s.linux().as_ref().unwrap();
+        assert!(l.seccomp().is_some());
+        assert!(l
+            .readonly_paths()
+            .clone()
+            .unwrap()
+            .contains(&"/proc/sys".into()));
+        // Without a user namespace of its own, no CAP_SYS_ADMIN and the default mounts.
+        o.userns = None;
+        let s = zone_spec(&zone(), &o).unwrap();
+        let caps = s
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .clone()
+            .unwrap();
+        assert!(!caps
+            .bounding()
+            .clone()
+            .unwrap()
+            .contains(&Capability::SysAdmin));
+        let mounts = s.mounts().clone().unwrap();
+        assert!(mounts.iter().any(|m| m.typ().as_deref() == Some("cgroup")));
+        // A zone whose init is not systemd: as before.
+        let mut o = opts();
+        o.userns = Some(1_000_065_536);
+        let s = zone_spec(&zone(), &o).unwrap();
+        let caps = s
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .clone()
+            .unwrap();
+        assert!(!caps
+            .bounding()
+            .clone()
+            .unwrap()
+            .contains(&Capability::SysAdmin));
+        assert!(caps
+            .bounding()
+            .clone()
+            .unwrap()
+            .contains(&Capability::AuditWrite));
     }
 
     #[test]

@@ -104,12 +104,6 @@ pub fn warnings(zone: &Zone, store_dirs: &[PathBuf]) -> Vec<String> {
                 .to_string(),
         );
     }
-    if !zone.fs_allowed.is_empty() {
-        w.push(format!(
-            "fs-allowed={}: the zone may mount these filesystem types itself",
-            zone.fs_allowed.join(",")
-        ));
-    }
     w
 }
 

@@ -2,6 +2,7 @@
 //! that interprets them over a zone's configuration (global scope and resource scope), with
 //! [`print`] for `info` and `export`.
 
+pub mod complete;
 pub mod input;
 pub mod json;
 pub mod lexer;
@@ -105,6 +106,14 @@ impl Console for Quiet {
     }
 }
 
+/// The properties `help` lists: the global ones (scope `None`), then each resource type's.
+pub fn help_properties() -> Vec<(Option<ResourceType>, Vec<&'static str>)> {
+    std::iter::once(None)
+        .chain(ResourceType::ALL.into_iter().map(Some))
+        .map(|scope| (scope, complete::property_names(scope)))
+        .collect()
+}
+
 /// The `help` text, for all commands or one.
 pub fn help(topic: Option<&str>) -> String {
     const USAGE: [(&str, &str); 16] = [
@@ -125,18 +134,22 @@ pub fn help(topic: Option<&str>) -> String {
         ("set", "set <property-name>=<property-value>"),
         ("verify", "verify"),
     ];
-    const TAIL: &str = "\nResource types: fs, net, anet, device, rctl, attr, dedicated-cpu, capped-cpu, capped-memory, capped-io\n\
-Global properties: zonename, zonepath, brand (linux|app), autoboot, bootargs, pool, limitpriv,\n\
-\tscheduling-class, ip-type (exclusive|shared), hostid, fs-allowed,\n\
-\tstorage (overlay|dir|btrfs[:PATH]|zfs:POOL/DATASET), cpu-shares, max-lwps,\n\
-\tmax-processes, max-msg-ids, max-sem-ids, max-shm-ids, max-shm-memory\n\
-Values: simple (quoted with \"\" if needed), lists [a,b], complex (name=value,...)\n";
+    const TAIL: &str =
+        "\nValues: simple (quoted with \"\" if needed), lists [a,b], complex (name=value,...)\n\
+Global property values: brand linux|app, ip-type exclusive|shared,\n\
+\tstorage overlay|dir|btrfs[:PATH]|zfs:POOL/DATASET\n";
     match topic.and_then(|t| USAGE.iter().find(|(c, _)| *c == t)) {
         Some((_, u)) => format!("usage:\n\t{u}\n"),
         None => {
             let mut s = String::from("usage:\n");
             for (_, u) in USAGE {
                 s.push_str(&format!("\t{u}\n"));
+            }
+            let types: Vec<&str> = ResourceType::ALL.iter().map(|t| t.name()).collect();
+            s.push_str(&format!("\nResource types: {}\n", types.join(", ")));
+            for (scope, props) in help_properties() {
+                let what = scope.map_or("global".to_string(), |t| t.name().to_string());
+                s.push_str(&format!("Properties ({what}): {}\n", props.join(", ")));
             }
             s.push_str(TAIL);
             s

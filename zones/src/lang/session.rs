@@ -90,6 +90,11 @@ impl<'s> Session<'s> {
         self.config.as_ref()
     }
 
+    /// The type of the resource being edited; `None` in the global scope.
+    pub fn scope(&self) -> Option<crate::model::ResourceType> {
+        self.edit.as_ref().map(|e| e.res.kind())
+    }
+
     /// `zonecfg:NAME> ` or `zonecfg:NAME:RESOURCE> `.
     pub fn prompt(&self) -> String {
         let name = self

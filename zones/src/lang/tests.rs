@@ -582,7 +582,6 @@ set limitpriv=default,sys_resource,-net_raw
 set scheduling-class=FSS
 set ip-type=exclusive
 set hostid=80f0c086
-set fs-allowed=ext4,xfs
 set cpu-shares=20
 set max-lwps=500
 set max-shm-memory=512m
@@ -698,7 +697,6 @@ fn info_of_resources_with_filters() {
         ),
         "{all}"
     );
-    assert!(all.contains("fs-allowed: ext4,xfs\n"), "{all}");
 }
 
 #[test]

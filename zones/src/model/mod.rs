@@ -725,7 +725,9 @@ impl Zone {
 
     /// Properties with no Linux mechanism are refused, never stored and ignored: the fair
     /// share scheduler (FSS, what cpu-shares means) is the only scheduling class a zone can
-    /// have, and resource pools have no counterpart (dedicated-cpu is a zone's own cpuset).
+    /// have, and resource pools have no counterpart (dedicated-cpu is a zone's own cpuset),
+    /// nor have pool importance, fs-allowed (mounting needs the host's CAP_SYS_ADMIN), an fs
+    /// resource's raw device (fsck before a global-zone mount) or zone.max-lofi.
     fn verify_scheduling(&self) -> Result<(), ModelError> {
         if let Some(class) = self.scheduling_class.as_deref() {
             if !class.eq_ignore_ascii_case("FSS") {
@@ -733,6 +735,28 @@ impl Zone {
                     "scheduling-class {class}: only FSS is supported (a zone's processes share the CPU by cpu-shares); clear scheduling-class or set it to FSS"
                 )));
             }
+        }
+        if !self.fs_allowed.is_empty() {
+            return Err(ModelError::Conflict(format!(
+                "fs-allowed={}: a zone cannot mount filesystems itself on Linux (that needs the host's CAP_SYS_ADMIN); give it an fs resource, and clear fs-allowed",
+                self.fs_allowed.join(",")
+            )));
+        }
+        if self.rctl("zone.max-lofi").is_some() {
+            return Err(ModelError::Conflict(
+                "rctl zone.max-lofi: a zone cannot make loop devices on Linux, so there is nothing to limit; remove the rctl".into(),
+            ));
+        }
+        if let Some(i) = self.dedicated_cpu.as_ref().and_then(|d| d.importance) {
+            return Err(ModelError::Conflict(format!(
+                "dedicated-cpu importance={i}: importance ranks resource pools, which are not supported on Linux; clear importance"
+            )));
+        }
+        if let Some(f) = self.fs.iter().find(|f| f.raw.is_some()) {
+            return Err(ModelError::Conflict(format!(
+                "fs dir={}: raw is the device fsck checks before the global zone mounts it, which zones do not do; clear raw",
+                f.dir.as_deref().unwrap_or_default()
+            )));
         }
         if let Some(pool) = self.pool.as_deref().filter(|p| !p.is_empty()) {
             return Err(ModelError::Conflict(format!(
