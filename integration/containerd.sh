@@ -20,7 +20,7 @@ set -uo pipefail
 IT_NAME=containerd
 # shellcheck source=integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-it_init containerd ctr containerd-shim-runc-v2
+it_init containerd ctr containerd-shim-runc-v2 python3
 
 NS=$IT_TAG
 SOCK=$IT_RUN/containerd.sock

@@ -14,15 +14,28 @@
 # (integration/mk-pause-image.sh), imported into the k8s.io namespace with ctr, like the
 # container image. containerd is stopped and everything removed by the EXIT trap.
 #
+# With IT_SYSTEMD_CGROUP=1 (in the systemd guest: integration/vm/systemd) the handler has
+# SystemdCgroup = true, the pod's parent is the slice runz_it_<pid>.slice (kubelet's systemd
+# driver), and the client checks each container's scope in the pod's slice with its limits in
+# systemd; at the end no unit of that slice is left.
+#
 # Env: RUNZ (runz binary, as in containerd.sh), CRI_CLIENT (default
-# target/<triple>/debug/runz-cri-client, else release/), IT_TIMEOUT, IT_VERBOSE=1.
+# target/<triple>/debug/runz-cri-client, else release/), IT_SYSTEMD_CGROUP=1, IT_IMAGES (a
+# directory with pause-oci.tar and busybox-oci.tar made by mk-pause-image.sh and
+# mk-oci-image.sh: used instead of building them, for hosts without busybox-static and
+# python3), IT_TIMEOUT, IT_VERBOSE=1.
 # Prints "integration: N passed, N failed (cri)".
 set -uo pipefail
 
 IT_NAME=cri
 # shellcheck source=integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-it_init containerd ctr containerd-shim-runc-v2
+SYSTEMD_CGROUP=${IT_SYSTEMD_CGROUP:-0}
+if [ -n "${IT_IMAGES:-}" ] || [ "$SYSTEMD_CGROUP" = 1 ]; then
+    it_init containerd ctr containerd-shim-runc-v2
+else
+    it_init containerd ctr containerd-shim-runc-v2 python3
+fi
 
 NS=k8s.io                           # the CRI plugin's namespace
 SOCK=$IT_RUN/containerd.sock
@@ -30,7 +43,13 @@ IMG=docker.io/runz-it/busybox:latest
 PAUSE=docker.io/runz-it/pause:latest
 RUNZ_ROOT=$IT_RUN/runz              # the handler's options.Root; the shim appends /k8s.io
 RUNZ_STATE=$RUNZ_ROOT/$NS
-CG_PARENT=$(it_cgroup_parent)
+if [ "$SYSTEMD_CGROUP" = 1 ]; then
+    SYSTEMD_CGROUP=true
+    CG_PARENT=${IT_TAG//-/_}.slice # no "-": one slice below -.slice
+else
+    SYSTEMD_CGROUP=false
+    CG_PARENT=$(it_cgroup_parent)
+fi
 CTRD_PID=
 CREATED_RUN_CONTAINERD=0
 [ -e /run/containerd ] || CREATED_RUN_CONTAINERD=1
@@ -76,6 +95,11 @@ cleanup_containerd() {
     for id in "${ids[@]}"; do
         rm -f "/run/containerd/s/$(printf '%s' "$SOCK/$NS/$id" | sha256sum | cut -d' ' -f1)"
     done
+    # systemd driver: whatever is left of the pod's slice (its scopes with it).
+    if [ "$SYSTEMD_CGROUP" = true ]; then
+        T=30 t systemctl stop "$CG_PARENT" >/dev/null 2>&1
+        T=10 t systemctl reset-failed "${CG_PARENT%.slice}*" >/dev/null 2>&1
+    fi
     if [ "$CREATED_RUN_CONTAINERD" -eq 1 ]; then
         rmdir /run/containerd/s /run/containerd/fifo /run/containerd 2>/dev/null
     fi
@@ -136,7 +160,7 @@ disabled_plugins = [
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runz.options]
   BinaryName = "$RUNZ"
   Root = "$RUNZ_ROOT"
-  SystemdCgroup = false
+  SystemdCgroup = $SYSTEMD_CGROUP
 
 [plugins."io.containerd.grpc.v1.cri".cni]
   bin_dir = "$IT_WORK/cni/bin"
@@ -163,10 +187,15 @@ EOC
 start_containerd
 
 # --- images: the sandbox (pause-like) image and the container image, in the CRI namespace -----
-T=60 t "$IT_REPO/integration/mk-pause-image.sh" "$IT_WORK/pause-oci.tar" "$PAUSE" ||
-    fail "build the pause-like OCI image"
-T=60 t "$IT_REPO/integration/mk-oci-image.sh" "$IT_WORK/busybox-oci.tar" "$IMG" ||
-    fail "build the busybox OCI image"
+if [ -n "${IT_IMAGES:-}" ]; then
+    cp "$IT_IMAGES/pause-oci.tar" "$IT_IMAGES/busybox-oci.tar" "$IT_WORK/" ||
+        fail "copy the prebuilt images from $IT_IMAGES"
+else
+    T=60 t "$IT_REPO/integration/mk-pause-image.sh" "$IT_WORK/pause-oci.tar" "$PAUSE" ||
+        fail "build the pause-like OCI image"
+    T=60 t "$IT_REPO/integration/mk-oci-image.sh" "$IT_WORK/busybox-oci.tar" "$IMG" ||
+        fail "build the busybox OCI image"
+fi
 expect "ctr -n k8s.io images import (pause-like sandbox image)" 0 "unpacking $PAUSE" \
     C images import "$IT_WORK/pause-oci.tar"
 expect "ctr -n k8s.io images import (busybox)" 0 "unpacking $IMG" \
@@ -193,7 +222,26 @@ fi
 # --- nothing of the pod is left --------------------------------------------------------------
 expect "no runz container is left (runz list)" 0 '^$' "$RUNZ" --root "$RUNZ_STATE" list -q
 expect "no containerd container is left in k8s.io" 0 '^$' C container ls -q
-expect_eq "the pod's cgroups are gone" \
-    "$(find /sys/fs/cgroup/*"$CG_PARENT" -mindepth 2 -type d 2>/dev/null)" ""
+if [ "$SYSTEMD_CGROUP" = true ]; then
+    # No scope of the pod's sandbox or container is left (bounded wait for systemd).
+    left=
+    for _ in $(seq 50); do
+        left=$(systemctl list-units --all --plain --no-legend "${CG_PARENT%.slice}*" |
+            awk '$1 ~ /scope$/ { print $1, $3 }')
+        [ -z "$left" ] && break
+        sleep 0.2
+    done
+    expect_eq "systemd: no scope of the pod is left" "$left" ""
+    expect_eq "the pod's scopes' cgroups are gone" \
+        "$(find "/sys/fs/cgroup/$CG_PARENT" -name '*.scope' 2>/dev/null)" ""
+    # The slices are kubelet's to remove (it stops the pod's slice): do that, then none is left.
+    T=30 t systemctl stop "$CG_PARENT" >/dev/null 2>&1
+    expect_eq "after kubelet's StopUnit of the parent slice: no unit and no cgroup left" \
+        "$(systemctl list-units --all --plain --no-legend "${CG_PARENT%.slice}*" |
+            awk '$3 != "inactive" { print $1, $3 }')$(ls -d "/sys/fs/cgroup/$CG_PARENT" 2>/dev/null)" ""
+else
+    expect_eq "the pod's cgroups are gone" \
+        "$(find /sys/fs/cgroup/*"$CG_PARENT" -mindepth 2 -type d 2>/dev/null)" ""
+fi
 
 it_finish

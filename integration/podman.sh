@@ -21,7 +21,7 @@ set -uo pipefail
 IT_NAME=podman
 # shellcheck source=integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-it_init podman conmon
+it_init podman conmon python3
 
 IMG=docker.io/runz-it/busybox:latest
 PW=$IT_WORK/podman

@@ -6,7 +6,8 @@
 # cargo test --workspace (root integration tests included, tests/faults.rs among them),
 # integration/*.sh (runz under a private containerd, driven by ctr and over CRI, and podman;
 # root only), integration/vm/run.sh (tests/caps.rs on pure cgroup v2 in a qemu guest, and
-# tests/userns.rs and tests/network.rs's vlan test there; root only), a short fuzz run
+# tests/userns.rs and tests/network.rs's vlan test there; root only), integration/vm/systemd
+# (runz --systemd-cgroup next to runc in the systemd-booted guest; root only), a short fuzz run
 # (fuzz/), a short soak (bench/soak.sh --short), check-leaks.
 # The final count includes the integration scripts' checks (each prints "integration: N
 # passed, N failed (NAME)").
@@ -146,6 +147,31 @@ if [ "$root" -eq 1 ]; then
     if [ "${PIPESTATUS[0]}" -ne 0 ]; then
         echo "==> FAILED: integration/vm/run.sh --test distro" >&2
         failed_steps+=("integration/vm/run.sh --test distro")
+# runz's systemd cgroup driver where systemd is PID 1 (not on this host): the Debian 12 guest of
+# integration/vm/systemd (image cached in /var/cache/zones-linux, built by mk-guest.sh when
+# missing: 3-5 minutes cold); one boot, four steps: runz --systemd-cgroup next to runc on the
+# same bundles; runz under podman (cgroup_manager systemd) and containerd's shim (ctr
+# --runc-systemd-cgroup); integration/cri.sh with SystemdCgroup = true; a zone as a systemd
+# scope (zones.conf cgroup_driver = auto). The pod's images and the zone's busybox come from
+# here: the guest has no busybox-static or python3. About 6-8 minutes cached. Prints
+# "integration: N passed, N failed (systemd-guest)".
+if [ "$root" -eq 1 ]; then
+    echo "==> integration/vm/systemd/run.sh: systemd-driver.sh, runtimes-systemd.sh, cri.sh, zone-systemd.sh"
+    cri_images=$(dirname "$debug")/vm/cri-images
+    mkdir -p "$cri_images"
+    "$repo/integration/mk-pause-image.sh" "$cri_images/pause-oci.tar" >/dev/null &&
+        "$repo/integration/mk-oci-image.sh" "$cri_images/busybox-oci.tar" >/dev/null ||
+        echo "==> the CRI images for the systemd guest could not be built" >&2
+    cp /bin/busybox "$(dirname "$debug")/vm/busybox" # static (busybox-static), for zone-systemd.sh
+    timeout -k 10 1800 "$repo/integration/vm/systemd/run.sh" --quiet --timeout 1500 \
+        --job "$repo/integration/vm/systemd/systemd-driver.sh" \
+        --job "$repo/integration/vm/systemd/runtimes-systemd.sh" \
+        --cmd "IT_SYSTEMD_CGROUP=1 IT_IMAGES=$cri_images RUNZ=$debug/runz CRI_CLIENT=$debug/runz-cri-client $repo/integration/cri.sh" \
+        --job "$repo/integration/vm/systemd/zone-systemd.sh" \
+        2>&1 | tee -a "$integ_log"
+    if [ "${PIPESTATUS[0]}" -ne 0 ]; then
+        echo "==> FAILED: integration/vm/systemd/run.sh (systemd driver jobs)" >&2
+        failed_steps+=("integration/vm/systemd/run.sh (systemd driver jobs)")
     fi
 fi
 

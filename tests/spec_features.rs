@@ -317,21 +317,6 @@ fn an_absolute_cgroups_path_is_taken_from_each_hierarchy_root() {
 }
 
 #[test]
-fn refused_global_flags_say_why() {
-    if !require_root() {
-        return;
-    }
-    let b = Bundle::new("systemd-flag");
-    let out = b.runz(&["--systemd-cgroup", "state", &b.id]);
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("systemd"),
-        "{}",
-        text(&out.stderr)
-    );
-}
-
-#[test]
 fn scheduler_io_priority_and_personality_are_applied() {
     if !require_root() {
         return;

@@ -85,12 +85,41 @@ pub enum CgroupError {
         #[source]
         source: nix::Error,
     },
+    /// The systemd driver refused or failed.
+    #[error(transparent)]
+    Systemd(#[from] SystemdError),
     /// rmdir kept failing (the cgroup still has members) until the deadline.
     #[error("cannot remove cgroup {path}: {source} (gave up after retrying)")]
     Busy {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+}
+
+/// What the systemd driver (`runz --systemd-cgroup`) refuses or fails at, in runc's words
+/// where runc has them.
+#[derive(Debug, thiserror::Error)]
+pub enum SystemdError {
+    /// The cgroupsPath is not `slice:prefix:name`.
+    #[error("expected cgroupsPath to be of format \"slice:prefix:name\" for systemd cgroups, got {0:?} instead")]
+    PathFormat(String),
+    /// A slice name systemd would not accept (runc's `ExpandSlice`).
+    #[error("invalid slice name: {0}")]
+    InvalidSlice(String),
+    /// `/run/systemd/system` is missing: PID 1 is not systemd.
+    #[error("systemd not running on this host, cannot use systemd cgroups manager")]
+    NotRunning,
+    /// The host or the request is something the driver does not do (with the reason).
+    #[error("systemd cgroup driver: {0}")]
+    Unsupported(String),
+    /// A D-Bus call to systemd failed.
+    #[error("systemd: {op} {unit}: {source}")]
+    Dbus {
+        op: &'static str,
+        unit: String,
+        #[source]
+        source: Box<libcgroups::systemd::manager::SystemdManagerError>,
     },
 }
 

@@ -14,6 +14,7 @@ mod fsutil;
 mod procinfo;
 mod stats;
 pub mod support;
+pub mod systemd;
 mod v1;
 mod v2;
 
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-pub use error::CgroupError;
+pub use error::{CgroupError, SystemdError};
 pub use stats::{
     BlkioEntry, BlkioStats, CpuStats, CpuUsage, HugetlbStats, MemoryEntry, MemoryStats, PidsStats,
     Stats, Throttling,
@@ -83,6 +84,9 @@ impl Hierarchy {
 pub struct Cgroup {
     mode: Mode,
     hierarchies: Vec<Hierarchy>,
+    /// The transient unit, with the systemd driver ([`Cgroup::resolve_systemd`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    systemd: Option<systemd::Unit>,
 }
 
 /// Validates and normalises the cgroups path; `None` or empty means `id`.
@@ -183,7 +187,11 @@ impl Cgroup {
             .filter(|p| mode != Mode::V2 || p.is_v2())
             .map(|p| hierarchy_for(p, &path))
             .collect();
-        Ok(Cgroup { mode, hierarchies })
+        Ok(Cgroup {
+            mode,
+            hierarchies,
+            systemd: None,
+        })
     }
 
     /// The host's cgroup mode as seen when resolving.
@@ -247,8 +255,28 @@ impl Cgroup {
     /// Applies `r` (see the crate docs for what is supported). The needed controllers, and
     /// the kernel's support for every host-dependent resource ([`support`]), are checked
     /// before anything is written.
+    ///
+    /// With the systemd driver the unit's properties are set first (SetUnitProperties), then the
+    /// same values, and what systemd has no property for, are written to the files.
     pub fn apply(&self, r: &oci_spec::runtime::LinuxResources) -> Result<(), CgroupError> {
+        let normalised;
+        let r = if self.systemd.is_some() {
+            normalised = systemd::normalise(r);
+            &normalised
+        } else {
+            r
+        };
         support::check_dirs(self, r)?;
+        if self.systemd.is_some() {
+            // As runc: a limit below current use would have systemd OOM-kill the container.
+            if let (Some(h), Some(limit)) = (
+                self.v2_hierarchy(),
+                r.memory().as_ref().and_then(|m| m.limit()),
+            ) {
+                v2::check_memory_limit(&h.dir, limit)?;
+            }
+            self.set_unit_properties(r)?;
+        }
         match self.mode {
             Mode::V2 => {
                 let h = self.v2_hierarchy().ok_or(CgroupError::NoHierarchy)?;
@@ -282,8 +310,10 @@ impl Cgroup {
 
     /// Removes the cgroup in every hierarchy, children first, retrying busy
     /// directories every 10ms for about a second in total, then the parents
-    /// `create()` made when they are empty. Missing directories are fine.
+    /// `create()` made when they are empty. Missing directories are fine. With the systemd
+    /// driver the unit is stopped first (systemd then removes its cgroup; leftovers go here).
     pub fn remove(&self) -> Result<(), CgroupError> {
+        self.stop_unit()?;
         let deadline = Instant::now() + Duration::from_secs(1);
         let mut first_err = None;
         for h in &self.hierarchies {

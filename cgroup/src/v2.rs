@@ -185,7 +185,7 @@ pub(crate) fn apply(h: &Hierarchy, r: &LinuxResources) -> Result<(), CgroupError
 /// (EBUSY); v2 accepts it and reclaims, and what it cannot reclaim (tmpfs without swap, locked
 /// or busy anonymous memory) the OOM killer then takes from the cgroup's processes. Checking
 /// first gives both the v1 behaviour: an error, and the old limit and the processes intact.
-fn check_memory_limit(dir: &Path, limit: i64) -> Result<(), CgroupError> {
+pub(crate) fn check_memory_limit(dir: &Path, limit: i64) -> Result<(), CgroupError> {
     if limit <= 0 {
         return Ok(());
     }

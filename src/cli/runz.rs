@@ -37,7 +37,8 @@ struct Cli {
     /// Log debug messages too.
     #[arg(long, global = true)]
     debug: bool,
-    /// Use the systemd cgroup driver (not supported yet).
+    /// Use the systemd cgroup driver: cgroupsPath is slice:prefix:name, the cgroup a transient
+    /// scope unit (needs systemd as PID 1 and cgroup v2).
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
     /// Rootless mode: true, false or auto.
@@ -342,9 +343,7 @@ fn normalise_args(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ff
 }
 
 fn dispatch(cli: Cli) -> Result<i32> {
-    if cli.systemd_cgroup {
-        bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet; use the cgroupfs driver (omit the flag)");
-    }
+    SYSTEMD_CGROUP.store(cli.systemd_cgroup, std::sync::atomic::Ordering::Relaxed);
     let root = cli.root.clone();
     if matches!(
         cli.command,
@@ -403,6 +402,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
     Ok(0)
 }
 
+/// The global --systemd-cgroup, for every create of this invocation (create, run).
+static SYSTEMD_CGROUP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn create_opts(root: &Path, a: CreateArgs, console_fd: Option<OwnedFd>) -> CreateOpts {
     CreateOpts {
         root: root.to_path_buf(),
@@ -415,6 +417,7 @@ fn create_opts(root: &Path, a: CreateArgs, console_fd: Option<OwnedFd>) -> Creat
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
+        systemd_cgroup: SYSTEMD_CGROUP.load(std::sync::atomic::Ordering::Relaxed),
     }
 }
 
@@ -549,7 +552,7 @@ fn features() -> serde_json::Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": capabilities::all_known(),
-            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false },
+            "cgroup": { "v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": false },
             "seccomp": {
                 "enabled": true,
                 "actions": seccomp::supported_actions(),

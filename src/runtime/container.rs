@@ -62,6 +62,8 @@ pub struct CreateOpts {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
+    /// The systemd cgroup driver (`--systemd-cgroup`): the cgroup is a transient scope.
+    pub systemd_cgroup: bool,
 }
 
 /// A container that `create` has set up.
@@ -154,7 +156,7 @@ pub fn create(opts: CreateOpts) -> Result<Created> {
         pids: Vec::new(),
         armed: true,
     };
-    let cgroup = make_cgroup(&spec, &opts.id, &dir)?;
+    let cgroup = make_cgroup(&spec, &opts.id, &dir, opts.systemd_cgroup)?;
     cleanup.cgroup = Some(cgroup.clone());
     crate::fault::point("create:after-cgroup");
     let fifo = make_fifo(&dir)?;
@@ -173,7 +175,8 @@ pub fn create(opts: CreateOpts) -> Result<Created> {
         Forked::Child => {
             drop(parent_ch);
             let ctx = InitContext {
-                cgroup: Some(&cgroup),
+                // A systemd scope is started with init in it, by the parent, below.
+                cgroup: cgroup.systemd_unit().is_none().then_some(&cgroup),
                 in_cgroup,
                 spec: &spec,
                 id: &opts.id,
@@ -197,6 +200,9 @@ pub fn create(opts: CreateOpts) -> Result<Created> {
     crate::fault::point("create:after-fork");
     drop(child_ch);
     drop(console);
+    if cgroup.systemd_unit().is_some() {
+        start_unit(&cgroup, &spec, child)?;
+    }
     let init_pid = drive_child(&spec, &opts.id, &bundle, child, &parent_ch, &mut cleanup)?;
     trace::mark("create: init ready");
 
@@ -250,13 +256,31 @@ fn send_pidfd(sock: Option<&OwnedFd>, pid: Pid) -> Result<()> {
 /// runz killed before state.json exists leaves this for `delete --force` to find.
 const CREATING_CGROUP: &str = "creating-cgroup.json";
 
-fn make_cgroup(spec: &Spec, id: &str, dir: &Path) -> Result<Cgroup> {
+fn make_cgroup(spec: &Spec, id: &str, dir: &Path, systemd: bool) -> Result<Cgroup> {
     let path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
-    let mut cg =
-        Cgroup::resolve(path.as_deref(), id).map_err(|e| ContainerError::Cgroup(e.to_string()))?;
+    let mut cg = if systemd {
+        let props = zones_cgroup::systemd::property_annotations(
+            spec.annotations().iter().flat_map(|a| a.keys()),
+        );
+        if !props.is_empty() {
+            return Err(ContainerError::Cgroup(format!(
+                "annotations {}: extra systemd unit properties are not supported by runz's \
+                 systemd cgroup driver",
+                props.join(", ")
+            )));
+        }
+        Cgroup::resolve_systemd(path.as_deref(), id)
+    } else {
+        Cgroup::resolve(path.as_deref(), id)
+    }
+    .map_err(|e| ContainerError::Cgroup(e.to_string()))?;
     let record = serde_json::to_vec(&cg).map_err(|e| ContainerError::Cgroup(e.to_string()))?;
     state::write_atomic(&dir.join(CREATING_CGROUP), &record)
         .map_err(|e| ContainerError::Create(format!("{}: {e}", dir.display())))?;
+    if cg.systemd_unit().is_some() {
+        // systemd makes the scope's cgroup when it starts the unit with init in it.
+        return Ok(cg);
+    }
     cg.create()
         .map_err(|e| ContainerError::Cgroup(e.to_string()))?;
     if let Err(e) = cg.apply(&spec::resources(spec)) {
@@ -264,6 +288,15 @@ fn make_cgroup(spec: &Spec, id: &str, dir: &Path) -> Result<Cgroup> {
         return Err(ContainerError::Cgroup(e.to_string()));
     }
     Ok(cg)
+}
+
+/// The systemd driver's half of `make_cgroup`, once init is forked and before it may go on:
+/// start the scope with init in it, then set the resources (unit properties, then files).
+fn start_unit(cg: &Cgroup, spec: &Spec, init: Pid) -> Result<()> {
+    cg.start_unit(init.as_raw())
+        .map_err(|e| ContainerError::Cgroup(e.to_string()))?;
+    cg.apply(&spec::resources(spec))
+        .map_err(|e| ContainerError::Cgroup(e.to_string()))
 }
 
 fn make_fifo(dir: &Path) -> Result<OwnedFd> {
@@ -906,11 +939,23 @@ pub fn update(root: &Path, id: &str, res: &oci_spec::runtime::LinuxResources) ->
     if status == Status::Stopped {
         return Err(ContainerError::NotRunning);
     }
-    cgroup_of(&st)?
-        .apply(res)
+    let cg = cgroup_of(&st)?;
+    let current = st
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().clone());
+    let merged = merge_resources(current.unwrap_or_default(), res);
+    // systemd sets a unit's resources as a whole (libcgroups sends CPUQuota=max when a cpu
+    // update has no quota): give it everything, as runc's update does.
+    let apply = if cg.systemd_unit().is_some() {
+        &merged
+    } else {
+        res
+    };
+    cg.apply(apply)
         .map_err(|e| ContainerError::Cgroup(format!("update {id}: {e}")))?;
     if let Some(linux) = st.config.linux_mut() {
-        let merged = merge_resources(linux.resources().clone().unwrap_or_default(), res);
         linux.set_resources(Some(merged));
     }
     st.save(root)?;

@@ -118,6 +118,8 @@ pub fn write_bundle(
         device_nodes(zone, &bundle, base)?;
     }
     let mut spec = zones::spec::zone_spec(zone, &opts)?;
+    super::cgroup_driver::place(store, &mut spec, &zone.zonename)
+        .map_err(|e| zone_err(&zone.zonename, e))?;
     super::metadata::add_mount(&mut spec, &ZonePaths::new(store, &zone.zonename));
     let json = serde_json::to_vec_pretty(&spec).map_err(|e| zone_err(&zone.zonename, e))?;
     // No fsync: config.json is written again at every boot.
@@ -311,6 +313,7 @@ pub fn create(paths: &ZonePaths, bundle: &Path) -> Result<(Pid, OwnedFd), Engine
         bundle: bundle.to_path_buf(),
         console_fd: Some(theirs),
         no_new_keyring: false,
+        systemd_cgroup: super::cgroup_driver::in_bundle(bundle),
         ..Default::default()
     })?;
     let master = crate::runtime::console::recv_master(&ours)

@@ -25,6 +25,7 @@
 //! `ALTROOT/run/zones/.runz/NAME/`.
 
 pub mod admin;
+pub mod cgroup_driver;
 pub mod control;
 pub mod datalinks;
 pub mod engine;

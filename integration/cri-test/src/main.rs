@@ -44,6 +44,8 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_GRACE_SECS: i64 = 10;
 /// The container's memory limit; the test reads it back from the cgroup runz made.
 const MEMORY_LIMIT: i64 = 64 << 20;
+/// The container's CPU quota per 100 ms period with the systemd driver (CPUQuota=50%).
+const CPU_QUOTA: i64 = 50_000;
 /// The container's name in the pod, and so its log directory.
 const CONTAINER_NAME: &str = "app";
 
@@ -243,6 +245,31 @@ fn in_cgroup(pid: u32, path: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// systemd's slice path: `a-b-c.slice` is /a.slice/a-b.slice/a-b-c.slice.
+fn expand_slice(slice: &str) -> String {
+    let stem = slice.strip_suffix(".slice").unwrap_or(slice);
+    let mut path = String::new();
+    let mut prefix = String::new();
+    for part in stem.split('-') {
+        path.push_str(&format!("/{prefix}{part}.slice"));
+        prefix.push_str(part);
+        prefix.push('-');
+    }
+    path
+}
+
+/// `systemctl show UNIT -p PROPS` as sorted "Key=value" lines joined by spaces.
+fn unit_show(unit: &str, props: &str) -> String {
+    let out = Command::new("systemctl")
+        .args(["show", unit, "-p", props])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_else(|e| format!("<systemctl: {e}>"));
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort_unstable();
+    lines.join(" ")
+}
+
 fn image_spec(image: &str) -> ImageSpec {
     ImageSpec {
         image: image.to_string(),
@@ -273,9 +300,13 @@ impl Pod {
         let uid = format!("{}-uid", args.name);
         let namespace = "default".to_string();
         let name = args.name.clone();
-        // Kubelet: /var/log/pods/<namespace>_<name>_<uid>; cgroupfs driver: .../pod<uid>.
+        // Kubelet: /var/log/pods/<namespace>_<name>_<uid>; cgroupfs driver: .../pod<uid>;
+        // systemd driver (a parent slice): <parent stem>-pod<uid, "-" as "_">.slice.
         let log_directory = args.log_dir.join(format!("{namespace}_{name}_{uid}"));
-        let cgroup_parent = format!("{}/pod{uid}", args.cgroup_parent);
+        let cgroup_parent = match args.cgroup_parent.strip_suffix(".slice") {
+            Some(stem) => format!("{stem}-pod{}.slice", uid.replace('-', "_")),
+            None => format!("{}/pod{uid}", args.cgroup_parent),
+        };
         let labels = HashMap::from([
             ("io.kubernetes.pod.name".to_string(), name.clone()),
             ("io.kubernetes.pod.namespace".to_string(), namespace.clone()),
@@ -333,6 +364,9 @@ impl Pod {
                 resources: Some(LinuxContainerResources {
                     cpu_shares: 256,
                     memory_limit_in_bytes: MEMORY_LIMIT,
+                    // systemd driver: a CPU quota too, read back as the scope's CPUQuota.
+                    cpu_quota: if self.systemd() { CPU_QUOTA } else { 0 },
+                    cpu_period: if self.systemd() { 100_000 } else { 0 },
                     ..Default::default()
                 }),
                 security_context: Some(LinuxContainerSecurityContext {
@@ -342,6 +376,26 @@ impl Pod {
             }),
             ..Default::default()
         }
+    }
+
+    /// With SystemdCgroup = true the pod's parent is a slice (kubelet's systemd driver).
+    fn systemd(&self) -> bool {
+        self.cgroup_parent.ends_with(".slice")
+    }
+
+    /// The cgroup of the sandbox or container `id`, as /proc/<pid>/cgroup shows it: cgroupfs
+    /// `<parent>/<id>`; systemd the scope `cri-containerd-<id>.scope` in the expanded slice.
+    fn cgroup_of(&self, id: &str) -> String {
+        if self.systemd() {
+            format!("{}/{}", expand_slice(&self.cgroup_parent), Self::scope(id))
+        } else {
+            format!("{}/{id}", self.cgroup_parent)
+        }
+    }
+
+    /// containerd's unit for `id` with the systemd driver (cgroupsPath slice:cri-containerd:id).
+    fn scope(id: &str) -> String {
+        format!("cri-containerd-{id}.scope")
     }
 
     fn container_log(&self) -> PathBuf {
@@ -506,9 +560,9 @@ async fn check_sandbox(r: &mut Report, ctx: &mut Ctx, id: &str) -> Option<u32> {
         host_ipc != sandbox_ipc,
         || format!("host {host_ipc}, sandbox {sandbox_ipc}"),
     );
-    let cg = format!("{}/{id}", ctx.pod.cgroup_parent);
+    let cg = ctx.pod.cgroup_of(id);
     r.check(
-        "the sandbox is in the cgroup <cgroup_parent>/<sandbox id>",
+        "the sandbox is in the cgroup <cgroup_parent>/<sandbox id> (systemd: its scope)",
         in_cgroup(pid, &cg),
         || {
             format!(
@@ -636,9 +690,9 @@ fn check_runz_list(r: &mut Report, args: &Args, ids: &[&str]) {
 
 /// The container is in <cgroup_parent>/<id>, with the memory limit CreateContainer asked for.
 fn check_container_cgroup(r: &mut Report, ctx: &Ctx, id: &str, pid: u32) {
-    let cg = format!("{}/{id}", ctx.pod.cgroup_parent);
+    let cg = ctx.pod.cgroup_of(id);
     r.check(
-        "the container is in the cgroup <cgroup_parent>/<container id>",
+        "the container is in the cgroup <cgroup_parent>/<container id> (systemd: its scope)",
         in_cgroup(pid, &cg),
         || {
             format!(
@@ -649,14 +703,34 @@ fn check_container_cgroup(r: &mut Report, ctx: &Ctx, id: &str, pid: u32) {
     );
     let v1 = format!("/sys/fs/cgroup/memory{cg}/memory.limit_in_bytes");
     let v2 = format!("/sys/fs/cgroup/unified{cg}/memory.max");
+    let pure = format!("/sys/fs/cgroup{cg}/memory.max");
     let limit = std::fs::read_to_string(&v1)
         .or_else(|_| std::fs::read_to_string(&v2))
+        .or_else(|_| std::fs::read_to_string(&pure))
         .map(|s| s.trim().to_string());
     r.check(
         "the container's memory limit (linux.resources) is in its cgroup",
         limit.as_ref().is_ok_and(|l| *l == MEMORY_LIMIT.to_string()),
-        || format!("{v1} or {v2}: {limit:?}, want {MEMORY_LIMIT}"),
+        || format!("{v1}, {v2} or {pure}: {limit:?}, want {MEMORY_LIMIT}"),
     );
+    if ctx.pod.systemd() {
+        let unit = Pod::scope(id);
+        let show = unit_show(
+            &unit,
+            "MemoryMax,CPUQuotaPerSecUSec,Slice,Delegate,ActiveState",
+        );
+        let want = format!(
+            "ActiveState=active CPUQuotaPerSecUSec={}ms Delegate=yes MemoryMax={MEMORY_LIMIT} \
+             Slice={}",
+            CPU_QUOTA * 10 / 1000,
+            ctx.pod.cgroup_parent
+        );
+        r.check(
+            "systemd shows the container's scope in the pod's slice with its limits",
+            show == want,
+            || format!("systemctl show {unit}: {show}\nwant: {want}"),
+        );
+    }
 }
 
 async fn exec(ctx: &mut Ctx, id: &str, script: &str) -> Result<ExecSyncResponse, String> {
@@ -790,12 +864,25 @@ async fn remove_container(r: &mut Report, ctx: &mut Ctx, id: &str) {
         || format!("{status:?}"),
     );
     check_runz_gone(r, &ctx.args, "of the container", id);
-    let cg = format!("/sys/fs/cgroup/memory{}/{id}", ctx.pod.cgroup_parent);
+    let cg = if ctx.pod.systemd() {
+        format!("/sys/fs/cgroup{}", ctx.pod.cgroup_of(id))
+    } else {
+        format!("/sys/fs/cgroup/memory{}/{id}", ctx.pod.cgroup_parent)
+    };
     r.check(
         "the container's cgroup is gone",
         !Path::new(&cg).exists(),
         || format!("{cg} still exists"),
     );
+    if ctx.pod.systemd() {
+        let unit = Pod::scope(id);
+        let state = unit_show(&unit, "LoadState");
+        r.check(
+            "systemd no longer has the container's scope",
+            state == "LoadState=not-found",
+            || format!("systemctl show {unit}: {state}"),
+        );
+    }
 }
 
 /// StopPodSandbox, RemovePodSandbox; runz no longer has the sandbox.
@@ -896,6 +983,20 @@ mod tests {
             ns.namespace_options.unwrap().network,
             NamespaceMode::Node as i32
         );
+    }
+
+    #[test]
+    fn a_slice_parent_is_kubelets_systemd_layout() {
+        let full = FULL.replace("--cgroup-parent /cg", "--cgroup-parent runz_it_1.slice");
+        let pod = Pod::new(&Args::parse(&argv(&full)).unwrap());
+        assert_eq!(pod.cgroup_parent, "runz_it_1-podn_uid.slice");
+        assert!(pod.systemd());
+        assert_eq!(
+            pod.cgroup_of("abc"),
+            "/runz_it_1.slice/runz_it_1-podn_uid.slice/cri-containerd-abc.scope"
+        );
+        let pod = Pod::new(&Args::parse(&argv(FULL)).unwrap());
+        assert_eq!(pod.cgroup_of("abc"), "/cg/podn-uid/abc");
     }
 
     #[test]
