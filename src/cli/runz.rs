@@ -574,12 +574,7 @@ fn features() -> serde_json::Value {
 fn exec(root: &Path, a: ExecArgs) -> Result<i32> {
     let (st, _) = container::state(root, &a.id)?;
     let process = match &a.process {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("read process file {}", path.display()))?;
-            serde_json::from_str::<Process>(&text)
-                .with_context(|| format!("parse process file {}", path.display()))?
-        }
+        Some(path) => process_from_file(path)?,
         None => process_from_flags(st.config.process().clone().unwrap_or_default(), &a)?,
     };
     let terminal = process.terminal().unwrap_or(false);
@@ -623,6 +618,34 @@ fn console_pair(wanted: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
     Ok((Some(x), Some(y)))
 }
 
+/// The process of `runz exec --process FILE`, as runc reads it: fields the file leaves out
+/// take their zero values (`user` is uid 0, gid 0), then runc's checks, in runc's words.
+fn process_from_file(path: &Path) -> Result<Process> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("open {}", path.display()))?;
+    let mut v: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("parse process file {}", path.display()))?;
+    let obj = v
+        .as_object_mut()
+        .ok_or_else(|| anyhow::anyhow!("process property must not be empty"))?;
+    obj.entry("user")
+        .or_insert_with(|| serde_json::json!({ "uid": 0, "gid": 0 }));
+    let cwd = obj.get("cwd").and_then(|c| c.as_str()).unwrap_or("");
+    if cwd.is_empty() {
+        bail!("Cwd property must not be empty");
+    }
+    if !cwd.starts_with('/') {
+        bail!("Cwd must be an absolute path");
+    }
+    if obj
+        .get("args")
+        .and_then(|a| a.as_array())
+        .is_none_or(|a| a.is_empty())
+    {
+        bail!("args must not be empty");
+    }
+    serde_json::from_value(v).with_context(|| format!("parse process file {}", path.display()))
+}
+
 /// The process of `runz exec` without --process: the container's process with the command and
 /// the flags' changes, as runc builds it.
 fn process_from_flags(mut p: Process, a: &ExecArgs) -> Result<Process> {
@@ -634,12 +657,10 @@ fn process_from_flags(mut p: Process, a: &ExecArgs) -> Result<Process> {
     if let Some(cwd) = &a.cwd {
         p.set_cwd(cwd.clone());
     }
+    // Appended: a repeated name takes the later value in the earlier place (runc, Go's
+    // os.Setenv), which the container side does for every process.
     let mut env = p.env().clone().unwrap_or_default();
-    for kv in &a.env {
-        let key = kv.split('=').next().unwrap_or(kv);
-        env.retain(|e| e.split('=').next() != Some(key));
-        env.push(kv.clone());
-    }
+    env.extend(a.env.iter().cloned());
     p.set_env(Some(env));
     let mut user = p.user().clone();
     if let Some(u) = &a.user {
@@ -664,11 +685,14 @@ fn process_from_flags(mut p: Process, a: &ExecArgs) -> Result<Process> {
     p.set_user(user);
     if !a.cap.is_empty() {
         let mut caps = p.capabilities().clone().unwrap_or_default();
+        let mut unknown = Vec::new();
         for name in &a.cap {
-            let cap: oci_spec::runtime::Capability =
-                serde_json::from_value(serde_json::json!(name)).map_err(|_| {
-                    anyhow::anyhow!("--cap {name:?}: not a capability name like CAP_NET_ADMIN")
-                })?;
+            let Ok(cap) =
+                serde_json::from_value::<oci_spec::runtime::Capability>(serde_json::json!(name))
+            else {
+                unknown.push(name.as_str());
+                continue;
+            };
             for set in [
                 caps.bounding().clone(),
                 caps.effective().clone(),
@@ -685,6 +709,13 @@ fn process_from_flags(mut p: Process, a: &ExecArgs) -> Result<Process> {
                     _ => caps.set_permitted(Some(s)),
                 };
             }
+        }
+        if !unknown.is_empty() {
+            // runc's words; the process runs without them.
+            log::warn(&format!(
+                "ignoring unknown or unavailable capabilities: [{}]",
+                unknown.join(" ")
+            ));
         }
         p.set_capabilities(Some(caps));
     }

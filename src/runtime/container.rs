@@ -21,7 +21,7 @@ use super::process::{self, Channel, Msg};
 use super::spec::{self, SpecError};
 use super::state::{self, ContainerState, StateError, Status};
 use super::sys::{self, Forked};
-use super::{console, hooks, namespaces, rlimits, trace};
+use super::{console, errno, hooks, namespaces, rlimits, trace};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
@@ -356,7 +356,7 @@ fn drive_child(
                 }
             }
             Msg::Ready => return Ok(init_pid),
-            Msg::Error(e) => return Err(fail(e)),
+            Msg::Error(e) => return Err(fail(format!("unable to start container process: {e}"))),
             Msg::Go | Msg::HooksDone => return Err(fail(format!("unexpected {msg:?} from init"))),
         }
     }
@@ -378,9 +378,40 @@ fn run_runtime_hooks(spec: &Spec, state: &str) -> Result<()> {
     Ok(())
 }
 
+/// Write the pid file as runc does: the digits into `.NAME` beside it, renamed over `NAME`, and
+/// runc's words when that fails (`open /dir/.NAME: no such file or directory`).
 fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
-    state::write_replace(path, pid.as_raw().to_string().as_bytes())
-        .map_err(|e| ContainerError::Create(format!("write pid file {}: {e}", path.display())))
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}"));
+    let fail = |op: &str, e: std::io::Error| {
+        ContainerError::Create(format!("{op} {}: {}", tmp.display(), errno::io_text(&e)))
+    };
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(&tmp)
+        .map_err(|e| fail("open", e))?;
+    if let Err(e) = f.write_all(pid.as_raw().to_string().as_bytes()) {
+        let _ = fs::remove_file(&tmp);
+        return Err(fail("write", e));
+    }
+    drop(f);
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        ContainerError::Create(format!(
+            "rename {} {}: {}",
+            tmp.display(),
+            path.display(),
+            errno::io_text(&e)
+        ))
+    })
 }
 
 /// The caller's user name from /etc/passwd (read directly: going through NSS costs dozens of
@@ -761,10 +792,17 @@ pub fn exec(opts: ExecOpts) -> Result<Pid> {
     let result = drive_exec(process, child, &parent_ch, &mut pids);
     match result {
         Ok(pid) => {
-            if let Some(pf) = &opts.pid_file {
-                write_pid_file(pf, pid)?;
+            // As runc: a process whose pid cannot be recorded or handed over is killed.
+            let handed = match &opts.pid_file {
+                Some(pf) => write_pid_file(pf, pid),
+                None => Ok(()),
             }
-            send_pidfd(pidfd_sock.as_ref(), pid)?;
+            .and_then(|()| send_pidfd(pidfd_sock.as_ref(), pid));
+            if let Err(e) = handed {
+                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                let _ = waitpid(pid, None);
+                return Err(e);
+            }
             Ok(pid)
         }
         Err(e) => {
@@ -858,7 +896,9 @@ fn drive_exec(
                 pids.retain(|p| *p != child);
             }
             Ok(Msg::Ready) => ready = true,
-            Ok(Msg::Error(e)) => return Err(fail(e)),
+            Ok(Msg::Error(e)) => {
+                return Err(fail(format!("unable to start container process: {e}")))
+            }
             Ok(other) => return Err(fail(format!("unexpected {other:?} from exec"))),
             // The channel closes on execve: the process runs.
             Err(process::ChannelError::Eof) if ready => return Ok(pid),

@@ -23,7 +23,7 @@ use oci_spec::runtime::{LinuxNamespaceType as Ns, Process, Spec};
 use super::namespaces::{self, ToJoin};
 use super::process::{Channel, Msg};
 use super::sys::{self, Forked};
-use super::{capabilities, console, hooks, rootfs, sched, seccomp, trace, user};
+use super::{capabilities, console, errno, hooks, rootfs, sched, seccomp, trace, user};
 use zones_cgroup::Cgroup;
 
 /// What the parent hands to its child at fork.
@@ -215,7 +215,12 @@ fn exec_in_container(ctx: &ExecContext) -> Result<(), String> {
     }
     let exec = prepare_identity_and_exec(ctx.spec, ctx.process, ctx.extra_env)?;
     ctx.channel.send(&Msg::Ready).map_err(|e| e.to_string())?;
-    Err(exec.run())
+    // As runc: a failing execve is the process's own failure (`runz exec` returns its status,
+    // 1), told on its stderr in runc's words; the channel closes at exit as it would on exec.
+    let err = exec.run();
+    eprintln!("{err}");
+    // SAFETY: see child_main.
+    unsafe { libc::_exit(1) }
 }
 
 /// Leave the caller's session, so the caller's terminal is never the container's controlling
@@ -317,9 +322,11 @@ fn init(ctx: &InitContext) -> Result<(), String> {
         Ok(()) => unreachable!("after_start returns only on error"),
         Err(e) => e,
     };
-    eprintln!("{}: {err}", crate::log::program());
-    // SAFETY: see child_main; 127 is the shell's "command could not be run".
-    unsafe { libc::_exit(127) }
+    // runc's init prints the bare error (`exec /run.sh: no such file or directory`: tools match
+    // it) and exits 1.
+    eprintln!("{err}");
+    // SAFETY: see child_main.
+    unsafe { libc::_exit(1) }
 }
 
 /// Wait for `runz start`, run the startContainer hooks and execve. Returns only the error.
@@ -361,7 +368,11 @@ impl Exec {
             }
         }
         let err = nix::unistd::execve(&self.path, &self.argv, &self.env).unwrap_err();
-        format!("exec {}: {err}", self.path.to_string_lossy())
+        format!(
+            "exec {}: {}",
+            self.path.to_string_lossy(),
+            errno::nix_text(err)
+        )
     }
 }
 
@@ -399,13 +410,25 @@ fn prepare_identity_and_exec(
         }
         other => other,
     };
-    user::switch(process.user()).map_err(|e| e.to_string())?;
+    // HOME comes from the container's passwd, read while still root (it may be 0600).
+    let env = process_env(process.env().as_deref().unwrap_or(&[]), extra_env, || {
+        user::home_of(process.user().uid())
+    })?;
+    // As runc: into cwd before the user switch when possible (a cwd only root may enter,
+    // e.g. /root for uid 1000, still works), otherwise after it.
     let cwd = process.cwd();
-    nix::unistd::chdir(cwd.as_path())
-        .map_err(|e| format!("chdir to cwd {:?} set in config.json: {e}", cwd))?;
+    let early_cwd = nix::unistd::chdir(cwd.as_path()).is_ok();
+    user::switch(process.user()).map_err(|e| e.to_string())?;
+    if !early_cwd {
+        nix::unistd::chdir(cwd.as_path()).map_err(|e| {
+            format!(
+                "chdir to cwd ({:?}) set in config.json failed: {}",
+                cwd,
+                errno::nix_text(e)
+            )
+        })?;
+    }
     verify_cwd()?;
-    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
-    env.extend(extra_env.iter().cloned());
     let args = process.args().as_deref().unwrap_or(&[]);
     let path = find_executable(&args[0], &env)?;
     if let Some(caps) = process.capabilities() {
@@ -426,6 +449,39 @@ fn prepare_identity_and_exec(
             .collect::<Result<_, _>>()?,
         late_seccomp,
     })
+}
+
+/// The process's environment as runc builds it: the spec's KEY=VALUE entries, then `extra`, in
+/// order, a repeated KEY replacing the earlier value in its place (Go's os.Setenv); then HOME
+/// from `home` when it is unset or empty. Entries without `=` or with an empty name are refused
+/// with runc's words.
+pub fn process_env(
+    spec_env: &[String],
+    extra: &[String],
+    home: impl FnOnce() -> String,
+) -> Result<Vec<String>, String> {
+    let mut env: Vec<String> = Vec::with_capacity(spec_env.len() + extra.len() + 1);
+    for kv in spec_env.iter().chain(extra) {
+        let Some((key, _)) = kv.split_once('=') else {
+            return Err(format!("invalid environment variable: {kv:?}"));
+        };
+        if key.is_empty() {
+            return Err(format!("environment variable name can't be empty: {kv:?}"));
+        }
+        match env
+            .iter_mut()
+            .find(|e| e.split_once('=').is_some_and(|(k, _)| k == key))
+        {
+            Some(slot) => slot.clone_from(kv),
+            None => env.push(kv.clone()),
+        }
+    }
+    match env.iter_mut().find(|e| e.starts_with("HOME=")) {
+        Some(slot) if slot.len() == "HOME=".len() => *slot = format!("HOME={}", home()),
+        Some(_) => {}
+        None => env.push(format!("HOME={}", home())),
+    }
+    Ok(env)
 }
 
 /// The cwd must lie under the container's root: a cwd reached through an inherited host fd
@@ -451,34 +507,36 @@ fn cstring(b: &[u8]) -> Result<CString, String> {
     CString::new(b).map_err(|_| format!("{:?} contains a NUL byte", String::from_utf8_lossy(b)))
 }
 
-/// Resolve args[0] like runc: a path with '/' is taken as is (relative to cwd), otherwise it is
-/// searched in the process's PATH.
+/// Resolve args[0] like runc (Go's exec.LookPath, with runc's texts): a path with '/' is taken
+/// as is (relative to cwd), otherwise it is searched in the process's PATH; without a PATH in
+/// the environment nothing is found.
 pub fn find_executable(name: &str, env: &[String]) -> Result<PathBuf, String> {
     if name.contains('/') {
         let p = PathBuf::from(name);
-        return if is_executable(&p) {
-            Ok(p)
-        } else {
-            Err(format!(
-                "exec: {name:?}: stat {name}: no such file or executable"
-            ))
+        return match fs::metadata(&p) {
+            Err(e) => Err(format!(
+                "exec: {name:?}: stat {name}: {}",
+                errno::io_text(&e)
+            )),
+            Ok(m) if is_executable(&m) => Ok(p),
+            Ok(_) => Err(format!("exec: {name:?}: permission denied")),
         };
     }
     let path_var = env
         .iter()
         .rev()
         .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        .unwrap_or("");
     path_var
         .split(':')
         .filter(|d| !d.is_empty())
         .map(|d| Path::new(d).join(name))
-        .find(|p| is_executable(p))
+        .find(|p| fs::metadata(p).is_ok_and(|m| is_executable(&m)))
         .ok_or_else(|| format!("exec: {name:?}: executable file not found in $PATH"))
 }
 
-fn is_executable(p: &Path) -> bool {
-    fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+fn is_executable(m: &fs::Metadata) -> bool {
+    !m.is_dir() && m.permissions().mode() & 0o111 != 0
 }
 
 fn set_names(spec: &Spec) -> Result<(), String> {
@@ -570,6 +628,46 @@ mod tests {
             "exec: \"nope-not-here\": executable file not found in $PATH"
         );
         assert!(find_executable("/bin/sh", &[]).is_ok());
-        assert!(find_executable("/etc/passwd", &[]).is_err());
+        assert_eq!(
+            find_executable("/etc/passwd", &[]).unwrap_err(),
+            "exec: \"/etc/passwd\": permission denied"
+        );
+        assert_eq!(
+            find_executable("/run.sh-nope", &[]).unwrap_err(),
+            "exec: \"/run.sh-nope\": stat /run.sh-nope: no such file or directory"
+        );
+        assert!(
+            find_executable("sh", &[]).is_err(),
+            "no PATH, nothing found"
+        );
+    }
+
+    #[test]
+    fn env_keeps_first_place_and_last_value_and_gets_home() {
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let env = process_env(
+            &v(&["ONE=two", "NL=a\nb", "ONE=three", "HOME="]),
+            &v(&["LISTEN_FDS=1"]),
+            || "/root".into(),
+        )
+        .unwrap();
+        assert_eq!(
+            env,
+            v(&["ONE=three", "NL=a\nb", "HOME=/root", "LISTEN_FDS=1"])
+        );
+        let env = process_env(&v(&["HOME=/x", "A=="]), &[], || unreachable!()).unwrap();
+        assert_eq!(env, v(&["HOME=/x", "A=="]));
+        assert_eq!(
+            process_env(&v(&["X=1"]), &[], || "/".into()).unwrap(),
+            v(&["X=1", "HOME=/"])
+        );
+        assert_eq!(
+            process_env(&v(&["NOEQ"]), &[], || "/".into()).unwrap_err(),
+            "invalid environment variable: \"NOEQ\""
+        );
+        assert_eq!(
+            process_env(&v(&["=x"]), &[], || "/".into()).unwrap_err(),
+            "environment variable name can't be empty: \"=x\""
+        );
     }
 }

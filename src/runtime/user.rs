@@ -51,6 +51,23 @@ pub fn switch(user: &User) -> Result<(), UserError> {
     Ok(())
 }
 
+/// The home directory of `uid` in the container's /etc/passwd (read from inside the container,
+/// after pivot_root or setns), as runc takes it for HOME: the first entry with that uid, or "/"
+/// when there is none (or no readable passwd file).
+pub fn home_of(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|text| home_in(&text, uid))
+        .unwrap_or_else(|| "/".to_string())
+}
+
+fn home_in(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 6 && f[2].trim().parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
+    })
+}
+
 fn set_groups(gids: &[u32]) -> Result<(), UserError> {
     if setgroups_denied() {
         if !gids.is_empty() {
@@ -120,6 +137,14 @@ mod tests {
 
     /// The full sequence init runs: drop_bounding, switch to uid/gid 1000 with extra groups,
     /// apply. Checked from /proc/self/status in the child. Codes: 0 ok, 10+ step failed.
+    #[test]
+    fn home_is_the_first_passwd_entry_of_the_uid() {
+        let passwd = "root:x:0:0:root:/root:/bin/sh\n# comment\nzone:x:1000:1000::/home/zone:/bin/sh\nzone2:x:1000:1000::/other:/bin/sh\n";
+        assert_eq!(home_in(passwd, 0).as_deref(), Some("/root"));
+        assert_eq!(home_in(passwd, 1000).as_deref(), Some("/home/zone"));
+        assert_eq!(home_in(passwd, 7), None);
+    }
+
     #[test]
     fn drop_switch_apply_in_child() {
         if !nix::unistd::geteuid().is_root() {
