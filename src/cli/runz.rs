@@ -431,7 +431,7 @@ fn write_spec(bundle: &Path, rootless: bool) -> Result<()> {
 fn run(root: &Path, a: CreateArgs, detach: bool, keep: bool) -> Result<i32> {
     let id = a.id.clone();
     let bundle = a.bundle.clone();
-    let wants_tty = wants_terminal(&bundle);
+    let wants_tty = spec::wants_terminal(&bundle);
     // In the foreground with a terminal and no socket of the caller's, runz holds the pty itself.
     let own_console = !detach && wants_tty && a.console_socket.is_none();
     let (ours, theirs) = if own_console {
@@ -467,15 +467,6 @@ fn run(root: &Path, a: CreateArgs, detach: bool, keep: bool) -> Result<i32> {
         container::delete(root, &id, true)?;
     }
     Ok(code)
-}
-
-/// Whether the bundle's process wants a terminal (false when the config cannot be read: create
-/// reports that error itself).
-fn wants_terminal(bundle: &Path) -> bool {
-    spec::load(bundle)
-        .ok()
-        .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
-        .unwrap_or(false)
 }
 
 fn list(root: &Path, format: &str, quiet: bool) -> Result<()> {
@@ -629,6 +620,11 @@ fn process_from_file(path: &Path) -> Result<Process> {
         .ok_or_else(|| anyhow::anyhow!("process property must not be empty"))?;
     obj.entry("user")
         .or_insert_with(|| serde_json::json!({ "uid": 0, "gid": 0 }));
+    let unknown = crate::runtime::capabilities::drop_unknown(&mut v);
+    if !unknown.is_empty() {
+        log::warn(&crate::runtime::capabilities::unknown_warning(&unknown));
+    }
+    let obj = v.as_object_mut().expect("checked above");
     let cwd = obj.get("cwd").and_then(|c| c.as_str()).unwrap_or("");
     if cwd.is_empty() {
         bail!("Cwd property must not be empty");

@@ -399,9 +399,16 @@ fn prepare_identity_and_exec(
     if let Some(p) = process.io_priority() {
         sched::set_io_priority(p).map_err(|e| e.to_string())?;
     }
-    if let Some(caps) = process.capabilities() {
-        capabilities::drop_bounding(caps).map_err(|e| e.to_string())?;
-    }
+    // No capabilities in the spec means none at all, bounding set included (runc).
+    let no_caps;
+    let caps = match process.capabilities() {
+        Some(c) => c,
+        None => {
+            no_caps = capabilities::none();
+            &no_caps
+        }
+    };
+    capabilities::drop_bounding(caps).map_err(|e| e.to_string())?;
     // Without no_new_privs, seccomp needs CAP_SYS_ADMIN: install it before dropping privileges.
     let late_seccomp = match filters {
         Some((f, flags)) if !nnp => {
@@ -431,9 +438,7 @@ fn prepare_identity_and_exec(
     verify_cwd()?;
     let args = process.args().as_deref().unwrap_or(&[]);
     let path = find_executable(&args[0], &env)?;
-    if let Some(caps) = process.capabilities() {
-        capabilities::apply(caps).map_err(|e| e.to_string())?;
-    }
+    capabilities::apply(caps).map_err(|e| e.to_string())?;
     if nnp {
         nix::sys::prctl::set_no_new_privs().map_err(|e| format!("set no_new_privs: {e}"))?;
     }

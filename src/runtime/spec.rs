@@ -35,10 +35,37 @@ pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
         path: path.clone(),
         reason,
     })?;
-    serde_json::from_str(&text).map_err(|e| SpecError::Parse {
-        path,
+    let first = match serde_json::from_str(&text) {
+        Ok(spec) => return Ok(spec),
+        Err(e) => e,
+    };
+    // runc ignores capability names it does not know, with a warning; oci-spec refuses the
+    // whole config for one. Only a config that failed to parse pays for the second look.
+    let parse_error = |e: serde_json::Error| SpecError::Parse {
+        path: path.clone(),
         reason: e.to_string(),
-    })
+    };
+    let mut v: serde_json::Value = serde_json::from_str(&text).map_err(parse_error)?;
+    let dropped = match v.get_mut("process") {
+        Some(p) => super::capabilities::drop_unknown(p),
+        None => Vec::new(),
+    };
+    if dropped.is_empty() {
+        return Err(parse_error(first));
+    }
+    let spec = serde_json::from_value(v).map_err(parse_error)?;
+    crate::log::warn(&super::capabilities::unknown_warning(&dropped));
+    Ok(spec)
+}
+
+/// Whether the bundle's process wants a terminal (false when config.json cannot be read:
+/// `create` reports that itself). Reads only that field: no warnings, no validation.
+pub fn wants_terminal(bundle: &Path) -> bool {
+    read_config(&bundle.join("config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["process"]["terminal"].as_bool())
+        .unwrap_or(false)
 }
 
 fn read_config(path: &Path) -> Result<String, String> {

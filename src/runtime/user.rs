@@ -236,10 +236,14 @@ mod tests {
         let set: std::collections::HashSet<_> = [Capability::SysResource, Capability::Kill]
             .into_iter()
             .collect();
+        // The builder's default inheritable set (Docker's list) lies beyond this bounding set,
+        // which the kernel refuses (as runc fails): empty, as a spec without them.
         let c = LinuxCapabilitiesBuilder::default()
             .bounding(set.clone())
             .permitted(set.clone())
             .effective(set)
+            .inheritable(std::collections::HashSet::new())
+            .ambient(std::collections::HashSet::new())
             .build()
             .unwrap();
         let u = UserBuilder::default().uid(0u32).gid(0u32).build().unwrap();
