@@ -20,7 +20,6 @@ use crate::runtime::{console, spec, state, trace};
 #[derive(Parser, Debug)]
 #[command(
     name = "runz",
-    version,
     about = "runz: an OCI container runtime (runc-compatible), the engine of Zones for Linux",
     after_help = "Examples:\n  runz spec && runz run -b . web\n  runz create -b /bundles/web web && runz start web\n  runz list -f json\n  runz kill web TERM && runz delete web\n\nExit status: 0 success, 1 error, 2 usage error."
 )]
@@ -46,6 +45,9 @@ struct Cli {
     /// Accepted for runc compatibility and ignored (checkpointing is not supported).
     #[arg(long, global = true, hide = true)]
     criu: Option<String>,
+    /// Print the version (runc's layout: version, commit, spec lines).
+    #[arg(short = 'v', long = "version")]
+    version: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -134,7 +136,7 @@ enum Command {
         format: String,
         /// The container's id.
         id: String,
-        /// Accepted for runc compatibility (ps(1) arguments); the table has fixed columns.
+        /// Arguments for ps(1) (default -ef); its lines of the container's processes are shown.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
@@ -224,7 +226,7 @@ struct UpdateArgs {
     #[arg(long = "cpu-period")]
     cpu_period: Option<u64>,
     /// CPU CFS quota, in microseconds per period (-1: no limit).
-    #[arg(long = "cpu-quota")]
+    #[arg(long = "cpu-quota", allow_negative_numbers = true)]
     cpu_quota: Option<i64>,
     /// CPU shares (relative weight).
     #[arg(long = "cpu-share")]
@@ -233,7 +235,7 @@ struct UpdateArgs {
     #[arg(long = "cpu-rt-period")]
     cpu_rt_period: Option<u64>,
     /// CPU realtime runtime, in microseconds per period.
-    #[arg(long = "cpu-rt-runtime")]
+    #[arg(long = "cpu-rt-runtime", allow_negative_numbers = true)]
     cpu_rt_runtime: Option<i64>,
     /// CPUs the container may run on (e.g. 0-3,5).
     #[arg(long = "cpuset-cpus")]
@@ -241,18 +243,24 @@ struct UpdateArgs {
     /// Memory nodes the container may use (e.g. 0-1).
     #[arg(long = "cpuset-mems")]
     cpuset_mems: Option<String>,
-    /// Memory limit, bytes or with a suffix (k, m, g).
-    #[arg(long)]
+    /// Memory limit, bytes or with a suffix (k, m, g); -1: no limit.
+    #[arg(long, allow_hyphen_values = true)]
     memory: Option<String>,
-    /// Memory soft limit, bytes or with a suffix (k, m, g).
-    #[arg(long = "memory-reservation")]
+    /// Memory soft limit, bytes or with a suffix (k, m, g); -1: no limit.
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
     memory_reservation: Option<String>,
-    /// Memory plus swap limit, bytes or with a suffix (k, m, g).
-    #[arg(long = "memory-swap")]
+    /// Memory plus swap limit, bytes or with a suffix (k, m, g); -1: unlimited swap.
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
     memory_swap: Option<String>,
-    /// Maximum number of processes.
-    #[arg(long = "pids-limit")]
+    /// Maximum number of processes (-1: no limit).
+    #[arg(long = "pids-limit", allow_negative_numbers = true)]
     pids_limit: Option<i64>,
+    /// Intel RDT/CAT L3 cache schema: refused, this runtime has no Intel RDT support.
+    #[arg(long = "l3-cache-schema")]
+    l3_cache_schema: Option<String>,
+    /// Intel RDT/MBA memory bandwidth schema: refused, this runtime has no Intel RDT support.
+    #[arg(long = "mem-bw-schema")]
+    mem_bw_schema: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -290,8 +298,22 @@ pub fn command() -> clap::Command {
 /// Entry point of the `runz` binary: returns the process exit code.
 pub fn main() -> i32 {
     trace::mark("runz: main");
-    let cli = match Cli::try_parse_from(normalise_args(std::env::args_os())) {
+    let args = normalise_args(std::env::args_os());
+    if asks_for_version(&args) {
+        print!("{}", version_text());
+        return 0;
+    }
+    let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
+        Err(e) if e.kind() == clap::error::ErrorKind::InvalidSubcommand => {
+            // runc's words and status for a command it does not have.
+            let name = e
+                .get(clap::error::ContextKind::InvalidSubcommand)
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            log::error(&format!("No help topic for '{name}'"));
+            return 3;
+        }
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() { 2 } else { 0 };
@@ -303,6 +325,15 @@ pub fn main() -> i32 {
         log::Format::Text
     };
     log::init(cli.log.clone(), format, cli.debug);
+    log::debug(&format!(
+        "{} {}",
+        log::program(),
+        args.iter()
+            .skip(1)
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
     let exec = matches!(cli.command, Command::Exec(_));
     match dispatch(cli) {
         Ok(code) => code,
@@ -316,6 +347,34 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+/// `-v` or `--version` before the command (after global options), as runc takes it.
+fn asks_for_version(args: &[std::ffi::OsString]) -> bool {
+    const WITH_VALUE: &[&str] = &["--root", "--log", "--log-format", "--criu", "--rootless"];
+    let mut it = args.iter().skip(1).filter_map(|a| a.to_str());
+    while let Some(a) = it.next() {
+        match a {
+            "-v" | "--version" => return true,
+            a if WITH_VALUE.contains(&a) => {
+                it.next();
+            }
+            a if a.starts_with('-') => {}
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// runc's version layout (tools parse the `runc version X` and `spec: X` lines).
+fn version_text() -> String {
+    format!(
+        "{} version {}\ncommit: {}\nspec: {}\n",
+        log::program(),
+        env!("CARGO_PKG_VERSION"),
+        option_env!("RUNZ_COMMIT").unwrap_or(concat!("v", env!("CARGO_PKG_VERSION"))),
+        spec::OCI_VERSION
+    )
 }
 
 /// runc (urfave/cli) takes single-dash long flags, and go-runc sends `-no-subreaper`: turn known
@@ -388,8 +447,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Ps {
             format,
             id,
-            ps_args: _,
-        } => ps(&root, &id, &format)?,
+            ps_args,
+        } => ps(&root, &id, &format, &ps_args)?,
         Command::Update(a) => {
             let res = update_resources(&a)?;
             container::update(&root, &a.id, &res)?;
@@ -511,10 +570,11 @@ fn list(root: &Path, format: &str, quiet: bool) -> Result<()> {
 /// A signal as runc takes it: a number, a name with or without SIG, any case.
 pub fn parse_signal(s: &str) -> Result<i32> {
     if let Ok(n) = s.parse::<i32>() {
-        if (1..=64).contains(&n) {
+        // 0 probes: does init exist and may we signal it (runc passes it on).
+        if (0..=64).contains(&n) {
             return Ok(n);
         }
-        bail!("invalid signal {s:?}: numbers go from 1 to 64");
+        bail!("invalid signal {s:?}: numbers go from 0 to 64");
     }
     let upper = s.to_ascii_uppercase();
     let name = if upper.starts_with("SIG") {
@@ -721,29 +781,53 @@ fn process_from_flags(mut p: Process, a: &ExecArgs) -> Result<Process> {
     Ok(p)
 }
 
-fn ps(root: &Path, id: &str, format: &str) -> Result<()> {
+/// `runz ps`: as runc, run ps(1) with the arguments (default `-ef`) and print its header and
+/// the lines whose PID column is a process of the container; `-f json` prints the pids.
+fn ps(root: &Path, id: &str, format: &str, args: &[String]) -> Result<()> {
     let pids = container::pids(root, id)?;
     if format == "json" {
-        print!("{}", serde_json::to_string(&pids)?);
+        println!("{}", serde_json::to_string(&pids)?);
         return Ok(());
     }
-    println!("{:<8} {:<8} {:<8} {:<5} CMD", "UID", "PID", "PPID", "STAT");
-    for pid in pids {
-        let Ok(p) = procfs::process::Process::new(pid) else {
-            continue;
-        };
-        let (Ok(stat), uid) = (p.stat(), p.uid().unwrap_or(0)) else {
-            continue;
-        };
-        let cmd = p
-            .cmdline()
-            .ok()
-            .filter(|c| !c.is_empty())
-            .map(|c| c.join(" "))
-            .unwrap_or_else(|| format!("[{}]", stat.comm));
-        println!("{uid:<8} {pid:<8} {:<8} {:<5} {cmd}", stat.ppid, stat.state);
+    let default = ["-ef".to_string()];
+    let args = if args.is_empty() { &default[..] } else { args };
+    let out = std::process::Command::new("ps")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("run ps")?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!("{}: {text}", exit_status_text(out.status));
+    }
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or("");
+    let Some(col) = header.split_whitespace().position(|t| t == "PID") else {
+        bail!("couldn't find PID field in ps output");
+    };
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{header}")?;
+    for line in lines.filter(|l| !l.is_empty()) {
+        let field = line.split_whitespace().nth(col).unwrap_or("");
+        let pid: i32 = field
+            .parse()
+            .map_err(|e| anyhow::anyhow!("unable to parse pid: {e}"))?;
+        if pids.contains(&pid) {
+            writeln!(stdout, "{line}")?;
+        }
     }
     Ok(())
+}
+
+/// Go's text of a child's exit: `exit status 1`, `signal: killed`.
+fn exit_status_text(st: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (st.code(), st.signal()) {
+        (Some(c), _) => format!("exit status {c}"),
+        (None, Some(s)) => format!("signal: {s}"),
+        _ => "unknown exit".into(),
+    }
 }
 
 /// A size in bytes: a number with an optional k/m/g suffix; -1 means unlimited.
@@ -761,23 +845,33 @@ fn parse_bytes(flag: &str, s: &str) -> Result<i64> {
     Ok(if n < 0 { -1 } else { n * mult })
 }
 
-/// The LinuxResources of `runz update`: from --resources, then each flag on top.
+/// The LinuxResources of `runz update`: from --resources (then every other flag is ignored,
+/// as runc says in its help), or from the flags.
 fn update_resources(a: &UpdateArgs) -> Result<LinuxResources> {
-    let mut res: LinuxResources = match &a.resources {
+    // runc's words: Intel RDT is not there to take them.
+    if a.l3_cache_schema.is_some() {
+        bail!("Intel RDT/CAT: l3 cache schema is not enabled");
+    }
+    if a.mem_bw_schema.is_some() {
+        bail!("Intel RDT/MBA: memory bandwidth schema is not enabled");
+    }
+    match &a.resources {
         Some(p) if p.as_os_str() == "-" => {
             let mut text = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
-            serde_json::from_str(&text).context("--resources -: invalid LinuxResources JSON")?
+            return serde_json::from_str(&text)
+                .context("--resources -: invalid LinuxResources JSON");
         }
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("read --resources {}", p.display()))?;
-            serde_json::from_str(&text).with_context(|| {
+            return serde_json::from_str(&text).with_context(|| {
                 format!("--resources {}: invalid LinuxResources JSON", p.display())
-            })?
+            });
         }
-        None => LinuxResources::default(),
-    };
+        None => {}
+    }
+    let mut res = LinuxResources::default();
     let mut mem = (*res.memory()).unwrap_or_default();
     let mut mem_set = res.memory().is_some();
     if let Some(v) = &a.memory {
@@ -878,15 +972,27 @@ fn parse_duration(s: &str) -> Result<std::time::Duration> {
 /// `runz events`: one stats object, or a stream every interval until the container stops.
 fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<()> {
     let every = parse_duration(interval)?;
-    let emit = |kind: &str, data: serde_json::Value| -> Result<()> {
-        let line = serde_json::json!({ "type": kind, "id": id, "data": data });
+    // runc's key order (type, id, data) and no data at all for an OOM event.
+    let emit = |kind: &str, data: Option<serde_json::Value>| -> Result<()> {
+        let mut line = format!(
+            "{{\"type\":{},\"id\":{}",
+            serde_json::to_string(kind)?,
+            serde_json::to_string(id)?
+        );
+        if let Some(d) = data {
+            line.push_str(&format!(",\"data\":{d}"));
+        }
+        line.push('}');
         let mut out = std::io::stdout().lock();
         writeln!(out, "{line}")?;
         out.flush()?;
         Ok(())
     };
     if once {
-        return emit("stats", serde_json::to_value(container::stats(root, id)?)?);
+        return emit(
+            "stats",
+            Some(serde_json::to_value(container::stats(root, id)?)?),
+        );
     }
     let mut last_oom = None;
     loop {
@@ -896,10 +1002,10 @@ fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<()> {
             Err(e) => return Err(e.into()),
         };
         if last_oom.is_some_and(|n| ooms > n) {
-            emit("oom", serde_json::Value::Null)?;
+            emit("oom", None)?;
         }
         last_oom = Some(ooms);
-        emit("stats", serde_json::to_value(&stats)?)?;
+        emit("stats", Some(serde_json::to_value(&stats)?))?;
         std::thread::sleep(every);
     }
 }
@@ -922,7 +1028,8 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("NOPE"));
-        assert!(parse_signal("0").is_err());
+        assert_eq!(parse_signal("0").unwrap(), 0);
+        assert!(parse_signal("65").is_err());
     }
 
     #[test]
