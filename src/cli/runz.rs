@@ -414,6 +414,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
     }
     match cli.command {
         Command::Spec { bundle } => {
+            // `runz spec --rootless` (runc's form) reaches here through the global flag.
             let rootless = cli.rootless.as_deref() == Some("true");
             write_spec(&bundle, rootless)?;
         }

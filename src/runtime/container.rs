@@ -70,17 +70,27 @@ pub struct Created {
     pub pid: Pid,
 }
 
-/// The state JSON given to hooks on stdin.
+/// The state JSON given to hooks on stdin, in runc's shape: its key order, no `pid` when
+/// there is none (0), no `annotations` when empty.
 pub fn hook_state(id: &str, pid: i32, status: &str, bundle: &Path, spec: &Spec) -> String {
-    serde_json::json!({
-        "ociVersion": spec::OCI_VERSION,
-        "id": id,
-        "status": status,
-        "pid": pid,
-        "bundle": bundle,
-        "annotations": spec.annotations().clone().unwrap_or_default(),
-    })
-    .to_string()
+    fn q<T: serde::Serialize + ?Sized>(v: &T) -> String {
+        serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+    }
+    let mut out = format!(
+        "{{\"ociVersion\":{},\"id\":{},\"status\":{}",
+        q(spec::OCI_VERSION),
+        q(id),
+        q(status)
+    );
+    if pid != 0 {
+        out.push_str(&format!(",\"pid\":{pid}"));
+    }
+    out.push_str(&format!(",\"bundle\":{}", q(bundle)));
+    if let Some(a) = spec.annotations().as_ref().filter(|a| !a.is_empty()) {
+        out.push_str(&format!(",\"annotations\":{}", q(a)));
+    }
+    out.push('}');
+    out
 }
 
 /// Undo a half-made create: kill what was forked, remove the cgroup and the state directory.
@@ -609,7 +619,8 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         .and_then(|h| h.poststop().clone())
     {
         let hs = hook_state(id, 0, "stopped", &st.bundle, &st.config);
-        if let Err(e) = hooks::run("poststop", &list, &hs) {
+        // Every poststop hook runs: one failing does not stop the others' cleanup.
+        for e in hooks::run_all("poststop", &list, &hs) {
             crate::log::warn(&e.to_string());
         }
     }
@@ -1024,5 +1035,25 @@ mod tests {
         assert_eq!(super::user_name_of(passwd, 1000).as_deref(), Some("zone"));
         assert_eq!(super::user_name_of(passwd, 0).as_deref(), Some("root"));
         assert_eq!(super::user_name_of(passwd, 7), None);
+    }
+
+    #[test]
+    fn hook_state_has_runcs_key_order_and_omits_empty_fields() {
+        let spec: oci_spec::runtime::Spec = serde_json::from_str(
+            r#"{"ociVersion":"1.0.0","root":{"path":"rootfs"},"annotations":{"a":"b"}}"#,
+        )
+        .unwrap();
+        let s = super::hook_state("c1", 42, "creating", std::path::Path::new("/b"), &spec);
+        assert_eq!(
+            s,
+            format!(
+                r#"{{"ociVersion":"{}","id":"c1","status":"creating","pid":42,"bundle":"/b","annotations":{{"a":"b"}}}}"#,
+                super::spec::OCI_VERSION
+            )
+        );
+        let spec: oci_spec::runtime::Spec =
+            serde_json::from_str(r#"{"ociVersion":"1.0.0","root":{"path":"rootfs"}}"#).unwrap();
+        let s = super::hook_state("c1", 0, "stopped", std::path::Path::new("/b"), &spec);
+        assert!(s.ends_with(r#""status":"stopped","bundle":"/b"}"#), "{s}");
     }
 }

@@ -289,7 +289,13 @@ fn init(ctx: &InitContext) -> Result<(), String> {
             ctx.bundle,
             spec,
         );
-        hooks::run("createContainer", list, &state).map_err(|e| e.to_string())?;
+        // As runc: in the container's root, with the process's environment (no HOME yet).
+        let env = merge_env(process.env().as_deref().unwrap_or(&[]), ctx.extra_env)?;
+        let hctx = hooks::Context {
+            cwd: Some(ctx.rootfs),
+            env: Some(&env),
+        };
+        hooks::run_in("createContainer", list, &state, hctx).map_err(|e| e.to_string())?;
     }
     rootfs::enter(ctx.rootfs, ctx.no_pivot, has_mntns).map_err(|e| e.to_string())?;
     if let Some(sock) = ctx.console {
@@ -339,14 +345,24 @@ fn after_start(ctx: &InitContext, exec: &Exec) -> Result<(), String> {
         .as_ref()
         .and_then(|h| h.start_container().as_ref())
     {
+        // runc: status "created" (the process has not run yet), the process's environment.
         let state = super::container::hook_state(
             ctx.id,
             std::process::id() as i32,
-            "running",
+            "created",
             ctx.bundle,
             ctx.spec,
         );
-        hooks::run("startContainer", list, &state).map_err(|e| e.to_string())?;
+        let env: Vec<String> = exec
+            .env
+            .iter()
+            .map(|e| e.to_string_lossy().into_owned())
+            .collect();
+        let hctx = hooks::Context {
+            cwd: None,
+            env: Some(&env),
+        };
+        hooks::run_in("startContainer", list, &state, hctx).map_err(|e| e.to_string())?;
     }
     Err(exec.run())
 }
@@ -465,6 +481,17 @@ pub fn process_env(
     extra: &[String],
     home: impl FnOnce() -> String,
 ) -> Result<Vec<String>, String> {
+    let mut env = merge_env(spec_env, extra)?;
+    match env.iter_mut().find(|e| e.starts_with("HOME=")) {
+        Some(slot) if slot.len() == "HOME=".len() => *slot = format!("HOME={}", home()),
+        Some(_) => {}
+        None => env.push(format!("HOME={}", home())),
+    }
+    Ok(env)
+}
+
+/// [`process_env`] without HOME: the entries in order, a repeated name keeping its first place.
+fn merge_env(spec_env: &[String], extra: &[String]) -> Result<Vec<String>, String> {
     let mut env: Vec<String> = Vec::with_capacity(spec_env.len() + extra.len() + 1);
     for kv in spec_env.iter().chain(extra) {
         let Some((key, _)) = kv.split_once('=') else {
@@ -480,11 +507,6 @@ pub fn process_env(
             Some(slot) => slot.clone_from(kv),
             None => env.push(kv.clone()),
         }
-    }
-    match env.iter_mut().find(|e| e.starts_with("HOME=")) {
-        Some(slot) if slot.len() == "HOME=".len() => *slot = format!("HOME={}", home()),
-        Some(_) => {}
-        None => env.push(format!("HOME={}", home())),
     }
     Ok(env)
 }

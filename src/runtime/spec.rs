@@ -244,6 +244,11 @@ pub fn default_spec(rootless: bool) -> Spec {
     spec.set_hostname(Some("runz".to_string()));
     if let Some(p) = spec.process_mut() {
         p.set_terminal(Some(true));
+        // runc's default has no inheritable set (oci-spec's default copies the others into it).
+        if let Some(mut caps) = p.capabilities().clone() {
+            caps.set_inheritable(None);
+            p.set_capabilities(Some(caps));
+        }
     }
     if let Some(linux) = spec.linux_mut() {
         let mut res = LinuxResources::default();
@@ -275,6 +280,14 @@ pub fn default_spec(rootless: bool) -> Spec {
                 }
             }
         }
+    }
+    // runc's default (rootless too) has no cgroup namespace: tools and tests add their own.
+    if let Some(ns) = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.namespaces_mut().as_mut())
+    {
+        ns.retain(|n| n.typ() != LinuxNamespaceType::Cgroup);
     }
     spec
 }
