@@ -401,6 +401,20 @@ fn normalise_args(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ff
 }
 
 fn dispatch(cli: Cli) -> Result<i32> {
+    // Before anything is opened (exeseal, log files, sockets): see reserve_preserved.
+    let preserve = match &cli.command {
+        Command::Create(a) | Command::Run { create: a, .. } => Some(a.preserve_fds),
+        Command::Exec(a) => Some(a.preserve_fds),
+        _ => None,
+    };
+    if let Some(n) = preserve {
+        let listen = std::env::var("LISTEN_FDS")
+            .ok()
+            .and_then(|v| v.parse::<i32>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(0);
+        crate::runtime::init::reserve_preserved(n.saturating_add(listen).min(1024));
+    }
     if cli.systemd_cgroup {
         bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet; use the cgroupfs driver (omit the flag)");
     }

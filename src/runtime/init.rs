@@ -599,11 +599,51 @@ fn join_session_keyring(id: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// fds 0..3+n stay open across execve; every other fd closes on exec, whoever opened it
+/// The fds of the preserve range (3..3+n) the caller did not open, held by placeholders.
+static RESERVED: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();
+
+/// Hold every fd of 3..3+`n` the caller left closed with a close-on-exec placeholder
+/// (/dev/null), before runz opens anything: otherwise runz's own fds (the exec fifo, the
+/// channel, a socket) land in the range the container inherits (CVE-2024-21626 class). The
+/// container's side closes the placeholders instead of passing them on. Call once, at the
+/// start of `create`, `run` and `exec`.
+pub fn reserve_preserved(n: i32) {
+    let mut held = Vec::new();
+    for fd in 3..3 + n.max(0) {
+        if nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD) != Err(nix::Error::EBADF) {
+            continue;
+        }
+        let Ok(null) = nix::fcntl::open(
+            "/dev/null",
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        ) else {
+            continue;
+        };
+        if null != fd {
+            // SAFETY: dup3 onto an fd number this process does not use (F_GETFD said EBADF),
+            // then close of the temporary fd `open` just returned.
+            unsafe {
+                libc::dup3(null, fd, libc::O_CLOEXEC);
+                libc::close(null);
+            }
+        }
+        held.push(fd);
+    }
+    let _ = RESERVED.set(held);
+}
+
+/// fds 0..3+n stay open across execve, but for placeholders of [`reserve_preserved`], which
+/// are closed; every other fd closes on exec, whoever opened it
 /// (close_range(CLOSE_RANGE_CLOEXEC), as runc does).
 fn prepare_fds(preserve: i32) -> Result<(), String> {
     let keep = 3 + preserve.max(0) as u32;
+    let reserved = RESERVED.get().map(Vec::as_slice).unwrap_or(&[]);
     for fd in 3..keep {
+        if reserved.contains(&(fd as i32)) {
+            let _ = nix::unistd::close(fd as i32);
+            continue;
+        }
         // EBADF: a preserved fd the caller did not open.
         let _ = nix::fcntl::fcntl(
             fd as i32,
