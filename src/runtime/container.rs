@@ -145,6 +145,7 @@ pub fn create(opts: CreateOpts) -> Result<Created> {
         return Err(StateError::Exists.into());
     }
     // Open what init needs before anything is made, so bad input leaves nothing behind.
+    let own_console = opts.console_fd.is_some();
     let console = match (opts.console_fd, &opts.console_socket) {
         (Some(fd), _) => Some(fd),
         (None, Some(path)) => {
@@ -193,6 +194,7 @@ pub fn create(opts: CreateOpts) -> Result<Created> {
                 joins: &joins,
                 fifo: &fifo,
                 console: console.as_ref(),
+                own_console,
                 no_pivot: opts.no_pivot,
                 no_new_keyring: opts.no_new_keyring,
                 preserve_fds,
@@ -757,6 +759,7 @@ pub fn exec(opts: ExecOpts) -> Result<Pid> {
             "--console-socket was given but process.terminal is false".into()
         }));
     }
+    let own_console = opts.console_fd.is_some();
     let console = match (opts.console_fd, &opts.console_socket) {
         (Some(fd), _) => Some(fd),
         (None, Some(path)) => {
@@ -790,6 +793,7 @@ pub fn exec(opts: ExecOpts) -> Result<Pid> {
                 joins: &joins,
                 enter_pid_ns,
                 console: console.as_ref(),
+                own_console,
                 preserve_fds,
                 extra_env: &extra_env,
             };

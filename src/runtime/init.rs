@@ -43,6 +43,8 @@ pub struct InitContext<'a> {
     pub fifo: &'a OwnedFd,
     /// Where the pty master goes when process.terminal is set.
     pub console: Option<&'a OwnedFd>,
+    /// The pty goes to runz itself, which relays it (ONLCR cleared, as runc).
+    pub own_console: bool,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     /// Extra fds (3..3+n) passed to the process.
@@ -151,6 +153,8 @@ pub struct ExecContext<'a> {
     /// Whether the container has its own PID namespace (then a second fork enters it).
     pub enter_pid_ns: bool,
     pub console: Option<&'a OwnedFd>,
+    /// The pty goes to runz itself, which relays it (ONLCR cleared, as runc).
+    pub own_console: bool,
     pub preserve_fds: i32,
     pub extra_env: &'a [String],
 }
@@ -206,6 +210,7 @@ fn exec_in_container(ctx: &ExecContext) -> Result<(), String> {
             sock,
             ctx.process.console_size().as_ref(),
             console::PtyFor::Exec,
+            ctx.own_console,
         )
         .map_err(|e| e.to_string())?;
     }
@@ -302,8 +307,13 @@ fn init(ctx: &InitContext) -> Result<(), String> {
         let sock = sock
             .try_clone()
             .map_err(|e| format!("console socket: {e}"))?;
-        console::setup_pty(sock, process.console_size().as_ref(), console::PtyFor::Init)
-            .map_err(|e| e.to_string())?;
+        console::setup_pty(
+            sock,
+            process.console_size().as_ref(),
+            console::PtyFor::Init,
+            ctx.own_console,
+        )
+        .map_err(|e| e.to_string())?;
     }
     if has_mntns {
         rootfs::finalize(spec).map_err(|e| e.to_string())?;
@@ -441,6 +451,9 @@ fn prepare_identity_and_exec(
     // e.g. /root for uid 1000, still works), otherwise after it.
     let cwd = process.cwd();
     let early_cwd = nix::unistd::chdir(cwd.as_path()).is_ok();
+    if process.user().uid() != 0 {
+        user::fix_stdio_owner(process.user().uid()).map_err(|e| e.to_string())?;
+    }
     user::switch(process.user()).map_err(|e| e.to_string())?;
     if !early_cwd {
         nix::unistd::chdir(cwd.as_path()).map_err(|e| {

@@ -68,6 +68,28 @@ fn home_in(passwd: &str, uid: u32) -> Option<String> {
     })
 }
 
+/// Hand the process's stdio to its user, as runc's fixStdioPermissions does (a pty slave
+/// or pipe it can then reopen, chmod, or use as its controlling terminal): every one of fds
+/// 0-2 not already owned by `uid` and not /dev/null gets owner `uid` (the group stays).
+/// EINVAL and EPERM (an fd of a filesystem that will not) are skipped, as runc skips them.
+pub fn fix_stdio_owner(uid: u32) -> Result<(), UserError> {
+    let null = nix::sys::stat::stat("/dev/null").ok().map(|s| s.st_rdev);
+    for fd in 0..=2 {
+        // A closed fd fails with EBADF and is skipped.
+        let Ok(st) = nix::sys::stat::fstat(fd) else {
+            continue;
+        };
+        if st.st_uid == uid || Some(st.st_rdev) == null {
+            continue;
+        }
+        match nix::unistd::fchown(fd, Some(Uid::from_raw(uid)), None) {
+            Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::EPERM) => {}
+            Err(e) => return Err(UserError::Set(format!("fchown stdio to uid {uid}: {e}"))),
+        }
+    }
+    Ok(())
+}
+
 fn set_groups(gids: &[u32]) -> Result<(), UserError> {
     if setgroups_denied() {
         if !gids.is_empty() {
