@@ -271,6 +271,14 @@ fn make_cgroup(spec: &Spec, id: &str, dir: &Path) -> Result<Cgroup> {
         .map_err(|e| ContainerError::Create(format!("{}: {e}", dir.display())))?;
     cg.create()
         .map_err(|e| ContainerError::Cgroup(e.to_string()))?;
+    // A cgroup someone froze beforehand would hold init at its first step for ever: fail at
+    // once, in runc's words.
+    if cg.is_frozen().unwrap_or(false) {
+        let _ = cg.remove();
+        return Err(ContainerError::Create(
+            "container's cgroup unexpectedly frozen".into(),
+        ));
+    }
     if let Err(e) = cg.apply(&spec::resources(spec)) {
         let _ = cg.remove();
         return Err(ContainerError::Cgroup(e.to_string()));

@@ -72,6 +72,14 @@ pub fn child_main(ctx: &InitContext) -> ! {
 fn intermediate(ctx: &InitContext) -> Result<(), String> {
     trace::mark("child: forked");
     join_cgroup(ctx.cgroup, ctx.in_cgroup)?;
+    if ctx
+        .spec
+        .process()
+        .as_ref()
+        .is_none_or(|p| p.exec_cpu_affinity().is_none())
+    {
+        reset_affinity()?;
+    }
     ctx.channel.expect(&Msg::Go)?;
     let spec = ctx.spec;
     namespaces::join(ctx.joins, &[]).map_err(|e| e.to_string())?;
@@ -127,6 +135,17 @@ fn intermediate(ctx: &InitContext) -> Result<(), String> {
     }
 }
 
+/// Every CPU the cgroup allows, not the caller's mask (a `taskset -c 0 runz run` must not pin
+/// the container): the kernel narrows "all" to the cpuset of the cgroup just joined.
+fn reset_affinity() -> Result<(), String> {
+    let mut all = nix::sched::CpuSet::new();
+    for cpu in 0..nix::sched::CpuSet::count() {
+        let _ = all.set(cpu);
+    }
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &all)
+        .map_err(|e| format!("reset the CPU affinity: {e}"))
+}
+
 /// Join `cgroup` from inside the forked child, before any namespace is entered (the cgroup
 /// paths are the host's).
 fn join_cgroup(cgroup: Option<&Cgroup>, in_v2: bool) -> Result<(), String> {
@@ -178,6 +197,10 @@ fn exec_intermediate(ctx: &ExecContext) -> Result<(), String> {
     // makes the new program dumpable again.
     nix::sys::prctl::set_dumpable(false).map_err(|e| format!("prctl(PR_SET_DUMPABLE, 0): {e}"))?;
     join_cgroup(ctx.cgroup, ctx.in_cgroup)?;
+    // With execCPUAffinity the parent sets the initial mask itself.
+    if ctx.process.exec_cpu_affinity().is_none() {
+        reset_affinity()?;
+    }
     ctx.channel.expect(&Msg::Go)?;
     namespaces::join(ctx.joins, &[]).map_err(|e| e.to_string())?;
     if !ctx.enter_pid_ns {

@@ -219,9 +219,25 @@ pub fn device_rules(spec: &Spec) -> Vec<LinuxDeviceCgroup> {
         .and_then(|l| l.resources().as_ref())
         .and_then(|r| r.devices().clone())
         .unwrap_or_default();
-    let mut rules = own;
+    let mut rules: Vec<LinuxDeviceCgroup> = own.into_iter().map(runc_access).collect();
     rules.extend(crate::runtime::devices::default_cgroup_rules());
     rules
+}
+
+/// A device rule's access as runc takes it: the letters r, w and m it names, in that order
+/// (runc keeps only those: `rwa` is `rw`); a rule naming none of them keeps its text and is
+/// refused where it is applied.
+fn runc_access(mut rule: LinuxDeviceCgroup) -> LinuxDeviceCgroup {
+    if let Some(a) = rule.access().clone() {
+        let kept: String = ['r', 'w', 'm']
+            .into_iter()
+            .filter(|c| a.contains(*c))
+            .collect();
+        if !kept.is_empty() && kept != a {
+            rule.set_access(Some(kept));
+        }
+    }
+    rule
 }
 
 /// The resources to apply at create, with the effective device rules.
