@@ -552,9 +552,20 @@ fn wait_released(fifo: &OwnedFd, pidfd: &OwnedFd) -> Result<()> {
 }
 
 /// Send `sig` to init, or with `all` to every process in the container's cgroup (which also
-/// works after init has exited, for leftovers).
+/// works after init has exited, for leftovers). SIGKILL to a container without a PID
+/// namespace of its own goes to every process too: there killing init does not end the rest
+/// (runc 1.2's rule), also once init is gone.
 pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
     let (st, status) = state(root, id)?;
+    let shares_pids = !spec::new_namespace(&st.config, oci_spec::runtime::LinuxNamespaceType::Pid);
+    let all = all
+        || (sig == libc::SIGKILL
+            && shares_pids
+            && (status != Status::Stopped
+                || st
+                    .cgroup
+                    .as_ref()
+                    .is_some_and(|c| c.pids().is_ok_and(|p| !p.is_empty()))));
     if all {
         if let Some(cg) = &st.cgroup {
             return cg

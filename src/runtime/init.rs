@@ -355,6 +355,7 @@ fn init(ctx: &InitContext) -> Result<(), String> {
     let exec = prepare_identity_and_exec(spec, process, ctx.extra_env)?;
     trace::mark("init: identity, caps, seccomp set; ready");
     ctx.channel.send(&Msg::Ready).map_err(|e| e.to_string())?;
+    exit_on_termination_signals();
     // From here on `runz create` has returned: nobody reads the channel, so failures go to the
     // process's stderr, which is what the caller of `runz start` sees.
     let err = match after_start(ctx, &exec) {
@@ -366,6 +367,34 @@ fn init(ctx: &InitContext) -> Result<(), String> {
     eprintln!("{err}");
     // SAFETY: see child_main.
     unsafe { libc::_exit(1) }
+}
+
+extern "C" fn exit_on_signal(sig: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe; it ends this waiting init at once.
+    unsafe { libc::_exit(128 + sig) }
+}
+
+/// A created container's init waits for `start`; SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and
+/// SIGUSR2 must end it, as they end runc's (Go's default handling). As PID 1 of its namespace
+/// it gets no signal from outside without a handler, hence one; execve drops it again.
+fn exit_on_termination_signals() {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let act = SigAction::new(
+        SigHandler::Handler(exit_on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for sig in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
+        // SAFETY: the handler only calls _exit, which is async-signal-safe.
+        let _ = unsafe { sigaction(sig, &act) };
+    }
 }
 
 /// Wait for `runz start`, run the startContainer hooks and execve. Returns only the error.
