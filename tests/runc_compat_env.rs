@@ -266,3 +266,46 @@ fn exec_builds_its_process_as_runc_does() {
     assert_eq!(runz.1, runc.1);
     assert_eq!(runz.1.trim(), "4");
 }
+
+/// `exec --cgroup [CONTROLLER:]PATH` runs the process in an existing sub-cgroup of the
+/// container's (all hierarchies, or the controller's); a missing one fails exec (255).
+#[test]
+fn exec_cgroup_runs_the_process_in_a_sub_cgroup_as_runc_does() {
+    if !require_root() {
+        return;
+    }
+    let mut p = Pair::new("execcg");
+    p.b.args(&["sleep", "1000"]);
+    let show = "grep -E ':(memory|pids):' /proc/self/cgroup | sed 's|.*/||' | sort | tr '\\n' ' '";
+    let (runc, runz) = p.detached(|rt| {
+        let missing = p.exec(rt, &["--cgroup", "nosub"], &["true"]);
+        for d in p.b.cgroup_dirs() {
+            std::fs::create_dir_all(d.join("sub")).unwrap();
+            // A v1 cpuset cgroup takes no process until it has CPUs and memory nodes.
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                if let Ok(v) = std::fs::read_to_string(d.join(f)) {
+                    std::fs::write(d.join("sub").join(f), v.trim()).unwrap();
+                }
+            }
+        }
+        let all = p.exec(rt, &["--cgroup", "sub"], &["sh", "-c", show]);
+        let one = p.exec(rt, &["--cgroup", "memory:sub"], &["sh", "-c", show]);
+        // The sub-cgroups go before the container is deleted (they hold no process now).
+        for d in p.b.cgroup_dirs() {
+            let _ = std::fs::remove_dir(d.join("sub"));
+        }
+        (missing, all, one)
+    });
+    assert_eq!(
+        runz.0.code, runc.0.code,
+        "missing\nrunc: {:?}\nrunz: {:?}",
+        runc.0, runz.0
+    );
+    assert_eq!(runz.0.code, Some(255));
+    assert_eq!(runz.1.code, Some(0), "{:?}", runz.1);
+    same("--cgroup sub", &runc.1, &runz.1);
+    same("--cgroup memory:sub", &runc.2, &runz.2);
+    assert_eq!(runz.1.stdout, "sub sub ");
+    let id = &p.b.id;
+    assert_eq!(runz.2.stdout, format!("{id} sub "));
+}

@@ -204,6 +204,9 @@ struct ExecArgs {
     /// Exec even when the container is paused.
     #[arg(long = "ignore-paused")]
     ignore_paused: bool,
+    /// Run the process in an existing sub-cgroup: [CONTROLLER:]PATH; repeatable.
+    #[arg(long = "cgroup")]
+    cgroup: Vec<String>,
     /// Accepted for runc compatibility; SELinux is not supported.
     #[arg(long = "process-label", hide = true)]
     process_label: Option<String>,
@@ -656,6 +659,7 @@ fn exec(root: &Path, a: ExecArgs) -> Result<i32> {
         pid_file: a.pid_file.clone(),
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
+        sub_cgroups: a.cgroup.clone(),
     })?;
     if a.detach {
         return Ok(0);

@@ -750,6 +750,8 @@ pub struct ExecOpts {
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: i32,
     pub ignore_paused: bool,
+    /// `--cgroup [CONTROLLER:]PATH`: existing sub-cgroups of the container's to run in (runc).
+    pub sub_cgroups: Vec<String>,
 }
 
 /// Run another process in a running container: it joins every namespace and the cgroup of the
@@ -794,7 +796,11 @@ pub fn exec(opts: ExecOpts) -> Result<Pid> {
     let (parent_ch, child_ch) =
         process::pair().map_err(|e| ContainerError::Create(e.to_string()))?;
     let (preserve_fds, extra_env) = listen_fds(opts.preserve_fds);
-    let cgroup_fd = st.cgroup.as_ref().and_then(|c| c.clone_into_fd());
+    let cgroup = match &st.cgroup {
+        Some(cg) if !opts.sub_cgroups.is_empty() => Some(sub_cgroup(cg, &opts.sub_cgroups)?),
+        other => other.clone(),
+    };
+    let cgroup_fd = cgroup.as_ref().and_then(|c| c.clone_into_fd());
     let (forked, in_cgroup) = sys::fork_with_flags(0, cgroup_fd.as_ref().map(|fd| fd.as_raw_fd()))
         .map_err(|e| ContainerError::Create(format!("clone: {e}")))?;
     // A host directory: neither side needs it after clone3, and the child must not carry it
@@ -804,7 +810,7 @@ pub fn exec(opts: ExecOpts) -> Result<Pid> {
         Forked::Child => {
             drop(parent_ch);
             let ctx = init::ExecContext {
-                cgroup: st.cgroup.as_ref(),
+                cgroup: cgroup.as_ref(),
                 in_cgroup,
                 spec: &st.config,
                 process,
@@ -847,6 +853,65 @@ pub fn exec(opts: ExecOpts) -> Result<Pid> {
             Err(e)
         }
     }
+}
+
+/// The container's cgroup with `--cgroup` applied: `PATH` moves every hierarchy to that
+/// sub-cgroup, `CONTROLLER:PATH` only the hierarchy of that controller (`:PATH` or a bare
+/// PATH on cgroup v2: the unified one). The sub-cgroups must exist, as with runc.
+fn sub_cgroup(cg: &Cgroup, subs: &[String]) -> Result<Cgroup> {
+    let bad = |m: String| ContainerError::Create(format!("--cgroup: {m}"));
+    let mut v = serde_json::to_value(cg).map_err(|e| bad(e.to_string()))?;
+    let hierarchies = v
+        .get_mut("hierarchies")
+        .and_then(|h| h.as_array_mut())
+        .ok_or_else(|| bad("the container's cgroup has no hierarchies".into()))?;
+    for spec in subs {
+        let (ctrl, path) = match spec.split_once(':') {
+            Some((c, p)) => (Some(c), p),
+            None => (None, spec.as_str()),
+        };
+        let rel = Path::new(path);
+        if path.is_empty()
+            || rel.is_absolute()
+            || rel
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(bad(format!(
+                "{spec:?}: the sub-cgroup must be a relative path without \"..\""
+            )));
+        }
+        let mut matched = false;
+        for h in hierarchies.iter_mut() {
+            let controllers: Vec<&str> = h["controllers"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|c| c.as_str()).collect())
+                .unwrap_or_default();
+            let v2 = h["v2"].as_bool().unwrap_or(false);
+            let applies = match ctrl {
+                None => true,
+                Some("") => v2,
+                Some(c) => controllers.contains(&c),
+            };
+            if !applies {
+                continue;
+            }
+            matched = true;
+            for key in ["dir", "path"] {
+                let joined = Path::new(h[key].as_str().unwrap_or("")).join(rel);
+                h[key] = serde_json::json!(joined);
+            }
+            h["created"] = serde_json::json!([]);
+            let dir = h["dir"].as_str().unwrap_or("").to_string();
+            if !Path::new(&dir).is_dir() {
+                return Err(bad(format!("{spec:?}: {dir} does not exist")));
+            }
+        }
+        if !matched {
+            return Err(bad(format!("{spec:?}: no such controller")));
+        }
+    }
+    serde_json::from_value(v).map_err(|e| bad(e.to_string()))
 }
 
 fn check_process(p: &oci_spec::runtime::Process) -> Result<()> {
