@@ -437,3 +437,49 @@ fn run_keep_no_pivot_no_new_keyring_and_preserve_fds_are_runcs() {
         assert!(z.stdout.starts_with(want), "{flags:?}: {z:?}");
     }
 }
+
+#[test]
+fn list_prints_runcs_table_and_json_also_for_a_missing_root() {
+    if !require_root() {
+        return;
+    }
+    let mut p = Pair::new("list");
+    p.b.args(&["sleep", "1000"]);
+    let id = p.b.id.clone();
+    let (runc, runz) =
+        p.detached(|rt| (p.call(rt, &["list"]), p.call(rt, &["list", "-f", "json"])));
+    let (c, z) = (
+        runc.0.stdout.lines().collect::<Vec<_>>(),
+        runz.0.stdout.lines().collect::<Vec<_>>(),
+    );
+    assert_eq!(z.len(), 2, "{z:?}");
+    assert_eq!(z[0], c[0], "header, column widths");
+    let fields = |l: &str| {
+        let f: Vec<String> = l.split_whitespace().map(String::from).collect();
+        (
+            f.len(),
+            f[0].clone(),
+            f[2].clone(),
+            f[3].clone(),
+            f[5].clone(),
+        )
+    };
+    assert_eq!(fields(z[1]), fields(c[1]));
+    assert_eq!(fields(z[1]).1, id);
+    let keys = |o: &Out| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+        v[0].as_object().unwrap().keys().cloned().collect()
+    };
+    assert_eq!(keys(&runz.1), keys(&runc.1));
+    for args in [
+        &["list"][..],
+        &["list", "-f", "json"][..],
+        &["list", "-q"][..],
+    ] {
+        let mut all = vec!["--root", "/run/runz-test-missing-root"];
+        all.extend_from_slice(args);
+        let (c, z) = (plain(Rt::Runc, &all), plain(Rt::Runz, &all));
+        assert_eq!(z.code, c.code, "{args:?}: {c:?} {z:?}");
+        assert_eq!(z.stdout, c.stdout, "{args:?}");
+    }
+}

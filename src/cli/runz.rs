@@ -556,33 +556,59 @@ fn list(root: &Path, format: &str, quiet: bool) -> Result<()> {
         return Ok(());
     }
     if format == "json" {
+        // runc encodes an empty list as null.
+        if all.is_empty() {
+            writeln!(out, "null")?;
+            return Ok(());
+        }
         let v: Vec<_> = all.iter().map(|(st, s)| st.oci(*s)).collect();
         writeln!(out, "{}", serde_json::to_string(&v)?)?;
         return Ok(());
     }
-    writeln!(
-        out,
-        "{:<20} {:<8} {:<10} {:<40} {:<32} OWNER",
-        "ID", "PID", "STATUS", "BUNDLE", "CREATED"
-    )?;
+    let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from)];
     for (st, s) in &all {
         let pid = if *s == state::Status::Stopped {
             0
         } else {
             st.pid
         };
-        writeln!(
-            out,
-            "{:<20} {:<8} {:<10} {:<40} {:<32} {}",
-            st.id,
-            pid,
+        rows.push([
+            st.id.clone(),
+            pid.to_string(),
             s.to_string(),
-            st.bundle.display(),
-            st.created,
-            st.owner
-        )?;
+            st.bundle.display().to_string(),
+            st.created.clone(),
+            st.owner.clone(),
+        ]);
+    }
+    for line in tab_columns(&rows) {
+        writeln!(out, "{line}")?;
     }
     Ok(())
+}
+
+/// Rows laid out as runc's table (Go's tabwriter with minimum width 12 and padding 3): every
+/// column but the last as wide as its longest cell plus 3, at least 12.
+fn tab_columns<const N: usize>(rows: &[[String; N]]) -> Vec<String> {
+    let mut widths = [12usize; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row.iter()) {
+            *w = (*w).max(cell.chars().count() + 3);
+        }
+    }
+    rows.iter()
+        .map(|row| {
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                if i + 1 == N {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(&format!("{cell:<w$}", w = widths[i]));
+                }
+            }
+            line
+        })
+        .collect()
 }
 
 /// A signal as runc takes it: a number, a name with or without SIG, any case.
