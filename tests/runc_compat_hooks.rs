@@ -147,3 +147,39 @@ fn every_poststop_hook_runs_even_after_one_fails() {
     assert_eq!(state["id"], p.b.id);
     assert!(state.get("pid").is_none(), "{state}");
 }
+
+/// startContainer hooks run under the container's seccomp filter, also when it waits for
+/// no_new_privs (runc installs it before them).
+#[test]
+fn start_container_hooks_run_under_the_seccomp_filter() {
+    if !require_root() {
+        return;
+    }
+    let mut p = Pair::new("hookseccomp");
+    p.b.args(&["true"])
+        .set(
+            "/linux/seccomp",
+            json!({"defaultAction": "SCMP_ACT_ALLOW",
+                   "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}),
+        )
+        .set(
+            "/hooks",
+            json!({"startContainer": [sh_hook(
+                "mkdir /tmp/hookdir 2>/dev/null && echo made >> /hookres || echo refused >> /hookres"
+            )]}),
+        );
+    let res = p.b.dir.join("rootfs/hookres");
+    for nnp in [true, false] {
+        p.b.set("/process/noNewPrivileges", json!(nnp));
+        let mut seen = Vec::new();
+        for rt in BOTH {
+            let _ = std::fs::remove_file(&res);
+            let _ = std::fs::remove_dir(p.b.dir.join("rootfs/tmp/hookdir"));
+            let out = p.run(rt);
+            assert_eq!(out.code, Some(0), "{rt:?} nnp={nnp}: {out:?}");
+            seen.push(std::fs::read_to_string(&res).unwrap_or_default());
+        }
+        assert_eq!(seen[1], seen[0], "nnp={nnp}: runz vs runc");
+        assert_eq!(seen[1], "refused\n", "nnp={nnp}");
+    }
+}

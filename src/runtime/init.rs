@@ -401,6 +401,8 @@ fn exit_on_termination_signals() {
 fn after_start(ctx: &InitContext, exec: &Exec) -> Result<(), String> {
     wait_for_start(ctx.fifo)?;
     trace::mark("init: started, execve");
+    // As runc: the startContainer hooks run under the container's seccomp filter.
+    exec.install_late_seccomp()?;
     if let Some(list) = ctx
         .spec
         .hooks()
@@ -426,7 +428,7 @@ fn after_start(ctx: &InitContext, exec: &Exec) -> Result<(), String> {
         };
         hooks::run_in("startContainer", list, &state, hctx).map_err(|e| e.to_string())?;
     }
-    Err(exec.run())
+    Err(exec.execve())
 }
 
 /// Everything needed for the final execve, resolved while errors can still fail `create`.
@@ -440,11 +442,24 @@ struct Exec {
 impl Exec {
     /// Install the late seccomp filter and execve; returns only the error.
     fn run(&self) -> String {
-        if let Some((filters, flags)) = &self.late_seccomp {
-            if let Err(e) = seccomp::install_with_flags(filters, *flags) {
-                return e.to_string();
-            }
+        match self.install_late_seccomp() {
+            Ok(()) => self.execve(),
+            Err(e) => e,
         }
+    }
+
+    /// The filter that waits for no_new_privs (installed as close to execve as possible).
+    fn install_late_seccomp(&self) -> Result<(), String> {
+        match &self.late_seccomp {
+            Some((filters, flags)) => {
+                seccomp::install_with_flags(filters, *flags).map_err(|e| e.to_string())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// execve; returns only the error, in runc's words.
+    fn execve(&self) -> String {
         let err = nix::unistd::execve(&self.path, &self.argv, &self.env).unwrap_err();
         format!(
             "exec {}: {}",
