@@ -94,6 +94,10 @@ fn emit(level: &str, msg: &str) {
     }
     match cfg.format {
         Format::Json => eprintln!("{}", render(Format::Json, level, msg, &time)),
+        // --debug lines in runc's shape (tools grep `level=debug`); the rest stays terse.
+        Format::Text if level == "debug" => {
+            eprintln!("{}", render(Format::Text, level, msg, &time))
+        }
         Format::Text => eprintln!("{}: {level}: {msg}", program()),
     }
 }

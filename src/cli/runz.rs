@@ -20,7 +20,6 @@ use crate::runtime::{console, spec, state, trace};
 #[derive(Parser, Debug)]
 #[command(
     name = "runz",
-    version,
     about = "runz: an OCI container runtime (runc-compatible), the engine of Zones for Linux",
     after_help = "Examples:\n  runz spec && runz run -b . web\n  runz create -b /bundles/web web && runz start web\n  runz list -f json\n  runz kill web TERM && runz delete web\n\nExit status: 0 success, 1 error, 2 usage error."
 )]
@@ -47,6 +46,9 @@ struct Cli {
     /// Accepted for runc compatibility and ignored (checkpointing is not supported).
     #[arg(long, global = true, hide = true)]
     criu: Option<String>,
+    /// Print the version (runc's layout: version, commit, spec lines).
+    #[arg(short = 'v', long = "version")]
+    version: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -135,7 +137,7 @@ enum Command {
         format: String,
         /// The container's id.
         id: String,
-        /// Accepted for runc compatibility (ps(1) arguments); the table has fixed columns.
+        /// Arguments for ps(1) (default -ef); its lines of the container's processes are shown.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
@@ -203,6 +205,9 @@ struct ExecArgs {
     /// Exec even when the container is paused.
     #[arg(long = "ignore-paused")]
     ignore_paused: bool,
+    /// Run the process in an existing sub-cgroup: [CONTROLLER:]PATH; repeatable.
+    #[arg(long = "cgroup")]
+    cgroup: Vec<String>,
     /// Accepted for runc compatibility; SELinux is not supported.
     #[arg(long = "process-label", hide = true)]
     process_label: Option<String>,
@@ -225,7 +230,7 @@ struct UpdateArgs {
     #[arg(long = "cpu-period")]
     cpu_period: Option<u64>,
     /// CPU CFS quota, in microseconds per period (-1: no limit).
-    #[arg(long = "cpu-quota")]
+    #[arg(long = "cpu-quota", allow_negative_numbers = true)]
     cpu_quota: Option<i64>,
     /// CPU shares (relative weight).
     #[arg(long = "cpu-share")]
@@ -234,7 +239,7 @@ struct UpdateArgs {
     #[arg(long = "cpu-rt-period")]
     cpu_rt_period: Option<u64>,
     /// CPU realtime runtime, in microseconds per period.
-    #[arg(long = "cpu-rt-runtime")]
+    #[arg(long = "cpu-rt-runtime", allow_negative_numbers = true)]
     cpu_rt_runtime: Option<i64>,
     /// CPUs the container may run on (e.g. 0-3,5).
     #[arg(long = "cpuset-cpus")]
@@ -242,18 +247,24 @@ struct UpdateArgs {
     /// Memory nodes the container may use (e.g. 0-1).
     #[arg(long = "cpuset-mems")]
     cpuset_mems: Option<String>,
-    /// Memory limit, bytes or with a suffix (k, m, g).
-    #[arg(long)]
+    /// Memory limit, bytes or with a suffix (k, m, g); -1: no limit.
+    #[arg(long, allow_hyphen_values = true)]
     memory: Option<String>,
-    /// Memory soft limit, bytes or with a suffix (k, m, g).
-    #[arg(long = "memory-reservation")]
+    /// Memory soft limit, bytes or with a suffix (k, m, g); -1: no limit.
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
     memory_reservation: Option<String>,
-    /// Memory plus swap limit, bytes or with a suffix (k, m, g).
-    #[arg(long = "memory-swap")]
+    /// Memory plus swap limit, bytes or with a suffix (k, m, g); -1: unlimited swap.
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
     memory_swap: Option<String>,
-    /// Maximum number of processes.
-    #[arg(long = "pids-limit")]
+    /// Maximum number of processes (-1: no limit).
+    #[arg(long = "pids-limit", allow_negative_numbers = true)]
     pids_limit: Option<i64>,
+    /// Intel RDT/CAT L3 cache schema: refused, this runtime has no Intel RDT support.
+    #[arg(long = "l3-cache-schema")]
+    l3_cache_schema: Option<String>,
+    /// Intel RDT/MBA memory bandwidth schema: refused, this runtime has no Intel RDT support.
+    #[arg(long = "mem-bw-schema")]
+    mem_bw_schema: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -291,8 +302,22 @@ pub fn command() -> clap::Command {
 /// Entry point of the `runz` binary: returns the process exit code.
 pub fn main() -> i32 {
     trace::mark("runz: main");
-    let cli = match Cli::try_parse_from(normalise_args(std::env::args_os())) {
+    let args = normalise_args(std::env::args_os());
+    if asks_for_version(&args) {
+        print!("{}", version_text());
+        return 0;
+    }
+    let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
+        Err(e) if e.kind() == clap::error::ErrorKind::InvalidSubcommand => {
+            // runc's words and status for a command it does not have.
+            let name = e
+                .get(clap::error::ContextKind::InvalidSubcommand)
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            log::error(&format!("No help topic for '{name}'"));
+            return 3;
+        }
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() { 2 } else { 0 };
@@ -304,6 +329,15 @@ pub fn main() -> i32 {
         log::Format::Text
     };
     log::init(cli.log.clone(), format, cli.debug);
+    log::debug(&format!(
+        "{} {}",
+        log::program(),
+        args.iter()
+            .skip(1)
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
     let exec = matches!(cli.command, Command::Exec(_));
     match dispatch(cli) {
         Ok(code) => code,
@@ -317,6 +351,34 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+/// `-v` or `--version` before the command (after global options), as runc takes it.
+fn asks_for_version(args: &[std::ffi::OsString]) -> bool {
+    const WITH_VALUE: &[&str] = &["--root", "--log", "--log-format", "--criu", "--rootless"];
+    let mut it = args.iter().skip(1).filter_map(|a| a.to_str());
+    while let Some(a) = it.next() {
+        match a {
+            "-v" | "--version" => return true,
+            a if WITH_VALUE.contains(&a) => {
+                it.next();
+            }
+            a if a.starts_with('-') => {}
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// runc's version layout (tools parse the `runc version X` and `spec: X` lines).
+fn version_text() -> String {
+    format!(
+        "{} version {}\ncommit: {}\nspec: {}\n",
+        log::program(),
+        env!("CARGO_PKG_VERSION"),
+        option_env!("RUNZ_COMMIT").unwrap_or(concat!("v", env!("CARGO_PKG_VERSION"))),
+        spec::OCI_VERSION
+    )
 }
 
 /// runc (urfave/cli) takes single-dash long flags, and go-runc sends `-no-subreaper`: turn known
@@ -344,6 +406,20 @@ fn normalise_args(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ff
 
 fn dispatch(cli: Cli) -> Result<i32> {
     SYSTEMD_CGROUP.store(cli.systemd_cgroup, std::sync::atomic::Ordering::Relaxed);
+    // Before anything is opened (exeseal, log files, sockets): see reserve_preserved.
+    let preserve = match &cli.command {
+        Command::Create(a) | Command::Run { create: a, .. } => Some(a.preserve_fds),
+        Command::Exec(a) => Some(a.preserve_fds),
+        _ => None,
+    };
+    if let Some(n) = preserve {
+        let listen = std::env::var("LISTEN_FDS")
+            .ok()
+            .and_then(|v| v.parse::<i32>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(0);
+        crate::runtime::init::reserve_preserved(n.saturating_add(listen).min(1024));
+    }
     let root = cli.root.clone();
     if matches!(
         cli.command,
@@ -354,6 +430,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
     }
     match cli.command {
         Command::Spec { bundle } => {
+            // `runz spec --rootless` (runc's form) reaches here through the global flag.
             let rootless = cli.rootless.as_deref() == Some("true");
             write_spec(&bundle, rootless)?;
         }
@@ -387,8 +464,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Ps {
             format,
             id,
-            ps_args: _,
-        } => ps(&root, &id, &format)?,
+            ps_args,
+        } => ps(&root, &id, &format, &ps_args)?,
         Command::Update(a) => {
             let res = update_resources(&a)?;
             container::update(&root, &a.id, &res)?;
@@ -434,7 +511,7 @@ fn write_spec(bundle: &Path, rootless: bool) -> Result<()> {
 fn run(root: &Path, a: CreateArgs, detach: bool, keep: bool) -> Result<i32> {
     let id = a.id.clone();
     let bundle = a.bundle.clone();
-    let wants_tty = wants_terminal(&bundle);
+    let wants_tty = spec::wants_terminal(&bundle);
     // In the foreground with a terminal and no socket of the caller's, runz holds the pty itself.
     let own_console = !detach && wants_tty && a.console_socket.is_none();
     let (ours, theirs) = if own_console {
@@ -472,15 +549,6 @@ fn run(root: &Path, a: CreateArgs, detach: bool, keep: bool) -> Result<i32> {
     Ok(code)
 }
 
-/// Whether the bundle's process wants a terminal (false when the config cannot be read: create
-/// reports that error itself).
-fn wants_terminal(bundle: &Path) -> bool {
-    spec::load(bundle)
-        .ok()
-        .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
-        .unwrap_or(false)
-}
-
 fn list(root: &Path, format: &str, quiet: bool) -> Result<()> {
     let all = container::list(root);
     let mut out = std::io::stdout().lock();
@@ -491,42 +559,69 @@ fn list(root: &Path, format: &str, quiet: bool) -> Result<()> {
         return Ok(());
     }
     if format == "json" {
+        // runc encodes an empty list as null.
+        if all.is_empty() {
+            writeln!(out, "null")?;
+            return Ok(());
+        }
         let v: Vec<_> = all.iter().map(|(st, s)| st.oci(*s)).collect();
         writeln!(out, "{}", serde_json::to_string(&v)?)?;
         return Ok(());
     }
-    writeln!(
-        out,
-        "{:<20} {:<8} {:<10} {:<40} {:<32} OWNER",
-        "ID", "PID", "STATUS", "BUNDLE", "CREATED"
-    )?;
+    let mut rows = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from)];
     for (st, s) in &all {
         let pid = if *s == state::Status::Stopped {
             0
         } else {
             st.pid
         };
-        writeln!(
-            out,
-            "{:<20} {:<8} {:<10} {:<40} {:<32} {}",
-            st.id,
-            pid,
+        rows.push([
+            st.id.clone(),
+            pid.to_string(),
             s.to_string(),
-            st.bundle.display(),
-            st.created,
-            st.owner
-        )?;
+            st.bundle.display().to_string(),
+            st.created.clone(),
+            st.owner.clone(),
+        ]);
+    }
+    for line in tab_columns(&rows) {
+        writeln!(out, "{line}")?;
     }
     Ok(())
+}
+
+/// Rows laid out as runc's table (Go's tabwriter with minimum width 12 and padding 3): every
+/// column but the last as wide as its longest cell plus 3, at least 12.
+fn tab_columns<const N: usize>(rows: &[[String; N]]) -> Vec<String> {
+    let mut widths = [12usize; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row.iter()) {
+            *w = (*w).max(cell.chars().count() + 3);
+        }
+    }
+    rows.iter()
+        .map(|row| {
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                if i + 1 == N {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(&format!("{cell:<w$}", w = widths[i]));
+                }
+            }
+            line
+        })
+        .collect()
 }
 
 /// A signal as runc takes it: a number, a name with or without SIG, any case.
 pub fn parse_signal(s: &str) -> Result<i32> {
     if let Ok(n) = s.parse::<i32>() {
-        if (1..=64).contains(&n) {
+        // 0 probes: does init exist and may we signal it (runc passes it on).
+        if (0..=64).contains(&n) {
             return Ok(n);
         }
-        bail!("invalid signal {s:?}: numbers go from 1 to 64");
+        bail!("invalid signal {s:?}: numbers go from 0 to 64");
     }
     let upper = s.to_ascii_uppercase();
     let name = if upper.starts_with("SIG") {
@@ -577,12 +672,7 @@ fn features() -> serde_json::Value {
 fn exec(root: &Path, a: ExecArgs) -> Result<i32> {
     let (st, _) = container::state(root, &a.id)?;
     let process = match &a.process {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("read process file {}", path.display()))?;
-            serde_json::from_str::<Process>(&text)
-                .with_context(|| format!("parse process file {}", path.display()))?
-        }
+        Some(path) => process_from_file(path)?,
         None => process_from_flags(st.config.process().clone().unwrap_or_default(), &a)?,
     };
     let terminal = process.terminal().unwrap_or(false);
@@ -598,6 +688,7 @@ fn exec(root: &Path, a: ExecArgs) -> Result<i32> {
         pid_file: a.pid_file.clone(),
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
+        sub_cgroups: a.cgroup.clone(),
     })?;
     if a.detach {
         return Ok(0);
@@ -626,6 +717,39 @@ fn console_pair(wanted: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
     Ok((Some(x), Some(y)))
 }
 
+/// The process of `runz exec --process FILE`, as runc reads it: fields the file leaves out
+/// take their zero values (`user` is uid 0, gid 0), then runc's checks, in runc's words.
+fn process_from_file(path: &Path) -> Result<Process> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("open {}", path.display()))?;
+    let mut v: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("parse process file {}", path.display()))?;
+    let obj = v
+        .as_object_mut()
+        .ok_or_else(|| anyhow::anyhow!("process property must not be empty"))?;
+    obj.entry("user")
+        .or_insert_with(|| serde_json::json!({ "uid": 0, "gid": 0 }));
+    let unknown = crate::runtime::capabilities::drop_unknown(&mut v);
+    if !unknown.is_empty() {
+        log::warn(&crate::runtime::capabilities::unknown_warning(&unknown));
+    }
+    let obj = v.as_object_mut().expect("checked above");
+    let cwd = obj.get("cwd").and_then(|c| c.as_str()).unwrap_or("");
+    if cwd.is_empty() {
+        bail!("Cwd property must not be empty");
+    }
+    if !cwd.starts_with('/') {
+        bail!("Cwd must be an absolute path");
+    }
+    if obj
+        .get("args")
+        .and_then(|a| a.as_array())
+        .is_none_or(|a| a.is_empty())
+    {
+        bail!("args must not be empty");
+    }
+    serde_json::from_value(v).with_context(|| format!("parse process file {}", path.display()))
+}
+
 /// The process of `runz exec` without --process: the container's process with the command and
 /// the flags' changes, as runc builds it.
 fn process_from_flags(mut p: Process, a: &ExecArgs) -> Result<Process> {
@@ -637,12 +761,10 @@ fn process_from_flags(mut p: Process, a: &ExecArgs) -> Result<Process> {
     if let Some(cwd) = &a.cwd {
         p.set_cwd(cwd.clone());
     }
+    // Appended: a repeated name takes the later value in the earlier place (runc, Go's
+    // os.Setenv), which the container side does for every process.
     let mut env = p.env().clone().unwrap_or_default();
-    for kv in &a.env {
-        let key = kv.split('=').next().unwrap_or(kv);
-        env.retain(|e| e.split('=').next() != Some(key));
-        env.push(kv.clone());
-    }
+    env.extend(a.env.iter().cloned());
     p.set_env(Some(env));
     let mut user = p.user().clone();
     if let Some(u) = &a.user {
@@ -667,11 +789,14 @@ fn process_from_flags(mut p: Process, a: &ExecArgs) -> Result<Process> {
     p.set_user(user);
     if !a.cap.is_empty() {
         let mut caps = p.capabilities().clone().unwrap_or_default();
+        let mut unknown = Vec::new();
         for name in &a.cap {
-            let cap: oci_spec::runtime::Capability =
-                serde_json::from_value(serde_json::json!(name)).map_err(|_| {
-                    anyhow::anyhow!("--cap {name:?}: not a capability name like CAP_NET_ADMIN")
-                })?;
+            let Ok(cap) =
+                serde_json::from_value::<oci_spec::runtime::Capability>(serde_json::json!(name))
+            else {
+                unknown.push(name.as_str());
+                continue;
+            };
             for set in [
                 caps.bounding().clone(),
                 caps.effective().clone(),
@@ -689,6 +814,13 @@ fn process_from_flags(mut p: Process, a: &ExecArgs) -> Result<Process> {
                 };
             }
         }
+        if !unknown.is_empty() {
+            // runc's words; the process runs without them.
+            log::warn(&format!(
+                "ignoring unknown or unavailable capabilities: [{}]",
+                unknown.join(" ")
+            ));
+        }
         p.set_capabilities(Some(caps));
     }
     if a.no_new_privs {
@@ -697,29 +829,53 @@ fn process_from_flags(mut p: Process, a: &ExecArgs) -> Result<Process> {
     Ok(p)
 }
 
-fn ps(root: &Path, id: &str, format: &str) -> Result<()> {
+/// `runz ps`: as runc, run ps(1) with the arguments (default `-ef`) and print its header and
+/// the lines whose PID column is a process of the container; `-f json` prints the pids.
+fn ps(root: &Path, id: &str, format: &str, args: &[String]) -> Result<()> {
     let pids = container::pids(root, id)?;
     if format == "json" {
-        print!("{}", serde_json::to_string(&pids)?);
+        println!("{}", serde_json::to_string(&pids)?);
         return Ok(());
     }
-    println!("{:<8} {:<8} {:<8} {:<5} CMD", "UID", "PID", "PPID", "STAT");
-    for pid in pids {
-        let Ok(p) = procfs::process::Process::new(pid) else {
-            continue;
-        };
-        let (Ok(stat), uid) = (p.stat(), p.uid().unwrap_or(0)) else {
-            continue;
-        };
-        let cmd = p
-            .cmdline()
-            .ok()
-            .filter(|c| !c.is_empty())
-            .map(|c| c.join(" "))
-            .unwrap_or_else(|| format!("[{}]", stat.comm));
-        println!("{uid:<8} {pid:<8} {:<8} {:<5} {cmd}", stat.ppid, stat.state);
+    let default = ["-ef".to_string()];
+    let args = if args.is_empty() { &default[..] } else { args };
+    let out = std::process::Command::new("ps")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("run ps")?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!("{}: {text}", exit_status_text(out.status));
+    }
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or("");
+    let Some(col) = header.split_whitespace().position(|t| t == "PID") else {
+        bail!("couldn't find PID field in ps output");
+    };
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{header}")?;
+    for line in lines.filter(|l| !l.is_empty()) {
+        let field = line.split_whitespace().nth(col).unwrap_or("");
+        let pid: i32 = field
+            .parse()
+            .map_err(|e| anyhow::anyhow!("unable to parse pid: {e}"))?;
+        if pids.contains(&pid) {
+            writeln!(stdout, "{line}")?;
+        }
     }
     Ok(())
+}
+
+/// Go's text of a child's exit: `exit status 1`, `signal: killed`.
+fn exit_status_text(st: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (st.code(), st.signal()) {
+        (Some(c), _) => format!("exit status {c}"),
+        (None, Some(s)) => format!("signal: {s}"),
+        _ => "unknown exit".into(),
+    }
 }
 
 /// A size in bytes: a number with an optional k/m/g suffix; -1 means unlimited.
@@ -737,23 +893,33 @@ fn parse_bytes(flag: &str, s: &str) -> Result<i64> {
     Ok(if n < 0 { -1 } else { n * mult })
 }
 
-/// The LinuxResources of `runz update`: from --resources, then each flag on top.
+/// The LinuxResources of `runz update`: from --resources (then every other flag is ignored,
+/// as runc says in its help), or from the flags.
 fn update_resources(a: &UpdateArgs) -> Result<LinuxResources> {
-    let mut res: LinuxResources = match &a.resources {
+    // runc's words: Intel RDT is not there to take them.
+    if a.l3_cache_schema.is_some() {
+        bail!("Intel RDT/CAT: l3 cache schema is not enabled");
+    }
+    if a.mem_bw_schema.is_some() {
+        bail!("Intel RDT/MBA: memory bandwidth schema is not enabled");
+    }
+    match &a.resources {
         Some(p) if p.as_os_str() == "-" => {
             let mut text = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
-            serde_json::from_str(&text).context("--resources -: invalid LinuxResources JSON")?
+            return serde_json::from_str(&text)
+                .context("--resources -: invalid LinuxResources JSON");
         }
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("read --resources {}", p.display()))?;
-            serde_json::from_str(&text).with_context(|| {
+            return serde_json::from_str(&text).with_context(|| {
                 format!("--resources {}: invalid LinuxResources JSON", p.display())
-            })?
+            });
         }
-        None => LinuxResources::default(),
-    };
+        None => {}
+    }
+    let mut res = LinuxResources::default();
     let mut mem = (*res.memory()).unwrap_or_default();
     let mut mem_set = res.memory().is_some();
     if let Some(v) = &a.memory {
@@ -854,15 +1020,27 @@ fn parse_duration(s: &str) -> Result<std::time::Duration> {
 /// `runz events`: one stats object, or a stream every interval until the container stops.
 fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<()> {
     let every = parse_duration(interval)?;
-    let emit = |kind: &str, data: serde_json::Value| -> Result<()> {
-        let line = serde_json::json!({ "type": kind, "id": id, "data": data });
+    // runc's key order (type, id, data) and no data at all for an OOM event.
+    let emit = |kind: &str, data: Option<serde_json::Value>| -> Result<()> {
+        let mut line = format!(
+            "{{\"type\":{},\"id\":{}",
+            serde_json::to_string(kind)?,
+            serde_json::to_string(id)?
+        );
+        if let Some(d) = data {
+            line.push_str(&format!(",\"data\":{d}"));
+        }
+        line.push('}');
         let mut out = std::io::stdout().lock();
         writeln!(out, "{line}")?;
         out.flush()?;
         Ok(())
     };
     if once {
-        return emit("stats", serde_json::to_value(container::stats(root, id)?)?);
+        return emit(
+            "stats",
+            Some(serde_json::to_value(container::stats(root, id)?)?),
+        );
     }
     let mut last_oom = None;
     loop {
@@ -872,10 +1050,10 @@ fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<()> {
             Err(e) => return Err(e.into()),
         };
         if last_oom.is_some_and(|n| ooms > n) {
-            emit("oom", serde_json::Value::Null)?;
+            emit("oom", None)?;
         }
         last_oom = Some(ooms);
-        emit("stats", serde_json::to_value(&stats)?)?;
+        emit("stats", Some(serde_json::to_value(&stats)?))?;
         std::thread::sleep(every);
     }
 }
@@ -898,7 +1076,8 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("NOPE"));
-        assert!(parse_signal("0").is_err());
+        assert_eq!(parse_signal("0").unwrap(), 0);
+        assert!(parse_signal("65").is_err());
     }
 
     #[test]

@@ -26,7 +26,9 @@ pub enum CapsError {
         name: String,
         source: std::io::Error,
     },
-    #[error("capabilities: capset(permitted={permitted:#x}, inheritable={inheritable:#x}, effective={effective:#x}) failed: {source}")]
+    /// runc's words first ("unable to apply caps: operation not permitted"): a set the
+    /// kernel refuses (effective beyond permitted, inheritable beyond the bounding set).
+    #[error("unable to apply caps: {} (capset permitted={permitted:#x}, inheritable={inheritable:#x}, effective={effective:#x})", super::errno::io_text(source))]
     Capset {
         permitted: u64,
         inheritable: u64,
@@ -67,6 +69,11 @@ pub fn all_known() -> Vec<String> {
     all.iter().map(|c| c.to_string()).collect()
 }
 
+/// Empty sets, all five (oci-spec's `Default` is Docker's list, not this).
+pub fn none() -> LinuxCapabilities {
+    serde_json::from_str("{}").expect("an empty object is a LinuxCapabilities")
+}
+
 /// Drop from the bounding set everything not listed (done while still root, before setuid).
 /// Listed capabilities the kernel does not know, or that are already gone from our own
 /// bounding set, produce a warning.
@@ -96,32 +103,36 @@ pub fn drop_bounding(caps: &LinuxCapabilities) -> Result<(), CapsError> {
 }
 
 /// Apply the sets to the calling process, as the last step before execve (after setuid).
-/// Unknown or ungrantable capabilities are a warning on stderr, not a failure (runtime-spec).
+/// Capabilities the kernel does not know, or the runtime itself lacks, are a warning on stderr
+/// and skipped (runtime-spec); sets the kernel refuses together (effective beyond permitted,
+/// inheritable beyond the bounding set) fail as runc fails: "unable to apply caps: operation
+/// not permitted".
 ///
 /// Permitted, inheritable and effective are set with ONE capset(2) call: set one at a time, a
 /// root process (effective still full) could not shrink permitted below effective. Then the
-/// ambient set is cleared and each listed ambient capability raised (it must already be in the
-/// new permitted and inheritable sets).
+/// ambient set is cleared and each listed ambient capability raised; one the kernel refuses
+/// (not in both the new permitted and inheritable sets) is left out with a debug line only,
+/// as runc ignores it (its default spec lists ambient capabilities without inheritable ones).
 pub fn apply(caps: &LinuxCapabilities) -> Result<(), CapsError> {
     let last = last_cap();
     let mut warned = BTreeSet::new();
     let old = capget()?;
-    let bset = read_bounding(last);
 
     let want_p = resolve(caps.permitted().as_ref(), last, &mut warned);
     let want_i = resolve(caps.inheritable().as_ref(), last, &mut warned);
     let want_e = resolve(caps.effective().as_ref(), last, &mut warned);
     let want_a = resolve(caps.ambient().as_ref(), last, &mut warned);
 
-    // The kernel rules of cap_capset(), assuming no CAP_SETPCAP (true after setuid).
+    // What the runtime itself holds (kept across setuid by PR_SET_KEEPCAPS) bounds every set;
+    // the rest is the kernel's to check.
     let new_p = grantable(want_p, old.permitted, "permitted", &mut warned);
     let new_i = grantable(
         want_i,
-        (old.inheritable | old.permitted) & (old.inheritable | bset),
+        old.inheritable | old.permitted,
         "inheritable",
         &mut warned,
     );
-    let new_e = grantable(want_e, new_p, "effective", &mut warned);
+    let new_e = grantable(want_e, old.permitted, "effective", &mut warned);
     capset(CapSets {
         permitted: new_p,
         inheritable: new_i,
@@ -144,11 +155,10 @@ fn set_ambient(want: Mask, allowed: Mask, warned: &mut BTreeSet<String>) -> Resu
     prctl_ambient_clear_all().map_err(CapsError::AmbientClear)?;
     for idx in bits(want) {
         if allowed & bit(idx) == 0 {
-            warn_once(
-                warned,
-                &cap_name(idx),
-                "cannot be made ambient (not in both the permitted and inheritable sets)",
-            );
+            crate::log::debug(&format!(
+                "capability {} not raised in the ambient set: not in both the permitted and inheritable sets",
+                cap_name(idx)
+            ));
             continue;
         }
         if let Err(e) = prctl_ambient_raise(idx) {
@@ -162,7 +172,42 @@ fn set_ambient(want: Mask, allowed: Mask, warned: &mut BTreeSet<String>) -> Resu
     Ok(())
 }
 
-/// Keep the wanted capabilities the kernel allows; warn about the others.
+/// Names in a process object's capability sets (JSON) that this runtime does not know, removed
+/// so the rest of the config still parses (oci-spec refuses a whole config for one unknown
+/// name; runc ignores it with a warning, see [`unknown_warning`]). The removed names, sorted
+/// and deduplicated.
+pub fn drop_unknown(process: &mut serde_json::Value) -> Vec<String> {
+    let mut dropped = BTreeSet::new();
+    let Some(sets) = process
+        .get_mut("capabilities")
+        .and_then(|c| c.as_object_mut())
+    else {
+        return Vec::new();
+    };
+    for list in sets.values_mut().filter_map(|l| l.as_array_mut()) {
+        list.retain(|name| {
+            let known = serde_json::from_value::<Capability>(name.clone())
+                .ok()
+                .and_then(|c| index_of(&c))
+                .is_some();
+            if !known {
+                dropped.insert(name.as_str().map_or_else(|| name.to_string(), String::from));
+            }
+            known
+        });
+    }
+    dropped.into_iter().collect()
+}
+
+/// runc's warning for capability names it ignores.
+pub fn unknown_warning(names: &[String]) -> String {
+    format!(
+        "ignoring unknown or unavailable capabilities: [{}]",
+        names.join(" ")
+    )
+}
+
+/// Keep the wanted capabilities the runtime holds; warn about the others.
 fn grantable(want: Mask, allowed: Mask, set: &str, warned: &mut BTreeSet<String>) -> Mask {
     for idx in bits(want & !allowed) {
         warn_once(
@@ -247,12 +292,6 @@ fn probe_last_cap() -> u8 {
 fn bounding_has(idx: u8) -> bool {
     // SAFETY: PR_CAPBSET_READ only reads the calling thread's bounding set.
     unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(idx), 0, 0, 0) == 1 }
-}
-
-fn read_bounding(last: u8) -> Mask {
-    (0..=last)
-        .filter(|i| bounding_has(*i))
-        .fold(0, |m, i| m | bit(i))
 }
 
 fn prctl_bounding_drop(idx: u8) -> std::io::Result<()> {

@@ -111,16 +111,19 @@ pub enum PtyFor {
 /// Inside the container, after pivot_root: allocate a pty from the container's /dev/ptmx,
 /// size it, for init bind the slave over /dev/console, send the master over `socket`, then
 /// make the slave our controlling terminal on fds 0, 1 and 2.
+/// `clear_onlcr_first`: the pty goes to runz itself (a foreground `run`/`exec -t`), which relays it
+/// as runc does, without ONLCR; cleared before the process can write its first line.
 pub fn setup_pty(
     socket: OwnedFd,
     size: Option<&oci_spec::runtime::Box>,
     pty_for: PtyFor,
+    clear_onlcr_first: bool,
 ) -> Result<(), ConsoleError> {
     let console = match pty_for {
         PtyFor::Init => Some(Path::new("/dev/console")),
         PtyFor::Exec => None,
     };
-    setup_pty_at(socket, size, console)
+    setup_pty_at(socket, size, console, clear_onlcr_first)
 }
 
 /// `setup_pty` with the console path as a parameter (tests bind over a scratch file); no
@@ -129,8 +132,12 @@ fn setup_pty_at(
     socket: OwnedFd,
     size: Option<&oci_spec::runtime::Box>,
     console: Option<&Path>,
+    clear_onlcr_first: bool,
 ) -> Result<(), ConsoleError> {
     let pty = Pty::open()?;
+    if clear_onlcr_first {
+        clear_onlcr(&pty.master)?;
+    }
     if let Some(b) = size {
         set_size(pty.master.as_fd(), b)?;
     }
@@ -157,6 +164,15 @@ fn setup_pty_at(
     let r = unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
     Errno::result(r).map_err(sys("ioctl(TIOCSCTTY)"))?;
     Ok(())
+}
+
+/// Clear ONLCR on a pty (through its master): lines from the container then reach the
+/// caller as written, not with "\r\n", as runc does for the terminal it relays itself.
+pub fn clear_onlcr(master: &OwnedFd) -> Result<(), ConsoleError> {
+    use nix::sys::termios::{tcgetattr, tcsetattr, OutputFlags, SetArg};
+    let mut t = tcgetattr(master.as_fd()).map_err(sys("tcgetattr on the pty"))?;
+    t.output_flags.remove(OutputFlags::ONLCR);
+    tcsetattr(master.as_fd(), SetArg::TCSANOW, &t).map_err(sys("tcsetattr on the pty"))
 }
 
 /// A freshly allocated pty: master, slave and the slave's name ("/dev/pts/N").
@@ -578,6 +594,10 @@ impl<'a> RawMode<'a> {
         let saved = tcgetattr(fd).map_err(sys("tcgetattr on stdin"))?;
         let mut raw = saved.clone();
         cfmakeraw(&mut raw);
+        // As runc (containerd/console's SetRaw): output processing stays on, the caller's
+        // terminal still turns "\n" into "\r\n" (the container's pty no longer does).
+        raw.output_flags
+            .insert(nix::sys::termios::OutputFlags::OPOST);
         tcsetattr(fd, SetArg::TCSANOW, &raw).map_err(sys("set stdin to raw mode"))?;
         Ok(Self { fd, saved })
     }
@@ -793,7 +813,7 @@ mod tests {
         if mount(None::<&str>, "/", None::<&str>, slave_prop, None::<&str>).is_err() {
             return 11;
         }
-        if setup_pty_at(sock, Some(size), Some(console)).is_err() {
+        if setup_pty_at(sock, Some(size), Some(console), false).is_err() {
             return 12;
         }
         let me = nix::unistd::getpid();

@@ -21,7 +21,7 @@ use super::process::{self, Channel, Msg};
 use super::spec::{self, SpecError};
 use super::state::{self, ContainerState, StateError, Status};
 use super::sys::{self, Forked};
-use super::{console, hooks, namespaces, rlimits, trace};
+use super::{console, errno, hooks, namespaces, rlimits, trace};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
@@ -72,17 +72,27 @@ pub struct Created {
     pub pid: Pid,
 }
 
-/// The state JSON given to hooks on stdin.
+/// The state JSON given to hooks on stdin, in runc's shape: its key order, no `pid` when
+/// there is none (0), no `annotations` when empty.
 pub fn hook_state(id: &str, pid: i32, status: &str, bundle: &Path, spec: &Spec) -> String {
-    serde_json::json!({
-        "ociVersion": spec::OCI_VERSION,
-        "id": id,
-        "status": status,
-        "pid": pid,
-        "bundle": bundle,
-        "annotations": spec.annotations().clone().unwrap_or_default(),
-    })
-    .to_string()
+    fn q<T: serde::Serialize + ?Sized>(v: &T) -> String {
+        serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+    }
+    let mut out = format!(
+        "{{\"ociVersion\":{},\"id\":{},\"status\":{}",
+        q(spec::OCI_VERSION),
+        q(id),
+        q(status)
+    );
+    if pid != 0 {
+        out.push_str(&format!(",\"pid\":{pid}"));
+    }
+    out.push_str(&format!(",\"bundle\":{}", q(bundle)));
+    if let Some(a) = spec.annotations().as_ref().filter(|a| !a.is_empty()) {
+        out.push_str(&format!(",\"annotations\":{}", q(a)));
+    }
+    out.push('}');
+    out
 }
 
 /// Undo a half-made create: kill what was forked, remove the cgroup and the state directory.
@@ -137,6 +147,7 @@ pub fn create(opts: CreateOpts) -> Result<Created> {
         return Err(StateError::Exists.into());
     }
     // Open what init needs before anything is made, so bad input leaves nothing behind.
+    let own_console = opts.console_fd.is_some();
     let console = match (opts.console_fd, &opts.console_socket) {
         (Some(fd), _) => Some(fd),
         (None, Some(path)) => {
@@ -186,6 +197,7 @@ pub fn create(opts: CreateOpts) -> Result<Created> {
                 joins: &joins,
                 fifo: &fifo,
                 console: console.as_ref(),
+                own_console,
                 no_pivot: opts.no_pivot,
                 no_new_keyring: opts.no_new_keyring,
                 preserve_fds,
@@ -283,6 +295,14 @@ fn make_cgroup(spec: &Spec, id: &str, dir: &Path, systemd: bool) -> Result<Cgrou
     }
     cg.create()
         .map_err(|e| ContainerError::Cgroup(e.to_string()))?;
+    // A cgroup someone froze beforehand would hold init at its first step for ever: fail at
+    // once, in runc's words.
+    if cg.is_frozen().unwrap_or(false) {
+        let _ = cg.remove();
+        return Err(ContainerError::Create(
+            "container's cgroup unexpectedly frozen".into(),
+        ));
+    }
     if let Err(e) = cg.apply(&spec::resources(spec)) {
         let _ = cg.remove();
         return Err(ContainerError::Cgroup(e.to_string()));
@@ -389,7 +409,7 @@ fn drive_child(
                 }
             }
             Msg::Ready => return Ok(init_pid),
-            Msg::Error(e) => return Err(fail(e)),
+            Msg::Error(e) => return Err(fail(format!("unable to start container process: {e}"))),
             Msg::Go | Msg::HooksDone => return Err(fail(format!("unexpected {msg:?} from init"))),
         }
     }
@@ -411,9 +431,40 @@ fn run_runtime_hooks(spec: &Spec, state: &str) -> Result<()> {
     Ok(())
 }
 
+/// Write the pid file as runc does: the digits into `.NAME` beside it, renamed over `NAME`, and
+/// runc's words when that fails (`open /dir/.NAME: no such file or directory`).
 fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
-    state::write_replace(path, pid.as_raw().to_string().as_bytes())
-        .map_err(|e| ContainerError::Create(format!("write pid file {}: {e}", path.display())))
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}"));
+    let fail = |op: &str, e: std::io::Error| {
+        ContainerError::Create(format!("{op} {}: {}", tmp.display(), errno::io_text(&e)))
+    };
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(&tmp)
+        .map_err(|e| fail("open", e))?;
+    if let Err(e) = f.write_all(pid.as_raw().to_string().as_bytes()) {
+        let _ = fs::remove_file(&tmp);
+        return Err(fail("write", e));
+    }
+    drop(f);
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        ContainerError::Create(format!(
+            "rename {} {}: {}",
+            tmp.display(),
+            path.display(),
+            errno::io_text(&e)
+        ))
+    })
 }
 
 /// The caller's user name from /etc/passwd (read directly: going through NSS costs dozens of
@@ -534,9 +585,20 @@ fn wait_released(fifo: &OwnedFd, pidfd: &OwnedFd) -> Result<()> {
 }
 
 /// Send `sig` to init, or with `all` to every process in the container's cgroup (which also
-/// works after init has exited, for leftovers).
+/// works after init has exited, for leftovers). SIGKILL to a container without a PID
+/// namespace of its own goes to every process too: there killing init does not end the rest
+/// (runc 1.2's rule), also once init is gone.
 pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
     let (st, status) = state(root, id)?;
+    let shares_pids = !spec::new_namespace(&st.config, oci_spec::runtime::LinuxNamespaceType::Pid);
+    let all = all
+        || (sig == libc::SIGKILL
+            && shares_pids
+            && (status != Status::Stopped
+                || st
+                    .cgroup
+                    .as_ref()
+                    .is_some_and(|c| c.pids().is_ok_and(|p| !p.is_empty()))));
     if all {
         if let Some(cg) = &st.cgroup {
             return cg
@@ -611,7 +673,8 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         .and_then(|h| h.poststop().clone())
     {
         let hs = hook_state(id, 0, "stopped", &st.bundle, &st.config);
-        if let Err(e) = hooks::run("poststop", &list, &hs) {
+        // Every poststop hook runs: one failing does not stop the others' cleanup.
+        for e in hooks::run_all("poststop", &list, &hs) {
             crate::log::warn(&e.to_string());
         }
     }
@@ -720,6 +783,8 @@ pub struct ExecOpts {
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: i32,
     pub ignore_paused: bool,
+    /// `--cgroup [CONTROLLER:]PATH`: existing sub-cgroups of the container's to run in (runc).
+    pub sub_cgroups: Vec<String>,
 }
 
 /// Run another process in a running container: it joins every namespace and the cgroup of the
@@ -748,6 +813,7 @@ pub fn exec(opts: ExecOpts) -> Result<Pid> {
             "--console-socket was given but process.terminal is false".into()
         }));
     }
+    let own_console = opts.console_fd.is_some();
     let console = match (opts.console_fd, &opts.console_socket) {
         (Some(fd), _) => Some(fd),
         (None, Some(path)) => {
@@ -763,7 +829,11 @@ pub fn exec(opts: ExecOpts) -> Result<Pid> {
     let (parent_ch, child_ch) =
         process::pair().map_err(|e| ContainerError::Create(e.to_string()))?;
     let (preserve_fds, extra_env) = listen_fds(opts.preserve_fds);
-    let cgroup_fd = st.cgroup.as_ref().and_then(|c| c.clone_into_fd());
+    let cgroup = match &st.cgroup {
+        Some(cg) if !opts.sub_cgroups.is_empty() => Some(sub_cgroup(cg, &opts.sub_cgroups)?),
+        other => other.clone(),
+    };
+    let cgroup_fd = cgroup.as_ref().and_then(|c| c.clone_into_fd());
     let (forked, in_cgroup) = sys::fork_with_flags(0, cgroup_fd.as_ref().map(|fd| fd.as_raw_fd()))
         .map_err(|e| ContainerError::Create(format!("clone: {e}")))?;
     // A host directory: neither side needs it after clone3, and the child must not carry it
@@ -773,7 +843,7 @@ pub fn exec(opts: ExecOpts) -> Result<Pid> {
         Forked::Child => {
             drop(parent_ch);
             let ctx = init::ExecContext {
-                cgroup: st.cgroup.as_ref(),
+                cgroup: cgroup.as_ref(),
                 in_cgroup,
                 spec: &st.config,
                 process,
@@ -781,6 +851,7 @@ pub fn exec(opts: ExecOpts) -> Result<Pid> {
                 joins: &joins,
                 enter_pid_ns,
                 console: console.as_ref(),
+                own_console,
                 preserve_fds,
                 extra_env: &extra_env,
             };
@@ -794,10 +865,17 @@ pub fn exec(opts: ExecOpts) -> Result<Pid> {
     let result = drive_exec(process, child, &parent_ch, &mut pids);
     match result {
         Ok(pid) => {
-            if let Some(pf) = &opts.pid_file {
-                write_pid_file(pf, pid)?;
+            // As runc: a process whose pid cannot be recorded or handed over is killed.
+            let handed = match &opts.pid_file {
+                Some(pf) => write_pid_file(pf, pid),
+                None => Ok(()),
             }
-            send_pidfd(pidfd_sock.as_ref(), pid)?;
+            .and_then(|()| send_pidfd(pidfd_sock.as_ref(), pid));
+            if let Err(e) = handed {
+                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                let _ = waitpid(pid, None);
+                return Err(e);
+            }
             Ok(pid)
         }
         Err(e) => {
@@ -808,6 +886,65 @@ pub fn exec(opts: ExecOpts) -> Result<Pid> {
             Err(e)
         }
     }
+}
+
+/// The container's cgroup with `--cgroup` applied: `PATH` moves every hierarchy to that
+/// sub-cgroup, `CONTROLLER:PATH` only the hierarchy of that controller (`:PATH` or a bare
+/// PATH on cgroup v2: the unified one). The sub-cgroups must exist, as with runc.
+fn sub_cgroup(cg: &Cgroup, subs: &[String]) -> Result<Cgroup> {
+    let bad = |m: String| ContainerError::Create(format!("--cgroup: {m}"));
+    let mut v = serde_json::to_value(cg).map_err(|e| bad(e.to_string()))?;
+    let hierarchies = v
+        .get_mut("hierarchies")
+        .and_then(|h| h.as_array_mut())
+        .ok_or_else(|| bad("the container's cgroup has no hierarchies".into()))?;
+    for spec in subs {
+        let (ctrl, path) = match spec.split_once(':') {
+            Some((c, p)) => (Some(c), p),
+            None => (None, spec.as_str()),
+        };
+        let rel = Path::new(path);
+        if path.is_empty()
+            || rel.is_absolute()
+            || rel
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(bad(format!(
+                "{spec:?}: the sub-cgroup must be a relative path without \"..\""
+            )));
+        }
+        let mut matched = false;
+        for h in hierarchies.iter_mut() {
+            let controllers: Vec<&str> = h["controllers"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|c| c.as_str()).collect())
+                .unwrap_or_default();
+            let v2 = h["v2"].as_bool().unwrap_or(false);
+            let applies = match ctrl {
+                None => true,
+                Some("") => v2,
+                Some(c) => controllers.contains(&c),
+            };
+            if !applies {
+                continue;
+            }
+            matched = true;
+            for key in ["dir", "path"] {
+                let joined = Path::new(h[key].as_str().unwrap_or("")).join(rel);
+                h[key] = serde_json::json!(joined);
+            }
+            h["created"] = serde_json::json!([]);
+            let dir = h["dir"].as_str().unwrap_or("").to_string();
+            if !Path::new(&dir).is_dir() {
+                return Err(bad(format!("{spec:?}: {dir} does not exist")));
+            }
+        }
+        if !matched {
+            return Err(bad(format!("{spec:?}: no such controller")));
+        }
+    }
+    serde_json::from_value(v).map_err(|e| bad(e.to_string()))
 }
 
 fn check_process(p: &oci_spec::runtime::Process) -> Result<()> {
@@ -891,7 +1028,9 @@ fn drive_exec(
                 pids.retain(|p| *p != child);
             }
             Ok(Msg::Ready) => ready = true,
-            Ok(Msg::Error(e)) => return Err(fail(e)),
+            Ok(Msg::Error(e)) => {
+                return Err(fail(format!("unable to start container process: {e}")))
+            }
             Ok(other) => return Err(fail(format!("unexpected {other:?} from exec"))),
             // The channel closes on execve: the process runs.
             Err(process::ChannelError::Eof) if ready => return Ok(pid),
@@ -1029,5 +1168,25 @@ mod tests {
         assert_eq!(super::user_name_of(passwd, 1000).as_deref(), Some("zone"));
         assert_eq!(super::user_name_of(passwd, 0).as_deref(), Some("root"));
         assert_eq!(super::user_name_of(passwd, 7), None);
+    }
+
+    #[test]
+    fn hook_state_has_runcs_key_order_and_omits_empty_fields() {
+        let spec: oci_spec::runtime::Spec = serde_json::from_str(
+            r#"{"ociVersion":"1.0.0","root":{"path":"rootfs"},"annotations":{"a":"b"}}"#,
+        )
+        .unwrap();
+        let s = super::hook_state("c1", 42, "creating", std::path::Path::new("/b"), &spec);
+        assert_eq!(
+            s,
+            format!(
+                r#"{{"ociVersion":"{}","id":"c1","status":"creating","pid":42,"bundle":"/b","annotations":{{"a":"b"}}}}"#,
+                super::spec::OCI_VERSION
+            )
+        );
+        let spec: oci_spec::runtime::Spec =
+            serde_json::from_str(r#"{"ociVersion":"1.0.0","root":{"path":"rootfs"}}"#).unwrap();
+        let s = super::hook_state("c1", 0, "stopped", std::path::Path::new("/b"), &spec);
+        assert!(s.ends_with(r#""status":"stopped","bundle":"/b"}"#), "{s}");
     }
 }

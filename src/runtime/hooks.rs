@@ -18,12 +18,25 @@ use oci_spec::runtime::Hook;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
-    #[error("{kind} hook {path}: {reason}")]
+    /// runc's words first (`error running hook #0: error running hook: exit status 3, ...`:
+    /// tools match them), then which hook it was.
+    #[error("error running hook #{index}: {reason} ({kind} hook {path})")]
     Failed {
         kind: String,
+        index: usize,
         path: String,
         reason: String,
     },
+}
+
+/// Where and with what environment hooks run, besides what each hook says.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Context<'a> {
+    /// The working directory (None: the caller's).
+    pub cwd: Option<&'a std::path::Path>,
+    /// The environment of a hook without `env` (None: the caller's own, as runc's hooks
+    /// inherit runc's; in the container, runc's init has the process's environment by then).
+    pub env: Option<&'a [String]>,
 }
 
 /// How much of a failing hook's stderr goes into the error.
@@ -35,22 +48,50 @@ const WAIT_TICK: Duration = Duration::from_millis(10);
 /// Run `hooks` in order; `kind` (e.g. "poststart") is only for messages. `state_json` goes to stdin.
 /// The first failing hook stops the list.
 pub fn run(kind: &str, hooks: &[Hook], state_json: &str) -> Result<(), HookError> {
-    for hook in hooks {
-        run_one(hook, state_json).map_err(|reason| HookError::Failed {
-            kind: kind.to_string(),
-            path: hook.path().display().to_string(),
-            reason,
-        })?;
+    run_in(kind, hooks, state_json, Context::default())
+}
+
+/// [`run`] in `ctx`: stops at the first hook that fails.
+pub fn run_in(kind: &str, hooks: &[Hook], state_json: &str, ctx: Context) -> Result<(), HookError> {
+    for (index, hook) in hooks.iter().enumerate() {
+        run_one(hook, state_json, ctx).map_err(|reason| failed(kind, index, hook, reason))?;
     }
     Ok(())
 }
 
+/// Run every hook of the list even when some fail (poststop: cleanup goes on); the failures.
+pub fn run_all(kind: &str, hooks: &[Hook], state_json: &str) -> Vec<HookError> {
+    hooks
+        .iter()
+        .enumerate()
+        .filter_map(|(index, hook)| {
+            run_one(hook, state_json, Context::default())
+                .err()
+                .map(|reason| failed(kind, index, hook, reason))
+        })
+        .collect()
+}
+
+fn failed(kind: &str, index: usize, hook: &Hook, reason: String) -> HookError {
+    HookError::Failed {
+        kind: kind.to_string(),
+        index,
+        path: hook.path().display().to_string(),
+        reason,
+    }
+}
+
 /// Run one hook; the error is the reason only (the caller adds kind and path).
-fn run_one(hook: &Hook, state_json: &str) -> Result<(), String> {
+fn run_one(hook: &Hook, state_json: &str, ctx: Context) -> Result<(), String> {
     let timeout = timeout_of(hook)?;
-    let mut child = command(hook)?
-        .spawn()
-        .map_err(|e| format!("cannot start: {e}"))?;
+    let mut cmd = command(hook, ctx)?;
+    let mut child = cmd.spawn().map_err(|e| {
+        format!(
+            "fork/exec {}: {}",
+            hook.path().display(),
+            super::errno::io_text(&e)
+        )
+    })?;
     let deadline = timeout.map(|t| Instant::now() + t);
     let mut io = HookIo::new(&mut child, state_json.as_bytes())?;
     let status = match io.supervise(&mut child, deadline) {
@@ -82,12 +123,18 @@ fn timeout_of(hook: &Hook) -> Result<Option<Duration>, String> {
 /// The Command for a hook: argv from args (args[0] = argv[0]), env exactly as given (order
 /// kept),
 /// stdout to our stderr, stdin and stderr piped.
-fn command(hook: &Hook) -> Result<Command, String> {
+fn command(hook: &Hook, ctx: Context) -> Result<Command, String> {
     let mut cmd = Command::new(hook.path());
     if let Some((argv0, rest)) = hook.args().as_deref().and_then(|a| a.split_first()) {
         cmd.arg0(argv0).args(rest);
     }
-    set_exact_env(&mut cmd, hook.env().as_deref().unwrap_or(&[]))?;
+    match (hook.env().as_deref(), ctx.env) {
+        (Some(env), _) | (None, Some(env)) => set_exact_env(&mut cmd, env)?,
+        (None, None) => {}
+    }
+    if let Some(dir) = ctx.cwd {
+        cmd.current_dir(dir);
+    }
     let out = std::io::stderr()
         .as_fd()
         .try_clone_to_owned()
@@ -160,18 +207,17 @@ fn check_status(status: ExitStatus, tail: &[u8]) -> Result<(), String> {
     if status.success() {
         return Ok(());
     }
+    // runc's words (Go's exit text); its stdout is our stderr, so none is kept.
     let what = match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exited with status {code}"),
-        (None, Some(sig)) => format!("killed by signal {sig}"),
-        _ => format!("failed: {status}"),
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(sig)) => format!("signal: {sig}"),
+        _ => format!("{status}"),
     };
     let text = String::from_utf8_lossy(tail);
-    let text = text.trim();
-    if text.is_empty() {
-        Err(what)
-    } else {
-        Err(format!("{what}; stderr: {text}"))
-    }
+    Err(format!(
+        "error running hook: {what}, stdout: , stderr: {}",
+        text.trim()
+    ))
 }
 
 /// The hook's pipes and the bookkeeping of the poll loop.
@@ -496,14 +542,14 @@ mod tests {
         let e = run("poststart", &[hook(&p, &["h"], &[], None)], "{}")
             .unwrap_err()
             .to_string();
-        assert!(
-            e.starts_with(&format!(
-                "poststart hook {}: exited with status 3",
+        assert_eq!(
+            e,
+            format!(
+                "error running hook #0: error running hook: exit status 3, stdout: , \
+                 stderr: something broke (poststart hook {})",
                 p.display()
-            )),
-            "{e}"
+            )
         );
-        assert!(e.contains("something broke"), "{e}");
     }
 
     #[test]
@@ -520,7 +566,10 @@ mod tests {
             .to_string();
         assert_eq!(
             e,
-            format!("createRuntime hook {}: timed out after 1s", p.display())
+            format!(
+                "error running hook #0: timed out after 1s (createRuntime hook {})",
+                p.display()
+            )
         );
         // The hook was killed and reaped: its pid no longer exists.
         let pid = std::fs::read_to_string(&pidfile).unwrap();
@@ -549,8 +598,45 @@ mod tests {
             hook(&c, &["c"], &env, None),
         ];
         let e = run("startContainer", &hooks, "{}").unwrap_err().to_string();
-        assert!(e.contains("b.sh: exited with status 1"), "{e}");
+        assert!(
+            e.starts_with("error running hook #1: error running hook: exit status 1"),
+            "{e}"
+        );
+        assert!(e.ends_with("b.sh)"), "{e}");
         assert_eq!(std::fs::read_to_string(&log).unwrap(), "a\nb\n");
+        // run_all goes on past the failure and reports it.
+        std::fs::remove_file(&log).unwrap();
+        let errs = run_all("poststop", &hooks, "{}");
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].to_string().starts_with("error running hook #1: "));
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "a\nb\nc\n");
+    }
+
+    #[test]
+    fn context_gives_cwd_and_the_env_of_hooks_without_one() {
+        let d = TempDir::new("ctx");
+        let out = d.0.join("out");
+        let p = script(
+            &d.0,
+            "h.sh",
+            &format!(
+                "pwd > {0}; tr '\\0' '\\n' < /proc/$$/environ >> {0}",
+                out.display()
+            ),
+        );
+        let mut h = hook(&p, &["h"], &[], None);
+        h.set_env(None);
+        let env = ["A=1".to_string(), "B=2".to_string()];
+        let ctx = Context {
+            cwd: Some(Path::new("/")),
+            env: Some(&env),
+        };
+        run_in("startContainer", &[h.clone()], "{}", ctx).unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "/\nA=1\nB=2\n");
+        // Without a context env, the caller's own.
+        run("prestart", &[h], "{}").unwrap();
+        let got = std::fs::read_to_string(&out).unwrap();
+        assert!(got.contains("PATH="), "{got}");
     }
 
     #[test]
@@ -567,7 +653,12 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("cannot start"), "{e}");
+        assert!(
+            e.starts_with(
+                "error running hook #0: fork/exec /nonexistent/runz-test-hook: no such file or directory"
+            ),
+            "{e}"
+        );
         let e = run(
             "prestart",
             &[hook(Path::new("/bin/true"), &[], &[], Some(0))],

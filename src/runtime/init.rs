@@ -23,7 +23,7 @@ use oci_spec::runtime::{LinuxNamespaceType as Ns, Process, Spec};
 use super::namespaces::{self, ToJoin};
 use super::process::{Channel, Msg};
 use super::sys::{self, Forked};
-use super::{capabilities, console, hooks, rootfs, sched, seccomp, trace, user};
+use super::{capabilities, console, errno, hooks, rootfs, sched, seccomp, trace, user};
 use zones_cgroup::Cgroup;
 
 /// What the parent hands to its child at fork.
@@ -43,6 +43,8 @@ pub struct InitContext<'a> {
     pub fifo: &'a OwnedFd,
     /// Where the pty master goes when process.terminal is set.
     pub console: Option<&'a OwnedFd>,
+    /// The pty goes to runz itself, which relays it (ONLCR cleared, as runc).
+    pub own_console: bool,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     /// Extra fds (3..3+n) passed to the process.
@@ -70,6 +72,14 @@ pub fn child_main(ctx: &InitContext) -> ! {
 fn intermediate(ctx: &InitContext) -> Result<(), String> {
     trace::mark("child: forked");
     join_cgroup(ctx.cgroup, ctx.in_cgroup)?;
+    if ctx
+        .spec
+        .process()
+        .as_ref()
+        .is_none_or(|p| p.exec_cpu_affinity().is_none())
+    {
+        reset_affinity()?;
+    }
     ctx.channel.expect(&Msg::Go)?;
     let spec = ctx.spec;
     namespaces::join(ctx.joins, &[]).map_err(|e| e.to_string())?;
@@ -125,6 +135,17 @@ fn intermediate(ctx: &InitContext) -> Result<(), String> {
     }
 }
 
+/// Every CPU the cgroup allows, not the caller's mask (a `taskset -c 0 runz run` must not pin
+/// the container): the kernel narrows "all" to the cpuset of the cgroup just joined.
+fn reset_affinity() -> Result<(), String> {
+    let mut all = nix::sched::CpuSet::new();
+    for cpu in 0..nix::sched::CpuSet::count() {
+        let _ = all.set(cpu);
+    }
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &all)
+        .map_err(|e| format!("reset the CPU affinity: {e}"))
+}
+
 /// Join `cgroup` from inside the forked child, before any namespace is entered (the cgroup
 /// paths are the host's).
 fn join_cgroup(cgroup: Option<&Cgroup>, in_v2: bool) -> Result<(), String> {
@@ -151,6 +172,8 @@ pub struct ExecContext<'a> {
     /// Whether the container has its own PID namespace (then a second fork enters it).
     pub enter_pid_ns: bool,
     pub console: Option<&'a OwnedFd>,
+    /// The pty goes to runz itself, which relays it (ONLCR cleared, as runc).
+    pub own_console: bool,
     pub preserve_fds: i32,
     pub extra_env: &'a [String],
 }
@@ -174,6 +197,10 @@ fn exec_intermediate(ctx: &ExecContext) -> Result<(), String> {
     // makes the new program dumpable again.
     nix::sys::prctl::set_dumpable(false).map_err(|e| format!("prctl(PR_SET_DUMPABLE, 0): {e}"))?;
     join_cgroup(ctx.cgroup, ctx.in_cgroup)?;
+    // With execCPUAffinity the parent sets the initial mask itself.
+    if ctx.process.exec_cpu_affinity().is_none() {
+        reset_affinity()?;
+    }
     ctx.channel.expect(&Msg::Go)?;
     namespaces::join(ctx.joins, &[]).map_err(|e| e.to_string())?;
     if !ctx.enter_pid_ns {
@@ -206,6 +233,7 @@ fn exec_in_container(ctx: &ExecContext) -> Result<(), String> {
             sock,
             ctx.process.console_size().as_ref(),
             console::PtyFor::Exec,
+            ctx.own_console,
         )
         .map_err(|e| e.to_string())?;
     }
@@ -215,7 +243,12 @@ fn exec_in_container(ctx: &ExecContext) -> Result<(), String> {
     }
     let exec = prepare_identity_and_exec(ctx.spec, ctx.process, ctx.extra_env)?;
     ctx.channel.send(&Msg::Ready).map_err(|e| e.to_string())?;
-    Err(exec.run())
+    // As runc: a failing execve is the process's own failure (`runz exec` returns its status,
+    // 1), told on its stderr in runc's words; the channel closes at exit as it would on exec.
+    let err = exec.run();
+    eprintln!("{err}");
+    // SAFETY: see child_main.
+    unsafe { libc::_exit(1) }
 }
 
 /// Leave the caller's session, so the caller's terminal is never the container's controlling
@@ -284,15 +317,26 @@ fn init(ctx: &InitContext) -> Result<(), String> {
             ctx.bundle,
             spec,
         );
-        hooks::run("createContainer", list, &state).map_err(|e| e.to_string())?;
+        // As runc: in the container's root, with the process's environment (no HOME yet).
+        let env = merge_env(process.env().as_deref().unwrap_or(&[]), ctx.extra_env)?;
+        let hctx = hooks::Context {
+            cwd: Some(ctx.rootfs),
+            env: Some(&env),
+        };
+        hooks::run_in("createContainer", list, &state, hctx).map_err(|e| e.to_string())?;
     }
     rootfs::enter(ctx.rootfs, ctx.no_pivot, has_mntns).map_err(|e| e.to_string())?;
     if let Some(sock) = ctx.console {
         let sock = sock
             .try_clone()
             .map_err(|e| format!("console socket: {e}"))?;
-        console::setup_pty(sock, process.console_size().as_ref(), console::PtyFor::Init)
-            .map_err(|e| e.to_string())?;
+        console::setup_pty(
+            sock,
+            process.console_size().as_ref(),
+            console::PtyFor::Init,
+            ctx.own_console,
+        )
+        .map_err(|e| e.to_string())?;
     }
     if has_mntns {
         rootfs::finalize(spec).map_err(|e| e.to_string())?;
@@ -311,37 +355,80 @@ fn init(ctx: &InitContext) -> Result<(), String> {
     let exec = prepare_identity_and_exec(spec, process, ctx.extra_env)?;
     trace::mark("init: identity, caps, seccomp set; ready");
     ctx.channel.send(&Msg::Ready).map_err(|e| e.to_string())?;
+    exit_on_termination_signals();
     // From here on `runz create` has returned: nobody reads the channel, so failures go to the
     // process's stderr, which is what the caller of `runz start` sees.
     let err = match after_start(ctx, &exec) {
         Ok(()) => unreachable!("after_start returns only on error"),
         Err(e) => e,
     };
-    eprintln!("{}: {err}", crate::log::program());
-    // SAFETY: see child_main; 127 is the shell's "command could not be run".
-    unsafe { libc::_exit(127) }
+    // runc's init prints the bare error (`exec /run.sh: no such file or directory`: tools match
+    // it) and exits 1.
+    eprintln!("{err}");
+    // SAFETY: see child_main.
+    unsafe { libc::_exit(1) }
+}
+
+extern "C" fn exit_on_signal(sig: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe; it ends this waiting init at once.
+    unsafe { libc::_exit(128 + sig) }
+}
+
+/// A created container's init waits for `start`; SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and
+/// SIGUSR2 must end it, as they end runc's (Go's default handling). As PID 1 of its namespace
+/// it gets no signal from outside without a handler, hence one; execve drops it again.
+fn exit_on_termination_signals() {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let act = SigAction::new(
+        SigHandler::Handler(exit_on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for sig in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
+        // SAFETY: the handler only calls _exit, which is async-signal-safe.
+        let _ = unsafe { sigaction(sig, &act) };
+    }
 }
 
 /// Wait for `runz start`, run the startContainer hooks and execve. Returns only the error.
 fn after_start(ctx: &InitContext, exec: &Exec) -> Result<(), String> {
     wait_for_start(ctx.fifo)?;
     trace::mark("init: started, execve");
+    // As runc: the startContainer hooks run under the container's seccomp filter.
+    exec.install_late_seccomp()?;
     if let Some(list) = ctx
         .spec
         .hooks()
         .as_ref()
         .and_then(|h| h.start_container().as_ref())
     {
+        // runc: status "created" (the process has not run yet), the process's environment.
         let state = super::container::hook_state(
             ctx.id,
             std::process::id() as i32,
-            "running",
+            "created",
             ctx.bundle,
             ctx.spec,
         );
-        hooks::run("startContainer", list, &state).map_err(|e| e.to_string())?;
+        let env: Vec<String> = exec
+            .env
+            .iter()
+            .map(|e| e.to_string_lossy().into_owned())
+            .collect();
+        let hctx = hooks::Context {
+            cwd: None,
+            env: Some(&env),
+        };
+        hooks::run_in("startContainer", list, &state, hctx).map_err(|e| e.to_string())?;
     }
-    Err(exec.run())
+    Err(exec.execve())
 }
 
 /// Everything needed for the final execve, resolved while errors can still fail `create`.
@@ -355,13 +442,30 @@ struct Exec {
 impl Exec {
     /// Install the late seccomp filter and execve; returns only the error.
     fn run(&self) -> String {
-        if let Some((filters, flags)) = &self.late_seccomp {
-            if let Err(e) = seccomp::install_with_flags(filters, *flags) {
-                return e.to_string();
-            }
+        match self.install_late_seccomp() {
+            Ok(()) => self.execve(),
+            Err(e) => e,
         }
+    }
+
+    /// The filter that waits for no_new_privs (installed as close to execve as possible).
+    fn install_late_seccomp(&self) -> Result<(), String> {
+        match &self.late_seccomp {
+            Some((filters, flags)) => {
+                seccomp::install_with_flags(filters, *flags).map_err(|e| e.to_string())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// execve; returns only the error, in runc's words.
+    fn execve(&self) -> String {
         let err = nix::unistd::execve(&self.path, &self.argv, &self.env).unwrap_err();
-        format!("exec {}: {err}", self.path.to_string_lossy())
+        format!(
+            "exec {}: {}",
+            self.path.to_string_lossy(),
+            errno::nix_text(err)
+        )
     }
 }
 
@@ -388,9 +492,16 @@ fn prepare_identity_and_exec(
     if let Some(p) = process.io_priority() {
         sched::set_io_priority(p).map_err(|e| e.to_string())?;
     }
-    if let Some(caps) = process.capabilities() {
-        capabilities::drop_bounding(caps).map_err(|e| e.to_string())?;
-    }
+    // No capabilities in the spec means none at all, bounding set included (runc).
+    let no_caps;
+    let caps = match process.capabilities() {
+        Some(c) => c,
+        None => {
+            no_caps = capabilities::none();
+            &no_caps
+        }
+    };
+    capabilities::drop_bounding(caps).map_err(|e| e.to_string())?;
     // Without no_new_privs, seccomp needs CAP_SYS_ADMIN: install it before dropping privileges.
     let late_seccomp = match filters {
         Some((f, flags)) if !nnp => {
@@ -399,18 +510,31 @@ fn prepare_identity_and_exec(
         }
         other => other,
     };
-    user::switch(process.user()).map_err(|e| e.to_string())?;
+    // HOME comes from the container's passwd, read while still root (it may be 0600).
+    let env = process_env(process.env().as_deref().unwrap_or(&[]), extra_env, || {
+        user::home_of(process.user().uid())
+    })?;
+    // As runc: into cwd before the user switch when possible (a cwd only root may enter,
+    // e.g. /root for uid 1000, still works), otherwise after it.
     let cwd = process.cwd();
-    nix::unistd::chdir(cwd.as_path())
-        .map_err(|e| format!("chdir to cwd {:?} set in config.json: {e}", cwd))?;
+    let early_cwd = nix::unistd::chdir(cwd.as_path()).is_ok();
+    if process.user().uid() != 0 {
+        user::fix_stdio_owner(process.user().uid()).map_err(|e| e.to_string())?;
+    }
+    user::switch(process.user()).map_err(|e| e.to_string())?;
+    if !early_cwd {
+        nix::unistd::chdir(cwd.as_path()).map_err(|e| {
+            format!(
+                "chdir to cwd ({:?}) set in config.json failed: {}",
+                cwd,
+                errno::nix_text(e)
+            )
+        })?;
+    }
     verify_cwd()?;
-    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
-    env.extend(extra_env.iter().cloned());
     let args = process.args().as_deref().unwrap_or(&[]);
     let path = find_executable(&args[0], &env)?;
-    if let Some(caps) = process.capabilities() {
-        capabilities::apply(caps).map_err(|e| e.to_string())?;
-    }
+    capabilities::apply(caps).map_err(|e| e.to_string())?;
     if nnp {
         nix::sys::prctl::set_no_new_privs().map_err(|e| format!("set no_new_privs: {e}"))?;
     }
@@ -426,6 +550,45 @@ fn prepare_identity_and_exec(
             .collect::<Result<_, _>>()?,
         late_seccomp,
     })
+}
+
+/// The process's environment as runc builds it: the spec's KEY=VALUE entries, then `extra`, in
+/// order, a repeated KEY replacing the earlier value in its place (Go's os.Setenv); then HOME
+/// from `home` when it is unset or empty. Entries without `=` or with an empty name are refused
+/// with runc's words.
+pub fn process_env(
+    spec_env: &[String],
+    extra: &[String],
+    home: impl FnOnce() -> String,
+) -> Result<Vec<String>, String> {
+    let mut env = merge_env(spec_env, extra)?;
+    match env.iter_mut().find(|e| e.starts_with("HOME=")) {
+        Some(slot) if slot.len() == "HOME=".len() => *slot = format!("HOME={}", home()),
+        Some(_) => {}
+        None => env.push(format!("HOME={}", home())),
+    }
+    Ok(env)
+}
+
+/// [`process_env`] without HOME: the entries in order, a repeated name keeping its first place.
+fn merge_env(spec_env: &[String], extra: &[String]) -> Result<Vec<String>, String> {
+    let mut env: Vec<String> = Vec::with_capacity(spec_env.len() + extra.len() + 1);
+    for kv in spec_env.iter().chain(extra) {
+        let Some((key, _)) = kv.split_once('=') else {
+            return Err(format!("invalid environment variable: {kv:?}"));
+        };
+        if key.is_empty() {
+            return Err(format!("environment variable name can't be empty: {kv:?}"));
+        }
+        match env
+            .iter_mut()
+            .find(|e| e.split_once('=').is_some_and(|(k, _)| k == key))
+        {
+            Some(slot) => slot.clone_from(kv),
+            None => env.push(kv.clone()),
+        }
+    }
+    Ok(env)
 }
 
 /// The cwd must lie under the container's root: a cwd reached through an inherited host fd
@@ -451,34 +614,36 @@ fn cstring(b: &[u8]) -> Result<CString, String> {
     CString::new(b).map_err(|_| format!("{:?} contains a NUL byte", String::from_utf8_lossy(b)))
 }
 
-/// Resolve args[0] like runc: a path with '/' is taken as is (relative to cwd), otherwise it is
-/// searched in the process's PATH.
+/// Resolve args[0] like runc (Go's exec.LookPath, with runc's texts): a path with '/' is taken
+/// as is (relative to cwd), otherwise it is searched in the process's PATH; without a PATH in
+/// the environment nothing is found.
 pub fn find_executable(name: &str, env: &[String]) -> Result<PathBuf, String> {
     if name.contains('/') {
         let p = PathBuf::from(name);
-        return if is_executable(&p) {
-            Ok(p)
-        } else {
-            Err(format!(
-                "exec: {name:?}: stat {name}: no such file or executable"
-            ))
+        return match fs::metadata(&p) {
+            Err(e) => Err(format!(
+                "exec: {name:?}: stat {name}: {}",
+                errno::io_text(&e)
+            )),
+            Ok(m) if is_executable(&m) => Ok(p),
+            Ok(_) => Err(format!("exec: {name:?}: permission denied")),
         };
     }
     let path_var = env
         .iter()
         .rev()
         .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        .unwrap_or("");
     path_var
         .split(':')
         .filter(|d| !d.is_empty())
         .map(|d| Path::new(d).join(name))
-        .find(|p| is_executable(p))
+        .find(|p| fs::metadata(p).is_ok_and(|m| is_executable(&m)))
         .ok_or_else(|| format!("exec: {name:?}: executable file not found in $PATH"))
 }
 
-fn is_executable(p: &Path) -> bool {
-    fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+fn is_executable(m: &fs::Metadata) -> bool {
+    !m.is_dir() && m.permissions().mode() & 0o111 != 0
 }
 
 fn set_names(spec: &Spec) -> Result<(), String> {
@@ -514,11 +679,51 @@ fn join_session_keyring(id: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// fds 0..3+n stay open across execve; every other fd closes on exec, whoever opened it
+/// The fds of the preserve range (3..3+n) the caller did not open, held by placeholders.
+static RESERVED: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();
+
+/// Hold every fd of 3..3+`n` the caller left closed with a close-on-exec placeholder
+/// (/dev/null), before runz opens anything: otherwise runz's own fds (the exec fifo, the
+/// channel, a socket) land in the range the container inherits (CVE-2024-21626 class). The
+/// container's side closes the placeholders instead of passing them on. Call once, at the
+/// start of `create`, `run` and `exec`.
+pub fn reserve_preserved(n: i32) {
+    let mut held = Vec::new();
+    for fd in 3..3 + n.max(0) {
+        if nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD) != Err(nix::Error::EBADF) {
+            continue;
+        }
+        let Ok(null) = nix::fcntl::open(
+            "/dev/null",
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        ) else {
+            continue;
+        };
+        if null != fd {
+            // SAFETY: dup3 onto an fd number this process does not use (F_GETFD said EBADF),
+            // then close of the temporary fd `open` just returned.
+            unsafe {
+                libc::dup3(null, fd, libc::O_CLOEXEC);
+                libc::close(null);
+            }
+        }
+        held.push(fd);
+    }
+    let _ = RESERVED.set(held);
+}
+
+/// fds 0..3+n stay open across execve, but for placeholders of [`reserve_preserved`], which
+/// are closed; every other fd closes on exec, whoever opened it
 /// (close_range(CLOSE_RANGE_CLOEXEC), as runc does).
 fn prepare_fds(preserve: i32) -> Result<(), String> {
     let keep = 3 + preserve.max(0) as u32;
+    let reserved = RESERVED.get().map(Vec::as_slice).unwrap_or(&[]);
     for fd in 3..keep {
+        if reserved.contains(&(fd as i32)) {
+            let _ = nix::unistd::close(fd as i32);
+            continue;
+        }
         // EBADF: a preserved fd the caller did not open.
         let _ = nix::fcntl::fcntl(
             fd as i32,
@@ -570,6 +775,46 @@ mod tests {
             "exec: \"nope-not-here\": executable file not found in $PATH"
         );
         assert!(find_executable("/bin/sh", &[]).is_ok());
-        assert!(find_executable("/etc/passwd", &[]).is_err());
+        assert_eq!(
+            find_executable("/etc/passwd", &[]).unwrap_err(),
+            "exec: \"/etc/passwd\": permission denied"
+        );
+        assert_eq!(
+            find_executable("/run.sh-nope", &[]).unwrap_err(),
+            "exec: \"/run.sh-nope\": stat /run.sh-nope: no such file or directory"
+        );
+        assert!(
+            find_executable("sh", &[]).is_err(),
+            "no PATH, nothing found"
+        );
+    }
+
+    #[test]
+    fn env_keeps_first_place_and_last_value_and_gets_home() {
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let env = process_env(
+            &v(&["ONE=two", "NL=a\nb", "ONE=three", "HOME="]),
+            &v(&["LISTEN_FDS=1"]),
+            || "/root".into(),
+        )
+        .unwrap();
+        assert_eq!(
+            env,
+            v(&["ONE=three", "NL=a\nb", "HOME=/root", "LISTEN_FDS=1"])
+        );
+        let env = process_env(&v(&["HOME=/x", "A=="]), &[], || unreachable!()).unwrap();
+        assert_eq!(env, v(&["HOME=/x", "A=="]));
+        assert_eq!(
+            process_env(&v(&["X=1"]), &[], || "/".into()).unwrap(),
+            v(&["X=1", "HOME=/"])
+        );
+        assert_eq!(
+            process_env(&v(&["NOEQ"]), &[], || "/".into()).unwrap_err(),
+            "invalid environment variable: \"NOEQ\""
+        );
+        assert_eq!(
+            process_env(&v(&["=x"]), &[], || "/".into()).unwrap_err(),
+            "environment variable name can't be empty: \"=x\""
+        );
     }
 }

@@ -13,6 +13,7 @@
 //!   I/O priority, personality, CPU affinity): one mechanism each
 //! - `exeseal`: re-execute from a read-only clone of the binary before entering a container
 //! - `sysctl`: which linux.sysctl keys a container may set, and setting them
+//! - `errno`: errno texts in runc's (Go's) words, for messages tools match
 //! - `sys`: small safe wrappers around raw syscalls the crates do not cover
 //! - `trace`: phase timestamps for profiling (`RUNZ_TRACE_TIMES=1`)
 
@@ -20,6 +21,7 @@ pub mod capabilities;
 pub mod console;
 pub mod container;
 pub mod devices;
+pub mod errno;
 pub mod exeseal;
 pub mod hooks;
 pub mod idmap;

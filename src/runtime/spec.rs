@@ -35,10 +35,37 @@ pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
         path: path.clone(),
         reason,
     })?;
-    serde_json::from_str(&text).map_err(|e| SpecError::Parse {
-        path,
+    let first = match serde_json::from_str(&text) {
+        Ok(spec) => return Ok(spec),
+        Err(e) => e,
+    };
+    // runc ignores capability names it does not know, with a warning; oci-spec refuses the
+    // whole config for one. Only a config that failed to parse pays for the second look.
+    let parse_error = |e: serde_json::Error| SpecError::Parse {
+        path: path.clone(),
         reason: e.to_string(),
-    })
+    };
+    let mut v: serde_json::Value = serde_json::from_str(&text).map_err(parse_error)?;
+    let dropped = match v.get_mut("process") {
+        Some(p) => super::capabilities::drop_unknown(p),
+        None => Vec::new(),
+    };
+    if dropped.is_empty() {
+        return Err(parse_error(first));
+    }
+    let spec = serde_json::from_value(v).map_err(parse_error)?;
+    crate::log::warn(&super::capabilities::unknown_warning(&dropped));
+    Ok(spec)
+}
+
+/// Whether the bundle's process wants a terminal (false when config.json cannot be read:
+/// `create` reports that itself). Reads only that field: no warnings, no validation.
+pub fn wants_terminal(bundle: &Path) -> bool {
+    read_config(&bundle.join("config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["process"]["terminal"].as_bool())
+        .unwrap_or(false)
 }
 
 fn read_config(path: &Path) -> Result<String, String> {
@@ -192,9 +219,25 @@ pub fn device_rules(spec: &Spec) -> Vec<LinuxDeviceCgroup> {
         .and_then(|l| l.resources().as_ref())
         .and_then(|r| r.devices().clone())
         .unwrap_or_default();
-    let mut rules = own;
+    let mut rules: Vec<LinuxDeviceCgroup> = own.into_iter().map(runc_access).collect();
     rules.extend(crate::runtime::devices::default_cgroup_rules());
     rules
+}
+
+/// A device rule's access as runc takes it: the letters r, w and m it names, in that order
+/// (runc keeps only those: `rwa` is `rw`); a rule naming none of them keeps its text and is
+/// refused where it is applied.
+fn runc_access(mut rule: LinuxDeviceCgroup) -> LinuxDeviceCgroup {
+    if let Some(a) = rule.access().clone() {
+        let kept: String = ['r', 'w', 'm']
+            .into_iter()
+            .filter(|c| a.contains(*c))
+            .collect();
+        if !kept.is_empty() && kept != a {
+            rule.set_access(Some(kept));
+        }
+    }
+    rule
 }
 
 /// The resources to apply at create, with the effective device rules.
@@ -217,6 +260,11 @@ pub fn default_spec(rootless: bool) -> Spec {
     spec.set_hostname(Some("runz".to_string()));
     if let Some(p) = spec.process_mut() {
         p.set_terminal(Some(true));
+        // runc's default has no inheritable set (oci-spec's default copies the others into it).
+        if let Some(mut caps) = p.capabilities().clone() {
+            caps.set_inheritable(None);
+            p.set_capabilities(Some(caps));
+        }
     }
     if let Some(linux) = spec.linux_mut() {
         let mut res = LinuxResources::default();
@@ -248,6 +296,14 @@ pub fn default_spec(rootless: bool) -> Spec {
                 }
             }
         }
+    }
+    // runc's default (rootless too) has no cgroup namespace: tools and tests add their own.
+    if let Some(ns) = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.namespaces_mut().as_mut())
+    {
+        ns.retain(|n| n.typ() != LinuxNamespaceType::Cgroup);
     }
     spec
 }

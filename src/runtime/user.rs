@@ -51,6 +51,45 @@ pub fn switch(user: &User) -> Result<(), UserError> {
     Ok(())
 }
 
+/// The home directory of `uid` in the container's /etc/passwd (read from inside the container,
+/// after pivot_root or setns), as runc takes it for HOME: the first entry with that uid, or "/"
+/// when there is none (or no readable passwd file).
+pub fn home_of(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|text| home_in(&text, uid))
+        .unwrap_or_else(|| "/".to_string())
+}
+
+fn home_in(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 6 && f[2].trim().parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
+    })
+}
+
+/// Hand the process's stdio to its user, as runc's fixStdioPermissions does (a pty slave
+/// or pipe it can then reopen, chmod, or use as its controlling terminal): every one of fds
+/// 0-2 not already owned by `uid` and not /dev/null gets owner `uid` (the group stays).
+/// EINVAL and EPERM (an fd of a filesystem that will not) are skipped, as runc skips them.
+pub fn fix_stdio_owner(uid: u32) -> Result<(), UserError> {
+    let null = nix::sys::stat::stat("/dev/null").ok().map(|s| s.st_rdev);
+    for fd in 0..=2 {
+        // A closed fd fails with EBADF and is skipped.
+        let Ok(st) = nix::sys::stat::fstat(fd) else {
+            continue;
+        };
+        if st.st_uid == uid || Some(st.st_rdev) == null {
+            continue;
+        }
+        match nix::unistd::fchown(fd, Some(Uid::from_raw(uid)), None) {
+            Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::EPERM) => {}
+            Err(e) => return Err(UserError::Set(format!("fchown stdio to uid {uid}: {e}"))),
+        }
+    }
+    Ok(())
+}
+
 fn set_groups(gids: &[u32]) -> Result<(), UserError> {
     if setgroups_denied() {
         if !gids.is_empty() {
@@ -120,6 +159,14 @@ mod tests {
 
     /// The full sequence init runs: drop_bounding, switch to uid/gid 1000 with extra groups,
     /// apply. Checked from /proc/self/status in the child. Codes: 0 ok, 10+ step failed.
+    #[test]
+    fn home_is_the_first_passwd_entry_of_the_uid() {
+        let passwd = "root:x:0:0:root:/root:/bin/sh\n# comment\nzone:x:1000:1000::/home/zone:/bin/sh\nzone2:x:1000:1000::/other:/bin/sh\n";
+        assert_eq!(home_in(passwd, 0).as_deref(), Some("/root"));
+        assert_eq!(home_in(passwd, 1000).as_deref(), Some("/home/zone"));
+        assert_eq!(home_in(passwd, 7), None);
+    }
+
     #[test]
     fn drop_switch_apply_in_child() {
         if !nix::unistd::geteuid().is_root() {
@@ -211,10 +258,14 @@ mod tests {
         let set: std::collections::HashSet<_> = [Capability::SysResource, Capability::Kill]
             .into_iter()
             .collect();
+        // The builder's default inheritable set (Docker's list) lies beyond this bounding set,
+        // which the kernel refuses (as runc fails): empty, as a spec without them.
         let c = LinuxCapabilitiesBuilder::default()
             .bounding(set.clone())
             .permitted(set.clone())
             .effective(set)
+            .inheritable(std::collections::HashSet::new())
+            .ambient(std::collections::HashSet::new())
             .build()
             .unwrap();
         let u = UserBuilder::default().uid(0u32).gid(0u32).build().unwrap();

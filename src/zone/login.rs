@@ -211,6 +211,7 @@ pub fn login(store: &Store, opts: &LoginOpts) -> Result<i32> {
         pid_file: None,
         preserve_fds: 0,
         ignore_paused: false,
+        sub_cgroups: Vec::new(),
     })?;
     Ok(match ours {
         Some(sock) => {

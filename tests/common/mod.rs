@@ -478,7 +478,7 @@ fn array_index(len: usize, token: &str, pointer: &str) -> usize {
 /// Runs `cmd` with stdin /dev/null and stdout/stderr in `<stem>.out`/`<stem>.err`; kills it
 /// after `timeout`. Files instead of pipes: a detached container inherits them and would keep
 /// a pipe open forever.
-fn run_with_timeout(cmd: &mut Command, stem: &Path, timeout: Duration) -> io::Result<Output> {
+pub fn run_with_timeout(cmd: &mut Command, stem: &Path, timeout: Duration) -> io::Result<Output> {
     let out_path = stem.with_extension("out");
     let err_path = stem.with_extension("err");
     let mut child = cmd

@@ -1,0 +1,135 @@
+//! runz against runc 1.1: cgroup contracts (issue 24, "cgroups"): a cgroup frozen beforehand
+//! fails at once with runc's words, device access "rwa" is taken as runc takes it, and the
+//! caller's CPU affinity does not pin the container.
+
+mod common;
+mod runc_compat;
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use common::require_root;
+use runc_compat::{Pair, Rt, BOTH};
+use serde_json::json;
+
+#[test]
+fn a_cgroup_frozen_beforehand_fails_at_once_with_runcs_words() {
+    if !require_root() {
+        return;
+    }
+    let mut p = Pair::new("frozen");
+    p.b.args(&["true"]);
+    p.b.write();
+    let dir = p.b.dir.to_str().unwrap().to_string();
+    let id = p.b.id.clone();
+    for rt in BOTH {
+        // The container's cgroup, made and frozen before the runtime runs.
+        let mut frozen = false;
+        for d in p.b.cgroup_dirs() {
+            std::fs::create_dir_all(&d).unwrap();
+            frozen |= std::fs::write(d.join("freezer.state"), "FROZEN").is_ok()
+                || std::fs::write(d.join("cgroup.freeze"), "1").is_ok();
+        }
+        assert!(frozen, "no freezer among {:?}", p.b.cgroup_dirs());
+        let out = p.call(rt, &["run", "-d", "--bundle", &dir, &id]);
+        assert_eq!(out.code, Some(1), "{rt:?}: {out:?}");
+        assert_eq!(
+            out.error(),
+            "container's cgroup unexpectedly frozen",
+            "{rt:?}"
+        );
+        for d in p.b.cgroup_dirs() {
+            let _ = std::fs::write(d.join("freezer.state"), "THAWED");
+            let _ = std::fs::write(d.join("cgroup.freeze"), "0");
+        }
+        p.call(rt, &["delete", "--force", &id]);
+        let list = p.call(rt, &["list", "-q"]);
+        assert_eq!(list.stdout, "", "{rt:?}: {list:?}");
+    }
+}
+
+#[test]
+fn device_access_rwa_is_taken_as_runc_takes_it() {
+    if !require_root() {
+        return;
+    }
+    let mut p = Pair::new("rwa");
+    p.b.args(&["sh", "-c", "echo x > /dev/null && echo written"])
+        .set(
+            "/linux/resources/devices",
+            json!([{"allow": false, "access": "rwm"},
+               {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwa"}]),
+        );
+    let (runc, runz) = p.run_both();
+    assert_eq!(runz.code, runc.code, "runc: {runc:?}\nrunz: {runz:?}");
+    assert_eq!(runz.stdout, runc.stdout);
+    assert_eq!(runz.stdout, "written\n", "{runz:?}");
+}
+
+/// The CPUs this test process may run on, as /proc/self/status lists them.
+fn own_cpus() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// runc 1.1 lets the caller's mask through (`taskset -c 0 runc run` pins the container to
+/// CPU 0); runz gives init and exec'd processes every CPU the cgroup allows.
+#[test]
+fn the_callers_cpu_affinity_does_not_pin_the_container() {
+    if !require_root() {
+        return;
+    }
+    let all = own_cpus();
+    if all == "0" {
+        eprintln!("skipping: one CPU");
+        return;
+    }
+    let mut p = Pair::new("affinity");
+    p.b.args(&["sleep", "1000"]);
+    p.b.write();
+    let pinned = |args: &[&str]| {
+        let mut cmd = Command::new(common::runz_bin());
+        cmd.arg("--root").arg(&p.b.root).args(args);
+        // SAFETY: sched_setaffinity is async-signal-safe; it runs in the forked child before
+        // exec and changes only that child's mask.
+        unsafe {
+            cmd.pre_exec(|| {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(0, &mut set);
+                if libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let stem = p.b.dir.join(format!("pinned-{}", args[0]));
+        common::run_with_timeout(&mut cmd, &stem, common::RUNZ_TIMEOUT).unwrap()
+    };
+    let dir = p.b.dir.to_str().unwrap().to_string();
+    let out = pinned(&["run", "-d", "--bundle", &dir, &p.b.id]);
+    assert!(out.status.success(), "{out:?}");
+    let st: serde_json::Value =
+        serde_json::from_str(&p.call(Rt::Runz, &["state", &p.b.id]).stdout).unwrap();
+    let pid = st["pid"].as_i64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        status.contains(&format!("Cpus_allowed_list:\t{all}\n")),
+        "init: {status}"
+    );
+    let out = pinned(&[
+        "exec",
+        &p.b.id,
+        "grep",
+        "Cpus_allowed_list",
+        "/proc/self/status",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("Cpus_allowed_list:\t{all}\n")
+    );
+}
