@@ -112,7 +112,8 @@ fn delete_of_a_running_container_needs_force() {
     let mut b = Bundle::new("del-force");
     b.args(&["sleep", "1000"]);
     b.write();
-    assert!(b.create().status.success());
+    let out = b.create();
+    assert!(out.status.success(), "create: {}", stderr(&out));
     assert!(b.start().status.success());
     let out = b.delete();
     assert!(!out.status.success());
@@ -130,7 +131,8 @@ fn a_created_container_can_be_deleted_and_unknown_ids_are_fine_with_force() {
     }
     let b = Bundle::new("del-created");
     b.write();
-    assert!(b.create().status.success());
+    let out = b.create();
+    assert!(out.status.success(), "create: {}", stderr(&out));
     let pid = b.state()["pid"].as_i64().unwrap();
     assert!(b.delete().status.success());
     assert!(
@@ -154,7 +156,8 @@ fn a_duplicate_id_is_refused_and_the_first_container_is_untouched() {
     let mut b = Bundle::new("dup");
     b.args(&["sleep", "1000"]);
     b.write();
-    assert!(b.create().status.success());
+    let out = b.create();
+    assert!(out.status.success(), "create: {}", stderr(&out));
     let out = b.create();
     assert!(!out.status.success());
     assert!(
@@ -173,7 +176,8 @@ fn list_shows_containers_in_table_and_json() {
     let mut b = Bundle::new("list");
     b.args(&["sleep", "1000"]);
     b.write();
-    assert!(b.create().status.success());
+    let out = b.create();
+    assert!(out.status.success(), "create: {}", stderr(&out));
     let out = b.runz(&["list", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v[0]["id"], json!(b.id));
@@ -222,7 +226,8 @@ fn bad_input_fails_cleanly_and_leaves_nothing() {
     // A bad signal.
     let b = Bundle::new("bad-signal");
     b.write();
-    assert!(b.create().status.success());
+    let out = b.create();
+    assert!(out.status.success(), "create: {}", stderr(&out));
     let out = b.runz(&["kill", &b.id, "SIGNOPE"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("SIGNOPE"));
