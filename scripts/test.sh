@@ -147,6 +147,9 @@ if [ "$root" -eq 1 ]; then
     if [ "${PIPESTATUS[0]}" -ne 0 ]; then
         echo "==> FAILED: integration/vm/run.sh --test distro" >&2
         failed_steps+=("integration/vm/run.sh --test distro")
+    fi
+fi
+
 # runz's systemd cgroup driver where systemd is PID 1 (not on this host): the Debian 12 guest of
 # integration/vm/systemd (image cached in /var/cache/zones-linux, built by mk-guest.sh when
 # missing: 3-5 minutes cold); one boot, four steps: runz --systemd-cgroup next to runc on the
