@@ -14,6 +14,8 @@
 # Runs with no stdin and CI=true on a fresh clone. Integration tests need root; as a normal
 # user only the unit tests (lib and bin targets) run.
 set -uo pipefail
+# bash reads a script as it runs it: a syntax error would otherwise surface only at the end.
+bash -n "${BASH_SOURCE[0]}" || exit 1
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
