@@ -12,21 +12,8 @@
 # Uses the runz the host built (${CARGO_TARGET_DIR:-$RUNZ_REPO/target}/<triple>/debug/runz).
 # Everything it makes is named runz-test-*; it removes all of it on exit, also on failure.
 set -u
-ok() { echo "ok: $*"; }
-fails=0
-fail() {
-    echo "FAIL: $*"
-    fails=$((fails + 1))
-}
-die() {
-    echo "FAIL: $*"
-    exit 1
-}
-
-target=${CARGO_TARGET_DIR:-$RUNZ_REPO/target}
-runz=
-for f in "$target"/*/debug/runz; do [ -x "$f" ] && runz=$f; done
-[ -n "$runz" ] || die "no runz under $target/*/debug (build on the host first)"
+. "$RUNZ_REPO/integration/vm/systemd/job-lib.sh"
+runz=$(host_bin runz) || die "no runz under $target/*/debug (build on the host first)"
 [ -d /run/systemd/system ] || die "systemd is not running"
 systemctl is-active --quiet containerd || die "containerd is not active"
 

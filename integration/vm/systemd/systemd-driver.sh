@@ -9,21 +9,8 @@
 # Uses the runz the host built: ${CARGO_TARGET_DIR:-$RUNZ_REPO/target}/<triple>/debug/runz.
 # Everything it makes is named runz-test-*; it removes all of it on exit, also on failure.
 set -u
-ok() { echo "ok: $*"; }
-fails=0
-fail() {
-    echo "FAIL: $*"
-    fails=$((fails + 1))
-}
-die() {
-    echo "FAIL: $*"
-    exit 1
-}
-
-target=${CARGO_TARGET_DIR:-$RUNZ_REPO/target}
-runz=
-for f in "$target"/*/debug/runz; do [ -x "$f" ] && runz=$f; done
-[ -n "$runz" ] || die "no runz under $target/*/debug (build on the host first)"
+. "$RUNZ_REPO/integration/vm/systemd/job-lib.sh"
+runz=$(host_bin runz) || die "no runz under $target/*/debug (build on the host first)"
 command -v runc >/dev/null || die "runc (the reference) is not in the guest"
 [ -d /run/systemd/system ] || die "systemd is not running"
 ok "runz $runz; $(runc --version | head -n 1); systemd $(systemctl --version | awk 'NR == 1 { print $2 }')"

@@ -7,21 +7,9 @@
 # guest has no busybox-static; scripts/test.sh copies it there) and the binaries the host built.
 # Everything it makes is named runz-test-*; it removes all of it on exit, also on failure.
 set -u
-ok() { echo "ok: $*"; }
-fails=0
-fail() {
-    echo "FAIL: $*"
-    fails=$((fails + 1))
-}
-die() {
-    echo "FAIL: $*"
-    exit 1
-}
-
-target=${CARGO_TARGET_DIR:-$RUNZ_REPO/target}
-bindir=
-for f in "$target"/*/debug/zoneadm; do [ -x "$f" ] && bindir=$(dirname "$f"); done
-[ -n "$bindir" ] || die "no zoneadm under $target/*/debug (build on the host first)"
+. "$RUNZ_REPO/integration/vm/systemd/job-lib.sh"
+zoneadm=$(host_bin zoneadm) || die "no zoneadm under $target/*/debug (build on the host first)"
+bindir=$(dirname "$zoneadm")
 [ -x "$target/vm/busybox" ] || die "no static busybox at $target/vm/busybox"
 [ -d /run/systemd/system ] || die "systemd is not running"
 
