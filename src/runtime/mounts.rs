@@ -66,6 +66,10 @@ pub enum MountError {
     },
     #[error("{dest:?} cannot be mounted: {reason}")]
     ProcMount { dest: PathBuf, reason: String },
+    /// runc's text: a proc or sysfs destination that exists as a symlink (or a file) could put
+    /// the filesystem anywhere the link points.
+    #[error("error mounting {fstype:?} to rootfs at {dest:?}: filesystem {fstype:?} must be mounted on ordinary directory")]
+    NotDirectory { dest: PathBuf, fstype: String },
     #[error("mount {dest:?}: {what} is not supported")]
     Unsupported { dest: PathBuf, what: String },
     #[error("tmpcopyup into {dest:?} at {path:?}: {source}")]
@@ -288,8 +292,15 @@ fn apply_flag(out: &mut MountOptions, clear: bool, flag: MsFlags) {
 
 fn apply_rec_attr(out: &mut MountOptions, clear: bool, attr: u64) {
     if clear {
-        out.rec_attr_clear |= attr;
         out.rec_attr_set &= !attr;
+        // mount_setattr(2) takes the atime mode as one field: clearing part of it is EINVAL,
+        // so `ratime`/`rnostrictatime` clear the whole field (back to relatime) unless another
+        // atime option sets a mode again later.
+        out.rec_attr_clear |= if attr & MOUNT_ATTR_ATIME == attr && attr != 0 {
+            MOUNT_ATTR_ATIME
+        } else {
+            attr
+        };
     } else {
         out.rec_attr_set |= attr;
         out.rec_attr_clear &= !attr;
@@ -806,6 +817,9 @@ fn mount_fs(
     fstype: &str,
 ) -> Result<(), MountError> {
     let dest = m.destination();
+    if fstype == "proc" || fstype == "sysfs" {
+        refuse_non_directory(ctx.root, dest, fstype)?;
+    }
     let target = open_in_root(ctx.root, dest, Some(NodeKind::Dir))?;
     check_proc_mount(ctx, &target, dest, None, fstype)?;
     let mut flags = opts.flags;
@@ -851,6 +865,36 @@ fn mount_fs(
         }
     }
     finish_mount(&mounted, dest, opts)
+}
+
+/// As runc: proc and sysfs go only on a directory or on nothing yet; an existing last component
+/// that is a symlink (or anything else) is refused rather than followed.
+fn refuse_non_directory(root: BorrowedFd<'_>, dest: &Path, fstype: &str) -> Result<(), MountError> {
+    let (parent, name) = match open_parent_in_root(root, dest, false) {
+        Ok(found) => found,
+        Err(MountError::Resolve {
+            source: Errno::ENOENT,
+            ..
+        }) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    match nix::sys::stat::fstatat(
+        Some(parent.fd.as_raw_fd()),
+        name.as_os_str(),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    ) {
+        Ok(st) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR => {
+            Err(MountError::NotDirectory {
+                dest: dest.to_path_buf(),
+                fstype: fstype.to_string(),
+            })
+        }
+        Ok(_) | Err(Errno::ENOENT) => Ok(()),
+        Err(source) => Err(MountError::Resolve {
+            path: dest.to_path_buf(),
+            source,
+        }),
+    }
 }
 
 fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> nix::Result<()> {
@@ -1486,6 +1530,14 @@ pub(crate) mod tests {
         assert_eq!(o.rec_attr_clear, MOUNT_ATTR_ATIME);
         let o = opts(&["rrelatime"]);
         assert!(o.has_rec_attrs());
+        assert_eq!(o.rec_attr_clear, MOUNT_ATTR_ATIME);
+        // Clearing one atime mode clears the whole field (a partial mask is EINVAL).
+        for o in [opts(&["ratime"]), opts(&["rstrictatime", "rnostrictatime"])] {
+            assert_eq!(o.rec_attr_set, 0);
+            assert_eq!(o.rec_attr_clear, MOUNT_ATTR_ATIME);
+        }
+        let o = opts(&["rnoatime", "rnostrictatime"]);
+        assert_eq!(o.rec_attr_set, MOUNT_ATTR_NOATIME);
         assert_eq!(o.rec_attr_clear, MOUNT_ATTR_ATIME);
         let o = opts(&["rnosymfollow", "rexec"]);
         assert_eq!(o.rec_attr_set, MOUNT_ATTR_NOSYMFOLLOW);

@@ -314,7 +314,8 @@ pub fn finalize(spec: &Spec) -> Result<(), RootfsError> {
     for m in spec.mounts().as_deref().unwrap_or(&[]) {
         let o = mounts::parse_options(m.options().as_deref().unwrap_or(&[]));
         if o.flags.contains(MsFlags::MS_RDONLY) && mounts::defers_readonly(m) && !o.bind {
-            let fd = open_path(m.destination()).map_err(|source| RootfsError::Readonly {
+            let dest = mounts::clean_in_root(m.destination());
+            let fd = open_path(&dest).map_err(|source| RootfsError::Readonly {
                 path: m.destination().clone(),
                 source,
             })?;
@@ -340,10 +341,21 @@ pub fn protect_paths(spec: &Spec) -> Result<(), RootfsError> {
     for p in linux.readonly_paths().as_deref().unwrap_or(&[]) {
         readonly_path(Path::new(p))?;
     }
-    for p in linux.masked_paths().as_deref().unwrap_or(&[]) {
-        mask_path(Path::new(p))?;
+    for p in dedup_paths(linux.masked_paths().as_deref().unwrap_or(&[])) {
+        mask_path(&p)?;
     }
     Ok(())
+}
+
+/// Each path once, in first-seen order, compared after cleaning (`/a/`, `/a/./` and `/a` are one
+/// path): masking a path twice would stack a second mount that hides nothing more.
+fn dedup_paths(paths: &[String]) -> Vec<PathBuf> {
+    let mut seen = std::collections::HashSet::new();
+    paths
+        .iter()
+        .map(|p| mounts::clean_in_root(Path::new(p)))
+        .filter(|p| seen.insert(p.clone()))
+        .collect()
 }
 
 fn open_path(p: &Path) -> nix::Result<std::os::fd::OwnedFd> {
