@@ -51,6 +51,8 @@ pub struct InitContext<'a> {
     pub extra_env: &'a [String],
     /// Per spec mount, the user namespace of an id-mapped mount (made by the parent).
     pub idmap: &'a [Option<OwnedFd>],
+    /// Per spec mount, a source tree made on the host side (`mounts::host_trees`).
+    pub host_trees: &'a [Option<OwnedFd>],
 }
 
 /// The child's entry point; never returns.
@@ -255,6 +257,11 @@ fn init(ctx: &InitContext) -> Result<(), String> {
         bundle: Some(ctx.bundle.to_path_buf()),
         idmap_userns: ctx
             .idmap
+            .iter()
+            .map(|fd| fd.as_ref().map(|f| f.as_raw_fd()))
+            .collect(),
+        host_trees: ctx
+            .host_trees
             .iter()
             .map(|fd| fd.as_ref().map(|f| f.as_raw_fd()))
             .collect(),

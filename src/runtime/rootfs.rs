@@ -90,6 +90,9 @@ pub struct RootfsOptions {
     /// Per spec mount (by index), the user namespace an id-mapped mount uses
     /// ([`crate::runtime::idmap::prepare`]); the descriptors stay open in the caller.
     pub idmap_userns: Vec<Option<std::os::fd::RawFd>>,
+    /// Per spec mount (by index), a detached tree made on the host side
+    /// ([`mounts::host_trees`]); the descriptors stay open in the caller.
+    pub host_trees: Vec<Option<std::os::fd::RawFd>>,
 }
 
 /// `linux.rootfsPropagation` as mount flags; None when unset or empty.
@@ -184,9 +187,11 @@ pub fn prepare(spec: &Spec, rootfs: &Path, opts: &RootfsOptions) -> Result<(), R
         new_cgroup_ns: opts.new_cgroup_ns,
         cgroup: opts.cgroup.as_ref(),
         idmap_userns: None,
+        host_tree: None,
     };
     for (index, m) in mounts_list.iter().enumerate() {
         ctx.idmap_userns = opts.idmap_userns.get(index).copied().flatten();
+        ctx.host_tree = opts.host_trees.get(index).copied().flatten();
         mounts::mount_one(&ctx, m).map_err(|source| RootfsError::Mount {
             index,
             dest: m.destination().clone(),
