@@ -311,3 +311,40 @@ fn id_mapped_mounts_work_in_a_user_namespaced_container() {
     let meta = std::fs::metadata(src.join("f")).unwrap();
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 0);
 }
+
+/// A bind with options remounts with exactly those flags: nosuid/nodev/noexec of the source
+/// are not carried over when not asked for (runc remounts with the requested flags only).
+#[test]
+fn a_bind_with_options_clears_the_flags_not_requested() {
+    if !require_root() {
+        return;
+    }
+    use nix::mount::{mount, MsFlags};
+    let mut b = Bundle::new("bind-flags");
+    let src = b.dir.join("flagged");
+    std::fs::create_dir(&src).unwrap();
+    // Unmounted by the Bundle's drop (everything under its dir), even if the test fails.
+    mount(
+        Some("runz-test"),
+        &src,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("size=1m"),
+    )
+    .unwrap();
+    add_mounts(
+        &mut b,
+        &[
+            json!({"destination": "/ro", "type": "bind", "source": s(&src), "options": ["rbind", "ro"]}),
+            json!({"destination": "/asked", "type": "bind", "source": s(&src),
+                   "options": ["rbind", "nosuid"]}),
+        ],
+    );
+    b.args(&[
+        "sh",
+        "-c",
+        "awk '$2 == \"/ro\" || $2 == \"/asked\" {print $2, $4}' /proc/mounts | \
+         sed 's/,size=[^,]*//; s/,inode64//; s/,relatime//'",
+    ]);
+    assert_eq!(same(&b), "/ro ro\n/asked rw,nosuid\n");
+}
