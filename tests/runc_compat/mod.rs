@@ -4,6 +4,7 @@
 //! runc gets its own `--root` (`<runz root>-runc`, so it carries the test prefix) and the same
 //! container id and cgroupsPath; the runtimes are run one after the other, never together.
 //! Dropping the guard deletes runc's container and its state dir.
+#![allow(dead_code)] // each runc_compat_* test file uses part of it
 
 use super::common::Bundle;
 use std::fs;
