@@ -389,6 +389,13 @@ fn prepare_identity_and_exec(
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         sched::set_personality(p).map_err(|e| e.to_string())?;
     }
+    if let Some(m) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.memory_policy().as_ref())
+    {
+        sched::set_memory_policy(m).map_err(|e| e.to_string())?;
+    }
     if let Some(s) = process.scheduler() {
         sched::set_scheduler(s).map_err(|e| e.to_string())?;
     }
