@@ -1,10 +1,13 @@
 //! Process resources as the runtime spec says (issue 24, "Resources"): `linux.memoryPolicy`
 //! (runtime-spec 1.3; runc 1.1 predates it, so runz is checked alone, against the kernel's
-//! view in /proc/self/numa_maps).
+//! view in /proc/self/numa_maps), and `linux.intelRdt` refused where the host has no RDT, with
+//! runc 1.1.5's exit code and message.
 
 mod common;
+mod runc_compat;
 
 use common::{require_root, Bundle};
+use runc_compat::run_both;
 use serde_json::json;
 
 fn text(b: &[u8]) -> String {
@@ -78,4 +81,52 @@ fn a_bad_memory_policy_is_refused() {
         assert!(err.contains(reason), "{policy}: {err}");
         assert_eq!(text(&out.stdout), "", "{policy}");
     }
+}
+
+/// `linux.intelRdt` on a host without resctrl: a cache or bandwidth schema fails `run` with
+/// runc's exit code and message. A bare `closID`, which runc 1.1.5 accepts and ignores here,
+/// is refused by runz too (no setting is silently dropped).
+#[test]
+fn intel_rdt_is_refused_where_the_host_has_none() {
+    if !require_root() {
+        return;
+    }
+    if std::path::Path::new("/sys/fs/resctrl/info").exists() {
+        eprintln!("note: this host has resctrl; the refusal without RDT is not checked");
+        return;
+    }
+    for (rdt, want) in [
+        (
+            json!({"l3CacheSchema": "L3:0=f"}),
+            "intelRdt.l3CacheSchema is specified in config, but Intel RDT/CAT is not enabled",
+        ),
+        (
+            json!({"memBwSchema": "MB:0=50"}),
+            "intelRdt.memBwSchema is specified in config, but Intel RDT/MBA is not enabled",
+        ),
+    ] {
+        let mut b = Bundle::new("rdt");
+        b.set("/linux/intelRdt", rdt.clone());
+        b.args(&["sh", "-c", "echo ran"]);
+        b.write();
+        let (runz, runc) = run_both(&b);
+        assert_eq!(runz.code, Some(1), "{rdt}: {}", runz.stderr);
+        assert!(runz.stderr.contains(want), "{rdt}: {}", runz.stderr);
+        assert_eq!(runz.stdout, "", "{rdt}");
+        if let Some(runc) = runc {
+            assert_eq!(runc.code, runz.code, "{rdt}: runc: {}", runc.stderr);
+            assert!(runc.stderr.contains(want), "{rdt}: runc: {}", runc.stderr);
+        }
+    }
+    let mut b = Bundle::new("rdt-closid");
+    b.set("/linux/intelRdt", json!({"closID": "runz-test"}));
+    b.args(&["sh", "-c", "echo ran"]);
+    let out = b.run();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("intelRdt is specified in config, but Intel RDT is not supported or enabled"),
+        "{err}"
+    );
+    assert_eq!(text(&out.stdout), "");
 }

@@ -130,6 +130,7 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         }
     }
     super::sysctl::validate(spec)?;
+    super::rdt::validate(spec).map_err(|e| SpecError::Invalid(e.to_string()))?;
     // A relative mount destination is accepted, relative to "/" (runc 1.1 warns and mounts it;
     // see mounts::mount_one).
     Ok(())
