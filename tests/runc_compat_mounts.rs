@@ -348,3 +348,49 @@ fn a_bind_with_options_clears_the_flags_not_requested() {
     ]);
     assert_eq!(same(&b), "/ro ro\n/asked rw,nosuid\n");
 }
+
+/// `rootfsPropagation: slave` with a bind of a shared host mount: the propagation the
+/// container's mount gets (mountinfo's optional fields, peer group numbers dropped) is runc's.
+/// Both runtimes give `shared` here (runc 1.1.5 observed), which the test pins.
+#[test]
+fn rootfs_propagation_slave_is_kept_as_runc() {
+    if !require_root() {
+        return;
+    }
+    use nix::mount::{mount, MsFlags};
+    let mut b = Bundle::new("rootprop");
+    let src = b.dir.join("src");
+    std::fs::create_dir(&src).unwrap();
+    // A shared host mount; unmounted by the Bundle's drop even if the test fails.
+    mount(
+        Some("runz-test"),
+        &src,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("size=1m"),
+    )
+    .unwrap();
+    mount(
+        None::<&str>,
+        &src,
+        None::<&str>,
+        MsFlags::MS_SHARED,
+        None::<&str>,
+    )
+    .unwrap();
+    b.set("/linux/rootfsPropagation", json!("slave"));
+    add_mounts(
+        &mut b,
+        &[
+            json!({"destination": "/bound", "type": "bind", "source": s(&src), "options": ["rbind"]}),
+        ],
+    );
+    b.args(&[
+        "sh",
+        "-c",
+        "awk '$5 == \"/bound\" { tags = \"\"; \
+         for (i = 7; $i != \"-\"; i++) { t = $i; sub(/:.*/, \"\", t); tags = tags \" \" t } \
+         print $5 tags }' /proc/self/mountinfo",
+    ]);
+    assert_eq!(same(&b), "/bound shared\n");
+}
