@@ -394,3 +394,51 @@ fn rootfs_propagation_slave_is_kept_as_runc() {
     ]);
     assert_eq!(same(&b), "/bound shared\n");
 }
+
+/// `idmap` is not recursive and `ridmap` is: a submount of the source shows through the
+/// `ridmap` mount (id-mapped as well) and not through the `idmap` one, in a user-namespaced
+/// container. runc 1.1 has no id-mapped mounts: runz alone.
+#[test]
+fn idmap_is_not_recursive_and_ridmap_is() {
+    if !require_root() {
+        return;
+    }
+    use nix::mount::{mount, MsFlags};
+    let mut b = Bundle::new("ridmap");
+    let src = b.dir.join("tree");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    // A submount; unmounted by the Bundle's drop even if the test fails.
+    mount(
+        Some("runz-test"),
+        &src.join("sub"),
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("size=1m"),
+    )
+    .unwrap();
+    std::fs::write(src.join("sub/f"), "x").unwrap();
+    for dir in ["one", "all"] {
+        std::fs::create_dir(b.dir.join("rootfs").join(dir)).unwrap();
+    }
+    let ns = b.spec["linux"]["namespaces"].as_array().unwrap().clone();
+    let mut ns: Vec<_> = ns.into_iter().filter(|n| n["type"] != "user").collect();
+    ns.push(json!({"type": "user"}));
+    b.set("/linux/namespaces", json!(ns));
+    for key in ["uidMappings", "gidMappings"] {
+        b.set(
+            &format!("/linux/{key}"),
+            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]),
+        );
+    }
+    add_mounts(
+        &mut b,
+        &[
+            json!({"destination": "/one", "type": "bind", "source": s(&src),
+                   "options": ["bind", "idmap"]}),
+            json!({"destination": "/all", "type": "bind", "source": s(&src),
+                   "options": ["bind", "ridmap"]}),
+        ],
+    );
+    b.args(&["sh", "-c", "ls /one/sub | wc -l; stat -c %u:%g /all/sub/f"]);
+    assert_eq!(ok("runz", &b.run().into()), "0\n0:0\n");
+}
