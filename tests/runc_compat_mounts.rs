@@ -205,6 +205,36 @@ fn ratime_and_rnostrictatime_clear_the_whole_atime_mask() {
     }
 }
 
+/// Masked directories share one read-only empty tmpfs (one device in mountinfo), as runc does
+/// since 1.2; runc 1.1.5 mounts one tmpfs each, so runz is checked alone.
+#[test]
+fn masked_directories_share_one_read_only_tmpfs() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("mask-share");
+    b.set(
+        "/linux/maskedPaths",
+        json!([
+            "/sys/firmware",
+            "/proc/timer_list",
+            "/sys/power",
+            "/proc/acpi"
+        ]),
+    );
+    b.args(&[
+        "sh",
+        "-c",
+        "awk '$5 == \"/sys/firmware\" || $5 == \"/sys/power\" || $5 == \"/proc/acpi\" \
+         {print $3, $6, $9}' /proc/self/mountinfo | sort -u | awk '{print $2, $3}'; \
+         ls -A /sys/firmware /sys/power /proc/acpi | grep -v ':$' | grep -c . ; \
+         touch /sys/power/x 2>/dev/null || echo read-only",
+    ]);
+    // One line: every masked directory is the same ro tmpfs; all are empty and read-only.
+    let out = ok("runz", &b.run().into());
+    assert_eq!(out, "ro,relatime tmpfs\n0\nread-only\n", "{out}");
+}
+
 /// Masked paths named twice (or spelled differently) are masked once: runc 1.1 stacks a mount
 /// per entry; the issue asks for one.
 #[test]

@@ -16,7 +16,7 @@
 //!
 //! [`finish`] is 5 + 7 for callers without sysctls.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -346,8 +346,9 @@ pub fn protect_paths(spec: &Spec) -> Result<(), RootfsError> {
     for p in linux.readonly_paths().as_deref().unwrap_or(&[]) {
         readonly_path(Path::new(p))?;
     }
+    let mut shared_tmpfs = None;
     for p in dedup_paths(linux.masked_paths().as_deref().unwrap_or(&[])) {
-        mask_path(&p)?;
+        mask_path_sharing(&p, &mut shared_tmpfs)?;
     }
     Ok(())
 }
@@ -400,6 +401,13 @@ pub fn readonly_path(path: &Path) -> Result<(), RootfsError> {
 /// Hide `path`: a read-only empty tmpfs over a directory, /dev/null over anything else.
 /// ENOENT is not an error.
 pub fn mask_path(path: &Path) -> Result<(), RootfsError> {
+    mask_path_sharing(path, &mut None)
+}
+
+/// [`mask_path`], with every masked directory showing one read-only empty tmpfs: the first
+/// one mounted is kept in `shared` (an O_PATH handle on it) and bound over the next ones, so a
+/// container with many masked directories costs one tmpfs instance, not one each.
+fn mask_path_sharing(path: &Path, shared: &mut Option<OwnedFd>) -> Result<(), RootfsError> {
     let err = |source| RootfsError::Mask {
         path: path.to_path_buf(),
         source,
@@ -412,14 +420,27 @@ pub fn mask_path(path: &Path) -> Result<(), RootfsError> {
     let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(err)?;
     let target = proc_fd_path(fd.as_fd());
     if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
-        return do_mount(
+        if let Some(tmpfs) = shared.as_ref() {
+            // A bind keeps the source mount's read-only flag.
+            return do_mount(
+                Some(&proc_fd_path(tmpfs.as_fd())),
+                &target,
+                None,
+                MsFlags::MS_BIND,
+                None,
+            )
+            .map_err(err);
+        }
+        do_mount(
             Some("tmpfs"),
             &target,
             Some("tmpfs"),
             MsFlags::MS_RDONLY,
             None,
         )
-        .map_err(err);
+        .map_err(err)?;
+        *shared = Some(open_path(path).map_err(err)?);
+        return Ok(());
     }
     let null = openat_fd(None, "/dev/null", OFlag::O_PATH, Mode::empty()).map_err(err)?;
     let nst = nix::sys::stat::fstat(null.as_raw_fd()).map_err(err)?;
