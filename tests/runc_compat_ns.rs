@@ -1,7 +1,7 @@
 //! Namespaces as runc handles them (issue 24, "Namespaces"): joining another container's user
-//! namespace (by /proc path and through a bind-mounted nsfs file) and a new time namespace with a
-//! new user namespace. Each runs runz and, where runc 1.1 has the feature, runc 1.1.5 on the
-//! same bundle, and compares what the container sees.
+//! namespace (by /proc path and through a bind-mounted nsfs file), a new time namespace with a
+//! new user namespace, and a spec without a mount namespace. Each runs runz and, where runc 1.1
+//! has the feature, runc 1.1.5 on the same bundle, and compares what the container sees.
 
 mod common;
 mod runc_compat;
@@ -124,4 +124,90 @@ fn a_time_namespace_with_a_new_user_namespace_gets_its_offsets() {
         .collect();
     assert!(rows.contains(&vec!["monotonic", "86400", "0"]), "{out}");
     assert!(rows.contains(&vec!["boottime", "7200", "0"]), "{out}");
+}
+
+/// Without a mount namespace there is no pivot_root: the process is chrooted into the rootfs,
+/// which has no /proc (runz reopens the exec fifo through a handle on its /proc/self/fd taken
+/// before the chroot). runc 1.1.5 fails here ("open /proc/self/fd: no such file or
+/// directory"), so runz is checked alone.
+#[test]
+fn a_spec_without_a_mount_namespace_runs_chrooted() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Bundle::new("no-mntns");
+    with_ns(&mut b, "mount", None);
+    b.set("/mounts", json!([]));
+    b.set("/linux/maskedPaths", json!([]));
+    b.set("/linux/readonlyPaths", json!([]));
+    b.args(&[
+        "sh",
+        "-c",
+        "echo hi; ls /proc | wc -l; test -x /bin/busybox && echo root",
+    ]);
+    assert_eq!(ok("runz", &b.run().into()), "hi\n0\nroot\n");
+    // create/start too: init waits on the exec fifo from inside the chroot.
+    b.args(&["true"]);
+    let out = b.create();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = b.start();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Without a mount namespace, mounts, masked or read-only paths would change the host's mount
+/// table (runc 1.1.5 makes them there and leaves them): runz refuses them, naming what, and
+/// mounts nothing.
+#[test]
+fn mounts_without_a_mount_namespace_are_refused() {
+    if !require_root() {
+        return;
+    }
+    let cases = [
+        (
+            "mounts",
+            json!([{"destination": "/proc", "type": "proc", "source": "proc"}]),
+            "the spec has 1 mounts but the container has no mount namespace",
+        ),
+        (
+            "maskedPaths",
+            json!(["/proc/timer_list"]),
+            "the spec sets linux.maskedPaths but the container has no mount namespace",
+        ),
+        (
+            "readonlyPaths",
+            json!(["/proc/sys"]),
+            "the spec sets linux.readonlyPaths but the container has no mount namespace",
+        ),
+    ];
+    for (what, value, want) in cases {
+        let mut b = Bundle::new("no-mntns-refused");
+        with_ns(&mut b, "mount", None);
+        b.set("/mounts", json!([]));
+        b.set("/linux/maskedPaths", json!([]));
+        b.set("/linux/readonlyPaths", json!([]));
+        let pointer = if what == "mounts" {
+            "/mounts".to_string()
+        } else {
+            format!("/linux/{what}")
+        };
+        b.set(&pointer, value);
+        b.args(&["sh", "-c", "echo ran"]);
+        let out = b.run();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert!(err.contains(want), "{what}: {err}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "", "{what}");
+        assert!(
+            common::mounts_under(&b.dir).is_empty(),
+            "{what}: mounted on the host"
+        );
+    }
 }

@@ -267,9 +267,8 @@ fn init(ctx: &InitContext) -> Result<(), String> {
             .collect(),
     };
     trace::mark("init: begin");
-    if has_mntns {
-        rootfs::prepare(spec, ctx.rootfs, &opts).map_err(|e| e.to_string())?;
-    }
+    // Without a mount namespace prepare only refuses what would change the host's mounts.
+    rootfs::prepare(spec, ctx.rootfs, &opts).map_err(|e| e.to_string())?;
     trace::mark("init: rootfs mounted");
     let hooks = spec.hooks().as_ref();
     #[allow(deprecated)]
@@ -559,10 +558,8 @@ fn prepare_fds(preserve: i32) -> Result<(), String> {
 
 /// Block until `runz start` opens the fifo for reading, then release it with one byte.
 fn wait_for_start(fifo: &OwnedFd) -> Result<(), String> {
-    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
-    let f = fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
+    let f = rootfs::reopen_own_fd(std::os::fd::AsFd::as_fd(fifo), nix::fcntl::OFlag::O_WRONLY)
+        .map(fs::File::from)
         .map_err(|e| format!("open exec fifo: {e}"))?;
     use std::io::Write;
     (&f).write_all(b"0")

@@ -36,6 +36,10 @@ use super::mounts::{
 pub enum RootfsError {
     #[error("the spec has {count} mounts but the container has no mount namespace")]
     NoMountNamespace { count: usize },
+    /// Without a mount namespace these would change the host's mounts (runc does, and leaves
+    /// them behind).
+    #[error("the spec sets {what} but the container has no mount namespace")]
+    NoMountNamespaceFor { what: &'static str },
     #[error("rootfs path {0:?} must be absolute")]
     RelativeRootfs(PathBuf),
     #[error("linux.rootfsPropagation {0:?} is not one of shared, rshared, slave, rslave, private, rprivate, unbindable, runbindable")]
@@ -150,6 +154,23 @@ pub fn prepare(spec: &Spec, rootfs: &Path, opts: &RootfsOptions) -> Result<(), R
                 count: mounts_list.len(),
             });
         }
+        let linux = spec.linux().as_ref();
+        let set = |v: Option<&Vec<String>>| v.is_some_and(|v| !v.is_empty());
+        if set(linux.and_then(|l| l.masked_paths().as_ref())) {
+            return Err(RootfsError::NoMountNamespaceFor {
+                what: "linux.maskedPaths",
+            });
+        }
+        if set(linux.and_then(|l| l.readonly_paths().as_ref())) {
+            return Err(RootfsError::NoMountNamespaceFor {
+                what: "linux.readonlyPaths",
+            });
+        }
+        if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+            return Err(RootfsError::NoMountNamespaceFor {
+                what: "root.readonly",
+            });
+        }
         return Ok(());
     }
     if !rootfs.is_absolute() {
@@ -221,6 +242,15 @@ pub fn enter(rootfs: &Path, no_pivot: bool, has_mount_ns: bool) -> Result<(), Ro
     };
     nix::unistd::chdir(rootfs).map_err(step("chdir"))?;
     if !has_mount_ns {
+        // The rootfs has no /proc of ours: keep a way to reopen our own fds (the exec fifo).
+        let dir = openat_fd(
+            None,
+            "/proc/self/fd",
+            OFlag::O_PATH | OFlag::O_DIRECTORY,
+            Mode::empty(),
+        )
+        .map_err(step("open /proc/self/fd"))?;
+        let _ = OWN_FD_DIR.set(dir);
         chroot_here().map_err(step("chroot"))?;
     } else if no_pivot {
         ms_move_root(rootfs).map_err(step("MS_MOVE"))?;
@@ -230,6 +260,25 @@ pub fn enter(rootfs: &Path, no_pivot: bool, has_mount_ns: bool) -> Result<(), Ro
     }
     devices::reopen_dev_null().map_err(Box::new)?;
     Ok(())
+}
+
+/// `/proc/self/fd` of init, opened before a chroot without a mount namespace (see [`enter`]).
+static OWN_FD_DIR: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+
+/// Reopens one of this process's descriptors (an O_PATH one, say) with `flags`, through
+/// `/proc/self/fd`, or through the handle on it kept by [`enter`] when the root has no /proc.
+/// Always `O_CLOEXEC`.
+pub fn reopen_own_fd(fd: BorrowedFd<'_>, flags: OFlag) -> nix::Result<OwnedFd> {
+    let name = fd.as_raw_fd().to_string();
+    match OWN_FD_DIR.get() {
+        Some(dir) => openat_fd(Some(dir.as_fd()), name.as_str(), flags, Mode::empty()),
+        None => openat_fd(
+            None,
+            Path::new("/proc/self/fd").join(&name).as_path(),
+            flags,
+            Mode::empty(),
+        ),
+    }
 }
 
 fn chroot_here() -> nix::Result<()> {
