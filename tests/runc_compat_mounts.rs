@@ -4,10 +4,10 @@
 //! test checks runz alone and says why.
 
 mod common;
-mod runc_compat;
+mod runc_side;
 
 use common::{require_root, Bundle};
-use runc_compat::{run_both, s, Seen};
+use runc_side::{run_both, s, Seen};
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 

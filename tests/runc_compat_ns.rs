@@ -4,10 +4,10 @@
 //! has the feature, runc 1.1.5 on the same bundle, and compares what the container sees.
 
 mod common;
-mod runc_compat;
+mod runc_side;
 
 use common::{require_root, Bundle};
-use runc_compat::{run_both, s, Seen};
+use runc_side::{run_both, s, Seen};
 use serde_json::{json, Value};
 
 fn ok(who: &str, seen: &Seen) -> String {

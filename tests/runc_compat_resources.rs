@@ -4,10 +4,10 @@
 //! runc 1.1.5's exit code and message.
 
 mod common;
-mod runc_compat;
+mod runc_side;
 
 use common::{require_root, Bundle};
-use runc_compat::run_both;
+use runc_side::run_both;
 use serde_json::json;
 
 fn text(b: &[u8]) -> String {

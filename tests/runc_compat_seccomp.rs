@@ -5,10 +5,10 @@
 //! the same bundle and compares the exit code and output.
 
 mod common;
-mod runc_compat;
+mod runc_side;
 
 use common::{require_root, Bundle};
-use runc_compat::run_both;
+use runc_side::run_both;
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 
