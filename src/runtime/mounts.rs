@@ -933,6 +933,9 @@ fn mount_fs(
     if fstype == "proc" || fstype == "sysfs" {
         refuse_non_directory(ctx.root, dest, fstype)?;
     }
+    // A tmpfs keeps the mode of a directory that was there; one on a directory made here gets
+    // tmpfs's own default (1777), as with runc.
+    let existed = fstype != "tmpfs" || open_in_root(ctx.root, dest, None).is_ok();
     let target = open_in_root(ctx.root, dest, Some(NodeKind::Dir))?;
     check_proc_mount(ctx, &target, dest, None, fstype)?;
     let mut flags = opts.flags;
@@ -946,6 +949,7 @@ fn mount_fs(
         .unwrap_or_else(|| fstype.to_string());
     let old_mode = nix::sys::stat::fstat(target.fd.as_raw_fd())
         .ok()
+        .filter(|_| existed)
         .map(|st| st.st_mode & 0o7777);
     // For tmpcopyup: a readable handle on the directory that the tmpfs is about to cover.
     let lower = if opts.extra.tmpcopyup && fstype == "tmpfs" {
