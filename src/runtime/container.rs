@@ -159,6 +159,8 @@ pub fn create(opts: CreateOpts) -> Result<Created> {
         .map_err(|e| ContainerError::Create(e.to_string()))?;
     let pidfd_sock = connect_pidfd_socket(opts.pidfd_socket.as_deref())?;
     let idmaps = super::idmap::prepare(&spec).map_err(|e| ContainerError::Create(e.to_string()))?;
+    let host_trees = super::mounts::host_trees(&spec, &bundle, &idmaps)
+        .map_err(|e| ContainerError::Create(e.to_string()))?;
 
     let dir = state::create_dir(&opts.root, &opts.id)?;
     let mut cleanup = Cleanup {
@@ -203,6 +205,7 @@ pub fn create(opts: CreateOpts) -> Result<Created> {
                 preserve_fds,
                 extra_env: &extra_env,
                 idmap: &idmaps,
+                host_trees: &host_trees,
             };
             init::child_main(&ctx)
         }

@@ -120,6 +120,29 @@ pub fn mount(
             errno,
         }
     };
+    let tree = clone_mapped(dest, src, userns, recursive)?;
+    mountapi::move_to_fd(tree.as_fd(), target).map_err(sys("move_mount"))
+}
+
+/// A detached clone of `src` (recursive if asked) id-mapped through `userns`, not yet mounted
+/// anywhere. Marking a clone needs privilege over the source's filesystem, so a container with
+/// its own user namespace gets it made by the runtime on the host side (see
+/// `mounts::host_trees`).
+pub fn clone_mapped(
+    dest: &Path,
+    src: &Path,
+    userns: BorrowedFd<'_>,
+    recursive: bool,
+) -> Result<OwnedFd, IdmapError> {
+    let d = dest.display().to_string();
+    let sys = |what: &'static str| {
+        let d = d.clone();
+        move |errno: Errno| IdmapError::Sys {
+            dest: d,
+            what,
+            errno,
+        }
+    };
     let csrc = path_c(src, &d)?;
     let tree = mountapi::clone_tree(&csrc, recursive).map_err(sys("open_tree"))?;
     mountapi::set_attr(
@@ -130,7 +153,7 @@ pub fn mount(
         recursive,
     )
     .map_err(sys("mount_setattr(MOUNT_ATTR_IDMAP)"))?;
-    mountapi::move_to_fd(tree.as_fd(), target).map_err(sys("move_mount"))
+    Ok(tree)
 }
 
 fn path_c(p: &Path, dest: &str) -> Result<std::ffi::CString, IdmapError> {

@@ -53,6 +53,8 @@ pub struct InitContext<'a> {
     pub extra_env: &'a [String],
     /// Per spec mount, the user namespace of an id-mapped mount (made by the parent).
     pub idmap: &'a [Option<OwnedFd>],
+    /// Per spec mount, a source tree made on the host side (`mounts::host_trees`).
+    pub host_trees: &'a [Option<OwnedFd>],
 }
 
 /// The child's entry point; never returns.
@@ -291,11 +293,15 @@ fn init(ctx: &InitContext) -> Result<(), String> {
             .iter()
             .map(|fd| fd.as_ref().map(|f| f.as_raw_fd()))
             .collect(),
+        host_trees: ctx
+            .host_trees
+            .iter()
+            .map(|fd| fd.as_ref().map(|f| f.as_raw_fd()))
+            .collect(),
     };
     trace::mark("init: begin");
-    if has_mntns {
-        rootfs::prepare(spec, ctx.rootfs, &opts).map_err(|e| e.to_string())?;
-    }
+    // Without a mount namespace prepare only refuses what would change the host's mounts.
+    rootfs::prepare(spec, ctx.rootfs, &opts).map_err(|e| e.to_string())?;
     trace::mark("init: rootfs mounted");
     let hooks = spec.hooks().as_ref();
     #[allow(deprecated)]
@@ -485,6 +491,13 @@ fn prepare_identity_and_exec(
     let nnp = process.no_new_privileges().unwrap_or(false);
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         sched::set_personality(p).map_err(|e| e.to_string())?;
+    }
+    if let Some(m) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.memory_policy().as_ref())
+    {
+        sched::set_memory_policy(m).map_err(|e| e.to_string())?;
     }
     if let Some(s) = process.scheduler() {
         sched::set_scheduler(s).map_err(|e| e.to_string())?;
@@ -750,10 +763,8 @@ fn prepare_fds(preserve: i32) -> Result<(), String> {
 
 /// Block until `runz start` opens the fifo for reading, then release it with one byte.
 fn wait_for_start(fifo: &OwnedFd) -> Result<(), String> {
-    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
-    let f = fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
+    let f = rootfs::reopen_own_fd(std::os::fd::AsFd::as_fd(fifo), nix::fcntl::OFlag::O_WRONLY)
+        .map(fs::File::from)
         .map_err(|e| format!("open exec fifo: {e}"))?;
     use std::io::Write;
     (&f).write_all(b"0")

@@ -29,6 +29,7 @@ pub mod init;
 pub mod mounts;
 pub mod namespaces;
 pub mod process;
+pub mod rdt;
 pub mod rlimits;
 pub mod rootfs;
 pub mod sched;

@@ -20,7 +20,7 @@ use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::mount::MsFlags;
 use nix::sys::stat::{Mode, SFlag};
-use oci_spec::runtime::Mount;
+use oci_spec::runtime::{Mount, Spec};
 use zones_mountapi as mountapi;
 
 /// Errors from mounting one spec entry. Each names the offending destination or value.
@@ -66,6 +66,10 @@ pub enum MountError {
     },
     #[error("{dest:?} cannot be mounted: {reason}")]
     ProcMount { dest: PathBuf, reason: String },
+    /// runc's text: a proc or sysfs destination that exists as a symlink (or a file) could put
+    /// the filesystem anywhere the link points.
+    #[error("error mounting {fstype:?} to rootfs at {dest:?}: filesystem {fstype:?} must be mounted on ordinary directory")]
+    NotDirectory { dest: PathBuf, fstype: String },
     #[error("mount {dest:?}: {what} is not supported")]
     Unsupported { dest: PathBuf, what: String },
     #[error("tmpcopyup into {dest:?} at {path:?}: {source}")]
@@ -288,8 +292,15 @@ fn apply_flag(out: &mut MountOptions, clear: bool, flag: MsFlags) {
 
 fn apply_rec_attr(out: &mut MountOptions, clear: bool, attr: u64) {
     if clear {
-        out.rec_attr_clear |= attr;
         out.rec_attr_set &= !attr;
+        // mount_setattr(2) takes the atime mode as one field: clearing part of it is EINVAL,
+        // so `ratime`/`rnostrictatime` clear the whole field (back to relatime) unless another
+        // atime option sets a mode again later.
+        out.rec_attr_clear |= if attr & MOUNT_ATTR_ATIME == attr && attr != 0 {
+            MOUNT_ATTR_ATIME
+        } else {
+            attr
+        };
     } else {
         out.rec_attr_set |= attr;
         out.rec_attr_clear &= !attr;
@@ -551,6 +562,10 @@ pub struct MountContext<'a> {
     pub cgroup: Option<&'a CgroupLayout>,
     /// For an id-mapped mount: the user namespace (an open descriptor) holding its mappings.
     pub idmap_userns: Option<std::os::fd::RawFd>,
+    /// A detached tree of this mount's source made on the host side ([`host_trees`]): the
+    /// id-mapped clone, or the bind source for when the container's user namespace cannot
+    /// reach it.
+    pub host_tree: Option<std::os::fd::RawFd>,
 }
 
 /// Mounts one spec entry into the rootfs. Read-only on tmpfs and on `/dev` is deferred to
@@ -570,6 +585,9 @@ pub fn mount_one(ctx: &MountContext<'_>, m: &Mount) -> Result<(), MountError> {
         || m.uid_mappings().is_some()
         || m.gid_mappings().is_some()
     {
+        if let Some(tree) = ctx.host_tree {
+            return move_host_tree(ctx, dest, tree, &opts);
+        }
         return match ctx.idmap_userns {
             Some(userns) => mount_bind_idmapped(ctx, m, &opts, userns),
             None => Err(MountError::Unsupported {
@@ -611,6 +629,10 @@ pub fn mount_one(ctx: &MountContext<'_>, m: &Mount) -> Result<(), MountError> {
 
 /// Source of a bind mount, made absolute against the bundle.
 fn bind_source(ctx: &MountContext<'_>, m: &Mount) -> Result<PathBuf, MountError> {
+    source_path(ctx.bundle, m)
+}
+
+fn source_path(bundle: Option<&Path>, m: &Mount) -> Result<PathBuf, MountError> {
     let src = m
         .source()
         .clone()
@@ -618,10 +640,103 @@ fn bind_source(ctx: &MountContext<'_>, m: &Mount) -> Result<PathBuf, MountError>
             dest: m.destination().clone(),
             reason: "bind mount without a source".into(),
         })?;
-    Ok(match (src.is_absolute(), ctx.bundle) {
+    Ok(match (src.is_absolute(), bundle) {
         (false, Some(b)) => b.join(src),
         _ => src,
     })
+}
+
+/// Run by the runtime on the host side, before init enters the container's user namespace:
+/// per spec mount, a detached tree of what init could not make itself from inside it.
+/// - an id-mapped mount: its source cloned and marked with the mapping (`MOUNT_ATTR_IDMAP`
+///   needs privilege over the source's filesystem, which root of the container lacks);
+/// - a bind mount: its source cloned (recursively for `rbind`), used by init only if it cannot
+///   open the source itself (EACCES/EPERM: a 0700 directory of host root, as runc opens
+///   sources before entering the user namespace). Init tries its own path first so that a
+///   source under an earlier mount of the spec still sees that mount.
+///
+/// Without a user namespace in the spec nothing is needed: every entry is None.
+pub fn host_trees(
+    spec: &Spec,
+    bundle: &Path,
+    idmaps: &[Option<OwnedFd>],
+) -> Result<Vec<Option<OwnedFd>>, MountError> {
+    let mounts = spec.mounts().as_deref().unwrap_or(&[]);
+    let in_userns = spec.linux().as_ref().is_some_and(|l| {
+        l.namespaces()
+            .as_deref()
+            .unwrap_or(&[])
+            .iter()
+            .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
+    });
+    if !in_userns {
+        return Ok(mounts.iter().map(|_| None).collect());
+    }
+    let mut out = Vec::with_capacity(mounts.len());
+    for (i, m) in mounts.iter().enumerate() {
+        let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
+        let is_bind = opts.bind || m.typ().as_deref() == Some("bind");
+        let userns = idmaps.get(i).and_then(|u| u.as_ref());
+        let tree = match userns {
+            Some(userns) => {
+                let src = source_path(Some(bundle), m)?;
+                let dest = m.destination();
+                let recursive = crate::runtime::idmap::recursive(m);
+                let tree =
+                    crate::runtime::idmap::clone_mapped(dest, &src, userns.as_fd(), recursive)
+                        .map_err(|e| MountError::Unsupported {
+                            dest: dest.clone(),
+                            what: e.to_string(),
+                        })?;
+                Some(tree)
+            }
+            None if is_bind => {
+                // A source that cannot be cloned here is reported by init, which tries it too.
+                let src = source_path(Some(bundle), m)?;
+                std::ffi::CString::new(src.as_os_str().as_encoded_bytes())
+                    .ok()
+                    .and_then(|c| mountapi::clone_tree(&c, opts.rbind).ok())
+            }
+            None => None,
+        };
+        out.push(tree);
+    }
+    Ok(out)
+}
+
+/// Moves a tree made by [`host_trees`] onto `dest` inside the root, then finishes it as a bind.
+fn move_host_tree(
+    ctx: &MountContext<'_>,
+    dest: &Path,
+    tree: std::os::fd::RawFd,
+    opts: &MountOptions,
+) -> Result<(), MountError> {
+    // SAFETY: the caller (init) keeps the descriptors of host_trees open for the whole of
+    // rootfs::prepare.
+    let tree = unsafe { BorrowedFd::borrow_raw(tree) };
+    let st = nix::sys::stat::fstat(tree.as_raw_fd()).map_err(|source| MountError::Source {
+        src: proc_fd_path(tree),
+        dest: dest.to_path_buf(),
+        source,
+    })?;
+    let kind = if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+        NodeKind::Dir
+    } else {
+        NodeKind::File
+    };
+    let target = open_in_root(ctx.root, dest, Some(kind))?;
+    check_proc_mount(ctx, &target, dest, Some(tree), "bind")?;
+    mountapi::move_to_fd(tree, target.fd.as_fd()).map_err(|source| {
+        mount_err(
+            "(source opened on the host)".into(),
+            dest,
+            "bind",
+            MsFlags::MS_BIND,
+            "",
+            source,
+        )
+    })?;
+    finish_bind(ctx, &target.path, dest, opts)
 }
 
 /// An id-mapped bind mount: the source cloned, marked with the mapping's user namespace, and
@@ -665,13 +780,22 @@ fn bind_from(
     src: &Path,
     opts: &MountOptions,
 ) -> Result<(), MountError> {
-    let src_fd = openat_fd(None, src, OFlag::O_PATH, Mode::empty()).map_err(|source| {
-        MountError::Source {
-            src: src.to_path_buf(),
-            dest: dest.to_path_buf(),
-            source,
+    let src_fd = match (
+        openat_fd(None, src, OFlag::O_PATH, Mode::empty()),
+        ctx.host_tree,
+    ) {
+        (Ok(fd), _) => fd,
+        (Err(Errno::EACCES | Errno::EPERM), Some(tree)) => {
+            return move_host_tree(ctx, dest, tree, opts);
         }
-    })?;
+        (Err(source), _) => {
+            return Err(MountError::Source {
+                src: src.to_path_buf(),
+                dest: dest.to_path_buf(),
+                source,
+            })
+        }
+    };
     let st = nix::sys::stat::fstat(src_fd.as_raw_fd()).map_err(|source| MountError::Source {
         src: src.to_path_buf(),
         dest: dest.to_path_buf(),
@@ -806,6 +930,12 @@ fn mount_fs(
     fstype: &str,
 ) -> Result<(), MountError> {
     let dest = m.destination();
+    if fstype == "proc" || fstype == "sysfs" {
+        refuse_non_directory(ctx.root, dest, fstype)?;
+    }
+    // A tmpfs keeps the mode of a directory that was there; one on a directory made here gets
+    // tmpfs's own default (1777), as with runc.
+    let existed = fstype != "tmpfs" || open_in_root(ctx.root, dest, None).is_ok();
     let target = open_in_root(ctx.root, dest, Some(NodeKind::Dir))?;
     check_proc_mount(ctx, &target, dest, None, fstype)?;
     let mut flags = opts.flags;
@@ -819,6 +949,7 @@ fn mount_fs(
         .unwrap_or_else(|| fstype.to_string());
     let old_mode = nix::sys::stat::fstat(target.fd.as_raw_fd())
         .ok()
+        .filter(|_| existed)
         .map(|st| st.st_mode & 0o7777);
     // For tmpcopyup: a readable handle on the directory that the tmpfs is about to cover.
     let lower = if opts.extra.tmpcopyup && fstype == "tmpfs" {
@@ -851,6 +982,36 @@ fn mount_fs(
         }
     }
     finish_mount(&mounted, dest, opts)
+}
+
+/// As runc: proc and sysfs go only on a directory or on nothing yet; an existing last component
+/// that is a symlink (or anything else) is refused rather than followed.
+fn refuse_non_directory(root: BorrowedFd<'_>, dest: &Path, fstype: &str) -> Result<(), MountError> {
+    let (parent, name) = match open_parent_in_root(root, dest, false) {
+        Ok(found) => found,
+        Err(MountError::Resolve {
+            source: Errno::ENOENT,
+            ..
+        }) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    match nix::sys::stat::fstatat(
+        Some(parent.fd.as_raw_fd()),
+        name.as_os_str(),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    ) {
+        Ok(st) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR => {
+            Err(MountError::NotDirectory {
+                dest: dest.to_path_buf(),
+                fstype: fstype.to_string(),
+            })
+        }
+        Ok(_) | Err(Errno::ENOENT) => Ok(()),
+        Err(source) => Err(MountError::Resolve {
+            path: dest.to_path_buf(),
+            source,
+        }),
+    }
 }
 
 fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> nix::Result<()> {
@@ -1486,6 +1647,14 @@ pub(crate) mod tests {
         assert_eq!(o.rec_attr_clear, MOUNT_ATTR_ATIME);
         let o = opts(&["rrelatime"]);
         assert!(o.has_rec_attrs());
+        assert_eq!(o.rec_attr_clear, MOUNT_ATTR_ATIME);
+        // Clearing one atime mode clears the whole field (a partial mask is EINVAL).
+        for o in [opts(&["ratime"]), opts(&["rstrictatime", "rnostrictatime"])] {
+            assert_eq!(o.rec_attr_set, 0);
+            assert_eq!(o.rec_attr_clear, MOUNT_ATTR_ATIME);
+        }
+        let o = opts(&["rnoatime", "rnostrictatime"]);
+        assert_eq!(o.rec_attr_set, MOUNT_ATTR_NOATIME);
         assert_eq!(o.rec_attr_clear, MOUNT_ATTR_ATIME);
         let o = opts(&["rnosymfollow", "rexec"]);
         assert_eq!(o.rec_attr_set, MOUNT_ATTR_NOSYMFOLLOW);

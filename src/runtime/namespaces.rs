@@ -77,14 +77,35 @@ pub fn open_joins(namespaces: &[LinuxNamespace]) -> Result<Vec<ToJoin>, Namespac
 }
 
 /// Join the namespaces opened by [`open_joins`], except those in `skip`.
+///
+/// After joining a user namespace the caller becomes its root (uid/gid 0 there), as runc does:
+/// host root is not mapped inside it, and files created with an unmapped owner fail with
+/// EOVERFLOW (the first being `/dev/pts` of the rootfs).
 pub fn join(joins: &[ToJoin], skip: &[LinuxNamespaceType]) -> Result<(), NamespaceError> {
     for j in joins.iter().filter(|j| !skip.contains(&j.typ)) {
-        setns(j.fd.as_fd(), flag(j.typ)).map_err(|errno| NamespaceError::Join {
+        let err = |errno| NamespaceError::Join {
             typ: j.typ.to_string(),
             errno,
-        })?;
+        };
+        setns(j.fd.as_fd(), flag(j.typ)).map_err(err)?;
+        if j.typ == LinuxNamespaceType::User {
+            become_userns_root().map_err(err)?;
+        }
     }
     Ok(())
+}
+
+/// uid and gid 0 of the user namespace just joined, with no supplementary groups where the
+/// namespace allows setgroups (host root's groups are not mapped in it).
+fn become_userns_root() -> nix::Result<()> {
+    use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
+    match setgroups(&[]) {
+        Ok(()) | Err(nix::errno::Errno::EPERM) => {}
+        Err(e) => return Err(e),
+    }
+    let (g, u) = (Gid::from_raw(0), Uid::from_raw(0));
+    setresgid(g, g, g)?;
+    setresuid(u, u, u)
 }
 
 /// Unshare the given new namespaces.
@@ -150,7 +171,18 @@ pub fn write_time_offsets(spec: &Spec) -> Result<(), NamespaceError> {
             off.nanosecs().unwrap_or(0)
         ));
     }
-    fs::write("/proc/self/timens_offsets", text.as_bytes()).map_err(|e| NamespaceError::IdMap {
+    // Becoming root of a new user namespace changed our ids, which made us non-dumpable, and
+    // then /proc/self belongs to host root: the offsets file cannot be opened (EACCES). Be
+    // dumpable just for the write (no process of the container exists yet), then as before.
+    let was = nix::sys::prctl::get_dumpable().unwrap_or(false);
+    if !was {
+        let _ = nix::sys::prctl::set_dumpable(true);
+    }
+    let res = fs::write("/proc/self/timens_offsets", text.as_bytes());
+    if !was {
+        let _ = nix::sys::prctl::set_dumpable(false);
+    }
+    res.map_err(|e| NamespaceError::IdMap {
         file: "timens_offsets",
         pid: std::process::id() as i32,
         reason: format!("{e} (offsets {:?})", text.trim_end()),

@@ -16,7 +16,7 @@
 //!
 //! [`finish`] is 5 + 7 for callers without sysctls.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -36,6 +36,10 @@ use super::mounts::{
 pub enum RootfsError {
     #[error("the spec has {count} mounts but the container has no mount namespace")]
     NoMountNamespace { count: usize },
+    /// Without a mount namespace these would change the host's mounts (runc does, and leaves
+    /// them behind).
+    #[error("the spec sets {what} but the container has no mount namespace")]
+    NoMountNamespaceFor { what: &'static str },
     #[error("rootfs path {0:?} must be absolute")]
     RelativeRootfs(PathBuf),
     #[error("linux.rootfsPropagation {0:?} is not one of shared, rshared, slave, rslave, private, rprivate, unbindable, runbindable")]
@@ -90,6 +94,9 @@ pub struct RootfsOptions {
     /// Per spec mount (by index), the user namespace an id-mapped mount uses
     /// ([`crate::runtime::idmap::prepare`]); the descriptors stay open in the caller.
     pub idmap_userns: Vec<Option<std::os::fd::RawFd>>,
+    /// Per spec mount (by index), a detached tree made on the host side
+    /// ([`mounts::host_trees`]); the descriptors stay open in the caller.
+    pub host_trees: Vec<Option<std::os::fd::RawFd>>,
 }
 
 /// `linux.rootfsPropagation` as mount flags; None when unset or empty.
@@ -147,6 +154,23 @@ pub fn prepare(spec: &Spec, rootfs: &Path, opts: &RootfsOptions) -> Result<(), R
                 count: mounts_list.len(),
             });
         }
+        let linux = spec.linux().as_ref();
+        let set = |v: Option<&Vec<String>>| v.is_some_and(|v| !v.is_empty());
+        if set(linux.and_then(|l| l.masked_paths().as_ref())) {
+            return Err(RootfsError::NoMountNamespaceFor {
+                what: "linux.maskedPaths",
+            });
+        }
+        if set(linux.and_then(|l| l.readonly_paths().as_ref())) {
+            return Err(RootfsError::NoMountNamespaceFor {
+                what: "linux.readonlyPaths",
+            });
+        }
+        if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+            return Err(RootfsError::NoMountNamespaceFor {
+                what: "root.readonly",
+            });
+        }
         return Ok(());
     }
     if !rootfs.is_absolute() {
@@ -184,9 +208,11 @@ pub fn prepare(spec: &Spec, rootfs: &Path, opts: &RootfsOptions) -> Result<(), R
         new_cgroup_ns: opts.new_cgroup_ns,
         cgroup: opts.cgroup.as_ref(),
         idmap_userns: None,
+        host_tree: None,
     };
     for (index, m) in mounts_list.iter().enumerate() {
         ctx.idmap_userns = opts.idmap_userns.get(index).copied().flatten();
+        ctx.host_tree = opts.host_trees.get(index).copied().flatten();
         mounts::mount_one(&ctx, m).map_err(|source| RootfsError::Mount {
             index,
             dest: m.destination().clone(),
@@ -216,6 +242,15 @@ pub fn enter(rootfs: &Path, no_pivot: bool, has_mount_ns: bool) -> Result<(), Ro
     };
     nix::unistd::chdir(rootfs).map_err(step("chdir"))?;
     if !has_mount_ns {
+        // The rootfs has no /proc of ours: keep a way to reopen our own fds (the exec fifo).
+        let dir = openat_fd(
+            None,
+            "/proc/self/fd",
+            OFlag::O_PATH | OFlag::O_DIRECTORY,
+            Mode::empty(),
+        )
+        .map_err(step("open /proc/self/fd"))?;
+        let _ = OWN_FD_DIR.set(dir);
         chroot_here().map_err(step("chroot"))?;
     } else if no_pivot {
         ms_move_root(rootfs).map_err(step("MS_MOVE"))?;
@@ -225,6 +260,25 @@ pub fn enter(rootfs: &Path, no_pivot: bool, has_mount_ns: bool) -> Result<(), Ro
     }
     devices::reopen_dev_null().map_err(Box::new)?;
     Ok(())
+}
+
+/// `/proc/self/fd` of init, opened before a chroot without a mount namespace (see [`enter`]).
+static OWN_FD_DIR: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+
+/// Reopens one of this process's descriptors (an O_PATH one, say) with `flags`, through
+/// `/proc/self/fd`, or through the handle on it kept by [`enter`] when the root has no /proc.
+/// Always `O_CLOEXEC`.
+pub fn reopen_own_fd(fd: BorrowedFd<'_>, flags: OFlag) -> nix::Result<OwnedFd> {
+    let name = fd.as_raw_fd().to_string();
+    match OWN_FD_DIR.get() {
+        Some(dir) => openat_fd(Some(dir.as_fd()), name.as_str(), flags, Mode::empty()),
+        None => openat_fd(
+            None,
+            Path::new("/proc/self/fd").join(&name).as_path(),
+            flags,
+            Mode::empty(),
+        ),
+    }
 }
 
 fn chroot_here() -> nix::Result<()> {
@@ -314,7 +368,8 @@ pub fn finalize(spec: &Spec) -> Result<(), RootfsError> {
     for m in spec.mounts().as_deref().unwrap_or(&[]) {
         let o = mounts::parse_options(m.options().as_deref().unwrap_or(&[]));
         if o.flags.contains(MsFlags::MS_RDONLY) && mounts::defers_readonly(m) && !o.bind {
-            let fd = open_path(m.destination()).map_err(|source| RootfsError::Readonly {
+            let dest = mounts::clean_in_root(m.destination());
+            let fd = open_path(&dest).map_err(|source| RootfsError::Readonly {
                 path: m.destination().clone(),
                 source,
             })?;
@@ -340,10 +395,22 @@ pub fn protect_paths(spec: &Spec) -> Result<(), RootfsError> {
     for p in linux.readonly_paths().as_deref().unwrap_or(&[]) {
         readonly_path(Path::new(p))?;
     }
-    for p in linux.masked_paths().as_deref().unwrap_or(&[]) {
-        mask_path(Path::new(p))?;
+    let mut shared_tmpfs = None;
+    for p in dedup_paths(linux.masked_paths().as_deref().unwrap_or(&[])) {
+        mask_path_sharing(&p, &mut shared_tmpfs)?;
     }
     Ok(())
+}
+
+/// Each path once, in first-seen order, compared after cleaning (`/a/`, `/a/./` and `/a` are one
+/// path): masking a path twice would stack a second mount that hides nothing more.
+fn dedup_paths(paths: &[String]) -> Vec<PathBuf> {
+    let mut seen = std::collections::HashSet::new();
+    paths
+        .iter()
+        .map(|p| mounts::clean_in_root(Path::new(p)))
+        .filter(|p| seen.insert(p.clone()))
+        .collect()
 }
 
 fn open_path(p: &Path) -> nix::Result<std::os::fd::OwnedFd> {
@@ -383,6 +450,13 @@ pub fn readonly_path(path: &Path) -> Result<(), RootfsError> {
 /// Hide `path`: a read-only empty tmpfs over a directory, /dev/null over anything else.
 /// ENOENT is not an error.
 pub fn mask_path(path: &Path) -> Result<(), RootfsError> {
+    mask_path_sharing(path, &mut None)
+}
+
+/// [`mask_path`], with every masked directory showing one read-only empty tmpfs: the first
+/// one mounted is kept in `shared` (an O_PATH handle on it) and bound over the next ones, so a
+/// container with many masked directories costs one tmpfs instance, not one each.
+fn mask_path_sharing(path: &Path, shared: &mut Option<OwnedFd>) -> Result<(), RootfsError> {
     let err = |source| RootfsError::Mask {
         path: path.to_path_buf(),
         source,
@@ -395,14 +469,27 @@ pub fn mask_path(path: &Path) -> Result<(), RootfsError> {
     let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(err)?;
     let target = proc_fd_path(fd.as_fd());
     if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
-        return do_mount(
+        if let Some(tmpfs) = shared.as_ref() {
+            // A bind keeps the source mount's read-only flag.
+            return do_mount(
+                Some(&proc_fd_path(tmpfs.as_fd())),
+                &target,
+                None,
+                MsFlags::MS_BIND,
+                None,
+            )
+            .map_err(err);
+        }
+        do_mount(
             Some("tmpfs"),
             &target,
             Some("tmpfs"),
             MsFlags::MS_RDONLY,
             None,
         )
-        .map_err(err);
+        .map_err(err)?;
+        *shared = Some(open_path(path).map_err(err)?);
+        return Ok(());
     }
     let null = openat_fd(None, "/dev/null", OFlag::O_PATH, Mode::empty()).map_err(err)?;
     let nst = nix::sys::stat::fstat(null.as_raw_fd()).map_err(err)?;

@@ -1,6 +1,6 @@
 //! Scheduling attributes of the process: process.scheduler (sched_setattr), process.ioPriority
-//! (ioprio_set), linux.personality (personality) and process.execCPUAffinity
-//! (sched_setaffinity).
+//! (ioprio_set), linux.personality (personality), process.execCPUAffinity
+//! (sched_setaffinity) and linux.memoryPolicy (set_mempolicy).
 
 use oci_spec::runtime::{
     ExecCPUAffinity, IOPriorityClass, LinuxIOPriority, LinuxPersonality, LinuxPersonalityDomain,
@@ -21,6 +21,88 @@ pub enum SchedError {
     Personality(String, String),
     #[error("execCPUAffinity {list:?}: {reason}")]
     Affinity { list: String, reason: String },
+    #[error("memoryPolicy {mode} {nodes:?}: {reason}")]
+    MemoryPolicy {
+        mode: String,
+        nodes: String,
+        reason: String,
+    },
+}
+
+/// The largest NUMA node number a memoryPolicy may name (the kernel's MAX_NUMNODES is at most
+/// 1024).
+const MAX_NUMA_NODES: usize = 1024;
+
+/// Parses a node list ("0-3,7") into a bitmask of u64 words; None if malformed or too large.
+fn parse_nodes(list: &str) -> Option<Vec<u64>> {
+    let mut mask = vec![0u64; MAX_NUMA_NODES / 64];
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (
+                a.trim().parse::<usize>().ok()?,
+                b.trim().parse::<usize>().ok()?,
+            ),
+            None => {
+                let n = part.parse::<usize>().ok()?;
+                (n, n)
+            }
+        };
+        if lo > hi || hi >= MAX_NUMA_NODES {
+            return None;
+        }
+        for n in lo..=hi {
+            mask[n / 64] |= 1 << (n % 64);
+        }
+    }
+    Some(mask)
+}
+
+/// Apply linux.memoryPolicy to the calling process with set_mempolicy(2); it is inherited by
+/// the container's program across execve. Kernel refusals (a node that does not exist or has
+/// no memory, a mode that takes no nodes given some) are errors naming the policy.
+pub fn set_memory_policy(p: &oci_spec::runtime::LinuxMemoryPolicy) -> Result<(), SchedError> {
+    use oci_spec::runtime::{MemoryPolicyFlagType as F, MemoryPolicyModeType as M};
+    let nodes = p.nodes().clone().unwrap_or_default();
+    let err = |reason: String| SchedError::MemoryPolicy {
+        mode: p.mode().to_string(),
+        nodes: nodes.clone(),
+        reason,
+    };
+    let mode: libc::c_int = match p.mode() {
+        M::MpolDefault => 0,
+        M::MpolPreferred => 1,
+        M::MpolBind => 2,
+        M::MpolInterleave => 3,
+        M::MpolLocal => 4,
+        M::MpolPreferredMany => 5,
+        M::MpolWeightedInterleave => 6,
+    };
+    let flags = p.flags().iter().flatten().fold(0, |acc, f| {
+        acc | match f {
+            F::MpolFNumaBalancing => 1 << 13,
+            F::MpolFRelativeNodes => 1 << 14,
+            F::MpolFStaticNodes => 1 << 15,
+        }
+    });
+    let mask = parse_nodes(&nodes).ok_or_else(|| {
+        err(format!(
+            "nodes must be a list of node numbers and ranges below {MAX_NUMA_NODES}"
+        ))
+    })?;
+    let empty = mask.iter().all(|w| *w == 0);
+    let (ptr, maxnode) = if empty {
+        (std::ptr::null(), 0)
+    } else {
+        (mask.as_ptr(), MAX_NUMA_NODES as libc::c_ulong + 1)
+    };
+    // SAFETY: set_mempolicy reads `maxnode - 1` bits from `ptr`, which holds MAX_NUMA_NODES
+    // bits (or is null with maxnode 0).
+    let r = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode | flags, ptr, maxnode) };
+    if r < 0 {
+        let e = nix::errno::Errno::last();
+        return Err(err(format!("set_mempolicy: {}", e.desc())));
+    }
+    Ok(())
 }
 
 /// `struct sched_attr` of sched_setattr(2).
@@ -230,6 +312,17 @@ mod tests {
         assert_eq!(a.nice, 5);
         assert_eq!(a.flags, 1);
         assert_eq!(a.size, 56);
+    }
+
+    #[test]
+    fn memory_policy_nodes_parse_as_ranges() {
+        let m = parse_nodes("0-2,5, 64").unwrap();
+        assert_eq!(m[0], 0b100111);
+        assert_eq!(m[1], 1);
+        assert_eq!(parse_nodes("").unwrap().iter().sum::<u64>(), 0);
+        assert!(parse_nodes("3-1").is_none());
+        assert!(parse_nodes("x").is_none());
+        assert!(parse_nodes("1024").is_none());
     }
 
     #[test]

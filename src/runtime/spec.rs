@@ -157,14 +157,9 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         }
     }
     super::sysctl::validate(spec)?;
-    for m in spec.mounts().as_deref().unwrap_or(&[]) {
-        if !m.destination().is_absolute() {
-            return Err(SpecError::Invalid(format!(
-                "mount destination {:?} must be absolute",
-                m.destination()
-            )));
-        }
-    }
+    super::rdt::validate(spec).map_err(|e| SpecError::Invalid(e.to_string()))?;
+    // A relative mount destination is accepted, relative to "/" (runc 1.1 warns and mounts it;
+    // see mounts::mount_one).
     Ok(())
 }
 
