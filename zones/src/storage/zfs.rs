@@ -69,6 +69,24 @@ pub fn zfs(args: &[&str]) -> Result<String, StorageError> {
     }
 }
 
+/// Run `zpool ARGS`; stdout on success, stderr as the error.
+pub fn zpool(args: &[&str]) -> Result<String, StorageError> {
+    let err = |msg: String| StorageError::Command {
+        cmd: format!("zpool {}", args.join(" ")),
+        msg,
+    };
+    let out = Command::new("zpool")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| err(e.to_string()))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(err(String::from_utf8_lossy(&out.stderr).trim().to_string()))
+    }
+}
+
 fn is_busy(e: &StorageError) -> bool {
     matches!(e, StorageError::Command { msg, .. } if msg.contains("busy"))
 }
