@@ -370,6 +370,7 @@ fn remove_zone_files(host: &Path) -> Result<()> {
         "app.json",
         "SUNWdetached.json",
         zones::storage::zfs::DETACH_STREAM,
+        zones::storage::zfs::DETACH_INCR,
         "idshift",
     ] {
         let _ = fs::remove_file(host.join(f));
