@@ -140,6 +140,8 @@ fn a_delegated_dataset_is_the_zones_to_manage_and_the_hosts_again_after_halt() {
     h.ok("zoneadm", &["-z", "d1", "halt"]);
     // Back on the host: not zoned, its children and data there, mountable by the host.
     assert_eq!(prop(&ds, "zoned"), "off");
+    let (ok, src) = host_zfs(&["get", "-H", "-o", "source", "mountpoint", &ds]);
+    assert!(ok && src.trim() != "local", "mountpoint left set: {src}");
     let all = pool.datasets();
     assert!(all.contains(&format!("{ds}/child@s1")), "{all:?}");
     let (ok, out) = host_zfs(&["destroy", "-r", &ds]);

@@ -92,7 +92,7 @@ struct Supervisor {
     shed_after: Option<u16>,
     /// `add dataset`: what is attached to the zone's user namespace (`zfs zone`), and that
     /// namespace, held open so `zfs unzone` can name it after init is gone.
-    delegated: Vec<String>,
+    delegated: Vec<(String, bool)>,
     zone_userns: Option<fs::File>,
 }
 
@@ -886,11 +886,12 @@ impl Supervisor {
         let f = fs::File::open(&ns).map_err(|e| format!("{ns}: {e}"))?;
         self.zone_userns = Some(f);
         for ds in zone.dataset.iter().filter_map(|d| d.name.as_deref()) {
-            delegate::attach(std::path::Path::new(&ns), ds)
+            let set_mp = delegate::attach(std::path::Path::new(&ns), ds)
                 .map_err(|e| format!("zone '{}': dataset {ds}: {e}", zone.zonename))?;
-            self.delegated.push(ds.to_string());
+            self.delegated.push((ds.to_string(), set_mp));
             let at = delegate::mountpoint_in_zone(ds).map_err(|e| e.to_string())?;
             delegate::mount_in_zone(pid.as_raw(), ds, &at)
+                .and_then(|_| delegate::give_to_zone_root(pid.as_raw(), &at))
                 .map_err(|e| format!("zone '{}': {e}", zone.zonename))?;
         }
         Ok(())
@@ -903,8 +904,9 @@ impl Supervisor {
             return;
         };
         let ns = format!("/proc/{}/fd/{}", std::process::id(), f.as_raw_fd());
-        for ds in self.delegated.drain(..) {
-            if let Err(e) = zones::storage::delegate::detach(std::path::Path::new(&ns), &ds) {
+        for (ds, set_mp) in self.delegated.drain(..) {
+            let ns = std::path::Path::new(&ns);
+            if let Err(e) = zones::storage::delegate::detach(ns, &ds, set_mp) {
                 log(&format!("zone '{}': dataset {ds}: {e}", self.paths.name));
             }
         }

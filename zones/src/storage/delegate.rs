@@ -122,39 +122,68 @@ pub fn check(
     Ok(())
 }
 
-/// The path inside the zone where `ds` is mounted: its `mountpoint` (as the zone sees it),
-/// `/DS` for `legacy`/`none`.
+/// The path inside the zone where `ds` is mounted: the `mountpoint` set on the dataset itself
+/// (source local), which with `zoned=on` is the zone's to choose and means a path in the
+/// zone; else `/DS` (illumos's default for a delegated dataset), which [`attach`] sets so
+/// that the children the zone makes inherit paths under it.
 pub fn mountpoint_in_zone(ds: &str) -> Result<String, DelegateError> {
-    let mp = zfs(&["get", "-H", "-o", "value", "mountpoint", ds])?;
-    let mp = mp.trim();
-    Ok(if mp.starts_with('/') {
-        mp.to_string()
+    let (value, local) = mountpoint(ds)?;
+    Ok(if local && value.starts_with('/') {
+        value
     } else {
         format!("/{ds}")
     })
 }
 
+/// (`mountpoint`, whether it is set on `ds` itself).
+fn mountpoint(ds: &str) -> Result<(String, bool), DelegateError> {
+    let out = zfs(&["get", "-H", "-o", "value,source", "mountpoint", ds])?;
+    let mut it = out.trim().split('\t');
+    let (value, source) = (it.next().unwrap_or(""), it.next().unwrap_or(""));
+    Ok((value.to_string(), source == "local"))
+}
+
 /// `zoned=on`, then `zfs zone NSFILE DS` (NSFILE: the zone's user namespace, like
 /// `/proc/PID/ns/user`). On failure `zoned` is put back.
-pub fn attach(nsfile: &Path, ds: &str) -> Result<(), DelegateError> {
+///
+/// A dataset without a mountpoint of its own gets `mountpoint=/DS` (a path in the zone; an
+/// inherited one is the host's), taken back by [`detach`]. Returns whether it set one.
+pub fn attach(nsfile: &Path, ds: &str) -> Result<bool, DelegateError> {
     let ns = nsfile.to_string_lossy();
+    let (_, local) = mountpoint(ds)?;
     zfs(&["set", "zoned=on", ds])?;
-    if let Err(e) = zfs(&["zone", &ns, ds]) {
+    let set_mp = !local;
+    let done = (|| {
+        if set_mp {
+            zfs(&["set", &format!("mountpoint=/{ds}"), ds])?;
+        }
+        zfs(&["zone", &ns, ds]).map(drop)
+    })();
+    if let Err(e) = done {
+        if set_mp {
+            let _ = zfs(&["inherit", "mountpoint", ds]);
+        }
         let _ = zfs(&["set", "zoned=off", ds]);
         return Err(e.into());
     }
-    Ok(())
+    Ok(set_mp)
 }
 
 /// `zfs unzone NSFILE DS` and `zoned=off`: the dataset is the host's again. Every step is tried;
 /// the first failure is returned.
-pub fn detach(nsfile: &Path, ds: &str) -> Result<(), DelegateError> {
+/// `set_mp`: what [`attach`] returned (its mountpoint is taken back).
+pub fn detach(nsfile: &Path, ds: &str, set_mp: bool) -> Result<(), DelegateError> {
     let ns = nsfile.to_string_lossy();
     let unzoned = zfs(&["unzone", &ns, ds]);
     // A dataset the zone mounted (and its children) stays zoned=on for the host otherwise.
     let off = zfs(&["set", "zoned=off", ds]);
+    let mp = match set_mp {
+        true => zfs(&["inherit", "mountpoint", ds]).map(drop),
+        false => Ok(()),
+    };
     unzoned?;
     off?;
+    mp?;
     Ok(())
 }
 
@@ -222,6 +251,34 @@ pub fn mount_in_zone(pid: i32, ds: &str, path: &str) -> Result<(), DelegateError
             other => Err(fail(format!("{other:?}")).into()),
         },
     }
+}
+
+/// The delegated dataset's top directory, mounted at `path` in the zone of init `pid`, to the
+/// zone's root (its user namespace's uid and gid 0) when it belongs to the host's root (a new
+/// dataset: unmapped in the zone, where its root could not write there). Done from the host,
+/// through `/proc/PID/root`.
+pub fn give_to_zone_root(pid: i32, path: &str) -> Result<(), DelegateError> {
+    use std::os::unix::fs::MetadataExt;
+    let fail = |msg: String| StorageError::Command {
+        cmd: format!("chown {path} in the zone"),
+        msg,
+    };
+    let base = |map: &str| -> Result<u32, StorageError> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/{map}"))
+            .map_err(|e| fail(format!("{map}: {e}")))?;
+        text.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|f| f.first() == Some(&"0"))
+            .and_then(|f| f.get(1)?.parse().ok())
+            .ok_or_else(|| fail(format!("{map} has no mapping for 0")))
+    };
+    let (uid, gid) = (base("uid_map")?, base("gid_map")?);
+    let dir = format!("/proc/{pid}/root{path}");
+    let meta = std::fs::metadata(&dir).map_err(|e| fail(e.to_string()))?;
+    if meta.uid() == 0 && meta.gid() == 0 && uid != 0 {
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).map_err(|e| fail(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// mkdir(2) with mode 0755, errors ignored (an existing directory is what is wanted).
