@@ -59,7 +59,7 @@ fn prop(ds: &str, p: &str) -> String {
 /// lofs mounts of the host's /usr (the busybox zone has no libc), with /dev/zfs.
 const HOST_TOOLS: &str = "add fs; set dir=/host/usr; set special=/usr; set type=lofs; \
      add options ro; end; add device; set match=/dev/zfs; end";
-const ZFS_IN_ZONE: &str = "/host/usr/lib64/ld-linux-x86-64.so.2 --library-path \
+const ZFS_IN_ZONE: &str = "/host/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 --library-path \
      /host/usr/lib/x86_64-linux-gnu /host/usr/sbin/zfs";
 
 #[test]

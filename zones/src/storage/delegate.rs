@@ -151,19 +151,26 @@ fn mountpoint(ds: &str) -> Result<(String, bool), DelegateError> {
 pub fn attach(nsfile: &Path, ds: &str) -> Result<bool, DelegateError> {
     let ns = nsfile.to_string_lossy();
     let (_, local) = mountpoint(ds)?;
-    zfs(&["set", "zoned=on", ds])?;
     let set_mp = !local;
+    // Off the host's tree first (a zoned dataset is the zone's to mount), then the
+    // mountpoint (the host may not set it once the dataset is zoned).
+    if let Err(e) = zfs(&["umount", ds]) {
+        if !e.to_string().contains("not currently mounted") {
+            return Err(e.into());
+        }
+    }
     let done = (|| {
         if set_mp {
             zfs(&["set", &format!("mountpoint=/{ds}"), ds])?;
         }
+        zfs(&["set", "zoned=on", ds])?;
         zfs(&["zone", &ns, ds]).map(drop)
     })();
     if let Err(e) = done {
+        let _ = zfs(&["set", "zoned=off", ds]);
         if set_mp {
             let _ = zfs(&["inherit", "mountpoint", ds]);
         }
-        let _ = zfs(&["set", "zoned=off", ds]);
         return Err(e.into());
     }
     Ok(set_mp)
