@@ -106,7 +106,8 @@ impl Host {
     /// Boot `z`, check that writing `mib` MiB in it stops at its quota, clean up and halt it.
     fn quota_stops_writes(&self, z: &str, mib: u32) {
         self.ok("zoneadm", &["-z", z, "boot"]);
-        let dd = format!("dd if=/dev/zero of=/root/big bs=1M count={mib} conv=fsync 2>&1; sync");
+        // Random bytes: OpenZFS compresses zeros to nothing (a quota never reached).
+        let dd = format!("dd if=/dev/urandom of=/root/big bs=1M count={mib} conv=fsync 2>&1; sync");
         let out = self.cmd("zlogin", &[z, &dd]);
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("Disk quota exceeded"), "{text}");
@@ -304,10 +305,15 @@ fn zfs_zones_are_clones_with_quota_snapshots_and_move_between_hosts() {
     let a = Host::new("zfs-a");
     let b = Host::new("zfs-b");
     let pool = ZfsPool::new(&a.root.join("pool"), 512 * MIB);
-    let _halt = (HaltFirst(&a), HaltFirst(&b));
     let p = pool.name.clone();
     pool.zfs(&["create", &format!("{p}/ha")]);
-    pool.zfs(&["create", &format!("{p}/hb")]);
+    // On OpenZFS host b's pool is another pool (standing in for another host's): attach
+    // receives there. zfs-fuse cannot receive a clone's stream into another pool: same pool.
+    let openzfs = Path::new("/dev/zfs").exists();
+    let pool_b = openzfs.then(|| SecondPool::new(&pool, &b.root.join("pool-b")));
+    let q = pool_b.as_ref().map_or(p.clone(), |s| s.name.clone());
+    let _halt = (HaltFirst(&a), HaltFirst(&b));
+    pool.zfs(&["create", &format!("{q}/hb")]);
     // Host a's zones dir is a dataset: zones there are detected as zfs.
     let zones_mp = format!("mountpoint={}", a.root.join("zones").display());
     pool.zfs(&["create", "-o", &zones_mp, &format!("{p}/ha/auto")]);
@@ -414,16 +420,19 @@ fn zfs_zones_are_clones_with_quota_snapshots_and_move_between_hosts() {
     a.ok("zoneadm", &["-z", "z1", "detach"]);
     assert_eq!(a.state("z1"), "configured");
     let src = a.zonepath("z1");
+    // Self-contained streams (no clone relation): a full one and the snapshots since.
     assert!(src.join("SUNWdetached.zfs").is_file());
+    assert_eq!(src.join("SUNWdetached.incr.zfs").is_file(), openzfs);
     assert!(!common::zonehost::mounted(&src.join("root")));
     fs::create_dir_all(b.root.join("zones")).unwrap();
     copy_files(&src, &b.zonepath("z1"));
     b.ok("zonecfg", &["-z", "z1", "create -a /zones/z1"]);
-    b.ok("zonecfg", &["-z", "z1", &format!("set storage=zfs:{p}/hb")]);
+    b.ok("zonecfg", &["-z", "z1", &format!("set storage=zfs:{q}/hb")]);
     b.ok("zoneadm", &["-z", "z1", "attach"]);
     assert_eq!(b.state("z1"), "installed");
-    assert_eq!(b.record("z1")["dataset"], format!("{p}/hb/z1"));
+    assert_eq!(b.record("z1")["dataset"], format!("{q}/hb/z1"));
     assert!(!b.zonepath("z1").join("SUNWdetached.zfs").exists());
+    assert!(!b.zonepath("z1").join("SUNWdetached.incr.zfs").exists());
     assert_eq!(
         pool.zfs(&[
             "get",
@@ -432,7 +441,7 @@ fn zfs_zones_are_clones_with_quota_snapshots_and_move_between_hosts() {
             "-o",
             "value",
             "quota",
-            &format!("{p}/hb/z1")
+            &format!("{q}/hb/z1")
         ])
         .trim(),
         (32 * MIB).to_string()
@@ -442,10 +451,11 @@ fn zfs_zones_are_clones_with_quota_snapshots_and_move_between_hosts() {
     assert_eq!(b.ok("zlogin", &["z1", "cat /root/moved"]), "moved\n");
     b.ok("zoneadm", &["-z", "z1", "halt"]);
     b.ok("zoneadm", &["-z", "z1", "uninstall", "-F"]);
-    assert!(!pool
-        .datasets()
-        .iter()
-        .any(|d| d.starts_with(&format!("{p}/hb/z1"))));
+    let on_b = match &pool_b {
+        Some(s) => s.datasets(),
+        None => pool.datasets(),
+    };
+    assert!(!on_b.iter().any(|d| d.starts_with(&format!("{q}/hb/z1"))));
 
     // Back on a: attach again takes the dataset that stayed there.
     a.ok("zoneadm", &["-z", "z1", "attach"]);
@@ -510,6 +520,61 @@ fn overlay_zone_moves_between_hosts() {
 }
 
 /// Copy a detached zonepath (plain files, as a host-to-host transfer would).
+/// A second pool on the daemon (or kernel module) of `first`, destroyed on drop (before
+/// `first`, which is declared earlier).
+struct SecondPool {
+    name: String,
+    file: PathBuf,
+}
+
+impl SecondPool {
+    fn new(first: &ZfsPool, mnt: &Path) -> SecondPool {
+        let name = format!("{}b", first.name);
+        let file = first.file.with_file_name(format!("{name}.img"));
+        fs::File::create(&file).unwrap().set_len(512 * MIB).unwrap();
+        fs::create_dir_all(mnt).unwrap();
+        let out = std::process::Command::new("zpool")
+            .args(["create", "-f", "-m", mnt.to_str().unwrap(), &name])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "zpool create {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SecondPool { name, file }
+    }
+
+    fn datasets(&self) -> Vec<String> {
+        let out = std::process::Command::new("zfs")
+            .args(["list", "-H", "-o", "name", "-t", "all", "-r", &self.name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for SecondPool {
+    fn drop(&mut self) {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let ok = std::process::Command::new("zpool")
+                .args(["destroy", "-f", &self.name])
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok || std::time::Instant::now() > until {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = fs::remove_file(&self.file);
+    }
+}
+
 fn copy_files(src: &Path, dst: &Path) {
     let out = std::process::Command::new("cp")
         .arg("-a")

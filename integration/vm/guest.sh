@@ -43,6 +43,25 @@ done
 mount -t bpf bpf /sys/fs/bpf 2>/dev/null
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 echo 1 >/proc/sys/kernel/sysrq
+# run.sh --openzfs: the kernel's modules are not the host's (runz.modules=DIR has
+# DIR/lib/modules/KVER) and OpenZFS's userland (runz.zfs=DIR) goes over the host's zfs-fuse one
+# in the overlay; zfs.ko must load.
+for arg in $(cat /proc/cmdline); do
+    case $arg in
+    runz.modules=*)
+        m=${arg#runz.modules=}/lib/modules/$(uname -r)
+        must mkdir -p "/lib/modules/$(uname -r)"
+        must mount --bind "$m" "/lib/modules/$(uname -r)"
+        ;;
+    runz.zfs=*)
+        (cd "${arg#runz.zfs=}" && tar -cf - .) | tar -C / --keep-directory-symlink -xf - ||
+            { say "cannot unpack OpenZFS's userland"; poweroff_now; }
+        ldconfig
+        must modprobe zfs
+        say "OpenZFS: $(zfs version 2>&1 | tr '\n' ' ')"
+        ;;
+    esac
+done
 # The networking this host lacks (802.1q, bridge vlan filtering, ipvlan, tc police, nftables):
 # load it up front from the host root's copy of the guest kernel's modules (the kernel would
 # autoload most on first use; up front a missing one shows here, not as an odd test failure).

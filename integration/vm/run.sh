@@ -20,6 +20,9 @@
 # (default 900), --keep (keep the exchange directory with the guest's logs), --export DIR
 # (the job may write files to $RUNZ_VM_EXPORT in the guest; they are copied to DIR).
 # The test binaries get --test-threads=1 unless the args after -- say otherwise.
+# --openzfs boots bookworm-backports' kernel with OpenZFS 2.3's modules (zfs.ko loaded) and
+# userland (zfs, zpool over the host's zfs-fuse ones) instead: scripts/openzfs-guest.sh builds
+# them once (cached in /var/cache/zones-linux); a failed build or load fails the run.
 # Env: CARGO (default cargo), RUNZ_VM_KERNEL (a vmlinuz; default the newest /boot/vmlinuz-*).
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -32,6 +35,7 @@ smp=2
 timeout_s=900
 keep=0
 export_dir=
+openzfs=0
 test_args=()
 while [ $# -gt 0 ]; do
     case $1 in
@@ -41,6 +45,7 @@ while [ $# -gt 0 ]; do
     --smp) smp=$2; shift 2 ;;
     --timeout) timeout_s=$2; shift 2 ;;
     --keep) keep=1; shift ;;
+    --openzfs) openzfs=1; shift ;;
     --export) export_dir=$2; shift 2 ;;
     --) shift; test_args=("$@"); break ;;
     -h | --help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -58,10 +63,22 @@ fail_setup() {
 [ "$(id -u)" -eq 0 ] || fail_setup "needs root (the tests in the guest run as root; 9p passthrough)"
 command -v qemu-system-x86_64 >/dev/null ||
     fail_setup "qemu-system-x86_64 not found: apt-get install qemu-system-x86 (scripts/install-deps.sh)"
-kernel=${RUNZ_VM_KERNEL:-$(ls /boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1)}
-[ -n "$kernel" ] && [ -r "$kernel" ] ||
-    fail_setup "no guest kernel in /boot: apt-get install linux-image-amd64 (scripts/install-deps.sh)"
-kver=${kernel##*/vmlinuz-}
+modbase=
+zfs_append=
+if [ "$openzfs" -eq 1 ]; then
+    zfsdir=$("$repo/scripts/openzfs-guest.sh" | tail -n 1) && [ -e "$zfsdir/done" ] ||
+        fail_setup "scripts/openzfs-guest.sh failed: no OpenZFS build for the guest"
+    kernel=$zfsdir/vmlinuz
+    kver=$(ls "$zfsdir/modules/lib/modules" | sort -V | tail -n 1)
+    modbase=$zfsdir/modules
+    zfs_append=" runz.modules=$modbase runz.zfs=$zfsdir/userland"
+    echo "vm: OpenZFS: $(cat "$zfsdir/done")"
+else
+    kernel=${RUNZ_VM_KERNEL:-$(ls /boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1)}
+    [ -n "$kernel" ] && [ -r "$kernel" ] ||
+        fail_setup "no guest kernel in /boot: apt-get install linux-image-amd64 (scripts/install-deps.sh)"
+    kver=${kernel##*/vmlinuz-}
+fi
 
 # The initramfs, rebuilt when its inputs change.
 cache=${CARGO_TARGET_DIR:-$repo/target}/vm
@@ -70,7 +87,7 @@ key=$(cat "$here/init" "$here/mk-initramfs.sh" | sha256sum | cut -c1-12)
 initrd=$cache/initramfs-$kver-$key.cpio.gz
 if [ ! -s "$initrd" ]; then
     rm -f "$cache"/initramfs-*.cpio.gz
-    "$here/mk-initramfs.sh" "$kver" "$initrd" || fail_setup "building the initramfs failed"
+    "$here/mk-initramfs.sh" "$kver" "$initrd" $modbase || fail_setup "building the initramfs failed"
 fi
 
 # The test binaries, built on the host (no cargo in the guest: TCG is far too slow for it).
@@ -132,7 +149,7 @@ timeout -k 10 "$timeout_s" qemu-system-x86_64 \
     -accel tcg,thread=multi -cpu max -m "$mem" -smp "$smp" \
     -display none -serial stdio -monitor none -no-reboot -nic none \
     -kernel "$kernel" -initrd "$initrd" \
-    -append "console=ttyS0 quiet loglevel=3 panic=-1 no_timer_check runz.stage2=$here/guest.sh" \
+    -append "console=ttyS0 quiet loglevel=3 panic=-1 no_timer_check runz.stage2=$here/guest.sh$zfs_append" \
     -virtfs "local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap,id=hostroot" \
     -virtfs "local,path=$share,mount_tag=vmshare,security_model=passthrough,id=vmshare" \
     -virtfs "local,path=$repo,mount_tag=vmrepo,security_model=passthrough,readonly=on,multidevs=remap,id=vmrepo" \

@@ -90,6 +90,10 @@ struct Supervisor {
     /// loop has been idle for that many ms, give back the memory they touched (see
     /// `zone::shed`).
     shed_after: Option<u16>,
+    /// `add dataset`: what is attached to the zone's user namespace (`zfs zone`), and that
+    /// namespace, held open so `zfs unzone` can name it after init is gone.
+    delegated: Vec<(String, bool)>,
+    zone_userns: Option<fs::File>,
 }
 
 /// Start a supervisor for `name`, detached from the caller (double fork + setsid), and wait
@@ -359,6 +363,8 @@ impl Supervisor {
             done: false,
             whole_system: false,
             shed_after: Some(IDLE_SHED),
+            delegated: Vec::new(),
+            zone_userns: None,
         })
     }
 
@@ -415,7 +421,9 @@ impl Supervisor {
                         .map_err(|e| e.to_string()),
                     false => Ok(()),
                 });
+            let set_up = set_up.and_then(|_| self.delegate_datasets(&zone, pid));
             if let Err(e) = set_up {
+                self.undelegate_datasets();
                 let _ = engine::destroy(&self.paths);
                 return Err(e);
             }
@@ -845,6 +853,7 @@ impl Supervisor {
             }
         }
         let _ = engine::destroy(&self.paths);
+        self.undelegate_datasets();
         self.deactivate_storage();
         crate::fault::point("halt:after-storage");
         network::teardown(&self.paths);
@@ -866,6 +875,43 @@ impl Supervisor {
 }
 
 impl Supervisor {
+    /// `add dataset`: attach each to the zone's user namespace and mount it inside the zone
+    /// (checked before the boot by `admin::check_datasets`).
+    fn delegate_datasets(&mut self, zone: &zones::model::Zone, pid: Pid) -> Result<(), String> {
+        use zones::storage::delegate;
+        if zone.dataset.is_empty() {
+            return Ok(());
+        }
+        let ns = format!("/proc/{}/ns/user", pid.as_raw());
+        let f = fs::File::open(&ns).map_err(|e| format!("{ns}: {e}"))?;
+        self.zone_userns = Some(f);
+        for ds in zone.dataset.iter().filter_map(|d| d.name.as_deref()) {
+            let set_mp = delegate::attach(std::path::Path::new(&ns), ds)
+                .map_err(|e| format!("zone '{}': dataset {ds}: {e}", zone.zonename))?;
+            self.delegated.push((ds.to_string(), set_mp));
+            let at = delegate::mountpoint_in_zone(ds).map_err(|e| e.to_string())?;
+            delegate::mount_in_zone(pid.as_raw(), ds, &at)
+                .and_then(|_| delegate::give_to_zone_root(pid.as_raw(), &at))
+                .map_err(|e| format!("zone '{}': {e}", zone.zonename))?;
+        }
+        Ok(())
+    }
+
+    /// Give the delegated datasets back to the host (`zfs unzone`, `zoned=off`).
+    fn undelegate_datasets(&mut self) {
+        use std::os::fd::AsRawFd;
+        let Some(f) = self.zone_userns.take() else {
+            return;
+        };
+        let ns = format!("/proc/{}/fd/{}", std::process::id(), f.as_raw_fd());
+        for (ds, set_mp) in self.delegated.drain(..) {
+            let ns = std::path::Path::new(&ns);
+            if let Err(e) = zones::storage::delegate::detach(ns, &ds, set_mp) {
+                log(&format!("zone '{}': dataset {ds}: {e}", self.paths.name));
+            }
+        }
+    }
+
     /// Unmount what `make_ready` mounted for the zone's root.
     fn deactivate_storage(&self) {
         let zonepath = self

@@ -623,6 +623,9 @@ set name=comment
 set type=string
 set value="a \"quoted\" comment; with = signs"
 end
+add dataset
+set name=tank/rich-data
+end
 add capped-cpu
 set ncpus=1.5
 end
@@ -658,6 +661,7 @@ fn export_round_trips_through_f() {
     );
     assert_eq!(b.fs, a.fs);
     assert_eq!(b.rctl, a.rctl);
+    assert_eq!(b.dataset, a.dataset);
     assert_eq!(
         b.attr[0].value.as_deref(),
         Some("a \"quoted\" comment; with = signs")
@@ -717,4 +721,45 @@ fn failed_commit_at_exit_asks_once_interactively() {
     assert_eq!(s.run(&exit, &mut con).unwrap(), Flow::Exit);
     assert_eq!(con.asked, ["Configuration not saved; really quit"; 2]);
     assert!(store.list().unwrap().is_empty());
+}
+
+#[test]
+fn dataset_resource_info_export_and_bad_names() {
+    let root = TempRoot::new("lang-dataset");
+    let store = root.store();
+    ok(
+        &store,
+        "d",
+        "create; set zonepath=/zones/d; add dataset; set name=tank/d-data; end",
+    );
+    assert_eq!(
+        ok(&store, "d", "info dataset"),
+        "dataset:\n\tname: tank/d-data\n"
+    );
+    let exported = ok(&store, "d", "export");
+    assert!(
+        exported.contains("add dataset\nset name=tank/d-data\nend\n"),
+        "{exported}"
+    );
+    assert_eq!(
+        store.load("d").unwrap().unwrap().dataset[0].name.as_deref(),
+        Some("tank/d-data")
+    );
+    // The same dataset twice, a bare pool, a bad name, no name: refused, nothing changed.
+    assert_eq!(
+        err(&store, "d", "add dataset; set name=tank/d-data; end"),
+        "A dataset resource with the name 'tank/d-data' already exists."
+    );
+    for bad in ["tank", "tank//x", "/tank/x", "tank/a b"] {
+        let e = err(
+            &store,
+            "d",
+            &format!("add dataset; set name=\"{bad}\"; end"),
+        );
+        assert!(e.contains("a ZFS filesystem below a pool"), "{bad}: {e}");
+    }
+    assert!(err(&store, "d", "add dataset; end").contains("name"));
+    assert_eq!(store.load("d").unwrap().unwrap().dataset.len(), 1);
+    ok(&store, "d", "remove dataset name=tank/d-data");
+    assert!(store.load("d").unwrap().unwrap().dataset.is_empty());
 }

@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use resources::{list_items, simple};
 pub use resources::{
-    Anet, Attr, AttrType, CappedCpu, CappedIo, CappedMemory, DedicatedCpu, Device, Fs, Net, Prop,
-    PropValue, Rctl, RctlAction, RctlPriv, RctlValue, Resource, ResourceProps, ResourceType,
-    FORBIDDEN_FS_TYPES, ZONE_RCTLS,
+    Anet, Attr, AttrType, CappedCpu, CappedIo, CappedMemory, Dataset, DedicatedCpu, Device, Fs,
+    Net, Prop, PropValue, Rctl, RctlAction, RctlPriv, RctlValue, Resource, ResourceProps,
+    ResourceType, FORBIDDEN_FS_TYPES, ZONE_RCTLS,
 };
 use values::{
     invalid, parse_bool, parse_uint, validate_abs_path, validate_hostname, validate_text, Hostid,
@@ -312,6 +312,9 @@ pub struct Zone {
     pub rctl: Vec<Rctl>,
     #[serde(default)]
     pub attr: Vec<Attr>,
+    /// ZFS datasets delegated to the zone (`add dataset`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dataset: Vec<Dataset>,
     #[serde(default)]
     pub dedicated_cpu: Option<DedicatedCpu>,
     #[serde(default)]
@@ -350,6 +353,7 @@ impl Zone {
             device: Vec::new(),
             rctl: Vec::new(),
             attr: Vec::new(),
+            dataset: Vec::new(),
             dedicated_cpu: None,
             capped_cpu: None,
             capped_memory: None,
@@ -552,6 +556,7 @@ impl Zone {
             ResourceType::Device => all(&self.device, Resource::Device),
             ResourceType::Rctl => all(&self.rctl, Resource::Rctl),
             ResourceType::Attr => all(&self.attr, Resource::Attr),
+            ResourceType::Dataset => all(&self.dataset, Resource::Dataset),
             ResourceType::CappedIo => all(&self.capped_io, Resource::CappedIo),
             ResourceType::DedicatedCpu => self
                 .dedicated_cpu
@@ -623,6 +628,7 @@ impl Zone {
             Resource::Device(r) => put(&mut self.device, r, at),
             Resource::Rctl(r) => put(&mut self.rctl, r, at),
             Resource::Attr(r) => put(&mut self.attr, r, at),
+            Resource::Dataset(r) => put(&mut self.dataset, r, at),
             Resource::DedicatedCpu(r) => self.dedicated_cpu = Some(r),
             Resource::CappedCpu(r) => self.capped_cpu = Some(r),
             Resource::CappedMemory(r) => self.capped_memory = Some(r),
@@ -694,6 +700,7 @@ impl Zone {
             ResourceType::Device => rm(&mut self.device, at),
             ResourceType::Rctl => rm(&mut self.rctl, at),
             ResourceType::Attr => rm(&mut self.attr, at),
+            ResourceType::Dataset => rm(&mut self.dataset, at),
             ResourceType::DedicatedCpu => self.dedicated_cpu = None,
             ResourceType::CappedCpu => self.capped_cpu = None,
             ResourceType::CappedMemory => self.capped_memory = None,

@@ -1,5 +1,5 @@
 //! The zonecfg resources (`fs`, `net`, `anet`, `attr`, `capped-cpu`, `capped-memory`,
-//! `dedicated-cpu`, `rctl`, `device`, `capped-io`) with their illumos property names.
+//! `dedicated-cpu`, `rctl`, `device`, `capped-io`, `dataset`) with their illumos property names.
 //!
 //! Every resource implements [`ResourceProps`], the generic face the command language uses
 //! (`set`, `clear`, `add`, `remove`, listing for `info`/`export`, completeness for `end`).
@@ -25,6 +25,7 @@ pub enum ResourceType {
     Device,
     Rctl,
     Attr,
+    Dataset,
     DedicatedCpu,
     CappedCpu,
     CappedMemory,
@@ -33,13 +34,14 @@ pub enum ResourceType {
 
 impl ResourceType {
     /// All types, in the order `info` and `export` print them.
-    pub const ALL: [ResourceType; 10] = [
+    pub const ALL: [ResourceType; 11] = [
         ResourceType::Fs,
         ResourceType::Net,
         ResourceType::Anet,
         ResourceType::Device,
         ResourceType::Rctl,
         ResourceType::Attr,
+        ResourceType::Dataset,
         ResourceType::DedicatedCpu,
         ResourceType::CappedCpu,
         ResourceType::CappedMemory,
@@ -55,6 +57,7 @@ impl ResourceType {
             ResourceType::Device => "device",
             ResourceType::Rctl => "rctl",
             ResourceType::Attr => "attr",
+            ResourceType::Dataset => "dataset",
             ResourceType::DedicatedCpu => "dedicated-cpu",
             ResourceType::CappedCpu => "capped-cpu",
             ResourceType::CappedMemory => "capped-memory",
@@ -85,7 +88,7 @@ impl ResourceType {
             ResourceType::Anet => Some("linkname"),
             ResourceType::Device => Some("match"),
             ResourceType::CappedIo => Some("device"),
-            ResourceType::Rctl | ResourceType::Attr => Some("name"),
+            ResourceType::Rctl | ResourceType::Attr | ResourceType::Dataset => Some("name"),
             _ => None,
         }
     }
@@ -1061,6 +1064,61 @@ impl ResourceProps for Device {
     }
 }
 
+/// `dataset`: a ZFS filesystem handed to the zone (OpenZFS >= 2.2 `zfs zone`): the zone's
+/// root manages it and its children (create, snapshot, set properties) and sees no other.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Dataset {
+    /// `POOL/DS`.
+    pub name: Option<String>,
+}
+
+/// A ZFS dataset name below a pool: `POOL/DS[/...]`, components of letters, digits, `_-.:`.
+fn validate_dataset_name(what: &str, text: &str) -> Result<(), ModelError> {
+    let ok = text.contains('/')
+        && text.split('/').all(|c| {
+            !c.is_empty()
+                && c.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "_-.:".contains(ch))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            what,
+            text,
+            "a ZFS filesystem below a pool like tank/zone-data",
+        ))
+    }
+}
+
+impl ResourceProps for Dataset {
+    fn kind(&self) -> ResourceType {
+        ResourceType::Dataset
+    }
+    fn set(&mut self, prop: &str, value: &Value) -> Result<(), ModelError> {
+        let what = self.what(prop);
+        match prop {
+            "name" => self.name = Some(checked(&what, value, validate_dataset_name)?),
+            _ => return Err(self.unknown(prop)),
+        }
+        Ok(())
+    }
+    fn clear(&mut self, prop: &str) -> Result<(), ModelError> {
+        match prop {
+            "name" => self.name = None,
+            _ => return Err(self.unknown(prop)),
+        }
+        Ok(())
+    }
+    fn props(&self) -> Vec<Prop> {
+        vec![simple_prop("name", &self.name)]
+    }
+    fn required(&self) -> &'static [&'static str] {
+        &["name"]
+    }
+}
+
 /// `capped-io`: block I/O throttles of the zone on one host block device (bytes and I/O
 /// operations per second, each direction); at least one of the four is set.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -1162,6 +1220,7 @@ pub enum Resource {
     Device(Device),
     Rctl(Rctl),
     Attr(Attr),
+    Dataset(Dataset),
     DedicatedCpu(DedicatedCpu),
     CappedCpu(CappedCpu),
     CappedMemory(CappedMemory),
@@ -1178,6 +1237,7 @@ impl Resource {
             ResourceType::Device => Resource::Device(Device::default()),
             ResourceType::Rctl => Resource::Rctl(Rctl::default()),
             ResourceType::Attr => Resource::Attr(Attr::default()),
+            ResourceType::Dataset => Resource::Dataset(Dataset::default()),
             ResourceType::DedicatedCpu => Resource::DedicatedCpu(DedicatedCpu::default()),
             ResourceType::CappedCpu => Resource::CappedCpu(CappedCpu::default()),
             ResourceType::CappedMemory => Resource::CappedMemory(CappedMemory::default()),
@@ -1194,6 +1254,7 @@ impl Resource {
             Resource::Device(r) => r,
             Resource::Rctl(r) => r,
             Resource::Attr(r) => r,
+            Resource::Dataset(r) => r,
             Resource::DedicatedCpu(r) => r,
             Resource::CappedCpu(r) => r,
             Resource::CappedMemory(r) => r,
@@ -1210,6 +1271,7 @@ impl Resource {
             Resource::Device(r) => r,
             Resource::Rctl(r) => r,
             Resource::Attr(r) => r,
+            Resource::Dataset(r) => r,
             Resource::DedicatedCpu(r) => r,
             Resource::CappedCpu(r) => r,
             Resource::CappedMemory(r) => r,
@@ -1267,8 +1329,8 @@ mod tests {
             assert_eq!(ResourceType::parse(t.name()), Ok(t));
         }
         assert_eq!(
-            ResourceType::parse("dataset").unwrap_err().to_string(),
-            "'dataset' is not a valid resource type"
+            ResourceType::parse("admin").unwrap_err().to_string(),
+            "'admin' is not a valid resource type"
         );
     }
 

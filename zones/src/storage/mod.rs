@@ -21,6 +21,7 @@ mod backend;
 pub mod btrfs;
 mod btrfs_ioctl;
 mod copies;
+pub mod delegate;
 pub mod dir;
 pub mod overlay;
 mod snapdir;

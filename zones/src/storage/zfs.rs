@@ -1,8 +1,11 @@
 //! `zfs:POOL/DATASET`: an image becomes the dataset `POOL/DATASET/images/<image id>` with a
 //! `@final` snapshot (made once from the image's rootfs); each zone is `zfs clone` of it,
-//! `POOL/DATASET/<zonename>`, mounted at `<zonepath>/root`. Quota: `zfs set quota`; zone
-//! snapshots: `zfs snapshot`; detach: a `zfs send -R` stream at the zonepath that attach
-//! receives on the other host. Everything through the `zfs` command (OpenZFS or zfs-fuse).
+//! `POOL/DATASET/<zonename>`, mounted at `<zonepath>/root`. Quota: `zfs set quota`, not
+//! `refquota`: as SmartOS's vmadm does for an OS zone's root, the zone's snapshots count in
+//! its allowance, so snapshotting cannot take a zone past its quota (and `zoneadm snapshot`
+//! fails once the zone is full); zone snapshots: `zfs snapshot`; detach: `zfs send` streams
+//! (a full one and an incremental one, self-contained: no clone relation; `-c` on OpenZFS)
+//! at the zonepath that attach receives on the other host (another pool). Everything through the `zfs` command (OpenZFS or zfs-fuse).
 //!
 //! zfs-fuse answers "dataset is busy" to destroy, rename and rollback right after a mount:
 //! those are retried (after a kernel unmount) until [`BUSY_DEADLINE`].
@@ -22,6 +25,8 @@ pub const BUSY_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The stream file `zoneadm detach` leaves at the zonepath.
 pub const DETACH_STREAM: &str = "SUNWdetached.zfs";
+/// Beside it, when the zone has snapshots: the incremental stream from the oldest to detach's.
+pub const DETACH_INCR: &str = "SUNWdetached.incr.zfs";
 /// The snapshot detach sends from (system snapshots start with `_`).
 const DETACH_SNAP: &str = "_detach";
 
@@ -67,6 +72,29 @@ pub fn zfs(args: &[&str]) -> Result<String, StorageError> {
         let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
         Err(cmd_err(args, msg))
     }
+}
+
+/// Run `zpool ARGS`; stdout on success, stderr as the error.
+pub fn zpool(args: &[&str]) -> Result<String, StorageError> {
+    let err = |msg: String| StorageError::Command {
+        cmd: format!("zpool {}", args.join(" ")),
+        msg,
+    };
+    let out = Command::new("zpool")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| err(e.to_string()))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(err(String::from_utf8_lossy(&out.stderr).trim().to_string()))
+    }
+}
+
+/// OpenZFS (the kernel module, /dev/zfs), not zfs-fuse.
+pub fn openzfs() -> bool {
+    Path::new("/dev/zfs").exists()
 }
 
 fn is_busy(e: &StorageError) -> bool {
@@ -299,6 +327,7 @@ impl Backend for Zfs {
             }
         }
         let _ = std::fs::remove_file(zonepath.join(DETACH_STREAM));
+        let _ = std::fs::remove_file(zonepath.join(DETACH_INCR));
         Ok(())
     }
 
@@ -381,29 +410,13 @@ impl Backend for Zfs {
         zfs(&["snapshot", &snap])?;
         let path = zonepath.join(DETACH_STREAM);
         let sent = (|| {
-            let file = std::fs::File::create(&path).map_err(|e| StorageError::Io {
-                path: path.clone(),
-                source: e,
-            })?;
-            let args = ["send", "-R", snap.as_str()];
-            let out = Command::new("zfs")
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(file)
-                .stderr(Stdio::piped())
-                .output()
-                .map_err(|e| spawn_err(&args, e))?;
-            if !out.status.success() {
-                return Err(cmd_err(
-                    &args,
-                    String::from_utf8_lossy(&out.stderr).trim().to_string(),
-                ));
-            }
+            send_self_contained(ds, &snap, &path, &zonepath.join(DETACH_INCR))?;
             // The zonepath now holds files only: the dataset is unmounted until attach.
             zfs_retry(&["umount", ds], Some(&zonepath.join("root"))).map(drop)
         })();
         if let Err(e) = sent {
             let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(zonepath.join(DETACH_INCR));
             let _ = zfs_retry(&["destroy", &snap], None);
             return Err(e);
         }
@@ -431,20 +444,14 @@ impl Backend for Zfs {
                 path: stream.clone(),
                 msg: format!("the zfs stream detach writes: {e}; detach the zone on its old host and copy its zonepath here"),
             })?;
-            let args = ["receive", "-u", ds.as_str()];
-            let out = Command::new("zfs")
-                .args(args)
-                .stdin(file)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .output()
-                .map_err(|e| spawn_err(&args, e))?;
-            if !out.status.success() {
+            let received =
+                receive_all(&ds, file, &zonepath.join(DETACH_INCR)).and_then(|_| match rec.quota {
+                    Some(b) => zfs(&["set", &format!("quota={b}"), &ds]).map(drop),
+                    None => Ok(()),
+                });
+            if let Err(e) = received {
                 let _ = destroy_dataset(&ds, None);
-                return Err(cmd_err(
-                    &args,
-                    String::from_utf8_lossy(&out.stderr).trim().to_string(),
-                ));
+                return Err(e);
             }
         }
         let mp = format!("mountpoint={}", root.display());
@@ -463,8 +470,109 @@ impl Backend for Zfs {
         }
         let _ = zfs_retry(&["destroy", &snapshot_name(&ds, DETACH_SNAP)], None);
         let _ = std::fs::remove_file(&stream);
+        let _ = std::fs::remove_file(zonepath.join(DETACH_INCR));
         Ok(new)
     }
+}
+
+/// The streams detach leaves: a full stream of the zone dataset's oldest snapshot at `full`,
+/// then, when there are more, the incremental stream (`-I`) from it to `last` at `incr`. Not
+/// `send -R`: for a clone (every installed zone is one) that records the clone relation, and
+/// a host without the image's dataset (another pool, another host) cannot receive it. No
+/// `-p` (zfs-fuse cannot receive it): attach sets the quota from the record; `-c` on OpenZFS
+/// sends blocks as compressed on disk. zfs-fuse: one `send -R` stream (same pool only).
+fn send_self_contained(ds: &str, last: &str, full: &Path, incr: &Path) -> Result<(), StorageError> {
+    let snaps = zfs(&[
+        "list",
+        "-H",
+        "-o",
+        "name",
+        "-t",
+        "snapshot",
+        "-s",
+        "createtxg",
+        "-d",
+        "1",
+        ds,
+    ])?;
+    let mut first = snaps.lines().next().unwrap_or(last).to_string();
+    if !openzfs() {
+        // zfs-fuse receives no incremental stream of this (silently, exit 1): one replication
+        // stream (-R), which another pool of zfs-fuse cannot take for a clone, as before.
+        first = last.to_string();
+    }
+    let c = if openzfs() { &["-c"][..] } else { &[][..] };
+    let full_args: &[&str] = if openzfs() {
+        &["send"]
+    } else {
+        &["send", "-R"]
+    };
+    let mut runs: Vec<(Vec<&str>, &Path)> =
+        vec![([full_args, c, &[first.as_str()]].concat(), full)];
+    if first != last {
+        runs.push((
+            [&["send", "-p"][..], c, &["-I", first.as_str(), last]].concat(),
+            incr,
+        ));
+    }
+    for (args, path) in runs {
+        let file = std::fs::File::create(path).map_err(|e| StorageError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let out = Command::new("zfs")
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| spawn_err(&args, e))?;
+        if !out.status.success() {
+            return Err(cmd_err(
+                &args,
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `zfs receive -u DS` of the full stream (`file`), then of the incremental one at `incr` if
+/// detach wrote one (see [`send_self_contained`]); both files are removed after the attach.
+fn receive_all(ds: &str, file: std::fs::File, incr: &Path) -> Result<(), StorageError> {
+    let mut inputs = vec![("the full stream", file)];
+    if let Ok(f) = std::fs::File::open(incr) {
+        inputs.push(("the incremental stream", f));
+    }
+    for (i, (what, f)) in inputs.into_iter().enumerate() {
+        // The incremental one with -F: the dataset was made by the full one just now, and
+        // anything that touched it since (atime) would refuse it otherwise.
+        let args: &[&str] = if i == 0 {
+            &["receive", "-u", ds]
+        } else {
+            &["receive", "-u", "-F", ds]
+        };
+        let out = Command::new("zfs")
+            .args(args)
+            .stdin(f)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| spawn_err(args, e))?;
+        if !out.status.success() {
+            let mut msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            if msg.is_empty() {
+                // zfs-fuse says some of it on stdout.
+                msg = format!(
+                    "{} ({})",
+                    String::from_utf8_lossy(&out.stdout).trim(),
+                    out.status
+                );
+            }
+            return Err(cmd_err(args, format!("{what}: {msg}")));
+        }
+    }
+    Ok(())
 }
 
 /// Destroy the image dataset of `image_id` under `parent` (imgadm delete); refused by zfs
