@@ -472,7 +472,8 @@ fn wait_default_runlevel(h: &Host, zone: &str) -> (String, String) {
 /// Issue 17's OpenRC init: the Debian image with sysvinit running OpenRC
 /// (`mk-debian-image.sh --init openrc`) boots as a zone to OpenRC's default runlevel with no
 /// service crashed or failed, its root sets its own host name, `rc-service ssh start` has
-/// sshd listening, the console shows OpenRC's boot, `reboot` inside reboots the zone, and
+/// sshd listening, the console shows OpenRC's boot, `reboot` inside and `zoneadm shutdown
+/// -r` (SIGINT → ctrlaltdel, `init 6`) reboot the zone, and
 /// `zoneadm shutdown` is sysvinit's power-off (SIGPWR → inittab's powerfail entry, `init
 /// 0`, OpenRC stops the services, halt's reboot(2) ends init by SIGINT) without the halt
 /// that follows a timed-out shutdown; `zoneadm halt` ends a booted one; nothing leaks.
@@ -564,6 +565,23 @@ fn a_debian_openrc_zone_boots_to_its_default_runlevel_and_shuts_down_cleanly() {
         .find(|l| l.starts_with("SigBlk:"))
         .unwrap_or_default();
     assert_eq!(blocked, "SigBlk:\t0000000000000000", "{st}");
+
+    // `zoneadm shutdown -r`: SIGINT, inittab's ctrlaltdel entry (`init 6`): OpenRC stops
+    // the services, reboot(2) ends init by SIGHUP and zoneadmd boots the zone again.
+    h.zlogin("orc", &["touch", "/run/runz-test-marker"]);
+    h.ok("zoneadm", &["-z", "orc", "shutdown", "-r"]);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let hups = text
+        .lines()
+        .filter(|l| l.contains("init ended") && l.contains("SIGHUP"))
+        .count();
+    assert_eq!(hups, 2, "{text}");
+    assert!(!text.contains("shutdown timed out"), "{text}");
+    assert_eq!(h.state("orc"), "running");
+    let (status, bad) = wait_default_runlevel(&h, "orc");
+    assert_eq!(bad.trim(), "", "{status}");
+    let (rc, _, _) = h.zlogin("orc", &["test", "-e", "/run/runz-test-marker"]);
+    assert_ne!(rc, 0, "the zone rebooted: /run is new");
 
     h.shutdown_cleanly("orc");
     let left = leaks(&h, &Scope::default());
