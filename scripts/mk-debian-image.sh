@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# mk-debian-image.sh DEST [--include pkg,pkg,...] [--suite SUITE]
+# mk-debian-image.sh DEST [--init systemd|openrc] [--include pkg,pkg,...] [--suite SUITE]
 #
 # A Debian root filesystem in DEST (a new or empty directory), made by
 # `debootstrap --variant=minbase --include=...` once and cached as a tarball, so that later runs
@@ -10,6 +10,13 @@
 #                   image: systemd,systemd-sysv,dbus,iproute2,procps,openssh-server). Their
 #                   dependencies are resolved by debootstrap; Recommends are not installed.
 #   --suite SUITE   default bookworm (Debian 12).
+#   --init INIT     systemd (default) or openrc: sysvinit's /sbin/init running OpenRC from
+#                   /etc/inittab (sysvinit-core and openrc added by apt in the new root to the
+#                   list, default iproute2,procps,openssh-server), its inittab made for a container the way LXC's and
+#                   Proxmox's Debian templates make it: SIGPWR powers off
+#                   (p0::powerfail:/sbin/init 0), SIGINT reboots (p6::ctrlaltdel:/sbin/init 6),
+#                   one getty on /dev/console instead of tty1-6. Cached as
+#                   debian-SUITE-openrc-KEY.tar[.zst].
 #
 # The mirror is the Debian archive apt on this machine is configured with (deb822
 # /etc/apt/sources.list.d/*.sources, else sources.list lines): the entry that carries SUITE,
@@ -36,18 +43,26 @@ die() {
 
 dest=
 suite=bookworm
-include=systemd,systemd-sysv,dbus,iproute2,procps,openssh-server
+include=
+init=systemd
 while [ $# -gt 0 ]; do
     case $1 in
     --include) include=$2; shift 2 ;;
     --include=*) include=${1#--include=}; shift ;;
     --suite) suite=$2; shift 2 ;;
+    --init) init=$2; shift 2 ;;
+    --init=*) init=${1#--init=}; shift ;;
     -h | --help) usage; exit 0 ;;
     -*) die "unknown option \"$1\" (see --help)" ;;
     *) [ -z "$dest" ] || die "one DEST only (see --help)"; dest=$1; shift ;;
     esac
 done
-[ -n "$dest" ] || die "usage: mk-debian-image.sh DEST [--include pkg,...] [--suite SUITE]"
+[ -n "$dest" ] || die "usage: mk-debian-image.sh DEST [--init systemd|openrc] [--include pkg,...] [--suite SUITE]"
+case $init in
+systemd) flavour= ; : "${include:=systemd,systemd-sysv,dbus,iproute2,procps,openssh-server}" ;;
+openrc) flavour=-openrc ; : "${include:=iproute2,procps,openssh-server}" ;;
+*) die "unknown init \"$init\" (systemd or openrc)" ;;
+esac
 [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap; the tarball keeps owners and device nodes)"
 if [ -e "$dest" ] && [ -n "$(ls -A "$dest" 2>/dev/null)" ]; then
     die "$dest exists and is not empty"
@@ -59,11 +74,11 @@ key=$( { echo "$suite"; echo "$pkgs"; cat "${BASH_SOURCE[0]}"; } | sha256sum | c
 cache=${ZONES_CACHE:-/var/cache/zones-linux}
 mkdir -p "$cache"
 if command -v zstd >/dev/null; then
-    tarball=$cache/debian-$suite-$key.tar.zst
+    tarball=$cache/debian-$suite$flavour-$key.tar.zst
     compress=(-I 'zstd -T0 -3')
     decompress=(-I 'zstd -d -T0')
 else
-    tarball=$cache/debian-$suite-$key.tar
+    tarball=$cache/debian-$suite$flavour-$key.tar
     compress=()
     decompress=()
 fi
@@ -133,12 +148,47 @@ if [ -n "$proxy" ] && [ "$proxy" != DIRECT ] && [ -z "${http_proxy:-}" ]; then
     export http_proxy=$proxy
 fi
 
+# sysvinit's inittab for a container (--init openrc): no getty on tty1-6 (a zone has
+# /dev/console), SIGPWR (powerfail, no /etc/powerstatus) goes to runlevel 0 and SIGINT
+# (ctrlaltdel) to runlevel 6, as LXC's and Proxmox's Debian container templates set it; the
+# stock entries run /etc/init.d/powerfail, which Debian does not ship.
+container_inittab() {
+    [ -s "$1" ] || die "$1 missing: is sysvinit-core in the package list?"
+    grep -Ev '^[[:space:]]*([0-9]+:[0-9]*:[^:]*:.*getty|p[fno0]:|p6:|ca:)' "$1" >"$1.new"
+    cat >>"$1.new" <<'INITTAB'
+# Zones: the zone's console, and what zoneadm shutdown (SIGPWR) and reboot (SIGINT) ask for.
+co:2345:respawn:/sbin/getty -L 38400 console
+p0::powerfail:/sbin/init 0
+p6::ctrlaltdel:/sbin/init 6
+INITTAB
+    mv "$1.new" "$1"
+}
+
+# sysvinit and OpenRC, by apt inside the new root: debootstrap resolves sysvinit-core's
+# "sysv-rc | file-rc | openrc" to sysv-rc, which openrc conflicts with, and fails; apt takes
+# the alternative that is asked for. No daemon starts (policy-rc.d) and no Recommends.
+add_openrc() {
+    local rc=0
+    printf '#!/bin/sh\nexit 101\n' >"$1/usr/sbin/policy-rc.d"
+    chmod 755 "$1/usr/sbin/policy-rc.d"
+    {
+        chroot "$1" apt-get update &&
+            DEBIAN_FRONTEND=noninteractive chroot "$1" apt-get install -y --no-install-recommends \
+                sysvinit-core openrc
+    } >>"$log" 2>&1 </dev/null || rc=$?
+    rm -f "$1/usr/sbin/policy-rc.d"
+    if [ "$rc" -ne 0 ]; then
+        tail -n 20 "$log" >&2
+        die "apt-get install sysvinit-core openrc in the new root failed (log $log)"
+    fi
+}
+
 build() {
     command -v debootstrap >/dev/null ||
         die "debootstrap not found: apt-get install debootstrap (scripts/install-deps.sh)"
     # Globals, not locals: the EXIT trap may run after build's scope is gone.
     work=$cache/runz-it-debootstrap.$key.$$
-    log=$cache/debootstrap-$suite-$key.log
+    log=$cache/debootstrap-$suite$flavour-$key.log
     trap 'remove_tree "$work"; rm -f "$tarball.tmp"' EXIT
     trap 'exit 130' INT TERM
     remove_tree "$work"
@@ -160,6 +210,7 @@ build() {
         die "debootstrap failed (log $log)"
     fi
     unmount_under "$work"
+    [ "$init" != openrc ] || add_openrc "$work"
     # Every system made from the image makes its own machine id; apt's downloads are not needed.
     : >"$work/etc/machine-id"
     # dbus's copy too, or systemd would take every system's id from it ("Initializing machine
@@ -168,6 +219,7 @@ build() {
         ln -sfn /etc/machine-id "$work/var/lib/dbus/machine-id"
     fi
     echo debian >"$work/etc/hostname"
+    [ "$init" != openrc ] || container_inittab "$work/etc/inittab"
     rm -rf "$work"/var/cache/apt/archives/*.deb "$work"/var/lib/apt/lists/* "$work/debootstrap"
     tar "${compress[@]}" --numeric-owner --xattrs --xattrs-include='*' --acls -C "$work" \
         -cf "$tarball.tmp" . || die "tar of the root filesystem failed"
@@ -179,10 +231,10 @@ build() {
 
 # One builder at a time per key (two test runs may start together); the second one waits and
 # then finds the tarball.
-exec 9>"$cache/debian-$suite-$key.lock"
+exec 9>"$cache/debian-$suite$flavour-$key.lock"
 flock -w 1800 9 || die "timed out waiting for another build of $tarball"
 if [ ! -s "$tarball" ]; then
-    rm -f "$cache"/debian-"$suite"-"$key".tar*
+    rm -f "$cache"/debian-"$suite$flavour"-"$key".tar*
     build
 fi
 flock -u 9

@@ -1,6 +1,7 @@
 //! Distribution zones: the Debian 12 root filesystem of `scripts/mk-debian-image.sh`
 //! (systemd, dbus, openssh-server, iproute2, procps) installed with `zoneadm install -d` and
-//! booted with systemd as the zone's init, unprivileged (the zone's own user namespace).
+//! booted with systemd as the zone's init, unprivileged (the zone's own user namespace); and
+//! its OpenRC variant (`--init openrc`: sysvinit's init running OpenRC from inittab).
 //!
 //! The image is built once per machine by the script (debootstrap through apt's configured
 //! mirror, cached under /var/cache/zones-linux; a few minutes the first time) and unpacked
@@ -30,11 +31,17 @@ impl Host {
 
     /// The Debian image unpacked under this host (built and cached by the project's script).
     fn debian_image(&self) -> PathBuf {
+        self.debian_image_with("systemd")
+    }
+
+    /// The Debian image with `init` (`systemd` or `openrc`, the script's `--init`).
+    fn debian_image_with(&self, init: &str) -> PathBuf {
         let dest = self.root.join("debian");
         let script =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/mk-debian-image.sh");
         let out = Command::new(&script)
             .arg(&dest)
+            .args(["--init", init])
             .stdin(Stdio::null())
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
@@ -48,7 +55,12 @@ impl Host {
 
     /// Configure `zone` with `cfg` and install it from the Debian image.
     fn install_debian(&self, zone: &str, cfg: &str) {
-        let image = self.debian_image();
+        self.install_debian_with("systemd", zone, cfg);
+    }
+
+    /// Configure `zone` with `cfg` and install it from the Debian image with `init`.
+    fn install_debian_with(&self, init: &str, zone: &str, cfg: &str) {
+        let image = self.debian_image_with(init);
         self.ok(
             "zonecfg",
             &[
@@ -430,5 +442,161 @@ fn a_systemd_zone_has_its_anet_address_without_networkd() {
             link_prefix: Some(&prefix),
         },
     );
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// OpenRC in `zone`: waits (bounded by [`BOOT_LIMIT`]) until sysvinit's `openrc default`
+/// from inittab has run (the runlevel is `default` and no `openrc` is left running), then
+/// returns `rc-status --all` and the services OpenRC calls crashed or failed.
+fn wait_default_runlevel(h: &Host, zone: &str) -> (String, String) {
+    let script = format!(
+        "end=$(($(date +%s) + {BOOT_LIMIT})); \
+         while [ \"$(rc-status --runlevel 2>/dev/null)\" != default ] || pgrep -x openrc >/dev/null; do \
+           [ $(date +%s) -lt $end ] || exit 1; sleep 0.2; done"
+    );
+    let (rc, out, err) = h.zlogin(zone, &[&script]);
+    let (_, status, _) = h.zlogin(zone, &["rc-status", "--all", "--nocolor"]);
+    assert_eq!(
+        rc, 0,
+        "zone {zone}: OpenRC did not reach its default runlevel: {out}{err}\n{status}"
+    );
+    let (_, crashed, _) = h.zlogin(zone, &["rc-status", "--crashed"]);
+    let failed: String = status
+        .lines()
+        .filter(|l| l.contains("[  failed  ]") || l.contains("crashed"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    (status, format!("{crashed}{failed}"))
+}
+
+/// Issue 17's OpenRC init: the Debian image with sysvinit running OpenRC
+/// (`mk-debian-image.sh --init openrc`) boots as a zone to OpenRC's default runlevel with no
+/// service crashed or failed, its root sets its own host name, `rc-service ssh start` has
+/// sshd listening, the console shows OpenRC's boot, `reboot` inside and `zoneadm shutdown
+/// -r` (SIGINT → ctrlaltdel, `init 6`) reboot the zone, and
+/// `zoneadm shutdown` is sysvinit's power-off (SIGPWR → inittab's powerfail entry, `init
+/// 0`, OpenRC stops the services, halt's reboot(2) ends init by SIGINT) without the halt
+/// that follows a timed-out shutdown; `zoneadm halt` ends a booted one; nothing leaks.
+#[test]
+fn a_debian_openrc_zone_boots_to_its_default_runlevel_and_shuts_down_cleanly() {
+    if !require_root() {
+        return;
+    }
+    let h = Host::new("openrc");
+    h.install_debian_with(
+        "openrc",
+        "orc",
+        "set max-processes=400; add capped-memory; set physical=512m; end",
+    );
+    h.ok("zoneadm", &["-z", "orc", "boot"]);
+    let (status, bad) = wait_default_runlevel(&h, "orc");
+    eprintln!("{status}");
+    assert_eq!(bad.trim(), "", "{status}");
+    let (_, runlevel, _) = h.zlogin("orc", &["rc-status", "--runlevel"]);
+    assert_eq!(runlevel.trim(), "default");
+    // sysvinit is the zone's init (its runlevel 2, OpenRC's default).
+    let (_, comm, _) = h.zlogin("orc", &["cat", "/proc/1/comm"]);
+    assert_eq!(comm.trim(), "init");
+    let (_, level, _) = h.zlogin("orc", &["runlevel"]);
+    assert!(level.trim().ends_with(" 2"), "{level}");
+
+    // The host name: set by the zone's root, seen in the zone, not on the host.
+    let host_name = nix::unistd::gethostname().unwrap();
+    let (rc, _, err) = h.zlogin("orc", &["hostname", "runz-test-newname"]);
+    assert_eq!(rc, 0, "{err}");
+    let (_, name, _) = h.zlogin("orc", &["hostname"]);
+    assert_eq!(name.trim(), "runz-test-newname");
+    assert_eq!(nix::unistd::gethostname().unwrap(), host_name);
+
+    // sshd: in OpenRC's default runlevel (Debian's LSB script), so started at boot and
+    // listening in the zone's network namespace; stopped and started again on request.
+    let listening = || h.zlogin("orc", &["ss", "-Hltn", "sport", "=", ":22"]).1;
+    let ssh_line = status
+        .lines()
+        .find(|l| l.trim_start().starts_with("ssh "))
+        .unwrap_or_default();
+    assert!(ssh_line.contains("started"), "{status}");
+    assert!(listening().contains("LISTEN"), "{}", listening());
+    let (rc, out, err) = h.zlogin("orc", &["rc-service", "ssh", "stop"]);
+    assert_eq!(rc, 0, "{out}{err}");
+    let (rc, out, _) = h.zlogin("orc", &["rc-service", "ssh", "status"]);
+    assert_ne!(rc, 0, "stopped: {out}");
+    assert!(!listening().contains("LISTEN"), "{}", listening());
+    let (rc, out, err) = h.zlogin("orc", &["rc-service", "ssh", "start"]);
+    assert_eq!(rc, 0, "{out}{err}");
+    let (rc, out, _) = h.zlogin("orc", &["rc-service", "ssh", "status"]);
+    assert_eq!(rc, 0, "{out}");
+    assert!(out.contains("sshd is running"), "{out}");
+    assert!(listening().contains("LISTEN"), "{}", listening());
+
+    // The console showed OpenRC's boot.
+    let console = h.console_until("orc", "OpenRC");
+    assert!(console.contains("OpenRC"), "{console}");
+
+    // `reboot` inside: sysvinit goes to runlevel 6, OpenRC stops the services, and reboot(2)
+    // ends the zone's init by SIGHUP; zoneadmd boots the zone again (a fresh /run).
+    h.zlogin("orc", &["touch", "/run/runz-test-marker"]);
+    let (rc, _, err) = h.zlogin("orc", &["reboot"]);
+    assert_eq!(rc, 0, "{err}");
+    let log = h.root.join("run/zones/orc/zoneadmd.log");
+    let rebooted = (0..600).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("SIGHUP"))
+    });
+    assert!(
+        rebooted,
+        "no reboot: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let up = (0..300).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        h.state("orc") == "running"
+    });
+    assert!(up, "state after the reboot: {}", h.state("orc"));
+    let (status, bad) = wait_default_runlevel(&h, "orc");
+    assert_eq!(bad.trim(), "", "{status}");
+    let (rc, _, _) = h.zlogin("orc", &["test", "-e", "/run/runz-test-marker"]);
+    assert_ne!(rc, 0, "the zone rebooted: /run is new");
+    // Booted again from zoneadmd's loop, which blocks signals for its signalfd: the zone's
+    // init starts with none blocked (else sysvinit hands SIGCHLD blocked to OpenRC).
+    let (_, st, _) = h.zlogin("orc", &["cat", "/proc/1/status"]);
+    let blocked = st
+        .lines()
+        .find(|l| l.starts_with("SigBlk:"))
+        .unwrap_or_default();
+    assert_eq!(blocked, "SigBlk:\t0000000000000000", "{st}");
+
+    // `zoneadm shutdown -r`: SIGINT, inittab's ctrlaltdel entry (`init 6`): OpenRC stops
+    // the services, reboot(2) ends init by SIGHUP and zoneadmd boots the zone again.
+    h.zlogin("orc", &["touch", "/run/runz-test-marker"]);
+    h.ok("zoneadm", &["-z", "orc", "shutdown", "-r"]);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let hups = text
+        .lines()
+        .filter(|l| l.contains("init ended") && l.contains("SIGHUP"))
+        .count();
+    assert_eq!(hups, 2, "{text}");
+    assert!(!text.contains("shutdown timed out"), "{text}");
+    assert_eq!(h.state("orc"), "running");
+    let (status, bad) = wait_default_runlevel(&h, "orc");
+    assert_eq!(bad.trim(), "", "{status}");
+    let (rc, _, _) = h.zlogin("orc", &["test", "-e", "/run/runz-test-marker"]);
+    assert_ne!(rc, 0, "the zone rebooted: /run is new");
+
+    h.shutdown_cleanly("orc");
+    let left = leaks(&h, &Scope::default());
+    assert!(left.is_empty(), "{left:?}");
+
+    // halt: everything killed at once, the zone installed, its cgroups gone.
+    h.ok("zoneadm", &["-z", "orc", "boot"]);
+    wait_default_runlevel(&h, "orc");
+    h.ok("zoneadm", &["-z", "orc", "halt"]);
+    assert_eq!(h.state("orc"), "installed");
+    assert!(
+        h.zone_cgroups_left().is_empty(),
+        "{:?}",
+        h.zone_cgroups_left()
+    );
+    let left = leaks(&h, &Scope::default());
     assert!(left.is_empty(), "{left:?}");
 }

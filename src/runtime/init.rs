@@ -59,6 +59,7 @@ pub struct InitContext<'a> {
 
 /// The child's entry point; never returns.
 pub fn child_main(ctx: &InitContext) -> ! {
+    unblock_all_signals();
     let code = match intermediate(ctx) {
         Ok(()) => 0,
         Err(e) => {
@@ -180,8 +181,18 @@ pub struct ExecContext<'a> {
     pub extra_env: &'a [String],
 }
 
+/// The container's processes start with no signal blocked, whatever the caller of runz had
+/// blocked: zoneadmd blocks SIGCHLD, SIGHUP, SIGINT and SIGTERM for its signalfd and boots a
+/// rebooted zone from there, and execve keeps the mask. An init that never unblocks them
+/// (sysvinit) would hand SIGCHLD blocked to every service: OpenRC's openrc-run then waits for
+/// its finished script forever. (fork leaves the child nothing pending.)
+fn unblock_all_signals() {
+    let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
+}
+
 /// The exec child's entry point; never returns.
 pub fn exec_child_main(ctx: &ExecContext) -> ! {
+    unblock_all_signals();
     let code = match exec_intermediate(ctx) {
         Ok(()) => 0,
         Err(e) => {

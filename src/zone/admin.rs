@@ -462,11 +462,17 @@ pub fn shutdown(store: &Store, name: &str, reboot: bool, timeout: Duration) -> R
         timeout_secs: timeout.as_secs().max(1),
         reboot,
     };
-    Ok(control::request(
-        &ZonePaths::new(store, name),
-        &req,
-        timeout + CONTROL_WAIT,
-    )?)
+    let paths = ZonePaths::new(store, name);
+    control::request(&paths, &req, timeout + CONTROL_WAIT)?;
+    // As halt: the supervisor answers once the zone is installed, then exits; a shutdown
+    // that returns leaves no zoneadmd behind (a check for leaks right after saw one).
+    if !reboot {
+        let until = std::time::Instant::now() + CONTROL_WAIT;
+        while supervisor_alive(&paths) && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    Ok(())
 }
 
 /// `zoneadm reboot`: halt and boot again.

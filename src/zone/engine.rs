@@ -165,18 +165,30 @@ pub enum Init {
     /// systemd: its own mounts and capabilities ([`zones::spec::systemd_mounts`]), a
     /// delegated cgroup, shut down by SIGRTMIN+3.
     Systemd,
-    /// busybox init: SIGUSR2 powers off, SIGTERM reboots.
+    /// busybox init: SIGUSR2 powers off, SIGTERM reboots (Alpine's init, running OpenRC).
     Busybox,
-    /// Anything else (OpenRC's, sysvinit's, a script): SIGTERM.
+    /// sysvinit (Debian's `sysvinit-core`, running OpenRC or sysv-rc from /etc/inittab):
+    /// SIGPWR powers off through inittab's `powerfail` entry (`p0::powerfail:/sbin/init 0`,
+    /// as LXC and Proxmox set it), SIGINT reboots through `ctrlaltdel`.
+    Sysvinit,
+    /// Anything else (a script, an init zones does not know): SIGTERM.
     Other,
 }
+
+/// What only sysvinit's init binary carries: the variable it puts in its children's
+/// environment (`INIT_VERSION=sysvinit-3.06`).
+const SYSVINIT_MARK: &[u8] = b"INIT_VERSION";
+
+/// At most this much of a zone's init binary is read to recognise it (sysvinit's is ~60 KB).
+const INIT_READ_LIMIT: u64 = 4 << 20;
 
 /// The init of the zone root `root` (a host directory), its `/sbin/init` resolved inside the
 /// root: the zone shapes those links, and a host lookup would follow them into the host's
 /// filesystem.
 pub fn init_kind(root: &Path) -> Init {
-    let init = super::rootfile::ZoneRoot::open(root)
-        .ok()
+    let zroot = super::rootfile::ZoneRoot::open(root).ok();
+    let init = zroot
+        .as_ref()
         .and_then(|r| r.resolve("/sbin/init"))
         .unwrap_or_default();
     let name = Path::new(&init)
@@ -187,6 +199,11 @@ pub fn init_kind(root: &Path) -> Init {
         Init::Busybox
     } else if name == "systemd" || init.contains("/systemd/") {
         Init::Systemd
+    } else if zroot
+        .and_then(|r| r.read(&init, INIT_READ_LIMIT).ok())
+        .is_some_and(|b| b.windows(SYSVINIT_MARK.len()).any(|w| w == SYSVINIT_MARK))
+    {
+        Init::Sysvinit
     } else {
         Init::Other
     }
@@ -356,6 +373,12 @@ mod tests {
         std::fs::write(root.join("bin/busybox"), "").unwrap();
         std::fs::write(root.join("usr/lib/systemd/systemd"), "").unwrap();
         std::fs::write(root.join("bin/openrc-init"), "").unwrap();
+        // sysvinit's binary, as far as recognising it goes.
+        std::fs::write(
+            root.join("bin/init"),
+            b"\x7fELF..INIT_VERSION=sysvinit-3.06..",
+        )
+        .unwrap();
         std::os::unix::fs::symlink(target, root.join("sbin/init")).unwrap();
         root
     }
@@ -367,6 +390,8 @@ mod tests {
             ("sd", "/usr/lib/systemd/systemd", Init::Systemd),
             ("sdrel", "../usr/lib/systemd/systemd", Init::Systemd),
             ("orc", "/bin/openrc-init", Init::Other),
+            ("sysv", "/bin/init", Init::Sysvinit),
+            ("sysvrel", "../bin/init", Init::Sysvinit),
             // A link that leads nowhere inside the root is not followed on the host.
             ("gone", "/lib/systemd/systemd", Init::Other),
         ] {

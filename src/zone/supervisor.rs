@@ -782,6 +782,11 @@ impl Supervisor {
             // container is its clean end (systemd's container interface).
             (engine::Init::Systemd, true) => libc::SIGINT,
             (engine::Init::Systemd, false) => libc::SIGRTMIN() + 3,
+            // sysvinit: SIGINT runs inittab's ctrlaltdel entry, SIGPWR (no powerstatus
+            // file: a power failure) its powerwait/powerfail ones; the image makes them
+            // `init 6` and `init 0` (scripts/mk-debian-image.sh --init openrc), as LXC does.
+            (engine::Init::Sysvinit, true) => libc::SIGINT,
+            (engine::Init::Sysvinit, false) => libc::SIGPWR,
             (engine::Init::Other, _) => libc::SIGTERM,
         }
     }
