@@ -397,21 +397,28 @@ fn run_keep_no_pivot_no_new_keyring_and_preserve_fds_are_runcs() {
     assert_eq!(outs[1].code, Some(0), "{:?}", outs[1]);
     assert_eq!(outs[1].stdout, outs[0].stdout);
 
-    // --no-new-keyring: no session keyring named after the container.
-    p.b.set("/linux/maskedPaths", json!([])).args(&[
-        "sh",
-        "-c",
-        &format!("grep -c '_ses.{id}' /proc/keys; true"),
-    ]);
-    p.b.write();
-    for (flags, want) in [(&[][..], "1"), (&["--no-new-keyring"][..], "0")] {
+    // --no-new-keyring: no session keyring named after the container. Each run has an id of
+    // its own: an earlier run's keyring stays in /proc/keys until the kernel's key garbage
+    // collector gets to it, which a loaded machine delays.
+    p.b.set("/linux/maskedPaths", json!([]));
+    for (n, (flags, want)) in [(&[][..], "1"), (&["--no-new-keyring"][..], "0")]
+        .into_iter()
+        .enumerate()
+    {
         let mut seen = Vec::new();
         for rt in BOTH {
+            let kid = format!("{id}-k{n}{}", seen.len());
+            p.b.args(&[
+                "sh",
+                "-c",
+                &format!("grep -c '_ses.{kid}' /proc/keys; true"),
+            ]);
+            p.b.write();
             let mut args = vec!["run"];
             args.extend_from_slice(flags);
-            args.extend_from_slice(&["--bundle", &dir, &id]);
+            args.extend_from_slice(&["--bundle", &dir, &kid]);
             let o = p.call(rt, &args);
-            p.call(rt, &["delete", "--force", &id]);
+            p.call(rt, &["delete", "--force", &kid]);
             seen.push(o.stdout.trim().to_string());
         }
         assert_eq!(seen, [want, want], "{flags:?}");

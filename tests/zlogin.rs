@@ -385,7 +385,9 @@ fn logins_and_the_console_in_tmux() {
         // The marker is computed by the zone's shell: the echo of the typed line cannot match.
         t.type_text(&format!("echo login-$((100+{i})); tty"));
         t.keys(&["Enter"]);
-        let s = t.wait_count(&format!("login-{}", 100 + i), 1);
+        // Both lines: the marker, then tty's answer (the pane may be read between the two).
+        let marker = format!("login-{}\n/dev/pts/", 100 + i);
+        let s = t.wait(&format!("{marker:?}"), |s| s.contains(&marker));
         assert!(s.contains("/dev/pts/"), "login {i}: {s}");
         t.type_text("exit");
         t.keys(&["Enter"]);

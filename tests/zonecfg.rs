@@ -167,7 +167,7 @@ fn bad_input_is_refused_and_changes_nothing() {
         ("web", &["set autoboot=false; set frob=1"], "zonecfg: 'frob' is not a valid global property\n"),
         ("web", &["add fs; set dir=/x"], "zonecfg: fs resource incomplete; use 'end' to finish it or 'cancel' to drop it\n"),
         ("web", &["add fs; set dir=/x; end"], "zonecfg: fs resource incomplete: special not specified\n"),
-        ("web", &["add dataset"], "zonecfg: 'dataset' is not a valid resource type\n"),
+        ("web", &["add zvol"], "zonecfg: 'zvol' is not a valid resource type\n"),
         ("web", &["set autoboot=false; set bootargs=\"open"], "zonecfg: unterminated quoted string \"open\n"),
         ("web", &["set autoboot=false; frob"], "zonecfg: 'frob' is not a valid command; type 'help' for the list\n"),
         ("web", &["set ip-type=shared"], "zonecfg: net physical=vnic0: address not specified (a shared-IP zone needs one)\n"),

@@ -90,6 +90,8 @@ const AUDIT: &[(&str, &str, Proof)] = &[
     ("attr", "name", Metadata("attr resources are the administrator's notes (vmadm keeps alias and tags in them); illumos does not show them to the zone either")),
     ("attr", "type", Metadata("see attr name")),
     ("attr", "value", Metadata("see attr name")),
+    // Delegated on OpenZFS (the guest); refused at verify on zfs-fuse (tests/dataset.rs).
+    ("dataset", "name", Inside("dataset.rs", "a_delegated_dataset_is_the_zones_to_manage_and_the_hosts_again_after_halt", "add dataset; set name=")),
     ("dedicated-cpu", "ncpus", Inside(HERE, INSIDE_HERE, "add dedicated-cpu; set ncpus=1")),
     ("dedicated-cpu", "importance", Refused("add dedicated-cpu; set ncpus=1; set importance=5; end", "dedicated-cpu importance=5: importance ranks resource pools")),
     ("capped-cpu", "ncpus", Inside("caps.rs", "capped_cpu_holds_a_busy_loop_to_its_cap", "add capped-cpu; set ncpus=")),

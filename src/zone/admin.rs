@@ -425,13 +425,11 @@ pub fn halt(store: &Store, name: &str) -> Result<()> {
     let paths = ZonePaths::new(store, name);
     drop(lock);
     if supervisor_alive(&paths) {
+        let pid = super::supervisor_pid(&paths);
         let asked = control::request(&paths, &Request::Halt, CONTROL_WAIT);
         // The supervisor answers when init is gone, then tears down and exits: wait for
         // that, so the zone is installed (and its links gone) when halt returns.
-        let until = std::time::Instant::now() + CONTROL_WAIT;
-        while supervisor_alive(&paths) && std::time::Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        super::wait_supervisor_gone(&paths, pid, std::time::Instant::now() + CONTROL_WAIT);
         match asked {
             Ok(()) => return Ok(()),
             Err(e) if supervisor_alive(&paths) => return Err(e.into()),
@@ -463,14 +461,12 @@ pub fn shutdown(store: &Store, name: &str, reboot: bool, timeout: Duration) -> R
         reboot,
     };
     let paths = ZonePaths::new(store, name);
+    let pid = super::supervisor_pid(&paths);
     control::request(&paths, &req, timeout + CONTROL_WAIT)?;
     // As halt: the supervisor answers once the zone is installed, then exits; a shutdown
     // that returns leaves no zoneadmd behind (a check for leaks right after saw one).
     if !reboot {
-        let until = std::time::Instant::now() + CONTROL_WAIT;
-        while supervisor_alive(&paths) && std::time::Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        super::wait_supervisor_gone(&paths, pid, std::time::Instant::now() + CONTROL_WAIT);
     }
     Ok(())
 }

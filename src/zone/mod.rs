@@ -130,6 +130,28 @@ pub fn supervisor_alive(paths: &ZonePaths) -> bool {
     lock_holder(&f).is_some()
 }
 
+/// The pid of the zone's supervisor (the holder of its lock), if one runs.
+pub fn supervisor_pid(paths: &ZonePaths) -> Option<i32> {
+    let f = std::fs::File::open(paths.lock_file()).ok()?;
+    lock_holder(&f)
+}
+
+/// Wait until `until` for the supervisor `pid` (from [`supervisor_pid`]) to be gone: its
+/// lock released and the process itself ended (a zombie counts as ended). Its record lock goes
+/// before the process does, so the lock alone would let a caller see it still running.
+pub fn wait_supervisor_gone(paths: &ZonePaths, pid: Option<i32>, until: std::time::Instant) {
+    let running = |p: i32| {
+        std::fs::read_to_string(format!("/proc/{p}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+            .unwrap_or(false)
+    };
+    while (supervisor_alive(paths) || pid.is_some_and(running)) && std::time::Instant::now() < until
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// `zoneadmd.lock` is a POSIX record lock (fcntl F_SETLK), not flock(2): a flock belongs to
 /// the open file, which the zone's init (forked by the supervisor, blocked before exec) shares,
 /// so a killed supervisor's lock would live on in its zone. A record lock belongs to the
