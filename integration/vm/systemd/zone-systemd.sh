@@ -3,14 +3,17 @@
 # transient scope zone-<name>.scope in machine.slice, its caps are the unit's properties
 # (capped-memory physical → MemoryMax, max-lwps → TasksMax), and halt leaves no unit or cgroup.
 #   integration/vm/systemd/run.sh --job integration/vm/systemd/zone-systemd.sh
-# Needs the host's static busybox in ${CARGO_TARGET_DIR:-$RUNZ_REPO/target}/vm/busybox (the
+# Needs the host's static busybox in ${CARGO_TARGET_DIR:-$RUNZ_REPO/target}[/<triple>]/vm/busybox (the
 # guest has no busybox-static; scripts/test.sh copies it there) and the binaries the host built.
 # Everything it makes is named runz-test-*; it removes all of it on exit, also on failure.
 set -u
 . "$RUNZ_REPO/integration/vm/systemd/job-lib.sh"
 zoneadm=$(host_bin zoneadm) || die "no zoneadm under $target/*/debug (build on the host first)"
 bindir=$(dirname "$zoneadm")
-[ -x "$target/vm/busybox" ] || die "no static busybox at $target/vm/busybox"
+# scripts/test.sh copies it beside the debug binaries: <target>/<triple>/vm/busybox.
+busybox=
+for f in "$target"/vm/busybox "$target"/*/vm/busybox; do [ -x "$f" ] && busybox=$f; done
+[ -n "$busybox" ] || die "no static busybox at $target/vm/busybox or $target/*/vm/busybox"
 [ -d /run/systemd/system ] || die "systemd is not running"
 
 R=/var/tmp/runz-test-zroot
@@ -28,7 +31,7 @@ cleanup() {
 trap cleanup EXIT
 cleanup
 
-BUSYBOX=$target/vm/busybox "$RUNZ_REPO/scripts/mk-rootfs.sh" "$img" >/dev/null ||
+BUSYBOX=$busybox "$RUNZ_REPO/scripts/mk-rootfs.sh" "$img" >/dev/null ||
     die "mk-rootfs.sh with the host's busybox"
 printf '::sysinit:/bin/hostname -F /etc/hostname\n::askfirst:-/bin/sh\n' >"$img/etc/inittab"
 mkdir -p "$R/etc/zones"
