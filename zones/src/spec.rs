@@ -1004,6 +1004,16 @@ mod tests {
     use super::*;
     use crate::model::Value;
 
+    /// The capability sets of spec `s`'s process.
+    fn capabilities_of(s: &Spec) -> LinuxCapabilities {
+        s.process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .clone()
+            .unwrap()
+    }
+
     fn zone() -> Zone {
         let mut z = Zone::new("web");
         z.set_global("zonepath", &Value::simple("/zones/web"))
@@ -1060,13 +1070,7 @@ mod tests {
             ncpus: Some(crate::model::Ncpus::parse("ncpus", "1.5").unwrap()),
         });
         let s = zone_spec(&z, &opts()).unwrap();
-        let caps = s
-            .process()
-            .as_ref()
-            .unwrap()
-            .capabilities()
-            .clone()
-            .unwrap();
+        let caps = capabilities_of(&s);
         assert!(caps
             .bounding()
             .as_ref()
@@ -1331,13 +1335,7 @@ mod tests {
         o.systemd = true;
         let z = zone();
         let s = zone_spec(&z, &o).unwrap();
-        let caps = s
-            .process()
-            .as_ref()
-            .unwrap()
-            .capabilities()
-            .clone()
-            .unwrap();
+        let caps = capabilities_of(&s);
         let bnd = caps.bounding().clone().unwrap();
         assert!(bnd.contains(&Capability::SysAdmin));
         assert!(!bnd.contains(&Capability::AuditWrite));
@@ -1369,16 +1367,10 @@ mod tests {
         // Without a user namespace of its own, no CAP_SYS_ADMIN and the default mounts.
         o.userns = None;
         let s = zone_spec(&zone(), &o).unwrap();
-        let caps = s
-            .process()
-            .as_ref()
-            .unwrap()
-            .capabilities()
-            .clone()
-            .unwrap();
+        let caps = capabilities_of(&s);
         assert!(!caps
             .bounding()
-            .clone()
+            .as_ref()
             .unwrap()
             .contains(&Capability::SysAdmin));
         let mounts = s.mounts().clone().unwrap();
@@ -1388,21 +1380,15 @@ mod tests {
         let mut o = opts();
         o.userns = Some(1_000_065_536);
         let s = zone_spec(&zone(), &o).unwrap();
-        let caps = s
-            .process()
-            .as_ref()
-            .unwrap()
-            .capabilities()
-            .clone()
-            .unwrap();
+        let caps = capabilities_of(&s);
         assert!(caps
             .bounding()
-            .clone()
+            .as_ref()
             .unwrap()
             .contains(&Capability::SysAdmin));
         assert!(caps
             .bounding()
-            .clone()
+            .as_ref()
             .unwrap()
             .contains(&Capability::AuditWrite));
     }
