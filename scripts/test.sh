@@ -24,10 +24,14 @@ cd "$repo" || exit 1
 exec </dev/null
 
 failed_steps=()
+# "==> WHAT  [elapsed]": the elapsed time shows where a run spends CI's 90 minutes.
+say() {
+    printf '==> %s  [%dm%02ds]\n' "$*" $((SECONDS / 60)) $((SECONDS % 60))
+}
 step() {
     local name=$1
     shift
-    echo "==> $name"
+    say "$name"
     if ! "$@"; then
         echo "==> FAILED: $name" >&2
         failed_steps+=("$name")
@@ -68,105 +72,67 @@ if [ "$root" -eq 1 ]; then
 else
     test_args=("${ws[@]}" --lib --bins)
 fi
-echo "==> cargo test ${test_args[*]}"
-cargo test --no-fail-fast "${test_args[@]}" -- --test-threads=2 2>&1 | tee "$log"
+say "cargo test ${test_args[*]}"
+# Each test binary runs under timeout(1) (cargo's target runner): a hung test fails its binary
+# (libtest names it after 60 s: "has been running for over 60 seconds") instead of holding the
+# whole run until CI's limit. The slowest binary, tests/distro.rs building its Debian images
+# cold, takes about 8 minutes.
+runner_var="CARGO_TARGET_$(rustc --print host-tuple | tr 'a-z-' 'A-Z_')_RUNNER"
+env "$runner_var=timeout -k 10 1200" \
+    cargo test --no-fail-fast "${test_args[@]}" -- --test-threads=2 2>&1 | tee "$log"
 if [ "${PIPESTATUS[0]}" -ne 0 ]; then
     echo "==> FAILED: cargo test" >&2
     failed_steps+=("cargo test")
 fi
 
-# runz as the runtime of containerd (ctr, and CRI as kubelet drives it) and podman. Each script
-# bounds every command it runs and cleans up after itself; the outer timeout only guards
-# against a hung cleanup.
-if [ "$root" -eq 1 ]; then
-    for script in containerd cri podman; do
-        echo "==> integration/$script.sh"
-        RUNZ="$debug/runz" CRI_CLIENT="$debug/runz-cri-client" \
-            timeout -k 10 900 "$repo/integration/$script.sh" 2>&1 |
-            tee -a "$integ_log"
-        if [ "${PIPESTATUS[0]}" -ne 0 ]; then
-            echo "==> FAILED: integration/$script.sh" >&2
-            failed_steps+=("integration/$script.sh")
-        fi
-    done
-fi
+# guarded NAME SECONDS CMD...: a root-only step whose output counts ("integration: N passed,
+# N failed (NAME)" lines), bounded by timeout(1). Each script bounds every command it runs and
+# cleans up after itself; the outer timeout only guards against a hung cleanup or guest.
+guarded() {
+    local name=$1 limit=$2
+    shift 2
+    [ "$root" -eq 1 ] || return 0
+    say "$name"
+    timeout -k 10 "$limit" "$@" 2>&1 | tee -a "$integ_log"
+    if [ "${PIPESTATUS[0]}" -ne 0 ]; then
+        echo "==> FAILED: $name" >&2
+        failed_steps+=("$name")
+    fi
+}
+
+# runz as the runtime of containerd (ctr, and CRI as kubelet drives it) and podman.
+for script in containerd cri podman; do
+    RUNZ="$debug/runz" CRI_CLIENT="$debug/runz-cri-client" \
+        guarded "integration/$script.sh" 900 "$repo/integration/$script.sh"
+done
 
 # The caps tests again on pure cgroup v2, in a qemu guest with Debian's kernel (this host is
 # hybrid v1), and the user-namespace tests on that older kernel (6.1: id-mapped image layers
-# attached beside the zone): about 3 minutes under TCG. Prints "integration: N passed, N
-# failed (vm)".
-if [ "$root" -eq 1 ]; then
-    echo "==> integration/vm/run.sh --test caps --test userns"
-    timeout -k 10 1200 "$repo/integration/vm/run.sh" --test caps --test userns 2>&1 |
-        tee -a "$integ_log"
-    if [ "${PIPESTATUS[0]}" -ne 0 ]; then
-        echo "==> FAILED: integration/vm/run.sh" >&2
-        failed_steps+=("integration/vm/run.sh")
-    fi
-fi
+# attached beside the zone): about 3 minutes under TCG.
+guarded "integration/vm/run.sh --test caps --test userns" 1200 \
+    "$repo/integration/vm/run.sh" --test caps --test userns
 
 # VLAN ids on a VLAN-aware etherstub (this host lacks bridge vlan filtering, the guest has it):
-# tests/network.rs's vlan test in the same guest, about 1.5 minutes. Prints its own
-# "integration: N passed, N failed (vm)".
-if [ "$root" -eq 1 ]; then
-    echo "==> integration/vm/run.sh --test network -- vlan"
-    timeout -k 10 600 "$repo/integration/vm/run.sh" --test network -- vlan 2>&1 | tee -a "$integ_log"
-    if [ "${PIPESTATUS[0]}" -ne 0 ]; then
-        echo "==> FAILED: integration/vm/run.sh --test network -- vlan" >&2
-        failed_steps+=("integration/vm/run.sh --test network -- vlan")
-    fi
-fi
+# tests/network.rs's vlan test in the same guest, about 1.5 minutes.
+guarded "integration/vm/run.sh --test network -- vlan" 600 \
+    "$repo/integration/vm/run.sh" --test network -- vlan
 
 # vmadm's zfs_io_priority where the kernel weights I/O (the guest's v2 io controller; this
 # host refuses it): tests/vmadm.rs's zfs_io test in the guest, about 1.5 minutes.
-if [ "$root" -eq 1 ]; then
-    echo "==> integration/vm/run.sh --test vmadm -- zfs_io"
-    timeout -k 10 600 "$repo/integration/vm/run.sh" --test vmadm -- zfs_io 2>&1 | tee -a "$integ_log"
-    if [ "${PIPESTATUS[0]}" -ne 0 ]; then
-        echo "==> FAILED: integration/vm/run.sh --test vmadm -- zfs_io" >&2
-        failed_steps+=("integration/vm/run.sh --test vmadm -- zfs_io")
-    fi
-fi
-
-# Real OpenZFS (the zfs backend otherwise runs on zfs-fuse here): the guest boots
-# bookworm-backports' 6.12 with OpenZFS 2.3's modules (scripts/openzfs-guest.sh builds them
-# once with dkms, cached in /var/cache/zones-linux: ~18 minutes cold on 2 cores) and runs
-# tests/storage.rs's zfs test and tests/dataset.rs (add dataset: zfs zone). A failed build or
-# a module that does not load fails the step. About 4 minutes cached.
-if [ "$root" -eq 1 ]; then
-    echo "==> integration/vm/run.sh --openzfs --test storage --test dataset -- zfs dataset"
-    timeout -k 10 2700 "$repo/integration/vm/run.sh" --openzfs --timeout 1200 \
-        --test storage --test dataset -- zfs delegated bad_datasets 2>&1 | tee -a "$integ_log"
-    if [ "${PIPESTATUS[0]}" -ne 0 ]; then
-        echo "==> FAILED: integration/vm/run.sh --openzfs" >&2
-        failed_steps+=("integration/vm/run.sh --openzfs")
-    fi
-fi
+guarded "integration/vm/run.sh --test vmadm -- zfs_io" 600 \
+    "$repo/integration/vm/run.sh" --test vmadm -- zfs_io
 
 # The zonecfg property audit's v2 side (memory.swap.max, io.max, read in the zone): about
 # 45 seconds in the guest.
-if [ "$root" -eq 1 ]; then
-    echo "==> integration/vm/run.sh --test zonecfg_audit"
-    timeout -k 10 600 "$repo/integration/vm/run.sh" --test zonecfg_audit 2>&1 | tee -a "$integ_log"
-    if [ "${PIPESTATUS[0]}" -ne 0 ]; then
-        echo "==> FAILED: integration/vm/run.sh --test zonecfg_audit" >&2
-        failed_steps+=("integration/vm/run.sh --test zonecfg_audit")
-    fi
-fi
+guarded "integration/vm/run.sh --test zonecfg_audit" 600 \
+    "$repo/integration/vm/run.sh" --test zonecfg_audit
 
 # A Debian zone booted by systemd on pure cgroup v2 (tests/distro.rs's systemd boot test in
 # the same guest; the image comes from the cache the host's cargo test filled), about 3
 # minutes under TCG. The OpenRC zone's test (6 minutes there) runs on this host only, to keep
-# CI within its time. Prints its own "integration: N passed, N failed (vm)".
-if [ "$root" -eq 1 ]; then
-    echo "==> integration/vm/run.sh --test distro -- a_debian_zone_boots"
-    timeout -k 10 900 "$repo/integration/vm/run.sh" --test distro -- a_debian_zone_boots 2>&1 |
-        tee -a "$integ_log"
-    if [ "${PIPESTATUS[0]}" -ne 0 ]; then
-        echo "==> FAILED: integration/vm/run.sh --test distro" >&2
-        failed_steps+=("integration/vm/run.sh --test distro")
-    fi
-fi
+# CI within its time.
+guarded "integration/vm/run.sh --test distro -- a_debian_zone_boots" 900 \
+    "$repo/integration/vm/run.sh" --test distro -- a_debian_zone_boots
 
 # runz's systemd cgroup driver where systemd is PID 1 (not on this host): the Debian 12 guest of
 # integration/vm/systemd (image cached in /var/cache/zones-linux, built by mk-guest.sh when
@@ -174,27 +140,31 @@ fi
 # same bundles; runz under podman (cgroup_manager systemd) and containerd's shim (ctr
 # --runc-systemd-cgroup); integration/cri.sh with SystemdCgroup = true; a zone as a systemd
 # scope (zones.conf cgroup_driver = auto). The pod's images and the zone's busybox come from
-# here: the guest has no busybox-static or python3. About 6-8 minutes cached. Prints
-# "integration: N passed, N failed (systemd-guest)".
+# here: the guest has no busybox-static or python3. About 6-8 minutes cached.
 if [ "$root" -eq 1 ]; then
-    echo "==> integration/vm/systemd/run.sh: systemd-driver.sh, runtimes-systemd.sh, cri.sh, zone-systemd.sh"
     cri_images=$(dirname "$debug")/vm/cri-images
     mkdir -p "$cri_images"
     "$repo/integration/mk-pause-image.sh" "$cri_images/pause-oci.tar" >/dev/null &&
         "$repo/integration/mk-oci-image.sh" "$cri_images/busybox-oci.tar" >/dev/null ||
         echo "==> the CRI images for the systemd guest could not be built" >&2
     cp /bin/busybox "$(dirname "$debug")/vm/busybox" # static (busybox-static), for zone-systemd.sh
-    timeout -k 10 1800 "$repo/integration/vm/systemd/run.sh" --quiet --timeout 1500 \
-        --job "$repo/integration/vm/systemd/systemd-driver.sh" \
-        --job "$repo/integration/vm/systemd/runtimes-systemd.sh" \
-        --cmd "IT_SYSTEMD_CGROUP=1 IT_IMAGES=$cri_images RUNZ=$debug/runz CRI_CLIENT=$debug/runz-cri-client $repo/integration/cri.sh" \
-        --job "$repo/integration/vm/systemd/zone-systemd.sh" \
-        2>&1 | tee -a "$integ_log"
-    if [ "${PIPESTATUS[0]}" -ne 0 ]; then
-        echo "==> FAILED: integration/vm/systemd/run.sh (systemd driver jobs)" >&2
-        failed_steps+=("integration/vm/systemd/run.sh (systemd driver jobs)")
-    fi
 fi
+guarded "integration/vm/systemd/run.sh (systemd driver jobs)" 1800 \
+    "$repo/integration/vm/systemd/run.sh" --quiet --timeout 1500 \
+    --job "$repo/integration/vm/systemd/systemd-driver.sh" \
+    --job "$repo/integration/vm/systemd/runtimes-systemd.sh" \
+    --cmd "IT_SYSTEMD_CGROUP=1 IT_IMAGES=${cri_images:-} RUNZ=$debug/runz CRI_CLIENT=$debug/runz-cri-client $repo/integration/cri.sh" \
+    --job "$repo/integration/vm/systemd/zone-systemd.sh"
+
+# Real OpenZFS (the zfs backend otherwise runs on zfs-fuse here): the guest boots
+# bookworm-backports' 6.12 with OpenZFS 2.3's modules (scripts/openzfs-guest.sh builds them
+# once with dkms, cached in /var/cache/zones-linux: ~15 minutes cold on 2 cores) and runs
+# tests/storage.rs's zfs test and tests/dataset.rs (add dataset: zfs zone). A failed build or
+# a module that does not load fails the step. About 4 minutes cached. Last of the guests: on a
+# fresh machine it is the longest step.
+guarded "integration/vm/run.sh --openzfs" 2700 \
+    "$repo/integration/vm/run.sh" --openzfs --timeout 1200 \
+    --test storage --test dataset -- zfs delegated bad_datasets
 
 # Fuzzing, the short CI run: each target's committed corpus, then 15 s of mutation per target
 # with the stable driver (fuzz/src/main.rs; `cargo fuzz` runs the same targets with libFuzzer

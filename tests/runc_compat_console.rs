@@ -7,29 +7,49 @@ mod common;
 mod runc_compat;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
+use std::time::Duration;
 
 use common::require_root;
 use runc_compat::{Pair, Rt, BOTH, RUNC};
 use serde_json::json;
 
-/// `script -qec "RT --root ROOT ARGS" /dev/null`: what the terminal showed.
+/// `script -qec "RT --root ROOT ARGS" /dev/null`: what the terminal showed. Bounded: a run
+/// that does not end within a minute fails the test with what the terminal showed so far and
+/// the processes left, and everything that names the container is killed.
 fn in_terminal(p: &Pair, rt: Rt, args: &[&str]) -> Vec<u8> {
     let (bin, root) = match rt {
         Rt::Runc => (Path::new(RUNC).to_path_buf(), p.runc_root.clone()),
         Rt::Runz => (common::runz_bin().to_path_buf(), p.b.root.clone()),
     };
     let line = format!(
-        "timeout 20 {} --root {} {}",
+        "timeout -k 5 20 {} --root {} {}",
         bin.display(),
         root.display(),
         args.join(" ")
     );
-    let out = Command::new("script")
-        .args(["-qec", &line, "/dev/null"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("script(1) (bsdutils) runs");
+    let stem = p.b.dir.join(format!("script-{rt:?}-{}", args[0]));
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"]);
+    let out = match common::run_with_timeout(&mut cmd, &stem, Duration::from_secs(60)) {
+        Ok(out) => out,
+        Err(e) => {
+            let ps = Command::new("ps")
+                .args(["-eo", "pid,ppid,pgid,sid,stat,wchan:24,args", "--forest"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            let _ = Command::new("pkill")
+                .args(["-KILL", "-f", &p.b.id])
+                .status();
+            let shown = std::fs::read(stem.with_extension("out")).unwrap_or_default();
+            panic!(
+                "{rt:?} {}: script(1) {e}; the terminal showed {:?}; processes:\n{ps}",
+                args[0],
+                String::from_utf8_lossy(&shown)
+            );
+        }
+    };
     // "^@": script's terminal echoing a NUL, at a moment that varies; not the runtime's.
     String::from_utf8_lossy(&out.stdout)
         .replace("^@", "")
