@@ -238,6 +238,14 @@ if [ ! -s "$tarball" ]; then
     build
 fi
 flock -u 9
+# Every change to this script is a new key: a key nobody used for a week goes (its tarball,
+# lock and log), so the cache does not grow with each revision. Use keeps a key fresh.
+touch "$tarball"
+find "$cache" -maxdepth 1 -name "debian-$suite$flavour-*.tar*" ! -name "${tarball##*/}" \
+    -mtime +7 -printf '%f\n' 2>/dev/null | while read -r old; do
+    old=${old%.tar*}
+    rm -f "$cache/$old".tar* "$cache/$old.lock" "$cache/debootstrap-${old#debian-}.log"
+done
 
 created=0
 [ -e "$dest" ] || created=1
