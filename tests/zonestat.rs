@@ -256,7 +256,7 @@ fn wait_bounded(child: &mut std::process::Child) -> std::process::ExitStatus {
 
 /// Only root of the host runs the probe (a non-root caller is refused, naming why; `-r all`
 /// starts none and works for anyone); a missing bpftrace is named; and the child is stopped on
-/// SIGINT and when zonestat is killed.
+/// SIGINT and SIGTERM, and when zonestat is killed.
 #[test]
 fn ebpf_resources_are_root_only_and_their_child_never_outlives_zonestat() {
     if !require_root() {
@@ -288,16 +288,15 @@ fn ebpf_resources_are_root_only_and_their_child_never_outlives_zonestat() {
     if !have_bpftrace() {
         return;
     }
-    // SIGINT: zonestat ends well and its bpftrace is gone.
-    let (mut child, bpf) = start_inf(&h);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let status = wait_bounded(&mut child);
-    assert!(status.success(), "{status}");
-    assert!(gone(bpf), "bpftrace {bpf} outlived zonestat's SIGINT");
+    // SIGINT and SIGTERM: zonestat ends well and its bpftrace is gone.
+    use nix::sys::signal::Signal;
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        let (mut child, bpf) = start_inf(&h);
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+        let status = wait_bounded(&mut child);
+        assert!(status.success(), "{sig}: {status}");
+        assert!(gone(bpf), "bpftrace {bpf} outlived zonestat's {sig}");
+    }
     // SIGKILL: zonestat cannot clean up, the kernel ends its child (PR_SET_PDEATHSIG).
     let (mut child, bpf) = start_inf(&h);
     child.kill().unwrap();
