@@ -216,7 +216,7 @@ fn start_inf(h: &Host) -> (std::process::Child, u32) {
         .arg(&h.root)
         .args(["-p", "-r", "syscalls", "1"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -255,8 +255,8 @@ fn wait_bounded(child: &mut std::process::Child) -> std::process::ExitStatus {
 }
 
 /// Only root of the host runs the probe (a non-root caller is refused, naming why; `-r all`
-/// starts none and works for anyone); a missing bpftrace is named; and the child is stopped on
-/// SIGINT and SIGTERM, and when zonestat is killed.
+/// starts none and works for anyone); a missing bpftrace is named; the child is stopped on
+/// SIGINT and SIGTERM, and when zonestat is killed; a child that dies fails zonestat.
 #[test]
 fn ebpf_resources_are_root_only_and_their_child_never_outlives_zonestat() {
     if !require_root() {
@@ -302,4 +302,15 @@ fn ebpf_resources_are_root_only_and_their_child_never_outlives_zonestat() {
     child.kill().unwrap();
     let _ = child.wait();
     assert!(gone(bpf), "bpftrace {bpf} outlived zonestat's SIGKILL");
+    // bpftrace killed under zonestat: zonestat says so and fails, rather than print dashes.
+    let (mut child, bpf) = start_inf(&h);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(bpf as i32), Signal::SIGKILL).unwrap();
+    let status = wait_bounded(&mut child);
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert_eq!(
+        err.trim(),
+        "zonestat: -r syscalls: bpftrace failed (signal: 9 (SIGKILL)): it printed nothing"
+    );
 }

@@ -49,16 +49,18 @@ const BPF_MARGIN: u64 = 30;
 #[command(
     name = "zonestat",
     about = "Report zones' CPU, memory and process usage against their caps",
-    after_help = "Examples:\n  zonestat 5\n  zonestat 2 3\n  zonestat -z web,db -r physical-memory 1 1m\n  zonestat -q -R total,high 10s 24h 1h\n  zonestat -p -P zones -T u -r psets 5 1\n  zonestat -j 1 1\n  zonestat -r syscalls,runq 5 12\n  zonestat --prometheus\n\n\
-eBPF resources (extensions, root of the host only): -r syscalls reports each zone's system calls \
-per second (ZONE CALLS/S CALLS; -p: LABEL:syscalls:ZONE:PER-SECOND:COUNT), -r runq its run-queue \
-latency, how long its runnable tasks waited for a CPU (ZONE WAITS MEAN-US MAX-US; -p: \
-LABEL:runq:ZONE:WAITS:MEAN-US:MAX-US), with [total] for the host and the kernel's threads in \
-global; -j adds \"syscalls\" and \"runq\" objects to each zone, to \"total\" and to a \"global\" \
-object. They cost: zonestat runs one bpftrace for the whole run (probes on every system call, \
-or on every wakeup and context switch), so they are never part of the default or -r all. They \
-need bpftrace, tracefs, the tracepoints and a cgroup2 hierarchy, and say which is missing.\n\n\
-Exit status: 0 success, 1 error, 2 usage error.",
+    long_about = "Report zones' CPU, memory and process usage against their caps, as illumos \
+zonestat(8) does.\n\n\
+eBPF resources (extensions, root of the host only): -r syscalls reports each zone's system \
+calls per second (ZONE CALLS/S CALLS; -p: LABEL:syscalls:ZONE:PER-SECOND:COUNT), -r runq its \
+run-queue latency, how long its runnable tasks waited for a CPU after a wakeup or a preemption \
+(ZONE WAITS MEAN-US MAX-US; -p: LABEL:runq:ZONE:WAITS:MEAN-US:MAX-US), with [total] for the \
+host and the kernel's threads in global; -j adds \"syscalls\" and \"runq\" objects to each \
+zone, to \"total\" and to a \"global\" object. They cost: zonestat runs one bpftrace for the \
+whole run, with a probe on every system call, or on every wakeup and context switch, so they \
+are never part of the default or -r all, and not with --prometheus. They need bpftrace, \
+tracefs, the tracepoints and a cgroup2 hierarchy, and name what is missing.",
+    after_help = "Examples:\n  zonestat 5\n  zonestat 2 3\n  zonestat -z web,db -r physical-memory 1 1m\n  zonestat -q -R total,high 10s 24h 1h\n  zonestat -p -P zones -T u -r psets 5 1\n  zonestat -j 1 1\n  zonestat -r syscalls,runq 5 12\n  zonestat --prometheus\n\nExit status: 0 success, 1 error, 2 usage error.",
     disable_version_flag = true
 )]
 struct Cli {
