@@ -395,7 +395,8 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             let global = stat::global_usage(&host, &usage);
             usage.insert(0, global);
         }
-        if let Some(b) = bpf.as_mut() {
+        // (An interrupted interval is not reported: its figures are not taken.)
+        if let Some(b) = bpf.as_mut().filter(|_| !interrupted) {
             b.take(&store)
                 .map_err(|e| anyhow::anyhow!("-r {}: {e}", wants.names()))?
                 .apply(&mut host, &mut usage);
