@@ -81,6 +81,9 @@ pub enum TraceError {
     Bpftrace { status: String, detail: String },
     #[error("bpftrace ran past its {0} s duration and was killed")]
     Timeout(u64),
+    /// A bpftrace that its owner runs alongside (zonestat's) did not start or ended early.
+    #[error("{0}")]
+    Child(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

@@ -288,6 +288,8 @@ pub struct Sampler {
     reader: Option<std::thread::JoinHandle<()>>,
     /// When the probes were attached: bpftrace's seconds count from about then.
     attached_at: Instant,
+    /// The program's own bound, seconds.
+    seconds: u64,
 }
 
 impl Sampler {
@@ -315,7 +317,7 @@ impl Sampler {
         let mut run = super::spawn_owned(&bpftrace, &text, &opts)?;
         let Some(stdout) = run.stdout() else {
             run.stop();
-            return Err(TraceError::Program("bpftrace's output is not piped".into()));
+            return Err(TraceError::Child("bpftrace's output is not piped".into()));
         };
         let shared: Shared = Arc::default();
         let reader = {
@@ -328,6 +330,7 @@ impl Sampler {
             shared,
             reader: Some(reader),
             attached_at: Instant::now(),
+            seconds,
         };
         sampler.wait_attached()?;
         sampler.attached_at = Instant::now();
@@ -343,7 +346,7 @@ impl Sampler {
             if left.is_zero() {
                 drop(g);
                 self.stop();
-                return Err(TraceError::Program(format!(
+                return Err(TraceError::Child(format!(
                     "bpftrace did not attach its probes within {} s",
                     ATTACH_TIMEOUT.as_secs()
                 )));
@@ -368,7 +371,10 @@ impl Sampler {
         }
         match self.run.take().map(Run::wait) {
             Some(Err(e)) => e,
-            _ => TraceError::Program("bpftrace ended before zonestat did".into()),
+            _ => TraceError::Child(format!(
+                "bpftrace ended before zonestat did (its bound: {} s)",
+                self.seconds
+            )),
         }
     }
 
