@@ -127,6 +127,11 @@ guarded "integration/vm/run.sh --test vmadm -- zfs_io" 600 \
 guarded "integration/vm/run.sh --test zonecfg_audit" 600 \
     "$repo/integration/vm/run.sh" --test zonecfg_audit
 
+# zonestat's eBPF figures per zone on pure cgroup v2 (the unified hierarchy at the root; this
+# host's is beside v1): tests/zonestat.rs's busy/idle test in the guest, about 3 minutes.
+guarded "integration/vm/run.sh --test zonestat -- ebpf_figures" 600 \
+    "$repo/integration/vm/run.sh" --test zonestat -- ebpf_figures
+
 # A Debian zone booted by systemd on pure cgroup v2 (tests/distro.rs's systemd boot test in
 # the same guest; the image comes from the cache the host's cargo test filled), about 3
 # minutes under TCG. The OpenRC zone's test (6 minutes there) runs on this host only, to keep

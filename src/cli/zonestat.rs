@@ -19,7 +19,12 @@
 //! (`mem_default`, `vm_default`, `pset_default`, `system-limit`, or a VNIC's name for
 //! `network`). Extensions: `-j` prints one JSON object per interval; `--prometheus` the
 //! current counters once in the Prometheus text format (with `--listen` it serves them over
-//! HTTP on a loopback address until killed); `-r network` the bytes of each zone's VNICs.
+//! HTTP on a loopback address until killed); `-r network` the bytes of each zone's VNICs;
+//! `-r syscalls` (system calls per second) and `-r runq` (run-queue latency: waits, mean and
+//! longest, microseconds) per zone, from eBPF where the cgroup files have nothing: zonestat
+//! then runs one bpftrace child for the whole run (root of the host only; never for the
+//! default or `all`, since every system call or context switch then runs a probe). See
+//! [`crate::zone::trace::zonestat`].
 //!
 //! The alternate root is `--root`, since `-R` takes illumos's reports; `-R /PATH` (a value no
 //! report name can take: it starts with `/`) is still read as the alternate root, as the
@@ -33,12 +38,29 @@ use clap::Parser;
 use zones::store::Store;
 
 use crate::zone::stat;
+use crate::zone::trace;
+use crate::zone::trace::zonestat::{Sampler, Wants, INF_SECONDS};
+
+/// How long the eBPF child outlives the intervals asked for (it is stopped when zonestat ends;
+/// this only bounds it if zonestat cannot stop it).
+const BPF_MARGIN: u64 = 30;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "zonestat",
     about = "Report zones' CPU, memory and process usage against their caps",
-    after_help = "Examples:\n  zonestat 5\n  zonestat 2 3\n  zonestat -z web,db -r physical-memory 1 1m\n  zonestat -q -R total,high 10s 24h 1h\n  zonestat -p -P zones -T u -r psets 5 1\n  zonestat -j 1 1\n  zonestat --prometheus\n\nExit status: 0 success, 1 error, 2 usage error.",
+    long_about = "Report zones' CPU, memory and process usage against their caps, as illumos \
+zonestat(8) does.\n\n\
+eBPF resources (extensions, root of the host only): -r syscalls reports each zone's system \
+calls per second (ZONE CALLS/S CALLS; -p: LABEL:syscalls:ZONE:PER-SECOND:COUNT), -r runq its \
+run-queue latency, how long its runnable tasks waited for a CPU after a wakeup or a preemption \
+(ZONE WAITS MEAN-US MAX-US; -p: LABEL:runq:ZONE:WAITS:MEAN-US:MAX-US), with [total] for the \
+host and the kernel's threads in global; -j adds \"syscalls\" and \"runq\" objects to each \
+zone, to \"total\" and to a \"global\" object. They cost: zonestat runs one bpftrace for the \
+whole run, with a probe on every system call, or on every wakeup and context switch, so they \
+are never part of the default or -r all, and not with --prometheus. They need bpftrace, \
+tracefs, the tracepoints and a cgroup2 hierarchy, and name what is missing.",
+    after_help = "Examples:\n  zonestat 5\n  zonestat 2 3\n  zonestat -z web,db -r physical-memory 1 1m\n  zonestat -q -R total,high 10s 24h 1h\n  zonestat -p -P zones -T u -r psets 5 1\n  zonestat -j 1 1\n  zonestat -r syscalls,runq 5 12\n  zonestat --prometheus\n\nExit status: 0 success, 1 error, 2 usage error.",
     disable_version_flag = true
 )]
 struct Cli {
@@ -77,7 +99,8 @@ struct Cli {
     json: bool,
     /// Resources to report (comma-separated; may be repeated): summary, physical-memory,
     /// virtual-memory, memory, processor-set (psets, default-pset), lwps (processes,
-    /// limits), network, default, all.
+    /// limits), network, default, all; and, from eBPF (root only, not in all: they cost a
+    /// probe on every system call or context switch), syscalls and runq.
     #[arg(short = 'r', value_delimiter = ',', value_name = "RESOURCES")]
     resources: Vec<String>,
     /// Print the current counters once in the Prometheus text format and exit.
@@ -281,6 +304,21 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         .filter(|z| *z != "global")
         .cloned()
         .collect();
+    let wants = Wants {
+        syscalls: opts.resources.contains(&stat::Resource::Syscalls),
+        runq: opts.resources.contains(&stat::Resource::Runq),
+    };
+    if wants.any() && cli.prometheus {
+        usage!(
+            "-r {}: not with --prometheus (an exporter would keep a probe on every \
+             system call or context switch)",
+            wants.names()
+        );
+    }
+    if wants.any() {
+        // Not root, no bpftrace, no tracefs: say so before anything else.
+        trace::check_host(false).map_err(|e| anyhow::anyhow!("-r {}: {e}", wants.names()))?;
+    }
     if let Some(addr) = cli.listen.as_deref() {
         return serve_prometheus(&store, &only, addr);
     }
@@ -317,6 +355,20 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             anyhow::bail!("{z}: No such zone configured");
         }
     }
+    // The eBPF child: started (and attached) before the first sample, stopped and reaped when
+    // `bpf` is dropped, on every way out of this function.
+    let mut bpf = if wants.any() {
+        let seconds = count
+            .map_or(INF_SECONDS, |c| {
+                c.saturating_mul(interval).saturating_add(BPF_MARGIN)
+            })
+            .min(INF_SECONDS);
+        let sampler = Sampler::start(&store, wants, seconds)
+            .map_err(|e| anyhow::anyhow!("-r {}: {e}", wants.names()))?;
+        Some(sampler)
+    } else {
+        None
+    };
     let online = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut before = stat::sample_all(&store, &stat::live_zones(&store, &only)?);
     let mut host_before = stat::sample_host();
@@ -329,19 +381,25 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         writeln!(out, "Collecting data for first interval...")?;
         out.flush()?;
     }
-    if !opts.reports.is_empty() {
-        catch_sigint();
+    if !opts.reports.is_empty() || bpf.is_some() {
+        catch_sigint(bpf.is_some());
     }
     while count.is_none_or(|c| n < c) {
         // Interrupted (^C), zonestat prints the summary reports of the intervals so far.
         let interrupted = nap(Duration::from_secs(interval));
         let now = stat::sample_all(&store, &stat::live_zones(&store, &only)?);
         let host_now = stat::sample_host();
-        let host = stat::host_usage(&host_before, &host_now, online);
+        let mut host = stat::host_usage(&host_before, &host_now, online);
         let mut usage = stat::report(&before, &now);
         if opts.with_global {
             let global = stat::global_usage(&host, &usage);
             usage.insert(0, global);
+        }
+        // (An interrupted interval is not reported: its figures are not taken.)
+        if let Some(b) = bpf.as_mut().filter(|_| !interrupted) {
+            b.take(&store)
+                .map_err(|e| anyhow::anyhow!("-r {}: {e}", wants.names()))?
+                .apply(&mut host, &mut usage);
         }
         let epoch = now_epoch();
         if !interrupted {
@@ -355,12 +413,18 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
                 .filter(|u| u.zonename != "global")
                 .map(|u| stat::json_usage(u, &opts.resources))
                 .collect();
-            let obj = serde_json::json!({
+            let mut obj = serde_json::json!({
                 "timestamp": epoch,
                 "interval": interval,
                 "total": host,
                 "zones": zones,
             });
+            // The eBPF figures are the global zone's too (the other resources' are not in -j).
+            if let Some(g) = usage.iter().find(|u| u.zonename == "global") {
+                if wants.any() {
+                    obj["global"] = stat::json_usage(g, &opts.resources);
+                }
+            }
             writeln!(out, "{obj}")?;
         } else if !cli.quiet {
             let r = stat::Report {
@@ -455,8 +519,9 @@ extern "C" fn on_sigint(_: libc::c_int) {
     INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
-/// Take SIGINT as "print the summary reports and stop" (illumos zonestat's NOTES).
-fn catch_sigint() {
+/// Take SIGINT as "print the summary reports and stop" (illumos zonestat's NOTES); with
+/// `term`, SIGTERM too (zonestat then has an eBPF child to stop and reap on its way out).
+fn catch_sigint(term: bool) {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
     let act = SigAction::new(
         SigHandler::Handler(on_sigint),
@@ -465,6 +530,10 @@ fn catch_sigint() {
     );
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     let _ = unsafe { sigaction(Signal::SIGINT, &act) };
+    if term {
+        // SAFETY: as above.
+        let _ = unsafe { sigaction(Signal::SIGTERM, &act) };
+    }
 }
 
 /// Sleep for `d` in short naps (bounded: d / 100 ms of them); true when SIGINT came.

@@ -80,6 +80,30 @@ pub struct Usage {
     pub swap: MemUsage,
     pub lwps: CountUsage,
     pub network: Vec<NicUsage>,
+    /// `-r syscalls` (eBPF, only when asked for): system calls over the interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syscalls: Option<SyscallUsage>,
+    /// `-r runq` (eBPF, only when asked for): run-queue latency over the interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runq: Option<RunqUsage>,
+}
+
+/// System calls made over an interval (counted by an eBPF probe on `raw_syscalls:sys_enter`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct SyscallUsage {
+    pub per_second: f64,
+    pub count: u64,
+}
+
+/// Run-queue latency over an interval: how long tasks waited, runnable, for a CPU (from a
+/// wakeup or a preemption to running again; eBPF probes on the scheduler's tracepoints).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct RunqUsage {
+    /// Waits measured (times a task got a CPU after waiting for one).
+    pub waits: u64,
+    /// Mean and longest wait, microseconds (0 without waits).
+    pub mean_us: f64,
+    pub max_us: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -331,6 +355,8 @@ pub fn usage(before: Option<&Sample>, now: &Sample) -> Usage {
             cap: now.lwps_cap,
         },
         network: now.nics.clone(),
+        syscalls: None,
+        runq: None,
     }
 }
 
@@ -576,6 +602,11 @@ pub struct HostUsage {
     pub vm_kernel: u64,
     pub lwps: u64,
     pub lwps_max: u64,
+    /// `-r syscalls` and `-r runq`: the whole host's figures (the `[total]` rows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syscalls: Option<SyscallUsage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runq: Option<RunqUsage>,
 }
 
 /// The host's usage between two samples, with `cpus` online CPUs.
@@ -605,6 +636,8 @@ pub fn host_usage(before: &HostSample, now: &HostSample, cpus: usize) -> HostUsa
         vm_kernel: now.mem_kernel,
         lwps: now.lwps,
         lwps_max: now.lwps_max,
+        syscalls: None,
+        runq: None,
     }
 }
 
@@ -637,6 +670,8 @@ pub fn global_usage(host: &HostUsage, zones: &[Usage]) -> Usage {
             cap: None,
         },
         network: Vec::new(),
+        syscalls: None,
+        runq: None,
     }
 }
 
@@ -779,6 +814,66 @@ pub fn parse_reports(names: &[String]) -> Result<Vec<ReportKind>, String> {
         .collect())
 }
 
+impl SyscallUsage {
+    /// Two intervals' figures added up (`high`: the higher of each).
+    fn combine(a: Option<Self>, b: Option<Self>, high: bool) -> Option<Self> {
+        let (a, b) = match (a, b) {
+            (Some(a), Some(b)) => (a, b),
+            (a, b) => return a.or(b),
+        };
+        Some(if high {
+            SyscallUsage {
+                per_second: a.per_second.max(b.per_second),
+                count: a.count.max(b.count),
+            }
+        } else {
+            SyscallUsage {
+                per_second: a.per_second + b.per_second,
+                count: a.count + b.count,
+            }
+        })
+    }
+
+    fn div(self, n: u64) -> Self {
+        SyscallUsage {
+            per_second: self.per_second / n as f64,
+            count: self.count / n,
+        }
+    }
+}
+
+impl RunqUsage {
+    /// Two intervals' figures added up (`high`: the higher of each); the longest wait is the
+    /// longer of the two either way.
+    fn combine(a: Option<Self>, b: Option<Self>, high: bool) -> Option<Self> {
+        let (a, b) = match (a, b) {
+            (Some(a), Some(b)) => (a, b),
+            (a, b) => return a.or(b),
+        };
+        Some(if high {
+            RunqUsage {
+                waits: a.waits.max(b.waits),
+                mean_us: a.mean_us.max(b.mean_us),
+                max_us: a.max_us.max(b.max_us),
+            }
+        } else {
+            RunqUsage {
+                waits: a.waits + b.waits,
+                mean_us: a.mean_us + b.mean_us,
+                max_us: a.max_us.max(b.max_us),
+            }
+        })
+    }
+
+    fn div(self, n: u64) -> Self {
+        RunqUsage {
+            waits: self.waits / n,
+            mean_us: self.mean_us / n as f64,
+            max_us: self.max_us,
+        }
+    }
+}
+
 /// The usage of the intervals since the last summary report, for `-R`.
 #[derive(Debug, Clone, Default)]
 pub struct Accum {
@@ -796,6 +891,8 @@ fn with_used(latest: &Usage, used: &Usage) -> Usage {
     u.memory.used = used.memory.used;
     u.swap.used = used.swap.used;
     u.lwps.used = used.lwps.used;
+    u.syscalls = used.syscalls;
+    u.runq = used.runq;
     u
 }
 
@@ -815,6 +912,8 @@ impl Accum {
         h.vm_kernel += host.vm_kernel;
         h.lwps += host.lwps;
         h.lwps_max = host.lwps_max;
+        h.syscalls = SyscallUsage::combine(h.syscalls, host.syscalls, false);
+        h.runq = RunqUsage::combine(h.runq, host.runq, false);
         let m = &mut self.host_high;
         m.cpus = host.cpus;
         m.cpu_used = m.cpu_used.max(host.cpu_used);
@@ -827,6 +926,8 @@ impl Accum {
         m.vm_kernel = m.vm_kernel.max(host.vm_kernel);
         m.lwps = m.lwps.max(host.lwps);
         m.lwps_max = host.lwps_max;
+        m.syscalls = SyscallUsage::combine(m.syscalls, host.syscalls, true);
+        m.runq = RunqUsage::combine(m.runq, host.runq, true);
         for u in zones {
             match self.zones.iter_mut().find(|z| z.1.zonename == u.zonename) {
                 None => self.zones.push((1, u.clone(), u.clone())),
@@ -837,11 +938,15 @@ impl Accum {
                     s.memory.used += u.memory.used;
                     s.swap.used += u.swap.used;
                     s.lwps.used += u.lwps.used;
+                    s.syscalls = SyscallUsage::combine(s.syscalls, u.syscalls, false);
+                    s.runq = RunqUsage::combine(s.runq, u.runq, false);
                     let mut h = high.clone();
                     h.cpu.used = h.cpu.used.max(u.cpu.used);
                     h.memory.used = h.memory.used.max(u.memory.used);
                     h.swap.used = h.swap.used.max(u.swap.used);
                     h.lwps.used = h.lwps.used.max(u.lwps.used);
+                    h.syscalls = SyscallUsage::combine(h.syscalls, u.syscalls, true);
+                    h.runq = RunqUsage::combine(h.runq, u.runq, true);
                     *sum = with_used(u, &s);
                     *high = with_used(u, &h);
                 }
@@ -860,6 +965,8 @@ impl Accum {
             u.memory.used /= n;
             u.swap.used /= n;
             u.lwps.used /= n;
+            u.syscalls = u.syscalls.map(|s| s.div(n));
+            u.runq = u.runq.map(|r| r.div(n));
             u
         };
         let mut host = match kind {
@@ -874,6 +981,8 @@ impl Accum {
             host.vm_used /= all;
             host.vm_kernel /= all;
             host.lwps /= all;
+            host.syscalls = host.syscalls.map(|s| s.div(all));
+            host.runq = host.runq.map(|r| r.div(all));
         }
         let zones = self
             .zones
@@ -937,6 +1046,8 @@ impl Report<'_> {
                     None,
                 ),
                 Resource::Summary | Resource::ProcessorSet => (u.cpu.used, u.cpu.cap),
+                Resource::Syscalls => (u.syscalls.map_or(0.0, |s| s.per_second), None),
+                Resource::Runq => (u.runq.map_or(0.0, |q| q.mean_us), None),
             };
             match c {
                 SortCol::Name | SortCol::Used => used,
@@ -1108,9 +1219,14 @@ pub enum Resource {
     Lwps,
     /// Bytes per VNIC.
     Network,
+    /// System calls per second (an extension, from eBPF: never part of `all`).
+    Syscalls,
+    /// Run-queue latency (an extension, from eBPF: never part of `all`).
+    Runq,
 }
 
 impl Resource {
+    /// What `all` reports: every resource the cgroup files give, none that costs a probe.
     const ALL: [Resource; 6] = [
         Resource::Summary,
         Resource::PhysicalMemory,
@@ -1119,6 +1235,22 @@ impl Resource {
         Resource::Lwps,
         Resource::Network,
     ];
+    /// Report order.
+    const ORDER: [Resource; 8] = [
+        Resource::Summary,
+        Resource::PhysicalMemory,
+        Resource::VirtualMemory,
+        Resource::ProcessorSet,
+        Resource::Lwps,
+        Resource::Network,
+        Resource::Syscalls,
+        Resource::Runq,
+    ];
+
+    /// Whether the figures come from an eBPF program zonestat must start (root only).
+    pub fn needs_bpf(self) -> bool {
+        matches!(self, Resource::Syscalls | Resource::Runq)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -1128,6 +1260,8 @@ impl Resource {
             Resource::ProcessorSet => "processor-set",
             Resource::Lwps => "lwps",
             Resource::Network => "network",
+            Resource::Syscalls => "syscalls",
+            Resource::Runq => "runq",
         }
     }
 }
@@ -1149,12 +1283,14 @@ pub fn parse_resources(names: &[String]) -> Result<Vec<Resource>, String> {
             }
             "lwps" | "processes" | "limits" => &[Lwps],
             "network" => &[Network],
+            "syscalls" => &[Syscalls],
+            "runq" | "run-queue" => &[Runq],
             "all" => &Resource::ALL,
             other => {
                 return Err(format!(
                     "-r {other:?}: unknown resource; use summary, physical-memory, \
                      virtual-memory, memory, processor-set (psets), lwps (limits), network, \
-                     default or all"
+                     syscalls, runq, default or all"
                 ))
             }
         };
@@ -1163,7 +1299,7 @@ pub fn parse_resources(names: &[String]) -> Result<Vec<Resource>, String> {
     if wanted.is_empty() {
         wanted.push(Summary);
     }
-    Ok(Resource::ALL
+    Ok(Resource::ORDER
         .into_iter()
         .filter(|r| wanted.contains(r))
         .collect())
@@ -1270,6 +1406,9 @@ pub fn resource_report(res: Resource, r: &Report) -> String {
     if res == Resource::Summary {
         return String::new();
     }
+    if res.needs_bpf() {
+        return bpf_report(res, r);
+    }
     if res == Resource::Network {
         let mut out = format!("{title}\n");
         out.push_str(&format!(
@@ -1363,6 +1502,9 @@ pub fn resource_parsable(res: Resource, r: &Report) -> String {
     if res == Resource::Summary {
         return out;
     }
+    if res.needs_bpf() {
+        return bpf_parsable(res, r);
+    }
     if res == Resource::Network {
         if r.lines.zones {
             for u in r.sorted(res) {
@@ -1418,6 +1560,90 @@ pub fn resource_parsable(res: Resource, r: &Report) -> String {
     out
 }
 
+/// The rows of an eBPF resource: `[total]` (the whole host), then the zones in `-S` order,
+/// each with its figures (`None`: no data for the interval, as when bpftrace has not printed
+/// yet). The kernel's own threads count in the global zone (the root cgroup).
+fn bpf_rows<'a>(
+    res: Resource,
+    r: &'a Report,
+) -> Vec<(&'a str, Option<SyscallUsage>, Option<RunqUsage>)> {
+    let mut rows = Vec::new();
+    if !r.named(res.name()) {
+        return rows;
+    }
+    if r.lines.total {
+        rows.push(("[total]", r.host.syscalls, r.host.runq));
+    }
+    if r.lines.zones {
+        for u in r.sorted(res) {
+            rows.push((u.zonename.as_str(), u.syscalls, u.runq));
+        }
+    }
+    rows
+}
+
+/// The human report of `-r syscalls` (`ZONE CALLS/S CALLS`) or `-r runq` (`ZONE WAITS
+/// MEAN-US MAX-US`); `-` where there is no data.
+fn bpf_report(res: Resource, r: &Report) -> String {
+    let rows = bpf_rows(res, r);
+    if rows.is_empty() && !r.named(res.name()) {
+        return String::new();
+    }
+    let mut out = format!("{}\n", res.name().to_uppercase());
+    let dash = || "-".to_string();
+    if res == Resource::Syscalls {
+        out.push_str(&format!(
+            "{:>16} {:>10} {:>12}\n",
+            "ZONE", "CALLS/S", "CALLS"
+        ));
+        for (zone, sc, _) in rows {
+            let (rate, n) = sc.map_or((dash(), dash()), |s| {
+                (format!("{:.0}", s.per_second), s.count.to_string())
+            });
+            out.push_str(&format!("{zone:>16} {rate:>10} {n:>12}\n"));
+        }
+    } else {
+        out.push_str(&format!(
+            "{:>16} {:>10} {:>10} {:>10}\n",
+            "ZONE", "WAITS", "MEAN-US", "MAX-US"
+        ));
+        for (zone, _, q) in rows {
+            let (n, mean, max) = q.map_or((dash(), dash(), dash()), |q| {
+                (
+                    q.waits.to_string(),
+                    format!("{:.1}", q.mean_us),
+                    format!("{:.0}", q.max_us),
+                )
+            });
+            out.push_str(&format!("{zone:>16} {n:>10} {mean:>10} {max:>10}\n"));
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// The parsable lines of `-r syscalls` (`LABEL:syscalls:ZONE:PER-SECOND:COUNT`) or `-r runq`
+/// (`LABEL:runq:ZONE:WAITS:MEAN-US:MAX-US`), `[total]` first; `-` where there is no data.
+fn bpf_parsable(res: Resource, r: &Report) -> String {
+    let ts = r.prefix();
+    let label = r.label;
+    let name = res.name();
+    let mut out = String::new();
+    for (zone, sc, q) in bpf_rows(res, r) {
+        let fields = if res == Resource::Syscalls {
+            sc.map_or("-:-".to_string(), |s| {
+                format!("{:.2}:{}", s.per_second, s.count)
+            })
+        } else {
+            q.map_or("-:-:-".to_string(), |q| {
+                format!("{}:{:.1}:{:.0}", q.waits, q.mean_us, q.max_us)
+            })
+        };
+        out.push_str(&format!("{ts}{label}:{name}:{}:{fields}\n", esc(zone)));
+    }
+    out
+}
+
 /// A zone's `-j` object with only the keys of `resources` (all of them with the summary).
 pub fn json_usage(u: &Usage, resources: &[Resource]) -> serde_json::Value {
     let mut v = serde_json::to_value(u).unwrap_or_default();
@@ -1432,6 +1658,8 @@ pub fn json_usage(u: &Usage, resources: &[Resource]) -> serde_json::Value {
             "virtual-memory" => resources.contains(&Resource::VirtualMemory),
             "lwps" => resources.contains(&Resource::Lwps),
             "network" => resources.contains(&Resource::Network),
+            "syscalls" => resources.contains(&Resource::Syscalls),
+            "runq" => resources.contains(&Resource::Runq),
             _ => false,
         };
         obj.retain(|k, _| keep(k));
@@ -1496,6 +1724,8 @@ mod tests {
             vm_kernel: 100 << 20,
             lwps: 200,
             lwps_max: 1000,
+            syscalls: None,
+            runq: None,
         }
     }
 
@@ -1605,6 +1835,13 @@ mod tests {
         );
         assert_eq!(names(&["all"]).unwrap().len(), 6);
         assert_eq!(names(&["cpu", "processor-set"]).unwrap(), ["processor-set"]);
+        // The eBPF resources come only by name: `all` does not start a probe.
+        assert!(!names(&["all"]).unwrap().contains(&"syscalls"));
+        assert_eq!(
+            names(&["runq,syscalls,lwps"]).unwrap(),
+            ["lwps", "syscalls", "runq"]
+        );
+        assert_eq!(names(&["run-queue"]).unwrap(), ["runq"]);
         let err = names(&["disk"]).unwrap_err();
         assert!(
             err.contains("-r \"disk\"") && err.contains("physical-memory"),
@@ -1655,6 +1892,64 @@ mod tests {
         assert_eq!(keys.len(), 3, "{j}");
         assert_eq!(j["lwps"]["cap"], 64);
         assert!(json_usage(&u, &[Resource::Summary])["cpu"].is_object());
+        // The eBPF resources: `-` before any data, then the figures, in every format.
+        assert_eq!(
+            resource_parsable(Resource::Syscalls, &r),
+            "interval:syscalls:[total]:-:-\ninterval:syscalls:web:-:-\n"
+        );
+        let mut h2 = host();
+        h2.syscalls = Some(SyscallUsage {
+            per_second: 1500.0,
+            count: 3000,
+        });
+        h2.runq = Some(RunqUsage {
+            waits: 10,
+            mean_us: 12.34,
+            max_us: 80.0,
+        });
+        let mut u2 = u.clone();
+        u2.syscalls = Some(SyscallUsage {
+            per_second: 1000.5,
+            count: 2001,
+        });
+        u2.runq = Some(RunqUsage::default());
+        let z2 = std::slice::from_ref(&u2);
+        let r2 = rep(&h2, z2, &[SortCol::Used]);
+        assert_eq!(
+            resource_parsable(Resource::Syscalls, &r2),
+            "interval:syscalls:[total]:1500.00:3000\ninterval:syscalls:web:1000.50:2001\n"
+        );
+        assert_eq!(
+            resource_parsable(Resource::Runq, &r2),
+            "interval:runq:[total]:10:12.3:80\ninterval:runq:web:0:0.0:0\n"
+        );
+        let text = resource_report(Resource::Runq, &r2);
+        assert!(text.starts_with("RUNQ\n"), "{text}");
+        let row: Vec<&str> = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("[total]"))
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        assert_eq!(row, ["[total]", "10", "12.3", "80"], "{text}");
+        let j = json_usage(&u2, &[Resource::Syscalls]);
+        assert_eq!(j["syscalls"]["count"], 2001, "{j}");
+        assert!(j.get("runq").is_none() && j.get("cpu").is_none(), "{j}");
+        assert!(json_usage(&u, &[Resource::Summary])
+            .get("syscalls")
+            .is_none());
+        // Summary reports: high takes the higher rate, total averages it.
+        let mut acc = Accum::default();
+        acc.add(&h2, z2);
+        let mut u3 = u2.clone();
+        u3.syscalls = Some(SyscallUsage {
+            per_second: 0.5,
+            count: 1,
+        });
+        acc.add(&h2, std::slice::from_ref(&u3));
+        let rate = |k| acc.report(k).1[0].syscalls.unwrap().per_second;
+        assert_eq!(rate(ReportKind::High), 1000.5);
+        assert_eq!(rate(ReportKind::Total), 500.5);
         let dev = "Inter-|   Receive\n face |bytes\n  vn0: 1500 3 0 0 0 0 0 0 700 2 0 0 0 0 0 0\n";
         assert_eq!(net_dev_bytes(dev, "vn0"), Some((1500, 700)));
         assert_eq!(net_dev_bytes(dev, "vn1"), None);

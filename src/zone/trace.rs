@@ -30,6 +30,7 @@
 
 pub mod syscalls;
 pub mod toolkit;
+pub mod zonestat;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -80,6 +81,9 @@ pub enum TraceError {
     Bpftrace { status: String, detail: String },
     #[error("bpftrace ran past its {0} s duration and was killed")]
     Timeout(u64),
+    /// A bpftrace that its owner runs alongside (zonestat's) did not start or ended early.
+    #[error("{0}")]
+    Child(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -298,12 +302,21 @@ pub fn tracefs() -> Result<PathBuf, TraceError> {
 
 /// Every tracepoint of `script` exists in this kernel.
 pub fn check_tracepoints(script: &Script, events: &Path) -> Result<(), TraceError> {
-    for tp in script.tracepoints {
+    check_tracepoint_list(script.name, script.tracepoints, events)
+}
+
+/// Every tracepoint (`category:name`) of `tracepoints` exists in this kernel; `who` names the
+/// program that needs them.
+pub fn check_tracepoint_list(
+    who: &str,
+    tracepoints: &[&str],
+    events: &Path,
+) -> Result<(), TraceError> {
+    for tp in tracepoints {
         let (cat, name) = tp.split_once(':').unwrap_or((tp, ""));
         if !events.join(cat).join(name).is_dir() {
             return Err(prereq(format!(
-                "{}: tracepoint {tp} is not available in this kernel ({} has no {cat}/{name})",
-                script.name,
+                "{who}: tracepoint {tp} is not available in this kernel ({} has no {cat}/{name})",
                 events.display()
             )));
         }
@@ -661,12 +674,31 @@ fn is_noise(line: &str) -> bool {
     line.contains("RLIMIT_MEMLOCK")
 }
 
-/// Start bpftrace on `program` with `stdout` piped (or inherited when `pipe` is false).
+/// Start bpftrace on `program` with `stdout` piped (or inherited when `pipe` is false). The
+/// caller then ignores SIGINT, so that ^C reaches bpftrace alone and it prints what it has.
 pub fn spawn(
     bpftrace: &Path,
     program: &str,
     opts: &Options,
     pipe: bool,
+) -> Result<Run, TraceError> {
+    spawn_child(bpftrace, program, opts, pipe, false)
+}
+
+/// Start bpftrace on `program`, stdout piped, as a helper the caller owns: in its own process
+/// group (a terminal's ^C goes to the caller, which stops it), killed if the caller dies
+/// (`PR_SET_PDEATHSIG`), and the caller's own SIGINT handling left alone. The caller must
+/// [`Run::stop`] it on every way out.
+pub fn spawn_owned(bpftrace: &Path, program: &str, opts: &Options) -> Result<Run, TraceError> {
+    spawn_child(bpftrace, program, opts, true, true)
+}
+
+fn spawn_child(
+    bpftrace: &Path,
+    program: &str,
+    opts: &Options,
+    pipe: bool,
+    owned: bool,
 ) -> Result<Run, TraceError> {
     // The program goes in a memfd bpftrace reads as /proc/self/fd/N when it is too long for one
     // argument (a map of many cgroups), else on the command line (its errors then say `stdin`).
@@ -695,23 +727,33 @@ pub fn spawn(
             Stdio::inherit()
         })
         .stderr(Stdio::piped());
-    // SAFETY: the closure only calls async-signal-safe functions (fcntl, signal) between fork
-    // and exec: the program's memfd stays open across exec, SIGINT gets its default action
-    // back (zonetrace ignores it so that bpftrace can print its maps on ^C).
+    // SAFETY: the closure only calls async-signal-safe functions (fcntl, signal, setpgid,
+    // prctl) between fork and exec: the program's memfd stays open across exec, SIGINT gets its
+    // default action back (zonetrace ignores it so that bpftrace can print its maps on ^C); an
+    // owned child gets its own process group and dies with its parent.
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
             if libc::fcntl(raw, libc::F_SETFD, 0) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             libc::signal(libc::SIGINT, libc::SIG_DFL);
+            if owned
+                && (libc::setpgid(0, 0) < 0
+                    || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) < 0)
+            {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
     }
     let mut child = cmd.spawn().map_err(TraceError::Spawn)?;
-    // SAFETY: setting SIGINT to SIG_IGN installs no handler; ^C reaches bpftrace (same process
-    // group), which ends the trace and prints what it has, and zonetrace then prints it.
-    unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
+    if !owned {
+        // SAFETY: setting SIGINT to SIG_IGN installs no handler; ^C reaches bpftrace (same
+        // process group), which ends the trace and prints what it has, and zonetrace then
+        // prints it.
+        unsafe {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+        }
     }
     let stderr = Arc::new(Mutex::new(String::new()));
     let err_pipe = child.stderr.take();
