@@ -106,38 +106,21 @@ for script in containerd cri podman; do
         guarded "integration/$script.sh" 900 "$repo/integration/$script.sh"
 done
 
-# The caps tests again on pure cgroup v2, in a qemu guest with Debian's kernel (this host is
-# hybrid v1), and the user-namespace tests on that older kernel (6.1: id-mapped image layers
-# attached beside the zone): about 3 minutes under TCG.
-guarded "integration/vm/run.sh --test caps --test userns" 1200 \
-    "$repo/integration/vm/run.sh" --test caps --test userns
-
-# VLAN ids on a VLAN-aware etherstub (this host lacks bridge vlan filtering, the guest has it):
-# tests/network.rs's vlan test in the same guest, about 1.5 minutes.
-guarded "integration/vm/run.sh --test network -- vlan" 600 \
-    "$repo/integration/vm/run.sh" --test network -- vlan
-
-# vmadm's zfs_io_priority where the kernel weights I/O (the guest's v2 io controller; this
-# host refuses it): tests/vmadm.rs's zfs_io test in the guest, about 1.5 minutes.
-guarded "integration/vm/run.sh --test vmadm -- zfs_io" 600 \
-    "$repo/integration/vm/run.sh" --test vmadm -- zfs_io
-
-# The zonecfg property audit's v2 side (memory.swap.max, io.max, read in the zone): about
-# 45 seconds in the guest.
-guarded "integration/vm/run.sh --test zonecfg_audit" 600 \
-    "$repo/integration/vm/run.sh" --test zonecfg_audit
-
-# zonestat's eBPF figures per zone on pure cgroup v2 (the unified hierarchy at the root; this
-# host's is beside v1): tests/zonestat.rs's busy/idle test in the guest, about 3 minutes.
-guarded "integration/vm/run.sh --test zonestat -- ebpf_figures" 600 \
-    "$repo/integration/vm/run.sh" --test zonestat -- ebpf_figures
-
-# A Debian zone booted by systemd on pure cgroup v2 (tests/distro.rs's systemd boot test in
-# the same guest; the image comes from the cache the host's cargo test filled), about 3
-# minutes under TCG. The OpenRC zone's test (6 minutes there) runs on this host only, to keep
-# CI within its time.
-guarded "integration/vm/run.sh --test distro -- a_debian_zone_boots" 900 \
-    "$repo/integration/vm/run.sh" --test distro -- a_debian_zone_boots
+# What needs pure cgroup v2 or Debian's 6.1 kernel, in one boot of the qemu guest
+# (integration/vm: this host is hybrid v1; TCG boots take a minute each, so one boot for all),
+# about 12 minutes warm:
+# - tests/caps.rs again on v2, and tests/userns.rs on 6.1 (id-mapped image layers attached
+#   beside the zone);
+# - the zonecfg property audit's v2 side (memory.swap.max, io.max, read in the zone);
+# - zonestat's eBPF figures per zone where the unified hierarchy is the root;
+# - VLAN ids on a VLAN-aware etherstub (this host lacks bridge vlan filtering);
+# - vmadm's zfs_io_priority where the kernel weights I/O (the v2 io controller);
+# - a Debian zone booted by systemd on v2 (the image comes from the cache the host's cargo test
+#   filled). The OpenRC zone's test (6 minutes there) runs on this host only.
+guarded "integration/vm/run.sh (cgroup v2 guest)" 3000 \
+    "$repo/integration/vm/run.sh" --timeout 2700 --test caps --test userns \
+    --test zonecfg_audit --test zonestat:ebpf_figures --test network:vlan \
+    --test vmadm:zfs_io --test distro:a_debian_zone_boots
 
 # runz's systemd cgroup driver where systemd is PID 1 (not on this host): the Debian 12 guest of
 # integration/vm/systemd (image cached in /var/cache/zones-linux, built by mk-guest.sh when

@@ -5,6 +5,7 @@
 #   integration/vm/run.sh                          # tests/caps.rs (the default)
 #   integration/vm/run.sh --test caps --test zones # several test binaries, one after another
 #   integration/vm/run.sh --test network -- vlan   # args after -- go to every test binary
+#   integration/vm/run.sh --test caps --test network:vlan  # NAME:FILTER: a filter for one binary
 #   integration/vm/run.sh --cmd 'ip link add ...'  # a shell command instead (or as well)
 #
 # The guest (TCG: /dev/kvm on this host cannot run a stock kernel) boots /boot/vmlinuz-* with
@@ -15,7 +16,8 @@
 # results come back through a 9p-shared directory. The last line is
 # "integration: N passed, N failed (vm)" (libtest's counts), which scripts/test.sh sums.
 #
-# Options: --test NAME (a tests/NAME.rs binary; repeatable), --cmd SHELL (repeatable),
+# Options: --test NAME[:FILTER] (a tests/NAME.rs binary, only the tests matching FILTER;
+# repeatable: one boot runs them all, one after another), --cmd SHELL (repeatable),
 # --mem MiB (default 2048), --smp N (default 2), --timeout SECONDS for the whole guest
 # (default 900), --keep (keep the exchange directory with the guest's logs), --export DIR
 # (the job may write files to $RUNZ_VM_EXPORT in the guest; they are copied to DIR).
@@ -53,6 +55,12 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ ${#tests[@]} -eq 0 ] && [ ${#cmds[@]} -eq 0 ] && tests=(caps)
+
+# The guest's log name for --test NAME[:FILTER]: NAME, or NAME-FILTER made file-name safe.
+log_name() {
+    local t=${1//[^A-Za-z0-9_:-]/_}
+    echo "${t/:/-}"
+}
 
 fail_setup() {
     echo "vm: $*" >&2
@@ -94,7 +102,7 @@ fi
 bins=()
 if [ ${#tests[@]} -gt 0 ]; then
     targs=()
-    for t in "${tests[@]}"; do targs+=(--test "$t"); done
+    for t in "${tests[@]}"; do targs+=(--test "${t%%:*}"); done
     json=$(cd "$repo" && "${CARGO:-cargo}" test --quiet --no-run --message-format=json "${targs[@]}") ||
         fail_setup "cargo test --no-run ${targs[*]} failed"
     for t in "${tests[@]}"; do
@@ -105,8 +113,8 @@ for line in sys.stdin:
     t = m.get("target", {})
     if m.get("reason") == "compiler-artifact" and t.get("kind") == ["test"] \
             and t.get("name") == sys.argv[1] and m.get("executable"):
-        print(m["executable"])' "$t" <<<"$json")
-        [ -n "$b" ] || fail_setup "no test binary for --test $t"
+        print(m["executable"])' "${t%%:*}" <<<"$json")
+        [ -n "$b" ] || fail_setup "no test binary for --test ${t%%:*}"
         bins+=("$b")
     done
 fi
@@ -131,7 +139,8 @@ mkdir -p "$share/export"
     printf 'if [ ! -d %q ]; then mkdir -p %q && mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=loose,ro vmrepo %q; fi\n' \
         "$repo/target" "$repo" "$repo"
     for i in "${!bins[@]}"; do
-        printf 'run_test %q %q' "${tests[$i]}" "${bins[$i]}"
+        printf 'run_test %q %q' "$(log_name "${tests[$i]}")" "${bins[$i]}"
+        case ${tests[$i]} in *:*) printf ' %q' "${tests[$i]#*:}" ;; esac
         printf ' %q' "${test_args[@]}"
         echo
     done
@@ -167,7 +176,8 @@ if [ ! -e "$share/done" ]; then
     echo "vm: the guest did not finish its job (timeout ${timeout_s}s or a crash; see $console)" >&2
     failed=$((failed + 1))
 fi
-names=("${tests[@]}")
+names=()
+for t in "${tests[@]}"; do names+=("$(log_name "$t")"); done
 for i in "${!cmds[@]}"; do names+=("cmd$i"); done
 for name in "${names[@]}"; do
     log=$share/logs/$name.log
@@ -178,7 +188,13 @@ for name in "${names[@]}"; do
                 if ($(i) ~ /^failed;?$/) f += $(i - 1)
             } }
         END { print p + 0, f + 0 }' "$log" 2>/dev/null || echo 0 0)
-    case $name in cmd*) [ "$rc" = 0 ] && p=$((p + 1)) ;; esac
+    case $name in
+    cmd*) [ "$rc" = 0 ] && p=$((p + 1)) ;;
+    *) if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
+        echo "vm: $name: no test ran (a filter that matches nothing?)" >&2
+        f=1
+    fi ;;
+    esac
     # A crash, a timeout or a failed command without libtest's own count is one failure.
     if [ "$rc" != 0 ] && [ "$f" -eq 0 ]; then f=1; fi
     echo "vm: $name: $p passed, $f failed (exit $rc)"
