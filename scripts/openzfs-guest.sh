@@ -73,6 +73,8 @@ cleanup() {
     rm -rf "$root"
 }
 trap cleanup EXIT
+# A TERM (scripts/test.sh ending early ends the build's process group) still cleans up.
+trap 'exit 130' INT TERM
 echo "openzfs-guest: building (a Debian 12 root in $root, bookworm-backports from $uri)" >&2
 rmdir "$root"
 "$here/mk-debian-image.sh" "$root" >/dev/null
