@@ -17,9 +17,9 @@
 //!   `A` if some rule with action `A` matches, else ALLOW;
 //! * one *default filter* (omitted when `D` is ALLOW):
 //!   ALLOW if *any* rule (whatever its action) matches, else `D`;
-//! * one *ABI guard* (hand-written, 9 instructions): KILL_PROCESS for any call that is not a
-//!   native x86_64 call (x32, and i386 unless the profile filters it), ALLOW otherwise;
-//!   syscall -1 passes, as in libseccomp.
+//! * one *ABI guard* (hand-written, 9 instructions): KILL_PROCESS for any call of an ABI the
+//!   profile does not filter (i386 without `SCMP_ARCH_X86`, x32 without `SCMP_ARCH_X32`),
+//!   ALLOW otherwise; syscall -1 passes, as in libseccomp.
 //!
 //! The default filter starts with runc's ENOSYS stub: a call whose number is above every
 //! syscall the profile names (for its ABI) gets ENOSYS, whatever the default action.
@@ -53,10 +53,15 @@
 //! and `SCMP_ARCH_NATIVE` are the filtered ABI. With `SCMP_ARCH_X86` in the profile, i386
 //! (`int 0x80`, 32-bit programs) calls are filtered by the same rules with i386 numbers: each
 //! filter is two seccompiler programs (x86_64 and i386 numbers) behind one dispatch on the arch
-//! ([`join_arch_programs`]); without it they kill the process. `SCMP_ARCH_X32` is accepted but
-//! *not* filtered per rule: x32 calls (numbers with bit 30 set) kill the process. This is
-//! stricter than libseccomp, never laxer, and it closes the x32 hole seccompiler alone would
-//! leave (x32 numbers match no rule). Other architectures in the
+//! ([`join_arch_programs`]); without it they kill the process. x32 calls reach the filter as
+//! x86_64 calls whose number has bit 30 set; with `SCMP_ARCH_X32` in the profile, the same
+//! rules with the x32 numbers of their syscalls ([`syscall_number_x32`]: the x86_64 number with
+//! bit 30, or the x32-only 512-547 entry for the calls x32 has its own version of, as in
+//! libseccomp) make one more filter per filter above ([`Plan::x32_bpf`]: three ABIs do not fit
+//! one 4096-instruction program), which decides x32 calls only, while the x86_64 filters let
+//! x32 calls pass ([`x32_prefix`]); so x32 programs are filtered by the profile's rules. Without it, x32 calls kill
+//! the process (the ABI guard), which also closes the hole seccompiler alone would leave (x32
+//! numbers match no rule). The ENOSYS stub leaves x32 calls to the rules. Other architectures in the
 //! list (ARM, MIPS, …) can never occur on an x86_64 kernel and are ignored, which is exactly
 //! what libseccomp does with them. Unknown architecture names are rejected by oci-spec when the
 //! profile is parsed.
@@ -161,8 +166,9 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Vec<BpfProgram>, SeccompError> 
     let policy = Policy::from_profile(profile)?;
     let plans = order_for_install(policy.plans(), filter_flags(profile))?;
     let mut filters = Vec::with_capacity(plans.len() + 1);
-    filters.push(abi_guard(policy.i386.is_some()));
+    filters.push(abi_guard(policy.i386.is_some(), policy.x32.is_some()));
     for plan in &plans {
+        filters.extend(plan.x32_bpf()?);
         let mut program = plan.to_bpf()?;
         if plan.on_match == Action::Allow {
             // The default filter: calls newer than the profile get ENOSYS before its default.
@@ -257,8 +263,8 @@ pub fn supported_operators() -> Vec<&'static str> {
     ]
 }
 
-/// Host architectures accepted in profiles, for the `features` command. x86_64 and i386 calls
-/// are filtered rule by rule; x32 calls kill the process (see the module documentation).
+/// Host architectures accepted in profiles, for the `features` command. x86_64, i386 and x32
+/// calls are filtered rule by rule (see the module documentation).
 pub fn supported_archs() -> Vec<&'static str> {
     vec!["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32"]
 }
@@ -550,6 +556,8 @@ struct Policy {
     last: i64,
     /// i386 rules, when the profile's `architectures` has `SCMP_ARCH_X86`.
     i386: Option<Arch32>,
+    /// x32 rules (x32 numbers), when the profile's `architectures` has `SCMP_ARCH_X32`.
+    x32: Option<Vec<Entry>>,
 }
 
 /// The same rules resolved with i386 numbers.
@@ -572,8 +580,14 @@ impl Policy {
             .iter()
             .flatten()
             .any(|a| *a == oci_spec::runtime::Arch::ScmpArchX86);
+        let wants_x32 = profile
+            .architectures()
+            .iter()
+            .flatten()
+            .any(|a| *a == oci_spec::runtime::Arch::ScmpArchX32);
         let mut entries = Vec::new();
         let mut entries32 = Vec::new();
+        let mut entries_x32 = Vec::new();
         let mut notified = Vec::new();
         let (mut last, mut last32) = (-1, -1);
         for (i, syscall) in profile.syscalls().iter().flatten().enumerate() {
@@ -592,6 +606,15 @@ impl Policy {
                         &place,
                         syscall_number,
                     )?);
+                    if wants_x32 {
+                        entries_x32.extend(Self::entries_of(
+                            syscall,
+                            action,
+                            default,
+                            &place,
+                            syscall_number_x32,
+                        )?);
+                    }
                     if wants_i386 {
                         entries32.extend(Self::entries_of(
                             syscall,
@@ -617,6 +640,7 @@ impl Policy {
                 entries: entries32,
                 last: last32,
             }),
+            x32: wants_x32.then_some(entries_x32),
         })
     }
 
@@ -653,6 +677,11 @@ impl Policy {
         self.i386.as_ref().map(|a| rules_of(&a.entries, keep))
     }
 
+    /// The x32 rules for the same selection, when x32 is filtered.
+    fn rules_x32_where(&self, keep: impl Fn(&Entry) -> bool) -> Option<BTreeMap<i64, Match>> {
+        self.x32.as_ref().map(|entries| rules_of(entries, keep))
+    }
+
     /// The filters, before install ordering: action filters, the action that appears first in
     /// the profile last (so it wins same-kind ties), then the default filter.
     fn plans(&self) -> Vec<Plan> {
@@ -670,6 +699,7 @@ impl Policy {
                 on_mismatch: Action::Allow,
                 rules: self.rules_where(|entry| entry.action == action),
                 rules32: self.rules32_where(|entry| entry.action == action),
+                rules_x32: self.rules_x32_where(|entry| entry.action == action),
             })
             .collect();
         if self.default != Action::Allow {
@@ -678,6 +708,7 @@ impl Policy {
                 on_mismatch: self.default,
                 rules: self.rules_where(|_| true),
                 rules32: self.rules32_where(|_| true),
+                rules_x32: self.rules_x32_where(|_| true),
             });
         }
         plans
@@ -692,6 +723,9 @@ struct Plan {
     rules: BTreeMap<i64, Match>,
     /// The same selection with i386 numbers, when the profile filters i386.
     rules32: Option<BTreeMap<i64, Match>>,
+    /// The same selection with x32 numbers, when the profile filters x32: a filter of its own
+    /// ([`Plan::x32_bpf`]), as three ABIs' rules do not fit one program.
+    rules_x32: Option<BTreeMap<i64, Match>>,
 }
 
 fn rules_of(entries: &[Entry], keep: impl Fn(&Entry) -> bool) -> BTreeMap<i64, Match> {
@@ -724,7 +758,41 @@ impl Plan {
             || (truth != Truth::Yes && !self.on_mismatch.runs_syscall())
     }
 
+    /// The filter for x86_64 and (when filtered) i386 calls; x32 calls pass it (ALLOW) when
+    /// the profile filters x32, for [`Plan::x32_bpf`] to decide.
     fn to_bpf(&self) -> Result<BpfProgram, SeccompError> {
+        let mut program = self.native_and_i386_bpf()?;
+        if self.rules_x32.is_some() {
+            program.splice(0..0, x32_prefix(false));
+        }
+        self.checked_len(program)
+    }
+
+    /// The filter for x32 calls (every other call is ALLOWed by it), when the profile filters
+    /// x32; `None` when it would allow everything (no x32 rule of this action).
+    fn x32_bpf(&self) -> Result<Option<BpfProgram>, SeccompError> {
+        let Some(rules) = &self.rules_x32 else {
+            return Ok(None);
+        };
+        if rules.is_empty() && self.on_mismatch == Action::Allow {
+            return Ok(None);
+        }
+        let mut program = self.program(rules)?;
+        program.splice(0..0, x32_prefix(true));
+        self.checked_len(program).map(Some)
+    }
+
+    fn checked_len(&self, program: BpfProgram) -> Result<BpfProgram, SeccompError> {
+        if program.len() > BPF_MAXINSNS {
+            return Err(SeccompError::Bpf {
+                filter: self.to_string(),
+                source: BackendError::FilterTooLarge(program.len()),
+            });
+        }
+        Ok(program)
+    }
+
+    fn native_and_i386_bpf(&self) -> Result<BpfProgram, SeccompError> {
         let native = self.program(&self.rules)?;
         let Some(rules32) = &self.rules32 else {
             return Ok(native);
@@ -785,6 +853,33 @@ fn order_for_install(plans: Vec<Plan>, flags: FilterFlags) -> Result<Vec<Plan>, 
     }
     ordered.extend(blocking);
     Ok(ordered)
+}
+
+/// The head of a filter that decides only x32 calls (`x32_only`) or every call but x32 ones:
+/// the other calls are ALLOWed (left to the other filters), the rest go on to the program.
+///
+/// ```text
+/// 0: ld arch; 1: jeq X86_64 ? 2 : (x32_only ? 4 : 5); 2: ld nr;
+/// 3: jge X32_BIT ? (x32_only ? 5 : 4) : (x32_only ? 4 : 5); 4: ret ALLOW; 5: <program>
+/// ```
+fn x32_prefix(x32_only: bool) -> Vec<sock_filter> {
+    let insn = |code: u32, k: u32, jt: u8, jf: u8| sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    let load = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+    let jge = libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K;
+    let (is_x32, not_x32) = if x32_only { (1, 0) } else { (0, 1) };
+    vec![
+        insn(load, SECCOMP_DATA_ARCH_OFFSET, 0, 0),
+        insn(jeq, AUDIT_ARCH_X86_64, 0, if x32_only { 2 } else { 3 }),
+        insn(load, SECCOMP_DATA_NR_OFFSET, 0, 0),
+        insn(jge, X32_SYSCALL_BIT, is_x32, not_x32),
+        insn(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW, 0, 0),
+    ]
 }
 
 /// The length of seccompiler's arch check at the start of each program: load the arch, compare,
@@ -868,10 +963,10 @@ fn enosys_prefix(last: i64, last32: Option<i64>) -> Vec<sock_filter> {
     ]
 }
 
-/// Kill the process on any call that is not a native x86_64 call (x32, and i386 unless the
-/// profile filters it: then the other filters decide); syscall -1 falls through like in
-/// libseccomp.
-fn abi_guard(allow_i386: bool) -> BpfProgram {
+/// Kill the process on any call of an ABI the profile does not filter (i386 without
+/// `allow_i386`, x32 without `allow_x32`; the other filters decide the rest); syscall -1 falls
+/// through like in libseccomp.
+fn abi_guard(allow_i386: bool, allow_x32: bool) -> BpfProgram {
     let stmt = |code: u32, k: u32| sock_filter {
         code: code as u16,
         jt: 0,
@@ -889,6 +984,8 @@ fn abi_guard(allow_i386: bool) -> BpfProgram {
     // i386 when filtered: allowed here (jeq I386 → ALLOW); otherwise compared with a value no
     // arch has, which never matches.
     let i386 = if allow_i386 { AUDIT_ARCH_I386 } else { 0 };
+    // x32 when filtered: a number with the x32 bit goes straight to ALLOW.
+    let x32_to = if allow_x32 { 2 } else { 0 };
     vec![
         stmt(load, SECCOMP_DATA_ARCH_OFFSET),
         jump(
@@ -903,7 +1000,7 @@ fn abi_guard(allow_i386: bool) -> BpfProgram {
         jump(
             libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K,
             X32_SYSCALL_BIT,
-            0,
+            x32_to,
             2,
         ),
         jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, u32::MAX, 1, 0),
@@ -976,6 +1073,57 @@ fn syscall_number_i386(name: &str) -> Option<i64> {
         Err(_) => syscall_number(name).filter(|&nr| nr >= UNIFIED_SYSCALL_BASE),
     }
 }
+
+/// The x32 number of `name` (bit 30 set): the x32-only entry (512-547) for the calls x32 has
+/// its own version of, else the x86_64 number. The x86_64 numbers of those calls are not
+/// x32 calls (the kernel answers ENOSYS), so they are not given.
+fn syscall_number_x32(name: &str) -> Option<i64> {
+    let bit = i64::from(X32_SYSCALL_BIT);
+    match X32_OWN_SYSCALLS.iter().position(|known| *known == name) {
+        Some(i) => Some(bit | (512 + i as i64)),
+        None => syscall_number(name).map(|nr| bit | nr),
+    }
+}
+
+/// The calls x32 numbers 512.. in order (arch/x86/entry/syscalls/syscall_64.tbl, "x32" ABI).
+const X32_OWN_SYSCALLS: [&str; 36] = [
+    "rt_sigaction",
+    "rt_sigreturn",
+    "ioctl",
+    "readv",
+    "writev",
+    "recvfrom",
+    "sendmsg",
+    "recvmsg",
+    "execve",
+    "ptrace",
+    "rt_sigpending",
+    "rt_sigtimedwait",
+    "rt_sigqueueinfo",
+    "sigaltstack",
+    "timer_create",
+    "mq_notify",
+    "kexec_load",
+    "waitid",
+    "set_robust_list",
+    "get_robust_list",
+    "vmsplice",
+    "move_pages",
+    "preadv",
+    "pwritev",
+    "rt_tgsigqueueinfo",
+    "recvmmsg",
+    "sendmmsg",
+    "process_vm_readv",
+    "process_vm_writev",
+    "setsockopt",
+    "getsockopt",
+    "io_setup",
+    "io_submit",
+    "execveat",
+    "preadv2",
+    "pwritev2",
+];
 
 /// Syscalls from this number on have the same number on every architecture.
 const UNIFIED_SYSCALL_BASE: i64 = 424;
@@ -2143,7 +2291,7 @@ mod tests {
             "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32",
                               "SCMP_ARCH_AARCH64"]})))
         .expect("compiles");
-        assert_eq!(filters, vec![abi_guard(true)]);
+        assert_eq!(filters, vec![abi_guard(true, true)]);
         let parsed: Result<LinuxSeccomp, _> = serde_json::from_value(
             json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_Z80"]}),
         );
@@ -2163,7 +2311,7 @@ mod tests {
         ))
         .expect("compiles");
         assert_eq!(filters.len(), 2);
-        assert_eq!(filters[0], abi_guard(false));
+        assert_eq!(filters[0], abi_guard(false, false));
         // The default filter starts with the ENOSYS stub, above exit_group (231).
         assert_eq!(filters[1][..9], enosys_prefix(231, None)[..]);
     }
@@ -2514,9 +2662,9 @@ mod tests {
     }
 
     #[test]
-    fn kernel_x32_calls_are_killed() {
+    fn kernel_x32_calls_are_killed_unless_the_profile_lists_x32() {
         let rules = json!({"defaultAction": "SCMP_ACT_ALLOW",
-            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]});
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]});
         let x32_getpid = i64::from(X32_SYSCALL_BIT) | libc::SYS_getpid;
         // SAFETY: a raw syscall with an x32 number and no arguments.
         assert_sigsys(run_profile(
@@ -2526,6 +2674,35 @@ mod tests {
         // SAFETY: syscall -1 only fails with ENOSYS.
         let minus_one = run_profile(rules, || errno_of(unsafe { libc::syscall(-1) }));
         assert_eq!(exit_code(minus_one), libc::ENOSYS);
+    }
+
+    /// With SCMP_ARCH_X32 listed, x32 calls follow the rules: an errno rule on getpid answers
+    /// for the x32 getpid too, and an unnamed x32 call passes to the kernel (which has no x32
+    /// ABI on this host, or gives the pid: never SIGSYS).
+    #[test]
+    fn kernel_x32_calls_follow_the_rules_when_the_profile_lists_x32() {
+        let rules = json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 77}]});
+        let x32 = |nr: i64| i64::from(X32_SYSCALL_BIT) | nr;
+        // SAFETY: a raw x32 getpid, no arguments.
+        let denied = run_profile(rules.clone(), move || {
+            errno_of(unsafe { libc::syscall(x32(libc::SYS_getpid)) })
+        });
+        assert_eq!(exit_code(denied), 77);
+        // SAFETY: a raw x32 getppid, no arguments.
+        let passed = run_profile(rules, move || {
+            let rc = unsafe { libc::syscall(x32(libc::SYS_getppid)) };
+            if rc > 0 {
+                0
+            } else {
+                errno_of(rc)
+            }
+        });
+        assert!(matches!(exit_code(passed), 0 | libc::ENOSYS));
+        assert_eq!(syscall_number_x32("ioctl"), Some(x32(514)));
+        assert_eq!(syscall_number_x32("pwritev2"), Some(x32(547)));
+        assert_eq!(syscall_number_x32("getpid"), Some(x32(libc::SYS_getpid)));
     }
 
     #[test]
