@@ -728,6 +728,7 @@ fn process_from_file(path: &Path) -> Result<Process> {
         .ok_or_else(|| anyhow::anyhow!("process property must not be empty"))?;
     obj.entry("user")
         .or_insert_with(|| serde_json::json!({ "uid": 0, "gid": 0 }));
+    crate::runtime::sched::spec_flag_names(&mut v);
     let unknown = crate::runtime::capabilities::drop_unknown(&mut v);
     if !unknown.is_empty() {
         log::warn(&crate::runtime::capabilities::unknown_warning(&unknown));
