@@ -314,6 +314,90 @@ fn events_print_runcs_key_order_once_or_every_interval() {
             "{what}: {every:?}"
         );
     }
+    // The stats objects: the same sections in runc's order (cpu, cpuset, memory, pids, blkio,
+    // hugetlb, intel_rdt, network_interfaces), cpuset whole, and in every object both print
+    // the keys they share in the same order (runc omits some zero values: either may lack one).
+    let (a, b) = (key_order(&runc.0.stdout), key_order(&runz.0.stdout));
+    for path in ["/data", "/data/cpuset"] {
+        assert_eq!(a.get(path), b.get(path), "{path}: runc {a:?}\nrunz {b:?}");
+    }
+    assert!(a.contains_key("/data/cpuset"), "{a:?}");
+    for (path, runc_keys) in &a {
+        if path.starts_with("/data/memory/raw") || path.starts_with("[]") {
+            continue; // the kernel's memory.stat keys (sorted by both); objects in arrays
+        }
+        let runz_keys = b
+            .get(path)
+            .unwrap_or_else(|| panic!("runz has no {path}: {b:?}"));
+        let shared = |x: &Vec<String>, y: &Vec<String>| -> Vec<String> {
+            x.iter().filter(|k| y.contains(k)).cloned().collect()
+        };
+        assert_eq!(
+            shared(runc_keys, runz_keys),
+            shared(runz_keys, runc_keys),
+            "{path}"
+        );
+    }
+    let data = |out: &Out| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["data"].clone()
+    };
+    let (dc, dz) = (data(&runc.0), data(&runz.0));
+    assert_eq!(dz["cpuset"], dc["cpuset"], "the same cgroup's cpuset files");
+    assert_eq!(dz["network_interfaces"], json!(null));
+    assert_eq!(dz["intel_rdt"], dc["intel_rdt"]);
+    let ncpu = |d: &serde_json::Value, k: &str| d["cpu"]["usage"][k].as_array().map(|a| a.len());
+    for k in ["percpu", "percpu_kernel", "percpu_user"] {
+        assert_eq!(ncpu(&dz, k), ncpu(&dc, k), "{k}");
+    }
+}
+
+/// Every object's keys in the order printed, by JSON pointer path (arrays are not entered).
+fn key_order(json_text: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    // The path of each open object; None for an open array.
+    let mut stack: Vec<Option<String>> = Vec::new();
+    let mut last_key = String::new();
+    let mut chars = json_text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                let mut s = String::new();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        c => s.push(c),
+                    }
+                }
+                while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                    chars.next();
+                }
+                if chars.peek() == Some(&':') {
+                    if let Some(Some(path)) = stack.last() {
+                        out.entry(path.clone()).or_default().push(s.clone());
+                    }
+                    last_key = s;
+                }
+            }
+            '{' => {
+                let path = match stack.last() {
+                    None => String::new(),
+                    Some(Some(parent)) => format!("{parent}/{last_key}"),
+                    Some(None) => "[]".to_string(),
+                };
+                out.entry(path.clone()).or_default();
+                stack.push(Some(path));
+            }
+            '[' => stack.push(None),
+            '}' | ']' => {
+                stack.pop();
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// `RT --root ROOT run EXTRA --bundle DIR ID` with `file` open on fd 3.

@@ -1022,7 +1022,9 @@ fn parse_duration(s: &str) -> Result<std::time::Duration> {
 fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<()> {
     let every = parse_duration(interval)?;
     // runc's key order (type, id, data) and no data at all for an OOM event.
-    let emit = |kind: &str, data: Option<serde_json::Value>| -> Result<()> {
+    // The data is the stats struct serialized as is: through serde_json::Value its keys
+    // would come out sorted, not in runc's order.
+    let emit = |kind: &str, data: Option<String>| -> Result<()> {
         let mut line = format!(
             "{{\"type\":{},\"id\":{}",
             serde_json::to_string(kind)?,
@@ -1040,7 +1042,7 @@ fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<()> {
     if once {
         return emit(
             "stats",
-            Some(serde_json::to_value(container::stats(root, id)?)?),
+            Some(serde_json::to_string(&container::stats(root, id)?)?),
         );
     }
     let mut last_oom = None;
@@ -1054,7 +1056,7 @@ fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<()> {
             emit("oom", None)?;
         }
         last_oom = Some(ooms);
-        emit("stats", Some(serde_json::to_value(&stats)?))?;
+        emit("stats", Some(serde_json::to_string(&stats)?))?;
         std::thread::sleep(every);
     }
 }
