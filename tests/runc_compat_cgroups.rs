@@ -133,3 +133,30 @@ fn the_callers_cpu_affinity_does_not_pin_the_container() {
         format!("Cpus_allowed_list:\t{all}\n")
     );
 }
+
+/// `linux.resources.pids.limit`: what each runtime writes to pids.max, read on the host. runc
+/// 1.1.5 takes 0 as "not set" (pids.max stays "max": the "0 means 1" is not what the
+/// reference does), a positive value as the limit and -1 as "max"; runz writes the same.
+#[test]
+fn pids_limit_zero_positive_and_minus_one_are_written_as_runc_writes_them() {
+    if !require_root() {
+        return;
+    }
+    let pids_max = |p: &Pair| -> String {
+        let dirs = p.b.cgroup_dirs();
+        let file = dirs
+            .iter()
+            .map(|d| d.join("pids.max"))
+            .find(|f| f.exists())
+            .unwrap_or_else(|| panic!("no pids.max among {dirs:?}"));
+        std::fs::read_to_string(file).unwrap().trim().to_string()
+    };
+    for (limit, want) in [(0, "max"), (7, "7"), (-1, "max")] {
+        let mut p = Pair::new(&format!("pids{}", limit.max(0)));
+        p.b.args(&["sleep", "1000"])
+            .set("/linux/resources/pids", json!({ "limit": limit }));
+        let (runc, runz) = p.detached(|_| pids_max(&p));
+        assert_eq!(runc, want, "runc, limit {limit}");
+        assert_eq!(runz, runc, "runz, limit {limit}");
+    }
+}
