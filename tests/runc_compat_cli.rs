@@ -586,3 +586,81 @@ fn list_prints_runcs_table_and_json_also_for_a_missing_root() {
         assert_eq!(z.stdout, c.stdout, "{args:?}");
     }
 }
+
+/// `events` reports a memory-limit OOM kill as runc does: the line `{"type":"oom","id":ID}`
+/// (no `data`), between the stats lines. The container's child allocates beyond the limit only
+/// once the first stats line has been read (a file it waits for), so the OOM falls inside the
+/// stream; the container itself lives on.
+#[test]
+fn events_report_an_oom_kill_as_runc_does() {
+    if !require_root() {
+        return;
+    }
+    let mut p = Pair::new("events-oom");
+    p.b.args(&[
+        "sh",
+        "-c",
+        "i=0; while [ ! -e /go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; \
+         dd if=/dev/zero of=/dev/null bs=64M count=1; sleep 1000",
+    ])
+    .set(
+        "/linux/resources/memory",
+        json!({"limit": 16 << 20, "swap": 16 << 20}),
+    );
+    let id = p.b.id.clone();
+    let go = p.b.dir.join("rootfs/go");
+    let (runc, runz) = p.detached(|rt| {
+        let root = match rt {
+            Rt::Runc => p.runc_root.clone(),
+            Rt::Runz => p.b.root.clone(),
+        };
+        let mut child = Command::new(bin(rt))
+            .arg("--root")
+            .arg(&root)
+            .args(["events", "--interval", "200ms", &id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().take(500) {
+                if tx.send(line.unwrap_or_default()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut others = Vec::new();
+        let mut oom = None;
+        while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
+            if others.is_empty() {
+                std::fs::write(&go, "").unwrap();
+            }
+            if line.contains("\"oom\"") {
+                oom = Some(line);
+                break;
+            }
+            others.push(line);
+            if others.len() >= 400 {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_file(&go);
+        (oom, others.first().cloned())
+    });
+    let want = format!("{{\"type\":\"oom\",\"id\":\"{id}\"}}");
+    assert_eq!(runc.0.as_deref(), Some(want.as_str()), "runc: {runc:?}");
+    assert_eq!(runz.0.as_deref(), Some(want.as_str()), "runz: {runz:?}");
+    for (who, first) in [("runc", &runc.1), ("runz", &runz.1)] {
+        assert!(
+            first
+                .as_deref()
+                .is_some_and(|l| l.starts_with("{\"type\":\"stats\"")),
+            "{who}: {first:?}"
+        );
+    }
+}
