@@ -160,3 +160,86 @@ fn pids_limit_zero_positive_and_minus_one_are_written_as_runc_writes_them() {
         assert_eq!(runz, runc, "runz, limit {limit}");
     }
 }
+
+/// `update --cpu-rt-period P --cpu-rt-runtime R`: the two files depend on each other (the
+/// kernel refuses a runtime above the period), so growing both writes the period first and
+/// shrinking both the runtime first. Growing is compared with runc; shrinking is checked on
+/// runz alone: runc 1.1.5 writes the period first and fails with EINVAL there (fixed in runc
+/// 1.2). The test's own cgroup prefix gets 30% real-time runtime to share out (cgroup v1 RT
+/// group scheduling gives a new cgroup none); without RT group scheduling there is nothing to
+/// check and the test says so.
+#[test]
+fn rt_period_and_runtime_are_written_in_the_order_the_kernel_takes() {
+    if !require_root() {
+        return;
+    }
+    let mut p = Pair::new("rt");
+    p.b.args(&["sleep", "1000"]).set(
+        "/linux/resources/cpu",
+        json!({"realtimePeriod": 1000000, "realtimeRuntime": 50000}),
+    );
+    let Some(cpu) = p.b.cgroup_dirs().into_iter().find(|d| {
+        d.parent()
+            .and_then(|pr| pr.parent())
+            .is_some_and(|own| own.join("cpu.rt_runtime_us").exists())
+    }) else {
+        eprintln!("note: no cpu.rt_runtime_us (no RT group scheduling): nothing to check");
+        return;
+    };
+    let prefix = cpu.parent().unwrap().to_path_buf();
+    std::fs::create_dir_all(&prefix).unwrap();
+    std::fs::write(prefix.join("cpu.rt_runtime_us"), "300000").unwrap();
+    let rt = || -> (String, String) {
+        let f = |n: &str| {
+            std::fs::read_to_string(cpu.join(n))
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        (f("cpu.rt_period_us"), f("cpu.rt_runtime_us"))
+    };
+    let id = p.b.id.clone();
+    let grow = [
+        "update",
+        "--cpu-rt-period",
+        "2000000",
+        "--cpu-rt-runtime",
+        "100000",
+        id.as_str(),
+    ];
+    let (runc, runz) = p.detached(|who| {
+        let out = p.call(who, &grow);
+        (out.code, rt())
+    });
+    assert_eq!(runc, (Some(0), ("2000000".into(), "100000".into())), "runc");
+    assert_eq!(runz, runc, "runz");
+    let shrink = [
+        "update",
+        "--cpu-rt-period",
+        "10000",
+        "--cpu-rt-runtime",
+        "2000",
+        id.as_str(),
+    ];
+    let regrow = [
+        "update",
+        "--cpu-rt-period",
+        "20000",
+        "--cpu-rt-runtime",
+        "4000",
+        id.as_str(),
+    ];
+    p.b.write();
+    let dir = p.b.dir.to_str().unwrap().to_string();
+    let out = p.call(Rt::Runz, &["run", "-d", "--bundle", &dir, &id]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let shrunk = p.call(Rt::Runz, &shrink);
+    let after_shrink = rt();
+    let regrown = p.call(Rt::Runz, &regrow);
+    let after_regrow = rt();
+    p.call(Rt::Runz, &["delete", "--force", &id]);
+    assert_eq!(shrunk.code, Some(0), "{shrunk:?}");
+    assert_eq!(after_shrink, ("10000".into(), "2000".into()));
+    assert_eq!(regrown.code, Some(0), "{regrown:?}");
+    assert_eq!(after_regrow, ("20000".into(), "4000".into()));
+}
