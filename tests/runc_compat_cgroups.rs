@@ -243,3 +243,59 @@ fn rt_period_and_runtime_are_written_in_the_order_the_kernel_takes() {
     assert_eq!(regrown.code, Some(0), "{regrown:?}");
     assert_eq!(after_regrow, ("20000".into(), "4000".into()));
 }
+
+/// A cgroupsPath that already holds someone else's process: runc 1.1.5 runs the container with
+/// two warnings ("container's cgroup is not empty: 1 process(es) found" and its deprecation
+/// note), leaves that process alone, logs that it could not remove the busy cgroup, exits with
+/// the container's status and keeps no state. runz does the same (it used to kill the
+/// stranger, or fail `run` with 1 and leave a stopped container behind).
+#[test]
+fn a_cgroup_with_another_process_is_used_with_runcs_warning_and_left_alone() {
+    if !require_root() {
+        return;
+    }
+    let mut p = Pair::new("nonempty");
+    p.b.args(&["true"]);
+    p.b.write();
+    let dir = p.b.dir.to_str().unwrap().to_string();
+    let id = p.b.id.clone();
+    for rt in BOTH {
+        let mut stranger = Command::new("sleep").arg("1000").spawn().unwrap();
+        let pid = stranger.id().to_string();
+        let mut placed = 0;
+        for d in p.b.cgroup_dirs() {
+            // cpuset needs cpus/mems before it takes a process: left out.
+            if d.to_string_lossy().contains("cpuset") {
+                continue;
+            }
+            if std::fs::create_dir_all(&d).is_ok()
+                && std::fs::write(d.join("cgroup.procs"), &pid).is_ok()
+            {
+                placed += 1;
+            }
+        }
+        assert!(placed > 0, "{:?}", p.b.cgroup_dirs());
+        let out = p.call(rt, &["run", "--bundle", &dir, &id]);
+        let alive = stranger.try_wait().unwrap().is_none();
+        let _ = stranger.kill();
+        let _ = stranger.wait();
+        let list = p.call(rt, &["list", "-q"]);
+        p.call(rt, &["delete", "--force", &id]);
+        for d in p.b.cgroup_dirs() {
+            let _ = std::fs::remove_dir(&d);
+        }
+        assert_eq!(out.code, Some(0), "{rt:?}: {out:?}");
+        assert_eq!(
+            out.warnings()[..2],
+            [
+                "container's cgroup is not empty: 1 process(es) found".to_string(),
+                "DEPRECATED: running container in a non-empty cgroup won't be supported in \
+                 runc 1.2; https://github.com/opencontainers/runc/issues/3132"
+                    .to_string()
+            ],
+            "{rt:?}: {out:?}"
+        );
+        assert!(alive, "{rt:?} killed a process that is not the container's");
+        assert_eq!(list.stdout, "", "{rt:?} kept state: {list:?}");
+    }
+}

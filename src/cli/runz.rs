@@ -544,7 +544,11 @@ fn run(root: &Path, a: CreateArgs, detach: bool, keep: bool) -> Result<i32> {
     };
     trace::mark("run: process exited");
     if !keep {
-        container::delete(root, &id, true)?;
+        // As runc: the container's exit status is run's, also when its cgroup could not be
+        // removed (someone else's processes in it); that is logged.
+        if let Err(e) = container::delete(root, &id, true) {
+            log::error(&e.to_string());
+        }
     }
     Ok(code)
 }

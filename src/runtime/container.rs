@@ -306,6 +306,17 @@ fn make_cgroup(spec: &Spec, id: &str, dir: &Path, systemd: bool) -> Result<Cgrou
             "container's cgroup unexpectedly frozen".into(),
         ));
     }
+    // Another's processes in it: runc 1.1 goes on with these two warnings (its words).
+    let found = cg.pids().map(|p| p.len()).unwrap_or(0);
+    if found > 0 {
+        crate::log::warn(&format!(
+            "container's cgroup is not empty: {found} process(es) found"
+        ));
+        crate::log::warn(
+            "DEPRECATED: running container in a non-empty cgroup won't be supported in runc 1.2; \
+             https://github.com/opencontainers/runc/issues/3132",
+        );
+    }
     if let Err(e) = cg.apply(&spec::resources(spec)) {
         let _ = cg.remove();
         return Err(ContainerError::Cgroup(e.to_string()));
@@ -694,10 +705,20 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             })
         }
     }
+    // As runc: every process of the cgroup is killed only when the container has no PID
+    // namespace of its own (with one, they died with init; others in the cgroup are not the
+    // container's). A cgroup that cannot be removed (someone else's processes are in it) does
+    // not stop the rest of the cleanup; its error is returned at the end.
+    let mut cgroup_err = None;
     if let Some(cg) = &st.cgroup {
-        let _ = cg.kill_all(libc::SIGKILL);
-        cg.remove()
-            .map_err(|e| ContainerError::Cgroup(format!("remove cgroup of {id}: {e}")))?;
+        if !spec::new_namespace(&st.config, oci_spec::runtime::LinuxNamespaceType::Pid) {
+            let _ = cg.kill_all(libc::SIGKILL);
+        }
+        if let Err(e) = cg.remove() {
+            cgroup_err = Some(ContainerError::Cgroup(format!(
+                "remove cgroup of {id}: {e}"
+            )));
+        }
     }
     if let Some(list) = st
         .config
@@ -717,7 +738,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     })?;
     drop(lock);
     trace::mark("delete: done");
-    Ok(())
+    cgroup_err.map_or(Ok(()), Err)
 }
 
 /// SIGKILL everything in the container (thawing it if paused) and wait for init to be gone.
