@@ -306,8 +306,13 @@ fn make_cgroup(spec: &Spec, id: &str, dir: &Path, systemd: bool) -> Result<Cgrou
             "container's cgroup unexpectedly frozen".into(),
         ));
     }
-    // Another's processes in it: runc 1.1 goes on with these two warnings (its words).
-    let found = cg.pids().map(|p| p.len()).unwrap_or(0);
+    // Another's processes in it: runc 1.1 goes on with these two warnings (its words). Only a
+    // cgroup that was there already can hold any (nothing to read for a fresh one).
+    let found = if cg.existed_before() {
+        cg.pids().map(|p| p.len()).unwrap_or(0)
+    } else {
+        0
+    };
     if found > 0 {
         crate::log::warn(&format!(
             "container's cgroup is not empty: {found} process(es) found"
