@@ -2234,6 +2234,23 @@ mod tests {
         assert_eq!(notify.len(), 1);
         let standin = libc::SECCOMP_RET_TRACE | u32::from(NOTIFY_STANDIN);
         assert!(filters.iter().flatten().all(|i| i.k != standin));
+        // With the profile's TSYNC and WAIT_KILLABLE_RECV too: TSYNC is left out for the
+        // listener filter (the kernel refuses it with NEW_LISTENER), WAIT_KILLABLE_RECV only
+        // goes with it (the kernel refuses it without).
+        let flagged = profile(json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "flags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+            "syscalls": [
+            {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"},
+            {"names": ["rmdir"], "action": "SCMP_ACT_ERRNO"}]}));
+        // In a forked child (TSYNC would reach every thread of the test process); the child
+        // drops the listener, so its notified mkdir fails with ENOSYS.
+        let status = run_filtered(
+            &compile(&flagged).expect("compiles"),
+            filter_flags(&flagged),
+            true,
+            || mkdir_errno(0o755),
+        );
+        assert_eq!(exit_code(status), libc::ENOSYS);
         let (tx, rx) = std::sync::mpsc::channel();
         // A thread of its own: the filters stay with it.
         std::thread::spawn(move || {
