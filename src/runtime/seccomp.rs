@@ -336,12 +336,14 @@ pub fn known_flags() -> Vec<&'static str> {
     ]
 }
 
-/// Filter flags that take effect when installing, for the `features` command.
+/// Filter flags that take effect when installing, for the `features` command
+/// (WAIT_KILLABLE_RECV on the notify filter).
 pub fn supported_flags() -> Vec<&'static str> {
     vec![
         "SECCOMP_FILTER_FLAG_TSYNC",
         "SECCOMP_FILTER_FLAG_LOG",
         "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
     ]
 }
 
