@@ -443,6 +443,31 @@ fn the_pidfd_socket_receives_a_pidfd_of_init() {
     let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())).unwrap();
     let pid = b.state()["pid"].as_i64().unwrap();
     assert!(info.contains(&format!("Pid:\t{pid}")), "{info}");
+
+    // `exec --pidfd-socket`: a pidfd of the exec'd process (the one --pid-file names).
+    assert!(b.start().status.success());
+    let pid_file = b.dir.join("exec.pid");
+    let out = b.runz(&[
+        "exec",
+        "-d",
+        "--pidfd-socket",
+        sock.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &b.id,
+        "sleep",
+        "1000",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (conn, _) = listener.accept().unwrap();
+    let pidfd = zones_linux::runtime::console::recv_master(&OwnedFd::from(conn)).unwrap();
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())).unwrap();
+    let exec_pid = std::fs::read_to_string(&pid_file).unwrap();
+    assert_ne!(exec_pid.trim(), pid.to_string());
+    assert!(
+        info.contains(&format!("Pid:\t{}", exec_pid.trim())),
+        "{info}"
+    );
 }
 
 #[test]
