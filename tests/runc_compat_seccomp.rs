@@ -436,7 +436,8 @@ fn notify_without_an_agent_or_on_write_or_by_default_fails_as_runc() {
 
 /// `exec` into a container whose profile notifies: the exec'd process's own listener goes to
 /// the agent too, with its pid and the container's state (status "running", init's pid), and
-/// the agent answers its mkdir; as runc 1.1.5 does.
+/// the agent answers its mkdir; with no agent listening, exec fails (255) in runc's words. As
+/// runc 1.1.5 does.
 #[test]
 fn exec_hands_its_own_listener_to_the_agent_as_runc_does() {
     if !require_root() {
@@ -471,6 +472,9 @@ fn exec_hands_its_own_listener_to_the_agent_as_runc_does() {
         let for_exec = agent(&sock, Agent::Answer(libc::EXDEV));
         let out = call(who, &exec, &mut runc);
         let (state, answered) = for_exec.join().expect("exec's agent");
+        // No agent listening any more: exec fails, as runc's does, and nothing is left waiting.
+        let _ = std::fs::remove_file(&sock);
+        let absent = call(who, &exec, &mut runc);
         call(who, &delete, &mut runc);
         let (init_state, _) = for_init.join().expect("init's agent");
         assert_eq!(
@@ -489,6 +493,29 @@ fn exec_hands_its_own_listener_to_the_agent_as_runc_does() {
         assert_eq!(state["state"]["pid"], init_state["pid"], "{who}: {state}");
         assert_ne!(state["pid"], init_state["pid"], "{who}: {state}");
         assert_eq!(state["fds"], json!(["seccompFd"]), "{who}: {state}");
+        let msg = absent
+            .stderr
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("runz: error: ")
+                    .map(str::to_string)
+                    .or_else(|| {
+                        l.split_once(" msg=\"")
+                            .map(|(_, m)| m.trim_end_matches('"').to_string())
+                    })
+            })
+            .unwrap_or_default();
+        assert_eq!(absent.code, Some(255), "{who}: {absent:?}");
+        assert_eq!(
+            msg,
+            format!(
+                "exec failed: unable to start container process: failed to connect with seccomp \
+                 agent specified in the seccomp profile: dial unix {}: connect: no such file or \
+                 directory",
+                sock.display()
+            ),
+            "{who}"
+        );
     }
     assert!(!b.dir.join("rootfs/x").exists());
 }
