@@ -344,6 +344,17 @@ fn scheduler_io_priority_and_personality_are_applied() {
     assert_eq!(out.trim(), "5", "{out}");
     let out = run_sh(&mut b, "ionice -p $$");
     assert_eq!(out.trim(), "best-effort: prio 3", "{out}");
+
+    // SCHED_DEADLINE with its runtime, deadline and period (ns; the kernel refuses the policy
+    // without valid ones): policy 6.
+    let mut b = Bundle::new("sched-deadline");
+    b.set(
+        "/process/scheduler",
+        json!({"policy": "SCHED_DEADLINE", "runtime": 1000000, "deadline": 10000000,
+               "period": 10000000}),
+    );
+    let out = run_sh(&mut b, "exec awk '{print $41}' /proc/self/stat");
+    assert_eq!(out.trim(), "6", "{out}");
 }
 
 #[test]
