@@ -133,3 +133,169 @@ fn the_callers_cpu_affinity_does_not_pin_the_container() {
         format!("Cpus_allowed_list:\t{all}\n")
     );
 }
+
+/// `linux.resources.pids.limit`: what each runtime writes to pids.max, read on the host. runc
+/// 1.1.5 takes 0 as "not set" (pids.max stays "max": the issue's "0 means 1" is not what the
+/// reference does), a positive value as the limit and -1 as "max"; runz writes the same.
+#[test]
+fn pids_limit_zero_positive_and_minus_one_are_written_as_runc_writes_them() {
+    if !require_root() {
+        return;
+    }
+    let pids_max = |p: &Pair| -> String {
+        let dirs = p.b.cgroup_dirs();
+        let file = dirs
+            .iter()
+            .map(|d| d.join("pids.max"))
+            .find(|f| f.exists())
+            .unwrap_or_else(|| panic!("no pids.max among {dirs:?}"));
+        std::fs::read_to_string(file).unwrap().trim().to_string()
+    };
+    for (limit, want) in [(0, "max"), (7, "7"), (-1, "max")] {
+        let mut p = Pair::new(&format!("pids{}", limit.max(0)));
+        p.b.args(&["sleep", "1000"])
+            .set("/linux/resources/pids", json!({ "limit": limit }));
+        let (runc, runz) = p.detached(|_| pids_max(&p));
+        assert_eq!(runc, want, "runc, limit {limit}");
+        assert_eq!(runz, runc, "runz, limit {limit}");
+    }
+}
+
+/// `update --cpu-rt-period P --cpu-rt-runtime R`: the two files depend on each other (the
+/// kernel refuses a runtime above the period), so growing both writes the period first and
+/// shrinking both the runtime first. Growing is compared with runc; shrinking is checked on
+/// runz alone: runc 1.1.5 writes the period first and fails with EINVAL there (fixed in runc
+/// 1.2). The test's own cgroup prefix gets 30% real-time runtime to share out (cgroup v1 RT
+/// group scheduling gives a new cgroup none); without RT group scheduling there is nothing to
+/// check and the test says so.
+#[test]
+fn rt_period_and_runtime_are_written_in_the_order_the_kernel_takes() {
+    if !require_root() {
+        return;
+    }
+    let mut p = Pair::new("rt");
+    p.b.args(&["sleep", "1000"]).set(
+        "/linux/resources/cpu",
+        json!({"realtimePeriod": 1000000, "realtimeRuntime": 50000}),
+    );
+    let Some(cpu) = p.b.cgroup_dirs().into_iter().find(|d| {
+        d.parent()
+            .and_then(|pr| pr.parent())
+            .is_some_and(|own| own.join("cpu.rt_runtime_us").exists())
+    }) else {
+        eprintln!("note: no cpu.rt_runtime_us (no RT group scheduling): nothing to check");
+        return;
+    };
+    let prefix = cpu.parent().unwrap().to_path_buf();
+    std::fs::create_dir_all(&prefix).unwrap();
+    std::fs::write(prefix.join("cpu.rt_runtime_us"), "300000").unwrap();
+    let rt = || -> (String, String) {
+        let f = |n: &str| {
+            std::fs::read_to_string(cpu.join(n))
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        (f("cpu.rt_period_us"), f("cpu.rt_runtime_us"))
+    };
+    let id = p.b.id.clone();
+    let grow = [
+        "update",
+        "--cpu-rt-period",
+        "2000000",
+        "--cpu-rt-runtime",
+        "100000",
+        id.as_str(),
+    ];
+    let (runc, runz) = p.detached(|who| {
+        let out = p.call(who, &grow);
+        (out.code, rt())
+    });
+    assert_eq!(runc, (Some(0), ("2000000".into(), "100000".into())), "runc");
+    assert_eq!(runz, runc, "runz");
+    let shrink = [
+        "update",
+        "--cpu-rt-period",
+        "10000",
+        "--cpu-rt-runtime",
+        "2000",
+        id.as_str(),
+    ];
+    let regrow = [
+        "update",
+        "--cpu-rt-period",
+        "20000",
+        "--cpu-rt-runtime",
+        "4000",
+        id.as_str(),
+    ];
+    p.b.write();
+    let dir = p.b.dir.to_str().unwrap().to_string();
+    let out = p.call(Rt::Runz, &["run", "-d", "--bundle", &dir, &id]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let shrunk = p.call(Rt::Runz, &shrink);
+    let after_shrink = rt();
+    let regrown = p.call(Rt::Runz, &regrow);
+    let after_regrow = rt();
+    p.call(Rt::Runz, &["delete", "--force", &id]);
+    assert_eq!(shrunk.code, Some(0), "{shrunk:?}");
+    assert_eq!(after_shrink, ("10000".into(), "2000".into()));
+    assert_eq!(regrown.code, Some(0), "{regrown:?}");
+    assert_eq!(after_regrow, ("20000".into(), "4000".into()));
+}
+
+/// A cgroupsPath that already holds someone else's process: runc 1.1.5 runs the container with
+/// two warnings ("container's cgroup is not empty: 1 process(es) found" and its deprecation
+/// note), leaves that process alone, logs that it could not remove the busy cgroup, exits with
+/// the container's status and keeps no state. runz does the same (it used to kill the
+/// stranger, or fail `run` with 1 and leave a stopped container behind).
+#[test]
+fn a_cgroup_with_another_process_is_used_with_runcs_warning_and_left_alone() {
+    if !require_root() {
+        return;
+    }
+    let mut p = Pair::new("nonempty");
+    p.b.args(&["true"]);
+    p.b.write();
+    let dir = p.b.dir.to_str().unwrap().to_string();
+    let id = p.b.id.clone();
+    for rt in BOTH {
+        let mut stranger = Command::new("sleep").arg("1000").spawn().unwrap();
+        let pid = stranger.id().to_string();
+        let mut placed = 0;
+        for d in p.b.cgroup_dirs() {
+            // cpuset needs cpus/mems before it takes a process: left out.
+            if d.to_string_lossy().contains("cpuset") {
+                continue;
+            }
+            if std::fs::create_dir_all(&d).is_ok()
+                && std::fs::write(d.join("cgroup.procs"), &pid).is_ok()
+            {
+                placed += 1;
+            }
+        }
+        assert!(placed > 0, "{:?}", p.b.cgroup_dirs());
+        let out = p.call(rt, &["run", "--bundle", &dir, &id]);
+        let alive = stranger.try_wait().unwrap().is_none();
+        let _ = stranger.kill();
+        let _ = stranger.wait();
+        let list = p.call(rt, &["list", "-q"]);
+        p.call(rt, &["delete", "--force", &id]);
+        for d in p.b.cgroup_dirs() {
+            let _ = std::fs::remove_dir(&d);
+        }
+        assert_eq!(out.code, Some(0), "{rt:?}: {out:?}");
+        assert_eq!(
+            out.warnings()[..2],
+            [
+                "container's cgroup is not empty: 1 process(es) found".to_string(),
+                "DEPRECATED: running container in a non-empty cgroup won't be supported in \
+                 runc 1.2; https://github.com/opencontainers/runc/issues/3132"
+                    .to_string()
+            ],
+            "{rt:?}: {out:?}"
+        );
+        assert!(alive, "{rt:?} killed a process that is not the container's");
+        assert_eq!(list.stdout, "", "{rt:?} kept state: {list:?}");
+    }
+}

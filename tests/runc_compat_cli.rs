@@ -314,6 +314,90 @@ fn events_print_runcs_key_order_once_or_every_interval() {
             "{what}: {every:?}"
         );
     }
+    // The stats objects: the same sections in runc's order (cpu, cpuset, memory, pids, blkio,
+    // hugetlb, intel_rdt, network_interfaces), cpuset whole, and in every object both print
+    // the keys they share in the same order (runc omits some zero values: either may lack one).
+    let (a, b) = (key_order(&runc.0.stdout), key_order(&runz.0.stdout));
+    for path in ["/data", "/data/cpuset"] {
+        assert_eq!(a.get(path), b.get(path), "{path}: runc {a:?}\nrunz {b:?}");
+    }
+    assert!(a.contains_key("/data/cpuset"), "{a:?}");
+    for (path, runc_keys) in &a {
+        if path.starts_with("/data/memory/raw") || path.starts_with("[]") {
+            continue; // the kernel's memory.stat keys (sorted by both); objects in arrays
+        }
+        let runz_keys = b
+            .get(path)
+            .unwrap_or_else(|| panic!("runz has no {path}: {b:?}"));
+        let shared = |x: &Vec<String>, y: &Vec<String>| -> Vec<String> {
+            x.iter().filter(|k| y.contains(k)).cloned().collect()
+        };
+        assert_eq!(
+            shared(runc_keys, runz_keys),
+            shared(runz_keys, runc_keys),
+            "{path}"
+        );
+    }
+    let data = |out: &Out| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["data"].clone()
+    };
+    let (dc, dz) = (data(&runc.0), data(&runz.0));
+    assert_eq!(dz["cpuset"], dc["cpuset"], "the same cgroup's cpuset files");
+    assert_eq!(dz["network_interfaces"], json!(null));
+    assert_eq!(dz["intel_rdt"], dc["intel_rdt"]);
+    let ncpu = |d: &serde_json::Value, k: &str| d["cpu"]["usage"][k].as_array().map(|a| a.len());
+    for k in ["percpu", "percpu_kernel", "percpu_user"] {
+        assert_eq!(ncpu(&dz, k), ncpu(&dc, k), "{k}");
+    }
+}
+
+/// Every object's keys in the order printed, by JSON pointer path (arrays are not entered).
+fn key_order(json_text: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    // The path of each open object; None for an open array.
+    let mut stack: Vec<Option<String>> = Vec::new();
+    let mut last_key = String::new();
+    let mut chars = json_text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                let mut s = String::new();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        c => s.push(c),
+                    }
+                }
+                while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                    chars.next();
+                }
+                if chars.peek() == Some(&':') {
+                    if let Some(Some(path)) = stack.last() {
+                        out.entry(path.clone()).or_default().push(s.clone());
+                    }
+                    last_key = s;
+                }
+            }
+            '{' => {
+                let path = match stack.last() {
+                    None => String::new(),
+                    Some(Some(parent)) => format!("{parent}/{last_key}"),
+                    Some(None) => "[]".to_string(),
+                };
+                out.entry(path.clone()).or_default();
+                stack.push(Some(path));
+            }
+            '[' => stack.push(None),
+            '}' | ']' => {
+                stack.pop();
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// `RT --root ROOT run EXTRA --bundle DIR ID` with `file` open on fd 3.
@@ -460,7 +544,15 @@ fn list_prints_runcs_table_and_json_also_for_a_missing_root() {
         runz.0.stdout.lines().collect::<Vec<_>>(),
     );
     assert_eq!(z.len(), 2, "{z:?}");
-    assert_eq!(z[0], c[0], "header, column widths");
+    // tabwriter pads each column to its widest cell: the same header when both pids have as
+    // many digits (pid_max is 32768 here, so one runtime's pid can wrap to fewer digits).
+    let pid_len = |l: &str| l.split_whitespace().nth(1).map_or(0, str::len);
+    if pid_len(z[1]) == pid_len(c[1]) {
+        assert_eq!(z[0], c[0], "header, column widths");
+    } else {
+        let words = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(words(z[0]), words(c[0]), "header");
+    }
     let fields = |l: &str| {
         let f: Vec<String> = l.split_whitespace().map(String::from).collect();
         (
@@ -500,5 +592,83 @@ fn list_prints_runcs_table_and_json_also_for_a_missing_root() {
         let (c, z) = (plain(Rt::Runc, &all), plain(Rt::Runz, &all));
         assert_eq!(z.code, c.code, "{args:?}: {c:?} {z:?}");
         assert_eq!(z.stdout, c.stdout, "{args:?}");
+    }
+}
+
+/// `events` reports a memory-limit OOM kill as runc does: the line `{"type":"oom","id":ID}`
+/// (no `data`), between the stats lines. The container's child allocates beyond the limit only
+/// once the first stats line has been read (a file it waits for), so the OOM falls inside the
+/// stream; the container itself lives on.
+#[test]
+fn events_report_an_oom_kill_as_runc_does() {
+    if !require_root() {
+        return;
+    }
+    let mut p = Pair::new("events-oom");
+    p.b.args(&[
+        "sh",
+        "-c",
+        "i=0; while [ ! -e /go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; \
+         dd if=/dev/zero of=/dev/null bs=64M count=1; sleep 1000",
+    ])
+    .set(
+        "/linux/resources/memory",
+        json!({"limit": 16 << 20, "swap": 16 << 20}),
+    );
+    let id = p.b.id.clone();
+    let go = p.b.dir.join("rootfs/go");
+    let (runc, runz) = p.detached(|rt| {
+        let root = match rt {
+            Rt::Runc => p.runc_root.clone(),
+            Rt::Runz => p.b.root.clone(),
+        };
+        let mut child = Command::new(bin(rt))
+            .arg("--root")
+            .arg(&root)
+            .args(["events", "--interval", "200ms", &id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().take(500) {
+                if tx.send(line.unwrap_or_default()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut others = Vec::new();
+        let mut oom = None;
+        while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
+            if others.is_empty() {
+                std::fs::write(&go, "").unwrap();
+            }
+            if line.contains("\"oom\"") {
+                oom = Some(line);
+                break;
+            }
+            others.push(line);
+            if others.len() >= 400 {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_file(&go);
+        (oom, others.first().cloned())
+    });
+    let want = format!("{{\"type\":\"oom\",\"id\":\"{id}\"}}");
+    assert_eq!(runc.0.as_deref(), Some(want.as_str()), "runc: {runc:?}");
+    assert_eq!(runz.0.as_deref(), Some(want.as_str()), "runz: {runz:?}");
+    for (who, first) in [("runc", &runc.1), ("runz", &runz.1)] {
+        assert!(
+            first
+                .as_deref()
+                .is_some_and(|l| l.starts_with("{\"type\":\"stats\"")),
+            "{who}: {first:?}"
+        );
     }
 }

@@ -196,3 +196,44 @@ fn sigkill_without_a_pid_namespace_ends_every_process() {
     assert_eq!(again.code, Some(1));
     assert_eq!(again.error(), "container not running");
 }
+
+/// `ociVersion`: runc 1.1.5 runs a config whatever string it holds ("banana", "", a future
+/// "2.0.0", none at all) and refuses one that is not a string; runz does the same (the issue's
+/// "an ociVersion that is not a version is refused" is not what the reference does).
+#[test]
+fn oci_version_is_taken_and_refused_as_runc_does() {
+    use runc_compat::Pair;
+    if !common::require_root() {
+        return;
+    }
+    let cases: [(Option<Value>, Option<i32>); 5] = [
+        (Some(Value::from("banana")), Some(0)),
+        (Some(Value::from("")), Some(0)),
+        (Some(Value::from("2.0.0")), Some(0)),
+        (None, Some(0)),
+        (Some(Value::from(1)), Some(1)),
+    ];
+    for (version, code) in cases {
+        let mut p = Pair::new("ociversion");
+        p.b.args(&["echo", "ran"]);
+        match &version {
+            Some(v) => {
+                p.b.set("/ociVersion", v.clone());
+            }
+            None => {
+                p.b.spec.as_object_mut().unwrap().remove("ociVersion");
+            }
+        }
+        let (runc, runz) = p.run_both();
+        assert_eq!(runc.code, code, "runc, ociVersion {version:?}: {runc:?}");
+        assert_eq!(
+            runz.code, runc.code,
+            "runz, ociVersion {version:?}: {runz:?}"
+        );
+        assert_eq!(runz.stdout, runc.stdout, "ociVersion {version:?}");
+        if code == Some(1) {
+            assert!(runc.error().contains("ociVersion"), "{runc:?}");
+            assert!(runz.error().contains("expected a string"), "{runz:?}");
+        }
+    }
+}

@@ -295,6 +295,12 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Whether [`Cgroup::create`] found the cgroup's own directory already there in some
+    /// hierarchy (so it may hold someone's processes); false for one it made everywhere.
+    pub fn existed_before(&self) -> bool {
+        self.hierarchies.iter().any(|h| !h.created.contains(&h.dir))
+    }
+
     /// Every pid in the cgroup and its descendants, sorted and deduplicated.
     /// A cgroup that no longer exists has none.
     pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {

@@ -1,5 +1,7 @@
 //! Resource usage in the JSON shape of runc's `events --stats` "data" object
-//! (runc libcontainer/cgroups types: cpu, memory, pids, blkio, hugetlb).
+//! (runc 1.1 libcontainer/cgroups and types/events.go: cpu, cpuset, memory, pids, blkio,
+//! hugetlb, intel_rdt, network_interfaces, in that order; serialize the structs themselves,
+//! not through `serde_json::Value`, whose maps would sort the keys).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,12 +18,51 @@ fn is_zero(v: &u64) -> bool {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     pub cpu: CpuStats,
+    #[serde(default)]
+    pub cpuset: CpuSetStats,
     pub memory: MemoryStats,
     pub pids: PidsStats,
     pub blkio: BlkioStats,
     /// Keyed by page size, e.g. "2MB".
     pub hugetlb: BTreeMap<String, HugetlbStats>,
+    /// Always `{}`: this host has no RDT (runc prints `{}` there too).
+    #[serde(default)]
+    pub intel_rdt: IntelRdtStats,
+    /// Always null: runc's own `events` never fills it either.
+    #[serde(default)]
+    pub network_interfaces: Option<Vec<BTreeMap<String, u64>>>,
 }
+
+/// runc's CPUSet stats: the cpuset controller's files (v1), the effective lists (v2).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuSetStats {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpus: Vec<u16>,
+    #[serde(default)]
+    pub cpu_exclusive: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mems: Vec<u16>,
+    #[serde(default)]
+    pub mem_hardwall: u64,
+    #[serde(default)]
+    pub mem_exclusive: u64,
+    #[serde(default)]
+    pub memory_migrate: u64,
+    #[serde(default)]
+    pub memory_spread_page: u64,
+    #[serde(default)]
+    pub memory_spread_slab: u64,
+    #[serde(default)]
+    pub memory_pressure: u64,
+    #[serde(default)]
+    pub sched_load_balance: u64,
+    #[serde(default)]
+    pub sched_relax_domain_level: i64,
+}
+
+/// runc's IntelRdt stats; every field is omitted where the host has no RDT.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntelRdtStats {}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CpuStats {
@@ -36,6 +77,12 @@ pub struct CpuUsage {
     pub total: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub percpu: Vec<u64>,
+    /// Per CPU, in kernel mode (v1 cpuacct.usage_all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub percpu_kernel: Vec<u64>,
+    /// Per CPU, in user mode (v1 cpuacct.usage_all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub percpu_user: Vec<u64>,
     pub kernel: u64,
     pub user: u64,
 }
@@ -138,6 +185,9 @@ pub(crate) fn v1(dir: impl Fn(&str) -> Option<PathBuf>) -> Result<Stats, CgroupE
     if let Some(d) = dir("cpuacct").as_deref() {
         v1_cpuacct(d, &mut s.cpu.usage)?;
     }
+    if let Some(d) = dir("cpuset").as_deref() {
+        s.cpuset = v1_cpuset(d)?;
+    }
     if let Some(d) = dir("cpu").as_deref() {
         let stat = fsutil::read_flat_keyed(&d.join("cpu.stat"))?;
         s.cpu.throttling = Throttling {
@@ -172,11 +222,73 @@ fn v1_cpuacct(d: &Path, usage: &mut CpuUsage) -> Result<(), CgroupError> {
             .map(|v| fsutil::parse_u64(&percpu, v))
             .collect::<Result<_, _>>()?;
     }
+    // "cpu user system" then one line per CPU, in ns.
+    let all = d.join("cpuacct.usage_all");
+    if let Some(text) = fsutil::read_opt(&all)? {
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() == 3 {
+                usage.percpu_user.push(fsutil::parse_u64(&all, f[1])?);
+                usage.percpu_kernel.push(fsutil::parse_u64(&all, f[2])?);
+            }
+        }
+    }
     let stat = fsutil::read_flat_keyed(&d.join("cpuacct.stat"))?;
     let ns = |ticks: u64| ticks.saturating_mul(1_000_000_000) / clock_ticks();
     usage.user = ns(stat.get("user").copied().unwrap_or(0));
     usage.kernel = ns(stat.get("system").copied().unwrap_or(0));
     Ok(())
+}
+
+/// A cpuset list ("0-2,5") expanded, as runc does; an empty file gives none.
+fn cpu_list(path: &Path, text: &str) -> Result<Vec<u16>, CgroupError> {
+    let bad = || CgroupError::Parse {
+        path: path.to_path_buf(),
+        content: text.to_string(),
+    };
+    let mut out = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let a: u16 = a.trim().parse().map_err(|_| bad())?;
+        let b: u16 = b.trim().parse().map_err(|_| bad())?;
+        if b < a {
+            return Err(bad());
+        }
+        out.extend(a..=b);
+    }
+    Ok(out)
+}
+
+fn read_cpu_list(path: &Path) -> Result<Vec<u16>, CgroupError> {
+    match fsutil::read_opt(path)? {
+        Some(text) => cpu_list(path, &text),
+        None => Ok(Vec::new()),
+    }
+}
+
+fn v1_cpuset(d: &Path) -> Result<CpuSetStats, CgroupError> {
+    let f = |n: &str| fsutil::read_u64_or_zero(&d.join(format!("cpuset.{n}")));
+    let level = d.join("cpuset.sched_relax_domain_level");
+    let level = match fsutil::read_opt(&level)? {
+        Some(t) => t.trim().parse().map_err(|_| CgroupError::Parse {
+            path: level.clone(),
+            content: t.clone(),
+        })?,
+        None => 0,
+    };
+    Ok(CpuSetStats {
+        cpus: read_cpu_list(&d.join("cpuset.cpus"))?,
+        cpu_exclusive: f("cpu_exclusive")?,
+        mems: read_cpu_list(&d.join("cpuset.mems"))?,
+        mem_hardwall: f("mem_hardwall")?,
+        mem_exclusive: f("mem_exclusive")?,
+        memory_migrate: f("memory_migrate")?,
+        memory_spread_page: f("memory_spread_page")?,
+        memory_spread_slab: f("memory_spread_slab")?,
+        memory_pressure: f("memory_pressure")?,
+        sched_load_balance: f("sched_load_balance")?,
+        sched_relax_domain_level: level,
+    })
 }
 
 fn v1_memory_entry(d: &Path, prefix: &str) -> Result<MemoryEntry, CgroupError> {
@@ -298,6 +410,8 @@ pub(crate) fn v2(d: &Path) -> Result<Stats, CgroupError> {
     s.cpu.usage = CpuUsage {
         total: us("usage_usec"),
         percpu: Vec::new(),
+        percpu_kernel: Vec::new(),
+        percpu_user: Vec::new(),
         kernel: us("system_usec"),
         user: us("user_usec"),
     };
@@ -305,6 +419,11 @@ pub(crate) fn v2(d: &Path) -> Result<Stats, CgroupError> {
         periods: cpu.get("nr_periods").copied().unwrap_or(0),
         throttled_periods: cpu.get("nr_throttled").copied().unwrap_or(0),
         throttled_time: us("throttled_usec"),
+    };
+    s.cpuset = CpuSetStats {
+        cpus: read_cpu_list(&d.join("cpuset.cpus.effective"))?,
+        mems: read_cpu_list(&d.join("cpuset.mems.effective"))?,
+        ..CpuSetStats::default()
     };
     s.memory = v2_memory(d)?;
     s.pids = pids(d)?;
@@ -433,5 +552,26 @@ mod tests {
         );
         let back: Stats = serde_json::from_value(v).unwrap();
         assert_eq!(back, s);
+        let text = serde_json::to_string(&s).unwrap();
+        let order = [
+            "\"cpu\":",
+            "\"cpuset\":",
+            "\"memory\":",
+            "\"pids\":",
+            "\"blkio\":",
+            "\"hugetlb\":",
+            "\"intel_rdt\":{}",
+            "\"network_interfaces\":null",
+        ];
+        let at: Vec<usize> = order.iter().map(|k| text.find(k).expect(k)).collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
+    }
+
+    #[test]
+    fn cpuset_lists_expand_as_runc_does() {
+        let p = Path::new("cpuset.cpus");
+        assert_eq!(cpu_list(p, "0-2,5\n").unwrap(), vec![0, 1, 2, 5]);
+        assert_eq!(cpu_list(p, "\n").unwrap(), Vec::<u16>::new());
+        assert!(cpu_list(p, "3-1").is_err());
     }
 }

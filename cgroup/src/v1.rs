@@ -189,13 +189,38 @@ fn apply_cpuset(dir: &Path, c: &LinuxCpu) -> Result<(), CgroupError> {
     Ok(())
 }
 
-fn apply_cpu(dir: &Path, c: &LinuxCpu) -> Result<(), CgroupError> {
-    if let Some(p) = c.realtime_period().filter(|v| *v != 0) {
-        fsutil::write_in(dir, "cpu.rt_period_us", &p.to_string())?;
+/// The real-time period and runtime depend on each other (the kernel refuses a runtime above
+/// the period with EINVAL), so their order matters: the period first (growing), and when the
+/// kernel refuses it while a runtime is being set too, the runtime first and the period after
+/// (shrinking both), as runc 1.2 does (runc 1.1 fails there).
+fn apply_rt(dir: &Path, period: Option<u64>, runtime: Option<i64>) -> Result<(), CgroupError> {
+    let mut period_after = None;
+    if let Some(p) = period {
+        match fsutil::write_in(dir, "cpu.rt_period_us", &p.to_string()) {
+            Ok(()) => {}
+            Err(CgroupError::Write { source, .. })
+                if runtime.is_some() && source.raw_os_error() == Some(libc::EINVAL) =>
+            {
+                period_after = Some(p);
+            }
+            Err(e) => return Err(e),
+        }
     }
-    if let Some(r) = c.realtime_runtime().filter(|v| *v != 0) {
+    if let Some(r) = runtime {
         fsutil::write_in(dir, "cpu.rt_runtime_us", &r.to_string())?;
     }
+    if let Some(p) = period_after {
+        fsutil::write_in(dir, "cpu.rt_period_us", &p.to_string())?;
+    }
+    Ok(())
+}
+
+fn apply_cpu(dir: &Path, c: &LinuxCpu) -> Result<(), CgroupError> {
+    apply_rt(
+        dir,
+        c.realtime_period().filter(|v| *v != 0),
+        c.realtime_runtime().filter(|v| *v != 0),
+    )?;
     if let Some(shares) = c.shares().filter(|v| *v != 0) {
         fsutil::write_in(dir, "cpu.shares", &shares.to_string())?;
         let file = dir.join("cpu.shares");

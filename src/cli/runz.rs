@@ -544,7 +544,11 @@ fn run(root: &Path, a: CreateArgs, detach: bool, keep: bool) -> Result<i32> {
     };
     trace::mark("run: process exited");
     if !keep {
-        container::delete(root, &id, true)?;
+        // As runc: the container's exit status is run's, also when its cgroup could not be
+        // removed (someone else's processes in it); that is logged.
+        if let Err(e) = container::delete(root, &id, true) {
+            log::error(&e.to_string());
+        }
     }
     Ok(code)
 }
@@ -728,6 +732,7 @@ fn process_from_file(path: &Path) -> Result<Process> {
         .ok_or_else(|| anyhow::anyhow!("process property must not be empty"))?;
     obj.entry("user")
         .or_insert_with(|| serde_json::json!({ "uid": 0, "gid": 0 }));
+    crate::runtime::sched::spec_flag_names(&mut v);
     let unknown = crate::runtime::capabilities::drop_unknown(&mut v);
     if !unknown.is_empty() {
         log::warn(&crate::runtime::capabilities::unknown_warning(&unknown));
@@ -1021,7 +1026,9 @@ fn parse_duration(s: &str) -> Result<std::time::Duration> {
 fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<()> {
     let every = parse_duration(interval)?;
     // runc's key order (type, id, data) and no data at all for an OOM event.
-    let emit = |kind: &str, data: Option<serde_json::Value>| -> Result<()> {
+    // The data is the stats struct serialized as is: through serde_json::Value its keys
+    // would come out sorted, not in runc's order.
+    let emit = |kind: &str, data: Option<String>| -> Result<()> {
         let mut line = format!(
             "{{\"type\":{},\"id\":{}",
             serde_json::to_string(kind)?,
@@ -1039,7 +1046,7 @@ fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<()> {
     if once {
         return emit(
             "stats",
-            Some(serde_json::to_value(container::stats(root, id)?)?),
+            Some(serde_json::to_string(&container::stats(root, id)?)?),
         );
     }
     let mut last_oom = None;
@@ -1053,7 +1060,7 @@ fn events(root: &Path, id: &str, once: bool, interval: &str) -> Result<()> {
             emit("oom", None)?;
         }
         last_oom = Some(ooms);
-        emit("stats", Some(serde_json::to_value(&stats)?))?;
+        emit("stats", Some(serde_json::to_string(&stats)?))?;
         std::thread::sleep(every);
     }
 }

@@ -306,6 +306,22 @@ fn make_cgroup(spec: &Spec, id: &str, dir: &Path, systemd: bool) -> Result<Cgrou
             "container's cgroup unexpectedly frozen".into(),
         ));
     }
+    // Another's processes in it: runc 1.1 goes on with these two warnings (its words). Only a
+    // cgroup that was there already can hold any (nothing to read for a fresh one).
+    let found = if cg.existed_before() {
+        cg.pids().map(|p| p.len()).unwrap_or(0)
+    } else {
+        0
+    };
+    if found > 0 {
+        crate::log::warn(&format!(
+            "container's cgroup is not empty: {found} process(es) found"
+        ));
+        crate::log::warn(
+            "DEPRECATED: running container in a non-empty cgroup won't be supported in runc 1.2; \
+             https://github.com/opencontainers/runc/issues/3132",
+        );
+    }
     if let Err(e) = cg.apply(&spec::resources(spec)) {
         let _ = cg.remove();
         return Err(ContainerError::Cgroup(e.to_string()));
@@ -374,11 +390,15 @@ fn drive_child(
     ch.send(&Msg::Go).map_err(|e| fail(e.to_string()))?;
     let mut init_pid = child;
     loop {
-        let msg = match ch.recv() {
+        let (msg, fd) = match ch.recv_with_fd() {
             Ok(m) => m,
             Err(e) => return Err(fail(e.to_string())),
         };
         match msg {
+            Msg::SeccompFd => {
+                let state = hook_state(id, init_pid.as_raw(), "creating", bundle, spec);
+                seccomp_to_agent(spec, fd, &state, init_pid, ch)?;
+            }
             Msg::WriteIdMaps => {
                 let linux = spec.linux().as_ref();
                 let uid = linux
@@ -414,6 +434,32 @@ fn drive_child(
             Msg::Ready => return Ok(init_pid),
             Msg::Error(e) => return Err(fail(format!("unable to start container process: {e}"))),
             Msg::Go | Msg::HooksDone => return Err(fail(format!("unexpected {msg:?} from init"))),
+        }
+    }
+}
+
+/// Hand the seccomp notify listener a process sent with `SeccompFd` to the profile's agent,
+/// then let the process go on (`Go`), or stop it (`Error`) and fail with runc's words.
+fn seccomp_to_agent(
+    spec: &Spec,
+    fd: Option<OwnedFd>,
+    state: &str,
+    pid: Pid,
+    ch: &Channel,
+) -> Result<()> {
+    let fail =
+        |m: String| ContainerError::Create(format!("unable to start container process: {m}"));
+    let handed = match (spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()), fd) {
+        (Some(profile), Some(fd)) => {
+            super::agent::hand_over(profile, fd, state, pid.as_raw()).map_err(|e| e.to_string())
+        }
+        _ => Err("seccomp listener fd missing".to_string()),
+    };
+    match handed {
+        Ok(()) => ch.send(&Msg::Go).map_err(|e| fail(e.to_string())),
+        Err(e) => {
+            let _ = ch.send(&Msg::Error(e.clone()));
+            Err(fail(e))
         }
     }
 }
@@ -664,10 +710,20 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             })
         }
     }
+    // As runc: every process of the cgroup is killed only when the container has no PID
+    // namespace of its own (with one, they died with init; others in the cgroup are not the
+    // container's). A cgroup that cannot be removed (someone else's processes are in it) does
+    // not stop the rest of the cleanup; its error is returned at the end.
+    let mut cgroup_err = None;
     if let Some(cg) = &st.cgroup {
-        let _ = cg.kill_all(libc::SIGKILL);
-        cg.remove()
-            .map_err(|e| ContainerError::Cgroup(format!("remove cgroup of {id}: {e}")))?;
+        if !spec::new_namespace(&st.config, oci_spec::runtime::LinuxNamespaceType::Pid) {
+            let _ = cg.kill_all(libc::SIGKILL);
+        }
+        if let Err(e) = cg.remove() {
+            cgroup_err = Some(ContainerError::Cgroup(format!(
+                "remove cgroup of {id}: {e}"
+            )));
+        }
     }
     if let Some(list) = st
         .config
@@ -687,7 +743,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     })?;
     drop(lock);
     trace::mark("delete: done");
-    Ok(())
+    cgroup_err.map_or(Ok(()), Err)
 }
 
 /// SIGKILL everything in the container (thawing it if paused) and wait for init to be gone.
@@ -865,7 +921,7 @@ pub fn exec(opts: ExecOpts) -> Result<Pid> {
     drop(child_ch);
     drop(console);
     let mut pids = vec![child];
-    let result = drive_exec(process, child, &parent_ch, &mut pids);
+    let result = drive_exec((&st, status), process, child, &parent_ch, &mut pids);
     match result {
         Ok(pid) => {
             // As runc: a process whose pid cannot be recorded or handed over is killed.
@@ -997,6 +1053,7 @@ fn container_namespaces(st: &ContainerState) -> Result<(Vec<namespaces::ToJoin>,
 }
 
 fn drive_exec(
+    (st, status): (&ContainerState, Status),
     process: &oci_spec::runtime::Process,
     child: Pid,
     ch: &Channel,
@@ -1020,8 +1077,13 @@ fn drive_exec(
     let mut pid = child;
     let mut ready = false;
     loop {
-        match ch.recv() {
-            Ok(Msg::InitPid(p)) => {
+        match ch.recv_with_fd() {
+            Ok((Msg::SeccompFd, fd)) => {
+                let status = status.to_string();
+                let state = hook_state(&st.id, st.pid, &status, &st.bundle, &st.config);
+                seccomp_to_agent(&st.config, fd, &state, pid, ch)?;
+            }
+            Ok((Msg::InitPid(p), _)) => {
                 pid = Pid::from_raw(p);
                 pids.push(pid);
                 match waitpid(child, None) {
@@ -1030,11 +1092,11 @@ fn drive_exec(
                 }
                 pids.retain(|p| *p != child);
             }
-            Ok(Msg::Ready) => ready = true,
-            Ok(Msg::Error(e)) => {
+            Ok((Msg::Ready, _)) => ready = true,
+            Ok((Msg::Error(e), _)) => {
                 return Err(fail(format!("unable to start container process: {e}")))
             }
-            Ok(other) => return Err(fail(format!("unexpected {other:?} from exec"))),
+            Ok((other, _)) => return Err(fail(format!("unexpected {other:?} from exec"))),
             // The channel closes on execve: the process runs.
             Err(process::ChannelError::Eof) if ready => return Ok(pid),
             Err(e) => return Err(fail(e.to_string())),

@@ -254,7 +254,7 @@ fn exec_in_container(ctx: &ExecContext) -> Result<(), String> {
     if let Some(a) = ctx.process.exec_cpu_affinity() {
         sched::set_final_affinity(a).map_err(|e| e.to_string())?;
     }
-    let exec = prepare_identity_and_exec(ctx.spec, ctx.process, ctx.extra_env)?;
+    let exec = prepare_identity_and_exec(ctx.spec, ctx.process, ctx.extra_env, ctx.channel)?;
     ctx.channel.send(&Msg::Ready).map_err(|e| e.to_string())?;
     // As runc: a failing execve is the process's own failure (`runz exec` returns its status,
     // 1), told on its stderr in runc's words; the channel closes at exit as it would on exec.
@@ -369,7 +369,7 @@ fn init(ctx: &InitContext) -> Result<(), String> {
     // no longer write them. execve makes the container's program dumpable again.
     nix::sys::prctl::set_dumpable(false).map_err(|e| format!("prctl(PR_SET_DUMPABLE, 0): {e}"))?;
     prepare_fds(ctx.preserve_fds)?;
-    let exec = prepare_identity_and_exec(spec, process, ctx.extra_env)?;
+    let exec = prepare_identity_and_exec(spec, process, ctx.extra_env, ctx.channel)?;
     trace::mark("init: identity, caps, seccomp set; ready");
     ctx.channel.send(&Msg::Ready).map_err(|e| e.to_string())?;
     exit_on_termination_signals();
@@ -468,9 +468,11 @@ impl Exec {
     /// The filter that waits for no_new_privs (installed as close to execve as possible).
     fn install_late_seccomp(&self) -> Result<(), String> {
         match &self.late_seccomp {
-            Some((filters, flags)) => {
-                seccomp::install_with_flags(filters, *flags).map_err(|e| e.to_string())
-            }
+            // Never a notify profile: its filter is installed before `Ready` (see
+            // prepare_identity_and_exec), so no listener is dropped here.
+            Some((filters, flags)) => seccomp::install_with_flags(filters, *flags)
+                .map(drop)
+                .map_err(|e| e.to_string()),
             None => Ok(()),
         }
     }
@@ -486,17 +488,48 @@ impl Exec {
     }
 }
 
+/// Install seccomp filters; a notify listener goes to the parent, which hands it to the
+/// profile's agent (as runc: before init goes on, so no notified call waits for nobody), and is
+/// closed here.
+fn install_seccomp(
+    filters: &[seccompiler::BpfProgram],
+    flags: seccomp::FilterFlags,
+    channel: &Channel,
+) -> Result<(), String> {
+    let listener = seccomp::install_with_flags(filters, flags).map_err(|e| e.to_string())?;
+    if let Some(fd) = listener {
+        channel
+            .send_with_fd(&Msg::SeccompFd, &fd)
+            .map_err(|e| e.to_string())?;
+        drop(fd);
+        channel.expect(&Msg::Go)?;
+    }
+    Ok(())
+}
+
 /// Bounding set, seccomp (early without NNP), user switch, cwd, executable, capabilities, NNP.
+/// A profile with SCMP_ACT_NOTIFY rules is installed before this returns (its listener must
+/// reach the agent while the parent waits), right after NNP when NNP is asked for.
 fn prepare_identity_and_exec(
     spec: &Spec,
     process: &Process,
     extra_env: &[String],
+    channel: &Channel,
 ) -> Result<Exec, String> {
+    let mut notify = false;
     let filters = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(profile) => Some((
-            seccomp::compile(profile).map_err(|e| e.to_string())?,
-            seccomp::filter_flags(profile),
-        )),
+        Some(profile) => {
+            notify = seccomp::uses_notify(profile);
+            Some((
+                seccomp::compile(profile).map_err(|e| {
+                    // runc's words: "unable to init seccomp: ...".
+                    let text = e.to_string();
+                    let bare = text.strip_prefix("seccomp: ").unwrap_or(&text);
+                    format!("unable to init seccomp: {bare}")
+                })?,
+                seccomp::filter_flags(profile),
+            ))
+        }
         None => None,
     };
     let nnp = process.no_new_privileges().unwrap_or(false);
@@ -527,9 +560,9 @@ fn prepare_identity_and_exec(
     };
     capabilities::drop_bounding(caps).map_err(|e| e.to_string())?;
     // Without no_new_privs, seccomp needs CAP_SYS_ADMIN: install it before dropping privileges.
-    let late_seccomp = match filters {
+    let mut late_seccomp = match filters {
         Some((f, flags)) if !nnp => {
-            seccomp::install_with_flags(&f, flags).map_err(|e| e.to_string())?;
+            install_seccomp(&f, flags, channel)?;
             None
         }
         other => other,
@@ -561,6 +594,11 @@ fn prepare_identity_and_exec(
     capabilities::apply(caps).map_err(|e| e.to_string())?;
     if nnp {
         nix::sys::prctl::set_no_new_privs().map_err(|e| format!("set no_new_privs: {e}"))?;
+    }
+    if notify {
+        if let Some((f, flags)) = late_seccomp.take() {
+            install_seccomp(&f, flags, channel)?;
+        }
     }
     Ok(Exec {
         path: cstring(path.as_os_str().as_encoded_bytes())?,

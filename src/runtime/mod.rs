@@ -9,6 +9,7 @@
 //! - `namespaces`: namespace flags, joining by path, id maps
 //! - `mounts`: the mount option table and one mount; `rootfs`: prepare, pivot_root, finish;
 //!   `devices`: /dev
+//! - `agent`: handing a seccomp notify listener to the profile's agent (listenerPath)
 //! - `capabilities`, `rlimits`, `user`, `seccomp`, `hooks`, `console`, `sched` (scheduler,
 //!   I/O priority, personality, CPU affinity): one mechanism each
 //! - `exeseal`: re-execute from a read-only clone of the binary before entering a container
@@ -17,6 +18,7 @@
 //! - `sys`: small safe wrappers around raw syscalls the crates do not cover
 //! - `trace`: phase timestamps for profiling (`RUNZ_TRACE_TIMES=1`)
 
+pub mod agent;
 pub mod capabilities;
 pub mod console;
 pub mod container;

@@ -1,10 +1,15 @@
 //! The channel between `runz create` (the parent) and the processes it forks (the intermediate
 //! child and init): a SOCK_SEQPACKET socketpair carrying one small JSON message per packet.
-//! A closed peer (every holder of the other end exited) reads as `Eof`.
+//! A closed peer (every holder of the other end exited) reads as `Eof`. One message carries an
+//! fd (SCM_RIGHTS): `SeccompFd`, the seccomp notify listener.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{
+    recvmsg, send, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned,
+    MsgFlags, SockFlag, SockType,
+};
 use serde::{Deserialize, Serialize};
 
 /// Messages of the create handshake.
@@ -22,6 +27,9 @@ pub enum Msg {
     HooksDone,
     /// init → parent: set up, now blocking on the exec fifo.
     Ready,
+    /// init or exec'd process → parent, with the seccomp notify listener fd attached: hand it
+    /// to the profile's agent; the parent answers `Go` (or `Error`).
+    SeccompFd,
     /// either way: what failed.
     Error(String),
 }
@@ -75,18 +83,61 @@ impl Channel {
         Ok(())
     }
 
+    /// Send `msg` with `fd` attached (SCM_RIGHTS); the peer gets it from [`Channel::recv_with_fd`].
+    pub fn send_with_fd(&self, msg: &Msg, fd: &OwnedFd) -> Result<(), ChannelError> {
+        let data = serde_json::to_vec(msg).map_err(|e| ChannelError::Bad(e.to_string()))?;
+        let fds = [fd.as_raw_fd()];
+        let iov = [IoSlice::new(&data)];
+        let cmsg = [ControlMessage::ScmRights(&fds)];
+        sendmsg::<()>(
+            self.fd.as_raw_fd(),
+            &iov,
+            &cmsg,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(ChannelError::Sys)?;
+        Ok(())
+    }
+
+    /// The next message; an fd sent with it is closed.
     pub fn recv(&self) -> Result<Msg, ChannelError> {
+        self.recv_with_fd().map(|(msg, _)| msg)
+    }
+
+    /// The next message and the fd sent with it, if any (received close-on-exec).
+    pub fn recv_with_fd(&self) -> Result<(Msg, Option<OwnedFd>), ChannelError> {
         let mut buf = vec![0u8; 64 * 1024];
+        let mut cbuf = nix::cmsg_space!([RawFd; 1]);
         loop {
-            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-                Ok(0) => return Err(ChannelError::Eof),
-                Ok(n) => {
-                    return serde_json::from_slice(&buf[..n])
-                        .map_err(|e| ChannelError::Bad(e.to_string()))
-                }
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            let got = match recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut cbuf),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(got) => got,
                 Err(nix::Error::EINTR) => continue,
                 Err(e) => return Err(ChannelError::Sys(e)),
+            };
+            let mut fd = None;
+            for c in got.cmsgs().map_err(ChannelError::Sys)? {
+                if let ControlMessageOwned::ScmRights(fds) = c {
+                    for raw in fds {
+                        // SAFETY: the kernel just installed this fd for us; nothing else owns it.
+                        let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                        fd.get_or_insert(owned);
+                    }
+                }
             }
+            let n = got.bytes;
+            if n == 0 {
+                return Err(ChannelError::Eof);
+            }
+            let msg =
+                serde_json::from_slice(&buf[..n]).map_err(|e| ChannelError::Bad(e.to_string()))?;
+            return Ok((msg, fd));
         }
     }
 
@@ -121,6 +172,14 @@ mod tests {
             ),
             other => panic!("{other:?}"),
         }
+        let (r, w) = nix::unistd::pipe().unwrap();
+        a.send_with_fd(&Msg::SeccompFd, &w).unwrap();
+        drop(w);
+        let (msg, fd) = b.recv_with_fd().unwrap();
+        assert_eq!(msg, Msg::SeccompFd);
+        nix::unistd::write(fd.as_ref().expect("an fd came with it"), b"y").unwrap();
+        let mut one = [0u8; 1];
+        assert_eq!(nix::unistd::read(r.as_raw_fd(), &mut one).unwrap(), 1);
         drop(a);
         assert!(matches!(b.recv(), Err(ChannelError::Eof)));
     }

@@ -133,6 +133,30 @@ fn policy_number(p: LinuxSchedulerPolicy) -> Result<u32, String> {
     })
 }
 
+/// The runtime spec's names of two scheduler flags that oci-spec parses under other names
+/// (`SCHED_FLAG_RESET_ON_FORK` as `SCHED_RESET_ON_FORK`, `SCHED_FLAG_DL_OVERRUN` as
+/// `SCHED_FLAG_D_L_OVERRUN`): rewritten in a process object's `scheduler.flags` so a config
+/// in the spec's words parses. Whether anything was rewritten.
+pub fn spec_flag_names(process: &mut serde_json::Value) -> bool {
+    let Some(flags) = process
+        .pointer_mut("/scheduler/flags")
+        .and_then(|f| f.as_array_mut())
+    else {
+        return false;
+    };
+    let mut changed = false;
+    for f in flags.iter_mut() {
+        let ours = match f.as_str() {
+            Some("SCHED_FLAG_RESET_ON_FORK") => "SCHED_RESET_ON_FORK",
+            Some("SCHED_FLAG_DL_OVERRUN") => "SCHED_FLAG_D_L_OVERRUN",
+            _ => continue,
+        };
+        *f = serde_json::Value::from(ours);
+        changed = true;
+    }
+    changed
+}
+
 fn flag_bits(f: LinuxSchedulerFlag) -> u64 {
     match f {
         LinuxSchedulerFlag::SchedResetOnFork => 0x01,
@@ -312,6 +336,16 @@ mod tests {
         assert_eq!(a.nice, 5);
         assert_eq!(a.flags, 1);
         assert_eq!(a.size, 56);
+    }
+
+    #[test]
+    fn the_spec_names_of_scheduler_flags_parse() {
+        let mut p = serde_json::json!({"scheduler": {"policy": "SCHED_OTHER",
+            "flags": ["SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_DL_OVERRUN", "SCHED_FLAG_RECLAIM"]}});
+        assert!(spec_flag_names(&mut p));
+        let s: Scheduler = serde_json::from_value(p["scheduler"].take()).unwrap();
+        assert_eq!(sched_attr(&s).unwrap().flags, 0x01 | 0x04 | 0x02);
+        assert!(!spec_flag_names(&mut serde_json::json!({"args": ["x"]})));
     }
 
     #[test]

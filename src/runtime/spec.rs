@@ -40,21 +40,27 @@ pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
         Err(e) => e,
     };
     // runc ignores capability names it does not know, with a warning; oci-spec refuses the
-    // whole config for one. Only a config that failed to parse pays for the second look.
+    // whole config for one, and knows two scheduler flags by other names than the runtime
+    // spec's. Only a config that failed to parse pays for the second look.
     let parse_error = |e: serde_json::Error| SpecError::Parse {
         path: path.clone(),
         reason: e.to_string(),
     };
     let mut v: serde_json::Value = serde_json::from_str(&text).map_err(parse_error)?;
-    let dropped = match v.get_mut("process") {
-        Some(p) => super::capabilities::drop_unknown(p),
-        None => Vec::new(),
+    let (dropped, renamed) = match v.get_mut("process") {
+        Some(p) => (
+            super::capabilities::drop_unknown(p),
+            super::sched::spec_flag_names(p),
+        ),
+        None => (Vec::new(), false),
     };
-    if dropped.is_empty() {
+    if dropped.is_empty() && !renamed {
         return Err(parse_error(first));
     }
     let spec = serde_json::from_value(v).map_err(parse_error)?;
-    crate::log::warn(&super::capabilities::unknown_warning(&dropped));
+    if !dropped.is_empty() {
+        crate::log::warn(&super::capabilities::unknown_warning(&dropped));
+    }
     Ok(spec)
 }
 
