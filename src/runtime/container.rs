@@ -271,7 +271,7 @@ fn send_pidfd(sock: Option<&OwnedFd>, pid: Pid) -> Result<()> {
 /// runz killed before state.json exists leaves this for `delete --force` to find.
 const CREATING_CGROUP: &str = "creating-cgroup.json";
 
-fn make_cgroup(spec: &Spec, id: &str, dir: &Path, systemd: bool) -> Result<Cgroup> {
+pub(super) fn make_cgroup(spec: &Spec, id: &str, dir: &Path, systemd: bool) -> Result<Cgroup> {
     let path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
     let mut cg = if systemd {
         let props = zones_cgroup::systemd::property_annotations(
@@ -436,7 +436,7 @@ fn run_runtime_hooks(spec: &Spec, state: &str) -> Result<()> {
 
 /// Write the pid file as runc does: the digits into `.NAME` beside it, renamed over `NAME`, and
 /// runc's words when that fails (`open /dir/.NAME: no such file or directory`).
-fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
+pub(super) fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let name = path
@@ -472,7 +472,7 @@ fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
 
 /// The caller's user name from /etc/passwd (read directly: going through NSS costs dozens of
 /// file opens on every create), or the uid.
-fn owner_name() -> String {
+pub(super) fn owner_name() -> String {
     let uid = nix::unistd::getuid().as_raw();
     fs::read_to_string("/etc/passwd")
         .ok()
