@@ -127,6 +127,12 @@ guarded "integration/vm/run.sh --test vmadm -- zfs_io" 600 \
 guarded "integration/vm/run.sh --test zonecfg_audit" 600 \
     "$repo/integration/vm/run.sh" --test zonecfg_audit
 
+# runz checkpoint/restore beside runc's (tests/checkpoint.rs): CRIU does not work on this host's
+# kernel and does on the guest's 6.1 (criu from the host root, installed by install-deps.sh).
+# About 2 minutes in the guest.
+guarded "integration/vm/run.sh --test checkpoint" 600 \
+    "$repo/integration/vm/run.sh" --test checkpoint
+
 # A Debian zone booted by systemd on pure cgroup v2 (tests/distro.rs's systemd boot test in
 # the same guest; the image comes from the cache the host's cargo test filled), about 3
 # minutes under TCG. The OpenRC zone's test (6 minutes there) runs on this host only, to keep
