@@ -1343,4 +1343,81 @@ mod tests {
         let c = parse(&["runz", "--rootless", "false", "state", "c"]);
         assert_eq!(c.rootless.as_deref(), Some("false"));
     }
+
+    #[test]
+    fn containerds_checkpoint_and_restore_argv_parse() {
+        match parse(&[
+            "runz",
+            "--root",
+            "/r",
+            "checkpoint",
+            "--image-path",
+            "/i",
+            "--work-path",
+            "/w",
+            "--leave-running",
+            "--tcp-established",
+            "--file-locks",
+            "--pre-dump",
+            "--parent-path",
+            "../p",
+            "--empty-ns",
+            "network",
+            "--manage-cgroups-mode",
+            "soft",
+            "c1",
+        ])
+        .command
+        {
+            Command::Checkpoint(a) => {
+                assert_eq!(a.id, "c1");
+                assert_eq!(a.criu.image_path, Some(PathBuf::from("/i")));
+                assert_eq!(a.criu.work_path, Some(PathBuf::from("/w")));
+                assert!(a.leave_running && a.pre_dump && a.criu.tcp_established);
+                assert!(a.criu.file_locks);
+                assert_eq!(a.parent_path, Some(PathBuf::from("../p")));
+                assert_eq!(a.criu.empty_ns, ["network"]);
+                let o = criu_opts(Path::new("criu"), &a.criu, a.status_fd).unwrap();
+                assert_eq!(o.manage_cgroups_mode, Some(checkpoint::CgroupsMode::Soft));
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&[
+            "runz",
+            "restore",
+            "--bundle",
+            "/b",
+            "--pid-file",
+            "/b/p",
+            "--detach",
+            "--image-path",
+            "/i",
+            "--work-path",
+            "/w",
+            "-no-subreaper",
+            "c1",
+        ])
+        .command
+        {
+            Command::Restore(a) => {
+                assert_eq!((a.id.as_str(), a.bundle.as_path()), ("c1", Path::new("/b")));
+                assert!(a.detach && a.no_subreaper);
+                assert_eq!(a.pid_file, Some(PathBuf::from("/b/p")));
+            }
+            other => panic!("{other:?}"),
+        }
+        let lazy = parse(&["runz", "checkpoint", "--lazy-pages", "c"]);
+        let Command::Checkpoint(a) = lazy.command else {
+            panic!("not a checkpoint")
+        };
+        assert!(criu_opts(Path::new("criu"), &a.criu, None)
+            .unwrap_err()
+            .to_string()
+            .starts_with("--lazy-pages"));
+        assert_eq!(
+            parse_page_server("10.0.0.1:27").unwrap(),
+            ("10.0.0.1".into(), 27)
+        );
+        assert!(parse_page_server("nope").is_err());
+    }
 }
