@@ -232,7 +232,7 @@ pub fn restore(o: &RestoreOpts) -> Result<Pid> {
     }
     // CRIU restores the root mount from --root: the rootfs, bound to a private directory (as
     // runc does), so the mount CRIU sees is a mount of its own.
-    let criu_root = dir.join("criu-root");
+    let criu_root = dir.join(CRIU_ROOT);
     fs::create_dir(&criu_root)
         .map_err(|e| CheckpointError::Io(format!("mkdir {}: {e}", criu_root.display())))?;
     mount(
@@ -244,6 +244,7 @@ pub fn restore(o: &RestoreOpts) -> Result<Pid> {
     )
     .map_err(|e| CheckpointError::Io(format!("bind {} for criu: {e}", rootfs.display())))?;
     undo.criu_root = Some(criu_root.clone());
+    crate::fault::point("restore:after-bind");
 
     let pidfile = dir.join("criu-restore.pid");
     let mut args: Vec<String> = vec![
@@ -318,6 +319,19 @@ pub fn restore(o: &RestoreOpts) -> Result<Pid> {
     undo.unmount_root();
     undo.armed = false;
     Ok(Pid::from_raw(pid))
+}
+
+/// The directory in a container's state dir where restore binds the rootfs for CRIU's --root.
+const CRIU_ROOT: &str = "criu-root";
+
+/// Unmount and remove `<state dir>/criu-root` if a restore killed half-way left it: removing
+/// the state directory through that bind mount would empty the container's rootfs.
+pub fn release_criu_root(state_dir: &Path) {
+    let r = state_dir.join(CRIU_ROOT);
+    if r.exists() {
+        let _ = umount2(&r, MntFlags::MNT_DETACH);
+        let _ = fs::remove_dir(&r);
+    }
 }
 
 /// Undo a restore that failed half-way.

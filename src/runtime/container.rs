@@ -648,6 +648,8 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
                     ContainerError::Cgroup(format!("remove cgroup of half-made {id}: {e}"))
                 })?;
             }
+            // A restore killed half-way may have left the rootfs bound there for CRIU.
+            super::checkpoint::release_criu_root(&dir);
             let _ = fs::remove_dir_all(dir);
             return Ok(());
         }
@@ -681,6 +683,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             crate::log::warn(&e.to_string());
         }
     }
+    super::checkpoint::release_criu_root(&state::dir(root, id));
     fs::remove_dir_all(state::dir(root, id)).map_err(|e| StateError::Io {
         id: id.to_string(),
         reason: format!("remove state directory: {e}"),
