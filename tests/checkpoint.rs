@@ -478,3 +478,122 @@ fn a_pre_dump_then_a_dump_on_its_parent_restores_as_runc_does() {
     );
     assert_eq!(seen[1], seen[0], "runz (runc first)");
 }
+
+/// Poll `done` every 100 ms, at most 600 times (about a minute: CRIU under TCG is slow).
+fn wait_long(mut done: impl FnMut() -> bool) -> bool {
+    for _ in 0..600 {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn a_foreground_restore_waits_for_init_and_deletes_the_container_as_runc_does() {
+    if !require_root() || !criu_works() {
+        return;
+    }
+    let p = counter_pair("fg");
+    let mut seen = Vec::new();
+    for rt in BOTH {
+        start_counter(&p, rt);
+        let img = images(&p, rt, "fg");
+        let out = p.call(
+            rt,
+            &["checkpoint", "--image-path", img.to_str().unwrap(), &p.b.id],
+        );
+        assert_eq!(out.code, Some(0), "{rt:?} checkpoint: {out:?}");
+        let (bin, root) = match rt {
+            Rt::Runc => (PathBuf::from(runc_compat::RUNC), p.runc_root.clone()),
+            Rt::Runz => (common::runz_bin().to_path_buf(), p.b.root.clone()),
+        };
+        let logs = p.b.dir.join("logs");
+        let mut child = Command::new(bin)
+            .arg("--root")
+            .arg(&root)
+            .args(["restore", "--image-path", img.to_str().unwrap(), "--bundle"])
+            .arg(&p.b.dir)
+            .arg(&p.b.id)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(logs.join(format!("fg-{rt:?}.out"))).unwrap())
+            .stderr(std::fs::File::create(logs.join(format!("fg-{rt:?}.err"))).unwrap())
+            .spawn()
+            .unwrap();
+        // Running, and the restore done: the runtime has unmounted the rootfs it bound for
+        // CRIU (runc's criu-root in its state dir; runz's likewise).
+        let criu_root = root.join(&p.b.id).join("criu-root");
+        let running = wait_long(|| {
+            let st = p.call(rt, &["state", &p.b.id]);
+            st.code == Some(0) && st.stdout.contains("\"running\"") && !criu_root.exists()
+        });
+        let waiting = child.try_wait().unwrap().is_none();
+        let kill = p.call(rt, &["kill", &p.b.id, "KILL"]);
+        let mut status = None;
+        let _ = wait_long(|| {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        });
+        if status.is_none() {
+            let _ = child.kill();
+            status = child.wait().ok();
+        }
+        let after = p.call(rt, &["state", &p.b.id]);
+        let err = std::fs::read_to_string(logs.join(format!("fg-{rt:?}.err"))).unwrap();
+        assert!(
+            running,
+            "{rt:?}: restore never showed a running container: {err}"
+        );
+        seen.push((
+            waiting,
+            kill.code,
+            status.and_then(|s| s.code()),
+            format!("{:?} {}", after.code, after.error()),
+        ));
+        let _ = p.call(rt, &["delete", "--force", &p.b.id]);
+    }
+    assert!(seen[0].0, "runc returned before its init ended");
+    assert_eq!(seen[0].2, Some(137), "runc: {:?}", seen[0]);
+    assert_eq!(seen[1], seen[0], "runz (runc first)");
+}
+
+#[test]
+fn delete_after_a_restore_killed_half_way_keeps_the_rootfs() {
+    if !require_root() {
+        return;
+    }
+    // No CRIU needed: runz dies (fault point) with the rootfs bound in its state dir for
+    // CRIU, before it would run the --criu binary.
+    let p = counter_pair("halfrestore");
+    let img = p.b.dir.join("no-images");
+    std::fs::create_dir_all(&img).unwrap();
+    let out = Command::new(common::runz_bin())
+        .arg("--root")
+        .arg(&p.b.root)
+        .args(["--criu", "/bin/true", "restore", "-d", "--image-path"])
+        .arg(&img)
+        .arg("--bundle")
+        .arg(&p.b.dir)
+        .arg(&p.b.id)
+        .env("ZONES_FAULT", "restore:after-bind")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(9), "{out:?}");
+    let bound = p.b.root.join(&p.b.id).join("criu-root");
+    assert!(
+        bound.join("bin/sh").exists(),
+        "no rootfs bound at {}",
+        bound.display()
+    );
+    let out = p.call(Rt::Runz, &["delete", "--force", &p.b.id]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        p.b.dir.join("rootfs/bin/sh").exists(),
+        "delete --force emptied the rootfs through the bind"
+    );
+    assert!(!p.b.root.join(&p.b.id).exists());
+    assert!(common::mounts_under(&p.b.root).is_empty());
+}
