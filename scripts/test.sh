@@ -129,7 +129,7 @@ guarded "integration/vm/run.sh --test zonecfg_audit" 600 \
 
 # runz checkpoint/restore beside runc's (tests/checkpoint.rs): CRIU does not work on this host's
 # kernel and does on the guest's 6.1 (criu from the host root, installed by install-deps.sh).
-# About 4 minutes in the guest.
+# About 4-5 minutes in the guest (9 tests).
 guarded "integration/vm/run.sh --test checkpoint" 600 \
     "$repo/integration/vm/run.sh" --test checkpoint
 

@@ -597,3 +597,126 @@ fn delete_after_a_restore_killed_half_way_keeps_the_rootfs() {
     assert!(!p.b.root.join(&p.b.id).exists());
     assert!(common::mounts_under(&p.b.root).is_empty());
 }
+
+/// Numbers written to the pipe so far (non-blocking reads, at most `polls` tries of 100 ms
+/// until `enough` holds), and whether the writers are all gone (EOF).
+fn read_numbers(
+    fd: &std::os::fd::OwnedFd,
+    got: &mut Vec<u64>,
+    polls: usize,
+    enough: impl Fn(&[u64]) -> bool,
+) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut pending = String::new();
+    for _ in 0..polls {
+        let mut buf = [0u8; 4096];
+        match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+            Ok(0) => return true,
+            Ok(n) => {
+                pending.push_str(&String::from_utf8_lossy(&buf[..n]));
+                while let Some(i) = pending.find('\n') {
+                    if let Ok(v) = pending[..i].trim().parse() {
+                        got.push(v);
+                    }
+                    pending.drain(..=i);
+                }
+                if enough(got) {
+                    return false;
+                }
+                continue;
+            }
+            Err(nix::errno::Errno::EAGAIN) => {}
+            Err(e) => panic!("read pipe: {e}"),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
+
+fn nonblocking_pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+        .map(|(r, w)| {
+            // The write end goes to the runtime as its stdout: blocking, as any caller's.
+            nix::fcntl::fcntl(
+                std::os::fd::AsRawFd::as_raw_fd(&w),
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+            )
+            .unwrap();
+            (r, w)
+        })
+        .unwrap()
+}
+
+#[test]
+fn stdout_pipes_are_handed_to_the_restored_container_as_runc_does() {
+    if !require_root() || !criu_works() {
+        return;
+    }
+    // containerd's way: the container's stdout is a pipe; the restore gets a new one and the
+    // restored process writes to it (descriptors.json, --inherit-fd).
+    let mut p = Pair::new("pipes");
+    p.b.args(&[
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done",
+    ]);
+    p.b.write();
+    let mut seen = Vec::new();
+    for rt in BOTH {
+        let (bin, root) = match rt {
+            Rt::Runc => (PathBuf::from(runc_compat::RUNC), p.runc_root.clone()),
+            Rt::Runz => (common::runz_bin().to_path_buf(), p.b.root.clone()),
+        };
+        let spawn = |args: &[&str], out: std::os::fd::OwnedFd| {
+            let status = Command::new(&bin)
+                .arg("--root")
+                .arg(&root)
+                .args(args)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::from(out))
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success(), "{rt:?} {args:?}: {status}");
+        };
+        let dir = p.b.dir.to_str().unwrap().to_string();
+        let (r1, w1) = nonblocking_pipe();
+        spawn(&["run", "-d", "--bundle", &dir, &p.b.id], w1);
+        let mut before = Vec::new();
+        read_numbers(&r1, &mut before, 300, |g| g.len() >= 3);
+        assert!(
+            before.len() >= 3,
+            "{rt:?}: no counter on the pipe: {before:?}"
+        );
+        let img = images(&p, rt, "pipes");
+        let out = p.call(
+            rt,
+            &["checkpoint", "--image-path", img.to_str().unwrap(), &p.b.id],
+        );
+        assert_eq!(out.code, Some(0), "{rt:?} checkpoint: {out:?}");
+        let eof = read_numbers(&r1, &mut before, 300, |_| false);
+        let last = *before.last().unwrap();
+        let (r2, w2) = nonblocking_pipe();
+        spawn(
+            &[
+                "restore",
+                "-d",
+                "--image-path",
+                img.to_str().unwrap(),
+                "--bundle",
+                &dir,
+                &p.b.id,
+            ],
+            w2,
+        );
+        let mut after = Vec::new();
+        read_numbers(&r2, &mut after, 600, |g| g.iter().any(|n| *n > last));
+        let next = after.iter().find(|n| **n > last).copied();
+        let out = p.call(rt, &["delete", "--force", &p.b.id]);
+        assert_eq!(out.code, Some(0), "{rt:?} delete --force: {out:?}");
+        seen.push((eof, next.map(|n| n - last)));
+    }
+    // The old pipe ends with the checkpoint; the new one carries the next number.
+    assert_eq!(seen[0], (true, Some(1)), "runc");
+    assert_eq!(seen[1], seen[0], "runz (runc first)");
+}
