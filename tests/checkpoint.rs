@@ -720,3 +720,64 @@ fn stdout_pipes_are_handed_to_the_restored_container_as_runc_does() {
     assert_eq!(seen[0], (true, Some(1)), "runc");
     assert_eq!(seen[1], seen[0], "runz (runc first)");
 }
+
+#[test]
+fn criu_flags_pass_through_to_a_dump_and_restore_as_runcs_do() {
+    if !require_root() || !criu_works() {
+        return;
+    }
+    // Every flag runz hands to CRIU, on a dump and a restore that must still work: a wrong
+    // spelling on CRIU's command line would fail them.
+    let flags = [
+        "--tcp-established",
+        "--ext-unix-sk",
+        "--shell-job",
+        "--file-locks",
+        "--auto-dedup",
+        "--manage-cgroups-mode",
+        "full",
+        "--empty-ns",
+        "network",
+    ];
+    let p = counter_pair("flags");
+    let mut seen = Vec::new();
+    for rt in BOTH {
+        start_counter(&p, rt);
+        let img = images(&p, rt, "flags");
+        let mut args = vec!["checkpoint", "--image-path", img.to_str().unwrap()];
+        args.extend(flags);
+        args.push(&p.b.id);
+        let out = p.call(rt, &args);
+        assert_eq!(
+            out.code,
+            Some(0),
+            "{rt:?} {args:?}: {out:?}\n{}",
+            log_tail(&img, "dump.log")
+        );
+        let at = count(&p).unwrap();
+        let dir = p.b.dir.to_str().unwrap();
+        let mut args = vec![
+            "restore",
+            "-d",
+            "--image-path",
+            img.to_str().unwrap(),
+            "--bundle",
+            dir,
+        ];
+        args.extend(flags);
+        args.push(&p.b.id);
+        let out = p.call(rt, &args);
+        assert_eq!(
+            out.code,
+            Some(0),
+            "{rt:?} {args:?}: {out:?}\n{}",
+            log_tail(&img, "restore.log")
+        );
+        let went_on =
+            wait_until(|| count(&p).is_some_and(|n| n != at)) && count(&p).is_some_and(|n| n > at);
+        let out = p.call(rt, &["delete", "--force", &p.b.id]);
+        assert_eq!(out.code, Some(0), "{rt:?} delete --force: {out:?}");
+        seen.push(went_on);
+    }
+    assert_eq!(seen, [true, true], "runc, runz");
+}
