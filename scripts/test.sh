@@ -129,8 +129,8 @@ guarded "integration/vm/run.sh --test zonecfg_audit" 600 \
 
 # runz checkpoint/restore beside runc's (tests/checkpoint.rs): CRIU does not work on this host's
 # kernel and does on the guest's 6.1 (criu from the host root, installed by install-deps.sh).
-# About 4-5 minutes in the guest (9 tests).
-guarded "integration/vm/run.sh --test checkpoint" 600 \
+# About 6 minutes in the guest (10 tests, each CRIU one with runc and runz in turn).
+guarded "integration/vm/run.sh --test checkpoint" 900 \
     "$repo/integration/vm/run.sh" --test checkpoint
 
 # A Debian zone booted by systemd on pure cgroup v2 (tests/distro.rs's systemd boot test in
