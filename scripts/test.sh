@@ -119,18 +119,20 @@ done
 
 # What needs pure cgroup v2 or Debian's 6.1 kernel, in one boot of the qemu guest
 # (integration/vm: this host is hybrid v1; TCG boots take a minute each, so one boot for all),
-# about 12 minutes warm:
+# about 18 minutes warm:
 # - tests/caps.rs again on v2, and tests/userns.rs on 6.1 (id-mapped image layers attached
 #   beside the zone);
 # - the zonecfg property audit's v2 side (memory.swap.max, io.max, read in the zone);
 # - zonestat's eBPF figures per zone where the unified hierarchy is the root;
+# - runz checkpoint/restore beside runc's (tests/checkpoint.rs: CRIU does not work on this
+#   host's kernel, it does on 6.1; criu from the host root, installed by install-deps.sh);
 # - VLAN ids on a VLAN-aware etherstub (this host lacks bridge vlan filtering);
 # - vmadm's zfs_io_priority where the kernel weights I/O (the v2 io controller);
 # - a Debian zone booted by systemd on v2 (the image comes from the cache the host's cargo test
 #   filled). The OpenRC zone's test (6 minutes there) runs on this host only.
-guarded "integration/vm/run.sh (cgroup v2 guest)" 3000 \
-    "$repo/integration/vm/run.sh" --timeout 2700 --test caps --test userns \
-    --test zonecfg_audit --test zonestat:ebpf_figures --test network:vlan \
+guarded "integration/vm/run.sh (cgroup v2 guest)" 3600 \
+    "$repo/integration/vm/run.sh" --timeout 3300 --test caps --test userns \
+    --test zonecfg_audit --test checkpoint --test zonestat:ebpf_figures --test network:vlan \
     --test vmadm:zfs_io --test distro:a_debian_zone_boots
 
 # runz's systemd cgroup driver where systemd is PID 1 (not on this host): the Debian 12 guest of

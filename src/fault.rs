@@ -13,6 +13,7 @@
 //! - `uninstall:after-incomplete`, `uninstall:after-destroy` (zoneadm uninstall)
 //! - `create:after-cgroup`, `create:after-fork`, `create:after-state` (runz create, and the
 //!   container create inside zoneadmd)
+//! - `restore:after-bind` (runz restore, the rootfs bound for CRIU)
 //!
 //! The variable is read at each point (a handful per command), so a supervisor that outlives
 //! the command that started it only dies at a point its own environment names.

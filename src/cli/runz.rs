@@ -15,7 +15,7 @@ use oci_spec::runtime::{LinuxResources, Process};
 
 use crate::log;
 use crate::runtime::container::{self, CreateOpts};
-use crate::runtime::{console, spec, state, trace};
+use crate::runtime::{checkpoint, console, spec, state, trace};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -43,9 +43,9 @@ struct Cli {
     /// Rootless mode: true, false or auto.
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
     rootless: Option<String>,
-    /// Accepted for runc compatibility and ignored (checkpointing is not supported).
-    #[arg(long, global = true, hide = true)]
-    criu: Option<String>,
+    /// The criu binary for checkpoint and restore: a path, or a name in $PATH.
+    #[arg(long, global = true, default_value = "criu")]
+    criu: PathBuf,
     /// Print the version (runc's layout: version, commit, spec lines).
     #[arg(short = 'v', long = "version")]
     version: bool,
@@ -143,6 +143,11 @@ enum Command {
     },
     /// Change the resource limits of a container.
     Update(UpdateArgs),
+    /// Checkpoint a running container with CRIU (the container is gone afterwards unless
+    /// --leave-running or --pre-dump).
+    Checkpoint(CheckpointArgs),
+    /// Restore a container from a checkpoint, as a new container of the bundle.
+    Restore(RestoreArgs),
     /// Print resource usage (--stats) or stream it, with OOM events, every --interval.
     Events {
         /// The container's id.
@@ -265,6 +270,92 @@ struct UpdateArgs {
     /// Intel RDT/MBA memory bandwidth schema: refused, this runtime has no Intel RDT support.
     #[arg(long = "mem-bw-schema")]
     mem_bw_schema: Option<String>,
+}
+
+/// The CRIU options `checkpoint` and `restore` share (runc's names).
+#[derive(Args, Debug)]
+struct CriuArgs {
+    /// Directory of the CRIU images (default: ./checkpoint).
+    #[arg(long = "image-path")]
+    image_path: Option<PathBuf>,
+    /// Directory for CRIU's work files and log (default: the image directory).
+    #[arg(long = "work-path")]
+    work_path: Option<PathBuf>,
+    /// Allow open TCP connections.
+    #[arg(long = "tcp-established")]
+    tcp_established: bool,
+    /// Allow external unix sockets.
+    #[arg(long = "ext-unix-sk")]
+    ext_unix_sk: bool,
+    /// Allow shell jobs.
+    #[arg(long = "shell-job")]
+    shell_job: bool,
+    /// Handle file locks.
+    #[arg(long = "file-locks")]
+    file_locks: bool,
+    /// cgroups mode: soft (default), full, strict or ignore.
+    #[arg(long = "manage-cgroups-mode")]
+    manage_cgroups_mode: Option<String>,
+    /// Create a namespace but do not restore its properties: only "network" (always so).
+    #[arg(long = "empty-ns")]
+    empty_ns: Vec<String>,
+    /// Deduplicate memory images as they are written.
+    #[arg(long = "auto-dedup")]
+    auto_dedup: bool,
+    /// Lazy migration through userfaultfd: refused, runz does not support it.
+    #[arg(long = "lazy-pages")]
+    lazy_pages: bool,
+}
+
+#[derive(Args, Debug)]
+struct CheckpointArgs {
+    /// The container's id.
+    id: String,
+    #[command(flatten)]
+    criu: CriuArgs,
+    /// Images of an earlier --pre-dump, relative to --image-path.
+    #[arg(long = "parent-path")]
+    parent_path: Option<PathBuf>,
+    /// Leave the container running after the checkpoint.
+    #[arg(long = "leave-running")]
+    leave_running: bool,
+    /// Dump the memory only and leave the container running (for a later dump with
+    /// --parent-path).
+    #[arg(long = "pre-dump")]
+    pre_dump: bool,
+    /// ADDRESS:PORT of a CRIU page server that receives the memory pages.
+    #[arg(long = "page-server")]
+    page_server: Option<String>,
+    /// With --lazy-pages only: refused, as --lazy-pages is.
+    #[arg(long = "status-fd", allow_negative_numbers = true)]
+    status_fd: Option<i32>,
+}
+
+#[derive(Args, Debug)]
+struct RestoreArgs {
+    /// The container's id.
+    id: String,
+    #[command(flatten)]
+    criu: CriuArgs,
+    /// Path to the bundle (the directory of config.json).
+    #[arg(long, short = 'b', default_value = ".")]
+    bundle: PathBuf,
+    /// Return once the container is restored, instead of waiting for it.
+    #[arg(long, short = 'd')]
+    detach: bool,
+    /// File to write the restored init's pid to.
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// Refused: restoring a container with a terminal is not supported by runz yet.
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// Accepted for runc compatibility: CRIU puts the restored root back as it was, nothing
+    /// pivots.
+    #[arg(long = "no-pivot", hide = true)]
+    no_pivot: bool,
+    /// Accepted for runc compatibility (the caller stays the parent anyway).
+    #[arg(long = "no-subreaper", hide = true)]
+    no_subreaper: bool,
 }
 
 #[derive(Args, Debug)]
@@ -475,8 +566,101 @@ fn dispatch(cli: Cli) -> Result<i32> {
             stats,
             interval,
         } => events(&root, &id, stats, &interval)?,
+        Command::Checkpoint(a) => {
+            let opts = criu_opts(&cli.criu, &a.criu, a.status_fd)?;
+            let opts = checkpoint::CriuOpts {
+                parent_path: a.parent_path,
+                leave_running: a.leave_running,
+                pre_dump: a.pre_dump,
+                page_server: a
+                    .page_server
+                    .as_deref()
+                    .map(parse_page_server)
+                    .transpose()?,
+                ..opts
+            };
+            checkpoint::checkpoint(&root, &a.id, &opts)?;
+        }
+        Command::Restore(a) => return restore(&root, &cli.criu, a),
     }
     Ok(0)
+}
+
+/// The shared CRIU options, with runc's checks and the refusals of what runz lacks.
+fn criu_opts(criu: &Path, a: &CriuArgs, status_fd: Option<i32>) -> Result<checkpoint::CriuOpts> {
+    if a.lazy_pages {
+        bail!(
+            "--lazy-pages: lazy migration (CRIU's lazy-pages daemon and page server over \
+             userfaultfd) is not supported by runz"
+        );
+    }
+    if status_fd.is_some_and(|fd| fd != -1) {
+        bail!("--status-fd goes with --lazy-pages, which runz does not support");
+    }
+    for ns in &a.empty_ns {
+        // runc's words; the network namespace is always restored empty.
+        if ns != "network" {
+            bail!("namespace {ns:?} is not supported");
+        }
+    }
+    let image_path = match &a.image_path {
+        Some(p) => p.clone(),
+        None => std::env::current_dir()?.join("checkpoint"),
+    };
+    Ok(checkpoint::CriuOpts {
+        criu: criu.to_path_buf(),
+        image_path,
+        work_path: a.work_path.clone(),
+        tcp_established: a.tcp_established,
+        ext_unix_sk: a.ext_unix_sk,
+        shell_job: a.shell_job,
+        file_locks: a.file_locks,
+        auto_dedup: a.auto_dedup,
+        manage_cgroups_mode: a
+            .manage_cgroups_mode
+            .as_deref()
+            .filter(|m| !m.is_empty())
+            .map(str::parse)
+            .transpose()?,
+        ..Default::default()
+    })
+}
+
+/// `--page-server ADDRESS:PORT`, with runc's messages.
+fn parse_page_server(s: &str) -> Result<(String, u16)> {
+    let (addr, port) = s
+        .rsplit_once(':')
+        .filter(|(a, p)| !a.is_empty() && !p.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("Use --page-server ADDRESS:PORT to specify page server"))?;
+    let port = port
+        .parse()
+        .map_err(|_| anyhow::anyhow!("Invalid port number"))?;
+    Ok((addr.trim_matches(['[', ']']).to_string(), port))
+}
+
+/// `runz restore`: a new container from the images; in the foreground wait for its init and
+/// delete the container afterwards, as `run` does.
+fn restore(root: &Path, criu: &Path, a: RestoreArgs) -> Result<i32> {
+    if a.console_socket.is_some() {
+        bail!(
+            "--console-socket: restoring a container with a terminal is not supported by runz yet"
+        );
+    }
+    let opts = checkpoint::RestoreOpts {
+        root: root.to_path_buf(),
+        id: a.id.clone(),
+        bundle: a.bundle,
+        pid_file: a.pid_file,
+        systemd_cgroup: SYSTEMD_CGROUP.load(std::sync::atomic::Ordering::Relaxed),
+        criu: criu_opts(criu, &a.criu, None)?,
+    };
+    let pid = checkpoint::restore(&opts)?;
+    if a.detach {
+        return Ok(0);
+    }
+    let code = container::wait_foreground(pid);
+    container::delete(root, &a.id, true)?;
+    Ok(code)
 }
 
 /// The global --systemd-cgroup, for every create of this invocation (create, run).
@@ -1165,5 +1349,82 @@ mod tests {
         ));
         let c = parse(&["runz", "--rootless", "false", "state", "c"]);
         assert_eq!(c.rootless.as_deref(), Some("false"));
+    }
+
+    #[test]
+    fn containerds_checkpoint_and_restore_argv_parse() {
+        match parse(&[
+            "runz",
+            "--root",
+            "/r",
+            "checkpoint",
+            "--image-path",
+            "/i",
+            "--work-path",
+            "/w",
+            "--leave-running",
+            "--tcp-established",
+            "--file-locks",
+            "--pre-dump",
+            "--parent-path",
+            "../p",
+            "--empty-ns",
+            "network",
+            "--manage-cgroups-mode",
+            "soft",
+            "c1",
+        ])
+        .command
+        {
+            Command::Checkpoint(a) => {
+                assert_eq!(a.id, "c1");
+                assert_eq!(a.criu.image_path, Some(PathBuf::from("/i")));
+                assert_eq!(a.criu.work_path, Some(PathBuf::from("/w")));
+                assert!(a.leave_running && a.pre_dump && a.criu.tcp_established);
+                assert!(a.criu.file_locks);
+                assert_eq!(a.parent_path, Some(PathBuf::from("../p")));
+                assert_eq!(a.criu.empty_ns, ["network"]);
+                let o = criu_opts(Path::new("criu"), &a.criu, a.status_fd).unwrap();
+                assert_eq!(o.manage_cgroups_mode, Some(checkpoint::CgroupsMode::Soft));
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&[
+            "runz",
+            "restore",
+            "--bundle",
+            "/b",
+            "--pid-file",
+            "/b/p",
+            "--detach",
+            "--image-path",
+            "/i",
+            "--work-path",
+            "/w",
+            "-no-subreaper",
+            "c1",
+        ])
+        .command
+        {
+            Command::Restore(a) => {
+                assert_eq!((a.id.as_str(), a.bundle.as_path()), ("c1", Path::new("/b")));
+                assert!(a.detach && a.no_subreaper);
+                assert_eq!(a.pid_file, Some(PathBuf::from("/b/p")));
+            }
+            other => panic!("{other:?}"),
+        }
+        let lazy = parse(&["runz", "checkpoint", "--lazy-pages", "c"]);
+        let Command::Checkpoint(a) = lazy.command else {
+            panic!("not a checkpoint")
+        };
+        assert!(criu_opts(Path::new("criu"), &a.criu, None)
+            .unwrap_err()
+            .to_string()
+            .starts_with("--lazy-pages"));
+        assert_eq!(
+            parse_page_server("10.0.0.1:27").unwrap(),
+            ("10.0.0.1".into(), 27)
+        );
+        assert!(parse_page_server("nope").is_err());
     }
 }

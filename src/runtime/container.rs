@@ -271,7 +271,7 @@ fn send_pidfd(sock: Option<&OwnedFd>, pid: Pid) -> Result<()> {
 /// runz killed before state.json exists leaves this for `delete --force` to find.
 const CREATING_CGROUP: &str = "creating-cgroup.json";
 
-fn make_cgroup(spec: &Spec, id: &str, dir: &Path, systemd: bool) -> Result<Cgroup> {
+pub(super) fn make_cgroup(spec: &Spec, id: &str, dir: &Path, systemd: bool) -> Result<Cgroup> {
     let path = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
     let mut cg = if systemd {
         let props = zones_cgroup::systemd::property_annotations(
@@ -482,7 +482,7 @@ fn run_runtime_hooks(spec: &Spec, state: &str) -> Result<()> {
 
 /// Write the pid file as runc does: the digits into `.NAME` beside it, renamed over `NAME`, and
 /// runc's words when that fails (`open /dir/.NAME: no such file or directory`).
-fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
+pub(super) fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let name = path
@@ -518,7 +518,7 @@ fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
 
 /// The caller's user name from /etc/passwd (read directly: going through NSS costs dozens of
 /// file opens on every create), or the uid.
-fn owner_name() -> String {
+pub(super) fn owner_name() -> String {
     let uid = nix::unistd::getuid().as_raw();
     fs::read_to_string("/etc/passwd")
         .ok()
@@ -694,6 +694,8 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
                     ContainerError::Cgroup(format!("remove cgroup of half-made {id}: {e}"))
                 })?;
             }
+            // A restore killed half-way may have left the rootfs bound there for CRIU.
+            super::checkpoint::release_criu_root(&dir);
             let _ = fs::remove_dir_all(dir);
             return Ok(());
         }
@@ -737,6 +739,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
             crate::log::warn(&e.to_string());
         }
     }
+    super::checkpoint::release_criu_root(&state::dir(root, id));
     fs::remove_dir_all(state::dir(root, id)).map_err(|e| StateError::Io {
         id: id.to_string(),
         reason: format!("remove state directory: {e}"),

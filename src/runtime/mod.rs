@@ -4,6 +4,7 @@
 //! - `spec`: load and validate config.json
 //! - `state`: state.json, the state directory, status, the exec fifo
 //! - `container`: the operations (create, start, kill, delete, state, list) used by every CLI
+//! - `checkpoint`: checkpoint and restore through CRIU's command line
 //! - `process`: the fork sequence (clone3, the second fork for PID/time namespaces, the channel)
 //! - `init`: what the container's init does between clone and execve
 //! - `namespaces`: namespace flags, joining by path, id maps
@@ -20,6 +21,7 @@
 
 pub mod agent;
 pub mod capabilities;
+pub mod checkpoint;
 pub mod console;
 pub mod container;
 pub mod devices;
