@@ -21,8 +21,15 @@ done
 if [ "${#need[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get -q -y install --no-install-recommends "${need[@]}" >/dev/null
 fi
-cargo build --release --quiet --bins
-bin=$("$repo/scripts/target-dir.sh")/release
+# BENCH_PROFILE=debug: the debug binaries (no release build; what the storage figures were
+# last made with on a busy machine: its ratios hold, its times are the debug build's).
+profile=${BENCH_PROFILE:-release}
+case $profile in
+release) cargo build --release --quiet --bins ;;
+debug) cargo build --quiet --bins ;;
+*) echo "bench: BENCH_PROFILE is release or debug" >&2 && exit 2 ;;
+esac
+bin=$("$repo/scripts/target-dir.sh")/$profile
 # The OpenZFS figures come from the guest (storage_openzfs: results/storage-openzfs.json) and
 # are added to storage.md beside this host's backends whenever that file is there.
 storage() {
@@ -42,7 +49,8 @@ storage_openzfs() {
     cmd="echo \$((256 << 20)) >/sys/module/zfs/parameters/zfs_arc_max && mkdir -p /tmp/runz-bench-storage && mount -t tmpfs -o size=3g tmpfs /tmp/runz-bench-storage && python3 $(printf '%q ' "$here/storage.py" "${args[@]}") --raw \"\$RUNZ_VM_EXPORT/storage-openzfs.json\"; rc=\$?; umount /tmp/runz-bench-storage; exit \$rc"
     local tmp
     tmp=$(mktemp -d /var/tmp/runz-bench-openzfs.XXXXXX)
-    "$repo/integration/vm/run.sh" --openzfs --mem 4096 --timeout 3000 --export "$tmp" --cmd "$cmd" &&
+    RUNZ_VM_TEST_TIMEOUT=2700 "$repo/integration/vm/run.sh" --openzfs --mem 4096 --timeout 3000 \
+        --export "$tmp" --cmd "$cmd" &&
         [ -s "$tmp/storage-openzfs.json" ] && cp "$tmp/storage-openzfs.json" "$here/results/"
     local rc=$?
     rm -rf "$tmp"

@@ -246,6 +246,7 @@ def main():
     res = measure(a, backends)
     if a.raw:
         raw = {"big_mib": a.big_mib, "zones": a.zones, "cpus": os.cpu_count(),
+               "build": os.path.basename(os.path.dirname(os.path.abspath(a.zoneadm))),
                "kernel": os.uname().release, "zfs": zfs_version(),
                "results": [{"backend": b, "mib": m, **r} for (b, m), r in res.items()]}
         with open(a.raw, "w") as f:
@@ -260,7 +261,8 @@ def main():
             p.error(f"--openzfs: its big image is {oz['big_mib']} MiB, not {a.big_mib}")
         ozres = {(r["backend"], r["mib"]): r for r in oz["results"]}
     lines = ["# Zone storage: install time and disk use", "",
-             f"Machine: {os.cpu_count()} CPUs, kernel {os.uname().release}. "
+             f"Machine: {os.cpu_count()} CPUs, kernel {os.uname().release}; the zone tools' "
+             f"{os.path.basename(os.path.dirname(os.path.abspath(a.zoneadm)))} build. "
              f"`zoneadm install -i IMAGE` of {a.zones} zones from one image per backend and image "
              "size; median (min–max) time, median extra disk use per zone (the "
              "backend's own filesystem: statvfs of a loop ext4 for overlay and dir and of a loop "
@@ -289,7 +291,8 @@ def main():
     if oz:
         v = verdicts["openzfs"] = verdict(ozres, "zfs", a.big_mib, OPENZFS_TARGET)
         lines += ["## OpenZFS (the kernel module, in the qemu guest)", "",
-                  f"{oz['zfs']} on kernel {oz['kernel']}, {oz['cpus']} CPUs: the cgroup-v2 guest "
+                  f"{oz['zfs']} on kernel {oz['kernel']}, {oz['cpus']} CPUs, the zone tools' "
+                  f"{oz.get('build', '?')} build: the cgroup-v2 guest "
                   "of `integration/vm/run.sh --openzfs` (qemu TCG, so times are several times "
                   "the host's: the ratios are what counts), the same measurement of "
                   f"{oz['zones']} zones on an OpenZFS pool (a sparse file on the guest's tmpfs; "
