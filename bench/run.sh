@@ -3,7 +3,8 @@
 # release binaries and run bench/bench.py. Results: bench/results/latest.md and latest.svg.
 # Also in the cgroup-v2 qemu guest, where crun runs (see below).
 # And bench/storage.py (zone install time and disk use per storage backend):
-# bench/results/storage.md. `run.sh --storage` runs only the storage part.
+# bench/results/storage.md. `run.sh --storage` runs only the storage part, `run.sh
+# --storage-openzfs` the OpenZFS guest's part (integration/vm/run.sh --openzfs) and then it.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
@@ -20,16 +21,52 @@ done
 if [ "${#need[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get -q -y install --no-install-recommends "${need[@]}" >/dev/null
 fi
-cargo build --release --quiet --bins
-bin=$("$repo/scripts/target-dir.sh")/release
+# BENCH_PROFILE=debug: the debug binaries (no release build; what the storage figures were
+# last made with on a busy machine: its ratios hold, its times are the debug build's).
+profile=${BENCH_PROFILE:-release}
+case $profile in
+release) cargo build --release --quiet --bins ;;
+debug) cargo build --quiet --bins ;;
+*) echo "bench: BENCH_PROFILE is release or debug" >&2 && exit 2 ;;
+esac
+bin=$("$repo/scripts/target-dir.sh")/$profile
+# The OpenZFS figures come from the guest (storage_openzfs: results/storage-openzfs.json) and
+# are added to storage.md beside this host's backends whenever that file is there.
 storage() {
+    local oz=()
+    [ -s "$here/results/storage-openzfs.json" ] && oz=(--openzfs "$here/results/storage-openzfs.json")
     python3 "$here/storage.py" --zoneadm "$bin/zoneadm" --zonecfg "$bin/zonecfg" \
-        --imgadm "$bin/imgadm" --out "$here/results"
+        --imgadm "$bin/imgadm" --out "$here/results" "${oz[@]}"
 }
-if [ "${1:-}" = "--storage" ]; then
+# storage.py's zfs backend on OpenZFS 2.3 in the guest of integration/vm/run.sh --openzfs (the
+# host cannot load modules): the host's python3 and binaries over 9p, the scratch files on a
+# tmpfs of the guest, the ARC kept small for the 4 GiB guest. Writes
+# results/storage-openzfs.json (raw figures; storage() formats them).
+storage_openzfs() {
+    local args=(--zoneadm "$bin/zoneadm" --zonecfg "$bin/zonecfg" --imgadm "$bin/imgadm"
+        --backends zfs --base /tmp/runz-bench-storage/scratch)
+    local cmd
+    cmd="echo \$((256 << 20)) >/sys/module/zfs/parameters/zfs_arc_max && mkdir -p /tmp/runz-bench-storage && mount -t tmpfs -o size=3g tmpfs /tmp/runz-bench-storage && python3 $(printf '%q ' "$here/storage.py" "${args[@]}") --raw \"\$RUNZ_VM_EXPORT/storage-openzfs.json\"; rc=\$?; umount /tmp/runz-bench-storage; exit \$rc"
+    local tmp
+    tmp=$(mktemp -d /var/tmp/runz-bench-openzfs.XXXXXX)
+    RUNZ_VM_TEST_TIMEOUT=2700 "$repo/integration/vm/run.sh" --openzfs --mem 4096 --timeout 3000 \
+        --export "$tmp" --cmd "$cmd" &&
+        [ -s "$tmp/storage-openzfs.json" ] && cp "$tmp/storage-openzfs.json" "$here/results/"
+    local rc=$?
+    rm -rf "$tmp"
+    return $rc
+}
+case "${1:-}" in
+--storage)
     storage
     exit 0
-fi
+    ;;
+--storage-openzfs)
+    storage_openzfs
+    storage
+    exit 0
+    ;;
+esac
 # The same benchmarks inside the pure cgroup-v2 qemu guest of integration/vm (TCG, so absolute
 # times are tens of times the host's; the ratios are what counts), where crun 1.8 runs too.
 # Fewer zones there; later arguments override. Results: bench/results/guest/latest.{md,json,svg}.

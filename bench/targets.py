@@ -36,8 +36,9 @@ def _storage_rows(storage):
                 "| `bench/run.sh --storage` |"]
     out = []
     for backend, v in storage["verdicts"].items():
+        within = f"<= {v['target']}x" if v.get("target", 2) != 2 else "within 2x"
         out.append(f"| install {storage['big_mib']} MiB vs 2 MiB image on {backend}: time and "
-                   f"extra disk within 2x | time {v['time_ratio']:.2f}x, disk "
+                   f"extra disk {within} | time {v['time_ratio']:.2f}x, disk "
                    f"{v['disk_ratio']:.2f}x ([storage.md](storage.md)) | "
                    f"{'met' if v['met'] else 'missed'} |")
     return out

@@ -25,7 +25,8 @@
 # --openzfs boots bookworm-backports' kernel with OpenZFS 2.3's modules (zfs.ko loaded) and
 # userland (zfs, zpool over the host's zfs-fuse ones) instead: scripts/openzfs-guest.sh builds
 # them once (cached in /var/cache/zones-linux); a failed build or load fails the run.
-# Env: CARGO (default cargo), RUNZ_VM_KERNEL (a vmlinuz; default the newest /boot/vmlinuz-*).
+# Env: CARGO (default cargo), RUNZ_VM_KERNEL (a vmlinuz; default the newest /boot/vmlinuz-*),
+# RUNZ_VM_TEST_TIMEOUT (seconds each test binary or command may take in the guest; 600).
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -134,6 +135,10 @@ mkdir -p "$share/export"
 {
     echo "# written by integration/vm/run.sh"
     echo "export RUNZ_VM_EXPORT=/vmshare/export"
+    # Each test binary's or command's time limit in the guest (guest.sh: 600 s unless set).
+    if [ -n "${RUNZ_VM_TEST_TIMEOUT:-}" ]; then
+        printf 'export RUNZ_VM_TEST_TIMEOUT=%q\n' "$RUNZ_VM_TEST_TIMEOUT"
+    fi
     # A checkout under a directory the guest mounts afresh (/tmp, /run, /var/tmp) is hidden
     # there: mount its own share (vmrepo) back at the same path.
     printf 'if [ ! -d %q ]; then mkdir -p %q && mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=loose,ro vmrepo %q; fi\n' \

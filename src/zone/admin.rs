@@ -115,7 +115,7 @@ pub fn verify(store: &Store, name: &str) -> Result<Vec<String>> {
         None => storage_kind(store, &zone, &host)?,
     };
     check_quota(&zone, &kind)?;
-    check_datasets(&zone, &host)?;
+    check_datasets(store, &zone, &host)?;
     let mut store_dirs = vec![store.config_dir().to_path_buf(), store.state_dir()];
     for e in store.list()? {
         if let Some(z) = store.load(&e.name)? {
@@ -128,8 +128,8 @@ pub fn verify(store: &Store, name: &str) -> Result<Vec<String>> {
 }
 
 /// `add dataset`: OpenZFS >= 2.2, the zone's own user namespace, and datasets that exist on
-/// an imported pool, are not delegated already and do not hold the zone's own root.
-fn check_datasets(zone: &Zone, zonepath: &Path) -> Result<()> {
+/// an imported pool, are not another zone's and do not hold the zone's own root.
+fn check_datasets(store: &Store, zone: &Zone, zonepath: &Path) -> Result<()> {
     let datasets: Vec<String> = zone.dataset.iter().filter_map(|d| d.name.clone()).collect();
     if datasets.is_empty() {
         return Ok(());
@@ -138,8 +138,14 @@ fn check_datasets(zone: &Zone, zonepath: &Path) -> Result<()> {
         .ok()
         .flatten()
         .and_then(|r| r.dataset);
-    zones::storage::delegate::check(&datasets, root.as_deref(), zones::spec::wants_userns(zone))
-        .map_err(|e| zerr(&zone.zonename, e))
+    let held = super::delegation::held(store, &zone.zonename);
+    zones::storage::delegate::check(
+        &datasets,
+        root.as_deref(),
+        zones::spec::wants_userns(zone),
+        &held,
+    )
+    .map_err(|e| zerr(&zone.zonename, e))
 }
 
 /// The storage backend a new install of `zone` uses: the zone's `storage`, else the host's
@@ -397,7 +403,7 @@ pub fn boot(store: &Store, name: &str, args: Option<Vec<String>>) -> Result<()> 
     zone.verify().map_err(|e| zerr(name, e))?;
     // A cap this kernel cannot apply stops the boot here, with the reason, not in zoneadmd.
     zones::spec::check_kernel(&zone)?;
-    check_datasets(&zone, &engine::zonepath(store, &zone)?)?;
+    check_datasets(store, &zone, &engine::zonepath(store, &zone)?)?;
     if zone.brand == Brand::Linux
         && !zones::storage::root_has(&engine::zonepath(store, &zone)?, "sbin/init")
     {

@@ -16,18 +16,21 @@
 //! - `manifest`: `zoneadm validate`, `provision` and `update` (a zone from one JSON document).
 //! - `metadata`: customer metadata, served read-only to the zone on `/.zonecontrol`.
 //! - `events`: `zoneadm events` (the store's state changes as JSON lines).
-//! - `recover`: finding and removing what a killed zoneadmd left behind.
+//! - `recover`: finding and removing what a killed zoneadmd left behind; `delegation`: the
+//!   record of a zone's delegated datasets, which recovery gives back.
 //! - `shed`: zoneadmd gives back the memory setting up its zone took (RSS ≤ 1 MiB).
 //!
 //! Runtime files of zone NAME live in `ALTROOT/run/zones/NAME/`: `zoneadmd.lock` (held by the
 //! supervisor for its whole life), `zoneadmd.pid`, `control.sock`, `console.sock`, `zone.json`
-//! (zoneid, init pid) and `zoneadmd.log`. The engine's container state is under
+//! (zoneid, init pid), `zoneadmd.log`, and with `add dataset` `datasets.json` and `userns`
+//! (see `delegation`). The engine's container state is under
 //! `ALTROOT/run/zones/.runz/NAME/`.
 
 pub mod admin;
 pub mod cgroup_driver;
 pub mod control;
 pub mod datalinks;
+pub mod delegation;
 pub mod engine;
 pub mod events;
 pub mod hostfiles;

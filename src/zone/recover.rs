@@ -3,7 +3,8 @@
 //!
 //! A supervisor makes, in order: its pid file and `zone.json`, the zone's storage mount, its
 //! network namespace and links (`net.json` records them), the container (runz state under
-//! `run/zones/.runz/NAME`, a cgroup, an init process), then records `ready`/`running`. Killed
+//! `run/zones/.runz/NAME`, a cgroup, an init process), its delegated datasets (`delegation`:
+//! `datasets.json` and the pinned user namespace), then records `ready`/`running`. Killed
 //! at any of those steps it leaves a prefix of that list. [`leftovers`] says whether any of it
 //! is there; [`clean`] undoes all of it, in reverse order, idempotently.
 //!
@@ -16,7 +17,7 @@ use std::fs;
 use zones::state::ZoneState;
 use zones::store::{Store, ZoneLock};
 
-use super::{engine, network, ZonePaths};
+use super::{delegation, engine, network, ZonePaths};
 
 /// Whether a dead supervisor left anything of the zone's platform behind. Only meaningful
 /// when no supervisor is alive.
@@ -26,6 +27,7 @@ pub fn leftovers(paths: &ZonePaths) -> bool {
         || network::netns_file(paths).exists()
         || paths.run.join("net.json").exists()
         || paths.runz_root.join(&paths.name).exists()
+        || delegation::leftovers(paths)
 }
 
 /// Remove what a dead supervisor of `name` left behind and record the zone `installed`
@@ -48,6 +50,11 @@ pub fn clean(store: &Store, name: &str, lock: &ZoneLock) -> bool {
     // The container first: its processes hold the zone's mounts and links.
     let _ = engine::signal_all(&paths, libc::SIGKILL);
     let _ = engine::destroy(&paths);
+    // Delegated datasets stay zoned to the dead zone's user namespace (pinned by OpenZFS)
+    // until unzoned through the namespace file zoneadmd mounted.
+    for e in delegation::release(&paths) {
+        crate::log::warn(&format!("zone '{name}': {e}"));
+    }
     network::teardown(&paths);
     let zonepath = store
         .load(name)

@@ -30,7 +30,7 @@ use zones::state::ZoneState;
 use zones::store::Store;
 
 use super::control::{parse_request, reply_line, Reply, Request};
-use super::{engine, free_zoneid, metadata, network, ZoneInfo, ZonePaths};
+use super::{delegation, engine, free_zoneid, metadata, network, ZoneInfo, ZonePaths};
 
 /// How much recent console output a newly attached console client is shown.
 const RING: usize = 64 * 1024;
@@ -90,10 +90,8 @@ struct Supervisor {
     /// loop has been idle for that many ms, give back the memory they touched (see
     /// `zone::shed`).
     shed_after: Option<u16>,
-    /// `add dataset`: what is attached to the zone's user namespace (`zfs zone`), and that
-    /// namespace, held open so `zfs unzone` can name it after init is gone.
-    delegated: Vec<(String, bool)>,
-    zone_userns: Option<fs::File>,
+    /// `add dataset`: datasets are (being) delegated: `delegation`'s record and pinned namespace are there.
+    delegating: bool,
 }
 
 /// Start a supervisor for `name`, detached from the caller (double fork + setsid), and wait
@@ -363,8 +361,7 @@ impl Supervisor {
             done: false,
             whole_system: false,
             shed_after: Some(IDLE_SHED),
-            delegated: Vec::new(),
-            zone_userns: None,
+            delegating: false,
         })
     }
 
@@ -881,39 +878,44 @@ impl Supervisor {
 
 impl Supervisor {
     /// `add dataset`: attach each to the zone's user namespace and mount it inside the zone
-    /// (checked before the boot by `admin::check_datasets`).
+    /// (checked before the boot by `admin::check_datasets`). The namespace is pinned and each
+    /// dataset recorded before it is attached (`delegation`), so that a crash can be undone.
     fn delegate_datasets(&mut self, zone: &zones::model::Zone, pid: Pid) -> Result<(), String> {
         use zones::storage::delegate;
         if zone.dataset.is_empty() {
             return Ok(());
         }
-        let ns = format!("/proc/{}/ns/user", pid.as_raw());
-        let f = fs::File::open(&ns).map_err(|e| format!("{ns}: {e}"))?;
-        self.zone_userns = Some(f);
+        let name = &zone.zonename;
+        self.delegating = true;
+        let ns = delegation::pin_userns(&self.paths, pid.as_raw())
+            .map_err(|e| format!("zone '{name}': {e}"))?;
+        let mut done = Vec::new();
         for ds in zone.dataset.iter().filter_map(|d| d.name.as_deref()) {
-            let set_mp = delegate::attach(std::path::Path::new(&ns), ds)
-                .map_err(|e| format!("zone '{}': dataset {ds}: {e}", zone.zonename))?;
-            self.delegated.push((ds.to_string(), set_mp));
+            let set_mountpoint = delegate::sets_mountpoint(ds)
+                .map_err(|e| format!("zone '{name}': dataset '{ds}': {e}"))?;
+            done.push(delegation::Entry {
+                name: ds.to_string(),
+                set_mountpoint,
+            });
+            delegation::save(&self.paths, &done)
+                .map_err(|e| format!("zone '{name}': recording dataset '{ds}': {e}"))?;
+            delegate::attach(&ns, ds, set_mountpoint)
+                .map_err(|e| format!("zone '{name}': dataset '{ds}': {e}"))?;
             let at = delegate::mountpoint_in_zone(ds).map_err(|e| e.to_string())?;
             delegate::mount_in_zone(pid.as_raw(), ds, &at)
                 .and_then(|_| delegate::give_to_zone_root(pid.as_raw(), &at))
-                .map_err(|e| format!("zone '{}': {e}", zone.zonename))?;
+                .map_err(|e| format!("zone '{name}': {e}"))?;
         }
         Ok(())
     }
 
     /// Give the delegated datasets back to the host (`zfs unzone`, `zoned=off`).
     fn undelegate_datasets(&mut self) {
-        use std::os::fd::AsRawFd;
-        let Some(f) = self.zone_userns.take() else {
+        if !std::mem::take(&mut self.delegating) {
             return;
-        };
-        let ns = format!("/proc/{}/fd/{}", std::process::id(), f.as_raw_fd());
-        for (ds, set_mp) in self.delegated.drain(..) {
-            let ns = std::path::Path::new(&ns);
-            if let Err(e) = zones::storage::delegate::detach(ns, &ds, set_mp) {
-                log(&format!("zone '{}': dataset {ds}: {e}", self.paths.name));
-            }
+        }
+        for e in delegation::release(&self.paths) {
+            log(&format!("zone '{}': {e}", self.paths.name));
         }
     }
 

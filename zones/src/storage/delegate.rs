@@ -7,8 +7,8 @@
 //! properties) and sees no other dataset; `quota` stays the host's. zfs-fuse has no `zfs zone`
 //! and OpenZFS before 2.2 neither: both are refused by [`check`], with the version found.
 //! [`check`] also refuses, before anything changes, a dataset that does not exist, one on a
-//! pool that is not imported, one delegated already (`zoned=on`), and the zone's own root
-//! dataset or an ancestor of it.
+//! pool that is not imported, one another zone has (naming it; `zoned=on` without a zone is
+//! refused too), and the zone's own root dataset or an ancestor of it.
 
 use std::path::Path;
 
@@ -20,13 +20,22 @@ use super::StorageError;
 pub enum DelegateError {
     #[error("add dataset needs OpenZFS 2.2 or later (zfs zone); this host has {found}")]
     Unsupported { found: String },
-    #[error("dataset {ds}: pool '{pool}' is not imported")]
+    #[error("dataset '{ds}': pool '{pool}' is not imported")]
     PoolNotImported { ds: String, pool: String },
-    #[error("dataset {ds} does not exist")]
+    #[error("dataset '{ds}' does not exist")]
     Missing { ds: String },
-    #[error("dataset {ds} is delegated to another zone already (zoned=on)")]
+    #[error("dataset '{ds}' is delegated to zone '{zone}'")]
+    DelegatedTo { ds: String, zone: String },
+    #[error("dataset '{ds}' {how} dataset '{other}', delegated to zone '{zone}'")]
+    Overlaps {
+        ds: String,
+        how: &'static str,
+        other: String,
+        zone: String,
+    },
+    #[error("dataset '{ds}' is zoned (zoned=on) to no zone of this host; zfs set zoned=off {ds} gives it back")]
     Zoned { ds: String },
-    #[error("dataset {ds} holds the zone's own root ({root}): delegate a dataset beside it")]
+    #[error("dataset '{ds}' contains the zone's root dataset '{root}'")]
     HoldsRoot { ds: String, root: String },
     #[error("add dataset needs the zone's own user namespace (set userns=true)")]
     NoUserns,
@@ -74,25 +83,52 @@ fn parse_version(v: &str) -> Option<(u32, u32, u32)> {
 }
 
 /// Everything [`attach`] needs, checked before anything changes. `root_dataset` is the zone's
-/// own (storage zfs), `userns` whether the zone has its own user namespace.
+/// own (storage zfs), `userns` whether the zone has its own user namespace, `held` the
+/// datasets other zones of this host have delegated now, as (zone, dataset).
+///
+/// The bad input comes first (a dataset of another zone, the zone's own root or an ancestor
+/// of it, a pool that is not imported, a dataset that does not exist), then the OpenZFS
+/// version: zfs-fuse answers `zpool list` and `zfs get` too.
 pub fn check(
     datasets: &[String],
     root_dataset: Option<&str>,
     userns: bool,
+    held: &[(String, String)],
 ) -> Result<(), DelegateError> {
     if datasets.is_empty() {
         return Ok(());
     }
-    let v = openzfs_version()?;
-    if v < (2, 2, 0) {
-        return Err(DelegateError::Unsupported {
-            found: format!("OpenZFS {}.{}.{}", v.0, v.1, v.2),
-        });
-    }
     if !userns {
         return Err(DelegateError::NoUserns);
     }
+    let within = |inner: &str, outer: &str| inner.starts_with(&format!("{outer}/"));
     for ds in datasets {
+        if let Some(root) = root_dataset {
+            if root == ds || within(root, ds) {
+                return Err(DelegateError::HoldsRoot {
+                    ds: ds.clone(),
+                    root: root.to_string(),
+                });
+            }
+        }
+        for (zone, other) in held {
+            let overlap = |how| DelegateError::Overlaps {
+                ds: ds.clone(),
+                how,
+                other: other.clone(),
+                zone: zone.clone(),
+            };
+            if other == ds {
+                return Err(DelegateError::DelegatedTo {
+                    ds: ds.clone(),
+                    zone: zone.clone(),
+                });
+            } else if within(ds, other) {
+                return Err(overlap("is within"));
+            } else if within(other, ds) {
+                return Err(overlap("contains"));
+            }
+        }
         let pool = ds.split('/').next().unwrap_or(ds);
         if super::zfs::zpool(&["list", "-H", "-o", "name", pool]).is_err() {
             return Err(DelegateError::PoolNotImported {
@@ -110,14 +146,12 @@ pub fn check(
         if zoned == "on" {
             return Err(DelegateError::Zoned { ds: ds.clone() });
         }
-        if let Some(root) = root_dataset {
-            if root == ds || root.starts_with(&format!("{ds}/")) {
-                return Err(DelegateError::HoldsRoot {
-                    ds: ds.clone(),
-                    root: root.to_string(),
-                });
-            }
-        }
+    }
+    let v = openzfs_version()?;
+    if v < (2, 2, 0) {
+        return Err(DelegateError::Unsupported {
+            found: format!("OpenZFS {}.{}.{}", v.0, v.1, v.2),
+        });
     }
     Ok(())
 }
@@ -143,15 +177,18 @@ fn mountpoint(ds: &str) -> Result<(String, bool), DelegateError> {
     Ok((value.to_string(), source == "local"))
 }
 
+/// Whether [`attach`] sets `mountpoint=/DS` on `ds`: it has no mountpoint of its own (an
+/// inherited one is the host's; a path in the zone is wanted, which its children inherit).
+/// What [`detach`] takes back; recorded before [`attach`] so that a crash can be undone.
+pub fn sets_mountpoint(ds: &str) -> Result<bool, DelegateError> {
+    Ok(!mountpoint(ds)?.1)
+}
+
 /// `zoned=on`, then `zfs zone NSFILE DS` (NSFILE: the zone's user namespace, like
-/// `/proc/PID/ns/user`). On failure `zoned` is put back.
-///
-/// A dataset without a mountpoint of its own gets `mountpoint=/DS` (a path in the zone; an
-/// inherited one is the host's), taken back by [`detach`]. Returns whether it set one.
-pub fn attach(nsfile: &Path, ds: &str) -> Result<bool, DelegateError> {
+/// `/proc/PID/ns/user`). `set_mp`: [`sets_mountpoint`]'s answer. On failure `zoned` and the
+/// mountpoint are put back.
+pub fn attach(nsfile: &Path, ds: &str, set_mp: bool) -> Result<(), DelegateError> {
     let ns = nsfile.to_string_lossy();
-    let (_, local) = mountpoint(ds)?;
-    let set_mp = !local;
     // Off the host's tree first (a zoned dataset is the zone's to mount), then the
     // mountpoint (the host may not set it once the dataset is zoned).
     if let Err(e) = zfs(&["umount", ds]) {
@@ -173,12 +210,12 @@ pub fn attach(nsfile: &Path, ds: &str) -> Result<bool, DelegateError> {
         }
         return Err(e.into());
     }
-    Ok(set_mp)
+    Ok(())
 }
 
 /// `zfs unzone NSFILE DS` and `zoned=off`: the dataset is the host's again. Every step is tried;
 /// the first failure is returned.
-/// `set_mp`: what [`attach`] returned (its mountpoint is taken back).
+/// `set_mp`: what [`attach`] was given (its mountpoint is taken back).
 pub fn detach(nsfile: &Path, ds: &str, set_mp: bool) -> Result<(), DelegateError> {
     let ns = nsfile.to_string_lossy();
     let unzoned = zfs(&["unzone", &ns, ds]);
