@@ -106,19 +106,55 @@ fn log_tail(dir: &Path, log: &str) -> String {
         .unwrap_or_default()
 }
 
-/// What one runtime showed through checkpoint, restore, kill and delete.
+/// What one runtime showed through checkpoint, restore, kill and delete (both of which
+/// `checkpoint` and `restore_detached` assert succeeded).
 #[derive(Debug, PartialEq)]
 struct Seen {
-    checkpoint_code: Option<i32>,
     init_gone: bool,
     state_after_checkpoint: String,
     frozen_while_checkpointed: bool,
-    restore_code: Option<i32>,
     status_after_restore: String,
     went_on_from_checkpoint: bool,
     kill_code: Option<i32>,
     delete_code: Option<i32>,
     state_after_delete: String,
+}
+
+/// `checkpoint FLAGS... --image-path IMG ID`, which must succeed (else the tail of CRIU's
+/// dump.log, which is in LOGS: the image path, or the work path when one is given).
+fn checkpoint(p: &Pair, rt: Rt, img: &Path, flags: &[&str], logs: &Path) {
+    let mut args = vec!["checkpoint"];
+    args.extend_from_slice(flags);
+    args.extend(["--image-path", img.to_str().unwrap(), &p.b.id]);
+    let out = p.call(rt, &args);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "{rt:?} {args:?}: {out:?}\n{}",
+        log_tail(logs, "dump.log")
+    );
+}
+
+/// `restore -d --image-path IMG --bundle DIR FLAGS... ID`, which must succeed.
+fn restore_detached(p: &Pair, rt: Rt, img: &Path, flags: &[&str]) {
+    let dir = p.b.dir.to_str().unwrap();
+    let mut args = vec![
+        "restore",
+        "-d",
+        "--image-path",
+        img.to_str().unwrap(),
+        "--bundle",
+        dir,
+    ];
+    args.extend_from_slice(flags);
+    args.push(&p.b.id);
+    let out = p.call(rt, &args);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "{rt:?} {args:?}: {out:?}\n{}",
+        log_tail(img, "restore.log")
+    );
 }
 
 #[test]
@@ -132,16 +168,7 @@ fn a_checkpointed_counter_is_restored_where_it_was_as_runc_does() {
         start_counter(&p, rt);
         let pid = pid_of(&p, rt);
         let img = images(&p, rt, "img");
-        let out = p.call(
-            rt,
-            &["checkpoint", "--image-path", img.to_str().unwrap(), &p.b.id],
-        );
-        assert_eq!(
-            out.code,
-            Some(0),
-            "{rt:?} checkpoint: {out:?}\n{}",
-            log_tail(&img, "dump.log")
-        );
+        checkpoint(&p, rt, &img, &[], &img);
         let at_checkpoint = count(&p).unwrap();
         let init_gone = wait_until(|| !alive(pid));
         let state = p.call(rt, &["state", &p.b.id]);
@@ -149,25 +176,7 @@ fn a_checkpointed_counter_is_restored_where_it_was_as_runc_does() {
         std::thread::sleep(std::time::Duration::from_millis(500));
         let frozen = count(&p) == Some(at_checkpoint);
 
-        let dir = p.b.dir.to_str().unwrap();
-        let out = p.call(
-            rt,
-            &[
-                "restore",
-                "-d",
-                "--image-path",
-                img.to_str().unwrap(),
-                "--bundle",
-                dir,
-                &p.b.id,
-            ],
-        );
-        assert_eq!(
-            out.code,
-            Some(0),
-            "{rt:?} restore: {out:?}\n{}",
-            log_tail(&img, "restore.log")
-        );
+        restore_detached(&p, rt, &img, &[]);
         let st = p.call(rt, &["state", &p.b.id]);
         let v: serde_json::Value = serde_json::from_str(&st.stdout).unwrap_or(json!({}));
         let new_pid = v["pid"].as_i64().unwrap_or(0) as i32;
@@ -195,11 +204,9 @@ fn a_checkpointed_counter_is_restored_where_it_was_as_runc_does() {
         let delete = p.call(rt, &["delete", &p.b.id]);
         let after = p.call(rt, &["state", &p.b.id]);
         seen.push(Seen {
-            checkpoint_code: Some(0),
             init_gone,
             state_after_checkpoint: format!("{:?} {}", state.code, state.error()),
             frozen_while_checkpointed: frozen,
-            restore_code: out.code,
             status_after_restore: v["status"].as_str().unwrap_or("").to_string(),
             went_on_from_checkpoint: went_on,
             kill_code: kill.code,
@@ -228,22 +235,7 @@ fn leave_running_keeps_the_container_running_as_runc_does() {
         start_counter(&p, rt);
         let pid = pid_of(&p, rt);
         let img = images(&p, rt, "leave");
-        let out = p.call(
-            rt,
-            &[
-                "checkpoint",
-                "--leave-running",
-                "--image-path",
-                img.to_str().unwrap(),
-                &p.b.id,
-            ],
-        );
-        assert_eq!(
-            out.code,
-            Some(0),
-            "{rt:?} checkpoint --leave-running: {out:?}\n{}",
-            log_tail(&img, "dump.log")
-        );
+        checkpoint(&p, rt, &img, &["--leave-running"], &img);
         let same_pid = pid_of(&p, rt) == pid && alive(pid);
         let at = count(&p).unwrap();
         let counts = wait_until(|| count(&p).is_some_and(|n| n > at));
@@ -402,66 +394,21 @@ fn a_pre_dump_then_a_dump_on_its_parent_restores_as_runc_does() {
         let base = images(&p, rt, "iter");
         let (pre, fin) = (base.join("pre"), base.join("final"));
         std::fs::create_dir_all(&fin).unwrap();
-        let out = p.call(
-            rt,
-            &[
-                "checkpoint",
-                "--pre-dump",
-                "--image-path",
-                pre.to_str().unwrap(),
-                &p.b.id,
-            ],
-        );
-        assert_eq!(
-            out.code,
-            Some(0),
-            "{rt:?} checkpoint --pre-dump: {out:?}\n{}",
-            log_tail(&pre, "dump.log")
-        );
+        checkpoint(&p, rt, &pre, &["--pre-dump"], &pre);
         let running_after_pre_dump = pid_of(&p, rt) == pid && alive(pid);
         let work = base.join("work");
-        let out = p.call(
-            rt,
-            &[
-                "checkpoint",
-                "--image-path",
-                fin.to_str().unwrap(),
-                "--work-path",
-                work.to_str().unwrap(),
-                "--parent-path",
-                "../pre",
-                &p.b.id,
-            ],
-        );
-        assert_eq!(
-            out.code,
-            Some(0),
-            "{rt:?} checkpoint --parent-path: {out:?}\n{}",
-            log_tail(&work, "dump.log")
-        );
+        let flags = [
+            "--work-path",
+            work.to_str().unwrap(),
+            "--parent-path",
+            "../pre",
+        ];
+        checkpoint(&p, rt, &fin, &flags, &work);
         let at = count(&p).unwrap();
         // CRIU links the final images to their parent, and logs in the work path.
         let parent_link = std::fs::read_link(fin.join("parent")).ok();
         let logged_in_work = work.join("dump.log").exists() && !fin.join("dump.log").exists();
-        let dir = p.b.dir.to_str().unwrap();
-        let out = p.call(
-            rt,
-            &[
-                "restore",
-                "-d",
-                "--image-path",
-                fin.to_str().unwrap(),
-                "--bundle",
-                dir,
-                &p.b.id,
-            ],
-        );
-        assert_eq!(
-            out.code,
-            Some(0),
-            "{rt:?} restore: {out:?}\n{}",
-            log_tail(&fin, "restore.log")
-        );
+        restore_detached(&p, rt, &fin, &[]);
         assert!(
             wait_until(|| count(&p).is_some_and(|n| n != at)),
             "{rt:?}: the restored counter does not count"
@@ -500,11 +447,7 @@ fn a_foreground_restore_waits_for_init_and_deletes_the_container_as_runc_does() 
     for rt in BOTH {
         start_counter(&p, rt);
         let img = images(&p, rt, "fg");
-        let out = p.call(
-            rt,
-            &["checkpoint", "--image-path", img.to_str().unwrap(), &p.b.id],
-        );
-        assert_eq!(out.code, Some(0), "{rt:?} checkpoint: {out:?}");
+        checkpoint(&p, rt, &img, &[], &img);
         let (bin, root) = match rt {
             Rt::Runc => (PathBuf::from(runc_compat::RUNC), p.runc_root.clone()),
             Rt::Runz => (common::runz_bin().to_path_buf(), p.b.root.clone()),
@@ -689,11 +632,7 @@ fn stdout_pipes_are_handed_to_the_restored_container_as_runc_does() {
             "{rt:?}: no counter on the pipe: {before:?}"
         );
         let img = images(&p, rt, "pipes");
-        let out = p.call(
-            rt,
-            &["checkpoint", "--image-path", img.to_str().unwrap(), &p.b.id],
-        );
-        assert_eq!(out.code, Some(0), "{rt:?} checkpoint: {out:?}");
+        checkpoint(&p, rt, &img, &[], &img);
         let eof = read_numbers(&r1, &mut before, 300, |_| false);
         let last = *before.last().unwrap();
         let (r2, w2) = nonblocking_pipe();
@@ -744,35 +683,9 @@ fn criu_flags_pass_through_to_a_dump_and_restore_as_runcs_do() {
     for rt in BOTH {
         start_counter(&p, rt);
         let img = images(&p, rt, "flags");
-        let mut args = vec!["checkpoint", "--image-path", img.to_str().unwrap()];
-        args.extend(flags);
-        args.push(&p.b.id);
-        let out = p.call(rt, &args);
-        assert_eq!(
-            out.code,
-            Some(0),
-            "{rt:?} {args:?}: {out:?}\n{}",
-            log_tail(&img, "dump.log")
-        );
+        checkpoint(&p, rt, &img, &flags, &img);
         let at = count(&p).unwrap();
-        let dir = p.b.dir.to_str().unwrap();
-        let mut args = vec![
-            "restore",
-            "-d",
-            "--image-path",
-            img.to_str().unwrap(),
-            "--bundle",
-            dir,
-        ];
-        args.extend(flags);
-        args.push(&p.b.id);
-        let out = p.call(rt, &args);
-        assert_eq!(
-            out.code,
-            Some(0),
-            "{rt:?} {args:?}: {out:?}\n{}",
-            log_tail(&img, "restore.log")
-        );
+        restore_detached(&p, rt, &img, &flags);
         let went_on =
             wait_until(|| count(&p).is_some_and(|n| n != at)) && count(&p).is_some_and(|n| n > at);
         let out = p.call(rt, &["delete", "--force", &p.b.id]);
