@@ -814,22 +814,28 @@ pub fn parse_reports(names: &[String]) -> Result<Vec<ReportKind>, String> {
         .collect())
 }
 
+/// Two intervals' optional figures merged by `f`; where only one has figures, those.
+fn merge<T>(a: Option<T>, b: Option<T>, f: impl FnOnce(T, T) -> T) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(f(a, b)),
+        (a, b) => a.or(b),
+    }
+}
+
 impl SyscallUsage {
     /// Two intervals' figures added up (`high`: the higher of each).
     fn combine(a: Option<Self>, b: Option<Self>, high: bool) -> Option<Self> {
-        let (a, b) = match (a, b) {
-            (Some(a), Some(b)) => (a, b),
-            (a, b) => return a.or(b),
-        };
-        Some(if high {
-            SyscallUsage {
-                per_second: a.per_second.max(b.per_second),
-                count: a.count.max(b.count),
-            }
-        } else {
-            SyscallUsage {
-                per_second: a.per_second + b.per_second,
-                count: a.count + b.count,
+        merge(a, b, |a, b| {
+            if high {
+                SyscallUsage {
+                    per_second: a.per_second.max(b.per_second),
+                    count: a.count.max(b.count),
+                }
+            } else {
+                SyscallUsage {
+                    per_second: a.per_second + b.per_second,
+                    count: a.count + b.count,
+                }
             }
         })
     }
@@ -846,21 +852,19 @@ impl RunqUsage {
     /// Two intervals' figures added up (`high`: the higher of each); the longest wait is the
     /// longer of the two either way.
     fn combine(a: Option<Self>, b: Option<Self>, high: bool) -> Option<Self> {
-        let (a, b) = match (a, b) {
-            (Some(a), Some(b)) => (a, b),
-            (a, b) => return a.or(b),
-        };
-        Some(if high {
-            RunqUsage {
-                waits: a.waits.max(b.waits),
-                mean_us: a.mean_us.max(b.mean_us),
-                max_us: a.max_us.max(b.max_us),
-            }
-        } else {
-            RunqUsage {
-                waits: a.waits + b.waits,
-                mean_us: a.mean_us + b.mean_us,
-                max_us: a.max_us.max(b.max_us),
+        merge(a, b, |a, b| {
+            if high {
+                RunqUsage {
+                    waits: a.waits.max(b.waits),
+                    mean_us: a.mean_us.max(b.mean_us),
+                    max_us: a.max_us.max(b.max_us),
+                }
+            } else {
+                RunqUsage {
+                    waits: a.waits + b.waits,
+                    mean_us: a.mean_us + b.mean_us,
+                    max_us: a.max_us.max(b.max_us),
+                }
             }
         })
     }
