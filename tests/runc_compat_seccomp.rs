@@ -300,6 +300,18 @@ fn run_both_with_agent(b: &Bundle, how: Agent) -> Vec<(String, Seen, serde_json:
     seen
 }
 
+/// `mkdir /x; echo rc=$?; mkdir /y; echo rc=$?` ran to the end with both mkdirs failing
+/// with `err` (mkdir's message on stderr).
+fn both_mkdirs_failed(who: &str, out: &Seen, err: &str) {
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "rc=1\nrc=1\n"),
+        "{who}: {}",
+        out.stderr
+    );
+    assert_eq!(out.stderr.matches(err).count(), 2, "{who}: {}", out.stderr);
+}
+
 /// SCMP_ACT_NOTIFY with a listenerPath, runc's seccomp agent protocol: the runtime sends the
 /// agent the container process state (`fds: ["seccompFd"]`, init's pid, the profile's
 /// metadata, the state with status "creating") with the listener fd; the agent's answer
@@ -316,18 +328,7 @@ fn notify_hands_the_listener_to_the_agent_as_runc_does() {
     b.set("/linux/seccomp", notify_profile(&sock));
     b.args(&["sh", "-c", "mkdir /x; echo rc=$?; mkdir /y; echo rc=$?"]);
     for (who, out, state, answered) in run_both_with_agent(&b, Agent::Answer(libc::EXDEV)) {
-        assert_eq!(
-            (out.code, out.stdout.as_str()),
-            (Some(0), "rc=1\nrc=1\n"),
-            "{who}: {}",
-            out.stderr
-        );
-        assert_eq!(
-            out.stderr.matches("Invalid cross-device link").count(),
-            2,
-            "{who}: {}",
-            out.stderr
-        );
+        both_mkdirs_failed(&who, &out, "Invalid cross-device link");
         assert_eq!(answered, 2, "{who}");
         assert_eq!(state["fds"], json!(["seccompFd"]), "{who}: {state}");
         assert_eq!(state["metadata"], "runz-test-meta", "{who}: {state}");
@@ -347,18 +348,7 @@ fn notify_hands_the_listener_to_the_agent_as_runc_does() {
     assert!(!b.dir.join("rootfs/x").exists());
 
     for (who, out, _, _) in run_both_with_agent(&b, Agent::Die) {
-        assert_eq!(
-            (out.code, out.stdout.as_str()),
-            (Some(0), "rc=1\nrc=1\n"),
-            "{who}: {}",
-            out.stderr
-        );
-        assert_eq!(
-            out.stderr.matches("Function not implemented").count(),
-            2,
-            "{who}: {}",
-            out.stderr
-        );
+        both_mkdirs_failed(&who, &out, "Function not implemented");
     }
     assert!(!b.dir.join("rootfs/x").exists());
 }
