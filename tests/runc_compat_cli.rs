@@ -254,8 +254,9 @@ fn debug_lines_go_to_stderr_or_the_log_in_text_and_json() {
     assert_eq!(p.call(Rt::Runz, &["list", "-q"]).stderr, "");
 }
 
-/// The first `n` lines `RT events ARGS` prints (at most 20 s), then the command is killed.
-fn first_lines(p: &Pair, rt: Rt, args: &[&str], n: usize) -> Vec<String> {
+/// `RT ARGS` (events): each line goes to `keep` as it comes (at most `max` lines, none more
+/// than 20 s after the last) until `keep` returns false; then the command is killed.
+fn read_lines(p: &Pair, rt: Rt, args: &[&str], max: usize, mut keep: impl FnMut(String) -> bool) {
     let root = match rt {
         Rt::Runc => p.runc_root.clone(),
         Rt::Runz => p.b.root.clone(),
@@ -272,21 +273,28 @@ fn first_lines(p: &Pair, rt: Rt, args: &[&str], n: usize) -> Vec<String> {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().take(n) {
+        for line in std::io::BufReader::new(stdout).lines().take(max) {
             if tx.send(line.unwrap_or_default()).is_err() {
                 break;
             }
         }
     });
-    let mut lines = Vec::new();
-    while lines.len() < n {
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(l) => lines.push(l),
-            Err(_) => break,
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
+        if !keep(line) {
+            break;
         }
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// The first `n` lines `RT ARGS` prints (each within 20 s), then the command is killed.
+fn first_lines(p: &Pair, rt: Rt, args: &[&str], n: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    read_lines(p, rt, args, n, |l| {
+        lines.push(l);
+        lines.len() < n
+    });
     lines
 }
 
@@ -618,45 +626,20 @@ fn events_report_an_oom_kill_as_runc_does() {
     let id = p.b.id.clone();
     let go = p.b.dir.join("rootfs/go");
     let (runc, runz) = p.detached(|rt| {
-        let root = match rt {
-            Rt::Runc => p.runc_root.clone(),
-            Rt::Runz => p.b.root.clone(),
-        };
-        let mut child = Command::new(bin(rt))
-            .arg("--root")
-            .arg(&root)
-            .args(["events", "--interval", "200ms", &id])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().take(500) {
-                if tx.send(line.unwrap_or_default()).is_err() {
-                    break;
-                }
-            }
-        });
         let mut others = Vec::new();
         let mut oom = None;
-        while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
+        let args = ["events", "--interval", "200ms", &id];
+        read_lines(&p, rt, &args, 500, |line| {
             if others.is_empty() {
                 std::fs::write(&go, "").unwrap();
             }
             if line.contains("\"oom\"") {
                 oom = Some(line);
-                break;
+                return false;
             }
             others.push(line);
-            if others.len() >= 400 {
-                break;
-            }
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+            others.len() < 400
+        });
         let _ = std::fs::remove_file(&go);
         (oom, others.first().cloned())
     });
