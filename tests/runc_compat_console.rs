@@ -17,20 +17,26 @@ use serde_json::json;
 /// `script -qec "RT --root ROOT ARGS" /dev/null`: what the terminal showed. Bounded: a run
 /// that does not end within a minute fails the test with what the terminal showed so far and
 /// the processes left, and everything that names the container is killed.
+///
+/// The runtime must be in the terminal's foreground process group, as a shell's job is: no
+/// timeout(1) inside (it moves itself and its child to a group of their own, where a
+/// tcsetattr stops them with SIGTTOU), and script's shell fixed to sh (script runs $SHELL;
+/// dash forks the command where bash execs it, so $SHELL changed which group it ran in).
 fn in_terminal(p: &Pair, rt: Rt, args: &[&str]) -> Vec<u8> {
     let (bin, root) = match rt {
         Rt::Runc => (Path::new(RUNC).to_path_buf(), p.runc_root.clone()),
         Rt::Runz => (common::runz_bin().to_path_buf(), p.b.root.clone()),
     };
     let line = format!(
-        "timeout -k 5 20 {} --root {} {}",
+        "{} --root {} {}",
         bin.display(),
         root.display(),
         args.join(" ")
     );
     let stem = p.b.dir.join(format!("script-{rt:?}-{}", args[0]));
     let mut cmd = Command::new("script");
-    cmd.args(["-qec", &line, "/dev/null"]);
+    cmd.args(["-qec", &line, "/dev/null"])
+        .env("SHELL", "/bin/sh");
     let out = match common::run_with_timeout(&mut cmd, &stem, Duration::from_secs(60)) {
         Ok(out) => out,
         Err(e) => {
