@@ -552,10 +552,11 @@ fn list_prints_runcs_table_and_json_also_for_a_missing_root() {
         runz.0.stdout.lines().collect::<Vec<_>>(),
     );
     assert_eq!(z.len(), 2, "{z:?}");
-    // tabwriter pads each column to its widest cell: the same header when both pids have as
-    // many digits (pid_max is 32768 here, so one runtime's pid can wrap to fewer digits).
-    let pid_len = |l: &str| l.split_whitespace().nth(1).map_or(0, str::len);
-    if pid_len(z[1]) == pid_len(c[1]) {
+    // tabwriter pads each column to its widest cell: the same header when both rows' cells are
+    // as wide. Two vary: the pid (pid_max is 32768 here, so one runtime's pid can wrap to fewer
+    // digits) and the creation time (RFC 3339 with nanoseconds, trailing zeros dropped).
+    let widths = |l: &str| l.split_whitespace().map(str::len).collect::<Vec<_>>();
+    if widths(z[1]) == widths(c[1]) {
         assert_eq!(z[0], c[0], "header, column widths");
     } else {
         let words = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
