@@ -304,7 +304,7 @@ pub fn restore(o: &RestoreOpts) -> Result<Pid> {
         pid_start,
         bundle,
         rootfs,
-        created: state::now_rfc3339(),
+        created: state::created_now(),
         annotations: spec.annotations().clone().unwrap_or_default(),
         owner: container::owner_name(),
         started: true,

@@ -230,7 +230,7 @@ pub fn create(opts: CreateOpts) -> Result<Created> {
         pid_start,
         bundle: bundle.clone(),
         rootfs,
-        created: state::now_rfc3339(),
+        created: state::created_now(),
         annotations: spec.annotations().clone().unwrap_or_default(),
         owner: owner_name(),
         started: false,

@@ -307,9 +307,47 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// Now as runc writes a container's `created` (Go's RFC3339Nano): nanoseconds without their
+/// trailing zeros, and no fraction at all on a whole second.
+pub fn created_now() -> String {
+    trim_nanos(now_rfc3339())
+}
+
+/// `…:05.120000000Z` → `…:05.12Z`, `…:05.000000000Z` → `…:05Z`.
+fn trim_nanos(mut t: String) -> String {
+    if let Some(z) = t.strip_suffix('Z').map(str::len) {
+        t.truncate(z);
+        while t.ends_with('0') && t.contains('.') {
+            t.pop();
+        }
+        if t.ends_with('.') {
+            t.pop();
+        }
+        t.push('Z');
+    }
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn created_drops_trailing_zeros_as_go_does() {
+        assert_eq!(
+            trim_nanos(rfc3339(1_787_220_000, 120_000_000)),
+            "2026-08-20T10:00:00.12Z"
+        );
+        assert_eq!(trim_nanos(rfc3339(0, 0)), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            trim_nanos(rfc3339(1_787_220_000, 123_456_789)),
+            "2026-08-20T10:00:00.123456789Z"
+        );
+        assert_eq!(
+            trim_nanos(rfc3339(1_787_220_010, 5)),
+            "2026-08-20T10:00:10.000000005Z"
+        );
+    }
 
     #[test]
     fn rfc3339_formats_known_instants() {
