@@ -71,14 +71,15 @@ for p in /proc/[0-9]*; do
     esac
 done
 
-# Network links in the host namespace: test etherstubs/VNICs are named rzt<pid>..., a zone's
-# anet host end zv<hash> and a VNIC's bridge port vp<hash> (tests/network.rs). Namespace files
+# Network links in the host namespace: test etherstubs/VNICs are named rz?<pid>... (rzt, rzf,
+# rzv: ZoneHost::link_name), a zone's anet host end zv<hash> and a VNIC's bridge port vp<hash>
+# (tests/network.rs). Namespace files
 # (nsfs mounts under /run/runz-test-net-* and the test altroots) show up as mounts above.
 # ifb devices shaping a zone's or VNIC's traffic are zi<hash>; the VLAN probe of dladm zq<pid>.
 for l in /sys/class/net/*; do
     name=${l##*/}
     case $name in
-    rzt[0-9]* | zv[0-9a-f]????????? | vp[0-9a-f]????????? | zi[0-9a-f]?????????) leaks+=("link: $name") ;;
+    rz[a-z][0-9]* | zv[0-9a-f]????????? | vp[0-9a-f]????????? | zi[0-9a-f]?????????) leaks+=("link: $name") ;;
     zq[0-9a-f]???????) leaks+=("link: $name") ;;
     esac
 done
