@@ -927,6 +927,16 @@ fn order_for_install(plans: Vec<Plan>, flags: FilterFlags) -> Result<Vec<Plan>, 
     Ok(ordered)
 }
 
+/// One classic-BPF instruction; a statement has both jump offsets 0.
+fn insn(code: u32, k: u32, jt: u8, jf: u8) -> sock_filter {
+    sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    }
+}
+
 /// The head of a filter that decides only x32 calls (`x32_only`) or every call but x32 ones:
 /// the other calls are ALLOWed (left to the other filters), the rest go on to the program.
 ///
@@ -935,12 +945,6 @@ fn order_for_install(plans: Vec<Plan>, flags: FilterFlags) -> Result<Vec<Plan>, 
 /// 3: jge X32_BIT ? (x32_only ? 5 : 4) : (x32_only ? 4 : 5); 4: ret ALLOW; 5: <program>
 /// ```
 fn x32_prefix(x32_only: bool) -> Vec<sock_filter> {
-    let insn = |code: u32, k: u32, jt: u8, jf: u8| sock_filter {
-        code: code as u16,
-        jt,
-        jf,
-        k,
-    };
     let load = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
     let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
     let jge = libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K;
@@ -970,18 +974,17 @@ const SECCOMPILER_ARCH_CHECK: usize = 3;
 fn join_arch_programs(native: &[sock_filter], compat: &[sock_filter]) -> BpfProgram {
     let body64 = &native[SECCOMPILER_ARCH_CHECK.min(native.len())..];
     let body32 = &compat[SECCOMPILER_ARCH_CHECK.min(compat.len())..];
-    let jeq = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-    let insn = |code: u16, k: u32, jt: u8, jf: u8| sock_filter { code, jt, jf, k };
+    let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
     let mut out = Vec::with_capacity(body64.len() + body32.len() + 5);
     out.push(insn(
-        (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+        libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
         SECCOMP_DATA_ARCH_OFFSET,
         0,
         0,
     ));
     out.push(insn(jeq, AUDIT_ARCH_X86_64, 1, 0));
     out.push(insn(
-        (libc::BPF_JMP | libc::BPF_JA) as u16,
+        libc::BPF_JMP | libc::BPF_JA,
         body64.len() as u32,
         0,
         0,
@@ -989,7 +992,7 @@ fn join_arch_programs(native: &[sock_filter], compat: &[sock_filter]) -> BpfProg
     out.extend_from_slice(body64);
     out.push(insn(jeq, AUDIT_ARCH_I386, 1, 0));
     out.push(insn(
-        (libc::BPF_RET | libc::BPF_K) as u16,
+        libc::BPF_RET | libc::BPF_K,
         libc::SECCOMP_RET_KILL_PROCESS,
         0,
         0,
@@ -1004,12 +1007,6 @@ fn join_arch_programs(native: &[sock_filter], compat: &[sock_filter]) -> BpfProg
 /// or being killed. Other calls go on to the filter proper, which starts by loading the arch
 /// again. x32 calls (bit 30) and -1 are left to the filter and the ABI guard.
 fn enosys_prefix(last: i64, last32: Option<i64>) -> Vec<sock_filter> {
-    let insn = |code: u32, k: u32, jt: u8, jf: u8| sock_filter {
-        code: code as u16,
-        jt,
-        jf,
-        k,
-    };
     let load = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
     let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
     let jgt = libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K;
@@ -1039,18 +1036,7 @@ fn enosys_prefix(last: i64, last32: Option<i64>) -> Vec<sock_filter> {
 /// `allow_i386`, x32 without `allow_x32`; the other filters decide the rest); syscall -1 falls
 /// through like in libseccomp.
 fn abi_guard(allow_i386: bool, allow_x32: bool) -> BpfProgram {
-    let stmt = |code: u32, k: u32| sock_filter {
-        code: code as u16,
-        jt: 0,
-        jf: 0,
-        k,
-    };
-    let jump = |code: u32, k: u32, jt: u8, jf: u8| sock_filter {
-        code: code as u16,
-        jt,
-        jf,
-        k,
-    };
+    let stmt = |code: u32, k: u32| insn(code, k, 0, 0);
     let load = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
     let ret = libc::BPF_RET | libc::BPF_K;
     // i386 when filtered: allowed here (jeq I386 → ALLOW); otherwise compared with a value no
@@ -1060,22 +1046,22 @@ fn abi_guard(allow_i386: bool, allow_x32: bool) -> BpfProgram {
     let x32_to = if allow_x32 { 2 } else { 0 };
     vec![
         stmt(load, SECCOMP_DATA_ARCH_OFFSET),
-        jump(
+        insn(
             libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
             AUDIT_ARCH_X86_64,
             2,
             0,
         ),
-        jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, i386, 5, 0),
+        insn(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, i386, 5, 0),
         stmt(ret, libc::SECCOMP_RET_KILL_PROCESS),
         stmt(load, SECCOMP_DATA_NR_OFFSET),
-        jump(
+        insn(
             libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K,
             X32_SYSCALL_BIT,
             x32_to,
             2,
         ),
-        jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, u32::MAX, 1, 0),
+        insn(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, u32::MAX, 1, 0),
         stmt(ret, libc::SECCOMP_RET_KILL_PROCESS),
         stmt(ret, libc::SECCOMP_RET_ALLOW),
     ]
