@@ -14,8 +14,8 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::require_root;
 use common::zonehost::{bin, ZoneHost};
+use common::{have_bpftrace, require_root};
 use serde_json::Value;
 
 common::zonehost::host_type!();
@@ -59,16 +59,6 @@ impl Drop for Host {
     fn drop(&mut self) {
         self.0.halt_all();
     }
-}
-
-/// Whether bpftrace is installed; otherwise the test says why it is skipped.
-fn have_bpftrace() -> bool {
-    let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .any(|d| d.join("bpftrace").is_file());
-    if !found {
-        eprintln!("skipping: bpftrace is not installed (scripts/install-deps.sh)");
-    }
-    found
 }
 
 /// The fields after `LABEL:RESOURCE:` of the last `interval:RESOURCE:ZONE:...` line per zone.

@@ -20,8 +20,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::require_root;
 use common::zonehost::{bin, ZoneHost};
+use common::{have_bpftrace, require_root};
 use serde_json::Value;
 use zones_linux::zone::datalinks;
 use zones_linux::zone::network::{host_link_name, ifb_name};
@@ -44,16 +44,6 @@ fn build_probe(dest: &Path) {
         src.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Whether bpftrace is installed; otherwise the test says why it is skipped.
-fn have_bpftrace() -> bool {
-    let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .any(|d| d.join("bpftrace").is_file());
-    if !found {
-        eprintln!("skipping: bpftrace is not installed (scripts/install-deps.sh)");
-    }
-    found
 }
 
 /// A zone host whose test links carry a unique tag, removed on drop with the zones.

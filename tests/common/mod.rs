@@ -61,6 +61,16 @@ pub fn require_root() -> bool {
     }
 }
 
+/// Whether bpftrace is installed; otherwise the test says why it is skipped.
+pub fn have_bpftrace() -> bool {
+    let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .any(|d| d.join("bpftrace").is_file());
+    if !found {
+        eprintln!("skipping: bpftrace is not installed (scripts/install-deps.sh)");
+    }
+    found
+}
+
 /// Poll `done` every 10 ms, at most 500 times (about 5 s); whether it became true. For what a
 /// test must wait on without a notification: a state, a /proc file, a cgroup counter.
 pub fn wait_until(mut done: impl FnMut() -> bool) -> bool {
