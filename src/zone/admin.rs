@@ -816,6 +816,7 @@ pub fn list(store: &Store, scope: ListScope, only: Option<&str>) -> Result<Vec<L
             brand: match e.brand {
                 Brand::Linux => "linux".into(),
                 Brand::App => "app".into(),
+                Brand::Kvm => "kvm".into(),
             },
             ip_type: match e.ip_type {
                 IpType::Exclusive => "excl".into(),

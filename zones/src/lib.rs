@@ -5,6 +5,7 @@
 pub mod idrange;
 pub mod idshift;
 pub mod image;
+pub mod kvm;
 pub mod lang;
 pub mod live;
 pub mod model;

@@ -424,6 +424,7 @@ fn brand_name(b: Brand) -> &'static str {
     match b {
         Brand::Linux => "linux",
         Brand::App => "app",
+        Brand::Kvm => "kvm",
     }
 }
 
@@ -454,6 +455,12 @@ fn process(zone: &Zone, opts: &SpecOptions) -> Result<oci_spec::runtime::Process
                 ),
             }
             args
+        }
+        Brand::Kvm => {
+            return Err(invalid(
+                zone,
+                "brand kvm: the VM's process is not built yet",
+            ));
         }
         Brand::App => {
             let app = opts.app.clone().unwrap_or_default();

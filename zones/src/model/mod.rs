@@ -95,15 +95,18 @@ pub enum Brand {
     Linux,
     /// An application zone: the image's entrypoint/cmd, like an OCI container.
     App,
+    /// A hardware virtual machine: qemu-system is the zone's workload (see [`crate::kvm`]).
+    Kvm,
 }
 
 impl Brand {
-    /// Parses `linux` or `app`.
+    /// Parses `linux`, `app` or `kvm`.
     pub fn parse(text: &str) -> Result<Brand, ModelError> {
         match text {
             "linux" => Ok(Brand::Linux),
             "app" => Ok(Brand::App),
-            _ => Err(invalid("brand", text, "linux or app")),
+            "kvm" => Ok(Brand::Kvm),
+            _ => Err(invalid("brand", text, "linux, app or kvm")),
         }
     }
 }
@@ -113,6 +116,7 @@ impl fmt::Display for Brand {
         f.write_str(match self {
             Brand::Linux => "linux",
             Brand::App => "app",
+            Brand::Kvm => "kvm",
         })
     }
 }
@@ -915,7 +919,7 @@ mod tests {
         );
         assert_eq!(
             z.set_global("brand", &s("ipkg")).unwrap_err().to_string(),
-            "brand \"ipkg\": expected linux or app"
+            "brand \"ipkg\": expected linux, app or kvm"
         );
         assert_eq!(
             z.set_global("ip-type", &s("excl")).unwrap_err().to_string(),
