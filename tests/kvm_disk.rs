@@ -172,6 +172,8 @@ fn imports_raw_and_qcow2_and_clones_share_the_images_blocks() {
     let raw = h.raw_image("deb.img", 64, 16);
     let qcow = h.qcow2_image("data.qcow2", 128, 8);
     // A raw image needs --disk raw; a qcow2 file is told by its header.
+    let e = h.fails("imgadm", &["import", raw.to_str().unwrap()]);
+    assert!(e.contains("is imported with --disk raw"), "{e}");
     let out = h.ok(
         "imgadm",
         &[

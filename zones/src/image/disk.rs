@@ -78,6 +78,48 @@ pub fn sniff_qcow2(path: &Path) -> Result<bool, ImageError> {
     Ok(qcow2::is_qcow2(&head))
 }
 
+/// Whether the regular file `path` is no archive `import` could read: neither gzip, zstd nor
+/// a tar (its first 512-byte header's checksum holds). Such a file is most likely a raw disk
+/// image given without `--disk raw`.
+pub fn not_an_archive(path: &Path) -> Result<bool, ImageError> {
+    let f = rootdir::open_regular(path).map_err(io_at(path))?;
+    let mut head = Vec::with_capacity(512);
+    f.take(512).read_to_end(&mut head).map_err(io_at(path))?;
+    if super::layer::Compression::sniff(&head) != super::layer::Compression::None {
+        return Ok(false);
+    }
+    Ok(!tar_header_ok(&head))
+}
+
+/// A tar header block: 512 bytes whose checksum field (octal, bytes 148..156) is the sum of
+/// its bytes with that field read as spaces.
+fn tar_header_ok(block: &[u8]) -> bool {
+    if block.len() < 512 || block.iter().all(|b| *b == 0) {
+        return false;
+    }
+    let field = &block[148..156];
+    let text: String = field
+        .iter()
+        .map(|b| *b as char)
+        .filter(|c| !matches!(c, '\0' | ' '))
+        .collect();
+    let Ok(want) = u32::from_str_radix(&text, 8) else {
+        return false;
+    };
+    let sum: u32 = block[..512]
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(*b)
+            }
+        })
+        .sum();
+    sum == want
+}
+
 /// Copy the disk image `src` of `format` to `dest` (a new file, 0644), hashing it, and check
 /// the copy. The source is read through the guarded open, at most as many bytes as it had
 /// when opened.
@@ -206,6 +248,28 @@ mod tests {
         assert_eq!(m.len(), 64 << 20);
         assert!(m.blocks() * 512 < 4 << 20, "{} blocks", m.blocks());
         assert_eq!(m.permissions().mode() & 0o777, 0o644);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn tells_archives_from_raw_disks() {
+        let d = tmp("sniff");
+        let mut t = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_cksum();
+        t.append_data(&mut h, "a", &b"hi"[..]).unwrap();
+        let tar = d.join("a.tar");
+        fs::write(&tar, t.into_inner().unwrap()).unwrap();
+        assert!(!not_an_archive(&tar).unwrap());
+        let gz = d.join("a.tar.gz");
+        fs::write(&gz, [0x1f, 0x8b, 8, 0]).unwrap();
+        assert!(!not_an_archive(&gz).unwrap());
+        let raw = d.join("raw.img");
+        fs::write(&raw, [0u8; 4096]).unwrap();
+        assert!(not_an_archive(&raw).unwrap());
+        fs::write(&raw, [0x55u8; 4096]).unwrap();
+        assert!(not_an_archive(&raw).unwrap());
         fs::remove_dir_all(&d).unwrap();
     }
 

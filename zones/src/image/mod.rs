@@ -381,6 +381,12 @@ impl ImageStore {
         if let Some(format) = disk {
             return self.import_disk(path, format, &origin, opts);
         }
+        if !opts.rootfs && meta.is_file() && disk::not_an_archive(path)? {
+            return Err(ImageError::BadImage {
+                path: path.to_path_buf(),
+                why: "is not an image archive (no tar, gzip or zstd header): a raw disk image is imported with --disk raw".into(),
+            });
+        }
         let (staging, guard) = self.staging()?;
         let rootfs = staging.join("rootfs");
         let mut manifest = if opts.rootfs {
