@@ -271,6 +271,8 @@ fn imports_raw_and_qcow2_and_clones_share_the_images_blocks() {
             && args.contains("virtio-blk-pci,drive=disk0,bootindex=0"),
         "{args}"
     );
+    let e = h.fails("imgadm", &["create", "-o", "/nonexistent/x.tar", "a"]);
+    assert!(e.contains("is a kvm zone"), "{e}");
     // Provisioning twice is refused, and leaves the first clones alone.
     let e = h.provision("a").unwrap_err().to_string();
     assert!(e.contains("already exists"), "{e}");
