@@ -398,6 +398,14 @@ fn refuses_bad_images_and_disks_leaving_nothing() {
     for zone in ["noimg", "big"] {
         assert!(!h.zonepath(zone).join("vm").exists(), "{zone}");
     }
+    // qemu-img refuses the second disk: the first one's clone and the dirs go too.
+    h.kvm_zone("huge", &["image=base", "image=base,size=8000000t"], "");
+    let e = h.provision("huge").unwrap_err().to_string();
+    assert!(
+        e.contains("zone 'huge': disk1: qemu-img create failed") && e.contains("too large"),
+        "{e}"
+    );
+    assert!(!h.zonepath("huge").join("vm").exists());
     // Within the quota it is made.
     h.kvm_zone(
         "fits",
