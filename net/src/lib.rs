@@ -9,6 +9,8 @@
 //!   needs no threads).
 //! - `names`: interface-name and MAC validation.
 //! - `tc`: bandwidth caps (tbf; ingress through an ifb device), over rtnetlink.
+//! - `tap`: persistent tap devices for virtual machines, owned by an unprivileged user, made
+//!   inside a network namespace by a forked child.
 //! - `nft`: link protection (anti-spoofing) as a netdev-ingress nftables table, through
 //!   `nft -j` (JSON).
 
@@ -18,6 +20,7 @@ pub mod names;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
+pub mod tap;
 pub mod tc;
 
 pub use link::{Address, Link};
