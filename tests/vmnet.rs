@@ -35,16 +35,17 @@ struct Fixture {
 }
 
 impl Fixture {
-    fn new() -> Fixture {
+    /// `tag` (one letter) tells the tests of one process apart.
+    fn new(tag: &str) -> Fixture {
         let pid = std::process::id();
-        let root = PathBuf::from(format!("/tmp/runz-test-vmnet-{pid}"));
+        let root = PathBuf::from(format!("/tmp/runz-test-vmnet-{pid}-{tag}"));
         std::fs::create_dir_all(&root).unwrap();
         let store = Store::open(Some(&root)).unwrap();
-        let zone = format!("vmnet{pid}");
+        let zone = format!("vmnet{pid}{tag}");
         let paths = ZonePaths::new(&store, &zone);
         std::fs::create_dir_all(&paths.run).unwrap();
         let link = |s: &str| {
-            let mut n = format!("rzt{pid}{s}");
+            let mut n = format!("rzt{pid}{tag}{s}");
             n.truncate(15);
             n
         };
@@ -84,13 +85,79 @@ fn host_has(name: &str) -> bool {
     Netlink::open().unwrap().link(name).unwrap().is_some()
 }
 
+/// A stand-in for a zone's created init: a process in a new user namespace (ids mapped from
+/// `id_base`) and a new network namespace, owned by it; killed on drop.
+struct Init(nix::unistd::Pid);
+
+impl Init {
+    fn new(id_base: u32) -> Init {
+        let own = std::fs::read_link("/proc/self/ns/user").unwrap();
+        // SAFETY: the child makes raw system calls only, and never returns.
+        let pid = match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                // SAFETY: unshare and pause (a single-threaded child); _exit when unshare fails.
+                unsafe {
+                    if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) != 0 {
+                        libc::_exit(1);
+                    }
+                    loop {
+                        libc::pause();
+                    }
+                }
+            }
+            nix::unistd::ForkResult::Parent { child } => Init(child),
+        };
+        let ns = format!("/proc/{}/ns/user", pid.0);
+        let until = Instant::now() + Duration::from_secs(5);
+        while std::fs::read_link(&ns).ok().as_ref() == Some(&own) {
+            assert!(
+                Instant::now() < until,
+                "the init stand-in made no user namespace"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for map in ["uid_map", "gid_map"] {
+            std::fs::write(
+                format!("/proc/{}/{map}", pid.0),
+                format!("0 {id_base} 65536\n"),
+            )
+            .unwrap();
+        }
+        pid
+    }
+}
+
+impl Drop for Init {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(self.0, None);
+    }
+}
+
+/// Without a user namespace: the host makes the zone's network namespace (`network::setup`).
 #[test]
 fn a_kvm_zones_tap_reaches_the_etherstub_with_the_anets_mac_only() {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("skipping: needs root");
         return;
     }
-    let mut f = Fixture::new();
+    check_kvm_network(None);
+}
+
+/// With one (the default): the namespace is the zone init's, owned by the zone's user
+/// namespace (`network::setup_in` with the created init).
+#[test]
+fn a_kvm_zones_tap_in_a_user_namespaced_zone() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let init = Init::new(2_000_000);
+    check_kvm_network(Some(init.0));
+}
+
+fn check_kvm_network(init: Option<nix::unistd::Pid>) {
+    let mut f = Fixture::new(if init.is_some() { "u" } else { "h" });
     let pid = std::process::id();
     let vm_mac = [0x02, 0x08, 0x20, 0x7b, (pid >> 8) as u8, pid as u8];
     let arp = Arp {
@@ -115,7 +182,7 @@ fn a_kvm_zones_tap_reaches_the_etherstub_with_the_anets_mac_only() {
     let owner = vm_owner(id_base);
     assert_eq!(owner, (2_000_100, 2_000_100));
 
-    let file = network::setup(&f.store, &zone, &f.paths, id_base)
+    let file = network::setup_in(&f.store, &zone, &f.paths, init, id_base)
         .unwrap()
         .expect("a namespace file");
     let nsfd = netns::open(&file).unwrap();
