@@ -156,15 +156,8 @@ fn a_kvm_zones_tap_in_a_user_namespaced_zone() {
     check_kvm_network(Some(init.0));
 }
 
-fn check_kvm_network(init: Option<nix::unistd::Pid>) {
-    let mut f = Fixture::new(if init.is_some() { "u" } else { "h" });
-    let pid = std::process::id();
-    let vm_mac = [0x02, 0x08, 0x20, 0x7b, (pid >> 8) as u8, pid as u8];
-    let arp = Arp {
-        mac: vm_mac,
-        ip: [10, 213, 78, 2],
-        peer: [10, 213, 78, 1],
-    };
+/// A kvm zone with one anet `net0` on the fixture's etherstub, the VM's MAC `vm_mac`.
+fn kvm_zone(f: &Fixture, vm_mac: [u8; 6]) -> Zone {
     let mut zone = Zone::new(&f.zone);
     zone.brand = Brand::Kvm;
     zone.anet = vec![Anet {
@@ -176,6 +169,19 @@ fn check_kvm_network(init: Option<nix::unistd::Pid>) {
         link_protection: Some("mac-nospoof,ip-nospoof".into()),
         ..Default::default()
     }];
+    zone
+}
+
+fn check_kvm_network(init: Option<nix::unistd::Pid>) {
+    let mut f = Fixture::new(if init.is_some() { "u" } else { "h" });
+    let pid = std::process::id();
+    let vm_mac = [0x02, 0x08, 0x20, 0x7b, (pid >> 8) as u8, pid as u8];
+    let arp = Arp {
+        mac: vm_mac,
+        ip: [10, 213, 78, 2],
+        peer: [10, 213, 78, 1],
+    };
+    let zone = kvm_zone(&f, vm_mac);
     let nics = network::vm_nics(&zone);
     assert_eq!(nics.len(), 1);
     let id_base = 2_000_000;
@@ -252,5 +258,99 @@ fn check_kvm_network(init: Option<nix::unistd::Pid>) {
             "a VM device came to the host"
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// qemu itself, as the zone's qemu user with no capability, opens the zone's tap with the
+/// arguments `vm_nic_qemu_args` gives (its own TUNSETIFF flags, offloads, vnet header): the
+/// tap gets its carrier. The machine is never started (`-S`).
+#[test]
+fn qemu_attaches_to_the_zones_tap_as_the_qemu_user() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping: needs root");
+        return;
+    }
+    let qemu = "/usr/bin/qemu-system-x86_64";
+    if !std::path::Path::new(qemu).exists() {
+        eprintln!("skipping: no {qemu}");
+        return;
+    }
+    let f = Fixture::new("q");
+    let zone = kvm_zone(&f, [0x02, 0x08, 0x20, 0x7c, 0, 1]);
+    let id_base = 2_100_000;
+    let (uid, gid) = vm_owner(id_base);
+    let file = network::setup(&f.store, &zone, &f.paths, id_base)
+        .unwrap()
+        .expect("a namespace file");
+    let nsfd = netns::open(&file).unwrap();
+    let carrier = || read_sysfs_in(&nsfd, "/sys/class/net/vmtap0/carrier");
+    assert_eq!(carrier(), "0", "no carrier before qemu attaches");
+
+    let mut cmd = std::process::Command::new(qemu);
+    cmd.args([
+        "-machine",
+        "q35",
+        "-accel",
+        "tcg,thread=multi",
+        "-cpu",
+        "max",
+        "-m",
+        "64",
+        "-S",
+        "-nodefaults",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-serial",
+        "none",
+    ]);
+    cmd.args(network::vm_nic_qemu_args(&network::vm_nics(&zone)));
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let ns = std::os::fd::AsRawFd::as_raw_fd(&nsfd);
+    // SAFETY: between fork and exec only raw system calls: enter the zone's namespace, drop
+    // to the qemu user (every capability goes with uid 0).
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            if libc::setns(ns, libc::CLONE_NEWNET) != 0
+                || libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(gid) != 0
+                || libc::setuid(uid) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut qemu = Killed(cmd.spawn().unwrap());
+    let child = &mut qemu.0;
+    let until = Instant::now() + Duration::from_secs(30);
+    let result = loop {
+        if carrier() == "1" {
+            break Ok(());
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
+            break Err(format!("qemu ended ({status}): {err}"));
+        }
+        if Instant::now() > until {
+            break Err("no carrier on vmtap0 after 30 s".to_string());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    drop(qemu);
+    result.unwrap();
+}
+
+/// A child process killed (and reaped) on drop, even when the test fails.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
