@@ -6,7 +6,7 @@
 //! - `bridge_vlan`: VLAN filtering on an etherstub bridge, a port's VLAN (PVID, untagged).
 //! - `netns`: named network namespaces as bind-mounted nsfs files, and netlink sockets opened
 //!   inside a namespace by a forked child (the caller never changes its own namespace, and
-//!   needs no threads).
+//!   needs no threads); sysctls written there the same way.
 //! - `names`: interface-name and MAC validation.
 //! - `tc`: bandwidth caps (tbf; ingress through an ifb device), over rtnetlink.
 //! - `tap`: persistent tap devices for virtual machines, owned by an unprivileged user, made
