@@ -1,0 +1,3 @@
+//! `zonesd`: the host API daemon (issue 21); its modules follow.
+
+fn main() {}
