@@ -1,3 +1,9 @@
-//! `zonesd`: the host API daemon (issue 21); its modules follow.
+//! `zonesd`: the host's zone API daemon (src/zonesd/). Its modules are compiled into this
+//! binary only, so tokio, hyper and axum reach no other binary.
 
-fn main() {}
+#[path = "../zonesd/mod.rs"]
+mod zonesd;
+
+fn main() {
+    std::process::exit(zonesd::cli::main());
+}
