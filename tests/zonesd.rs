@@ -381,6 +381,35 @@ fn roles_tokens_limits_and_the_audit_log() {
         204
     );
     assert_eq!(d.req("GET", "/api/zones", Some(&api_v), None).status, 401);
+    // An open event stream ends when its token is revoked.
+    let sse = d.token("viewer", "sse");
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let head = format!("GET /api/events HTTP/1.1\r\nHost: z\r\nConnection: close\r\nAuthorization: Bearer {sse}\r\n\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let until = Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&got).contains("text/event-stream") {
+        assert!(Instant::now() < until, "no event stream: {got:?}");
+        if let Ok(n) = s.read(&mut buf) {
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+    d.token_cmd(&["revoke", "sse"]);
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(
+            Instant::now() < until,
+            "the stream goes on after revoke: {}",
+            String::from_utf8_lossy(&got)
+        );
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
     d.token_cmd(&["revoke", "v"]);
     assert_eq!(d.req("GET", "/api/zones", Some(&viewer), None).status, 401);
     assert!(!d.token_cmd(&["list"]).contains(" v "));
@@ -756,6 +785,39 @@ fn a_zone_lives_its_whole_life_through_the_api() {
     assert_eq!(ev["zone"], uuid.as_str());
     assert!(ev["time"].is_string());
 
+    // Update (checked first: a bad key is a 400 at its path), reboot.
+    let z = format!("/api/zones/{uuid}");
+    let r = d.req(
+        "PATCH",
+        &z,
+        Some(&op),
+        Some(&json!({"uuid": "x", "bogus": 1})),
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    let doc = r.json();
+    let paths: Vec<&str> = doc["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        paths.contains(&"$.uuid") && paths.contains(&"$.bogus"),
+        "{paths:?}"
+    );
+    let r = d.req(
+        "PATCH",
+        &z,
+        Some(&op),
+        Some(&json!({"alias": "apiweb2", "ram": 384})),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["alias"], "apiweb2");
+    assert_eq!(r.json()["ram"], 384);
+    let r = d.req("POST", &format!("{z}/reboot"), Some(&op), None);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["state"], "running");
+
     // A snapshot.
     let r = d.req(
         "POST",
@@ -815,11 +877,13 @@ fn a_zone_lives_its_whole_life_through_the_api() {
             )
         })
         .collect();
-    let z = format!("/api/zones/{uuid}");
     for want in [
         ("POST /api/zones".to_string(), 201),
         ("POST /api/zones".to_string(), 400),
         (format!("POST {z}/boot"), 200),
+        (format!("PATCH {z}"), 400),
+        (format!("PATCH {z}"), 200),
+        (format!("POST {z}/reboot"), 200),
         (format!("POST {z}/snapshots"), 201),
         (format!("POST {z}/halt"), 200),
         (format!("DELETE {z}"), 204),

@@ -391,6 +391,7 @@ async fn links(State(app): State<S>) -> Result<Json<Value>, ApiError> {
 
 async fn events(
     State(app): State<S>,
+    axum::Extension(token): axum::Extension<super::tokens::TokenEntry>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let new_only = match q.get("new").map(String::as_str) {
@@ -399,7 +400,14 @@ async fn events(
         Some(v) => return Err(ApiError::BadRequest(format!("new={v}: use true or false"))),
     };
     let path = app.store()?.events_file();
-    Ok(super::events::stream(path, q.get("zone").cloned(), new_only).into_response())
+    let check = app.clone();
+    let alive = Box::new(move || {
+        check
+            .tokens
+            .list()
+            .is_ok_and(|ts| ts.iter().any(|t| t.id == token.id))
+    });
+    Ok(super::events::stream(path, q.get("zone").cloned(), new_only, alive).into_response())
 }
 
 fn token_doc(t: &super::tokens::TokenEntry) -> Value {

@@ -58,8 +58,19 @@ fn authenticate(app: &App, req: &Request) -> Result<TokenEntry, ApiError> {
         .ok_or(ApiError::Unauthorized)
 }
 
-/// The middleware: authenticate, authorise, run, audit.
+/// The middleware: authenticate, authorise, run, audit. A change runs in a task of its own,
+/// so that it is finished and audited even when its client goes away half-way.
 pub async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    if !is_change(req.method()) {
+        return handle(app, req, next).await;
+    }
+    match tokio::spawn(handle(app, req, next)).await {
+        Ok(resp) => resp,
+        Err(e) => ApiError::Internal(format!("zonesd: the request failed: {e}")).into_response(),
+    }
+}
+
+async fn handle(app: Arc<App>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let who = authenticate(&app, &req);

@@ -2,7 +2,8 @@
 //! prints) as Server-Sent Events, one `event: zone` per line, its data the same JSON object
 //! (`time`, `zone`, `uuid`, `state`, `previous`). `?zone=NAME|UUID` keeps one zone's events;
 //! `?new=true` skips what is already in the log. The log is polled every 200 ms; a rotated or
-//! truncated log is read again from its start.
+//! truncated log is read again from its start. The stream ends within a second of its token
+//! being revoked.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -18,6 +19,8 @@ use serde_json::Value;
 use zones_linux::zone::events::render;
 
 const POLL: Duration = Duration::from_millis(200);
+/// Every this many idle polls, whether the token is still valid.
+const AUTH_EVERY: u32 = 5;
 /// The most read from the log in one go.
 const CHUNK: u64 = 1 << 20;
 
@@ -29,6 +32,9 @@ struct Tail {
     file_id: Option<(u64, u64)>,
     partial: Vec<u8>,
     ready: VecDeque<Value>,
+    /// Whether the stream's token is still valid.
+    alive: Box<dyn Fn() -> bool + Send>,
+    polls: u32,
 }
 
 impl Tail {
@@ -74,8 +80,11 @@ pub fn stream(
     path: PathBuf,
     zone: Option<String>,
     new_only: bool,
+    alive: Box<dyn Fn() -> bool + Send>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let mut tail = Tail {
+        alive,
+        polls: 0,
         pos: 0,
         file_id: None,
         partial: Vec::new(),
@@ -97,6 +106,10 @@ pub fn stream(
             }
             tail.read_more();
             if tail.ready.is_empty() {
+                tail.polls += 1;
+                if tail.polls % AUTH_EVERY == 0 && !(tail.alive)() {
+                    return None;
+                }
                 tokio::time::sleep(POLL).await;
             }
         }

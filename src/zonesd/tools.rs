@@ -1,7 +1,9 @@
 //! The zone tools as child processes: every zone action goes through `vmadm`, `zoneadm`,
 //! `imgadm` or `dladm` (the binaries beside zonesd), so a zone's supervisor is always forked
 //! by a single-threaded process (the engine's fork rule). A tool that fails is a 409 with its
-//! message; one that does not finish within [`TOOL_TIMEOUT`] is killed.
+//! message; one that does not finish within [`TOOL_TIMEOUT`] is killed. A tool is never
+//! killed because its request went away (a client that disconnects mid-create): it finishes,
+//! or undoes its own steps, as it would from a shell.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -60,8 +62,7 @@ impl Tools {
                 Stdio::null()
             })
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            .stderr(Stdio::piped());
         let mask = *CHILD_UMASK.get().unwrap_or(&0o022);
         // SAFETY: umask(2) is async-signal-safe and touches only the child's own state.
         unsafe {
@@ -74,21 +75,27 @@ impl Tools {
         let mut child = cmd.spawn().map_err(|e| {
             ApiError::Internal(format!("zonesd: cannot run {}: {e}", path.display()))
         })?;
+        let pid = child.id();
         if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
             stdin
                 .write_all(data)
                 .await
                 .map_err(|e| ApiError::Internal(format!("zonesd: {what}: stdin: {e}")))?;
         }
-        let out = tokio::time::timeout(TOOL_TIMEOUT, child.wait_with_output())
-            .await
-            .map_err(|_| {
-                ApiError::Internal(format!(
+        let out = match tokio::time::timeout(TOOL_TIMEOUT, child.wait_with_output()).await {
+            Ok(r) => r.map_err(|e| ApiError::Internal(format!("zonesd: {what}: {e}")))?,
+            Err(_) => {
+                if let Some(pid) = pid {
+                    // SAFETY: kill(2) on our own child's pid; not yet reaped (tokio reaps it
+                    // only after this), so the pid cannot name another process.
+                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                }
+                return Err(ApiError::Internal(format!(
                     "zonesd: {what}: killed after {} s",
                     TOOL_TIMEOUT.as_secs()
-                ))
-            })?
-            .map_err(|e| ApiError::Internal(format!("zonesd: {what}: {e}")))?;
+                )));
+            }
+        };
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr);
         if !out.status.success() {
