@@ -445,6 +445,48 @@ fn roles_tokens_limits_and_the_audit_log() {
                 .is_none()
     );
 
+    // Odd input is a 4xx with a JSON error, never a 5xx or a crash.
+    let r = d.req("PUT", "/api/zones", Some(&operator), Some(&json!({})));
+    assert_eq!(r.status, 405, "{r:?}");
+    assert!(r.json()["error"].is_string());
+    let r = d.req("GET", "/api/events?new=maybe", Some(&operator), None);
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.json()["error"].as_str().unwrap().contains("new=maybe"));
+    let bodies: [&[u8]; 13] = [
+        b"",
+        b"null",
+        b"[]",
+        b"{",
+        b"\"x\"",
+        b"{\"uuid\": 5}",
+        b"{\"nics\": 5}",
+        b"{\"nics\": [5, {\"ip\": []}]}",
+        b"{\"image_uuid\": {}, \"ram\": -1}",
+        b"{\"name\": []}",
+        b"{\"role\": 1, \"name\": \"../x\"}",
+        b"\xff\xfe{}",
+        b"{\"tags\": {\"a\": {\"b\": 1}}, \"uuid\": \"zz\"}",
+    ];
+    for (method, path) in [
+        ("POST", "/api/zones"),
+        ("PATCH", "/api/zones/nosuch"),
+        ("POST", "/api/zones/nosuch/snapshots"),
+        ("POST", "/api/tokens"),
+        ("DELETE", "/api/images/-rf"),
+        ("GET", "/api/zones/..%2F..%2Fetc"),
+        ("GET", "/api/zones/nosuch/stats"),
+    ] {
+        for b in bodies {
+            let r = d.raw(method, path, Some(&admin), Some(b), None);
+            assert!(
+                (400..500).contains(&r.status),
+                "{method} {path} {b:?}: {r:?}"
+            );
+            assert!(r.json()["error"].is_string(), "{r:?}");
+        }
+    }
+    assert_eq!(d.zones_stored(), Vec::<Value>::new());
+
     // Over the body limit (1 MiB): 413, by the declared length and by the bytes sent.
     let big = vec![b' '; 64 << 10];
     let r = d.raw(

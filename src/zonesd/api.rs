@@ -102,6 +102,7 @@ pub fn router(app: S) -> Router {
     }
     // The guard wraps the fallback too: an unknown path needs a token like any other.
     api.fallback(not_found)
+        .method_not_allowed_fallback(not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             super::auth::guard,
@@ -115,6 +116,17 @@ async fn not_found(req: Request) -> ApiError {
         req.method(),
         req.uri().path()
     ))
+}
+
+async fn not_allowed(req: Request) -> Response {
+    let e = ApiError::BadRequest(format!(
+        "{} is not a method of {} (GET /api/openapi.json lists them)",
+        req.method(),
+        req.uri().path()
+    ));
+    let mut resp = e.into_response();
+    *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    resp
 }
 
 /// A JSON object body: at most [`BODY_LIMIT`] bytes (413), an object (400 at `$`).
@@ -392,8 +404,9 @@ async fn links(State(app): State<S>) -> Result<Json<Value>, ApiError> {
 async fn events(
     State(app): State<S>,
     axum::Extension(token): axum::Extension<super::tokens::TokenEntry>,
-    Query(q): Query<HashMap<String, String>>,
+    q: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
     let new_only = match q.get("new").map(String::as_str) {
         None | Some("false") | Some("0") => false,
         Some("true") | Some("1") => true,
