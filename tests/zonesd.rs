@@ -694,33 +694,39 @@ fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'st
         .unwrap()
 }
 
-/// The busybox image imported with imgadm on `d`'s host; its id.
-fn import_image(d: &Daemon) -> String {
+/// The busybox image imported through the API (`POST /api/images`, admin); its id.
+fn import_image(d: &Daemon, admin: &str, operator: &str) -> String {
     let tgz = d.host.root.join("rootfs.tar.gz");
     std::fs::write(
         &tgz,
         build::gzip(&build::tar_rootfs(&d.host.image).unwrap()),
     )
     .unwrap();
-    d.host.ok(
-        "imgadm",
-        &[
-            "import",
-            "--rootfs",
-            "--name",
-            "apibase",
-            tgz.to_str().unwrap(),
-        ],
+    let body = json!({"source": tgz, "rootfs": true, "name": "apibase"});
+    let r = d.req("POST", "/api/images", Some(operator), Some(&body));
+    assert_eq!(r.status, 403, "{r:?}");
+    let r = d.req(
+        "POST",
+        "/api/images",
+        Some(admin),
+        Some(&json!({"source": "rel/x", "nme": 1})),
     );
-    let list: Value = serde_json::from_str(&d.host.ok("imgadm", &["list", "-j"])).unwrap();
-    list.as_array()
+    assert_eq!(r.status, 400, "{r:?}");
+    let doc = r.json();
+    let paths: Vec<&str> = doc["problems"]
+        .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["name"] == "apibase")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["$.nme", "$.source"]);
+    let r = d.req("POST", "/api/images", Some(admin), Some(&body));
+    assert_eq!(r.status, 201, "{r:?}");
+    let img = r.json();
+    assert_eq!(img["name"], "apibase", "{img}");
+    let list = d.req("GET", "/api/images", Some(operator), None).json();
+    assert_eq!(list[0]["id"], img["id"], "{list}");
+    img["id"].as_str().unwrap().to_string()
 }
 
 /// Reads `GET /api/events?zone=Z` until an event with `state` arrives (30 s at most); it.
@@ -763,7 +769,8 @@ fn a_zone_lives_its_whole_life_through_the_api() {
     let d = Daemon::start("life", true, &[]);
     let op = d.token("operator", "op");
     let viewer = d.token("viewer", "view");
-    let image = import_image(&d);
+    let admin = d.token("admin", "adm");
+    let image = import_image(&d, &admin, &op);
     let uuid = format!(
         "{:08x}-0000-4000-8000-{:012x}",
         std::process::id(),

@@ -42,6 +42,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/zones/{uuid}/snapshots"),
     ("POST", "/api/zones/{uuid}/snapshots"),
     ("GET", "/api/images"),
+    ("POST", "/api/images"),
     ("DELETE", "/api/images/{id}"),
     ("GET", "/api/events"),
     ("GET", "/api/links"),
@@ -76,6 +77,7 @@ fn handler(method: &str, path: &str) -> MethodRouter<S> {
         ("GET", "/api/zones/{uuid}/snapshots") => on(mf, snapshots_list),
         ("POST", "/api/zones/{uuid}/snapshots") => on(mf, snapshot_create),
         ("GET", "/api/images") => on(mf, images_list),
+        ("POST", "/api/images") => on(mf, image_import),
         ("DELETE", "/api/images/{id}") => on(mf, image_delete),
         ("GET", "/api/events") => on(mf, events),
         ("GET", "/api/links") => on(mf, links),
@@ -385,6 +387,91 @@ fn parse_json(prog: &str, text: &str) -> Result<Value, ApiError> {
 async fn images_list(State(app): State<S>) -> Result<Json<Value>, ApiError> {
     let out = app.tools.run("imgadm", &["list", "-j"], None).await?;
     Ok(Json(parse_json("imgadm", &out.stdout)?))
+}
+
+/// POST /api/images `{"source", "rootfs"?, "name"?, "insecure"?}`: `imgadm import` of a path
+/// on this host (absolute) or a `docker://` reference; 201 with the new image.
+async fn image_import(
+    State(app): State<S>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let mut problems = Vec::new();
+    let mut bad = |path: &str, msg: String| {
+        problems.push(Problem {
+            path: path.into(),
+            msg,
+        })
+    };
+    let mut args: Vec<String> = vec!["import".into()];
+    for (k, v) in &body {
+        let path = format!("$.{k}");
+        match (k.as_str(), v) {
+            ("source", Value::String(s)) => {
+                let ok = (s.starts_with('/') || s.starts_with("docker://"))
+                    && !s.contains('\n')
+                    && s.len() <= 4096;
+                if !ok {
+                    bad(&path, format!("{s:?}: give an absolute path on this host or docker://HOST[:PORT]/REPO[:TAG]"));
+                }
+            }
+            ("rootfs" | "insecure", Value::Bool(on)) => {
+                if *on {
+                    args.push(format!("--{k}"));
+                }
+            }
+            ("name", Value::String(n)) => {
+                if let Err(ApiError::Invalid { problems: p, .. }) = check_arg(&path, n) {
+                    p.into_iter().for_each(|p| bad(&p.path, p.msg));
+                } else {
+                    args.extend(["--name".to_string(), n.clone()]);
+                }
+            }
+            ("source" | "name", v) => bad(&path, format!("expected a string, not {v}")),
+            ("rootfs" | "insecure", v) => bad(&path, format!("expected true or false, not {v}")),
+            _ => bad(&path, "unknown property".into()),
+        }
+    }
+    let source = body.get("source").and_then(Value::as_str);
+    if body.get("source").is_none() {
+        bad("$.source", "missing".into());
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Invalid {
+            msg: format!("invalid import request ({} problems)", problems.len()),
+            problems,
+        });
+    }
+    args.push(source.unwrap_or_default().to_string());
+    let ids = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["id"].as_str().map(str::to_string))
+            .collect()
+    };
+    let before = parse_json(
+        "imgadm",
+        &app.tools.run("imgadm", &["list", "-j"], None).await?.stdout,
+    )?;
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    app.tools.run("imgadm", &argv, None).await?;
+    let after = parse_json(
+        "imgadm",
+        &app.tools.run("imgadm", &["list", "-j"], None).await?.stdout,
+    )?;
+    let old = ids(&before);
+    let made = after
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| {
+            m["id"]
+                .as_str()
+                .is_some_and(|id| !old.iter().any(|o| o == id))
+        })
+        .cloned()
+        .unwrap_or(Value::Null);
+    Ok((StatusCode::CREATED, Json(made)).into_response())
 }
 
 async fn image_delete(
