@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::require_root;
-use common::zonehost::{bin, ZoneHost};
+use common::zonehost::{bin, Links, ZoneHost};
 use serde_json::{json, Value};
 use zones::image::build;
 
@@ -274,6 +274,7 @@ fn roles_tokens_limits_and_the_audit_log() {
     if !require_root() {
         return;
     }
+    let mut links = Links(Vec::new());
     let d = Daemon::start("roles", false, &[]);
     let viewer = d.token("viewer", "v");
     let operator = d.token("operator", "o");
@@ -358,6 +359,79 @@ fn roles_tokens_limits_and_the_audit_log() {
         .collect();
     assert_eq!(names, [json!("v"), json!("o"), json!("a")]);
     assert!(!String::from_utf8_lossy(&r.body).contains("sha256"));
+
+    // Etherstubs and VNICs: admin's.
+    let stub = d.host.link_name("rzv", "s");
+    let vnic = d.host.link_name("rzv", "v");
+    links.0.extend([vnic.clone(), stub.clone()]);
+    let r = d.req(
+        "POST",
+        "/api/links",
+        Some(&operator),
+        Some(&json!({"etherstub": stub})),
+    );
+    assert_eq!(r.status, 403, "{r:?}");
+    let r = d.req(
+        "POST",
+        "/api/links",
+        Some(&admin),
+        Some(&json!({"vnic": "-x", "over": 1})),
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    let r = d.req(
+        "POST",
+        "/api/links",
+        Some(&admin),
+        Some(&json!({"etherstub": stub})),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.json()["class"], "etherstub", "{r:?}");
+    let r = d.req(
+        "POST",
+        "/api/links",
+        Some(&admin),
+        Some(&json!({"vnic": vnic, "over": stub})),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.json()["class"], "vnic", "{r:?}");
+    let shown = d.req("GET", "/api/links", Some(&viewer), None).json();
+    assert!(
+        shown
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["link"] == vnic.as_str()),
+        "{shown}"
+    );
+    // A link of another class (a physical NIC) is not deleted.
+    let other = shown.as_array().unwrap().iter().find(|l| {
+        l["class"] != "etherstub"
+            && l["class"] != "vnic"
+            && !l["link"].as_str().unwrap().contains('/')
+    });
+    if let Some(l) = other {
+        let path = format!("/api/links/{}", l["link"].as_str().unwrap());
+        assert_eq!(
+            d.req("DELETE", &path, Some(&admin), None).status,
+            409,
+            "{l}"
+        );
+    }
+    assert_eq!(
+        d.req("DELETE", &format!("/api/links/{vnic}"), Some(&admin), None)
+            .status,
+        204
+    );
+    assert_eq!(
+        d.req("DELETE", &format!("/api/links/{stub}"), Some(&admin), None)
+            .status,
+        204
+    );
+    assert_eq!(
+        d.req("DELETE", &format!("/api/links/{stub}"), Some(&admin), None)
+            .status,
+        404
+    );
 
     // The OpenAPI document is docs/zonesd-openapi.json.
     let r = d.req("GET", "/api/openapi.json", Some(&viewer), None);

@@ -46,6 +46,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/images/{id}"),
     ("GET", "/api/events"),
     ("GET", "/api/links"),
+    ("POST", "/api/links"),
+    ("DELETE", "/api/links/{name}"),
     ("GET", "/api/tokens"),
     ("POST", "/api/tokens"),
     ("DELETE", "/api/tokens/{id}"),
@@ -81,6 +83,8 @@ fn handler(method: &str, path: &str) -> MethodRouter<S> {
         ("DELETE", "/api/images/{id}") => on(mf, image_delete),
         ("GET", "/api/events") => on(mf, events),
         ("GET", "/api/links") => on(mf, links),
+        ("POST", "/api/links") => on(mf, link_create),
+        ("DELETE", "/api/links/{name}") => on(mf, link_delete),
         ("GET", "/api/tokens") => on(mf, tokens_list),
         ("POST", "/api/tokens") => on(mf, token_create),
         ("DELETE", "/api/tokens/{id}") => on(mf, token_delete),
@@ -486,6 +490,124 @@ async fn image_delete(
 async fn links(State(app): State<S>) -> Result<Json<Value>, ApiError> {
     let out = app.tools.run("dladm", &["show-link", "-j"], None).await?;
     Ok(Json(parse_json("dladm", &out.stdout)?))
+}
+
+/// A link name as dladm takes it: 1-15 letters, digits, '_', '.', '-', from a letter or digit.
+fn check_link(path: &str, v: &str, problems: &mut Vec<Problem>) {
+    let ok = !v.is_empty()
+        && v.len() <= 15
+        && v.as_bytes()[0].is_ascii_alphanumeric()
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !ok {
+        problems.push(Problem {
+            path: path.into(),
+            msg: format!(
+                "{v:?}: use 1-15 letters, digits, '_', '.' or '-', from a letter or digit"
+            ),
+        });
+    }
+}
+
+/// POST /api/links `{"etherstub": NAME}` or `{"vnic": NAME, "over": LINK}`: `dladm
+/// create-etherstub` or `create-vnic -l LINK`; 201 with the link as `GET /api/links` shows it.
+async fn link_create(State(app): State<S>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+    let mut problems = Vec::new();
+    let text = |k: &str, problems: &mut Vec<Problem>| match body.get(k) {
+        None => None,
+        Some(Value::String(s)) => {
+            check_link(&format!("$.{k}"), s, problems);
+            Some(s.clone())
+        }
+        Some(v) => {
+            problems.push(Problem {
+                path: format!("$.{k}"),
+                msg: format!("expected a string, not {v}"),
+            });
+            None
+        }
+    };
+    let stub = text("etherstub", &mut problems);
+    let vnic = text("vnic", &mut problems);
+    let over = text("over", &mut problems);
+    for k in body
+        .keys()
+        .filter(|k| !["etherstub", "vnic", "over"].contains(&k.as_str()))
+    {
+        problems.push(Problem {
+            path: format!("$.{k}"),
+            msg: "unknown property".into(),
+        });
+    }
+    let argv: Vec<String> = match (&stub, &vnic, &over) {
+        (Some(s), None, None) => vec!["create-etherstub".into(), s.clone()],
+        (None, Some(v), Some(o)) => vec!["create-vnic".into(), "-l".into(), o.clone(), v.clone()],
+        (None, Some(_), None) => {
+            problems.push(Problem {
+                path: "$.over".into(),
+                msg: "missing (the etherstub or link the VNIC goes over)".into(),
+            });
+            Vec::new()
+        }
+        _ if problems.is_empty() => {
+            problems.push(Problem {
+                path: "$".into(),
+                msg: "give {\"etherstub\": NAME} or {\"vnic\": NAME, \"over\": LINK}".into(),
+            });
+            Vec::new()
+        }
+        _ => Vec::new(),
+    };
+    if !problems.is_empty() {
+        return Err(ApiError::Invalid {
+            msg: format!("invalid link request ({} problems)", problems.len()),
+            problems,
+        });
+    }
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+    app.tools.run("dladm", &args, None).await?;
+    let name = argv.last().cloned().unwrap_or_default();
+    let made = link_row(&app, &name).await?.unwrap_or(Value::Null);
+    Ok((StatusCode::CREATED, Json(made)).into_response())
+}
+
+/// The `dladm show-link -j` row of link `name`.
+async fn link_row(app: &App, name: &str) -> Result<Option<Value>, ApiError> {
+    let out = app.tools.run("dladm", &["show-link", "-j"], None).await?;
+    let rows = parse_json("dladm", &out.stdout)?;
+    Ok(rows
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["link"] == name)
+        .cloned())
+}
+
+/// DELETE /api/links/{name}: an etherstub or a VNIC (`dladm delete-etherstub|delete-vnic`).
+async fn link_delete(
+    State(app): State<S>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let mut problems = Vec::new();
+    check_link("$.name", &name, &mut problems);
+    if !problems.is_empty() {
+        return Err(ApiError::NotFound(format!("no link '{name}'")));
+    }
+    let row = link_row(&app, &name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no link '{name}'")))?;
+    let verb = match row["class"].as_str() {
+        Some("etherstub") => "delete-etherstub",
+        Some("vnic") => "delete-vnic",
+        other => {
+            return Err(ApiError::Conflict(format!(
+                "link '{name}' is a {}: only etherstubs and VNICs are deleted here",
+                other.unwrap_or("link of no class")
+            )))
+        }
+    };
+    app.tools.run("dladm", &[verb, &name], None).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn events(
