@@ -850,7 +850,8 @@ fn a_zone_lives_its_whole_life_through_the_api() {
         std::process::id(),
         d.host.seq
     );
-    let payload = json!({"uuid": uuid, "alias": "apiweb", "brand": "joyent",
+    // Given in upper case: vmadm keeps it in lower case, the API finds it either way.
+    let payload = json!({"uuid": uuid.to_ascii_uppercase(), "alias": "apiweb", "brand": "joyent",
                          "image_uuid": image, "ram": 256, "autoboot": false});
 
     // Create: configured, installed and booted (as vmadm create does).

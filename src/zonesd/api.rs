@@ -235,7 +235,11 @@ async fn zone_create(
     if !payload.contains_key("uuid") {
         payload.insert("uuid".into(), zones::model::new_uuid().into());
     }
-    let uuid = payload["uuid"].as_str().unwrap_or_default().to_string();
+    // vmadm stores a uuid in lower case.
+    let uuid = payload["uuid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let text = Value::Object(payload).to_string();
     vmadm::validate_create(&app.store()?, &text).map_err(vm_error)?;
     app.tools
