@@ -760,6 +760,31 @@ fn tls_on_loopback_with_a_token() {
     assert!(!String::from_utf8_lossy(&got).contains("200 OK"), "{got:?}");
 }
 
+#[test]
+fn loopback_tcp_without_tls() {
+    if !require_root() {
+        return;
+    }
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let d = Daemon::start("tcp", false, &["--listen", &listen]);
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut s = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(e) => assert!(Instant::now() < until, "{listen}: {e}: {}", d.log()),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let t = d.token("viewer", "tcp");
+    let head = format!("GET /api/zones HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {t}\r\n\r\n");
+    let r = exchange(&mut s, head.as_bytes(), None);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json(), json!([]));
+    assert!(d.log().contains(&format!("http://{listen}")), "{}", d.log());
+}
+
 /// The certificates of a PEM text.
 fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
     use rustls::pki_types::pem::PemObject;

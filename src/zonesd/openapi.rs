@@ -35,6 +35,25 @@ mod tests {
             .collect();
         routes.sort();
         assert_eq!(routes, super::operations());
+        // Every {param} of a path is a path parameter of each of its operations.
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            let params: Vec<&str> = path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                .collect();
+            for (method, op) in ops.as_object().unwrap() {
+                let declared: Vec<&str> = op["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|p| p["in"] == "path")
+                    .map(|p| p["name"].as_str().unwrap())
+                    .collect();
+                assert_eq!(declared, params, "{method} {path}");
+                assert!(op["responses"].is_object(), "{method} {path}");
+                assert!(op["responses"]["401"].is_object(), "{method} {path}");
+            }
+        }
         // The router takes the table without a conflict (axum panics on one).
         let app = super::super::App::new(Some(std::env::temp_dir()));
         let _ = super::super::api::router(std::sync::Arc::new(app));
