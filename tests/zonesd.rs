@@ -1010,6 +1010,11 @@ fn a_zone_lives_its_whole_life_through_the_api() {
     );
     assert_eq!(d.zones_stored(), Vec::<Value>::new());
 
+    // zonesd ran every zone action as a child tool: it is still one thread (the fork rule).
+    let pid = d.child.as_ref().unwrap().id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(status.contains("\nThreads:\t1\n"), "{status}");
+
     // Each change in the audit log, by the operator, with its result.
     let audit = d.audit();
     let seen: Vec<(String, u64)> = audit
