@@ -5,10 +5,13 @@
 //! loopback (rustls, trusting a self-signed certificate made with `openssl req`).
 //!
 //! Covered: 401 without a token; each role allowed and refused; a revoked token refused at
-//! once; a zone created from a vmadm payload, booted, its stats read, an event read from
-//! /api/events, snapshotted, halted and deleted; a bad payload is a 400 naming every path with
-//! nothing made; the audit log has each change; a body over the limit is a 413; the OpenAPI
-//! document served is docs/zonesd-openapi.json; TCP beyond loopback needs TLS.
+//! once (an open event stream ends); an image imported, a zone created from a vmadm payload,
+//! halted, booted, its stats read, an event read from /api/events, updated, rebooted,
+//! snapshotted, shut down and deleted, zonesd still one thread; etherstubs and VNICs made and
+//! deleted; a bad payload is a 400 naming every path with nothing made; odd input is never a
+//! 5xx; the audit log has each change; a body over the limit is a 413; the OpenAPI document
+//! served is docs/zonesd-openapi.json; loopback TCP, TLS on loopback, and TCP beyond loopback
+//! refused without TLS.
 
 mod common;
 
@@ -992,8 +995,13 @@ fn a_zone_lives_its_whole_life_through_the_api() {
     );
     assert_eq!(r.json()[0]["name"], "s1", "{r:?}");
 
-    // Halt, delete: gone.
-    let r = d.req("POST", &format!("/api/zones/{uuid}/halt"), Some(&op), None);
+    // Shut down (its init asked to stop), delete: gone.
+    let r = d.req(
+        "POST",
+        &format!("/api/zones/{uuid}/shutdown"),
+        Some(&op),
+        None,
+    );
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json()["state"], "stopped");
     wait_event(&d, &viewer, &uuid, "installed");
@@ -1040,6 +1048,7 @@ fn a_zone_lives_its_whole_life_through_the_api() {
         (format!("POST {z}/reboot"), 200),
         (format!("POST {z}/snapshots"), 201),
         (format!("POST {z}/halt"), 200),
+        (format!("POST {z}/shutdown"), 200),
         (format!("DELETE {z}"), 204),
     ] {
         assert!(seen.contains(&want), "{want:?} not in {seen:?}");
