@@ -27,7 +27,7 @@ BASHDIR := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 ZSHDIR := $(DESTDIR)$(PREFIX)/share/zsh/site-functions
 FISHDIR := $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 
-BINS := runz zoneadm zlogin zonecfg imgadm dladm zonestat vmadm zonetrace
+BINS := runz zoneadm zlogin zonecfg imgadm dladm zonestat vmadm zonetrace zonesd
 # Commands whose man page and completions are generated from their clap definitions
 # (zonecfg parses its argv by hand: its page is docs/man/zonecfg.8).
 CLAP_BINS := runz zoneadm zlogin imgadm dladm zonestat vmadm zonetrace

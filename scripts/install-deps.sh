@@ -33,6 +33,7 @@ PACKAGES=(
     linux-image-amd64 # integration/vm: Debian's kernel, booted under qemu for pure cgroup v2
     libc6-dev        # static glibc (libc.a): every binary is linked statically (.cargo/config.toml)
     make             # make install (tests/provisioning.rs installs into a temp prefix)
+    openssl          # openssl req: the self-signed certificate of zonesd's TLS test (tests/zonesd.rs)
     nftables         # nft: link protection (anti-spoofing) of zone links, driven through nft -j
     podman           # integration/podman.sh (with --runtime runz; its crun/runc stay unused)
     procps           # ps/pgrep for debugging leaks; check-leaks itself reads /proc

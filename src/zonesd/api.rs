@@ -1,0 +1,716 @@
+//! The routes. Reads run in-process on the library (the store, `vmadm::get`, zonestat's
+//! samples, the snapshot list); every change is a zone tool run as a child ([`super::tools`]).
+//! Bodies are JSON objects of at most [`BODY_LIMIT`] bytes (413 beyond).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::Router;
+use futures_util::StreamExt;
+use serde_json::{json, Map, Value};
+
+use zones_linux::zone::manifest::ManifestError;
+use zones_linux::zone::stat;
+use zones_linux::zone::vmadm::{self, VmError};
+
+use super::error::{ApiError, Json, Problem};
+use super::tokens::Role;
+use super::App;
+
+/// The largest request body taken.
+pub const BODY_LIMIT: usize = 1 << 20;
+
+/// Every route: the router is built from this table, and the OpenAPI document must list
+/// exactly these (a unit test checks).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/openapi.json"),
+    ("GET", "/api/zones"),
+    ("POST", "/api/zones"),
+    ("GET", "/api/zones/{uuid}"),
+    ("PATCH", "/api/zones/{uuid}"),
+    ("DELETE", "/api/zones/{uuid}"),
+    ("POST", "/api/zones/{uuid}/boot"),
+    ("POST", "/api/zones/{uuid}/halt"),
+    ("POST", "/api/zones/{uuid}/shutdown"),
+    ("POST", "/api/zones/{uuid}/reboot"),
+    ("GET", "/api/zones/{uuid}/stats"),
+    ("GET", "/api/zones/{uuid}/snapshots"),
+    ("POST", "/api/zones/{uuid}/snapshots"),
+    ("GET", "/api/images"),
+    ("POST", "/api/images"),
+    ("DELETE", "/api/images/{id}"),
+    ("GET", "/api/events"),
+    ("GET", "/api/links"),
+    ("POST", "/api/links"),
+    ("DELETE", "/api/links/{name}"),
+    ("GET", "/api/tokens"),
+    ("POST", "/api/tokens"),
+    ("DELETE", "/api/tokens/{id}"),
+];
+
+type S = Arc<App>;
+
+/// The handler of one table entry.
+fn handler(method: &str, path: &str) -> MethodRouter<S> {
+    let f = |m: &str| match m {
+        "GET" => MethodFilter::GET,
+        "POST" => MethodFilter::POST,
+        "PATCH" => MethodFilter::PATCH,
+        _ => MethodFilter::DELETE,
+    };
+    let mf = f(method);
+    match (method, path) {
+        ("GET", "/api/openapi.json") => on(mf, openapi),
+        ("GET", "/api/zones") => on(mf, zones_list),
+        ("POST", "/api/zones") => on(mf, zone_create),
+        ("GET", "/api/zones/{uuid}") => on(mf, zone_get),
+        ("PATCH", "/api/zones/{uuid}") => on(mf, zone_update),
+        ("DELETE", "/api/zones/{uuid}") => on(mf, zone_delete),
+        ("POST", "/api/zones/{uuid}/boot") => on(mf, |s, p| zone_action(s, p, "boot")),
+        ("POST", "/api/zones/{uuid}/halt") => on(mf, |s, p| zone_action(s, p, "halt")),
+        ("POST", "/api/zones/{uuid}/shutdown") => on(mf, |s, p| zone_action(s, p, "shutdown")),
+        ("POST", "/api/zones/{uuid}/reboot") => on(mf, |s, p| zone_action(s, p, "reboot")),
+        ("GET", "/api/zones/{uuid}/stats") => on(mf, zone_stats),
+        ("GET", "/api/zones/{uuid}/snapshots") => on(mf, snapshots_list),
+        ("POST", "/api/zones/{uuid}/snapshots") => on(mf, snapshot_create),
+        ("GET", "/api/images") => on(mf, images_list),
+        ("POST", "/api/images") => on(mf, image_import),
+        ("DELETE", "/api/images/{id}") => on(mf, image_delete),
+        ("GET", "/api/events") => on(mf, events),
+        ("GET", "/api/links") => on(mf, links),
+        ("POST", "/api/links") => on(mf, link_create),
+        ("DELETE", "/api/links/{name}") => on(mf, link_delete),
+        ("GET", "/api/tokens") => on(mf, tokens_list),
+        ("POST", "/api/tokens") => on(mf, token_create),
+        ("DELETE", "/api/tokens/{id}") => on(mf, token_delete),
+        _ => unreachable!("route {method} {path} has no handler"),
+    }
+}
+
+/// The whole service: /api behind the guard (auth, roles, audit), JSON 404 elsewhere.
+pub fn router(app: S) -> Router {
+    let mut by_path: Vec<(&str, MethodRouter<S>)> = Vec::new();
+    for (m, p) in ROUTES {
+        let h = handler(m, p);
+        match by_path.iter_mut().find(|(q, _)| q == p) {
+            Some((_, r)) => *r = std::mem::take(r).merge(h),
+            None => by_path.push((p, h)),
+        }
+    }
+    let mut api = Router::new();
+    for (p, r) in by_path {
+        api = api.route(p, r);
+    }
+    // The guard wraps the fallback too: an unknown path needs a token like any other.
+    api.fallback(not_found)
+        .method_not_allowed_fallback(not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            super::auth::guard,
+        ))
+        .with_state(app)
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::NotFound(format!(
+        "no route {} {} (GET /api/openapi.json lists them)",
+        req.method(),
+        req.uri().path()
+    ))
+}
+
+async fn not_allowed(req: Request) -> Response {
+    let e = ApiError::BadRequest(format!(
+        "{} is not a method of {} (GET /api/openapi.json lists them)",
+        req.method(),
+        req.uri().path()
+    ));
+    let mut resp = e.into_response();
+    *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    resp
+}
+
+/// A JSON object body: at most [`BODY_LIMIT`] bytes (413), an object (400 at `$`).
+pub struct JsonBody(pub Map<String, Value>);
+
+impl<St: Send + Sync> FromRequest<St> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &St) -> Result<JsonBody, ApiError> {
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+            return Err(ApiError::TooLarge { limit: BODY_LIMIT });
+        }
+        let mut data = Vec::new();
+        let mut stream = req.into_body().into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("request body: {e}")))?;
+            if data.len() + chunk.len() > BODY_LIMIT {
+                return Err(ApiError::TooLarge { limit: BODY_LIMIT });
+            }
+            data.extend_from_slice(&chunk);
+        }
+        match serde_json::from_slice::<Value>(&data) {
+            Ok(Value::Object(m)) => Ok(JsonBody(m)),
+            Ok(_) => Err(ApiError::at("$", "expected a JSON object")),
+            Err(e) => Err(ApiError::at("$", format!("not JSON: {e}"))),
+        }
+    }
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        super::openapi::DOCUMENT,
+    )
+        .into_response()
+}
+
+/// A VmError as the API says it.
+fn vm_error(e: VmError) -> ApiError {
+    match e {
+        VmError::Manifest(ManifestError::Invalid(ps)) => ApiError::Invalid {
+            msg: format!(
+                "invalid payload ({} problem{})",
+                ps.len(),
+                if ps.len() == 1 { "" } else { "s" }
+            ),
+            problems: ps
+                .into_iter()
+                .map(|p| Problem {
+                    path: p.path,
+                    msg: p.msg,
+                })
+                .collect(),
+        },
+        VmError::Store(zones::store::StoreError::NoSuchZone(z)) => {
+            ApiError::NotFound(format!("no zone '{z}'"))
+        }
+        VmError::Other(m) if m.starts_with("No such VM") => ApiError::NotFound(m),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
+/// The zone named by a path's `{uuid}` (a uuid or a zone name): its name.
+fn zone_of(app: &App, id: &str) -> Result<String, ApiError> {
+    let ok = vmadm::is_uuid(id) || zones::model::validate_zone_name(id).is_ok();
+    if !ok {
+        return Err(ApiError::NotFound(format!(
+            "'{id}' is neither a uuid nor a zone name"
+        )));
+    }
+    vmadm::resolve(&app.store()?, id).map_err(vm_error)
+}
+
+fn get_doc(app: &App, name: &str) -> Result<Value, ApiError> {
+    vmadm::get(&app.store()?, name).map_err(vm_error)
+}
+
+async fn zones_list(State(app): State<S>) -> Result<Json<Value>, ApiError> {
+    let all = vmadm::all(&app.store()?).map_err(vm_error)?;
+    Ok(Json(Value::Array(all)))
+}
+
+async fn zone_get(State(app): State<S>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let name = zone_of(&app, &id)?;
+    Ok(Json(get_doc(&app, &name)?))
+}
+
+/// POST /api/zones: the payload checked in-process by vmadm's validation first (every
+/// problem with its path, nothing made), then `vmadm create` as a child (which undoes
+/// everything when a later step fails). A payload without a uuid gets one here.
+async fn zone_create(
+    State(app): State<S>,
+    JsonBody(mut payload): JsonBody,
+) -> Result<Response, ApiError> {
+    if !payload.contains_key("uuid") {
+        payload.insert("uuid".into(), zones::model::new_uuid().into());
+    }
+    // vmadm stores a uuid in lower case.
+    let uuid = payload["uuid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let text = Value::Object(payload).to_string();
+    vmadm::validate_create(&app.store()?, &text).map_err(vm_error)?;
+    app.tools
+        .run("vmadm", &["create", "-f", "-"], Some(text.as_bytes()))
+        .await?;
+    let name = zone_of(&app, &uuid)?;
+    Ok((StatusCode::CREATED, Json(get_doc(&app, &name)?)).into_response())
+}
+
+/// PATCH /api/zones/{uuid}: a vmadm update payload, checked in-process first.
+async fn zone_update(
+    State(app): State<S>,
+    Path(id): Path<String>,
+    JsonBody(payload): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let name = zone_of(&app, &id)?;
+    let text = Value::Object(payload).to_string();
+    vmadm::validate_update(&text).map_err(vm_error)?;
+    app.tools
+        .run(
+            "vmadm",
+            &["update", &name, "-f", "-"],
+            Some(text.as_bytes()),
+        )
+        .await?;
+    Ok(Json(get_doc(&app, &name)?))
+}
+
+async fn zone_delete(State(app): State<S>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let name = zone_of(&app, &id)?;
+    app.tools.run("vmadm", &["delete", &name], None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// boot, halt, shutdown, reboot: `zoneadm -z NAME VERB`; the zone's document after.
+async fn zone_action(
+    State(app): State<S>,
+    Path(id): Path<String>,
+    verb: &'static str,
+) -> Result<Json<Value>, ApiError> {
+    let name = zone_of(&app, &id)?;
+    app.tools.run("zoneadm", &["-z", &name, verb], None).await?;
+    Ok(Json(get_doc(&app, &name)?))
+}
+
+/// zonestat's figures for one zone: two samples 250 ms apart (CPU use over that interval),
+/// in `zonestat -j`'s shape.
+async fn zone_stats(State(app): State<S>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let name = zone_of(&app, &id)?;
+    let store = app.store()?;
+    let live = stat::live_zones(&store, std::slice::from_ref(&name)).map_err(ApiError::internal)?;
+    if live.is_empty() {
+        return Err(ApiError::Conflict(format!(
+            "zone '{name}' is not ready or running: no figures"
+        )));
+    }
+    let first = stat::sample_zone(&store, &name).map_err(|e| ApiError::Conflict(e.to_string()))?;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let now = stat::sample_zone(&store, &name).map_err(|e| ApiError::Conflict(e.to_string()))?;
+    let usage = stat::usage(Some(&first), &now);
+    Ok(Json(stat::json_usage(&usage, &[stat::Resource::Summary])))
+}
+
+async fn snapshots_list(
+    State(app): State<S>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let name = zone_of(&app, &id)?;
+    let snaps = zones_linux::zone::admin::list_snapshots(&app.store()?, &name)
+        .map_err(|e| ApiError::Conflict(e.to_string()))?;
+    Ok(Json(
+        serde_json::to_value(snaps).map_err(ApiError::internal)?,
+    ))
+}
+
+/// A name passed to a tool as an argument: no option look-alike, no odd characters.
+fn check_arg(path: &str, v: &str) -> Result<(), ApiError> {
+    let ok = !v.is_empty()
+        && v.len() <= 255
+        && v.as_bytes()[0].is_ascii_alphanumeric()
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-/@".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::at(
+            path,
+            format!("{v:?}: use letters, digits, '.', '_', ':', '-', '/' or '@', starting with a letter or digit"),
+        ))
+    }
+}
+
+/// POST /api/zones/{uuid}/snapshots `{"name": N}`: `zoneadm -z NAME snapshot N`.
+async fn snapshot_create(
+    State(app): State<S>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let name = zone_of(&app, &id)?;
+    let mut problems = Vec::new();
+    for k in body.keys().filter(|k| *k != "name") {
+        problems.push(Problem {
+            path: format!("$.{k}"),
+            msg: "unknown property".into(),
+        });
+    }
+    let snap = match body.get("name") {
+        Some(Value::String(s)) => match check_arg("$.name", s) {
+            Ok(()) => s.clone(),
+            Err(ApiError::Invalid { problems: p, .. }) => {
+                problems.extend(p);
+                String::new()
+            }
+            Err(e) => return Err(e),
+        },
+        Some(v) => {
+            problems.push(Problem {
+                path: "$.name".into(),
+                msg: format!("expected a string, not {v}"),
+            });
+            String::new()
+        }
+        None => {
+            problems.push(Problem {
+                path: "$.name".into(),
+                msg: "missing".into(),
+            });
+            String::new()
+        }
+    };
+    if !problems.is_empty() {
+        return Err(ApiError::Invalid {
+            msg: format!("invalid snapshot request ({} problems)", problems.len()),
+            problems,
+        });
+    }
+    app.tools
+        .run("zoneadm", &["-z", &name, "snapshot", &snap], None)
+        .await?;
+    let snaps = zones_linux::zone::admin::list_snapshots(&app.store()?, &name)
+        .map_err(|e| ApiError::Conflict(e.to_string()))?;
+    let made = snaps.into_iter().find(|s| s.name == snap);
+    let doc = serde_json::to_value(made).map_err(ApiError::internal)?;
+    Ok((StatusCode::CREATED, Json(doc)).into_response())
+}
+
+/// A tool's JSON output.
+fn parse_json(prog: &str, text: &str) -> Result<Value, ApiError> {
+    serde_json::from_str(text)
+        .map_err(|e| ApiError::Internal(format!("zonesd: {prog} printed no JSON: {e}")))
+}
+
+async fn images_list(State(app): State<S>) -> Result<Json<Value>, ApiError> {
+    let out = app.tools.run("imgadm", &["list", "-j"], None).await?;
+    Ok(Json(parse_json("imgadm", &out.stdout)?))
+}
+
+/// POST /api/images `{"source", "rootfs"?, "name"?, "insecure"?}`: `imgadm import` of a path
+/// on this host (absolute) or a `docker://` reference; 201 with the new image.
+async fn image_import(
+    State(app): State<S>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let mut problems = Vec::new();
+    let mut bad = |path: &str, msg: String| {
+        problems.push(Problem {
+            path: path.into(),
+            msg,
+        })
+    };
+    let mut args: Vec<String> = vec!["import".into()];
+    for (k, v) in &body {
+        let path = format!("$.{k}");
+        match (k.as_str(), v) {
+            ("source", Value::String(s)) => {
+                let ok = (s.starts_with('/') || s.starts_with("docker://"))
+                    && !s.contains('\n')
+                    && s.len() <= 4096;
+                if !ok {
+                    bad(&path, format!("{s:?}: give an absolute path on this host or docker://HOST[:PORT]/REPO[:TAG]"));
+                }
+            }
+            ("rootfs" | "insecure", Value::Bool(on)) => {
+                if *on {
+                    args.push(format!("--{k}"));
+                }
+            }
+            ("name", Value::String(n)) => {
+                if let Err(ApiError::Invalid { problems: p, .. }) = check_arg(&path, n) {
+                    p.into_iter().for_each(|p| bad(&p.path, p.msg));
+                } else {
+                    args.extend(["--name".to_string(), n.clone()]);
+                }
+            }
+            ("source" | "name", v) => bad(&path, format!("expected a string, not {v}")),
+            ("rootfs" | "insecure", v) => bad(&path, format!("expected true or false, not {v}")),
+            _ => bad(&path, "unknown property".into()),
+        }
+    }
+    let source = body.get("source").and_then(Value::as_str);
+    if body.get("source").is_none() {
+        bad("$.source", "missing".into());
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Invalid {
+            msg: format!("invalid import request ({} problems)", problems.len()),
+            problems,
+        });
+    }
+    args.push(source.unwrap_or_default().to_string());
+    let ids = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["id"].as_str().map(str::to_string))
+            .collect()
+    };
+    let before = parse_json(
+        "imgadm",
+        &app.tools.run("imgadm", &["list", "-j"], None).await?.stdout,
+    )?;
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    app.tools.run("imgadm", &argv, None).await?;
+    let after = parse_json(
+        "imgadm",
+        &app.tools.run("imgadm", &["list", "-j"], None).await?.stdout,
+    )?;
+    let old = ids(&before);
+    let made = after
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| {
+            m["id"]
+                .as_str()
+                .is_some_and(|id| !old.iter().any(|o| o == id))
+        })
+        .cloned()
+        .unwrap_or(Value::Null);
+    Ok((StatusCode::CREATED, Json(made)).into_response())
+}
+
+async fn image_delete(
+    State(app): State<S>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    check_arg("$.id", &id).map_err(|_| ApiError::NotFound(format!("no image '{id}'")))?;
+    app.tools.run("imgadm", &["delete", &id], None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn links(State(app): State<S>) -> Result<Json<Value>, ApiError> {
+    let out = app.tools.run("dladm", &["show-link", "-j"], None).await?;
+    Ok(Json(parse_json("dladm", &out.stdout)?))
+}
+
+/// A link name as dladm takes it: 1-15 letters, digits, '_', '.', '-', from a letter or digit.
+fn check_link(path: &str, v: &str, problems: &mut Vec<Problem>) {
+    let ok = !v.is_empty()
+        && v.len() <= 15
+        && v.as_bytes()[0].is_ascii_alphanumeric()
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !ok {
+        problems.push(Problem {
+            path: path.into(),
+            msg: format!(
+                "{v:?}: use 1-15 letters, digits, '_', '.' or '-', from a letter or digit"
+            ),
+        });
+    }
+}
+
+/// POST /api/links `{"etherstub": NAME}` or `{"vnic": NAME, "over": LINK}`: `dladm
+/// create-etherstub` or `create-vnic -l LINK`; 201 with the link as `GET /api/links` shows it.
+async fn link_create(State(app): State<S>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+    let mut problems = Vec::new();
+    let text = |k: &str, problems: &mut Vec<Problem>| match body.get(k) {
+        None => None,
+        Some(Value::String(s)) => {
+            check_link(&format!("$.{k}"), s, problems);
+            Some(s.clone())
+        }
+        Some(v) => {
+            problems.push(Problem {
+                path: format!("$.{k}"),
+                msg: format!("expected a string, not {v}"),
+            });
+            None
+        }
+    };
+    let stub = text("etherstub", &mut problems);
+    let vnic = text("vnic", &mut problems);
+    let over = text("over", &mut problems);
+    for k in body
+        .keys()
+        .filter(|k| !["etherstub", "vnic", "over"].contains(&k.as_str()))
+    {
+        problems.push(Problem {
+            path: format!("$.{k}"),
+            msg: "unknown property".into(),
+        });
+    }
+    let argv: Vec<String> = match (&stub, &vnic, &over) {
+        (Some(s), None, None) => vec!["create-etherstub".into(), s.clone()],
+        (None, Some(v), Some(o)) => vec!["create-vnic".into(), "-l".into(), o.clone(), v.clone()],
+        (None, Some(_), None) => {
+            problems.push(Problem {
+                path: "$.over".into(),
+                msg: "missing (the etherstub or link the VNIC goes over)".into(),
+            });
+            Vec::new()
+        }
+        _ if problems.is_empty() => {
+            problems.push(Problem {
+                path: "$".into(),
+                msg: "give {\"etherstub\": NAME} or {\"vnic\": NAME, \"over\": LINK}".into(),
+            });
+            Vec::new()
+        }
+        _ => Vec::new(),
+    };
+    if !problems.is_empty() {
+        return Err(ApiError::Invalid {
+            msg: format!("invalid link request ({} problems)", problems.len()),
+            problems,
+        });
+    }
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+    app.tools.run("dladm", &args, None).await?;
+    let name = argv.last().cloned().unwrap_or_default();
+    let made = link_row(&app, &name).await?.unwrap_or(Value::Null);
+    Ok((StatusCode::CREATED, Json(made)).into_response())
+}
+
+/// The `dladm show-link -j` row of link `name`.
+async fn link_row(app: &App, name: &str) -> Result<Option<Value>, ApiError> {
+    let out = app.tools.run("dladm", &["show-link", "-j"], None).await?;
+    let rows = parse_json("dladm", &out.stdout)?;
+    Ok(rows
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["link"] == name)
+        .cloned())
+}
+
+/// DELETE /api/links/{name}: an etherstub or a VNIC (`dladm delete-etherstub|delete-vnic`).
+async fn link_delete(
+    State(app): State<S>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let mut problems = Vec::new();
+    check_link("$.name", &name, &mut problems);
+    if !problems.is_empty() {
+        return Err(ApiError::NotFound(format!("no link '{name}'")));
+    }
+    let row = link_row(&app, &name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no link '{name}'")))?;
+    let verb = match row["class"].as_str() {
+        Some("etherstub") => "delete-etherstub",
+        Some("vnic") => "delete-vnic",
+        other => {
+            return Err(ApiError::Conflict(format!(
+                "link '{name}' is a {}: only etherstubs and VNICs are deleted here",
+                other.unwrap_or("link of no class")
+            )))
+        }
+    };
+    app.tools.run("dladm", &[verb, &name], None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn events(
+    State(app): State<S>,
+    axum::Extension(token): axum::Extension<super::tokens::TokenEntry>,
+    q: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
+    let new_only = match q.get("new").map(String::as_str) {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(v) => return Err(ApiError::BadRequest(format!("new={v}: use true or false"))),
+    };
+    let path = app.store()?.events_file();
+    let check = app.clone();
+    let alive = Box::new(move || {
+        check
+            .tokens
+            .list()
+            .is_ok_and(|ts| ts.iter().any(|t| t.id == token.id))
+    });
+    Ok(super::events::stream(path, q.get("zone").cloned(), new_only, alive).into_response())
+}
+
+fn token_doc(t: &super::tokens::TokenEntry) -> Value {
+    json!({"id": t.id, "name": t.name, "role": t.role, "created": t.created})
+}
+
+async fn tokens_list(State(app): State<S>) -> Result<Json<Value>, ApiError> {
+    let all = app.tokens.list().map_err(ApiError::internal)?;
+    Ok(Json(Value::Array(all.iter().map(token_doc).collect())))
+}
+
+/// POST /api/tokens `{"role", "name"?}`: the new token, shown once.
+async fn token_create(
+    State(app): State<S>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let mut problems = Vec::new();
+    for k in body
+        .keys()
+        .filter(|k| !["role", "name"].contains(&k.as_str()))
+    {
+        problems.push(Problem {
+            path: format!("$.{k}"),
+            msg: "unknown property".into(),
+        });
+    }
+    let role = match body
+        .get("role")
+        .and_then(Value::as_str)
+        .and_then(Role::parse)
+    {
+        Some(r) => Some(r),
+        None => {
+            problems.push(Problem {
+                path: "$.role".into(),
+                msg: "expected \"admin\", \"operator\" or \"viewer\"".into(),
+            });
+            None
+        }
+    };
+    let name = match body.get("name") {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(v) => {
+            problems.push(Problem {
+                path: "$.name".into(),
+                msg: format!("expected a string, not {v}"),
+            });
+            None
+        }
+    };
+    let Some(role) = role.filter(|_| problems.is_empty()) else {
+        return Err(ApiError::Invalid {
+            msg: format!("invalid token request ({} problems)", problems.len()),
+            problems,
+        });
+    };
+    let (entry, token) = app
+        .tokens
+        .create(role, name.as_deref())
+        .map_err(|e| match e {
+            super::tokens::TokenError::NameTaken(_) => ApiError::Conflict(e.to_string()),
+            super::tokens::TokenError::BadName(_) => ApiError::at("$.name", e.to_string()),
+            e => ApiError::internal(e),
+        })?;
+    let mut doc = token_doc(&entry);
+    doc["token"] = token.into();
+    Ok((StatusCode::CREATED, Json(doc)).into_response())
+}
+
+async fn token_delete(
+    State(app): State<S>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    app.tokens.revoke(&id).map_err(|e| match e {
+        super::tokens::TokenError::NoSuchToken(_) => ApiError::NotFound(e.to_string()),
+        e => ApiError::internal(e),
+    })?;
+    Ok(StatusCode::NO_CONTENT)
+}

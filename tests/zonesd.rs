@@ -1,0 +1,1056 @@
+//! `zonesd` through its API: each test runs its own zonesd child on its own alternate root
+//! (tests/common/zonehost.rs: /var/tmp/runz-tests/zonesd-<pid>-<tag>-<n>, zone cgroups beneath
+//! the test's own) and socket, killed and removed on drop with the zones it made, even when
+//! the test fails. A small HTTP/1.1 client talks to it over the Unix socket, and over TLS on
+//! loopback (rustls, trusting a self-signed certificate made with `openssl req`).
+//!
+//! Covered: 401 without a token; each role allowed and refused; a revoked token refused at
+//! once (an open event stream ends); an image imported, a zone created from a vmadm payload,
+//! halted, booted, its stats read, an event read from /api/events, updated, rebooted,
+//! snapshotted, shut down and deleted, zonesd still one thread; etherstubs and VNICs made and
+//! deleted; a bad payload is a 400 naming every path with nothing made; odd input is never a
+//! 5xx; the audit log has each change; a body over the limit is a 413; the OpenAPI document
+//! served is docs/zonesd-openapi.json; loopback TCP, TLS on loopback, and TCP beyond loopback
+//! refused without TLS.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::require_root;
+use common::zonehost::{bin, Links, ZoneHost};
+use serde_json::{json, Value};
+use zones::image::build;
+
+/// How long a request may take (a create installs and a delete halts a zone).
+const IO_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A zonesd child on its own host; SIGTERM, then SIGKILL, on drop, before the host halts its
+/// zones and removes its root.
+struct Daemon {
+    child: Option<Child>,
+    socket: PathBuf,
+    tcp: Option<(u16, Arc<rustls::ClientConfig>)>,
+    host: ZoneHost,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let until = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < until && matches!(c.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A parsed response.
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "status {}: not JSON ({e}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+impl Daemon {
+    /// zonesd on a new host (`tag` names the test), with `extra` flags.
+    fn start(tag: &str, with_image: bool, extra: &[&str]) -> Daemon {
+        let host = ZoneHost::new("zonesd", tag, with_image);
+        let socket = host.root.join("api.sock");
+        let log = std::fs::File::create(host.root.join("zonesd.log")).unwrap();
+        let child = Command::new(bin("zonesd"))
+            .arg("-R")
+            .arg(&host.root)
+            .arg("--socket")
+            .arg(&socket)
+            .args(extra)
+            .env("ZONES_CGROUP_PARENT", &host.cgroup_parent)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut d = Daemon {
+            child: Some(child),
+            socket,
+            tcp: None,
+            host,
+        };
+        let until = Instant::now() + Duration::from_secs(10);
+        while UnixStream::connect(&d.socket).is_err() {
+            if let Some(st) = d.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("zonesd exited ({st}): {}", d.log());
+            }
+            assert!(Instant::now() < until, "zonesd not serving: {}", d.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        d
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.host.root.join("zonesd.log")).unwrap_or_default()
+    }
+
+    /// `zonesd -R ROOT token ARGS`; its stdout.
+    fn token_cmd(&self, args: &[&str]) -> String {
+        let out = Command::new(bin("zonesd"))
+            .arg("-R")
+            .arg(&self.host.root)
+            .arg("token")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "zonesd token {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A new token of `role`: the last line of `token create`.
+    fn token(&self, role: &str, name: &str) -> String {
+        let out = self.token_cmd(&["create", "--role", role, "--name", name]);
+        out.lines().last().unwrap().trim().to_string()
+    }
+
+    fn req(&self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> Resp {
+        let body = body.map(|b| b.to_string().into_bytes());
+        self.raw(method, path, token, body.as_deref(), None)
+    }
+
+    /// One request on a new connection (`Connection: close`); `declared` overrides the
+    /// Content-Length sent.
+    fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&[u8]>,
+        declared: Option<usize>,
+    ) -> Resp {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: zonesd\r\nConnection: close\r\n");
+        if let Some(t) = token {
+            head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        if body.is_some() || declared.is_some() {
+            let n = declared.unwrap_or(body.map_or(0, <[u8]>::len));
+            head.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {n}\r\n"
+            ));
+        }
+        head.push_str("\r\n");
+        let mut s = UnixStream::connect(&self.socket).unwrap();
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        exchange(&mut s, head.as_bytes(), body)
+    }
+
+    /// A request over TLS on the loopback port.
+    fn tls_req(&self, method: &str, path: &str, token: Option<&str>) -> Resp {
+        let (port, config) = self.tcp.clone().expect("started with --listen");
+        let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let conn = rustls::ClientConnection::new(config, name).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, &mut tcp);
+        let mut head =
+            format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+        if let Some(t) = token {
+            head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        head.push_str("\r\n");
+        exchange(&mut tls, head.as_bytes(), None)
+    }
+
+    fn audit(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.host.root.join("var/log/zones/zonesd-audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// The zones in the store's index (none when it does not exist).
+    fn zones_stored(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.host.root.join("etc/zones/index"))
+            .ok()
+            .map(|t| serde_json::from_str::<Value>(&t).unwrap())
+            .map(|v| v["zones"].as_array().cloned().unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+/// Sends `head` and `body` (a write the server cut short is fine: it may answer early), reads
+/// the whole response.
+fn exchange(s: &mut (impl Read + Write), head: &[u8], body: Option<&[u8]>) -> Resp {
+    s.write_all(head).unwrap();
+    if let Some(b) = body {
+        let _ = s.write_all(b);
+    }
+    let _ = s.flush();
+    let mut data = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+            // A TLS peer that closes without close_notify, or a reset after the answer.
+            Err(_) if !data.is_empty() => break,
+            Err(e) => panic!("reading the response: {e}"),
+        }
+    }
+    parse(&data)
+}
+
+fn parse(data: &[u8]) -> Resp {
+    let end = data
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(data)));
+    let head = String::from_utf8_lossy(&data[..end]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    let mut body = data[end + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    Resp { status, head, body }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(nl) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(
+            std::str::from_utf8(&data[..nl])
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .trim(),
+            16,
+        )
+        .unwrap();
+        if size == 0 {
+            break;
+        }
+        let start = nl + 2;
+        let end = (start + size).min(data.len());
+        out.extend_from_slice(&data[start..end]);
+        data = &data[(end + 2).min(data.len())..];
+    }
+    out
+}
+
+#[test]
+fn roles_tokens_limits_and_the_audit_log() {
+    if !require_root() {
+        return;
+    }
+    let mut links = Links(Vec::new());
+    let d = Daemon::start("roles", false, &[]);
+    let viewer = d.token("viewer", "v");
+    let operator = d.token("operator", "o");
+    let admin = d.token("admin", "a");
+
+    // The socket is private.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&d.socket).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    let tokens_file = d.host.root.join("etc/zones/zonesd/tokens.json");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&tokens_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    let stored = std::fs::read_to_string(&tokens_file).unwrap();
+    assert!(!stored.contains(&viewer), "a token stored in clear");
+
+    // No token, an unknown one: 401 with the JSON error, on known and unknown paths.
+    for path in ["/api/zones", "/api/openapi.json", "/api/nosuch"] {
+        let r = d.req("GET", path, None, None);
+        assert_eq!(r.status, 401, "{path}: {r:?}");
+        assert!(r.json()["error"].as_str().unwrap().contains("bearer token"));
+        assert!(r
+            .head
+            .to_ascii_lowercase()
+            .contains("www-authenticate: bearer"));
+    }
+    assert_eq!(
+        d.req("GET", "/api/zones", Some("zsd_0000"), None).status,
+        401
+    );
+
+    // viewer reads; operator also changes zones; admin also images, links and tokens.
+    for t in [&viewer, &operator, &admin] {
+        let r = d.req("GET", "/api/zones", Some(t), None);
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.json(), json!([]));
+        assert_eq!(d.req("GET", "/api/images", Some(t), None).status, 200);
+        let r = d.req("GET", "/api/links", Some(t), None);
+        assert_eq!(r.status, 200, "{r:?}");
+        assert!(r.json().is_array());
+    }
+    let r = d.req("POST", "/api/zones", Some(&viewer), Some(&json!({})));
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("needs operator"));
+    assert_eq!(
+        d.req("POST", "/api/zones/nosuch/boot", Some(&viewer), None)
+            .status,
+        403
+    );
+    assert_eq!(
+        d.req("POST", "/api/zones/nosuch/boot", Some(&operator), None)
+            .status,
+        404
+    );
+    assert_eq!(
+        d.req("DELETE", "/api/images/nosuch", Some(&operator), None)
+            .status,
+        403
+    );
+    assert_eq!(
+        d.req("GET", "/api/tokens", Some(&operator), None).status,
+        403
+    );
+    assert_eq!(
+        d.req("DELETE", "/api/images/nosuch", Some(&admin), None)
+            .status,
+        409
+    );
+    let r = d.req("GET", "/api/tokens", Some(&admin), None);
+    assert_eq!(r.status, 200);
+    let names: Vec<Value> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("v"), json!("o"), json!("a")]);
+    assert!(!String::from_utf8_lossy(&r.body).contains("sha256"));
+
+    // Etherstubs and VNICs: admin's.
+    let stub = d.host.link_name("rzv", "s");
+    let vnic = d.host.link_name("rzv", "v");
+    links.0.extend([vnic.clone(), stub.clone()]);
+    let r = d.req(
+        "POST",
+        "/api/links",
+        Some(&operator),
+        Some(&json!({"etherstub": stub})),
+    );
+    assert_eq!(r.status, 403, "{r:?}");
+    let r = d.req(
+        "POST",
+        "/api/links",
+        Some(&admin),
+        Some(&json!({"vnic": "-x", "over": 1})),
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    let r = d.req(
+        "POST",
+        "/api/links",
+        Some(&admin),
+        Some(&json!({"etherstub": stub})),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.json()["class"], "etherstub", "{r:?}");
+    let r = d.req(
+        "POST",
+        "/api/links",
+        Some(&admin),
+        Some(&json!({"vnic": vnic, "over": stub})),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.json()["class"], "vnic", "{r:?}");
+    let shown = d.req("GET", "/api/links", Some(&viewer), None).json();
+    assert!(
+        shown
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["link"] == vnic.as_str()),
+        "{shown}"
+    );
+    // A link of another class (a physical NIC) is not deleted.
+    let other = shown.as_array().unwrap().iter().find(|l| {
+        l["class"] != "etherstub"
+            && l["class"] != "vnic"
+            && !l["link"].as_str().unwrap().contains('/')
+    });
+    if let Some(l) = other {
+        let path = format!("/api/links/{}", l["link"].as_str().unwrap());
+        assert_eq!(
+            d.req("DELETE", &path, Some(&admin), None).status,
+            409,
+            "{l}"
+        );
+    }
+    assert_eq!(
+        d.req("DELETE", &format!("/api/links/{vnic}"), Some(&admin), None)
+            .status,
+        204
+    );
+    assert_eq!(
+        d.req("DELETE", &format!("/api/links/{stub}"), Some(&admin), None)
+            .status,
+        204
+    );
+    assert_eq!(
+        d.req("DELETE", &format!("/api/links/{stub}"), Some(&admin), None)
+            .status,
+        404
+    );
+
+    // The OpenAPI document is docs/zonesd-openapi.json.
+    let r = d.req("GET", "/api/openapi.json", Some(&viewer), None);
+    assert_eq!(r.status, 200);
+    let doc: Value = serde_json::from_str(include_str!("../docs/zonesd-openapi.json")).unwrap();
+    assert_eq!(r.json(), doc);
+
+    // A token made through the API works; revoked (API, then CLI), refused at once.
+    let r = d.req(
+        "POST",
+        "/api/tokens",
+        Some(&admin),
+        Some(&json!({"role": "viewer", "name": "api-v"})),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let api_v = r.json()["token"].as_str().unwrap().to_string();
+    assert_eq!(d.req("GET", "/api/zones", Some(&api_v), None).status, 200);
+    assert_eq!(
+        d.req("DELETE", "/api/tokens/api-v", Some(&admin), None)
+            .status,
+        204
+    );
+    assert_eq!(d.req("GET", "/api/zones", Some(&api_v), None).status, 401);
+    // An open event stream ends when its token is revoked.
+    let sse = d.token("viewer", "sse");
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let head = format!("GET /api/events HTTP/1.1\r\nHost: z\r\nConnection: close\r\nAuthorization: Bearer {sse}\r\n\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let until = Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&got).contains("text/event-stream") {
+        assert!(Instant::now() < until, "no event stream: {got:?}");
+        if let Ok(n) = s.read(&mut buf) {
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+    d.token_cmd(&["revoke", "sse"]);
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(
+            Instant::now() < until,
+            "the stream goes on after revoke: {}",
+            String::from_utf8_lossy(&got)
+        );
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    d.token_cmd(&["revoke", "v"]);
+    assert_eq!(d.req("GET", "/api/zones", Some(&viewer), None).status, 401);
+    assert!(!d.token_cmd(&["list"]).contains(" v "));
+
+    // A bad payload: 400 with every problem's path, nothing made.
+    let bad = json!({"brand": "kvm", "ram": "lots", "bogus": 1,
+                     "nics": [{"nic_tag": "x", "ip": "10.0.0.5"}]});
+    let r = d.req("POST", "/api/zones", Some(&operator), Some(&bad));
+    assert_eq!(r.status, 400, "{r:?}");
+    let doc = r.json();
+    let paths: Vec<&str> = doc["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    for want in ["$.brand", "$.bogus", "$.nics[0].netmask", "$.image_uuid"] {
+        assert!(paths.contains(&want), "{want} not in {paths:?}");
+    }
+    let r = d.req("POST", "/api/zones", Some(&operator), None);
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["problems"][0]["path"], "$");
+    assert_eq!(d.zones_stored(), Vec::<Value>::new());
+    assert_eq!(
+        d.req("GET", "/api/zones", Some(&operator), None).json(),
+        json!([])
+    );
+    assert!(
+        !d.host.root.join("zones").exists()
+            || std::fs::read_dir(d.host.root.join("zones"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+
+    // Odd input is a 4xx with a JSON error, never a 5xx or a crash.
+    let r = d.req("PUT", "/api/zones", Some(&operator), Some(&json!({})));
+    assert_eq!(r.status, 405, "{r:?}");
+    assert!(r.json()["error"].is_string());
+    let r = d.req("GET", "/api/events?new=maybe", Some(&operator), None);
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.json()["error"].as_str().unwrap().contains("new=maybe"));
+    let bodies: [&[u8]; 13] = [
+        b"",
+        b"null",
+        b"[]",
+        b"{",
+        b"\"x\"",
+        b"{\"uuid\": 5}",
+        b"{\"nics\": 5}",
+        b"{\"nics\": [5, {\"ip\": []}]}",
+        b"{\"image_uuid\": {}, \"ram\": -1}",
+        b"{\"name\": []}",
+        b"{\"role\": 1, \"name\": \"../x\"}",
+        b"\xff\xfe{}",
+        b"{\"tags\": {\"a\": {\"b\": 1}}, \"uuid\": \"zz\"}",
+    ];
+    for (method, path) in [
+        ("POST", "/api/zones"),
+        ("PATCH", "/api/zones/nosuch"),
+        ("POST", "/api/zones/nosuch/snapshots"),
+        ("POST", "/api/tokens"),
+        ("DELETE", "/api/images/-rf"),
+        ("GET", "/api/zones/..%2F..%2Fetc"),
+        ("GET", "/api/zones/nosuch/stats"),
+    ] {
+        for b in bodies {
+            let r = d.raw(method, path, Some(&admin), Some(b), None);
+            assert!(
+                (400..500).contains(&r.status),
+                "{method} {path} {b:?}: {r:?}"
+            );
+            assert!(r.json()["error"].is_string(), "{r:?}");
+        }
+    }
+    assert_eq!(d.zones_stored(), Vec::<Value>::new());
+
+    // Over the body limit (1 MiB): 413, by the declared length and by the bytes sent.
+    let big = vec![b' '; 64 << 10];
+    let r = d.raw(
+        "POST",
+        "/api/zones",
+        Some(&operator),
+        Some(&big),
+        Some(2 << 20),
+    );
+    assert_eq!(r.status, 413, "{r:?}");
+    let mut huge = b"{\"alias\": \"".to_vec();
+    huge.extend(std::iter::repeat_n(b'a', (1 << 20) + 10));
+    huge.extend_from_slice(b"\"}");
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let head = format!("POST /api/zones HTTP/1.1\r\nHost: z\r\nConnection: close\r\nAuthorization: Bearer {operator}\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let mut chunked = format!("{:x}\r\n", huge.len()).into_bytes();
+    chunked.extend_from_slice(&huge);
+    chunked.extend_from_slice(b"\r\n0\r\n\r\n");
+    let r = exchange(&mut s, head.as_bytes(), Some(&chunked));
+    assert_eq!(r.status, 413, "{r:?}");
+
+    // Every change is in the audit log, with who, what and the result.
+    let audit = d.audit();
+    let find = |method: &str, path: &str, status: u16| {
+        audit
+            .iter()
+            .find(|a| a["method"] == method && a["path"] == path && a["status"] == status)
+            .unwrap_or_else(|| panic!("no audit line {method} {path} {status}: {audit:#?}"))
+    };
+    let a = find("POST", "/api/zones", 403);
+    assert_eq!(a["token_name"], "v");
+    assert_eq!(a["role"], "viewer");
+    assert!(a["error"].as_str().unwrap().contains("needs operator"));
+    let a = find("POST", "/api/zones", 400);
+    assert_eq!(a["token_name"], "o");
+    assert!(a["time"].as_str().unwrap().ends_with('Z'));
+    find("POST", "/api/zones", 413);
+    find("POST", "/api/tokens", 201);
+    let a = find("DELETE", "/api/tokens/api-v", 204);
+    assert_eq!(a["target"], "api-v");
+    assert_eq!(a["token_name"], "a");
+    assert!(a["error"].is_null());
+    find("DELETE", "/api/images/nosuch", 409);
+    assert!(
+        audit.iter().all(|a| a["method"] != "GET"),
+        "reads are not audited"
+    );
+}
+
+#[test]
+fn beyond_loopback_needs_tls() {
+    if !require_root() {
+        return;
+    }
+    let host = ZoneHost::new("zonesd", "notls", false);
+    let out = Command::new(bin("zonesd"))
+        .arg("-R")
+        .arg(&host.root)
+        .args([
+            "--socket",
+            host.root.join("s").to_str().unwrap(),
+            "--listen",
+            "0.0.0.0:1",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "zonesd: --listen 0.0.0.0:1: not a loopback address; serving beyond loopback needs TLS: give --tls-cert FILE and --tls-key FILE\n"
+    );
+    assert!(!host.root.join("s").exists());
+}
+
+/// Whether openssl is installed; otherwise the test says why it is skipped.
+fn have_openssl() -> bool {
+    let ok = Command::new("openssl")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("skipping: openssl is not installed (scripts/install-deps.sh)");
+    }
+    ok
+}
+
+/// A self-signed certificate for localhost and 127.0.0.1 (cert.pem, key.pem in `dir`).
+fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args([
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl req: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
+/// A loopback port free now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn tls_on_loopback_with_a_token() {
+    if !require_root() || !have_openssl() {
+        return;
+    }
+    let certs = ZoneHost::new("zonesd", "certs", false);
+    let (cert, key) = self_signed(&certs.root);
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut d = Daemon::start(
+        "tls",
+        false,
+        &[
+            "--listen",
+            &listen,
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(&cert).unwrap();
+    for c in rustls_pemfile_certs(&pem) {
+        roots.add(c).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    d.tcp = Some((port, Arc::new(config)));
+    let until = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < until,
+            "not listening on {listen}: {}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let t = d.token("viewer", "tls");
+    let r = d.tls_req("GET", "/api/zones", None);
+    assert_eq!(r.status, 401, "{r:?}");
+    let r = d.tls_req("GET", "/api/zones", Some(&t));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json(), json!([]));
+    // Plain HTTP to the TLS port gets no API answer.
+    let mut plain = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let _ = plain.write_all(
+        format!("GET /api/zones HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t}\r\n\r\n")
+            .as_bytes(),
+    );
+    let mut got = Vec::new();
+    let _ = plain.read_to_end(&mut got);
+    assert!(!String::from_utf8_lossy(&got).contains("200 OK"), "{got:?}");
+}
+
+#[test]
+fn loopback_tcp_without_tls() {
+    if !require_root() {
+        return;
+    }
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let d = Daemon::start("tcp", false, &["--listen", &listen]);
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut s = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(e) => assert!(Instant::now() < until, "{listen}: {e}: {}", d.log()),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let t = d.token("viewer", "tcp");
+    let head = format!("GET /api/zones HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {t}\r\n\r\n");
+    let r = exchange(&mut s, head.as_bytes(), None);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json(), json!([]));
+    assert!(d.log().contains(&format!("http://{listen}")), "{}", d.log());
+}
+
+/// The certificates of a PEM text.
+fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
+
+/// The busybox image imported through the API (`POST /api/images`, admin); its id.
+fn import_image(d: &Daemon, admin: &str, operator: &str) -> String {
+    let tgz = d.host.root.join("rootfs.tar.gz");
+    std::fs::write(
+        &tgz,
+        build::gzip(&build::tar_rootfs(&d.host.image).unwrap()),
+    )
+    .unwrap();
+    let body = json!({"source": tgz, "rootfs": true, "name": "apibase"});
+    let r = d.req("POST", "/api/images", Some(operator), Some(&body));
+    assert_eq!(r.status, 403, "{r:?}");
+    let r = d.req(
+        "POST",
+        "/api/images",
+        Some(admin),
+        Some(&json!({"source": "rel/x", "nme": 1})),
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    let doc = r.json();
+    let paths: Vec<&str> = doc["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["$.nme", "$.source"]);
+    let r = d.req("POST", "/api/images", Some(admin), Some(&body));
+    assert_eq!(r.status, 201, "{r:?}");
+    let img = r.json();
+    assert_eq!(img["name"], "apibase", "{img}");
+    let list = d.req("GET", "/api/images", Some(operator), None).json();
+    assert_eq!(list[0]["id"], img["id"], "{list}");
+    img["id"].as_str().unwrap().to_string()
+}
+
+/// Reads `GET /api/events?zone=Z` until an event with `state` arrives (30 s at most); it.
+fn wait_event(d: &Daemon, token: &str, zone: &str, state: &str) -> Value {
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let head = format!(
+        "GET /api/events?zone={zone} HTTP/1.1\r\nHost: z\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    let mut text = String::new();
+    let mut buf = [0u8; 8192];
+    while Instant::now() < until {
+        if let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        for line in text.lines() {
+            if let Some(data) = line.strip_prefix("data: ") {
+                if let Ok(ev) = serde_json::from_str::<Value>(data) {
+                    if ev["state"] == state {
+                        assert!(text.contains("text/event-stream"), "{text}");
+                        return ev;
+                    }
+                }
+            }
+        }
+    }
+    panic!("no {state} event for {zone} in 30 s: {text}");
+}
+
+#[test]
+fn a_zone_lives_its_whole_life_through_the_api() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::start("life", true, &[]);
+    let op = d.token("operator", "op");
+    let viewer = d.token("viewer", "view");
+    let admin = d.token("admin", "adm");
+    let image = import_image(&d, &admin, &op);
+    let uuid = format!(
+        "{:08x}-0000-4000-8000-{:012x}",
+        std::process::id(),
+        d.host.seq
+    );
+    // Given in upper case: vmadm keeps it in lower case, the API finds it either way.
+    let payload = json!({"uuid": uuid.to_ascii_uppercase(), "alias": "apiweb", "brand": "joyent",
+                         "image_uuid": image, "ram": 256, "autoboot": false});
+
+    // Create: configured, installed and booted (as vmadm create does).
+    let r = d.req("POST", "/api/zones", Some(&op), Some(&payload));
+    assert_eq!(r.status, 201, "{r:?}\n{}", d.log());
+    let doc = r.json();
+    assert_eq!(doc["uuid"], uuid.as_str());
+    assert_eq!(doc["alias"], "apiweb");
+    assert_eq!(doc["ram"], 256);
+    assert_eq!(doc["state"], "running");
+    let r = d.req("POST", "/api/zones", Some(&op), Some(&payload));
+    assert!(
+        [400, 409].contains(&r.status),
+        "a second create with the same uuid: {r:?}"
+    );
+
+    // Read it as a viewer; halt it; stats of a stopped zone are refused.
+    let r = d.req("GET", &format!("/api/zones/{uuid}"), Some(&viewer), None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["alias"], "apiweb");
+    let list = d.req("GET", "/api/zones", Some(&viewer), None).json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let r = d.req("POST", &format!("/api/zones/{uuid}/halt"), Some(&op), None);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["state"], "stopped");
+    assert_eq!(
+        d.req(
+            "GET",
+            &format!("/api/zones/{uuid}/stats"),
+            Some(&viewer),
+            None
+        )
+        .status,
+        409
+    );
+
+    // Boot; its stats; its running event.
+    let r = d.req("POST", &format!("/api/zones/{uuid}/boot"), Some(&op), None);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["state"], "running");
+    let r = d.req(
+        "GET",
+        &format!("/api/zones/{uuid}/stats"),
+        Some(&viewer),
+        None,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let st = r.json();
+    assert_eq!(st["zonename"], uuid.as_str());
+    assert!(st["physical-memory"]["used"].as_u64().unwrap() > 0, "{st}");
+    assert_eq!(st["physical-memory"]["cap"], 256u64 << 20, "{st}");
+    assert!(st["lwps"]["used"].as_u64().unwrap() >= 1, "{st}");
+    assert!(st["cpu"]["used"].is_number(), "{st}");
+    let ev = wait_event(&d, &viewer, &uuid, "running");
+    assert_eq!(ev["zone"], uuid.as_str());
+    assert!(ev["time"].is_string());
+
+    // Update (checked first: a bad key is a 400 at its path), reboot.
+    let z = format!("/api/zones/{uuid}");
+    let r = d.req(
+        "PATCH",
+        &z,
+        Some(&op),
+        Some(&json!({"uuid": "x", "bogus": 1})),
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    let doc = r.json();
+    let paths: Vec<&str> = doc["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        paths.contains(&"$.uuid") && paths.contains(&"$.bogus"),
+        "{paths:?}"
+    );
+    let r = d.req(
+        "PATCH",
+        &z,
+        Some(&op),
+        Some(&json!({"alias": "apiweb2", "ram": 384})),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["alias"], "apiweb2");
+    assert_eq!(r.json()["ram"], 384);
+    let r = d.req("POST", &format!("{z}/reboot"), Some(&op), None);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["state"], "running");
+
+    // A snapshot.
+    let r = d.req(
+        "POST",
+        &format!("/api/zones/{uuid}/snapshots"),
+        Some(&op),
+        Some(&json!({"name": "-x"})),
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(r.json()["problems"][0]["path"], "$.name");
+    let r = d.req(
+        "POST",
+        &format!("/api/zones/{uuid}/snapshots"),
+        Some(&op),
+        Some(&json!({"name": "s1"})),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.json()["name"], "s1");
+    let r = d.req(
+        "GET",
+        &format!("/api/zones/{uuid}/snapshots"),
+        Some(&viewer),
+        None,
+    );
+    assert_eq!(r.json()[0]["name"], "s1", "{r:?}");
+
+    // Shut down (its init asked to stop), delete: gone.
+    let r = d.req(
+        "POST",
+        &format!("/api/zones/{uuid}/shutdown"),
+        Some(&op),
+        None,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["state"], "stopped");
+    wait_event(&d, &viewer, &uuid, "installed");
+    let r = d.req("DELETE", &format!("/api/zones/{uuid}"), Some(&op), None);
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(
+        d.req("GET", &format!("/api/zones/{uuid}"), Some(&viewer), None)
+            .status,
+        404
+    );
+    assert_eq!(
+        d.req("GET", "/api/zones", Some(&viewer), None).json(),
+        json!([])
+    );
+    assert_eq!(d.zones_stored(), Vec::<Value>::new());
+
+    // zonesd ran every zone action as a child tool: it is still one thread (the fork rule).
+    let pid = d.child.as_ref().unwrap().id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(status.contains("\nThreads:\t1\n"), "{status}");
+
+    // Each change in the audit log, by the operator, with its result.
+    let audit = d.audit();
+    let seen: Vec<(String, u64)> = audit
+        .iter()
+        .filter(|a| a["token_name"] == "op")
+        .map(|a| {
+            (
+                format!(
+                    "{} {}",
+                    a["method"].as_str().unwrap(),
+                    a["path"].as_str().unwrap()
+                ),
+                a["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    for want in [
+        ("POST /api/zones".to_string(), 201),
+        ("POST /api/zones".to_string(), 400),
+        (format!("POST {z}/boot"), 200),
+        (format!("PATCH {z}"), 400),
+        (format!("PATCH {z}"), 200),
+        (format!("POST {z}/reboot"), 200),
+        (format!("POST {z}/snapshots"), 201),
+        (format!("POST {z}/halt"), 200),
+        (format!("POST {z}/shutdown"), 200),
+        (format!("DELETE {z}"), 204),
+    ] {
+        assert!(seen.contains(&want), "{want:?} not in {seen:?}");
+    }
+}
