@@ -1,8 +1,8 @@
 //! zonesd: the host's API daemon. One concern per module: `cli` (argv, the `token` verbs),
 //! `listen` (Unix socket, loopback TCP, TLS), `tokens` (bearer tokens, stored hashed), `auth`
 //! (who may do what), `audit` (a JSON line per change), `api` (the routes), `tools` (zone
-//! tools as child processes), `events` (the event log as Server-Sent Events), `openapi` (the
-//! document), `error` (the JSON error shape).
+//! tools as child processes), `events` (the event log as Server-Sent Events), `console` (a
+//! zone's console over a WebSocket), `openapi` (the document), `error` (the JSON error shape).
 //!
 //! The fork rule (docs/ARCHITECTURE.md): a zone's supervisor must be forked by a
 //! single-threaded process, so every zone action is one of the zone tools (`vmadm`,
@@ -13,6 +13,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod cli;
+pub mod console;
 pub mod error;
 pub mod events;
 pub mod listen;
