@@ -2,7 +2,7 @@
 
 Three views, so the next optimisation is chosen from data:
 1. Phases: `RUNZ_TRACE_TIMES=1` makes every runz process print CLOCK_MONOTONIC marks
-   (src/runtime/trace.rs); the medians over N runs of the time between consecutive marks.
+   (engine/src/trace.rs); the medians over N runs of the time between consecutive marks.
 2. Syscalls: `strace -f -c` (counts and system time) and, from `strace -f -T`, the slowest
    single syscalls (wall time, which includes waiting for a lock or for another process).
 3. CPU: `perf stat` (task clock, context switches, page faults) for runz and runc, and the top

@@ -3,7 +3,7 @@
 //! process of the host killed, then `zoneadm boot-all`); 20 zoneadm commands at once on one
 //! zone and on 20 zones.
 //!
-//! Steps are hit exactly through `ZONES_FAULT=VERB:STEP` (src/fault.rs: the process SIGKILLs
+//! Steps are hit exactly through `ZONES_FAULT=VERB:STEP` (engine/src/fault.rs: the process SIGKILLs
 //! itself at that point, as `kill -9` from outside would); the zoneadm client and the
 //! supervisor are also killed from outside. After each fault: `zoneadm list` must tell the
 //! truth, the next command must succeed (or say exactly why not), and once the zone is back at

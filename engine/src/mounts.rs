@@ -569,7 +569,7 @@ pub struct MountContext<'a> {
 }
 
 /// Mounts one spec entry into the rootfs. Read-only on tmpfs and on `/dev` is deferred to
-/// [`crate::runtime::rootfs::finish`] (as runc), so devices and copy-ups can still be written.
+/// [`crate::rootfs::finish`] (as runc), so devices and copy-ups can still be written.
 pub fn mount_one(ctx: &MountContext<'_>, m: &Mount) -> Result<(), MountError> {
     let dest = m.destination();
     // A relative destination is taken relative to "/" (runc warns and does the same).
@@ -681,13 +681,12 @@ pub fn host_trees(
             Some(userns) => {
                 let src = source_path(Some(bundle), m)?;
                 let dest = m.destination();
-                let recursive = crate::runtime::idmap::recursive(m);
-                let tree =
-                    crate::runtime::idmap::clone_mapped(dest, &src, userns.as_fd(), recursive)
-                        .map_err(|e| MountError::Unsupported {
-                            dest: dest.clone(),
-                            what: e.to_string(),
-                        })?;
+                let recursive = crate::idmap::recursive(m);
+                let tree = crate::idmap::clone_mapped(dest, &src, userns.as_fd(), recursive)
+                    .map_err(|e| MountError::Unsupported {
+                        dest: dest.clone(),
+                        what: e.to_string(),
+                    })?;
                 Some(tree)
             }
             None if is_bind => {
@@ -740,7 +739,7 @@ fn move_host_tree(
 }
 
 /// An id-mapped bind mount: the source cloned, marked with the mapping's user namespace, and
-/// moved onto the destination (see [`crate::runtime::idmap`]); then flags as for any bind.
+/// moved onto the destination (see [`crate::idmap`]); then flags as for any bind.
 fn mount_bind_idmapped(
     ctx: &MountContext<'_>,
     m: &Mount,
@@ -758,12 +757,12 @@ fn mount_bind_idmapped(
     // SAFETY: the caller keeps the user namespace descriptor open for the whole of prepare.
     let userns = unsafe { BorrowedFd::borrow_raw(userns) };
     let recursive = opts.rbind || opts.extra.ridmap;
-    crate::runtime::idmap::mount(dest, &src, target.fd.as_fd(), userns, recursive).map_err(
-        |e| MountError::Unsupported {
+    crate::idmap::mount(dest, &src, target.fd.as_fd(), userns, recursive).map_err(|e| {
+        MountError::Unsupported {
             dest: dest.clone(),
             what: e.to_string(),
-        },
-    )?;
+        }
+    })?;
     finish_bind(ctx, &target.path, dest, opts)
 }
 

@@ -257,7 +257,8 @@ fn get_winsize(fd: BorrowedFd<'_>) -> nix::Result<libc::winsize> {
     Ok(ws)
 }
 
-pub(crate) fn set_winsize(fd: BorrowedFd<'_>, ws: &libc::winsize) -> nix::Result<()> {
+/// Set a terminal's window size (TIOCSWINSZ); the zone supervisor resizes its console with it.
+pub fn set_winsize(fd: BorrowedFd<'_>, ws: &libc::winsize) -> nix::Result<()> {
     // SAFETY: TIOCSWINSZ reads one struct winsize through the pointer.
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, ws) };
     Errno::result(r).map(drop)

@@ -442,7 +442,7 @@ impl Drop for SigpipeBlocked {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::capabilities::test_fork::in_child;
+    use crate::capabilities::test_fork::in_child;
     use oci_spec::runtime::HookBuilder;
     use std::os::unix::fs::PermissionsExt;
     use std::path::{Path, PathBuf};

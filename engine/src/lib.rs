@@ -1,5 +1,11 @@
 //! The container engine: everything between an OCI bundle and a running init.
 //!
+//! A library crate of its own (as youki's libcontainer is): runz and the zone supervisor run
+//! containers through it, and every face of the project (the CLIs, vmadm, zonesd) reaches it
+//! through the one `zones-linux` library. It knows nothing about zones: it depends on no zone
+//! model, no CLI parser and not on `zones-linux`, and the compiler now holds it to that.
+//! `zones_linux::runtime` re-exports it under its old name.
+//!
 //! One module per mechanism (crun style), so you always know where a syscall lives:
 //! - `spec`: load and validate config.json
 //! - `state`: state.json, the state directory, status, the exec fifo
@@ -18,6 +24,8 @@
 //! - `errno`: errno texts in runc's (Go's) words, for messages tools match
 //! - `sys`: small safe wrappers around raw syscalls the crates do not cover
 //! - `trace`: phase timestamps for profiling (`RUNZ_TRACE_TIMES=1`)
+//! - `log`: where diagnostics go and in which shape (the CLIs configure it)
+//! - `fault`: named fault-injection points for the fault suite (`ZONES_FAULT`)
 
 pub mod agent;
 pub mod capabilities;
@@ -27,9 +35,11 @@ pub mod container;
 pub mod devices;
 pub mod errno;
 pub mod exeseal;
+pub mod fault;
 pub mod hooks;
 pub mod idmap;
 pub mod init;
+pub mod log;
 pub mod mounts;
 pub mod namespaces;
 pub mod process;

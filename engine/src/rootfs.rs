@@ -92,7 +92,7 @@ pub struct RootfsOptions {
     /// Bundle directory: relative bind-mount sources are relative to it (else to the cwd).
     pub bundle: Option<PathBuf>,
     /// Per spec mount (by index), the user namespace an id-mapped mount uses
-    /// ([`crate::runtime::idmap::prepare`]); the descriptors stay open in the caller.
+    /// ([`crate::idmap::prepare`]); the descriptors stay open in the caller.
     pub idmap_userns: Vec<Option<std::os::fd::RawFd>>,
     /// Per spec mount (by index), a detached tree made on the host side
     /// ([`mounts::host_trees`]); the descriptors stay open in the caller.

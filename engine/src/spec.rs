@@ -143,7 +143,7 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         )));
     }
     if let Some(limits) = process.rlimits() {
-        crate::runtime::rlimits::validate(limits).map_err(|e| SpecError::Invalid(e.to_string()))?;
+        crate::rlimits::validate(limits).map_err(|e| SpecError::Invalid(e.to_string()))?;
     }
     if let Some(linux) = spec.linux() {
         validate_namespaces(linux.namespaces().as_deref().unwrap_or(&[]))?;
@@ -221,7 +221,7 @@ pub fn device_rules(spec: &Spec) -> Vec<LinuxDeviceCgroup> {
         .and_then(|r| r.devices().clone())
         .unwrap_or_default();
     let mut rules: Vec<LinuxDeviceCgroup> = own.into_iter().map(runc_access).collect();
-    rules.extend(crate::runtime::devices::default_cgroup_rules());
+    rules.extend(crate::devices::default_cgroup_rules());
     rules
 }
 

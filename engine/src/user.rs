@@ -138,7 +138,7 @@ fn set_umask(mask: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::capabilities::{self, test_fork::in_child};
+    use crate::capabilities::{self, test_fork::in_child};
     use oci_spec::runtime::{Capability, LinuxCapabilitiesBuilder, UserBuilder};
 
     fn status_field(name: &str) -> String {

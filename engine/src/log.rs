@@ -72,7 +72,7 @@ pub fn render(format: Format, level: &str, msg: &str, time: &str) -> String {
 }
 
 fn emit(level: &str, msg: &str) {
-    let time = crate::runtime::state::now_rfc3339();
+    let time = crate::state::now_rfc3339();
     let fallback = Config {
         file: None,
         format: Format::Text,

@@ -436,7 +436,7 @@ mod tests {
     #[test]
     fn symlinks_and_console_in_plain_dir() {
         // No privileges needed: symlinks and a regular file in a scratch rootfs.
-        let t = crate::runtime::mounts::tests::TempDir::new("devlinks");
+        let t = crate::mounts::tests::TempDir::new("devlinks");
         let root = openat_fd(
             None,
             &t.0,
