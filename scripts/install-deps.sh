@@ -4,8 +4,10 @@
 # Idempotent and quiet: when everything is already installed it only runs one dpkg-query and
 # exits, without touching the network. Otherwise it runs `apt-get update` once and installs the
 # missing packages, non-interactively. Add packages to PACKAGES as later issues need them, and
-# to DEMO_PACKAGES only what scripts/demo.sh itself uses.
+# to DEMO_PACKAGES only what scripts/demo.sh itself uses. Without --demo it then makes the API
+# fuzz's venv (scripts/schemathesis-venv.sh: pip, once, cached under /var/cache/zones-linux).
 set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # The demo: build the tools (static, so libc.a), make a busybox root, boot one zone.
 DEMO_PACKAGES=(
@@ -39,6 +41,7 @@ PACKAGES=(
     procps           # ps/pgrep for debugging leaks; check-leaks itself reads /proc
     protobuf-compiler # protoc: the k8s-cri crate compiles the CRI protobufs (integration/cri-test)
     python3          # scripts/mk-rootfs.sh (fast symlinks) and mk-bundle.sh (config.json edits)
+    python3-venv     # the API fuzz's venv (scripts/schemathesis-venv.sh: schemathesis from PyPI)
     qemu-system-x86  # integration/vm: the cgroup-v2 test guest (TCG; 9p shares of the host root)
     runc             # tests/runc_compat_*.rs run runc 1.1 beside runz on the same bundle
     tmux             # tests/zonecfg.rs, tests/zlogin.rs: zonecfg and zlogin driven in a real terminal
@@ -46,8 +49,12 @@ PACKAGES=(
     zfs-fuse         # the zfs storage backend's zfs/zpool commands and daemon (tests/storage.rs, bench/)
 )
 
+venvs=1
 case "${1:-}" in
---demo) PACKAGES=("${DEMO_PACKAGES[@]}") ;;
+--demo)
+    PACKAGES=("${DEMO_PACKAGES[@]}")
+    venvs=0
+    ;;
 "") ;;
 *)
     echo "install-deps: unknown option '$1'; usage: install-deps.sh [--demo]" >&2
@@ -64,7 +71,15 @@ for p in "${PACKAGES[@]}"; do
     fi
 done
 
+# The PyPI packages, after the Debian ones (python3-venv); quick when cached.
+python_venvs() {
+    [ "$venvs" -eq 1 ] || return 0
+    [ "$(id -u)" -eq 0 ] || return 0
+    "$here/schemathesis-venv.sh" >/dev/null
+}
+
 if [ "${#missing[@]}" -eq 0 ]; then
+    python_venvs
     exit 0
 fi
 
@@ -84,3 +99,4 @@ if ! { apt-get "${apt_opts[@]}" update &&
     echo "install-deps: apt-get failed installing: ${missing[*]}" >&2
     exit 1
 fi
+python_venvs
