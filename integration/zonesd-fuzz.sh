@@ -14,7 +14,8 @@
 # the alternate root's zones, links, mounts, cgroups and processes as they were before.
 #
 # Env: ZONESD (default: zonesd beside runz, debug else release), FUZZ_SECS (default 150),
-# FUZZ_EXAMPLES (per operation, default 40), FUZZ_SEED (default: random; printed).
+# FUZZ_EXAMPLES (per operation, default 40), FUZZ_SEED (default: random; printed), FUZZ_WORKERS
+# (default 1).
 # Prints "integration: N passed, N failed (zonesd-fuzz)".
 set -uo pipefail
 
@@ -140,7 +141,7 @@ it_log "schemathesis: $SECS s, $EXAMPLES examples per operation, seed $SEED"
 ZONESD_FUZZ_BIN=$BIN/zonesd ZONESD_FUZZ_ROOT=$ROOT ZONESD_FUZZ_TOKEN=$FUZZ_TOKEN \
     PYTHONPATH=$IT_REPO/integration SCHEMATHESIS_HOOKS=zonesd_fuzz_hooks \
     T=$((SECS + 240)) t "$ST" run "$IT_WORK/openapi.json" --url "http://127.0.0.1:$PORT" \
-    --workers 1 --max-time "$SECS" -n "$EXAMPLES" \
+    --workers "${FUZZ_WORKERS:-1}" --max-time "$SECS" -n "$EXAMPLES" \
     --seed "$SEED" --request-timeout 310 --no-color --generation-database none \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --report junit,ndjson --report-dir "$REPORT" </dev/null >"$IT_WORK/schemathesis.out" 2>&1

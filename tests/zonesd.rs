@@ -1054,3 +1054,43 @@ fn a_zone_lives_its_whole_life_through_the_api() {
         assert!(seen.contains(&want), "{want:?} not in {seen:?}");
     }
 }
+
+/// Found fuzzing the API (integration/zonesd-fuzz.sh and by hand after it): a path parameter
+/// that is not UTF-8 got axum's plain-text 400, and deleting an image that does not exist got
+/// imgadm's refusal as a 409; both are the JSON 404 the document promises.
+#[test]
+fn unknown_names_in_paths_are_json_404s() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::start("paths", false, &[]);
+    let admin = d.token("admin", "adm");
+    for (method, path) in [
+        ("GET", "/api/zones/%ff"),
+        ("DELETE", "/api/zones/a%c3"),
+        ("POST", "/api/zones/%80/boot"),
+        ("GET", "/api/zones/%fe%ff/stats"),
+        ("DELETE", "/api/images/%ff"),
+        ("DELETE", "/api/images/nosuchimage"),
+        ("DELETE", "/api/links/%ff"),
+        ("DELETE", "/api/tokens/%ff"),
+    ] {
+        let r = d.req(method, path, Some(&admin), None);
+        assert_eq!(r.status, 404, "{method} {path}: {r:?}");
+        assert!(
+            r.head
+                .to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{method} {path}: {r:?}"
+        );
+        assert!(r.json()["error"].is_string(), "{method} {path}: {r:?}");
+    }
+    // The refusals are audited like any change, with their status.
+    let audit = d.audit();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a["path"] == "/api/images/nosuchimage" && a["status"] == 404),
+        "{audit:?}"
+    );
+}
