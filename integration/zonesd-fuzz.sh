@@ -15,7 +15,7 @@
 #
 # Env: ZONESD (default: zonesd beside runz, debug else release), FUZZ_SECS (default 150),
 # FUZZ_EXAMPLES (per operation, default 40), FUZZ_SEED (default: random; printed), FUZZ_WORKERS
-# (default 1).
+# (default 1), FUZZ_CHECKS (schemathesis --checks; default the four above).
 # Prints "integration: N passed, N failed (zonesd-fuzz)".
 set -uo pipefail
 
@@ -135,16 +135,21 @@ json.dump(doc, open(sys.argv[2], "w"))
 EOF
 
 it_log "schemathesis: $SECS s, $EXAMPLES examples per operation, seed $SEED"
-# One worker: zonesd is one thread, and the fuzz's zones and links are made one at a time.
-# The bearer token comes from the hooks (integration/zonesd_fuzz_hooks.py): a new one when the
-# fuzz revoked its own.
-ZONESD_FUZZ_BIN=$BIN/zonesd ZONESD_FUZZ_ROOT=$ROOT ZONESD_FUZZ_TOKEN=$FUZZ_TOKEN \
-    PYTHONPATH=$IT_REPO/integration SCHEMATHESIS_HOOKS=zonesd_fuzz_hooks \
-    T=$((SECS + 240)) t "$ST" run "$IT_WORK/openapi.json" --url "http://127.0.0.1:$PORT" \
-    --workers "${FUZZ_WORKERS:-1}" --max-time "$SECS" -n "$EXAMPLES" \
-    --seed "$SEED" --request-timeout 310 --no-color --generation-database none \
-    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
-    --report junit,ndjson --report-dir "$REPORT" </dev/null >"$IT_WORK/schemathesis.out" 2>&1
+# One worker by default (FUZZ_WORKERS): zonesd is one thread, and the fuzz's zones and links
+# are made one at a time. The bearer token comes from the hooks
+# (integration/zonesd_fuzz_hooks.py): a new one when the fuzz revoked its own. Run in the work
+# directory: schemathesis keeps a cache of past failures (.schemathesis/) in its current one,
+# which would make a run depend on the last.
+checks=${FUZZ_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance}
+(
+    cd "$IT_WORK" || exit 1
+    ZONESD_FUZZ_BIN=$BIN/zonesd ZONESD_FUZZ_ROOT=$ROOT ZONESD_FUZZ_TOKEN=$FUZZ_TOKEN \
+        PYTHONPATH=$IT_REPO/integration SCHEMATHESIS_HOOKS=zonesd_fuzz_hooks \
+        T=$((SECS + 240)) t "$ST" run "$IT_WORK/openapi.json" --url "http://127.0.0.1:$PORT" \
+        --workers "${FUZZ_WORKERS:-1}" --max-time "$SECS" -n "$EXAMPLES" \
+        --seed "$SEED" --request-timeout 310 --no-color --generation-database none \
+        --checks "$checks" --report junit,ndjson --report-dir "$REPORT"
+) </dev/null >"$IT_WORK/schemathesis.out" 2>&1
 SRC=$?
 if [ "$SRC" -eq 0 ]; then
     pass "schemathesis: no failure ($(grep -Eo '[0-9]+ generated' "$IT_WORK/schemathesis.out" | tail -n 1 || echo '? cases'))"

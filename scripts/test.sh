@@ -5,10 +5,10 @@
 # Steps: install-deps, cargo fmt --check, cargo clippy -D warnings, cargo build (runz),
 # cargo test --workspace (root integration tests included, tests/faults.rs among them),
 # integration/*.sh (runz under a private containerd, driven by ctr and over CRI, and podman;
-# zonesd's API fuzzed by schemathesis; root only), integration/vm/run.sh (tests/caps.rs on pure cgroup v2 in a qemu guest, and
-# tests/userns.rs and tests/network.rs's vlan test there; root only), integration/vm/systemd
-# (runz --systemd-cgroup next to runc in the systemd-booted guest; root only), a short fuzz run
-# (fuzz/), a short soak (bench/soak.sh --short), check-leaks.
+# zonesd's API fuzzed by schemathesis; root only), integration/vm/run.sh (tests/caps.rs on pure
+# cgroup v2 in a qemu guest, and tests/userns.rs and tests/network.rs's vlan test there; root
+# only), integration/vm/systemd (runz --systemd-cgroup next to runc in the systemd-booted guest;
+# root only), a short fuzz run (fuzz/), a short soak (bench/soak.sh --short), check-leaks.
 # The final count includes the integration scripts' checks (each prints "integration: N
 # passed, N failed (NAME)").
 # Runs with no stdin and CI=true on a fresh clone. Integration tests need root; as a normal
