@@ -25,6 +25,7 @@ PACKAGES=(
     busybox-static   # the test and demo rootfs (scripts/mk-rootfs.sh)
     ca-certificates  # cargo fetching crates over https on a fresh machine
     cpio             # integration/vm/mk-initramfs.sh: the test guest's initramfs
+    curl             # integration/zonesd-fuzz.sh: requests to zonesd over its Unix socket
     criu             # runz checkpoint/restore (tests/checkpoint.rs, in the cgroup-v2 guest: it reads the host root)
     conmon           # podman's container monitor: runs `runz create` and `runz exec`
     containerd       # integration/containerd.sh: private containerd, ctr, containerd-shim-runc-v2
