@@ -5,6 +5,8 @@
 # And bench/storage.py (zone install time and disk use per storage backend):
 # bench/results/storage.md. `run.sh --storage` runs only the storage part, `run.sh
 # --storage-openzfs` the OpenZFS guest's part (integration/vm/run.sh --openzfs) and then it.
+# `run.sh --zonesd [ARGS]` runs only bench/zonesd.py (zonesd's API latency, create+boot through
+# the API vs the CLI, its memory): bench/results/zonesd.md.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
@@ -59,6 +61,11 @@ storage_openzfs() {
 case "${1:-}" in
 --storage)
     storage
+    exit 0
+    ;;
+--zonesd)
+    shift
+    python3 "$here/zonesd.py" --bin "$bin" --out "$here/results" "$@"
     exit 0
     ;;
 --storage-openzfs)

@@ -4,8 +4,10 @@
 # Idempotent and quiet: when everything is already installed it only runs one dpkg-query and
 # exits, without touching the network. Otherwise it runs `apt-get update` once and installs the
 # missing packages, non-interactively. Add packages to PACKAGES as later issues need them, and
-# to DEMO_PACKAGES only what scripts/demo.sh itself uses.
+# to DEMO_PACKAGES only what scripts/demo.sh itself uses. Without --demo it then makes the API
+# fuzz's venv (scripts/schemathesis-venv.sh: pip, once, cached under /var/cache/zones-linux).
 set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # The demo: build the tools (static, so libc.a), make a busybox root, boot one zone.
 DEMO_PACKAGES=(
@@ -23,6 +25,7 @@ PACKAGES=(
     busybox-static   # the test and demo rootfs (scripts/mk-rootfs.sh)
     ca-certificates  # cargo fetching crates over https on a fresh machine
     cpio             # integration/vm/mk-initramfs.sh: the test guest's initramfs
+    curl             # integration/zonesd-fuzz.sh: requests to zonesd over its Unix socket
     criu             # runz checkpoint/restore (tests/checkpoint.rs, in the cgroup-v2 guest: it reads the host root)
     conmon           # podman's container monitor: runs `runz create` and `runz exec`
     containerd       # integration/containerd.sh: private containerd, ctr, containerd-shim-runc-v2
@@ -39,6 +42,7 @@ PACKAGES=(
     procps           # ps/pgrep for debugging leaks; check-leaks itself reads /proc
     protobuf-compiler # protoc: the k8s-cri crate compiles the CRI protobufs (integration/cri-test)
     python3          # scripts/mk-rootfs.sh (fast symlinks) and mk-bundle.sh (config.json edits)
+    python3-venv     # the API fuzz's venv (scripts/schemathesis-venv.sh: schemathesis from PyPI)
     qemu-system-x86  # integration/vm: the cgroup-v2 test guest (TCG; 9p shares of the host root)
     runc             # tests/runc_compat_*.rs run runc 1.1 beside runz on the same bundle
     systemd          # systemd-analyze verify: the zonesd unit (tests/zonesd_service.rs)
@@ -47,8 +51,12 @@ PACKAGES=(
     zfs-fuse         # the zfs storage backend's zfs/zpool commands and daemon (tests/storage.rs, bench/)
 )
 
+venvs=1
 case "${1:-}" in
---demo) PACKAGES=("${DEMO_PACKAGES[@]}") ;;
+--demo)
+    PACKAGES=("${DEMO_PACKAGES[@]}")
+    venvs=0
+    ;;
 "") ;;
 *)
     echo "install-deps: unknown option '$1'; usage: install-deps.sh [--demo]" >&2
@@ -65,7 +73,15 @@ for p in "${PACKAGES[@]}"; do
     fi
 done
 
+# The PyPI packages, after the Debian ones (python3-venv); quick when cached.
+python_venvs() {
+    [ "$venvs" -eq 1 ] || return 0
+    [ "$(id -u)" -eq 0 ] || return 0
+    "$here/schemathesis-venv.sh" >/dev/null
+}
+
 if [ "${#missing[@]}" -eq 0 ]; then
+    python_venvs
     exit 0
 fi
 
@@ -85,3 +101,4 @@ if ! { apt-get "${apt_opts[@]}" update &&
     echo "install-deps: apt-get failed installing: ${missing[*]}" >&2
     exit 1
 fi
+python_venvs

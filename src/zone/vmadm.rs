@@ -747,10 +747,16 @@ fn vm_state(st: ZoneState) -> String {
 
 /// `vmadm get UUID`: the VM in SmartOS's shape.
 pub fn get(store: &Store, name: &str) -> Result<Json> {
-    let zone = load(store, name)?;
     let recorded = store
         .state(name)?
         .ok_or_else(|| StoreError::NoSuchZone(name.to_string()))?;
+    get_recorded(store, name, recorded)
+}
+
+/// [`get`] with the zone's state as the index records it (read by the caller: [`all`] reads
+/// the index once, not once per zone).
+fn get_recorded(store: &Store, name: &str, recorded: ZoneState) -> Result<Json> {
+    let zone = load(store, name)?;
     let st = effective_state(store, name, recorded);
     let live = matches!(
         st,
@@ -877,7 +883,7 @@ pub fn get(store: &Store, name: &str) -> Result<Json> {
 pub fn all(store: &Store) -> Result<Vec<Json>> {
     let mut out = Vec::new();
     for e in store.list()? {
-        match get(store, &e.name) {
+        match get_recorded(store, &e.name, e.state) {
             Ok(d) => out.push(d),
             Err(VmError::Store(StoreError::NoSuchZone(_))) => continue,
             Err(e) => return Err(e),

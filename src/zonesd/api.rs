@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
@@ -169,6 +170,26 @@ impl<St: Send + Sync> FromRequest<St> for JsonBody {
     }
 }
 
+/// A path parameter (`{uuid}`, `{id}`, `{name}`). One that does not decode (percent-encoded
+/// bytes that are not UTF-8) names nothing: a 404 in the API's JSON shape, like any unknown
+/// name, not axum's plain-text rejection.
+pub struct Id(pub String);
+
+impl<St: Send + Sync> FromRequestParts<St> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &St) -> Result<Id, ApiError> {
+        match Path::<String>::from_request_parts(parts, st).await {
+            Ok(Path(v)) => Ok(Id(v)),
+            Err(e) => Err(ApiError::NotFound(format!(
+                "{}: {}",
+                parts.uri.path(),
+                e.body_text()
+            ))),
+        }
+    }
+}
+
 async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -222,7 +243,7 @@ async fn zones_list(State(app): State<S>) -> Result<Json<Value>, ApiError> {
     Ok(Json(Value::Array(all)))
 }
 
-async fn zone_get(State(app): State<S>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn zone_get(State(app): State<S>, Id(id): Id) -> Result<Json<Value>, ApiError> {
     let name = zone_of(&app, &id)?;
     Ok(Json(get_doc(&app, &name)?))
 }
@@ -254,7 +275,7 @@ async fn zone_create(
 /// PATCH /api/zones/{uuid}: a vmadm update payload, checked in-process first.
 async fn zone_update(
     State(app): State<S>,
-    Path(id): Path<String>,
+    Id(id): Id,
     JsonBody(payload): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let name = zone_of(&app, &id)?;
@@ -270,7 +291,7 @@ async fn zone_update(
     Ok(Json(get_doc(&app, &name)?))
 }
 
-async fn zone_delete(State(app): State<S>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn zone_delete(State(app): State<S>, Id(id): Id) -> Result<StatusCode, ApiError> {
     let name = zone_of(&app, &id)?;
     app.tools.run("vmadm", &["delete", &name], None).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -279,7 +300,7 @@ async fn zone_delete(State(app): State<S>, Path(id): Path<String>) -> Result<Sta
 /// boot, halt, shutdown, reboot: `zoneadm -z NAME VERB`; the zone's document after.
 async fn zone_action(
     State(app): State<S>,
-    Path(id): Path<String>,
+    Id(id): Id,
     verb: &'static str,
 ) -> Result<Json<Value>, ApiError> {
     let name = zone_of(&app, &id)?;
@@ -289,7 +310,7 @@ async fn zone_action(
 
 /// zonestat's figures for one zone: two samples 250 ms apart (CPU use over that interval),
 /// in `zonestat -j`'s shape.
-async fn zone_stats(State(app): State<S>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn zone_stats(State(app): State<S>, Id(id): Id) -> Result<Json<Value>, ApiError> {
     let name = zone_of(&app, &id)?;
     let store = app.store()?;
     let live = stat::live_zones(&store, std::slice::from_ref(&name)).map_err(ApiError::internal)?;
@@ -305,10 +326,7 @@ async fn zone_stats(State(app): State<S>, Path(id): Path<String>) -> Result<Json
     Ok(Json(stat::json_usage(&usage, &[stat::Resource::Summary])))
 }
 
-async fn snapshots_list(
-    State(app): State<S>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+async fn snapshots_list(State(app): State<S>, Id(id): Id) -> Result<Json<Value>, ApiError> {
     let name = zone_of(&app, &id)?;
     let snaps = zones_linux::zone::admin::list_snapshots(&app.store()?, &name)
         .map_err(|e| ApiError::Conflict(e.to_string()))?;
@@ -337,7 +355,7 @@ fn check_arg(path: &str, v: &str) -> Result<(), ApiError> {
 /// POST /api/zones/{uuid}/snapshots `{"name": N}`: `zoneadm -z NAME snapshot N`.
 async fn snapshot_create(
     State(app): State<S>,
-    Path(id): Path<String>,
+    Id(id): Id,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let name = zone_of(&app, &id)?;
@@ -484,11 +502,16 @@ async fn image_import(
     Ok((StatusCode::CREATED, Json(made)).into_response())
 }
 
-async fn image_delete(
-    State(app): State<S>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+async fn image_delete(State(app): State<S>, Id(id): Id) -> Result<StatusCode, ApiError> {
     check_arg("$.id", &id).map_err(|_| ApiError::NotFound(format!("no image '{id}'")))?;
+    // An id (or name, or id prefix) that matches nothing is a 404, as the document says, not
+    // imgadm's refusal (409); an ambiguous one is left to imgadm to name.
+    let root = app.altroot.clone().unwrap_or_else(|| "/".into());
+    if let Err(e @ zones::image::ImageError::NotFound(_)) =
+        zones::image::ImageStore::open(&root).get(&id)
+    {
+        return Err(ApiError::NotFound(e.to_string()));
+    }
     app.tools.run("imgadm", &["delete", &id], None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -590,10 +613,7 @@ async fn link_row(app: &App, name: &str) -> Result<Option<Value>, ApiError> {
 }
 
 /// DELETE /api/links/{name}: an etherstub or a VNIC (`dladm delete-etherstub|delete-vnic`).
-async fn link_delete(
-    State(app): State<S>,
-    Path(name): Path<String>,
-) -> Result<StatusCode, ApiError> {
+async fn link_delete(State(app): State<S>, Id(name): Id) -> Result<StatusCode, ApiError> {
     let mut problems = Vec::new();
     check_link("$.name", &name, &mut problems);
     if !problems.is_empty() {
@@ -706,10 +726,7 @@ async fn token_create(
     Ok((StatusCode::CREATED, Json(doc)).into_response())
 }
 
-async fn token_delete(
-    State(app): State<S>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+async fn token_delete(State(app): State<S>, Id(id): Id) -> Result<StatusCode, ApiError> {
     app.tokens.revoke(&id).map_err(|e| match e {
         super::tokens::TokenError::NoSuchToken(_) => ApiError::NotFound(e.to_string()),
         e => ApiError::internal(e),
