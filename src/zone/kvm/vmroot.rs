@@ -1,0 +1,110 @@
+//! The host-side mounts of a kvm zone's root: made by zoneadmd before the zone's container
+//! (whose root bind is recursive, so they come along, locked in the zone's user namespace),
+//! removed after it.
+
+use std::fs;
+use std::path::Path;
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+/// What is bound into the zone root.
+pub struct Binds<'a> {
+    /// The brand root, read-only on /usr.
+    pub brand: &'a Path,
+    /// Read-only file binds on /vm/kernel and /vm/initrd.
+    pub kernel: Option<&'a Path>,
+    pub initrd: Option<&'a Path>,
+    /// The host-made QMP directory, read-write on /vm/qmp.
+    pub qmp: &'a Path,
+}
+
+/// Where in the zone root, innermost last: unmounted in reverse order.
+const TARGETS: &[&str] = &["usr", "vm/kernel", "vm/initrd", "vm/qmp"];
+
+pub fn mount_all(root: &Path, b: &Binds) -> Result<(), String> {
+    let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    bind(b.brand, &root.join("usr"), ro, true)?;
+    if let Some(k) = b.kernel {
+        bind(k, &root.join("vm/kernel"), ro | MsFlags::MS_NOEXEC, false)?;
+    }
+    if let Some(i) = b.initrd {
+        bind(i, &root.join("vm/initrd"), ro | MsFlags::MS_NOEXEC, false)?;
+    }
+    let rw = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    bind(b.qmp, &root.join("vm/qmp"), rw, true)
+}
+
+/// Bind `src` on `dst` (made if missing: a directory, or an empty file for a file bind), then
+/// remount it with `flags`. Nothing under `dst`'s name is followed: the zone root is made by
+/// the host and the zone is not running.
+fn bind(src: &Path, dst: &Path, flags: MsFlags, dir: bool) -> Result<(), String> {
+    if fs::symlink_metadata(dst).is_err() {
+        let made = if dir {
+            fs::create_dir_all(dst)
+        } else {
+            fs::write(dst, b"")
+        };
+        made.map_err(|e| format!("{}: {e}", dst.display()))?;
+    }
+    let none: Option<&str> = None;
+    mount(Some(src), dst, none, MsFlags::MS_BIND, none)
+        .map_err(|e| format!("bind {} on {}: {e}", src.display(), dst.display()))?;
+    mount(
+        none,
+        dst,
+        none,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+        none,
+    )
+    .map_err(|e| format!("remount {}: {e}", dst.display()))
+}
+
+/// Remove every mount [`mount_all`] made (and any stacked twice); idempotent.
+pub fn unmount(root: &Path) {
+    let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    for t in TARGETS.iter().rev() {
+        let p = root.join(t);
+        for _ in 0..8 {
+            if !is_mounted(&p) {
+                break;
+            }
+            if umount2(&p, MntFlags::MNT_DETACH).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// Whether any of the zone root's VM mounts is there.
+pub fn mounted(root: &Path) -> bool {
+    let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    TARGETS.iter().any(|t| is_mounted(&root.join(t)))
+}
+
+/// Whether `p` (canonical) is a mount point: a bind from the same filesystem keeps the
+/// device number, so /proc/self/mountinfo is asked, not stat.
+fn is_mounted(p: &Path) -> bool {
+    let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let want = p.to_string_lossy();
+    text.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|m| unescape(m) == want)
+}
+
+/// mountinfo's octal escapes (`\040` for a space).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
+            let n = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(n);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
