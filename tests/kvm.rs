@@ -465,6 +465,16 @@ fn a_vm_boots_its_kernel_answers_on_the_console_and_powers_off() {
     let map = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap();
     let base: u32 = map.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert_eq!(uid - base, 100, "host uid {uid}, uid_map {map}");
+    // The zone holds no shell: zlogin says to use the console.
+    let e = h.fails("zlogin", &["vm", "true"]);
+    assert!(e.contains("zlogin -C vm"), "{e}");
+    // reboot resets the VM (QMP system_reset): the guest boots again in the same qemu.
+    let boots = con.text().matches(MARKER).count();
+    h.ok("zoneadm", &["-z", "vm", "reboot"]);
+    assert_eq!(h.state("vm"), "running");
+    con.wait(BOOT_WAIT, |t| t.matches(MARKER).count() > boots)
+        .unwrap_or_else(|| panic!("no second boot:\n{}", con.text()));
+    assert_eq!(h.qemu_pid("vm"), pid);
     // (c) shutdown presses the power button: the guest's own poweroff runs, qemu exits 0.
     h.ok("zoneadm", &["-z", "vm", "shutdown", "-t", "60"]);
     assert_eq!(h.state("vm"), "installed");
