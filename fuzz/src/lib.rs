@@ -9,6 +9,7 @@
 //! - [`image_layout`]: an OCI image layout or docker-archive directory (`index.json` or
 //!   `manifest.json`, an image manifest, a config) resolved as `imgadm import` does.
 //! - [`layer_tar`]: an image layer (tar, gzip or zstd) applied to a scratch root.
+//! - [`qcow2_header`]: a qcow2 header as `imgadm import` reads a disk image's, and its checks.
 //!
 //! The targets run under `cargo fuzz` (fuzz_targets/, nightly + libFuzzer) and under the
 //! stable driver `src/main.rs` (corpus replay plus a built-in mutator). Scratch files go to
@@ -25,11 +26,12 @@ use zones::store::Store;
 pub type Target = fn(&[u8]);
 
 /// The targets by name, for the stable driver and the corpus test.
-pub const TARGETS: [(&str, Target); 4] = [
+pub const TARGETS: [(&str, Target); 5] = [
     ("zonecfg", zonecfg),
     ("oci_config", oci_config),
     ("image_layout", image_layout),
     ("layer_tar", layer_tar),
+    ("qcow2_header", qcow2_header),
 ];
 
 /// This process's scratch directory.
@@ -248,6 +250,22 @@ pub fn layer_tar(data: &[u8]) {
             "the layer wrote {} outside its root",
             e.path().display()
         );
+    }
+}
+
+/// A qcow2 header (the first bytes of a disk image): parsed, then checked as an import
+/// checks it. Whatever parses and passes names no file qemu would open.
+pub fn qcow2_header(data: &[u8]) {
+    use zones::image::qcow2;
+    let Ok(h) = qcow2::parse(data) else {
+        return;
+    };
+    if qcow2::check_importable(&h).is_ok() {
+        assert!(
+            h.backing_file.is_none() && h.data_file.is_none() && !h.encrypted,
+            "an importable header names a file or is encrypted: {h:?}"
+        );
+        assert!(h.virtual_size > 0 && (h.version == 2 || h.version == 3));
     }
 }
 

@@ -91,6 +91,16 @@ fn dictionary(target: &str) -> &'static [&'static str] {
             "{\"zonename\":",
             "}",
         ],
+        "qcow2_header" => &[
+            "\0\0\0\x02",
+            "\0\0\0\x03",
+            "\0\0\0\x10",
+            "\0\0\0\0\0\0\0\0",
+            "\0\0\0\x68",
+            "DATA",
+            "\x05\x37\x7f\x77",
+            "/etc/passwd",
+        ],
         "layer_tar" => &[
             "ustar\0",
             "00",

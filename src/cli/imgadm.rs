@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context};
 use clap::{Parser, Subcommand};
 use zones::image::registry::PullOptions;
-use zones::image::{build, ImageConfig, ImageManifest, ImageStore, ImportOptions};
+use zones::image::{build, DiskFormat, ImageConfig, ImageManifest, ImageStore, ImportOptions};
 use zones::state::ZoneState;
 use zones::store::Store;
 
@@ -15,7 +15,7 @@ use zones::store::Store;
 #[command(
     name = "imgadm",
     about = "Manage zone images: import, list, get, delete, vacuum, create",
-    after_help = "Examples:\n  imgadm import /var/tmp/alpine-oci.tar\n  imgadm import docker://registry.example:5000/alpine:3.20\n  imgadm list -j\n  zoneadm -z web install -i alpine\n\nExit status: 0 success, 1 error, 2 usage error.",
+    after_help = "Examples:\n  imgadm import /var/tmp/alpine-oci.tar\n  imgadm import docker://registry.example:5000/alpine:3.20\n  imgadm import --disk raw --name deb12 /var/tmp/debian.img\n  imgadm list -j\n  zoneadm -z web install -i alpine\n\nExit status: 0 success, 1 error, 2 usage error.",
     disable_version_flag = true
 )]
 struct Cli {
@@ -29,17 +29,22 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Import an OCI image layout, an oci-archive or docker-archive tarball, (--rootfs) a
-    /// plain root filesystem tarball or directory, or pull docker://HOST[:PORT]/REPO[:TAG]
-    /// (or @sha256:DIGEST) from a registry.
+    /// plain root filesystem tarball or directory, a disk image for kvm zones (a qcow2 file,
+    /// or --disk raw FILE), or pull docker://HOST[:PORT]/REPO[:TAG] (or @sha256:DIGEST) from
+    /// a registry.
     #[command(
-        after_help = "Examples:\n  imgadm import /var/tmp/alpine-oci.tar\n  imgadm import --rootfs --name busybox /var/tmp/rootfs.tar.gz\n  imgadm import --creds user:secret docker://registry.example:5000/alpine:3.20"
+        after_help = "Examples:\n  imgadm import /var/tmp/alpine-oci.tar\n  imgadm import --rootfs --name busybox /var/tmp/rootfs.tar.gz\n  imgadm import --name deb12 /var/tmp/debian-12.qcow2\n  imgadm import --disk raw --name deb12-raw /var/tmp/debian-12.img\n  imgadm import --creds user:secret docker://registry.example:5000/alpine:3.20"
     )]
     Import {
         /// A path, or docker://HOST[:PORT]/REPO[:TAG|@sha256:DIGEST].
         source: String,
         /// SOURCE is a root filesystem, not an image.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "disk")]
         rootfs: bool,
+        /// SOURCE is a disk image (type zvol) in FORMAT: raw or qcow2. A qcow2 file is told
+        /// by its header without this; a raw one needs it.
+        #[arg(long, value_name = "FORMAT", value_parser = ["raw", "qcow2"])]
+        disk: Option<String>,
         /// The image's name (default: the name recorded in the image, the reference pulled,
         /// else the file name).
         #[arg(long)]
@@ -112,18 +117,20 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Cmd::Import {
             source,
             rootfs,
+            disk,
             name,
             insecure,
             creds,
         } => {
             let opts = ImportOptions {
                 rootfs,
+                disk: disk.as_deref().and_then(DiskFormat::parse),
                 name,
                 progress: std::io::stderr().is_terminal(),
             };
             let m = if source.starts_with("docker://") {
-                if rootfs {
-                    bail!("import: --rootfs is for files, not registry references ({source})");
+                if rootfs || disk.is_some() {
+                    bail!("import: --rootfs and --disk are for files, not registry references ({source})");
                 }
                 let creds = creds.or_else(|| std::env::var("IMGADM_CREDS").ok());
                 if creds.as_deref().is_some_and(|c| !c.contains(':')) {
@@ -248,17 +255,18 @@ fn create(
 fn table(out: &mut impl Write, zones: &Store, list: &[ImageManifest]) -> anyhow::Result<()> {
     writeln!(
         out,
-        "{:<12}  {:<32}  {:<14}  {:>9}  ZONES",
-        "ID", "NAME", "SOURCE", "SIZE"
+        "{:<12}  {:<32}  {:<12}  {:<14}  {:>9}  ZONES",
+        "ID", "NAME", "TYPE", "SOURCE", "SIZE"
     )?;
     for m in list {
         let users = zones::storage::image_users(zones, &m.id).len();
         let source = serde_json::to_value(m.source)?;
         writeln!(
             out,
-            "{:<12}  {:<32}  {:<14}  {:>9}  {users}",
+            "{:<12}  {:<32}  {:<12}  {:<14}  {:>9}  {users}",
             m.short_id(),
             m.name,
+            m.image_type.as_str(),
             source.as_str().unwrap_or(""),
             zones::image::progress::human(m.size)
         )?;

@@ -377,7 +377,7 @@ pub fn install_image(store: &Store, name: &str, image: &str) -> Result<()> {
     zone.verify().map_err(|e| zerr(name, e))?;
     refuse_vm_source(&zone)?;
     let images = zones::image::ImageStore::open(store.altroot());
-    let m = images.get(image)?;
+    let m = images.zone_image(image)?;
     let host = check_zonepath(store, &zone, Some("install"))?;
     let kind = storage_kind(store, &zone, &host)?;
     check_quota(&zone, &kind)?;

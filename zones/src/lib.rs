@@ -6,6 +6,7 @@ pub mod idrange;
 pub mod idshift;
 pub mod image;
 pub mod kvm;
+pub mod kvm_disk;
 pub mod kvm_root;
 pub mod lang;
 pub mod live;

@@ -1,17 +1,21 @@
-//! Images: import (OCI image layout, oci-archive, docker-archive, plain rootfs tarball), the
-//! image store, and what an `app` zone takes from an image's configuration.
+//! Images: import (OCI image layout, oci-archive, docker-archive, plain rootfs tarball, raw
+//! and qcow2 disk images), the image store, and what an `app` zone takes from an image's
+//! configuration.
 //!
-//! The store is `ALTROOT/var/lib/zones/images/<id>/` with `rootfs/` (all layers applied) and
-//! `manifest.json` ([`ImageManifest`]). An import is built in a staging directory beside it
+//! The store is `ALTROOT/var/lib/zones/images/<id>/` with `rootfs/` (all layers applied), or
+//! for a disk image (`type: zvol`) the file `disk` ([`disk`]), and `manifest.json`
+//! ([`ImageManifest`]). An import is built in a staging directory beside it
 //! (`.import-<pid>-<n>`) and renamed into place only when every layer has been verified and
 //! applied, so a failed import leaves nothing and never touches another image. Imports and
 //! deletes hold `images/.lock`.
 
 pub mod build;
 pub mod digest;
+pub mod disk;
 pub mod layer;
 pub mod limits;
 pub mod progress;
+pub mod qcow2;
 pub mod registry;
 pub mod rootdir;
 pub mod source;
@@ -28,6 +32,7 @@ use serde_json::Value;
 
 use crate::spec::AppProcess;
 use digest::{Digest, HashingReader};
+pub use disk::{DiskFormat, DiskImage};
 use layer::Compression;
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +71,13 @@ pub enum ImageError {
     Registry { url: String, why: String },
     #[error("registry {registry}: not authorized: {why}")]
     Unauthorized { registry: String, why: String },
+    #[error("image '{name}' ({id}) is a {kind}: {what}")]
+    WrongType {
+        name: String,
+        id: String,
+        kind: &'static str,
+        what: &'static str,
+    },
     #[error("image '{name}' ({id}) is used by zone(s): {zones}")]
     InUse {
         name: String,
@@ -152,6 +164,29 @@ pub enum SourceType {
     DockerArchive,
     Rootfs,
     Registry,
+    /// A raw disk image file.
+    Raw,
+    /// A qcow2 disk image file.
+    Qcow2,
+}
+
+/// What an image is, as SmartOS's manifests say: a zone's root filesystem, or a disk image
+/// for kvm zones.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageType {
+    #[default]
+    ZoneDataset,
+    Zvol,
+}
+
+impl ImageType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageType::ZoneDataset => "zone-dataset",
+            ImageType::Zvol => "zvol",
+        }
+    }
 }
 
 /// `images/<id>/manifest.json`.
@@ -161,6 +196,9 @@ pub struct ImageManifest {
     /// digest of the tarball (rootfs).
     pub id: String,
     pub name: String,
+    /// `zone-dataset` (a root filesystem) or `zvol` (a disk image).
+    #[serde(default, rename = "type")]
+    pub image_type: ImageType,
     pub source: SourceType,
     /// The path imported from.
     pub origin: String,
@@ -173,8 +211,11 @@ pub struct ImageManifest {
     /// Layer digests (uncompressed, `diff_ids`) in order.
     #[serde(default)]
     pub layers: Vec<String>,
-    /// Bytes of regular files in the rootfs.
+    /// Bytes of regular files in the rootfs; a disk image's file length.
     pub size: u64,
+    /// A disk image's guest-visible size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_size: Option<u64>,
     #[serde(default)]
     pub config: ImageConfig,
 }
@@ -184,6 +225,15 @@ impl ImageManifest {
     pub fn short_id(&self) -> &str {
         &self.id[..self.id.len().min(12)]
     }
+
+    /// A disk image's format; `None` for a root filesystem image.
+    pub fn disk_format(&self) -> Option<DiskFormat> {
+        match (self.image_type, self.source) {
+            (ImageType::Zvol, SourceType::Raw) => Some(DiskFormat::Raw),
+            (ImageType::Zvol, SourceType::Qcow2) => Some(DiskFormat::Qcow2),
+            _ => None,
+        }
+    }
 }
 
 /// How to import.
@@ -191,6 +241,8 @@ impl ImageManifest {
 pub struct ImportOptions {
     /// The path is a plain root filesystem (tarball, gzip/zstd tarball, or directory).
     pub rootfs: bool,
+    /// The path is a disk image of this format (a qcow2 file is one even without it).
+    pub disk: Option<DiskFormat>,
     pub name: Option<String>,
     /// Draw progress bars on stderr (the caller checks that it is a terminal).
     pub progress: bool,
@@ -313,14 +365,30 @@ impl ImageStore {
             return Err(ImageError::BadImage {
                 path: path.to_path_buf(),
                 why: format!(
-                    "is {}: give an image archive, a tarball or a directory",
+                    "is {}: give an image archive, a tarball, a directory or a disk image file",
                     rootdir::type_name(&meta.file_type())
                 ),
             });
         }
+        let origin = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let disk = match opts.disk {
+            Some(f) => Some(f),
+            None if !opts.rootfs && meta.is_file() && disk::sniff_qcow2(path)? => {
+                Some(DiskFormat::Qcow2)
+            }
+            None => None,
+        };
+        if let Some(format) = disk {
+            return self.import_disk(path, format, &origin, opts);
+        }
+        if !opts.rootfs && meta.is_file() && disk::not_an_archive(path)? {
+            return Err(ImageError::BadImage {
+                path: path.to_path_buf(),
+                why: "is not an image archive (no tar, gzip or zstd header): a raw disk image is imported with --disk raw".into(),
+            });
+        }
         let (staging, guard) = self.staging()?;
         let rootfs = staging.join("rootfs");
-        let origin = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let mut manifest = if opts.rootfs {
             self.import_rootfs(path, &meta, &rootfs, opts)?
         } else {
@@ -361,6 +429,7 @@ impl ImageStore {
             ImageManifest {
                 id: resolved.id.hex().to_string(),
                 name,
+                image_type: ImageType::ZoneDataset,
                 source,
                 origin: String::new(),
                 imported: 0,
@@ -368,11 +437,86 @@ impl ImageStore {
                 architecture: resolved.architecture,
                 layers,
                 size: 0,
+                virtual_size: None,
                 config: resolved.config,
             }
         };
         manifest.origin = origin.display().to_string();
         self.finish(staging, guard, manifest)
+    }
+
+    /// Import the disk image file `path` (raw or qcow2) as `images/<id>/disk`.
+    fn import_disk(
+        &self,
+        path: &Path,
+        format: DiskFormat,
+        origin: &Path,
+        opts: &ImportOptions,
+    ) -> Result<ImageManifest, ImageError> {
+        if opts.rootfs {
+            return Err(ImageError::BadImage {
+                path: path.to_path_buf(),
+                why: "is a disk image, not a root filesystem: import it without --rootfs".into(),
+            });
+        }
+        let (staging, guard) = self.staging()?;
+        let rootfs = staging.join("rootfs");
+        fs::remove_dir(&rootfs).map_err(io_at(&rootfs))?;
+        let copied = disk::copy_in(path, format, &staging.join(disk::DISK_FILE))?;
+        let name = opts.name.clone().unwrap_or_else(|| default_name(path));
+        self.check_new(copied.id.hex(), &name)?;
+        let manifest = ImageManifest {
+            id: copied.id.hex().to_string(),
+            name,
+            image_type: ImageType::Zvol,
+            source: match format {
+                DiskFormat::Raw => SourceType::Raw,
+                DiskFormat::Qcow2 => SourceType::Qcow2,
+            },
+            origin: origin.display().to_string(),
+            imported: 0,
+            os: None,
+            architecture: None,
+            layers: Vec::new(),
+            size: copied.bytes,
+            virtual_size: Some(copied.virtual_size),
+            config: ImageConfig::default(),
+        };
+        self.finish(staging, guard, manifest)
+    }
+
+    /// The disk image `key` (a name, id or id prefix), for a kvm zone's disks.
+    pub fn disk_image(&self, key: &str) -> Result<DiskImage, ImageError> {
+        let m = self.get(key)?;
+        let (Some(format), Some(virtual_size)) = (m.disk_format(), m.virtual_size) else {
+            return Err(ImageError::WrongType {
+                name: m.name.clone(),
+                id: m.short_id().to_string(),
+                kind: "zone image (zone-dataset)",
+                what: "a kvm zone's disk needs a disk image (imgadm import --disk raw|qcow2 FILE)",
+            });
+        };
+        Ok(DiskImage {
+            path: self.dir.join(&m.id).join(disk::DISK_FILE),
+            id: m.id,
+            name: m.name,
+            format,
+            virtual_size,
+        })
+    }
+
+    /// The root filesystem image `key`, for `zoneadm install -i`: a disk image is refused.
+    pub fn zone_image(&self, key: &str) -> Result<ImageManifest, ImageError> {
+        let m = self.get(key)?;
+        if m.image_type == ImageType::Zvol {
+            return Err(ImageError::WrongType {
+                name: m.name.clone(),
+                id: m.short_id().to_string(),
+                kind: "disk image (zvol)",
+                what: "it is a kvm zone's disk (add attr disk0 image=NAME), not a zone's root",
+            });
+        }
+        Ok(m)
     }
 
     /// Pull `reference` (`docker://...`) from a registry. Each layer is applied as it
@@ -401,6 +545,7 @@ impl ImageStore {
         let manifest = ImageManifest {
             id: remote.id.hex().to_string(),
             name,
+            image_type: ImageType::ZoneDataset,
             source: SourceType::Registry,
             origin: format!("docker://{r}"),
             imported: 0,
@@ -408,6 +553,7 @@ impl ImageStore {
             architecture: remote.architecture,
             layers,
             size: 0,
+            virtual_size: None,
             config: remote.config,
         };
         self.finish(staging, guard, manifest)
@@ -435,7 +581,9 @@ impl ImageStore {
     ) -> Result<ImageManifest, ImageError> {
         let rootfs = staging.join("rootfs");
         manifest.imported = now_nanos() / 1_000_000_000;
-        manifest.size = tree_size(&rootfs);
+        if manifest.image_type == ImageType::ZoneDataset {
+            manifest.size = tree_size(&rootfs);
+        }
         let json = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
         crate::store::write_atomic(&staging, "manifest.json", &json).map_err(|e| {
             ImageError::BadImage {
@@ -484,6 +632,7 @@ impl ImageStore {
         Ok(ImageManifest {
             id: id.hex().to_string(),
             name,
+            image_type: ImageType::ZoneDataset,
             source: SourceType::Rootfs,
             origin: String::new(),
             imported: 0,
@@ -491,6 +640,7 @@ impl ImageStore {
             architecture: None,
             layers,
             size: 0,
+            virtual_size: None,
             config: ImageConfig::default(),
         })
     }
@@ -751,7 +901,9 @@ fn default_name(path: &Path) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "image".into());
-    for ext in [".tar.gz", ".tgz", ".tar.zst", ".tar", ".oci"] {
+    for ext in [
+        ".tar.gz", ".tgz", ".tar.zst", ".tar", ".oci", ".qcow2", ".raw", ".img",
+    ] {
         if let Some(s) = n.strip_suffix(ext) {
             return s.to_string();
         }

@@ -614,16 +614,17 @@ pub fn root_has(zonepath: &Path, rel: &str) -> bool {
     }
 }
 
-/// Zones (name, zonepath on this host) whose record names `image_id`.
+/// Zones whose record names `image_id` (installed from it), and kvm zones whose disks use
+/// it.
 pub fn image_users(store: &crate::store::Store, image_id: &str) -> Vec<String> {
-    let mut users = Vec::new();
+    let mut users = crate::kvm_disk::image_users(store, image_id);
     for e in store.list().unwrap_or_default() {
         let Some(zp) = e.zonepath.as_deref() else {
             continue;
         };
         let host = crate::spec::bundle_dir(store.altroot(), zp);
         if let Ok(Some(rec)) = read_record(&host) {
-            if rec.image.as_deref() == Some(image_id) {
+            if rec.image.as_deref() == Some(image_id) && !users.contains(&e.name) {
                 users.push(e.name.clone());
             }
         }
