@@ -76,11 +76,13 @@ done
 # (tests/network.rs). Namespace files
 # (nsfs mounts under /run/runz-test-net-* and the test altroots) show up as mounts above.
 # ifb devices shaping a zone's or VNIC's traffic are zi<hash>; the VLAN probe of dladm zq<pid>.
+# A kvm zone's vmtapN/vmbrN live in its namespace only: on the host they are a leak.
 for l in /sys/class/net/*; do
     name=${l##*/}
     case $name in
     rz[a-z][0-9]* | zv[0-9a-f]????????? | vp[0-9a-f]????????? | zi[0-9a-f]?????????) leaks+=("link: $name") ;;
     zq[0-9a-f]???????) leaks+=("link: $name") ;;
+    vmtap[0-9]* | vmbr[0-9]*) leaks+=("link: $name (a kvm zone's VM device belongs in its netns)") ;;
     esac
 done
 

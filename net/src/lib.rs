@@ -6,9 +6,11 @@
 //! - `bridge_vlan`: VLAN filtering on an etherstub bridge, a port's VLAN (PVID, untagged).
 //! - `netns`: named network namespaces as bind-mounted nsfs files, and netlink sockets opened
 //!   inside a namespace by a forked child (the caller never changes its own namespace, and
-//!   needs no threads).
+//!   needs no threads); sysctls written there the same way.
 //! - `names`: interface-name and MAC validation.
 //! - `tc`: bandwidth caps (tbf; ingress through an ifb device), over rtnetlink.
+//! - `tap`: persistent tap devices for virtual machines, owned by an unprivileged user, made
+//!   inside a network namespace by a forked child.
 //! - `nft`: link protection (anti-spoofing) as a netdev-ingress nftables table, through
 //!   `nft -j` (JSON).
 
@@ -18,6 +20,7 @@ pub mod names;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
+pub mod tap;
 pub mod tc;
 
 pub use link::{Address, Link};

@@ -17,7 +17,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use crate::netlink::Netlink;
 use crate::{NetError, Result};
 
-fn ns_err(path: &Path, msg: impl std::fmt::Display) -> NetError {
+pub(crate) fn ns_err(path: &Path, msg: impl std::fmt::Display) -> NetError {
     NetError::Netns {
         path: path.to_path_buf(),
         msg: msg.to_string(),
@@ -30,7 +30,26 @@ fn cstr(path: &Path) -> Result<CString> {
 
 /// Run `child` in a forked process; it returns 0 or (step << 16 | errno), reported through a
 /// pipe. `child` must only make raw system calls.
-fn in_child(path: &Path, what: &[&str], child: impl FnOnce() -> u32) -> Result<()> {
+pub(crate) fn in_child(path: &Path, what: &[&str], child: impl FnOnce() -> u32) -> Result<()> {
+    let code = child_code(path, child)?;
+    if code == 0 {
+        return Ok(());
+    }
+    let (step, errno) = split_code(code);
+    let step = what.get(step).copied().unwrap_or("?");
+    Err(ns_err(path, format!("{step}: {}", errno.desc())))
+}
+
+/// A child's failure code as (step, errno).
+pub(crate) fn split_code(code: u32) -> (usize, nix::Error) {
+    (
+        (code >> 16) as usize,
+        nix::Error::from_raw((code & 0xffff) as i32),
+    )
+}
+
+/// Run `child` in a forked process and return its code (0, or step << 16 | errno).
+pub(crate) fn child_code(path: &Path, child: impl FnOnce() -> u32) -> Result<u32> {
     let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ns_err(path, e))?;
     // SAFETY: the child only runs `child` (raw system calls, no allocation or locks) and
     // leaves with _exit.
@@ -52,19 +71,12 @@ fn in_child(path: &Path, what: &[&str], child: impl FnOnce() -> u32) -> Result<(
             if n != 4 || !matches!(status, Ok(WaitStatus::Exited(_, 0))) {
                 return Err(ns_err(path, format!("helper process failed: {status:?}")));
             }
-            let code = u32::from_ne_bytes(buf);
-            if code == 0 {
-                return Ok(());
-            }
-            let step = (code >> 16) as usize;
-            let errno = nix::Error::from_raw((code & 0xffff) as i32);
-            let step = what.get(step).copied().unwrap_or("?");
-            Err(ns_err(path, format!("{step}: {}", errno.desc())))
+            Ok(u32::from_ne_bytes(buf))
         }
     }
 }
 
-fn errno_code(step: u32) -> u32 {
+pub(crate) fn errno_code(step: u32) -> u32 {
     (step << 16) | (nix::Error::last_raw() as u32 & 0xffff)
 }
 
@@ -167,6 +179,54 @@ pub fn netlink_in(ns: BorrowedFd, label: &Path) -> Result<Netlink> {
     drop(theirs);
     let fd = recv_fd(&ours).map_err(|e| ns_err(label, format!("receive socket: {e}")))?;
     Netlink::from_fd(fd)
+}
+
+/// Write `value` to the sysctl `key` (`net/ipv6/conf/vmbr0/disable_ipv6`) of the namespace
+/// open at `ns`: a forked child enters it (/proc/sys/net is the opener's namespace's).
+/// `Ok(false)` when the key does not exist (e.g. IPv6 is off on this host).
+pub fn sysctl_in(ns: BorrowedFd, label: &Path, key: &str, value: &str) -> Result<bool> {
+    let file = PathBuf::from("/proc/sys").join(key);
+    let path = cstr(&file)?;
+    let nsfd = ns.as_raw_fd();
+    let code = child_code(label, || {
+        // SAFETY: setns/open/write/close with a NUL-terminated path and a byte slice made
+        // before the fork.
+        unsafe {
+            if libc::setns(nsfd, libc::CLONE_NEWNET) != 0 {
+                return errno_code(1);
+            }
+            let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return errno_code(2);
+            }
+            let n = libc::write(fd, value.as_ptr().cast(), value.len());
+            let code = if n == value.len() as isize {
+                0
+            } else {
+                errno_code(3)
+            };
+            libc::close(fd);
+            code
+        }
+    })?;
+    match split_code(code) {
+        (0, _) => Ok(true),
+        (2, nix::Error::ENOENT) => Ok(false),
+        (step, errno) => {
+            let what = ["?", "setns", "open", "write"][step.min(3)];
+            Err(ns_err(
+                label,
+                format!("{what} {}: {}", file.display(), errno.desc()),
+            ))
+        }
+    }
+}
+
+/// Turn IPv6 off on link `dev` of the namespace open at `ns` (a bridge port that must send
+/// nothing of its own: no link-local address, router solicitation or MLD report).
+pub fn disable_ipv6(ns: BorrowedFd, label: &Path, dev: &str) -> Result<()> {
+    crate::names::check_ifname(dev)?;
+    sysctl_in(ns, label, &format!("net/ipv6/conf/{dev}/disable_ipv6"), "1").map(drop)
 }
 
 /// Send `fd` over the unix socket `sock` (SCM_RIGHTS) with no allocation.

@@ -48,6 +48,7 @@ pub mod supervisor;
 pub mod trace;
 pub mod userscript;
 pub mod vmadm;
+pub mod vmnet;
 
 use std::path::{Path, PathBuf};
 

@@ -8,6 +8,12 @@
 //! brought up and `allowed-address` and `defrouter` configured. The engine joins that
 //! namespace (SpecOptions.netns).
 //!
+//! A kvm zone's anets carry its VM's NICs (see [`vm_nics`]): the zone end of each is a port
+//! of a bridge `vmbrN` in the zone's namespace, with a tap `vmtapN` that the zone's qemu
+//! user owns and qemu attaches to; the zone end gets no address (the VM configures its own)
+//! and a MAC of its own, the VM the anet's mac-address, so the host end's caps and
+//! anti-spoofing apply to the VM's frames.
+//!
 //! What was made is recorded in `ALTROOT/run/zones/NAME/net.json` first, so teardown (at halt,
 //! at a failed boot, or by `zoneadm halt` after the supervisor was killed) deletes exactly
 //! that: the host ends (each takes its zone end along) and the namespace file.
@@ -18,12 +24,14 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use zones::model::Net;
-use zones::model::{Anet, IpType, Zone};
+use zones::model::{Anet, Brand, IpType, Zone};
 use zones::store::Store;
 use zones_net::names::{self, check_ifname, format_mac, parse_mac, parse_prefix};
 use zones_net::nft::{self, Protection};
 use zones_net::{netns, NetError, Netlink};
 
+use super::vmnet;
+pub use super::vmnet::{vm_nic_qemu_args, vm_nics, VmNic};
 use super::{datalinks, ZonePaths};
 
 #[derive(Debug, thiserror::Error)]
@@ -105,14 +113,14 @@ pub fn ifb_name(host: &str) -> String {
 
 /// One anet, checked: nothing is created until every anet of the zone passes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Plan {
-    linkname: String,
+pub(super) struct Plan {
+    pub(super) linkname: String,
     host: String,
     stub: String,
-    mac: [u8; 6],
-    address: Option<(IpAddr, u8)>,
-    defrouter: Option<IpAddr>,
-    mtu: Option<u32>,
+    pub(super) mac: [u8; 6],
+    pub(super) address: Option<(IpAddr, u8)>,
+    pub(super) defrouter: Option<IpAddr>,
+    pub(super) mtu: Option<u32>,
     vlan: Option<u16>,
     /// Bits/s in each direction.
     maxbw: Option<u64>,
@@ -322,6 +330,15 @@ fn plan_net(zone: &str, n: &Net) -> Result<NetPlan> {
 /// Check the zone's `net` resources.
 fn plan_nets(zone: &Zone) -> Result<Vec<NetPlan>> {
     let name = &zone.zonename;
+    if let (Brand::Kvm, Some(n)) = (zone.brand, zone.net.first()) {
+        return Err(cfg(
+            name,
+            format!(
+                "net {}: a kvm zone's VM gets its NICs from anet resources (the VM's MAC is the anet's mac-address); use add anet",
+                n.physical.as_deref().unwrap_or("?")
+            ),
+        ));
+    }
     let nets = zone
         .net
         .iter()
@@ -349,13 +366,28 @@ pub fn check(zone: &Zone) -> Result<()> {
 }
 
 /// Check the zone's network configuration and plan its links.
-fn plan(zone: &Zone) -> Result<Vec<Plan>> {
+pub(super) fn plan(zone: &Zone) -> Result<Vec<Plan>> {
     let name = &zone.zonename;
     if zone.ip_type == IpType::Shared {
         return Err(cfg(
             name,
             "ip-type=shared is not supported (zones have exclusive IP stacks only); set ip-type=exclusive",
         ));
+    }
+    if zone.brand == Brand::Kvm {
+        if let Some(a) = zone
+            .anet
+            .iter()
+            .find(|a| a.mac_address.as_deref() == Some("random"))
+        {
+            return Err(cfg(
+                name,
+                format!(
+                    "anet {}: mac-address random: a kvm zone's VM is given its MAC before boot; set mac-address to auto or an address",
+                    a.linkname.as_deref().unwrap_or("?")
+                ),
+            ));
+        }
     }
     let plans = zone
         .anet
@@ -565,9 +597,16 @@ fn check_vnic(store: &Store, zone: &str, host: &mut Netlink, n: &mut NetPlan) ->
 
 /// Set up the zone's network before its init exists. Returns the namespace file for the
 /// engine, or `None` when the zone has no anet or net (the engine then makes an empty
-/// namespace). On error nothing is left behind.
-pub fn setup(store: &Store, zone: &Zone, paths: &ZonePaths) -> Result<Option<PathBuf>> {
-    setup_in(store, zone, paths, None)
+/// namespace). On error nothing is left behind. `id_base` is the start of the zone's id
+/// range (0 without a user namespace): a kvm zone's taps belong to its qemu user,
+/// [`vmnet::vm_owner`]`(id_base)`.
+pub fn setup(
+    store: &Store,
+    zone: &Zone,
+    paths: &ZonePaths,
+    id_base: u32,
+) -> Result<Option<PathBuf>> {
+    setup_in(store, zone, paths, None, id_base)
 }
 
 /// [`setup`] in the network namespace of the (created, not started) zone init `init`: a zone
@@ -578,6 +617,7 @@ pub fn setup_in(
     zone: &Zone,
     paths: &ZonePaths,
     init: Option<nix::unistd::Pid>,
+    id_base: u32,
 ) -> Result<Option<PathBuf>> {
     let name = zone.zonename.as_str();
     teardown(paths);
@@ -627,7 +667,8 @@ pub fn setup_in(
     record
         .save(paths)
         .map_err(|e| cfg(name, format!("{}: {e}", record_file(paths).display())))?;
-    let made = build(name, paths, &mut host, &plans, &nets, init);
+    let vm = (zone.brand == Brand::Kvm).then(|| (vm_nics(zone), vmnet::vm_owner(id_base)));
+    let made = build(name, paths, &mut host, &plans, &nets, init, vm);
     if made.is_err() {
         teardown(paths);
     }
@@ -662,6 +703,9 @@ fn configure_inside(
     Ok(())
 }
 
+/// A kvm zone's VM NICs and the host ids of the qemu user that owns their taps.
+type VmPart = (Vec<VmNic>, (u32, u32));
+
 fn build(
     zone: &str,
     paths: &ZonePaths,
@@ -669,6 +713,7 @@ fn build(
     plans: &[Plan],
     nets: &[NetPlan],
     init: Option<nix::unistd::Pid>,
+    vm: Option<VmPart>,
 ) -> Result<PathBuf> {
     let file = netns_file(paths);
     match init {
@@ -685,7 +730,12 @@ fn build(
     }
     let nsfd = netns::open(&file).map_err(net(zone))?;
     for p in plans {
-        host.create_veth(&p.host, &p.linkname, Some(nsfd.as_fd()), Some(p.mac))
+        // A kvm zone's end is a bridge port: the anet's MAC is the VM's (vmnet).
+        let zone_end_mac = match vm {
+            Some(_) => vmnet::port_mac(zone, &p.linkname, p.mac),
+            None => p.mac,
+        };
+        host.create_veth(&p.host, &p.linkname, Some(nsfd.as_fd()), Some(zone_end_mac))
             .map_err(net(zone))?;
         if let Some(mtu) = p.mtu {
             host.set_mtu(&p.host, mtu).map_err(net(zone))?;
@@ -707,6 +757,15 @@ fn build(
         if let Some(mtu) = p.mtu {
             inside.set_mtu(&p.linkname, mtu).map_err(net(zone))?;
         }
+    }
+    if let Some((nics, owner)) = vm {
+        // The VM configures its addresses and routes; the zone end only carries its frames.
+        for n in &nics {
+            vmnet::set_up(&mut inside, nsfd.as_fd(), &file, n, owner).map_err(net(zone))?;
+        }
+        return Ok(file);
+    }
+    for p in plans {
         configure_inside(zone, &mut inside, &p.linkname, p.address)?;
     }
     for n in nets {
@@ -901,5 +960,29 @@ mod tests {
         z.ip_type = IpType::Shared;
         assert!(err(z).contains("ip-type=shared is not supported"));
         assert!(plan(&zone_with(vec![])).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_kvm_zone_refuses_what_its_vm_cannot_have() {
+        let mut z = zone_with(vec![anet("net0", "stub0")]);
+        z.brand = Brand::Kvm;
+        assert!(check(&z).is_ok());
+        z.anet[0].mac_address = Some("random".into());
+        let e = check(&z).unwrap_err().to_string();
+        assert!(e.contains("anet net0: mac-address random"), "{e}");
+        z.anet[0].mac_address = None;
+        z.net = vec![Net {
+            physical: Some("vnic0".into()),
+            ..Default::default()
+        }];
+        let e = check(&z).unwrap_err().to_string();
+        assert!(
+            e.contains("net vnic0: a kvm zone's VM gets its NICs from anet"),
+            "{e}"
+        );
+        // A linux zone keeps both.
+        z.brand = Brand::Linux;
+        z.anet[0].mac_address = Some("random".into());
+        assert!(plan(&z).is_ok() && plan_nets(&z).is_ok());
     }
 }

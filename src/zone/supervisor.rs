@@ -403,7 +403,9 @@ impl Supervisor {
         // Without a user namespace the host makes the zone's network namespace first; with
         // one, init makes it (owned by the zone's user namespace) and the links go in after.
         let netns = match userns {
-            None => network::setup(&self.store, &zone, &self.paths).map_err(|e| e.to_string())?,
+            None => {
+                network::setup(&self.store, &zone, &self.paths, 0).map_err(|e| e.to_string())?
+            }
             Some(_) => None,
         };
         crate::fault::point("boot:after-network");
@@ -436,7 +438,7 @@ impl Supervisor {
         };
         if let Some(base) = userns {
             let systemd = self.whole_system && engine::init_kind(&root) == engine::Init::Systemd;
-            let set_up = network::setup_in(&self.store, &zone, &self.paths, Some(pid))
+            let set_up = network::setup_in(&self.store, &zone, &self.paths, Some(pid), base)
                 .map_err(|e| e.to_string())
                 .and_then(|_| match systemd {
                     true => engine::delegate_cgroup(&zone.zonename, pid, base)
