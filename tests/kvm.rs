@@ -701,3 +701,176 @@ fn halt_then_uninstall_leaves_nothing() {
         );
     }
 }
+
+/// Bytes allocated on disk (what `du` counts).
+fn allocated(p: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).unwrap().blocks() * 512
+}
+
+#[test]
+fn two_vms_cloned_from_one_image_see_it_and_share_its_blocks() {
+    if !require_root() {
+        return;
+    }
+    let Some(g) = guest() else { return };
+    if which("qemu-img").is_none() {
+        eprintln!("skipping: no qemu-img");
+        return;
+    }
+    let h = Host::new("disks");
+    // A raw image of 64 MiB: a marker in its first sector, 32 MiB of data after it.
+    const MIB: usize = 1 << 20;
+    let img = h.root.join("disk.img");
+    let mut data = vec![0u8; 64 * MIB];
+    data[..22].copy_from_slice(b"KVMTEST-DISK-IMAGE-OK\n");
+    for (i, b) in data[MIB..33 * MIB].iter_mut().enumerate() {
+        *b = (i % 251) as u8 | 1;
+    }
+    std::fs::write(&img, &data).unwrap();
+    h.ok(
+        "imgadm",
+        &[
+            "import",
+            "--disk",
+            "raw",
+            "--name",
+            "kvmt",
+            img.to_str().unwrap(),
+        ],
+    );
+    let got: serde_json::Value = serde_json::from_str(&h.ok("imgadm", &["get", "kvmt"])).unwrap();
+    let id = got["id"]
+        .as_str()
+        .or(got["uuid"].as_str())
+        .unwrap()
+        .to_string();
+    let image_file = h.root.join(format!("var/lib/zones/images/{id}/disk"));
+    let image_bytes = allocated(&image_file);
+    assert!(image_bytes >= 32 * MIB as u64, "{image_bytes}");
+    let mut consoles = Vec::new();
+    for z in ["vma", "vmb"] {
+        h.configure(z, &g, &attr("disk0", "image=kvmt"));
+        let con = boot(&h, z);
+        let line = con
+            .wait(Duration::from_secs(10), |t| t.contains("KVMTEST-DISK "))
+            .unwrap_or_default();
+        assert!(
+            line.contains("KVMTEST-DISK KVMTEST-DISK-IMAGE-OK"),
+            "{z} does not see the image on /dev/vda:\n{line}"
+        );
+        consoles.push(con);
+    }
+    // Each VM writes to its own clone; the other's and the image stay as they were.
+    let mut a = consoles.remove(0);
+    let w = a.run(
+        "echo VMA-WROTE | dd of=/dev/vda bs=512 seek=4096 conv=fsync 2>/dev/null; dd if=/dev/vda bs=512 skip=4096 count=1 2>/dev/null | head -c 9; echo",
+        |l| (l == "VMA-WROTE").then(|| l.to_string()),
+    );
+    assert_eq!(w, "VMA-WROTE");
+    let mut b = consoles.remove(0);
+    let r = b.run(
+        "dd if=/dev/vda bs=512 skip=4096 count=1 2>/dev/null | head -c 9 | od -c | head -1; echo READ-DONE",
+        |l| (l == "READ-DONE").then(|| l.to_string()),
+    );
+    assert_eq!(r, "READ-DONE");
+    assert!(
+        !b.text()
+            .lines()
+            .any(|l| l.trim() == "VMA-WROTE" || l.contains("V   M   A")),
+        "vmb sees vma's write:\n{}",
+        b.text()
+    );
+    let image_now = std::fs::read(&image_file).unwrap();
+    assert_eq!(
+        image_now[2 * MIB..2 * MIB + 512],
+        data[2 * MIB..2 * MIB + 512]
+    );
+    for z in ["vma", "vmb"] {
+        let clone = h.zonepath(z).join("vm/disks/disk0.qcow2");
+        let extra = allocated(&clone);
+        assert!(
+            extra * 16 < image_bytes,
+            "{z}'s clone takes {extra} bytes of the image's {image_bytes}"
+        );
+    }
+    drop((a, b));
+    for z in ["vma", "vmb"] {
+        h.ok("zoneadm", &["-z", z, "halt"]);
+        h.ok("zoneadm", &["-z", z, "uninstall", "-F"]);
+        assert!(!h.zonepath(z).exists());
+    }
+    assert!(common::mounts_under(&h.root).is_empty());
+}
+
+#[test]
+fn a_vm_and_a_native_zone_ping_each_other_over_an_etherstub() {
+    if !require_root() {
+        return;
+    }
+    let Some(g) = guest() else { return };
+    let h = Host(ZoneHost::new("kvm", "ping", true));
+    let stub = h.link_name("rzk", "s");
+    let _links = common::zonehost::Links(vec![stub.clone()]);
+    h.ok("dladm", &["create-etherstub", &stub]);
+    // The native zone.
+    h.ok(
+        "zonecfg",
+        &[
+            "-z",
+            "nat",
+            &format!(
+                "create; set zonepath=/zones/nat; set max-processes=100; \
+                 add anet; set linkname=net0; set lower-link={stub}; \
+                 set allowed-address=10.213.77.1/24; end"
+            ),
+        ],
+    );
+    h.ok(
+        "zoneadm",
+        &["-z", "nat", "install", "-d", h.image.to_str().unwrap()],
+    );
+    h.ok("zoneadm", &["-z", "nat", "boot"]);
+    // The VM: its address from the kernel command line (the init configures eth0).
+    h.ok(
+        "zonecfg",
+        &[
+            "-z",
+            "vm",
+            &format!(
+                "create; set zonepath=/zones/vm; set brand=kvm; {} {} {} {} \
+                 add anet; set linkname=net0; set lower-link={stub}; \
+                 set allowed-address=10.213.77.2/24; end",
+                attr("ram", "256m"),
+                attr("kernel", g.kernel.to_str().unwrap()),
+                attr("initrd", g.initrd.to_str().unwrap()),
+                attr(
+                    "cmdline",
+                    "console=ttyS0 quiet panic=-1 kvmtest.ip=10.213.77.2/24"
+                ),
+            ),
+        ],
+    );
+    let mut con = boot(&h, "vm");
+    assert!(
+        con.text().contains("KVMTEST-IP 10.213.77.2/24"),
+        "{}",
+        con.text()
+    );
+    // The VM pings the native zone, and the native zone the VM.
+    let r = con.run(
+        "ping -c 2 -w 30 10.213.77.1 >/dev/null 2>&1; echo PING-$?",
+        |l| l.strip_prefix("PING-").map(String::from),
+    );
+    assert_eq!(
+        r,
+        "0",
+        "the VM cannot reach the native zone:\n{}",
+        con.text()
+    );
+    h.ok("zlogin", &["nat", "ping -c 2 -w 30 10.213.77.2"]);
+    drop(con);
+    for z in ["vm", "nat"] {
+        h.ok("zoneadm", &["-z", z, "halt"]);
+    }
+}

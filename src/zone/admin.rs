@@ -106,7 +106,7 @@ pub fn verify(store: &Store, name: &str) -> Result<Vec<String>> {
     let (zone, _lock, st) = open(store, name)?;
     state::check(name, st, Verb::Verify)?;
     zone.verify().map_err(|e| zerr(name, e))?;
-    check_vm(&zone)?;
+    check_vm(store, &zone)?;
     super::network::check(&zone)?;
     zones::spec::check_host(&zone)?;
     zones::spec::check_kernel(&zone)?;
@@ -129,11 +129,11 @@ pub fn verify(store: &Store, name: &str) -> Result<Vec<String>> {
 }
 
 /// A kvm zone's VM (see `kvm::check`); nothing for other brands.
-fn check_vm(zone: &Zone) -> Result<()> {
+fn check_vm(store: &Store, zone: &Zone) -> Result<()> {
     if zone.brand != Brand::Kvm {
         return Ok(());
     }
-    super::kvm::check(zone)
+    super::kvm::check(store, zone)
         .map(drop)
         .map_err(|e| zerr(&zone.zonename, e))
 }
@@ -283,7 +283,7 @@ pub fn install_vm(store: &Store, name: &str) -> Result<()> {
     }
     let t = state::check(name, st, Verb::Install)?;
     zone.verify().map_err(|e| zerr(name, e))?;
-    check_vm(&zone)?;
+    check_vm(store, &zone)?;
     let host = check_zonepath(store, &zone, Some("install"))?;
     store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;
     crate::fault::point("install:after-incomplete");
@@ -291,7 +291,8 @@ pub fn install_vm(store: &Store, name: &str) -> Result<()> {
         make_zonepath(name, &host)?;
         super::kvm::install(store, &host).map_err(|e| zerr(name, e))?;
         crate::fault::point("install:after-populate");
-        engine::id_range(store, &zone)?;
+        let base = engine::id_range(store, &zone)?;
+        super::kvm::provision_disks(store, &zone, &host, base).map_err(|e| zerr(name, e))?;
         Ok(())
     })();
     if let Err(e) = made {
@@ -457,7 +458,7 @@ pub fn ready(store: &Store, name: &str) -> Result<()> {
     let (zone, lock, st) = open(store, name)?;
     state::check(name, settled_state(store, name, &lock, st), Verb::Ready)?;
     zones::spec::check_kernel(&zone)?;
-    check_vm(&zone)?;
+    check_vm(store, &zone)?;
     drop(lock);
     supervisor::spawn(store, name, StartMode::Ready, None).map_err(|e| zerr(name, e))
 }
@@ -471,7 +472,7 @@ pub fn boot(store: &Store, name: &str, args: Option<Vec<String>>) -> Result<()> 
     zone.verify().map_err(|e| zerr(name, e))?;
     // A cap this kernel cannot apply stops the boot here, with the reason, not in zoneadmd.
     zones::spec::check_kernel(&zone)?;
-    check_vm(&zone)?;
+    check_vm(store, &zone)?;
     check_datasets(store, &zone, &engine::zonepath(store, &zone)?)?;
     if zone.brand == Brand::Linux
         && !zones::storage::root_has(&engine::zonepath(store, &zone)?, "sbin/init")

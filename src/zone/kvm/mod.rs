@@ -5,8 +5,10 @@
 //!   host's brand root (made once per qemu binary).
 //! - [`prepare`] (zoneadmd, before the container is made): the accelerator, and the host-side
 //!   mounts in the zone root (`vmroot`): the brand root read-only on /usr, the kernel and
-//!   initrd read-only on /vm/kernel and /vm/initrd, the host-made QMP directory on /vm/qmp;
-//!   returns qemu's command line. [`release`] undoes the mounts.
+//!   initrd read-only on /vm/kernel and /vm/initrd, the host-made QMP directory on /vm/qmp,
+//!   the disk clones' directory on /vm/disks and each disk image read-only on
+//!   /vm/images/<id>; returns qemu's command line (with `kvm_disk::qemu_args` and
+//!   `vmnet::vm_nic_qemu_args`). [`release`] undoes the mounts.
 //! - [`qmp`]: shutdown (`system_powerdown`, the ACPI power button), halt (`quit`), reboot
 //!   (`system_reset`) from the host.
 
@@ -24,9 +26,9 @@ use zones::store::Store;
 
 use super::ZonePaths;
 
-/// The VM of `zone` as verify sees it: its attrs, its kernel and initrd, its memory cap and
-/// qemu. `Err` is the message after `zone 'NAME': `.
-pub fn check(zone: &Zone) -> Result<KvmConfig, String> {
+/// The VM of `zone` as verify sees it: its attrs, its kernel and initrd, its memory cap,
+/// its disks (`kvm_disk::check`) and qemu. `Err` is the message after `zone 'NAME': `.
+pub fn check(store: &Store, zone: &Zone) -> Result<KvmConfig, String> {
     let cfg = KvmConfig::from_zone(zone)
         .map_err(|e| unprefixed(zone, &e.to_string()))?
         .ok_or_else(|| "not a kvm zone".to_string())?;
@@ -46,6 +48,8 @@ pub fn check(zone: &Zone) -> Result<KvmConfig, String> {
             ));
         }
     }
+    let images = zones::image::ImageStore::open(store.altroot());
+    zones::kvm_disk::check(&images, zone, &cfg).map_err(|e| unprefixed(zone, &e.to_string()))?;
     zones::kvm_root::find_qemu().map_err(|e| e.to_string())?;
     accel::choose(cfg.accel)?;
     Ok(cfg)
@@ -85,6 +89,27 @@ pub fn install(store: &Store, zonepath: &Path) -> Result<(), String> {
     zones::kvm_root::make_zone_root(&zonepath.join("root")).map_err(|e| e.to_string())
 }
 
+/// `zoneadm install`, once the zone's id range is known (`base`; `None` without a user
+/// namespace): the VM's copy-on-write disk clones, owned by its qemu user.
+pub fn provision_disks(
+    store: &Store,
+    zone: &Zone,
+    zonepath: &Path,
+    base: Option<u32>,
+) -> Result<(), String> {
+    let cfg = check(store, zone)?;
+    let images = zones::image::ImageStore::open(store.altroot());
+    zones::kvm_disk::provision(
+        &images,
+        zone,
+        &cfg,
+        zonepath,
+        super::vmnet::vm_owner(base.unwrap_or(0)),
+    )
+    .map(drop)
+    .map_err(|e| unprefixed(zone, &e.to_string()))
+}
+
 /// The host-made directory of qemu's QMP socket (bound on /vm/qmp in the zone).
 pub fn qmp_dir(paths: &ZonePaths) -> PathBuf {
     paths.run.join("vm-qmp")
@@ -106,7 +131,10 @@ pub fn prepare(
     base: Option<u32>,
 ) -> Result<Vec<String>, String> {
     let name = &zone.zonename;
-    let cfg = check(zone).map_err(|e| format!("zone '{name}': {e}"))?;
+    let cfg = check(store, zone).map_err(|e| format!("zone '{name}': {e}"))?;
+    let images = zones::image::ImageStore::open(store.altroot());
+    let disks = zones::kvm_disk::zone_disks(&images, zone, &cfg, zonepath)
+        .map_err(|e| format!("zone '{name}': {}", unprefixed(zone, &e.to_string())))?;
     let accel = accel::choose(cfg.accel).map_err(|e| format!("zone '{name}': {e}"))?;
     let qemu = zones::kvm_root::find_qemu().map_err(|e| e.to_string())?;
     let brand = zones::kvm_root::brand_root(&store.state_dir(), &qemu)
@@ -119,11 +147,20 @@ pub fn prepare(
         .and_then(|_| std::os::unix::fs::chown(&qmp, Some(owner), Some(owner)))
         .map_err(|e| format!("zone '{name}': {}: {e}", qmp.display()))?;
     let root = zonepath.join("root");
+    let disks_dir = zonepath.join("vm/disks");
+    let mut images: Vec<(String, PathBuf)> = Vec::new();
+    for d in &disks {
+        if !images.iter().any(|(id, _)| *id == d.image.id) {
+            images.push((d.image.id.clone(), d.image.path.clone()));
+        }
+    }
     let binds = vmroot::Binds {
         brand: &brand,
         kernel: cfg.kernel.as_deref(),
         initrd: cfg.initrd.as_deref(),
         qmp: &qmp,
+        disks: (!disks.is_empty()).then_some(disks_dir.as_path()),
+        images: &images,
     };
     if let Err(e) = vmroot::mount_all(&root, &binds) {
         vmroot::unmount(&root);
@@ -133,7 +170,9 @@ pub fn prepare(
         accel_file(paths),
         format!("{}\n{}\n", accel.name(), accel.describe()),
     );
-    Ok(cfg.qemu_args(accel.qemu_arg(), &[]))
+    let mut extra = zones::kvm_disk::qemu_args(&disks);
+    extra.extend(super::vmnet::vm_nic_qemu_args(&super::vmnet::vm_nics(zone)));
+    Ok(cfg.qemu_args(accel.qemu_arg(), &extra))
 }
 
 /// Undo [`prepare`]: the mounts in the zone root and the QMP directory. Idempotent.

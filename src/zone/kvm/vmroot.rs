@@ -16,10 +16,16 @@ pub struct Binds<'a> {
     pub initrd: Option<&'a Path>,
     /// The host-made QMP directory, read-write on /vm/qmp.
     pub qmp: &'a Path,
+    /// The disk clones' directory (`<zonepath>/vm/disks`), read-write on /vm/disks.
+    pub disks: Option<&'a Path>,
+    /// The disk images (id, host file), each read-only on /vm/images/<id>.
+    pub images: &'a [(String, std::path::PathBuf)],
 }
 
 /// Where in the zone root, innermost last: unmounted in reverse order.
-const TARGETS: &[&str] = &["usr", "vm/kernel", "vm/initrd", "vm/qmp"];
+const TARGETS: &[&str] = &["usr", "vm/kernel", "vm/initrd", "vm/qmp", "vm/disks"];
+/// The directory of the image binds (one per image id) in the zone root.
+const IMAGES: &str = "vm/images";
 
 pub fn mount_all(root: &Path, b: &Binds) -> Result<(), String> {
     let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
@@ -31,7 +37,18 @@ pub fn mount_all(root: &Path, b: &Binds) -> Result<(), String> {
         bind(i, &root.join("vm/initrd"), ro | MsFlags::MS_NOEXEC, false)?;
     }
     let rw = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    bind(b.qmp, &root.join("vm/qmp"), rw, true)
+    bind(b.qmp, &root.join("vm/qmp"), rw, true)?;
+    if let Some(d) = b.disks {
+        bind(d, &root.join("vm/disks"), rw, true)?;
+    }
+    for (id, file) in b.images {
+        if id.is_empty() || id.contains('/') || id.starts_with('.') {
+            return Err(format!("image id '{id}': not a file name"));
+        }
+        let at = root.join(IMAGES).join(id);
+        bind(file, &at, ro | MsFlags::MS_NOEXEC, false)?;
+    }
+    Ok(())
 }
 
 /// Bind `src` on `dst` (made if missing: a directory, or an empty file for a file bind), then
@@ -42,7 +59,9 @@ fn bind(src: &Path, dst: &Path, flags: MsFlags, dir: bool) -> Result<(), String>
         let made = if dir {
             fs::create_dir_all(dst)
         } else {
-            fs::write(dst, b"")
+            dst.parent()
+                .map_or(Ok(()), fs::create_dir_all)
+                .and_then(|_| fs::write(dst, b""))
         };
         made.map_err(|e| format!("{}: {e}", dst.display()))?;
     }
@@ -59,16 +78,25 @@ fn bind(src: &Path, dst: &Path, flags: MsFlags, dir: bool) -> Result<(), String>
     .map_err(|e| format!("remount {}: {e}", dst.display()))
 }
 
+/// Where [`mount_all`] mounts in the zone root `root` (canonical), outermost first.
+fn targets(root: &Path) -> Vec<std::path::PathBuf> {
+    let images = fs::read_dir(root.join(IMAGES))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| root.join(IMAGES).join(e.file_name()));
+    TARGETS.iter().map(|t| root.join(t)).chain(images).collect()
+}
+
 /// Remove every mount [`mount_all`] made (and any stacked twice); idempotent.
 pub fn unmount(root: &Path) {
     let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-    for t in TARGETS.iter().rev() {
-        let p = root.join(t);
+    for p in targets(&root).iter().rev() {
         for _ in 0..8 {
-            if !is_mounted(&p) {
+            if !is_mounted(p) {
                 break;
             }
-            if umount2(&p, MntFlags::MNT_DETACH).is_err() {
+            if umount2(p, MntFlags::MNT_DETACH).is_err() {
                 break;
             }
         }
@@ -78,7 +106,7 @@ pub fn unmount(root: &Path) {
 /// Whether any of the zone root's VM mounts is there.
 pub fn mounted(root: &Path) -> bool {
     let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-    TARGETS.iter().any(|t| is_mounted(&root.join(t)))
+    targets(&root).iter().any(|p| is_mounted(p))
 }
 
 /// Whether `p` (canonical) is a mount point: a bind from the same filesystem keeps the
