@@ -4,8 +4,10 @@
 //! ACPI power button, verify refuses bad VMs with nothing made, the hypervisor's namespaces
 //! reach nothing of the host, and uninstall leaves nothing.
 //!
-//! Each test has its own alternate root (common::zonehost); the initramfs is cached under
-//! /var/tmp/runz-tests/kvm-cache/<kernel version>. Every wait is bounded.
+//! Each test has its own alternate root (common::zonehost); the initramfs is cached, keyed by
+//! kernel version and what goes in it, beside the project's other guest builds in
+//! `${ZONES_CACHE:-/var/cache/zones-linux}` (not the test base dir, which must be empty after
+//! a run: scripts/check-leaks.sh). Every wait is bounded.
 
 mod common;
 
@@ -25,7 +27,6 @@ common::zonehost::host_type!();
 const BOOT_WAIT: Duration = Duration::from_secs(150);
 const MARKER: &str = "KVMTEST-BOOTED";
 const POWER: &str = "KVMTEST-POWERBUTTON";
-const CACHE: &str = "/var/tmp/runz-tests/kvm-cache";
 const MODULES: &[&str] = &["virtio_pci", "virtio_blk", "virtio_net", "button", "evdev"];
 
 const INIT: &str = r#"#!/bin/sh
@@ -199,11 +200,13 @@ fn guest() -> Option<Guest> {
             return None;
         };
         let busybox = which("busybox")?;
-        let dir = Path::new(CACHE).join(&kver);
-        let initrd = dir.join("initrd.gz");
+        let dir = std::env::var_os("ZONES_CACHE")
+            .map_or_else(|| PathBuf::from("/var/cache/zones-linux"), PathBuf::from);
+        let key = fnv1a(format!("{INIT}{MODULES:?}").as_bytes());
+        let initrd = dir.join(format!("kvm-initramfs-{kver}-{key:016x}.cpio.gz"));
         if !initrd.exists() {
             std::fs::create_dir_all(&dir).unwrap();
-            let tmp = dir.join(format!("initrd.gz.{}", std::process::id()));
+            let tmp = dir.join(format!(".kvm-initramfs.{}", std::process::id()));
             std::fs::write(&tmp, initramfs(&kver, &busybox)).unwrap();
             std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
             std::fs::rename(&tmp, &initrd).unwrap();
@@ -211,6 +214,13 @@ fn guest() -> Option<Guest> {
         Some((PathBuf::from(format!("/boot/vmlinuz-{kver}")), initrd))
     });
     g.clone().map(|(kernel, initrd)| Guest { kernel, initrd })
+}
+
+/// FNV-1a, 64 bits: the cache key of what goes into the initramfs.
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 fn which(prog: &str) -> Option<PathBuf> {
@@ -558,6 +568,9 @@ fn the_hypervisor_reaches_no_host_file_other_zone_or_device() {
         done
         touch /usr/x 2>/dev/null && echo "wrote /usr"
         touch /vm/kernel 2>/dev/null && echo "wrote the kernel"
+        touch /vm/x 2>/dev/null && echo "wrote /vm"
+        ln -s / /vm/images2 2>/dev/null && echo "wrote a link in /vm"
+        touch /etc/passwd 2>/dev/null && echo "wrote /etc"
         mknod /tmp/sda b 8 0 2>/dev/null && echo "made a device"
         mount -t tmpfs t /tmp 2>/dev/null && echo "mounted"
         echo "procs: $(ls /proc | grep -c '^[0-9]')"

@@ -29,32 +29,49 @@ const IMAGES: &str = "vm/images";
 
 pub fn mount_all(root: &Path, b: &Binds) -> Result<(), String> {
     let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    bind(b.brand, &root.join("usr"), ro, true)?;
+    bind(root, b.brand, "usr", ro, true)?;
     if let Some(k) = b.kernel {
-        bind(k, &root.join("vm/kernel"), ro | MsFlags::MS_NOEXEC, false)?;
+        bind(root, k, "vm/kernel", ro | MsFlags::MS_NOEXEC, false)?;
     }
     if let Some(i) = b.initrd {
-        bind(i, &root.join("vm/initrd"), ro | MsFlags::MS_NOEXEC, false)?;
+        bind(root, i, "vm/initrd", ro | MsFlags::MS_NOEXEC, false)?;
     }
     let rw = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    bind(b.qmp, &root.join("vm/qmp"), rw, true)?;
+    bind(root, b.qmp, "vm/qmp", rw, true)?;
     if let Some(d) = b.disks {
-        bind(d, &root.join("vm/disks"), rw, true)?;
+        bind(root, d, "vm/disks", rw, true)?;
     }
     for (id, file) in b.images {
         if id.is_empty() || id.contains('/') || id.starts_with('.') {
             return Err(format!("image id '{id}': not a file name"));
         }
-        let at = root.join(IMAGES).join(id);
-        bind(file, &at, ro | MsFlags::MS_NOEXEC, false)?;
+        bind(
+            root,
+            file,
+            &format!("{IMAGES}/{id}"),
+            ro | MsFlags::MS_NOEXEC,
+            false,
+        )?;
     }
     Ok(())
 }
 
-/// Bind `src` on `dst` (made if missing: a directory, or an empty file for a file bind), then
-/// remount it with `flags`. Nothing under `dst`'s name is followed: the zone root is made by
-/// the host and the zone is not running.
-fn bind(src: &Path, dst: &Path, flags: MsFlags, dir: bool) -> Result<(), String> {
+/// Bind `src` on `root/rel` (made if missing: a directory, or an empty file for a file
+/// bind), then remount it with `flags`. The zone is not running, and no component of
+/// `rel` may be a symlink: the host would follow it out of the zone root.
+fn bind(root: &Path, src: &Path, rel: &str, flags: MsFlags, dir: bool) -> Result<(), String> {
+    let dst = root.join(rel);
+    let dst = dst.as_path();
+    let mut at = root.to_path_buf();
+    for part in Path::new(rel).components() {
+        at.push(part);
+        if fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(format!(
+                "{} is a symbolic link: the zone root's mount points must be plain; reinstall the zone",
+                at.display()
+            ));
+        }
+    }
     if fs::symlink_metadata(dst).is_err() {
         let made = if dir {
             fs::create_dir_all(dst)
@@ -96,7 +113,7 @@ pub fn unmount(root: &Path) {
             if !is_mounted(p) {
                 break;
             }
-            if umount2(p, MntFlags::MNT_DETACH).is_err() {
+            if umount2(p, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW).is_err() {
                 break;
             }
         }
