@@ -538,6 +538,10 @@ fn verify_refuses_a_missing_kernel_and_ram_above_the_cap_making_nothing() {
     h.configure("noi", &no_initrd, &attr("accel", "hvf"));
     let e = h.fails("zoneadm", &["-z", "noi", "verify"]);
     assert!(e.contains("attr accel \"hvf\""), "{e}");
+    // qemu's uid 100 must be the zone's own, not the host's.
+    h.configure("nou", &g, "set userns=false;");
+    let e = h.fails("zoneadm", &["-z", "nou", "verify"]);
+    assert!(e.contains("remove userns=false"), "{e}");
     // A kvm zone installs without an image or root filesystem.
     let e = h.fails("zoneadm", &["-z", "noi", "install", "-d", "/"]);
     assert!(e.contains("brand kvm installs without"), "{e}");

@@ -1126,6 +1126,48 @@ mod tests {
     }
 
     #[test]
+    fn a_kvm_zone_runs_qemu_unprivileged_capped_at_its_vm() {
+        let mut z = zone();
+        z.set_global("brand", &Value::simple("kvm")).unwrap();
+        z.attr = vec![crate::model::Attr {
+            name: Some("kernel".into()),
+            attr_type: Some(crate::model::AttrType::String),
+            value: Some("/boot/vmlinuz".into()),
+        }];
+        let vm = vec![
+            "/usr/bin/qemu-system-x86_64".to_string(),
+            "-nodefaults".into(),
+        ];
+        let o = SpecOptions {
+            vm: Some(vm.clone()),
+            userns: Some(1 << 20),
+            ..opts()
+        };
+        let s = zone_spec(&z, &o).unwrap();
+        let p = s.process().as_ref().unwrap();
+        assert_eq!(p.args().as_ref().unwrap(), &vm);
+        assert_eq!((p.user().uid(), p.user().gid()), (100, 100));
+        assert_eq!(p.no_new_privileges(), Some(true));
+        let caps = capabilities_of(&s);
+        for set in [
+            caps.bounding(),
+            caps.effective(),
+            caps.permitted(),
+            caps.ambient(),
+        ] {
+            assert!(set.as_ref().unwrap().is_empty());
+        }
+        let res = s.linux().as_ref().unwrap().resources().clone().unwrap();
+        let cap = crate::kvm::KvmConfig::from_zone(&z)
+            .unwrap()
+            .unwrap()
+            .memory_cap();
+        assert_eq!(res.memory().as_ref().unwrap().limit(), Some(cap as i64));
+        // Without a command line there is nothing to run.
+        assert!(zone_spec(&z, &opts()).is_err());
+    }
+
+    #[test]
     fn caps_and_resources_follow_the_configuration() {
         let mut z = zone();
         z.set_global("limitpriv", &Value::simple("default,sys_time"))

@@ -32,6 +32,13 @@ pub fn check(store: &Store, zone: &Zone) -> Result<KvmConfig, String> {
     let cfg = KvmConfig::from_zone(zone)
         .map_err(|e| unprefixed(zone, &e.to_string()))?
         .ok_or_else(|| "not a kvm zone".to_string())?;
+    if !zones::spec::wants_userns(zone) {
+        // Its uid 100 would be the host's.
+        return Err(
+            "brand kvm runs qemu as uid 100 of the zone's own user namespace: remove userns=false"
+                .into(),
+        );
+    }
     for (attr, p) in [("kernel", &cfg.kernel), ("initrd", &cfg.initrd)] {
         if let Some(p) = p {
             check_boot_file(attr, p)?;
@@ -147,6 +154,8 @@ pub fn prepare(
         .and_then(|_| std::os::unix::fs::chown(&qmp, Some(owner), Some(owner)))
         .map_err(|e| format!("zone '{name}': {}: {e}", qmp.display()))?;
     let root = zonepath.join("root");
+    // What a supervisor that died may have left mounted.
+    vmroot::unmount(&root);
     let disks_dir = zonepath.join("vm/disks");
     let mut images: Vec<(String, PathBuf)> = Vec::new();
     for d in &disks {
