@@ -691,6 +691,11 @@ fn halt_then_uninstall_leaves_nothing() {
         "{:?}",
         common::mounts_under(&h.root)
     );
+    // A VM is installed from its images, not cloned; the refusal makes nothing.
+    h.configure("vm2", &g, "");
+    let e = h.fails("zoneadm", &["-z", "vm2", "clone", "vm"]);
+    assert!(e.contains("clone of a kvm zone is not supported"), "{e}");
+    assert!(!h.zonepath("vm2").exists());
     h.ok("zoneadm", &["-z", "vm", "uninstall", "-F"]);
     assert_eq!(h.state("vm"), "configured");
     assert!(!h.zonepath("vm").exists());

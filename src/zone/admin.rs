@@ -609,6 +609,13 @@ pub fn clone(store: &Store, name: &str, source: &str) -> Result<()> {
     let (zone, lock, st) = open(store, name)?;
     let t = state::check(name, st, Verb::Clone)?;
     zone.verify().map_err(|e| zerr(name, e))?;
+    if zone.brand == Brand::Kvm || src_zone.brand == Brand::Kvm {
+        // A VM's disks are clones of images already: a new VM is installed from them.
+        return Err(zerr(
+            name,
+            format!("clone of a kvm zone is not supported: give it the same diskN images and run zoneadm -z {name} install"),
+        ));
+    }
     let host = check_zonepath(store, &zone, Some("clone"))?;
     let src_host = engine::zonepath(store, &src_zone)?;
     store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;
