@@ -538,6 +538,25 @@ fn verify_refuses_a_missing_kernel_and_ram_above_the_cap_making_nothing() {
     h.configure("noi", &no_initrd, &attr("accel", "hvf"));
     let e = h.fails("zoneadm", &["-z", "noi", "verify"]);
     assert!(e.contains("attr accel \"hvf\""), "{e}");
+    // A kernel qemu cannot load: the boot fails with qemu's own words, the zone installed.
+    let junk = h.root.join("not-a-kernel");
+    std::fs::write(&junk, "not a kernel\n").unwrap();
+    std::fs::set_permissions(&junk, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let bad = Guest {
+        kernel: junk,
+        initrd: g.initrd.clone(),
+    };
+    h.configure("junk", &bad, "");
+    h.ok("zoneadm", &["-z", "junk", "install"]);
+    let e = h.fails("zoneadm", &["-z", "junk", "boot"]);
+    assert!(
+        e.contains("zone 'junk': qemu exited with status 1 during boot"),
+        "{e}"
+    );
+    assert!(e.contains("console:"), "{e}");
+    assert_eq!(h.state("junk"), "installed");
+    assert!(common::mounts_under(&h.root).is_empty());
+    h.ok("zoneadm", &["-z", "junk", "uninstall", "-F"]);
     // qemu's uid 100 must be the zone's own, not the host's.
     h.configure("nou", &g, "set userns=false;");
     let e = h.fails("zoneadm", &["-z", "nou", "verify"]);

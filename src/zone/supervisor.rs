@@ -40,6 +40,8 @@ const BOOT_SETTLE: Duration = Duration::from_secs(3);
 const HALT_WAIT: Duration = Duration::from_secs(10);
 /// How long a halted VM's qemu has to quit (QMP `quit`) before it is killed.
 const VM_QUIT_WAIT: Duration = Duration::from_secs(5);
+/// How long a VM's qemu must stay up for its boot to count as taken.
+const VM_SETTLE: Duration = Duration::from_millis(1500);
 /// How long (ms) the event loop must be idle after a (re)boot before zoneadmd sheds the
 /// memory setting the zone up touched: by then the zone's first console output has been
 /// pumped.
@@ -469,8 +471,38 @@ impl Supervisor {
         self.started = true;
         if self.whole_system {
             self.await_started()?;
+        } else if self.is_vm() {
+            self.await_vm()?;
         }
         self.set_state(ZoneState::Running)
+    }
+
+    /// qemu refuses what it cannot run (a kernel it cannot load, a disk it cannot open) within
+    /// a moment of starting, on its stderr, which is the console: a qemu that exits in
+    /// [`VM_SETTLE`] fails the boot with how it ended and what it said.
+    fn await_vm(&mut self) -> Result<(), String> {
+        let Some(pid) = self.init else {
+            return Ok(());
+        };
+        let until = Instant::now() + VM_SETTLE;
+        while Instant::now() < until {
+            match waitpid(pid, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
+                Ok(WaitStatus::StillAlive) => {}
+                Ok(status) => {
+                    self.init = None;
+                    self.pump_master();
+                    return Err(format!(
+                        "qemu {} during boot{}",
+                        ended(status),
+                        console_tail(&self.ring)
+                    ));
+                }
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(format!("waitpid: {e}")),
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
     }
 
     /// A system's init forks almost at once (busybox its sysinit entries, systemd journald
