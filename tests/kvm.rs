@@ -373,9 +373,14 @@ impl Cpio {
     }
 }
 
-/// Boot `zone` (configured) and wait for the guest's shell on its console.
+/// Install and boot `zone` (configured) and wait for the guest's shell on its console.
 fn boot(h: &Host, zone: &str) -> Console {
     h.ok("zoneadm", &["-z", zone, "install"]);
+    boot_installed(h, zone)
+}
+
+/// Boot installed `zone` and wait for the guest's shell on its console.
+fn boot_installed(h: &Host, zone: &str) -> Console {
     let out = h.cmd("zoneadm", &["-z", zone, "boot"]);
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "boot: {err}");
@@ -697,11 +702,41 @@ fn halt_then_uninstall_leaves_nothing() {
     let Some(g) = guest() else { return };
     let h = Host::new("gone");
     h.configure("vm", &g, "");
+    // A zoneadmd killed under a running VM: halt cleans up its qemu and the VM's mounts.
     let con = boot(&h, "vm");
     let pid = h.qemu_pid("vm");
     drop(con);
+    let zoneadmd: i32 = std::fs::read_to_string(h.root.join("run/zones/vm/zoneadmd.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(zoneadmd),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(common::wait_until(|| !Path::new(&format!(
+        "/proc/{zoneadmd}"
+    ))
+    .exists()
+        || std::fs::read_to_string(format!("/proc/{zoneadmd}/stat"))
+            .is_ok_and(|s| s.contains(") Z"))));
+    h.ok("zoneadm", &["-z", "vm", "halt"]);
+    assert_eq!(h.state("vm"), "installed");
+    assert!(common::wait_until(
+        || !Path::new(&format!("/proc/{pid}")).exists()
+    ));
+    assert!(
+        common::mounts_under(&h.root).is_empty(),
+        "{:?}",
+        common::mounts_under(&h.root)
+    );
+    // It boots again; halt: QMP quit, then a kill after a bound.
+    let con = boot_installed(&h, "vm");
+    let pid = h.qemu_pid("vm");
+    drop(con);
     assert!(!h.cgroup_parents().is_empty());
-    // halt: QMP quit, then a kill after a bound.
     h.ok("zoneadm", &["-z", "vm", "halt"]);
     assert_eq!(h.state("vm"), "installed");
     assert!(!Path::new(&format!("/proc/{pid}")).exists());
