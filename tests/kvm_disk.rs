@@ -271,6 +271,8 @@ fn imports_raw_and_qcow2_and_clones_share_the_images_blocks() {
             && args.contains("virtio-blk-pci,drive=disk0,bootindex=0"),
         "{args}"
     );
+    let e = h.fails("imgadm", &["create", "-o", "/nonexistent/x.tar", "a"]);
+    assert!(e.contains("is a kvm zone"), "{e}");
     // Provisioning twice is refused, and leaves the first clones alone.
     let e = h.provision("a").unwrap_err().to_string();
     assert!(e.contains("already exists"), "{e}");
@@ -396,6 +398,14 @@ fn refuses_bad_images_and_disks_leaving_nothing() {
     for zone in ["noimg", "big"] {
         assert!(!h.zonepath(zone).join("vm").exists(), "{zone}");
     }
+    // qemu-img refuses the second disk: the first one's clone and the dirs go too.
+    h.kvm_zone("huge", &["image=base", "image=base,size=8000000t"], "");
+    let e = h.provision("huge").unwrap_err().to_string();
+    assert!(
+        e.contains("zone 'huge': disk1: qemu-img create failed") && e.contains("too large"),
+        "{e}"
+    );
+    assert!(!h.zonepath("huge").join("vm").exists());
     // Within the quota it is made.
     h.kvm_zone(
         "fits",

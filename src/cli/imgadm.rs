@@ -217,6 +217,12 @@ fn create(
     let cfg = zones
         .load(zone)?
         .ok_or_else(|| zones::store::StoreError::NoSuchZone(zone.to_string()))?;
+    if cfg.brand == zones::model::Brand::Kvm {
+        bail!(
+            "create: zone {zone} is a kvm zone: it has no root to make an image of; its disks are in <zonepath>/{} (qemu-img convert -O qcow2 one into a file to import)",
+            zones::kvm_disk::DISKS_DIR
+        );
+    }
     let state = zones
         .state(zone)?
         .ok_or_else(|| zones::store::StoreError::NoSuchZone(zone.to_string()))?;

@@ -373,9 +373,7 @@ impl ImageStore {
         let origin = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let disk = match opts.disk {
             Some(f) => Some(f),
-            None if !opts.rootfs && meta.is_file() && disk::sniff_qcow2(path)? => {
-                Some(DiskFormat::Qcow2)
-            }
+            None if meta.is_file() && disk::sniff_qcow2(path)? => Some(DiskFormat::Qcow2),
             None => None,
         };
         if let Some(format) = disk {

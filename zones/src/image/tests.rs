@@ -352,3 +352,61 @@ fn a_docker_layer_symlinked_inside_the_archive_is_followed_there_only() {
         .to_string();
     assert!(e.contains("out/layer.tar: is missing"), "{e}");
 }
+
+#[test]
+fn disk_images_import_as_zvols_and_are_no_zone_roots() {
+    let t = tmp("img-disk");
+    let store = ImageStore::open(&t.0.join("alt"));
+    let q = t.0.join("vm.qcow2");
+    fs::write(&q, super::qcow2::tests::header(1 << 30, None, &[])).unwrap();
+    // Told by its header: no option needed.
+    let m = store.import(&q, &ImportOptions::default()).unwrap();
+    assert_eq!(
+        (m.image_type, m.source),
+        (ImageType::Zvol, SourceType::Qcow2)
+    );
+    assert_eq!((m.name.as_str(), m.virtual_size), ("vm", Some(1 << 30)));
+    assert_eq!(m.id, Digest::of_file(&q).unwrap().hex());
+    let d = store.disk_image("vm").unwrap();
+    assert_eq!((d.format, d.virtual_size), (DiskFormat::Qcow2, 1 << 30));
+    assert_eq!(fs::read(&d.path).unwrap(), fs::read(&q).unwrap());
+    assert!(!store.dir().join(&m.id).join("rootfs").exists());
+    let e = store.zone_image("vm").unwrap_err().to_string();
+    assert!(e.contains("is a disk image (zvol)"), "{e}");
+    // A raw one needs saying so; a root filesystem image is no disk.
+    let raw = t.0.join("raw.img");
+    fs::write(&raw, vec![1u8; 4096]).unwrap();
+    let e = store
+        .import(&raw, &ImportOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--disk raw"), "{e}");
+    let opts = ImportOptions {
+        disk: Some(DiskFormat::Raw),
+        ..Default::default()
+    };
+    let r = store.import(&raw, &opts).unwrap();
+    assert_eq!(
+        (r.source, r.size, r.virtual_size),
+        (SourceType::Raw, 4096, Some(4096))
+    );
+    let tarball = t.0.join("root.tar");
+    fs::write(&tarball, tar_of(&[E::File("etc/hostname", "x\n")])).unwrap();
+    let opts = ImportOptions {
+        rootfs: true,
+        ..Default::default()
+    };
+    let os = store.import(&tarball, &opts).unwrap();
+    assert_eq!(os.image_type, ImageType::ZoneDataset);
+    let e = store.disk_image(&os.id).unwrap_err().to_string();
+    assert!(e.contains("needs a disk image"), "{e}");
+    // Refused disks leave nothing.
+    let back = t.0.join("back.qcow2");
+    fs::write(
+        &back,
+        super::qcow2::tests::header(1 << 20, Some("/etc/shadow"), &[]),
+    )
+    .unwrap();
+    assert_fails_clean(&store, &back, false, "has a backing file '/etc/shadow'");
+    assert_fails_clean(&store, &q, true, "not a root filesystem");
+}
