@@ -423,6 +423,30 @@ fn memory_limit(pid: i32) -> u64 {
         .unwrap()
 }
 
+/// The CFS quota (µs per 100 ms period) of the cgroup that `pid` is in, v1 or v2.
+fn cpu_quota(pid: i32) -> i64 {
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let v1 = cg.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, ctl, p) = (f.next()?, f.next()?, f.next()?);
+        ctl.split(',')
+            .any(|c| c == "cpu")
+            .then(|| format!("/sys/fs/cgroup/cpu{p}/cpu.cfs_quota_us"))
+    });
+    match v1 {
+        Some(path) => std::fs::read_to_string(&path)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap(),
+        None => {
+            let p = cg.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+            let max = std::fs::read_to_string(format!("/sys/fs/cgroup{p}/cpu.max")).unwrap();
+            max.split_whitespace().next().unwrap().parse().unwrap()
+        }
+    }
+}
+
 #[test]
 fn a_vm_boots_its_kernel_answers_on_the_console_and_powers_off() {
     if !require_root() {
@@ -430,7 +454,7 @@ fn a_vm_boots_its_kernel_answers_on_the_console_and_powers_off() {
     }
     let Some(g) = guest() else { return };
     let h = Host::new("boot");
-    h.configure("vm", &g, "");
+    h.configure("vm", &g, "add capped-cpu; set ncpus=1.5; end");
     assert_eq!(
         h.ok("zonecfg", &["-z", "vm", "info", "brand"]),
         "brand: kvm\n"
@@ -450,6 +474,8 @@ fn a_vm_boots_its_kernel_answers_on_the_console_and_powers_off() {
     // (b) The zone's memory cap is ram + overhead; the guest sees its RAM.
     let pid = h.qemu_pid("vm");
     assert_eq!(memory_limit(pid), (256 << 20) + (256 << 20));
+    // capped-cpu applies as for any zone: 150 ms of CPU per 100 ms.
+    assert_eq!(cpu_quota(pid), 150_000);
     let kib: u64 = con
         .run("grep MemTotal /proc/meminfo", |l| {
             l.strip_prefix("MemTotal:")
