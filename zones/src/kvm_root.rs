@@ -88,11 +88,32 @@ pub fn brands_dir(state_dir: &Path) -> PathBuf {
 
 /// The brand root for `qemu` under `state_dir` (`ALTROOT/var/lib/zones`), made if missing.
 pub fn brand_root(state_dir: &Path, qemu: &Path) -> Result<PathBuf, KvmRootError> {
+    let dir = brands_dir(state_dir);
+    // The digest of the binary as last seen (device, inode, size, mtime): every boot asks,
+    // and hashing 18 MB each time would be most of a boot's time.
+    let seen = fs::metadata(qemu).map_err(io_at(qemu))?;
+    let stat_key = {
+        use std::os::unix::fs::MetadataExt;
+        format!(
+            ".seen-{}-{}-{}-{}.{}",
+            seen.dev(),
+            seen.ino(),
+            seen.size(),
+            seen.mtime(),
+            seen.mtime_nsec()
+        )
+    };
+    if let Ok(digest) = fs::read_to_string(dir.join(&stat_key)) {
+        let at = dir.join(digest.trim());
+        if digest.trim().len() == 64 && at.join("bin/qemu-system-x86_64").is_file() {
+            return Ok(at);
+        }
+    }
     let bytes = fs::read(qemu).map_err(io_at(qemu))?;
     let digest = hex(&Sha256::digest(&bytes));
-    let dir = brands_dir(state_dir);
     let at = dir.join(&digest);
     if at.join("bin/qemu-system-x86_64").is_file() {
+        let _ = fs::write(dir.join(&stat_key), &digest);
         return Ok(at);
     }
     for d in [state_dir.join("brands"), dir.clone()] {
@@ -106,7 +127,11 @@ pub fn brand_root(state_dir: &Path, qemu: &Path) -> Result<PathBuf, KvmRootError
         let _ = fs::remove_dir_all(&tmp);
         return Err(e);
     }
-    match fs::rename(&tmp, &at) {
+    let renamed = fs::rename(&tmp, &at);
+    if renamed.is_ok() || at.join("bin/qemu-system-x86_64").is_file() {
+        let _ = fs::write(dir.join(&stat_key), &digest);
+    }
+    match renamed {
         Ok(()) => Ok(at),
         // Another zoneadm made it first: theirs is the same copy.
         Err(_) if at.join("bin/qemu-system-x86_64").is_file() => {
