@@ -27,6 +27,7 @@ const TARGETS: &[&str] = &["usr", "vm/kernel", "vm/initrd", "vm/qmp", "vm/disks"
 /// The directory of the image binds (one per image id) in the zone root.
 const IMAGES: &str = "vm/images";
 
+/// Make every bind of `b` in the zone root `root`; on error the caller runs [`unmount`].
 pub fn mount_all(root: &Path, b: &Binds) -> Result<(), String> {
     let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     bind(root, b.brand, "usr", ro, true)?;
