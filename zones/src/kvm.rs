@@ -209,7 +209,7 @@ impl KvmConfig {
 
     /// qemu's command line in the zone, up to the disks' and NICs' arguments (`extra`, from
     /// `kvm_disk::qemu_args` and `network::vm_nic_qemu_args`); `accel` is qemu's `-accel`
-    /// value (`kvm` or `tcg,thread=multi`).
+    /// value (`kvm`, or `tcg,thread=multi,...`).
     pub fn qemu_args(&self, accel: &str, extra: &[String]) -> Vec<String> {
         let mut a: Vec<String> = [
             ZONE_QEMU,

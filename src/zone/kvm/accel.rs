@@ -8,6 +8,9 @@ use std::path::Path;
 
 use zones::kvm::AccelChoice;
 
+/// TCG's translation block cache, MiB: part of `zones::kvm::MEMORY_OVERHEAD` (256 MiB).
+pub const TCG_TB_MIB: u32 = 64;
+
 /// The accelerator a boot uses, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accel {
@@ -16,12 +19,13 @@ pub struct Accel {
 }
 
 impl Accel {
-    /// qemu's `-accel` value.
-    pub fn qemu_arg(&self) -> &'static str {
+    /// qemu's `-accel` value. TCG's translation cache is bounded ([`TCG_TB_MIB`]): qemu's
+    /// default (1 GiB) would not fit the zone's memory overhead.
+    pub fn qemu_arg(&self) -> String {
         if self.kvm {
-            "kvm"
+            "kvm".to_string()
         } else {
-            "tcg,thread=multi"
+            format!("tcg,thread=multi,tb-size={TCG_TB_MIB}")
         }
     }
 
@@ -111,7 +115,7 @@ mod tests {
         let a = choose_with(AccelChoice::Auto, "fpu vmx sse", Ok(()), false).unwrap();
         assert!(a.kvm);
         let a = choose_with(AccelChoice::Auto, "fpu sse", Ok(()), true).unwrap();
-        assert_eq!(a.qemu_arg(), "tcg,thread=multi");
+        assert_eq!(a.qemu_arg(), "tcg,thread=multi,tb-size=64");
         assert!(
             a.describe()
                 .starts_with("TCG (/dev/kvm cannot run a stock kernel"),

@@ -181,7 +181,7 @@ pub fn prepare(
     );
     let mut extra = zones::kvm_disk::qemu_args(&disks);
     extra.extend(super::vmnet::vm_nic_qemu_args(&super::vmnet::vm_nics(zone)));
-    Ok(cfg.qemu_args(accel.qemu_arg(), &extra))
+    Ok(cfg.qemu_args(&accel.qemu_arg(), &extra))
 }
 
 /// Undo [`prepare`]: the mounts in the zone root and the QMP directory. Idempotent.
