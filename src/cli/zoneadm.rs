@@ -320,9 +320,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             match (source, image) {
                 (Some(s), _) => admin::install(&store, &name, &s)?,
                 (None, Some(i)) => admin::install_image(&store, &name, &i)?,
-                (None, None) => anyhow::bail!(
-                    "install: give the root filesystem with -d PATH (a directory or a tar archive) or an image with -i IMAGE"
-                ),
+                (None, None) => admin::install_vm(&store, &name)?,
             }
         }
         Cmd::Uninstall { force } => {
@@ -341,6 +339,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             let args = (!args.is_empty()).then_some(args);
             let name = need()?;
             admin::boot(&store, &name, args)?;
+            if let Some(accel) = admin::vm_accel(&store, &name) {
+                eprintln!("zoneadm: zone '{name}': booting with {accel}");
+            }
             follow_autoboot(&store, &name, true, cli.keep_autoboot)?;
         }
         Cmd::Halt => {

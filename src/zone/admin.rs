@@ -106,6 +106,7 @@ pub fn verify(store: &Store, name: &str) -> Result<Vec<String>> {
     let (zone, _lock, st) = open(store, name)?;
     state::check(name, st, Verb::Verify)?;
     zone.verify().map_err(|e| zerr(name, e))?;
+    check_vm(store, &zone)?;
     super::network::check(&zone)?;
     zones::spec::check_host(&zone)?;
     zones::spec::check_kernel(&zone)?;
@@ -125,6 +126,16 @@ pub fn verify(store: &Store, name: &str) -> Result<Vec<String>> {
         }
     }
     Ok(zones::weakened::warnings(&zone, &store_dirs))
+}
+
+/// A kvm zone's VM (see `kvm::check`); nothing for other brands.
+fn check_vm(store: &Store, zone: &Zone) -> Result<()> {
+    if zone.brand != Brand::Kvm {
+        return Ok(());
+    }
+    super::kvm::check(store, zone)
+        .map(drop)
+        .map_err(|e| zerr(&zone.zonename, e))
 }
 
 /// `add dataset`: OpenZFS >= 2.2, the zone's own user namespace, and datasets that exist on
@@ -226,6 +237,7 @@ pub fn install(store: &Store, name: &str, source: &Path) -> Result<()> {
     let (zone, lock, st) = open(store, name)?;
     let t = state::check(name, st, Verb::Install)?;
     zone.verify().map_err(|e| zerr(name, e))?;
+    refuse_vm_source(&zone)?;
     check_source(name, source)?;
     zones::storage::source_kind(source)?;
     let host = check_zonepath(store, &zone, Some("install"))?;
@@ -236,6 +248,51 @@ pub fn install(store: &Store, name: &str, source: &Path) -> Result<()> {
         zones::storage::populate(source, &host.join("root"))?;
         crate::fault::point("install:after-populate");
         engine::id_range(store, &zone)?;
+        Ok(())
+    })();
+    if let Err(e) = made {
+        return Err(undo_install(store, &zone, &lock, &host, e));
+    }
+    store.set_state(&lock, t.to.unwrap_or(ZoneState::Installed))?;
+    Ok(())
+}
+
+/// A kvm zone has no root filesystem to install: its disks come from `attr diskN`.
+fn refuse_vm_source(zone: &Zone) -> Result<()> {
+    if zone.brand != Brand::Kvm {
+        return Ok(());
+    }
+    Err(zerr(
+        &zone.zonename,
+        format!(
+            "brand kvm installs without a root filesystem or image: zoneadm -z {} install (disks come from attr disk0..disk7)",
+            zone.zonename
+        ),
+    ))
+}
+
+/// `zoneadm install` without -d or -i: a kvm zone (SmartOS installs VMs without an OS
+/// image): its small zone root and the host's qemu brand root; other brands are refused.
+pub fn install_vm(store: &Store, name: &str) -> Result<()> {
+    let (zone, lock, st) = open(store, name)?;
+    if zone.brand != Brand::Kvm {
+        return Err(zerr(
+            name,
+            "install: give the root filesystem with -d PATH (a directory or a tar archive) or an image with -i IMAGE",
+        ));
+    }
+    let t = state::check(name, st, Verb::Install)?;
+    zone.verify().map_err(|e| zerr(name, e))?;
+    check_vm(store, &zone)?;
+    let host = check_zonepath(store, &zone, Some("install"))?;
+    store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;
+    crate::fault::point("install:after-incomplete");
+    let made = (|| -> Result<()> {
+        make_zonepath(name, &host)?;
+        super::kvm::install(store, &host).map_err(|e| zerr(name, e))?;
+        crate::fault::point("install:after-populate");
+        let base = engine::id_range(store, &zone)?;
+        super::kvm::provision_disks(store, &zone, &host, base).map_err(|e| zerr(name, e))?;
         Ok(())
     })();
     if let Err(e) = made {
@@ -319,6 +376,7 @@ pub fn install_image(store: &Store, name: &str, image: &str) -> Result<()> {
     let (zone, lock, st) = open(store, name)?;
     let t = state::check(name, st, Verb::Install)?;
     zone.verify().map_err(|e| zerr(name, e))?;
+    refuse_vm_source(&zone)?;
     let images = zones::image::ImageStore::open(store.altroot());
     let m = images.zone_image(image)?;
     let host = check_zonepath(store, &zone, Some("install"))?;
@@ -367,7 +425,17 @@ pub fn uninstall(store: &Store, name: &str) -> Result<()> {
 }
 
 fn remove_zone_files(host: &Path) -> Result<()> {
+    // A kvm zone's VM mounts (left by a supervisor that died) go before its files.
+    super::kvm::vmroot::unmount(&host.join("root"));
+    if super::kvm::vmroot::mounted(&host.join("root")) {
+        return Err(zerr(
+            &host.display().to_string(),
+            "the VM's mounts in the zone root are still there; halt the zone first",
+        ));
+    }
     zones::storage::destroy(host)?;
+    // A kvm zone's disks.
+    zones::storage::remove_tree(&host.join("vm"))?;
     zones::storage::remove_tree(&host.join("root"))?;
     // The zone-owned device nodes of a user-namespace zone (engine::write_bundle).
     zones::storage::remove_tree(&host.join("devices"))?;
@@ -390,6 +458,7 @@ pub fn ready(store: &Store, name: &str) -> Result<()> {
     let (zone, lock, st) = open(store, name)?;
     state::check(name, settled_state(store, name, &lock, st), Verb::Ready)?;
     zones::spec::check_kernel(&zone)?;
+    check_vm(store, &zone)?;
     drop(lock);
     supervisor::spawn(store, name, StartMode::Ready, None).map_err(|e| zerr(name, e))
 }
@@ -403,6 +472,7 @@ pub fn boot(store: &Store, name: &str, args: Option<Vec<String>>) -> Result<()> 
     zone.verify().map_err(|e| zerr(name, e))?;
     // A cap this kernel cannot apply stops the boot here, with the reason, not in zoneadmd.
     zones::spec::check_kernel(&zone)?;
+    check_vm(store, &zone)?;
     check_datasets(store, &zone, &engine::zonepath(store, &zone)?)?;
     if zone.brand == Brand::Linux
         && !zones::storage::root_has(&engine::zonepath(store, &zone)?, "sbin/init")
@@ -421,6 +491,15 @@ pub fn boot(store: &Store, name: &str, args: Option<Vec<String>>) -> Result<()> 
         )?);
     }
     supervisor::spawn(store, name, StartMode::Boot, args).map_err(|e| zerr(name, e))
+}
+
+/// The accelerator a kvm zone runs with, as `zoneadm boot` states it: `TCG (why)`.
+pub fn vm_accel(store: &Store, name: &str) -> Option<String> {
+    let zone = store.load(name).ok().flatten()?;
+    (zone.brand == Brand::Kvm)
+        .then(|| super::kvm::accel_of(&ZonePaths::new(store, name), &zone))
+        .flatten()
+        .map(|(_, d)| d)
 }
 
 /// `zoneadm halt`: everything in the zone is killed; the zone is installed again.
@@ -530,6 +609,13 @@ pub fn clone(store: &Store, name: &str, source: &str) -> Result<()> {
     let (zone, lock, st) = open(store, name)?;
     let t = state::check(name, st, Verb::Clone)?;
     zone.verify().map_err(|e| zerr(name, e))?;
+    if zone.brand == Brand::Kvm || src_zone.brand == Brand::Kvm {
+        // A VM's disks are clones of images already: a new VM is installed from them.
+        return Err(zerr(
+            name,
+            format!("clone of a kvm zone is not supported: give it the same diskN images and run zoneadm -z {name} install"),
+        ));
+    }
     let host = check_zonepath(store, &zone, Some("clone"))?;
     let src_host = engine::zonepath(store, &src_zone)?;
     store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;

@@ -87,13 +87,15 @@ pub fn id_range(store: &Store, zone: &Zone) -> Result<Option<u32>, EngineError> 
 }
 
 /// Write `<zonepath>/config.json` for this boot; `netns` is the namespace the zone joins
-/// (made by `network::setup`), `None` for a new empty one; `userns` the zone's id range.
+/// (made by `network::setup`), `None` for a new empty one; `userns` the zone's id range;
+/// `vm` qemu's command line (brand kvm, see `kvm::prepare`).
 pub fn write_bundle(
     store: &Store,
     zone: &Zone,
     boot_args: Option<Vec<String>>,
     netns: Option<PathBuf>,
     userns: Option<u32>,
+    vm: Option<Vec<String>>,
 ) -> Result<PathBuf, EngineError> {
     let bundle = zonepath(store, zone)?;
     if !bundle.join("root").is_dir() {
@@ -113,6 +115,7 @@ pub fn write_bundle(
         cgroup_v2: cgroup_v2(),
         userns,
         systemd: zone.brand == Brand::Linux && init_kind(&bundle.join("root")) == Init::Systemd,
+        vm,
     };
     if let Some(base) = userns {
         device_nodes(zone, &bundle, base)?;
@@ -134,15 +137,24 @@ fn device_nodes(zone: &Zone, bundle: &Path, base: u32) -> Result<(), EngineError
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let dir = bundle.join("devices");
     let _ = std::fs::remove_dir_all(&dir);
-    if zone.device.is_empty() {
+    let vm_devices = zones::spec::vm_devices(zone);
+    if zone.device.is_empty() && vm_devices.is_empty() {
         return Ok(());
     }
     let err = |what: String| zone_err(&zone.zonename, what);
     std::fs::create_dir_all(&dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
-    for d in &zone.device {
-        let Some(path) = d.match_.as_deref() else {
-            continue;
-        };
+    // A kvm zone's devices belong to its qemu user, and to no one else in the zone.
+    let nodes = zone
+        .device
+        .iter()
+        .filter_map(|d| d.match_.as_deref())
+        .map(|p| (p, base, None))
+        .chain(
+            vm_devices
+                .into_iter()
+                .map(|p| (p, base + zones::kvm::QEMU_ID, Some(0o600))),
+        );
+    for (path, owner, mode) in nodes {
         let meta = std::fs::metadata(path).map_err(|e| err(format!("device {path}: {e}")))?;
         let kind = if meta.file_type().is_block_device() {
             nix::sys::stat::SFlag::S_IFBLK
@@ -150,10 +162,16 @@ fn device_nodes(zone: &Zone, bundle: &Path, base: u32) -> Result<(), EngineError
             nix::sys::stat::SFlag::S_IFCHR
         };
         let node = dir.join(zones::spec::device_node_name(path));
-        let mode = nix::sys::stat::Mode::from_bits_truncate(meta.mode() & 0o777);
+        let mode = nix::sys::stat::Mode::from_bits_truncate(mode.unwrap_or(meta.mode() & 0o777));
         nix::sys::stat::mknod(&node, kind, mode, meta.rdev())
             .map_err(|e| err(format!("mknod {}: {e}", node.display())))?;
-        std::os::unix::fs::chown(&node, Some(base), Some(base))
+        // mknod's mode passes through the umask.
+        std::fs::set_permissions(
+            &node,
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(mode.bits()),
+        )
+        .map_err(|e| err(format!("chmod {}: {e}", node.display())))?;
+        std::os::unix::fs::chown(&node, Some(owner), Some(owner))
             .map_err(|e| err(format!("chown {}: {e}", node.display())))?;
     }
     Ok(())

@@ -184,6 +184,16 @@ fn login_process(root: &Path, base: &Process, opts: &LoginOpts, tty: bool) -> Re
 /// Run a command (or an interactive shell) in the zone; returns its exit status.
 pub fn login(store: &Store, opts: &LoginOpts) -> Result<i32> {
     running(store, &opts.zone)?;
+    if store
+        .load(&opts.zone)?
+        .is_some_and(|z| z.brand == zones::model::Brand::Kvm)
+    {
+        // The zone holds only the hypervisor: the VM's own system is reached on its console.
+        return Err(LoginError::Other(format!(
+            "zone '{}' is a kvm zone and has no shell: use zlogin -C {} for the VM's console",
+            opts.zone, opts.zone
+        )));
+    }
     let paths = ZonePaths::new(store, &opts.zone);
     let (st, _) = container::state(&paths.runz_root, &opts.zone)?;
     let base = st.config.process().clone().unwrap_or_default();

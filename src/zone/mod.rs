@@ -34,6 +34,7 @@ pub mod delegation;
 pub mod engine;
 pub mod events;
 pub mod hostfiles;
+pub mod kvm;
 pub mod login;
 pub mod manifest;
 pub mod metadata;

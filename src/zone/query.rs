@@ -91,6 +91,15 @@ pub fn get(store: &Store, name: &str) -> Result<Value, QueryError> {
         .map(|m| serde_json::to_value(m).expect("strings serialize"));
     doc.insert("customer_metadata".into(), md.unwrap_or(Value::Null));
     let pid = |p: i32| (p > 0).then_some(p);
+    if zone.brand == zones::model::Brand::Kvm {
+        // The running VM's accelerator, or the one a boot would take now.
+        let accel = super::kvm::accel_of(&ZonePaths::new(store, name), &zone);
+        doc.insert(
+            "accel".into(),
+            accel.as_ref().map(|(n, _)| n.clone()).into(),
+        );
+        doc.insert("accel-reason".into(), accel.map(|(_, d)| d).into());
+    }
     doc.insert("zoneid".into(), info.as_ref().map(|i| i.zoneid).into());
     doc.insert(
         "init-pid".into(),

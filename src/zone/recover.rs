@@ -62,6 +62,7 @@ pub fn clean(store: &Store, name: &str, lock: &ZoneLock) -> bool {
         .flatten()
         .and_then(|z| engine::zonepath(store, &z).ok());
     if let Some(zp) = zonepath {
+        super::kvm::release(&paths, &zp);
         let _ = zones::storage::deactivate(&zp);
     }
     for file in [

@@ -30,7 +30,7 @@ use zones::state::ZoneState;
 use zones::store::Store;
 
 use super::control::{parse_request, reply_line, Reply, Request};
-use super::{delegation, engine, free_zoneid, metadata, network, ZoneInfo, ZonePaths};
+use super::{delegation, engine, free_zoneid, kvm, metadata, network, ZoneInfo, ZonePaths};
 
 /// How much recent console output a newly attached console client is shown.
 const RING: usize = 64 * 1024;
@@ -38,6 +38,10 @@ const RING: usize = 64 * 1024;
 const BOOT_SETTLE: Duration = Duration::from_secs(3);
 /// How long a halt waits for the zone's processes to die after SIGKILL.
 const HALT_WAIT: Duration = Duration::from_secs(10);
+/// How long a halted VM's qemu has to quit (QMP `quit`) before it is killed.
+const VM_QUIT_WAIT: Duration = Duration::from_secs(5);
+/// How long a VM's qemu must stay up for its boot to count as taken.
+const VM_SETTLE: Duration = Duration::from_millis(1500);
 /// How long (ms) the event loop must be idle after a (re)boot before zoneadmd sheds the
 /// memory setting the zone up touched: by then the zone's first console output has been
 /// pumped.
@@ -407,10 +411,33 @@ impl Supervisor {
             Some(_) => None,
         };
         crate::fault::point("boot:after-network");
-        let bundle =
-            engine::write_bundle(&self.store, &zone, self.boot_args.clone(), netns, userns)
-                .map_err(|e| e.to_string())?;
-        let (pid, master) = engine::create(&self.paths, &bundle).map_err(|e| e.to_string())?;
+        let vm = match zone.brand {
+            Brand::Kvm => Some(kvm::prepare(
+                &self.store,
+                &zone,
+                &self.paths,
+                &zonepath,
+                userns,
+            )?),
+            _ => None,
+        };
+        let created = engine::write_bundle(
+            &self.store,
+            &zone,
+            self.boot_args.clone(),
+            netns,
+            userns,
+            vm,
+        )
+        .and_then(|bundle| engine::create(&self.paths, &bundle))
+        .map_err(|e| e.to_string());
+        let (pid, master) = match created {
+            Ok(c) => c,
+            Err(e) => {
+                kvm::release(&self.paths, &zonepath);
+                return Err(e);
+            }
+        };
         if let Some(base) = userns {
             let systemd = self.whole_system && engine::init_kind(&root) == engine::Init::Systemd;
             let set_up = network::setup_in(&self.store, &zone, &self.paths, Some(pid), base)
@@ -424,6 +451,7 @@ impl Supervisor {
             if let Err(e) = set_up {
                 self.undelegate_datasets();
                 let _ = engine::destroy(&self.paths);
+                kvm::release(&self.paths, &zonepath);
                 return Err(e);
             }
         }
@@ -443,8 +471,38 @@ impl Supervisor {
         self.started = true;
         if self.whole_system {
             self.await_started()?;
+        } else if self.is_vm() {
+            self.await_vm()?;
         }
         self.set_state(ZoneState::Running)
+    }
+
+    /// qemu refuses what it cannot run (a kernel it cannot load, a disk it cannot open) within
+    /// a moment of starting, on its stderr, which is the console: a qemu that exits in
+    /// [`VM_SETTLE`] fails the boot with how it ended and what it said.
+    fn await_vm(&mut self) -> Result<(), String> {
+        let Some(pid) = self.init else {
+            return Ok(());
+        };
+        let until = Instant::now() + VM_SETTLE;
+        while Instant::now() < until {
+            match waitpid(pid, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
+                Ok(WaitStatus::StillAlive) => {}
+                Ok(status) => {
+                    self.init = None;
+                    self.pump_master();
+                    return Err(format!(
+                        "qemu {} during boot{}",
+                        ended(status),
+                        console_tail(&self.ring)
+                    ));
+                }
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(format!("waitpid: {e}")),
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
     }
 
     /// A system's init forks almost at once (busybox its sysinit entries, systemd journald
@@ -644,6 +702,7 @@ impl Supervisor {
         if let Err(e) = engine::destroy(&self.paths) {
             log(&format!("zone '{}': {e}", self.paths.name));
         }
+        self.release_vm();
         crate::fault::point("halt:after-destroy");
         // Before anyone waiting for the halt hears back.
         network::teardown(&self.paths);
@@ -734,6 +793,11 @@ impl Supervisor {
                 self.begin_halt();
                 Ok(false)
             }
+            Request::Reboot if self.is_vm() && self.started => {
+                // The VM resets; qemu, and so the zone, stays up.
+                kvm::qmp_command(&self.paths, "system_reset")?;
+                Ok(true)
+            }
             Request::Reboot => {
                 self.after_exit = Some(AfterExit::Reboot);
                 self.kill_all();
@@ -753,8 +817,13 @@ impl Supervisor {
                     AfterExit::Down
                 });
                 let _ = self.set_state(ZoneState::ShuttingDown);
-                let sig = self.shutdown_signal(reboot);
-                engine::signal_init(&self.paths, sig).map_err(|e| e.to_string())?;
+                if self.is_vm() {
+                    // The ACPI power button: the guest shuts itself down and qemu exits.
+                    kvm::qmp_command(&self.paths, "system_powerdown")?;
+                } else {
+                    let sig = self.shutdown_signal(reboot);
+                    engine::signal_init(&self.paths, sig).map_err(|e| e.to_string())?;
+                }
                 self.deadline = Some(Instant::now() + Duration::from_secs(timeout_secs));
                 Ok(false)
             }
@@ -763,7 +832,35 @@ impl Supervisor {
 
     fn begin_halt(&mut self) {
         self.after_exit = Some(AfterExit::Down);
+        // A VM's qemu is asked to quit first; the kill follows after a bound.
+        if self.is_vm() && self.started && kvm::qmp_command(&self.paths, "quit").is_ok() {
+            let _ = self.set_state(ZoneState::ShuttingDown);
+            self.deadline = Some(Instant::now() + VM_QUIT_WAIT);
+            return;
+        }
         self.kill_all();
+    }
+
+    /// The zone is a kvm zone (its workload is qemu).
+    fn is_vm(&self) -> bool {
+        self.store
+            .load(&self.paths.name)
+            .ok()
+            .flatten()
+            .is_some_and(|z| z.brand == Brand::Kvm)
+    }
+
+    /// Undo `kvm::prepare`'s mounts (nothing for other brands).
+    fn release_vm(&self) {
+        let zonepath = self
+            .store
+            .load(&self.paths.name)
+            .ok()
+            .flatten()
+            .and_then(|z| engine::zonepath(&self.store, &z).ok());
+        if let Some(zp) = zonepath {
+            kvm::release(&self.paths, &zp);
+        }
     }
 
     /// SIGKILL everything in the zone (thawing it first); init's end arrives as SIGCHLD.
@@ -871,6 +968,7 @@ impl Supervisor {
             }
         }
         let _ = engine::destroy(&self.paths);
+        self.release_vm();
         self.undelegate_datasets();
         self.deactivate_storage();
         crate::fault::point("halt:after-storage");

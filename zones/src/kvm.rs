@@ -11,6 +11,7 @@
 //! | `cmdline` | the direct-boot kernel's command line | none |
 //! | `boot` | `disk` or `kernel`: what boots (default: `kernel` when one is set) | |
 //! | `disk0` ... `disk7` | `image=ID[,size=SIZE][,boot=true][,model=virtio\|ide]` | none |
+//! | `accel` | `auto` (KVM when /dev/kvm runs a stock guest, else TCG), `kvm` or `tcg` | auto |
 //!
 //! The zone's memory cap is the guest RAM plus [`MEMORY_OVERHEAD`] (qemu's own memory); a
 //! `capped-memory physical` below that is refused.
@@ -53,6 +54,27 @@ pub struct DiskSpec {
     pub model: String,
 }
 
+/// The accelerator the zone asks for (`attr accel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccelChoice {
+    /// KVM when this host's /dev/kvm can run a stock guest, else TCG.
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+/// The in-zone uid and gid qemu runs as (host ids: the zone's id-range base + this).
+pub const QEMU_ID: u32 = 100;
+/// Where a direct-boot kernel and initrd appear in the zone (read-only file binds).
+pub const ZONE_KERNEL: &str = "/vm/kernel";
+pub const ZONE_INITRD: &str = "/vm/initrd";
+/// The host-made directory of qemu's QMP socket, as the zone sees it.
+pub const ZONE_QMP_DIR: &str = "/vm/qmp";
+/// The QMP socket's file name in [`ZONE_QMP_DIR`].
+pub const QMP_SOCKET: &str = "qmp.sock";
+/// qemu in the zone (the curated brand root is mounted read-only on /usr).
+pub const ZONE_QEMU: &str = "/usr/bin/qemu-system-x86_64";
+
 /// What boots first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BootFrom {
@@ -71,6 +93,7 @@ pub struct KvmConfig {
     pub cmdline: Option<String>,
     pub boot: BootFrom,
     pub disks: Vec<DiskSpec>,
+    pub accel: AccelChoice,
 }
 
 impl KvmConfig {
@@ -93,6 +116,7 @@ impl KvmConfig {
             cmdline: None,
             boot: BootFrom::Disk,
             disks: Vec::new(),
+            accel: AccelChoice::Auto,
         };
         let mut boot = None;
         for a in &zone.attr {
@@ -128,6 +152,14 @@ impl KvmConfig {
                     }
                 }
                 "cmdline" => cfg.cmdline = Some(value.to_string()),
+                "accel" => {
+                    cfg.accel = match value {
+                        "auto" => AccelChoice::Auto,
+                        "kvm" => AccelChoice::Kvm,
+                        "tcg" => AccelChoice::Tcg,
+                        _ => return Err(bad(name, value, "expected auto, kvm or tcg")),
+                    }
+                }
                 "boot" => {
                     boot = Some(match value {
                         "kernel" => BootFrom::Kernel,
@@ -173,6 +205,52 @@ impl KvmConfig {
     /// The zone's memory cap: the guest's RAM and qemu's overhead.
     pub fn memory_cap(&self) -> u64 {
         self.ram + MEMORY_OVERHEAD
+    }
+
+    /// qemu's command line in the zone, up to the disks' and NICs' arguments (`extra`, from
+    /// `kvm_disk::qemu_args` and `network::vm_nic_qemu_args`); `accel` is qemu's `-accel`
+    /// value (`kvm`, or `tcg,thread=multi,...`).
+    pub fn qemu_args(&self, accel: &str, extra: &[String]) -> Vec<String> {
+        let mut a: Vec<String> = [
+            ZONE_QEMU,
+            "-nodefaults",
+            "-display",
+            "none",
+            "-no-user-config",
+            "-accel",
+            accel,
+            "-cpu",
+            "max",
+            "-smp",
+            &self.vcpus.to_string(),
+            "-m",
+            &format!("{}M", self.ram >> 20),
+            "-chardev",
+            "stdio,id=con0,signal=off",
+            "-serial",
+            "chardev:con0",
+            "-monitor",
+            "none",
+            "-qmp",
+            &format!("unix:{ZONE_QMP_DIR}/{QMP_SOCKET},server=on,wait=off"),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if self.kernel.is_some() {
+            a.extend(["-kernel".to_string(), ZONE_KERNEL.to_string()]);
+            if self.initrd.is_some() {
+                a.extend(["-initrd".to_string(), ZONE_INITRD.to_string()]);
+            }
+            if let Some(c) = &self.cmdline {
+                a.extend(["-append".to_string(), c.clone()]);
+            }
+        }
+        if self.boot == BootFrom::Disk {
+            a.extend(["-boot".to_string(), "order=c".to_string()]);
+        }
+        a.extend(extra.iter().cloned());
+        a
     }
 }
 
@@ -292,6 +370,39 @@ mod tests {
         assert!(e.to_string().contains("nothing to boot"), "{e}");
         let e = KvmConfig::from_zone(&zone(&[("kernel", "rel/k")])).unwrap_err();
         assert!(e.to_string().contains("absolute"), "{e}");
+    }
+
+    #[test]
+    fn qemu_args_boot_the_kernel_from_its_zone_paths() {
+        let c = KvmConfig::from_zone(&zone(&[
+            ("ram", "256m"),
+            ("kernel", "/k"),
+            ("initrd", "/i"),
+            ("cmdline", "console=ttyS0"),
+            ("accel", "tcg"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.accel, AccelChoice::Tcg);
+        let a = c.qemu_args("tcg,thread=multi", &["-x".into()]).join(" ");
+        assert!(
+            a.starts_with("/usr/bin/qemu-system-x86_64 -nodefaults"),
+            "{a}"
+        );
+        assert!(
+            a.contains("-accel tcg,thread=multi -cpu max -smp 1 -m 256M"),
+            "{a}"
+        );
+        assert!(
+            a.contains("-kernel /vm/kernel -initrd /vm/initrd -append console=ttyS0 -x"),
+            "{a}"
+        );
+        assert!(
+            a.contains("-qmp unix:/vm/qmp/qmp.sock,server=on,wait=off"),
+            "{a}"
+        );
+        let e = KvmConfig::from_zone(&zone(&[("kernel", "/k"), ("accel", "hvf")])).unwrap_err();
+        assert!(e.to_string().contains("attr accel \"hvf\""), "{e}");
     }
 
     #[test]

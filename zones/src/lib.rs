@@ -7,6 +7,7 @@ pub mod idshift;
 pub mod image;
 pub mod kvm;
 pub mod kvm_disk;
+pub mod kvm_root;
 pub mod lang;
 pub mod live;
 pub mod model;

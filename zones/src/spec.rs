@@ -79,6 +79,24 @@ pub struct SpecOptions {
     pub userns: Option<u32>,
     /// The zone's `/sbin/init` is systemd (see [`systemd_mounts`] and [`capabilities`]).
     pub systemd: bool,
+    /// Brand kvm: qemu's command line in the zone (`KvmConfig::qemu_args`).
+    pub vm: Option<Vec<String>>,
+}
+
+/// The host devices a kvm zone's qemu may open, where this host has them: the zone's
+/// device allowlist is its defaults plus these (qemu, uid [`crate::kvm::QEMU_ID`], owns them).
+pub const VM_DEVICES: &[&str] = &["/dev/kvm", "/dev/net/tun", "/dev/vhost-net"];
+
+/// The [`VM_DEVICES`] of `zone` on this host (none for other brands).
+pub fn vm_devices(zone: &Zone) -> Vec<&'static str> {
+    if zone.brand != Brand::Kvm {
+        return Vec::new();
+    }
+    VM_DEVICES
+        .iter()
+        .copied()
+        .filter(|p| Path::new(p).exists())
+        .collect()
 }
 
 /// The capabilities a systemd init gets on top of limitpriv, in a zone with its own user
@@ -457,10 +475,15 @@ fn process(zone: &Zone, opts: &SpecOptions) -> Result<oci_spec::runtime::Process
             args
         }
         Brand::Kvm => {
-            return Err(invalid(
-                zone,
-                "brand kvm: the VM's process is not built yet",
-            ));
+            let args = opts.vm.clone().ok_or_else(|| {
+                invalid(zone, "brand kvm: no qemu command line was given for the VM")
+            })?;
+            let mut u = p.user().clone();
+            u.set_uid(crate::kvm::QEMU_ID);
+            u.set_gid(crate::kvm::QEMU_ID);
+            p.set_user(u);
+            p.set_cwd(PathBuf::from("/vm"));
+            args
         }
         Brand::App => {
             let app = opts.app.clone().unwrap_or_default();
@@ -510,12 +533,18 @@ fn process(zone: &Zone, opts: &SpecOptions) -> Result<oci_spec::runtime::Process
     p.set_args(Some(args));
     p.set_env(Some(env));
     p.set_terminal(Some(true));
-    p.set_no_new_privileges(Some(false));
-    p.set_capabilities(Some(capabilities(
-        zone.limitpriv.as_deref(),
-        opts.userns.is_some(),
-        opts.systemd,
-    )?));
+    if zone.brand == Brand::Kvm {
+        // The hypervisor needs no privilege: it runs unprivileged and can gain none.
+        p.set_no_new_privileges(Some(true));
+        p.set_capabilities(Some(no_capabilities()));
+    } else {
+        p.set_no_new_privileges(Some(false));
+        p.set_capabilities(Some(capabilities(
+            zone.limitpriv.as_deref(),
+            opts.userns.is_some(),
+            opts.systemd,
+        )?));
+    }
     let nofile = oci_spec::runtime::PosixRlimitBuilder::default()
         .typ(PosixRlimitType::RlimitNofile)
         .soft(1024u64)
@@ -567,6 +596,21 @@ pub fn capabilities(
     caps.set_inheritable(Some(Default::default()));
     caps.set_ambient(Some(Default::default()));
     Ok(caps)
+}
+
+/// Every capability set empty (brand kvm's qemu).
+fn no_capabilities() -> LinuxCapabilities {
+    let mut caps = LinuxCapabilities::default();
+    for set in [
+        LinuxCapabilities::set_bounding,
+        LinuxCapabilities::set_effective,
+        LinuxCapabilities::set_permitted,
+        LinuxCapabilities::set_inheritable,
+        LinuxCapabilities::set_ambient,
+    ] {
+        set(&mut caps, Some(Default::default()));
+    }
+    caps
 }
 
 fn namespaces(zone: &Zone, opts: &SpecOptions) -> Vec<LinuxNamespace> {
@@ -754,11 +798,18 @@ pub fn device_node_name(path: &str) -> String {
 fn devices(zone: &Zone) -> Result<(Vec<LinuxDevice>, Vec<LinuxDeviceCgroup>), SpecError> {
     let mut devices = Vec::new();
     let mut rules = Vec::new();
+    let mut paths = Vec::new();
     for d in &zone.device {
         let path = d
             .match_
             .as_deref()
             .ok_or_else(|| invalid(zone, "device resource without match"))?;
+        paths.push((path, 0));
+    }
+    for p in vm_devices(zone) {
+        paths.push((p, crate::kvm::QEMU_ID));
+    }
+    for (path, owner) in paths {
         let meta = std::fs::metadata(path)
             .map_err(|e| invalid(zone, format!("device match {path}: {e}")))?;
         let ft = meta.file_type();
@@ -782,9 +833,13 @@ fn devices(zone: &Zone) -> Result<(Vec<LinuxDevice>, Vec<LinuxDeviceCgroup>), Sp
         dev.set_typ(typ);
         dev.set_major(major);
         dev.set_minor(minor);
-        dev.set_file_mode(Some(meta.mode() & 0o777));
-        dev.set_uid(Some(0));
-        dev.set_gid(Some(0));
+        dev.set_file_mode(Some(if owner == 0 {
+            meta.mode() & 0o777
+        } else {
+            0o600
+        }));
+        dev.set_uid(Some(owner));
+        dev.set_gid(Some(owner));
         devices.push(dev);
         let mut rule = LinuxDeviceCgroup::default();
         rule.set_allow(true);
@@ -818,13 +873,23 @@ pub fn zone_resources(zone: &Zone, cgroup_v2: bool) -> Result<LinuxResources, Sp
 fn resources(zone: &Zone, v2: bool, live: bool) -> Result<LinuxResources, SpecError> {
     let mut res = LinuxResources::default();
     let mut unified = std::collections::HashMap::new();
-    let physical = zone.capped_memory.as_ref().and_then(|m| m.physical);
+    // A kvm zone without capped-memory is capped at its VM's RAM and qemu's overhead.
+    let vm_cap = crate::kvm::KvmConfig::from_zone(zone)
+        .ok()
+        .flatten()
+        .map(|c| c.memory_cap());
+    let physical = zone
+        .capped_memory
+        .as_ref()
+        .and_then(|m| m.physical)
+        .map(|p| p.bytes())
+        .or(vm_cap);
     let swap = zone.capped_memory.as_ref().and_then(|m| m.swap);
     let mut mem = LinuxMemory::default();
     if let Some(p) = physical {
-        mem.set_limit(Some(p.bytes() as i64));
+        mem.set_limit(Some(p as i64));
         if v2 {
-            let high = p.bytes() - p.bytes() / 16;
+            let high = p - p / 16;
             unified.insert("memory.high".to_string(), high.to_string());
         }
     } else if live {
@@ -1058,6 +1123,48 @@ mod tests {
             Some(Path::new("zones/web"))
         );
         assert_eq!(s.root().as_ref().unwrap().path(), Path::new("root"));
+    }
+
+    #[test]
+    fn a_kvm_zone_runs_qemu_unprivileged_capped_at_its_vm() {
+        let mut z = zone();
+        z.set_global("brand", &Value::simple("kvm")).unwrap();
+        z.attr = vec![crate::model::Attr {
+            name: Some("kernel".into()),
+            attr_type: Some(crate::model::AttrType::String),
+            value: Some("/boot/vmlinuz".into()),
+        }];
+        let vm = vec![
+            "/usr/bin/qemu-system-x86_64".to_string(),
+            "-nodefaults".into(),
+        ];
+        let o = SpecOptions {
+            vm: Some(vm.clone()),
+            userns: Some(1 << 20),
+            ..opts()
+        };
+        let s = zone_spec(&z, &o).unwrap();
+        let p = s.process().as_ref().unwrap();
+        assert_eq!(p.args().as_ref().unwrap(), &vm);
+        assert_eq!((p.user().uid(), p.user().gid()), (100, 100));
+        assert_eq!(p.no_new_privileges(), Some(true));
+        let caps = capabilities_of(&s);
+        for set in [
+            caps.bounding(),
+            caps.effective(),
+            caps.permitted(),
+            caps.ambient(),
+        ] {
+            assert!(set.as_ref().unwrap().is_empty());
+        }
+        let res = s.linux().as_ref().unwrap().resources().clone().unwrap();
+        let cap = crate::kvm::KvmConfig::from_zone(&z)
+            .unwrap()
+            .unwrap()
+            .memory_cap();
+        assert_eq!(res.memory().as_ref().unwrap().limit(), Some(cap as i64));
+        // Without a command line there is nothing to run.
+        assert!(zone_spec(&z, &opts()).is_err());
     }
 
     #[test]
