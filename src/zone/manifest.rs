@@ -75,6 +75,8 @@ pub enum Source {
     Image(String),
     /// A directory or (gzip) tar archive.
     Path(PathBuf),
+    /// A kvm zone: no OS image (its disks are cloned from disk images at install).
+    Vm,
 }
 
 /// A checked manifest: the zone configuration, where its root comes from, its metadata.
@@ -418,6 +420,7 @@ pub fn validate(store: &Store, text: &str) -> Result<Plan, ManifestError> {
             c.problem("$.image", "give image or image_path, not both");
             None
         }
+        (None, None) if zone.brand == zones::model::Brand::Kvm => Some(Source::Vm),
         (None, None) => {
             if !doc.contains_key("image") && !doc.contains_key("image_path") {
                 c.problem("$.image", "missing (give image or image_path)");
@@ -730,6 +733,7 @@ pub fn provision_plan(store: &Store, plan: Plan) -> Result<String, ManifestError
     let installed = match &plan.source {
         Source::Image(i) => admin::install_image(store, &name, i),
         Source::Path(p) => admin::install(store, &name, p),
+        Source::Vm => admin::install_vm(store, &name),
     };
     if let Err(e) = installed {
         let undone = undo(store, &name, true);

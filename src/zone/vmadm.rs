@@ -8,7 +8,12 @@
 //!
 //! Payload keys (create): `uuid` → the zone name (a new one when absent); `alias`, `tags` →
 //! attrs; `brand` `joyent`, `joyent-minimal`, `lx` (and `linux`) → brand linux (every zone here
-//! runs Linux binaries natively), others refused; `image_uuid` → the image (`imgadm` id, id
+//! runs Linux binaries natively), `kvm` and `bhyve` → brand kvm (a hardware VM, see
+//! `zones::kvm`: `vcpus`, `ram` (the guest's MiB; the zone's cap is that plus qemu's
+//! overhead unless `max_physical_memory` is given), `disks[]` (`image_uuid`, `size` MiB,
+//! `boot`, `model`) → attrs `disk0`..., `kernel`/`initrd`/`cmdline`, `boot` (`order=c...`,
+//! `disk` or `kernel`), `nics[].model` `virtio`; no top-level `image_uuid`), others
+//! refused; `image_uuid` → the image (`imgadm` id, id
 //! prefix or name); `ram` → `max_physical_memory` (MiB; both given must agree); `cpu_cap`,
 //! `cpu_shares`, `quota`, `max_lwps`, `max_swap`, `max_locked_memory`, `resolvers`,
 //! `hostname`, `customer_metadata`, `autoboot` (default true, as on SmartOS), `limit_priv`,
@@ -42,6 +47,14 @@ pub const ATTR_IMAGE: &str = "vm-image";
 /// Brands taken as this project's `linux` brand.
 pub const LINUX_BRANDS: [&str; 4] = ["joyent", "joyent-minimal", "lx", "linux"];
 
+/// Brands taken as this project's `kvm` brand (hardware VMs; bhyve is SmartOS's other
+/// hypervisor and runs here as kvm does).
+pub const KVM_BRANDS: [&str; 2] = ["kvm", "bhyve"];
+
+/// The VM keys of a kvm payload, each kept in the zone attr of the same name (see
+/// `zones::kvm`); `disks[i]` goes to attr `disk<i>`.
+const VM_KEYS: [&str; 5] = ["vcpus", "kernel", "initrd", "cmdline", "boot"];
+
 /// Create keys passed to the manifest unchanged.
 const PASS: [&str; 13] = [
     "autoboot",
@@ -72,9 +85,7 @@ const NIC_PASS: [&str; 8] = [
 ];
 
 /// SmartOS keys known but not honoured here: refused with this reason.
-const UNSUPPORTED: [&str; 30] = [
-    "vcpus",
-    "disks",
+const UNSUPPORTED: [&str; 28] = [
     "delegate_dataset",
     "datasets",
     "dns_domain",
@@ -142,6 +153,10 @@ struct Translated {
     /// `zfs_io_priority`: `Some(None)` for the default 100 (no rctl), `Some(Some(p))` for
     /// rctl zone.zfs-io-priority=p.
     io_priority: Option<Option<u64>>,
+    /// The payload's brand is kvm or bhyve.
+    kvm: bool,
+    /// A kvm payload's VM attrs (`zones::kvm`), with the payload path each came from.
+    vm_attrs: Vec<(String, String, String)>,
 }
 
 impl Translated {
@@ -260,10 +275,15 @@ fn nic(t: &mut Translated, i: usize, v: &Json) -> Json {
                 Json::Bool(_) => {}
                 _ => problem(&mut t.problems, kp, format!("expected true or false, not {v}")),
             },
+            "model" if t.kvm => {
+                if v != "virtio" {
+                    problem(&mut t.problems, kp, format!("{v}: expected \"virtio\""));
+                }
+            }
             "model" => problem(
                 &mut t.problems,
                 kp,
-                "not supported (a nic model is for HVM VMs; zones have veth links)",
+                "not supported (a nic model is for HVM VMs, brand kvm or bhyve; zones have veth links)",
             ),
             _ => problem(&mut t.problems, kp, "unknown property"),
         }
@@ -339,6 +359,13 @@ fn common_key(t: &mut Translated, key: &str, v: &Json, payload: &Map<String, Jso
         k if PASS.contains(&k) => {
             t.doc.insert(k.to_string(), v.clone());
         }
+        "ram" if t.kvm => match v.as_u64() {
+            Some(mib) if mib > 0 => {
+                t.vm_attrs
+                    .push(("ram".into(), format!("{mib}m"), path));
+            }
+            _ => problem(&mut t.problems, path, format!("{v}: expected MiB, a positive integer")),
+        },
         "ram" => {
             if let Some(m) = payload.get("max_physical_memory") {
                 if m != v {
@@ -376,6 +403,15 @@ fn common_key(t: &mut Translated, key: &str, v: &Json, payload: &Map<String, Jso
                 format!("{v}: expected an integer from {IO_PRIORITY_MIN} to {IO_PRIORITY_MAX} (100 is the default)"),
             ),
         },
+        k if VM_KEYS.contains(&k) || k == "disks" => {
+            if !t.kvm {
+                problem(&mut t.problems, path, "only for brand kvm or bhyve");
+            } else if k == "disks" {
+                vm_disks(t, v);
+            } else if let Some(text) = vm_value(&mut t.problems, &path, k, v) {
+                t.vm_attrs.push((k.to_string(), text, path));
+            }
+        }
         k if UNSUPPORTED.contains(&k) => problem(
             &mut t.problems,
             path,
@@ -386,8 +422,125 @@ fn common_key(t: &mut Translated, key: &str, v: &Json, payload: &Map<String, Jso
     true
 }
 
+/// A VM key's value as its attr's text: `vcpus` a positive integer, `boot` SmartOS's
+/// `order=c...` (disk) or this project's `kernel`/`disk`, the others strings.
+fn vm_value(problems: &mut Vec<Problem>, path: &str, key: &str, v: &Json) -> Option<String> {
+    match key {
+        "vcpus" => match v.as_u64() {
+            Some(n) => Some(n.to_string()),
+            None => {
+                problem(problems, path, format!("{v}: expected a positive integer"));
+                None
+            }
+        },
+        "boot" => {
+            let b = string_at(problems, path, v)?;
+            let order = b
+                .split(',')
+                .find_map(|p| p.strip_prefix("order="))
+                .map(|o| o.chars().next());
+            match (b.as_str(), order) {
+                ("kernel" | "disk", _) => Some(b),
+                (_, Some(Some('c'))) => Some("disk".into()),
+                _ => {
+                    problem(
+                        problems,
+                        path,
+                        format!("\"{b}\": expected kernel, disk or order=c (boot from disk)"),
+                    );
+                    None
+                }
+            }
+        }
+        _ => string_at(problems, path, v),
+    }
+}
+
+/// `disks[]` of a kvm payload: `image_uuid` (or `image_name`), `size` (MiB), `boot`,
+/// `model` → attr `disk<i>` = `image=...,size=...m,boot=true,model=...`.
+fn vm_disks(t: &mut Translated, v: &Json) {
+    let Json::Array(items) = v else {
+        problem(&mut t.problems, "$.disks", "expected an array");
+        return;
+    };
+    if items.len() > zones::kvm::MAX_DISKS {
+        problem(
+            &mut t.problems,
+            "$.disks",
+            format!("{} disks: at most {}", items.len(), zones::kvm::MAX_DISKS),
+        );
+        return;
+    }
+    for (i, d) in items.iter().enumerate() {
+        let path = format!("$.disks[{i}]");
+        let Json::Object(d) = d else {
+            problem(&mut t.problems, path, "expected an object");
+            continue;
+        };
+        let mut parts = Vec::new();
+        for (k, v) in d {
+            let kp = format!("{path}.{k}");
+            match k.as_str() {
+                "image_uuid" | "image_name" => {
+                    if let Some(i) = string_at(&mut t.problems, &kp, v) {
+                        if i.is_empty() || i.contains([',', '=']) {
+                            problem(&mut t.problems, kp, format!("\"{i}\" is not an image"));
+                        } else {
+                            parts.insert(0, format!("image={i}"));
+                        }
+                    }
+                }
+                "size" => match v.as_u64() {
+                    Some(mib) if mib > 0 => parts.push(format!("size={mib}m")),
+                    _ => problem(
+                        &mut t.problems,
+                        kp,
+                        format!("{v}: expected MiB, a positive integer"),
+                    ),
+                },
+                "boot" => match v {
+                    Json::Bool(b) => parts.push(format!("boot={b}")),
+                    _ => problem(
+                        &mut t.problems,
+                        kp,
+                        format!("expected true or false, not {v}"),
+                    ),
+                },
+                "model" => match v.as_str() {
+                    Some(m @ ("virtio" | "ide")) => parts.push(format!("model={m}")),
+                    _ => problem(
+                        &mut t.problems,
+                        kp,
+                        format!("{v}: expected \"virtio\" or \"ide\""),
+                    ),
+                },
+                _ => problem(
+                    &mut t.problems,
+                    kp,
+                    "not supported by this vmadm (image_uuid, size, boot and model are)",
+                ),
+            }
+        }
+        if !d.contains_key("image_uuid") && !d.contains_key("image_name") {
+            problem(
+                &mut t.problems,
+                format!("{path}.image_uuid"),
+                "missing (a disk is cloned from an image)",
+            );
+        } else {
+            t.vm_attrs.push((format!("disk{i}"), parts.join(","), path));
+        }
+    }
+}
+
 fn translate_create(payload: &Map<String, Json>) -> (Translated, String) {
-    let mut t = Translated::default();
+    let mut t = Translated {
+        kvm: payload
+            .get("brand")
+            .and_then(Json::as_str)
+            .is_some_and(|b| KVM_BRANDS.contains(&b)),
+        ..Translated::default()
+    };
     let mut uuid = zones::model::new_uuid();
     for (key, v) in payload {
         let path = format!("$.{key}");
@@ -402,17 +555,22 @@ fn translate_create(payload: &Map<String, Json>) -> (Translated, String) {
             },
             "brand" => {
                 if let Some(b) = string_at(&mut t.problems, &path, v) {
-                    if LINUX_BRANDS.contains(&b.as_str()) {
+                    if LINUX_BRANDS.contains(&b.as_str()) || KVM_BRANDS.contains(&b.as_str()) {
                         t.attrs.insert(ATTR_BRAND, b);
                     } else {
                         problem(
                             &mut t.problems,
                             path,
-                            format!("\"{b}\": not supported (joyent, joyent-minimal and lx are zones of brand linux; HVM brands are not)"),
+                            format!("\"{b}\": not supported (joyent, joyent-minimal and lx are zones of brand linux; kvm and bhyve are VMs of brand kvm)"),
                         );
                     }
                 }
             }
+            "image_uuid" if t.kvm => problem(
+                &mut t.problems,
+                path,
+                "a VM's image is its boot disk's: give disks[].image_uuid",
+            ),
             "image_uuid" => {
                 if let Some(i) = string_at(&mut t.problems, &path, v) {
                     t.doc.insert("image".into(), Json::String(i.clone()));
@@ -434,11 +592,12 @@ fn translate_create(payload: &Map<String, Json>) -> (Translated, String) {
             _ => problem(&mut t.problems, path, "unknown property"),
         }
     }
-    if !payload.contains_key("image_uuid") {
+    if !payload.contains_key("image_uuid") && !t.kvm {
         problem(&mut t.problems, "$.image_uuid", "missing");
     }
     t.doc.insert("zonename".into(), Json::String(uuid.clone()));
-    t.doc.insert("brand".into(), Json::String("linux".into()));
+    let brand = if t.kvm { "kvm" } else { "linux" };
+    t.doc.insert("brand".into(), Json::String(brand.into()));
     t.doc.entry("autoboot").or_insert(Json::Bool(true));
     t.renames.push(("$.zonename".into(), "$.uuid".into()));
     (t, uuid)
@@ -517,6 +676,24 @@ fn plan_create(store: &Store, text: &str) -> Result<(manifest::Plan, String)> {
     for (k, v) in t.attrs {
         set_attr(&mut plan.zone, k, Some(v));
     }
+    for (k, v, _) in &t.vm_attrs {
+        set_attr(&mut plan.zone, k, Some(v.clone()));
+    }
+    if let Err(e) = zones::kvm::KvmConfig::from_zone(&plan.zone) {
+        let path = match &e {
+            zones::kvm::KvmError::BadAttr { attr, .. } => t
+                .vm_attrs
+                .iter()
+                .find(|(k, _, _)| k == attr)
+                .map_or("$".to_string(), |(_, _, p)| p.clone()),
+            zones::kvm::KvmError::Invalid { .. } => "$".to_string(),
+        };
+        return Err(ManifestError::Invalid(vec![Problem {
+            path,
+            msg: e.to_string(),
+        }])
+        .into());
+    }
     if let Some(p) = t.io_priority {
         // Checked against the kernel above.
         set_io_priority(&mut plan.zone, p, &mut Vec::new());
@@ -549,6 +726,14 @@ fn translate_update(
     let mut new_tags: Option<Map<String, Json>> = None;
     for (key, v) in payload {
         let path = format!("$.{key}");
+        if VM_KEYS.contains(&key.as_str()) || key == "disks" {
+            problem(
+                &mut t.problems,
+                path,
+                "cannot be updated: a VM's hardware is set at create",
+            );
+            continue;
+        }
         if key == "customer_metadata" || key == "tags" {
             // Replacements; handled below with the set_/remove_ forms.
         } else if common_key(&mut t, key, v, payload) {
@@ -558,6 +743,7 @@ fn translate_update(
             "uuid" | "brand" | "image_uuid" | "zonepath" | "zonename" => {
                 problem(&mut t.problems, path, "cannot be updated");
             }
+
             "nics" | "add_nics" | "remove_nics" | "update_nics" => problem(
                 &mut t.problems,
                 path,
@@ -666,6 +852,13 @@ pub fn update(store: &Store, uuid: &str, text: &str) -> Result<manifest::UpdateR
     let md = metadata::load(store, &name)?;
     let tags = current_tags(&zone);
     let mut t = translate_update(&payload, &md, &tags);
+    if zone.brand == zones::model::Brand::Kvm && payload.contains_key("ram") {
+        problem(
+            &mut t.problems,
+            "$.ram",
+            "cannot be updated: a VM's RAM is set at create (max_physical_memory caps its zone)",
+        );
+    }
     // The I/O priority this kernel cannot apply is a problem like any other.
     if let Some(p) = t.io_priority {
         let mut probe = zone.clone();
@@ -779,14 +972,16 @@ fn get_recorded(store: &Store, name: &str, recorded: ZoneState) -> Result<Json> 
             .unwrap_or_else(|| zone.zonename.clone())
             .into(),
     );
+    let kvm = zones::kvm::KvmConfig::from_zone(&zone).ok().flatten();
+    let is_vm = zone.brand == zones::model::Brand::Kvm;
     put(
         "brand",
         attr(&zone, ATTR_BRAND)
-            .unwrap_or("linux")
+            .unwrap_or(if is_vm { "kvm" } else { "linux" })
             .to_string()
             .into(),
     );
-    put("type", "OS".into());
+    put("type", if is_vm { "KVM" } else { "OS" }.into());
     put("zonename", zone.zonename.clone().into());
     put(
         "zonepath",
@@ -804,8 +999,37 @@ fn get_recorded(store: &Store, name: &str, recorded: ZoneState) -> Result<Json> 
     );
     let mib = |s: Option<zones::model::Size>| s.map(|s| s.bytes() >> 20);
     let mem = zone.capped_memory.clone().unwrap_or_default();
-    put("ram", mib(mem.physical).into());
-    put("max_physical_memory", mib(mem.physical).into());
+    match &kvm {
+        // A VM's ram is its guest's; its zone's cap is that and qemu's overhead.
+        Some(vm) => {
+            put("ram", (vm.ram >> 20).into());
+            put(
+                "max_physical_memory",
+                mib(mem.physical).unwrap_or(vm.memory_cap() >> 20).into(),
+            );
+            put("vcpus", vm.vcpus.into());
+            let disks: Vec<Json> = vm
+                .disks
+                .iter()
+                .map(|d| {
+                    let mut o = json!({"image_uuid": d.image, "boot": d.boot, "model": d.model});
+                    if let Some(sz) = d.size {
+                        o["size"] = (sz >> 20).into();
+                    }
+                    o
+                })
+                .collect();
+            put("disks", Json::Array(disks));
+            let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
+            put("kernel", path(&vm.kernel).into());
+            put("initrd", path(&vm.initrd).into());
+            put("cmdline", vm.cmdline.clone().into());
+        }
+        None => {
+            put("ram", mib(mem.physical).into());
+            put("max_physical_memory", mib(mem.physical).into());
+        }
+    }
     put("max_swap", mib(mem.swap).into());
     put("max_locked_memory", mib(mem.locked).into());
     put(
@@ -861,6 +1085,9 @@ fn get_recorded(store: &Store, name: &str, recorded: ZoneState) -> Result<Json> 
             put("mtu", a.mtu.into());
             if i == 0 {
                 put("primary", true.into());
+            }
+            if is_vm {
+                put("model", "virtio".into());
             }
             Json::Object(n)
         })
@@ -1190,7 +1417,7 @@ mod tests {
     #[test]
     fn what_cannot_be_honoured_is_refused_with_its_path() {
         let (t, _) = translate_create(&payload(json!({
-            "brand": "kvm", "vcpus": 2, "bogus": 1, "zfs_io_priority": 0, "uuid": "x",
+            "brand": "hvm", "vcpus": 2, "bogus": 1, "zfs_io_priority": 0, "uuid": "x",
             "nics": [{"nic_tag": "s", "ip": "10.0.0.5"}, {"nic_tag": "s", "primary": true,
                       "model": "virtio", "ip": "10.0.0.6", "netmask": "255.0.255.0"}]
         })));
@@ -1214,6 +1441,51 @@ mod tests {
             let (t, _) = translate_create(&payload(json!({ "zfs_io_priority": p })));
             assert_eq!(t.io_priority, want, "{p}");
         }
+    }
+
+    #[test]
+    fn kvm_payloads_become_vm_attrs() {
+        let (t, _) = translate_create(&payload(json!({
+            "brand": "bhyve", "vcpus": 2, "ram": 512, "alias": "vm1",
+            "disks": [{"image_uuid": "deb-disk", "boot": true, "model": "virtio", "size": 2048}],
+            "nics": [{"nic_tag": "stub0", "ip": "10.0.0.5/24", "model": "virtio"}],
+            "kernel": "/boot/vmlinuz", "cmdline": "console=ttyS0", "boot": "order=cd"
+        })));
+        assert!(t.problems.is_empty(), "{:?}", t.problems);
+        assert_eq!(t.doc["brand"], "kvm");
+        assert!(!t.doc.contains_key("max_physical_memory"));
+        let attrs: Vec<(&str, &str)> = t
+            .vm_attrs
+            .iter()
+            .map(|(k, v, _)| (k.as_str(), v.as_str()))
+            .collect();
+        for want in [
+            ("vcpus", "2"),
+            ("ram", "512m"),
+            ("disk0", "image=deb-disk,boot=true,model=virtio,size=2048m"),
+            ("kernel", "/boot/vmlinuz"),
+            ("boot", "disk"),
+        ] {
+            assert!(attrs.contains(&want), "{want:?} not in {attrs:?}");
+        }
+        let (t, _) = translate_create(&payload(json!({
+            "brand": "kvm", "image_uuid": "x", "disks": [{"size": 1, "bogus": 1}],
+            "nics": [{"nic_tag": "s", "model": "e1000"}], "vcpus": "two"
+        })));
+        let paths: Vec<&str> = t.problems.iter().map(|p| p.path.as_str()).collect();
+        for want in [
+            "$.image_uuid",
+            "$.disks[0].bogus",
+            "$.disks[0].image_uuid",
+            "$.nics[0].model",
+            "$.vcpus",
+        ] {
+            assert!(paths.contains(&want), "{want} not in {paths:?}");
+        }
+        let (t, _) = translate_create(&payload(
+            json!({"brand": "joyent", "vcpus": 1, "image_uuid": "i"}),
+        ));
+        assert_eq!(t.problems[0].path, "$.vcpus");
     }
 
     #[test]
