@@ -15,7 +15,7 @@ use crate::zone::vmadm::{self, Filter, VmError};
 #[command(
     name = "vmadm",
     about = "Manage zones as SmartOS VMs: JSON payloads, addressed by uuid (SmartOS vmadm)",
-    after_help = "Examples:\n  vmadm create -f web.json\n  vmadm list -p -o uuid,alias,state,ram\n  vmadm get 6e3c1a52-6d6b-4a1c-9b4b-1c2d3e4f5a6b\n  vmadm update 6e3c1a52-6d6b-4a1c-9b4b-1c2d3e4f5a6b ram=512\n  vmadm validate create -f web.json\n\nBrands joyent, joyent-minimal and lx are zones of brand linux. Exit status: 0 success, 1 error, 2 usage error.",
+    after_help = "Examples:\n  vmadm create -f web.json\n  vmadm list -p -o uuid,alias,state,ram\n  vmadm get 6e3c1a52-6d6b-4a1c-9b4b-1c2d3e4f5a6b\n  vmadm update 6e3c1a52-6d6b-4a1c-9b4b-1c2d3e4f5a6b ram=512\n  vmadm validate create -f web.json\n\nBrands joyent, joyent-minimal and lx are zones of brand linux; kvm and bhyve are VMs (zones of brand kvm). Exit status: 0 success, 1 error, 2 usage error.",
     disable_version_flag = true
 )]
 struct Cli {
