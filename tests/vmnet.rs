@@ -165,7 +165,6 @@ fn kvm_zone(f: &Fixture, vm_mac: [u8; 6]) -> Zone {
         lower_link: Some(f.stub.clone()),
         mac_address: Some(zones_net::names::format_mac(&vm_mac)),
         allowed_address: Some("10.213.78.2/24".into()),
-        defrouter: Some("10.213.78.1".into()),
         link_protection: Some("mac-nospoof,ip-nospoof".into()),
         ..Default::default()
     }];

@@ -388,6 +388,15 @@ pub(super) fn plan(zone: &Zone) -> Result<Vec<Plan>> {
                 ),
             ));
         }
+        if let Some(a) = zone.anet.iter().find(|a| a.defrouter.is_some()) {
+            return Err(cfg(
+                name,
+                format!(
+                    "anet {}: defrouter: a kvm zone's VM sets its own default route (in the guest); remove defrouter",
+                    a.linkname.as_deref().unwrap_or("?")
+                ),
+            ));
+        }
     }
     let plans = zone
         .anet
@@ -980,6 +989,11 @@ mod tests {
             e.contains("net vnic0: a kvm zone's VM gets its NICs from anet"),
             "{e}"
         );
+        z.net.clear();
+        z.anet[0].defrouter = Some("10.0.0.1".into());
+        let e = check(&z).unwrap_err().to_string();
+        assert!(e.contains("anet net0: defrouter"), "{e}");
+        z.anet[0].defrouter = None;
         // A linux zone keeps both.
         z.brand = Brand::Linux;
         z.anet[0].mac_address = Some("random".into());

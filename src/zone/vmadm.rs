@@ -336,7 +336,17 @@ fn nic(t: &mut Translated, i: usize, v: &Json) -> Json {
             "netmask without ip",
         );
     }
-    if let Some(gw) = n.get("gateway") {
+    if t.kvm {
+        for k in ["gateway", "gateways"] {
+            if n.contains_key(k) {
+                problem(
+                    &mut t.problems,
+                    format!("{path}.{k}"),
+                    "a VM sets its own default route (in the guest): remove it",
+                );
+            }
+        }
+    } else if let Some(gw) = n.get("gateway") {
         if n.contains_key("gateways") {
             problem(
                 &mut t.problems,
