@@ -5,8 +5,9 @@
 # Steps: install-deps, cargo fmt --check, cargo clippy -D warnings, cargo build (runz),
 # cargo test --workspace (root integration tests included, tests/faults.rs among them),
 # integration/*.sh (runz under a private containerd, driven by ctr and over CRI, and podman;
-# root only), integration/vm/run.sh (tests/caps.rs on pure cgroup v2 in a qemu guest, and
-# tests/userns.rs and tests/network.rs's vlan test there; root only), integration/vm/systemd
+# root only), web/dist checked against web/src and the web console's browser test
+# (integration/web/run.sh; root only), integration/vm/run.sh (tests/caps.rs on pure cgroup
+# v2 in a qemu guest, and tests/userns.rs and tests/network.rs's vlan test there; root only), integration/vm/systemd
 # (runz --systemd-cgroup next to runc in the systemd-booted guest; root only), a short fuzz run
 # (fuzz/), a short soak (bench/soak.sh --short), check-leaks.
 # The final count includes the integration scripts' checks (each prints "integration: N
@@ -116,6 +117,15 @@ for script in containerd cri podman; do
     RUNZ="$debug/runz" CRI_CLIENT="$debug/runz-cri-client" \
         guarded "integration/$script.sh" 900 "$repo/integration/$script.sh"
 done
+
+# zonesd's web console: web/dist (committed, embedded by include_bytes!) must be what
+# scripts/build-web.sh makes from web/src and the lockfile (npm ci; esbuild), so cargo build
+# never needs npm and the embedded console never drifts from its source. Then the browser
+# test: two zonesd, headless Chromium (Debian's) driven by playwright-core, a zone created,
+# charted, used through its console, halted and deleted from the page (about a minute).
+guarded "web/dist matches web/src (scripts/build-web.sh --check)" 600 \
+    "$here/build-web.sh" --check
+guarded "integration/web/run.sh (browser test)" 900 "$repo/integration/web/run.sh" --bin "$debug"
 
 # What needs pure cgroup v2 or Debian's 6.1 kernel, in one boot of the qemu guest
 # (integration/vm: this host is hybrid v1; TCG boots take a minute each, so one boot for all),
