@@ -7,13 +7,15 @@ import { h } from "./dom.js";
 const POINTS = 60;
 export const POLL_MS = 2000;
 
-function chart(title, series, el) {
+// The y axis from 0 to a little above the largest value, at least `floor` (a flat line of
+// zeros otherwise gets uPlot's -100..100).
+function chart(title, series, el, floor) {
   const opts = {
     title,
     width: 300,
     height: 150,
-    scales: { x: { time: true } },
-    legend: { show: true },
+    scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(floor, max * 1.2)] } },
+    legend: { show: true, live: false },
     series: [{}, ...series.map((label, i) => ({ label, stroke: ["#2a7ab0", "#c0561e"][i], width: 1.5 }))],
     axes: [{}, { size: 50 }],
   };
@@ -29,9 +31,9 @@ export class ZoneCharts {
     this.last = null;
     this.el = h("div", { class: "charts", dataset: { zone: uuid } });
     const slot = () => this.el.appendChild(h("div", { class: "chart" }));
-    this.cpu = chart("CPU (CPUs)", ["used"], slot());
-    this.mem = chart("Memory (MiB)", ["used"], slot());
-    this.net = chart("Network (KiB/s)", ["rx", "tx"], slot());
+    this.cpu = chart("CPU (CPUs)", ["used"], slot(), 0.05);
+    this.mem = chart("Memory (MiB)", ["used"], slot(), 1);
+    this.net = chart("Network (KiB/s)", ["rx", "tx"], slot(), 1);
     this.points = h("div", { class: "points" }, "0 samples");
     this.el.appendChild(this.points);
     this.timer = null;

@@ -292,7 +292,8 @@ class HostView {
           h("td", {}, fmt.val(l.class)),
           h("td", {}, fmt.val(l.over)),
           h("td", {}, fmt.val(l.state)),
-          h("td", {}, ["etherstub", "vnic"].includes(l.class) ? h("button", { type: "button", onclick: () => this.act(`delete ${l.link}`, () => this.host.del(`/api/links/${encodeURIComponent(l.link)}`)) }, "delete") : ""),
+          // A zone's own links (ZONE/net0) go with the zone: no delete here.
+          h("td", {}, ["etherstub", "vnic"].includes(l.class) && !l.link.includes("/") ? h("button", { type: "button", onclick: () => this.act(`delete ${l.link}`, () => this.host.del(`/api/links/${encodeURIComponent(l.link)}`)) }, "delete") : ""),
         ),
       ),
     );
