@@ -14,6 +14,7 @@
 # Prints "integration: N passed, N failed (web/browser)"; exits 1 on a failure or a missing
 # prerequisite (never skips silently).
 # ZONESD_WEB_CONSOLE=0 leaves out the console step, and says so loudly (counted as failed).
+# SCREENSHOT_TO=FILE also copies the console's screenshot there (docs/img/zonesd-console.png).
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -48,8 +49,14 @@ artefacts=/var/tmp/zonesd-web-artefacts/$run
 export ZONES_CGROUP_PARENT=runz-test-$tag
 stubs=("zw$$a" "zw$$b")
 pids=()
+node_pid=
 cleanup() {
     local p r z i
+    if [ -n "$node_pid" ]; then
+        kill -TERM -- "-$node_pid" 2>/dev/null
+        sleep 1
+        kill -KILL -- "-$node_pid" 2>/dev/null
+    fi
     for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
     for i in $(seq 50); do
         local alive=0
@@ -118,10 +125,15 @@ for u in "$url_a" "$url_b"; do
     [ "$ok" -eq 1 ] || die "zonesd at $u not serving: $(cat "$base"/*/zonesd.log)"
 done
 
+# In its own session (node, and the Chromium it starts, killed as a group on a signal), in
+# the background so that a signal to this script runs the cleanup at once.
 URL_A=$url_a URL_B=$url_b TOKEN_A=$token_a TOKEN_B=$token_b STUB_B=${stubs[1]} \
     ARTEFACTS=$artefacts CHROMIUM=$chromium WEB_DIR=$repo/web \
-    timeout -k 10 420 node "$here/browser.test.mjs"
+    setsid timeout -k 10 420 node "$here/browser.test.mjs" &
+node_pid=$!
+wait "$node_pid"
 status=$?
+node_pid=
 if [ "$status" -ne 0 ]; then
     echo "web: the browser test failed (status $status); zonesd logs:" >&2
     for h in a b; do echo "--- zonesd $h" >&2; tail -n 20 "$base/$h/zonesd.log" >&2; done
