@@ -41,6 +41,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/zones/{uuid}/stats"),
     ("GET", "/api/zones/{uuid}/snapshots"),
     ("POST", "/api/zones/{uuid}/snapshots"),
+    ("GET", "/api/zones/{uuid}/console"),
     ("GET", "/api/images"),
     ("POST", "/api/images"),
     ("DELETE", "/api/images/{id}"),
@@ -78,6 +79,7 @@ fn handler(method: &str, path: &str) -> MethodRouter<S> {
         ("GET", "/api/zones/{uuid}/stats") => on(mf, zone_stats),
         ("GET", "/api/zones/{uuid}/snapshots") => on(mf, snapshots_list),
         ("POST", "/api/zones/{uuid}/snapshots") => on(mf, snapshot_create),
+        ("GET", "/api/zones/{uuid}/console") => on(mf, super::console::open),
         ("GET", "/api/images") => on(mf, images_list),
         ("POST", "/api/images") => on(mf, image_import),
         ("DELETE", "/api/images/{id}") => on(mf, image_delete),
@@ -209,7 +211,7 @@ fn vm_error(e: VmError) -> ApiError {
 }
 
 /// The zone named by a path's `{uuid}` (a uuid or a zone name): its name.
-fn zone_of(app: &App, id: &str) -> Result<String, ApiError> {
+pub(super) fn zone_of(app: &App, id: &str) -> Result<String, ApiError> {
     let ok = vmadm::is_uuid(id) || zones::model::validate_zone_name(id).is_ok();
     if !ok {
         return Err(ApiError::NotFound(format!(

@@ -1,6 +1,8 @@
 //! The audit log: every change asked of the API (POST, PUT, PATCH, DELETE), allowed or not,
 //! as one JSON line appended to `ALTROOT/var/log/zones/zonesd-audit.log` (0600):
 //! `{"time", "token_id", "token_name", "role", "method", "path", "target", "status", "error"}`.
+//! Opening a zone's console is a change too (`GET .../console`, 101); when it closes, a second
+//! line adds `console` (`closed`, `ended_by`, `bytes_to_zone`, `bytes_from_zone`, `seconds`).
 
 use std::fs;
 use std::io::Write;
@@ -23,6 +25,20 @@ pub struct Record {
     pub target: Option<String>,
     pub status: u16,
     pub error: Option<String>,
+    /// A console session's second line, written when it closes (the first is its opening).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub console: Option<ConsoleEnd>,
+}
+
+/// How a zone console session ended: by whom (`zone`: the zone halted; `client`; `revoked`:
+/// its token was; `bad-frame`), the bytes relayed each way and how long it was open.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsoleEnd {
+    pub closed: bool,
+    pub ended_by: &'static str,
+    pub bytes_to_zone: u64,
+    pub bytes_from_zone: u64,
+    pub seconds: u64,
 }
 
 #[derive(Debug, thiserror::Error)]

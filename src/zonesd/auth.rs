@@ -10,6 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::audit::{self, Record};
+use super::console;
 use super::error::{ApiError, ErrorNote};
 use super::tokens::{Role, TokenEntry};
 use super::App;
@@ -27,6 +28,9 @@ pub fn required(method: &Method, path: &str) -> Role {
     let admin_area = ADMIN_AREAS.iter().any(|a| under(path, a));
     if under(path, "/api/tokens") {
         Role::Admin
+    } else if console::is_console(path) {
+        // A console acts on the zone: what is typed runs there.
+        Role::Operator
     } else if method == Method::GET || method == Method::HEAD {
         Role::Viewer
     } else if admin_area {
@@ -36,16 +40,39 @@ pub fn required(method: &Method, path: &str) -> Role {
     }
 }
 
-fn is_change(method: &Method) -> bool {
-    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+/// A change is audited: every method but the reads, and opening a zone's console.
+fn is_change(method: &Method, path: &str) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) || console::is_console(path)
 }
 
+/// The token of `Authorization: Bearer TOKEN`, or, on a WebSocket upgrade (browsers cannot
+/// set headers on one), of the subprotocol `bearer.TOKEN`.
 fn bearer(req: &Request) -> Option<&str> {
-    let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
+    let Some(v) = req.headers().get(header::AUTHORIZATION) else {
+        return subprotocol_bearer(req);
+    };
+    let (scheme, token) = v.to_str().ok()?.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+fn subprotocol_bearer(req: &Request) -> Option<&str> {
+    let upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !upgrade || req.method() != Method::GET {
+        return None;
+    }
+    req.headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix(console::BEARER_PREFIX))
         .filter(|t| !t.is_empty())
 }
 
@@ -61,7 +88,7 @@ fn authenticate(app: &App, req: &Request) -> Result<TokenEntry, ApiError> {
 /// The middleware: authenticate, authorise, run, audit. A change runs in a task of its own,
 /// so that it is finished and audited even when its client goes away half-way.
 pub async fn guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    if !is_change(req.method()) {
+    if !is_change(req.method(), req.uri().path()) {
         return handle(app, req, next).await;
     }
     match tokio::spawn(handle(app, req, next)).await {
@@ -93,7 +120,7 @@ async fn handle(app: Arc<App>, req: Request, next: Next) -> Response {
             }
         }
     };
-    if is_change(&method) {
+    if is_change(&method, &path) {
         let t = who.as_ref().ok();
         let record = Record {
             time: audit::now(),
@@ -105,6 +132,7 @@ async fn handle(app: Arc<App>, req: Request, next: Next) -> Response {
             path,
             status: resp.status().as_u16(),
             error: resp.extensions().get::<ErrorNote>().map(|n| n.0.clone()),
+            console: None,
         };
         if let Err(e) = app.audit.append(&record) {
             // A change that cannot be audited is not let through silently.
@@ -139,5 +167,39 @@ mod tests {
         assert_eq!(required(&Method::DELETE, "/api/images/i"), Role::Admin);
         assert_eq!(required(&Method::GET, "/api/tokens"), Role::Admin);
         assert_eq!(required(&Method::POST, "/api/imagesx"), Role::Operator);
+        assert_eq!(
+            required(&Method::GET, "/api/zones/u/console"),
+            Role::Operator
+        );
+        assert!(is_change(&Method::GET, "/api/zones/u/console"));
+        assert!(!is_change(&Method::GET, "/api/zones/u"));
+    }
+
+    fn ws_req(protocols: &str, auth: Option<&str>) -> Request {
+        let mut b = Request::builder()
+            .uri("/api/zones/u/console")
+            .header(header::UPGRADE, "websocket")
+            .header(header::SEC_WEBSOCKET_PROTOCOL, protocols);
+        if let Some(a) = auth {
+            b = b.header(header::AUTHORIZATION, a);
+        }
+        b.body(axum::body::Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn a_websocket_may_carry_its_token_as_a_subprotocol() {
+        let r = ws_req("zonesd.console, bearer.zsd_abc", None);
+        assert_eq!(bearer(&r), Some("zsd_abc"));
+        let r = ws_req("zonesd.console, bearer.zsd_abc", Some("Bearer zsd_h"));
+        assert_eq!(bearer(&r), Some("zsd_h"));
+        assert_eq!(bearer(&ws_req("zonesd.console", None)), None);
+        assert_eq!(bearer(&ws_req("zonesd.console, bearer.", None)), None);
+        // Not an upgrade: no token from the header.
+        let r = Request::builder()
+            .uri("/api/zones")
+            .header(header::SEC_WEBSOCKET_PROTOCOL, "bearer.zsd_abc")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert_eq!(bearer(&r), None);
     }
 }

@@ -138,7 +138,9 @@ where
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), svc);
+        .serve_connection(TokioIo::new(stream), svc)
+        // A zone's console is a WebSocket: the connection is handed over after the 101.
+        .with_upgrades();
     let _ = conn.await;
 }
 

@@ -1,9 +1,9 @@
 //! zonesd: the host's API daemon. One concern per module: `cli` (argv, the `token` verbs),
 //! `listen` (Unix socket, loopback TCP, TLS), `tokens` (bearer tokens, stored hashed), `auth`
 //! (who may do what), `audit` (a JSON line per change), `api` (the routes), `tools` (zone
-//! tools as child processes), `events` (the event log as Server-Sent Events), `openapi` (the
-//! document), `error` (the JSON error shape), `web` (the embedded web console), `cors`
-//! (cross-origin calls from another zonesd's console).
+//! tools as child processes), `events` (the event log as Server-Sent Events), `console` (a
+//! zone's console over a WebSocket), `openapi` (the document), `error` (the JSON error shape),
+//! `web` (the embedded web console), `cors` (cross-origin calls from another zonesd's console).
 //!
 //! The fork rule (docs/ARCHITECTURE.md): a zone's supervisor must be forked by a
 //! single-threaded process, so every zone action is one of the zone tools (`vmadm`,
@@ -14,6 +14,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod cli;
+pub mod console;
 pub mod cors;
 pub mod error;
 pub mod events;

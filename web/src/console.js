@@ -22,7 +22,7 @@ export function openConsole(host, zone) {
   box.hidden = false;
   box.dataset.state = "connecting";
   state.textContent = "connecting";
-  const term = new Terminal({ cols: 100, rows: 28, convertEol: false, fontSize: 13 });
+  const term = new Terminal({ cols: 100, rows: 18, convertEol: false, fontSize: 13 });
   const el = document.getElementById("terminal");
   el.replaceChildren();
   term.open(el);
@@ -37,7 +37,8 @@ export function openConsole(host, zone) {
     term.focus();
   };
   ws.onmessage = (ev) => {
-    if (typeof ev.data === "string") term.write(ev.data);
+    // Binary frames are the console's bytes; a text frame is zonesd's notice (JSON).
+    if (typeof ev.data === "string") state.textContent = `${box.dataset.state}: ${ev.data}`;
     else term.write(new Uint8Array(ev.data));
   };
   ws.onclose = (ev) => set(`closed${ev.code && ev.code !== 1000 ? ` (${ev.code}${ev.reason ? `: ${ev.reason}` : ""})` : ""}`);
