@@ -44,7 +44,8 @@ export class ZoneCharts {
       try {
         this.add(await this.host.get(`/api/zones/${this.uuid}/stats`));
       } catch (e) {
-        this.onError(e);
+        // 409: the zone stopped between two polls; the view stops the charts on its refresh.
+        if (e.status !== 409) this.onError(e);
       }
       if (this.timer !== null) this.timer = setTimeout(tick, POLL_MS);
     };
