@@ -85,6 +85,8 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 mkdir -p "$base" "$artefacts" || die "cannot make $base or $artefacts"
+# Earlier runs' screenshots: the 10 newest are kept.
+ls -1dt /var/tmp/zonesd-web-artefacts/*/ 2>/dev/null | tail -n +11 | xargs -r rm -rf
 echo "web: artefacts (screenshots) in $artefacts"
 "$repo/scripts/mk-rootfs.sh" "$base/image" >/dev/null || die "mk-rootfs failed"
 printf '::sysinit:/bin/hostname -F /etc/hostname\n::askfirst:-/bin/sh\n' >"$base/image/etc/inittab"
