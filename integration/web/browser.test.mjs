@@ -120,6 +120,13 @@ try {
     await shot("2-charts");
   });
 
+  await step("a snapshot taken from its details", async () => {
+    const f = hostB().locator("form.snapshot");
+    await f.locator('input[name="name"]').fill("web1");
+    await f.locator('button[type="submit"]').click();
+    await hostB().locator("ul.snapshots li", { hasText: "web1" }).waitFor({ timeout: 60_000 });
+  });
+
   if (withConsole) {
     await step("a command typed into its console, and its output", async () => {
       await zoneRow().locator("button.console").click();
