@@ -7,8 +7,8 @@
 # (scripts/mk-rootfs.sh, imported with imgadm) and an etherstub; B allows A's origin
 # (--cors-origin). Headless Chromium (Debian's `chromium`) driven by playwright-core (web/'s
 # locked npm packages) loads the console from A and runs browser.test.mjs: adds both hosts,
-# creates and boots a zone on B through the form, sees its live chart, snapshots it, types into its console,
-# halts and deletes it. Screenshots go to /var/tmp/zonesd-web-artefacts/RUN (printed).
+# creates and boots a zone on B through the form, sees its live chart, snapshots it, types
+# into its console, halts and deletes it. Screenshots go to /var/tmp/zonesd-web-artefacts/RUN (printed).
 # Everything (zonesd, the browser, zones, etherstubs, mounts, cgroups, roots) is removed on
 # exit, failure included; every wait is bounded. Root only.
 # Prints "integration: N passed, N failed (web/browser)"; exits 1 on a failure or a missing
