@@ -2,7 +2,7 @@
 #
 #   make                      release binaries (cargo build --release)
 #   make install              binaries, man pages and shell completions under $(DESTDIR)$(PREFIX)
-#   make install-service      the host service: systemd unit and init script (see integration/service)
+#   make install-service      the host service: systemd units (zones, zonesd) and init script (see integration/service)
 #   make test                 scripts/test.sh (every check; root for the integration tests)
 #   make bench                bench/run.sh (runz vs runc/crun, zones; root)
 #
@@ -78,6 +78,8 @@ install-service:
 	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(INITDIR)
 	sed 's|@BINDIR@|$(PREFIX)/bin|g' integration/service/zones.service \
 		>$(DESTDIR)$(SYSTEMDUNITDIR)/zones.service
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' integration/service/zonesd.service \
+		>$(DESTDIR)$(SYSTEMDUNITDIR)/zonesd.service
 	install -m 0755 integration/service/zones.init $(DESTDIR)$(INITDIR)/zones.init
 
 test:

@@ -43,6 +43,7 @@ PACKAGES=(
     python3          # scripts/mk-rootfs.sh (fast symlinks) and mk-bundle.sh (config.json edits)
     qemu-system-x86  # integration/vm: the cgroup-v2 test guest (TCG; 9p shares of the host root)
     runc             # tests/runc_compat_*.rs run runc 1.1 beside runz on the same bundle
+    systemd          # systemd-analyze verify: the zonesd unit (tests/zonesd_service.rs)
     tmux             # tests/zonecfg.rs, tests/zlogin.rs: zonecfg and zlogin driven in a real terminal
     umoci            # tests/images.rs: a real umoci-built OCI layout (entries named /, /etc/x)
     zfs-fuse         # the zfs storage backend's zfs/zpool commands and daemon (tests/storage.rs, bench/)

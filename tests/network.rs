@@ -455,6 +455,8 @@ fn dladm_vnics_over_an_etherstub() {
     .env("ZONES_ALTROOT", &h.root)
     .env("ZONES_NO_DEFAULTS", "1")
     .env("ZONES_CGROUP_PARENT", &h.cgroup_parent)
+    // The links, not the API: no zonesd (tests/zonesd_service.rs tests that).
+    .env("ZONESD_ENABLE", "no")
     .stdin(Stdio::null())
     .output()
     .unwrap();

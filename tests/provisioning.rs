@@ -55,6 +55,8 @@ impl Host {
             .env("ZONES_NO_DEFAULTS", "1")
             .env("ZONES_SHUTDOWN_TIMEOUT", "20")
             .env("ZONES_CGROUP_PARENT", &self.cgroup_parent)
+            // The zones, not the API: no zonesd (tests/zonesd_service.rs tests that).
+            .env("ZONESD_ENABLE", "no")
             .stdin(Stdio::null())
             .output()
             .unwrap()

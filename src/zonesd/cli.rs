@@ -158,6 +158,10 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
         for addr in &cli.listen {
             listeners.push(listen::bind_tcp(*addr, acceptor.clone()).await?);
         }
+        // Before it says it serves: a SIGTERM right after (a service manager's stop) must find
+        // the handler, not the default action (which would leave the socket behind).
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
         let mut names = vec![socket.display().to_string()];
         names.extend(cli.listen.iter().map(|a| {
             format!(
@@ -173,8 +177,6 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
         for l in listeners {
             tokio::spawn(listen::accept_loop(l, router.clone()));
         }
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
