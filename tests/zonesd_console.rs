@@ -1,7 +1,8 @@
 //! The zone console over zonesd's WebSocket (`GET /api/zones/{uuid}/console`): a busybox zone
 //! booted through the API, its console opened over the Unix socket (the token in the
 //! Authorization header) and over TLS on loopback (the token as a subprotocol, as a browser
-//! sends it), a command run on it; no token, a bad token, a viewer and a plain GET refused;
+//! sends it), a command run on it, its window resized; no token, a bad token, a viewer and a
+//! plain GET refused; a text frame that is not a resize closes it;
 //! a revoked token and a halted zone close an open console; a halted zone's console is a 409;
 //! the audit log has each opening and close; zonesd keeps one thread and no console socket
 //! open after. The zonesd child runs on its own alternate root (tests/common/zonehost.rs) and
@@ -475,18 +476,11 @@ fn a_zones_console_over_a_websocket() {
     assert_eq!(resp.status().as_u16(), 101);
     assert_eq!(resp.headers()["sec-websocket-protocol"], "zonesd.console");
     unix.run("echo zonesd-$((6*7))\n", "zonesd-42");
-    // A resize is taken, not applied, and said so once; the console stays open.
+    // A resize frame sets the console's window size (the shell's stty sees it).
     unix.ws
         .send(Message::text(r#"{"resize":[100,30]}"#))
         .unwrap();
-    let until = Instant::now() + CONSOLE_WAIT;
-    let note = loop {
-        assert!(Instant::now() < until, "no answer to a resize");
-        if let Some(t) = unix.read_once().unwrap() {
-            break t;
-        }
-    };
-    assert!(note.contains("resize is not applied"), "{note}");
+    unix.run("echo size-$(stty size | tr ' ' x)\n", "size-30x100");
 
     // Over TLS, the token as a subprotocol only (a browser's way): the answer names
     // zonesd.console, never the token; both consoles see the zone's output.
@@ -507,6 +501,16 @@ fn a_zones_console_over_a_websocket() {
     third.ws.close(None).unwrap();
     let _ = third.until_closed(Duration::from_secs(5));
     drop(third);
+    assert_eq!(d.sockets_settle(sockets + 4), sockets + 4);
+    // A text frame that is not a resize closes the console (1003).
+    let (mut fourth, _) = d.unix_open(&uuid, Some(&op), None).unwrap();
+    fourth.ws.send(Message::text("ls")).unwrap();
+    let how = fourth.until_closed(Duration::from_secs(5));
+    assert!(
+        matches!(&how, Closed::Frame(Some((CloseCode::Unsupported, _)))),
+        "{how:?}"
+    );
+    drop(fourth);
     assert_eq!(d.sockets_settle(sockets + 4), sockets + 4);
 
     // op2 revoked: its console closes within about a second (1008); the other stays.
@@ -565,10 +569,13 @@ fn a_zones_console_over_a_websocket() {
         v
     };
     assert_eq!(ends("op2"), ["revoked"], "{audit:?}");
-    assert_eq!(ends("op"), ["client", "zone"], "{audit:?}");
-    for c in &closed {
-        assert!(c["console"]["bytes_to_zone"].as_u64().unwrap() > 0, "{c}");
+    assert_eq!(ends("op"), ["bad-frame", "client", "zone"], "{audit:?}");
+    for c in closed
+        .iter()
+        .filter(|c| c["console"]["ended_by"] != "bad-frame")
+    {
         assert!(c["console"]["bytes_from_zone"].as_u64().unwrap() > 0, "{c}");
+        assert!(c["console"]["bytes_to_zone"].as_u64().unwrap() > 0, "{c}");
     }
     assert!(
         !std::fs::read_to_string(d.host.root.join("var/log/zones/zonesd-audit.log"))

@@ -145,6 +145,16 @@ try {
         await page.waitForTimeout(250);
       }
       if (!text.includes("zonesd-42")) throw new Error(`no zonesd-42 on the console: ${JSON.stringify(text.slice(-400))}`);
+      // The terminal's size reached the zone's console (the page's resize frame).
+      await page.keyboard.type("stty size\n", { delay: 10 });
+      const sized = Date.now() + 15_000;
+      while (Date.now() < sized) {
+        text = (await term.textContent()) || "";
+        if (text.includes("18 100")) break;
+        await page.waitForTimeout(250);
+      }
+      if (!text.includes("18 100")) throw new Error(`stty size is not 18 100: ${JSON.stringify(text.slice(-300))}`);
+      await page.evaluate(() => window.scrollTo(0, 0));
       const path = await shot("3-console");
       if (process.env.SCREENSHOT_TO) copyFileSync(path, process.env.SCREENSHOT_TO);
       await page.locator("#console-close").click();

@@ -257,7 +257,7 @@ fn get_winsize(fd: BorrowedFd<'_>) -> nix::Result<libc::winsize> {
     Ok(ws)
 }
 
-fn set_winsize(fd: BorrowedFd<'_>, ws: &libc::winsize) -> nix::Result<()> {
+pub(crate) fn set_winsize(fd: BorrowedFd<'_>, ws: &libc::winsize) -> nix::Result<()> {
     // SAFETY: TIOCSWINSZ reads one struct winsize through the pointer.
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, ws) };
     Errno::result(r).map(drop)

@@ -23,6 +23,8 @@ pub enum Request {
     Reboot,
     /// Is the supervisor there? (replies Ok)
     Ping,
+    /// Set the console's window size (the pty's; its foreground process gets SIGWINCH).
+    Resize { cols: u16, rows: u16 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +100,7 @@ mod tests {
             },
             Request::Reboot,
             Request::Ping,
+            Request::Resize { cols: 80, rows: 24 },
         ] {
             let line = serde_json::to_string(&r).unwrap();
             assert_eq!(parse_request(&line).unwrap(), r);

@@ -709,6 +709,20 @@ impl Supervisor {
     fn handle(&mut self, req: Request) -> Result<bool, String> {
         match req {
             Request::Ping => Ok(true),
+            Request::Resize { cols, rows } => {
+                let Some(m) = &self.master else {
+                    return Err("no console to resize: the zone's init is not running".into());
+                };
+                let ws = libc::winsize {
+                    ws_row: rows,
+                    ws_col: cols,
+                    ws_xpixel: 0,
+                    ws_ypixel: 0,
+                };
+                crate::runtime::console::set_winsize(m.as_fd(), &ws)
+                    .map_err(|e| format!("console size {cols}x{rows}: {e}"))?;
+                Ok(true)
+            }
             Request::Boot => {
                 if self.started {
                     return Err("already running".into());

@@ -11,9 +11,9 @@
 //! Browsers cannot set headers on a WebSocket, so besides `Authorization` the token may come
 //! as a subprotocol (`Sec-WebSocket-Protocol: zonesd.console, bearer.TOKEN`, see
 //! [`super::auth`]); the answer names `zonesd.console` only, never the token. A text frame
-//! `{"resize": [cols, rows]}` is taken but not applied (the supervisor's console socket
-//! carries bytes only, no window size): the first one is answered with a text frame saying
-//! so. Any other text frame closes the console (1003).
+//! `{"resize": [cols, rows]}` sets the console's window size: a `resize` request to the
+//! supervisor on its control socket (it owns the pty); one it refuses is answered with a text
+//! frame `{"notice": ...}`. Any other text frame closes the console (1003).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +29,7 @@ use tokio::net::UnixStream;
 
 use zones::state::ZoneState;
 use zones_linux::zone::admin::effective_state;
+use zones_linux::zone::control::{Reply, Request};
 use zones_linux::zone::ZonePaths;
 
 use super::audit::{self, ConsoleEnd, Record};
@@ -106,7 +107,9 @@ pub async fn open(
             "zone '{name}' is {st}: its console is there only while it is ready or running"
         )));
     }
-    let sock_path = ZonePaths::new(&store, &name).console_sock();
+    let paths = ZonePaths::new(&store, &name);
+    let sock_path = paths.console_sock();
+    let control = paths.control_sock();
     let sock = UnixStream::connect(&sock_path).await.map_err(|e| {
         ApiError::Conflict(format!(
             "zone '{name}': console {}: {e}",
@@ -120,7 +123,7 @@ pub async fn open(
         .max_frame_size(MAX_IN)
         .on_upgrade(move |socket| async move {
             let start = Instant::now();
-            let (ended, to_zone, from_zone) = relay(&app, &token, sock, socket).await;
+            let (ended, to_zone, from_zone) = relay(&app, &token, &control, sock, socket).await;
             let record = Record {
                 time: audit::now(),
                 token_id: Some(token.id.clone()),
@@ -152,21 +155,48 @@ fn still_valid(app: &App, token: &TokenEntry) -> bool {
         .is_ok_and(|ts| ts.iter().any(|t| t.id == token.id))
 }
 
-/// Whether a text frame is a resize (`{"resize": [cols, rows]}`, both 1..=65535).
-fn is_resize(text: &str) -> bool {
-    let Ok(v) = serde_json::from_str::<Value>(text) else {
-        return false;
+/// The size of a resize frame (`{"resize": [cols, rows]}`, both 1..=65535), or None.
+fn resize_of(text: &str) -> Option<(u16, u16)> {
+    let v = serde_json::from_str::<Value>(text).ok()?;
+    let obj = v.as_object().filter(|o| o.len() == 1)?;
+    let a = obj.get("resize")?.as_array().filter(|a| a.len() == 2)?;
+    let n = |v: &Value| {
+        v.as_u64()
+            .and_then(|n| u16::try_from(n).ok())
+            .filter(|n| *n > 0)
     };
-    let Some(obj) = v.as_object().filter(|o| o.len() == 1) else {
-        return false;
+    Some((n(&a[0])?, n(&a[1])?))
+}
+
+/// How long the supervisor has to answer a resize.
+const RESIZE_WAIT: Duration = Duration::from_secs(2);
+
+/// Asks the zone's supervisor (its control socket: it owns the console's pty) to set the
+/// window size; its refusal, or why it did not answer.
+async fn resize(control: &std::path::Path, cols: u16, rows: u16) -> Result<(), String> {
+    let req = Request::Resize { cols, rows };
+    let mut line = serde_json::to_string(&req).map_err(|e| e.to_string())?;
+    line.push('\n');
+    let ask = async {
+        let mut s = UnixStream::connect(control).await?;
+        s.write_all(line.as_bytes()).await?;
+        let mut reply = Vec::new();
+        let mut r = tokio::io::BufReader::new(s);
+        tokio::io::AsyncBufReadExt::read_until(&mut r, b'\n', &mut reply).await?;
+        Ok::<_, std::io::Error>(reply)
     };
-    obj.get("resize")
-        .and_then(Value::as_array)
-        .is_some_and(|a| {
-            a.len() == 2
-                && a.iter()
-                    .all(|n| n.as_u64().is_some_and(|n| (1..=65535).contains(&n)))
-        })
+    let reply = tokio::time::timeout(RESIZE_WAIT, ask)
+        .await
+        .map_err(|_| format!("the zone's supervisor did not answer within {RESIZE_WAIT:?}"))?
+        .map_err(|e| format!("{}: {e}", control.display()))?;
+    match serde_json::from_slice::<Reply>(&reply) {
+        Ok(Reply::Ok) => Ok(()),
+        Ok(Reply::Error(e)) => Err(e),
+        Err(_) => Err(format!(
+            "the zone's supervisor answered {:?}",
+            String::from_utf8_lossy(&reply).trim()
+        )),
+    }
 }
 
 fn close(code: u16, reason: &str) -> Message {
@@ -180,6 +210,7 @@ fn close(code: u16, reason: &str) -> Message {
 async fn relay(
     app: &App,
     token: &TokenEntry,
+    control: &std::path::Path,
     sock: UnixStream,
     mut socket: WebSocket,
 ) -> (Ended, u64, u64) {
@@ -188,7 +219,6 @@ async fn relay(
     let mut buf = vec![0u8; CHUNK];
     let mut tick = tokio::time::interval(AUTH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut told_resize = false;
     let ended = loop {
         tokio::select! {
             n = rd.read(&mut buf) => match n {
@@ -217,20 +247,19 @@ async fn relay(
                     }
                     to_zone += b.len() as u64;
                 }
-                Some(Ok(Message::Text(t))) if is_resize(t.as_str()) => {
-                    if !told_resize {
-                        told_resize = true;
-                        let note = r#"{"notice":"zonesd: resize is not applied: the zone console has no window size channel"}"#;
-                        if socket.send(Message::Text(note.into())).await.is_err() {
+                Some(Ok(Message::Text(t))) => {
+                    let Some((cols, rows)) = resize_of(t.as_str()) else {
+                        let _ = socket
+                            .send(close(ws::close_code::UNSUPPORTED, "zonesd: console input is binary frames; text frames are only {\"resize\":[cols,rows]}"))
+                            .await;
+                        break Ended::BadFrame;
+                    };
+                    if let Err(e) = resize(control, cols, rows).await {
+                        let note = serde_json::json!({"notice": format!("zonesd: resize: {e}")});
+                        if socket.send(Message::Text(note.to_string().into())).await.is_err() {
                             break Ended::Client;
                         }
                     }
-                }
-                Some(Ok(Message::Text(_))) => {
-                    let _ = socket
-                        .send(close(ws::close_code::UNSUPPORTED, "zonesd: console input is binary frames; text frames are only {\"resize\":[cols,rows]}"))
-                        .await;
-                    break Ended::BadFrame;
                 }
                 // Pings are answered by the WebSocket layer itself.
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
@@ -265,10 +294,11 @@ mod tests {
 
     #[test]
     fn resize_frames() {
-        assert!(is_resize(r#"{"resize":[80,24]}"#));
-        assert!(!is_resize(r#"{"resize":[80]}"#));
-        assert!(!is_resize(r#"{"resize":[0,24]}"#));
-        assert!(!is_resize(r#"{"resize":[80,24],"x":1}"#));
-        assert!(!is_resize("ls"));
+        assert_eq!(resize_of(r#"{"resize":[80,24]}"#), Some((80, 24)));
+        assert_eq!(resize_of(r#"{"resize":[80]}"#), None);
+        assert_eq!(resize_of(r#"{"resize":[0,24]}"#), None);
+        assert_eq!(resize_of(r#"{"resize":[65536,24]}"#), None);
+        assert_eq!(resize_of(r#"{"resize":[80,24],"x":1}"#), None);
+        assert_eq!(resize_of("ls"), None);
     }
 }

@@ -1,5 +1,5 @@
 // The zone console in the browser: xterm.js over zonesd's console WebSocket (binary frames
-// of raw console bytes both ways).
+// of raw console bytes both ways; the window size as a text frame {"resize": [cols, rows]}).
 import { Terminal } from "@xterm/xterm";
 
 const enc = new TextEncoder();
@@ -32,8 +32,14 @@ export function openConsole(host, zone) {
     box.dataset.state = s;
     state.textContent = s;
   };
+  // The console's window size: a text frame zonesd hands to the zone's supervisor.
+  const resize = () => {
+    if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ resize: [term.cols, term.rows] }));
+  };
+  term.onResize(resize);
   ws.onopen = () => {
     set("connected");
+    resize();
     term.focus();
   };
   ws.onmessage = (ev) => {

@@ -238,7 +238,8 @@ class HostView {
       const loadSnaps = async () => {
         try {
           const list = await this.host.get(`/api/zones/${z.uuid}/snapshots`);
-          snaps.replaceChildren(...list.map((s) => h("li", {}, `${s.name}${s.created ? ` (${s.created})` : ""}`)));
+          const when = (c) => (typeof c === "number" ? new Date(c * 1000).toISOString().replace(".000Z", "Z") : c);
+          snaps.replaceChildren(...list.map((s) => h("li", {}, `${s.name}${s.created ? ` (${when(s.created)})` : ""}`)));
         } catch (e) {
           this.fail(e);
         }
