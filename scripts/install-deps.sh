@@ -24,6 +24,7 @@ PACKAGES=(
     bsdutils         # script(1): a pty for `ctr task exec -t` / `podman exec -t` (integration/)
     busybox-static   # the test and demo rootfs (scripts/mk-rootfs.sh)
     ca-certificates  # cargo fetching crates over https on a fresh machine
+    chromium         # integration/web: zonesd's web console in headless Chromium (playwright-core drives it)
     cpio             # integration/vm/mk-initramfs.sh: the test guest's initramfs
     curl             # integration/zonesd-fuzz.sh: requests to zonesd over its Unix socket
     criu             # runz checkpoint/restore (tests/checkpoint.rs, in the cgroup-v2 guest: it reads the host root)
@@ -37,6 +38,7 @@ PACKAGES=(
     libc6-dev        # static glibc (libc.a): every binary is linked statically (.cargo/config.toml)
     make             # make install (tests/provisioning.rs installs into a temp prefix)
     openssl          # openssl req: the self-signed certificate of zonesd's TLS test (tests/zonesd.rs)
+    nodejs           # scripts/build-web.sh (esbuild) and integration/web (playwright-core); npm: below
     nftables         # nft: link protection (anti-spoofing) of zone links, driven through nft -j
     podman           # integration/podman.sh (with --runtime runz; its crun/runc stay unused)
     procps           # ps/pgrep for debugging leaks; check-leaks itself reads /proc
@@ -72,6 +74,12 @@ for p in "${PACKAGES[@]}"; do
         missing+=("$p")
     fi
 done
+
+# npm (scripts/build-web.sh, integration/web): Debian's package, unless the installed nodejs
+# brings its own npm (a nodejs build that provides and conflicts with the npm package).
+if [ "${1:-}" != "--demo" ] && ! command -v npm >/dev/null && ! grep -qx "npm install ok installed" <<<"$installed"; then
+    missing+=(npm)
+fi
 
 # The PyPI packages, after the Debian ones (python3-venv); quick when cached.
 python_venvs() {

@@ -5,10 +5,12 @@
 # Steps: install-deps, cargo fmt --check, cargo clippy -D warnings, cargo build (runz),
 # cargo test --workspace (root integration tests included, tests/faults.rs among them),
 # integration/*.sh (runz under a private containerd, driven by ctr and over CRI, and podman;
-# zonesd's API fuzzed by schemathesis; root only), integration/vm/run.sh (tests/caps.rs on pure
-# cgroup v2 in a qemu guest, and tests/userns.rs and tests/network.rs's vlan test there; root
-# only), integration/vm/systemd (runz --systemd-cgroup next to runc in the systemd-booted guest;
-# root only), a short fuzz run (fuzz/), a short soak (bench/soak.sh --short), check-leaks.
+# zonesd's API fuzzed by schemathesis; root only), web/dist checked against web/src and the web
+# console's browser test (integration/web/run.sh; root only), integration/vm/run.sh
+# (tests/caps.rs on pure cgroup v2 in a qemu guest, and tests/userns.rs and tests/network.rs's
+# vlan test there; root only), integration/vm/systemd (runz --systemd-cgroup next to runc in the
+# systemd-booted guest; root only), a short fuzz run (fuzz/), a short soak (bench/soak.sh
+# --short), check-leaks.
 # The final count includes the integration scripts' checks (each prints "integration: N
 # passed, N failed (NAME)").
 # Runs with no stdin and CI=true on a fresh clone. Integration tests need root; as a normal
@@ -117,11 +119,12 @@ for script in containerd cri podman; do
         guarded "integration/$script.sh" 900 "$repo/integration/$script.sh"
 done
 
-# zonesd's API fuzzed from its own OpenAPI document (schemathesis, venv from install-deps.sh):
-# 150 s of generated requests on an alternate root, no 5xx, no crash, nothing left behind.
-# About 3 minutes.
-RUNZ="$debug/runz" ZONESD="$debug/zonesd" \
-    guarded "integration/zonesd-fuzz.sh" 900 "$repo/integration/zonesd-fuzz.sh"
+# zonesd's API fuzzed by schemathesis; root only), web/dist checked against web/src and the web
+# console's browser test (integration/web/run.sh; root only), integration/vm/run.sh
+# (tests/caps.rs on pure cgroup v2 in a qemu guest, and tests/userns.rs and tests/network.rs's
+# vlan test there; root only), integration/vm/systemd (runz --systemd-cgroup next to runc in the
+# systemd-booted guest; root only), a short fuzz run (fuzz/), a short soak (bench/soak.sh
+# --short), check-leaks.
 
 # What needs pure cgroup v2 or Debian's 6.1 kernel, in one boot of the qemu guest
 # (integration/vm: this host is hybrid v1; TCG boots take a minute each, so one boot for all),

@@ -1095,3 +1095,112 @@ fn unknown_names_in_paths_are_json_404s() {
         "{audit:?}"
     );
 }
+
+/// One request with extra header lines (`Name: value`), on the Unix socket.
+fn req_headers(d: &Daemon, method: &str, path: &str, headers: &[&str]) -> Resp {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: zonesd\r\nConnection: close\r\n");
+    for h in headers {
+        head.push_str(&format!("{h}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    exchange(&mut s, head.as_bytes(), None)
+}
+
+#[test]
+fn the_web_console_is_served_without_a_token_and_cors_is_opt_in() {
+    if !require_root() {
+        return;
+    }
+    let allowed = "http://127.0.0.1:9444";
+    let d = Daemon::start("web", false, &["--cors-origin", allowed]);
+    let viewer = d.token("viewer", "v");
+
+    // The console's files: no token, their types, a CSP allowing only their own script.
+    for (path, ctype) in [
+        ("/", "text/html"),
+        ("/app.js", "text/javascript"),
+        ("/app.css", "text/css"),
+    ] {
+        let r = d.req("GET", path, None, None);
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+        let head = r.head.to_ascii_lowercase();
+        assert!(head.contains(&format!("content-type: {ctype}")), "{head}");
+        assert!(
+            head.contains("content-security-policy: default-src 'none'; script-src 'self';"),
+            "{head}"
+        );
+        assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+        assert!(r.body.len() > 100, "{path}: {} bytes", r.body.len());
+    }
+    let page = String::from_utf8_lossy(&d.req("GET", "/", None, None).body).into_owned();
+    assert!(page.contains("<script src=\"/app.js\""), "{page}");
+    // Anything else still needs a token.
+    for path in ["/index.html", "/favicon.ico", "/api/zones"] {
+        assert_eq!(d.req("GET", path, None, None).status, 401, "{path}");
+    }
+
+    // A preflight from the allowed origin: answered before any token, naming the headers.
+    let pre = |origin: &str| {
+        req_headers(
+            &d,
+            "OPTIONS",
+            "/api/zones",
+            &[
+                &format!("Origin: {origin}"),
+                "Access-Control-Request-Method: POST",
+                "Access-Control-Request-Headers: authorization, content-type",
+            ],
+        )
+    };
+    let r = pre(allowed);
+    assert_eq!(r.status, 204, "{r:?}");
+    let head = r.head.to_ascii_lowercase();
+    assert!(
+        head.contains(&format!("access-control-allow-origin: {allowed}")),
+        "{head}"
+    );
+    assert!(
+        head.contains("access-control-allow-headers: authorization"),
+        "{head}"
+    );
+    assert!(!head.contains("access-control-allow-credentials"), "{head}");
+    // Another origin: no CORS headers, and the token check as usual.
+    let r = pre("http://127.0.0.1:9445");
+    assert_eq!(r.status, 401, "{r:?}");
+    assert!(!r
+        .head
+        .to_ascii_lowercase()
+        .contains("access-control-allow-origin"));
+
+    // A call from the allowed origin still needs its token; with it, the origin is allowed.
+    let origin = format!("Origin: {allowed}");
+    let r = req_headers(&d, "GET", "/api/zones", &[&origin]);
+    assert_eq!(r.status, 401, "{r:?}");
+    let auth = format!("Authorization: Bearer {viewer}");
+    let r = req_headers(&d, "GET", "/api/zones", &[&origin, &auth]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r
+        .head
+        .to_ascii_lowercase()
+        .contains(&format!("access-control-allow-origin: {allowed}")));
+    let r = req_headers(
+        &d,
+        "GET",
+        "/api/zones",
+        &["Origin: http://evil.example", &auth],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(!r.head.to_ascii_lowercase().contains("access-control-allow"));
+
+    // A bad --cors-origin is a usage error, named.
+    let out = Command::new(bin("zonesd"))
+        .args(["-R", d.host.root.to_str().unwrap(), "--cors-origin", "*"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--cors-origin \"*\""), "{err}");
+}

@@ -95,7 +95,8 @@ fn handler(method: &str, path: &str) -> MethodRouter<S> {
     }
 }
 
-/// The whole service: /api behind the guard (auth, roles, audit), JSON 404 elsewhere.
+/// The whole service: /api behind the guard (auth, roles, audit), JSON 404 elsewhere; the
+/// web console's files at `/`; CORS for the origins of `--cors-origin`.
 pub fn router(app: S) -> Router {
     let mut by_path: Vec<(&str, MethodRouter<S>)> = Vec::new();
     for (m, p) in ROUTES {
@@ -109,7 +110,9 @@ pub fn router(app: S) -> Router {
     for (p, r) in by_path {
         api = api.route(p, r);
     }
-    // The guard wraps the fallback too: an unknown path needs a token like any other.
+    // The guard wraps the fallback too: an unknown path needs a token like any other. The
+    // web console's files are outside it; CORS is outermost (a preflight carries no token).
+    let cors = app.cors.clone();
     api.fallback(not_found)
         .method_not_allowed_fallback(not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -117,6 +120,11 @@ pub fn router(app: S) -> Router {
             super::auth::guard,
         ))
         .with_state(app)
+        .merge(super::web::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            cors,
+            super::cors::layer,
+        ))
 }
 
 async fn not_found(req: Request) -> ApiError {

@@ -15,7 +15,7 @@ use super::App;
 #[command(
     name = "zonesd",
     about = "The host's zone API: REST/JSON over a Unix socket (and loopback TCP or TLS when asked)",
-    after_help = "Examples:\n  zonesd token create --role admin --name ops\n  zonesd --socket /run/zones/zonesd.sock\n  zonesd --listen 127.0.0.1:9443\n  zonesd --listen 0.0.0.0:9443 --tls-cert cert.pem --tls-key key.pem\n  curl --unix-socket /run/zones/zonesd.sock -H \"Authorization: Bearer $TOKEN\" http://zonesd/api/zones\n\nExit status: 0 success, 1 error, 2 usage error.",
+    after_help = "Examples:\n  zonesd token create --role admin --name ops\n  zonesd --socket /run/zones/zonesd.sock\n  zonesd --listen 127.0.0.1:9443\n  zonesd --listen 127.0.0.1:9443 --cors-origin http://127.0.0.1:9444\n  zonesd --listen 0.0.0.0:9443 --tls-cert cert.pem --tls-key key.pem\n  curl --unix-socket /run/zones/zonesd.sock -H \"Authorization: Bearer $TOKEN\" http://zonesd/api/zones\n\nExit status: 0 success, 1 error, 2 usage error.",
     disable_version_flag = true
 )]
 struct Cli {
@@ -34,6 +34,10 @@ struct Cli {
     /// PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Let pages from ORIGIN (scheme://host[:port]) call /api: another zonesd serving the
+    /// web console. Repeatable; none by default. Requests still need their bearer token.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origin: Vec<String>,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -130,6 +134,7 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
         _ => return Err(listen::ListenError::HalfTls.into()),
     };
     listen::check(&cli.listen, tls.as_ref())?;
+    let cors = super::cors::Origins::parse(&cli.cors_origin)?;
     let acceptor = tls.as_ref().map(listen::tls_acceptor).transpose()?;
     let root = cli.altroot.clone().unwrap_or_else(|| PathBuf::from("/"));
     let socket = cli
@@ -145,7 +150,9 @@ fn serve(cli: Cli) -> anyhow::Result<()> {
         .build()
         .context("cannot start the runtime")?;
     rt.block_on(async move {
-        let app = Arc::new(App::new(cli.altroot));
+        let mut app = App::new(cli.altroot);
+        app.cors = Arc::new(cors);
+        let app = Arc::new(app);
         let router = super::api::router(app);
         let mut listeners = vec![listen::bind_unix(&socket)?];
         for addr in &cli.listen {

@@ -2,7 +2,8 @@
 //! `listen` (Unix socket, loopback TCP, TLS), `tokens` (bearer tokens, stored hashed), `auth`
 //! (who may do what), `audit` (a JSON line per change), `api` (the routes), `tools` (zone
 //! tools as child processes), `events` (the event log as Server-Sent Events), `console` (a
-//! zone's console over a WebSocket), `openapi` (the document), `error` (the JSON error shape).
+//! zone's console over a WebSocket), `openapi` (the document), `error` (the JSON error shape),
+//! `web` (the embedded web console), `cors` (cross-origin calls from another zonesd's console).
 //!
 //! The fork rule (docs/ARCHITECTURE.md): a zone's supervisor must be forked by a
 //! single-threaded process, so every zone action is one of the zone tools (`vmadm`,
@@ -14,12 +15,14 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod console;
+pub mod cors;
 pub mod error;
 pub mod events;
 pub mod listen;
 pub mod openapi;
 pub mod tokens;
 pub mod tools;
+pub mod web;
 
 use std::path::PathBuf;
 
@@ -30,6 +33,8 @@ pub struct App {
     pub tokens: tokens::TokenStore,
     pub audit: audit::AuditLog,
     pub tools: tools::Tools,
+    /// `--cors-origin`: the origins whose pages may call /api (none by default).
+    pub cors: std::sync::Arc<cors::Origins>,
 }
 
 impl App {
@@ -39,6 +44,7 @@ impl App {
             tokens: tokens::TokenStore::new(&root),
             audit: audit::AuditLog::new(&root),
             tools: tools::Tools::new(altroot.clone()),
+            cors: Default::default(),
             altroot,
         }
     }

@@ -1,6 +1,6 @@
 //! The OpenAPI 3 document of the API, written by hand in docs/zonesd-openapi.json and served
-//! as it is at `GET /api/openapi.json`. A test checks that every route the router has is in
-//! it and that it lists no route the router lacks.
+//! as it is at `GET /api/openapi.json`. A test checks that every route the router has (the
+//! API's and the web console's files) is in it and that it lists no route the router lacks.
 
 /// The document's text (docs/zonesd-openapi.json).
 pub const DOCUMENT: &str = include_str!("../../docs/zonesd-openapi.json");
@@ -32,6 +32,11 @@ mod tests {
         let mut routes: Vec<(String, String)> = super::super::api::ROUTES
             .iter()
             .map(|(m, p)| (m.to_string(), p.to_string()))
+            .chain(
+                super::super::web::FILES
+                    .iter()
+                    .map(|(p, _, _)| ("GET".to_string(), p.to_string())),
+            )
             .collect();
         routes.sort();
         assert_eq!(routes, super::operations());
@@ -51,7 +56,14 @@ mod tests {
                     .collect();
                 assert_eq!(declared, params, "{method} {path}");
                 assert!(op["responses"].is_object(), "{method} {path}");
-                assert!(op["responses"]["401"].is_object(), "{method} {path}");
+                // Everything needs a token but the web console's files (security: []).
+                let public = op["security"] == serde_json::json!([]);
+                assert_eq!(public, !path.starts_with("/api/"), "{method} {path}");
+                assert_eq!(
+                    op["responses"]["401"].is_object(),
+                    !public,
+                    "{method} {path}"
+                );
             }
         }
         // The router takes the table without a conflict (axum panics on one).
