@@ -125,7 +125,7 @@ def section(run_res, steps, rss, sizes, zones, phase_rows, guest=None, storage=N
                        f"missed by {(rs - 1024) / 1024:.2f} MiB |")
             notes.append(
                 "- zoneadmd RSS: an idle zoneadmd gives back what setting the zone up touched "
-                "(src/zone/shed.rs) right before it blocks in poll(2), and again after every burst "
+                "(zoneops/src/shed.rs) right before it blocks in poll(2), and again after every burst "
                 "of events. What stays is ~200 KiB of zoneadm's .data.rel.ro (relocated at load, "
                 "a cost of PIE), the heap and stack, and the code pages between the shed and the "
                 "poll (the kernel maps file pages in 64 KiB fault-around blocks). More than that "

@@ -1,5 +1,5 @@
 //! `mdata-get KEY`, `mdata-list`: read the zone's customer metadata from its supervisor, over
-//! `/.zonecontrol/metadata.sock` (the protocol is in src/zone/metadata.rs). `mdata-put` and
+//! `/.zonecontrol/metadata.sock` (the protocol is in zoneops/src/metadata.rs). `mdata-put` and
 //! `mdata-delete` exist to say no: metadata is read-only inside a zone.
 //!
 //! Exit codes: 0 found, 1 not found or refused or no service, 2 usage.

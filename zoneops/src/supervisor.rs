@@ -227,7 +227,7 @@ fn run(
             return 1;
         }
     };
-    crate::fault::point("boot:after-lock");
+    zones_engine::fault::point("boot:after-lock");
     let mut sup = match Supervisor::new(store, paths, boot_args) {
         Ok(s) => s,
         Err(e) => {
@@ -238,7 +238,7 @@ fn run(
     let first = match mode {
         StartMode::Ready => sup.make_ready(),
         StartMode::Boot => sup.make_ready().and_then(|()| {
-            crate::fault::point("boot:after-ready");
+            zones_engine::fault::point("boot:after-ready");
             sup.boot()
         }),
     };
@@ -248,7 +248,7 @@ fn run(
         report(&format!("error {}\n", e.replace('\n', " ")));
         return 1;
     }
-    crate::fault::point("boot:after-running");
+    zones_engine::fault::point("boot:after-running");
     report("ok\n");
     drop(notify);
     let code = match sup.event_loop() {
@@ -285,7 +285,7 @@ fn set_name(name: &str) {
 }
 
 fn log(msg: &str) {
-    eprintln!("{} zoneadmd: {msg}", crate::runtime::state::now_rfc3339());
+    eprintln!("{} zoneadmd: {msg}", zones_engine::state::now_rfc3339());
 }
 
 fn take_lock(paths: &ZonePaths) -> Result<fs::File, String> {
@@ -391,7 +391,7 @@ impl Supervisor {
         let zonepath = engine::zonepath(&self.store, &zone).map_err(|e| e.to_string())?;
         let userns = engine::id_range(&self.store, &zone).map_err(|e| e.to_string())?;
         zones::storage::activate(&zonepath).map_err(|e| e.to_string())?;
-        crate::fault::point("boot:after-storage");
+        zones_engine::fault::point("boot:after-storage");
         metadata::publish(&self.store, &self.paths).map_err(|e| e.to_string())?;
         if !metadata::install_reader(&self.paths) {
             log(&format!(
@@ -410,7 +410,7 @@ impl Supervisor {
             }
             Some(_) => None,
         };
-        crate::fault::point("boot:after-network");
+        zones_engine::fault::point("boot:after-network");
         let vm = match zone.brand {
             Brand::Kvm => Some(kvm::prepare(
                 &self.store,
@@ -455,7 +455,7 @@ impl Supervisor {
                 return Err(e);
             }
         }
-        crate::fault::point("boot:after-create");
+        zones_engine::fault::point("boot:after-create");
         self.init = Some(pid);
         self.started = false;
         set_nonblocking(master.as_fd());
@@ -703,7 +703,7 @@ impl Supervisor {
             log(&format!("zone '{}': {e}", self.paths.name));
         }
         self.release_vm();
-        crate::fault::point("halt:after-destroy");
+        zones_engine::fault::point("halt:after-destroy");
         // Before anyone waiting for the halt hears back.
         network::teardown(&self.paths);
         if reboot {
@@ -778,7 +778,7 @@ impl Supervisor {
                     ws_xpixel: 0,
                     ws_ypixel: 0,
                 };
-                crate::runtime::console::set_winsize(m.as_fd(), &ws)
+                zones_engine::console::set_winsize(m.as_fd(), &ws)
                     .map_err(|e| format!("console size {cols}x{rows}: {e}"))?;
                 Ok(true)
             }
@@ -869,7 +869,7 @@ impl Supervisor {
         if let Err(e) = engine::signal_all(&self.paths, libc::SIGKILL) {
             log(&format!("zone '{}': kill: {e}", self.paths.name));
         }
-        crate::fault::point("halt:after-kill");
+        zones_engine::fault::point("halt:after-kill");
         // A created (never started) init is blocked on the fifo; SIGKILL reaches it too.
         self.deadline = Some(Instant::now() + HALT_WAIT);
     }
@@ -971,7 +971,7 @@ impl Supervisor {
         self.release_vm();
         self.undelegate_datasets();
         self.deactivate_storage();
-        crate::fault::point("halt:after-storage");
+        zones_engine::fault::point("halt:after-storage");
         network::teardown(&self.paths);
         for c in self.clients.drain(..) {
             let _ = c.shutdown(std::net::Shutdown::Both);

@@ -15,7 +15,7 @@ use zones_cgroup::{Cgroup, Mode};
 
 use super::admin::effective_state;
 use super::{ZoneInfo, ZonePaths};
-use crate::runtime::container;
+use zones_engine::container;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatError {

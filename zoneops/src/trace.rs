@@ -48,7 +48,7 @@ use zones::store::Store;
 use self::toolkit::{Aggregate, Output, Script};
 use super::stat::live_zones;
 use super::ZonePaths;
-use crate::runtime::container;
+use zones_engine::container;
 
 /// Where the unified hierarchy is found: pure v2 at the root, hybrid beneath it.
 const UNIFIED_MOUNTS: &[&str] = &["/sys/fs/cgroup/unified", "/sys/fs/cgroup"];

@@ -1,8 +1,8 @@
 //! Zones on the engine: the glue between the zone model (`zones` crate) and the container
-//! engine (`runtime`).
+//! engine (`zones_engine`, which the faces call `runtime`).
 //!
 //! - `engine`: a zone's bundle (spec from `zones::spec`), create/start/delete through
-//!   `runtime::container`.
+//!   `zones_engine::container`.
 //! - `supervisor`: zoneadmd, one single-threaded process per ready or running zone: parent of the
 //!   zone's init, owner of its console, handler of halt/shutdown/reboot requests.
 //! - `control`: the request/response protocol between zoneadm and zoneadmd.
@@ -120,7 +120,7 @@ impl ZoneInfo {
     /// Replace zone.json atomically; no fsync: it describes the live supervisor and init.
     pub fn save(&self, paths: &ZonePaths) -> std::io::Result<()> {
         let json = serde_json::to_vec(self).map_err(std::io::Error::other)?;
-        crate::runtime::state::write_replace(&paths.info_file(), &json)
+        zones_engine::state::write_replace(&paths.info_file(), &json)
     }
 }
 

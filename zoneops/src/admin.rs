@@ -90,7 +90,7 @@ fn settled_state(store: &Store, name: &str, lock: &ZoneLock, recorded: ZoneState
     if eff != ZoneState::Down || !recover::clean(store, name, lock) {
         return eff;
     }
-    crate::log::warn(&format!(
+    zones_engine::log::warn(&format!(
         "zone '{name}': cleaned up after a zoneadmd that died (container, mounts, links)"
     ));
     store
@@ -242,11 +242,11 @@ pub fn install(store: &Store, name: &str, source: &Path) -> Result<()> {
     zones::storage::source_kind(source)?;
     let host = check_zonepath(store, &zone, Some("install"))?;
     store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;
-    crate::fault::point("install:after-incomplete");
+    zones_engine::fault::point("install:after-incomplete");
     let made = (|| -> Result<()> {
         make_zonepath(name, &host)?;
         zones::storage::populate(source, &host.join("root"))?;
-        crate::fault::point("install:after-populate");
+        zones_engine::fault::point("install:after-populate");
         engine::id_range(store, &zone)?;
         Ok(())
     })();
@@ -286,11 +286,11 @@ pub fn install_vm(store: &Store, name: &str) -> Result<()> {
     check_vm(store, &zone)?;
     let host = check_zonepath(store, &zone, Some("install"))?;
     store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;
-    crate::fault::point("install:after-incomplete");
+    zones_engine::fault::point("install:after-incomplete");
     let made = (|| -> Result<()> {
         make_zonepath(name, &host)?;
         super::kvm::install(store, &host).map_err(|e| zerr(name, e))?;
-        crate::fault::point("install:after-populate");
+        zones_engine::fault::point("install:after-populate");
         let base = engine::id_range(store, &zone)?;
         super::kvm::provision_disks(store, &zone, &host, base).map_err(|e| zerr(name, e))?;
         Ok(())
@@ -383,7 +383,7 @@ pub fn install_image(store: &Store, name: &str, image: &str) -> Result<()> {
     let kind = storage_kind(store, &zone, &host)?;
     check_quota(&zone, &kind)?;
     store.set_state(&lock, t.during.unwrap_or(ZoneState::Incomplete))?;
-    crate::fault::point("install:after-incomplete");
+    zones_engine::fault::point("install:after-incomplete");
     let made = (|| -> Result<()> {
         make_zonepath(name, &host)?;
         let rootfs = images.rootfs(&m.id);
@@ -398,7 +398,7 @@ pub fn install_image(store: &Store, name: &str, image: &str) -> Result<()> {
                 serde_json::to_vec_pretty(&m.config.app_process()).map_err(|e| zerr(name, e))?;
             zones::store::write_atomic(&host, "app.json", &json)?;
         }
-        crate::fault::point("install:after-populate");
+        zones_engine::fault::point("install:after-populate");
         engine::id_range(store, &zone)?;
         Ok(())
     })();
@@ -414,10 +414,10 @@ pub fn uninstall(store: &Store, name: &str) -> Result<()> {
     let (zone, lock, st) = open(store, name)?;
     let t = state::check(name, settled_state(store, name, &lock, st), Verb::Uninstall)?;
     store.set_state(&lock, ZoneState::Incomplete)?;
-    crate::fault::point("uninstall:after-incomplete");
+    zones_engine::fault::point("uninstall:after-incomplete");
     let host = engine::zonepath(store, &zone)?;
     zones::storage::destroy(&host)?;
-    crate::fault::point("uninstall:after-destroy");
+    zones_engine::fault::point("uninstall:after-destroy");
     remove_zone_files(&host)?;
     zones::idrange::free(store, &zones::idrange::key(&zone)).map_err(engine::EngineError::from)?;
     store.set_state(&lock, t.to.unwrap_or(ZoneState::Configured))?;

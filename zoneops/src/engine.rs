@@ -11,7 +11,7 @@ use zones::spec::{AppProcess, SpecOptions};
 use zones::store::Store;
 
 use super::ZonePaths;
-use crate::runtime::container::{self, CreateOpts};
+use zones_engine::container::{self, CreateOpts};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -126,7 +126,7 @@ pub fn write_bundle(
     super::metadata::add_mount(&mut spec, &ZonePaths::new(store, &zone.zonename));
     let json = serde_json::to_vec_pretty(&spec).map_err(|e| zone_err(&zone.zonename, e))?;
     // No fsync: config.json is written again at every boot.
-    crate::runtime::state::write_replace(&bundle.join("config.json"), &json)
+    zones_engine::state::write_replace(&bundle.join("config.json"), &json)
         .map_err(|e| zone_err(&zone.zonename, format!("write config.json: {e}")))?;
     Ok(bundle)
 }
@@ -351,7 +351,7 @@ pub fn create(paths: &ZonePaths, bundle: &Path) -> Result<(Pid, OwnedFd), Engine
         systemd_cgroup: super::cgroup_driver::in_bundle(bundle),
         ..Default::default()
     })?;
-    let master = crate::runtime::console::recv_master(&ours)
+    let master = zones_engine::console::recv_master(&ours)
         .map_err(|e| zone_err(&paths.name, format!("console: {e}")))?;
     Ok((created.pid, master))
 }

@@ -17,7 +17,7 @@ use zones::store::Store;
 use super::admin::effective_state;
 use super::rootfile::{RootFileError, ZoneRoot};
 use super::{engine, ZonePaths};
-use crate::runtime::container::{self, ExecOpts};
+use zones_engine::container::{self, ExecOpts};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
@@ -225,10 +225,10 @@ pub fn login(store: &Store, opts: &LoginOpts) -> Result<i32> {
     })?;
     Ok(match ours {
         Some(sock) => {
-            let master = crate::runtime::console::recv_master(&sock)
+            let master = zones_engine::console::recv_master(&sock)
                 .map_err(|e| LoginError::Other(e.to_string()))?;
             container::forward_signals(pid);
-            crate::runtime::console::relay(master, pid)
+            zones_engine::console::relay(master, pid)
                 .map_err(|e| LoginError::Other(e.to_string()))?
         }
         None => container::wait_foreground(pid),

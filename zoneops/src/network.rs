@@ -88,7 +88,7 @@ impl Record {
 
     fn save(&self, paths: &ZonePaths) -> std::io::Result<()> {
         let json = serde_json::to_vec(self).map_err(std::io::Error::other)?;
-        crate::runtime::state::write_atomic(&record_file(paths), &json)
+        zones_engine::state::write_atomic(&record_file(paths), &json)
     }
 }
 

@@ -53,7 +53,7 @@ pub fn load(paths: &ZonePaths) -> Vec<Entry> {
 /// Replace the record with `entries`, durably: it is what a crash is undone from.
 pub fn save(paths: &ZonePaths, entries: &[Entry]) -> io::Result<()> {
     let json = serde_json::to_vec(entries).map_err(io::Error::other)?;
-    crate::runtime::state::write_replace(&record_file(paths), &json)?;
+    zones_engine::state::write_replace(&record_file(paths), &json)?;
     fs::File::open(&paths.run)?.sync_all()
 }
 

@@ -50,7 +50,7 @@ pub fn render(line: &str) -> Option<Value> {
     let mut out = Map::new();
     out.insert(
         "time".into(),
-        crate::runtime::state::rfc3339((ms / 1000) as i64, ((ms % 1000) * 1_000_000) as u32).into(),
+        zones_engine::state::rfc3339((ms / 1000) as i64, ((ms % 1000) * 1_000_000) as u32).into(),
     );
     for k in ["zone", "uuid", "state", "previous"] {
         out.insert(k.into(), m.remove(k).unwrap_or(Value::Null));

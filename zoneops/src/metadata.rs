@@ -189,7 +189,7 @@ pub fn install_reader(paths: &ZonePaths) -> bool {
         .map(PathBuf::from)
         .or_else(|| {
             // Not current_exe: after the CVE-2019-5736 seal that names a detached mount.
-            crate::runtime::exeseal::original_exe()
+            zones_engine::exeseal::original_exe()
                 .ok()
                 .map(|e| e.with_file_name(READER))
         });

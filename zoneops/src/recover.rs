@@ -53,7 +53,7 @@ pub fn clean(store: &Store, name: &str, lock: &ZoneLock) -> bool {
     // Delegated datasets stay zoned to the dead zone's user namespace (pinned by OpenZFS)
     // until unzoned through the namespace file zoneadmd mounted.
     for e in delegation::release(&paths) {
-        crate::log::warn(&format!("zone '{name}': {e}"));
+        zones_engine::log::warn(&format!("zone '{name}': {e}"));
     }
     network::teardown(&paths);
     let zonepath = store

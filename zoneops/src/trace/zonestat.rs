@@ -34,7 +34,7 @@ use serde_json::Value;
 use zones::store::Store;
 
 use super::{Options, Run, TraceError, DEFAULT_MAP_KEYS};
-use crate::zone::stat::{HostUsage, RunqUsage, SyscallUsage, Usage};
+use crate::stat::{HostUsage, RunqUsage, SyscallUsage, Usage};
 
 /// How long bpftrace may take to compile and attach the program.
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(60);
@@ -510,8 +510,8 @@ mod tests {
         );
         let mut host = HostUsage::default();
         let mut rows = vec![
-            crate::zone::stat::global_usage(&host, &[]),
-            crate::zone::stat::global_usage(&host, &[]),
+            crate::stat::global_usage(&host, &[]),
+            crate::stat::global_usage(&host, &[]),
         ];
         rows[1].zonename = "web".into();
         f.apply(&mut host, &mut rows);
