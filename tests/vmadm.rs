@@ -341,7 +341,7 @@ fn keys_that_cannot_be_honoured_are_refused_with_their_paths() {
     }
     let h = Host::new("refuse");
     let payload = json!({
-        "alias": "x", "brand": "kvm", "image_uuid": "nosuch", "ram": 128, "vcpus": 2,
+        "alias": "x", "brand": "hvm", "image_uuid": "nosuch", "ram": 128, "vcpus": 2,
         "bogus": 1, "zfs_io_priority": 5000,
         "filesystems": [{"source": "/srv", "target": "/srv", "type": "lofs", "raw": "/dev/sdz"}],
         "nics": [{"nic_tag": "stub", "ip": "10.219.1.5", "netmask": "255.0.255.0", "speed": 1}]
@@ -353,7 +353,7 @@ fn keys_that_cannot_be_honoured_are_refused_with_their_paths() {
         let err = String::from_utf8_lossy(&out.stderr);
         for path in [
             "$.bogus: unknown property",
-            "$.vcpus: not supported",
+            "$.vcpus: only for brand kvm or bhyve",
             "$.brand: ",
             "$.zfs_io_priority: 5000: expected an integer from 1 to 1000",
             "$.nics[0].netmask: ",
@@ -380,7 +380,7 @@ fn keys_that_cannot_be_honoured_are_refused_with_their_paths() {
         Some(&json!({"image_uuid": "i", "disks": []}).to_string()),
     );
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("$.disks: not supported"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("$.disks: only for brand kvm or bhyve"));
     // update payloads are checked on their own too.
     let f = h.file(
         "upd.json",

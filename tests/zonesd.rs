@@ -493,7 +493,7 @@ fn roles_tokens_limits_and_the_audit_log() {
     assert!(!d.token_cmd(&["list"]).contains(" v "));
 
     // A bad payload: 400 with every problem's path, nothing made.
-    let bad = json!({"brand": "kvm", "ram": "lots", "bogus": 1,
+    let bad = json!({"brand": "hvm", "ram": "lots", "bogus": 1,
                      "nics": [{"nic_tag": "x", "ip": "10.0.0.5"}]});
     let r = d.req("POST", "/api/zones", Some(&operator), Some(&bad));
     assert_eq!(r.status, 400, "{r:?}");
