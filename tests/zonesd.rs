@@ -18,40 +18,30 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::require_root;
 use common::zonehost::{bin, Links, ZoneHost};
+use common::zonesd::{free_port, have_openssl, self_signed, tls_client, Zonesd};
 use serde_json::{json, Value};
 use zones::image::build;
 
 /// How long a request may take (a create installs and a delete halts a zone).
 const IO_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A zonesd child on its own host; SIGTERM, then SIGKILL, on drop, before the host halts its
-/// zones and removes its root.
+/// A zonesd child (tests/common/zonesd.rs), with its TLS listener's port and client
+/// configuration once a test has one.
 struct Daemon {
-    child: Option<Child>,
-    socket: PathBuf,
+    z: Zonesd,
     tcp: Option<(u16, Arc<rustls::ClientConfig>)>,
-    host: ZoneHost,
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            let until = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < until && matches!(c.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+impl std::ops::Deref for Daemon {
+    type Target = Zonesd;
+    fn deref(&self) -> &Zonesd {
+        &self.z
     }
 }
 
@@ -79,63 +69,10 @@ impl Daemon {
     /// zonesd on a new host (`tag` names the test), with `extra` flags.
     fn start(tag: &str, with_image: bool, extra: &[&str]) -> Daemon {
         let host = ZoneHost::new("zonesd", tag, with_image);
-        let socket = host.root.join("api.sock");
-        let log = std::fs::File::create(host.root.join("zonesd.log")).unwrap();
-        let child = Command::new(bin("zonesd"))
-            .arg("-R")
-            .arg(&host.root)
-            .arg("--socket")
-            .arg(&socket)
-            .args(extra)
-            .env("ZONES_CGROUP_PARENT", &host.cgroup_parent)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut d = Daemon {
-            child: Some(child),
-            socket,
+        Daemon {
+            z: Zonesd::start(host, extra, None),
             tcp: None,
-            host,
-        };
-        let until = Instant::now() + Duration::from_secs(10);
-        while UnixStream::connect(&d.socket).is_err() {
-            if let Some(st) = d.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("zonesd exited ({st}): {}", d.log());
-            }
-            assert!(Instant::now() < until, "zonesd not serving: {}", d.log());
-            std::thread::sleep(Duration::from_millis(20));
         }
-        d
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.host.root.join("zonesd.log")).unwrap_or_default()
-    }
-
-    /// `zonesd -R ROOT token ARGS`; its stdout.
-    fn token_cmd(&self, args: &[&str]) -> String {
-        let out = Command::new(bin("zonesd"))
-            .arg("-R")
-            .arg(&self.host.root)
-            .arg("token")
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "zonesd token {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// A new token of `role`: the last line of `token create`.
-    fn token(&self, role: &str, name: &str) -> String {
-        let out = self.token_cmd(&["create", "--role", role, "--name", name]);
-        out.lines().last().unwrap().trim().to_string()
     }
 
     fn req(&self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> Resp {
@@ -185,14 +122,6 @@ impl Daemon {
         }
         head.push_str("\r\n");
         exchange(&mut tls, head.as_bytes(), None)
-    }
-
-    fn audit(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.host.root.join("var/log/zones/zonesd-audit.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
     }
 
     /// The zones in the store's index (none when it does not exist).
@@ -642,66 +571,6 @@ fn beyond_loopback_needs_tls() {
 }
 
 /// Whether openssl is installed; otherwise the test says why it is skipped.
-fn have_openssl() -> bool {
-    let ok = Command::new("openssl")
-        .arg("version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("skipping: openssl is not installed (scripts/install-deps.sh)");
-    }
-    ok
-}
-
-/// A self-signed certificate for localhost and 127.0.0.1 (cert.pem, key.pem in `dir`).
-fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .args([
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl req: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (cert, key)
-}
-
-/// A loopback port free now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn tls_on_loopback_with_a_token() {
     if !require_root() || !have_openssl() {
@@ -723,18 +592,7 @@ fn tls_on_loopback_with_a_token() {
             key.to_str().unwrap(),
         ],
     );
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::read(&cert).unwrap();
-    for c in rustls_pemfile_certs(&pem) {
-        roots.add(c).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    d.tcp = Some((port, Arc::new(config)));
+    d.tcp = Some((port, tls_client(&cert)));
     let until = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -787,14 +645,6 @@ fn loopback_tcp_without_tls() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json(), json!([]));
     assert!(d.log().contains(&format!("http://{listen}")), "{}", d.log());
-}
-
-/// The certificates of a PEM text.
-fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
-    use rustls::pki_types::pem::PemObject;
-    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap()
 }
 
 /// The busybox image imported through the API (`POST /api/images`, admin); its id.

@@ -13,13 +13,12 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::require_root;
-use common::zonehost::{bin, ZoneHost};
+use common::zonehost::ZoneHost;
+use common::zonesd::{free_port, self_signed, tls_client, Zonesd};
 use serde_json::{json, Value};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::http::HeaderValue;
@@ -32,145 +31,40 @@ const IO_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the console may take to answer a command.
 const CONSOLE_WAIT: Duration = Duration::from_secs(30);
 
-/// A zonesd child serving the Unix socket and TLS on a loopback port.
+/// A zonesd child (tests/common/zonesd.rs) serving the Unix socket and TLS on a loopback
+/// port.
 struct Daemon {
-    child: Option<Child>,
-    socket: PathBuf,
+    z: Zonesd,
     port: u16,
     tls: Arc<rustls::ClientConfig>,
-    host: ZoneHost,
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            let until = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < until && matches!(c.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+impl std::ops::Deref for Daemon {
+    type Target = Zonesd;
+    fn deref(&self) -> &Zonesd {
+        &self.z
     }
-}
-
-/// A self-signed certificate for localhost (cert.pem, key.pem in `dir`).
-fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
-        .args([
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost",
-        ])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdin(Stdio::null())
-        .output()
-        .expect("openssl (scripts/install-deps.sh installs it)");
-    assert!(
-        out.status.success(),
-        "openssl req: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (cert, key)
 }
 
 impl Daemon {
     fn start(tag: &str) -> Daemon {
         let host = ZoneHost::new("zonesd", tag, true);
         let (cert, key) = self_signed(&host.root);
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let socket = host.root.join("api.sock");
-        let log = std::fs::File::create(host.root.join("zonesd.log")).unwrap();
-        let child = Command::new(bin("zonesd"))
-            .arg("-R")
-            .arg(&host.root)
-            .arg("--socket")
-            .arg(&socket)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--tls-cert")
-            .arg(&cert)
-            .arg("--tls-key")
-            .arg(&key)
-            .env("ZONES_CGROUP_PARENT", &host.cgroup_parent)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        use rustls::pki_types::pem::PemObject;
-        for c in rustls::pki_types::CertificateDer::pem_file_iter(&cert).unwrap() {
-            roots.add(c.unwrap()).unwrap();
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let mut d = Daemon {
-            child: Some(child),
-            socket,
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let extra = [
+            "--listen",
+            &listen,
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ];
+        Daemon {
+            z: Zonesd::start(host, &extra, Some(port)),
             port,
-            tls: Arc::new(tls),
-            host,
-        };
-        let until = Instant::now() + Duration::from_secs(10);
-        while UnixStream::connect(&d.socket).is_err()
-            || TcpStream::connect(("127.0.0.1", port)).is_err()
-        {
-            if let Some(st) = d.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("zonesd exited ({st}): {}", d.log());
-            }
-            assert!(Instant::now() < until, "zonesd not serving: {}", d.log());
-            std::thread::sleep(Duration::from_millis(20));
+            tls: tls_client(&cert),
         }
-        d
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.host.root.join("zonesd.log")).unwrap_or_default()
-    }
-
-    /// `zonesd -R ROOT token ARGS`; its stdout.
-    fn token_cmd(&self, args: &[&str]) -> String {
-        let out = Command::new(bin("zonesd"))
-            .arg("-R")
-            .arg(&self.host.root)
-            .arg("token")
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "zonesd token {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn token(&self, role: &str, name: &str) -> String {
-        let out = self.token_cmd(&["create", "--role", role, "--name", name]);
-        out.lines().last().unwrap().trim().to_string()
     }
 
     /// One plain request over the Unix socket: its status and JSON body.
@@ -193,14 +87,6 @@ impl Daemon {
         assert!(!head.to_ascii_lowercase().contains("chunked"), "{head}");
         let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
         (status, serde_json::from_str(body).unwrap_or(Value::Null))
-    }
-
-    fn audit(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.host.root.join("var/log/zones/zonesd-audit.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
     }
 
     /// How many sockets zonesd has open (listeners and connections).

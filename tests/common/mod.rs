@@ -21,6 +21,7 @@
 pub mod cowfs;
 pub mod leaks;
 pub mod zonehost;
+pub mod zonesd;
 
 use std::fs;
 use std::io;
