@@ -119,12 +119,20 @@ for script in containerd cri podman; do
         guarded "integration/$script.sh" 900 "$repo/integration/$script.sh"
 done
 
-# zonesd's API fuzzed by schemathesis; root only), web/dist checked against web/src and the web
-# console's browser test (integration/web/run.sh; root only), integration/vm/run.sh
-# (tests/caps.rs on pure cgroup v2 in a qemu guest, and tests/userns.rs and tests/network.rs's
-# vlan test there; root only), integration/vm/systemd (runz --systemd-cgroup next to runc in the
-# systemd-booted guest; root only), a short fuzz run (fuzz/), a short soak (bench/soak.sh
-# --short), check-leaks.
+# zonesd's API fuzzed from its own OpenAPI document (schemathesis, venv from install-deps.sh):
+# 150 s of generated requests on an alternate root, no 5xx, no crash, nothing left behind.
+# About 3 minutes.
+RUNZ="$debug/runz" ZONESD="$debug/zonesd" \
+    guarded "integration/zonesd-fuzz.sh" 900 "$repo/integration/zonesd-fuzz.sh"
+
+# zonesd's web console: web/dist (committed, embedded by include_bytes!) must be what
+# scripts/build-web.sh makes from web/src and the lockfile (npm ci; esbuild), so cargo build
+# never needs npm and the embedded console never drifts from its source. Then the browser
+# test: two zonesd, headless Chromium (Debian's) driven by playwright-core, a zone created,
+# charted, used through its console, halted and deleted from the page (about a minute).
+guarded "web/dist matches web/src (scripts/build-web.sh --check)" 600 \
+    "$here/build-web.sh" --check
+guarded "integration/web/run.sh (browser test)" 900 "$repo/integration/web/run.sh" --bin "$debug"
 
 # What needs pure cgroup v2 or Debian's 6.1 kernel, in one boot of the qemu guest
 # (integration/vm: this host is hybrid v1; TCG boots take a minute each, so one boot for all),
