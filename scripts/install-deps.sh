@@ -46,6 +46,7 @@ PACKAGES=(
     python3          # scripts/mk-rootfs.sh (fast symlinks) and mk-bundle.sh (config.json edits)
     python3-venv     # the API fuzz's venv (scripts/schemathesis-venv.sh: schemathesis from PyPI)
     qemu-system-x86  # integration/vm: the cgroup-v2 test guest (TCG; 9p shares of the host root)
+    qemu-utils       # qemu-img: kvm zones' copy-on-write disk clones (zones/src/kvm_disk.rs; only a Recommends of qemu-system-x86)
     runc             # tests/runc_compat_*.rs run runc 1.1 beside runz on the same bundle
     systemd          # systemd-analyze verify: the zonesd unit (tests/zonesd_service.rs)
     tmux             # tests/zonecfg.rs, tests/zlogin.rs: zonecfg and zlogin driven in a real terminal
