@@ -14,6 +14,9 @@
 //! refused without TLS.
 
 mod common;
+#[allow(dead_code)]
+#[path = "common/registry.rs"]
+mod registry;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -336,6 +339,7 @@ fn roles_tokens_limits_and_the_audit_log() {
             .any(|l| l["link"] == vnic.as_str()),
         "{shown}"
     );
+    link_properties(&d, &vnic, &stub, &admin, &operator, &viewer);
     // A link of another class (a physical NIC) is not deleted.
     let other = shown.as_array().unwrap().iter().find(|l| {
         l["class"] != "etherstub"
@@ -682,6 +686,233 @@ fn import_image(d: &Daemon, admin: &str, operator: &str) -> String {
     img["id"].as_str().unwrap().to_string()
 }
 
+/// The `$.x` paths of a 400's problems.
+fn problem_paths(r: &Resp) -> Vec<String> {
+    assert_eq!(r.status, 400, "{r:?}");
+    let mut paths: Vec<String> = r.json()["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap().to_string())
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// The snapshot names of zone `uuid`, through the API.
+fn snapshot_names(d: &Daemon, uuid: &str, token: &str) -> Vec<String> {
+    let r = d.req(
+        "GET",
+        &format!("/api/zones/{uuid}/snapshots"),
+        Some(token),
+        None,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    r.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Zone `uuid` (running, snapshot s1 taken) rolled back and its snapshots deleted through
+/// the API, the effect seen in a file of its root on the host.
+fn rollback_and_delete_snapshots(d: &Daemon, uuid: &str, op: &str, viewer: &str) {
+    let z = format!("/api/zones/{uuid}");
+    let zonepath = d.req("GET", &z, Some(viewer), None).json()["zonepath"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let marker = d
+        .host
+        .root
+        .join(zonepath.trim_start_matches('/'))
+        .join("root/etc/api-marker");
+    let write = |text: &str| std::fs::write(&marker, text).unwrap();
+    let read = || std::fs::read_to_string(&marker).unwrap_or_else(|e| format!("<{e}>"));
+    write("one");
+    let r = d.req(
+        "POST",
+        &format!("{z}/snapshots"),
+        Some(op),
+        Some(&json!({"name": "s2"})),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    write("two");
+    assert_eq!(read(), "two");
+
+    // Refusals: a viewer; a newer snapshot without recursive (zoneadm's message); an unknown
+    // snapshot; a bad body.
+    let r = d.req(
+        "POST",
+        &format!("{z}/snapshots/s2/rollback"),
+        Some(viewer),
+        None,
+    );
+    assert_eq!(r.status, 403, "{r:?}");
+    let r = d.req(
+        "POST",
+        &format!("{z}/snapshots/s1/rollback"),
+        Some(op),
+        None,
+    );
+    assert_eq!(r.status, 409, "{r:?}");
+    let msg = r.json()["error"].as_str().unwrap().to_string();
+    assert!(msg.contains("newer snapshots exist (s2)"), "{msg}");
+    let r = d.req(
+        "POST",
+        &format!("{z}/snapshots/nosuch/rollback"),
+        Some(op),
+        None,
+    );
+    assert_eq!(r.status, 404, "{r:?}");
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("no snapshot 'nosuch'"),
+        "{r:?}"
+    );
+    let r = d.req(
+        "POST",
+        &format!("{z}/snapshots/s2/rollback"),
+        Some(op),
+        Some(&json!({"recursive": "yes", "force": true})),
+    );
+    assert_eq!(problem_paths(&r), ["$.force", "$.recursive"]);
+    assert_eq!(read(), "two", "a refused rollback changed the root");
+
+    // Rollback to s2 (the newest): the file as it was; the zone halted and booted again.
+    let r = d.req(
+        "POST",
+        &format!("{z}/snapshots/s2/rollback"),
+        Some(op),
+        None,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["state"], "running", "{r:?}");
+    assert_eq!(read(), "one");
+
+    // Recursive: back to s1 over s3, which goes; the marker did not exist at s1.
+    let r = d.req(
+        "POST",
+        &format!("{z}/snapshots"),
+        Some(op),
+        Some(&json!({"name": "s3"})),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(snapshot_names(d, uuid, viewer), ["s1", "s2", "s3"]);
+    let r = d.req(
+        "POST",
+        &format!("{z}/snapshots/s2/rollback"),
+        Some(op),
+        Some(&json!({"recursive": true})),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(snapshot_names(d, uuid, viewer), ["s1", "s2"]);
+
+    // Delete: a viewer refused; s1 gone from the list; again: 404.
+    let r = d.req("DELETE", &format!("{z}/snapshots/s1"), Some(viewer), None);
+    assert_eq!(r.status, 403, "{r:?}");
+    let r = d.req("DELETE", &format!("{z}/snapshots/s1"), Some(op), None);
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(snapshot_names(d, uuid, viewer), ["s2"]);
+    let r = d.req("DELETE", &format!("{z}/snapshots/s1"), Some(op), None);
+    assert_eq!(r.status, 404, "{r:?}");
+    assert_eq!(read(), "one");
+}
+
+/// A VNIC's maxbw set, read back through the API and `dladm show-linkprop`, and reset;
+/// refusals (role, bad property, an etherstub, an unknown link).
+fn link_properties(d: &Daemon, vnic: &str, stub: &str, admin: &str, operator: &str, viewer: &str) {
+    let path = format!("/api/links/{vnic}");
+    let dladm_maxbw = || {
+        d.host
+            .ok(
+                "dladm",
+                &["show-linkprop", "-c", "-o", "value", "-p", "maxbw", vnic],
+            )
+            .trim()
+            .to_string()
+    };
+    let r = d.req(
+        "PATCH",
+        &path,
+        Some(operator),
+        Some(&json!({"maxbw": "100M"})),
+    );
+    assert_eq!(r.status, 403, "{r:?}");
+    let r = d.req(
+        "PATCH",
+        &path,
+        Some(admin),
+        Some(&json!({"maxbw": "100M", "thatname": "1", "priority": "urgent", "mtu": []})),
+    );
+    assert_eq!(problem_paths(&r), ["$.mtu", "$.priority", "$.thatname"]);
+    assert_eq!(dladm_maxbw(), "--", "a refused PATCH changed the link");
+
+    let r = d.req(
+        "PATCH",
+        &path,
+        Some(admin),
+        Some(&json!({"maxbw": "100M", "protection": "mac-nospoof,ip-nospoof", "allowed-ips": "10.0.0.5"})),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let shown = dladm_maxbw();
+    assert!(shown.starts_with("100"), "{shown}");
+    assert_eq!(r.json()["props"]["maxbw"], shown.as_str(), "{r:?}");
+    assert_eq!(
+        r.json()["props"]["protection"],
+        "mac-nospoof,ip-nospoof",
+        "{r:?}"
+    );
+    let one = d.req("GET", &path, Some(viewer), None);
+    assert_eq!(one.status, 200, "{one:?}");
+    assert_eq!(one.json()["class"], "vnic");
+    assert_eq!(one.json()["props"]["maxbw"], shown.as_str());
+    assert_eq!(one.json()["props"]["allowed-ips"], "10.0.0.5");
+    let all = d.req("GET", "/api/links", Some(viewer), None).json();
+    let row = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["link"] == vnic)
+        .unwrap();
+    assert_eq!(row["props"]["maxbw"], shown.as_str(), "{row}");
+
+    // null resets (dladm reset-linkprop).
+    let r = d.req(
+        "PATCH",
+        &path,
+        Some(admin),
+        Some(&json!({"maxbw": null, "protection": null, "allowed-ips": null})),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["props"]["maxbw"], "--", "{r:?}");
+    assert_eq!(dladm_maxbw(), "--");
+
+    let r = d.req(
+        "PATCH",
+        &format!("/api/links/{stub}"),
+        Some(admin),
+        Some(&json!({"maxbw": "1M"})),
+    );
+    assert_eq!(r.status, 409, "{r:?}");
+    let r = d.req(
+        "PATCH",
+        "/api/links/nosuchlink0",
+        Some(admin),
+        Some(&json!({"maxbw": "1M"})),
+    );
+    assert_eq!(r.status, 404, "{r:?}");
+    assert_eq!(
+        d.req("GET", "/api/links/nosuchlink0", Some(viewer), None)
+            .status,
+        404
+    );
+}
+
 /// Reads `GET /api/events?zone=Z` until an event with `state` arrives (30 s at most); it.
 fn wait_event(d: &Daemon, token: &str, zone: &str, state: &str) -> Value {
     let mut s = UnixStream::connect(&d.socket).unwrap();
@@ -845,6 +1076,7 @@ fn a_zone_lives_its_whole_life_through_the_api() {
         None,
     );
     assert_eq!(r.json()[0]["name"], "s1", "{r:?}");
+    rollback_and_delete_snapshots(&d, &uuid, &op, &viewer);
 
     // Shut down (its init asked to stop), delete: gone.
     let r = d.req(
@@ -898,6 +1130,9 @@ fn a_zone_lives_its_whole_life_through_the_api() {
         (format!("PATCH {z}"), 200),
         (format!("POST {z}/reboot"), 200),
         (format!("POST {z}/snapshots"), 201),
+        (format!("POST {z}/snapshots/s1/rollback"), 409),
+        (format!("POST {z}/snapshots/s2/rollback"), 200),
+        (format!("DELETE {z}/snapshots/s1"), 204),
         (format!("POST {z}/halt"), 200),
         (format!("POST {z}/shutdown"), 200),
         (format!("DELETE {z}"), 204),
@@ -944,6 +1179,96 @@ fn unknown_names_in_paths_are_json_404s() {
             .any(|a| a["path"] == "/api/images/nosuchimage" && a["status"] == 404),
         "{audit:?}"
     );
+}
+
+/// Registry credentials on `POST /api/images`: checked (each refusal at `$.creds`, never
+/// quoting them), handed to imgadm for a real pull from a registry with htpasswd auth
+/// (tests/common/registry.rs), and never in a response or the audit log.
+#[test]
+fn image_import_credentials_are_used_and_never_logged() {
+    if !require_root() {
+        return;
+    }
+    let d = Daemon::start("creds", true, &[]);
+    let admin = d.token("admin", "adm");
+    let pass = format!("pw{}secret", std::process::id());
+    let creds = format!("zsd:{pass}");
+    let reg = registry::LocalRegistry::start("zonesd", Some(&creds));
+    let layout = d.host.root.join("layout");
+    let cfg = zones::image::ImageConfig {
+        entrypoint: vec![],
+        cmd: vec!["/bin/sh".into()],
+        env: vec!["PATH=/bin:/sbin".into()],
+        workdir: None,
+        user: None,
+    };
+    build::write_oci_layout(
+        &[build::tar_rootfs(&d.host.image).unwrap()],
+        &layout,
+        "creds",
+        &cfg,
+    )
+    .unwrap();
+    registry::push_layout(&reg, &layout, "private/busybox", "v1");
+    let source = format!("docker://{}/private/busybox:v1", reg.addr);
+    let import = |body: Value| d.req("POST", "/api/images", Some(&admin), Some(&body));
+
+    let long = format!("u:{}", "x".repeat(1100));
+    for (body, why) in [
+        (
+            json!({"source": "/var/tmp/x.tar", "creds": creds}),
+            "docker:// source only",
+        ),
+        (
+            json!({"source": source, "creds": "zsd-no-colon"}),
+            "USER:PASSWORD",
+        ),
+        (
+            json!({"source": source, "creds": format!("zsd:{pass}\nx")}),
+            "newline",
+        ),
+        (
+            json!({"source": source, "creds": long}),
+            "longer than 1024 bytes",
+        ),
+        (
+            json!({"source": source, "creds": {"user": pass}}),
+            "USER:PASSWORD",
+        ),
+    ] {
+        let r = import(body.clone());
+        assert_eq!(problem_paths(&r), ["$.creds"], "{body}");
+        let text = String::from_utf8_lossy(&r.body).into_owned();
+        assert!(
+            text.contains(why) && !text.contains(&pass),
+            "{body}: {text}"
+        );
+    }
+    // Without credentials, and with wrong ones: the registry refuses (imgadm's message).
+    let r = import(json!({"source": source, "insecure": true}));
+    assert_eq!(r.status, 409, "{r:?}");
+    let wrong = format!("wrong{}pw", std::process::id());
+    let r = import(json!({"source": source, "insecure": true, "creds": format!("zsd:{wrong}")}));
+    assert_eq!(r.status, 409, "{r:?}");
+    assert!(!String::from_utf8_lossy(&r.body).contains(&wrong), "{r:?}");
+    // With them: pulled and imported.
+    let r = import(json!({"source": source, "insecure": true, "creds": creds, "name": "private"}));
+    assert_eq!(r.status, 201, "{r:?}\n{}", d.log());
+    let img = r.json();
+    assert_eq!(img["name"], "private", "{img}");
+    let id = img["id"].as_str().unwrap();
+    let r = d.req("DELETE", &format!("/api/images/{id}"), Some(&admin), None);
+    assert_eq!(r.status, 204, "{r:?}");
+
+    // Every import is audited; no password in the log (nor in zonesd's own output).
+    let audit =
+        std::fs::read_to_string(d.host.root.join("var/log/zones/zonesd-audit.log")).unwrap();
+    let imports = audit.lines().filter(|l| l.contains("\"POST\"")).count();
+    assert_eq!(imports, 8, "{audit}");
+    for secret in [&pass, &wrong] {
+        assert!(!audit.contains(secret.as_str()), "{audit}");
+        assert!(!d.log().contains(secret.as_str()), "{}", d.log());
+    }
 }
 
 /// One request with extra header lines (`Name: value`), on the Unix socket.

@@ -15,6 +15,7 @@ use axum::Router;
 use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 
+use zones_linux::zone::datalinks;
 use zones_linux::zone::manifest::ManifestError;
 use zones_linux::zone::stat;
 use zones_linux::zone::vmadm::{self, VmError};
@@ -42,6 +43,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/zones/{uuid}/stats"),
     ("GET", "/api/zones/{uuid}/snapshots"),
     ("POST", "/api/zones/{uuid}/snapshots"),
+    ("DELETE", "/api/zones/{uuid}/snapshots/{name}"),
+    ("POST", "/api/zones/{uuid}/snapshots/{name}/rollback"),
     ("GET", "/api/zones/{uuid}/console"),
     ("GET", "/api/images"),
     ("POST", "/api/images"),
@@ -49,6 +52,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/events"),
     ("GET", "/api/links"),
     ("POST", "/api/links"),
+    ("GET", "/api/links/{name}"),
+    ("PATCH", "/api/links/{name}"),
     ("DELETE", "/api/links/{name}"),
     ("GET", "/api/tokens"),
     ("POST", "/api/tokens"),
@@ -80,6 +85,8 @@ fn handler(method: &str, path: &str) -> MethodRouter<S> {
         ("GET", "/api/zones/{uuid}/stats") => on(mf, zone_stats),
         ("GET", "/api/zones/{uuid}/snapshots") => on(mf, snapshots_list),
         ("POST", "/api/zones/{uuid}/snapshots") => on(mf, snapshot_create),
+        ("DELETE", "/api/zones/{uuid}/snapshots/{name}") => on(mf, snapshot_delete),
+        ("POST", "/api/zones/{uuid}/snapshots/{name}/rollback") => on(mf, snapshot_rollback),
         ("GET", "/api/zones/{uuid}/console") => on(mf, super::console::open),
         ("GET", "/api/images") => on(mf, images_list),
         ("POST", "/api/images") => on(mf, image_import),
@@ -87,6 +94,8 @@ fn handler(method: &str, path: &str) -> MethodRouter<S> {
         ("GET", "/api/events") => on(mf, events),
         ("GET", "/api/links") => on(mf, links),
         ("POST", "/api/links") => on(mf, link_create),
+        ("GET", "/api/links/{name}") => on(mf, link_get),
+        ("PATCH", "/api/links/{name}") => on(mf, link_props),
         ("DELETE", "/api/links/{name}") => on(mf, link_delete),
         ("GET", "/api/tokens") => on(mf, tokens_list),
         ("POST", "/api/tokens") => on(mf, token_create),
@@ -153,29 +162,54 @@ impl<St: Send + Sync> FromRequest<St> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _: &St) -> Result<JsonBody, ApiError> {
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        json_object(&read_body(req).await?).map(JsonBody)
+    }
+}
+
+/// A body that may be absent (empty: `{}`), else as [`JsonBody`].
+pub struct OptJsonBody(pub Map<String, Value>);
+
+impl<St: Send + Sync> FromRequest<St> for OptJsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &St) -> Result<OptJsonBody, ApiError> {
+        let data = read_body(req).await?;
+        if data.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptJsonBody(Map::new()));
+        }
+        json_object(&data).map(OptJsonBody)
+    }
+}
+
+/// A JSON object (400 at `$` otherwise).
+fn json_object(data: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(data) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(ApiError::at("$", "expected a JSON object")),
+        Err(e) => Err(ApiError::at("$", format!("not JSON: {e}"))),
+    }
+}
+
+/// The request's body: at most [`BODY_LIMIT`] bytes (413).
+async fn read_body(req: Request) -> Result<Vec<u8>, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return Err(ApiError::TooLarge { limit: BODY_LIMIT });
+    }
+    let mut data = Vec::new();
+    let mut stream = req.into_body().into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("request body: {e}")))?;
+        if data.len() + chunk.len() > BODY_LIMIT {
             return Err(ApiError::TooLarge { limit: BODY_LIMIT });
         }
-        let mut data = Vec::new();
-        let mut stream = req.into_body().into_data_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("request body: {e}")))?;
-            if data.len() + chunk.len() > BODY_LIMIT {
-                return Err(ApiError::TooLarge { limit: BODY_LIMIT });
-            }
-            data.extend_from_slice(&chunk);
-        }
-        match serde_json::from_slice::<Value>(&data) {
-            Ok(Value::Object(m)) => Ok(JsonBody(m)),
-            Ok(_) => Err(ApiError::at("$", "expected a JSON object")),
-            Err(e) => Err(ApiError::at("$", format!("not JSON: {e}"))),
-        }
+        data.extend_from_slice(&chunk);
     }
+    Ok(data)
 }
 
 /// A path parameter (`{uuid}`, `{id}`, `{name}`). One that does not decode (percent-encoded
@@ -189,6 +223,25 @@ impl<St: Send + Sync> FromRequestParts<St> for Id {
     async fn from_request_parts(parts: &mut Parts, st: &St) -> Result<Id, ApiError> {
         match Path::<String>::from_request_parts(parts, st).await {
             Ok(Path(v)) => Ok(Id(v)),
+            Err(e) => Err(ApiError::NotFound(format!(
+                "{}: {}",
+                parts.uri.path(),
+                e.body_text()
+            ))),
+        }
+    }
+}
+
+/// The two path parameters of `/api/zones/{uuid}/snapshots/{name}...`; one that does not
+/// decode names nothing (a JSON 404, as [`Id`]).
+pub struct Ids(pub String, pub String);
+
+impl<St: Send + Sync> FromRequestParts<St> for Ids {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &St) -> Result<Ids, ApiError> {
+        match Path::<(String, String)>::from_request_parts(parts, st).await {
+            Ok(Path((a, b))) => Ok(Ids(a, b)),
             Err(e) => Err(ApiError::NotFound(format!(
                 "{}: {}",
                 parts.uri.path(),
@@ -414,6 +467,74 @@ async fn snapshot_create(
     Ok((StatusCode::CREATED, Json(doc)).into_response())
 }
 
+/// The zone of `{uuid}` that has snapshot `snap`: its name, or a 404.
+fn snapshot_of(app: &App, id: &str, snap: &str) -> Result<String, ApiError> {
+    let name = zone_of(app, id)?;
+    let missing = || ApiError::NotFound(format!("zone '{name}' has no snapshot '{snap}'"));
+    check_arg("$.name", snap).map_err(|_| missing())?;
+    let snaps = zones_linux::zone::admin::list_snapshots(&app.store()?, &name)
+        .map_err(|e| ApiError::Conflict(e.to_string()))?;
+    if !snaps.iter().any(|s| s.name == snap) {
+        return Err(missing());
+    }
+    Ok(name)
+}
+
+/// A rollback body's `recursive` (absent: false); every other key is a problem.
+fn rollback_recursive(body: &Map<String, Value>) -> Result<bool, ApiError> {
+    let mut problems = Vec::new();
+    let mut recursive = false;
+    for (k, v) in body {
+        match (k.as_str(), v) {
+            ("recursive", Value::Bool(b)) => recursive = *b,
+            ("recursive", v) => problems.push(Problem {
+                path: "$.recursive".into(),
+                msg: format!("expected true or false, not {v}"),
+            }),
+            _ => problems.push(Problem {
+                path: format!("$.{k}"),
+                msg: "unknown property".into(),
+            }),
+        }
+    }
+    if problems.is_empty() {
+        Ok(recursive)
+    } else {
+        Err(ApiError::Invalid {
+            msg: format!("invalid rollback request ({} problems)", problems.len()),
+            problems,
+        })
+    }
+}
+
+/// POST /api/zones/{uuid}/snapshots/{name}/rollback `{"recursive"?}`: `zoneadm -z ZONE
+/// rollback [-r] NAME` (a running zone is halted and booted again); the zone after. Newer
+/// snapshots without `recursive` are zoneadm's refusal: a 409 with its message.
+async fn snapshot_rollback(
+    State(app): State<S>,
+    Ids(id, snap): Ids,
+    OptJsonBody(body): OptJsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let recursive = rollback_recursive(&body)?;
+    let name = snapshot_of(&app, &id, &snap)?;
+    let mut args: Vec<&str> = vec!["-z", &name, "rollback"];
+    if recursive {
+        args.push("-r");
+    }
+    args.push(&snap);
+    app.tools.run("zoneadm", &args, None).await?;
+    Ok(Json(get_doc(&app, &name)?))
+}
+
+/// DELETE /api/zones/{uuid}/snapshots/{name}: `zoneadm -z ZONE delete-snapshot NAME`; 204.
+async fn snapshot_delete(State(app): State<S>, Ids(id, snap): Ids) -> Result<StatusCode, ApiError> {
+    let name = snapshot_of(&app, &id, &snap)?;
+    app.tools
+        .run("zoneadm", &["-z", &name, "delete-snapshot", &snap], None)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// A tool's JSON output.
 fn parse_json(prog: &str, text: &str) -> Result<Value, ApiError> {
     serde_json::from_str(text)
@@ -425,8 +546,40 @@ async fn images_list(State(app): State<S>) -> Result<Json<Value>, ApiError> {
     Ok(Json(parse_json("imgadm", &out.stdout)?))
 }
 
-/// POST /api/images `{"source", "rootfs"?, "name"?, "insecure"?}`: `imgadm import` of a path
-/// on this host (absolute) or a `docker://` reference; 201 with the new image.
+/// The longest `creds` taken.
+const CREDS_LIMIT: usize = 1024;
+
+/// What is wrong with registry credentials `USER:PASSWORD`, if anything. The message never
+/// quotes them.
+fn creds_problem(creds: &str, source: Option<&str>) -> Option<String> {
+    if !source.is_some_and(|s| s.starts_with("docker://")) {
+        Some("credentials are for a docker:// source only".into())
+    } else if creds.len() > CREDS_LIMIT {
+        Some(format!("longer than {CREDS_LIMIT} bytes"))
+    } else if creds.contains(['\n', '\r', '\0']) {
+        Some("contains a newline or a NUL".into())
+    } else if !creds.contains(':') {
+        Some("expected USER:PASSWORD".into())
+    } else {
+        None
+    }
+}
+
+/// `text` with the credentials `creds` (and their password alone) blotted out: a tool's
+/// message may quote them, and it goes to the client and the audit log.
+fn redact(text: &str, creds: &str) -> String {
+    let pass = creds.split_once(':').map_or("", |(_, p)| p);
+    let text = text.replace(creds, "<creds>");
+    if pass.is_empty() {
+        text
+    } else {
+        text.replace(pass, "<password>")
+    }
+}
+
+/// POST /api/images `{"source", "rootfs"?, "name"?, "insecure"?, "creds"?}`: `imgadm import`
+/// of a path on this host (absolute) or a `docker://` reference (`creds`, USER:PASSWORD, go to
+/// imgadm in IMGADM_CREDS: never argv, never the audit log); 201 with the new image.
 async fn image_import(
     State(app): State<S>,
     JsonBody(body): JsonBody,
@@ -462,6 +615,9 @@ async fn image_import(
                     args.extend(["--name".to_string(), n.clone()]);
                 }
             }
+            ("creds", Value::String(_)) => {}
+            // Not echoed: it may hold a password.
+            ("creds", _) => bad(&path, "expected a string USER:PASSWORD".into()),
             ("source" | "name", v) => bad(&path, format!("expected a string, not {v}")),
             ("rootfs" | "insecure", v) => bad(&path, format!("expected true or false, not {v}")),
             _ => bad(&path, "unknown property".into()),
@@ -470,6 +626,10 @@ async fn image_import(
     let source = body.get("source").and_then(Value::as_str);
     if body.get("source").is_none() {
         bad("$.source", "missing".into());
+    }
+    let creds = body.get("creds").and_then(Value::as_str);
+    if let Some(why) = creds.and_then(|c| creds_problem(c, source)) {
+        bad("$.creds", why);
     }
     if !problems.is_empty() {
         return Err(ApiError::Invalid {
@@ -490,7 +650,18 @@ async fn image_import(
         &app.tools.run("imgadm", &["list", "-j"], None).await?.stdout,
     )?;
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    app.tools.run("imgadm", &argv, None).await?;
+    match creds {
+        None => app.tools.run("imgadm", &argv, None).await?,
+        Some(c) => app
+            .tools
+            .run_env("imgadm", &argv, None, &[("IMGADM_CREDS", c)])
+            .await
+            .map_err(|e| match e {
+                ApiError::Conflict(m) => ApiError::Conflict(redact(&m, c)),
+                ApiError::Internal(m) => ApiError::Internal(redact(&m, c)),
+                e => e,
+            })?,
+    };
     let after = parse_json(
         "imgadm",
         &app.tools.run("imgadm", &["list", "-j"], None).await?.stdout,
@@ -524,9 +695,146 @@ async fn image_delete(State(app): State<S>, Id(id): Id) -> Result<StatusCode, Ap
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// GET /api/links: `dladm show-link -j`, each row with its `props` (below).
 async fn links(State(app): State<S>) -> Result<Json<Value>, ApiError> {
     let out = app.tools.run("dladm", &["show-link", "-j"], None).await?;
-    Ok(Json(parse_json("dladm", &out.stdout)?))
+    let mut rows = parse_json("dladm", &out.stdout)?;
+    let props = link_props_of(&app, None).await?;
+    for r in rows.as_array_mut().into_iter().flatten() {
+        let name = r["link"].as_str().unwrap_or_default();
+        r["props"] = props.get(name).cloned().unwrap_or_else(|| json!({}));
+    }
+    Ok(Json(rows))
+}
+
+/// `dladm show-linkprop -j [LINK]` as `{LINK: {PROPERTY: VALUE}}`, the values as dladm
+/// shows them (`--`: not set).
+async fn link_props_of(app: &App, link: Option<&str>) -> Result<Map<String, Value>, ApiError> {
+    let mut args = vec!["show-linkprop", "-j"];
+    args.extend(link);
+    let out = app.tools.run("dladm", &args, None).await?;
+    let mut by_link = Map::new();
+    for r in parse_json("dladm", &out.stdout)?
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let (Some(l), Some(p)) = (r["link"].as_str(), r["property"].as_str()) else {
+            continue;
+        };
+        let entry = by_link.entry(l).or_insert_with(|| json!({}));
+        entry[p] = r["value"].clone();
+    }
+    Ok(by_link)
+}
+
+/// The link of a path's `{name}` as `GET /api/links` shows it, or a 404.
+async fn link_doc(app: &App, name: &str) -> Result<Value, ApiError> {
+    let missing = || ApiError::NotFound(format!("no link '{name}'"));
+    let mut problems = Vec::new();
+    check_link("$.name", name, &mut problems);
+    if !problems.is_empty() {
+        return Err(missing());
+    }
+    let mut row = link_row(app, name).await?.ok_or_else(missing)?;
+    let props = link_props_of(app, Some(name)).await?;
+    row["props"] = props.get(name).cloned().unwrap_or_else(|| json!({}));
+    Ok(row)
+}
+
+/// GET /api/links/{name}: one link with its `props`.
+async fn link_get(State(app): State<S>, Id(name): Id) -> Result<Json<Value>, ApiError> {
+    Ok(Json(link_doc(&app, &name).await?))
+}
+
+/// The properties a VNIC takes (`dladm set-linkprop`'s).
+fn link_prop_names() -> Vec<&'static str> {
+    let mut names = vec!["mtu"];
+    names.extend(datalinks::LINK_PROPS.iter().map(|(n, _, _)| *n));
+    names
+}
+
+/// A PATCH body of link properties as (`PROP=VALUE` pairs to set, names to reset), each
+/// value checked as dladm checks it; every problem at its path.
+fn link_prop_changes(body: &Map<String, Value>) -> Result<(Vec<String>, Vec<String>), ApiError> {
+    let known = link_prop_names();
+    let (mut set, mut reset, mut problems) = (Vec::new(), Vec::new(), Vec::new());
+    let mut bad = |k: &str, msg: String| {
+        problems.push(Problem {
+            path: format!("$.{k}"),
+            msg,
+        })
+    };
+    for (k, v) in body {
+        if !known.contains(&k.as_str()) {
+            bad(
+                k,
+                format!("unknown link property (properties: {})", known.join(", ")),
+            );
+            continue;
+        }
+        let text = match v {
+            Value::Null => {
+                reset.push(k.clone());
+                continue;
+            }
+            Value::String(t) => t.clone(),
+            Value::Number(n) => n.to_string(),
+            v => {
+                bad(k, format!("expected a string, or null to reset, not {v}"));
+                continue;
+            }
+        };
+        match datalinks::check_prop(k, &text) {
+            Ok(canon) => set.push(format!("{k}={canon}")),
+            Err(e) => bad(k, e.to_string()),
+        }
+    }
+    if body.is_empty() {
+        problems.push(Problem {
+            path: "$".into(),
+            msg: format!("give one or more of {}", known.join(", ")),
+        });
+    }
+    if problems.is_empty() {
+        Ok((set, reset))
+    } else {
+        Err(ApiError::Invalid {
+            msg: format!("invalid link properties ({} problems)", problems.len()),
+            problems,
+        })
+    }
+}
+
+/// PATCH /api/links/{name} `{PROP: VALUE|null, ...}`: a VNIC's link properties, `dladm
+/// set-linkprop -p K=V,... NAME` and, for the nulls, `dladm reset-linkprop -p K,... NAME`;
+/// the link after, as `GET /api/links/{name}`.
+async fn link_props(
+    State(app): State<S>,
+    Id(name): Id,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let (set, reset) = link_prop_changes(&body)?;
+    let row = link_doc(&app, &name).await?;
+    if row["class"] != "vnic" {
+        return Err(ApiError::Conflict(format!(
+            "link '{name}' is a {}: only VNICs take link properties",
+            row["class"].as_str().unwrap_or("link of no class")
+        )));
+    }
+    if !set.is_empty() {
+        let p = set.join(",");
+        app.tools
+            .run("dladm", &["set-linkprop", "-p", &p, &name], None)
+            .await?;
+    }
+    if !reset.is_empty() {
+        let p = reset.join(",");
+        app.tools
+            .run("dladm", &["reset-linkprop", "-p", &p, &name], None)
+            .await?;
+    }
+    Ok(Json(link_doc(&app, &name).await?))
 }
 
 /// A link name as dladm takes it: 1-15 letters, digits, '_', '.', '-', from a letter or digit.
@@ -740,4 +1048,70 @@ async fn token_delete(State(app): State<S>, Id(id): Id) -> Result<StatusCode, Ap
         e => ApiError::internal(e),
     })?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_checked_without_being_quoted() {
+        let reg = Some("docker://r.example/a:1");
+        assert_eq!(creds_problem("u:p", reg), None);
+        for (creds, source) in [
+            ("u:p", Some("/var/tmp/a.tar")),
+            ("u:p", None),
+            ("nocolon", reg),
+            ("u:p\nq", reg),
+            ("u:p\0", reg),
+        ] {
+            let why = creds_problem(creds, source).unwrap();
+            assert!(!why.contains(creds), "{why}");
+        }
+        assert!(creds_problem(&format!("u:{}", "x".repeat(1024)), reg).is_some());
+        assert_eq!(
+            redact("bad u:s3cret, s3cret refused", "u:s3cret"),
+            "bad <creds>, <password> refused"
+        );
+        assert_eq!(redact("as u", "u:"), "as u");
+    }
+
+    #[test]
+    fn link_properties_become_dladm_arguments() {
+        let body = |v: Value| v.as_object().unwrap().clone();
+        let (set, reset) = link_prop_changes(&body(json!({
+            "maxbw": "100M", "protection": "mac-nospoof,ip-nospoof", "mtu": 9000, "priority": null
+        })))
+        .unwrap();
+        assert_eq!(
+            set,
+            [
+                "maxbw=100M",
+                "mtu=9000",
+                "protection=mac-nospoof,ip-nospoof"
+            ]
+        );
+        assert_eq!(reset, ["priority"]);
+        let Err(ApiError::Invalid { problems, .. }) = link_prop_changes(&body(json!({
+            "thatname": "1", "maxbw": "fast", "allowed-ips": true
+        }))) else {
+            panic!("accepted");
+        };
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["$.allowed-ips", "$.maxbw", "$.thatname"]);
+        assert!(link_prop_changes(&Map::new()).is_err());
+    }
+
+    #[test]
+    fn a_rollback_body_is_optional_and_checked() {
+        assert!(!rollback_recursive(&Map::new()).unwrap());
+        let m = json!({"recursive": true});
+        assert!(rollback_recursive(m.as_object().unwrap()).unwrap());
+        let m = json!({"recursive": 1, "x": 2});
+        let Err(ApiError::Invalid { problems, .. }) = rollback_recursive(m.as_object().unwrap())
+        else {
+            panic!("accepted");
+        };
+        assert_eq!(problems.len(), 2);
+    }
 }

@@ -24,6 +24,10 @@ pub fn set_child_umask(mask: libc::mode_t) {
     let _ = CHILD_UMASK.set(mask);
 }
 
+/// Variables a tool reads secrets from: set per request only (zonesd's own are dropped, so
+/// an import names no registry the host's credentials would be sent to).
+pub const SECRET_VARS: [&str; 1] = ["IMGADM_CREDS"];
+
 pub struct Tools {
     dir: PathBuf,
     altroot: Option<PathBuf>,
@@ -50,11 +54,28 @@ impl Tools {
         args: &[&str],
         input: Option<&[u8]>,
     ) -> Result<ToolOutput, ApiError> {
+        self.run_env(prog, args, input, &[]).await
+    }
+
+    /// [`Tools::run`] with `env` added to the tool's environment: secrets (a registry's
+    /// credentials) go there, never into argv (which any local user can read in /proc).
+    /// zonesd's own [`SECRET_VARS`] are never passed on: a secret comes with its request.
+    pub async fn run_env(
+        &self,
+        prog: &str,
+        args: &[&str],
+        input: Option<&[u8]>,
+        env: &[(&str, &str)],
+    ) -> Result<ToolOutput, ApiError> {
         let path = self.dir.join(prog);
         let mut cmd = tokio::process::Command::new(&path);
         if let Some(r) = &self.altroot {
             cmd.arg("-R").arg(r);
         }
+        for v in SECRET_VARS {
+            cmd.env_remove(v);
+        }
+        cmd.envs(env.iter().copied());
         cmd.args(args)
             .stdin(if input.is_some() {
                 Stdio::piped()

@@ -49,6 +49,7 @@ export class Host {
 
   get(path) { return this.call("GET", path); }
   post(path, body) { return this.call("POST", path, body === undefined ? {} : body); }
+  patch(path, body) { return this.call("PATCH", path, body); }
   action(path) { return this.call("POST", path); }
   del(path) { return this.call("DELETE", path); }
 

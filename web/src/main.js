@@ -61,7 +61,7 @@ class HostView {
         "details",
         { open: true, class: "networks" },
         h("summary", {}, "Networks"),
-        h("table", {}, h("thead", {}, h("tr", {}, ["Link", "Class", "Over", "State", ""].map((c) => h("th", {}, c)))), this.linkRows),
+        h("table", {}, h("thead", {}, h("tr", {}, ["Link", "Class", "Over", "State", "maxbw", ""].map((c) => h("th", {}, c)))), this.linkRows),
         this.linkForm(),
       ),
     );
@@ -239,7 +239,7 @@ class HostView {
         try {
           const list = await this.host.get(`/api/zones/${z.uuid}/snapshots`);
           const when = (c) => (typeof c === "number" ? new Date(c * 1000).toISOString().replace(".000Z", "Z") : c);
-          snaps.replaceChildren(...list.map((s) => h("li", {}, `${s.name}${s.created ? ` (${when(s.created)})` : ""}`)));
+          snaps.replaceChildren(...list.map((s, i) => this.snapshotItem(z, s, list.slice(i + 1), when, loadSnaps)));
         } catch (e) {
           this.fail(e);
         }
@@ -259,6 +259,51 @@ class HostView {
       if (z.state === "running") c.start();
     }
     this.renderZones(this.zones);
+  }
+
+  /** One snapshot with its Rollback (recursive when newer ones exist: they go, as the
+   *  confirm says) and Delete buttons. */
+  snapshotItem(z, s, newer, when, reload) {
+    const zone = z.alias || z.uuid;
+    const base = `/api/zones/${z.uuid}/snapshots/${encodeURIComponent(s.name)}`;
+    const rollback = () => {
+      const gone = newer.length ? ` This deletes the newer snapshots: ${newer.map((n) => n.name).join(", ")}.` : "";
+      const cur = this.zones.find((x) => x.uuid === z.uuid) || z;
+      const running = cur.state === "running" ? " The zone is halted and booted again." : "";
+      if (!confirm(`Roll zone ${zone} back to snapshot ${s.name}?${running}${gone}`)) return;
+      this.act(`rollback ${s.name}`, async () => {
+        await this.host.post(`${base}/rollback`, newer.length ? { recursive: true } : {});
+        await reload();
+      });
+    };
+    const remove = () => {
+      if (!confirm(`Delete snapshot ${s.name} of zone ${zone}?`)) return;
+      this.act(`delete snapshot ${s.name}`, async () => {
+        await this.host.del(base);
+        await reload();
+      });
+    };
+    return h(
+      "li",
+      { dataset: { snapshot: s.name } },
+      `${s.name}${s.created ? ` (${when(s.created)})` : ""} `,
+      h("button", { type: "button", class: "rollback", onclick: rollback }, "Rollback"),
+      h("button", { type: "button", class: "delete-snapshot", onclick: remove }, "Delete"),
+    );
+  }
+
+  /** A VNIC's maxbw, editable: an empty field resets it (null). */
+  maxbwCell(l) {
+    if (l.class !== "vnic" || l.link.includes("/")) return h("td", {}, "");
+    const now = l.props && l.props.maxbw && l.props.maxbw !== "--" ? l.props.maxbw : "";
+    const input = h("input", { name: "maxbw", value: now, placeholder: "none", size: 6, title: "e.g. 100M, 1.5G, 500K; empty: no limit" });
+    const form = h("form", { class: "maxbw" }, input, h("button", { type: "submit" }, "Set"));
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const v = input.value.trim();
+      this.act(`maxbw ${l.link}`, () => this.host.patch(`/api/links/${encodeURIComponent(l.link)}`, { maxbw: v === "" ? null : v }));
+    });
+    return h("td", {}, form);
   }
 
   renderImages(images) {
@@ -284,6 +329,8 @@ class HostView {
     const stubs = links.filter((l) => l.class === "etherstub");
     this.stubSelect.replaceChildren(h("option", { value: "" }, "no NIC"), ...stubs.map((l) => h("option", { value: l.link }, l.link)));
     this.stubSelect.value = keep;
+    // A maxbw being typed is not wiped by the periodic refresh.
+    if (this.linkRows.contains(document.activeElement)) return;
     this.linkRows.replaceChildren(
       ...links.map((l) =>
         h(
@@ -293,6 +340,7 @@ class HostView {
           h("td", {}, fmt.val(l.class)),
           h("td", {}, fmt.val(l.over)),
           h("td", {}, fmt.val(l.state)),
+          this.maxbwCell(l),
           // A zone's own links (ZONE/net0) go with the zone: no delete here.
           h("td", {}, ["etherstub", "vnic"].includes(l.class) && !l.link.includes("/") ? h("button", { type: "button", onclick: () => this.act(`delete ${l.link}`, () => this.host.del(`/api/links/${encodeURIComponent(l.link)}`)) }, "delete") : ""),
         ),
