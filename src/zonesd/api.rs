@@ -396,6 +396,17 @@ async fn snapshots_list(State(app): State<S>, Id(id): Id) -> Result<Json<Value>,
     ))
 }
 
+/// Ok when `problems` is empty, else the 400 that lists them all (`what`: "link request").
+fn no_problems(what: &str, problems: Vec<Problem>) -> Result<(), ApiError> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::Invalid {
+        msg: format!("invalid {what} ({} problems)", problems.len()),
+        problems,
+    })
+}
+
 /// A name passed to a tool as an argument: no option look-alike, no odd characters.
 fn check_arg(path: &str, v: &str) -> Result<(), ApiError> {
     let ok = !v.is_empty()
@@ -451,12 +462,7 @@ async fn snapshot_create(
             String::new()
         }
     };
-    if !problems.is_empty() {
-        return Err(ApiError::Invalid {
-            msg: format!("invalid snapshot request ({} problems)", problems.len()),
-            problems,
-        });
-    }
+    no_problems("snapshot request", problems)?;
     app.tools
         .run("zoneadm", &["-z", &name, "snapshot", &snap], None)
         .await?;
@@ -497,14 +503,7 @@ fn rollback_recursive(body: &Map<String, Value>) -> Result<bool, ApiError> {
             }),
         }
     }
-    if problems.is_empty() {
-        Ok(recursive)
-    } else {
-        Err(ApiError::Invalid {
-            msg: format!("invalid rollback request ({} problems)", problems.len()),
-            problems,
-        })
-    }
+    no_problems("rollback request", problems).map(|()| recursive)
 }
 
 /// POST /api/zones/{uuid}/snapshots/{name}/rollback `{"recursive"?}`: `zoneadm -z ZONE
@@ -631,12 +630,7 @@ async fn image_import(
     if let Some(why) = creds.and_then(|c| creds_problem(c, source)) {
         bad("$.creds", why);
     }
-    if !problems.is_empty() {
-        return Err(ApiError::Invalid {
-            msg: format!("invalid import request ({} problems)", problems.len()),
-            problems,
-        });
-    }
+    no_problems("import request", problems)?;
     args.push(source.unwrap_or_default().to_string());
     let ids = |v: &Value| -> Vec<String> {
         v.as_array()
@@ -796,14 +790,7 @@ fn link_prop_changes(body: &Map<String, Value>) -> Result<(Vec<String>, Vec<Stri
             msg: format!("give one or more of {}", known.join(", ")),
         });
     }
-    if problems.is_empty() {
-        Ok((set, reset))
-    } else {
-        Err(ApiError::Invalid {
-            msg: format!("invalid link properties ({} problems)", problems.len()),
-            problems,
-        })
-    }
+    no_problems("link properties", problems).map(|()| (set, reset))
 }
 
 /// PATCH /api/links/{name} `{PROP: VALUE|null, ...}`: a VNIC's link properties, `dladm
@@ -903,12 +890,7 @@ async fn link_create(State(app): State<S>, JsonBody(body): JsonBody) -> Result<R
         }
         _ => Vec::new(),
     };
-    if !problems.is_empty() {
-        return Err(ApiError::Invalid {
-            msg: format!("invalid link request ({} problems)", problems.len()),
-            problems,
-        });
-    }
+    no_problems("link request", problems)?;
     let args: Vec<&str> = argv.iter().map(String::as_str).collect();
     app.tools.run("dladm", &args, None).await?;
     let name = argv.last().cloned().unwrap_or_default();
@@ -1023,11 +1005,9 @@ async fn token_create(
             None
         }
     };
-    let Some(role) = role.filter(|_| problems.is_empty()) else {
-        return Err(ApiError::Invalid {
-            msg: format!("invalid token request ({} problems)", problems.len()),
-            problems,
-        });
+    no_problems("token request", problems)?;
+    let Some(role) = role else {
+        return Err(ApiError::at("$.role", "missing"));
     };
     let (entry, token) = app
         .tokens
