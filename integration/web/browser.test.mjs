@@ -167,6 +167,24 @@ try {
     console.log("FAIL **************************************************************");
   }
 
+  await step("rolled back to a snapshot and the snapshot deleted, from its details", async () => {
+    if (!(await hostB().locator("ul.snapshots").isVisible())) {
+      await zoneRow().locator("button.details").click();
+    }
+    const li = (n) => hostB().locator(`ul.snapshots li[data-snapshot="${n}"]`);
+    const f = hostB().locator("form.snapshot");
+    await f.locator('input[name="name"]').fill("web2");
+    await f.locator('button[type="submit"]').click();
+    await li("web2").waitFor({ timeout: 60_000 });
+    // Back to web1: recursive (web2 is newer and goes); the running zone is booted again.
+    await li("web1").locator("button.rollback").click();
+    await li("web2").waitFor({ state: "detached", timeout: 180_000 });
+    await zoneRow().and(page.locator('[data-state="running"]')).waitFor({ timeout: 180_000 });
+    await li("web1").locator("button.delete-snapshot").click();
+    await li("web1").waitFor({ state: "detached", timeout: 60_000 });
+    await shot("4-snapshots");
+  });
+
   await step("halted through its button", async () => {
     await zoneRow().locator("button.halt").click();
     await zoneRow().and(page.locator('[data-state="stopped"]')).waitFor({ timeout: 120_000 });
@@ -175,7 +193,7 @@ try {
   await step("deleted", async () => {
     await zoneRow().locator("button.delete").click();
     await zoneRow().waitFor({ state: "detached", timeout: 120_000 });
-    await shot("4-deleted");
+    await shot("5-deleted");
   });
 
   await step("no page errors", async () => {
