@@ -429,16 +429,9 @@ fn roles_tokens_limits_and_the_audit_log() {
     let bad = json!({"brand": "hvm", "ram": "lots", "bogus": 1,
                      "nics": [{"nic_tag": "x", "ip": "10.0.0.5"}]});
     let r = d.req("POST", "/api/zones", Some(&operator), Some(&bad));
-    assert_eq!(r.status, 400, "{r:?}");
-    let doc = r.json();
-    let paths: Vec<&str> = doc["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["path"].as_str().unwrap())
-        .collect();
+    let paths = problem_paths(&r);
     for want in ["$.brand", "$.bogus", "$.nics[0].netmask", "$.image_uuid"] {
-        assert!(paths.contains(&want), "{want} not in {paths:?}");
+        assert!(paths.iter().any(|p| p == want), "{want} not in {paths:?}");
     }
     let r = d.req("POST", "/api/zones", Some(&operator), None);
     assert_eq!(r.status, 400);
@@ -668,14 +661,7 @@ fn import_image(d: &Daemon, admin: &str, operator: &str) -> String {
         Some(admin),
         Some(&json!({"source": "rel/x", "nme": 1})),
     );
-    assert_eq!(r.status, 400, "{r:?}");
-    let doc = r.json();
-    let paths: Vec<&str> = doc["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["path"].as_str().unwrap())
-        .collect();
+    let paths = problem_paths(&r);
     assert_eq!(paths, ["$.nme", "$.source"]);
     let r = d.req("POST", "/api/images", Some(admin), Some(&body));
     assert_eq!(r.status, 201, "{r:?}");
@@ -1027,16 +1013,9 @@ fn a_zone_lives_its_whole_life_through_the_api() {
         Some(&op),
         Some(&json!({"uuid": "x", "bogus": 1})),
     );
-    assert_eq!(r.status, 400, "{r:?}");
-    let doc = r.json();
-    let paths: Vec<&str> = doc["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["path"].as_str().unwrap())
-        .collect();
+    let paths = problem_paths(&r);
     assert!(
-        paths.contains(&"$.uuid") && paths.contains(&"$.bogus"),
+        paths.iter().any(|p| p == "$.uuid") && paths.iter().any(|p| p == "$.bogus"),
         "{paths:?}"
     );
     let r = d.req(
